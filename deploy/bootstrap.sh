@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Sets up everything `make demo` and `make test` need on a fresh Debian machine:
+# Debian packages (when running as root), a virtual environment and the Python packages.
+# Safe to run again: it only installs what is missing.
+set -euo pipefail
+venv="${1:-.venv}"
+
+python_bin="$(command -v python3.11 || command -v python3 || true)"
+need_debs=()
+if [ -z "$python_bin" ]; then
+    need_debs+=(python3 python3-venv)
+elif ! "$python_bin" -c 'import venv, ensurepip' >/dev/null 2>&1; then
+    need_debs+=(python3-venv)
+fi
+# The browser tests drive Debian's Chromium (Playwright cannot download its own here).
+if ! command -v chromium >/dev/null 2>&1; then
+    need_debs+=(chromium)
+fi
+
+if [ "${#need_debs[@]}" -gt 0 ]; then
+    if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+        echo "bootstrap: installing Debian packages: ${need_debs[*]}"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq
+        apt-get install -y -qq --no-install-recommends "${need_debs[@]}" >/dev/null
+        python_bin="$(command -v python3.11 || command -v python3)"
+    else
+        echo "bootstrap: please install these Debian packages first: ${need_debs[*]}" >&2
+        if [ -z "$python_bin" ]; then exit 1; fi
+    fi
+fi
+
+"$python_bin" - <<'PY'
+import sys
+if sys.version_info < (3, 11):
+    sys.exit(f"bootstrap: Minga needs Python 3.11 or newer, found {sys.version.split()[0]}")
+PY
+
+if [ ! -x "$venv/bin/python" ]; then
+    echo "bootstrap: creating virtual environment in $venv"
+    "$python_bin" -m venv "$venv"
+fi
+"$venv/bin/python" -m pip install --quiet --upgrade pip
+echo "bootstrap: installing Minga with the embedded homeserver and development tools"
+"$venv/bin/python" -m pip install --quiet -e '.[homeserver,dev]'
+echo "bootstrap: ready"

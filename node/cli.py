@@ -1,0 +1,117 @@
+"""The ``minga`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import FrameType
+
+from deploy.homeserver import Homeserver, HomeserverError
+from node.config import ConfigError, load_config
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+class UserError(Exception):
+    """A problem the user can fix; printed as one line, never as a traceback."""
+
+
+def _wait_for_stop_signal() -> None:
+    """Block until Ctrl-C or SIGTERM."""
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _serve_homeserver(directory: Path, port: int | None) -> int:
+    server = Homeserver.open_or_create(directory, client_port=port)
+    try:
+        server.start()
+        print(f"Homeserver {server.server_name} is running at {server.url}", flush=True)
+        print(f"  data and logs: {server.directory}", flush=True)
+        print("Press Ctrl-C to stop it.", flush=True)
+        _wait_for_stop_signal()
+    finally:
+        server.stop()
+    print("Homeserver stopped.", flush=True)
+    return 0
+
+
+def cmd_homeserver_start(args: argparse.Namespace) -> int:
+    return _serve_homeserver(Path(args.dir), args.port)
+
+
+def cmd_homeserver_register(args: argparse.Namespace) -> int:
+    server = Homeserver.open(Path(args.dir))
+    account = server.register(args.user, admin=args.admin)
+    print(f"registered {account.user_id} (device {account.device_id})")
+    print(f"password: {account.password}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    return _serve_homeserver(Path(args.dir) / "homeserver", None)
+
+
+def cmd_config_check(args: argparse.Namespace) -> int:
+    config = load_config(Path(args.file))
+    print(f"{args.file}: valid; homeserver {config.homeserver.url},"
+          f" web and API on http://{config.http.host}:{config.http.port}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="minga", description="Minga node for coalitions")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    homeserver = commands.add_parser("homeserver", help="the embedded Matrix homeserver")
+    hs_commands = homeserver.add_subparsers(dest="action", required=True, metavar="ACTION")
+    start = hs_commands.add_parser("start", help="run a loopback-only homeserver until Ctrl-C")
+    start.add_argument("--dir", required=True, help="directory for its data (created if new)")
+    start.add_argument("--port", type=int, help="client API port (default: a free port)")
+    start.set_defaults(handler=cmd_homeserver_start)
+    register = hs_commands.add_parser("register", help="create an account on it")
+    register.add_argument("--dir", required=True, help="the homeserver's directory")
+    register.add_argument("user", help="local part of the new account")
+    register.add_argument("--admin", action="store_true", help="make it a server admin")
+    register.set_defaults(handler=cmd_homeserver_register)
+
+    demo = commands.add_parser("demo", help="run the demo network until Ctrl-C")
+    demo.add_argument("--dir", default="demo-data", help="directory for all demo data")
+    demo.set_defaults(handler=cmd_demo)
+
+    config = commands.add_parser("config", help="configuration files")
+    config_commands = config.add_subparsers(dest="action", required=True, metavar="ACTION")
+    check = config_commands.add_parser("check", help="validate a node.toml")
+    check.add_argument("file", help="path of the file")
+    check.set_defaults(handler=cmd_config_check)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler: Handler = args.handler
+    try:
+        return handler(args)
+    except (UserError, ConfigError, HomeserverError) as error:
+        print(f"minga: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

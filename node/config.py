@@ -1,0 +1,105 @@
+"""The node's configuration file (``node.toml``), loaded into a pydantic model.
+
+Every setting is documented in ``node.example.toml``. Unknown keys and bad values are refused with
+an error that names the key, so a typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import tomllib
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+
+class ConfigError(ValueError):
+    """The configuration file is missing, unreadable or invalid; the message names the key."""
+
+
+class LogLevel(StrEnum):
+    debug = "debug"
+    info = "info"
+    warning = "warning"
+    error = "error"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+MatrixUserId = Annotated[str, Field(pattern=r"^@[a-z0-9._=\-/+]+:[A-Za-z0-9.\-]+(:[0-9]{1,5})?$")]
+
+
+class NodeSection(_Section):
+    data_dir: Path = Path("minga-data")
+    log_level: LogLevel = LogLevel.info
+    passphrase_file: Path | None = None
+
+
+class HomeserverSection(_Section):
+    url: AnyHttpUrl
+    user_id: MatrixUserId
+    access_token_file: Path = Path("matrix-access-token")
+
+
+class HttpSection(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8470, ge=1, le=65535)
+
+    @field_validator("host")
+    @classmethod
+    def _must_be_ip_address(cls, value: str) -> str:
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            raise ValueError("must be an IP address such as 127.0.0.1") from None
+        return value
+
+
+class NodeConfig(_Section):
+    node: NodeSection = NodeSection()
+    homeserver: HomeserverSection
+    http: HttpSection = HttpSection()
+
+    def resolve(self, base: Path) -> NodeConfig:
+        """Relative paths are relative to the directory of the config file."""
+        node = self.node.model_copy(
+            update={
+                "data_dir": base / self.node.data_dir,
+                "passphrase_file": base / self.node.passphrase_file
+                if self.node.passphrase_file
+                else None,
+            }
+        )
+        return self.model_copy(update={"node": node})
+
+
+def _describe(error: ValidationError) -> str:
+    lines = []
+    for item in error.errors():
+        key = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        message = "unknown setting" if item["type"] == "extra_forbidden" else item["msg"]
+        lines.append(f"{key}: {message}")
+    return "; ".join(lines)
+
+
+def parse_config(text: str, *, source: str = "node.toml") -> NodeConfig:
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{source}: not valid TOML ({error})") from None
+    try:
+        return NodeConfig.model_validate(raw)
+    except ValidationError as error:
+        raise ConfigError(f"{source}: {_describe(error)}") from None
+
+
+def load_config(path: Path) -> NodeConfig:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read ({error.strerror})") from None
+    return parse_config(text, source=str(path)).resolve(path.parent.resolve())

@@ -42,5 +42,5 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 "$venv/bin/python" -m pip install --quiet --upgrade pip
 echo "bootstrap: installing Minga with the embedded homeserver and development tools"
-"$venv/bin/python" -m pip install --quiet -e '.[homeserver,dev]'
+"$venv/bin/python" -m pip install --quiet -e '.[homeserver,dev,bench]'
 echo "bootstrap: ready"

@@ -1,0 +1,51 @@
+"""Canonical JSON (RFC 8785 behaviour for Minga's value types) for everything signed outside SD-JWT.
+
+Values are limited to what travels on Matrix: objects, arrays, strings, integers, booleans and null.
+Floats are refused (Matrix rejects them in event content) and so are integers outside the range
+that every JSON implementation represents exactly (|n| < 2**53). Object keys are sorted by their
+UTF-16 code units, as RFC 8785 requires; strings are written with the minimal escaping of RFC 8785
+(which is what ``json.dumps(ensure_ascii=False)`` produces).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+MAX_SAFE_INTEGER = 2**53 - 1
+
+
+class CanonicalJSONError(ValueError):
+    """A value cannot be written as canonical JSON; the message gives its path."""
+
+
+def _utf16_key(key: str) -> bytes:
+    return key.encode("utf-16-be")
+
+
+def _normalise(value: Any, path: str) -> Any:
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int):
+        if abs(value) > MAX_SAFE_INTEGER:
+            raise CanonicalJSONError(f"{path}: integer {value} is outside ±(2**53 - 1)")
+        return value
+    if isinstance(value, float):
+        raise CanonicalJSONError(f"{path}: floats are not allowed; use an integer or a string")
+    if isinstance(value, dict):
+        for key in value:
+            if not isinstance(key, str):
+                raise CanonicalJSONError(f"{path}: object key {key!r} is not a string")
+        return {
+            key: _normalise(value[key], f"{path}.{key}") for key in sorted(value, key=_utf16_key)
+        }
+    if isinstance(value, list | tuple):
+        return [_normalise(item, f"{path}[{index}]") for index, item in enumerate(value)]
+    raise CanonicalJSONError(f"{path}: {type(value).__name__} is not a JSON value")
+
+
+def canonical_json(value: Any) -> bytes:
+    """The canonical UTF-8 bytes of ``value``."""
+    return json.dumps(
+        _normalise(value, "$"), ensure_ascii=False, separators=(",", ":"), allow_nan=False
+    ).encode("utf-8")

@@ -1,0 +1,263 @@
+"""The one thin wrapper around matrix-nio (DESIGN §6), so the client library could be swapped.
+
+Everything above this module speaks in plain dicts and :class:`TimelineEvent`s. Retries and
+timeouts are bounded explicitly: a homeserver that is down or rate-limits us produces a
+:class:`TransportError` after a few attempts instead of hanging the caller forever. Event
+content is never logged here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import nio
+
+DEFAULT_REQUEST_TIMEOUT = 30.0
+ROOM_VERSION = "12"
+SYNC_TIMELINE_LIMIT = 200
+
+
+class TransportError(RuntimeError):
+    """A homeserver request failed; the message names the operation and the server's answer."""
+
+    def __init__(self, operation: str, detail: str, *, status: str | None = None) -> None:
+        super().__init__(f"{operation} failed: {detail}")
+        self.operation = operation
+        self.status = status
+
+
+@dataclass(frozen=True)
+class MatrixLogin:
+    homeserver_url: str
+    user_id: str
+    device_id: str
+    access_token: str
+
+
+@dataclass(frozen=True)
+class TimelineEvent:
+    room_id: str
+    event_id: str
+    sender: str
+    type: str
+    content: dict[str, Any]
+    origin_server_ts: int
+    state_key: str | None = None
+
+    @classmethod
+    def from_source(cls, room_id: str, source: dict[str, Any]) -> TimelineEvent:
+        content = source.get("content")
+        return cls(
+            room_id=room_id,
+            event_id=str(source.get("event_id", "")),
+            sender=str(source.get("sender", "")),
+            type=str(source.get("type", "")),
+            content=content if isinstance(content, dict) else {},
+            origin_server_ts=int(source.get("origin_server_ts", 0)),
+            state_key=source.get("state_key"),
+        )
+
+
+@dataclass
+class RoomUpdate:
+    """What one sync said about one joined room."""
+
+    room_id: str
+    events: list[TimelineEvent] = field(default_factory=list)
+    state: list[TimelineEvent] = field(default_factory=list)
+    limited: bool = False
+    prev_batch: str | None = None
+
+
+@dataclass
+class SyncBatch:
+    next_batch: str
+    rooms: dict[str, RoomUpdate] = field(default_factory=dict)
+    invites: list[str] = field(default_factory=list)
+
+
+def _sync_filter(timeline_limit: int) -> dict[str, Any]:
+    return {
+        "presence": {"types": []},
+        "account_data": {"types": []},
+        "room": {
+            "timeline": {"limit": timeline_limit},
+            "ephemeral": {"types": []},
+            "account_data": {"types": []},
+        },
+    }
+
+
+def _fail(operation: str, response: object) -> TransportError:
+    message = getattr(response, "message", None) or type(response).__name__
+    status = getattr(response, "status_code", None)
+    return TransportError(operation, f"{status or ''} {message}".strip(), status=status)
+
+
+class MatrixTransport:
+    """A logged-in Matrix account, with bounded retries, speaking plain dicts."""
+
+    def __init__(
+        self,
+        login: MatrixLogin,
+        *,
+        request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
+        max_retries: int = 3,
+    ) -> None:
+        config = nio.AsyncClientConfig(
+            max_limit_exceeded=max_retries,
+            max_timeouts=max_retries,
+            request_timeout=request_timeout,
+            max_timeout_retry_wait_time=10,
+        )
+        self.login = login
+        self._client = nio.AsyncClient(login.homeserver_url, login.user_id, config=config)
+        self._client.restore_login(login.user_id, login.device_id, login.access_token)
+
+    @property
+    def user_id(self) -> str:
+        return self.login.user_id
+
+    async def close(self) -> None:
+        await self._client.close()
+
+    async def __aenter__(self) -> MatrixTransport:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    @staticmethod
+    async def password_login(
+        homeserver_url: str, user_id: str, password: str, device_name: str
+    ) -> MatrixLogin:
+        client = nio.AsyncClient(homeserver_url, user_id)
+        try:
+            response = await client.login(password=password, device_name=device_name)
+            if not isinstance(response, nio.LoginResponse):
+                raise _fail("login", response)
+            return MatrixLogin(homeserver_url, response.user_id, response.device_id,
+                               response.access_token)
+        finally:
+            await client.close()
+
+    async def whoami(self) -> str:
+        response = await self._client.whoami()
+        if not isinstance(response, nio.WhoamiResponse):
+            raise _fail("whoami", response)
+        return str(response.user_id)
+
+    # ----- rooms --------------------------------------------------------------------------
+
+    async def create_room(
+        self,
+        *,
+        name: str | None = None,
+        invite: list[str] | None = None,
+        initial_state: list[dict[str, Any]] | None = None,
+        power_levels: dict[str, Any] | None = None,
+    ) -> str:
+        response = await self._client.room_create(
+            name=name,
+            room_version=ROOM_VERSION,
+            invite=invite or [],
+            initial_state=initial_state or [],
+            power_level_override=power_levels,
+        )
+        if not isinstance(response, nio.RoomCreateResponse):
+            raise _fail("create room", response)
+        return str(response.room_id)
+
+    async def invite(self, room_id: str, user_id: str) -> None:
+        response = await self._client.room_invite(room_id, user_id)
+        if not isinstance(response, nio.RoomInviteResponse):
+            raise _fail("invite", response)
+
+    async def join(self, room_id: str) -> str:
+        response = await self._client.join(room_id)
+        if not isinstance(response, nio.JoinResponse):
+            raise _fail("join", response)
+        return str(response.room_id)
+
+    async def leave(self, room_id: str) -> None:
+        response = await self._client.room_leave(room_id)
+        if not isinstance(response, nio.RoomLeaveResponse):
+            raise _fail("leave", response)
+
+    async def joined_rooms(self) -> list[str]:
+        response = await self._client.joined_rooms()
+        if not isinstance(response, nio.JoinedRoomsResponse):
+            raise _fail("joined rooms", response)
+        return list(response.rooms)
+
+    # ----- events -------------------------------------------------------------------------
+
+    async def send(
+        self, room_id: str, event_type: str, content: dict[str, Any], txn_id: str
+    ) -> str:
+        """Send a timeline event; the same ``txn_id`` never produces a second event."""
+        response = await self._client.room_send(room_id, event_type, content, tx_id=txn_id)
+        if not isinstance(response, nio.RoomSendResponse):
+            raise _fail(f"send {event_type}", response)
+        return str(response.event_id)
+
+    async def put_state(
+        self, room_id: str, event_type: str, state_key: str, content: dict[str, Any]
+    ) -> str:
+        response = await self._client.room_put_state(room_id, event_type, content, state_key)
+        if not isinstance(response, nio.RoomPutStateResponse):
+            raise _fail(f"put state {event_type}", response)
+        return str(response.event_id)
+
+    async def room_state(self, room_id: str) -> list[TimelineEvent]:
+        response = await self._client.room_get_state(room_id)
+        if not isinstance(response, nio.RoomGetStateResponse):
+            raise _fail("get room state", response)
+        return [TimelineEvent.from_source(room_id, event) for event in response.events]
+
+    async def state_event(
+        self, room_id: str, event_type: str, state_key: str = ""
+    ) -> dict[str, Any]:
+        response = await self._client.room_get_state_event(room_id, event_type, state_key)
+        if not isinstance(response, nio.RoomGetStateEventResponse):
+            raise _fail(f"get state {event_type}", response)
+        content: dict[str, Any] = response.content
+        return content
+
+    async def messages(
+        self, room_id: str, start: str | None, *, backwards: bool = True, limit: int = 100
+    ) -> tuple[list[TimelineEvent], str | None]:
+        """One page of a room's timeline from ``start``, oldest event first, and the next token."""
+        direction = nio.MessageDirection.back if backwards else nio.MessageDirection.front
+        response = await self._client.room_messages(
+            room_id, start=start, direction=direction, limit=limit
+        )
+        if not isinstance(response, nio.RoomMessagesResponse):
+            raise _fail("messages", response)
+        events = [TimelineEvent.from_source(room_id, event.source) for event in response.chunk]
+        if backwards:
+            events.reverse()
+        return events, response.end
+
+    # ----- sync ---------------------------------------------------------------------------
+
+    async def sync(
+        self, since: str | None, *, timeout_ms: int = 0, timeline_limit: int = SYNC_TIMELINE_LIMIT
+    ) -> SyncBatch:
+        response = await self._client.sync(
+            timeout=timeout_ms, since=since, sync_filter=_sync_filter(timeline_limit)
+        )
+        if not isinstance(response, nio.SyncResponse):
+            raise _fail("sync", response)
+        batch = SyncBatch(next_batch=response.next_batch)
+        for room_id, room in response.rooms.join.items():
+            batch.rooms[room_id] = RoomUpdate(
+                room_id=room_id,
+                events=[TimelineEvent.from_source(room_id, e.source) for e in room.timeline.events],
+                state=[TimelineEvent.from_source(room_id, e.source) for e in room.state],
+                limited=bool(room.timeline.limited),
+                prev_batch=room.timeline.prev_batch,
+            )
+        batch.invites = list(response.rooms.invite)
+        return batch

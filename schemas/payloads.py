@@ -1,0 +1,213 @@
+"""Payloads of every record kind except the case (which has :mod:`schemas.case`).
+
+Kinds and where they travel (DESIGN §3, §5): campaign, proposal, endorsement (a response to a
+proposal), sign-on (a signature on a letter), alert and alert-ack, dedup-query and dedup-answer,
+aggregate, retraction, member-profile, resource.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Self
+
+from pydantic import Field, StrictBool, model_validator
+
+from schemas.codes import (
+    AckStatusCode,
+    AlertAskCode,
+    AlertStatusCode,
+    AlertTypeCode,
+    CampaignRoleCode,
+    CampaignStatusCode,
+    CampaignTargetTypeCode,
+    CapabilityCode,
+    ProposalResponseCode,
+    ResourceTypeCode,
+    RetractionReasonCode,
+    ScoreBandCode,
+)
+from schemas.common import (
+    Base64Url,
+    Count,
+    LanguageTag,
+    LongText,
+    MatrixUserId,
+    Name,
+    NoDuplicates,
+    OrgId,
+    PositiveInt,
+    RecordRef,
+    Sha256Hex,
+    ShortText,
+    Token,
+    UnixSeconds,
+    Url,
+    Version,
+    WireModel,
+)
+from schemas.countries import CountryCode
+from schemas.dates import DateSpanText
+from schemas.typology import RiskLevel
+
+Countries = Annotated[list[CountryCode], NoDuplicates]
+
+
+class CampaignTarget(WireModel):
+    """Who a campaign wants to move: an institution, a company, a government..."""
+
+    name: Name
+    target_type: CampaignTargetTypeCode
+    country: CountryCode | None = None
+
+
+class Campaign(WireModel):
+    """A joint (or own) campaign, as announced to the coalition for the overlap check."""
+
+    title: ShortText
+    goal: LongText | None = None
+    targets: list[CampaignTarget] = Field(default_factory=list)
+    countries: Countries = Field(default_factory=list)
+    themes: list[ShortText] = Field(default_factory=list)
+    period: DateSpanText | None = None
+    status: CampaignStatusCode = "active"
+    proposal: RecordRef | None = None
+    participants: Annotated[list[OrgId], NoDuplicates] = Field(default_factory=list)
+
+
+class Proposal(WireModel):
+    """An invitation to run a joint campaign, open for responses until ``deadline``."""
+
+    title: ShortText
+    goal: LongText
+    targets: Annotated[list[CampaignTarget], Field(min_length=1)]
+    countries: Countries = Field(default_factory=list)
+    themes: list[ShortText] = Field(default_factory=list)
+    timeframe: DateSpanText | None = None
+    asks: Annotated[list[CampaignRoleCode], NoDuplicates] = Field(default_factory=list)
+    min_organisations: PositiveInt
+    deadline: UnixSeconds
+
+
+class Endorsement(WireModel):
+    """An organisation's response to a proposal: join (taking roles), endorse only, or decline."""
+
+    proposal: RecordRef
+    response: ProposalResponseCode
+    roles: Annotated[list[CampaignRoleCode], NoDuplicates] = Field(default_factory=list)
+    reason: ShortText | None = None
+    contacts: list[MatrixUserId] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _roles_only_when_joining(self) -> Self:
+        if self.roles and self.response != "join":
+            raise ValueError("roles: only an organisation that joins takes roles")
+        return self
+
+
+class SignOn(WireModel):
+    """An organisation's signature on a letter: which letter, which exact text, who signed."""
+
+    letter: RecordRef
+    letter_version: Version
+    letter_sha256: Sha256Hex
+    signatory_name: Name
+    signatory_role: ShortText | None = None
+
+
+class Alert(WireModel):
+    """An urgent alert: someone was arrested, disappeared, attacked... and what help is asked."""
+
+    alert_type: AlertTypeCode
+    urgency: RiskLevel
+    country: CountryCode
+    place: ShortText | None = None
+    asks: Annotated[list[AlertAskCode], NoDuplicates] = Field(default_factory=list)
+    case: RecordRef | None = None
+    text: LongText
+    status: AlertStatusCode = "active"
+
+
+class AlertAck(WireModel):
+    """A member's acknowledgement of an alert, and what it can help with."""
+
+    alert: RecordRef
+    status: AckStatusCode
+    offers: Annotated[list[CapabilityCode], NoDuplicates] = Field(default_factory=list)
+    note: ShortText | None = None
+
+
+class DedupQuery(WireModel):
+    """Hardened Bloom-filter encodings of a draft case's identifying features (DESIGN §7)."""
+
+    scheme: Token
+    linkage_key_id: Token
+    encodings: Annotated[dict[Token, Base64Url], Field(min_length=1)]
+
+
+class DedupAnswer(WireModel):
+    """A member's answer to a dedup query: never any record content."""
+
+    query: RecordRef
+    possible_match: StrictBool
+    score_band: ScoreBandCode
+    handle: Token | None = None
+    contact: ShortText | None = None
+
+    @model_validator(mode="after")
+    def _band_agrees_with_match(self) -> Self:
+        if self.possible_match != (self.score_band != "none"):
+            raise ValueError("score_band: must be 'none' exactly when there is no possible match")
+        if self.possible_match and self.handle is None:
+            raise ValueError("handle: a possible match needs a handle")
+        return self
+
+
+SuppressedCount = Literal["<5"]
+
+
+class AggregateCell(WireModel):
+    """One count. ``dimensions`` name the cell: {"country": "CO", "year": "2024", ...}."""
+
+    dimensions: dict[Token, Token]
+    count: Count | SuppressedCount
+
+
+class Aggregate(WireModel):
+    """Counts over the issuer's own cases, with small cells suppressed (DESIGN §9)."""
+
+    typology_version: Token
+    period: DateSpanText
+    as_of: UnixSeconds
+    cells: list[AggregateCell] = Field(default_factory=list)
+
+
+class Retraction(WireModel):
+    """A signed tombstone: recipients delete what they hold of ``target`` and keep this."""
+
+    target: RecordRef
+    reason: RetractionReasonCode
+    note: ShortText | None = None
+
+
+class OrgProfile(WireModel):
+    """What a member says about itself in the coalition directory (``member-profile``)."""
+
+    name: Name
+    country: CountryCode
+    countries_of_work: Countries = Field(default_factory=list)
+    capabilities: Annotated[list[CapabilityCode], NoDuplicates] = Field(default_factory=list)
+    description: LongText | None = None
+    languages: list[LanguageTag] = Field(default_factory=list)
+    contact: ShortText | None = None
+    website: Url | None = None
+
+
+class Resource(WireModel):
+    """Something useful shared with the coalition: a guide, a template, a contact, a service."""
+
+    title: ShortText
+    resource_type: ResourceTypeCode
+    description: LongText | None = None
+    countries: Countries = Field(default_factory=list)
+    languages: list[LanguageTag] = Field(default_factory=list)
+    url: Url | None = None
+

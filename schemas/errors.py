@@ -107,5 +107,7 @@ def _is_union_tag(part: object) -> bool:
     # pydantic adds the chosen union branch to ``loc`` ("str", "function-after[...]", ...);
     # those are not field names and would only confuse a person reading the error.
     return isinstance(part, str) and (
-        part in {"str", "int", "bool", "list", "dict", "none"} or "[" in part
+        part in {"str", "int", "bool", "list", "dict", "none"}
+        or part.startswith(("constrained-", "function-", "literal[", "lax-", "strict-"))
+        or "[" in part
     )

@@ -1,0 +1,89 @@
+"""The node's encrypted store: SQLAlchemy 2 (async), SQLite by default, Alembic migrations.
+
+Sensitive columns are encrypted with a data key (:mod:`node.store.cipher`); the data key is locked
+with the node passphrase in ``DATA_DIR/store.key`` (:mod:`node.store.unlock`). Start with
+:func:`unlock_data_key` and :func:`open_store`; see :mod:`node.store.store` for an example.
+"""
+
+from node.store.audit import AuditEvent, AuditLog
+from node.store.campaigns import CampaignRepository, StoredCampaign
+from node.store.cases import (
+    CaseFilter,
+    CaseIndex,
+    CasePage,
+    CaseRepository,
+    CaseVersion,
+    InvalidCursor,
+    StoredCase,
+)
+from node.store.errors import (
+    CiphertextRejected,
+    RecordDeleted,
+    RecordExists,
+    RecordNotFound,
+    StoreError,
+    StoreLocked,
+    StoreSchemaTooNew,
+    VersionConflict,
+    WrongDataKey,
+)
+from node.store.ids import InvalidRecordId
+from node.store.migrate import STORE_MIGRATIONS, MigrationSet
+from node.store.orgs import Member, OrgRepository, OwnOrg
+from node.store.received import ReceivedRecord, ReceivedRepository
+from node.store.store import Store, StoreTransaction, open_store
+from node.store.tokens import Role, TokenInfo, TokenOwner, TokenRepository
+from node.store.unlock import (
+    DataKey,
+    DataKeyExists,
+    WrongPassphrase,
+    change_passphrase,
+    create_data_key,
+    passphrase_from,
+    unlock_data_key,
+)
+
+__all__ = [
+    "STORE_MIGRATIONS",
+    "AuditEvent",
+    "AuditLog",
+    "CampaignRepository",
+    "CaseFilter",
+    "CaseIndex",
+    "CasePage",
+    "CaseRepository",
+    "CaseVersion",
+    "CiphertextRejected",
+    "DataKey",
+    "DataKeyExists",
+    "InvalidCursor",
+    "InvalidRecordId",
+    "Member",
+    "MigrationSet",
+    "OrgRepository",
+    "OwnOrg",
+    "ReceivedRecord",
+    "ReceivedRepository",
+    "RecordDeleted",
+    "RecordExists",
+    "RecordNotFound",
+    "Role",
+    "Store",
+    "StoreError",
+    "StoreLocked",
+    "StoreSchemaTooNew",
+    "StoreTransaction",
+    "StoredCampaign",
+    "StoredCase",
+    "TokenInfo",
+    "TokenOwner",
+    "TokenRepository",
+    "VersionConflict",
+    "WrongDataKey",
+    "WrongPassphrase",
+    "change_passphrase",
+    "create_data_key",
+    "open_store",
+    "passphrase_from",
+    "unlock_data_key",
+]

@@ -1,0 +1,1 @@
+"""Alembic scripts of ``node.store`` (run by :mod:`node.store.migrate`, not by the alembic CLI)."""

@@ -1,0 +1,126 @@
+"""Opening the store and working with it in transactions.
+
+    key = unlock_data_key(data_dir, passphrase)
+    store = await open_store(data_dir, key)
+    async with store.transaction() as tx:
+        case = await tx.cases.add(record_id, document, index, author="maria")
+        await tx.audit.append("maria", "case.create", target=record_id)
+    await store.close()
+
+One transaction is one unit of work: it commits when the block ends and rolls back on an
+exception. On SQLite, :meth:`Store.transaction` takes the write lock at its start
+(``BEGIN IMMEDIATE``) so concurrent writers queue instead of failing half-way, and
+:meth:`Store.read` opens a read-only snapshot that never blocks writers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from node.store.audit import AuditLog
+from node.store.campaigns import CampaignRepository
+from node.store.cases import CaseRepository
+from node.store.cipher import ColumnCipher
+from node.store.database import (
+    check_data_key,
+    checkpoint,
+    create_engine,
+    database_url,
+    migrate,
+    wiped,
+    writer,
+)
+from node.store.ids import Clock, utc_now
+from node.store.migrate import STORE_MIGRATIONS, MigrationSet
+from node.store.orgs import OrgRepository
+from node.store.received import ReceivedRepository
+from node.store.tokens import TokenRepository
+from node.store.unlock import DataKey
+
+
+class StoreTransaction:
+    """The repositories, all sharing one session (and so one database transaction).
+
+    ``session`` is exposed so that other packages' repositories (e.g. the sync outbox) can take
+    part in the same transaction.
+    """
+
+    def __init__(self, session: AsyncSession, cipher: ColumnCipher, clock: Clock) -> None:
+        self.session = session
+        self.cipher = cipher
+        self.cases = CaseRepository(session, cipher, clock)
+        self.campaigns = CampaignRepository(session, cipher, clock)
+        self.orgs = OrgRepository(session, cipher, clock)
+        self.received = ReceivedRepository(session, cipher, clock)
+        self.audit = AuditLog(session, cipher, clock)
+        self.tokens = TokenRepository(session, cipher, clock)
+
+
+class Store:
+    """An open, unlocked store. Close it with :meth:`close` (or ``async with``)."""
+
+    def __init__(self, engine: AsyncEngine, cipher: ColumnCipher, clock: Clock) -> None:
+        self.engine = engine
+        self._cipher = cipher
+        self._clock = clock
+        self._writer = async_sessionmaker(writer(engine), expire_on_commit=False)
+        self._reader = async_sessionmaker(engine, expire_on_commit=False)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[StoreTransaction]:
+        """A read-write transaction; commits at the end of the block."""
+        async with self._writer() as session:
+            async with session.begin():
+                yield StoreTransaction(session, self._cipher, self._clock)
+            if wiped(session):
+                await checkpoint(self.engine)
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[StoreTransaction]:
+        """A consistent read-only view; anything written in it is rolled back."""
+        async with self._reader() as session:
+            try:
+                yield StoreTransaction(session, self._cipher, self._clock)
+            finally:
+                await session.rollback()
+
+    async def checkpoint(self) -> bool:
+        """Fold the write-ahead log into the database file (SQLite); see database.checkpoint."""
+        return await checkpoint(self.engine)
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    async def __aenter__(self) -> Store:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+
+async def open_store(
+    location: Path | str,
+    data_key: DataKey,
+    *,
+    clock: Clock = utc_now,
+    migrations: Sequence[MigrationSet] = (),
+) -> Store:
+    """Open (creating if needed) the store in a data directory or at a database URL.
+
+    Runs the store's migrations, then those in ``migrations`` (other packages' tables, in order),
+    and checks that ``data_key`` is the key the database was created with (``WrongDataKey``).
+    """
+    engine = create_engine(database_url(location))
+    try:
+        await migrate(engine, [STORE_MIGRATIONS, *migrations])
+        store = Store(engine, ColumnCipher(data_key), clock)
+        async with store.transaction() as tx:
+            await check_data_key(tx.session, tx.cipher)
+    except BaseException:
+        await engine.dispose()
+        raise
+    return store

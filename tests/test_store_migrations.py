@@ -1,0 +1,169 @@
+"""Schema migrations run when the store opens: from empty, idempotent, and extensible."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+import textwrap
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Connection, MetaData, inspect, text
+
+from federation.secretbox import FAST_TEST_PARAMS
+from node.store import (
+    STORE_MIGRATIONS,
+    CaseIndex,
+    DataKey,
+    MigrationSet,
+    StoreSchemaTooNew,
+    create_data_key,
+    open_store,
+)
+from node.store.database import DATABASE_FILE_NAME
+
+STORE_TABLES = {
+    "store_meta",
+    "own_org",
+    "members",
+    "cases",
+    "case_versions",
+    "case_violations",
+    "case_victim_groups",
+    "campaigns",
+    "received_records",
+    "audit_log",
+    "api_tokens",
+}
+RECORD_ID = "0190a5c4-0000-7000-8000-0000000000aa"
+
+
+@pytest.fixture
+def key(tmp_path: Path) -> DataKey:
+    return create_data_key(tmp_path, "pass", FAST_TEST_PARAMS)
+
+
+def _tables(database: Path) -> set[str]:
+    with sqlite3.connect(database) as connection:
+        rows = connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        return {name for (name,) in rows}
+
+
+def _store_revision(database: Path) -> list[str]:
+    with sqlite3.connect(database) as connection:
+        rows = connection.execute(f"SELECT version_num FROM {STORE_MIGRATIONS.version_table}")
+        return [revision for (revision,) in rows]
+
+
+async def test_first_open_creates_every_table(tmp_path: Path, key: DataKey) -> None:
+    store = await open_store(tmp_path, key)
+    await store.close()
+    database = tmp_path / DATABASE_FILE_NAME
+    assert _tables(database) == STORE_TABLES | {STORE_MIGRATIONS.version_table}
+    assert _store_revision(database) == ["0001_initial"]
+
+
+async def test_reopening_keeps_data_and_revision(tmp_path: Path, key: DataKey) -> None:
+    store = await open_store(tmp_path, key)
+    async with store.transaction() as tx:
+        await tx.cases.add(RECORD_ID, {"narrative": "x"}, CaseIndex(country="KE"), "ana")
+    await store.close()
+    for _ in range(2):
+        store = await open_store(tmp_path, key)
+        async with store.read() as tx:
+            assert (await tx.cases.get(RECORD_ID)).index.country == "KE"
+        await store.close()
+    assert _store_revision(tmp_path / DATABASE_FILE_NAME) == ["0001_initial"]
+
+
+def _differences(connection: Connection, metadata: MetaData) -> list[object]:
+    options = {"compare_type": True, "version_table": STORE_MIGRATIONS.version_table}
+    context = MigrationContext.configure(connection, opts=options)
+    return list(compare_metadata(context, metadata))
+
+
+async def test_migrated_schema_matches_the_models(tmp_path: Path, key: DataKey) -> None:
+    store = await open_store(tmp_path, key)
+    async with store.engine.connect() as connection:
+        differences = await connection.run_sync(_differences, STORE_MIGRATIONS.metadata)
+    await store.close()
+    assert differences == []
+
+
+async def test_sqlite_settings_are_applied(tmp_path: Path, key: DataKey) -> None:
+    store = await open_store(tmp_path, key)
+    async with store.engine.connect() as connection:
+        settings = {
+            pragma: (await connection.execute(text(f"PRAGMA {pragma}"))).scalar()
+            for pragma in ("journal_mode", "foreign_keys", "secure_delete", "synchronous")
+        }
+    await store.close()
+    assert settings == {
+        "journal_mode": "wal",
+        "foreign_keys": 1,
+        "secure_delete": 1,
+        "synchronous": 2,
+    }
+
+
+async def test_database_from_a_newer_minga_is_refused(tmp_path: Path, key: DataKey) -> None:
+    store = await open_store(tmp_path, key)
+    await store.close()
+    with sqlite3.connect(tmp_path / DATABASE_FILE_NAME) as connection:
+        connection.execute(
+            f"UPDATE {STORE_MIGRATIONS.version_table} SET version_num = '9999_future'"
+        )
+    with pytest.raises(StoreSchemaTooNew, match="newer Minga"):
+        await open_store(tmp_path, key)
+
+
+def _write_extra_migrations(directory: Path) -> MigrationSet:
+    """A second package's migrations, laid out as ``sync`` would ship them."""
+    (directory / "versions").mkdir(parents=True)
+    shutil.copy(STORE_MIGRATIONS.script_location / "env.py", directory / "env.py")
+    (directory / "versions" / "e0001.py").write_text(
+        textwrap.dedent(
+            """
+            import sqlalchemy as sa
+            from alembic import op
+
+            revision = "e0001"
+            down_revision = None
+            branch_labels = None
+            depends_on = None
+
+            def upgrade():
+                op.create_table(
+                    "extra_outbox",
+                    sa.Column("id", sa.Integer(), primary_key=True),
+                    sa.Column("payload", sa.LargeBinary(), nullable=False),
+                )
+
+            def downgrade():
+                op.drop_table("extra_outbox")
+            """
+        ),
+        encoding="utf-8",
+    )
+    return MigrationSet("extra", directory, "alembic_version_extra", MetaData())
+
+
+async def test_another_package_adds_its_tables_with_its_own_version(
+    tmp_path: Path, key: DataKey
+) -> None:
+    extra = _write_extra_migrations(tmp_path / "extra_migrations")
+    store = await open_store(tmp_path, key)  # an existing node, before the package existed
+    await store.close()
+    for _ in range(2):
+        store = await open_store(tmp_path, key, migrations=[extra])
+        async with store.engine.connect() as connection:
+            tables = await connection.run_sync(lambda sync: set(inspect(sync).get_table_names()))
+        await store.close()
+    assert tables == STORE_TABLES | {
+        "extra_outbox",
+        "alembic_version_store",
+        "alembic_version_extra",
+    }
+    assert _store_revision(tmp_path / DATABASE_FILE_NAME) == ["0001_initial"]

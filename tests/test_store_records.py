@@ -1,0 +1,288 @@
+"""Campaigns, organisations, received records, audit log and API tokens in the store."""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from federation.secretbox import FAST_TEST_PARAMS
+from node.store import (
+    RecordExists,
+    RecordNotFound,
+    Role,
+    Store,
+    VersionConflict,
+    create_data_key,
+    open_store,
+)
+from node.store.database import DATABASE_FILE_NAME
+
+ISSUER_B = "orgb0000000000000000"
+ISSUER_C = "orgc0000000000000000"
+
+
+class TickingClock:
+    def __init__(self) -> None:
+        self.now = datetime(2025, 3, 1, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        self.now += timedelta(seconds=1)
+        return self.now
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    key = create_data_key(tmp_path, "pass", FAST_TEST_PARAMS)
+    opened = await open_store(tmp_path, key, clock=TickingClock())
+    yield opened
+    await opened.close()
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def raw_rows(tmp_path: Path, sql: str) -> list[tuple[object, ...]]:
+    with sqlite3.connect(tmp_path / DATABASE_FILE_NAME) as connection:
+        return connection.execute(sql).fetchall()
+
+
+# campaigns
+
+
+async def test_campaign_lifecycle(store: Store) -> None:
+    record_id = new_id()
+    async with store.transaction() as tx:
+        created = await tx.campaigns.add(record_id, {"title": "Free Jakob"}, "draft")
+        with pytest.raises(RecordExists):
+            await tx.campaigns.add(record_id, {}, "draft")
+    async with store.transaction() as tx:
+        updated = await tx.campaigns.update(
+            record_id, {"title": "Free Jakob now"}, "active", expected_version=1
+        )
+    async with store.read() as tx:
+        fetched = await tx.campaigns.get(record_id)
+        active = await tx.campaigns.list("active")
+        drafts = await tx.campaigns.list("draft")
+    assert created.version == 1
+    assert (updated.version, fetched.document, fetched.status) == (
+        2,
+        {"title": "Free Jakob now"},
+        "active",
+    )
+    assert [c.record_id for c in active] == [record_id]
+    assert drafts == []
+    with pytest.raises(VersionConflict):
+        async with store.transaction() as tx:
+            await tx.campaigns.update(record_id, {}, "closed", expected_version=1)
+    async with store.transaction() as tx:
+        await tx.campaigns.delete(record_id)
+    with pytest.raises(RecordNotFound):
+        async with store.read() as tx:
+            await tx.campaigns.get(record_id)
+
+
+# organisations
+
+
+async def test_own_org_round_trip_and_replacement(store: Store) -> None:
+    async with store.transaction() as tx:
+        assert await tx.orgs.own() is None
+        await tx.orgs.save_own("orga", "Colectivo Tierra", "CO", b"\x01secret keys", {"sig": "k"})
+    async with store.transaction() as tx:
+        await tx.orgs.save_own("orga", "Colectivo Tierra Viva", "CO", b"\x02rotated", {"sig": "k2"})
+    async with store.read() as tx:
+        own = await tx.orgs.own()
+    assert own is not None
+    assert (own.org_id, own.name, own.private_keys, own.public_keys) == (
+        "orga",
+        "Colectivo Tierra Viva",
+        b"\x02rotated",
+        {"sig": "k2"},
+    )
+    assert own.updated_at > own.created_at
+    assert "Tierra" not in repr(own) and "rotated" not in repr(own)
+
+
+async def test_members(store: Store) -> None:
+    entry_b = {"profile": {"name": "Haki Defenders"}, "keys": {"sig": "b"}}
+    async with store.transaction() as tx:
+        await tx.orgs.save_member(
+            ISSUER_B,
+            entry_b,
+            verified=True,
+            safety_code="12345 67890",
+            matrix_user_id="@minga-b:hs1.local",
+        )
+        await tx.orgs.save_member(
+            ISSUER_C, {"profile": {}}, verified=False, safety_code="0", matrix_user_id=None
+        )
+    async with store.transaction() as tx:
+        await tx.orgs.save_member(
+            ISSUER_C,
+            {"profile": {"name": "C"}},
+            verified=True,
+            safety_code="111",
+            matrix_user_id="@minga-c:hs2.local",
+        )
+    async with store.read() as tx:
+        everyone = await tx.orgs.members()
+        verified = await tx.orgs.members(verified_only=True)
+        by_matrix = await tx.orgs.member_by_matrix_user("@minga-b:hs1.local")
+        unknown = await tx.orgs.member_by_matrix_user("@nobody:hs1.local")
+    assert [m.org_id for m in everyone] == [ISSUER_B, ISSUER_C]
+    assert [m.org_id for m in verified] == [ISSUER_B, ISSUER_C]
+    assert everyone[1].entry == {"profile": {"name": "C"}}
+    assert by_matrix is not None and by_matrix.entry == entry_b
+    assert unknown is None
+    async with store.transaction() as tx:
+        await tx.orgs.remove_member(ISSUER_C)
+    with pytest.raises(RecordNotFound):
+        async with store.read() as tx:
+            await tx.orgs.member(ISSUER_C)
+
+
+# received records
+
+
+async def test_received_records_are_idempotent_per_version(store: Store) -> None:
+    record_id = new_id()
+    async with store.transaction() as tx:
+        first = await tx.received.add(ISSUER_B, record_id, 1, "case", {"country": "KE"}, "verified")
+        again = await tx.received.add(ISSUER_B, record_id, 1, "case", {"other": 1}, "verified")
+    async with store.transaction() as tx:
+        later = await tx.received.add(ISSUER_B, record_id, 1, "case", {"x": 2}, "verified")
+        other_issuer = await tx.received.add(ISSUER_C, record_id, 1, "case", {}, "verified")
+    assert (first, again, later, other_issuer) == (True, False, False, True)
+    async with store.read() as tx:
+        versions = await tx.received.versions(ISSUER_B, record_id)
+    assert [(v.version, v.claims) for v in versions] == [(1, {"country": "KE"})]
+
+
+async def test_latest_version_wins_even_when_an_older_arrives_late(store: Store) -> None:
+    record_id = new_id()
+    async with store.transaction() as tx:
+        await tx.received.add(ISSUER_B, record_id, 3, "case", {"v": 3}, "verified")
+        await tx.received.add(ISSUER_B, record_id, 1, "case", {"v": 1}, "verified")
+        await tx.received.add(ISSUER_B, record_id, 2, "case", {"v": 2}, "verified")
+    async with store.read() as tx:
+        latest = await tx.received.latest(ISSUER_B, record_id)
+        missing = await tx.received.latest(ISSUER_C, record_id)
+    assert latest is not None and (latest.version, latest.claims) == (3, {"v": 3})
+    assert missing is None
+
+
+async def test_list_latest_shows_one_row_per_record(store: Store) -> None:
+    case_b, case_c, alert_b = new_id(), new_id(), new_id()
+    async with store.transaction() as tx:
+        await tx.received.add(ISSUER_B, case_b, 1, "case", {"v": 1}, "verified")
+        await tx.received.add(ISSUER_C, case_c, 1, "case", {"v": 1}, "verified")
+        await tx.received.add(ISSUER_B, alert_b, 1, "alert", {"v": 1}, "verified")
+        await tx.received.add(ISSUER_B, case_b, 2, "case", {"v": 2}, "verified")
+    async with store.read() as tx:
+        everything = await tx.received.list_latest()
+        cases = await tx.received.list_latest(kind="case")
+        from_b = await tx.received.list_latest(issuer=ISSUER_B)
+    assert [(r.record_id, r.version) for r in everything] == [
+        (case_b, 2),
+        (alert_b, 1),
+        (case_c, 1),
+    ]
+    assert {r.record_id for r in cases} == {case_b, case_c}
+    assert {r.record_id for r in from_b} == {case_b, alert_b}
+
+
+async def test_retraction_wipes_claims_and_keeps_tombstones(store: Store, tmp_path: Path) -> None:
+    record_id = new_id()
+    async with store.transaction() as tx:
+        await tx.received.add(ISSUER_B, record_id, 1, "case", {"v": 1}, "verified")
+        await tx.received.add(ISSUER_B, record_id, 2, "case", {"v": 2}, "verified")
+    async with store.transaction() as tx:
+        assert await tx.received.retract(ISSUER_B, record_id) == 2
+    async with store.transaction() as tx:
+        late = await tx.received.add(ISSUER_B, record_id, 3, "case", {"v": 3}, "verified")
+    async with store.read() as tx:
+        versions = await tx.received.versions(ISSUER_B, record_id)
+    assert late is True
+    assert [(v.version, v.retracted, v.claims) for v in versions] == [
+        (1, True, None),
+        (2, True, None),
+        (3, True, None),
+    ]
+    assert raw_rows(tmp_path, "SELECT claims FROM received_records") == [(None,)] * 3
+
+
+# audit log
+
+
+async def test_audit_log_appends_and_pages_newest_first(store: Store) -> None:
+    async with store.transaction() as tx:
+        for n in range(5):
+            await tx.audit.append("maría", "case.create", target=f"case-{n}", details={"n": n})
+    async with store.read() as tx:
+        newest = await tx.audit.recent(limit=3)
+        older = await tx.audit.recent(limit=3, before_id=newest[-1].id)
+    assert [e.target for e in newest + older] == [f"case-{n}" for n in (4, 3, 2, 1, 0)]
+    assert newest[0].actor == "maría" and newest[0].details == {"n": 4}
+    assert newest[0].at > older[0].at
+
+
+async def test_audit_log_with_a_non_utc_clock(tmp_path: Path) -> None:
+    bogota = datetime(2025, 3, 1, 9, 0, tzinfo=UTC).astimezone(ZoneInfo("America/Bogota"))
+    key = create_data_key(tmp_path, "pass", FAST_TEST_PARAMS)
+    store = await open_store(tmp_path, key, clock=lambda: bogota)
+    async with store.transaction() as tx:
+        await tx.audit.append("ana", "token.create")
+    async with store.read() as tx:
+        (event,) = await tx.audit.recent()
+    await store.close()
+    assert event.at == bogota and event.actor == "ana"
+
+
+# API tokens
+
+
+async def test_tokens_verify_until_revoked(store: Store) -> None:
+    async with store.transaction() as tx:
+        editor = await tx.tokens.create("ana", Role.editor)
+        viewer = await tx.tokens.create("bea", Role.viewer)
+    async with store.read() as tx:
+        owner = await tx.tokens.verify(editor)
+        wrong = await tx.tokens.verify(editor + "x")
+        listed = await tx.tokens.list()
+    assert owner is not None and (owner.user, owner.role) == ("ana", Role.editor)
+    assert wrong is None
+    assert [(t.user, t.role, t.revoked) for t in listed] == [
+        ("ana", Role.editor, False),
+        ("bea", Role.viewer, False),
+    ]
+    async with store.transaction() as tx:
+        await tx.tokens.revoke(listed[0].token_id)
+    async with store.read() as tx:
+        assert await tx.tokens.verify(editor) is None
+        assert await tx.tokens.verify(viewer) is not None
+
+
+async def test_revoking_an_unknown_token_is_an_error(store: Store) -> None:
+    with pytest.raises(RecordNotFound):
+        async with store.transaction() as tx:
+            await tx.tokens.revoke("0" * 16)
+
+
+async def test_only_the_token_hash_is_stored(store: Store, tmp_path: Path) -> None:
+    async with store.transaction() as tx:
+        token = await tx.tokens.create("ana", Role.admin)
+    await store.checkpoint()
+    assert raw_rows(tmp_path, "SELECT token_hash FROM api_tokens") == [
+        (hashlib.sha256(token.encode()).hexdigest(),)
+    ]
+    database = (tmp_path / DATABASE_FILE_NAME).read_bytes()
+    assert token.encode() not in database
+    assert token.removeprefix("minga_").encode() not in database

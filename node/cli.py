@@ -12,6 +12,7 @@ from types import FrameType
 
 from deploy.homeserver import Homeserver, HomeserverError
 from node.config import ConfigError, load_config
+from schemas.export import export_json_schemas
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -66,6 +67,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return _serve_homeserver(Path(args.dir) / "homeserver", None)
 
 
+def cmd_schemas_export(args: argparse.Namespace) -> int:
+    written = export_json_schemas(Path(args.dir))
+    print(f"wrote {len(written)} JSON Schema files to {args.dir}")
+    return 0
+
+
 def cmd_config_check(args: argparse.Namespace) -> int:
     config = load_config(Path(args.file))
     print(f"{args.file}: valid; homeserver {config.homeserver.url},"
@@ -92,6 +99,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="run the demo network until Ctrl-C")
     demo.add_argument("--dir", default="demo-data", help="directory for all demo data")
     demo.set_defaults(handler=cmd_demo)
+
+    schemas = commands.add_parser("schemas", help="record schemas")
+    schema_commands = schemas.add_subparsers(dest="action", required=True, metavar="ACTION")
+    export = schema_commands.add_parser("export", help="write JSON Schema for every record kind")
+    export.add_argument("dir", help="directory to write <kind>.schema.json files into")
+    export.set_defaults(handler=cmd_schemas_export)
 
     config = commands.add_parser("config", help="configuration files")
     config_commands = config.add_subparsers(dest="action", required=True, metavar="ACTION")

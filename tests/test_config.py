@@ -78,3 +78,15 @@ def test_cli_reports_config_errors_without_traceback(
     assert "http.port:" in err and "Traceback" not in err
     assert main(["config", "check", str(tmp_path / "missing.toml")]) == 2
     assert "cannot read" in capsys.readouterr().err
+
+
+def test_cli_exports_a_json_schema_per_record_kind(tmp_path: Path) -> None:
+    import json
+
+    from schemas.records import RecordKind
+
+    assert main(["schemas", "export", str(tmp_path / "out")]) == 0
+    written = {path.name for path in (tmp_path / "out").iterdir()}
+    assert written == {f"{kind.value}.schema.json" for kind in RecordKind}
+    case_schema = json.loads((tmp_path / "out" / "case.schema.json").read_text())
+    assert "payload" in case_schema["properties"]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
 from node.cli import main
 from node.config import ConfigError, LogLevel, load_config, parse_config
+from schemas.records import RecordKind
 
 REPO = Path(__file__).resolve().parent.parent
 MINIMAL = '[homeserver]\nurl = "http://127.0.0.1:8008"\nuser_id = "@org:localhost:8008"\n'
@@ -81,10 +83,6 @@ def test_cli_reports_config_errors_without_traceback(
 
 
 def test_cli_exports_a_json_schema_per_record_kind(tmp_path: Path) -> None:
-    import json
-
-    from schemas.records import RecordKind
-
     assert main(["schemas", "export", str(tmp_path / "out")]) == 0
     written = {path.name for path in (tmp_path / "out").iterdir()}
     assert written == {f"{kind.value}.schema.json" for kind in RecordKind}

@@ -1,0 +1,251 @@
+"""Minga's selective disclosure: which record fields are withheld, and how copies are made.
+
+A record's claims become an SD-JWT (RFC 9901, see ``federation.sdjwt``) in which every
+*withholdable path* is a salted-digest disclosure and everything else stays in clear.
+
+Paths are dot-separated claim names, as in ``schemas.fields``: ``narrative`` is a top-level claim;
+``victims.name`` is the key ``name`` inside *every object element* of the array ``victims`` (or
+inside the object ``victims``, if it is one). The containers above a withholdable path are
+withheld too, and the disclosures nest: the ``victims`` disclosure holds objects that carry their
+own ``_sd`` digests, so a recipient who is shown no victim field does not even learn how many
+victims there are, and one shown ``victims.group`` sees the victims without their names.
+
+Choices other parts rely on:
+
+* Header ``{"alg": "EdDSA", "typ": "minga+sd-jwt", "kid": <key id>}``. The typ uses the
+  ``+sd-jwt`` structured suffix of RFC 9901 §12.3 (explicit typing, §9.11), so a Minga record
+  can never be mistaken for another kind of JWT and vice versa.
+* ``iss`` (issuer org id) and ``iat`` (issue time) are always in clear: the verifier needs them to
+  find the issuer key that was valid at issue time. ``aud`` is in clear when given.
+* Every object at a level that has withholdable keys gets an ``_sd`` array of a fixed size:
+  real digests plus decoys, sorted. The size defaults to the number of withholdable keys declared
+  at that level and may be raised per level (``sd_sizes``, keyed by the level's path, ``""`` for
+  the top); it may never be smaller, so the size says nothing about which fields a record has.
+* Each call to :func:`issue` draws fresh salts and decoys, so copies made for different recipient
+  audiences share no salt and no digest and cannot be correlated through them.
+* A presentation reveals exactly the paths asked for, plus the containers above them (asking
+  for ``victims.name`` shows the ``victims`` array, holding only the names). Anything not
+  declared withholdable is in clear wherever it is, so callers leave out of ``claims`` whatever
+  must never leave the node (internal fields, fields kept from a newer peer's schema).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from federation.canonical import CanonicalJSONError
+from federation.keys import SigningKeyResolver
+from federation.sdjwt import (
+    ARRAY_DIGEST,
+    SD,
+    SD_ALG,
+    SHA_256,
+    Disclosure,
+    MalformedSdJwt,
+    RandomBytes,
+    VerifiedSdJwt,
+    decoy_digest,
+    join_compact,
+    join_path,
+    new_salt,
+    object_disclosure,
+    reconstruct,
+    sign_jws,
+    split_compact,
+    unverified_payload,
+    verify_sd_jwt,
+)
+
+MINGA_SD_JWT_TYP: Final = "minga+sd-jwt"
+# Claims that issue() sets itself; callers may not pass them in the claims.
+ISSUER_CLAIMS: Final = frozenset({"iss", "iat", "aud", "cnf"})
+_RESERVED_NAMES: Final = frozenset({SD, SD_ALG, ARRAY_DIGEST})
+
+
+class DisclosureError(ValueError):
+    """Issuing or presenting a record's selective disclosure was refused."""
+
+
+class InvalidClaims(DisclosureError):
+    """The claims cannot be issued (reserved or dotted names, floats, wrong shapes)."""
+
+
+class InvalidPath(DisclosureError):
+    """A withholdable path or a ``sd_sizes`` level is not a valid path."""
+
+
+class SdArrayTooSmall(DisclosureError):
+    """A fixed ``_sd`` size is smaller than the withholdable keys declared at its level."""
+
+
+def _prefixes(path: str) -> list[str]:
+    """``"a.b.c"`` -> ``["a", "a.b", "a.b.c"]``."""
+    names = path.split(".")
+    return [".".join(names[:depth]) for depth in range(1, len(names) + 1)]
+
+
+def _check_path(path: str) -> None:
+    names = path.split(".")
+    if not path or not all(names) or any(name in _RESERVED_NAMES for name in names):
+        raise InvalidPath(f"{path!r} is not a path of claim names")
+    if len(names) == 1 and path in ISSUER_CLAIMS:
+        raise InvalidPath(f"{path!r} is set by the issuer and is always in clear")
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    withheld: frozenset[str]  # the withholdable paths and every container above them
+    sd_sizes: Mapping[str, int]  # level path -> fixed _sd length
+    descend: frozenset[str]  # paths below which something must be transformed
+
+
+def _plan(withholdable: Collection[str], sd_sizes: Mapping[str, int] | None) -> _Plan:
+    withheld: set[str] = set()
+    for path in withholdable:
+        _check_path(path)
+        withheld.update(_prefixes(path))
+    declared: dict[str, int] = {}
+    descend: set[str] = set()
+    for path in withheld:
+        level, _, _name = path.rpartition(".")
+        declared[level] = declared.get(level, 0) + 1
+        descend.update(_prefixes(level) if level else ())
+    sizes = dict(declared)
+    for level, size in (sd_sizes or {}).items():
+        if level:
+            _check_path(level)
+        if not isinstance(size, int) or size < sizes.get(level, 0):
+            raise SdArrayTooSmall(
+                f"_sd size for level {level!r} is {size}, below the "
+                f"{sizes.get(level, 0)} withholdable keys declared there"
+            )
+        sizes[level] = size
+        descend.update(_prefixes(level) if level else ())
+    return _Plan(frozenset(withheld), sizes, frozenset(descend))
+
+
+class _Concealer:
+    """Builds the signed payload bottom-up, collecting disclosures in creation order."""
+
+    def __init__(self, plan: _Plan, random_bytes: RandomBytes) -> None:
+        self._plan = plan
+        self._random = random_bytes
+        self.disclosures: list[Disclosure] = []
+
+    def conceal_object(self, obj: Mapping[str, Any], level: str) -> dict[str, Any]:
+        clear: dict[str, Any] = {}
+        digests: list[str] = []
+        for name, value in obj.items():
+            if not isinstance(name, str) or "." in name or name in _RESERVED_NAMES:
+                raise InvalidClaims(f"{join_path(level, str(name))!r} is not a usable claim name")
+            path = join_path(level, name)
+            if isinstance(value, dict | list) or path in self._plan.descend:
+                value = self._conceal_value(value, path)
+            if path in self._plan.withheld:
+                disclosure = self._disclose(name, value, path)
+                self.disclosures.append(disclosure)
+                digests.append(disclosure.digest)
+            else:
+                clear[name] = value
+        size = self._plan.sd_sizes.get(level, 0)
+        if size:
+            digests.extend(decoy_digest(self._random) for _ in range(size - len(digests)))
+            clear[SD] = sorted(digests)
+        return clear
+
+    def _disclose(self, name: str, value: Any, path: str) -> Disclosure:
+        try:
+            return object_disclosure(new_salt(self._random), name, value)
+        except CanonicalJSONError as problem:
+            raise InvalidClaims(f"{path}: {problem}") from None
+
+    def _conceal_value(self, value: Any, path: str) -> Any:
+        """Walk every nested value: it checks names everywhere and conceals where planned."""
+        if isinstance(value, dict):
+            return self.conceal_object(value, path)
+        if isinstance(value, list):
+            return [self._conceal_value(item, path) for item in value]
+        if value is not None and path in self._plan.descend:
+            raise InvalidClaims(f"{path!r} has withholdable fields inside but holds a plain value")
+        return value
+
+
+def issue(
+    claims: Mapping[str, Any],
+    *,
+    issuer: str,
+    kid: str,
+    signing_key: Ed25519PrivateKey,
+    issued_at: int,
+    withholdable: Collection[str],
+    sd_sizes: Mapping[str, int] | None = None,
+    audience: str | None = None,
+    random_bytes: RandomBytes = os.urandom,
+) -> str:
+    """Issue ``claims`` as an SD-JWT with every present withholdable path as a disclosure.
+
+    Returns the compact SD-JWT with all its disclosures (``<jwt>~<d1>~...~``), for
+    :func:`present`. Call once per recipient audience: salts and decoys are fresh every time.
+    ``random_bytes`` is only for tests that need reproducible output.
+    """
+    for name in claims:
+        if name in ISSUER_CLAIMS:
+            raise InvalidClaims(f"{name!r} is set by issue(), not passed in the claims")
+    plan = _plan(withholdable, sd_sizes)
+    concealer = _Concealer(plan, random_bytes)
+    payload = concealer.conceal_object(claims, "")
+    payload.update(iss=issuer, iat=issued_at)
+    if audience is not None:
+        payload["aud"] = audience
+    payload[SD_ALG] = SHA_256
+    header = {"typ": MINGA_SD_JWT_TYP, "kid": kid}
+    try:
+        jwt = sign_jws(header, payload, signing_key)
+    except CanonicalJSONError as problem:
+        raise InvalidClaims(f"clear claims: {problem}") from None
+    return join_compact(jwt, [disclosure.encoded for disclosure in concealer.disclosures])
+
+
+def present(issued: str, paths: Collection[str]) -> str:
+    """A presentation of ``issued`` disclosing ``paths`` and the containers above them, no more.
+
+    Paths with no disclosure in this record (absent optional fields, clear claims) add nothing.
+    """
+    compact = split_compact(issued)
+    if compact.key_binding_jwt is not None:
+        raise DisclosureError("an issued SD-JWT has no Key Binding JWT")
+    payload = unverified_payload(compact.jwt)
+    payload.pop(SD_ALG, None)
+    nodes = reconstruct(payload, compact.disclosures).nodes
+    # A disclosure's parent always sits at a prefix of its path, so this keeps every chosen
+    # disclosure reachable from the signed payload.
+    wanted = {prefix for path in paths for prefix in _prefixes(path)}
+    chosen = {node.encoded for node in nodes if node.path in wanted}
+    return join_compact(compact.jwt, [d for d in compact.disclosures if d in chosen])
+
+
+def verify(
+    presentation: str,
+    resolver: SigningKeyResolver,
+    *,
+    expected_audience: str | None = None,
+) -> VerifiedSdJwt:
+    """Verify a Minga record presentation: EdDSA, typ ``minga+sd-jwt``, a ``kid``, RFC 9901 rules.
+
+    Raises a :class:`federation.sdjwt.SdJwtError` subclass (``.reason`` is a stable code).
+    """
+    result = verify_sd_jwt(
+        presentation,
+        resolver,
+        expected_typ=MINGA_SD_JWT_TYP,
+        algorithms=frozenset({"EdDSA"}),
+        expected_audience=expected_audience,
+    )
+    if not result.kid:
+        raise MalformedSdJwt("a Minga record names its signing key in the header kid")
+    return result

@@ -21,6 +21,8 @@ Choices other parts rely on:
   real digests plus decoys, sorted. The size defaults to the number of withholdable keys declared
   at that level and may be raised per level (``sd_sizes``, keyed by the level's path, ``""`` for
   the top); it may never be smaller, so the size says nothing about which fields a record has.
+  Pass the paths declared for the record's kind (``schemas.fields``), not the fields this record
+  happens to have, or the sizes would vary from record to record.
 * Each call to :func:`issue` draws fresh salts and decoys, so copies made for different recipient
   audiences share no salt and no digest and cannot be correlated through them.
 * A presentation reveals exactly the paths asked for, plus the containers above them (asking
@@ -214,7 +216,8 @@ def issue(
 def present(issued: str, paths: Collection[str]) -> str:
     """A presentation of ``issued`` disclosing ``paths`` and the containers above them, no more.
 
-    Paths with no disclosure in this record (absent optional fields, clear claims) add nothing.
+    A path with no disclosure in this record (absent optional field, clear claim) adds only the
+    containers above it that are present.
     """
     compact = split_compact(issued)
     if compact.key_binding_jwt is not None:

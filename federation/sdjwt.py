@@ -122,14 +122,6 @@ _DECODER: Final = json.JSONDecoder(
 )
 
 
-def _load_json(data: bytes, what: str, error: type[SdJwtError]) -> Any:
-    try:
-        return _DECODER.decode(data.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError) as problem:
-        # JSONDecodeError is a ValueError; its message holds no document text beyond a position.
-        raise error(f"{what} is not valid JSON for Minga: {problem}") from None
-
-
 def _decode_segment(text: str, what: str, error: type[SdJwtError]) -> bytes:
     try:
         return b64u_decode(text)
@@ -141,20 +133,18 @@ _URL_TO_STANDARD: Final = bytes.maketrans(b"-_", b"+/")
 _STANDARD_TO_URL: Final = bytes.maketrans(b"+/", b"-_")
 
 
-def _decode_covered_text(text: str, what: str, error: type[SdJwtError]) -> bytes:
-    """Base64url text whose exact characters a signature or a digest covers.
+def _json_segment(text: str, what: str, error: type[SdJwtError]) -> Any:
+    """The JSON value in base64url ``text`` whose exact characters a signature or digest covers.
 
     Any change to such text already breaks its signature or digest, so this skips the canonical
     form check of :func:`b64u_decode` (the signature segment itself is checked strictly).
     """
     try:
-        return binascii.a2b_base64(text.encode("ascii").translate(_URL_TO_STANDARD) + b"==")
-    except (binascii.Error, UnicodeEncodeError):
-        raise error(f"{what} is not base64url") from None
-
-
-def _json_segment(text: str, what: str, error: type[SdJwtError]) -> Any:
-    return _load_json(_decode_covered_text(text, what, error), what, error)
+        data = binascii.a2b_base64(text.encode("ascii").translate(_URL_TO_STANDARD) + b"==")
+        return _DECODER.decode(data.decode("utf-8"))
+    except (binascii.Error, UnicodeError, ValueError, RecursionError) as problem:
+        # JSONDecodeError is a ValueError; its message holds no document text beyond a position.
+        raise error(f"{what} is not base64url JSON for Minga: {problem}") from None
 
 
 # --- keys and JWS -----------------------------------------------------------------------------

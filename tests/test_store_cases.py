@@ -17,6 +17,7 @@ from node.store import (
     CaseIndex,
     InvalidCursor,
     InvalidRecordId,
+    NewCase,
     RecordDeleted,
     RecordExists,
     RecordNotFound,
@@ -311,3 +312,42 @@ async def test_delete_wipes_every_version_and_leaves_a_tombstone(
     assert versions == [(None, None), (None, None)]
     assert tombstone == (1, None, None, None)
     assert links == (0,)
+
+
+async def test_add_many_stores_a_batch(store: Store) -> None:
+    batch = [NewCase(new_id(), {"n": n}, index("KE" if n % 3 else "CO"), "ana") for n in range(12)]
+    async with store.transaction() as tx:
+        added = await tx.cases.add_many(batch)
+    assert [case.record_id for case in added] == [case.record_id for case in batch]
+    assert await listed_ids(store, CaseFilter(country="CO")) == {
+        case.record_id for n, case in enumerate(batch) if n % 3 == 0
+    }
+
+
+async def test_pages_with_equal_timestamps_still_cover_every_case_once(store: Store) -> None:
+    batch = [NewCase(new_id(), {}, index(), "ana") for _ in range(12)]
+    async with store.transaction() as tx:
+        await tx.cases.add_many(batch)  # one clock reading: all share updated_at
+    seen: list[str] = []
+    cursor = None
+    for _ in range(3):
+        async with store.read() as tx:
+            page = await tx.cases.list(limit=5, cursor=cursor)
+        seen += [case.record_id for case in page.items]
+        cursor = page.next_cursor
+    assert cursor is None
+    assert sorted(seen, reverse=True) == seen
+    assert set(seen) == {case.record_id for case in batch}
+
+
+@pytest.mark.parametrize("clash", ["existing", "twice"])
+async def test_add_many_stores_nothing_when_an_id_clashes(store: Store, clash: str) -> None:
+    existing = await add(store, index())
+    fresh = new_id()
+    batch = [NewCase(fresh, {}, index(), "ana"), NewCase(existing, {}, index(), "ana")]
+    if clash == "twice":
+        batch = [NewCase(fresh, {}, index(), "ana"), NewCase(fresh.upper(), {}, index(), "ana")]
+    with pytest.raises(RecordExists):
+        async with store.transaction() as tx:
+            await tx.cases.add_many(batch)
+    assert await listed_ids(store, CaseFilter()) == {existing}

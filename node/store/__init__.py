@@ -14,6 +14,7 @@ from node.store.cases import (
     CaseRepository,
     CaseVersion,
     InvalidCursor,
+    NewCase,
     StoredCase,
 )
 from node.store.errors import (
@@ -60,6 +61,7 @@ __all__ = [
     "InvalidRecordId",
     "Member",
     "MigrationSet",
+    "NewCase",
     "OrgRepository",
     "OwnOrg",
     "ReceivedRecord",

@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -95,6 +96,16 @@ class StoredCase:
 
 
 @dataclass(frozen=True)
+class NewCase:
+    """One case for :meth:`CaseRepository.add_many`."""
+
+    record_id: str
+    document: dict[str, Any] = field(repr=False)
+    index: CaseIndex
+    author: str = field(repr=False)
+
+
+@dataclass(frozen=True)
 class CaseVersion:
     record_id: str
     version: int
@@ -172,17 +183,26 @@ class CaseRepository:
         self, record_id: str, document: dict[str, Any], index: CaseIndex, author: str
     ) -> StoredCase:
         """Store a new case as version 1."""
-        record_id = normalise_record_id(record_id)
-        if await self._session.get(CaseRow, record_id) is not None:
-            raise RecordExists(f"case {record_id} already exists")
+        (added,) = await self.add_many([NewCase(record_id, document, index, author)])
+        return added
+
+    async def add_many(self, cases: Sequence[NewCase]) -> list[StoredCase]:
+        """Store several new cases at once (imports); none is stored if any id exists."""
+        record_ids = [normalise_record_id(case.record_id) for case in cases]
+        await self._refuse_existing(record_ids)
         now = self._clock()
-        row = CaseRow(record_id=record_id, version=1, created_at=now, updated_at=now, deleted=False)
-        _set_index(row, index)
-        self._session.add(row)
-        self._session.add(self._version_row(record_id, 1, document, author, now))
-        self._add_links(record_id, index)
+        added = []
+        for record_id, case in zip(record_ids, cases, strict=True):
+            row = CaseRow(
+                record_id=record_id, version=1, created_at=now, updated_at=now, deleted=False
+            )
+            _set_index(row, case.index)
+            self._session.add(row)
+            self._session.add(self._version_row(record_id, 1, case.document, case.author, now))
+            self._add_links(record_id, case.index)
+            added.append(StoredCase(record_id, 1, case.document, case.index, now, now))
         await self._session.flush()
-        return StoredCase(record_id, 1, document, index, now, now)
+        return added
 
     async def update(
         self,
@@ -275,6 +295,17 @@ class CaseRepository:
             )
             .where(*_filter_conditions(wanted))
         )
+
+    async def _refuse_existing(self, record_ids: Sequence[str]) -> None:
+        counts: Counter[str] = Counter(record_ids)
+        repeated = [record_id for record_id, n in counts.items() if n > 1]
+        if repeated:
+            raise RecordExists(f"case {repeated[0]} is given twice")
+        existing = await self._session.scalar(
+            select(CaseRow.record_id).where(CaseRow.record_id.in_(record_ids)).limit(1)
+        )
+        if existing is not None:
+            raise RecordExists(f"case {existing} already exists")
 
     async def _current(self, record_id: str) -> CaseRow:
         record_id = normalise_record_id(record_id)

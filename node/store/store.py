@@ -38,6 +38,7 @@ from node.store.ids import Clock, utc_now
 from node.store.migrate import STORE_MIGRATIONS, MigrationSet
 from node.store.orgs import OrgRepository
 from node.store.received import ReceivedRepository
+from node.store.settings import SettingsRepository
 from node.store.tokens import TokenRepository
 from node.store.unlock import DataKey
 
@@ -58,6 +59,7 @@ class StoreTransaction:
         self.received = ReceivedRepository(session, cipher, clock)
         self.audit = AuditLog(session, cipher, clock)
         self.tokens = TokenRepository(session, cipher, clock)
+        self.settings = SettingsRepository(session, cipher)
 
 
 class Store:

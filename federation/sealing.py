@@ -1,0 +1,334 @@
+"""Sealed envelopes: a payload readable only by the listed organisations, signed by its sender.
+
+Sealing (DESIGN §4):
+
+1. The payload is padded (Padmé, at least 256 bytes) so its exact length does not show.
+2. It is encrypted once with a random 32-byte content key (ChaCha20-Poly1305, random nonce).
+   The associated data is the header (type, envelope id, sender, sender kid, created_at and the
+   recipients' key ids), so the ciphertext cannot be moved under another header.
+3. The content key is wrapped for each recipient with HPKE base mode (RFC 9180:
+   DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, ChaCha20-Poly1305). HPKE's ``info`` binds the
+   envelope id, the sender and the recipient's key id.
+4. The sender signs ``canonical_json`` of every other field with Ed25519 (HPKE base mode does not
+   authenticate the sender).
+
+In clear travel only: the sender's org id and key id, the creation time, and the recipients'
+encryption key ids. Every binary field is unpadded base64url; the envelope holds only strings and
+integers, so it can be Matrix event content as it is.
+
+Opening checks the sender's signature first (with the key the resolver trusts for the sender at
+``created_at``), then unwraps the content key for one of my encryption keys, then decrypts.
+Each failure has its own exception type and ``reason`` so the inbox can quarantine with it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Annotated, Any, ClassVar, Literal
+
+from cryptography.exceptions import InvalidSignature, InvalidTag
+from cryptography.hazmat.primitives import hpke
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from federation.canonical import MAX_SAFE_INTEGER, canonical_json
+from federation.encoding import EncodingError, b64u_decode, b64u_encode
+from federation.identity import KidText, OrgIdText, OrgKeys, RecipientKey, UnixTime
+from federation.keys import KeyNotTrusted, SigningKeyResolver
+
+ENVELOPE_TYPE = "minga.envelope/1"
+_KEY_INFO_TYPE = "minga.envelope-key/1"
+_SUITE = hpke.Suite(hpke.KEM.X25519, hpke.KDF.HKDF_SHA256, hpke.AEAD.CHACHA20_POLY1305)
+_ENC_LENGTH = hpke.KEM.X25519.enc_length()
+_CONTENT_KEY_LENGTH = 32
+_TAG_LENGTH = 16
+MIN_PADDED_LENGTH = 256
+MAX_RECIPIENTS = 500
+
+
+# --- errors -------------------------------------------------------------------------------------
+
+
+class SealingError(Exception):
+    """An envelope could not be opened; ``reason`` is a stable code for quarantine."""
+
+    reason: ClassVar[str] = "error"
+
+
+class EnvelopeMalformed(SealingError):
+    reason = "malformed"
+
+
+class SenderNotTrusted(SealingError):
+    """Unknown sender or sender key, or the key was rotated away or revoked at ``created_at``."""
+
+    reason = "sender-not-trusted"
+
+
+class BadSignature(SealingError):
+    reason = "bad-signature"
+
+
+class NotARecipient(SealingError):
+    reason = "not-a-recipient"
+
+
+class Tampered(SealingError):
+    """The signature holds but the key or payload does not decrypt (or its padding is wrong)."""
+
+    reason = "tampered"
+
+
+# --- wire format --------------------------------------------------------------------------------
+
+
+def _binary(length: int | None = None, *, at_least: int = 1) -> Any:
+    """A field validator: canonical base64url, of ``length`` bytes or at least ``at_least``."""
+
+    def check(value: str) -> str:
+        try:
+            raw = b64u_decode(value)
+        except EncodingError as error:
+            raise ValueError(str(error)) from None
+        if length is not None and len(raw) != length:
+            raise ValueError(f"expected {length} bytes")
+        if len(raw) < at_least:
+            raise ValueError(f"expected at least {at_least} bytes")
+        return value
+
+    return check
+
+
+class _Wire(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+
+class RecipientSlot(_Wire):
+    """The content key wrapped for one recipient encryption key."""
+
+    kid: KidText
+    enc: str  # HPKE encapsulated key
+    key: str  # HPKE ciphertext of the content key
+
+    _enc = field_validator("enc")(_binary(_ENC_LENGTH))
+    _key = field_validator("key")(_binary(_CONTENT_KEY_LENGTH + _TAG_LENGTH))
+
+
+class Envelope(_Wire):
+    type: Literal["minga.envelope/1"]
+    id: str
+    sender: OrgIdText
+    sender_kid: KidText
+    created_at: UnixTime
+    recipients: Annotated[list[RecipientSlot], Field(min_length=1, max_length=MAX_RECIPIENTS)]
+    nonce: str
+    ciphertext: str
+    signature: str
+
+    _id = field_validator("id")(_binary(16))
+    _nonce = field_validator("nonce")(_binary(12))
+    _ciphertext = field_validator("ciphertext")(_binary(at_least=MIN_PADDED_LENGTH + _TAG_LENGTH))
+    _signature = field_validator("signature")(_binary(64))
+
+    @field_validator("recipients")
+    @classmethod
+    def _distinct_recipients(cls, slots: list[RecipientSlot]) -> list[RecipientSlot]:
+        if len({slot.kid for slot in slots}) != len(slots):
+            raise ValueError("a recipient key id appears twice")
+        return slots
+
+    def to_wire(self) -> dict[str, Any]:
+        """The envelope as JSON-ready content (strings and integers only)."""
+        return self.model_dump()
+
+
+@dataclass(frozen=True)
+class Opened:
+    """What an opened envelope says: who sent it, when, and the payload."""
+
+    sender: str
+    sender_kid: str
+    envelope_id: str
+    created_at: int
+    payload: bytes = field(repr=False)
+
+
+def parse_envelope(data: object) -> Envelope:
+    """An :class:`Envelope` from JSON content; :class:`EnvelopeMalformed` names what is wrong."""
+    if isinstance(data, Envelope):
+        return data
+    if not isinstance(data, Mapping):
+        raise EnvelopeMalformed("envelope: expected a JSON object")
+    try:
+        return Envelope.model_validate(dict(data))
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in problem['loc']) or '(top)'}: {problem['msg']}"
+            for problem in error.errors(include_input=False, include_url=False)
+        )
+        raise EnvelopeMalformed(f"envelope: {problems}") from None
+
+
+# --- padding ------------------------------------------------------------------------------------
+
+
+def padded_length(length: int) -> int:
+    """Padmé (Nikitin et al., 2019): at most 12% larger, leaks O(log log n) bits of the length."""
+    if length <= MIN_PADDED_LENGTH:
+        return MIN_PADDED_LENGTH
+    exponent = length.bit_length() - 1
+    mask = (1 << (exponent - exponent.bit_length())) - 1
+    return (length + mask) & ~mask
+
+
+def _pad(payload: bytes) -> bytes:
+    marked = payload + b"\x80"
+    return marked + bytes(padded_length(len(marked)) - len(marked))
+
+
+def _unpad(padded: bytes) -> bytes:
+    stripped = padded.rstrip(b"\x00")
+    if not stripped.endswith(b"\x80"):
+        raise Tampered("payload padding is wrong")
+    return stripped[:-1]
+
+
+# --- binding ------------------------------------------------------------------------------------
+
+
+def _header(
+    envelope_id: str, sender: str, sender_kid: str, created_at: int, kids: Sequence[str]
+) -> bytes:
+    return canonical_json(
+        {
+            "type": ENVELOPE_TYPE,
+            "id": envelope_id,
+            "sender": sender,
+            "sender_kid": sender_kid,
+            "created_at": created_at,
+            "recipients": list(kids),
+        }
+    )
+
+
+def _key_info(envelope_id: str, sender: str, sender_kid: str, recipient_kid: str) -> bytes:
+    return canonical_json(
+        {
+            "type": _KEY_INFO_TYPE,
+            "id": envelope_id,
+            "sender": sender,
+            "sender_kid": sender_kid,
+            "recipient": recipient_kid,
+        }
+    )
+
+
+def _signed_content(fields: Mapping[str, Any]) -> bytes:
+    return canonical_json({name: value for name, value in fields.items() if name != "signature"})
+
+
+# --- seal and open ------------------------------------------------------------------------------
+
+
+def seal(
+    payload: bytes,
+    sender: OrgKeys,
+    recipients: Sequence[RecipientKey],
+    created_at: int,
+    *,
+    envelope_id: str | None = None,
+) -> Envelope:
+    """Seal ``payload`` for ``recipients`` (each an org's current encryption key), signed by
+    ``sender``'s current signing key. ``envelope_id`` (16 bytes, base64url) is random if omitted.
+    """
+    kids = [recipient.kid for recipient in recipients]
+    if not kids or len(kids) > MAX_RECIPIENTS:
+        raise ValueError(f"an envelope needs 1 to {MAX_RECIPIENTS} recipients")
+    if len(set(kids)) != len(kids):
+        raise ValueError("a recipient key appears twice")
+    if isinstance(created_at, bool) or not 0 <= created_at <= MAX_SAFE_INTEGER:
+        raise ValueError("created_at must be unix seconds between 0 and 2**53 - 1")
+    envelope_id = envelope_id or b64u_encode(os.urandom(16))
+    sender_id, sender_kid = sender.org_id, sender.signing_kid
+    content_key, nonce = ChaCha20Poly1305.generate_key(), os.urandom(12)
+    header = _header(envelope_id, sender_id, sender_kid, created_at, kids)
+    ciphertext = ChaCha20Poly1305(content_key).encrypt(nonce, _pad(payload), header)
+    slots = [
+        _wrap(content_key, recipient, _key_info(envelope_id, sender_id, sender_kid, recipient.kid))
+        for recipient in recipients
+    ]
+    fields: dict[str, Any] = {
+        "type": ENVELOPE_TYPE,
+        "id": envelope_id,
+        "sender": sender_id,
+        "sender_kid": sender_kid,
+        "created_at": created_at,
+        "recipients": slots,
+        "nonce": b64u_encode(nonce),
+        "ciphertext": b64u_encode(ciphertext),
+    }
+    fields["signature"] = b64u_encode(sender.signing.sign(_signed_content(fields)))
+    return parse_envelope(fields)
+
+
+def _wrap(content_key: bytes, recipient: RecipientKey, info: bytes) -> dict[str, str]:
+    sealed = _SUITE.encrypt(content_key, recipient.key, info=info)
+    return {
+        "kid": recipient.kid,
+        "enc": b64u_encode(sealed[:_ENC_LENGTH]),
+        "key": b64u_encode(sealed[_ENC_LENGTH:]),
+    }
+
+
+def open_envelope(
+    envelope: Envelope | Mapping[str, Any], my_keys: OrgKeys, resolver: SigningKeyResolver
+) -> Opened:
+    """Verify the sender, then unwrap and decrypt the payload for one of ``my_keys``.
+
+    Raises, in the order checked: :class:`EnvelopeMalformed`, :class:`SenderNotTrusted`,
+    :class:`BadSignature`, :class:`NotARecipient`, :class:`Tampered`.
+    """
+    sealed = parse_envelope(envelope)
+    _verify_sender(sealed, resolver)
+    slot, private_key = _my_slot(sealed, my_keys)
+    info = _key_info(sealed.id, sealed.sender, sealed.sender_kid, slot.kid)
+    try:
+        content_key = _SUITE.decrypt(
+            b64u_decode(slot.enc) + b64u_decode(slot.key), private_key, info
+        )
+    except InvalidTag:
+        raise Tampered("the content key does not unwrap") from None
+    kids = [recipient.kid for recipient in sealed.recipients]
+    header = _header(sealed.id, sealed.sender, sealed.sender_kid, sealed.created_at, kids)
+    try:
+        padded = ChaCha20Poly1305(content_key).decrypt(
+            b64u_decode(sealed.nonce), b64u_decode(sealed.ciphertext), header
+        )
+    except InvalidTag:
+        raise Tampered("the payload does not decrypt") from None
+    return Opened(sealed.sender, sealed.sender_kid, sealed.id, sealed.created_at, _unpad(padded))
+
+
+def _verify_sender(sealed: Envelope, resolver: SigningKeyResolver) -> None:
+    try:
+        key = resolver.signing_key_for(sealed.sender, sealed.sender_kid, sealed.created_at)
+    except KeyNotTrusted as error:
+        raise SenderNotTrusted(f"sender not trusted: {error}") from None
+    if not isinstance(key, Ed25519PublicKey):
+        raise SenderNotTrusted("sender key is not an Ed25519 key")
+    try:
+        key.verify(b64u_decode(sealed.signature), _signed_content(sealed.to_wire()))
+    except InvalidSignature:
+        raise BadSignature("the sender's signature does not verify") from None
+
+
+def _my_slot(sealed: Envelope, my_keys: OrgKeys) -> tuple[RecipientSlot, X25519PrivateKey]:
+    mine = my_keys.decryption_keys()
+    for slot in sealed.recipients:
+        if slot.kid in mine:
+            return slot, mine[slot.kid]
+    raise NotARecipient("none of my encryption keys is among the recipients")

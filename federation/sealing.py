@@ -253,6 +253,7 @@ def seal(
     if isinstance(created_at, bool) or not 0 <= created_at <= MAX_SAFE_INTEGER:
         raise ValueError("created_at must be unix seconds between 0 and 2**53 - 1")
     envelope_id = envelope_id or b64u_encode(os.urandom(16))
+    _check_envelope_id(envelope_id)
     sender_id, sender_kid = sender.org_id, sender.signing_kid
     content_key, nonce = ChaCha20Poly1305.generate_key(), os.urandom(12)
     header = _header(envelope_id, sender_id, sender_kid, created_at, kids)
@@ -272,7 +273,18 @@ def seal(
         "ciphertext": b64u_encode(ciphertext),
     }
     fields["signature"] = b64u_encode(sender.signing.sign(_signed_content(fields)))
-    return parse_envelope(fields)
+    # Every field was just made here in its valid form, so skip re-validating the ciphertext.
+    slot_models = [RecipientSlot.model_construct(None, **slot) for slot in slots]
+    return Envelope.model_construct(None, **{**fields, "recipients": slot_models})
+
+
+def _check_envelope_id(envelope_id: str) -> None:
+    try:
+        valid = len(b64u_decode(envelope_id)) == 16
+    except EncodingError:
+        valid = False
+    if not valid:
+        raise ValueError("envelope_id must be 16 bytes in unpadded base64url")
 
 
 def _wrap(content_key: bytes, recipient: RecipientKey, info: bytes) -> dict[str, str]:

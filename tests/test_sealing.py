@@ -348,3 +348,10 @@ def test_seal_refuses_bad_recipient_lists() -> None:
     twice = [MEMBERS[0].recipient_key(), MEMBERS[0].recipient_key()]
     with pytest.raises(ValueError, match="twice"):
         seal(PAYLOAD, SENDER, twice, created_at=1)
+
+
+def test_caller_chosen_envelope_id_is_used_and_checked() -> None:
+    chosen = b64u_encode(bytes(range(16)))
+    assert sealed_for(MEMBERS[:1], envelope_id=chosen)["id"] == chosen
+    with pytest.raises(ValueError, match="envelope_id"):
+        sealed_for(MEMBERS[:1], envelope_id="too-short")

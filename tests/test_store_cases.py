@@ -223,6 +223,8 @@ async def test_period_filter_matches_overlapping_incidents(store: Store) -> None
         {"country": "COL"},
         {"date_from": "2023-02-30"},
         {"date_from": "2023-5-1"},
+        {"date_from": "2023-W01-1"},
+        {"date_to": "20230101"},
         {"date_from": "2023-06-01", "date_to": "2023-05-01"},
         {"violations": frozenset({"has space"})},
         {"unknown": 1},

@@ -38,13 +38,17 @@ from node.store.ids import Clock, normalise_record_id
 from node.store.tables import CaseRow, CaseVersionRow, CaseVictimGroupRow, CaseViolationRow
 
 MAX_PAGE = 200
+_IDS_PER_QUERY = 500  # well under every database's limit on bound parameters
 
 
 def _iso_date(value: str) -> str:
-    if len(value) != 10:
-        raise ValueError("must be a date written YYYY-MM-DD")
-    date.fromisoformat(value)
-    return value
+    """Only YYYY-MM-DD: the stored strings are compared as text, so one spelling per date."""
+    try:
+        if date.fromisoformat(value).isoformat() == value:
+            return value
+    except ValueError:
+        pass
+    raise ValueError("must be a real date written YYYY-MM-DD")
 
 
 IsoDate = Annotated[str, AfterValidator(_iso_date)]
@@ -217,12 +221,12 @@ class CaseRepository:
         ``expected_version`` is given and is not the current version."""
         row = await self._current(record_id)
         _check_expected(row, expected_version)
+        await self._delete_links(row.record_id)
         now = self._clock()
         row.version += 1
         row.updated_at = now
         _set_index(row, index)
         self._session.add(self._version_row(row.record_id, row.version, document, author, now))
-        await self._delete_links(row.record_id)
         self._add_links(row.record_id, index)
         await _flush_checking_version(self._session, row)
         return StoredCase(row.record_id, row.version, document, index, row.created_at, now)
@@ -301,11 +305,13 @@ class CaseRepository:
         repeated = [record_id for record_id, n in counts.items() if n > 1]
         if repeated:
             raise RecordExists(f"case {repeated[0]} is given twice")
-        existing = await self._session.scalar(
-            select(CaseRow.record_id).where(CaseRow.record_id.in_(record_ids)).limit(1)
-        )
-        if existing is not None:
-            raise RecordExists(f"case {existing} already exists")
+        for first in range(0, len(record_ids), _IDS_PER_QUERY):
+            chunk = record_ids[first : first + _IDS_PER_QUERY]
+            existing = await self._session.scalar(
+                select(CaseRow.record_id).where(CaseRow.record_id.in_(chunk)).limit(1)
+            )
+            if existing is not None:
+                raise RecordExists(f"case {existing} already exists")
 
     async def _current(self, record_id: str) -> CaseRow:
         record_id = normalise_record_id(record_id)

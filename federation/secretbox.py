@@ -30,6 +30,13 @@ class MalformedBox(ValueError):
     """The bytes are not a Minga secret box."""
 
 
+# The cost travels in the box, so an altered box could demand hours of work or gigabytes of
+# memory before the tag check fails. Anything beyond these bounds is refused unread.
+_MAX_ITERATIONS = 16
+_MAX_LANES = 16
+_MAX_MEMORY_KIB = 1024 * 1024
+
+
 @dataclass(frozen=True)
 class Argon2Params:
     iterations: int = 3
@@ -74,6 +81,12 @@ def unlock(box: bytes, passphrase: str, *, purpose: bytes) -> bytes:
     magic, iterations, lanes, memory_kib, salt, nonce = _HEADER.unpack_from(box)
     if magic != _MAGIC:
         raise MalformedBox("not a Minga secret box")
+    if not (
+        1 <= iterations <= _MAX_ITERATIONS
+        and 1 <= lanes <= _MAX_LANES
+        and 8 * lanes <= memory_kib <= _MAX_MEMORY_KIB
+    ):
+        raise MalformedBox("the box asks for an Argon2id cost outside the accepted bounds")
     params = Argon2Params(iterations, lanes, memory_kib)
     key = params.derive(passphrase, salt, purpose)
     header = box[: _HEADER.size]

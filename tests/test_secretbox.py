@@ -49,8 +49,9 @@ def test_other_purpose_does_not_open() -> None:
         unlock(box, "p", purpose=b"minga/store-key/v1")
 
 
-# Bytes 4..16 hold the Argon2 parameters; flipping them can ask for gigabytes and hours of work
-# (unlock does not bound them), so this test alters every other byte: magic, salt, nonce, body.
+# Bytes 4..16 hold the Argon2 parameters; flips there may still ask for up to the accepted
+# maximum cost (seconds and a gigabyte each), so this test alters every other byte: magic, salt,
+# nonce, body. test_altered_parameters_* cover the parameter bytes.
 _PARAMETER_BYTES = range(4, 16)
 
 
@@ -70,6 +71,14 @@ def test_altered_parameters_are_detected() -> None:
     more_iterations = box[:7] + bytes([box[7] + 1]) + box[8:]  # iterations 1 -> 2
     with pytest.raises(WrongPassphrase):
         unlock(more_iterations, "p", purpose=PURPOSE)
+
+
+@pytest.mark.parametrize("field_offset", [4, 8, 12], ids=["iterations", "lanes", "memory"])
+def test_absurd_parameters_are_refused_before_any_work(field_offset: int) -> None:
+    box = lock(b"secret", "p", purpose=PURPOSE, params=FAST_TEST_PARAMS)
+    absurd = box[:field_offset] + b"\xff\xff\xff\xff" + box[field_offset + 4 :]
+    with pytest.raises(MalformedBox, match="Argon2id cost"):
+        unlock(absurd, "p", purpose=PURPOSE)
 
 
 def test_truncated_box_is_malformed() -> None:

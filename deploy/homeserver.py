@@ -449,52 +449,80 @@ class Homeserver:
         access_token: str | None = None,
         timeout: float = 30,
     ) -> dict[str, Any]:
-        data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(self.url + path, data=data, method=method)
-        request.add_header("Content-Type", "application/json")
-        if access_token:
-            request.add_header("Authorization", f"Bearer {access_token}")
-        try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:
-                result: dict[str, Any] = json.loads(response.read() or b"{}")
-                return result
-        except urllib.error.HTTPError as error:
-            detail = error.read().decode(errors="replace")[:500]
-            raise HomeserverError(f"{method} {path} -> {error.code}: {detail}") from None
+        return http_json(self.url, method, path, body, access_token=access_token,
+                         timeout=timeout)
 
     def register(
         self, localpart: str, password: str | None = None, *, admin: bool = False
     ) -> Account:
         """Create an account through the shared-secret admin API and return its login."""
-        password = password or secrets.token_urlsafe(24)
-        nonce = self.request("GET", "/_synapse/admin/v1/register")["nonce"]
-        mac = hmac.new(self.state.registration_shared_secret.encode(), digestmod=hashlib.sha1)
-        for part in (nonce, localpart, password, "admin" if admin else "notadmin"):
-            if part != nonce:
-                mac.update(b"\x00")
-            mac.update(part.encode())
-        answer = self.request(
-            "POST",
-            "/_synapse/admin/v1/register",
-            {
-                "nonce": nonce,
-                "username": localpart,
-                "password": password,
-                "admin": admin,
-                "mac": mac.hexdigest(),
-            },
-        )
-        return Account(
-            user_id=answer["user_id"],
-            access_token=answer["access_token"],
-            device_id=answer["device_id"],
-            password=password,
-            homeserver_url=self.url,
+        return register_account(
+            self.url, self.state.registration_shared_secret, localpart, password, admin=admin
         )
 
     def create_account(self, prefix: str = "user", *, admin: bool = False) -> Account:
         """Register an account with a fresh, unique local part starting with ``prefix``."""
         return self.register(f"{prefix}-{secrets.token_hex(4)}", admin=admin)
+
+
+def http_json(
+    base_url: str,
+    method: str,
+    path: str,
+    body: dict[str, Any] | None = None,
+    *,
+    access_token: str | None = None,
+    timeout: float = 30,
+) -> dict[str, Any]:
+    """One JSON request to a homeserver; an HTTP error becomes a :class:`HomeserverError`."""
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(base_url.rstrip("/") + path, data=data, method=method)
+    request.add_header("Content-Type", "application/json")
+    if access_token:
+        request.add_header("Authorization", f"Bearer {access_token}")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            result: dict[str, Any] = json.loads(response.read() or b"{}")
+            return result
+    except urllib.error.HTTPError as error:
+        detail = error.read().decode(errors="replace")[:500]
+        raise HomeserverError(f"{method} {path} -> {error.code}: {detail}") from None
+
+
+def register_account(
+    homeserver_url: str,
+    shared_secret: str,
+    localpart: str,
+    password: str | None = None,
+    *,
+    admin: bool = False,
+) -> Account:
+    """Create an account on a Synapse through its shared-secret admin registration API."""
+    password = password or secrets.token_urlsafe(24)
+    nonce = http_json(homeserver_url, "GET", "/_synapse/admin/v1/register")["nonce"]
+    mac = hmac.new(shared_secret.encode(), digestmod=hashlib.sha1)
+    mac.update(b"\x00".join(
+        part.encode() for part in (nonce, localpart, password, "admin" if admin else "notadmin")
+    ))
+    answer = http_json(
+        homeserver_url,
+        "POST",
+        "/_synapse/admin/v1/register",
+        {
+            "nonce": nonce,
+            "username": localpart,
+            "password": password,
+            "admin": admin,
+            "mac": mac.hexdigest(),
+        },
+    )
+    return Account(
+        user_id=answer["user_id"],
+        access_token=answer["access_token"],
+        device_id=answer["device_id"],
+        password=password,
+        homeserver_url=homeserver_url.rstrip("/"),
+    )
 
 
 def _terminate_group(pid: int, timeout: float) -> None:

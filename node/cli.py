@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import signal
 import sys
 import threading
@@ -12,6 +13,9 @@ from types import FrameType
 
 from deploy.homeserver import Homeserver, HomeserverError
 from node.config import ConfigError, load_config
+from node.runtime import NodeNotReady, open_node, read_passphrase
+from node.setup import MatrixAccountChoice, init_node
+from node.store import Role
 from schemas.export import export_json_schemas
 
 Handler = Callable[[argparse.Namespace], int]
@@ -67,6 +71,57 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return _serve_homeserver(Path(args.dir) / "homeserver", None)
 
 
+def _read_secret_file(path: str | None, option: str) -> str | None:
+    if path is None:
+        return None
+    try:
+        return Path(path).read_text(encoding="utf-8").strip()
+    except OSError as error:
+        raise UserError(f"{option}: cannot read {path} ({error.strerror})") from None
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    account = MatrixAccountChoice(
+        user_id=args.matrix_user,
+        password=_read_secret_file(args.matrix_password_file, "--matrix-password-file"),
+        registration_secret=_read_secret_file(
+            args.registration_secret_file, "--registration-secret-file"
+        ),
+    )
+    passphrase = read_passphrase(None, confirm=True)
+    result = asyncio.run(
+        init_node(
+            data_dir=Path(args.data_dir),
+            org_name=args.org_name,
+            country=args.country.upper(),
+            homeserver_url=args.homeserver,
+            passphrase=passphrase,
+            account=account,
+            http_port=args.http_port,
+        )
+    )
+    print(f"Created the node of {args.org_name}")
+    print(f"  organisation id: {result.org_id}")
+    print(f"  safety code:     {result.safety_code}")
+    print(f"  Matrix account:  {result.matrix_user_id}")
+    print(f"  configuration:   {result.config_file}")
+    print("Compare the safety code with other members out of band before trusting them.")
+    return 0
+
+
+async def _create_token(config: str | None, user: str, role: Role) -> str:
+    async with open_node(config) as node, node.store.transaction() as tx:
+        token = await tx.tokens.create(user, role)
+        await tx.audit.append("minga token create", "token.create", details={"role": role.value})
+        return token
+
+
+def cmd_token_create(args: argparse.Namespace) -> int:
+    token = asyncio.run(_create_token(args.config, args.user, Role(args.role)))
+    print(token)
+    return 0
+
+
 def cmd_schemas_export(args: argparse.Namespace) -> int:
     written = export_json_schemas(Path(args.dir))
     print(f"wrote {len(written)} JSON Schema files to {args.dir}")
@@ -82,6 +137,8 @@ def cmd_config_check(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="minga", description="Minga node for coalitions")
+    parser.add_argument("--config", help="the node's node.toml (default: $MINGA_CONFIG or"
+                                         " minga-data/node.toml)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     homeserver = commands.add_parser("homeserver", help="the embedded Matrix homeserver")
@@ -95,6 +152,26 @@ def build_parser() -> argparse.ArgumentParser:
     register.add_argument("user", help="local part of the new account")
     register.add_argument("--admin", action="store_true", help="make it a server admin")
     register.set_defaults(handler=cmd_homeserver_register)
+
+    init = commands.add_parser("init", help="create this organisation's node")
+    init.add_argument("--org-name", required=True, help="the organisation's name")
+    init.add_argument("--country", required=True, help="ISO 3166 code of its home country")
+    init.add_argument("--homeserver", required=True, help="URL of the node's Matrix homeserver")
+    init.add_argument("--data-dir", default="minga-data", help="where the node keeps its data")
+    init.add_argument("--http-port", type=int, default=8470, help="port of the web UI and API")
+    init.add_argument("--matrix-user", help="an existing Matrix account for the node")
+    init.add_argument("--matrix-password-file", help="file holding that account's password")
+    init.add_argument("--registration-secret-file",
+                      help="file holding the homeserver's registration shared secret,"
+                           " to create the node's account")
+    init.set_defaults(handler=cmd_init)
+
+    token = commands.add_parser("token", help="API tokens")
+    token_commands = token.add_subparsers(dest="action", required=True, metavar="ACTION")
+    token_create = token_commands.add_parser("create", help="create an API token (shown once)")
+    token_create.add_argument("--user", required=True, help="who the token is for")
+    token_create.add_argument("--role", required=True, choices=[r.value for r in Role])
+    token_create.set_defaults(handler=cmd_token_create)
 
     demo = commands.add_parser("demo", help="run the demo network until Ctrl-C")
     demo.add_argument("--dir", default="demo-data", help="directory for all demo data")
@@ -119,7 +196,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Handler = args.handler
     try:
         return handler(args)
-    except (UserError, ConfigError, HomeserverError) as error:
+    except (UserError, ConfigError, HomeserverError, NodeNotReady) as error:
         print(f"minga: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -42,7 +42,6 @@ class NodeSection(_Section):
 class HomeserverSection(_Section):
     url: AnyHttpUrl
     user_id: MatrixUserId
-    access_token_file: Path = Path("matrix-access-token")
 
 
 class HttpSection(_Section):

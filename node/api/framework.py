@@ -15,24 +15,17 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from enum import IntEnum
 from typing import Any, Generic, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 from pydantic.json_schema import models_json_schema
 
+from node.store.tokens import Role
+
 log = logging.getLogger("minga.api")
 
 API_PREFIX = "/api/v1"
-
-
-class Role(IntEnum):
-    """Staff roles; a higher role may do everything a lower one may."""
-
-    viewer = 1
-    editor = 2
-    admin = 3
 
 
 @dataclass(frozen=True)
@@ -196,8 +189,8 @@ def _route(endpoint: Endpoint, authenticate: Authenticator) -> Callable[
 ]:
     async def handle(request: web.Request) -> web.StreamResponse:
         principal = await _authenticate(request, authenticate)
-        if principal.role < endpoint.role:
-            needed, actual = endpoint.role.name, principal.role.name
+        if not principal.role.allows(endpoint.role):
+            needed, actual = endpoint.role.value, principal.role.value
             raise ApiError(403, "forbidden", f"this needs the {needed} role; you are {actual}")
         query = _validate(endpoint.query, dict(request.query), "query")
         body = (

@@ -25,9 +25,21 @@ _TOKEN_ID_CHARS = 16
 
 
 class Role(StrEnum):
+    """Staff roles; a higher role may do everything a lower one may."""
+
     admin = "admin"
     editor = "editor"
     viewer = "viewer"
+
+    @property
+    def rank(self) -> int:
+        return _RANKS[self]
+
+    def allows(self, needed: Role) -> bool:
+        return self.rank >= needed.rank
+
+
+_RANKS = {Role.viewer: 1, Role.editor: 2, Role.admin: 3}
 
 
 @dataclass(frozen=True)

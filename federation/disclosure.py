@@ -29,6 +29,10 @@ Choices other parts rely on:
   for ``victims.name`` shows the ``victims`` array, holding only the names). Anything not
   declared withholdable is in clear wherever it is, so callers leave out of ``claims`` whatever
   must never leave the node (internal fields, fields kept from a newer peer's schema).
+* Claims of kind ``case`` (``kind: "case"`` or a ``minga.case/...`` schema) are refused unless
+  :func:`issue` is given the :class:`federation.consent.ConsentDecision` that allows exactly
+  them; only the consent gate makes one, so ``federation.consent.disclose_case`` is the one way
+  to build a disclosure of a case.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ from __future__ import annotations
 import os
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -63,6 +67,9 @@ from federation.sdjwt import (
     verify_sd_jwt,
 )
 
+if TYPE_CHECKING:
+    from federation.consent import ConsentDecision
+
 MINGA_SD_JWT_TYP: Final = "minga+sd-jwt"
 # Claims that issue() sets itself; callers may not pass them in the claims.
 ISSUER_CLAIMS: Final = frozenset({"iss", "iat", "aud", "cnf"})
@@ -75,6 +82,10 @@ class DisclosureError(ValueError):
 
 class InvalidClaims(DisclosureError):
     """The claims cannot be issued (reserved or dotted names, floats, wrong shapes)."""
+
+
+class ConsentRequired(DisclosureError):
+    """Case claims came without a consent decision that allows exactly them."""
 
 
 class InvalidPath(DisclosureError):
@@ -177,6 +188,32 @@ class _Concealer:
         return value
 
 
+GATED_KIND: Final = "case"
+_GATED_SCHEMA_PREFIX: Final = "minga.case/"
+
+
+def _is_case(claims: Mapping[str, Any]) -> bool:
+    kind, schema = claims.get("kind"), claims.get("schema")
+    return kind == GATED_KIND or (
+        isinstance(schema, str) and schema.startswith(_GATED_SCHEMA_PREFIX)
+    )
+
+
+def _require_consent(
+    claims: Mapping[str, Any], audience: str | None, consent: ConsentDecision | None
+) -> None:
+    if not _is_case(claims):
+        if consent is not None:
+            raise InvalidClaims("a consent decision only accompanies the claims of a case")
+        return
+    # Imported here because the gate itself builds on this module.
+    from federation.consent import ConsentDecision
+
+    if not isinstance(consent, ConsentDecision):
+        raise ConsentRequired("a case is disclosed only through federation.consent.disclose_case")
+    consent.authorise(claims, audience)
+
+
 def issue(
     claims: Mapping[str, Any],
     *,
@@ -188,13 +225,16 @@ def issue(
     sd_sizes: Mapping[str, int] | None = None,
     audience: str | None = None,
     random_bytes: RandomBytes = os.urandom,
+    consent: ConsentDecision | None = None,
 ) -> str:
     """Issue ``claims`` as an SD-JWT with every present withholdable path as a disclosure.
 
     Returns the compact SD-JWT with all its disclosures (``<jwt>~<d1>~...~``), for
     :func:`present`. Call once per recipient audience: salts and decoys are fresh every time.
-    ``random_bytes`` is only for tests that need reproducible output.
+    ``random_bytes`` is only for tests that need reproducible output. Case claims need the
+    ``consent`` decision of ``federation.consent`` (raises :class:`ConsentRequired` otherwise).
     """
+    _require_consent(claims, audience, consent)
     for name in claims:
         if name in ISSUER_CLAIMS:
             raise InvalidClaims(f"{name!r} is set by issue(), not passed in the claims")

@@ -215,8 +215,8 @@ def case_claims(draw: st.DrawFn) -> dict[str, Any]:
         }
 
     claims = {
-        "kind": "case",
-        "schema": "minga.case/1",
+        "kind": "note",
+        "schema": "minga.note/1",
         "record_id": sentinel(),
         "version": draw(st.integers(1, 5)),
         **maybe("narrative", sentinel),
@@ -330,7 +330,7 @@ def test_changing_any_byte_of_a_presentation_is_detected(
 
 def test_every_single_byte_change_of_one_presentation_is_detected() -> None:
     claims = {
-        "kind": "case",
+        "kind": "note",
         "narrative": "n",
         "victims": [{"name": "a", "age": 3}, {"name": "b"}],
         "location": {"place": "p"},
@@ -360,7 +360,7 @@ def test_no_other_spelling_of_the_signature_verifies() -> None:
 
 
 def test_header_and_clear_claims() -> None:
-    token = issue_case({"kind": "case", "narrative": "x"}, {"narrative"}, audience="org-kenya")
+    token = issue_case({"kind": "note", "narrative": "x"}, {"narrative"}, audience="org-kenya")
     header = json.loads(b64u_decode(token.split(".")[0]))
     assert header == {"alg": "EdDSA", "typ": MINGA_SD_JWT_TYP, "kid": KID}
     payload = jwt_payload(token)
@@ -368,7 +368,7 @@ def test_header_and_clear_claims() -> None:
         "iss": ISSUER,
         "iat": IAT,
         "aud": "org-kenya",
-        "kind": "case",
+        "kind": "note",
         "_sd_alg": "sha-256",
     }
     assert "narrative" not in payload
@@ -462,10 +462,10 @@ def test_present_picks_disclosures_of_an_rfc_example_by_path() -> None:
 
 
 def test_paths_without_disclosures_add_nothing() -> None:
-    token = issue_case({"kind": "case", "narrative": "x"}, {"narrative", "place"})
+    token = issue_case({"kind": "note", "narrative": "x"}, {"narrative", "place"})
     presentation = present(token, {"place", "kind", "unknown"})
     assert split_compact(presentation).disclosures == ()
-    assert verify(presentation, ROSTER).claims == {"kind": "case", "iss": ISSUER, "iat": IAT}
+    assert verify(presentation, ROSTER).claims == {"kind": "note", "iss": ISSUER, "iat": IAT}
 
 
 # --- verification -----------------------------------------------------------------------------

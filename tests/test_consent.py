@@ -1,0 +1,469 @@
+"""The consent gate (federation.consent) and its hold on case disclosures."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection, Mapping
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from federation.consent import (
+    CASE_PATHS,
+    ConsentDecision,
+    ConsentRefused,
+    Recipient,
+    UnknownFieldPath,
+    allowed_fields,
+    case_claims,
+    check_consent,
+    decide,
+    disclose_case,
+    preview,
+)
+from federation.disclosure import ConsentRequired, InvalidClaims, issue, verify
+from federation.encoding import b64u_decode
+from federation.keys import KeyNotTrusted, VerificationKey
+from federation.sdjwt import SD, AudienceMismatch, split_compact
+from schemas.fields import CASE_FIELD_GROUPS, CASE_INTERNAL_FIELDS, FieldGroup
+from schemas.ids import new_record_id
+from schemas.records import CaseRecord, RecordKind, build_record, parse_payload, record_to_wire
+from schemas.typology import ConsentLevel, RiskLevel
+
+ISSUER = "oissuerorganisationaaaaa2"
+PARTNER = "opartnerorganisationaaa3"
+OTHER_PARTNER = "ootherpartnerorgaaaaaaa4"
+MEMBER = "omemberorganisationaaaa5"
+OUTSIDER = "ooutsideraudienceaaaaaa6"
+KID = "key-1"
+SIGNING_KEY = Ed25519PrivateKey.generate()
+T0 = 1_760_000_000
+SIGNED_AT = T0 + 3600
+
+# Every free-text value is a unique sentinel, so a leak of a withheld field can be searched for.
+SENTINELS: Mapping[str, str] = {
+    "title": "Sntl-title-q7",
+    "place": "Sntl-place-k2",
+    "narrative": "Sntl-narrative-w9",
+    "impact_story": "Sntl-impact-x4",
+    "sources": "Sntl-source-m3",
+    "victims.name": "Sntl-victim-name-a1",
+    "victims.native_name": "Sntl-victim-native-b5",
+    "victims.romanised_name": "Sntl-victim-roman-c8",
+    "victims.description": "Sntl-victim-description-d6",
+    "perpetrators.name": "Sntl-perpetrator-name-e2",
+    "perpetrators.description": "Sntl-perpetrator-description-f3",
+}
+
+GROUP_PATHS: Mapping[FieldGroup, frozenset[str]] = {
+    group: frozenset(path for path, of in CASE_FIELD_GROUPS.items() if of is group)
+    for group in FieldGroup
+}
+ALL_GROUPS = frozenset(FieldGroup)
+CONTEXT_ONLY = frozenset({FieldGroup.CONTEXT})
+NOTHING: frozenset[FieldGroup] = frozenset()
+
+# The documented policy (module docstring, docs/decisions/0003), column by recipient. PARTNER is
+# listed in consent_partners only for named_partners cases; otherwise it is just a member.
+EXPECTED: Mapping[ConsentLevel, Mapping[str, frozenset[FieldGroup]]] = {
+    ConsentLevel.NONE: {PARTNER: NOTHING, MEMBER: NOTHING, OUTSIDER: NOTHING},
+    ConsentLevel.ANONYMISED: {PARTNER: CONTEXT_ONLY, MEMBER: CONTEXT_ONLY, OUTSIDER: NOTHING},
+    ConsentLevel.COALITION: {PARTNER: ALL_GROUPS, MEMBER: ALL_GROUPS, OUTSIDER: NOTHING},
+    ConsentLevel.NAMED_PARTNERS: {PARTNER: ALL_GROUPS, MEMBER: CONTEXT_ONLY, OUTSIDER: NOTHING},
+    ConsentLevel.PUBLIC: {PARTNER: ALL_GROUPS, MEMBER: ALL_GROUPS, OUTSIDER: ALL_GROUPS},
+}
+RECIPIENTS = {
+    PARTNER: Recipient.member(PARTNER),
+    MEMBER: Recipient.member(MEMBER),
+    OUTSIDER: Recipient.outsider(OUTSIDER),
+}
+
+
+def case_payload(consent: ConsentLevel, risk: RiskLevel = RiskLevel.LOW) -> dict[str, Any]:
+    named = consent is ConsentLevel.NAMED_PARTNERS
+    return {
+        "title": SENTINELS["title"],
+        "incident_date": "2024-03/2024-05-17",
+        "country": "CO",
+        "place": SENTINELS["place"],
+        "narrative": SENTINELS["narrative"],
+        "violations": ["death_threat", "arbitrary_detention"],
+        "victims": [
+            {
+                "kind": "individual",
+                "name": SENTINELS["victims.name"],
+                "native_name": SENTINELS["victims.native_name"],
+                "romanised_name": SENTINELS["victims.romanised_name"],
+                "groups": ["land_environmental_defender", "woman_hrd"],
+                "gender": "woman",
+                "description": SENTINELS["victims.description"],
+            },
+            {"kind": "collective", "groups": ["community"]},
+        ],
+        "perpetrators": [
+            {
+                "category": "police",
+                "name": SENTINELS["perpetrators.name"],
+                "description": SENTINELS["perpetrators.description"],
+            }
+        ],
+        "impunity_status": "reported_no_action",
+        "verification_status": "verified",
+        "independent_sources": 2,
+        "sources": [SENTINELS["sources"]],
+        "consent_level": consent.value,
+        "consent_partners": [PARTNER, OTHER_PARTNER] if named else [],
+        "risk_level": risk.value,
+        "impact_story": SENTINELS["impact_story"],
+    }
+
+
+def case_record(
+    consent: ConsentLevel = ConsentLevel.PUBLIC, risk: RiskLevel = RiskLevel.LOW, version: int = 1
+) -> CaseRecord:
+    payload = parse_payload(RecordKind.CASE, case_payload(consent, risk))
+    record = build_record(
+        ISSUER,
+        payload,
+        record_id=new_record_id(T0 * 1000, bytes(10)),
+        issued_at=T0,
+        version=version,
+    )
+    assert isinstance(record, CaseRecord)
+    return record
+
+
+class Resolver:
+    def __init__(self, key: VerificationKey) -> None:
+        self.key = key
+
+    def signing_key_for(self, issuer: str, kid: str, issued_at: int) -> VerificationKey:
+        if (issuer, kid) != (ISSUER, KID):
+            raise KeyNotTrusted("unknown issuer or key id")
+        return self.key
+
+
+RESOLVER = Resolver(SIGNING_KEY.public_key())
+
+
+def send(record: CaseRecord, fields: Collection[str], recipient: Recipient) -> str:
+    return disclose_case(
+        record, fields, recipient, signing_key=SIGNING_KEY, kid=KID, issued_at=SIGNED_AT
+    )
+
+
+def decoded_text(token: str) -> str:
+    """Everything a recipient can read in a token: header, payload and every disclosure."""
+    compact = split_compact(token)
+    header, payload, _signature = compact.jwt.split(".")
+    parts = [header, payload, *compact.disclosures]
+    return "\n".join(b64u_decode(part).decode("utf-8") for part in parts)
+
+
+def jwt_payload(token: str) -> dict[str, Any]:
+    payload: dict[str, Any] = json.loads(b64u_decode(token.split(".")[1]))
+    return payload
+
+
+def assert_no_sentinel(text: str) -> None:
+    assert not [value for value in SENTINELS.values() if value in text]
+
+
+# --- the policy table -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("consent", list(ConsentLevel))
+@pytest.mark.parametrize("who", [PARTNER, MEMBER, OUTSIDER])
+@pytest.mark.parametrize("group", list(FieldGroup))
+def test_every_consent_level_against_every_field_group_and_recipient(
+    consent: ConsentLevel, who: str, group: FieldGroup
+) -> None:
+    record = case_record(consent)
+    requested = GROUP_PATHS[group]
+    if group in EXPECTED[consent][who]:
+        assert check_consent(record.payload, requested, RECIPIENTS[who]) == requested
+        shown = preview(record, requested, RECIPIENTS[who], issued_at=SIGNED_AT)
+        assert {path.partition(".")[0] for path in requested} & shown.keys()
+        return
+    with pytest.raises(ConsentRefused) as refused:
+        check_consent(record.payload, requested, RECIPIENTS[who])
+    assert set(refused.value.paths) == requested
+    assert all(consent.value in refusal.reason for refusal in refused.value.refusals)
+    assert_no_sentinel(str(refused.value))
+    with pytest.raises(ConsentRefused):
+        send(record, requested, RECIPIENTS[who])
+
+
+@pytest.mark.parametrize("consent", list(ConsentLevel))
+@pytest.mark.parametrize("who", [PARTNER, MEMBER, OUTSIDER])
+def test_allowed_fields_are_exactly_the_allowed_groups(consent: ConsentLevel, who: str) -> None:
+    expected = {path for group in EXPECTED[consent][who] for path in GROUP_PATHS[group]}
+    assert allowed_fields(case_record(consent).payload, RECIPIENTS[who]) == expected
+
+
+def test_a_refusal_names_only_and_every_field_beyond_consent() -> None:
+    record = case_record(ConsentLevel.ANONYMISED)
+    requested = {"country", "violations", "victims.name", "place", "narrative", "victims.kind"}
+    with pytest.raises(ConsentRefused) as refused:
+        check_consent(record.payload, requested, Recipient.member(MEMBER))
+    assert refused.value.paths == ("narrative", "place", "victims.name")
+    reasons = {refusal.path: refusal.reason for refusal in refused.value.refusals}
+    assert reasons["victims.name"] == (
+        "consent level 'anonymised' allows no identity fields to a coalition member"
+    )
+    assert "victims.name" in str(refused.value)
+    assert "country" not in str(refused.value)
+
+
+def test_a_named_partner_outside_the_coalition_gets_what_the_defender_named_it_for() -> None:
+    record = case_record(ConsentLevel.NAMED_PARTNERS)
+    everything = frozenset(CASE_PATHS)
+    assert allowed_fields(record.payload, Recipient.outsider(PARTNER)) == everything
+
+
+@pytest.mark.parametrize("consent", [c for c in ConsentLevel if c is not ConsentLevel.PUBLIC])
+def test_nothing_goes_outside_the_coalition_without_public_consent(
+    consent: ConsentLevel,
+) -> None:
+    record = case_record(consent)
+    with pytest.raises(ConsentRefused) as refused:
+        check_consent(record.payload, set(), Recipient.outsider(OUTSIDER))
+    assert refused.value.refusals == ()
+    assert "may not go to a recipient outside the coalition at all" in str(refused.value)
+
+
+def test_no_consent_means_not_even_the_header_goes_anywhere() -> None:
+    record = case_record(ConsentLevel.NONE)
+    for recipient in RECIPIENTS.values():
+        with pytest.raises(ConsentRefused) as refused:
+            send(record, [], recipient)
+        assert refused.value.refusals == ()
+
+
+def test_an_empty_request_to_an_allowed_recipient_discloses_only_the_header() -> None:
+    record = case_record(ConsentLevel.COALITION)
+    result = verify(send(record, [], Recipient.member(MEMBER)), RESOLVER)
+    wire = record_to_wire(record)
+    assert result.claims == {
+        "iss": ISSUER,
+        "iat": SIGNED_AT,
+        "aud": MEMBER,
+        **{name: wire[name] for name in ("record_id", "version", "kind", "schema", "issued_at")},
+    }
+    assert result.disclosed_paths == frozenset()
+
+
+# --- risk -------------------------------------------------------------------------------------
+
+
+def test_critical_risk_keeps_all_but_context_to_named_partners() -> None:
+    named = case_record(ConsentLevel.NAMED_PARTNERS, RiskLevel.CRITICAL)
+    assert allowed_fields(named.payload, Recipient.member(PARTNER)) == frozenset(CASE_PATHS)
+    assert (
+        allowed_fields(named.payload, Recipient.member(MEMBER)) == GROUP_PATHS[FieldGroup.CONTEXT]
+    )
+    public = case_record(ConsentLevel.PUBLIC, RiskLevel.CRITICAL)
+    for recipient in (Recipient.member(MEMBER), Recipient.outsider(OUTSIDER)):
+        assert allowed_fields(public.payload, recipient) == GROUP_PATHS[FieldGroup.CONTEXT]
+    with pytest.raises(ConsentRefused) as refused:
+        check_consent(
+            public.payload, {"place", "victims.name", "narrative", "country"}, RECIPIENTS[MEMBER]
+        )
+    assert refused.value.paths == ("narrative", "place", "victims.name")
+    assert all(
+        refusal.reason.startswith("risk level 'critical' keeps")
+        for refusal in refused.value.refusals
+    )
+
+
+@pytest.mark.parametrize("risk", [RiskLevel.LOW, RiskLevel.MEDIUM, RiskLevel.HIGH])
+def test_lower_risk_levels_do_not_narrow(risk: RiskLevel) -> None:
+    for consent, row in EXPECTED.items():
+        for who, groups in row.items():
+            expected = {path for group in groups for path in GROUP_PATHS[group]}
+            assert allowed_fields(case_record(consent, risk).payload, RECIPIENTS[who]) == expected
+
+
+def test_risk_never_widens_consent() -> None:
+    for consent in ConsentLevel:
+        baseline = case_record(consent, RiskLevel.LOW).payload
+        for risk in RiskLevel:
+            case = case_record(consent, risk).payload
+            for recipient in (*RECIPIENTS.values(), Recipient.outsider(PARTNER)):
+                assert allowed_fields(case, recipient) <= allowed_fields(baseline, recipient)
+
+
+# --- paths ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("internal", sorted(CASE_INTERNAL_FIELDS))
+def test_internal_fields_are_never_disclosed(internal: str) -> None:
+    record = case_record(ConsentLevel.NAMED_PARTNERS)
+    with pytest.raises(ConsentRefused) as refused:
+        check_consent(record.payload, {internal, "country"}, Recipient.member(PARTNER))
+    assert refused.value.paths == (internal,)
+    assert "internal" in refused.value.refusals[0].reason
+
+
+def test_unknown_paths_are_an_error_naming_them() -> None:
+    record = case_record()
+    asked = {"victims", "victims.nickname", "iss", "record_id", "", "country"}
+    with pytest.raises(UnknownFieldPath) as unknown:
+        check_consent(record.payload, asked, Recipient.member(MEMBER))
+    assert set(unknown.value.paths) == asked - {"country"}
+    assert "'victims.nickname'" in str(unknown.value)
+
+
+def test_an_unknown_path_that_looks_like_content_is_not_echoed() -> None:
+    with pytest.raises(UnknownFieldPath) as unknown:
+        check_consent(case_record().payload, {"María Quiñones, Nariño"}, RECIPIENTS[MEMBER])
+    assert "María" not in str(unknown.value)
+
+
+def test_one_path_as_a_string_is_a_type_error() -> None:
+    with pytest.raises(TypeError):
+        check_consent(case_record().payload, "country", RECIPIENTS[MEMBER])
+
+
+# --- the disclosure ---------------------------------------------------------------------------
+
+
+def expected_claims(record: CaseRecord, fields: Collection[str]) -> dict[str, Any]:
+    """An independent statement of what a recipient must see for ``fields``."""
+    wire = record_to_wire(record)
+    payload = wire["payload"]
+    claims: dict[str, Any] = {
+        name: wire[name] for name in ("record_id", "version", "kind", "schema", "issued_at")
+    }
+    for path in fields:
+        top, _, key = path.partition(".")
+        if not key:
+            if payload.get(top) is not None:
+                claims[top] = payload[top]
+            continue
+        elements = claims.setdefault(top, [{} for _ in payload[top]])
+        for shown, element in zip(elements, payload[top], strict=True):
+            if element.get(key) is not None:
+                shown[key] = element[key]
+    return claims
+
+
+FAST = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@FAST
+@given(fields=st.sets(st.sampled_from(CASE_PATHS)))
+def test_a_disclosure_reveals_exactly_the_allowed_fields_and_nothing_else(
+    fields: set[str],
+) -> None:
+    record = case_record(ConsentLevel.NAMED_PARTNERS)
+    token = send(record, fields, Recipient.member(PARTNER))
+    result = verify(token, RESOLVER, expected_audience=PARTNER)
+    assert result.claims == {
+        "iss": ISSUER,
+        "iat": SIGNED_AT,
+        "aud": PARTNER,
+        **expected_claims(record, fields),
+    }
+    containers = {path.partition(".")[0] for path in fields if "." in path}
+    present = {path for path in fields if path in result.disclosed_paths}
+    assert result.disclosed_paths == present | containers
+    text = decoded_text(token)
+    for path, value in SENTINELS.items():
+        assert (value in text) == (path in fields)
+    for never in (
+        OTHER_PARTNER,
+        "consent_level",
+        "consent_partners",
+        "risk_level",
+        "named_partners",
+    ):
+        assert never not in text
+    assert len(jwt_payload(token)[SD]) == len({path.partition(".")[0] for path in CASE_PATHS})
+
+
+def test_every_disclosure_goes_to_its_own_audience_with_fresh_salts() -> None:
+    record = case_record(ConsentLevel.COALITION)
+    fields = {"country", "victims.name", "narrative"}
+    first, second = (
+        send(record, fields, RECIPIENTS[MEMBER]),
+        send(record, fields, RECIPIENTS[MEMBER]),
+    )
+    assert not set(split_compact(first).disclosures) & set(split_compact(second).disclosures)
+    assert not set(jwt_payload(first)[SD]) & set(jwt_payload(second)[SD])
+    with pytest.raises(AudienceMismatch):
+        verify(first, RESOLVER, expected_audience=PARTNER)
+
+
+def test_preview_is_exactly_what_the_recipient_verifies() -> None:
+    record = case_record(ConsentLevel.NAMED_PARTNERS, RiskLevel.CRITICAL)
+    for recipient, fields in (
+        (Recipient.member(PARTNER), {"place", "victims.name", "narrative", "country"}),
+        (Recipient.member(MEMBER), {"country", "victims.groups", "perpetrators.category"}),
+        (Recipient.outsider(PARTNER), set(CASE_PATHS)),
+    ):
+        received = verify(send(record, fields, recipient), RESOLVER).claims
+        assert preview(record, fields, recipient, issued_at=SIGNED_AT) == received
+
+
+def test_preview_refuses_what_a_send_refuses() -> None:
+    record = case_record(ConsentLevel.ANONYMISED)
+    with pytest.raises(ConsentRefused) as refused:
+        preview(record, {"victims.name"}, RECIPIENTS[MEMBER], issued_at=SIGNED_AT)
+    assert refused.value.paths == ("victims.name",)
+
+
+# --- no other way to disclose a case ----------------------------------------------------------
+
+
+def generic_issue(claims: Mapping[str, Any], **options: Any) -> str:
+    return issue(
+        claims,
+        issuer=ISSUER,
+        kid=KID,
+        signing_key=SIGNING_KEY,
+        issued_at=SIGNED_AT,
+        withholdable=CASE_PATHS,
+        **options,
+    )
+
+
+def test_issuing_a_case_through_the_generic_path_is_refused() -> None:
+    record = case_record(ConsentLevel.PUBLIC)
+    with pytest.raises(ConsentRequired):
+        generic_issue(case_claims(record, {"country"}), audience=MEMBER)
+    with pytest.raises(ConsentRequired):
+        generic_issue({"schema": "minga.case/1", "narrative": "x"})
+
+
+def test_a_decision_covers_only_its_fields_audience_and_version() -> None:
+    record = case_record(ConsentLevel.PUBLIC)
+    decision = decide(record, {"country", "victims.kind"}, RECIPIENTS[MEMBER])
+    assert generic_issue(case_claims(record, {"country"}), audience=MEMBER, consent=decision)
+    wider = case_claims(record, {"country", "narrative", "victims.name"})
+    with pytest.raises(ConsentRequired, match=r"narrative, victims\.name"):
+        generic_issue(wider, audience=MEMBER, consent=decision)
+    with pytest.raises(ConsentRequired, match="another audience"):
+        generic_issue(case_claims(record, {"country"}), audience=PARTNER, consent=decision)
+    newer = case_record(ConsentLevel.PUBLIC, version=2)
+    with pytest.raises(ConsentRequired, match="another case version"):
+        generic_issue(case_claims(newer, {"country"}), audience=MEMBER, consent=decision)
+    smuggled = {**case_claims(record, set()), "victims": "Sntl-victim-name-a1"}
+    with pytest.raises(ConsentRequired):
+        generic_issue(smuggled, audience=MEMBER, consent=decision)
+
+
+def test_a_decision_is_not_for_other_kinds() -> None:
+    decision = decide(case_record(), {"country"}, RECIPIENTS[MEMBER])
+    with pytest.raises(InvalidClaims):
+        generic_issue({"kind": "campaign", "title": "t"}, audience=MEMBER, consent=decision)
+
+
+def test_only_the_gate_makes_a_decision() -> None:
+    with pytest.raises(TypeError):
+        ConsentDecision(
+            object(), record_id="r", version=1, audience=MEMBER, fields=frozenset(CASE_PATHS)
+        )

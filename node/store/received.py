@@ -115,6 +115,12 @@ class ReceivedRepository:
         )
         return [self._record(row) for row in rows]
 
+    async def count(self) -> int:
+        """How many distinct records (latest versions) this node has received."""
+        latest = _latest_only().subquery()
+        total = await self._session.scalar(select(func.count()).select_from(latest))
+        return int(total or 0)
+
     async def list_latest(
         self,
         *,

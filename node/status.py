@@ -1,0 +1,64 @@
+"""What `minga status` and the status API report about a node (never case content)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from node.coalition import roster_rejections
+from node.runtime import COALITION_SETTING, Node
+
+
+async def node_status(node: Node) -> dict[str, Any]:
+    login = await node.matrix_login()
+    async with node.store.read() as tx:
+        coalition = await tx.settings.get(COALITION_SETTING)
+        members = await tx.orgs.members()
+        cases = await tx.cases.count()
+        received = await tx.received.count()
+    return {
+        "org_id": node.org_id,
+        "name": node.own.name,
+        "country": node.own.country,
+        "safety_code": node.keys.public().safety_code(),
+        "homeserver": login.homeserver_url,
+        "matrix_user_id": login.user_id,
+        "coalition": coalition,
+        "members": [
+            {
+                "org_id": m.org_id,
+                "name": m.entry.get("profile", {}).get("name"),
+                "country": m.entry.get("profile", {}).get("country"),
+                "safety_code": m.safety_code,
+                "verified": m.verified,
+                "matrix_user_id": m.matrix_user_id,
+            }
+            for m in members
+        ],
+        "rejected_roster_entries": await roster_rejections(node),
+        "cases": cases,
+        "received_records": received,
+    }
+
+
+def render_status(status: dict[str, Any]) -> str:
+    coalition = status["coalition"]
+    lines = [
+        f"Organisation   {status['name']} ({status['country']})",
+        f"  id           {status['org_id']}",
+        f"  safety code  {status['safety_code']}",
+        f"Homeserver     {status['homeserver']} as {status['matrix_user_id']}",
+        "Coalition      "
+        + (f"{coalition.get('name') or '(unnamed)'} in {coalition['room_id']}"
+           if coalition else "none yet (minga coalition create|join)"),
+        f"Cases          {status['cases']}",
+        f"Received       {status['received_records']}",
+        f"Members        {len(status['members'])}",
+    ]
+    for member in status["members"]:
+        mark = "verified" if member["verified"] else "NOT VERIFIED"
+        lines.append(f"  {member['name']} ({member['country']}) {member['org_id']}")
+        lines.append(f"    safety code {member['safety_code']}  {mark}")
+    for rejected in status["rejected_roster_entries"]:
+        lines.append(f"  ignored entry {rejected['state_key']} from {rejected['sender']}:"
+                     f" {rejected['reason']}")
+    return "\n".join(lines)

@@ -118,12 +118,20 @@ class RecipientSlot(_Wire):
     _key = field_validator("key")(_binary(_CONTENT_KEY_LENGTH + _TAG_LENGTH))
 
 
+ContextValue = (
+    Annotated[str, Field(max_length=255)] | Annotated[int, Field(ge=0, le=MAX_SAFE_INTEGER)]
+)
+
+
 class Envelope(_Wire):
     type: Literal["minga.envelope/1"]
     id: str
     sender: OrgIdText
     sender_kid: KidText
     created_at: UnixTime
+    # Signed, AEAD-bound facts about where the envelope belongs (e.g. room, sequence number,
+    # previous hash for the sync layer's chain); never content.
+    context: Annotated[dict[str, ContextValue], Field(max_length=16)]
     recipients: Annotated[list[RecipientSlot], Field(min_length=1, max_length=MAX_RECIPIENTS)]
     nonce: str
     ciphertext: str
@@ -154,6 +162,7 @@ class Opened:
     sender_kid: str
     envelope_id: str
     created_at: int
+    context: dict[str, str | int]
     payload: bytes = field(repr=False)
 
 
@@ -201,7 +210,12 @@ def _unpad(padded: bytes) -> bytes:
 
 
 def _header(
-    envelope_id: str, sender: str, sender_kid: str, created_at: int, kids: Sequence[str]
+    envelope_id: str,
+    sender: str,
+    sender_kid: str,
+    created_at: int,
+    context: Mapping[str, str | int],
+    kids: Sequence[str],
 ) -> bytes:
     return canonical_json(
         {
@@ -210,6 +224,7 @@ def _header(
             "sender": sender,
             "sender_kid": sender_kid,
             "created_at": created_at,
+            "context": dict(context),
             "recipients": list(kids),
         }
     )
@@ -241,10 +256,14 @@ def seal(
     created_at: int,
     *,
     envelope_id: str | None = None,
+    context: Mapping[str, str | int] | None = None,
 ) -> Envelope:
     """Seal ``payload`` for ``recipients`` (each an org's current encryption key), signed by
     ``sender``'s current signing key. ``envelope_id`` (16 bytes, base64url) is random if omitted.
+    ``context`` (up to 16 short strings or integers) is signed and bound to the ciphertext.
     """
+    context = dict(context or {})
+    _check_context(context)
     kids = [recipient.kid for recipient in recipients]
     if not kids or len(kids) > MAX_RECIPIENTS:
         raise ValueError(f"an envelope needs 1 to {MAX_RECIPIENTS} recipients")
@@ -256,7 +275,7 @@ def seal(
     _check_envelope_id(envelope_id)
     sender_id, sender_kid = sender.org_id, sender.signing_kid
     content_key, nonce = ChaCha20Poly1305.generate_key(), os.urandom(12)
-    header = _header(envelope_id, sender_id, sender_kid, created_at, kids)
+    header = _header(envelope_id, sender_id, sender_kid, created_at, context, kids)
     ciphertext = ChaCha20Poly1305(content_key).encrypt(nonce, _pad(payload), header)
     slots = [
         _wrap(content_key, recipient, _key_info(envelope_id, sender_id, sender_kid, recipient.kid))
@@ -268,6 +287,7 @@ def seal(
         "sender": sender_id,
         "sender_kid": sender_kid,
         "created_at": created_at,
+        "context": context,
         "recipients": slots,
         "nonce": b64u_encode(nonce),
         "ciphertext": b64u_encode(ciphertext),
@@ -276,6 +296,18 @@ def seal(
     # Every field was just made here in its valid form, so skip re-validating the ciphertext.
     slot_models = [RecipientSlot.model_construct(None, **slot) for slot in slots]
     return Envelope.model_construct(None, **{**fields, "recipients": slot_models})
+
+
+def _check_context(context: Mapping[str, str | int]) -> None:
+    if len(context) > 16:
+        raise ValueError("an envelope context holds at most 16 entries")
+    for name, value in context.items():
+        if isinstance(value, bool) or not isinstance(value, str | int):
+            raise ValueError(f"context.{name}: must be a string or an integer")
+        if isinstance(value, str) and len(value) > 255:
+            raise ValueError(f"context.{name}: at most 255 characters")
+        if isinstance(value, int) and not 0 <= value <= MAX_SAFE_INTEGER:
+            raise ValueError(f"context.{name}: must be between 0 and 2**53 - 1")
 
 
 def _check_envelope_id(envelope_id: str) -> None:
@@ -294,6 +326,18 @@ def _wrap(content_key: bytes, recipient: RecipientKey, info: bytes) -> dict[str,
         "enc": b64u_encode(sealed[:_ENC_LENGTH]),
         "key": b64u_encode(sealed[_ENC_LENGTH:]),
     }
+
+
+def verify_envelope(
+    envelope: Envelope | Mapping[str, Any], resolver: SigningKeyResolver
+) -> Envelope:
+    """Check shape and sender signature only: what a member who is not a recipient can know.
+
+    Raises :class:`EnvelopeMalformed`, :class:`SenderNotTrusted` or :class:`BadSignature`.
+    """
+    sealed = parse_envelope(envelope)
+    _verify_sender(sealed, resolver)
+    return sealed
 
 
 def open_envelope(
@@ -315,14 +359,17 @@ def open_envelope(
     except InvalidTag:
         raise Tampered("the content key does not unwrap") from None
     kids = [recipient.kid for recipient in sealed.recipients]
-    header = _header(sealed.id, sealed.sender, sealed.sender_kid, sealed.created_at, kids)
+    header = _header(
+        sealed.id, sealed.sender, sealed.sender_kid, sealed.created_at, sealed.context, kids
+    )
     try:
         padded = ChaCha20Poly1305(content_key).decrypt(
             b64u_decode(sealed.nonce), b64u_decode(sealed.ciphertext), header
         )
     except InvalidTag:
         raise Tampered("the payload does not decrypt") from None
-    return Opened(sealed.sender, sealed.sender_kid, sealed.id, sealed.created_at, _unpad(padded))
+    return Opened(sealed.sender, sealed.sender_kid, sealed.id, sealed.created_at,
+                  dict(sealed.context), _unpad(padded))
 
 
 def _verify_sender(sealed: Envelope, resolver: SigningKeyResolver) -> None:

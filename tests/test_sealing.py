@@ -34,6 +34,7 @@ from federation.sealing import (
     padded_length,
     parse_envelope,
     seal,
+    verify_envelope,
 )
 
 POOL = [OrgKeys.generate() for _ in range(21)]
@@ -355,3 +356,41 @@ def test_caller_chosen_envelope_id_is_used_and_checked() -> None:
     assert sealed_for(MEMBERS[:1], envelope_id=chosen)["id"] == chosen
     with pytest.raises(ValueError, match="envelope_id"):
         sealed_for(MEMBERS[:1], envelope_id="too-short")
+
+
+# --- context ------------------------------------------------------------------------------------
+
+CONTEXT = {"room": "!coalition", "seq": 7, "prev": "abc"}
+
+
+def test_context_travels_signed_and_opens_with_the_payload() -> None:
+    envelope = sealed_for(MEMBERS[:2], context=CONTEXT)
+    opened = open_envelope(envelope, MEMBERS[0], RING)
+    assert opened.context == CONTEXT and opened.payload == PAYLOAD
+    assert verify_envelope(envelope, RING).context == CONTEXT
+
+
+def test_non_recipient_can_verify_but_not_open() -> None:
+    envelope = sealed_for(MEMBERS[:1], context=CONTEXT)
+    assert verify_envelope(envelope, RING).sender == SENDER.org_id
+    with pytest.raises(NotARecipient):
+        open_envelope(envelope, MEMBERS[5], RING)
+
+
+def test_altered_context_fails_even_when_signed_again() -> None:
+    envelope = sealed_for(MEMBERS[:1], context=CONTEXT)
+    moved = {**envelope, "context": {**CONTEXT, "seq": 8}}
+    with pytest.raises(BadSignature):
+        verify_envelope(moved, RING)
+    with pytest.raises(Tampered):
+        open_envelope(resigned(moved), MEMBERS[0], RING)
+
+
+@pytest.mark.parametrize(
+    "context",
+    [{"seq": 1.5}, {"seq": -1}, {"flag": True}, {"room": "x" * 256},
+     {f"k{i}": i for i in range(17)}],
+)
+def test_bad_context_is_refused(context: dict[str, Any]) -> None:
+    with pytest.raises(ValueError):
+        sealed_for(MEMBERS[:1], context=context)

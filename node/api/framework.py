@@ -22,6 +22,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic.json_schema import models_json_schema
 
 from node.store.tokens import Role
+from schemas.errors import RecordValidationError
 
 log = logging.getLogger("minga.api")
 
@@ -71,14 +72,20 @@ class ApiError(Exception):
 
 
 def field_problems(error: ValidationError, prefix: str = "") -> list[FieldProblem]:
-    """Field paths and problems of a validation error, without the offending values."""
-    problems = []
-    for item in error.errors(include_input=False, include_url=False):
-        path = ".".join(str(part) for part in item["loc"])
-        name = f"{prefix}.{path}" if prefix and path else (prefix or path or "(body)")
-        problem = "unknown field" if item["type"] == "extra_forbidden" else item["msg"]
-        problems.append(FieldProblem(field=name, problem=problem))
-    return problems
+    """Field paths and problems of a validation error, without the offending values.
+
+    Paths are written as ``schemas`` writes them (``body.victims[0].name``), and a model-level
+    problem reported as "field: problem" is filed under that field.
+    """
+    named = RecordValidationError.from_pydantic(error, prefix).problems
+    items = error.errors(include_input=False, include_url=False)
+    return [
+        FieldProblem(
+            field="(body)" if problem.path == "$" else problem.path,
+            problem="unknown field" if item["type"] == "extra_forbidden" else problem.problem,
+        )
+        for item, problem in zip(items, named, strict=True)
+    ]
 
 
 def invalid(

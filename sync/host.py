@@ -1,0 +1,96 @@
+"""What the sync layer needs from the node that hosts it (DESIGN §0: ``sync`` never imports
+``node``; the node implements :class:`SyncHost` and hands it to the outbox and the inbox).
+
+- Sync keeps its own tables in the node's database and joins the node's transactions through
+  the SQLAlchemy ``AsyncSession`` the host gives it, so "store the share, queue its delivery"
+  and "store the record, advance the sync token" are each one atomic step.
+- Anything that holds record content at rest (queued outbox records) is encrypted with the
+  host's :class:`AtRestCipher` (the store's data key), bound to a context naming its row.
+- :class:`Trust` is the verified roster: keys to verify signatures as they were at issue time,
+  current recipient keys, and which Matrix account is which member's node.
+- Verified records are handed to :meth:`SyncHost.deliver` inside the inbox's transaction;
+  it must be idempotent on (issuer, record id, version).
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from federation.identity import OrgKeys, RecipientKey
+from federation.keys import SigningKeyResolver
+
+
+class AtRestCipher(Protocol):
+    def encrypt_at_rest(self, plaintext: bytes, context: tuple[str, ...]) -> bytes: ...
+
+    def decrypt_at_rest(self, stored: bytes, context: tuple[str, ...]) -> bytes: ...
+
+
+class Trust(Protocol):
+    """The verified roster as the sync layer sees it."""
+
+    @property
+    def resolver(self) -> SigningKeyResolver: ...
+
+    def recipient_key(self, org_id: str) -> RecipientKey:
+        """The member's current encryption key; raises ``KeyNotTrusted`` if unknown/revoked."""
+        ...
+
+    def node_user(self, org_id: str) -> str | None:
+        """The Matrix account of the member's node, or None if the org is unknown."""
+        ...
+
+
+@dataclass(frozen=True)
+class VerifiedRecord:
+    """One record that arrived, passed every check, and is for this node."""
+
+    issuer: str
+    record_id: str
+    version: int
+    kind: str
+    claims: dict[str, Any] = field(repr=False)
+    disclosed_paths: frozenset[str]
+    issued_at: int
+    room_id: str
+    event_id: str
+    origin_server_ts: int
+
+
+@dataclass(frozen=True)
+class Quarantined:
+    """An event that failed a check; kept with its reason, never silently dropped."""
+
+    room_id: str
+    event_id: str
+    sender: str
+    reason: str
+    detail: str
+
+
+class SyncHost(Protocol):
+    @property
+    def keys(self) -> OrgKeys: ...
+
+    @property
+    def cipher(self) -> AtRestCipher: ...
+
+    def transaction(self) -> AbstractAsyncContextManager[AsyncSession]:
+        """A read-write transaction on the node's database (commits when the block ends)."""
+        ...
+
+    async def trust(self) -> Trust:
+        """The current verified roster (rebuilt by the host when the roster changes)."""
+        ...
+
+    async def deliver(self, session: AsyncSession, record: VerifiedRecord) -> None:
+        """Store a verified record (idempotent on issuer, record id, version)."""
+        ...
+
+    def expects_all_addressed(self, room_id: str) -> bool:
+        """True for rooms (pair rooms) where every envelope must be addressed to this node."""
+        ...

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import signal
 import sys
 import threading
@@ -12,9 +13,11 @@ from pathlib import Path
 from types import FrameType
 
 from deploy.homeserver import Homeserver, HomeserverError
+from node.coalition import create_coalition, invite_member, join_coalition
 from node.config import ConfigError, load_config
 from node.runtime import NodeNotReady, open_node, read_passphrase
 from node.setup import MatrixAccountChoice, init_node
+from node.status import node_status, render_status
 from node.store import Role
 from schemas.export import export_json_schemas
 
@@ -100,6 +103,14 @@ def cmd_init(args: argparse.Namespace) -> int:
             http_port=args.http_port,
         )
     )
+    if args.json:
+        print(json.dumps({
+            "org_id": result.org_id,
+            "safety_code": result.safety_code,
+            "matrix_user_id": result.matrix_user_id,
+            "config_file": str(result.config_file),
+        }))
+        return 0
     print(f"Created the node of {args.org_name}")
     print(f"  organisation id: {result.org_id}")
     print(f"  safety code:     {result.safety_code}")
@@ -119,6 +130,59 @@ async def _create_token(config: str | None, user: str, role: Role) -> str:
 def cmd_token_create(args: argparse.Namespace) -> int:
     token = asyncio.run(_create_token(args.config, args.user, Role(args.role)))
     print(token)
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from node.server import run_node  # the web stack is only needed here
+
+    asyncio.run(run_node(args.config))
+    return 0
+
+
+async def _status(config: str | None) -> dict[str, object]:
+    async with open_node(config) as node:
+        return await node_status(node)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    status = asyncio.run(_status(args.config))
+    print(json.dumps(status, indent=2, ensure_ascii=False) if args.json else render_status(status))
+    return 0
+
+
+async def _coalition_create(config: str | None, name: str) -> str:
+    async with open_node(config) as node:
+        return await create_coalition(node, name)
+
+
+async def _coalition_invite(config: str | None, user: str) -> None:
+    async with open_node(config) as node:
+        await invite_member(node, user)
+
+
+async def _coalition_join(config: str | None, room_id: str, wait: float) -> None:
+    async with open_node(config) as node:
+        await join_coalition(node, room_id, wait_seconds=wait)
+
+
+def cmd_coalition_create(args: argparse.Namespace) -> int:
+    room_id = asyncio.run(_coalition_create(args.config, args.name))
+    print(json.dumps({"room_id": room_id}) if args.json else f"coalition room: {room_id}")
+    return 0
+
+
+def cmd_coalition_invite(args: argparse.Namespace) -> int:
+    if not args.user.startswith("@") or ":" not in args.user:
+        raise UserError(f"ORG_MATRIX_ID: {args.user!r} is not a Matrix user id like @node:server")
+    asyncio.run(_coalition_invite(args.config, args.user))
+    print(f"invited {args.user}; it can now run `minga coalition join ROOM`")
+    return 0
+
+
+def cmd_coalition_join(args: argparse.Namespace) -> int:
+    asyncio.run(_coalition_join(args.config, args.room, args.wait))
+    print(f"joined coalition room {args.room} and published this organisation's entry")
     return 0
 
 
@@ -164,7 +228,30 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("--registration-secret-file",
                       help="file holding the homeserver's registration shared secret,"
                            " to create the node's account")
+    init.add_argument("--json", action="store_true", help="print the result as JSON")
     init.set_defaults(handler=cmd_init)
+
+    run = commands.add_parser("run", help="run the node: web UI, API and federation")
+    run.set_defaults(handler=cmd_run)
+
+    status = commands.add_parser("status", help="show this node's state")
+    status.add_argument("--json", action="store_true", help="print it as JSON")
+    status.set_defaults(handler=cmd_status)
+
+    coalition = commands.add_parser("coalition", help="the coalition this node belongs to")
+    co_commands = coalition.add_subparsers(dest="action", required=True, metavar="ACTION")
+    co_create = co_commands.add_parser("create", help="create a coalition room")
+    co_create.add_argument("name", help="the coalition's name")
+    co_create.add_argument("--json", action="store_true", help="print the room id as JSON")
+    co_create.set_defaults(handler=cmd_coalition_create)
+    co_invite = co_commands.add_parser("invite", help="invite another member's node")
+    co_invite.add_argument("user", metavar="ORG_MATRIX_ID", help="the node's Matrix account")
+    co_invite.set_defaults(handler=cmd_coalition_invite)
+    co_join = co_commands.add_parser("join", help="join a coalition this node was invited to")
+    co_join.add_argument("room", metavar="ROOM", help="the coalition room id")
+    co_join.add_argument("--wait", type=float, default=60.0,
+                         help="seconds to wait for the invite to arrive (default 60)")
+    co_join.set_defaults(handler=cmd_coalition_join)
 
     token = commands.add_parser("token", help="API tokens")
     token_commands = token.add_subparsers(dest="action", required=True, metavar="ACTION")

@@ -37,9 +37,11 @@ Choices other parts rely on:
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -118,6 +120,24 @@ class _Plan:
 
 
 def _plan(withholdable: Collection[str], sd_sizes: Mapping[str, int] | None) -> _Plan:
+    levels = dict(sd_sizes or {})
+    for level, size in levels.items():
+        if not isinstance(level, str):
+            raise InvalidPath("sd_sizes levels must be paths")
+        if not isinstance(size, int) or isinstance(size, bool):
+            raise SdArrayTooSmall(f"_sd size for level {level!r} must be an integer")
+    try:
+        paths = frozenset(withholdable)
+    except TypeError:
+        raise InvalidPath("withholdable paths must be strings") from None
+    if not all(isinstance(path, str) for path in paths):
+        raise InvalidPath("withholdable paths must be strings")
+    return _cached_plan(paths, tuple(sorted(levels.items())))
+
+
+# A node issues the same few kinds again and again: their plans are worth keeping.
+@functools.lru_cache(maxsize=64)
+def _cached_plan(withholdable: frozenset[str], sd_sizes: tuple[tuple[str, int], ...]) -> _Plan:
     withheld: set[str] = set()
     for path in withholdable:
         _check_path(path)
@@ -129,17 +149,17 @@ def _plan(withholdable: Collection[str], sd_sizes: Mapping[str, int] | None) -> 
         declared[level] = declared.get(level, 0) + 1
         descend.update(_prefixes(level) if level else ())
     sizes = dict(declared)
-    for level, size in (sd_sizes or {}).items():
+    for level, size in sd_sizes:
         if level:
             _check_path(level)
-        if not isinstance(size, int) or size < sizes.get(level, 0):
+        if size < sizes.get(level, 0):
             raise SdArrayTooSmall(
                 f"_sd size for level {level!r} is {size}, below the "
                 f"{sizes.get(level, 0)} withholdable keys declared there"
             )
         sizes[level] = size
         descend.update(_prefixes(level) if level else ())
-    return _Plan(frozenset(withheld), sizes, frozenset(descend))
+    return _Plan(frozenset(withheld), MappingProxyType(sizes), frozenset(descend))
 
 
 class _Concealer:

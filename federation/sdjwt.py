@@ -38,6 +38,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
 from federation.canonical import CanonicalJSONError, canonical_json
 from federation.encoding import EncodingError, b64u_decode, b64u_encode
 from federation.keys import KeyNotTrusted, SigningKeyResolver, VerificationKey
+from schemas.common import wire_value_problem
 
 SD: Final = "_sd"
 SD_ALG: Final = "_sd_alg"
@@ -122,6 +123,21 @@ _DECODER: Final = json.JSONDecoder(
 )
 
 
+# The C scanner behind decode(): typeshed does not declare it, but every JSONDecoder has it.
+_SCAN_VALUE: Final[Callable[[str, int], tuple[Any, int]]] = _DECODER.scan_once  # type: ignore[attr-defined]
+
+
+def _loads(text: str) -> Any:
+    """``_DECODER.decode(text)``, skipping its two whitespace scans when there is no whitespace
+    around the value (always, for what Minga signs; about a third of a disclosure's cost).
+    """
+    try:
+        value, end = _SCAN_VALUE(text, 0)
+    except StopIteration:
+        return _DECODER.decode(text)  # leading whitespace, or no value: let decode() judge
+    return value if end == len(text) else _DECODER.decode(text)
+
+
 def _decode_segment(text: str, what: str, error: type[SdJwtError]) -> bytes:
     try:
         return b64u_decode(text)
@@ -141,7 +157,7 @@ def _json_segment(text: str, what: str, error: type[SdJwtError]) -> Any:
     """
     try:
         data = binascii.a2b_base64(text.encode("ascii").translate(_URL_TO_STANDARD) + b"==")
-        return _DECODER.decode(data.decode("utf-8"))
+        return _loads(data.decode("utf-8"))
     except (binascii.Error, UnicodeError, ValueError, RecursionError) as problem:
         # JSONDecodeError is a ValueError; its message holds no document text beyond a position.
         raise error(f"{what} is not base64url JSON for Minga: {problem}") from None
@@ -275,21 +291,47 @@ def new_salt(random_bytes: RandomBytes) -> str:
     return b64u_encode(random_bytes(SALT_BYTES))
 
 
-def _disclose(content: list[Any]) -> Disclosure:
-    encoded = b64u_encode(canonical_json(content))
+# A disclosure's digest covers its exact text and no verifier re-encodes it, so it need not be
+# canonical: compact JSON built around the C string encoder costs a fraction of canonical_json
+# (which copies and sorts every object). Values still obey the wire rules: no floats, safe
+# integers, string keys.
+_DISCLOSURE_JSON: Final = json.JSONEncoder(
+    ensure_ascii=False, separators=(",", ":"), allow_nan=False
+)
+_json_string: Final = json.encoder.encode_basestring
+
+
+def _json_text(value: Any) -> str:
+    if type(value) is str:
+        return _json_string(value)
+    problem = wire_value_problem(value)
+    if problem is not None:
+        raise CanonicalJSONError(problem)
+    return _DISCLOSURE_JSON.encode(value)
+
+
+def _disclose(text: str) -> Disclosure:
+    try:
+        encoded = b64u_encode(text.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise CanonicalJSONError("a string holds a lone surrogate, which is not Unicode") from None
     return Disclosure(encoded, digest_of(encoded))
 
 
 def object_disclosure(salt: str, name: str, value: Any) -> Disclosure:
-    """The disclosure of the object property ``name`` (§4.2.1); ``value`` is canonical JSON."""
+    """The disclosure of the object property ``name`` (§4.2.1), as compact JSON.
+
+    Raises :class:`CanonicalJSONError` if ``value`` holds a float, an integer beyond
+    ±(2**53 - 1), a non-string key or a non-JSON type.
+    """
     if name in (SD, ARRAY_DIGEST):
         raise CanonicalJSONError(f"{name!r} cannot be a selectively disclosable claim name")
-    return _disclose([salt, name, value])
+    return _disclose(f"[{_json_text(salt)},{_json_text(name)},{_json_text(value)}]")
 
 
 def array_element_disclosure(salt: str, value: Any) -> Disclosure:
-    """The disclosure of one array element (§4.2.2)."""
-    return _disclose([salt, value])
+    """The disclosure of one array element (§4.2.2), as compact JSON."""
+    return _disclose(f"[{_json_text(salt)},{_json_text(value)}]")
 
 
 def decoy_digest(random_bytes: RandomBytes) -> str:

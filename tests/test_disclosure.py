@@ -423,6 +423,33 @@ def test_invalid_withholdable_paths_are_refused(path: str) -> None:
         issue_case({"a": 1}, {path})
 
 
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**53) + 1, 2**53 - 1) | st.text(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
+    max_leaves=8,
+)
+
+
+@FAST
+@given(salt=st.text(), name=st.text().filter(lambda n: n not in (SD, "...")), value=json_values)
+def test_a_disclosure_is_the_json_of_its_parts(salt: str, name: str, value: Any) -> None:
+    for disclosure, parts in (
+        (object_disclosure(salt, name, value), [salt, name, value]),
+        (array_element_disclosure(salt, value), [salt, value]),
+    ):
+        assert json.loads(b64u_decode(disclosure.encoded)) == parts
+
+
+@pytest.mark.parametrize(
+    "value",
+    [1.5, [0.5], {"a": 2**60}, {1: "a"}, "\ud800", ["\udfff"], {"a": {1, 2}}, float("nan")],
+)
+def test_withheld_values_obey_the_wire_rules(value: Any) -> None:
+    with pytest.raises(InvalidClaims) as refused:
+        issue_case({"victims": [{"name": value}]}, {"victims.name"})
+    assert "victims.name" in str(refused.value)
+
+
 def test_error_messages_do_not_carry_values() -> None:
     with pytest.raises(InvalidClaims) as refused:
         issue_case({"victims": [{"name": "Secret Person", "age": 4.5}]}, {"victims.name"})
@@ -561,6 +588,30 @@ def test_non_json_disclosure_is_rejected() -> None:
     digest = b64u_encode(hashlib.sha256(encoded.encode("ascii")).digest())
     with pytest.raises(InvalidDisclosure):
         verify(crafted({SD: [digest]}, [encoded]), ROSTER)
+
+
+@pytest.mark.parametrize(
+    ("text", "accepted"),
+    [
+        (b'["salt", "name", "a"]', True),
+        (b' \n["salt", "name", "a"]\t ', True),  # RFC 8259 allows whitespace around a value
+        (b'["salt", "name", "a"]x', False),
+        (b'["salt", "name", "a"] ["x"]', False),
+        (b"  ", False),
+        (b"", False),
+    ],
+)
+def test_a_disclosure_is_exactly_one_json_value(text: bytes, accepted: bool) -> None:
+    import hashlib
+
+    encoded = b64u_encode(text)
+    token = crafted({SD: [b64u_encode(hashlib.sha256(encoded.encode("ascii")).digest())]}, [])
+    token += f"{encoded}~"
+    if accepted:
+        assert verify(token, ROSTER).claims["name"] == "a"
+    else:
+        with pytest.raises((InvalidDisclosure, MalformedSdJwt)):
+            verify(token, ROSTER)
 
 
 def test_duplicate_digests_are_rejected_even_across_levels() -> None:

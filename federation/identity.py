@@ -46,6 +46,7 @@ from federation.canonical import MAX_SAFE_INTEGER, CanonicalJSONError, canonical
 from federation.encoding import EncodingError, b64u_decode, b64u_encode
 from federation.keys import KeyNotTrusted
 from federation.secretbox import DEFAULT_PARAMS, Argon2Params, lock, unlock
+from schemas.errors import describe_validation_error
 
 MEMBER_TYPE = "minga.member/1"
 ROTATION_TYPE = "minga.key-rotation/1"
@@ -132,11 +133,7 @@ def _parse(model: type[M], data: object, what: str) -> M:
     try:
         return model.model_validate(dict(data))
     except ValidationError as error:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in problem['loc']) or '(top)'}: {problem['msg']}"
-            for problem in error.errors(include_input=False, include_url=False)
-        )
-        raise MalformedStatement(f"{what}: {problems}") from None
+        raise MalformedStatement(f"{what}: {describe_validation_error(error)}") from None
 
 
 def _key_bytes(text: str, what: str) -> bytes:

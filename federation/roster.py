@@ -24,6 +24,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from federation.identity import IdentityError, KeyRing, OrgKeys, OrgPublicKeys, sign_member_entry
+from schemas.errors import validation_problems
 from schemas.payloads import OrgProfile
 
 MEMBER_EVENT_TYPE = "org.minga.member"
@@ -98,7 +99,7 @@ class Roster:
                 {k: v for k, v in profile_data.items() if k != NODE_USER_FIELD}
             )
         except ValidationError as error:
-            fields = ", ".join(".".join(map(str, e["loc"])) for e in error.errors())
+            fields = ", ".join(problem.path for problem in validation_problems(error))
             return reject(f"profile is invalid ({fields})")
         try:
             keys = self.keyring.add_member_entry(content)

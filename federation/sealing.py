@@ -39,6 +39,7 @@ from federation.canonical import MAX_SAFE_INTEGER, canonical_json
 from federation.encoding import EncodingError, b64u_decode, b64u_encode
 from federation.identity import KidText, OrgIdText, OrgKeys, RecipientKey, UnixTime
 from federation.keys import KeyNotTrusted, SigningKeyResolver
+from schemas.errors import describe_validation_error
 
 ENVELOPE_TYPE = "minga.envelope/1"
 _KEY_INFO_TYPE = "minga.envelope-key/1"
@@ -175,11 +176,7 @@ def parse_envelope(data: object) -> Envelope:
     try:
         return Envelope.model_validate(dict(data))
     except ValidationError as error:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in problem['loc']) or '(top)'}: {problem['msg']}"
-            for problem in error.errors(include_input=False, include_url=False)
-        )
-        raise EnvelopeMalformed(f"envelope: {problems}") from None
+        raise EnvelopeMalformed(f"envelope: {describe_validation_error(error)}") from None
 
 
 # --- padding ------------------------------------------------------------------------------------

@@ -14,6 +14,8 @@ from typing import Annotated
 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from schemas.errors import describe_validation_error
+
 
 class ConfigError(ValueError):
     """The configuration file is missing, unreadable or invalid; the message names the key."""
@@ -76,15 +78,6 @@ class NodeConfig(_Section):
         return self.model_copy(update={"node": node})
 
 
-def _describe(error: ValidationError) -> str:
-    lines = []
-    for item in error.errors():
-        key = ".".join(str(part) for part in item["loc"]) or "(top level)"
-        message = "unknown setting" if item["type"] == "extra_forbidden" else item["msg"]
-        lines.append(f"{key}: {message}")
-    return "; ".join(lines)
-
-
 def parse_config(text: str, *, source: str = "node.toml") -> NodeConfig:
     try:
         raw = tomllib.loads(text)
@@ -93,7 +86,7 @@ def parse_config(text: str, *, source: str = "node.toml") -> NodeConfig:
     try:
         return NodeConfig.model_validate(raw)
     except ValidationError as error:
-        raise ConfigError(f"{source}: {_describe(error)}") from None
+        raise ConfigError(f"{source}: {describe_validation_error(error)}") from None
 
 
 def load_config(path: Path) -> NodeConfig:

@@ -57,7 +57,23 @@ class RecordValidationError(SchemaError):
 
     @classmethod
     def from_pydantic(cls, error: ValidationError, prefix: str = "") -> RecordValidationError:
-        return cls([_problem_from_pydantic(item, prefix) for item in error.errors()])
+        return cls(validation_problems(error, prefix))
+
+
+def validation_problems(error: ValidationError, prefix: str = "") -> list[FieldProblem]:
+    """Every problem of a pydantic error as ``path: problem``, never with the rejected value.
+
+    The one converter of validation errors: records, the API, config files, key statements and
+    envelopes all report problems this way.
+    """
+    return [
+        _problem_from_pydantic(item, prefix)
+        for item in error.errors(include_input=False, include_url=False)
+    ]
+
+
+def describe_validation_error(error: ValidationError, prefix: str = "") -> str:
+    return "; ".join(str(problem) for problem in validation_problems(error, prefix))
 
 
 class UnknownTermError(SchemaError, LookupError):
@@ -96,6 +112,8 @@ def _problem_from_pydantic(item: object, prefix: str) -> FieldProblem:
     for custom_prefix in _PYDANTIC_CUSTOM_PREFIXES:
         message = message.removeprefix(custom_prefix)
     loc: list[int | str] = [part for part in item["loc"] if not _is_union_tag(part)]
+    if item["type"] == "extra_forbidden":
+        message = "unknown field"
     field_prefixed = _FIELD_PREFIXED.match(message)
     if item["type"] == "value_error" and field_prefixed is not None:
         loc.extend(field_prefixed.group(1).split("."))

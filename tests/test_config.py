@@ -36,10 +36,10 @@ def test_defaults_bind_to_loopback() -> None:
 @pytest.mark.parametrize(
     ("extra", "named"),
     [
-        ('[http]\nprot = 8000\n', "http.prot: unknown setting"),
-        ('colour = "red"\n', "colour: unknown setting"),
+        ('[http]\nprot = 8000\n', "http.prot: unknown field"),
+        ('colour = "red"\n', "colour: unknown field"),
         ('[http]\nport = 70000\n', "http.port:"),
-        ('[http]\nhost = "localhost"\n', "http.host: Value error, must be an IP address"),
+        ('[http]\nhost = "localhost"\n', "http.host: must be an IP address"),
         ('[node]\nlog_level = "loud"\n', "node.log_level:"),
     ],
 )

@@ -22,7 +22,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic.json_schema import models_json_schema
 
 from node.store.tokens import Role
-from schemas.errors import RecordValidationError
+from schemas.errors import validation_problems
 
 log = logging.getLogger("minga.api")
 
@@ -77,14 +77,10 @@ def field_problems(error: ValidationError, prefix: str = "") -> list[FieldProble
     Paths are written as ``schemas`` writes them (``body.victims[0].name``), and a model-level
     problem reported as "field: problem" is filed under that field.
     """
-    named = RecordValidationError.from_pydantic(error, prefix).problems
-    items = error.errors(include_input=False, include_url=False)
     return [
-        FieldProblem(
-            field="(body)" if problem.path == "$" else problem.path,
-            problem="unknown field" if item["type"] == "extra_forbidden" else problem.problem,
-        )
-        for item, problem in zip(items, named, strict=True)
+        FieldProblem(field="(body)" if problem.path == "$" else problem.path,
+                     problem=problem.problem)
+        for problem in validation_problems(error, prefix)
     ]
 
 

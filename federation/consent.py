@@ -50,7 +50,7 @@ from federation.keys import KeyNotTrusted, VerificationKey
 from schemas.case import Case
 from schemas.errors import quote_if_safe
 from schemas.fields import CASE_FIELD_GROUPS, CASE_INTERNAL_FIELDS, FieldGroup, split_path
-from schemas.records import CaseRecord, record_to_wire
+from schemas.records import CaseRecord, payload_to_wire
 from schemas.typology import ConsentLevel, RiskLevel
 
 # --- recipients -------------------------------------------------------------------------------
@@ -231,23 +231,23 @@ class ConsentDecision:
     :meth:`authorise` the claims it is about to sign.
     """
 
-    __slots__ = ("_audience", "_fields", "_record_id", "_version")
+    __slots__ = ("_audience", "_fields", "_header")
 
     def __init__(
-        self, gate: object, *, record_id: str, version: int, audience: str, fields: frozenset[str]
+        self, gate: object, *, header: Mapping[str, Any], audience: str, fields: frozenset[str]
     ) -> None:
         if gate is not _GATE:
             raise TypeError("a ConsentDecision is made only by federation.consent.decide")
-        self._record_id, self._version = record_id, version
+        self._header = types.MappingProxyType({name: header[name] for name in HEADER_CLAIMS})
         self._audience, self._fields = audience, fields
 
     @property
     def record_id(self) -> str:
-        return self._record_id
+        return str(self._header["record_id"])
 
     @property
     def version(self) -> int:
-        return self._version
+        return int(self._header["version"])
 
     @property
     def audience(self) -> str:
@@ -261,7 +261,7 @@ class ConsentDecision:
         """Raise :class:`ConsentRequired` unless ``claims`` are within this decision."""
         if audience != self._audience:
             raise ConsentRequired("the consent decision was made for another audience")
-        if claims.get("record_id") != self._record_id or claims.get("version") != self._version:
+        if any(claims.get(name) != value for name, value in self._header.items()):
             raise ConsentRequired("the consent decision was made for another case version")
         beyond = sorted(_paths_beyond(claims, self._fields))
         if beyond:
@@ -289,13 +289,19 @@ def _paths_beyond(claims: Mapping[str, Any], fields: frozenset[str]) -> set[str]
 def decide(record: CaseRecord, fields: Collection[str], recipient: Recipient) -> ConsentDecision:
     """Run the gate for one share of ``record`` with ``recipient``; see :func:`check_consent`."""
     allowed = check_consent(record.payload, fields, recipient)
-    return ConsentDecision(
-        _GATE,
-        record_id=record.record_id,
-        version=record.version,
-        audience=recipient.org_id,
-        fields=allowed,
-    )
+    header = _header_claims(record)
+    return ConsentDecision(_GATE, header=header, audience=recipient.org_id, fields=allowed)
+
+
+def _header_claims(record: CaseRecord) -> dict[str, Any]:
+    """The record header as it travels in clear (the names of :data:`HEADER_CLAIMS`)."""
+    return {
+        "record_id": record.record_id,
+        "version": record.version,
+        "kind": record.kind,
+        "schema": record.schema_id,
+        "issued_at": record.issued_at,
+    }
 
 
 # --- disclosure -------------------------------------------------------------------------------
@@ -326,9 +332,8 @@ def _project(payload: Mapping[str, Any], paths: Collection[str]) -> dict[str, An
 
 def case_claims(record: CaseRecord, fields: Collection[str]) -> dict[str, Any]:
     """The SD-JWT claims for disclosing ``fields`` of ``record``: header in clear, then fields."""
-    wire = record_to_wire(record)
-    claims = {name: wire[name] for name in HEADER_CLAIMS}
-    claims.update(_project(wire["payload"], fields))
+    claims = _header_claims(record)
+    claims.update(_project(payload_to_wire(record.payload), fields))
     return claims
 
 

@@ -454,6 +454,10 @@ def test_a_decision_covers_only_its_fields_audience_and_version() -> None:
     smuggled = {**case_claims(record, set()), "victims": "Sntl-victim-name-a1"}
     with pytest.raises(ConsentRequired):
         generic_issue(smuggled, audience=MEMBER, consent=decision)
+    in_the_header = {**case_claims(record, {"country"}), "issued_at": "Sntl-place-k2"}
+    with pytest.raises(ConsentRequired):
+        generic_issue(in_the_header, audience=MEMBER, consent=decision)
+    assert (decision.record_id, decision.version) == (record.record_id, 1)
 
 
 def test_a_decision_is_not_for_other_kinds() -> None:
@@ -465,5 +469,8 @@ def test_a_decision_is_not_for_other_kinds() -> None:
 def test_only_the_gate_makes_a_decision() -> None:
     with pytest.raises(TypeError):
         ConsentDecision(
-            object(), record_id="r", version=1, audience=MEMBER, fields=frozenset(CASE_PATHS)
+            object(),
+            header=case_claims(case_record(), ()),
+            audience=MEMBER,
+            fields=frozenset(CASE_PATHS),
         )

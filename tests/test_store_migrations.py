@@ -36,7 +36,10 @@ STORE_TABLES = {
     "received_records",
     "audit_log",
     "api_tokens",
+    "shares",
+    "pair_rooms",
 }
+STORE_HEAD = "0002_shares_pair_rooms"
 RECORD_ID = "0190a5c4-0000-7000-8000-0000000000aa"
 
 
@@ -62,7 +65,7 @@ async def test_first_open_creates_every_table(tmp_path: Path, key: DataKey) -> N
     await store.close()
     database = tmp_path / DATABASE_FILE_NAME
     assert _tables(database) == STORE_TABLES | {STORE_MIGRATIONS.version_table}
-    assert _store_revision(database) == ["0001_initial"]
+    assert _store_revision(database) == [STORE_HEAD]
 
 
 async def test_reopening_keeps_data_and_revision(tmp_path: Path, key: DataKey) -> None:
@@ -75,7 +78,7 @@ async def test_reopening_keeps_data_and_revision(tmp_path: Path, key: DataKey) -
         async with store.read() as tx:
             assert (await tx.cases.get(RECORD_ID)).index.country == "KE"
         await store.close()
-    assert _store_revision(tmp_path / DATABASE_FILE_NAME) == ["0001_initial"]
+    assert _store_revision(tmp_path / DATABASE_FILE_NAME) == [STORE_HEAD]
 
 
 def _differences(connection: Connection, metadata: MetaData) -> list[object]:
@@ -166,4 +169,4 @@ async def test_another_package_adds_its_tables_with_its_own_version(
         "alembic_version_store",
         "alembic_version_extra",
     }
-    assert _store_revision(tmp_path / DATABASE_FILE_NAME) == ["0001_initial"]
+    assert _store_revision(tmp_path / DATABASE_FILE_NAME) == [STORE_HEAD]

@@ -213,3 +213,38 @@ class ApiTokenRow(Base):
     role: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class ShareRow(Base):
+    """Sharing history: one row per record version sent (or retraction sent) to one member.
+
+    Field paths and org ids are not content; the staff user who shared is encrypted.
+    """
+
+    __tablename__ = "shares"
+    __table_args__ = (Index("ix_shares_record", "record_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    record_id: Mapped[str] = mapped_column(String(RECORD_ID))
+    version: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(32))
+    action: Mapped[str] = mapped_column(String(16))
+    recipient: Mapped[str] = mapped_column(String(ORG_ID))
+    fields: Mapped[list[str]] = mapped_column(JSON)
+    room_id: Mapped[str] = mapped_column(String(255))
+    actor: Mapped[bytes] = mapped_column(LargeBinary)
+    shared_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class PairRoomRow(Base):
+    """A room this node shares with one other member organisation (DESIGN §5).
+
+    Normally one per organisation; two when both sides created one at the same moment.
+    """
+
+    __tablename__ = "pair_rooms"
+
+    room_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    org_id: Mapped[str] = mapped_column(String(ORG_ID), index=True)
+    created_by_us: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)

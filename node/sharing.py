@@ -1,0 +1,388 @@
+"""One sharing path for every record kind (DESIGN §3, §6; M4 item 5).
+
+A share turns one record into one SD-JWT *per recipient* (fresh salts per audience), queues each
+in the outbox of that recipient's pair room, and writes the sharing history and the audit entry,
+all in one store transaction: either every recipient is queued, or nobody is.
+
+- A **case** goes through the consent gate (:func:`federation.consent.disclose_case`), recipient
+  by recipient, and every refusal is collected *before* anything is built or queued, so a share
+  that consent refuses for one recipient sends nothing to anyone.
+- **Every other kind** is issued with :func:`federation.disclosure.issue`, every disclosable path
+  of its kind withholdable (so ``_sd`` sizes are fixed per kind), and presented with the chosen
+  fields only. Kinds in :data:`CLEAR_KINDS` (retractions) travel wholly in clear inside the
+  sealed envelope: there is nothing in them to withhold.
+
+Later features (proposals, alerts, dedup, aggregates) call :func:`share_record` too. The pure part
+(:func:`outgoing`, :func:`preview_share`) has no I/O; :func:`share_record` and
+:func:`retract_record` are the shell around it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Final, Protocol
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from federation.consent import (
+    HEADER_CLAIMS,
+    ConsentRefused,
+    Recipient,
+    allowed_fields,
+    check_consent,
+    disclose_case,
+    preview,
+)
+from federation.disclosure import issue, present
+from federation.identity import OrgKeys
+from node.store import StoreTransaction
+from node.store.shares import RETRACT, SHARE, ShareRepository
+from schemas.common import RecordRef
+from schemas.fields import disclosable_paths, split_path
+from schemas.payloads import Retraction
+from schemas.records import (
+    CaseRecord,
+    RecordBase,
+    RecordKind,
+    RetractionRecord,
+    build_record,
+    record_to_wire,
+)
+
+log = logging.getLogger("minga.sharing")
+
+CLEAR_KINDS: Final = frozenset({RecordKind.RETRACTION})
+"""Kinds issued with nothing withholdable: every claim is in clear inside the sealed envelope."""
+
+SHARE_ACTION: Final = "record.share"
+RETRACT_ACTION: Final = "record.retract"
+
+
+# --- errors -----------------------------------------------------------------------------------
+
+
+class SharingError(Exception):
+    """A share or retraction was refused before anything was queued."""
+
+
+class UnknownRecipient(SharingError):
+    """A recipient is not a verified member of the coalition (or is this node itself)."""
+
+    def __init__(self, org_id: str, reason: str) -> None:
+        super().__init__(f"recipient {org_id}: {reason}")
+        self.org_id = org_id
+        self.reason = reason
+
+
+class NotDisclosable(SharingError):
+    """Requested paths that are not disclosable paths of the record's kind."""
+
+    def __init__(self, kind: str, paths: Collection[str]) -> None:
+        self.paths = tuple(sorted(paths))
+        super().__init__(f"not disclosable paths of a {kind}: {', '.join(self.paths)}")
+
+
+class ShareRefused(SharingError):
+    """Consent refused the share for at least one recipient; nothing was sent to anyone."""
+
+    def __init__(self, refusals: Mapping[str, ConsentRefused]) -> None:
+        self.refusals = dict(sorted(refusals.items()))
+        super().__init__(
+            "; ".join(f"{org_id}: {refusal}" for org_id, refusal in self.refusals.items())
+        )
+
+    @property
+    def paths(self) -> tuple[str, ...]:
+        """Every refused path, over all recipients."""
+        return tuple(sorted({path for r in self.refusals.values() for path in r.paths}))
+
+
+class NothingToRetract(SharingError):
+    """The record was never shared with anyone, so there is nobody to send a retraction to."""
+
+
+class AlreadyRetracted(SharingError):
+    """The record was retracted; recipients keep only its tombstone, so it is not sent again."""
+
+
+# --- the pure part ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One record disclosed for one recipient: the SD-JWT and the paths it discloses."""
+
+    recipient: str
+    token: str = field(repr=False)
+    fields: tuple[str, ...]
+
+
+def _project(payload: Mapping[str, Any], paths: Collection[str]) -> dict[str, Any]:
+    """The payload values at ``paths`` (absent and null left out); arrays of objects keep
+    their length, each element holding only the chosen keys."""
+    keys_by_array: dict[str, list[str]] = {}
+    projected: dict[str, Any] = {}
+    for path in paths:
+        name, key = split_path(path)
+        if key is not None:
+            keys_by_array.setdefault(name, []).append(key)
+        elif payload.get(name) is not None:
+            projected[name] = payload[name]
+    for name, keys in keys_by_array.items():
+        elements = payload.get(name)
+        if isinstance(elements, list):
+            projected[name] = [
+                {key: element[key] for key in keys if element.get(key) is not None}
+                for element in elements
+                if isinstance(element, Mapping)
+            ]
+    return projected
+
+
+def record_claims(record: RecordBase[Any], paths: Collection[str]) -> dict[str, Any]:
+    """The claims of ``record`` restricted to ``paths``: the record header, then the fields."""
+    wire = record_to_wire(record)
+    claims = {name: wire[name] for name in HEADER_CLAIMS}
+    claims.update(_project(wire["payload"], paths))
+    return claims
+
+
+def _check_paths(kind: RecordKind, fields: Collection[str]) -> tuple[str, ...]:
+    if isinstance(fields, str):
+        raise TypeError("fields must be a collection of paths, not one string")
+    unknown = set(fields) - set(disclosable_paths(kind))
+    if unknown:
+        raise NotDisclosable(kind.value, unknown)
+    return tuple(sorted(set(fields)))
+
+
+def _case_fields(
+    record: CaseRecord, recipients: Sequence[Recipient], fields: Collection[str] | None
+) -> dict[str, tuple[str, ...]]:
+    """Per recipient, the fields the gate allows; raises :class:`ShareRefused` naming every
+    refusal of every recipient (``fields=None`` asks for all that consent allows)."""
+    allowed: dict[str, tuple[str, ...]] = {}
+    refused: dict[str, ConsentRefused] = {}
+    for recipient in recipients:
+        wanted = allowed_fields(record.payload, recipient) if fields is None else fields
+        try:
+            allowed[recipient.org_id] = tuple(sorted(check_consent(record.payload, wanted,
+                                                                   recipient)))
+        except ConsentRefused as refusal:
+            refused[recipient.org_id] = refusal
+    if refused:
+        raise ShareRefused(refused)
+    return allowed
+
+
+def outgoing(
+    record: RecordBase[Any],
+    recipients: Sequence[Recipient],
+    fields: Collection[str] | None,
+    *,
+    keys: OrgKeys,
+    issued_at: int,
+) -> list[Outgoing]:
+    """One SD-JWT per recipient, or an exception before any is built.
+
+    ``fields=None`` discloses every path the kind allows (for a case: every path consent allows
+    to that recipient). Raises :class:`ShareRefused`, ``federation.consent.UnknownFieldPath``
+    (cases) or :class:`NotDisclosable` (other kinds).
+    """
+    if isinstance(record, CaseRecord):
+        chosen = _case_fields(record, recipients, fields)
+        return [
+            Outgoing(r.org_id, disclose_case(record, chosen[r.org_id], r,
+                                             signing_key=keys.signing,
+                                             kid=keys.signing_kid, issued_at=issued_at),
+                     chosen[r.org_id])
+            for r in recipients
+        ]
+    kind = record.record_kind
+    every_path = disclosable_paths(kind)
+    paths = every_path if fields is None else _check_paths(kind, fields)
+    withholdable = () if kind in CLEAR_KINDS else every_path
+    claims = record_claims(record, every_path)
+    result = []
+    for recipient in recipients:
+        issued = issue(claims, issuer=record.issuer, kid=keys.signing_kid,
+                       signing_key=keys.signing, issued_at=issued_at,
+                       withholdable=withholdable, audience=recipient.org_id)
+        result.append(Outgoing(recipient.org_id, present(issued, paths), tuple(paths)))
+    return result
+
+
+def preview_share(
+    record: CaseRecord, recipients: Sequence[Recipient], fields: Collection[str], *,
+    issued_at: int,
+) -> dict[str, dict[str, Any] | ConsentRefused]:
+    """Per recipient: exactly the claims they would verify, or the gate's refusal."""
+    answers: dict[str, dict[str, Any] | ConsentRefused] = {}
+    for recipient in recipients:
+        try:
+            answers[recipient.org_id] = preview(record, fields, recipient, issued_at=issued_at)
+        except ConsentRefused as refusal:
+            answers[recipient.org_id] = refusal
+    return answers
+
+
+def retraction_record(
+    issuer: str, target_record_id: str, reason: str, note: str | None, *, record_id: str,
+    issued_at: int,
+) -> RetractionRecord:
+    payload = Retraction(target=RecordRef(issuer=issuer, record_id=target_record_id),
+                         reason=reason, note=note)
+    record = build_record(issuer, payload, record_id=record_id, issued_at=issued_at)
+    assert isinstance(record, RetractionRecord)
+    return record
+
+
+def disclosed_fields(claims: Mapping[str, Any] | None) -> list[str]:
+    """The payload paths present in received claims (``victims.name`` for arrays of objects)."""
+    if not claims:
+        return []
+    skip = {*HEADER_CLAIMS, "iss", "iat", "aud", "cnf", "_sd_alg"}
+    paths: set[str] = set()
+    for name, value in claims.items():
+        if name in skip:
+            continue
+        if isinstance(value, list) and value and all(isinstance(v, Mapping) for v in value):
+            paths.update(f"{name}.{key}" for element in value for key in element)
+        else:
+            paths.add(name)
+    return sorted(paths)
+
+
+# --- the shell --------------------------------------------------------------------------------
+
+
+class Enqueue(Protocol):
+    """Queue one SD-JWT for delivery in a room, inside the caller's transaction (sync.outbox)."""
+
+    def __call__(
+        self, session: AsyncSession, room_id: str, recipient_org_ids: Sequence[str], token: str
+    ) -> Awaitable[Any]: ...
+
+
+PairRoomFor = Callable[[str], Awaitable[str]]
+"""The pair room to reach one organisation through, created if needed (node.rooms)."""
+
+
+@dataclass(frozen=True)
+class ShareReceipt:
+    record_id: str
+    version: int
+    kind: str
+    recipients: tuple[Outgoing, ...]
+    rooms: Mapping[str, str]
+
+
+async def verified_recipients(
+    tx: StoreTransaction, own_org_id: str, org_ids: Sequence[str]
+) -> list[Recipient]:
+    """The recipients as coalition members; :class:`UnknownRecipient` for the first bad one."""
+    if len(set(org_ids)) != len(org_ids):
+        raise UnknownRecipient(next(o for o in org_ids if org_ids.count(o) > 1), "listed twice")
+    verified = {m.org_id for m in await tx.orgs.members(verified_only=True)}
+    for org_id in org_ids:
+        if org_id == own_org_id:
+            raise UnknownRecipient(org_id, "is this node's own organisation")
+        if org_id not in verified:
+            raise UnknownRecipient(org_id, "is not a verified member of the coalition")
+    return [Recipient.member(org_id) for org_id in org_ids]
+
+
+async def _queue(
+    tx: StoreTransaction,
+    sent: Sequence[Outgoing],
+    rooms: Mapping[str, str],
+    enqueue: Enqueue,
+    *,
+    record: RecordBase[Any],
+    target: tuple[str, int, str],
+    action: str,
+    actor: str,
+    at: datetime,
+) -> None:
+    record_id, version, kind = target
+    history = ShareRepository(tx.session, tx.cipher)
+    for item in sent:
+        room = rooms[item.recipient]
+        await enqueue(tx.session, room, [item.recipient], item.token)
+        await history.add(record_id=record_id, version=version, kind=kind, action=action,
+                          recipient=item.recipient,
+                          fields=() if action == RETRACT else item.fields, room_id=room,
+                          actor=actor, at=at)
+    await tx.audit.append(actor, RETRACT_ACTION if action == RETRACT else SHARE_ACTION,
+                          target=record_id, details={
+                              "version": version, "kind": kind, "record": record.record_id,
+                              "recipients": {i.recipient: list(i.fields) for i in sent},
+                          })
+
+
+async def share_record(
+    tx_factory: Callable[[], Any],
+    keys: OrgKeys,
+    record: RecordBase[Any],
+    recipient_org_ids: Sequence[str],
+    fields: Collection[str] | None = None,
+    *,
+    actor: str,
+    pair_room_for: PairRoomFor,
+    enqueue: Enqueue,
+    issued_at: int,
+) -> ShareReceipt:
+    """Share ``record`` with each recipient (see the module docstring); all or nothing.
+
+    ``tx_factory`` opens a store transaction (``node.store.transaction``). Consent and recipients
+    are checked first, then pair rooms are made sure of (this may create rooms on the
+    homeserver), then everything is queued and recorded in one transaction.
+    """
+    async with tx_factory() as tx:
+        recipients = await verified_recipients(tx, keys.org_id, recipient_org_ids)
+        history = ShareRepository(tx.session, tx.cipher)
+        if any(e.action == RETRACT for e in await history.history(record.record_id)):
+            raise AlreadyRetracted(f"record {record.record_id} was retracted")
+    sent = outgoing(record, recipients, fields, keys=keys, issued_at=issued_at)
+    rooms = {r.org_id: await pair_room_for(r.org_id) for r in recipients}
+    at = datetime.fromtimestamp(issued_at, UTC)
+    async with tx_factory() as tx:
+        await _queue(tx, sent, rooms, enqueue, record=record,
+                     target=(record.record_id, record.version, record.kind), action=SHARE,
+                     actor=actor, at=at)
+    return ShareReceipt(record.record_id, record.version, record.kind, tuple(sent), rooms)
+
+
+async def retract_record(
+    tx_factory: Callable[[], Any],
+    keys: OrgKeys,
+    target: RecordBase[Any],
+    *,
+    reason: str,
+    note: str | None,
+    retraction_id: str,
+    actor: str,
+    pair_room_for: PairRoomFor,
+    enqueue: Enqueue,
+    issued_at: int,
+) -> ShareReceipt:
+    """Send a signed retraction of ``target`` to everyone who was sent any version of it."""
+    async with tx_factory() as tx:
+        history = ShareRepository(tx.session, tx.cipher)
+        recipient_ids = await history.recipients(target.record_id)
+    if not recipient_ids:
+        raise NothingToRetract(f"record {target.record_id} was never shared")
+    record = retraction_record(keys.org_id, target.record_id, reason, note,
+                               record_id=retraction_id, issued_at=issued_at)
+    recipients = [Recipient.member(org_id) for org_id in recipient_ids]
+    sent = outgoing(record, recipients, None, keys=keys, issued_at=issued_at)
+    rooms = {org_id: await pair_room_for(org_id) for org_id in recipient_ids}
+    at = datetime.fromtimestamp(issued_at, UTC)
+    async with tx_factory() as tx:
+        await _queue(tx, sent, rooms, enqueue, record=record,
+                     target=(target.record_id, target.version, target.kind), action=RETRACT,
+                     actor=actor, at=at)
+    return ShareReceipt(target.record_id, target.version, target.kind, tuple(sent), rooms)

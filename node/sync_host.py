@@ -1,0 +1,173 @@
+"""The node's side of the sync layer: :class:`sync.host.SyncHost` on the node's store.
+
+- **Cipher**: the store's column cipher, each at-rest value bound to the sync layer's context.
+- **Transactions**: the store's own write transactions, so sync rows and node rows commit
+  together (and a retraction's wipe is checkpointed out of the write-ahead log after commit).
+- **Trust**: a key ring rebuilt from the verified roster entries in the store (only when the
+  roster changed), each member's node account from its entry.
+- **Delivery**: verified records go into ``received_records`` (idempotent on issuer, record id,
+  version; the highest version is the one shown). A retraction wipes what this node holds of
+  its target and keeps the tombstone; a retraction that arrives before its target leaves a
+  tombstone (version 0) so that the target, when it comes, is stored already retracted.
+- **Pair rooms** are the rooms where every envelope must be addressed to this node.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from federation.identity import IdentityError, KeyRing, OrgKeys, RecipientKey
+from federation.keys import SigningKeyResolver
+from node.runtime import Node
+from node.store.cipher import Cell, ColumnCipher
+from node.store.ids import utc_now
+from node.store.pair_rooms import PairRoomRepository
+from node.store.received import ReceivedRepository
+from schemas.common import RecordRef
+from schemas.records import RecordKind
+from sync.host import VerifiedRecord
+
+log = logging.getLogger("minga.sync.host")
+
+VERIFIED = "verified"
+RETRACTION_PLACEHOLDER_VERSION = 0
+
+
+class StoreCipher:
+    """:class:`sync.host.AtRestCipher` over the store's column cipher."""
+
+    def __init__(self, cipher: ColumnCipher) -> None:
+        self._cipher = cipher
+
+    @staticmethod
+    def _cell(context: tuple[str, ...]) -> Cell:
+        return Cell("sync", "at_rest", context)
+
+    def encrypt_at_rest(self, plaintext: bytes, context: tuple[str, ...]) -> bytes:
+        return self._cipher.encrypt(plaintext, self._cell(context))
+
+    def decrypt_at_rest(self, stored: bytes, context: tuple[str, ...]) -> bytes:
+        return self._cipher.decrypt(stored, self._cell(context))
+
+
+@dataclass(frozen=True)
+class RosterTrust:
+    """:class:`sync.host.Trust`: the verified roster's key ring and node accounts."""
+
+    keyring: KeyRing
+    node_users: Mapping[str, str]
+
+    @property
+    def resolver(self) -> SigningKeyResolver:
+        return self.keyring
+
+    def recipient_key(self, org_id: str) -> RecipientKey:
+        return self.keyring.encryption_key_for(org_id)
+
+    def node_user(self, org_id: str) -> str | None:
+        return self.node_users.get(org_id)
+
+
+RosterVersion = tuple[tuple[str, datetime], ...]
+
+
+class NodeSyncHost:
+    """The node as the sync layer's host. Make one with :meth:`open`."""
+
+    def __init__(self, node: Node, cipher: ColumnCipher) -> None:
+        self._node = node
+        self._column_cipher = cipher
+        self._cipher = StoreCipher(cipher)
+        self._trust: RosterTrust | None = None
+        self._roster_version: RosterVersion = ()
+        self._pair_rooms: frozenset[str] = frozenset()
+
+    @classmethod
+    async def open(cls, node: Node) -> NodeSyncHost:
+        async with node.store.read() as tx:
+            host = cls(node, tx.cipher)
+        await host.refresh()
+        return host
+
+    @property
+    def node(self) -> Node:
+        return self._node
+
+    @property
+    def keys(self) -> OrgKeys:
+        return self._node.keys
+
+    @property
+    def cipher(self) -> StoreCipher:
+        return self._cipher
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        async with self._node.store.transaction() as tx:
+            yield tx.session
+
+    async def refresh(self) -> None:
+        """Re-read the pair rooms and, if the roster changed, rebuild the trust."""
+        async with self._node.store.read() as tx:
+            self._pair_rooms = frozenset(p.room_id for p in await PairRoomRepository(
+                tx.session).all())
+            members = await tx.orgs.members(verified_only=True)
+        version = tuple((m.org_id, m.updated_at) for m in members)
+        if self._trust is not None and version == self._roster_version:
+            return
+        keyring = KeyRing()
+        users: dict[str, str] = {}
+        for member in members:
+            try:
+                keyring.add_member_entry(member.entry)
+            except IdentityError as error:
+                log.warning("stored roster entry of %s no longer verifies: %s", member.org_id,
+                            error)
+                continue
+            if member.matrix_user_id:
+                users[member.org_id] = member.matrix_user_id
+        self._trust, self._roster_version = RosterTrust(keyring, users), version
+
+    async def trust(self) -> RosterTrust:
+        await self.refresh()
+        assert self._trust is not None
+        return self._trust
+
+    def note_pair_room(self, room_id: str) -> None:
+        self._pair_rooms = self._pair_rooms | {room_id}
+
+    def expects_all_addressed(self, room_id: str) -> bool:
+        return room_id in self._pair_rooms
+
+    async def deliver(self, session: AsyncSession, record: VerifiedRecord) -> None:
+        received = ReceivedRepository(session, self._column_cipher, utc_now)
+        if record.kind == RecordKind.RETRACTION.value:
+            await self._retract(received, record)
+        await received.add(record.issuer, record.record_id, record.version, record.kind,
+                           dict(record.claims), VERIFIED)
+
+    async def _retract(self, received: ReceivedRepository, record: VerifiedRecord) -> None:
+        target = _retraction_target(record.claims)
+        if target is None or target.issuer != record.issuer:
+            log.warning("retraction %s from %s names no record of its issuer; ignored",
+                        record.record_id, record.issuer)
+            return
+        if await received.retract(target.issuer, target.record_id) == 0:
+            await received.add(target.issuer, target.record_id, RETRACTION_PLACEHOLDER_VERSION,
+                               RecordKind.RETRACTION.value, {}, VERIFIED)
+            await received.retract(target.issuer, target.record_id)
+
+
+def _retraction_target(claims: Mapping[str, Any]) -> RecordRef | None:
+    try:
+        return RecordRef.model_validate(claims.get("target"))
+    except ValidationError:
+        return None

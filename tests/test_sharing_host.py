@@ -1,0 +1,140 @@
+"""The node's sync host (node.sync_host) on a real store: delivery, versions, retractions,
+trust from the stored roster, pair rooms. No homeserver here."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+
+from federation.identity import OrgKeys, sign_member_entry
+from federation.keys import KeyNotTrusted
+from federation.secretbox import FAST_TEST_PARAMS
+from node.runtime import Node
+from node.store import create_data_key, open_store
+from node.store.pair_rooms import PairRoomRepository
+from node.sync_host import NodeSyncHost
+from schemas.ids import new_record_id
+from sync.host import VerifiedRecord
+
+OWN, ISSUER, STRANGER = OrgKeys.generate(), OrgKeys.generate(), OrgKeys.generate()
+RECORD_ID = new_record_id()
+
+
+@pytest.fixture
+async def host(tmp_path: Path) -> AsyncIterator[NodeSyncHost]:
+    store = await open_store(tmp_path, create_data_key(tmp_path, "pass", FAST_TEST_PARAMS))
+    async with store.transaction() as tx:
+        for keys in (OWN, ISSUER):
+            entry = sign_member_entry(keys, {"name": "x", "country": "KE"})
+            await tx.orgs.save_member(keys.org_id, entry, verified=True, safety_code="s",
+                                      matrix_user_id=f"@{keys.org_id[:8]}:hs")
+    node = Node(config=cast(Any, None), store=store, keys=OWN, own=cast(Any, None))
+    try:
+        yield await NodeSyncHost.open(node)
+    finally:
+        await store.close()
+
+
+def _record(version: int, claims: dict[str, Any], *, kind: str = "case",
+            record_id: str = RECORD_ID, issuer: str = ISSUER.org_id) -> VerifiedRecord:
+    return VerifiedRecord(
+        issuer=issuer, record_id=record_id, version=version, kind=kind,
+        claims={"record_id": record_id, "version": version, "kind": kind, **claims},
+        disclosed_paths=frozenset(claims), issued_at=1, room_id="!r:hs", event_id=f"$e{version}",
+        origin_server_ts=1,
+    )
+
+
+def _retraction(target: str = RECORD_ID, issuer: str = ISSUER.org_id) -> VerifiedRecord:
+    return _record(1, {"target": {"issuer": issuer, "record_id": target},
+                       "reason": "error"}, kind="retraction", record_id=new_record_id(),
+                   issuer=ISSUER.org_id)
+
+
+async def _deliver(host: NodeSyncHost, *records: VerifiedRecord) -> None:
+    for record in records:
+        async with host.transaction() as session:
+            await host.deliver(session, record)
+
+
+async def _latest(host: NodeSyncHost, record_id: str = RECORD_ID) -> Any:
+    async with host.node.store.read() as tx:
+        return await tx.received.latest(ISSUER.org_id, record_id)
+
+
+async def test_delivery_is_idempotent_and_a_late_older_version_is_not_shown(
+    host: NodeSyncHost,
+) -> None:
+    await _deliver(host, _record(2, {"country": "KE"}), _record(2, {"country": "KE"}),
+                   _record(1, {"country": "UG"}))
+    latest = await _latest(host)
+    assert (latest.version, latest.claims["country"], latest.retracted) == (2, "KE", False)
+    async with host.node.store.read() as tx:
+        versions = await tx.received.versions(ISSUER.org_id, RECORD_ID)
+        assert [v.version for v in versions] == [1, 2]
+        assert await tx.received.count() == 1
+
+
+async def test_retraction_wipes_every_version_and_later_versions_arrive_wiped(
+    host: NodeSyncHost,
+) -> None:
+    await _deliver(host, _record(1, {"narrative": "held"}), _retraction(),
+                   _record(2, {"narrative": "late"}))
+    latest = await _latest(host)
+    assert (latest.version, latest.claims, latest.retracted) == (2, None, True)
+    async with host.node.store.read() as tx:
+        versions = await tx.received.versions(ISSUER.org_id, RECORD_ID)
+    assert all(v.claims is None and v.retracted for v in versions)
+
+
+async def test_retraction_before_its_target_leaves_a_tombstone(host: NodeSyncHost) -> None:
+    other = new_record_id()
+    await _deliver(host, _retraction(other))
+    await _deliver(host, _record(1, {"narrative": "too late"}, record_id=other))
+    latest = await _latest(host, other)
+    assert (latest.version, latest.claims, latest.retracted) == (1, None, True)
+
+
+async def test_a_retraction_of_another_issuers_record_is_ignored(host: NodeSyncHost) -> None:
+    await _deliver(host, _record(1, {"narrative": "kept"}))
+    await _deliver(host, _retraction(issuer=STRANGER.org_id))
+    latest = await _latest(host)
+    assert latest.claims == {"record_id": RECORD_ID, "version": 1, "kind": "case",
+                             "narrative": "kept"}
+
+
+async def test_trust_is_the_stored_roster(host: NodeSyncHost) -> None:
+    trust = await host.trust()
+    assert trust.recipient_key(ISSUER.org_id).kid == ISSUER.encryption_kid
+    assert trust.node_user(ISSUER.org_id) == f"@{ISSUER.org_id[:8]}:hs"
+    assert trust.node_user(STRANGER.org_id) is None
+    with pytest.raises(KeyNotTrusted):
+        trust.recipient_key(STRANGER.org_id)
+    assert trust.resolver.signing_key_for(ISSUER.org_id, ISSUER.signing_kid, 5) is not None
+    async with host.node.store.transaction() as tx:
+        entry = sign_member_entry(STRANGER, {"name": "y", "country": "KE"})
+        await tx.orgs.save_member(STRANGER.org_id, entry, verified=True, safety_code="s",
+                                  matrix_user_id="@s:hs")
+    assert (await host.trust()).node_user(STRANGER.org_id) == "@s:hs"
+
+
+async def test_pair_rooms_expect_every_envelope_addressed(host: NodeSyncHost) -> None:
+    assert not host.expects_all_addressed("!pair:hs")
+    async with host.node.store.transaction() as tx:
+        await PairRoomRepository(tx.session).remember(ISSUER.org_id, "!pair:hs",
+                                                      created_by_us=False,
+                                                      at=datetime.now(UTC))
+    await host.trust()
+    assert host.expects_all_addressed("!pair:hs")
+    assert not host.expects_all_addressed("!coalition:hs")
+
+
+def test_at_rest_cipher_binds_the_context(host: NodeSyncHost) -> None:
+    sealed = host.cipher.encrypt_at_rest(b"token", ("outbox", "abc"))
+    assert host.cipher.decrypt_at_rest(sealed, ("outbox", "abc")) == b"token"
+    with pytest.raises(Exception, match="does not decrypt"):
+        host.cipher.decrypt_at_rest(sealed, ("outbox", "abd"))

@@ -49,13 +49,11 @@ from deploy.homeserver import (
     Homeserver,
     HomeserverError,
     PortInUseError,
-    _die_with_parent,
-    _process_alive,
-    _terminate_group,
     free_port,
     http_json,
     start_federation,
 )
+from deploy.processes import die_with_parent, process_alive, runs_command, terminate_group
 
 SAMPLE_CASES_DIR = Path(__file__).resolve().parent / "demo_cases"
 COALITION_NAME = "Minga demo coalition"
@@ -252,14 +250,6 @@ class MingaRunner:
 # ----- node processes -----------------------------------------------------------------------
 
 
-def _is_our_node(pid: int, config: Path) -> bool:
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return False
-    return b"node.cli" in cmdline and str(config).encode() in cmdline
-
-
 @dataclass
 class NodeProcess:
     """One ``minga run`` in its own process group, logging to ``logs/<key>.log``."""
@@ -287,8 +277,9 @@ class NodeProcess:
             pid = int(pid_file.read_text().strip())
         except (FileNotFoundError, ValueError):
             return
-        if _process_alive(pid) and _is_our_node(pid, self.layout.node_config(self.org)):
-            _terminate_group(pid, timeout=STOP_GRACE)
+        config = str(self.layout.node_config(self.org))
+        if process_alive(pid) and runs_command(pid, "node.cli", config):
+            terminate_group(pid, timeout=STOP_GRACE)
         pid_file.unlink(missing_ok=True)
 
     def start(self) -> None:
@@ -301,7 +292,7 @@ class NodeProcess:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                preexec_fn=_die_with_parent,
+                preexec_fn=die_with_parent,
             )
         self.layout.node_pid(self.org).write_text(f"{self._process.pid}\n")
 

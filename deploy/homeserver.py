@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import ctypes
 import hashlib
 import hmac
 import json
@@ -37,6 +36,7 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from deploy.processes import die_with_parent, process_alive, runs_command, terminate_group
 from deploy.tls import CertificateFiles, ThrowawayCA
 
 LOOPBACK = "127.0.0.1"
@@ -47,7 +47,6 @@ LOG_FILE = "homeserver.log"
 STDOUT_FILE = "homeserver.stdout"
 
 _NO_LIMIT = {"per_second": 10_000, "burst_count": 10_000}
-_PR_SET_PDEATHSIG = 1
 
 
 class HomeserverError(RuntimeError):
@@ -89,31 +88,6 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((LOOPBACK, 0))
         return int(sock.getsockname()[1])
-
-
-def _die_with_parent() -> None:
-    """Runs in the child before exec: ask Linux to SIGTERM it when the launching thread dies."""
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _is_our_synapse(pid: int, config_path: Path) -> bool:
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return False
-    return b"synapse.app.homeserver" in cmdline and str(config_path).encode() in cmdline
 
 
 def _signing_key_line() -> str:
@@ -354,7 +328,7 @@ class Homeserver:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                preexec_fn=_die_with_parent,
+                preexec_fn=die_with_parent,
             )
         (self.directory / PID_FILE).write_text(f"{self._process.pid}\n")
 
@@ -411,8 +385,9 @@ class Homeserver:
             pid = int(pid_file.read_text().strip())
         except (FileNotFoundError, ValueError):
             return
-        if _process_alive(pid) and _is_our_synapse(pid, self.config_path):
-            _terminate_group(pid, timeout=15)
+        ours = runs_command(pid, "synapse.app.homeserver", str(self.config_path))
+        if process_alive(pid) and ours:
+            terminate_group(pid, timeout=15)
         pid_file.unlink(missing_ok=True)
 
     def stop(self, timeout: float = 15.0) -> None:
@@ -523,17 +498,6 @@ def register_account(
         password=password,
         homeserver_url=homeserver_url.rstrip("/"),
     )
-
-
-def _terminate_group(pid: int, timeout: float) -> None:
-    """SIGTERM a process group whose leader is not our child; SIGKILL it after ``timeout``."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while _process_alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, signal.SIGKILL)
 
 
 class Federation:

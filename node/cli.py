@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
 
+from deploy.demo import run_demo
 from deploy.homeserver import Homeserver, HomeserverError
 from node.coalition import create_coalition, invite_member, join_coalition
 from node.config import ConfigError, load_config
@@ -71,7 +72,7 @@ def cmd_homeserver_register(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    return _serve_homeserver(Path(args.dir) / "homeserver", None)
+    return run_demo(Path(args.dir))
 
 
 def _read_secret_file(path: str | None, option: str) -> str | None:

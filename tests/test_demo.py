@@ -24,7 +24,7 @@ from tests.processes import is_running, wait_until_gone
 REPO = Path(__file__).resolve().parent.parent
 READY_LINE = "Press Ctrl-C to stop the demo."
 # `minga demo --dir D` runs deploy.demo.run_demo; until node.cli wires it, call the module itself.
-DEMO_COMMAND = [sys.executable, "-m", "deploy.demo"]
+DEMO_COMMAND = [sys.executable, "-m", "node.cli", "demo"]
 ORG_KEYS = {"name", "org_id", "api", "token", "web", "homeserver"}
 HOMESERVER_KEYS = {"url", "server_name", "data_dir"}
 

@@ -38,8 +38,10 @@ STORE_TABLES = {
     "api_tokens",
     "shares",
     "pair_rooms",
+    "staff_users",
+    "staff_sessions",
 }
-STORE_HEAD = "0002_shares_pair_rooms"
+STORE_HEAD = "0003_staff_users"
 RECORD_ID = "0190a5c4-0000-7000-8000-0000000000aa"
 
 

@@ -43,6 +43,13 @@ from node.store.unlock import (
     passphrase_from,
     unlock_data_key,
 )
+from node.store.users import (
+    StaffSession,
+    StaffUser,
+    UsernameTaken,
+    UserRepository,
+    staff_users,
+)
 
 __all__ = [
     "STORE_MIGRATIONS",
@@ -70,6 +77,8 @@ __all__ = [
     "RecordExists",
     "RecordNotFound",
     "Role",
+    "StaffSession",
+    "StaffUser",
     "Store",
     "StoreError",
     "StoreLocked",
@@ -80,6 +89,8 @@ __all__ = [
     "TokenInfo",
     "TokenOwner",
     "TokenRepository",
+    "UserRepository",
+    "UsernameTaken",
     "VersionConflict",
     "WrongDataKey",
     "WrongPassphrase",
@@ -87,5 +98,6 @@ __all__ = [
     "create_data_key",
     "open_store",
     "passphrase_from",
+    "staff_users",
     "unlock_data_key",
 ]

@@ -10,12 +10,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote, urlsplit
 
+import aiohttp
 import nio
 
 DEFAULT_REQUEST_TIMEOUT = 30.0
 ROOM_VERSION = "12"
 SYNC_TIMELINE_LIMIT = 200
+# Synapse 1.163 serves media only to authenticated clients (MSC3916); nio 0.26 would upload
+# and download without any request timeout, so these two calls use aiohttp directly.
+UPLOAD_PATH = "/_matrix/media/v3/upload"
+DOWNLOAD_PATH = "/_matrix/client/v1/media/download"
 
 
 class TransportError(RuntimeError):
@@ -112,8 +118,10 @@ class MatrixTransport:
             max_timeout_retry_wait_time=10,
         )
         self.login = login
+        self._request_timeout = request_timeout
         self._client = nio.AsyncClient(login.homeserver_url, login.user_id, config=config)
         self._client.restore_login(login.user_id, login.device_id, login.access_token)
+        self._media: aiohttp.ClientSession | None = None
 
     @property
     def user_id(self) -> str:
@@ -121,6 +129,9 @@ class MatrixTransport:
 
     async def close(self) -> None:
         await self._client.close()
+        if self._media is not None:
+            await self._media.close()
+            self._media = None
 
     async def __aenter__(self) -> MatrixTransport:
         return self
@@ -245,6 +256,12 @@ class MatrixTransport:
     async def sync(
         self, since: str | None, *, timeout_ms: int = 0, timeline_limit: int = SYNC_TIMELINE_LIMIT
     ) -> SyncBatch:
+        """One sync from ``since`` (None: an initial sync, whatever this client synced before;
+        nio would otherwise continue from the last batch it saw, which the caller may never
+        have stored)."""
+        if since is None:
+            self._client.next_batch = ""
+            self._client.loaded_sync_token = ""
         response = await self._client.sync(
             timeout=timeout_ms, since=since, sync_filter=_sync_filter(timeline_limit)
         )
@@ -261,3 +278,66 @@ class MatrixTransport:
             )
         batch.invites = list(response.rooms.invite)
         return batch
+
+    # ----- media --------------------------------------------------------------------------
+
+    def _media_session(self) -> aiohttp.ClientSession:
+        if self._media is None:
+            self._media = aiohttp.ClientSession(
+                headers={"Authorization": f"Bearer {self.login.access_token}"},
+                timeout=aiohttp.ClientTimeout(total=self._request_timeout),
+            )
+        return self._media
+
+    async def upload(self, data: bytes, content_type: str = "application/octet-stream") -> str:
+        """Put ``data`` in the media repository; returns its ``mxc://`` URI."""
+        url = self.login.homeserver_url.rstrip("/") + UPLOAD_PATH
+        try:
+            async with self._media_session().post(
+                url, data=data, headers={"Content-Type": content_type}
+            ) as response:
+                answer = await _json_answer(response)
+                if response.status != 200:
+                    raise _media_fail("upload", response.status, answer)
+        except (TimeoutError, aiohttp.ClientError) as error:
+            raise TransportError("upload", type(error).__name__) from None
+        uri = answer.get("content_uri")
+        if not isinstance(uri, str) or not uri.startswith("mxc://"):
+            raise TransportError("upload", "the answer has no content_uri")
+        return uri
+
+    async def download(self, mxc: str, *, max_bytes: int) -> bytes:
+        """The bytes behind an ``mxc://`` URI (from any federated server), at most ``max_bytes``."""
+        parts = urlsplit(mxc)
+        media_id = parts.path.lstrip("/")
+        if parts.scheme != "mxc" or not parts.netloc or not media_id or "/" in media_id:
+            raise TransportError("download", "not an mxc:// URI", status="M_INVALID_PARAM")
+        url = (f"{self.login.homeserver_url.rstrip('/')}{DOWNLOAD_PATH}/"
+               f"{quote(parts.netloc, safe=':')}/{quote(media_id, safe='')}")
+        try:
+            async with self._media_session().get(url) as response:
+                if response.status != 200:
+                    raise _media_fail("download", response.status, await _json_answer(response))
+                data = bytearray()
+                async for chunk in response.content.iter_chunked(64 * 1024):
+                    data += chunk
+                    if len(data) > max_bytes:
+                        raise TransportError("download", "the media is larger than allowed",
+                                             status="M_TOO_LARGE")
+        except (TimeoutError, aiohttp.ClientError) as error:
+            raise TransportError("download", type(error).__name__) from None
+        return bytes(data)
+
+
+async def _json_answer(response: aiohttp.ClientResponse) -> dict[str, Any]:
+    try:
+        answer = await response.json(content_type=None)
+    except ValueError:
+        return {}
+    return answer if isinstance(answer, dict) else {}
+
+
+def _media_fail(operation: str, http_status: int, answer: dict[str, Any]) -> TransportError:
+    errcode = answer.get("errcode")
+    status = errcode if isinstance(errcode, str) else None
+    return TransportError(operation, f"{http_status} {status or ''}".strip(), status=status)

@@ -199,3 +199,70 @@ class ChainState:
 
     def add(self, link: ChainLink, this_hash: str) -> None:
         self.links[link.seq] = (this_hash, link.prev)
+
+
+@dataclass(frozen=True)
+class Gaps:
+    """The highest seq seen of one chain and the ranges missing below it, kept up to date one
+    arrival at a time (so a receiver need not load the whole chain to know its gaps)."""
+
+    top: int = 0
+    missing: tuple[tuple[int, int], ...] = ()
+
+    def arrive(self, seq: int) -> Gaps:
+        if seq < 1:
+            raise ValueError("sequence numbers start at 1")
+        if seq > self.top:
+            added = ((self.top + 1, seq - 1),) if seq > self.top + 1 else ()
+            return Gaps(seq, self.missing + added)
+        kept: list[tuple[int, int]] = []
+        for low, high in self.missing:
+            if low <= seq <= high:
+                kept += [(low, seq - 1)] if low < seq else []
+                kept += [(seq + 1, high)] if seq < high else []
+            else:
+                kept.append((low, high))
+        return Gaps(self.top, tuple(kept))
+
+
+# --- resend requests --------------------------------------------------------------------------
+
+RESEND_EVENT_TYPE = "org.minga.resend"
+MAX_RESEND_RANGES = 64
+MAX_RESEND_SEQS = 1_000
+
+
+def capped_ranges(
+    ranges: Sequence[tuple[int, int]], max_seqs: int = MAX_RESEND_SEQS
+) -> list[tuple[int, int]]:
+    """The first ranges (and part of the next) covering at most ``max_seqs`` sequence numbers."""
+    kept: list[tuple[int, int]] = []
+    budget = max_seqs
+    for low, high in ranges[:MAX_RESEND_RANGES]:
+        if budget <= 0:
+            break
+        high = min(high, low + budget - 1)
+        kept.append((low, high))
+        budget -= high - low + 1
+    return kept
+
+
+def resend_request_content(issuer: str, ranges: Sequence[tuple[int, int]]) -> dict[str, Any]:
+    """An ``org.minga.resend`` event: ids and numbers only."""
+    return {"issuer": issuer, "ranges": [[low, high] for low, high in capped_ranges(ranges)]}
+
+
+def read_resend_request(content: Mapping[str, Any]) -> tuple[str, list[tuple[int, int]]]:
+    issuer, ranges = content.get("issuer"), content.get("ranges")
+    if not isinstance(issuer, str) or not issuer or not isinstance(ranges, list):
+        raise FrameError("malformed", "resend request: issuer and ranges are required")
+    if not 0 < len(ranges) <= MAX_RESEND_RANGES:
+        raise FrameError("malformed", f"resend request: 1 to {MAX_RESEND_RANGES} ranges")
+    parsed: list[tuple[int, int]] = []
+    for item in ranges:
+        if not (isinstance(item, list) and len(item) == 2
+                and all(isinstance(n, int) and not isinstance(n, bool) for n in item)
+                and 1 <= item[0] <= item[1]):
+            raise FrameError("malformed", "resend request: each range is [from, to], from >= 1")
+        parsed.append((item[0], item[1]))
+    return issuer, capped_ranges(parsed)

@@ -10,6 +10,9 @@
   current recipient keys, and which Matrix account is which member's node.
 - Verified records are handed to :meth:`SyncHost.deliver` inside the inbox's transaction;
   it must be idempotent on (issuer, record id, version).
+- :meth:`SyncHost.on_sync` sees every sync batch before its events are checked, so the node can
+  refresh its roster (a new member's entry and its first records often arrive together) and
+  join invites from members.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from federation.identity import OrgKeys, RecipientKey
 from federation.keys import SigningKeyResolver
+from federation.transport import SyncBatch
 
 
 class AtRestCipher(Protocol):
@@ -93,4 +97,11 @@ class SyncHost(Protocol):
 
     def expects_all_addressed(self, room_id: str) -> bool:
         """True for rooms (pair rooms) where every envelope must be addressed to this node."""
+        ...
+
+    async def on_sync(self, batch: SyncBatch) -> None:
+        """Called with every sync batch before its events are checked (and before
+        :meth:`trust` is asked for): refresh the roster when member state changed, join invites
+        from members. A :class:`federation.transport.TransportError` or any other exception
+        makes the inbox retry the same batch later (the sync token is not advanced)."""
         ...

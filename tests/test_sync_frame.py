@@ -12,9 +12,11 @@ from sync.frame import (
     ChainLink,
     ChainState,
     FrameError,
+    Gaps,
     blob_bytes,
     blob_content,
     bundle,
+    capped_ranges,
     chain_context,
     envelope_from_blob,
     envelope_hash,
@@ -22,6 +24,8 @@ from sync.frame import (
     inline_content,
     parse_content,
     read_chain_context,
+    read_resend_request,
+    resend_request_content,
     unbundle,
 )
 
@@ -121,3 +125,35 @@ def test_duplicates_conflicts_and_broken_links_are_told_apart() -> None:
     assert fresh.conflict(ChainLink("!r", 2, "h1"), "not-h2") is not None
     assert fresh.conflict(chain[1][0], chain[1][1]) is None
     assert ChainState().conflict(ChainLink("!r", 1, "x"), "h1") is not None
+
+
+@given(st.lists(st.integers(1, 40), max_size=60))
+def test_gaps_kept_one_arrival_at_a_time_match_the_whole_chain(arrivals: list[int]) -> None:
+    gaps, state = Gaps(), ChainState()
+    for seq in arrivals:
+        gaps = gaps.arrive(seq)
+        state.links[seq] = (f"h{seq}", "")
+    assert list(gaps.missing) == state.missing()
+    assert gaps.top == max(arrivals, default=0)
+
+
+def test_resend_requests_round_trip_and_are_capped() -> None:
+    content = resend_request_content("org-a", [(3, 3), (7, 9)])
+    assert content == {"issuer": "org-a", "ranges": [[3, 3], [7, 9]]}
+    assert read_resend_request(content) == ("org-a", [(3, 3), (7, 9)])
+    huge = resend_request_content("org-a", [(1, 10**9)])
+    assert huge["ranges"] == [[1, 1000]]
+    assert capped_ranges([(1, 600), (700, 1200), (2000, 2001)]) == [(1, 600), (700, 1099)]
+
+
+@pytest.mark.parametrize(
+    "content",
+    [{}, {"issuer": "a"}, {"issuer": "", "ranges": [[1, 2]]}, {"issuer": "a", "ranges": []},
+     {"issuer": "a", "ranges": [[2, 1]]}, {"issuer": "a", "ranges": [[0, 1]]},
+     {"issuer": "a", "ranges": [[1, True]]}, {"issuer": "a", "ranges": [[1, 2, 3]]},
+     {"issuer": "a", "ranges": [[1, 1]] * 65}],
+)
+def test_bad_resend_requests_are_malformed(content: dict[str, object]) -> None:
+    with pytest.raises(FrameError) as raised:
+        read_resend_request(content)
+    assert raised.value.reason == "malformed"

@@ -1,0 +1,1 @@
+"""Revisions of the sync schema, oldest first by ``down_revision``."""

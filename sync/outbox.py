@@ -1,0 +1,568 @@
+"""The durable outbox (DESIGN §6): nothing queued is lost, nothing is posted twice.
+
+1. :func:`enqueue` runs inside the host's transaction, so a share and its delivery commit
+   together. The record (an SD-JWT, i.e. disclosed case content) is stored encrypted with the
+   host's at-rest cipher, bound to the row's random ``ref``.
+2. :meth:`Outbox.bundle_queued` takes queued items in order, groups them by (room, recipient
+   set), packs each group into bundles whose ``org.minga.sealed`` event fits inline (the real
+   sealed envelope is measured), seals each bundle once with the room's chain context (seq from
+   1, prev = hash of the previous envelope in that room) and, in one transaction, stores the
+   frame (content, a random Matrix txn id, seq) and marks its items bundled, erasing their
+   plaintext. A single record too large for an inline event becomes a blob frame.
+3. :meth:`Outbox.send_due` uploads pending blobs, then posts each frame with its stored txn id:
+   a retry after a failure, a crash or a restart posts the same content under the same txn id,
+   so Synapse never makes a second event. A frame is sent only once the homeserver returned an
+   event id, which is stored. Frames are kept after sending, for resend requests.
+4. Resends (:func:`schedule_resends`, called by the inbox when a receiver asks for seqs of this
+   node's chain) re-post a sent frame's envelope as a new event with txn id
+   ``<txn>-resend-<resend id>``. The content carries ``"resend": <request event id>`` next to the
+   unchanged envelope, so receivers that already hold it know it is an answered request and not a
+   replay.
+
+Failures: an unreachable homeserver (see :func:`sync.retry.is_unreachable`) stops the pass and the
+loop waits with capped exponential backoff; a request the homeserver refuses (for example the
+node left the room) delays only that frame's room, with its own backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from federation.canonical import canonical_json
+from federation.identity import OrgKeys, RecipientKey
+from federation.keys import KeyNotTrusted
+from federation.sealing import MAX_RECIPIENTS, padded_length, seal
+from federation.transport import MatrixTransport, TransportError
+from sync.frame import (
+    BUNDLE_TYPE,
+    MAX_INLINE_CONTENT_BYTES,
+    MAX_RECORDS_PER_BUNDLE,
+    SEALED_EVENT_TYPE,
+    blob_bytes,
+    blob_content,
+    bundle,
+    chain_context,
+    envelope_hash,
+    fits_inline,
+    inline_content,
+)
+from sync.host import AtRestCipher, SyncHost, Trust
+from sync.retry import DEFAULT_BACKOFF, Backoff, is_unreachable, short_error
+from sync.tables import Frame, OutboxItem, Resend
+
+log = logging.getLogger("minga.sync.outbox")
+
+ITEM_CONTEXT = "sync_outbox_items"
+RESEND_MARK = "resend"
+BLOB_CONTENT_TYPE = "application/octet-stream"
+_ITEMS_PER_PASS = 2_000
+_FRAMES_PER_PASS = 100
+_TAG_LENGTH = 16  # ChaCha20-Poly1305
+
+
+class OutboxError(ValueError):
+    """A record cannot be queued as asked; the message names the problem."""
+
+
+class HomeserverUnavailable(Exception):
+    """The homeserver could not take a request now; the loop backs off and tries again."""
+
+
+def now_ms(clock: Callable[[], float]) -> int:
+    return int(clock() * 1000)
+
+
+# --- queueing ---------------------------------------------------------------------------------
+
+
+def _recipient_list(recipient_org_ids: Sequence[str]) -> list[str]:
+    if isinstance(recipient_org_ids, str):
+        raise OutboxError("recipients must be a list of org ids, not one string")
+    recipients = sorted(set(recipient_org_ids))
+    if not recipients or len(recipients) > MAX_RECIPIENTS:
+        raise OutboxError(f"a record goes to 1 to {MAX_RECIPIENTS} recipient organisations")
+    if not all(isinstance(org, str) and org for org in recipients):
+        raise OutboxError("recipients must be non-empty org ids")
+    return recipients
+
+
+async def enqueue(
+    session: AsyncSession,
+    cipher: AtRestCipher,
+    room_id: str,
+    recipient_org_ids: Sequence[str],
+    token: str,
+    *,
+    queued_at_ms: int,
+) -> int:
+    """Queue ``token`` (a Minga SD-JWT) for ``recipient_org_ids`` in ``room_id``; returns the
+    item id. Call inside the transaction that stores what is being shared."""
+    if not isinstance(room_id, str) or not room_id.startswith("!"):
+        raise OutboxError("room_id must be a Matrix room id")
+    if not isinstance(token, str) or not token:
+        raise OutboxError("token must be a non-empty SD-JWT string")
+    recipients = _recipient_list(recipient_org_ids)
+    ref = secrets.token_hex(16)
+    item = OutboxItem(
+        ref=ref,
+        room_id=room_id,
+        recipients=canonical_json(recipients).decode(),
+        token=cipher.encrypt_at_rest(token.encode(), (ITEM_CONTEXT, ref)),
+        queued_at=queued_at_ms,
+    )
+    session.add(item)
+    await session.flush()
+    return item.id
+
+
+@dataclass(frozen=True)
+class ItemState:
+    """Where a queued record is: ``queued``, ``bundled`` (sealed, not yet posted) or ``sent``."""
+
+    item_id: int
+    state: str
+    event_id: str | None
+    seq: int | None
+    last_error: str | None
+
+
+async def item_states(session: AsyncSession, item_ids: Sequence[int]) -> dict[int, ItemState]:
+    rows = await session.execute(
+        select(OutboxItem.id, OutboxItem.last_error, Frame.event_id, Frame.seq, Frame.id)
+        .outerjoin(Frame, OutboxItem.frame_id == Frame.id)
+        .where(OutboxItem.id.in_(list(item_ids)))
+    )
+    states: dict[int, ItemState] = {}
+    for item_id, error, event_id, seq, frame_id in rows:
+        state = "queued" if frame_id is None else ("sent" if event_id else "bundled")
+        states[item_id] = ItemState(item_id, state, event_id, seq, error)
+    return states
+
+
+# --- packing ----------------------------------------------------------------------------------
+
+
+def _b64_length(size: int) -> int:
+    return (4 * size + 2) // 3
+
+
+def _bundle_length(token_lengths: Sequence[int]) -> int:
+    """Length of ``bundle(tokens)`` from the canonical JSON length of each token string."""
+    frame = len(canonical_json({"records": [], "type": BUNDLE_TYPE}))
+    return frame + sum(token_lengths) + max(len(token_lengths) - 1, 0)
+
+
+@dataclass(frozen=True)
+class _Sealer:
+    keys: OrgKeys
+    recipients: tuple[RecipientKey, ...]
+    created_at: int
+
+    def seal(self, tokens: Sequence[str], context: dict[str, str | int]) -> dict[str, Any]:
+        return seal(
+            bundle(tokens), self.keys, self.recipients, self.created_at, context=context
+        ).to_wire()
+
+    def pack(
+        self, tokens: Sequence[str], context: dict[str, str | int]
+    ) -> tuple[int, dict[str, Any]]:
+        """How many of ``tokens`` (from the first) go in the next frame, and its envelope.
+
+        The count comes from the exact size of a probe envelope with the same recipients and
+        context; the real envelope is then measured, and shrunk if it does not fit. A first token
+        too large for any inline event is returned alone (it becomes a blob).
+        """
+        probe = self.seal([""], context)
+        overhead = len(canonical_json(inline_content(probe))) - len(str(probe["ciphertext"]))
+        lengths: list[int] = []
+        for token in tokens[:MAX_RECORDS_PER_BUNDLE]:
+            candidate = [*lengths, len(canonical_json(token))]
+            padded = padded_length(_bundle_length(candidate) + 1) + _TAG_LENGTH
+            if overhead + _b64_length(padded) > MAX_INLINE_CONTENT_BYTES:
+                break
+            lengths = candidate
+        count = max(len(lengths), 1)
+        while True:
+            envelope = self.seal(tokens[:count], context)
+            if count == 1 or fits_inline(envelope):
+                return count, envelope
+            count -= 1
+
+
+# --- the outbox -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Queued:
+    id: int
+    ref: str
+    room_id: str
+    recipients: tuple[str, ...]
+    token: bytes
+
+
+@dataclass(frozen=True)
+class _Unsent:
+    """A frame or a resend to post, read out of the database."""
+
+    table: type[Frame] | type[Resend]
+    row_id: int
+    room_id: str
+    txn_id: str
+    content: dict[str, Any] | None
+    blob: bytes | None
+    frame_id: int
+    next_attempt_at: int
+    attempts: int
+
+
+@dataclass(frozen=True)
+class OutboxCounts:
+    queued_items: int
+    unsent_frames: int
+    sent_frames: int
+    pending_resends: int
+    last_error: str | None
+
+
+async def outbox_counts(session: AsyncSession) -> OutboxCounts:
+    async def count(query: Any) -> int:
+        return int(await session.scalar(query) or 0)
+
+    queued = await count(select(func.count()).where(OutboxItem.frame_id.is_(None)))
+    unsent = await count(select(func.count()).where(Frame.event_id.is_(None)))
+    sent = await count(select(func.count()).where(Frame.event_id.is_not(None)))
+    resends = await count(select(func.count()).where(Resend.event_id.is_(None)))
+    error = await session.scalar(
+        select(Frame.last_error).where(Frame.event_id.is_(None), Frame.last_error.is_not(None))
+        .order_by(Frame.id).limit(1)
+    )
+    return OutboxCounts(queued, unsent, sent, resends, error)
+
+
+class Outbox:
+    """Bundles, seals and posts what was queued; answers resend requests."""
+
+    def __init__(
+        self,
+        host: SyncHost,
+        transport: MatrixTransport,
+        *,
+        backoff: Backoff = DEFAULT_BACKOFF,
+        clock: Callable[[], float] = time.time,
+        idle_seconds: float = 1.0,
+        linger_seconds: float = 0.2,
+    ) -> None:
+        self.host = host
+        self.transport = transport
+        self.backoff = backoff
+        self.clock = clock
+        self.idle_seconds = idle_seconds
+        self.linger_seconds = linger_seconds
+        self.last_error: str | None = None
+        self._wake = asyncio.Event()
+
+    async def enqueue(
+        self, session: AsyncSession, room_id: str, recipient_org_ids: Sequence[str], token: str
+    ) -> int:
+        """:func:`enqueue` with the host's cipher; call :meth:`wake` after the commit."""
+        return await enqueue(session, self.host.cipher, room_id, recipient_org_ids, token,
+                             queued_at_ms=now_ms(self.clock))
+
+    def wake(self) -> None:
+        """Something was queued or a resend was asked for: do not wait for the next poll."""
+        self._wake.set()
+
+    # ----- loop ---------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Bundle and send until cancelled; never stops on an error."""
+        failures = 0
+        while True:
+            self._wake.clear()
+            try:
+                made = await self.bundle_queued()
+                sent = await self.send_due()
+            except Exception as error:  # the loop must outlive any one failure
+                failures += 1
+                self.last_error = short_error(error)
+                delay = self.backoff.delay(failures)
+                if isinstance(error, HomeserverUnavailable):
+                    log.warning("homeserver unavailable (%s); retrying in %.1f s",
+                                self.last_error, delay)
+                else:
+                    log.error("outbox pass failed (%s); retrying in %.1f s",
+                              type(error).__name__, delay)
+                await asyncio.sleep(delay)
+                continue
+            failures = 0
+            if made or sent:
+                continue
+            try:
+                await asyncio.wait_for(self._wake.wait(), self.idle_seconds)
+            except TimeoutError:
+                continue
+            # Records shared one by one arrive in bursts: let a burst gather into full bundles.
+            await asyncio.sleep(self.linger_seconds)
+
+    # ----- bundling -----------------------------------------------------------------------
+
+    async def bundle_queued(self) -> int:
+        """Seal queued items into frames (one transaction); returns the number of frames made."""
+        async with self.host.transaction() as session:
+            if await session.scalar(
+                select(OutboxItem.id).where(OutboxItem.frame_id.is_(None)).limit(1)
+            ) is None:
+                return 0
+        trust = await self.host.trust()
+        async with self.host.transaction() as session:
+            queued = await self._queued(session)
+            groups: dict[tuple[str, tuple[str, ...]], list[_Queued]] = {}
+            for item in queued:
+                groups.setdefault((item.room_id, item.recipients), []).append(item)
+            made = 0
+            for (room_id, recipients), items in groups.items():
+                made += await self._bundle_group(session, trust, room_id, recipients, items)
+        return made
+
+    async def _queued(self, session: AsyncSession) -> list[_Queued]:
+        rows = await session.scalars(
+            select(OutboxItem).where(OutboxItem.frame_id.is_(None))
+            .order_by(OutboxItem.id).limit(_ITEMS_PER_PASS)
+        )
+        return [
+            _Queued(row.id, row.ref, row.room_id, tuple(json.loads(row.recipients)),
+                    row.token or b"")
+            for row in rows
+        ]
+
+    async def _bundle_group(
+        self,
+        session: AsyncSession,
+        trust: Trust,
+        room_id: str,
+        recipients: tuple[str, ...],
+        items: list[_Queued],
+    ) -> int:
+        try:
+            keys = tuple(trust.recipient_key(org_id) for org_id in recipients)
+        except KeyNotTrusted:
+            await self._note_item_error(session, items, "a recipient is not a trusted member")
+            return 0
+        sealer = _Sealer(self.host.keys, keys, int(self.clock()))
+        tokens = [
+            self.host.cipher.decrypt_at_rest(item.token, (ITEM_CONTEXT, item.ref)).decode()
+            for item in items
+        ]
+        seq, prev = await _chain_head(session, room_id)
+        made = 0
+        while tokens:
+            count, envelope = sealer.pack(tokens, chain_context(room_id, seq + 1, prev))
+            seq, prev = seq + 1, envelope_hash(envelope)
+            frame_id = await self._store_frame(session, room_id, seq, prev, envelope, count)
+            await session.execute(
+                update(OutboxItem)
+                .where(OutboxItem.id.in_([item.id for item in items[:count]]))
+                .values(frame_id=frame_id, token=None, last_error=None)
+            )
+            tokens, items = tokens[count:], items[count:]
+            made += 1
+        return made
+
+    async def _store_frame(
+        self,
+        session: AsyncSession,
+        room_id: str,
+        seq: int,
+        this_hash: str,
+        envelope: dict[str, Any],
+        count: int,
+    ) -> int:
+        inline = fits_inline(envelope)
+        frame = Frame(
+            room_id=room_id,
+            seq=seq,
+            envelope_hash=this_hash,
+            txn_id=f"minga.{secrets.token_hex(12)}",
+            content=canonical_json(inline_content(envelope)).decode() if inline else None,
+            blob=None if inline else blob_bytes(envelope),
+            record_count=count,
+            created_at=now_ms(self.clock),
+            attempts=0,
+            next_attempt_at=0,
+        )
+        session.add(frame)
+        await session.flush()
+        return frame.id
+
+    @staticmethod
+    async def _note_item_error(
+        session: AsyncSession, items: Sequence[_Queued], error: str
+    ) -> None:
+        await session.execute(
+            update(OutboxItem).where(OutboxItem.id.in_([item.id for item in items]))
+            .values(last_error=error)
+        )
+
+    # ----- sending ------------------------------------------------------------------------
+
+    async def send_due(self) -> int:
+        """Post unsent frames, then pending resends; returns how many events were posted.
+
+        Raises :class:`HomeserverUnavailable` when the homeserver cannot be reached.
+        """
+        async with self.host.transaction() as session:
+            frames = await _unsent_frames(session)
+            resends = await _unsent_resends(session)
+        posted = 0
+        blocked: set[str] = set()
+        for unsent in [*frames, *resends]:
+            if unsent.room_id in blocked:
+                continue
+            if unsent.next_attempt_at > now_ms(self.clock) or not await self._post(unsent):
+                blocked.add(unsent.room_id)  # keep the room's frames in order
+                continue
+            posted += 1
+        return posted
+
+    async def _post(self, unsent: _Unsent) -> bool:
+        try:
+            content = unsent.content
+            if content is None:
+                content = await self._upload(unsent)
+            event_id = await self.transport.send(
+                unsent.room_id, SEALED_EVENT_TYPE, content, unsent.txn_id
+            )
+        except Exception as error:
+            if not is_unreachable(error) and not _is_refusal(error):
+                raise
+            unreachable = is_unreachable(error)
+            # While the homeserver is away the loop's own backoff applies, not the frame's.
+            await self._record_failure(unsent, error, delay=not unreachable)
+            if unreachable:
+                raise HomeserverUnavailable(short_error(error)) from error
+            log.warning("homeserver refused a frame (%s); will retry", short_error(error))
+            return False
+        async with self.host.transaction() as session:
+            await session.execute(
+                update(unsent.table).where(unsent.table.id == unsent.row_id)
+                .values(event_id=event_id, sent_at=now_ms(self.clock), last_error=None)
+            )
+        return True
+
+    async def _upload(self, unsent: _Unsent) -> dict[str, Any]:
+        assert unsent.blob is not None
+        url = await self.transport.upload(unsent.blob, BLOB_CONTENT_TYPE)
+        content = blob_content(url, unsent.blob)
+        async with self.host.transaction() as session:
+            await session.execute(
+                update(Frame).where(Frame.id == unsent.frame_id)
+                .values(content=canonical_json(content).decode(), blob=None)
+            )
+        return content
+
+    async def _record_failure(
+        self, unsent: _Unsent, error: BaseException, *, delay: bool
+    ) -> None:
+        self.last_error = short_error(error)
+        attempts = unsent.attempts + 1
+        values: dict[str, Any] = {"attempts": attempts, "last_error": self.last_error}
+        if delay:
+            values["next_attempt_at"] = (
+                now_ms(self.clock) + int(self.backoff.delay(attempts) * 1000)
+            )
+        async with self.host.transaction() as session:
+            await session.execute(
+                update(unsent.table).where(unsent.table.id == unsent.row_id).values(**values)
+            )
+
+
+def _is_refusal(error: BaseException) -> bool:
+    """The homeserver answered, and said no to this request (not "later")."""
+    return isinstance(error, TransportError) and not is_unreachable(error)
+
+
+async def _chain_head(session: AsyncSession, room_id: str) -> tuple[int, str]:
+    """This node's last seq and envelope hash in ``room_id`` (0 and "" before the first)."""
+    row = (
+        await session.execute(
+            select(Frame.seq, Frame.envelope_hash).where(Frame.room_id == room_id)
+            .order_by(Frame.seq.desc()).limit(1)
+        )
+    ).first()
+    return (0, "") if row is None else (int(row[0]), str(row[1]))
+
+
+async def _unsent_frames(session: AsyncSession) -> list[_Unsent]:
+    rows = await session.scalars(
+        select(Frame).where(Frame.event_id.is_(None)).order_by(Frame.id).limit(_FRAMES_PER_PASS)
+    )
+    return [
+        _Unsent(Frame, row.id, row.room_id, row.txn_id,
+                json.loads(row.content) if row.content is not None else None, row.blob,
+                row.id, row.next_attempt_at, row.attempts)
+        for row in rows
+    ]
+
+
+async def _unsent_resends(session: AsyncSession) -> list[_Unsent]:
+    rows = await session.execute(
+        select(Resend, Frame).join(Frame, Resend.frame_id == Frame.id)
+        .where(Resend.event_id.is_(None), Frame.content.is_not(None))
+        .order_by(Resend.id).limit(_FRAMES_PER_PASS)
+    )
+    unsent = []
+    for resend, frame in rows:
+        content = {**json.loads(frame.content or "{}"), RESEND_MARK: resend.request_event_id}
+        unsent.append(
+            _Unsent(Resend, resend.id, frame.room_id, f"{frame.txn_id}-resend-{resend.id}",
+                    content, None, frame.id, resend.next_attempt_at, resend.attempts)
+        )
+    return unsent
+
+
+async def schedule_resends(
+    session: AsyncSession,
+    room_id: str,
+    request_event_id: str,
+    ranges: Sequence[tuple[int, int]],
+    *,
+    at_ms: int,
+    min_interval_ms: int,
+) -> int:
+    """Queue re-posts of this node's sent frames in ``room_id`` with seqs in ``ranges``.
+
+    A frame already waiting for a resend, or resent less than ``min_interval_ms`` ago, is not
+    queued again (several members may ask for the same gap). Returns how many were queued.
+    """
+    queued = 0
+    for low, high in ranges:
+        frames = await session.scalars(
+            select(Frame.id).where(
+                Frame.room_id == room_id, Frame.seq >= low, Frame.seq <= high,
+                Frame.event_id.is_not(None),
+            )
+        )
+        for frame_id in list(frames):
+            recent = await session.scalar(
+                select(func.count()).where(
+                    Resend.frame_id == frame_id,
+                    Resend.event_id.is_(None) | (Resend.sent_at >= at_ms - min_interval_ms),
+                )
+            )
+            if recent:
+                continue
+            session.add(Resend(frame_id=frame_id, request_event_id=request_event_id,
+                               created_at=at_ms, attempts=0, next_attempt_at=0))
+            queued += 1
+    return queued

@@ -35,7 +35,7 @@ COALITION_EVENT_TYPE = "org.minga.coalition"
 SEALED_EVENT_TYPE = "org.minga.sealed"
 MEMBER_POWER = 50
 # Matrix power levels name event types one by one; these are every org.minga.* type in use.
-MINGA_EVENT_TYPES = (MEMBER_EVENT_TYPE, COALITION_EVENT_TYPE, SEALED_EVENT_TYPE)
+MINGA_EVENT_TYPES = (MEMBER_EVENT_TYPE, COALITION_EVENT_TYPE, SEALED_EVENT_TYPE, "org.minga.resend")
 ROSTER_REJECTIONS_SETTING = "roster_rejections"
 
 

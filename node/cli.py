@@ -20,6 +20,7 @@ from node.runtime import NodeNotReady, open_node, read_passphrase
 from node.setup import MatrixAccountChoice, init_node
 from node.status import node_status, render_status
 from node.store import Role
+from node.web.user_cli import add_user_commands
 from schemas.export import export_json_schemas
 
 Handler = Callable[[argparse.Namespace], int]
@@ -260,6 +261,8 @@ def build_parser() -> argparse.ArgumentParser:
     token_create.add_argument("--user", required=True, help="who the token is for")
     token_create.add_argument("--role", required=True, choices=[r.value for r in Role])
     token_create.set_defaults(handler=cmd_token_create)
+
+    add_user_commands(commands)
 
     demo = commands.add_parser("demo", help="run the demo network until Ctrl-C")
     demo.add_argument("--dir", default="demo-data", help="directory for all demo data")

@@ -31,7 +31,7 @@ class SyncConfig:
     long_poll_ms: int = 5_000
     backoff: Backoff = DEFAULT_BACKOFF
     idle_seconds: float = 1.0
-    linger_seconds: float = 0.2
+    linger_seconds: float = 0.02
     resend_grace_seconds: float = 2.0
     resend_interval_seconds: float = 30.0
     resend_min_interval_seconds: float = 10.0

@@ -261,7 +261,7 @@ class Outbox:
         backoff: Backoff = DEFAULT_BACKOFF,
         clock: Callable[[], float] = time.time,
         idle_seconds: float = 1.0,
-        linger_seconds: float = 0.2,
+        linger_seconds: float = 0.02,
     ) -> None:
         self.host = host
         self.transport = transport
@@ -295,7 +295,8 @@ class Outbox:
                 sent = await self.send_due()
             except Exception as error:  # the loop must outlive any one failure
                 failures += 1
-                self.last_error = short_error(error)
+                self.last_error = str(error) if isinstance(
+                    error, HomeserverUnavailable) else short_error(error)
                 delay = self.backoff.delay(failures)
                 if isinstance(error, HomeserverUnavailable):
                     log.warning("homeserver unavailable (%s); retrying in %.1f s",

@@ -1,51 +1,40 @@
-"""The node's federation loop: follow the homeserver and react to what arrives.
+"""The node's federation loop: the sync engine (outbox and inbox) hosted by this node.
 
-For now it keeps the coalition roster current: whenever the coalition room's state or
-membership changes, the roster is re-read and re-verified. Homeserver outages are survived
+:class:`node.sync_host.NodeSyncHost` is the engine's host: before each sync batch is checked it
+re-reads the coalition roster when member state changed and joins invites (recognising pair
+rooms from verified members); verified records go into the store. While the loop runs, a share
+wakes the outbox at once (``Node.wake_sync``). Homeserver outages are survived by the engine
 with a capped backoff; the loop only stops when it is cancelled.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
-from federation.roster import MEMBER_EVENT_TYPE
-from federation.transport import MatrixTransport, RoomUpdate, TransportError
-from node.coalition import refresh_roster
+from federation.transport import MatrixTransport
 from node.runtime import Node
+from node.sync_host import NodeSyncHost
+from sync.engine import SyncConfig, SyncEngine
 
 log = logging.getLogger("minga.federation")
 
-LONG_POLL_MS = 5_000
-MAX_BACKOFF_SECONDS = 30.0
-_ROSTER_TRIGGERS = {MEMBER_EVENT_TYPE, "m.room.member", "m.room.power_levels"}
+
+async def run_federation(
+    node: Node, transport: MatrixTransport, config: SyncConfig | None = None
+) -> None:
+    """Run the sync engine for ``node`` until cancelled."""
+    host = await NodeSyncHost.open(node, transport)
+    engine = SyncEngine(host, transport, config)
+    node.wake_sync = engine.wake
+    try:
+        await engine.run()
+    finally:
+        node.wake_sync = _no_engine
 
 
-def _touches_roster(update: RoomUpdate) -> bool:
-    return any(event.type in _ROSTER_TRIGGERS for event in update.state + update.events)
+def _no_engine() -> None:
+    """Nothing to wake: whatever was queued is sent when the loop runs again."""
 
 
-async def follow_homeserver(node: Node, transport: MatrixTransport) -> None:
-    """Sync forever, refreshing the roster when the coalition room's membership changes."""
-    since: str | None = None
-    backoff = 1.0
-    while True:
-        try:
-            room_id = await node.coalition_room()
-            batch = await transport.sync(since, timeout_ms=0 if since is None else LONG_POLL_MS)
-            update = batch.rooms.get(room_id) if room_id else None
-            if room_id and (since is None or (update and _touches_roster(update))):
-                await refresh_roster(node, transport, room_id)
-            since = batch.next_batch
-            backoff = 1.0
-        except TransportError as error:
-            log.warning("homeserver unreachable (%s); retrying in %.0f s", error.operation,
-                        backoff)
-        except Exception as error:  # one bad batch must never stop the node
-            log.error("federation loop error (%s); retrying in %.0f s", type(error).__name__,
-                      backoff)
-        else:
-            continue
-        await asyncio.sleep(backoff)
-        backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+follow_homeserver = run_federation
+"""The name ``minga run`` and older callers used for the loop."""

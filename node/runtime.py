@@ -11,17 +11,26 @@ from __future__ import annotations
 import getpass
 import os
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from federation.identity import OrgKeys, export_private, import_private
 from federation.secretbox import Argon2Params, WrongPassphrase
 from federation.transport import MatrixLogin, MatrixTransport
 from node.config import NodeConfig, load_config
-from node.store import DataKey, OwnOrg, Store, open_store, passphrase_from, unlock_data_key
+from node.store import (
+    DataKey,
+    MigrationSet,
+    OwnOrg,
+    Store,
+    open_store,
+    passphrase_from,
+    unlock_data_key,
+)
 from node.store.errors import StoreLocked
+from sync.migrations import SYNC_METADATA, SYNC_SCRIPT_LOCATION, SYNC_VERSION_TABLE
 
 CONFIG_FILE_NAME = "node.toml"
 DEFAULT_CONFIG = Path("minga-data") / CONFIG_FILE_NAME
@@ -32,6 +41,8 @@ _KEY_BLOB_PURPOSE = b"minga/org-keys/v1"
 _KEY_BLOB_PARAMS = Argon2Params(iterations=1, lanes=1, memory_kib=8)
 MATRIX_LOGIN_SETTING = "matrix_login"
 COALITION_SETTING = "coalition"
+# The sync layer's tables live in the node's database, migrated with their own version table.
+SYNC_MIGRATIONS = MigrationSet("sync", SYNC_SCRIPT_LOCATION, SYNC_VERSION_TABLE, SYNC_METADATA)
 
 
 class NodeNotReady(Exception):
@@ -46,6 +57,9 @@ class Node:
     store: Store
     keys: OrgKeys
     own: OwnOrg
+    # Called after something was queued for sending; `minga run` points it at the sync engine
+    # so a share leaves at once instead of at the outbox's next poll.
+    wake_sync: Callable[[], None] = field(default=lambda: None, repr=False)
 
     @property
     def org_id(self) -> str:
@@ -117,7 +131,7 @@ async def open_node(path: str | Path | None = None) -> AsyncIterator[Node]:
         data_key = unlock_data_key(data_dir, passphrase)
     except WrongPassphrase:
         raise NodeNotReady("wrong passphrase for this node") from None
-    store = await open_store(data_dir, data_key)
+    store = await open_store(data_dir, data_key, migrations=[SYNC_MIGRATIONS])
     try:
         async with store.read() as tx:
             own = await tx.orgs.own()

@@ -11,7 +11,7 @@ from pathlib import Path
 from aiohttp import web
 
 from node.api.app import mount_api
-from node.federation_loop import follow_homeserver
+from node.federation_loop import run_federation
 from node.runtime import Node, open_node
 
 log = logging.getLogger("minga.node")
@@ -31,7 +31,7 @@ async def serve(node: Node, stop: asyncio.Event) -> None:
     await web.TCPSite(runner, http.host, http.port).start()
     log.info("node %s serving on http://%s:%d/", node.org_id, http.host, http.port)
     async with node.transport() as transport:
-        loop_task = asyncio.create_task(follow_homeserver(node, transport))
+        loop_task = asyncio.create_task(run_federation(node, transport))
         try:
             await stop.wait()
         finally:

@@ -20,7 +20,9 @@ Later features (proposals, alerts, dedup, aggregates) call :func:`share_record` 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final, Protocol
@@ -38,10 +40,15 @@ from federation.consent import (
 )
 from federation.disclosure import issue, present
 from federation.identity import OrgKeys
+from federation.transport import MatrixTransport
+from node.rooms import ensure_pair_room, pair_room_of
+from node.runtime import Node
 from node.store import StoreTransaction
 from node.store.shares import RETRACT, SHARE, ShareRepository
+from node.sync_host import StoreCipher
 from schemas.common import RecordRef
 from schemas.fields import disclosable_paths, split_path
+from schemas.ids import new_record_id
 from schemas.payloads import Retraction
 from schemas.records import (
     CaseRecord,
@@ -51,6 +58,7 @@ from schemas.records import (
     build_record,
     record_to_wire,
 )
+from sync.outbox import enqueue as outbox_enqueue
 
 log = logging.getLogger("minga.sharing")
 
@@ -386,3 +394,78 @@ async def retract_record(
                      target=(target.record_id, target.version, target.kind), action=RETRACT,
                      actor=actor, at=at)
     return ShareReceipt(target.record_id, target.version, target.kind, tuple(sent), rooms)
+
+
+# --- on a node ---------------------------------------------------------------------------------
+
+
+class _PairRooms:
+    """Pair rooms for a share, opening a Matrix connection only if one must be created."""
+
+    def __init__(self, node: Node, stack: AsyncExitStack) -> None:
+        self._node, self._stack = node, stack
+        self._transport: MatrixTransport | None = None
+
+    async def room_for(self, org_id: str) -> str:
+        existing = await pair_room_of(self._node, org_id)
+        if existing is not None:
+            return existing
+        if self._transport is None:
+            self._transport = await self._stack.enter_async_context(self._node.transport())
+        return await ensure_pair_room(self._node, self._transport, org_id)
+
+
+async def _node_enqueue(node: Node) -> Enqueue:
+    async with node.store.read() as tx:
+        cipher = StoreCipher(tx.cipher)
+
+    async def queue(session: AsyncSession, room_id: str, recipient_org_ids: Sequence[str],
+                    token: str) -> int:
+        return await outbox_enqueue(session, cipher, room_id, recipient_org_ids, token,
+                                    queued_at_ms=int(time.time() * 1000))
+
+    return queue
+
+
+async def share_from_node(
+    node: Node,
+    record: RecordBase[Any],
+    recipient_org_ids: Sequence[str],
+    fields: Collection[str] | None = None,
+    *,
+    actor: str,
+    issued_at: int,
+) -> ShareReceipt:
+    """:func:`share_record` with this node's keys, store, pair rooms and outbox.
+
+    Raises ``node.rooms.PairRoomError`` if a pair room is missing and cannot be created now.
+    """
+    async with AsyncExitStack() as stack:
+        receipt = await share_record(
+            node.store.transaction, node.keys, record, recipient_org_ids, fields, actor=actor,
+            pair_room_for=_PairRooms(node, stack).room_for, enqueue=await _node_enqueue(node),
+            issued_at=issued_at,
+        )
+    node.wake_sync()
+    return receipt
+
+
+async def retract_from_node(
+    node: Node,
+    target: RecordBase[Any],
+    *,
+    reason: str,
+    note: str | None,
+    actor: str,
+    issued_at: int,
+) -> ShareReceipt:
+    """:func:`retract_record` with this node's keys, store, pair rooms and outbox."""
+    async with AsyncExitStack() as stack:
+        receipt = await retract_record(
+            node.store.transaction, node.keys, target, reason=reason, note=note,
+            retraction_id=new_record_id(), actor=actor,
+            pair_room_for=_PairRooms(node, stack).room_for, enqueue=await _node_enqueue(node),
+            issued_at=issued_at,
+        )
+    node.wake_sync()
+    return receipt

@@ -6,6 +6,8 @@ from typing import Any
 
 from node.coalition import roster_rejections
 from node.runtime import COALITION_SETTING, Node
+from sync.engine import read_status
+from sync.quarantine import count_by_reason
 
 
 async def node_status(node: Node) -> dict[str, Any]:
@@ -15,6 +17,8 @@ async def node_status(node: Node) -> dict[str, Any]:
         members = await tx.orgs.members()
         cases = await tx.cases.count()
         received = await tx.received.count()
+        sync = await read_status(tx.session)
+        quarantine_reasons = await count_by_reason(tx.session)
     return {
         "org_id": node.org_id,
         "name": node.own.name,
@@ -37,11 +41,20 @@ async def node_status(node: Node) -> dict[str, Any]:
         "rejected_roster_entries": await roster_rejections(node),
         "cases": cases,
         "received_records": received,
+        "sync": {
+            "outbox_queued": sync.queued_items,
+            "outbox_unsent_frames": sync.unsent_frames,
+            "outbox_sent_frames": sync.sent_frames,
+            "outbox_pending_resends": sync.pending_resends,
+            "outbox_error": sync.outbox_error,
+            "quarantined": sync.quarantined,
+            "quarantine_by_reason": quarantine_reasons,
+        },
     }
 
 
 def render_status(status: dict[str, Any]) -> str:
-    coalition = status["coalition"]
+    coalition, sync = status["coalition"], status["sync"]
     lines = [
         f"Organisation   {status['name']} ({status['country']})",
         f"  id           {status['org_id']}",
@@ -52,6 +65,12 @@ def render_status(status: dict[str, Any]) -> str:
            if coalition else "none yet (minga coalition create|join)"),
         f"Cases          {status['cases']}",
         f"Received       {status['received_records']}",
+        f"Outbox         {sync['outbox_queued']} queued, {sync['outbox_unsent_frames']} events"
+        f" to send, {sync['outbox_sent_frames']} sent, {sync['outbox_pending_resends']} resends"
+        + (f" (last error: {sync['outbox_error']})" if sync["outbox_error"] else ""),
+        f"Quarantined    {sync['quarantined']} events"
+        + "".join(f", {reason}: {count}"
+                  for reason, count in sorted(sync["quarantine_by_reason"].items())),
         f"Members        {len(status['members'])}",
     ]
     for member in status["members"]:

@@ -10,6 +10,10 @@
   its target and keeps the tombstone; a retraction that arrives before its target leaves a
   tombstone (version 0) so that the target, when it comes, is stored already retracted.
 - **Pair rooms** are the rooms where every envelope must be addressed to this node.
+- **Every sync batch** (:meth:`NodeSyncHost.on_sync`, before its events are checked): the roster
+  is re-read when the coalition room's member state or membership changed (and on the first
+  batch), and invites are joined, pair rooms from verified members recognised
+  (:class:`node.rooms.InviteHandler`).
 """
 
 from __future__ import annotations
@@ -26,6 +30,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from federation.identity import IdentityError, KeyRing, OrgKeys, RecipientKey
 from federation.keys import SigningKeyResolver
+from federation.roster import MEMBER_EVENT_TYPE
+from federation.transport import MatrixTransport, RoomUpdate, SyncBatch
+from node.coalition import refresh_roster
+from node.rooms import InviteHandler
 from node.runtime import Node
 from node.store.cipher import Cell, ColumnCipher
 from node.store.ids import utc_now
@@ -39,6 +47,11 @@ log = logging.getLogger("minga.sync.host")
 
 VERIFIED = "verified"
 RETRACTION_PLACEHOLDER_VERSION = 0
+_ROSTER_TRIGGERS = frozenset({MEMBER_EVENT_TYPE, "m.room.member", "m.room.power_levels"})
+
+
+def touches_roster(update: RoomUpdate) -> bool:
+    return any(event.type in _ROSTER_TRIGGERS for event in update.state + update.events)
 
 
 class StoreCipher:
@@ -82,8 +95,13 @@ RosterVersion = tuple[tuple[str, datetime], ...]
 class NodeSyncHost:
     """The node as the sync layer's host. Make one with :meth:`open`."""
 
-    def __init__(self, node: Node, cipher: ColumnCipher) -> None:
+    def __init__(
+        self, node: Node, cipher: ColumnCipher, transport: MatrixTransport | None = None
+    ) -> None:
         self._node = node
+        self._transport = transport
+        self._invites = InviteHandler(node, self)
+        self._roster_read = False
         self._column_cipher = cipher
         self._cipher = StoreCipher(cipher)
         self._trust: RosterTrust | None = None
@@ -91,9 +109,10 @@ class NodeSyncHost:
         self._pair_rooms: frozenset[str] = frozenset()
 
     @classmethod
-    async def open(cls, node: Node) -> NodeSyncHost:
+    async def open(cls, node: Node, transport: MatrixTransport | None = None) -> NodeSyncHost:
+        """The host of ``node``; ``transport`` (the sync engine's) is needed by :meth:`on_sync`."""
         async with node.store.read() as tx:
-            host = cls(node, tx.cipher)
+            host = cls(node, tx.cipher, transport)
         await host.refresh()
         return host
 
@@ -140,6 +159,17 @@ class NodeSyncHost:
         await self.refresh()
         assert self._trust is not None
         return self._trust
+
+    async def on_sync(self, batch: SyncBatch) -> None:
+        if self._transport is None:
+            raise RuntimeError("this sync host was opened without a transport")
+        room_id = await self._node.coalition_room()
+        update = batch.rooms.get(room_id) if room_id else None
+        if room_id and (not self._roster_read or (update and touches_roster(update))):
+            await refresh_roster(self._node, self._transport, room_id)
+            self._roster_read = True
+        await self._invites.handle(self._transport, batch.invites)
+        await self.refresh()
 
     def note_pair_room(self, room_id: str) -> None:
         self._pair_rooms = self._pair_rooms | {room_id}

@@ -279,6 +279,13 @@ async def test_openapi_lists_every_endpoint_and_its_refs_resolve(api: RunningApi
         ("/api/v1/cases/{record_id}", "patch"),
         ("/api/v1/cases/{record_id}", "delete"),
         ("/api/v1/cases/{record_id}/versions", "get"),
+        ("/api/v1/cases/{record_id}/share", "post"),
+        ("/api/v1/cases/{record_id}/share/preview", "post"),
+        ("/api/v1/cases/{record_id}/shares", "get"),
+        ("/api/v1/cases/{record_id}/retract", "post"),
+        ("/api/v1/received", "get"),
+        ("/api/v1/received/{issuer}/{record_id}", "get"),
+        ("/api/v1/quarantine", "get"),
     }
     schemas = document["components"]["schemas"]
 

@@ -15,6 +15,7 @@ from aiohttp import web
 
 from node.api.cases import CaseEndpoints
 from node.api.framework import Api, Authenticator, Principal
+from node.api.sharing import SharingEndpoints
 from node.api.status import NodeEndpoints
 from node.runtime import Node
 
@@ -29,7 +30,8 @@ def unix_now() -> int:
 def build_api(node: Node, *, now: Callable[[], int] = unix_now) -> Api:
     """All endpoints of ``node``; ``now`` gives the issue time of new record versions."""
     api = Api(title=API_TITLE, version=API_VERSION)
-    for endpoint in NodeEndpoints(node).endpoints() + CaseEndpoints(node, now).endpoints():
+    for endpoint in (NodeEndpoints(node).endpoints() + CaseEndpoints(node, now).endpoints()
+                     + SharingEndpoints(node, now).endpoints()):
         api.add(endpoint)
     return api
 

@@ -24,6 +24,16 @@ class RejectedRosterEntry(BaseModel):
     reason: str
 
 
+class SyncCounters(BaseModel):
+    outbox_queued: int = Field(description="records queued, not yet sealed into an event")
+    outbox_unsent_frames: int = Field(description="sealed events the homeserver has not taken")
+    outbox_sent_frames: int
+    outbox_pending_resends: int = Field(description="re-posts other members asked for")
+    outbox_error: str | None = Field(description="why the oldest unsent event is waiting")
+    quarantined: int = Field(description="received events that failed a check")
+    quarantine_by_reason: dict[str, int]
+
+
 class NodeStatus(BaseModel):
     org_id: str
     org_name: str
@@ -39,6 +49,7 @@ class NodeStatus(BaseModel):
     rejected_roster_entries: list[RejectedRosterEntry] = Field(
         description="roster entries this node ignored, with the reason"
     )
+    sync: SyncCounters
 
 
 class MemberView(BaseModel):
@@ -97,6 +108,7 @@ class NodeEndpoints:
             case_count=status["cases"],
             received_record_count=status["received_records"],
             rejected_roster_entries=status["rejected_roster_entries"],
+            sync=SyncCounters(**status["sync"]),
         )
 
     async def list_members(self, call: Call[NoBody, NoQuery]) -> MemberList:

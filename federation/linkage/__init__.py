@@ -1,0 +1,51 @@
+"""Privacy-preserving record linkage for case de-duplication (DESIGN §7): the pure core.
+
+Build the encodings of a draft case with :func:`encode_case_features` under the coalition
+:class:`LinkageKey`, send :meth:`Encoding.wire_fields` sealed in a ``minga.dedup-query/1``, and on
+the other side decode with :meth:`Encoding.from_wire`, look it up in an :class:`EncodingIndex` of
+the member's own cases, and answer with :func:`score_band` of the best match. Decision record:
+``docs/decisions/0004-dedup-encoding.md``.
+"""
+
+from federation.linkage.encoding import (
+    SCHEME,
+    CaseFeatures,
+    Encoding,
+    FeatureError,
+    MalformedEncodingError,
+    encode_case_features,
+)
+from federation.linkage.index import EncodingIndex, Match
+from federation.linkage.keys import KEY_BYTES, LinkageKey, LinkageKeyError
+from federation.linkage.scoring import (
+    HIGH,
+    LOW,
+    MEDIUM,
+    KeyMismatchError,
+    Score,
+    ScoreBand,
+    compare,
+    score_band,
+)
+
+__all__ = [
+    "HIGH",
+    "KEY_BYTES",
+    "LOW",
+    "MEDIUM",
+    "SCHEME",
+    "CaseFeatures",
+    "Encoding",
+    "EncodingIndex",
+    "FeatureError",
+    "KeyMismatchError",
+    "LinkageKey",
+    "LinkageKeyError",
+    "MalformedEncodingError",
+    "Match",
+    "Score",
+    "ScoreBand",
+    "compare",
+    "encode_case_features",
+    "score_band",
+]

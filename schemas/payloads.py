@@ -162,22 +162,35 @@ class DedupAnswer(WireModel):
 
 
 SuppressedCount = Literal["<5"]
+"""A count from 1 to 4, not shown."""
+WithheldCount = Literal["withheld"]
+"""A count of 5 or more, not shown so that no ``"<5"`` count can be worked out from totals."""
 
 
 class AggregateCell(WireModel):
-    """One count. ``dimensions`` name the cell: {"country": "CO", "year": "2024", ...}."""
+    """One count. ``dimensions`` name the cell: {"country": "CO", "year": "2024", ...}.
+
+    A dimension left out of a cell is summed over (a total).
+    """
 
     dimensions: dict[Token, Token]
-    count: Count | SuppressedCount
+    count: Count | SuppressedCount | WithheldCount
 
 
 class Aggregate(WireModel):
-    """Counts over the issuer's own cases, with small cells suppressed (DESIGN §9)."""
+    """Counts over the issuer's own cases, with small cells suppressed (DESIGN §9).
+
+    ``withheld_tables`` names tables (the ``table`` dimension) published with their totals
+    only: a count of theirs that is not listed is unknown, not zero. ``other_rows`` lists, per
+    table, the countries counted together in its ``country: "other"`` row.
+    """
 
     typology_version: Token
     period: DateSpanText
     as_of: UnixSeconds
     cells: list[AggregateCell] = Field(default_factory=list)
+    withheld_tables: Annotated[list[Token], NoDuplicates] = Field(default_factory=list)
+    other_rows: dict[Token, Countries] = Field(default_factory=dict)
 
 
 class Retraction(WireModel):

@@ -19,6 +19,8 @@ STEP_SECONDS = 30
 DIGITS = 6
 SECRET_BYTES = 20  # 160 bits, the HMAC-SHA1 block recommendation of RFC 4226
 DRIFT_STEPS = 1
+ISSUER = "Minga"
+"""The issuer name authenticator apps show next to the account."""
 
 
 class InvalidTotpSecret(ValueError):

@@ -26,10 +26,9 @@ from node.web.accounts import (
 )
 from node.web.i18n import available_languages
 from node.web.passwords import WeakPassword
-from node.web.totp import grouped, otpauth_uri, secret_to_text
+from node.web.totp import ISSUER, grouped, otpauth_uri, secret_to_text
 
 CLI_ACTOR = "minga user (command line)"
-TOTP_ISSUER = "Minga"
 
 
 class UserCommandError(Exception):
@@ -63,7 +62,7 @@ def _describe(issued: IssuedCredentials) -> dict[str, Any]:
         "must_change_password": user.must_change_password,
         "totp_secret": None if secret is None else secret_to_text(secret),
         "otpauth_uri": None if secret is None else otpauth_uri(secret, user.username,
-                                                                TOTP_ISSUER),
+                                                                ISSUER),
     }
 
 

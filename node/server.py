@@ -1,4 +1,4 @@
-"""``minga run``: the node's HTTP server (API, later the web UI) and its federation loop."""
+"""``minga run``: the node's HTTP server (API and web UI) and its federation loop."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from aiohttp import web
 from node.api.app import mount_api
 from node.federation_loop import run_federation
 from node.runtime import Node, open_node
+from node.web.app import mount_web
 
 log = logging.getLogger("minga.node")
 
@@ -20,6 +21,7 @@ log = logging.getLogger("minga.node")
 def build_app(node: Node) -> web.Application:
     app = web.Application(client_max_size=2 * 1024 * 1024)
     mount_api(app, node)
+    mount_web(app, node)
     return app
 
 

@@ -137,6 +137,18 @@ async def test_add_another_row_keeps_what_was_typed(site: WebNode) -> None:
         assert await tx.cases.count() == 0
 
 
+async def test_errors_and_labels_in_spanish(site: WebNode) -> None:
+    browser = await site.logged_in("beatriz")
+    await browser.get("/")
+    await browser.post("/language", {"language": "es", "next": "/cases/new"})
+    page = await browser.post("/cases/new", [*with_fields(CASE_FORM, country=None),
+                                             ("action", "save")])
+    assert page.status == 422
+    assert '<html lang="es">' in page.text
+    assert "Amenaza de muerte" in page.text  # typology label in Spanish
+    assert "Esto es obligatorio." in page.text
+
+
 async def test_list_filters_and_text_search(site: WebNode) -> None:
     browser = await site.logged_in("beatriz")
     first = await create(browser, CASE_FORM)

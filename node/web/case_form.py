@@ -218,7 +218,7 @@ class CaseForm:
         try:
             DateSpan.parse(text)
         except PartialDateError as error:
-            errors["incident_date"] = _date_problem(str(error), fmt)
+            errors["incident_date"] = fmt.gettext(DATE_MESSAGES[_date_problem(str(error))])
             return None
         return text
 
@@ -293,12 +293,13 @@ def _partial(parts: DateParts, fmt: Formatter, errors: dict[str, str], *,
     return text
 
 
-def _date_problem(problem: str, fmt: Formatter) -> str:
+def _date_problem(problem: str) -> str:
+    """The key of :data:`DATE_MESSAGES` for a ``PartialDateError`` message."""
     if "does not exist" in problem:
-        return fmt.gettext(DATE_MESSAGES["no_such_day"])
+        return "no_such_day"
     if "ends before" in problem:
-        return fmt.gettext(DATE_MESSAGES["ends_before"])
-    return fmt.gettext(DATE_MESSAGES["bad_year"])
+        return "ends_before"
+    return "bad_year"
 
 
 FIELD_MESSAGES: Final[Mapping[str, str]] = {

@@ -296,7 +296,7 @@ def period_between(cases: Sequence[Case], first: str | None, last: str | None) -
         end = start
     if last is not None and first is None and start.earliest() > end.latest():
         start = end
-    return DateSpan(start, end)
+    return DateSpan(start, None if end == start else end)
 
 
 def build_aggregate(

@@ -14,6 +14,7 @@ from types import FrameType
 
 from deploy.demo import run_demo
 from deploy.homeserver import Homeserver, HomeserverError
+from node.advocacy_cli import add_commands as add_advocacy_commands
 from node.coalition import create_coalition, invite_member, join_coalition
 from node.config import ConfigError, load_config
 from node.runtime import NodeNotReady, open_node, read_passphrase
@@ -279,6 +280,9 @@ def build_parser() -> argparse.ArgumentParser:
     check = config_commands.add_parser("check", help="validate a node.toml")
     check.add_argument("file", help="path of the file")
     check.set_defaults(handler=cmd_config_check)
+
+    # Data for advocacy (issue M9): import, export, report sdg, aggregates, backup.
+    add_advocacy_commands(commands)
     return parser
 
 

@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 from aiohttp import web
 
+from node.api.advocacy import AdvocacyEndpoints
 from node.api.cases import CaseEndpoints
 from node.api.framework import Api, Authenticator, Principal
 from node.api.sharing import SharingEndpoints
@@ -31,7 +32,8 @@ def build_api(node: Node, *, now: Callable[[], int] = unix_now) -> Api:
     """All endpoints of ``node``; ``now`` gives the issue time of new record versions."""
     api = Api(title=API_TITLE, version=API_VERSION)
     for endpoint in (NodeEndpoints(node).endpoints() + CaseEndpoints(node, now).endpoints()
-                     + SharingEndpoints(node, now).endpoints()):
+                     + SharingEndpoints(node, now).endpoints()
+                     + AdvocacyEndpoints(node, now).endpoints()):
         api.add(endpoint)
     return api
 

@@ -288,3 +288,19 @@ def test_report_and_aggregate_commands(config: Path, capsys: pytest.CaptureFixtu
     assert '"typology_version": "1"' in capsys.readouterr().out
     assert run(config, "aggregates", "show", "--by", "quarter", "--language", "es") == 0
     assert "Aggregate figures" in capsys.readouterr().out
+
+
+async def test_a_configuration_kept_outside_the_data_directory_comes_along(
+    config: Path, tmp_path: Path
+) -> None:
+    outside = tmp_path / "etc" / "minga.toml"
+    outside.parent.mkdir()
+    outside.write_text(config.read_text(encoding="utf-8").replace(
+        'data_dir = "."', f'data_dir = "{config.parent}"'), encoding="utf-8")
+    config.unlink()
+    summary = create_backup(outside, tmp_path / "b", PASSPHRASE, created_at=CREATED_AT,
+                            params=FAST_TEST_PARAMS)
+    assert "node.toml" in summary.files
+    restored = await restore_backup(tmp_path / "b", tmp_path / "r", PASSPHRASE)
+    assert restored.config_file == tmp_path / "r" / "node.toml"
+    assert [w for w in restored.warnings if 'data_dir = "."' in w]

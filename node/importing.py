@@ -41,7 +41,7 @@ import io
 import json
 import re
 import tomllib
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -672,9 +672,3 @@ async def commit_import(
     await tx.audit.append(author, CASES_IMPORTED, details={"count": len(stored)})
     return stored
 
-
-def problems_by_row(problems: Iterable[RowProblem]) -> Iterator[tuple[int, list[RowProblem]]]:
-    grouped: dict[int, list[RowProblem]] = {}
-    for problem in problems:
-        grouped.setdefault(problem.row, []).append(problem)
-    yield from sorted(grouped.items())

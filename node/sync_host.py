@@ -6,7 +6,8 @@
 - **Trust**: a key ring rebuilt from the verified roster entries in the store (only when the
   roster changed), each member's node account from its entry.
 - **Delivery**: verified records go into ``received_records`` (idempotent on issuer, record id,
-  version; the highest version is the one shown). A retraction wipes what this node holds of
+  version; the highest version is the one shown), then to the kind's handler, if any
+  (:mod:`node.record_handlers`), in the same transaction. A retraction wipes what this node holds of
   its target and keeps the tombstone; a retraction that arrives before its target leaves a
   tombstone (version 0) so that the target, when it comes, is stored already retracted.
 - **Pair rooms** are the rooms where every envelope must be addressed to this node.
@@ -33,6 +34,7 @@ from federation.keys import SigningKeyResolver
 from federation.roster import MEMBER_EVENT_TYPE
 from federation.transport import MatrixTransport, RoomUpdate, SyncBatch
 from node.coalition import refresh_roster
+from node.record_handlers import handle_received
 from node.rooms import InviteHandler
 from node.runtime import Node
 from node.store.cipher import Cell, ColumnCipher
@@ -183,6 +185,7 @@ class NodeSyncHost:
             await self._retract(received, record)
         await received.add(record.issuer, record.record_id, record.version, record.kind,
                            dict(record.claims), VERIFIED)
+        await handle_received(session, self._node, record)
 
     async def _retract(self, received: ReceivedRepository, record: VerifiedRecord) -> None:
         target = _retraction_target(record.claims)

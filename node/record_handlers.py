@@ -1,0 +1,30 @@
+"""What the node does when a verified record of a given kind arrives, beyond storing it.
+
+Every received record is stored in ``received_records`` first (by the sync host). Features that
+must react to a kind (a proposal's tally, an alert's automatic acknowledgement, an answer to a
+de-duplication query...) register one handler here, keyed by record kind. A handler runs inside
+the inbox's transaction, with the same session: whatever it writes or queues in the outbox
+commits together with the record, or not at all. It must be idempotent (the same record may be
+delivered again after a crash) and must not block on the network: to answer, queue in the
+outbox.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from node.runtime import Node
+from sync.host import VerifiedRecord
+
+RecordHandler = Callable[[AsyncSession, Node, VerifiedRecord], Awaitable[None]]
+
+# kind -> handler. Each feature adds exactly one line for each kind it handles.
+RECORD_HANDLERS: dict[str, RecordHandler] = {}
+
+
+async def handle_received(session: AsyncSession, node: Node, record: VerifiedRecord) -> None:
+    handler = RECORD_HANDLERS.get(record.kind)
+    if handler is not None:
+        await handler(session, node, record)

@@ -2,20 +2,22 @@
 
 Kinds and where they travel (DESIGN §3, §5): campaign, proposal, endorsement (a response to a
 proposal), sign-on (a signature on a letter), alert and alert-ack, dedup-query and dedup-answer,
-aggregate, retraction, member-profile, resource.
+aggregate, retraction, member-profile, resource; campaign-post (an update, task, key message,
+timeline entry, leave or close vote inside a campaign room) and letter (a sign-on letter).
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Literal, Self
 
-from pydantic import Field, StrictBool, model_validator
+from pydantic import Field, StrictBool, StrictStr, StringConstraints, model_validator
 
 from schemas.codes import (
     AckStatusCode,
     AlertAskCode,
     AlertStatusCode,
     AlertTypeCode,
+    CampaignPostTypeCode,
     CampaignRoleCode,
     CampaignStatusCode,
     CampaignTargetTypeCode,
@@ -45,10 +47,11 @@ from schemas.common import (
     WireModel,
 )
 from schemas.countries import CountryCode
-from schemas.dates import DateSpanText
+from schemas.dates import DateSpanText, PartialDateText
 from schemas.typology import RiskLevel
 
 Countries = Annotated[list[CountryCode], NoDuplicates]
+MatrixRoomId = Annotated[StrictStr, StringConstraints(pattern=r"^![^:\s]{1,200}:[^\s]{1,255}$")]
 
 
 class CampaignTarget(WireModel):
@@ -71,6 +74,8 @@ class Campaign(WireModel):
     status: CampaignStatusCode = "active"
     proposal: RecordRef | None = None
     participants: Annotated[list[OrgId], NoDuplicates] = Field(default_factory=list)
+    room_id: MatrixRoomId | None = None
+    """The campaign room, for its participants (sealed like every field)."""
 
 
 class Proposal(WireModel):
@@ -111,6 +116,33 @@ class SignOn(WireModel):
     letter_sha256: Sha256Hex
     signatory_name: Name
     signatory_role: ShortText | None = None
+    organisation_name: Name | None = None
+    signing_kid: Token | None = None
+    signature: Base64Url | None = None
+    """Ed25519 signature by the organisation's key ``signing_kid`` over the canonical JSON of the
+    signatory statement (``node.letters``), so the letter's appendix can be checked by anyone."""
+
+
+class Letter(WireModel):
+    """A sign-on letter: open for signatures until ``deadline``, to the coalition or a campaign."""
+
+    title: ShortText
+    text: LongText
+    deadline: UnixSeconds
+    campaign: RecordRef | None = None
+    """The campaign whose participants are the audience; none: the whole coalition."""
+
+
+class CampaignPost(WireModel):
+    """Something posted in a campaign room by a participant."""
+
+    campaign: RecordRef
+    post_type: CampaignPostTypeCode
+    title: ShortText | None = None
+    text: LongText | None = None
+    owner: OrgId | None = None
+    due: PartialDateText | None = None
+    targets: list[Name] = Field(default_factory=list)
 
 
 class Alert(WireModel):

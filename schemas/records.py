@@ -26,9 +26,11 @@ from schemas.payloads import (
     Alert,
     AlertAck,
     Campaign,
+    CampaignPost,
     DedupAnswer,
     DedupQuery,
     Endorsement,
+    Letter,
     OrgProfile,
     Proposal,
     Resource,
@@ -51,6 +53,8 @@ class RecordKind(StrEnum):
     RETRACTION = "retraction"
     MEMBER_PROFILE = "member-profile"
     RESOURCE = "resource"
+    CAMPAIGN_POST = "campaign-post"
+    LETTER = "letter"
 
 
 SCHEMA_MAJOR = 1
@@ -151,6 +155,16 @@ class ResourceRecord(RecordBase[Resource]):
     schema_id: Literal["minga.resource/1"] = Field(alias="schema")
 
 
+class CampaignPostRecord(RecordBase[CampaignPost]):
+    kind: Literal["campaign-post"]
+    schema_id: Literal["minga.campaign-post/1"] = Field(alias="schema")
+
+
+class LetterRecord(RecordBase[Letter]):
+    kind: Literal["letter"]
+    schema_id: Literal["minga.letter/1"] = Field(alias="schema")
+
+
 Record: TypeAlias = (
     CaseRecord
     | CampaignRecord
@@ -165,6 +179,8 @@ Record: TypeAlias = (
     | RetractionRecord
     | MemberProfileRecord
     | ResourceRecord
+    | CampaignPostRecord
+    | LetterRecord
 )
 
 Payload: TypeAlias = (
@@ -181,6 +197,8 @@ Payload: TypeAlias = (
     | Retraction
     | OrgProfile
     | Resource
+    | CampaignPost
+    | Letter
 )
 
 RECORD_CLASSES: Mapping[RecordKind, type[RecordBase[Any]]] = MappingProxyType(
@@ -198,6 +216,8 @@ RECORD_CLASSES: Mapping[RecordKind, type[RecordBase[Any]]] = MappingProxyType(
         RecordKind.RETRACTION: RetractionRecord,
         RecordKind.MEMBER_PROFILE: MemberProfileRecord,
         RecordKind.RESOURCE: ResourceRecord,
+        RecordKind.CAMPAIGN_POST: CampaignPostRecord,
+        RecordKind.LETTER: LetterRecord,
     }
 )
 
@@ -216,6 +236,8 @@ PAYLOAD_CLASSES: Mapping[RecordKind, type[WireModel]] = MappingProxyType(
         RecordKind.RETRACTION: Retraction,
         RecordKind.MEMBER_PROFILE: OrgProfile,
         RecordKind.RESOURCE: Resource,
+        RecordKind.CAMPAIGN_POST: CampaignPost,
+        RecordKind.LETTER: Letter,
     }
 )
 

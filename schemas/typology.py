@@ -47,6 +47,7 @@ class Vocabulary(StrEnum):
     CAMPAIGN_TARGET_TYPE = "campaign_target_type"
     CAMPAIGN_ROLE = "campaign_role"
     CAMPAIGN_STATUS = "campaign_status"
+    CAMPAIGN_POST_TYPE = "campaign_post_type"
     PROPOSAL_RESPONSE = "proposal_response"
     RETRACTION_REASON = "retraction_reason"
     RESOURCE_TYPE = "resource_type"
@@ -312,6 +313,14 @@ _VOCABULARIES: dict[Vocabulary, tuple[Term, ...]] = {
         _T("planned", "Planned", "Planificada"),
         _T("active", "Active", "Activa"),
         _T("closed", "Closed", "Cerrada"),
+    ),
+    Vocabulary.CAMPAIGN_POST_TYPE: (
+        _T("update", "Update", "Novedad"),
+        _T("task", "Task", "Tarea"),
+        _T("key_message", "Key message", "Mensaje clave"),
+        _T("timeline", "Timeline entry", "Hito del cronograma"),
+        _T("leave", "Leaving the campaign", "Salida de la campaña"),
+        _T("close_vote", "Vote to close", "Voto para cerrar"),
     ),
     Vocabulary.PROPOSAL_RESPONSE: (
         _T("join", "Join", "Unirse"),

@@ -243,6 +243,20 @@ def examples() -> dict[RecordKind, dict[str, Any]]:
             "languages": ["tl"],
             "url": "https://tanggol.example.org/gabay.pdf",
         }),
+        kinds.CAMPAIGN_POST: header(kinds.CAMPAIGN_POST, ORG_KE, 14, {
+            "campaign": proposal_ref,
+            "post_type": "task",
+            "title": "Radicar la acción de tutela",
+            "owner": ORG_CO,
+            "due": "2024-07-15",
+            "targets": ["Department of Justice"],
+        }),
+        kinds.LETTER: header(kinds.LETTER, ORG_PH, 15, {
+            "title": "Carta abierta: liberen a Ligaya Dimaculangan",
+            "text": "Las organizaciones firmantes exigimos su liberación inmediata.",
+            "deadline": T0 + 7 * 86_400,
+            "campaign": proposal_ref,
+        }),
     }
 
 

@@ -239,3 +239,20 @@ async def _api_status(site: WebNode, token: str) -> int:
     async with browser.session.get(site.base + "/api/v1/status",
                                    headers={"Authorization": f"Bearer {token}"}) as answer:
         return answer.status
+
+
+async def test_every_post_form_carries_a_csrf_token(site: WebNode) -> None:
+    admin = await site.logged_in("amaru")
+    async with site.node.store.read() as tx:
+        user = await staff_users(tx).by_username("chidi")
+    assert user is not None
+    anonymous = await site.browser()
+    pages = [await anonymous.get("/login")]
+    for path in ("/", "/cases", "/cases/new", "/members", "/received", "/account",
+                 "/account/password", "/account/two-step", "/admin/users",
+                 f"/admin/users/{user.user_id}", "/admin/tokens"):
+        pages.append(await admin.get(path))
+    for page in pages:
+        forms = page.text.count('<form method="post"')
+        tokens = len(re.findall(r'name="csrf" value="[0-9a-f]{64}"', page.text))
+        assert forms and forms == tokens, page.url

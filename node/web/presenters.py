@@ -16,6 +16,8 @@ from node.web.labels import CASE_FIELD_NAMES, CODED_FIELDS, ELEMENT_FIELD_NAMES
 from schemas.typology import Vocabulary
 
 HEADER_FIELDS = frozenset({"issuer", "record_id", "version", "kind", "schema", "issued_at"})
+TOKEN_CLAIMS = frozenset({"iss", "iat", "aud", "cnf", "_sd_alg", "exp", "nbf", "sub", "jti", "vct"})
+"""SD-JWT and JWT claims of a received token: shown as issuer and dates, not as fields."""
 VERIFIED = "verified"  # what the sync host stores for a record whose checks all passed
 
 
@@ -76,13 +78,20 @@ class ReceivedCard:
 
 
 def case_heading(payload: Mapping[str, Any], fmt: Formatter) -> str:
+    """The title, else what is known of where and when (a received case may lack both)."""
     title = payload.get("title")
     if isinstance(title, str) and title.strip():
         return title
-    return fmt.gettext(N_("Case in %(country)s, %(date)s")) % {
-        "country": fmt.country(_text(payload.get("country"))) or "?",
-        "date": fmt.date_span(_text(payload.get("incident_date"))) or "?",
-    }
+    country = fmt.country(_text(payload.get("country")))
+    when = fmt.date_span(_text(payload.get("incident_date")))
+    if country and when:
+        return fmt.gettext(N_("Case in %(country)s, %(date)s")) % {"country": country,
+                                                                   "date": when}
+    if country:
+        return fmt.gettext(N_("Case in %(country)s")) % {"country": country}
+    if when:
+        return fmt.gettext(N_("Case of %(date)s")) % {"date": when}
+    return fmt.gettext(N_("Case without title"))
 
 
 def case_summary(stored: StoredCase, fmt: Formatter) -> CaseSummary:
@@ -133,8 +142,14 @@ def _value_text(path: str, value: object, fmt: Formatter) -> str:
 
 
 def _element_facts(path: str, element: Mapping[str, Any], fmt: Formatter) -> tuple[Fact, ...]:
+    """The filled-in keys of one victim or perpetrator, in the form's order."""
+    known = [key for key in ELEMENT_FIELD_NAMES if key in element]
+    keys = known + sorted(key for key in element if key not in ELEMENT_FIELD_NAMES)
     facts = []
-    for key, value in element.items():
+    for key in keys:
+        value = element[key]
+        if value in (None, "", []):
+            continue
         label = ELEMENT_FIELD_NAMES.get(key)
         facts.append(_fact(f"{path}.{key}", fmt.gettext(label) if label else key, value, fmt))
     return tuple(facts)
@@ -156,7 +171,8 @@ def payload_facts(payload: Mapping[str, Any], fmt: Formatter,
     """Every field of a payload (or of disclosed claims) as labelled facts, in form order;
     fields this version does not know come last under their own name."""
     known = [name for name in order if "." not in name and name in payload]
-    rest = sorted(name for name in payload if name not in known and name not in HEADER_FIELDS)
+    rest = sorted(name for name in payload if name not in known
+                  and name not in HEADER_FIELDS and name not in TOKEN_CLAIMS)
     return tuple(_fact(name, field_name(name, fmt), payload[name], fmt)
                  for name in [*known, *rest] if payload[name] not in (None, [], ""))
 

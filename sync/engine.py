@@ -32,6 +32,7 @@ class SyncConfig:
     backoff: Backoff = DEFAULT_BACKOFF
     idle_seconds: float = 1.0
     linger_seconds: float = 0.02
+    send_window: int = 8
     resend_grace_seconds: float = 2.0
     resend_interval_seconds: float = 30.0
     resend_min_interval_seconds: float = 10.0
@@ -76,6 +77,7 @@ class SyncEngine:
         self.outbox = Outbox(
             host, transport, backoff=config.backoff, clock=clock,
             idle_seconds=config.idle_seconds, linger_seconds=config.linger_seconds,
+            send_window=config.send_window,
         )
         self.inbox = Inbox(
             host, transport,

@@ -25,7 +25,14 @@ from sync.frame import (
     read_chain_context,
     unbundle,
 )
-from sync.outbox import ITEM_CONTEXT, Outbox, OutboxError, item_states, outbox_counts
+from sync.outbox import (
+    ITEM_CONTEXT,
+    Outbox,
+    OutboxError,
+    enqueue_many,
+    item_states,
+    outbox_counts,
+)
 from sync.tables import Frame, OutboxItem
 from tests.sync_support import RingTrust, TestHost, open_database, record_token
 
@@ -203,3 +210,17 @@ async def test_enqueue_refuses_bad_input(
     async with outbox.host.transaction() as session:
         with pytest.raises(OutboxError):
             await outbox.enqueue(session, room, recipients, token)
+
+
+async def test_many_records_queue_in_order_in_one_go(outbox: Outbox) -> None:
+    tokens = [record_token(A) for _ in range(5)]
+    async with outbox.host.transaction() as session:
+        ids = await enqueue_many(session, outbox.host.cipher, ROOM, [B.org_id], tokens,
+                                 queued_at_ms=0)
+        with pytest.raises(OutboxError):
+            await enqueue_many(session, outbox.host.cipher, ROOM, [B.org_id], ["t", ""],
+                               queued_at_ms=0)
+    assert ids == sorted(ids) and len(set(ids)) == 5
+    await outbox.bundle_queued()
+    [frame] = await _frames(outbox)
+    assert _tokens_in(frame) == tokens

@@ -11,7 +11,9 @@ outbox.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Awaitable, Callable
+from typing import cast
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -20,8 +22,30 @@ from sync.host import VerifiedRecord
 
 RecordHandler = Callable[[AsyncSession, Node, VerifiedRecord], Awaitable[None]]
 
+
+
+def handled_by(module: str, name: str) -> RecordHandler:
+    """The handler ``name`` of ``module``, imported on first use (feature modules import the
+    sync host, which imports this module)."""
+
+    async def handle(session: AsyncSession, node: Node, record: VerifiedRecord) -> None:
+        handler = cast(RecordHandler, getattr(importlib.import_module(module), name))
+        await handler(session, node, record)
+
+    return handle
+
+
 # kind -> handler. Each feature adds exactly one line for each kind it handles.
-RECORD_HANDLERS: dict[str, RecordHandler] = {}
+RECORD_HANDLERS: dict[str, RecordHandler] = {
+    "alert": handled_by("node.alerts", "on_alert"),
+    "alert-ack": handled_by("node.alerts", "on_alert_ack"),
+    "proposal": handled_by("node.store.campaign_records", "keep_received"),
+    "endorsement": handled_by("node.store.campaign_records", "keep_received"),
+    "campaign": handled_by("node.store.campaign_records", "keep_received"),
+    "campaign-post": handled_by("node.store.campaign_records", "keep_received"),
+    "letter": handled_by("node.store.campaign_records", "keep_received"),
+    "sign-on": handled_by("node.store.campaign_records", "keep_received"),
+}
 
 
 async def handle_received(session: AsyncSession, node: Node, record: VerifiedRecord) -> None:

@@ -1,0 +1,518 @@
+"""Urgent alerts (M8): send, acknowledge, respond, update, close, escalate.
+
+- **Send**: an ``alert`` record (:class:`schemas.payloads.Alert`) goes through the one sharing
+  path (:func:`node.sharing.share_records`): one SD-JWT per recipient, sealed to it, queued in
+  this node's alert room (:mod:`node.alert_room`), plus a content-free ``m.notice``. Country,
+  place and the case link may be withheld (``withhold``); type, urgency, asks, text and status
+  are always disclosed.
+- **Acknowledge**: a member node that verifies an alert answers at once, in the same inbox
+  transaction, with an ``alert-ack`` record ("delivered") sealed to the issuer, in the room the
+  alert came in. Staff then answer "seen" or "helping" (with what), as new versions of the same
+  ack record; the highest version is the member's answer.
+- **Track**: the issuer keeps, per recipient, delivered / seen / helping and what is offered;
+  members whose directory capabilities match an ask are flagged ``matches_ask``.
+- **Escalate**: a recipient that has not acknowledged after ``escalate_after_seconds`` is sent
+  the alert again (a fresh SD-JWT of the same version) and marked ``resends``.
+- **Update / close**: a new version with another status ("released", "closed"), to the same
+  recipients with the same disclosure.
+- **Late**: a received alert whose issue time is more than ``late_after_seconds`` before its
+  arrival (a node that was offline catches up through the sync layer) is marked late.
+
+State lives in the store's encrypted settings, one entry per alert (``alert.`` and a digest of
+issuer and id): alerts are few, and this needs no table of its own. Nothing here logs alert
+content.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, Final
+
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from federation.transport import MatrixTransport
+from node.alert_room import ensure_alert_room, post_notice
+from node.runtime import Node
+from node.sharing import _node_enqueue, share_records
+from node.store import StoreTransaction
+from node.store.ids import utc_now
+from node.store.tables import StoreMeta
+from node.sync_host import StoreCipher
+from schemas.common import RecordRef
+from schemas.ids import new_record_id
+from schemas.payloads import Alert, AlertAck
+from schemas.records import AlertRecord, build_record, record_to_wire
+from sync.host import VerifiedRecord
+from sync.outbox import enqueue_many
+
+log = logging.getLogger("minga.alerts")
+
+SETTINGS_KEY: Final = "alert_settings"
+STATE_PREFIX: Final = "alert."
+ALWAYS_DISCLOSED: Final = ("alert_type", "asks", "status", "text", "urgency")
+WITHHOLDABLE: Final = ("case", "country", "place")
+SENT, DELIVERED, SEEN, HELPING = "sent", "delivered", "seen", "helping"
+STAFF_ANSWERS: Final = frozenset({SEEN, HELPING})
+ACTIVE, CLOSED = "active", "closed"
+
+
+class AlertError(Exception):
+    """An alert action was refused; the message names ids and fields, never content."""
+
+
+class UnknownAlert(AlertError):
+    def __init__(self, issuer: str, record_id: str) -> None:
+        super().__init__(f"no alert {record_id} from {issuer}")
+
+
+class AlertSettings(BaseModel):
+    escalate_after_seconds: int = Field(default=600, ge=1)
+    late_after_seconds: int = Field(default=120, ge=0)
+
+
+class RecipientState(BaseModel):
+    """Where one recipient stands with one of our alerts."""
+
+    org_id: str
+    status: str = SENT
+    offers: list[str] = Field(default_factory=list)
+    note: str | None = None
+    ack_version: int = 0
+    matches_ask: bool = False
+    last_sent_at: int
+    resends: int = 0
+    answered_at: int | None = None
+
+
+class AlertState(BaseModel):
+    """One alert as this node knows it: ours (with recipients) or received (with our answer)."""
+
+    issuer: str
+    record_id: str
+    version: int
+    own: bool
+    claims: dict[str, Any]
+    issued_at: int
+    arrived_at: int
+    late: bool = False
+    room_id: str
+    updated_at: int
+    # ours
+    fields: list[str] = Field(default_factory=list)
+    recipients: list[RecipientState] = Field(default_factory=list)
+    # received
+    answer: str | None = None
+    answer_offers: list[str] = Field(default_factory=list)
+    ack_record_id: str | None = None
+    ack_version: int = 0
+
+    @property
+    def key(self) -> str:
+        return state_key(self.issuer, self.record_id)
+
+    @property
+    def status(self) -> str:
+        return str(self.claims.get("status", ACTIVE))
+
+    @property
+    def unacknowledged(self) -> bool:
+        """Ours: a recipient has not acknowledged; received: our staff have not answered."""
+        if self.status == CLOSED:
+            return False
+        if self.own:
+            return any(r.status == SENT for r in self.recipients)
+        return self.answer not in STAFF_ANSWERS
+
+    def recipient(self, org_id: str) -> RecipientState | None:
+        return next((r for r in self.recipients if r.org_id == org_id), None)
+
+
+def state_key(issuer: str, record_id: str) -> str:
+    # Settings names are short (64 characters with their prefix) and in clear: a digest.
+    digest = hashlib.sha256(f"{issuer}\n{record_id}".encode()).hexdigest()[:40]
+    return STATE_PREFIX + digest
+
+
+def ordered(states: Sequence[AlertState]) -> list[AlertState]:
+    """Unacknowledged first, then newest first."""
+    return sorted(states, key=lambda s: (not s.unacknowledged, -s.issued_at, s.record_id))
+
+
+def arrival_order(states: Sequence[AlertState]) -> list[AlertState]:
+    """Oldest issue first: the order in which a member should read what it missed."""
+    return sorted(states, key=lambda s: (s.issued_at, s.record_id))
+
+
+def capability_matches(asks: Collection[str], capabilities: Collection[str]) -> bool:
+    return bool(set(asks) & set(capabilities))
+
+
+# --- store ------------------------------------------------------------------------------------
+
+
+async def load_state(tx: StoreTransaction, issuer: str, record_id: str) -> AlertState | None:
+    saved = await tx.settings.get(state_key(issuer, record_id))
+    return None if saved is None else AlertState.model_validate(saved)
+
+
+async def save_state(tx: StoreTransaction, state: AlertState) -> None:
+    await tx.settings.set(state.key, state.model_dump(mode="json"))
+
+
+async def all_states(tx: StoreTransaction) -> list[AlertState]:
+    names = await tx.session.scalars(
+        select(StoreMeta.name).where(StoreMeta.name.startswith("setting." + STATE_PREFIX)))
+    states = []
+    for name in names:
+        saved = await tx.settings.get(name.removeprefix("setting."))
+        if saved is not None:
+            states.append(AlertState.model_validate(saved))
+    return states
+
+
+async def list_alerts(node: Node) -> list[AlertState]:
+    async with node.store.read() as tx:
+        return ordered(await all_states(tx))
+
+
+async def get_alert(node: Node, issuer: str, record_id: str) -> AlertState:
+    async with node.store.read() as tx:
+        state = await load_state(tx, issuer, record_id)
+    if state is None:
+        raise UnknownAlert(issuer, record_id)
+    return state
+
+
+async def alert_settings(node: Node) -> AlertSettings:
+    async with node.store.read() as tx:
+        return await _settings(tx)
+
+
+async def _settings(tx: StoreTransaction) -> AlertSettings:
+    return AlertSettings.model_validate(await tx.settings.get(SETTINGS_KEY) or {})
+
+
+async def set_alert_settings(node: Node, settings: AlertSettings) -> None:
+    async with node.store.transaction() as tx:
+        await tx.settings.set(SETTINGS_KEY, settings.model_dump(mode="json"))
+
+
+# --- live changes -------------------------------------------------------------------------------
+
+
+class AlertBus:
+    """Wakes open pages (server-sent events) when an alert changed on this node."""
+
+    def __init__(self) -> None:
+        self._listeners: set[asyncio.Event] = set()
+
+    def notify(self) -> None:
+        for listener in self._listeners:
+            listener.set()
+
+    @asynccontextmanager
+    async def listen(self) -> AsyncIterator[asyncio.Event]:
+        event = asyncio.Event()
+        self._listeners.add(event)
+        try:
+            yield event
+        finally:
+            self._listeners.discard(event)
+
+
+_buses: dict[int, AlertBus] = {}
+
+
+def bus_of(node: Node) -> AlertBus:
+    return _buses.setdefault(id(node), AlertBus())
+
+
+# --- sending ----------------------------------------------------------------------------------
+
+
+def _fields(withhold: Collection[str]) -> list[str]:
+    unknown = set(withhold) - set(WITHHOLDABLE)
+    if unknown:
+        raise AlertError(f"cannot withhold {', '.join(sorted(unknown))}; only "
+                         f"{', '.join(WITHHOLDABLE)}")
+    return sorted(set(ALWAYS_DISCLOSED) | (set(WITHHOLDABLE) - set(withhold)))
+
+
+async def _default_recipients(node: Node) -> list[str]:
+    async with node.store.read() as tx:
+        members = await tx.orgs.members(verified_only=True)
+    return sorted(m.org_id for m in members if m.org_id != node.org_id)
+
+
+async def _capabilities(tx: StoreTransaction) -> dict[str, list[str]]:
+    members = await tx.orgs.members(verified_only=True)
+    return {m.org_id: member_capabilities(m.entry) for m in members}
+
+
+def member_capabilities(entry: dict[str, Any]) -> list[str]:
+    """The capabilities a member's directory entry names (its signed profile)."""
+    profile = entry.get("profile")
+    listed = profile.get("capabilities") if isinstance(profile, dict) else None
+    return [c for c in listed if isinstance(c, str)] if isinstance(listed, list) else []
+
+
+async def _share(node: Node, record: AlertRecord | Any, recipients: Sequence[str],
+                 fields: Collection[str] | None, room_id: str, *, actor: str, now: int) -> None:
+    async def the_room(_: str) -> str:
+        return room_id
+
+    await share_records(node.store.transaction, node.keys, [record], recipients, fields,
+                        actor=actor, pair_room_for=the_room, enqueue=await _node_enqueue(node),
+                        issued_at=now)
+    node.wake_sync()
+
+
+async def send_alert(
+    node: Node,
+    alert: Alert,
+    *,
+    recipients: Sequence[str] | None = None,
+    withhold: Collection[str] = (),
+    actor: str,
+    now: int,
+    transport: MatrixTransport | None = None,
+) -> AlertState:
+    """Send a new alert to ``recipients`` (default: every verified member); its state."""
+    fields = _fields(withhold)
+    to = list(recipients) if recipients is not None else await _default_recipients(node)
+    if not to:
+        raise AlertError("the coalition has no other verified member to alert")
+    record = build_record(node.org_id, alert, record_id=new_record_id(), issued_at=now)
+    async with _transport(node, transport) as matrix:
+        room_id = await ensure_alert_room(node, matrix, to)
+        state = await _record_sent(node, record, to, fields, room_id, now)
+        try:
+            await _share(node, record, to, fields, room_id, actor=actor, now=now)
+        except Exception:
+            await _forget(node, state)
+            raise
+        await post_notice(node, matrix, room_id, f"minga-alert-{record.record_id}")
+    bus_of(node).notify()
+    return state
+
+
+@asynccontextmanager
+async def _transport(node: Node, given: MatrixTransport | None
+                     ) -> AsyncIterator[MatrixTransport]:
+    if given is not None:
+        yield given
+        return
+    async with node.transport() as transport:
+        yield transport
+
+
+async def _record_sent(node: Node, record: Any, to: Sequence[str], fields: Sequence[str],
+                       room_id: str, now: int) -> AlertState:
+    claims = dict(record_to_wire(record)["payload"])
+    asks = claims.get("asks", [])
+    async with node.store.transaction() as tx:
+        capabilities = await _capabilities(tx)
+        state = AlertState(
+            issuer=node.org_id, record_id=record.record_id, version=record.version, own=True,
+            claims=claims, issued_at=now, arrived_at=now, room_id=room_id, updated_at=now,
+            fields=list(fields),
+            recipients=[RecipientState(org_id=o, last_sent_at=now, matches_ask=capability_matches(
+                asks, capabilities.get(o, []))) for o in to])
+        await save_state(tx, state)
+    return state
+
+
+async def _forget(node: Node, state: AlertState) -> None:
+    async with node.store.transaction() as tx:
+        row = await tx.session.get(StoreMeta, "setting." + state.key)
+        if row is not None:
+            await tx.session.delete(row)
+
+
+async def update_alert(
+    node: Node, record_id: str, *, status: str, text: str | None = None, actor: str, now: int,
+) -> AlertState:
+    """A new version of our alert with another status (and text), to the same recipients."""
+    state = await get_alert(node, node.org_id, record_id)
+    if not state.own:
+        raise AlertError(f"alert {record_id} is not this node's")
+    payload = {**state.claims, "status": status, **({"text": text} if text else {})}
+    alert = Alert.model_validate(payload)
+    record = build_record(node.org_id, alert, record_id=record_id, issued_at=now,
+                          version=state.version + 1)
+    recipients = [r.org_id for r in state.recipients]
+    await _share(node, record, recipients, state.fields, state.room_id, actor=actor, now=now)
+    async with node.store.transaction() as tx:
+        current = await load_state(tx, node.org_id, record_id)
+        assert current is not None
+        current.version, current.updated_at = record.version, now
+        current.claims = dict(record_to_wire(record)["payload"])
+        await save_state(tx, current)
+    bus_of(node).notify()
+    return current
+
+
+async def escalate_due(node: Node, *, now: int, actor: str = "escalation") -> dict[str, list[str]]:
+    """Re-send every active alert of ours to each recipient still silent after the configured
+    time; per alert record id, who it was re-sent to."""
+    settings = await alert_settings(node)
+    resent: dict[str, list[str]] = {}
+    for state in await list_alerts(node):
+        if not state.own or state.status == CLOSED:
+            continue
+        silent = [r.org_id for r in state.recipients if r.status == SENT
+                  and now - r.last_sent_at >= settings.escalate_after_seconds]
+        if silent:
+            await _resend(node, state, silent, actor=actor, now=now)
+            resent[state.record_id] = silent
+    if resent:
+        bus_of(node).notify()
+    return resent
+
+
+async def _resend(node: Node, state: AlertState, silent: Sequence[str], *, actor: str,
+                  now: int) -> None:
+    alert = Alert.model_validate(state.claims)
+    record = build_record(node.org_id, alert, record_id=state.record_id, version=state.version,
+                          issued_at=state.issued_at)
+    await _share(node, record, silent, state.fields, state.room_id, actor=actor, now=now)
+    async with node.store.transaction() as tx:
+        current = await load_state(tx, node.org_id, state.record_id)
+        assert current is not None
+        for recipient in current.recipients:
+            if recipient.org_id in silent:
+                recipient.resends += 1
+                recipient.last_sent_at = now
+        current.updated_at = now
+        await save_state(tx, current)
+    log.info("alert %s re-sent to %d silent member(s)", state.record_id, len(silent))
+
+
+async def run_escalation(node: Node, *, every_seconds: float = 30.0) -> None:
+    """Escalate now and then until cancelled (``minga run``)."""
+    while True:
+        try:
+            await escalate_due(node, now=int(time.time()))
+        except Exception as error:  # the loop must survive a homeserver outage
+            log.warning("alert escalation failed: %s", type(error).__name__)
+        await asyncio.sleep(every_seconds)
+
+
+# --- answering ----------------------------------------------------------------------------------
+
+
+def _ack_record(node_org: str, state: AlertState, *, now: int) -> Any:
+    assert state.ack_record_id is not None
+    ack = AlertAck(alert=RecordRef(issuer=state.issuer, record_id=state.record_id),
+                   status=state.answer or DELIVERED, offers=state.answer_offers)
+    return build_record(node_org, ack, record_id=state.ack_record_id, issued_at=now,
+                        version=state.ack_version)
+
+
+async def respond(
+    node: Node, issuer: str, record_id: str, *, answer: str, offers: Sequence[str] = (),
+    actor: str, now: int,
+) -> AlertState:
+    """Our staff's answer to a received alert: "seen", or "helping" with ``offers``."""
+    if answer not in STAFF_ANSWERS:
+        raise AlertError(f"answer: must be one of {', '.join(sorted(STAFF_ANSWERS))}")
+    state = await get_alert(node, issuer, record_id)
+    if state.own:
+        raise AlertError("an alert of this node cannot be answered by this node")
+    state.answer, state.answer_offers = answer, sorted(set(offers))
+    state.ack_record_id = state.ack_record_id or new_record_id()
+    state.ack_version += 1
+    state.updated_at = now
+    record = _ack_record(node.org_id, state, now=now)
+    await _share(node, record, [issuer], None, state.room_id, actor=actor, now=now)
+    async with node.store.transaction() as tx:
+        await save_state(tx, state)
+    bus_of(node).notify()
+    return state
+
+
+# --- receiving (record handlers, run in the inbox transaction) ----------------------------------
+
+
+@asynccontextmanager
+async def _in_session(session: AsyncSession, node: Node) -> AsyncIterator[StoreTransaction]:
+    async with node.store.read() as reader:
+        cipher = reader.cipher
+    yield StoreTransaction(session, cipher, utc_now)
+
+
+def _within(session: AsyncSession, node: Node) -> Callable[[], Any]:
+    """A ``tx_factory`` for :func:`share_records` that stays in the inbox's transaction."""
+    return lambda: _in_session(session, node)
+
+
+async def on_alert(session: AsyncSession, node: Node, record: VerifiedRecord) -> None:
+    """A verified alert: keep it (marked late if it arrived late) and acknowledge it."""
+    now = int(time.time())
+    async with _in_session(session, node) as tx:
+        state = await load_state(tx, record.issuer, record.record_id)
+        if state is None:
+            settings = await _settings(tx)
+            state = AlertState(
+                issuer=record.issuer, record_id=record.record_id, version=record.version,
+                own=False, claims=_payload_claims(record.claims), issued_at=record.issued_at,
+                arrived_at=now, late=now - record.issued_at > settings.late_after_seconds,
+                room_id=record.room_id, updated_at=now, answer=DELIVERED,
+                ack_record_id=new_record_id(), ack_version=1)
+        elif record.version > state.version:
+            state.version, state.claims = record.version, _payload_claims(record.claims)
+            state.updated_at = now
+        await save_state(tx, state)
+    await _queue_ack(session, node, state, now=now)
+    bus_of(node).notify()
+
+
+def _payload_claims(claims: dict[str, Any]) -> dict[str, Any]:
+    header = {"issuer", "record_id", "version", "kind", "schema", "issued_at", "iss", "iat",
+              "aud", "cnf", "_sd_alg"}
+    return {k: v for k, v in claims.items() if k not in header}
+
+
+async def _queue_ack(session: AsyncSession, node: Node, state: AlertState, *, now: int) -> None:
+    """Our current acknowledgement, sealed to the issuer, queued in this same transaction."""
+    record = _ack_record(node.org_id, state, now=now)
+    async with node.store.read() as reader:
+        cipher = StoreCipher(reader.cipher)
+
+    async def queue(session: AsyncSession, room_id: str, recipient_org_ids: Sequence[str],
+                    tokens: Sequence[str]) -> list[int]:
+        return await enqueue_many(session, cipher, room_id, recipient_org_ids, tokens,
+                                  queued_at_ms=int(time.time() * 1000))
+
+    async def the_room(_: str) -> str:
+        return state.room_id
+
+    await share_records(_within(session, node), node.keys, [record],
+                        [state.issuer], None, actor="automatic acknowledgement",
+                        pair_room_for=the_room, enqueue=queue, issued_at=now)
+
+
+async def on_alert_ack(session: AsyncSession, node: Node, record: VerifiedRecord) -> None:
+    """A member's acknowledgement of one of our alerts: its latest answer counts."""
+    target = record.claims.get("alert")
+    if not isinstance(target, dict) or target.get("issuer") != node.org_id:
+        return
+    async with _in_session(session, node) as tx:
+        state = await load_state(tx, node.org_id, str(target.get("record_id")))
+        recipient = state.recipient(record.issuer) if state else None
+        if state is None or recipient is None or record.version < recipient.ack_version:
+            return
+        recipient.status = str(record.claims.get("status", DELIVERED))
+        recipient.offers = [str(o) for o in record.claims.get("offers", [])]
+        recipient.ack_version = record.version
+        recipient.answered_at = int(time.time())
+        state.updated_at = recipient.answered_at
+        await save_state(tx, state)
+    bus_of(node).notify()

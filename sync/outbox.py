@@ -9,10 +9,11 @@
    1, prev = hash of the previous envelope in that room) and, in one transaction, stores the
    frame (content, a random Matrix txn id, seq) and marks its items bundled, erasing their
    plaintext. A single record too large for an inline event becomes a blob frame.
-3. :meth:`Outbox.send_due` uploads pending blobs, then posts each frame with its stored txn id:
-   a retry after a failure, a crash or a restart posts the same content under the same txn id,
-   so Synapse never makes a second event. A frame is sent only once the homeserver returned an
-   event id, which is stored. Frames are kept after sending, for resend requests.
+3. :meth:`Outbox.send_due` uploads pending blobs, then posts each frame with its stored txn id
+   (a few at once, oldest first): a retry after a failure, a crash or a restart posts the same
+   content under the same txn id, so Synapse never makes a second event (it remembers txn ids
+   for 24 hours). A frame is sent only once the homeserver returned an event id, which is
+   stored. Frames are kept after sending, for resend requests.
 4. Resends (:func:`schedule_resends`, called by the inbox when a receiver asks for seqs of this
    node's chain) re-post a sent frame's envelope as a new event with txn id
    ``<txn>-resend-<resend id>``. The content carries ``"resend": <request event id>`` next to the
@@ -361,7 +362,8 @@ class Outbox:
     async def _queued(self, session: AsyncSession) -> list[_Queued]:
         rows = await session.scalars(
             select(OutboxItem).where(OutboxItem.frame_id.is_(None))
-            .order_by(OutboxItem.id).limit(_ITEMS_PER_PASS)
+            # Items stuck on an untrusted recipient must not hold back the ones behind them.
+            .order_by(OutboxItem.last_error.is_not(None), OutboxItem.id).limit(_ITEMS_PER_PASS)
         )
         return [
             _Queued(row.id, row.ref, row.room_id, tuple(json.loads(row.recipients)),

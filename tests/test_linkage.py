@@ -213,6 +213,15 @@ def test_another_person_on_the_same_day_and_place_does_not_match(held: str, quer
     assert score_band(score(features(held), features(query))) == "none"
 
 
+def test_with_only_a_year_a_name_token_must_agree_exactly() -> None:
+    held = features("Diego Salazar", when="2023")
+    assert score_band(score(held, features("Diego Salazar"))) != "none"
+    assert score_band(score(held, features("Diego Salasar"))) != "none"  # "s"/"z": same skeleton
+    both_misspelt = score(held, features("Diejo Salaxar"))
+    assert (both_misspelt.total, both_misspelt.excluded_by) == (0, "name")
+    assert score(features("Diego Salazar"), features("Diejo Salaxar")).total >= LOW
+
+
 def test_country_is_a_hard_feature() -> None:
     result = score(features("Diego Salazar"), features("Diego Salazar", country="EC"))
     assert (result.total, result.excluded_by) == (0, "country")
@@ -413,13 +422,13 @@ def test_index_answers_exactly_what_comparing_with_every_entry_answers() -> None
         index.add(handle, encoding)
     for _ in range(40):
         query = encode_case_features(_random_features(rng), KEY)
-        expected: dict[str, int] = {}
+        totals: dict[str, int] = {}
         for handle, encoding in held:
-            total = compare(query, encoding).total
-            if total >= 1:
-                expected[handle] = max(total, expected.get(handle, 0))
-        found = index.best_matches(query, limit=len(held), threshold=1)
-        assert {match.handle: match.score.total for match in found} == expected
+            totals[handle] = max(compare(query, encoding).total, totals.get(handle, 0))
+        for threshold in (1, LOW):
+            found = index.best_matches(query, limit=len(held), threshold=threshold)
+            expected = {handle: total for handle, total in totals.items() if total >= threshold}
+            assert {match.handle: match.score.total for match in found} == expected
 
 
 def test_index_ranks_one_match_per_handle_and_forgets_removed_cases() -> None:
@@ -440,6 +449,11 @@ def test_index_ranks_one_match_per_handle_and_forgets_removed_cases() -> None:
     assert index.best_matches(encode("Diego Salazar Ocampo")) == []
     assert len(index) == 2
     index.remove("unknown")
+
+
+def test_index_threshold_must_be_a_score() -> None:
+    with pytest.raises(ValueError, match="threshold"):
+        EncodingIndex(KEY.key_id).best_matches(encode("Diego Salazar"), threshold=0)
 
 
 def test_index_refuses_encodings_under_another_key() -> None:

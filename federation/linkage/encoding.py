@@ -98,7 +98,7 @@ class CaseFeatures(BaseModel):
     country: CountryCode
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Encoding:
     """The encoded features of one defender in one incident; structure checked on creation."""
 

@@ -1,11 +1,22 @@
 """A member's index of its own cases' encodings, answering "what here matches this query?".
 
-Entries are grouped by the keyed date tags they can match at each level, so a query is compared
-only with entries whose dates are compatible with its own (and entries without a date), never
-with the whole index; since :func:`~federation.linkage.scoring.compare` gates on the same date
-rule, the answer is exactly what comparing with every entry would give. Every candidate is then
-scored with the same code as :func:`~federation.linkage.scoring.compare`. The index is kept in
-memory and updated on every write of a case (``add`` / ``remove`` by handle).
+A query is never compared with the whole index. Entries are listed under the keyed tags their
+dates can match at each level, and under their name keys where the date says little:
+
+- entries known to the day, under each of their days and each month of their window;
+- entries known to the month, under each of their months;
+- entries known only to the year, under (year, name key) for each of their name keys;
+- undated entries, under (country, name key); and every entry under (country, name key), for
+  queries that know only the year or nothing.
+
+A day or month query reads the first three lists at its own tags (and its name keys), a year or
+undated query reads the last. Since :func:`~federation.linkage.scoring.compare` gates on the same
+date rule, and on an exact name key when the dates are compared by year or not at all (see
+``scoring``), the candidates are exactly the entries that can score above 0, and the answer is
+exactly what comparing with every entry would give. Which list an entry was found in also gives
+its date score, so held dates are not even unpacked. Every candidate is scored with the same
+code as ``compare``. The index lives in memory; the node updates it on every write of a case
+(``add`` / ``replace`` / ``remove`` by handle) and can rebuild it from stored encodings.
 """
 
 from __future__ import annotations
@@ -16,16 +27,24 @@ from dataclasses import dataclass
 from federation.linkage.dates import Precision
 from federation.linkage.encoding import Encoding
 from federation.linkage.scoring import (
+    DATE_SCORES,
     LOW,
+    SAME_DAY,
+    UNKNOWN_DATE,
+    WITHIN_WINDOW,
     DateTags,
     KeyMismatchError,
-    ParsedEncoding,
+    ParsedQuery,
     Score,
-    compare_parsed,
-    parse,
+    date_similarity,
+    name_keys,
+    parse_date,
+    parse_query,
+    score_with_name,
 )
 
 _Bucket = dict[bytes, list[int]]
+_NO_DATE_SCORE = -1  # "work the date score out from the entry's own date"
 
 
 @dataclass(frozen=True)
@@ -41,34 +60,39 @@ class EncodingIndex:
 
     def __init__(self, key_id: str) -> None:
         self.key_id = key_id
-        self._entries: dict[int, tuple[str, Encoding]] = {}
-        self._handles: dict[str, list[int]] = {}
-        self._next_id = 0
+        # Entry ids index these two lists; a removed entry leaves None behind.
+        self._handle_of: list[str | None] = []
+        self._encoding_of: list[Encoding | None] = []
+        self._entries_of: dict[str, list[int]] = {}
         self._by_day: _Bucket = {}
         self._day_by_month: _Bucket = {}
         self._month_only: _Bucket = {}
-        self._dated_by_year: _Bucket = {}
-        self._year_only: _Bucket = {}
-        self._undated: _Bucket = {}
-        self._by_country: _Bucket = {}
+        self._year_only_by_name: _Bucket = {}
+        self._undated_by_name: _Bucket = {}
+        self._country_by_name: _Bucket = {}
+        self._size = 0
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return self._size
 
     def add(self, handle: str, encoding: Encoding) -> None:
         """Add one encoding under ``handle`` (a case about several defenders adds several)."""
         self._check_key(encoding)
-        entry = self._next_id
-        self._next_id += 1
-        self._entries[entry] = (handle, encoding)
-        self._handles.setdefault(handle, []).append(entry)
+        entry = len(self._encoding_of)
+        self._handle_of.append(handle)
+        self._encoding_of.append(encoding)
+        self._entries_of.setdefault(handle, []).append(entry)
+        self._size += 1
         for bucket, tag in self._memberships(encoding):
             bucket.setdefault(tag, []).append(entry)
 
     def remove(self, handle: str) -> None:
         """Forget every encoding added under ``handle`` (no-op for an unknown handle)."""
-        for entry in self._handles.pop(handle, []):
-            _, encoding = self._entries.pop(entry)
+        for entry in self._entries_of.pop(handle, []):
+            encoding = self._encoding_of[entry]
+            assert encoding is not None
+            self._handle_of[entry] = self._encoding_of[entry] = None
+            self._size -= 1
             for bucket, tag in self._memberships(encoding):
                 members = bucket[tag]
                 members.remove(entry)
@@ -85,72 +109,99 @@ class EncodingIndex:
             self.add(handle, encoding)
 
     def best_matches(self, query: Encoding, limit: int = 5, threshold: int = LOW) -> list[Match]:
-        """Up to ``limit`` handles scoring at least ``threshold``, best first, one per handle."""
+        """Up to ``limit`` handles scoring at least ``threshold`` (1 to 1000), best first, one
+        per handle."""
+        if not 1 <= threshold <= 1000:
+            raise ValueError("threshold: must be between 1 and 1000")
         self._check_key(query)
-        parsed = parse(query)
+        parsed = parse_query(query, threshold)
         best: dict[str, Score] = {}
-        for entry in self._candidates(parsed):
-            handle, encoding = self._entries[entry]
-            score = compare_parsed(parsed, parse(encoding))
-            if score.total >= threshold and (
-                handle not in best or score.total > best[handle].total
-            ):
+        for entry, date in self._candidates(parsed, name_keys(query.name)).items():
+            handle, encoding = self._handle_of[entry], self._encoding_of[entry]
+            assert handle is not None and encoding is not None
+            score = self._score(parsed, encoding, date, threshold)
+            if score is None or score.total < threshold:
+                continue
+            if handle not in best or score.total > best[handle].total:
                 best[handle] = score
         ranked = sorted(best.items(), key=lambda item: (-item[1].total, item[0]))
         return [Match(handle, score) for handle, score in ranked[:limit]]
 
-    def _candidates(self, query: ParsedEncoding) -> set[int]:
+    @staticmethod
+    def _score(query: ParsedQuery, held: Encoding, date: int, threshold: int) -> Score | None:
+        """The score of a candidate, or ``None`` if it scores 0 (most candidates)."""
+        if held.country != query.country:
+            return None  # a tag of another country: possible only by a 64-bit collision
+        name = query.names.similarity(held.name)
+        if name * 1000 < threshold:
+            return None  # the total is at most the name score
+        if date == _NO_DATE_SCORE:
+            similarity = date_similarity(query.date, parse_date(held.date))
+            if similarity is None:
+                return None
+            date = similarity
+        return score_with_name(query, held, date, name)
+
+    def _candidates(self, query: ParsedQuery, names: frozenset[bytes]) -> dict[int, int]:
+        """Entries that can score above 0, each with its date score (see the module docstring).
+
+        At day level, an entry found under one of the query's own days (not only under its
+        window) has the same day.
+        """
         date = query.date
-        if date.precision is Precision.NONE:
-            return set(self._by_country.get(query.country, ()))
-        probes: list[tuple[_Bucket, frozenset[bytes]]] = [
-            (self._undated, frozenset({query.country}))
-        ]
+        found: dict[int, int] = {}
+        by_name = _by_name(query.country, names)
+        if date.precision in (Precision.NONE, Precision.YEAR):
+            _collect(found, self._country_by_name, by_name, _NO_DATE_SCORE)
+            return found
+        _collect(found, self._undated_by_name, by_name, UNKNOWN_DATE)
+        years = [tag + key for tag in date.windows[Precision.YEAR] for key in names]
+        _collect(found, self._year_only_by_name, years, DATE_SCORES[Precision.YEAR])
+        month = DATE_SCORES[Precision.MONTH]
         if date.precision is Precision.DAY:
-            probes += [
-                (self._by_day, date.windows[Precision.DAY]),
-                (self._month_only, date.windows[Precision.MONTH]),
-                (self._year_only, date.windows[Precision.YEAR]),
-            ]
-        elif date.precision is Precision.MONTH:
-            probes += [
-                (self._day_by_month, date.points[Precision.MONTH]),
-                (self._month_only, date.points[Precision.MONTH]),
-                (self._year_only, date.windows[Precision.YEAR]),
-            ]
+            days = date.points[Precision.DAY]
+            for tag in date.windows[Precision.DAY]:
+                _collect(found, self._by_day, (tag,), SAME_DAY if tag in days else WITHIN_WINDOW)
+            _collect(found, self._month_only, date.windows[Precision.MONTH], month)
         else:
-            probes += [
-                (self._dated_by_year, date.points[Precision.YEAR]),
-                (self._year_only, date.points[Precision.YEAR]),
-            ]
-        return {entry for bucket, tags in probes for tag in tags for entry in bucket.get(tag, ())}
+            _collect(found, self._day_by_month, date.points[Precision.MONTH], month)
+            _collect(found, self._month_only, date.points[Precision.MONTH], month)
+        return found
 
     def _memberships(self, encoding: Encoding) -> Iterator[tuple[_Bucket, bytes]]:
         """Every (bucket, tag) an entry is listed under; see ``_candidates`` for the reads."""
-        yield self._by_country, encoding.country
-        date: DateTags = parse_date_only(encoding)
+        names = name_keys(encoding.name)
+        by_name = _by_name(encoding.country, names)
+        for tag in by_name:
+            yield self._country_by_name, tag
+        date: DateTags = parse_date(encoding.date)
         if date.precision is Precision.NONE:
-            yield self._undated, encoding.country
-            return
-        if date.precision is Precision.YEAR:
-            for tag in date.points[Precision.YEAR]:
-                yield self._year_only, tag
-            return
-        for tag in date.windows[Precision.YEAR]:
-            yield self._dated_by_year, tag
-        if date.precision is Precision.MONTH:
+            for tag in by_name:
+                yield self._undated_by_name, tag
+        elif date.precision is Precision.YEAR:
+            for year in date.points[Precision.YEAR]:
+                for key in names:
+                    yield self._year_only_by_name, year + key
+        elif date.precision is Precision.MONTH:
             for tag in date.points[Precision.MONTH]:
                 yield self._month_only, tag
-            return
-        for tag in date.points[Precision.DAY]:
-            yield self._by_day, tag
-        for tag in date.windows[Precision.MONTH]:
-            yield self._day_by_month, tag
+        else:
+            for tag in date.points[Precision.DAY]:
+                yield self._by_day, tag
+            for tag in date.windows[Precision.MONTH]:
+                yield self._day_by_month, tag
 
     def _check_key(self, encoding: Encoding) -> None:
         if encoding.key_id != self.key_id:
             raise KeyMismatchError("key_id: the encoding was made under another linkage key")
 
 
-def parse_date_only(encoding: Encoding) -> DateTags:
-    return parse(encoding).date
+def _by_name(country: bytes, names: frozenset[bytes]) -> list[bytes]:
+    return [country + key for key in names]
+
+
+def _collect(found: dict[int, int], bucket: _Bucket, tags: Iterable[bytes], score: int) -> None:
+    for tag in tags:
+        for entry in bucket.get(tag, ()):
+            if found.get(entry, _NO_DATE_SCORE - 1) < score:
+                found[entry] = score

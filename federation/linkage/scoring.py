@@ -5,15 +5,15 @@ Scores are integers in thousandths (0-1000), so they can travel and be logged wi
 - **country** and **date** are gates: different countries, or dates that cannot be the same day
   (see ``dates``), score 0. Otherwise the date scores 1000 for the same day, 800 within the
   window, 700 when compared by month, 500 by year and 400 when either date is unknown.
-- **name**: tokens are paired greedily by similarity, best pairs first; a pair counts when its
-  similarity reaches :data:`TOKEN_MATCH` (the larger of the Dice coefficient of the spellings and
-  :data:`SKELETON_WEIGHT` times that of the skeletons). Initials then pair with a remaining token
-  that starts with the same letter, as half a token. The name score is the sum of paired
-  similarities over the paired weight plus a penalty for tokens left over: a token left on both
-  sides is a different name where one was expected (:data:`CONFLICT_PENALTY`), a token left on
-  one side only is a name the other side omitted (:data:`MISSING_PENALTY`, small: second
-  surnames and Christian names are often dropped). Names of two or more full tokens need two
-  full tokens paired to score above 500. The best score over all written forms counts.
+- With so weak a date (year or unknown), the names must also agree exactly on at least one full
+  token (same skeleton; same spelling for a token without consonants), else the score is 0: the
+  date no longer narrows the search, so an exact token is required instead. It costs almost no
+  recall (1 of about 2,000 synthetic same-person pairs with year-only dates) and lets the index
+  look up such entries by name token instead of comparing with all of them.
+- **name**: see ``name_match``: tokens paired by the Dice coefficients of their spelling and
+  skeleton filters, initials as half tokens, penalties for names left over on one side (small:
+  second surnames and Christian names are often dropped) or on both (large: another given
+  name). The best score over all written forms counts.
 - **place**: Dice coefficient of the place filters; 500 when either place is unknown.
 - **total** = name x (0.7 + 0.15 x date + 0.15 x place): the name decides, date and place adjust.
 
@@ -31,20 +31,14 @@ from federation.linkage.dates import LEVELS, Precision
 from federation.linkage.encoding import (
     DATE_TAG_BYTES,
     INITIAL_FLAG,
-    SKELETON_BYTES,
     SPELLING_BYTES,
     TOKEN_BYTES,
     Encoding,
 )
+from federation.linkage.name_match import NameScorer
 
 ScoreBand = Literal["none", "low", "medium", "high"]
 
-TOKEN_MATCH: Final = 0.5
-SKELETON_WEIGHT: Final = 0.9
-CONFLICT_PENALTY: Final = 1.5
-MISSING_PENALTY: Final = 0.25
-INITIAL_WEIGHT: Final = 0.5
-CAPPED_NAME: Final = 0.5
 NAME_SHARE: Final = 700
 DATE_SHARE: Final = 150
 PLACE_SHARE: Final = 150
@@ -53,6 +47,7 @@ DATE_SCORES: Final = {Precision.MONTH: 700, Precision.YEAR: 500}
 SAME_DAY: Final = 1000
 WITHIN_WINDOW: Final = 800
 UNKNOWN_DATE: Final = 400
+WEAK_DATE: Final = 500
 
 LOW: Final = 700
 MEDIUM: Final = 800
@@ -71,16 +66,7 @@ class Score:
     name: int = 0
     date: int = 0
     place: int = 0
-    excluded_by: Literal["country", "date"] | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class TokenBits:
-    initial: bool
-    spelling: int
-    skeleton: int
-    spelling_count: int
-    skeleton_count: int
+    excluded_by: Literal["country", "date", "name"] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,47 +77,51 @@ class DateTags:
 
 
 @dataclass(frozen=True, slots=True)
-class ParsedEncoding:
-    """An encoding unpacked for comparing; see :func:`parse`."""
+class ParsedQuery:
+    """A query unpacked once, to compare with many held encodings."""
 
     key_id: str
     country: bytes
-    names: tuple[tuple[TokenBits, ...], ...]
+    names: NameScorer
     date: DateTags
     place: int | None
-    place_count: int
 
 
-def parse(encoding: Encoding) -> ParsedEncoding:
-    place = None if encoding.place is None else int.from_bytes(encoding.place, "big")
-    return ParsedEncoding(
+def parse_query(encoding: Encoding, threshold: int = 0) -> ParsedQuery:
+    """Unpack a query; with a ``threshold``, name scores that cannot reach it may read 0."""
+    return ParsedQuery(
         key_id=encoding.key_id,
         country=encoding.country,
-        names=_parse_names(encoding.name),
-        date=_parse_date(encoding.date),
-        place=place,
-        place_count=0 if place is None else place.bit_count(),
+        names=NameScorer(encoding.name, floor=threshold / 1000),
+        date=parse_date(encoding.date),
+        place=_place_int(encoding.place),
     )
 
 
 def compare(query: Encoding, held: Encoding) -> Score:
     """How likely ``query`` and ``held`` describe the same defender in the same incident."""
-    return compare_parsed(parse(query), parse(held))
-
-
-def compare_parsed(query: ParsedEncoding, held: ParsedEncoding) -> Score:
     if query.key_id != held.key_id:
         raise KeyMismatchError("key_id: the encodings were made under different linkage keys")
     if query.country != held.country:
         return Score(0, excluded_by="country")
-    date = date_similarity(query.date, held.date)
+    date = date_similarity(parse_date(query.date), parse_date(held.date))
     if date is None:
         return Score(0, excluded_by="date")
-    name = max(_name_similarity(q, h) for q in query.names for h in held.names)
-    place = _place_similarity(query, held)
+    if date <= WEAK_DATE and not name_keys(query.name) & name_keys(held.name):
+        return Score(0, excluded_by="name")
+    return score_with_date(parse_query(query), held, date)
+
+
+def score_with_date(query: ParsedQuery, held: Encoding, date: int) -> Score:
+    """The score of two encodings of one country whose dates were found compatible (``date``)."""
+    return score_with_name(query, held, date, query.names.similarity(held.name))
+
+
+def score_with_name(query: ParsedQuery, held: Encoding, date: int, name: float) -> Score:
+    """The score given the date score and the name similarity (0.0 to 1.0) of ``held``."""
+    place = _place_similarity(query.place, _place_int(held.place))
     share = NAME_SHARE * 1000 + DATE_SHARE * date + PLACE_SHARE * place
-    total = round(name * share / 1000)
-    return Score(total=total, name=round(name * 1000), date=date, place=place)
+    return Score(total=round(name * share / 1000), name=round(name * 1000), date=date, place=place)
 
 
 def score_band(score: Score | int) -> ScoreBand:
@@ -156,122 +146,34 @@ def date_similarity(query: DateTags, held: DateTags) -> int | None:
     return DATE_SCORES[level]
 
 
-def _place_similarity(query: ParsedEncoding, held: ParsedEncoding) -> int:
-    if query.place is None or held.place is None:
+def _place_similarity(query: int | None, held: int | None) -> int:
+    if query is None or held is None:
         return UNKNOWN_PLACE
-    shared = (query.place & held.place).bit_count()
-    return round(2000 * shared / (query.place_count + held.place_count))
+    return round(2000 * (query & held).bit_count() / (query.bit_count() + held.bit_count()))
 
 
-def _name_similarity(query: tuple[TokenBits, ...], held: tuple[TokenBits, ...]) -> float:
-    pairs = sorted(
-        (
-            (_token_similarity(q, h), qi, hi)
-            for qi, q in enumerate(query)
-            if not q.initial
-            for hi, h in enumerate(held)
-            if not h.initial
-        ),
-        reverse=True,
-    )
-    used_query: set[int] = set()
-    used_held: set[int] = set()
-    matched = 0.0
-    for similarity, qi, hi in pairs:
-        if similarity < TOKEN_MATCH:
-            break
-        if qi not in used_query and hi not in used_held:
-            used_query.add(qi)
-            used_held.add(hi)
-            matched += similarity
-    full_pairs = len(used_query)
-    initial_pairs = _pair_initials(query, held, used_query, used_held)
-    if full_pairs + initial_pairs == 0:
-        return 0.0
-    left_query = _weight(query, used_query)
-    left_held = _weight(held, used_held)
-    paired_weight = full_pairs + INITIAL_WEIGHT * initial_pairs
-    penalty = CONFLICT_PENALTY * min(left_query, left_held) + MISSING_PENALTY * abs(
-        left_query - left_held
-    )
-    score = (matched + INITIAL_WEIGHT * initial_pairs) / (paired_weight + penalty)
-    if full_pairs < 2 <= min(_full_tokens(query), _full_tokens(held)):
-        return min(score, CAPPED_NAME)
-    return score
+def _place_int(place: bytes | None) -> int | None:
+    return None if place is None else int.from_bytes(place, "big")
 
 
-def _pair_initials(
-    query: tuple[TokenBits, ...],
-    held: tuple[TokenBits, ...],
-    used_query: set[int],
-    used_held: set[int],
-) -> int:
-    pairs = 0
-    for qi, q in enumerate(query):
-        if qi in used_query:
-            continue
-        for hi, h in enumerate(held):
-            if hi not in used_held and (q.initial or h.initial) and _initials_agree(q, h):
-                used_query.add(qi)
-                used_held.add(hi)
-                pairs += 1
-                break
-    return pairs
-
-
-def _initials_agree(a: TokenBits, b: TokenBits) -> bool:
-    if a.initial and b.initial:
-        return a.spelling == b.spelling
-    initial, token = (a, b) if a.initial else (b, a)
-    return initial.spelling & token.spelling == initial.spelling
-
-
-def _token_similarity(a: TokenBits, b: TokenBits) -> float:
-    spelling = 2 * (a.spelling & b.spelling).bit_count() / (a.spelling_count + b.spelling_count)
-    skeletons = a.skeleton_count + b.skeleton_count
-    if not skeletons:
-        return spelling
-    skeleton = 2 * (a.skeleton & b.skeleton).bit_count() / skeletons
-    return max(spelling, SKELETON_WEIGHT * skeleton)
-
-
-def _weight(tokens: tuple[TokenBits, ...], used: set[int]) -> float:
-    return sum(
-        INITIAL_WEIGHT if token.initial else 1.0
-        for index, token in enumerate(tokens)
-        if index not in used
-    )
-
-
-def _full_tokens(tokens: tuple[TokenBits, ...]) -> int:
-    return sum(not token.initial for token in tokens)
-
-
-def _parse_names(blob: bytes) -> tuple[tuple[TokenBits, ...], ...]:
-    forms: list[tuple[TokenBits, ...]] = []
+def name_keys(blob: bytes) -> frozenset[bytes]:
+    """One key per full token of every form: its skeleton filter, or its spelling filter when
+    the skeleton is empty. Equal keys mean the same skeleton (or spelling) exactly."""
+    keys: set[bytes] = set()
     position = 1
     for _ in range(blob[0]):
         count = blob[position]
         position += 1
-        forms.append(tuple(_parse_token(blob, position + i * TOKEN_BYTES) for i in range(count)))
-        position += count * TOKEN_BYTES
-    return tuple(forms)
+        for _ in range(count):
+            if not blob[position] & INITIAL_FLAG:
+                spelling_end = position + 1 + SPELLING_BYTES
+                skeleton = blob[spelling_end : position + TOKEN_BYTES]
+                keys.add(skeleton if any(skeleton) else blob[position + 1 : spelling_end])
+            position += TOKEN_BYTES
+    return frozenset(keys)
 
 
-def _parse_token(blob: bytes, start: int) -> TokenBits:
-    spelling_end = start + 1 + SPELLING_BYTES
-    spelling = int.from_bytes(blob[start + 1 : spelling_end], "big")
-    skeleton = int.from_bytes(blob[spelling_end : spelling_end + SKELETON_BYTES], "big")
-    return TokenBits(
-        initial=bool(blob[start] & INITIAL_FLAG),
-        spelling=spelling,
-        skeleton=skeleton,
-        spelling_count=spelling.bit_count(),
-        skeleton_count=skeleton.bit_count(),
-    )
-
-
-def _parse_date(blob: bytes) -> DateTags:
+def parse_date(blob: bytes) -> DateTags:
     precision = Precision(blob[0])
     points: dict[Precision, frozenset[bytes]] = {}
     windows: dict[Precision, frozenset[bytes]] = {}

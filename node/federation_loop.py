@@ -9,9 +9,12 @@ with a capped backoff; the loop only stops when it is cancelled.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 
 from federation.transport import MatrixTransport
+from node.campaigns import run_campaign_duties
 from node.runtime import Node
 from node.sync_host import NodeSyncHost
 from sync.engine import SyncConfig, SyncEngine
@@ -26,10 +29,14 @@ async def run_federation(
     host = await NodeSyncHost.open(node, transport)
     engine = SyncEngine(host, transport, config)
     node.wake_sync = engine.wake
+    duties = asyncio.create_task(run_campaign_duties(node))
     try:
         await engine.run()
     finally:
         node.wake_sync = _no_engine
+        duties.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await duties
 
 
 def _no_engine() -> None:

@@ -51,7 +51,8 @@ from schemas.dates import DateSpanText, PartialDateText
 from schemas.typology import RiskLevel
 
 Countries = Annotated[list[CountryCode], NoDuplicates]
-MatrixRoomId = Annotated[StrictStr, StringConstraints(pattern=r"^![^:\s]{1,200}:[^\s]{1,255}$")]
+MatrixRoomId = Annotated[StrictStr, StringConstraints(pattern=r"^![^:\s]{1,255}(:[^\s]{1,255})?$")]
+"""A Matrix room id (room version 12 ids have no server part)."""
 
 
 class CampaignTarget(WireModel):

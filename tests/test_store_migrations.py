@@ -40,8 +40,10 @@ STORE_TABLES = {
     "pair_rooms",
     "staff_users",
     "staff_sessions",
+    "campaign_records",
+    "campaign_rooms",
 }
-STORE_HEAD = "0003_staff_users"
+STORE_HEAD = "0004_campaign_records"
 RECORD_ID = "0190a5c4-0000-7000-8000-0000000000aa"
 
 

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from aiohttp import web
 
 from node.api.advocacy import AdvocacyEndpoints
+from node.api.campaigns import CampaignEndpoints
 from node.api.cases import CaseEndpoints
 from node.api.framework import Api, Authenticator, Principal
 from node.api.sharing import SharingEndpoints
@@ -33,7 +34,8 @@ def build_api(node: Node, *, now: Callable[[], int] = unix_now) -> Api:
     api = Api(title=API_TITLE, version=API_VERSION)
     for endpoint in (NodeEndpoints(node).endpoints() + CaseEndpoints(node, now).endpoints()
                      + SharingEndpoints(node, now).endpoints()
-                     + AdvocacyEndpoints(node, now).endpoints()):
+                     + AdvocacyEndpoints(node, now).endpoints()
+                     + CampaignEndpoints(node, now).endpoints()):
         api.add(endpoint)
     return api
 

@@ -6,6 +6,7 @@ with the node passphrase in ``DATA_DIR/store.key`` (:mod:`node.store.unlock`). S
 """
 
 from node.store.audit import AuditEvent, AuditLog
+from node.store.campaign_records import CampaignRecords  # noqa: F401 (its tables)
 from node.store.campaigns import CampaignRepository, StoredCampaign
 from node.store.cases import (
     CaseFilter,

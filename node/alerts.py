@@ -40,7 +40,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from federation.transport import MatrixTransport
 from node.alert_room import ensure_alert_room, post_notice
 from node.runtime import Node
-from node.sharing import _node_enqueue, share_records
+from node.sharing import _node_enqueue, share_records, verified_recipients
 from node.store import StoreTransaction
 from node.store.ids import utc_now
 from node.store.tables import StoreMeta
@@ -289,6 +289,8 @@ async def send_alert(
     to = list(recipients) if recipients is not None else await _default_recipients(node)
     if not to:
         raise AlertError("the coalition has no other verified member to alert")
+    async with node.store.read() as tx:
+        await verified_recipients(tx, node.org_id, to)  # refuses before any room is made
     record = build_record(node.org_id, alert, record_id=new_record_id(), issued_at=now)
     async with _transport(node, transport) as matrix:
         room_id = await ensure_alert_room(node, matrix, to)

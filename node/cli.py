@@ -15,6 +15,7 @@ from types import FrameType
 from deploy.demo import run_demo
 from deploy.homeserver import Homeserver, HomeserverError
 from node.advocacy_cli import add_commands as add_advocacy_commands
+from node.alert_cli import add_alert_commands
 from node.coalition import create_coalition, invite_member, join_coalition
 from node.config import ConfigError, load_config
 from node.runtime import NodeNotReady, open_node, read_passphrase
@@ -283,6 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     # Data for advocacy (issue M9): import, export, report sdg, aggregates, backup.
     add_advocacy_commands(commands)
+    add_alert_commands(commands)  # urgent alerts (issue M8)
     return parser
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from node.alerts import run_escalation
 from node.api.app import mount_api
 from node.federation_loop import run_federation
 from node.runtime import Node, open_node
@@ -34,12 +35,14 @@ async def serve(node: Node, stop: asyncio.Event) -> None:
     log.info("node %s serving on http://%s:%d/", node.org_id, http.host, http.port)
     async with node.transport() as transport:
         loop_task = asyncio.create_task(run_federation(node, transport))
+        escalation = asyncio.create_task(run_escalation(node))
         try:
             await stop.wait()
         finally:
-            loop_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await loop_task
+            for task in (loop_task, escalation):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await runner.cleanup()
     log.info("node %s stopped", node.org_id)
 

@@ -32,6 +32,7 @@ from node.alerts import (
     set_alert_settings,
     update_alert,
 )
+from node.cli import main as cli_main
 from node.coalition import refresh_roster
 from node.runtime import Node
 from schemas.payloads import Alert, OrgProfile
@@ -43,6 +44,7 @@ from tests.sharing_support import (
     form_coalition,
     member_running,
     new_member,
+    passphrase_env,
     search,
 )
 
@@ -240,6 +242,21 @@ async def test_a_member_offline_gets_every_missed_alert_in_order_marked_late(
         for alert in missed:
             await _statuses(a, alert.record_id, {b_org: DELIVERED,
                                                  group.node(2).org_id: DELIVERED})
+
+        # The same from the command line, while A's node runs.
+        with passphrase_env():
+            status = await asyncio.to_thread(cli_main, [
+                "--config", str(configs[0]), "alert", "send", "--type", "raid",
+                "--country", "CO", "--text", "Sntl from the command line",
+                "--ask", "public_statement", "--to", b_org])
+        assert status == 0
+
+        async def from_cli() -> AlertState | None:
+            return next((s for s in await list_alerts(b)
+                         if s.claims.get("text") == "Sntl from the command line"), None)
+
+        cli_alert = await eventually(from_cli, what="the alert sent with minga alert send")
+        assert cli_alert.claims["alert_type"] == "raid"
 
 
 async def test_escalation_sends_again_to_a_silent_member(

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from aiohttp import web
 
 from node.api.advocacy import AdvocacyEndpoints
+from node.api.alerts import AlertEndpoints
 from node.api.campaigns import CampaignEndpoints
 from node.api.cases import CaseEndpoints
 from node.api.framework import Api, Authenticator, Principal
@@ -35,6 +36,7 @@ def build_api(node: Node, *, now: Callable[[], int] = unix_now) -> Api:
     for endpoint in (NodeEndpoints(node).endpoints() + CaseEndpoints(node, now).endpoints()
                      + SharingEndpoints(node, now).endpoints()
                      + AdvocacyEndpoints(node, now).endpoints()
+                     + AlertEndpoints(node).endpoints()
                      + CampaignEndpoints(node, now).endpoints()):
         api.add(endpoint)
     return api

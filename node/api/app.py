@@ -15,7 +15,7 @@ from aiohttp import web
 
 from node.api.advocacy import AdvocacyEndpoints
 from node.api.alerts import AlertEndpoints
-from node.api.campaigns import CampaignEndpoints
+from node.api.campaigns import CampaignEndpoints, LetterEndpoints
 from node.api.cases import CaseEndpoints
 from node.api.framework import Api, Authenticator, Principal
 from node.api.sharing import SharingEndpoints
@@ -37,7 +37,8 @@ def build_api(node: Node, *, now: Callable[[], int] = unix_now) -> Api:
                      + SharingEndpoints(node, now).endpoints()
                      + AdvocacyEndpoints(node, now).endpoints()
                      + AlertEndpoints(node).endpoints()
-                     + CampaignEndpoints(node, now).endpoints()):
+                     + CampaignEndpoints(node, now).endpoints()
+                     + LetterEndpoints(node, now).endpoints()):
         api.add(endpoint)
     return api
 

@@ -10,13 +10,16 @@
 - ``GET /campaigns``, ``GET /campaigns/{issuer}/{record_id}`` (the proposal's ids): participants,
   updates, tasks, key messages, timeline. ``POST .../posts``, ``POST .../leave``,
   ``POST .../close`` (the proposer closes; another participant's call is its vote).
+- ``POST /letters`` (title, text, deadline, optional campaign), ``GET /letters``,
+  ``GET /letters/{issuer}/{record_id}`` (signatories live), ``POST .../signatures`` (409 after the
+  deadline), ``GET .../export?format=text|html|json`` (signatory list and verification appendix).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -38,12 +41,35 @@ from node.campaigns import (
     respond,
     state_of,
 )
+from node.letters import (
+    LateSignature,
+    LetterNotFound,
+    LetterState,
+    all_letters,
+    appendix_entries,
+    create_letter,
+    export_data,
+    export_html,
+    export_text,
+    letter_of,
+    sign_letter,
+    verify_letter_appendix,
+)
 from node.rooms import PairRoomError
 from node.runtime import Node
 from node.sharing import SharingError
 from node.store import Role
 from schemas.codes import CampaignPostTypeCode, CampaignRoleCode, ProposalResponseCode
-from schemas.common import LongText, MatrixUserId, Name, NoDuplicates, OrgId, ShortText
+from schemas.common import (
+    LongText,
+    MatrixUserId,
+    Name,
+    NoDuplicates,
+    OrgId,
+    RecordRef,
+    ShortText,
+    UnixSeconds,
+)
 from schemas.dates import PartialDateText
 from schemas.payloads import Proposal
 
@@ -167,7 +193,9 @@ def campaign_answers() -> Iterator[None]:
     """Campaign refusals as API errors (ids and rules only, never content)."""
     try:
         yield
-    except CampaignNotFound as error:
+    except LateSignature as error:
+        raise ApiError(409, "deadline_passed", str(error)) from None
+    except (CampaignNotFound, LetterNotFound) as error:
         raise ApiError(404, "not_found", str(error)) from None
     except ResponsesClosed as error:
         raise ApiError(409, "deadline_passed", str(error)) from None
@@ -282,4 +310,142 @@ class CampaignEndpoints:
             Endpoint("POST", campaign + "/close", self.close,
                      "Close the campaign (proposer) or vote to close (other participants)",
                      Role.editor, response=ProposalView, errors=errors, tags=TAGS),
+        ]
+
+
+# --- letters ----------------------------------------------------------------------------------
+
+
+class LetterRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    title: ShortText
+    text: LongText
+    deadline: UnixSeconds
+    campaign: RecordRef | None = Field(
+        default=None, description="the campaign (its proposal's ids) whose participants sign; "
+        "none: the whole coalition")
+
+
+class SignRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    signatory_name: Name
+    signatory_role: ShortText | None = None
+
+
+class ExportQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    format: Literal["text", "html", "json"] = "text"
+
+
+class SignatoryView(BaseModel):
+    org_id: str
+    organisation: str
+    signatory_name: str
+    signatory_role: str | None
+    signed_at: int
+
+
+class LetterView(BaseModel):
+    issuer: str
+    record_id: str
+    version: int
+    title: str
+    text: str
+    deadline: int
+    open: bool = Field(description="false once the deadline passed")
+    campaign: RecordRef | None
+    sha256: str
+    signatories: list[SignatoryView]
+    late: list[str] = Field(description="organisations whose signature came after the deadline")
+
+
+class LetterList(BaseModel):
+    items: list[LetterView]
+
+
+class LetterExport(BaseModel):
+    format: str
+    content: str | None = Field(description="the text or HTML document")
+    data: dict[str, Any] | None = Field(description="the JSON form (format=json)")
+    valid: bool = Field(description="the appendix verifies (verify_letter_appendix)")
+
+
+def letter_view(state: LetterState) -> LetterView:
+    return LetterView(
+        issuer=state.issuer, record_id=state.record_id, version=state.version,
+        title=state.letter.title, text=state.letter.text, deadline=state.letter.deadline,
+        open=state.open, campaign=state.letter.campaign, sha256=state.sha256,
+        signatories=[SignatoryView(org_id=s.org_id,
+                                   organisation=str(s.statement["organisation"]),
+                                   signatory_name=s.signatory_name,
+                                   signatory_role=s.statement.get("signatory_role"),
+                                   signed_at=s.issued_at) for s in state.signatures],
+        late=list(state.late))
+
+
+class LetterEndpoints:
+    def __init__(self, node: Node, now: Callable[[], int]) -> None:
+        self._node = node
+        self._now = now
+
+    async def create(self, call: Call[LetterRequest, NoQuery]) -> LetterView:
+        body = call.body
+        with campaign_answers():
+            state = await create_letter(self._node, body.title, body.text, body.deadline,
+                                        body.campaign, actor=call.principal.user,
+                                        now=self._now())
+        return letter_view(state)
+
+    async def list_letters(self, call: Call[NoBody, NoQuery]) -> LetterList:
+        return LetterList(items=[letter_view(s)
+                                 for s in await all_letters(self._node, self._now())])
+
+    async def one(self, call: Call[NoBody, NoQuery]) -> LetterView:
+        with campaign_answers():
+            state = await letter_of(self._node, call.path["issuer"], call.path["record_id"],
+                                    self._now())
+        return letter_view(state)
+
+    async def sign(self, call: Call[SignRequest, NoQuery]) -> LetterView:
+        with campaign_answers():
+            state = await sign_letter(self._node, call.path["issuer"], call.path["record_id"],
+                                      call.body.signatory_name, call.body.signatory_role,
+                                      actor=call.principal.user, now=self._now())
+        return letter_view(state)
+
+    async def export(self, call: Call[NoBody, ExportQuery]) -> LetterExport:
+        with campaign_answers():
+            state = await letter_of(self._node, call.path["issuer"], call.path["record_id"],
+                                    self._now())
+        entries = await appendix_entries(self._node, state)
+        data = export_data(state, entries)
+        valid = verify_letter_appendix(data).valid
+        if call.query.format == "json":
+            return LetterExport(format="json", content=None, data=data, valid=valid)
+        render = export_html if call.query.format == "html" else export_text
+        return LetterExport(format=call.query.format, content=render(state, entries), data=None,
+                            valid=valid)
+
+    def endpoints(self) -> list[Endpoint]:
+        one = "/letters/{issuer}/{record_id}"
+        tags = ("letters",)
+        errors = (404, 409, 503)
+        return [
+            Endpoint("POST", "/letters", self.create,
+                     "Post a sign-on letter to the coalition or a campaign's participants",
+                     Role.editor, body=LetterRequest, response=LetterView, status=201,
+                     errors=errors, tags=tags),
+            Endpoint("GET", "/letters", self.list_letters, "Every letter this node knows",
+                     response=LetterList, tags=tags),
+            Endpoint("GET", one, self.one, "A letter and its signatories",
+                     response=LetterView, errors=(404,), tags=tags),
+            Endpoint("POST", one + "/signatures", self.sign,
+                     "Sign the letter for this organisation (until the deadline)", Role.editor,
+                     body=SignRequest, response=LetterView, errors=errors, tags=tags),
+            Endpoint("GET", one + "/export", self.export,
+                     "The letter with its signatories and verification appendix",
+                     query=ExportQuery, response=LetterExport, errors=(404,), tags=tags),
         ]

@@ -438,7 +438,7 @@ def test_index_ranks_one_match_per_handle_and_forgets_removed_cases() -> None:
     index.add("b-2", encode("Diego Salazar", when="2023-03-15"))
     index.add("b-3", encode("Fernando Escobar"))
     matches = index.best_matches(encode("Diego Salazar Ocampo"))
-    assert [match.handle for match in matches] == ["b-1", "b-2"]
+    assert [(match.handle, match.band) for match in matches] == [("b-1", "high"), ("b-2", "medium")]
     assert matches[0].score.total > matches[1].score.total
     assert [m.handle for m in index.best_matches(encode("Diego Salazar Ocampo"), limit=1)] == [
         "b-1"

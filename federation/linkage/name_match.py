@@ -126,18 +126,10 @@ def split_forms(name: bytes) -> list[list[bytes]]:
 
 
 def _form_similarity(form: _Form, rows: list[_Row], floor: float) -> float:
-    start, initials = form.start, form.initials
-    pairs = [
-        (row.similarities[start + qi], qi, hi)
-        for hi, row in enumerate(rows)
-        if not row.initial
-        for qi in range(len(initials))
-        if row.similarities[start + qi]
-    ]
-    if len(pairs) < 2 and not (True in initials or any(row.initial for row in rows)):
-        held_full = len(rows)
-        if not pairs or (floor > CAPPED_NAME and min(form.full_tokens, held_full) >= 2):
-            return 0.0  # nothing paired, or capped below the floor
+    pairs = _similar_pairs(form, rows)
+    no_initials = True not in form.initials and not any(row.initial for row in rows)
+    if no_initials and _below(floor, len(pairs), min(form.full_tokens, len(rows))):
+        return 0.0
     used_query: set[int] = set()
     used_held: set[int] = set()
     matched = 0.0
@@ -152,21 +144,37 @@ def _form_similarity(form: _Form, rows: list[_Row], floor: float) -> float:
         return 0.0
     left_query = sum(
         INITIAL_WEIGHT if initial else 1.0
-        for qi, initial in enumerate(initials)
+        for qi, initial in enumerate(form.initials)
         if qi not in used_query
     )
     left_held = sum(
         INITIAL_WEIGHT if row.initial else 1.0 for hi, row in enumerate(rows) if hi not in used_held
     )
-    penalty = CONFLICT_PENALTY * min(left_query, left_held) + MISSING_PENALTY * abs(
-        left_query - left_held
-    )
+    conflicts, missing = min(left_query, left_held), abs(left_query - left_held)
+    penalty = CONFLICT_PENALTY * conflicts + MISSING_PENALTY * missing
     paired = full_pairs + INITIAL_WEIGHT * initial_pairs
     score = (matched + INITIAL_WEIGHT * initial_pairs) / (paired + penalty)
     held_full = sum(not row.initial for row in rows)
     if full_pairs < 2 <= min(form.full_tokens, held_full):
         return min(score, CAPPED_NAME)
     return score
+
+
+def _similar_pairs(form: _Form, rows: list[_Row]) -> list[tuple[float, int, int]]:
+    """(similarity, query token, held token) for every pair of full tokens that counts."""
+    start = form.start
+    return [
+        (row.similarities[start + qi], qi, hi)
+        for hi, row in enumerate(rows)
+        if not row.initial
+        for qi in range(len(form.initials))
+        if row.similarities[start + qi]
+    ]
+
+
+def _below(floor: float, pairs: int, fewer_full_tokens: int) -> bool:
+    """Whether names without initials must score 0 or below ``floor`` with so few pairs."""
+    return pairs == 0 or (pairs < 2 <= fewer_full_tokens and floor > CAPPED_NAME)
 
 
 def _pair_initials(form: _Form, rows: list[_Row], used_query: set[int], used_held: set[int]) -> int:

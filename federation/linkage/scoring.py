@@ -125,6 +125,7 @@ def score_with_name(query: ParsedQuery, held: Encoding, date: int, name: float) 
 
 
 def score_band(score: Score | int) -> ScoreBand:
+    """The band an answer reports; any band but ``"none"`` is a possible match."""
     total = score.total if isinstance(score, Score) else score
     if total >= HIGH:
         return "high"

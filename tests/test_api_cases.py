@@ -290,6 +290,22 @@ async def test_openapi_lists_every_endpoint_and_its_refs_resolve(api: RunningApi
         ("/api/v1/reports/sdg", "get"),
         ("/api/v1/export", "get"),
         ("/api/v1/imports", "post"),
+        ("/api/v1/proposals/check", "post"),
+        ("/api/v1/proposals", "post"),
+        ("/api/v1/proposals", "get"),
+        ("/api/v1/proposals/{issuer}/{record_id}", "get"),
+        ("/api/v1/proposals/{issuer}/{record_id}/responses", "post"),
+        ("/api/v1/proposals/{record_id}/launch", "post"),
+        ("/api/v1/campaigns", "get"),
+        ("/api/v1/campaigns/{issuer}/{record_id}", "get"),
+        ("/api/v1/campaigns/{issuer}/{record_id}/posts", "post"),
+        ("/api/v1/campaigns/{issuer}/{record_id}/leave", "post"),
+        ("/api/v1/campaigns/{issuer}/{record_id}/close", "post"),
+        ("/api/v1/letters", "post"),
+        ("/api/v1/letters", "get"),
+        ("/api/v1/letters/{issuer}/{record_id}", "get"),
+        ("/api/v1/letters/{issuer}/{record_id}/signatures", "post"),
+        ("/api/v1/letters/{issuer}/{record_id}/export", "get"),
     }
     schemas = document["components"]["schemas"]
 

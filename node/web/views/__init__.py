@@ -6,7 +6,8 @@ from node.web.app import PageRoute
 
 
 def all_routes() -> list[PageRoute]:
+    from node.web import campaigns
     from node.web.views import account, admin, auth, cases, dashboard, directory, sharing
 
     return [*auth.ROUTES, *dashboard.ROUTES, *cases.ROUTES, *sharing.ROUTES,
-            *directory.ROUTES, *account.ROUTES, *admin.ROUTES]
+            *directory.ROUTES, *account.ROUTES, *admin.ROUTES, *campaigns.ROUTES]

@@ -58,6 +58,9 @@ from deploy.processes import die_with_parent, process_alive, runs_command, termi
 SAMPLE_CASES_DIR = Path(__file__).resolve().parent / "demo_cases"
 COALITION_NAME = "Minga demo coalition"
 ADMIN_USER = "demo-admin"
+STAFF_USER = "admin"
+"""The staff account of the web interface created on every demo node (``minga user add``)."""
+STAFF_LOGIN_FILE = "staff-login.json"
 
 COMMAND_TIMEOUT = 180.0
 """Seconds one setup command (``minga init``, ``coalition join``...) may take."""
@@ -405,6 +408,7 @@ def _create_org(
                        "--role", "admin", secret_output=True).strip()
     if not token:
         raise DemoError(f"`minga token create` printed no token for {org.name}")
+    _create_staff_login(runner, layout, org, config)
     entry = DemoOrgEntry(
         name=org.name,
         org_id=str(created["org_id"]),
@@ -414,6 +418,35 @@ def _create_org(
         homeserver=server.url,
     )
     return _CreatedOrg(org, entry, str(created["matrix_user_id"]), config)
+
+
+def _create_staff_login(runner: MingaRunner, layout: DemoLayout, org: DemoOrg,
+                        config: Path) -> None:
+    """An admin account for the web pages, its password and TOTP secret kept in the node's
+    directory (owner-only) so that every start of the demo can print them."""
+    password_file = layout.node_dir(org) / "staff-password"
+    _write_private(password_file, secrets.token_urlsafe(12))
+    output = runner.run("--config", str(config), "user", "add", STAFF_USER, "--role", "admin",
+                        "--password-file", str(password_file), "--json", secret_output=True)
+    try:
+        secret = json.loads(output)["totp_secret"]
+    except (ValueError, KeyError, TypeError):
+        raise DemoError(f"`minga user add` printed no TOTP secret for {org.name}") from None
+    login = {"user": STAFF_USER, "password": password_file.read_text(encoding="utf-8"),
+             "totp_secret": secret}
+    _write_private(layout.node_dir(org) / STAFF_LOGIN_FILE, json.dumps(login) + "\n")
+    password_file.unlink()
+
+
+def _staff_login_lines(layout: DemoLayout, org: DemoOrg) -> list[str]:
+    try:
+        login = json.loads((layout.node_dir(org) / STAFF_LOGIN_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []  # a demo set up before the web interface existed
+    code_command = f"{sys.executable} -m node.web.totp_now {login['totp_secret']}"
+    return [f"    staff login: {login['user']} / {login['password']}",
+            f"      6-digit code: {code_command}",
+            f"      (or add {login['totp_secret']} to an authenticator app)"]
 
 
 def _form_coalition(runner: MingaRunner, founder: _CreatedOrg,
@@ -608,6 +641,8 @@ def _announce(info: DemoInfo, layout: DemoLayout) -> None:
         _say()
         _say(f"  {entry.name} ({org.country}) — organisation id {entry.org_id}")
         _say(f"    web:         {entry.web}")
+        for line in _staff_login_lines(layout, org):
+            _say(line)
         _say(f"    API:         {entry.api}")
         _say(f"    admin token: {entry.token}")
         _say(f"    homeserver:  {entry.homeserver}")

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from federation.secretbox import FAST_TEST_PARAMS, Argon2Params
-from node.web import passwords, totp
+from node.web import passwords, totp, totp_now
 
 RFC_SECRET = b"12345678901234567890"
 # RFC 6238 Appendix B, SHA-1 column (8 digits).
@@ -109,3 +111,12 @@ def test_damaged_or_costly_hashes_are_refused(key: str) -> None:
 def test_weak_passwords_are_refused(password: str) -> None:
     with pytest.raises(passwords.WeakPassword):
         passwords.check_new_password(password)
+
+
+def test_totp_now_prints_the_current_code(capsys: pytest.CaptureFixture[str]) -> None:
+    secret = totp.new_secret()
+    assert totp_now.main([totp.secret_to_text(secret)]) == 0
+    printed = capsys.readouterr().out.strip()
+    assert totp.accepted_step(secret, printed, int(time.time())) is not None
+    assert totp_now.main(["not base32!"]) == 2
+    assert totp_now.main([]) == 2

@@ -97,6 +97,19 @@ def payload_of(item: CampaignItem) -> Any:
     return model.model_validate({k: v for k, v in item.claims.items() if k in model.model_fields})
 
 
+def readable(items: Sequence[CampaignItem]) -> list[CampaignItem]:
+    """The items whose payload validates (one member's malformed record hides only itself)."""
+    found = []
+    for item in items:
+        try:
+            payload_of(item)
+        except (ValidationError, ValueError):
+            log.warning("ignored an unreadable %s record %s", item.kind, item.record_id)
+            continue
+        found.append(item)
+    return found
+
+
 @dataclass(frozen=True)
 class Response:
     org_id: str
@@ -183,6 +196,7 @@ def _status(proposal: Proposal, joined: Sequence[str], campaign: Campaign | None
 
 def proposal_state(items: Sequence[CampaignItem], now: int) -> ProposalState | None:
     """The state of the proposal whose thread ``items`` are (None without the proposal)."""
+    items = readable(items)
     head = next((i for i in items if i.kind == "proposal" and i.record_id == i.thread), None)
     if head is None:
         return None

@@ -40,6 +40,7 @@ from node.campaigns import (
     NotAllowed,
     issue,
     other_members,
+    readable,
     state_of,
     to_coalition,
 )
@@ -131,6 +132,7 @@ def _signature(item: CampaignItem, letter: RecordRef, version: int, sha: str
 
 
 def letter_state(items: Sequence[CampaignItem], now: int) -> LetterState | None:
+    items = readable(items)
     head = next((i for i in items if i.kind == "letter" and i.record_id == i.thread), None)
     if head is None:
         return None

@@ -154,3 +154,14 @@ def test_an_unrelated_draft_finds_nothing() -> None:
     draft = CampaignDraft(title="Seguridad digital para periodistas", countries=["MX"],
                           targets=["Secretaría de Gobernación"])
     assert find_overlaps(draft, KNOWN) == []
+
+
+def test_a_malformed_record_hides_only_itself() -> None:
+    head = item(A, proposal(2), T0)
+    good = item(B, response(head, "join"), T0 + 1)
+    ref = {"issuer": head.issuer, "record_id": head.record_id}
+    bad = CampaignItem(C, new_record_id(), 1, "endorsement", head.record_id, T0 + 2,
+                       {"proposal": ref, "response": "maybe"})
+    state = proposal_state([head, good, bad], T0 + 3)
+    assert state is not None
+    assert state.joined == (A, B) and [r.org_id for r in state.responses] == [B]

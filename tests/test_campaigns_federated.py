@@ -198,3 +198,47 @@ async def test_responses_change_until_the_deadline_and_a_proposal_below_minimum_
             assert view["room_id"] is None
         assert c_org not in at_a["joined"]
         assert (await t.a.json("GET", "/campaigns"))["items"] == []
+
+
+async def test_an_early_launch_takes_later_joiners_and_a_majority_vote_closes_it(
+    federation: Federation, tmp_path: Path
+) -> None:
+    async with trio(federation, tmp_path) as t:
+        a_org, b_org, c_org = (api.node.org_id for api in t.everyone)
+        created = await t.a.json("POST", "/proposals", json=proposal_body(t.a, 3), expect=201)
+        pid = created["record_id"]
+        await seen(t.b, a_org, pid, "the proposal at B")
+        await t.b.json("POST", f"/proposals/{a_org}/{pid}/responses", json={"response": "join"})
+        await seen(t.a, a_org, pid, "B's join at A", lambda v: v["tally"]["join"] == 1)
+        # Below the minimum (2 of 3), the proposer launches early; only B is asked to launch.
+        assert (await t.b.call("POST", f"/proposals/{pid}/launch")).status == 404
+        await t.a.json("POST", f"/proposals/{pid}/launch", expect=202)
+
+        def with_members(*orgs: str) -> Any:
+            return lambda v: v["status"] == "active" and sorted(v["participants"]) == sorted(orgs)
+
+        await seen(t.a, a_org, pid, "the early launch", with_members(a_org, b_org))
+        # C joins before the deadline: the proposer's node adds it to the campaign.
+        await seen(t.c, a_org, pid, "the campaign at C", with_members(a_org, b_org))
+        await t.c.json("POST", f"/proposals/{a_org}/{pid}/responses", json={"response": "join"})
+        for api in t.everyone:
+            await seen(api, a_org, pid, "C added", with_members(a_org, b_org, c_org))
+        room = (await t.a.json("GET", f"/campaigns/{a_org}/{pid}"))["room_id"]
+        c_user = (await t.c.node.matrix_login()).user_id
+
+        async def c_in_room() -> bool:
+            return c_user in await joined_members(t.a, room)
+
+        await eventually(c_in_room, what="C's node in the campaign room")
+        await t.c.json("POST", f"/campaigns/{a_org}/{pid}/posts", expect=201,
+                       json={"post_type": "key_message", "text": "Drop the charges now.",
+                             "targets": ["Department of Justice"]})
+        await seen(t.b, a_org, pid, "C's key message at B",
+                   lambda v: any(p["issuer"] == c_org for p in v["posts"]))
+
+        # One vote of three does not close; two do, on every node.
+        voted = await t.b.json("POST", f"/campaigns/{a_org}/{pid}/close")
+        assert voted["status"] == "active" and voted["close_votes"] == [b_org]
+        await t.c.json("POST", f"/campaigns/{a_org}/{pid}/close")
+        for api in t.everyone:
+            await seen(api, a_org, pid, "closed by a majority", lambda v: v["status"] == "closed")

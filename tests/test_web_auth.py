@@ -6,12 +6,15 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from deploy.homeserver import Homeserver
+from federation.secretbox import FAST_TEST_PARAMS
 from node.store import Role, staff_users
+from node.web.context import WebSettings
 from node.web.totp import secret_from_text, totp
 from tests.web_support import PASSWORD, Browser, WebNode, running_web
 
@@ -256,3 +259,29 @@ async def test_every_post_form_carries_a_csrf_token(site: WebNode) -> None:
         forms = page.text.count('<form method="post"')
         tokens = len(re.findall(r'name="csrf" value="[0-9a-f]{64}"', page.text))
         assert forms and forms == tokens, page.url
+
+
+async def test_an_idle_session_ends(site: WebNode) -> None:
+    browser = await site.logged_in("beatriz")
+    site.ctx.settings = WebSettings(password_params=FAST_TEST_PARAMS,
+                                    session_idle=timedelta(seconds=0))
+    assert (await browser.get("/")).path == "/login"
+    async with site.node.store.read() as tx:
+        user = await staff_users(tx).by_username("beatriz")
+        assert user is not None and await staff_users(tx).end_sessions(user.user_id) == 0
+
+
+async def test_pages_load_nothing_from_other_hosts_and_are_not_cached(site: WebNode) -> None:
+    browser = await site.logged_in("beatriz")
+    async with browser.session.get(site.base + "/cases") as answer:
+        headers = answer.headers
+        html = await answer.text()
+    assert "default-src 'none'" in headers["Content-Security-Policy"]
+    assert "frame-ancestors 'none'" in headers["Content-Security-Policy"]
+    assert headers["X-Frame-Options"] == "DENY" and headers["Cache-Control"] == "no-store"
+    assert headers["Referrer-Policy"] == "no-referrer"
+    assert not re.search(r'(src|href|action)="(https?:)?//', html)
+    assert "<script" not in html
+    async with browser.session.get(site.base + "/static/minga.css") as answer:
+        assert answer.status == 200 and answer.content_type == "text/css"
+        assert "url(" not in await answer.text()  # no fonts or images fetched by the style

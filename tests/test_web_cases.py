@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 
 from deploy.homeserver import Homeserver
+from node.store import CaseFilter
+from node.web.case_search import search_cases
 from tests.web_support import Browser, WebNode, running_web
 
 CASE_FORM = [
@@ -216,3 +218,18 @@ async def test_viewing_a_case_is_audited(site: WebNode) -> None:
         events = await tx.audit.recent(limit=10)
     assert any(e.actor == "chidi" and e.action == "case.view" and e.target == record_id
                for e in events)
+
+
+async def test_text_search_is_capped_and_says_so(site: WebNode) -> None:
+    browser = await site.logged_in("beatriz")
+    for number in range(6):
+        await create(browser, with_fields(CASE_FORM, title=f"Caso {number}",
+                                          narrative="texto común" if number else "aguja"))
+    async with site.node.store.read() as tx:
+        capped = await search_cases(tx, CaseFilter(), "aguja", None, page_size=2,
+                                    scan_limit=4)
+        assert (capped.items, capped.capped, capped.examined) == ([], True, 4)
+        rest = await search_cases(tx, CaseFilter(), "aguja", capped.next_cursor, page_size=2,
+                                  scan_limit=4)
+    assert [item.document["payload"]["title"] for item in rest.items] == ["Caso 0"]
+    assert not rest.capped and rest.next_cursor is None

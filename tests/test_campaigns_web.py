@@ -43,8 +43,16 @@ async def test_a_proposal_is_checked_posted_and_shown(site: WebNode) -> None:
                                    [*similar, ("action", "check")])
     assert checked.status == 200 and "may overlap" in checked.text
     assert page.path in checked.text  # a link to the overlapping proposal
+    # Posting straight away shows the check first; posting from that page goes through.
+    shown = await browser.submit("/proposals/new", "/proposals/new",
+                                 [*similar, ("action", "post")])
+    assert shown.status == 200 and "may overlap" in shown.text
+    posted = await browser.post("/proposals/new", [*similar, ("overlaps_seen", "yes"),
+                                                   ("action", "post")])
+    assert posted.path.startswith("/proposals/o") and "Libertad para" in posted.text
     listing = await browser.get("/proposals")
     assert listing.text.count("Liberen a la defensora Ligaya") == 1
+    assert listing.text.count("Libertad para la DEFENSORA Ligaya") == 1
 
     bad = await browser.submit("/proposals/new", "/proposals/new",
                                [(k, "" if k == "goal" else v) for k, v in PROPOSAL]

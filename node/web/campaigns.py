@@ -169,7 +169,8 @@ async def new_proposal_post(request: web.Request) -> web.StreamResponse:
     except ValidationError as error:
         return _form_page(request, shown, overlaps=overlaps, checked=True,
                           problems=[p.path for p in validation_problems(error)], status=422)
-    if form.get("action") != "post":
+    unseen_overlaps = bool(overlaps) and form.get("overlaps_seen") != "yes"
+    if form.get("action") != "post" or unseen_overlaps:  # the proposer sees the check first
         return _form_page(request, shown, overlaps=overlaps, checked=True)
     try:
         state = await propose(ctx.node, proposal, actor=staff_of(request).username,

@@ -11,11 +11,18 @@ the other organisation's verified node account. Envelopes in a pair room must al
 to this node (``SyncHost.expects_all_addressed``).
 
 Both nodes may create a room at the same moment; each then keeps both (sends go to the oldest).
+
+What the creator posted before the other node joined may not be on the joining node's homeserver
+(it holds the room from the join on), and with nothing after it no gap shows. So the joining node
+asks at once, with an ordinary ``org.minga.resend`` request, for the creator's first
+``MAX_RESEND_SEQS`` envelopes in the room; what it already holds comes again as answered resends,
+which the inbox takes for what they are.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -26,6 +33,7 @@ from node.coalition import MEMBER_POWER, coalition_power_levels
 from node.runtime import Node
 from node.store import RecordNotFound
 from node.store.pair_rooms import PairRoomRepository
+from sync.frame import MAX_RESEND_SEQS, RESEND_EVENT_TYPE, resend_request_content
 
 log = logging.getLogger("minga.rooms")
 
@@ -34,6 +42,7 @@ PAIR_ROOM_CREATED: Final = "pair_room.create"
 PAIR_ROOM_JOINED: Final = "pair_room.join"
 RECHECK_SECONDS: Final = 30.0
 MAX_RECHECKS: Final = 10
+MAX_JOIN_ATTEMPTS: Final = 20
 
 
 class PairRoomError(Exception):
@@ -152,6 +161,13 @@ async def recognise_pair_room(
     return org_id
 
 
+async def ask_for_backlog(transport: MatrixTransport, room_id: str, org_id: str) -> None:
+    """Ask ``org_id``'s node to re-post what it sent in ``room_id`` before we joined."""
+    content = resend_request_content(org_id, [(1, MAX_RESEND_SEQS)])
+    txn_id = "minga-backlog-" + hashlib.sha256(room_id.encode()).hexdigest()[:32]
+    await transport.send(room_id, RESEND_EVENT_TYPE, content, txn_id)
+
+
 @dataclass
 class InviteHandler:
     """Joins rooms this node is invited to and recognises the pair rooms among them.
@@ -166,28 +182,41 @@ class InviteHandler:
     node: Node
     listener: PairRoomListener | None = None
     _joined: set[str] = field(default_factory=set)
+    _pending: dict[str, int] = field(default_factory=dict)  # invite -> failed joins so far
     _unrecognised: dict[str, int] = field(default_factory=dict)  # room -> checks so far
     _last_recheck: float = 0.0
 
     async def handle(self, transport: MatrixTransport, invites: list[str]) -> None:
+        # A sync reports an invite once; a join can fail for a moment (the inviting server may
+        # not have stored the invite yet when ours shows it), so failed joins are retried.
         for room_id in invites:
-            if room_id in self._joined:
-                continue
-            try:
-                await transport.join(room_id)
-            except TransportError as error:
-                log.warning("could not join %s: %s", room_id, error)
-                continue
-            self._joined.add(room_id)
-            if room_id != await self.node.coalition_room():
-                await self._recognise(transport, room_id)
+            if room_id not in self._joined:
+                self._pending.setdefault(room_id, 0)
+        for room_id in list(self._pending):
+            await self._join(transport, room_id)
         await self._recheck(transport)
+
+    async def _join(self, transport: MatrixTransport, room_id: str) -> None:
+        try:
+            await transport.join(room_id)
+        except TransportError as error:
+            failures = self._pending.pop(room_id) + 1
+            if failures < MAX_JOIN_ATTEMPTS:
+                self._pending[room_id] = failures
+            log.warning("could not join %s (attempt %d): %s", room_id, failures, error)
+            return
+        del self._pending[room_id]
+        self._joined.add(room_id)
+        if room_id != await self.node.coalition_room():
+            await self._recognise(transport, room_id)
 
     async def _recognise(self, transport: MatrixTransport, room_id: str) -> None:
         try:
             org_id = await recognise_pair_room(self.node, transport, room_id, self.listener)
+            if org_id is not None:
+                await ask_for_backlog(transport, room_id, org_id)
         except TransportError as error:
-            log.warning("could not read the state of %s: %s", room_id, error)
+            log.warning("could not set up pair room %s: %s", room_id, error)
             org_id = None
         checks = self._unrecognised.pop(room_id, 0) + 1
         if org_id is None and checks < MAX_RECHECKS:

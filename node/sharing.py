@@ -44,7 +44,7 @@ from federation.transport import MatrixTransport
 from node.rooms import ensure_pair_room, pair_room_of
 from node.runtime import Node
 from node.store import StoreTransaction
-from node.store.shares import RETRACT, SHARE, ShareRepository
+from node.store.shares import RETRACT, SHARE, NewShare, ShareRepository
 from node.sync_host import StoreCipher
 from schemas.common import RecordRef
 from schemas.fields import disclosable_paths, split_path
@@ -58,7 +58,7 @@ from schemas.records import (
     build_record,
     record_to_wire,
 )
-from sync.outbox import enqueue as outbox_enqueue
+from sync.outbox import enqueue_many
 
 log = logging.getLogger("minga.sharing")
 
@@ -268,10 +268,12 @@ def disclosed_fields(claims: Mapping[str, Any] | None) -> list[str]:
 
 
 class Enqueue(Protocol):
-    """Queue one SD-JWT for delivery in a room, inside the caller's transaction (sync.outbox)."""
+    """Queue SD-JWTs for delivery in a room to the same recipients, inside the caller's
+    transaction (``sync.outbox.enqueue_many``)."""
 
     def __call__(
-        self, session: AsyncSession, room_id: str, recipient_org_ids: Sequence[str], token: str
+        self, session: AsyncSession, room_id: str, recipient_org_ids: Sequence[str],
+        tokens: Sequence[str],
     ) -> Awaitable[Any]: ...
 
 
@@ -303,32 +305,90 @@ async def verified_recipients(
     return [Recipient.member(org_id) for org_id in org_ids]
 
 
+@dataclass(frozen=True)
+class _Planned:
+    """What one record's share (or retraction) sends: history is filed under ``target``."""
+
+    target: RecordBase[Any]
+    sent: Sequence[Outgoing]
+
+
+def _audit_details(planned: _Planned, action: str) -> dict[str, Any]:
+    target = planned.target
+    recipients: dict[str, list[str]] = {
+        i.recipient: [] if action == RETRACT else list(i.fields) for i in planned.sent}
+    return {"record": target.record_id, "version": target.version, "kind": target.kind,
+            "recipients": recipients}
+
+
 async def _queue(
     tx: StoreTransaction,
-    sent: Sequence[Outgoing],
+    planned: Sequence[_Planned],
     rooms: Mapping[str, str],
     enqueue: Enqueue,
     *,
-    record: RecordBase[Any],
-    target: tuple[str, int, str],
     action: str,
     actor: str,
     at: datetime,
 ) -> None:
-    record_id, version, kind = target
-    history = ShareRepository(tx.session, tx.cipher)
-    for item in sent:
-        room = rooms[item.recipient]
-        await enqueue(tx.session, room, [item.recipient], item.token)
-        await history.add(record_id=record_id, version=version, kind=kind, action=action,
-                          recipient=item.recipient,
-                          fields=() if action == RETRACT else item.fields, room_id=room,
-                          actor=actor, at=at)
-    await tx.audit.append(actor, RETRACT_ACTION if action == RETRACT else SHARE_ACTION,
-                          target=record_id, details={
-                              "version": version, "kind": kind, "record": record.record_id,
-                              "recipients": {i.recipient: list(i.fields) for i in sent},
-                          })
+    """Queue every copy (one outbox call per recipient), file the history, write the audit."""
+    tokens: dict[str, list[str]] = {}
+    for plan in planned:
+        for item in plan.sent:
+            tokens.setdefault(item.recipient, []).append(item.token)
+    for recipient, queued in tokens.items():
+        await enqueue(tx.session, rooms[recipient], [recipient], queued)
+    await ShareRepository(tx.session, tx.cipher).add_many([
+        NewShare(record_id=plan.target.record_id, version=plan.target.version,
+                 kind=plan.target.kind, action=action, recipient=item.recipient,
+                 fields=() if action == RETRACT else item.fields,
+                 room_id=rooms[item.recipient], actor=actor, at=at)
+        for plan in planned for item in plan.sent
+    ])
+    name = RETRACT_ACTION if action == RETRACT else SHARE_ACTION
+    if len(planned) == 1:
+        (plan,) = planned
+        await tx.audit.append(actor, name, target=plan.target.record_id,
+                              details=_audit_details(plan, action))
+    else:  # a bulk share: one entry naming every record
+        await tx.audit.append(actor, name, details={
+            "records": [_audit_details(plan, action) for plan in planned]})
+
+
+async def share_records(
+    tx_factory: Callable[[], Any],
+    keys: OrgKeys,
+    records: Sequence[RecordBase[Any]],
+    recipient_org_ids: Sequence[str],
+    fields: Collection[str] | None = None,
+    *,
+    actor: str,
+    pair_room_for: PairRoomFor,
+    enqueue: Enqueue,
+    issued_at: int,
+) -> list[ShareReceipt]:
+    """Share each of ``records`` with each recipient (see the module docstring); all or nothing.
+
+    ``tx_factory`` opens a store transaction (``node.store.transaction``). Recipients, retractions
+    and consent are checked for every record first, then pair rooms are made sure of (this may
+    create rooms on the homeserver), then everything is queued and recorded in one transaction.
+    """
+    async with tx_factory() as tx:
+        recipients = await verified_recipients(tx, keys.org_id, recipient_org_ids)
+        retracted = await ShareRepository(tx.session, tx.cipher).retracted_among(
+            [record.record_id for record in records])
+    if retracted:
+        raise AlreadyRetracted(f"record {sorted(retracted)[0]} was retracted")
+    batches = [outgoing(record, recipients, fields, keys=keys, issued_at=issued_at)
+               for record in records]
+    rooms = {r.org_id: await pair_room_for(r.org_id) for r in recipients}
+    at = datetime.fromtimestamp(issued_at, UTC)
+    async with tx_factory() as tx:
+        await _queue(tx, [_Planned(record, sent) for record, sent in zip(records, batches,
+                                                                         strict=True)],
+                     rooms, enqueue, action=SHARE, actor=actor, at=at)
+    return [ShareReceipt(record.record_id, record.version, record.kind, tuple(sent), rooms)
+            for record, sent in zip(records, batches, strict=True)]
 
 
 async def share_record(
@@ -343,25 +403,11 @@ async def share_record(
     enqueue: Enqueue,
     issued_at: int,
 ) -> ShareReceipt:
-    """Share ``record`` with each recipient (see the module docstring); all or nothing.
-
-    ``tx_factory`` opens a store transaction (``node.store.transaction``). Consent and recipients
-    are checked first, then pair rooms are made sure of (this may create rooms on the
-    homeserver), then everything is queued and recorded in one transaction.
-    """
-    async with tx_factory() as tx:
-        recipients = await verified_recipients(tx, keys.org_id, recipient_org_ids)
-        history = ShareRepository(tx.session, tx.cipher)
-        if any(e.action == RETRACT for e in await history.history(record.record_id)):
-            raise AlreadyRetracted(f"record {record.record_id} was retracted")
-    sent = outgoing(record, recipients, fields, keys=keys, issued_at=issued_at)
-    rooms = {r.org_id: await pair_room_for(r.org_id) for r in recipients}
-    at = datetime.fromtimestamp(issued_at, UTC)
-    async with tx_factory() as tx:
-        await _queue(tx, sent, rooms, enqueue, record=record,
-                     target=(record.record_id, record.version, record.kind), action=SHARE,
-                     actor=actor, at=at)
-    return ShareReceipt(record.record_id, record.version, record.kind, tuple(sent), rooms)
+    """Share one record: :func:`share_records` with a single record."""
+    (receipt,) = await share_records(tx_factory, keys, [record], recipient_org_ids, fields,
+                                     actor=actor, pair_room_for=pair_room_for, enqueue=enqueue,
+                                     issued_at=issued_at)
+    return receipt
 
 
 async def retract_record(
@@ -390,9 +436,8 @@ async def retract_record(
     rooms = {org_id: await pair_room_for(org_id) for org_id in recipient_ids}
     at = datetime.fromtimestamp(issued_at, UTC)
     async with tx_factory() as tx:
-        await _queue(tx, sent, rooms, enqueue, record=record,
-                     target=(target.record_id, target.version, target.kind), action=RETRACT,
-                     actor=actor, at=at)
+        await _queue(tx, [_Planned(target, sent)], rooms, enqueue, action=RETRACT, actor=actor,
+                     at=at)
     return ShareReceipt(target.record_id, target.version, target.kind, tuple(sent), rooms)
 
 
@@ -420,9 +465,9 @@ async def _node_enqueue(node: Node) -> Enqueue:
         cipher = StoreCipher(tx.cipher)
 
     async def queue(session: AsyncSession, room_id: str, recipient_org_ids: Sequence[str],
-                    token: str) -> int:
-        return await outbox_enqueue(session, cipher, room_id, recipient_org_ids, token,
-                                    queued_at_ms=int(time.time() * 1000))
+                    tokens: Sequence[str]) -> list[int]:
+        return await enqueue_many(session, cipher, room_id, recipient_org_ids, tokens,
+                                  queued_at_ms=int(time.time() * 1000))
 
     return queue
 
@@ -440,14 +485,30 @@ async def share_from_node(
 
     Raises ``node.rooms.PairRoomError`` if a pair room is missing and cannot be created now.
     """
+    (receipt,) = await share_many_from_node(node, [record], recipient_org_ids, fields,
+                                            actor=actor, issued_at=issued_at)
+    return receipt
+
+
+async def share_many_from_node(
+    node: Node,
+    records: Sequence[RecordBase[Any]],
+    recipient_org_ids: Sequence[str],
+    fields: Collection[str] | None = None,
+    *,
+    actor: str,
+    issued_at: int,
+) -> list[ShareReceipt]:
+    """:func:`share_records` with this node's keys, store, pair rooms and outbox (imports,
+    bulk shares): one transaction for all of them."""
     async with AsyncExitStack() as stack:
-        receipt = await share_record(
-            node.store.transaction, node.keys, record, recipient_org_ids, fields, actor=actor,
+        receipts = await share_records(
+            node.store.transaction, node.keys, records, recipient_org_ids, fields, actor=actor,
             pair_room_for=_PairRooms(node, stack).room_for, enqueue=await _node_enqueue(node),
             issued_at=issued_at,
         )
     node.wake_sync()
-    return receipt
+    return receipts
 
 
 async def retract_from_node(

@@ -7,7 +7,7 @@ The staff user who shared is encrypted like every actor; field paths and org ids
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -21,6 +21,7 @@ from node.store.tables import ShareRow
 SHARE = "share"
 RETRACT = "retract"
 MAX_PAGE = 500
+_IDS_PER_QUERY = 500  # well under every database's limit on bound parameters
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,19 @@ class ShareEntry:
     shared_at: datetime
 
 
+@dataclass(frozen=True)
+class NewShare:
+    record_id: str
+    version: int
+    kind: str
+    action: str
+    recipient: str
+    fields: Collection[str]
+    room_id: str
+    actor: str = field(repr=False)
+    at: datetime
+
+
 def _actor_cell(record_id: str, version: int, recipient: str, action: str, at: datetime) -> Cell:
     return Cell("shares", "actor", (record_id, str(version), recipient, action, at.isoformat()))
 
@@ -45,32 +59,30 @@ class ShareRepository:
         self._session = session
         self._cipher = cipher
 
-    async def add(
-        self,
-        *,
-        record_id: str,
-        version: int,
-        kind: str,
-        action: str,
-        recipient: str,
-        fields: Collection[str],
-        room_id: str,
-        actor: str,
-        at: datetime,
-    ) -> ShareEntry:
-        record_id = normalise_record_id(record_id)
-        at = at.astimezone(UTC)
-        paths = tuple(sorted(fields))
-        row = ShareRow(
-            record_id=record_id, version=version, kind=kind, action=action,
-            recipient=recipient, fields=list(paths), room_id=room_id, shared_at=at,
-            actor=self._cipher.encrypt_text(
-                actor, _actor_cell(record_id, version, recipient, action, at)
-            ),
-        )
-        self._session.add(row)
+    async def add_many(self, shares: Sequence[NewShare]) -> list[ShareEntry]:
+        """File several shares at once (one flush)."""
+        rows = [self._row(share) for share in shares]
+        self._session.add_all(rows)
         await self._session.flush()
-        return ShareEntry(record_id, version, kind, action, recipient, paths, room_id, actor, at)
+        return [self._entry_of(share, row) for share, row in zip(shares, rows, strict=True)]
+
+    async def add(self, share: NewShare) -> ShareEntry:
+        (entry,) = await self.add_many([share])
+        return entry
+
+    def _row(self, share: NewShare) -> ShareRow:
+        record_id, at = normalise_record_id(share.record_id), share.at.astimezone(UTC)
+        cell = _actor_cell(record_id, share.version, share.recipient, share.action, at)
+        return ShareRow(
+            record_id=record_id, version=share.version, kind=share.kind, action=share.action,
+            recipient=share.recipient, fields=sorted(share.fields), room_id=share.room_id,
+            shared_at=at, actor=self._cipher.encrypt_text(share.actor, cell),
+        )
+
+    @staticmethod
+    def _entry_of(share: NewShare, row: ShareRow) -> ShareEntry:
+        return ShareEntry(row.record_id, row.version, row.kind, row.action, row.recipient,
+                          tuple(row.fields), row.room_id, share.actor, row.shared_at)
 
     async def history(self, record_id: str, *, limit: int = MAX_PAGE) -> list[ShareEntry]:
         """Every share and retraction of ``record_id``, oldest first."""
@@ -93,6 +105,19 @@ class ShareRepository:
             .order_by(ShareRow.recipient)
         )
         return list(found)
+
+    async def retracted_among(self, record_ids: Sequence[str]) -> set[str]:
+        """Those of ``record_ids`` that were retracted."""
+        wanted = sorted({normalise_record_id(record_id) for record_id in record_ids})
+        found: set[str] = set()
+        for start in range(0, len(wanted), _IDS_PER_QUERY):
+            found.update(await self._session.scalars(
+                select(ShareRow.record_id).where(
+                    ShareRow.record_id.in_(wanted[start:start + _IDS_PER_QUERY]),
+                    ShareRow.action == RETRACT,
+                ).distinct()
+            ))
+        return found
 
     def _entry(self, row: ShareRow) -> ShareEntry:
         cell = _actor_cell(row.record_id, row.version, row.recipient, row.action, row.shared_at)

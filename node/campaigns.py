@@ -454,9 +454,8 @@ async def _create_room(node: Node, transport: MatrixTransport, state: ProposalSt
     room_id = known_room
     if room_id is None:
         users = await _node_users(node, [p for p in participants if p != node.org_id])
-        staff = [c for r in state.responses if r.response == "join" for c in r.contacts]
         room_id = await transport.create_room(
-            name=CAMPAIGN_ROOM_NAME, invite=sorted(set(users.values()) | set(staff)),
+            name=CAMPAIGN_ROOM_NAME, invite=sorted(users.values()),
             initial_state=campaign_room_state(),
             power_levels=campaign_room_power_levels(sorted(users.values())))
         async with node.store.transaction() as tx:
@@ -466,8 +465,20 @@ async def _create_room(node: Node, transport: MatrixTransport, state: ProposalSt
             await tx.audit.append("federation", "campaign.room.create", target=state.record_id,
                                   details={"room_id": room_id, "participants": participants})
         log.info("created campaign room %s for %s", room_id, state.record_id)
+        await _invite_staff(transport, room_id, state, participants)
     await to_coalition(node, campaign_payload(state, participants, room_id), actor="federation",
                        issued_at=now)
+
+
+async def _invite_staff(transport: MatrixTransport, room_id: str, state: ProposalState,
+                        orgs: Sequence[str]) -> None:
+    """Invite the staff accounts the joining organisations listed; one that fails (a typo, a
+    server that is down) is logged and skipped, never holding up the campaign."""
+    for contact in sorted({c for r in state.responses if r.org_id in orgs for c in r.contacts}):
+        try:
+            await transport.invite(room_id, contact)
+        except TransportError as error:
+            log.warning("could not invite a staff account to %s: %s", room_id, error.status)
 
 
 async def _add_joiners(node: Node, transport: MatrixTransport, state: ProposalState,
@@ -483,6 +494,7 @@ async def _add_joiners(node: Node, transport: MatrixTransport, state: ProposalSt
     await transport.put_state(room_id, "m.room.power_levels", "", levels)
     for user in users.values():
         await transport.invite(room_id, user)
+    await _invite_staff(transport, room_id, state, new)
     record_id, version = state.campaign_record
     participants = [*state.participants, *new]
     await to_coalition(node, campaign_payload(state, participants, room_id), actor="federation",

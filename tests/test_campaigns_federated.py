@@ -17,6 +17,7 @@ import pytest
 
 from deploy.homeserver import Federation
 from federation.transport import TransportError
+from node.coalition import MEMBER_POWER
 from node.store.campaign_records import ROOM_LEFT, CampaignRecords
 from tests.api_harness import RunningApi
 from tests.sharing_support import ORGS, eventually, form_coalition, member_running, new_member
@@ -93,8 +94,10 @@ async def test_a_campaign_forms_runs_and_closes_with_only_its_participants(
 
         await seen(t.b, a_org, pid, "the proposal at B")
         await seen(t.c, a_org, pid, "the proposal at C")
+        staff = federation[1].create_account("b-staff").user_id  # B's campaigner, in Element
         await t.b.json("POST", f"/proposals/{a_org}/{pid}/responses",
-                       json={"response": "join", "roles": ["legal"]})
+                       json={"response": "join", "roles": ["legal"],
+                             "contacts": [staff, "@nobody:unreachable.invalid"]})
         await t.c.json("POST", f"/proposals/{a_org}/{pid}/responses",
                        json={"response": "decline", "reason": "No capacity this quarter"})
 
@@ -118,6 +121,13 @@ async def test_a_campaign_forms_runs_and_closes_with_only_its_participants(
             return await joined_members(t.a, room) == {a_user, b_user}
 
         await eventually(both_in, what="A and B in the campaign room")
+        async with t.a.node.transport() as transport:
+            state = await transport.room_state(room)
+        invited = {e.state_key for e in state if e.type == "m.room.member"
+                   and e.content.get("membership") == "invite"}
+        assert invited == {staff}  # the listed staff account; the unreachable one skipped
+        levels = next(e.content for e in state if e.type == "m.room.power_levels")
+        assert staff not in levels["users"] and levels["users"].get(b_user) == MEMBER_POWER
 
         # An update from B reaches A; C neither receives it nor can read the room.
         await seen(t.b, a_org, pid, "the campaign at B", launched)

@@ -17,7 +17,15 @@ from pydantic import ValidationError
 
 from federation.transport import TransportError
 from node.alert_room import AlertRoomError
-from node.alerts import WITHHOLDABLE, AlertError, AlertState, list_alerts, send_alert, update_alert
+from node.alerts import (
+    WITHHOLDABLE,
+    AlertError,
+    AlertState,
+    list_alerts,
+    notices_posted,
+    send_alert,
+    update_alert,
+)
 from node.runtime import Node, open_node
 from node.sharing import SharingError
 from node.sync_host import NodeSyncHost
@@ -80,7 +88,9 @@ async def _send(args: argparse.Namespace, alert: Alert) -> tuple[AlertState, boo
     async with open_node(args.config) as node:
         state = await send_alert(node, alert, recipients=args.to, withhold=args.withhold,
                                  actor=CLI_ACTOR, now=int(time.time()))
-        return state, await deliver_queued(node)
+        delivered = await deliver_queued(node)
+        await notices_posted()
+        return state, delivered
 
 
 async def deliver_queued(node: Node) -> bool:

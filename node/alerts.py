@@ -29,28 +29,29 @@ import asyncio
 import hashlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Collection, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any, Final
 
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from federation.transport import MatrixTransport
-from node.alert_room import ensure_alert_room, post_notice
+from node.alert_room import ALERT_ROOM_SETTING, ensure_alert_room, post_notice
 from node.runtime import Node
-from node.sharing import _node_enqueue, share_records, verified_recipients
-from node.store import StoreTransaction
+from node.sharing import share_records, verified_recipients
+from node.store import Store, StoreTransaction
+from node.store.cipher import ColumnCipher
 from node.store.ids import utc_now
 from node.store.tables import StoreMeta
 from node.sync_host import StoreCipher
 from schemas.common import RecordRef
 from schemas.ids import new_record_id
 from schemas.payloads import Alert, AlertAck
-from schemas.records import AlertRecord, build_record, record_to_wire
+from schemas.records import build_record, record_to_wire
 from sync.host import VerifiedRecord
-from sync.outbox import enqueue_many
+from sync.outbox import enqueue_many, item_states
 
 log = logging.getLogger("minga.alerts")
 
@@ -245,17 +246,6 @@ def _fields(withhold: Collection[str]) -> list[str]:
     return sorted(set(ALWAYS_DISCLOSED) | (set(WITHHOLDABLE) - set(withhold)))
 
 
-async def _default_recipients(node: Node) -> list[str]:
-    async with node.store.read() as tx:
-        members = await tx.orgs.members(verified_only=True)
-    return sorted(m.org_id for m in members if m.org_id != node.org_id)
-
-
-async def _capabilities(tx: StoreTransaction) -> dict[str, list[str]]:
-    members = await tx.orgs.members(verified_only=True)
-    return {m.org_id: member_capabilities(m.entry) for m in members}
-
-
 def member_capabilities(entry: dict[str, Any]) -> list[str]:
     """The capabilities a member's directory entry names (its signed profile)."""
     profile = entry.get("profile")
@@ -263,15 +253,68 @@ def member_capabilities(entry: dict[str, Any]) -> list[str]:
     return [c for c in listed if isinstance(c, str)] if isinstance(listed, list) else []
 
 
-async def _share(node: Node, record: AlertRecord | Any, recipients: Sequence[str],
-                 fields: Collection[str] | None, room_id: str, *, actor: str, now: int) -> None:
+_ciphers: dict[int, tuple[Store, ColumnCipher]] = {}
+
+
+async def _cipher(node: Node) -> ColumnCipher:
+    """The store's column cipher, read once per open store (handlers run often)."""
+    cached = _ciphers.get(id(node.store))
+    if cached is None or cached[0] is not node.store:
+        async with node.store.read() as tx:
+            cached = (node.store, tx.cipher)
+        _ciphers[id(node.store)] = cached
+    return cached[1]
+
+
+InTransaction = Callable[[AsyncSession], Awaitable[None]]
+
+
+async def _share(node: Node, record: Any, recipients: Sequence[str],
+                 fields: Collection[str] | None, room_id: str, *, actor: str, now: int,
+                 also: InTransaction | None = None) -> list[int]:
+    """Share through the one sharing path into ``room_id``, running ``also`` in the same
+    transaction; the outbox item ids."""
+    cipher = StoreCipher(await _cipher(node))
+    item_ids: list[int] = []
+    pending = [also] if also is not None else []
+
     async def the_room(_: str) -> str:
         return room_id
 
+    async def enqueue(session: AsyncSession, room_id: str, recipient_org_ids: Sequence[str],
+                      tokens: Sequence[str]) -> list[int]:
+        while pending:
+            await pending.pop()(session)
+        queued = await enqueue_many(session, cipher, room_id, recipient_org_ids, tokens,
+                                    queued_at_ms=int(time.time() * 1000))
+        item_ids.extend(queued)
+        return queued
+
     await share_records(node.store.transaction, node.keys, [record], recipients, fields,
-                        actor=actor, pair_room_for=the_room, enqueue=await _node_enqueue(node),
-                        issued_at=now)
+                        actor=actor, pair_room_for=the_room, enqueue=enqueue, issued_at=now)
     node.wake_sync()
+    return item_ids
+
+
+@dataclass(frozen=True)
+class _Audience:
+    recipients: list[str]
+    capabilities: dict[str, list[str]]
+    room: dict[str, Any] | None
+
+
+async def _audience(node: Node, recipients: Sequence[str] | None) -> _Audience:
+    """Who gets the alert (checked: verified members), what they can do, the alert room."""
+    async with node.store.read() as tx:
+        members = await tx.orgs.members(verified_only=True)
+        to = (list(recipients) if recipients is not None
+              else sorted(m.org_id for m in members if m.org_id != node.org_id))
+        if not to:
+            raise AlertError("the coalition has no other verified member to alert")
+        await verified_recipients(tx, node.org_id, to)  # refuses before any room is made
+        room = await tx.settings.get(ALERT_ROOM_SETTING)
+    return _Audience(to, {m.org_id: member_capabilities(m.entry) for m in members},
+                     room if isinstance(room, dict) else None)
 
 
 async def send_alert(
@@ -282,60 +325,79 @@ async def send_alert(
     withhold: Collection[str] = (),
     actor: str,
     now: int,
-    transport: MatrixTransport | None = None,
 ) -> AlertState:
     """Send a new alert to ``recipients`` (default: every verified member); its state."""
     fields = _fields(withhold)
-    to = list(recipients) if recipients is not None else await _default_recipients(node)
-    if not to:
-        raise AlertError("the coalition has no other verified member to alert")
-    async with node.store.read() as tx:
-        await verified_recipients(tx, node.org_id, to)  # refuses before any room is made
+    audience = await _audience(node, recipients)
+    room_id = await _alert_room(node, audience)
     record = build_record(node.org_id, alert, record_id=new_record_id(), issued_at=now)
-    async with _transport(node, transport) as matrix:
-        room_id = await ensure_alert_room(node, matrix, to)
-        state = await _record_sent(node, record, to, fields, room_id, now)
-        try:
-            await _share(node, record, to, fields, room_id, actor=actor, now=now)
-        except Exception:
-            await _forget(node, state)
-            raise
-        await post_notice(node, matrix, room_id, f"minga-alert-{record.record_id}")
+    state = _sent_state(record, audience, fields, room_id, now)
+    cipher = await _cipher(node)
+
+    async def remember(session: AsyncSession) -> None:
+        await save_state(StoreTransaction(session, cipher, utc_now), state)
+
+    item_ids = await _share(node, record, audience.recipients, fields, room_id, actor=actor,
+                            now=now, also=remember)
+    _notice_after(node, room_id, item_ids, f"minga-alert-{record.record_id}")
     bus_of(node).notify()
     return state
 
 
-@asynccontextmanager
-async def _transport(node: Node, given: MatrixTransport | None
-                     ) -> AsyncIterator[MatrixTransport]:
-    if given is not None:
-        yield given
-        return
+async def _alert_room(node: Node, audience: _Audience) -> str:
+    """The alert room with every recipient invited; Matrix is only called to change it."""
+    saved = audience.room
+    if saved is not None and set(audience.recipients) <= set(saved["invited"]):
+        return str(saved["room_id"])
     async with node.transport() as transport:
-        yield transport
+        return await ensure_alert_room(node, transport, audience.recipients)
 
 
-async def _record_sent(node: Node, record: Any, to: Sequence[str], fields: Sequence[str],
-                       room_id: str, now: int) -> AlertState:
+def _sent_state(record: Any, audience: _Audience, fields: Sequence[str], room_id: str,
+                now: int) -> AlertState:
     claims = dict(record_to_wire(record)["payload"])
     asks = claims.get("asks", [])
-    async with node.store.transaction() as tx:
-        capabilities = await _capabilities(tx)
-        state = AlertState(
-            issuer=node.org_id, record_id=record.record_id, version=record.version, own=True,
-            claims=claims, issued_at=now, arrived_at=now, room_id=room_id, updated_at=now,
-            fields=list(fields),
-            recipients=[RecipientState(org_id=o, last_sent_at=now, matches_ask=capability_matches(
-                asks, capabilities.get(o, []))) for o in to])
-        await save_state(tx, state)
-    return state
+    return AlertState(
+        issuer=record.issuer, record_id=record.record_id, version=record.version, own=True,
+        claims=claims, issued_at=now, arrived_at=now, room_id=room_id, updated_at=now,
+        fields=list(fields),
+        recipients=[RecipientState(org_id=o, last_sent_at=now, matches_ask=capability_matches(
+            asks, audience.capabilities.get(o, []))) for o in audience.recipients])
 
 
-async def _forget(node: Node, state: AlertState) -> None:
-    async with node.store.transaction() as tx:
-        row = await tx.session.get(StoreMeta, "setting." + state.key)
-        if row is not None:
-            await tx.session.delete(row)
+# The push notice goes out once the sealed alert has left: posted at the same moment, it would
+# compete with it for the same room on the homeserver and reach members first, delaying the
+# alert by a sync round trip.
+_notices: set[asyncio.Task[None]] = set()
+NOTICE_WAIT_SECONDS: Final = 30.0
+
+
+def _notice_after(node: Node, room_id: str, item_ids: Sequence[int], txn_id: str) -> None:
+    task = asyncio.create_task(_post_notice_when_sent(node, room_id, item_ids, txn_id))
+    _notices.add(task)
+    task.add_done_callback(_notices.discard)
+
+
+async def _post_notice_when_sent(node: Node, room_id: str, item_ids: Sequence[int],
+                                 txn_id: str) -> None:
+    deadline = time.monotonic() + NOTICE_WAIT_SECONDS
+    try:
+        while time.monotonic() < deadline:
+            async with node.store.read() as tx:
+                states = await item_states(tx.session, item_ids)
+            if all(s.state == "sent" for s in states.values()):
+                break
+            await asyncio.sleep(0.1)
+        async with node.transport() as transport:
+            await post_notice(node, transport, room_id, txn_id)
+    except Exception as error:  # a push notice is a courtesy; the alert itself is queued
+        log.warning("alert notice not posted: %s", type(error).__name__)
+
+
+async def notices_posted() -> None:
+    """Wait for every pending push notice (before a short-lived process exits)."""
+    if _notices:
+        await asyncio.gather(*list(_notices), return_exceptions=True)
 
 
 async def update_alert(
@@ -445,9 +507,7 @@ async def respond(
 
 @asynccontextmanager
 async def _in_session(session: AsyncSession, node: Node) -> AsyncIterator[StoreTransaction]:
-    async with node.store.read() as reader:
-        cipher = reader.cipher
-    yield StoreTransaction(session, cipher, utc_now)
+    yield StoreTransaction(session, await _cipher(node), utc_now)
 
 
 def _within(session: AsyncSession, node: Node) -> Callable[[], Any]:
@@ -485,8 +545,7 @@ def _payload_claims(claims: dict[str, Any]) -> dict[str, Any]:
 async def _queue_ack(session: AsyncSession, node: Node, state: AlertState, *, now: int) -> None:
     """Our current acknowledgement, sealed to the issuer, queued in this same transaction."""
     record = _ack_record(node.org_id, state, now=now)
-    async with node.store.read() as reader:
-        cipher = StoreCipher(reader.cipher)
+    cipher = StoreCipher(await _cipher(node))
 
     async def queue(session: AsyncSession, room_id: str, recipient_org_ids: Sequence[str],
                     tokens: Sequence[str]) -> list[int]:

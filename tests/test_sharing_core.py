@@ -28,6 +28,7 @@ from node.sharing import (
     preview_share,
     retract_record,
     share_record,
+    share_records,
 )
 from node.store import Store, create_data_key, open_store
 from node.store.shares import RETRACT, SHARE, ShareRepository
@@ -175,8 +176,8 @@ class Outbox:
         self.queued: list[tuple[str, list[str], str]] = []
 
     async def enqueue(self, session: AsyncSession, room_id: str,
-                      recipient_org_ids: Sequence[str], token: str) -> None:
-        self.queued.append((room_id, list(recipient_org_ids), token))
+                      recipient_org_ids: Sequence[str], tokens: Sequence[str]) -> None:
+        self.queued += [(room_id, list(recipient_org_ids), token) for token in tokens]
 
 
 async def _room_for(org_id: str) -> str:
@@ -256,3 +257,29 @@ async def test_retraction_goes_to_every_past_recipient_in_clear_and_blocks_resha
     with pytest.raises(AlreadyRetracted):
         await share_record(store.transaction, ISSUER_KEYS, record, [B], ["country"], actor="a",
                            pair_room_for=_room_for, enqueue=outbox.enqueue, issued_at=T0 + 4)
+
+
+async def test_bulk_share_is_one_transaction_all_or_nothing(store: Store) -> None:
+    outbox = Outbox()
+    records = [_case() for _ in range(3)]
+    refused = [*records, _case(consent_level="none")]
+    with pytest.raises(ShareRefused):
+        await share_records(store.transaction, ISSUER_KEYS, refused, [B], ["country"],
+                            actor="a", pair_room_for=_room_for, enqueue=outbox.enqueue,
+                            issued_at=T0)
+    assert outbox.queued == []
+    receipts = await share_records(store.transaction, ISSUER_KEYS, records, [B, C],
+                                   ["country"], actor="a", pair_room_for=_room_for,
+                                   enqueue=outbox.enqueue, issued_at=T0)
+    assert [r.record_id for r in receipts] == [r.record_id for r in records]
+    assert len(outbox.queued) == 6
+    ring = _keyring()
+    tokens_for_b = [token for room, (to,), token in outbox.queued if to == B]
+    assert [verify(t, ring, expected_audience=B).claims["record_id"] for t in tokens_for_b] == [
+        r.record_id for r in records]
+    for record in records:
+        assert await _history(store, record.record_id) == [
+            (SHARE, B, 1, ("country",)), (SHARE, C, 1, ("country",))]
+    async with store.read() as tx:
+        (entry,) = await tx.audit.recent(limit=1)
+    assert [d["record"] for d in entry.details["records"]] == [r.record_id for r in records]

@@ -13,6 +13,8 @@ import pytest
 from federation.identity import OrgKeys, sign_member_entry
 from federation.keys import KeyNotTrusted
 from federation.secretbox import FAST_TEST_PARAMS
+from federation.transport import TimelineEvent, TransportError
+from node.rooms import PAIR_EVENT_TYPE, InviteHandler
 from node.runtime import Node
 from node.store import create_data_key, open_store
 from node.store.pair_rooms import PairRoomRepository
@@ -138,3 +140,57 @@ def test_at_rest_cipher_binds_the_context(host: NodeSyncHost) -> None:
     assert host.cipher.decrypt_at_rest(sealed, ("outbox", "abc")) == b"token"
     with pytest.raises(Exception, match="does not decrypt"):
         host.cipher.decrypt_at_rest(sealed, ("outbox", "abd"))
+
+
+class FakeTransport:
+    """Joins fail a given number of times; room state is what a pair room creator set."""
+
+    def __init__(self, failures: int, states: dict[str, list[TimelineEvent]]) -> None:
+        self.failures, self.states, self.joins = failures, states, 0
+        self.sent: list[tuple[str, str, dict[str, Any]]] = []
+
+    async def send(self, room_id: str, event_type: str, content: dict[str, Any],
+                   txn_id: str) -> str:
+        self.sent.append((room_id, event_type, content))
+        return "$sent"
+
+    async def join(self, room_id: str) -> str:
+        self.joins += 1
+        if self.failures:
+            self.failures -= 1
+            raise TransportError("join", "M_FORBIDDEN You are not invited to this room.")
+        return room_id
+
+    async def room_state(self, room_id: str) -> list[TimelineEvent]:
+        return self.states[room_id]
+
+
+def _state(room: str, creator: str, orgs: list[str]) -> list[TimelineEvent]:
+    return [TimelineEvent(room, "$c", creator, "m.room.create", {}, 1, ""),
+            TimelineEvent(room, "$p", creator, PAIR_EVENT_TYPE, {"orgs": orgs}, 1, "")]
+
+
+async def test_invites_are_retried_and_only_true_pair_rooms_recognised(
+    host: NodeSyncHost,
+) -> None:
+    issuer_user = f"@{ISSUER.org_id[:8]}:hs"
+    states = {
+        "!pair:hs": _state("!pair:hs", issuer_user, sorted([OWN.org_id, ISSUER.org_id])),
+        "!forged:hs": _state("!forged:hs", "@someone-else:hs", [OWN.org_id, ISSUER.org_id]),
+        "!other:hs": _state("!other:hs", issuer_user, [ISSUER.org_id, STRANGER.org_id]),
+    }
+    transport = FakeTransport(failures=1, states=states)
+    handler = InviteHandler(host.node, host)
+    await handler.handle(cast(Any, transport), ["!pair:hs"])  # the join fails once
+    assert not host.expects_all_addressed("!pair:hs")
+    await handler.handle(cast(Any, transport), [])  # retried without a new invite
+    await handler.handle(cast(Any, transport), ["!forged:hs", "!other:hs"])
+    assert transport.joins == 4
+    async with host.node.store.read() as tx:
+        rooms = await PairRoomRepository(tx.session).all()
+    assert [(r.room_id, r.org_id, r.created_by_us) for r in rooms] == [
+        ("!pair:hs", ISSUER.org_id, False)]
+    assert host.expects_all_addressed("!pair:hs")
+    # Having joined, it asks the creator for what was posted before the join.
+    assert transport.sent == [("!pair:hs", "org.minga.resend",
+                               {"issuer": ISSUER.org_id, "ranges": [[1, 1000]]})]

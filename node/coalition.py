@@ -100,6 +100,9 @@ async def create_coalition(node: Node, name: str) -> str:
         await publish_own_entry(node, transport, room_id)
         await _remember_coalition(node, room_id, name, "coalition.create")
         await refresh_roster(node, transport, room_id)
+    from node.dedup import start_linkage_key  # node.dedup imports this module's importers
+
+    await start_linkage_key(node, int(time.time()))
     return room_id
 
 

@@ -15,6 +15,7 @@ import logging
 
 from federation.transport import MatrixTransport
 from node.campaigns import run_campaign_duties
+from node.dedup import run_dedup_duties
 from node.runtime import Node
 from node.sync_host import NodeSyncHost
 from sync.engine import SyncConfig, SyncEngine
@@ -29,14 +30,16 @@ async def run_federation(
     host = await NodeSyncHost.open(node, transport)
     engine = SyncEngine(host, transport, config)
     node.wake_sync = engine.wake
-    duties = asyncio.create_task(run_campaign_duties(node))
+    duties = [asyncio.create_task(run_campaign_duties(node)),
+              asyncio.create_task(run_dedup_duties(node))]
     try:
         await engine.run()
     finally:
         node.wake_sync = _no_engine
-        duties.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await duties
+        for duty in duties:
+            duty.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await duty
 
 
 def _no_engine() -> None:

@@ -45,6 +45,8 @@ RECORD_HANDLERS: dict[str, RecordHandler] = {
     "campaign-post": handled_by("node.store.campaign_records", "keep_received"),
     "letter": handled_by("node.store.campaign_records", "keep_received"),
     "sign-on": handled_by("node.store.campaign_records", "keep_received"),
+    "dedup-query": handled_by("node.dedup", "on_dedup_query"),
+    "dedup-answer": handled_by("node.dedup", "on_dedup_answer"),
 }
 
 

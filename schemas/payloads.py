@@ -174,6 +174,9 @@ class DedupQuery(WireModel):
     scheme: Token
     linkage_key_id: Token
     encodings: Annotated[dict[Token, Base64Url], Field(min_length=1)]
+    more_encodings: Annotated[list[dict[Token, Base64Url]], Field(max_length=7)] = Field(
+        default_factory=list)
+    """The encodings of the draft's other defenders (one object per defender)."""
 
 
 class DedupAnswer(WireModel):
@@ -184,11 +187,17 @@ class DedupAnswer(WireModel):
     score_band: ScoreBandCode
     handle: Token | None = None
     contact: ShortText | None = None
+    refused: ShortText | None = None
+    """Why the query was not compared (rate limit, malformed, unknown key); no match then."""
+    handshake: Literal["accepted", "declined"] | None = None
+    """A staff member's decision on a contact request about ``handle``."""
 
     @model_validator(mode="after")
     def _band_agrees_with_match(self) -> Self:
         if self.possible_match != (self.score_band != "none"):
             raise ValueError("score_band: must be 'none' exactly when there is no possible match")
+        if self.refused is not None and self.possible_match:
+            raise ValueError("refused: a refused query has no possible match")
         if self.possible_match and self.handle is None:
             raise ValueError("handle: a possible match needs a handle")
         return self

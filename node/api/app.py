@@ -17,6 +17,7 @@ from node.api.advocacy import AdvocacyEndpoints
 from node.api.alerts import AlertEndpoints
 from node.api.campaigns import CampaignEndpoints, LetterEndpoints
 from node.api.cases import CaseEndpoints
+from node.api.dedup import DedupEndpoints
 from node.api.framework import Api, Authenticator, Principal
 from node.api.sharing import SharingEndpoints
 from node.api.status import NodeEndpoints
@@ -38,7 +39,8 @@ def build_api(node: Node, *, now: Callable[[], int] = unix_now) -> Api:
                      + AdvocacyEndpoints(node, now).endpoints()
                      + AlertEndpoints(node).endpoints()
                      + CampaignEndpoints(node, now).endpoints()
-                     + LetterEndpoints(node, now).endpoints()):
+                     + LetterEndpoints(node, now).endpoints()
+                     + DedupEndpoints(node).endpoints()):
         api.add(endpoint)
     return api
 

@@ -2,13 +2,15 @@
 
 Usage: .venv/bin/python bench/alert_latency.py [--runs N]
 
-Member A's node is on homeserver 1 and B's on homeserver 2, both running their federation loop
-with the default sync settings. Each run times, alternately:
+Member A's node (homeserver 1) and B's node (homeserver 2) run as real ``minga run`` processes
+with their default settings. Each run times, alternately:
 
-- **alert**: from A's ``send_alert`` call to B's node having verified the SD-JWT, opened the
-  sealed envelope and stored the alert (read back from B's store);
-- **bare**: from a plain matrix-nio ``room_send`` by A's account to a plain matrix-nio
-  ``sync`` loop of B's account seeing that event, in the same room over the same servers.
+- **alert**: from A's ``POST /api/v1/alerts`` to B's node having verified the SD-JWT, opened
+  the sealed envelope and committed the alert to its store (the alert's row is looked for in
+  B's database every 2 ms, read-only; its name is a digest of issuer and id, nothing is
+  decrypted);
+- **bare**: from a plain matrix-nio ``room_send`` by A's account to a plain matrix-nio ``sync``
+  loop of B's account seeing that event, in the same room over the same servers.
 
 A warm-up alert first creates A's alert room and lets B join it. Prints every run, the median
 and 95th percentile of each, and last ``median_ratio_vs_bare=<N>x median_ms=<N>``.
@@ -20,13 +22,15 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import sqlite3
 import statistics
 import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import nio
 
@@ -34,61 +38,68 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from deploy.homeserver import start_federation
 from node.alert_room import saved_alert_room
-from node.alerts import UnknownAlert, bus_of, get_alert, send_alert
-from node.federation_loop import run_federation
-from node.runtime import Node, open_node
-from schemas.payloads import Alert
-from tests.sharing_support import form_coalition, new_member, passphrase_env
+from node.alerts import state_key
+from node.runtime import open_node
+from node.store import Role
+from node.store.database import DATABASE_FILE_NAME
+from tests.sharing_support import NodeProcess, form_coalition, new_member, passphrase_env
 
 BARE_EVENT_TYPE = "org.minga.bench"
 
 
-def _alert(run: int) -> Alert:
-    return Alert.model_validate({"alert_type": "arrest", "urgency": "critical", "country": "CO",
-                                 "place": "bench place", "asks": ["legal_support"],
-                                 "text": f"bench alert {run}"})
+def _alert(run: int) -> dict[str, Any]:
+    return {"alert_type": "arrest", "urgency": "critical", "country": "CO",
+            "place": "bench place", "asks": ["legal_support"], "text": f"bench alert {run}"}
 
 
 @asynccontextmanager
-async def _running(node: Node) -> AsyncIterator[None]:
-    async with node.transport() as transport:
-        task = asyncio.create_task(run_federation(node, transport))
-        try:
-            yield
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+async def _process(config: Path, log: Path) -> AsyncIterator[tuple[NodeProcess, str]]:
+    with passphrase_env():
+        async with open_node(config) as node, node.store.transaction() as tx:
+            token = await tx.tokens.create("bench", Role.editor)
+            http = node.config.http
+    process = NodeProcess(config, f"http://{http.host}:{http.port}/api/v1", log)
+    process.start()
+    try:
+        await process.ready(token)
+        yield process, token
+    finally:
+        process.stop()
 
 
-async def _stored_at(node: Node, issuer: str, record_id: str) -> None:
-    """Return once ``node`` holds the alert: its alert bus wakes this when the handler ran,
-    then the store is read every few milliseconds until the inbox transaction committed."""
-    async with bus_of(node).listen() as changed:
-        while True:
-            with contextlib.suppress(UnknownAlert):
-                await get_alert(node, issuer, record_id)
-                return
-            if changed.is_set():
-                await asyncio.sleep(0.003)
-            else:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(changed.wait(), 0.05)
+def _stored(database: Path, name: str) -> bool:
+    with contextlib.closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as db:
+        return db.execute("SELECT 1 FROM store_meta WHERE name = ?", (name,)).fetchone() \
+            is not None
 
 
-async def _time_alert(a: Node, b: Node, run: int) -> float:
+async def _stored_at(database: Path, issuer: str, record_id: str) -> None:
+    name = "setting." + state_key(issuer, record_id)
+    while not _stored(database, name):
+        await asyncio.sleep(0.002)
+
+
+class Member:
+    def __init__(self, process: NodeProcess, token: str, org_id: str, database: Path) -> None:
+        self.process, self.token, self.org_id, self.database = process, token, org_id, database
+
+    async def call(self, method: str, path: str, **kwargs: Any) -> Any:
+        return await self.process.call(method, path, self.token, **kwargs)
+
+
+async def _time_alert(a: Member, b: Member, run: int) -> float:
     started = time.perf_counter()
-    state = await send_alert(a, _alert(run), actor="bench", now=int(time.time()))
-    await _stored_at(b, a.org_id, state.record_id)
+    sent = await a.call("POST", "/alerts", json=_alert(run), expect=201)
+    await _stored_at(b.database, a.org_id, sent["record_id"])
     elapsed = time.perf_counter() - started
-    await _acknowledged(a, state.record_id)  # let the acknowledgement traffic settle
+    await _acknowledged(a, sent["record_id"])  # let the acknowledgement traffic settle
     return elapsed
 
 
-async def _acknowledged(a: Node, record_id: str) -> None:
+async def _acknowledged(a: Member, record_id: str) -> None:
     for _ in range(400):
-        state = await get_alert(a, a.org_id, record_id)
-        if all(r.status != "sent" for r in state.recipients):
+        state = await a.call("GET", f"/alerts/{a.org_id}/{record_id}")
+        if all(r["status"] != "sent" for r in state["recipients"]):
             return
         await asyncio.sleep(0.05)
 
@@ -124,8 +135,10 @@ class BareReceiver:
         return self.arrived[marker]
 
 
-async def _client(node: Node) -> nio.AsyncClient:
-    login = await node.matrix_login()
+async def _client(config: Path) -> nio.AsyncClient:
+    with passphrase_env():
+        async with open_node(config) as node:
+            login = await node.matrix_login()
     client = nio.AsyncClient(login.homeserver_url, login.user_id, device_id=login.device_id)
     client.restore_login(login.user_id, login.device_id, login.access_token)
     return client
@@ -153,29 +166,41 @@ async def _bench(scratch: Path, runs: int) -> tuple[list[float], list[float]]:
         configs = [await new_member(federation[0], scratch / "a", "Alerting Org", "CO"),
                    await new_member(federation[1], scratch / "b", "Receiving Org", "KE")]
         await form_coalition(configs)
-        with passphrase_env():
-            async with AsyncExitStack() as stack:
-                a, b = [await stack.enter_async_context(open_node(c)) for c in configs]
-                for node in (a, b):
-                    await stack.enter_async_context(_running(node))
-                return await _measure(a, b, runs)
+        members = []
+        async with contextlib.AsyncExitStack() as stack:
+            for config, name in zip(configs, ("a", "b"), strict=True):
+                process, token = await stack.enter_async_context(
+                    _process(config, scratch / f"{name}.log"))
+                with passphrase_env():
+                    async with open_node(config) as node:
+                        org_id, data_dir = node.org_id, node.config.node.data_dir
+                members.append(Member(process, token, org_id, data_dir / DATABASE_FILE_NAME))
+            return await _measure(members[0], members[1], configs, runs)
     finally:
         federation.stop()
 
 
-async def _measure(a: Node, b: Node, runs: int) -> tuple[list[float], list[float]]:
-    await _time_alert(a, b, -1)  # warm-up: the alert room is created and joined
-    room = await saved_alert_room(a)
+async def _alert_room(config: Path) -> str:
+    with passphrase_env():
+        async with open_node(config) as node:
+            room = await saved_alert_room(node)
     assert room is not None
-    sender, receiving = await _client(a), await _client(b)
+    return str(room["room_id"])
+
+
+async def _measure(a: Member, b: Member, configs: list[Path], runs: int
+                   ) -> tuple[list[float], list[float]]:
+    await _time_alert(a, b, -1)  # warm-up: the alert room is created and joined
+    room_id = await _alert_room(configs[0])
+    sender, receiving = await _client(configs[0]), await _client(configs[1])
     receiver = BareReceiver(receiving)
     loop = asyncio.create_task(receiver.run())
     try:
-        await _time_bare(sender, receiver, room["room_id"], -1)  # warm-up
+        await _time_bare(sender, receiver, room_id, -1)  # warm-up
         alerts, bares = [], []
         for run in range(runs):
             alerts.append(await _time_alert(a, b, run))
-            bares.append(await _time_bare(sender, receiver, room["room_id"], run))
+            bares.append(await _time_bare(sender, receiver, room_id, run))
             print(f"run {run + 1}: alert {alerts[-1] * 1000:.1f} ms, "
                   f"bare {bares[-1] * 1000:.1f} ms", flush=True)
         return alerts, bares

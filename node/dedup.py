@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import false, select
+from sqlalchemy import event, false, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from federation.encoding import b64u_decode, b64u_encode
@@ -637,6 +637,13 @@ async def on_dedup_query(session: AsyncSession, node: Node, record: VerifiedReco
             answer = await _compare(tx, node, record, int(time.time()))
             await _share_in(session, node, answer, record.issuer, record.room_id,
                             now=int(time.time()))
+            _wake_after_commit(session, node)
+
+
+def _wake_after_commit(session: AsyncSession, node: Node) -> None:
+    """Send the answer as soon as the inbox transaction commits, not at the outbox's next
+    idle poll (up to a second later)."""
+    event.listen(session.sync_session, "after_commit", lambda _: node.wake_sync(), once=True)
 
 
 async def _compare(tx: StoreTransaction, node: Node, record: VerifiedRecord, now: int) -> Any:

@@ -62,6 +62,8 @@ WITHHOLDABLE: Final = ("case", "country", "place")
 SENT, DELIVERED, SEEN, HELPING = "sent", "delivered", "seen", "helping"
 STAFF_ANSWERS: Final = frozenset({SEEN, HELPING})
 ACTIVE, CLOSED = "active", "closed"
+MAX_RESENDS: Final = 6
+"""A member still silent after this many re-sends is left to people (the page shows it)."""
 
 
 class AlertError(Exception):
@@ -213,6 +215,12 @@ class AlertBus:
 
     def __init__(self) -> None:
         self._listeners: set[asyncio.Event] = set()
+        self.closed = False
+
+    def close(self) -> None:
+        """The node is stopping: wake every listener for the last time."""
+        self.closed = True
+        self.notify()
 
     def notify(self) -> None:
         for listener in self._listeners:
@@ -432,6 +440,7 @@ async def escalate_due(node: Node, *, now: int, actor: str = "escalation") -> di
         if not state.own or state.status == CLOSED:
             continue
         silent = [r.org_id for r in state.recipients if r.status == SENT
+                  and r.resends < MAX_RESENDS
                   and now - r.last_sent_at >= settings.escalate_after_seconds]
         if silent:
             await _resend(node, state, silent, actor=actor, now=now)

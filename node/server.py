@@ -10,7 +10,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from node.alerts import run_escalation
+from node.alerts import bus_of, run_escalation
 from node.api.app import mount_api
 from node.federation_loop import run_federation
 from node.runtime import Node, open_node
@@ -43,6 +43,7 @@ async def serve(node: Node, stop: asyncio.Event) -> None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            bus_of(node).close()  # ends open alert streams, so the server stops at once
             await runner.cleanup()
     log.info("node %s stopped", node.org_id)
 

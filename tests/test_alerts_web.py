@@ -87,6 +87,9 @@ async def test_open_pages_learn_of_a_new_alert_by_server_sent_events(
         assert second["alerts"] == [f"{OTHER_ORG}/{RECORD_ID}/1/{state.updated_at}"]
         assert "Sntl" not in json.dumps(second)  # the stream carries no alert content
 
+        dashboard = await viewer.get("/")
+        assert "Urgent alerts waiting for an answer" in dashboard.text
+        assert dashboard.text.index("Sntl desaparecida") < dashboard.text.index('id="pending"')
         fragment = await viewer.get("/alerts/fragment")
         assert "Sntl desaparecida en Bogotá" in fragment.text
         listed = await viewer.get("/alerts")

@@ -151,6 +151,11 @@ async def _cards(request: web.Request) -> list[AlertCard]:
     return [alert_card(s, names, fmt) for s in await list_alerts(web_context(request).node)]
 
 
+async def waiting_alert_cards(request: web.Request) -> list[AlertCard]:
+    """Alerts still waiting for an answer, for the dashboard (first thing on it)."""
+    return [card for card in await _cards(request) if card.unacknowledged]
+
+
 async def alerts_page(request: web.Request) -> web.StreamResponse:
     return _live(render(request, "alerts/list.html", alerts=await _cards(request)))
 
@@ -274,8 +279,9 @@ async def alert_events(request: web.Request) -> web.StreamResponse:
     await response.prepare(request)
     last: dict[str, Any] | None = None
     with contextlib.suppress(ConnectionResetError, asyncio.CancelledError):
-        async with bus_of(node).listen() as changed:
-            while True:
+        bus = bus_of(node)
+        async with bus.listen() as changed:
+            while not bus.closed:
                 changed.clear()
                 current = fingerprint(await list_alerts(node))
                 if current != last:

@@ -7,6 +7,7 @@ from typing import Final
 from aiohttp import web
 
 from node.sharing import disclosed_fields
+from node.web.alerts import waiting_alert_cards
 from node.web.app import PageRoute
 from node.web.context import current_visit, render, web_context
 from node.web.presenters import case_summary, received_card
@@ -39,6 +40,7 @@ async def dashboard(request: web.Request) -> web.StreamResponse:
         unverified_members=unverified,
         member_count=len(members),
         kind_names={code: fmt.gettext(name) for code, name in KIND_NAMES.items()},
+        alerts=await waiting_alert_cards(request),
     )
 
 

@@ -371,6 +371,12 @@ MALFORMED: list[tuple[str, dict[str, object]]] = [
 ]
 
 
+def test_key_id_must_be_a_token() -> None:
+    with pytest.raises(MalformedEncodingError) as refused:
+        Encoding.from_wire(encode("Diego Salazar").wire_fields(), key_id="no spaces/slashes")
+    assert refused.value.field == "key_id"
+
+
 @pytest.mark.parametrize(("field", "fields"), MALFORMED)
 def test_malformed_or_oversized_encodings_are_refused_naming_the_field(
     field: str, fields: dict[str, object]

@@ -238,8 +238,8 @@ def _decode_field(field: str, text: object) -> bytes:
 
 
 def _check_structure(encoding: Encoding) -> None:
-    if not isinstance(encoding.key_id, str) or not encoding.key_id:
-        raise MalformedEncodingError("key_id", "must be a non-empty key id")
+    if not isinstance(encoding.key_id, str) or not _TOKEN.fullmatch(encoding.key_id):
+        raise MalformedEncodingError("key_id", "must be a key id (1 to 100 of A-Z a-z 0-9 _ . : -)")
     if len(encoding.country) != COUNTRY_TAG_BYTES:
         raise MalformedEncodingError("country", f"must be {COUNTRY_TAG_BYTES} bytes")
     if encoding.place is not None:

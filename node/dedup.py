@@ -105,6 +105,11 @@ class NoLinkageKey(DedupError):
         super().__init__("this node holds no coalition linkage key yet; try again shortly")
 
 
+class NoCoalition(DedupError):
+    def __init__(self) -> None:
+        super().__init__("this node is in no coalition yet")
+
+
 class UnknownCheck(DedupError):
     def __init__(self, check_id: str) -> None:
         super().__init__(f"no check {check_id}")
@@ -537,7 +542,9 @@ async def start_case_check(node: Node, draft: CaseDraft, *, actor: str, now: int
         state = await _load(tx, KeyState, LINKAGE_SETTING)
         members = sorted(m.org_id for m in await tx.orgs.members(verified_only=True)
                          if m.org_id != node.org_id)
-    if state is None or room_id is None:
+    if room_id is None:
+        raise NoCoalition()
+    if state is None:
         raise NoLinkageKey()
     encodings = encodings_of(draft_features(draft), state.key())[:MAX_DEFENDERS]
     if not encodings:
@@ -719,7 +726,9 @@ async def request_contact(node: Node, check_id: str, handle: str, *, actor: str,
     room_id = await node.coalition_room()
     async with node.store.read() as tx:
         state = await _load(tx, KeyState, LINKAGE_SETTING)
-    if state is None or room_id is None:
+    if room_id is None:
+        raise NoCoalition()
+    if state is None:
         raise NoLinkageKey()
     ask = DedupQuery(scheme=CONTACT_SCHEME, linkage_key_id=state.key_id,
                      encodings={"handle": handle})

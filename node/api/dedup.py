@@ -38,6 +38,7 @@ from node.dedup import (
     ContactRequest,
     DedupError,
     DedupSettings,
+    NoCoalition,
     NoLinkageKey,
     UnknownCheck,
     UnknownContact,
@@ -164,6 +165,8 @@ def dedup_answers() -> Iterator[None]:
             raise ApiError(404, "not_found", str(error)) from None
         except NoLinkageKey as error:
             raise ApiError(409, "no_linkage_key", str(error)) from None
+        except NoCoalition as error:
+            raise ApiError(409, "no_coalition", str(error)) from None
         except DedupError as error:
             raise invalid([FieldProblem(field="body", problem=str(error))], str(error)) \
                 from None

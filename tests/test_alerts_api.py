@@ -24,6 +24,10 @@ async def test_alert_endpoints_validate_and_refuse_without_members(
         assert {"body.alert_type", "body.country"} <= fields
         assert "Sntl" not in str(bad)
 
+        twice = await api.json("POST", "/alerts",
+                               json={**GOOD, "asks": ["legal_support", "legal_support"]},
+                               expect=422)
+        assert [f["field"] for f in twice["error"]["fields"]] == ["body.asks"]
         alone = await api.json("POST", "/alerts", json=GOOD, expect=422)
         assert "no other verified member" in alone["error"]["message"]
         withheld = await api.json("POST", "/alerts", json={**GOOD, "withhold": ["text"]},

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from node.alert_room import AlertRoomError
 from node.alerts import (
@@ -36,7 +36,16 @@ from node.alerts import (
     set_alert_settings,
     update_alert,
 )
-from node.api.framework import ApiError, Call, Endpoint, FieldProblem, NoBody, NoQuery, invalid
+from node.api.framework import (
+    ApiError,
+    Call,
+    Endpoint,
+    FieldProblem,
+    NoBody,
+    NoQuery,
+    field_problems,
+    invalid,
+)
 from node.api.sharing import sharing_answers
 from node.runtime import Node
 from node.store import Role
@@ -136,10 +145,15 @@ def alert_answers() -> Iterator[None]:
         except AlertError as error:
             raise invalid([FieldProblem(field="body", problem=str(error))], str(error)) \
                 from None
+        except ValidationError as error:  # rules of the alert record beyond the request's
+            raise invalid(field_problems(error, "body")) from None
 
 
 def alert_payload(body: SendAlertRequest) -> Alert:
-    return Alert.model_validate(body.model_dump(exclude={"recipients", "withhold"},
+    """The alert record's payload; ``ValidationError`` for rules the request does not check
+    (an ask listed twice...)."""
+    return Alert.model_validate(body.model_dump(mode="json",
+                                                exclude={"recipients", "withhold"},
                                                 exclude_none=True))
 
 
@@ -149,7 +163,8 @@ class AlertEndpoints:
 
     async def alert_send(self, call: Call[SendAlertRequest, NoQuery]) -> AlertView:
         with alert_answers():
-            state = await send_alert(self._node, alert_payload(call.body),
+            payload = alert_payload(call.body)
+            state = await send_alert(self._node, payload,
                                      recipients=call.body.recipients,
                                      withhold=call.body.withhold, actor=call.principal.user,
                                      now=int(time.time()))

@@ -19,6 +19,7 @@ from node.alert_room import NOTICE_TEMPLATE, saved_alert_room
 from node.alerts import (
     DELIVERED,
     HELPING,
+    MAX_RESENDS,
     SEEN,
     SENT,
     AlertSettings,
@@ -279,9 +280,15 @@ async def test_escalation_sends_again_to_a_silent_member(
         marks = {r.org_id: r.resends for r in state.recipients}
         assert marks == {b.org_id: 0, c_org: 1}
         assert await escalate_due(a, now=sent_at + 7) == {}  # waits again after a re-send
+        for later in range(2, MAX_RESENDS + 3):  # a member silent for long: re-sends stop
+            await escalate_due(a, now=sent_at + 6 * later)
+        capped = await _state_at(a, a.org_id, sent.record_id)
+        assert capped is not None
+        assert {r.org_id: r.resends for r in capped.recipients} == {b.org_id: 0,
+                                                                    c_org: MAX_RESENDS}
 
         c = (await group.start(2)).node
         await _arrived(c, a.org_id, sent.record_id)
         answered = await _statuses(a, sent.record_id, {b.org_id: DELIVERED, c_org: DELIVERED})
         assert not answered.unacknowledged
-        assert await escalate_due(a, now=sent_at + 60) == {}
+        assert await escalate_due(a, now=sent_at + 600) == {}

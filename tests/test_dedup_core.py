@@ -34,6 +34,7 @@ from node.dedup import (
     _in_session,
     _take_key,
     decode_query,
+    distribute_linkage_key,
     draft_features,
     encodings_of,
     key_state,
@@ -301,3 +302,41 @@ def test_an_encoding_under_another_key_is_unrelated() -> None:
     features = draft_features(DRAFT)[0]
     other = LinkageKey.generate()
     assert encode_case_features(features, KEY).name != encode_case_features(features, other).name
+
+
+async def test_the_creator_sends_the_key_and_rotates_it_when_the_roster_changes(
+    api: RunningApi
+) -> None:
+    node = api.node
+    async with node.store.transaction() as tx:
+        await tx.settings.set(COALITION_SETTING, {"room_id": "!coalition", "name": "c"})
+    first = await start_linkage_key(node, 100)
+    assert not await distribute_linkage_key(node, 101)  # nobody to send it to yet
+    one = await _querier(node)
+    assert await distribute_linkage_key(node, 102)
+    sent = await key_state(node)
+    assert sent is not None and (sent.key_id, sent.sent_to) == (first.key_id, [one])
+    assert not await distribute_linkage_key(node, 103)  # the roster did not change
+
+    await _hold_key(node, KEY, issuer=node.org_id)  # an index under the current key
+    async with node.store.transaction() as tx:
+        await add_case(tx, issuer=node.org_id, case=Case.model_validate(DEFENDER_CASE),
+                       author="t", issued_at=1)
+    async with node.store.transaction() as tx:
+        await tx.settings.set(LINKAGE_SETTING, {**sent.model_dump(), "key_id": KEY.key_id,
+                                                "secret": b64u_encode(KEY.to_bytes())})
+    two = await _querier(node)
+    assert await distribute_linkage_key(node, 104)
+    rotated = await key_state(node)
+    assert rotated is not None and rotated.key_id not in (KEY.key_id, first.key_id)
+    assert sorted(rotated.sent_to) == sorted([one, two]) and rotated.issued_at == 104
+    # Our own cases are re-encoded under the new key: a query under it finds them.
+    querier = await _querier(node)
+    answer = await _answer(node, _query(querier, _claims(
+        _wire(key=rotated.key()), key_id=rotated.key_id)))
+    assert answer.possible_match
+    stale = await _answer(node, _query(querier, _claims(_wire())))
+    assert stale.refused.startswith("linkage_key_id")
+    async with node.store.read() as tx:
+        actions = [e.action for e in await tx.audit.recent(limit=50)]
+    assert actions.count("dedup.key.send") == 2  # the first send and the rotation

@@ -270,7 +270,16 @@ async def test_writes_are_audit_logged_with_user_and_id_only(api: RunningApi) ->
 async def test_openapi_lists_every_endpoint_and_its_refs_resolve(api: RunningApi) -> None:
     document = await api.json("GET", "/openapi.json", None)
     operations = {(path, method) for path, item in document["paths"].items() for method in item}
-    assert operations == {
+    served = {
+        (route.resource.canonical, route.method.lower())
+        for route in api.client.app.router.routes()
+        if route.resource is not None
+        and route.resource.canonical.startswith("/api/v1/")
+        and route.resource.canonical != "/api/v1/openapi.json"
+        and route.method != "HEAD"
+    }
+    assert operations == served, "the OpenAPI document and the served routes differ"
+    assert {
         ("/api/v1/status", "get"),
         ("/api/v1/members", "get"),
         ("/api/v1/cases", "post"),
@@ -279,34 +288,7 @@ async def test_openapi_lists_every_endpoint_and_its_refs_resolve(api: RunningApi
         ("/api/v1/cases/{record_id}", "patch"),
         ("/api/v1/cases/{record_id}", "delete"),
         ("/api/v1/cases/{record_id}/versions", "get"),
-        ("/api/v1/cases/{record_id}/share", "post"),
-        ("/api/v1/cases/{record_id}/share/preview", "post"),
-        ("/api/v1/cases/{record_id}/shares", "get"),
-        ("/api/v1/cases/{record_id}/retract", "post"),
-        ("/api/v1/received", "get"),
-        ("/api/v1/received/{issuer}/{record_id}", "get"),
-        ("/api/v1/quarantine", "get"),
-        ("/api/v1/aggregates", "get"),
-        ("/api/v1/reports/sdg", "get"),
-        ("/api/v1/export", "get"),
-        ("/api/v1/imports", "post"),
-        ("/api/v1/proposals/check", "post"),
-        ("/api/v1/proposals", "post"),
-        ("/api/v1/proposals", "get"),
-        ("/api/v1/proposals/{issuer}/{record_id}", "get"),
-        ("/api/v1/proposals/{issuer}/{record_id}/responses", "post"),
-        ("/api/v1/proposals/{record_id}/launch", "post"),
-        ("/api/v1/campaigns", "get"),
-        ("/api/v1/campaigns/{issuer}/{record_id}", "get"),
-        ("/api/v1/campaigns/{issuer}/{record_id}/posts", "post"),
-        ("/api/v1/campaigns/{issuer}/{record_id}/leave", "post"),
-        ("/api/v1/campaigns/{issuer}/{record_id}/close", "post"),
-        ("/api/v1/letters", "post"),
-        ("/api/v1/letters", "get"),
-        ("/api/v1/letters/{issuer}/{record_id}", "get"),
-        ("/api/v1/letters/{issuer}/{record_id}/signatures", "post"),
-        ("/api/v1/letters/{issuer}/{record_id}/export", "get"),
-    }
+    } <= operations
     schemas = document["components"]["schemas"]
 
     def refs(node: Any) -> list[str]:

@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import event, false, select
+from sqlalchemy import event, false, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from federation.encoding import b64u_decode, b64u_encode
@@ -65,8 +65,9 @@ from node.runtime import Node
 from node.sharing import share_records
 from node.store import StoreTransaction
 from node.store.cipher import ColumnCipher
+from node.store.database import mark_wiped
 from node.store.ids import utc_now
-from node.store.tables import CaseRow, StoreMeta
+from node.store.tables import CaseRow, ReceivedRecordRow, StoreMeta
 from node.sync_host import StoreCipher
 from schemas.case import Case
 from schemas.common import Name, RecordRef, ShortText
@@ -635,6 +636,7 @@ def decode_query(claims: Mapping[str, Any], key_id: str | None) -> list[Encoding
 async def on_dedup_query(session: AsyncSession, node: Node, record: VerifiedRecord) -> None:
     """A key grant, a contact request or a query: keep, record, or answer it."""
     async with _in_session(session, node) as tx:
+        await _forget_received(tx, record)
         scheme = record.claims.get("scheme")
         if scheme == KEY_SCHEME:
             await _take_key(tx, node, record)
@@ -645,6 +647,19 @@ async def on_dedup_query(session: AsyncSession, node: Node, record: VerifiedReco
             await _share_in(session, node, answer, record.issuer, record.room_id,
                             now=int(time.time()))
             _wake_after_commit(session, node)
+
+
+async def _forget_received(tx: StoreTransaction, record: VerifiedRecord) -> None:
+    """Wipe the stored copy's claims: a key grant holds the linkage key, a query encodings;
+    neither belongs in the received records that staff can list."""
+    await tx.session.execute(
+        update(ReceivedRecordRow)
+        .where(ReceivedRecordRow.issuer == record.issuer,
+               ReceivedRecordRow.record_id == record.record_id,
+               ReceivedRecordRow.version == record.version)
+        .values(claims=None)
+        .execution_options(synchronize_session="fetch"))
+    mark_wiped(tx.session)
 
 
 def _wake_after_commit(session: AsyncSession, node: Node) -> None:

@@ -239,10 +239,16 @@ async def test_a_query_is_answered_in_the_inbox_transaction(api: RunningApi) -> 
     node = api.node
     await _hold_key(node)
     querier = await _querier(node)
+    query = _query(querier, _claims(_wire()))
     async with node.store.transaction() as tx:
-        await on_dedup_query(tx.session, node, _query(querier, _claims(_wire())))
+        await tx.received.add(querier, query.record_id, 1, "dedup-query", query.claims,
+                              "verified")
+        await on_dedup_query(tx.session, node, query)
         outbox_rows = await tx.session.scalar(select(func.count()).select_from(OutboxItem))
     assert outbox_rows == 1
+    async with node.store.read() as tx:
+        kept = await tx.received.latest(querier, query.record_id)
+    assert kept is not None and kept.claims is None  # the encodings are not kept
 
 
 async def test_key_grants_come_only_from_the_first_issuer_and_never_go_back(

@@ -135,6 +135,12 @@ async def _send_raw_query(a: RunningApi, to: str, encodings: dict[str, str]) -> 
     return record.record_id
 
 
+async def _received_views(api: RunningApi, kind: str | None = None) -> list[dict[str, Any]]:
+    """Every record ``api``'s node received, with its claims."""
+    return [await api.json("GET", f"/received/{item['issuer']}/{item['record_id']}",
+                           Role.viewer) for item in await received(api, kind=kind)]
+
+
 def _case_text(case: dict[str, Any]) -> set[str]:
     values = {case["title"], case["narrative"], case["place"]}
     return values | {v["name"] for v in case["victims"]}
@@ -184,9 +190,26 @@ async def test_a_check_finds_the_same_defender_at_one_member_and_nothing_else(
 
         # Nothing A holds or was told contains B's or C's case content.
         views = [same, other, await m.a.json("GET", f"/dedup/checks/{same['check_id']}")]
-        everything_at_a = str(views) + str(await received(m.a, kind=None))
+        everything_at_a = str(views) + str(await _received_views(m.a))
         secrets = _case_text(B_CASE) | _case_text(C_CASE)
         assert [s for s in secrets if s in everything_at_a] == []
+        # After the handshake B shares its case through the normal path, in the pair room.
+        shared = await m.b.json("POST", f"/cases/{b_case['record_id']}/share",
+                                json={"recipients": [m.a.node.org_id],
+                                      "fields": ["country", "incident_date"]})
+        assert shared["recipients"][0]["room_id"] == decided["pair_room"]
+
+        async def case_at_a() -> list[dict[str, Any]]:
+            return [v for v in await _received_views(m.a) if v["kind"] == "case"]
+
+        (arrived,) = await eventually(case_at_a, what="B's shared case at A")
+        assert arrived["claims"]["incident_date"] == B_CASE["incident_date"]
+        assert "victims" not in arrived["claims"]
+
+        # Members keep no copy of the queries' encodings nor of the key grant.
+        for member in (m.b, m.c):
+            views = await _received_views(member, kind="dedup-query")
+            assert len(views) >= 3 and all(v["claims"] is None for v in views)
         for member in (m.a, m.b, m.c):
             await member.node.store.checkpoint()
     homeserver_files = [p for server in federation3 for p in files_under(server.directory)

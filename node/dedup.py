@@ -677,9 +677,9 @@ async def _compare(tx: StoreTransaction, node: Node, record: VerifiedRecord, now
     try:
         if record.claims.get("scheme") != SCHEME:
             raise QueryRefused(f"scheme: not {SCHEME}")
-        queries = decode_query(record.claims, None if state is None else state.key_id)
         if not _limiter(node).allow(record.issuer, now, settings.queries_per_hour):
             raise QueryRefused(f"rate limit: at most {settings.queries_per_hour} queries an hour")
+        queries = decode_query(record.claims, None if state is None else state.key_id)
         assert state is not None
         best = (await _current_index(tx, node, state.key())).best(queries)
     except QueryRefused as refusal:

@@ -35,6 +35,7 @@ import hashlib
 import logging
 import secrets
 import time
+import weakref
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -42,7 +43,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import event, false, select, update
+from sqlalchemy import Integer, cast, event, false, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from federation.encoding import b64u_decode, b64u_encode
@@ -63,7 +64,7 @@ from node.campaign_check import CampaignDraft, check_against_node
 from node.rooms import ensure_pair_room
 from node.runtime import Node
 from node.sharing import share_records
-from node.store import StoreTransaction
+from node.store import Store, StoreTransaction
 from node.store.cipher import ColumnCipher
 from node.store.database import mark_wiped
 from node.store.ids import utc_now
@@ -344,6 +345,8 @@ class LocalIndex:
     index: EncodingIndex
     versions: dict[str, tuple[int, str]] = field(default_factory=dict)
     record_of: dict[str, str] = field(default_factory=dict)
+    marker: tuple[int, ...] | None = None
+    """Cases, versions and deletions counted when last brought up to date."""
 
     def best(self, queries: Sequence[Encoding]) -> tuple[str, int] | None:
         """The record id and score of the best possible match of any query encoding."""
@@ -355,19 +358,32 @@ class LocalIndex:
         return found
 
 
-_indexes: dict[int, LocalIndex] = {}
-_index_locks: dict[int, asyncio.Lock] = {}
+# Per open store (a node process may open several, as tests do).
+_indexes: weakref.WeakKeyDictionary[Store, LocalIndex] = weakref.WeakKeyDictionary()
+_index_locks: weakref.WeakKeyDictionary[Store, asyncio.Lock] = weakref.WeakKeyDictionary()
 
 
 def _forget_index(node: Node) -> None:
-    _indexes.pop(id(node.store), None)
+    _indexes.pop(node.store, None)
 
 
 async def _current_index(tx: StoreTransaction, node: Node, key: LinkageKey) -> LocalIndex:
     """The index, first brought up to date with every case in the store."""
-    local = _indexes.get(id(node.store))
+    async with _index_locks.setdefault(node.store, asyncio.Lock()):
+        return await _refresh(tx, node, key)
+
+
+async def _refresh(tx: StoreTransaction, node: Node, key: LinkageKey) -> LocalIndex:
+    local = _indexes.get(node.store)
     if local is None or local.key_id != key.key_id:
-        local = _indexes[id(node.store)] = LocalIndex(key.key_id, EncodingIndex(key.key_id))
+        local = _indexes[node.store] = LocalIndex(key.key_id, EncodingIndex(key.key_id))
+    # Every add, amend and delete changes one of these counts: an unchanged store costs one
+    # aggregate query, not a read of every case's version.
+    marker = tuple((await tx.session.execute(select(
+        func.count(), func.coalesce(func.sum(CaseRow.version), 0),
+        func.coalesce(func.sum(cast(CaseRow.deleted, Integer)), 0)))).one())
+    if marker == local.marker:
+        return local
     rows = await tx.session.execute(
         select(CaseRow.record_id, CaseRow.version).where(CaseRow.deleted == false()))
     current = {record_id: version for record_id, version in rows.all()}
@@ -384,6 +400,7 @@ async def _current_index(tx: StoreTransaction, node: Node, key: LinkageKey) -> L
         local.index.replace(handle, encodings_of(case_features(case), key))
         local.versions[record_id] = (version, handle)
         local.record_of[handle] = record_id
+    local.marker = marker
     return local
 
 
@@ -473,14 +490,14 @@ async def _take_key(tx: StoreTransaction, node: Node, record: VerifiedRecord) ->
 
 # --- sharing helpers ----------------------------------------------------------------------------
 
-_ciphers: dict[int, ColumnCipher] = {}
+_ciphers: weakref.WeakKeyDictionary[Store, ColumnCipher] = weakref.WeakKeyDictionary()
 
 
 async def _cipher(node: Node) -> ColumnCipher:
-    cached = _ciphers.get(id(node.store))
+    cached = _ciphers.get(node.store)
     if cached is None:
         async with node.store.read() as tx:
-            cached = _ciphers[id(node.store)] = tx.cipher
+            cached = _ciphers[node.store] = tx.cipher
     return cached
 
 
@@ -602,11 +619,11 @@ class RateLimiter:
         return True
 
 
-_limiters: dict[int, RateLimiter] = {}
+_limiters: weakref.WeakKeyDictionary[Store, RateLimiter] = weakref.WeakKeyDictionary()
 
 
 def _limiter(node: Node) -> RateLimiter:
-    return _limiters.setdefault(id(node.store), RateLimiter())
+    return _limiters.setdefault(node.store, RateLimiter())
 
 
 def decode_query(claims: Mapping[str, Any], key_id: str | None) -> list[Encoding]:

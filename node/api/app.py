@@ -17,6 +17,7 @@ from node.api.advocacy import AdvocacyEndpoints
 from node.api.alerts import AlertEndpoints
 from node.api.campaigns import CampaignEndpoints, LetterEndpoints
 from node.api.cases import CaseEndpoints
+from node.api.coalition_view import CoalitionViewEndpoints
 from node.api.dedup import DedupEndpoints
 from node.api.framework import Api, Authenticator, Principal
 from node.api.sharing import SharingEndpoints
@@ -37,6 +38,7 @@ def build_api(node: Node, *, now: Callable[[], int] = unix_now) -> Api:
     for endpoint in (NodeEndpoints(node).endpoints() + CaseEndpoints(node, now).endpoints()
                      + SharingEndpoints(node, now).endpoints()
                      + AdvocacyEndpoints(node, now).endpoints()
+                     + CoalitionViewEndpoints(node, now).endpoints()
                      + AlertEndpoints(node).endpoints()
                      + CampaignEndpoints(node, now).endpoints()
                      + LetterEndpoints(node, now).endpoints()

@@ -1,0 +1,102 @@
+"""Aggregate figures across the coalition over HTTP (issue M9).
+
+- ``POST /aggregates/publish`` — build this node's aggregate now and send it to every member.
+- ``GET /coalition/aggregates`` — the sums of every member's latest aggregate, with bounds
+  where members suppressed small cells, the contributing members and as of when.
+- ``GET /coalition/aggregates/csv`` — the same figures as CSV, in a JSON envelope as
+  ``GET /export`` returns files.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from pydantic import BaseModel, Field
+
+from node.api.framework import ApiError, Call, Endpoint, NoBody, NoQuery
+from node.api.sharing import sharing_answers
+from node.coalition_view import CoalitionView, coalition_view, shown, view_csv
+from node.publishing import NotInCoalition, coalition_aggregates, publish_aggregate
+from node.runtime import Node
+from node.store import Role
+from schemas.payloads import Aggregate
+
+TAGS = ("advocacy",)
+CSV_MEDIA_TYPE = "text/csv; charset=utf-8"
+
+
+class PublicationView(BaseModel):
+    record_id: str
+    recipients: list[str] = Field(description="members the aggregate was sent to")
+    aggregate: Aggregate
+
+
+class ContributorView(BaseModel):
+    org_id: str
+    as_of: int = Field(description="when the member's latest aggregate was computed")
+    period: str
+
+
+class FigureView(BaseModel):
+    dimensions: dict[str, str]
+    low: int = Field(description="the sum is at least this")
+    high: int | None = Field(description="and at most this (null: unknown)")
+    shown: str = Field(description="how the sum may be displayed; never a count under 5")
+    members: list[str] = Field(description="members who count something here")
+
+
+class CoalitionFigures(BaseModel):
+    contributors: list[ContributorView]
+    figures: list[FigureView]
+
+
+class CsvFile(BaseModel):
+    media_type: str
+    file_name: str
+    content: str = Field(description="the file's text (UTF-8)")
+
+
+def figures_view(view: CoalitionView) -> CoalitionFigures:
+    return CoalitionFigures(
+        contributors=[ContributorView(org_id=c.org_id, as_of=c.as_of, period=c.period)
+                      for c in view.contributors],
+        figures=[FigureView(dimensions=dict(f.dimensions), low=f.low, high=f.high,
+                            shown=shown(f), members=list(f.members)) for f in view.figures])
+
+
+class CoalitionViewEndpoints:
+    def __init__(self, node: Node, now: Callable[[], int]) -> None:
+        self._node = node
+        self._now = now
+
+    async def publish(self, call: Call[NoBody, NoQuery]) -> PublicationView:
+        with sharing_answers():
+            try:
+                done = await publish_aggregate(self._node, actor=call.principal.user,
+                                               now=self._now())
+            except NotInCoalition as error:
+                raise ApiError(409, "no_coalition", str(error)) from None
+        return PublicationView(record_id=done.record_id, recipients=list(done.recipients),
+                               aggregate=done.aggregate)
+
+    async def _view(self) -> CoalitionView:
+        return coalition_view(await coalition_aggregates(self._node))
+
+    async def figures(self, call: Call[NoBody, NoQuery]) -> CoalitionFigures:
+        return figures_view(await self._view())
+
+    async def csv(self, call: Call[NoBody, NoQuery]) -> CsvFile:
+        return CsvFile(media_type=CSV_MEDIA_TYPE, file_name="minga-coalition-figures.csv",
+                       content=view_csv(await self._view()))
+
+    def endpoints(self) -> list[Endpoint]:
+        return [
+            Endpoint("POST", "/aggregates/publish", self.publish,
+                     "Publish this node's aggregate figures to every coalition member",
+                     Role.editor, response=PublicationView, errors=(409,), tags=TAGS),
+            Endpoint("GET", "/coalition/aggregates", self.figures,
+                     "Sums of every member's latest aggregate figures, with bounds",
+                     response=CoalitionFigures, tags=TAGS),
+            Endpoint("GET", "/coalition/aggregates/csv", self.csv,
+                     "The coalition's aggregate figures as CSV", response=CsvFile, tags=TAGS),
+        ]

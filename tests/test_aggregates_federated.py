@@ -1,0 +1,110 @@
+"""Three members publish their aggregate figures; each one's coalition view adds them up.
+
+Three real nodes on two federated homeservers, through the API and the sync engine. Each member
+holds a known set of cases; after all three publish, A's coalition view lists all three as
+contributors, with the sums of the known totals where no member hid a cell, and never a count
+under 5.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import Any
+
+from deploy.homeserver import Federation
+from node.store import Role
+from tests.api_harness import RunningApi
+from tests.sharing_support import ORGS, eventually, form_coalition, member_running, new_member
+from tests.test_aggregates import make_case
+
+
+def cases(country: str, year: str, count: int) -> list[dict[str, Any]]:
+    case = make_case(country, year, ["killing"], ["journalist"], ["police"], "unknown")
+    return [case.model_dump(mode="json", exclude_none=True)] * count
+
+
+HELD = (
+    cases("CO", "2022", 6) + cases("PE", "2023", 5),
+    cases("CO", "2022", 7) + cases("CO", "2023", 8),
+    cases("PE", "2023", 9) + cases("MX", "2023", 2),  # Mexico is too small: "other"
+)
+
+
+def figure(view: dict[str, Any], **dimensions: str) -> dict[str, Any]:
+    found: dict[str, Any] = next(f for f in view["figures"] if f["dimensions"] == dimensions)
+    return found
+
+
+async def coalition(api: RunningApi, members: Sequence[str]) -> dict[str, Any]:
+    async def probe() -> dict[str, Any] | None:
+        view: dict[str, Any] = await api.json("GET", "/coalition/aggregates", Role.viewer)
+        contributors = {c["org_id"] for c in view["contributors"]}
+        return view if contributors == set(members) else None
+
+    return await eventually(probe, what="every member's aggregate")
+
+
+async def test_the_coalition_view_adds_up_every_members_latest_figures(
+    federation: Federation, tmp_path: Path
+) -> None:
+    homes = [federation[0], federation[1], federation[0]]
+    configs = [await new_member(home, tmp_path / f"org{i}", name, country)
+               for i, (home, (name, country)) in enumerate(zip(homes, ORGS, strict=True))]
+    await form_coalition(configs)
+    async with AsyncExitStack() as stack:
+        apis = [await stack.enter_async_context(member_running(config)) for config in configs]
+        a = apis[0]
+        orgs = sorted(api.node.org_id for api in apis)
+        for api, held in zip(apis, HELD, strict=True):
+            for case in held:
+                await api.json("POST", "/cases", json=case, expect=201)
+        await a.json("POST", "/aggregates/publish", Role.viewer, expect=403)
+        as_of = {}
+        for api in apis:
+            published = await api.json("POST", "/aggregates/publish")
+            assert sorted(published["recipients"]) == sorted(set(orgs) - {api.node.org_id})
+            as_of[api.node.org_id] = published["aggregate"]["as_of"]
+
+        view = await coalition(a, orgs)
+        assert {c["org_id"]: c["as_of"] for c in view["contributors"]} == as_of
+        grand = figure(view, table="period")
+        assert (grand["low"], grand["high"], grand["shown"]) == (37, 37, "37")
+        assert grand["members"] == orgs
+        co = figure(view, table="period", country="CO")
+        assert (co["low"], co["high"], co["shown"]) == (21, 21, "21")
+        assert len(co["members"]) == 2
+        assert figure(view, table="period", period="2022")["shown"] == "13"
+        # C counts its 2 Mexican cases with its 9 Peruvian ones in an "other" row, so Peru's
+        # coalition figure is a range; no figure anywhere shows a count from 1 to 4.
+        pe = figure(view, table="period", country="PE")
+        assert pe["low"] <= 14 and (pe["high"] is None or pe["high"] >= 14)
+        killings = figure(view, table="violation", violation="killing", sdg_category="killing")
+        assert killings["shown"] == "37"
+        for shown in (f["shown"] for f in view["figures"]):
+            assert not shown.isdigit() or int(shown) == 0 or int(shown) >= 5
+
+        exported = await a.json("GET", "/coalition/aggregates/csv", Role.viewer)
+        rows = list(csv.DictReader(io.StringIO(exported["content"])))
+        assert len(rows) == len(view["figures"])
+        row = next(r for r in rows
+                   if (r["table"], r["country"], r["value"]) == ("period", "CO", ""))
+        assert row["shown"] == "21" and row["members"].count(";") == 1
+
+        # B documents five more cases and publishes again: only its latest figures count.
+        b = apis[1]
+        for case in cases("CO", "2023", 5):
+            await b.json("POST", "/cases", json=case, expect=201)
+        b.clock.value += 60
+        await b.json("POST", "/aggregates/publish")
+
+        async def updated() -> dict[str, Any] | None:
+            view: dict[str, Any] = await a.json("GET", "/coalition/aggregates", Role.viewer)
+            return view if figure(view, table="period")["low"] != 37 else None
+
+        later = await eventually(updated, what="B's second aggregate at A")
+        assert figure(later, table="period", country="CO")["shown"] == "26"
+        assert figure(later, table="period")["shown"] == "42"

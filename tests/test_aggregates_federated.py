@@ -15,11 +15,13 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
-from deploy.homeserver import Federation
+from deploy.homeserver import Federation, Homeserver
+from node.coalition import create_coalition
 from node.store import Role
 from tests.api_harness import RunningApi
 from tests.sharing_support import ORGS, eventually, form_coalition, member_running, new_member
 from tests.test_aggregates import make_case
+from tests.web_support import running_web
 
 
 def cases(country: str, year: str, count: int) -> list[dict[str, Any]]:
@@ -108,3 +110,31 @@ async def test_the_coalition_view_adds_up_every_members_latest_figures(
         later = await eventually(updated, what="B's second aggregate at A")
         assert figure(later, table="period", country="CO")["shown"] == "26"
         assert figure(later, table="period")["shown"] == "42"
+
+
+async def test_the_figures_page_publishes_and_shows_the_coalition_figures(
+    homeserver: Homeserver, tmp_path: Path
+) -> None:
+    async with running_web(homeserver, tmp_path / "node") as site:
+        viewer = await site.logged_in("chidi")
+        outside = await viewer.get("/coalition/figures")
+        assert outside.status == 200 and "No member has published figures yet." in outside.text
+        assert "/coalition/figures/publish" not in outside.text
+        editor = await site.logged_in("beatriz")
+        page = await editor.get("/coalition/figures")
+        assert 'action="/coalition/figures/publish"' in page.text
+        refused = await editor.post("/coalition/figures/publish", {})
+        assert "not in a coalition yet" in refused.text
+
+        await create_coalition(site.node, "Minga de prueba")
+        denied = await viewer.submit("/coalition/figures", "/coalition/figures/publish", {})
+        assert denied.status == 403
+        done = await editor.submit("/coalition/figures", "/coalition/figures/publish", {})
+        assert done.status == 200 and done.path == "/coalition/figures"
+        assert "Your figures were published to the coalition." in done.text
+        assert "<svg" in done.text and site.node.own.name in done.text
+        exported = await editor.get("/coalition/figures.csv")
+        assert exported.status == 200
+        rows = list(csv.DictReader(io.StringIO(exported.text)))
+        assert {"table": "period", "shown": "0"}.items() <= next(
+            r for r in rows if r["table"] == "period").items()

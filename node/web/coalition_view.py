@@ -1,0 +1,88 @@
+"""The coalition's figures page (M9): sums of every member's latest aggregate, as charts, a
+table of contributors and a CSV download; editors publish this node's own figures from here.
+
+Charts are inline SVG rendered on the server (the pages run no scripts); every label in them is
+escaped by :mod:`node.charts`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Final
+
+from aiohttp import web
+from markupsafe import Markup
+
+from node.aggregates import OTHER_COUNTRIES
+from node.charts import bar_chart, time_series
+from node.coalition_view import Bar, by_country, by_period, coalition_view, view_csv
+from node.publishing import NotInCoalition, coalition_aggregates, publish_aggregate
+from node.sharing import SharingError
+from node.store import Role
+from node.web.app import PageRoute
+from node.web.context import current_visit, render, see_other, staff_of, web_context
+from node.web.i18n import N_, Formatter
+from node.web.presenters import member_names
+
+PAGE: Final = "/coalition/figures"
+PROBLEMS: Final = {
+    "coalition": N_("This node is not in a coalition yet."),
+    "refused": N_("The figures could not be sent. Try again later."),
+}
+
+
+def _country_bars(bars: list[Bar], fmt: Formatter) -> list[Bar]:
+    return [replace(bar, label=fmt.gettext("Other countries") if bar.label == OTHER_COUNTRIES
+                    else fmt.country(bar.label)) for bar in bars]
+
+
+async def figures_page(request: web.Request) -> web.StreamResponse:
+    node = web_context(request).node
+    fmt = current_visit(request).fmt
+    view = coalition_view(await coalition_aggregates(node))
+    async with node.store.read() as tx:
+        names = member_names(await tx.orgs.members(verified_only=False))
+    names[node.org_id] = node.own.name
+    countries = _country_bars(by_country(view), fmt)
+    years = by_period(view)
+    problem = PROBLEMS.get(request.query.get("problem", ""))
+    return render(
+        request, "coalition/figures.html",
+        contributors=[(names.get(c.org_id, c.org_id), fmt.date_span(c.period),
+                       fmt.datetime(_when(c.as_of))) for c in view.contributors],
+        countries=countries, years=years,
+        country_chart=Markup(bar_chart(countries, fmt.gettext("Cases by country"))),
+        year_chart=Markup(time_series(years, fmt.gettext("Cases by year"))),
+        published=request.query.get("published") == "1",
+        problem=fmt.gettext(problem) if problem else None,
+    )
+
+
+def _when(as_of: int) -> datetime:
+    return datetime.fromtimestamp(as_of, UTC)
+
+
+async def figures_csv(request: web.Request) -> web.StreamResponse:
+    view = coalition_view(await coalition_aggregates(web_context(request).node))
+    return web.Response(
+        text=view_csv(view), content_type="text/csv", charset="utf-8",
+        headers={"Content-Disposition": 'attachment; filename="minga-coalition-figures.csv"'})
+
+
+async def publish(request: web.Request) -> web.StreamResponse:
+    ctx = web_context(request)
+    try:
+        await publish_aggregate(ctx.node, actor=staff_of(request).username, now=ctx.now())
+    except NotInCoalition:
+        return see_other(PAGE, problem="coalition")
+    except SharingError:
+        return see_other(PAGE, problem="refused")
+    return see_other(PAGE, published="1")
+
+
+ROUTES: Final = [
+    PageRoute("GET", PAGE, figures_page),
+    PageRoute("GET", PAGE + ".csv", figures_csv),
+    PageRoute("POST", PAGE + "/publish", publish, Role.editor),
+]

@@ -68,6 +68,10 @@ JOIN_WAIT = 120
 """Seconds ``minga coalition join`` waits for an invite to arrive over federation."""
 NODE_READY_TIMEOUT = 90.0
 """Seconds all three nodes together may take until their APIs answer."""
+DEMO_SHARES_PER_ORG = 2
+"""How many of its sample cases each demo org shares with the other two."""
+DEMO_SHARE_FIELDS = ("country", "incident_date", "violations", "victims.groups", "place")
+"""The fields shared (those consent allows every recipient, at least two, or none at all)."""
 STOP_GRACE = 15.0
 """Seconds a node may take to stop after SIGTERM before it is killed."""
 
@@ -485,6 +489,34 @@ def _load_sample_cases(org: DemoOrg, entry: DemoOrgEntry) -> int:
     return len(cases)
 
 
+def _share_sample_cases(sharer: DemoOrgEntry, others: Sequence[DemoOrgEntry]) -> int:
+    """Share a few of ``sharer``'s cases with ``others`` through its API: for each case, the
+    fields of :data:`DEMO_SHARE_FIELDS` that consent allows every recipient (the share dialog's
+    preview says which), if there are at least two; cases consent keeps home are skipped."""
+    recipients = [other.org_id for other in others]
+    cases = http_json(sharer.api, "GET", "/cases?limit=50", access_token=sharer.token)["items"]
+    shared = 0
+    for case in reversed(cases):  # oldest first, the order they were loaded in
+        if shared == DEMO_SHARES_PER_ORG:
+            break
+        path = f"/cases/{case['record_id']}/share"
+        request = {"recipients": recipients, "fields": list(DEMO_SHARE_FIELDS)}
+        preview = http_json(sharer.api, "POST", path + "/preview", request,
+                            access_token=sharer.token)
+        allowed = [set(r["allowed_fields"]) for r in preview["recipients"]]
+        fields = [f for f in DEMO_SHARE_FIELDS if all(f in offer for offer in allowed)]
+        if len(fields) < 2:
+            continue
+        try:
+            http_json(sharer.api, "POST", path, {"recipients": recipients, "fields": fields},
+                      access_token=sharer.token)
+        except (HomeserverError, OSError) as error:
+            raise DemoError(f"the node of {sharer.name} could not share a sample case: {error}")\
+                from None
+        shared += 1
+    return shared
+
+
 def _set_up(layout: DemoLayout, running: RunningDemo) -> DemoInfo:
     for directory in (layout.root / "nodes", layout.logs):
         directory.mkdir(parents=True, exist_ok=True)
@@ -504,6 +536,9 @@ def _set_up(layout: DemoLayout, running: RunningDemo) -> DemoInfo:
     for org in created:
         count = _load_sample_cases(org.org, org.entry)
         _say(f"Loaded {count} sample cases into the node of {org.org.name}")
+    for org in created:
+        shared = _share_sample_cases(org.entry, [o.entry for o in created if o is not org])
+        _say(f"{org.org.name} shared {shared} cases with the other two members")
     info = DemoInfo(orgs=entries, homeservers=[_homeserver_entry(s) for s in federation])
     _write_private(layout.demo_json, info.model_dump_json(indent=2) + "\n")
     return info

@@ -11,7 +11,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,7 +68,7 @@ async def new_member(
 
 
 @contextlib.contextmanager
-def passphrase_env() -> Iterable[None]:  # type: ignore[misc]
+def passphrase_env() -> Iterator[None]:
     before = os.environ.get("MINGA_PASSPHRASE")
     os.environ["MINGA_PASSPHRASE"] = PASSPHRASE
     try:
@@ -151,7 +151,7 @@ class LogCapture(logging.Handler):
 
 
 @contextlib.contextmanager
-def captured_logs() -> Iterable[LogCapture]:  # type: ignore[misc]
+def captured_logs() -> Iterator[LogCapture]:
     capture, root = LogCapture(), logging.getLogger()
     before = root.level
     root.addHandler(capture)

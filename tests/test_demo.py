@@ -210,6 +210,23 @@ def _check_cases(info: dict[str, Any]) -> None:
         assert titles == sorted(case["title"] for case in _sample_cases(spec.key))
 
 
+def _check_shared(info: dict[str, Any]) -> None:
+    """Each org shared two sample cases with the other two: each receives four, verified."""
+    deadline = time.monotonic() + 120
+    for org in info["orgs"]:
+        others = {o["org_id"] for o in info["orgs"]} - {org["org_id"]}
+        while True:
+            status, body = _api_get(org, "/received?kind=case", org["token"])
+            assert status == 200
+            items = body["items"]
+            if len(items) >= 4 or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert len(items) == 4, f"{org['name']} received {len(items)} shared cases"
+        assert {item["issuer"] for item in items} == others
+        assert all(item["verification"] == "verified" for item in items)
+
+
 def test_demo_runs_restarts_and_stops_without_leaving_processes(tmp_path: Path) -> None:
     directory = tmp_path / "demo"
     first_output = tmp_path / "first.out"
@@ -220,6 +237,7 @@ def test_demo_runs_restarts_and_stops_without_leaving_processes(tmp_path: Path) 
         _check_status(info)
         _check_members(info)
         _check_cases(info)
+        _check_shared(info)
         assert (directory / "passphrase").stat().st_mode & 0o077 == 0
         assert (directory / "demo.json").stat().st_mode & 0o077 == 0
 

@@ -1,6 +1,6 @@
 """This node's alert room (DESIGN §5): where its urgent alerts and the acknowledgements to them go.
 
-Each member node keeps **its own** alert room (docs/decisions/0004-alert-room-per-issuer.md):
+Each member node keeps **its own** alert room (docs/decisions/0007-alert-room-per-issuer.md):
 created the first time it sends an alert, private, room version 12, shared history, the power
 levels of the coalition room with every verified member node at member power, and a state event
 ``org.minga.alerts`` naming the issuing organisation (its id only). Every recipient node is

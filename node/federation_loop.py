@@ -44,7 +44,3 @@ async def run_federation(
 
 def _no_engine() -> None:
     """Nothing to wake: whatever was queued is sent when the loop runs again."""
-
-
-follow_homeserver = run_federation
-"""The name ``minga run`` and older callers used for the loop."""

@@ -18,7 +18,7 @@ from node.coalition import (
     refresh_roster,
     roster_rejections,
 )
-from node.federation_loop import follow_homeserver
+from node.federation_loop import run_federation
 from node.runtime import Node
 from node.status import node_status, render_status
 from schemas.payloads import OrgProfile
@@ -101,7 +101,7 @@ async def test_running_loop_learns_of_a_member_that_joins_later(
     async with opened(config_a, config_b) as (a, b):
         room = await create_coalition(a, "Coalición")
         async with a.transport() as transport:
-            loop = asyncio.create_task(follow_homeserver(a, transport))
+            loop = asyncio.create_task(run_federation(a, transport))
             try:
                 await invite_member(a, (await b.matrix_login()).user_id)
                 await join_coalition(b, room, wait_seconds=30)

@@ -5,12 +5,18 @@ Floats are refused (Matrix rejects them in event content) and so are integers ou
 that every JSON implementation represents exactly (|n| < 2**53). Object keys are sorted by their
 UTF-16 code units, as RFC 8785 requires; strings are written with the minimal escaping of RFC 8785
 (which is what ``json.dumps(ensure_ascii=False)`` produces).
+
+Most values are plain: built-in dicts with ASCII keys, lists, strings, safe integers, booleans
+and null. For those, one read-only check and ``json.dumps(sort_keys=True)`` give the same bytes
+as the general path (ASCII keys sort the same by code point as by UTF-16 code unit) without
+copying the value; anything else (other key characters, subclasses, tuples, errors) takes the
+general path, which also names the path of a refused value.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Final
 
 MAX_SAFE_INTEGER = 2**53 - 1
 
@@ -44,8 +50,41 @@ def _normalise(value: Any, path: str) -> Any:
     raise CanonicalJSONError(f"{path}: {type(value).__name__} is not a JSON value")
 
 
-def canonical_json(value: Any) -> bytes:
-    """The canonical UTF-8 bytes of ``value``."""
+def _general_canonical_json(value: Any) -> bytes:
     return json.dumps(
         _normalise(value, "$"), ensure_ascii=False, separators=(",", ":"), allow_nan=False
     ).encode("utf-8")
+
+
+_PLAIN_SCALARS: Final = frozenset({str, bool, type(None)})
+
+
+def is_plain(value: Any) -> bool:
+    """Whether ``value`` holds only exact built-in JSON types, safe integers and ASCII keys."""
+    kind = type(value)
+    if kind in _PLAIN_SCALARS:
+        return True
+    if kind is int:
+        return bool(-MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER)
+    if kind is dict:
+        for key, item in value.items():
+            if type(key) is not str or not key.isascii():
+                return False
+            if type(item) is not str and not is_plain(item):  # strings, the usual case, inline
+                return False
+        return True
+    if kind is list:
+        return all(type(item) is str or is_plain(item) for item in value)
+    return False
+
+
+_PLAIN_ENCODER: Final = json.JSONEncoder(
+    ensure_ascii=False, separators=(",", ":"), allow_nan=False, sort_keys=True
+)
+
+
+def canonical_json(value: Any) -> bytes:
+    """The canonical UTF-8 bytes of ``value``."""
+    if is_plain(value):
+        return _PLAIN_ENCODER.encode(value).encode("utf-8")
+    return _general_canonical_json(value)

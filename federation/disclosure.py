@@ -53,15 +53,13 @@ from federation.sdjwt import (
     SD,
     SD_ALG,
     SHA_256,
-    Disclosure,
     MalformedSdJwt,
     RandomBytes,
+    Salts,
     VerifiedSdJwt,
-    decoy_digest,
+    claim_disclosure,
     join_compact,
     join_path,
-    new_salt,
-    object_disclosure,
     reconstruct,
     sign_jws,
     split_compact,
@@ -165,35 +163,39 @@ def _cached_plan(withholdable: frozenset[str], sd_sizes: tuple[tuple[str, int], 
 class _Concealer:
     """Builds the signed payload bottom-up, collecting disclosures in creation order."""
 
+    __slots__ = ("_descend", "_salts", "_sd_sizes", "_withheld", "disclosures")
+
     def __init__(self, plan: _Plan, random_bytes: RandomBytes) -> None:
-        self._plan = plan
-        self._random = random_bytes
-        self.disclosures: list[Disclosure] = []
+        self._withheld, self._descend, self._sd_sizes = plan.withheld, plan.descend, plan.sd_sizes
+        self._salts = Salts(random_bytes)
+        self.disclosures: list[str] = []  # encoded
 
     def conceal_object(self, obj: Mapping[str, Any], level: str) -> dict[str, Any]:
         clear: dict[str, Any] = {}
         digests: list[str] = []
+        prefix = f"{level}." if level else ""
         for name, value in obj.items():
             if not isinstance(name, str) or "." in name or name in _RESERVED_NAMES:
                 raise InvalidClaims(f"{join_path(level, str(name))!r} is not a usable claim name")
-            path = join_path(level, name)
-            if isinstance(value, dict | list) or path in self._plan.descend:
+            path = prefix + name
+            if isinstance(value, dict | list) or path in self._descend:
                 value = self._conceal_value(value, path)
-            if path in self._plan.withheld:
-                disclosure = self._disclose(name, value, path)
-                self.disclosures.append(disclosure)
-                digests.append(disclosure.digest)
+            if path in self._withheld:
+                encoded, digest = self._disclose(name, value, path)
+                self.disclosures.append(encoded)
+                digests.append(digest)
             else:
                 clear[name] = value
-        size = self._plan.sd_sizes.get(level, 0)
+        size = self._sd_sizes.get(level, 0)
         if size:
-            digests.extend(decoy_digest(self._random) for _ in range(size - len(digests)))
-            clear[SD] = sorted(digests)
+            digests.extend(self._salts.decoy_digest() for _ in range(size - len(digests)))
+            digests.sort()
+            clear[SD] = digests
         return clear
 
-    def _disclose(self, name: str, value: Any, path: str) -> Disclosure:
+    def _disclose(self, name: str, value: Any, path: str) -> tuple[str, str]:
         try:
-            return object_disclosure(new_salt(self._random), name, value)
+            return claim_disclosure(self._salts.salt(), name, value)
         except CanonicalJSONError as problem:
             raise InvalidClaims(f"{path}: {problem}") from None
 
@@ -202,8 +204,14 @@ class _Concealer:
         if isinstance(value, dict):
             return self.conceal_object(value, path)
         if isinstance(value, list):
-            return [self._conceal_value(item, path) for item in value]
-        if value is not None and path in self._plan.descend:
+            if path in self._descend:
+                return [self._conceal_value(item, path) for item in value]
+            # Only containers can hold names to check: skip the call for plain items.
+            return [
+                self._conceal_value(item, path) if isinstance(item, dict | list) else item
+                for item in value
+            ]
+        if value is not None and path in self._descend:
             raise InvalidClaims(f"{path!r} has withholdable fields inside but holds a plain value")
         return value
 
@@ -270,7 +278,7 @@ def issue(
         jwt = sign_jws(header, payload, signing_key)
     except CanonicalJSONError as problem:
         raise InvalidClaims(f"clear claims: {problem}") from None
-    return join_compact(jwt, [disclosure.encoded for disclosure in concealer.disclosures])
+    return join_compact(jwt, concealer.disclosures)
 
 
 def present(issued: str, paths: Collection[str]) -> str:

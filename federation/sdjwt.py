@@ -35,7 +35,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
     encode_dss_signature,
 )
 
-from federation.canonical import CanonicalJSONError, canonical_json
+from federation.canonical import CanonicalJSONError, canonical_json, is_plain
 from federation.encoding import EncodingError, b64u_decode, b64u_encode
 from federation.keys import KeyNotTrusted, SigningKeyResolver, VerificationKey
 from schemas.common import wire_value_problem
@@ -280,15 +280,58 @@ class Disclosure:
     digest: str
 
 
+def _digest_text(data: bytes) -> str:
+    """sha-256 of ``data`` as base64url (32 bytes: 43 characters and one padding character)."""
+    digest = hashlib.sha256(data).digest()
+    return binascii.b2a_base64(digest, newline=False)[:43].translate(_STANDARD_TO_URL).decode()
+
+
 def digest_of(encoded: str) -> str:
     """The sha-256 digest of a disclosure: over its base64url text, base64url-encoded (§4.2.3)."""
-    digest = hashlib.sha256(encoded.encode("ascii")).digest()
-    # 32 bytes are 43 base64 characters and one padding character; this is the hot path.
-    return binascii.b2a_base64(digest, newline=False)[:43].translate(_STANDARD_TO_URL).decode()
+    return _digest_text(encoded.encode("ascii"))
+
+
+def _salt_text(salt: bytes) -> str:
+    # 16 bytes are 22 base64 characters and two padding characters.
+    return binascii.b2a_base64(salt, newline=False)[:22].translate(_STANDARD_TO_URL).decode()
 
 
 def new_salt(random_bytes: RandomBytes) -> str:
     return b64u_encode(random_bytes(SALT_BYTES))
+
+
+class Salts:
+    """Fresh 128-bit salts and decoy digests, drawn from ``random_bytes`` a block at a time.
+
+    One call for a block of random bytes instead of one per salt: the bytes are the same
+    kind of randomness, sliced, and no slice is used twice.
+    """
+
+    __slots__ = ("_block", "_offset", "_random")
+    _PER_DRAW: ClassVar[int] = 64
+
+    def __init__(self, random_bytes: RandomBytes) -> None:
+        self._random = random_bytes
+        self._block, self._offset = b"", 0
+
+    def _next(self) -> bytes:
+        if self._offset == len(self._block):
+            size = SALT_BYTES * self._PER_DRAW
+            block = self._random(size)
+            if len(block) != size:
+                raise ValueError(f"random_bytes({size}) returned {len(block)} bytes")
+            self._block, self._offset = block, 0
+        start = self._offset
+        self._offset = start + SALT_BYTES
+        return self._block[start : self._offset]
+
+    def salt(self) -> str:
+        """A new salt, as base64url text."""
+        return _salt_text(self._next())
+
+    def decoy_digest(self) -> str:
+        """A digest over new random bytes, indistinguishable from a real one (§4.2.5)."""
+        return _digest_text(self._next())
 
 
 # A disclosure's digest covers its exact text and no verifier re-encodes it, so it need not be
@@ -301,21 +344,52 @@ _DISCLOSURE_JSON: Final = json.JSONEncoder(
 _json_string: Final = json.encoder.encode_basestring
 
 
+def _compact_encoder() -> Callable[[Any], str]:
+    """``_DISCLOSURE_JSON.encode`` without building a new C encoder on every call."""
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # an interpreter without the C accelerator
+        return _DISCLOSURE_JSON.encode
+    # markers, default, string encoder, indent, separators, sort_keys, skipkeys, allow_nan
+    encoder = make(
+        None, _DISCLOSURE_JSON.default, _json_string, None, ":", ",", False, False, False
+    )
+
+    def encode(value: Any) -> str:
+        return "".join(encoder(value, 0))
+
+    return encode
+
+
+# Circular values never reach it: is_plain() or wire_value_problem() recurse first and raise.
+_compact_json: Final = _compact_encoder()
+
+
 def _json_text(value: Any) -> str:
     if type(value) is str:
         return _json_string(value)
-    problem = wire_value_problem(value)
-    if problem is not None:
-        raise CanonicalJSONError(problem)
-    return _DISCLOSURE_JSON.encode(value)
+    if not is_plain(value):  # the quick check passes nearly everything; this one names problems
+        problem = wire_value_problem(value)
+        if problem is not None:
+            raise CanonicalJSONError(problem)
+    return _compact_json(value)
 
 
-def _disclose(text: str) -> Disclosure:
+def _encode(text: str) -> tuple[str, str]:
     try:
-        encoded = b64u_encode(text.encode("utf-8"))
+        data = text.encode("utf-8")
     except UnicodeEncodeError:
         raise CanonicalJSONError("a string holds a lone surrogate, which is not Unicode") from None
-    return Disclosure(encoded, digest_of(encoded))
+    # The digest is over the ASCII bytes of the base64url text, so hash them before decoding.
+    encoded = binascii.b2a_base64(data, newline=False).translate(_STANDARD_TO_URL).rstrip(b"=")
+    return encoded.decode("ascii"), _digest_text(encoded)
+
+
+def claim_disclosure(salt: str, name: str, value: Any) -> tuple[str, str]:
+    """:func:`object_disclosure` as a plain ``(encoded, digest)`` pair, for issuers of many.
+
+    ``name`` must already be known not to be ``_sd`` or ``...``.
+    """
+    return _encode(f"[{_json_text(salt)},{_json_string(name)},{_json_text(value)}]")
 
 
 def object_disclosure(salt: str, name: str, value: Any) -> Disclosure:
@@ -326,12 +400,12 @@ def object_disclosure(salt: str, name: str, value: Any) -> Disclosure:
     """
     if name in (SD, ARRAY_DIGEST):
         raise CanonicalJSONError(f"{name!r} cannot be a selectively disclosable claim name")
-    return _disclose(f"[{_json_text(salt)},{_json_text(name)},{_json_text(value)}]")
+    return Disclosure(*_encode(f"[{_json_text(salt)},{_json_text(name)},{_json_text(value)}]"))
 
 
 def array_element_disclosure(salt: str, value: Any) -> Disclosure:
     """The disclosure of one array element (§4.2.2), as compact JSON."""
-    return _disclose(f"[{_json_text(salt)},{_json_text(value)}]")
+    return Disclosure(*_encode(f"[{_json_text(salt)},{_json_text(value)}]"))
 
 
 def decoy_digest(random_bytes: RandomBytes) -> str:

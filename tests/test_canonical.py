@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import re
+from enum import IntEnum, StrEnum
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from federation.canonical import MAX_SAFE_INTEGER, CanonicalJSONError, canonical_json
+from federation.canonical import (
+    MAX_SAFE_INTEGER,
+    CanonicalJSONError,
+    _general_canonical_json,
+    canonical_json,
+)
 from federation.encoding import EncodingError, b64u_decode, b64u_encode
 
 
@@ -166,3 +174,111 @@ def test_base64url_decoding_is_strict(text: str, problem: str) -> None:
 def test_base64url_refuses_non_text() -> None:
     with pytest.raises(EncodingError, match="bytes"):
         b64u_decode(b"AQ")  # type: ignore[arg-type]
+
+
+# --- the plain-value fast path gives the general path's bytes -------------------------------------
+
+
+class _Label(StrEnum):
+    A = "a"
+
+
+class _Number(IntEnum):
+    ONE = 1
+
+
+class _Text(str):
+    __slots__ = ()
+
+
+keys = st.text(max_size=6) | st.sampled_from(["a", "b", "\uffff", "\U00010000", "\ufb33", "é"])
+any_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**60), 2**60)
+    | st.sampled_from([MAX_SAFE_INTEGER, MAX_SAFE_INTEGER + 1, -MAX_SAFE_INTEGER - 1])
+    | st.text(max_size=12)
+    | st.floats(allow_nan=True)
+    | st.sampled_from([_Label.A, _Number.ONE, _Text("x"), b"bytes", {1, 2}]),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.lists(children, max_size=3).map(tuple)
+        | st.dictionaries(keys, children, max_size=4)
+        | st.dictionaries(st.integers(0, 3) | st.none(), children, max_size=2)
+    ),
+    max_leaves=15,
+)
+
+
+def _outcome(function: Any, value: Any) -> tuple[str, Any]:
+    try:
+        return "bytes", function(value)
+    except CanonicalJSONError as problem:
+        return "refused", str(problem)
+
+
+@settings(max_examples=400)
+@given(any_values)
+def test_fast_path_matches_the_general_path(value: Any) -> None:
+    assert _outcome(canonical_json, value) == _outcome(_general_canonical_json, value)
+
+
+@settings(max_examples=150)
+@given(json_values)
+def test_plain_values_take_the_fast_path_and_match(value: Any) -> None:
+    assert canonical_json(value) == _general_canonical_json(value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"\U0001f600": 1, "\ufb33": 2},  # non-ASCII keys sort by UTF-16 code unit
+        {"k": _Label.A, "n": _Number.ONE, "t": _Text("x")},
+        ({"b": 1, "a": (2, 3)},),
+        {"a": [MAX_SAFE_INTEGER + 1]},
+        {"a": True, "b": None, "c": -MAX_SAFE_INTEGER},
+    ],
+)
+def test_fast_path_edge_cases_match(value: Any) -> None:
+    assert _outcome(canonical_json, value) == _outcome(_general_canonical_json, value)
+
+
+# --- the fast base64url decoder against the straightforward definition ---------------------------
+
+
+def _reference_b64u_decode(text: str) -> bytes:
+    """Decode the slow, obvious way: pad, decode, and insist that re-encoding gives ``text``."""
+    if not re.fullmatch(r"[A-Za-z0-9_-]*", text) or len(text) % 4 == 1:
+        raise EncodingError("not base64url")
+    data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    if base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii") != text:
+        raise EncodingError("not canonical")
+    return data
+
+
+def _decoded(function: Any, text: str) -> bytes | None:
+    try:
+        decoded: bytes = function(text)
+    except EncodingError:
+        return None
+    return decoded
+
+
+base64ish = st.text(
+    alphabet=st.sampled_from("ABCDQRSTUVWXgw09-_+/=é \n\x00") | st.characters(), max_size=12
+)
+
+
+@settings(max_examples=400)
+@given(base64ish | st.binary(max_size=20).map(b64u_encode))
+def test_fast_base64url_decoder_agrees_with_the_reference(text: str) -> None:
+    assert _decoded(b64u_decode, text) == _decoded(_reference_b64u_decode, text)
+
+
+@settings(max_examples=150)
+@given(st.binary(min_size=1, max_size=20), st.integers(0, 63))
+def test_no_other_last_character_decodes_to_the_same_bytes(data: bytes, index: int) -> None:
+    text = b64u_encode(data)
+    changed = text[:-1] + "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"[index]
+    if changed != text:
+        assert _decoded(b64u_decode, changed) != data

@@ -33,18 +33,28 @@ def b64u_encode(data: bytes) -> str:
     return encoded.translate(_STANDARD_TO_URL).rstrip(b"=").decode("ascii")
 
 
-def b64u_decode(text: str) -> bytes:
-    """The bytes of canonical unpadded base64url ``text``; :class:`EncodingError` otherwise."""
+def b64u_length(text: str) -> int:
+    """How many bytes canonical unpadded base64url ``text`` holds, checked without decoding it.
+
+    Raises :class:`EncodingError` exactly when :func:`b64u_decode` would.
+    """
     if not isinstance(text, str):
         raise EncodingError(f"expected base64url text, got {type(text).__name__}")
-    if not text.isascii() or (raw := text.encode("ascii")).translate(None, _ALPHABET):
+    if not text.isascii() or text.encode("ascii").translate(None, _ALPHABET):
         raise EncodingError("not base64url: characters outside A-Z a-z 0-9 - _ (or padding)")
-    remainder = len(raw) % 4
+    remainder = len(text) % 4
     if remainder == 1:
         raise EncodingError("not base64url: impossible length")
-    if remainder and _VALUE[raw[-1]] & _UNUSED_BITS[remainder]:
+    if remainder and _VALUE[ord(text[-1])] & _UNUSED_BITS[remainder]:
         raise EncodingError("not canonical base64url: unused trailing bits are set")
+    return len(text) // 4 * 3 + (remainder and remainder - 1)
+
+
+def b64u_decode(text: str) -> bytes:
+    """The bytes of canonical unpadded base64url ``text``; :class:`EncodingError` otherwise."""
+    b64u_length(text)
     try:
-        return binascii.a2b_base64(raw.translate(_URL_TO_STANDARD) + _PADDING[remainder])
+        raw = text.encode("ascii").translate(_URL_TO_STANDARD) + _PADDING[len(text) % 4]
+        return binascii.a2b_base64(raw)
     except binascii.Error as error:
         raise EncodingError("not base64url") from error

@@ -36,7 +36,7 @@ from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from federation.canonical import MAX_SAFE_INTEGER, canonical_json
-from federation.encoding import EncodingError, b64u_decode, b64u_encode
+from federation.encoding import EncodingError, b64u_decode, b64u_encode, b64u_length
 from federation.identity import KidText, OrgIdText, OrgKeys, RecipientKey, UnixTime
 from federation.keys import KeyNotTrusted, SigningKeyResolver
 from schemas.errors import describe_validation_error
@@ -88,16 +88,19 @@ class Tampered(SealingError):
 
 
 def _binary(length: int | None = None, *, at_least: int = 1) -> Any:
-    """A field validator: canonical base64url, of ``length`` bytes or at least ``at_least``."""
+    """A field validator: canonical base64url, of ``length`` bytes or at least ``at_least``.
+
+    It checks the text without decoding it: opening decodes what it uses, once.
+    """
 
     def check(value: str) -> str:
         try:
-            raw = b64u_decode(value)
+            size = b64u_length(value)
         except EncodingError as error:
             raise ValueError(str(error)) from None
-        if length is not None and len(raw) != length:
+        if length is not None and size != length:
             raise ValueError(f"expected {length} bytes")
-        if len(raw) < at_least:
+        if size < at_least:
             raise ValueError(f"expected at least {at_least} bytes")
         return value
 
@@ -239,8 +242,29 @@ def _key_info(envelope_id: str, sender: str, sender_kid: str, recipient_kid: str
     )
 
 
+_FIRST_SIGNED_FIELD = "ciphertext"
+
+
 def _signed_content(fields: Mapping[str, Any]) -> bytes:
-    return canonical_json({name: value for name, value in fields.items() if name != "signature"})
+    """``canonical_json`` of every field but the signature.
+
+    The ciphertext, kilobytes of base64url, is the first key in canonical order and needs no
+    JSON escaping, so it is put in as it is instead of going through the JSON string escaper;
+    the bytes are the same (``tests/test_sealing_speed.py`` compares them).
+    """
+    rest = {
+        name: value for name, value in fields.items() if name not in ("signature", "ciphertext")
+    }
+    ciphertext = fields.get(_FIRST_SIGNED_FIELD)
+    if not (isinstance(ciphertext, str) and rest and min(rest) > _FIRST_SIGNED_FIELD):
+        return canonical_json(
+            {name: value for name, value in fields.items() if name != "signature"}
+        )
+    try:
+        b64u_length(ciphertext)
+    except EncodingError:
+        return canonical_json({**rest, _FIRST_SIGNED_FIELD: ciphertext})
+    return b'{"ciphertext":"' + ciphertext.encode("ascii") + b'",' + canonical_json(rest)[1:]
 
 
 # --- seal and open ------------------------------------------------------------------------------
@@ -268,8 +292,10 @@ def seal(
         raise ValueError("a recipient key appears twice")
     if isinstance(created_at, bool) or not 0 <= created_at <= MAX_SAFE_INTEGER:
         raise ValueError("created_at must be unix seconds between 0 and 2**53 - 1")
-    envelope_id = envelope_id or b64u_encode(os.urandom(16))
-    _check_envelope_id(envelope_id)
+    if envelope_id:
+        _check_envelope_id(envelope_id)
+    else:
+        envelope_id = b64u_encode(os.urandom(16))
     sender_id, sender_kid = sender.org_id, sender.signing_kid
     content_key, nonce = ChaCha20Poly1305.generate_key(), os.urandom(12)
     header = _header(envelope_id, sender_id, sender_kid, created_at, context, kids)
@@ -365,8 +391,14 @@ def open_envelope(
         )
     except InvalidTag:
         raise Tampered("the payload does not decrypt") from None
-    return Opened(sealed.sender, sealed.sender_kid, sealed.id, sealed.created_at,
-                  dict(sealed.context), _unpad(padded))
+    return Opened(
+        sealed.sender,
+        sealed.sender_kid,
+        sealed.id,
+        sealed.created_at,
+        dict(sealed.context),
+        _unpad(padded),
+    )
 
 
 def _verify_sender(sealed: Envelope, resolver: SigningKeyResolver) -> None:

@@ -18,7 +18,7 @@ from federation.canonical import (
     _general_canonical_json,
     canonical_json,
 )
-from federation.encoding import EncodingError, b64u_decode, b64u_encode
+from federation.encoding import EncodingError, b64u_decode, b64u_encode, b64u_length
 
 
 def test_rfc8785_sorting_example_orders_keys_by_utf16_code_units() -> None:
@@ -282,3 +282,14 @@ def test_no_other_last_character_decodes_to_the_same_bytes(data: bytes, index: i
     changed = text[:-1] + "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"[index]
     if changed != text:
         assert _decoded(b64u_decode, changed) != data
+
+
+@settings(max_examples=300)
+@given(base64ish | st.binary(max_size=40).map(b64u_encode))
+def test_length_check_agrees_with_decoding(text: str) -> None:
+    decoded = _decoded(b64u_decode, text)
+    try:
+        length: int | None = b64u_length(text)
+    except EncodingError:
+        length = None
+    assert length == (None if decoded is None else len(decoded))

@@ -1,4 +1,5 @@
-"""``minga import``, ``export``, ``report sdg``, ``aggregates show`` and ``backup`` (issue M9).
+"""``minga import``, ``export``, ``report sdg``, ``aggregates show|publish|schedule`` and
+``backup`` (issue M9).
 
 :func:`add_commands` adds them to the ``minga`` parser; each handler returns the exit status:
 0 done, 1 the input has problems (listed, nothing written), 2 the command could not run.
@@ -15,6 +16,8 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+
+from pydantic import ValidationError
 
 from node.aggregates import Granularity, build_aggregate, period_between, render_aggregate
 from node.backup import BackupError, create_backup, restore_backup
@@ -34,15 +37,26 @@ from node.importing import (
     plan_import,
     read_spreadsheet,
 )
+from node.publishing import (
+    NotInCoalition,
+    Publication,
+    PublicationSchedule,
+    publication_schedule,
+    publish_aggregate,
+    set_publication_schedule,
+)
 from node.runtime import config_path, open_node, read_passphrase
 from node.sdg_report import ReportError, report_csv, report_html, sdg_report
+from node.sharing import SharingError
 from schemas.case import Case
 from schemas.countries import is_country_code
 from schemas.dates import DateSpan, PartialDateError
+from schemas.errors import validation_problems
 from schemas.typology import Language, Vocabulary, is_code, label
 
 Handler = Callable[[argparse.Namespace], int]
 IMPORT_AUTHOR = "minga import"
+PUBLISH_AUTHOR = "minga aggregates"
 EXPORT_AUTHOR = "minga export"
 PLAINTEXT_WARNING = "This file holds case content in plain text: keep it somewhere safe."
 
@@ -227,6 +241,41 @@ def cmd_aggregates_show(args: argparse.Namespace) -> int:
     return 0
 
 
+@_friendly
+def cmd_aggregates_publish(args: argparse.Namespace) -> int:
+    publication = asyncio.run(_publish(args.config))
+    print(f"queued aggregate {publication.record_id} for {len(publication.recipients)} member(s);"
+          " the node sends it while `minga run` is running")
+    return 0
+
+
+async def _publish(config: str | None) -> Publication:
+    async with open_node(config) as node:
+        try:
+            return await publish_aggregate(node, actor=PUBLISH_AUTHOR, now=_now())
+        except (NotInCoalition, SharingError) as error:
+            raise _Failed(str(error)) from None
+
+
+@_friendly
+def cmd_aggregates_schedule(args: argparse.Namespace) -> int:
+    every = asyncio.run(_schedule(args.config, args.every_days))
+    print("figures are published only on demand" if every == 0
+          else f"figures are published every {every} day(s)")
+    return 0
+
+
+async def _schedule(config: str | None, every_days: int | None) -> int:
+    async with open_node(config) as node:
+        if every_days is not None:
+            try:
+                chosen = PublicationSchedule(every_days=every_days)
+            except ValidationError as error:
+                raise _Failed("--every-days: " + validation_problems(error)[0].problem) from None
+            await set_publication_schedule(node, chosen, actor=PUBLISH_AUTHOR)
+        return (await publication_schedule(node)).every_days
+
+
 # --- backup ------------------------------------------------------------------------------
 
 @_friendly
@@ -307,6 +356,14 @@ def add_commands(commands: Any) -> None:
     show.add_argument("--language", choices=["en", "es"], default="en")
     show.add_argument("--json", action="store_true", help="print the aggregate record")
     show.set_defaults(handler=cmd_aggregates_show)
+    publish = aggregate_actions.add_parser(
+        "publish", help="send this node's figures to every member now")
+    publish.set_defaults(handler=cmd_aggregates_publish)
+    schedule = aggregate_actions.add_parser(
+        "schedule", help="show or set how often the figures are published automatically")
+    schedule.add_argument("--every-days", type=int, metavar="DAYS",
+                          help="publish every DAYS days; 0: only on demand")
+    schedule.set_defaults(handler=cmd_aggregates_schedule)
 
     backup = commands.add_parser("backup", help="encrypted backups of the whole node")
     backup_actions = backup.add_subparsers(dest="action", required=True, metavar="ACTION")

@@ -53,7 +53,7 @@ from node.suppression import SMALL_LIMIT, Entry, Mark, SuppressedTable, Table, s
 from node.suppression import is_small as _is_small
 from schemas.case import Case
 from schemas.dates import DateSpan, PartialDate
-from schemas.payloads import Aggregate, AggregateCell
+from schemas.payloads import Aggregate, AggregateCell, OverlapReport
 from schemas.typology import (
     TYPOLOGY_VERSION,
     Vocabulary,
@@ -305,8 +305,10 @@ def build_aggregate(
     as_of: int,
     granularity: Granularity = Granularity.YEAR,
     period: DateSpan | None = None,
+    overlap: OverlapReport | None = None,
 ) -> Aggregate:
-    """The aggregate of ``cases`` (those that started in ``period``, when given) at ``as_of``."""
+    """The aggregate of ``cases`` (those that started in ``period``, when given) at ``as_of``,
+    with the ``overlap`` estimate (``node.overlap``) when there is one."""
     chosen = [case for case in cases if period is None or in_period(case, period)]
     published = aggregate_cells(chosen, granularity)
     return Aggregate(
@@ -316,6 +318,7 @@ def build_aggregate(
         cells=published.cells,
         withheld_tables=published.withheld_tables,
         other_rows=published.other_rows,
+        overlap=overlap,
     )
 
 

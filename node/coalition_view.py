@@ -2,8 +2,9 @@
 
 Pure: aggregates in, figures, chart data and CSV out. The sums themselves, with their bounds
 where members suppressed small cells, come from :func:`node.aggregates.coalition_sums`; this
-module picks each member's latest aggregate, says who contributed and as of when, and never
-shows a sum that could be under 5 as a number (it is shown as ``"<5"``).
+module picks each member's latest aggregate, says who contributed and as of when, takes the cases
+members count twice out of the case count (:mod:`node.overlap`), and never shows a sum that
+could be under 5 as a number (it is shown as ``"<5"``).
 """
 
 from __future__ import annotations
@@ -14,10 +15,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from node.aggregates import COUNTRY, TABLE, CoalitionFigure, Dimension, coalition_sums
+from node.overlap import DistinctCases, case_count_figure, distinct_cases
 from node.suppression import SMALL_LIMIT, Mark
 from schemas.payloads import Aggregate
 
 CSV_COLUMNS = ("table", "country", "value", "low", "high", "shown", "members")
+DISTINCT_TABLE = "distinct_cases"
+"""The CSV row of the case count with shared cases counted once; ``members`` are those whose
+overlap estimate it uses."""
 
 
 @dataclass(frozen=True)
@@ -31,6 +36,8 @@ class Contributor:
 class CoalitionView:
     figures: tuple[CoalitionFigure, ...]
     contributors: tuple[Contributor, ...]
+    distinct: DistinctCases | None
+    """The case count with cases shared between members counted once (None: no figures)."""
 
 
 @dataclass(frozen=True)
@@ -61,7 +68,10 @@ def aggregate_from_claims(claims: Mapping[str, object]) -> Aggregate:
 def coalition_view(aggregates: Mapping[str, Aggregate]) -> CoalitionView:
     contributors = tuple(Contributor(org_id, aggregate.as_of, aggregate.period)
                          for org_id, aggregate in sorted(aggregates.items()))
-    return CoalitionView(tuple(coalition_sums(aggregates)), contributors)
+    figures = tuple(coalition_sums(aggregates))
+    counted = case_count_figure(figures)
+    distinct = None if counted is None else distinct_cases(aggregates, counted)
+    return CoalitionView(figures, contributors, distinct)
 
 
 def shown(figure: CoalitionFigure) -> str:
@@ -118,4 +128,8 @@ def view_csv(view: CoalitionView) -> str:
         table = dims.get(TABLE, "")
         writer.writerow([table, dims.get(COUNTRY, ""), dims.get(table, ""), _bound(figure.low),
                          _bound(figure.high), shown(figure), ";".join(figure.members)])
+    if view.distinct is not None:
+        distinct = view.distinct.distinct
+        writer.writerow([DISTINCT_TABLE, "", "", _bound(distinct.low), _bound(distinct.high),
+                         shown(distinct), ";".join(view.distinct.estimated_by)])
     return out.getvalue()

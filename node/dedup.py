@@ -181,7 +181,7 @@ class CampaignMatch(BaseModel):
 
 class CheckState(BaseModel):
     check_id: str
-    kind: Literal["case", "campaign"]
+    kind: Literal["case", "campaign", "overlap"]
     created_at: int
     asked: list[str] = Field(default_factory=list)
     answers: list[Answer] = Field(default_factory=list)
@@ -457,7 +457,7 @@ async def distribute_linkage_key(node: Node, now: int) -> bool:
         await tx.audit.append(AUTOMATIC, "dedup.key.send",
                               details={"key_id": state.key_id, "members": members})
 
-    await _share(node, record, members, room_id, actor=AUTOMATIC, now=now, also=remember)
+    await _share(node, [record], members, room_id, actor=AUTOMATIC, now=now, also=remember)
     _forget_index(node)
     return True
 
@@ -504,9 +504,9 @@ async def _cipher(node: Node) -> ColumnCipher:
 InTransaction = Callable[[StoreTransaction], Any]
 
 
-async def _share(node: Node, record: Any, recipients: Sequence[str], room_id: str, *,
+async def _share(node: Node, records: Sequence[Any], recipients: Sequence[str], room_id: str, *,
                  actor: str, now: int, also: InTransaction | None = None) -> None:
-    """Share ``record`` with ``recipients`` in ``room_id`` through the one sharing path,
+    """Share ``records`` with ``recipients`` in ``room_id`` through the one sharing path,
     running ``also`` in the same transaction."""
     cipher = await _cipher(node)
     pending = [also] if also is not None else []
@@ -522,7 +522,7 @@ async def _share(node: Node, record: Any, recipients: Sequence[str], room_id: st
                                   tokens,
                                   queued_at_ms=int(time.time() * 1000))
 
-    await share_records(node.store.transaction, node.keys, [record], recipients, None,
+    await share_records(node.store.transaction, node.keys, records, recipients, None,
                         actor=actor, pair_room_for=the_room, enqueue=enqueue, issued_at=now)
     node.wake_sync()
 
@@ -553,8 +553,16 @@ async def _share_in(session: AsyncSession, node: Node, record: Any, recipient: s
 # --- checking -----------------------------------------------------------------------------------
 
 
-async def start_case_check(node: Node, draft: CaseDraft, *, actor: str, now: int) -> CheckState:
-    """Send a query about ``draft`` to every verified member; the check, filled in later."""
+def _query(org_id: str, state: KeyState, encodings: Sequence[Encoding], now: int) -> Any:
+    """The ``dedup-query`` record asking about one case's (or draft's) defenders."""
+    wire = [e.wire_fields() for e in encodings[:MAX_DEFENDERS]]
+    query = DedupQuery(scheme=SCHEME, linkage_key_id=state.key_id, encodings=wire[0],
+                       more_encodings=wire[1:])
+    return build_record(org_id, query, record_id=new_record_id(), issued_at=now)
+
+
+async def _asking(node: Node) -> tuple[str, KeyState, list[str]]:
+    """The coalition room, the linkage key and the verified members to ask."""
     room_id = await node.coalition_room()
     async with node.store.read() as tx:
         state = await _load(tx, KeyState, LINKAGE_SETTING)
@@ -564,22 +572,59 @@ async def start_case_check(node: Node, draft: CaseDraft, *, actor: str, now: int
         raise NoCoalition()
     if state is None:
         raise NoLinkageKey()
-    encodings = encodings_of(draft_features(draft), state.key())[:MAX_DEFENDERS]
+    return room_id, state, members
+
+
+async def _send_checks(node: Node, room_id: str, queries: Sequence[Any],
+                       checks: Sequence[CheckState], members: Sequence[str], *, actor: str,
+                       now: int) -> None:
+    async def remember(tx: StoreTransaction) -> None:
+        for check in checks:
+            await _save(tx, CHECK_PREFIX + _digest(check.check_id), check)
+
+    await _share(node, queries, members, room_id, actor=actor, now=now, also=remember)
+
+
+async def start_case_check(node: Node, draft: CaseDraft, *, actor: str, now: int) -> CheckState:
+    """Send a query about ``draft`` to every verified member; the check, filled in later."""
+    room_id, state, members = await _asking(node)
+    encodings = encodings_of(draft_features(draft), state.key())
     if not encodings:
         raise DedupError("victims: no defender with a name to check")
     if not members:
         raise DedupError("the coalition has no other verified member to ask")
-    wire = [e.wire_fields() for e in encodings]
-    query = DedupQuery(scheme=SCHEME, linkage_key_id=state.key_id, encodings=wire[0],
-                       more_encodings=wire[1:])
-    record = build_record(node.org_id, query, record_id=new_record_id(), issued_at=now)
+    record = _query(node.org_id, state, encodings, now)
     check = CheckState(check_id=record.record_id, kind="case", created_at=now, asked=members)
-
-    async def remember(tx: StoreTransaction) -> None:
-        await _save(tx, CHECK_PREFIX + _digest(check.check_id), check)
-
-    await _share(node, record, members, room_id, actor=actor, now=now, also=remember)
+    await _send_checks(node, room_id, [record], [check], members, actor=actor, now=now)
     return check
+
+
+def matchable_cases(cases: Mapping[str, Case], key: LinkageKey) -> dict[str, list[Encoding]]:
+    """The encodings of each case (by record id) that names at least one defender."""
+    found = {record_id: encodings_of(case_features(case), key)
+             for record_id, case in cases.items()}
+    return {record_id: encodings for record_id, encodings in found.items() if encodings}
+
+
+async def start_overlap_checks(node: Node, cases: Sequence[Sequence[Encoding]],
+                               members: Sequence[str], *, now: int) -> list[str]:
+    """Ask ``members`` about each case of ``cases`` (its encodings, from
+    :func:`matchable_cases`), as checks of kind ``overlap``; their ids, in the same order."""
+    if not cases:
+        return []
+    room_id, state, _ = await _asking(node)
+    queries = [_query(node.org_id, state, encodings, now) for encodings in cases]
+    checks = [CheckState(check_id=q.record_id, kind="overlap", created_at=now,
+                         asked=sorted(members)) for q in queries]
+    await _send_checks(node, room_id, queries, checks, members, actor=AUTOMATIC, now=now)
+    return [check.check_id for check in checks]
+
+
+async def load_checks(node: Node, check_ids: Iterable[str]) -> list[CheckState]:
+    """The checks among ``check_ids`` that this node holds."""
+    async with node.store.read() as tx:
+        found = [await _load(tx, CheckState, CHECK_PREFIX + _digest(i)) for i in check_ids]
+    return [check for check in found if check is not None]
 
 
 def campaign_band(score: int) -> str:
@@ -772,7 +817,7 @@ async def request_contact(node: Node, check_id: str, handle: str, *, actor: str,
         await _save(tx, CHECK_PREFIX + _digest(check_id), check)
         await tx.settings.set(REQUEST_PREFIX + _digest(record.record_id), {"check": check_id})
 
-    await _share(node, record, [answer.org_id], room_id, actor=actor, now=now, also=remember)
+    await _share(node, [record], [answer.org_id], room_id, actor=actor, now=now, also=remember)
     return check
 
 
@@ -824,7 +869,7 @@ async def decide_contact(node: Node, request_id: str, *, accept: bool, actor: st
         await tx.audit.append(actor, f"dedup.contact.{request.status}", target=request.querier,
                               details={"request": request_id})
 
-    await _share(node, record, [request.querier], request.room_id, actor=actor, now=now,
+    await _share(node, [record], [request.querier], request.room_id, actor=actor, now=now,
                  also=remember)
     return request
 

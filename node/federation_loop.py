@@ -16,6 +16,7 @@ import logging
 from federation.transport import MatrixTransport
 from node.campaigns import run_campaign_duties
 from node.dedup import run_dedup_duties
+from node.publishing import run_publication_duties
 from node.runtime import Node
 from node.sync_host import NodeSyncHost
 from sync.engine import SyncConfig, SyncEngine
@@ -31,7 +32,8 @@ async def run_federation(
     engine = SyncEngine(host, transport, config)
     node.wake_sync = engine.wake
     duties = [asyncio.create_task(run_campaign_duties(node)),
-              asyncio.create_task(run_dedup_duties(node))]
+              asyncio.create_task(run_dedup_duties(node)),
+              asyncio.create_task(run_publication_duties(node))]
     try:
         await engine.run()
     finally:

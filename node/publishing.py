@@ -7,20 +7,29 @@ received records and the coalition view uses each member's latest (by ``as_of``)
 own latest publication is kept in its settings so that its view includes itself.
 
 Figures are published by year: members must use the same granularity for their sums to add up.
+
+Each aggregate carries the node's latest overlap estimate (``node.overlap``, gathered by
+``node.overlap_survey``). Publishing starts a fresh survey when the estimate is missing or stale
+and publishes again once it has finished. Besides on demand (web, API, ``minga aggregates
+publish``), the node publishes by itself every ``PublicationSchedule.every_days`` days (0, the
+default: never), from :func:`run_publication_duties` beside the sync engine.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from node.aggregates import Granularity, build_aggregate
 from node.campaigns import node_enqueue, other_members
 from node.coalition_view import aggregate_from_claims, latest_per_member
 from node.exporting import own_case_records
+from node.overlap_survey import current_survey, finish_survey, latest_report, start_survey
 from node.runtime import Node
 from node.sharing import share_records
 from node.store.received import MAX_PAGE
@@ -32,7 +41,11 @@ from schemas.records import RecordKind, build_record
 log = logging.getLogger("minga.publishing")
 
 PUBLISHED_SETTING = "aggregates.published"
+SCHEDULE_SETTING = "aggregates.schedule"
 AGGREGATES_PUBLISHED = "aggregates.publish"
+SCHEDULE_CHANGED = "aggregates.schedule"
+AUTOMATIC = "schedule"
+DAY_SECONDS = 86_400
 
 
 class NotInCoalition(Exception):
@@ -47,13 +60,30 @@ class Publication:
 
 
 async def publish_aggregate(node: Node, *, actor: str, now: int) -> Publication:
-    """Build this node's aggregate as of ``now`` and send it to every verified member."""
+    """Build this node's aggregate as of ``now`` and send it to every verified member.
+
+    It carries the latest overlap estimate; when that is missing or stale a new survey starts,
+    and the figures are published again, automatically, once it has finished.
+    """
+    if await node.coalition_room() is not None:
+        await _refresh_overlap(node, now)
+    return await _publish(node, actor=actor, now=now)
+
+
+async def _refresh_overlap(node: Node, now: int) -> bool:
+    """Start a survey if one is needed; whether its answers are still awaited."""
+    survey = await start_survey(node, now=now, publish_when_done=True)
+    return survey is not None and bool(survey.check_ids)
+
+
+async def _publish(node: Node, *, actor: str, now: int) -> Publication:
     room_id = await node.coalition_room()
     if room_id is None:
         raise NotInCoalition("this node is in no coalition yet")
     async with node.store.read() as tx:
         cases = [record.payload for record in await own_case_records(tx)]
-    aggregate = build_aggregate(cases, as_of=now, granularity=Granularity.YEAR)
+        overlap = await latest_report(tx)
+    aggregate = build_aggregate(cases, as_of=now, granularity=Granularity.YEAR, overlap=overlap)
     record = build_record(node.org_id, aggregate, record_id=new_record_id(), issued_at=now)
     members = await other_members(node)
 
@@ -70,6 +100,68 @@ async def publish_aggregate(node: Node, *, actor: str, now: int) -> Publication:
         await tx.audit.append(actor, AGGREGATES_PUBLISHED,
                               details={"record_id": record.record_id, "members": members})
     return Publication(record.record_id, aggregate, tuple(members))
+
+
+async def publish_finished_survey(node: Node, now: int) -> bool:
+    """Keep a finished survey's report and, if it was asked for, publish with it."""
+    survey = await finish_survey(node, now)
+    if survey is None or not survey.publish_when_done:
+        return False
+    await _publish(node, actor=AUTOMATIC, now=now)
+    return True
+
+
+# --- the schedule -------------------------------------------------------------------------
+
+
+class PublicationSchedule(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    every_days: int = Field(default=0, ge=0, le=366,
+                            description="publish every this many days; 0: only on demand")
+
+
+async def publication_schedule(node: Node) -> PublicationSchedule:
+    async with node.store.read() as tx:
+        return PublicationSchedule.model_validate(await tx.settings.get(SCHEDULE_SETTING) or {})
+
+
+async def set_publication_schedule(node: Node, schedule: PublicationSchedule, *,
+                                   actor: str) -> None:
+    async with node.store.transaction() as tx:
+        await tx.settings.set(SCHEDULE_SETTING, schedule.model_dump(mode="json"))
+        await tx.audit.append(actor, SCHEDULE_CHANGED,
+                              details={"every_days": schedule.every_days})
+
+
+def is_due(schedule: PublicationSchedule, last: Aggregate | None, now: int) -> bool:
+    if schedule.every_days == 0:
+        return False
+    return last is None or now >= last.as_of + schedule.every_days * DAY_SECONDS
+
+
+async def publication_tick(node: Node, now: int) -> None:
+    """One round of the node's publishing duties: publish after a finished survey, and start
+    the scheduled publication when it is due (it goes out when its survey has finished)."""
+    await publish_finished_survey(node, now)
+    if await node.coalition_room() is None:
+        return
+    async with node.store.read() as tx:
+        last, running = await own_published(tx), await current_survey(tx)
+    if running is not None or not is_due(await publication_schedule(node), last, now):
+        return
+    if not await _refresh_overlap(node, now):
+        await _publish(node, actor=AUTOMATIC, now=now)
+
+
+async def run_publication_duties(node: Node, *, every_seconds: float = 1.0) -> None:
+    """Run :func:`publication_tick` until cancelled (next to the sync engine)."""
+    while True:
+        try:
+            await publication_tick(node, int(time.time()))
+        except Exception as error:  # retried on the next round; never stops the node
+            log.warning("aggregate publishing duty failed: %s", type(error).__name__)
+        await asyncio.sleep(every_seconds)
 
 
 async def own_published(tx: StoreTransaction) -> Aggregate | None:

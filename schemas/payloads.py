@@ -219,12 +219,32 @@ class AggregateCell(WireModel):
     count: Count | SuppressedCount | WithheldCount
 
 
+class OverlapReport(WireModel):
+    """How many of the issuer's cases the members before it (by org id) also hold, estimated
+    with the de-duplication matching (``node.overlap``): ``estimate`` within ``low``..``high``.
+    Small counts are published as in the cells: never a count from 1 to 4."""
+
+    with_members: Annotated[list[OrgId], NoDuplicates]
+    as_of: UnixSeconds
+    every_case_checked: StrictBool
+    estimate: Count | SuppressedCount
+    low: Count
+    high: Count
+
+    @model_validator(mode="after")
+    def _bounds_in_order(self) -> Self:
+        if self.low > self.high:
+            raise ValueError("low: must not exceed high")
+        return self
+
+
 class Aggregate(WireModel):
     """Counts over the issuer's own cases, with small cells suppressed (DESIGN §9).
 
     ``withheld_tables`` names tables (the ``table`` dimension) published with their totals
     only: a count of theirs that is not listed is unknown, not zero. ``other_rows`` lists, per
-    table, the countries counted together in its ``country: "other"`` row.
+    table, the countries counted together in its ``country: "other"`` row. ``overlap``, when
+    present, estimates how many of these cases earlier members count too.
     """
 
     typology_version: Token
@@ -233,6 +253,7 @@ class Aggregate(WireModel):
     cells: list[AggregateCell] = Field(default_factory=list)
     withheld_tables: Annotated[list[Token], NoDuplicates] = Field(default_factory=list)
     other_rows: dict[Token, Countries] = Field(default_factory=dict)
+    overlap: OverlapReport | None = None
 
 
 class Retraction(WireModel):

@@ -17,6 +17,13 @@ from typing import Any
 
 from deploy.homeserver import Federation, Homeserver
 from node.coalition import create_coalition
+from node.publishing import (
+    PublicationSchedule,
+    own_published,
+    publication_schedule,
+    publication_tick,
+    set_publication_schedule,
+)
 from node.store import Role
 from tests.api_harness import RunningApi
 from tests.sharing_support import ORGS, eventually, form_coalition, member_running, new_member
@@ -91,7 +98,11 @@ async def test_the_coalition_view_adds_up_every_members_latest_figures(
 
         exported = await a.json("GET", "/coalition/aggregates/csv", Role.viewer)
         rows = list(csv.DictReader(io.StringIO(exported["content"])))
-        assert len(rows) == len(view["figures"])
+        assert len(rows) == len(view["figures"]) + 1
+        # No case names a defender, so none can be matched: every member reports no overlap.
+        assert view["distinct_cases"]["estimated_by"] == orgs
+        assert view["distinct_cases"]["distinct"]["shown"] == "37"
+        assert rows[-1]["table"] == "distinct_cases" and rows[-1]["shown"] == "37"
         row = next(r for r in rows
                    if (r["table"], r["country"], r["value"]) == ("period", "CO", ""))
         assert row["shown"] == "21" and row["members"].count(";") == 1
@@ -138,3 +149,55 @@ async def test_the_figures_page_publishes_and_shows_the_coalition_figures(
         rows = list(csv.DictReader(io.StringIO(exported.text)))
         assert {"table": "period", "shown": "0"}.items() <= next(
             r for r in rows if r["table"] == "period").items()
+        # The only member has nobody to share cases with: counted once, the count is the same.
+        assert "Cases, each counted once" in done.text and "Not known yet for" not in done.text
+
+
+async def test_admins_set_the_publishing_schedule_and_the_node_keeps_it(
+    homeserver: Homeserver, tmp_path: Path
+) -> None:
+    async with running_web(homeserver, tmp_path / "node") as site:
+        editor = await site.logged_in("beatriz")
+        assert "/coalition/figures/schedule" not in (await editor.get("/coalition/figures")).text
+        refused = await editor.post("/coalition/figures/schedule", {"every_days": "7"})
+        assert refused.status == 403
+        admin = await site.logged_in("amaru")
+        for bad in ("seven", "-1", "400", ""):
+            page = await admin.submit("/coalition/figures", "/coalition/figures/schedule",
+                                      {"every_days": bad})
+            assert "Every how many days: a whole number from 0 to 366." in page.text, bad
+        assert (await publication_schedule(site.node)).every_days == 0
+        saved = await admin.submit("/coalition/figures", "/coalition/figures/schedule",
+                                   {"every_days": "7"})
+        assert "The publishing schedule was saved." in saved.text
+        assert 'name="every_days" type="number" min="0" max="366" inputmode="numeric" value="7"' \
+            in saved.text
+        assert (await publication_schedule(site.node)).every_days == 7
+
+
+async def test_the_node_publishes_by_itself_when_the_schedule_says_so(
+    homeserver: Homeserver, tmp_path: Path
+) -> None:
+    async with running_web(homeserver, tmp_path / "node") as site:
+        node = site.node
+        await create_coalition(node, "Minga de prueba")
+        start = 1_800_000_000
+        await publication_tick(node, start)
+        async with node.store.read() as tx:
+            assert await own_published(tx) is None  # on demand only, by default
+        await set_publication_schedule(node, PublicationSchedule(every_days=2), actor="amaru")
+        await publication_tick(node, start)
+        async with node.store.read() as tx:
+            first = await own_published(tx)
+        assert first is not None and first.as_of == start
+        assert first.overlap is not None and first.overlap.with_members == []
+        await publication_tick(node, start + 2 * 86_400 - 1)
+        async with node.store.read() as tx:
+            assert (await own_published(tx)) == first
+        await publication_tick(node, start + 2 * 86_400)
+        async with node.store.read() as tx:
+            again = await own_published(tx)
+            entries = await tx.audit.recent(limit=50)
+        assert again is not None and again.as_of == start + 2 * 86_400
+        published = [e for e in entries if e.action == "aggregates.publish"]
+        assert [e.actor for e in published] == ["schedule", "schedule"]

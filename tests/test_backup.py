@@ -288,6 +288,15 @@ def test_report_and_aggregate_commands(config: Path, capsys: pytest.CaptureFixtu
     assert '"typology_version": "1"' in capsys.readouterr().out
     assert run(config, "aggregates", "show", "--by", "quarter", "--language", "es") == 0
     assert "Aggregate figures" in capsys.readouterr().out
+    assert run(config, "aggregates", "publish") == 0
+    assert "for 1 member(s); the node sends it" in capsys.readouterr().out
+    assert run(config, "aggregates", "schedule") == 0
+    assert "only on demand" in capsys.readouterr().out
+    assert run(config, "aggregates", "schedule", "--every-days", "400") == 2
+    assert "--every-days: " in capsys.readouterr().err
+    assert run(config, "aggregates", "schedule", "--every-days", "3") == 0
+    assert run(config, "aggregates", "schedule") == 0
+    assert "published every 3 day(s)" in capsys.readouterr().out
 
 
 async def test_a_configuration_kept_outside_the_data_directory_comes_along(

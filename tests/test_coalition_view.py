@@ -95,7 +95,11 @@ def test_the_csv_lists_every_figure_with_its_members() -> None:
     view = coalition_view({MEMBERS[0]: build_aggregate(cases("CO", "2022", 6), as_of=1),
                            MEMBERS[1]: build_aggregate(cases("CO", "2022", 2), as_of=1)})
     rows = list(csv.DictReader(io.StringIO(view_csv(view))))
-    assert len(rows) == len(view.figures)
+    assert len(rows) == len(view.figures) + 1
+    # Neither member reported its overlap: B's 1 to 4 cases may all be A's too.
+    distinct = rows[-1]
+    assert (distinct["table"], distinct["low"], distinct["high"]) == ("distinct_cases", "6", "10")
+    assert distinct["shown"] == "6–10" and distinct["members"] == ""
     co = next(r for r in rows if r["table"] == "period" and r["country"] == "CO"
               and r["value"] == "")
     assert co["shown"] == "≥6" and co["low"] == "6" and co["high"] == ""

@@ -131,7 +131,7 @@ async def _send_raw_query(a: RunningApi, to: str, encodings: dict[str, str]) -> 
     async def remember(tx: Any) -> None:
         await _save(tx, CHECK_PREFIX + _digest(check.check_id), check)
 
-    await _share(node, record, [to], room, actor="test", now=now, also=remember)
+    await _share(node, [record], [to], room, actor="test", now=now, also=remember)
     return record.record_id
 
 

@@ -1,6 +1,8 @@
 """Aggregate figures across the coalition over HTTP (issue M9).
 
-- ``POST /aggregates/publish`` — build this node's aggregate now and send it to every member.
+- ``POST /aggregates/publish`` — build this node's aggregate now and send it to every member
+  (with the latest overlap estimate; a fresh one is gathered and published after it).
+- ``GET|PUT /aggregates/schedule`` — how often the node publishes by itself (admins).
 - ``GET /coalition/aggregates`` — the sums of every member's latest aggregate, with bounds
   where members suppressed small cells, the contributing members and as of when.
 - ``GET /coalition/aggregates/csv`` — the same figures as CSV, in a JSON envelope as
@@ -13,10 +15,19 @@ from collections.abc import Callable
 
 from pydantic import BaseModel, Field
 
+from node.aggregates import CoalitionFigure
 from node.api.framework import ApiError, Call, Endpoint, NoBody, NoQuery
 from node.api.sharing import sharing_answers
 from node.coalition_view import CoalitionView, coalition_view, shown, view_csv
-from node.publishing import NotInCoalition, coalition_aggregates, publish_aggregate
+from node.overlap import DistinctCases
+from node.publishing import (
+    NotInCoalition,
+    PublicationSchedule,
+    coalition_aggregates,
+    publication_schedule,
+    publish_aggregate,
+    set_publication_schedule,
+)
 from node.runtime import Node
 from node.store import Role
 from schemas.payloads import Aggregate
@@ -45,9 +56,20 @@ class FigureView(BaseModel):
     members: list[str] = Field(description="members who count something here")
 
 
+class DistinctCasesView(BaseModel):
+    counted: FigureView = Field(description="members' case counts added up")
+    shared_low: int = Field(description="cases counted by more than one member: at least this")
+    shared_high: int | None = Field(description="and at most this (null: unknown)")
+    distinct: FigureView = Field(description="the case count with shared cases counted once")
+    estimated_by: list[str] = Field(description="members whose overlap estimate is used")
+    unknown: list[str] = Field(description="members whose overlap is not known")
+
+
 class CoalitionFigures(BaseModel):
     contributors: list[ContributorView]
     figures: list[FigureView]
+    distinct_cases: DistinctCasesView | None = Field(
+        description="the case count with cases documented by several members counted once")
 
 
 class CsvFile(BaseModel):
@@ -56,12 +78,24 @@ class CsvFile(BaseModel):
     content: str = Field(description="the file's text (UTF-8)")
 
 
+def _figure(figure: CoalitionFigure) -> FigureView:
+    return FigureView(dimensions=dict(figure.dimensions), low=figure.low, high=figure.high,
+                      shown=shown(figure), members=list(figure.members))
+
+
+def _distinct(found: DistinctCases | None) -> DistinctCasesView | None:
+    if found is None:
+        return None
+    return DistinctCasesView(counted=_figure(found.counted), shared_low=found.shared_low,
+                             shared_high=found.shared_high, distinct=_figure(found.distinct),
+                             estimated_by=list(found.estimated_by), unknown=list(found.unknown))
+
+
 def figures_view(view: CoalitionView) -> CoalitionFigures:
     return CoalitionFigures(
         contributors=[ContributorView(org_id=c.org_id, as_of=c.as_of, period=c.period)
                       for c in view.contributors],
-        figures=[FigureView(dimensions=dict(f.dimensions), low=f.low, high=f.high,
-                            shown=shown(f), members=list(f.members)) for f in view.figures])
+        figures=[_figure(f) for f in view.figures], distinct_cases=_distinct(view.distinct))
 
 
 class CoalitionViewEndpoints:
@@ -89,8 +123,21 @@ class CoalitionViewEndpoints:
         return CsvFile(media_type=CSV_MEDIA_TYPE, file_name="minga-coalition-figures.csv",
                        content=view_csv(await self._view()))
 
+    async def schedule_get(self, call: Call[NoBody, NoQuery]) -> PublicationSchedule:
+        return await publication_schedule(self._node)
+
+    async def schedule_put(self, call: Call[PublicationSchedule, NoQuery]) -> PublicationSchedule:
+        await set_publication_schedule(self._node, call.body, actor=call.principal.user)
+        return call.body
+
     def endpoints(self) -> list[Endpoint]:
         return [
+            Endpoint("GET", "/aggregates/schedule", self.schedule_get,
+                     "How often this node publishes its figures by itself", Role.admin,
+                     response=PublicationSchedule, tags=TAGS),
+            Endpoint("PUT", "/aggregates/schedule", self.schedule_put,
+                     "Change how often this node publishes its figures by itself", Role.admin,
+                     body=PublicationSchedule, response=PublicationSchedule, tags=TAGS),
             Endpoint("POST", "/aggregates/publish", self.publish,
                      "Publish this node's aggregate figures to every coalition member",
                      Role.editor, response=PublicationView, errors=(409,), tags=TAGS),

@@ -7,21 +7,37 @@ escaped by :mod:`node.charts`.
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Final
 
 from aiohttp import web
 from markupsafe import Markup
 
-from node.aggregates import OTHER_COUNTRIES
+from node.aggregates import OTHER_COUNTRIES, CoalitionFigure
 from node.charts import bar_chart, time_series
-from node.coalition_view import Bar, by_country, by_period, coalition_view, view_csv
-from node.publishing import NotInCoalition, coalition_aggregates, publish_aggregate
+from node.coalition_view import Bar, by_country, by_period, coalition_view, shown, view_csv
+from node.overlap import DistinctCases
+from node.overlap_survey import current_survey
+from node.publishing import (
+    NotInCoalition,
+    PublicationSchedule,
+    coalition_aggregates,
+    publication_schedule,
+    publish_aggregate,
+    set_publication_schedule,
+)
 from node.sharing import SharingError
 from node.store import Role
 from node.web.app import PageRoute
-from node.web.context import current_visit, render, see_other, staff_of, web_context
+from node.web.context import (
+    current_visit,
+    form_data,
+    render,
+    see_other,
+    staff_of,
+    web_context,
+)
 from node.web.i18n import N_, Formatter
 from node.web.presenters import member_names
 
@@ -29,6 +45,7 @@ PAGE: Final = "/coalition/figures"
 PROBLEMS: Final = {
     "coalition": N_("This node is not in a coalition yet."),
     "refused": N_("The figures could not be sent. Try again later."),
+    "every_days": N_("Every how many days: a whole number from 0 to 366."),
 }
 
 
@@ -47,16 +64,37 @@ async def figures_page(request: web.Request) -> web.StreamResponse:
     countries = _country_bars(by_country(view), fmt)
     years = by_period(view)
     problem = PROBLEMS.get(request.query.get("problem", ""))
+    async with node.store.read() as tx:
+        surveying = await current_survey(tx) is not None
     return render(
         request, "coalition/figures.html",
         contributors=[(names.get(c.org_id, c.org_id), fmt.date_span(c.period),
                        fmt.datetime(_when(c.as_of))) for c in view.contributors],
+        distinct=_distinct_rows(view.distinct, names), surveying=surveying,
+        schedule=await publication_schedule(node),
         countries=countries, years=years,
         country_chart=Markup(bar_chart(countries, fmt.gettext("Cases by country"))),
         year_chart=Markup(time_series(years, fmt.gettext("Cases by year"))),
         published=request.query.get("published") == "1",
+        scheduled=request.query.get("scheduled") == "1",
         problem=fmt.gettext(problem) if problem else None,
     )
+
+
+@dataclass(frozen=True)
+class DistinctRows:
+    counted: str
+    shared: str
+    distinct: str
+    unknown: list[str]
+
+
+def _distinct_rows(found: DistinctCases | None, names: dict[str, str]) -> DistinctRows | None:
+    if found is None:
+        return None
+    shared = CoalitionFigure({}, found.shared_low, found.shared_high, ())
+    return DistinctRows(shown(found.counted), shown(shared), shown(found.distinct),
+                        sorted(names.get(org_id, org_id) for org_id in found.unknown))
 
 
 def _when(as_of: int) -> datetime:
@@ -81,8 +119,20 @@ async def publish(request: web.Request) -> web.StreamResponse:
     return see_other(PAGE, published="1")
 
 
+async def schedule(request: web.Request) -> web.StreamResponse:
+    ctx = web_context(request)
+    form = await form_data(request)
+    try:
+        chosen = PublicationSchedule(every_days=int(form.get("every_days", "").strip()))
+    except ValueError:  # not a number, or out of range (pydantic's error is a ValueError)
+        return see_other(PAGE, problem="every_days")
+    await set_publication_schedule(ctx.node, chosen, actor=staff_of(request).username)
+    return see_other(PAGE, scheduled="1")
+
+
 ROUTES: Final = [
     PageRoute("GET", PAGE, figures_page),
     PageRoute("GET", PAGE + ".csv", figures_csv),
     PageRoute("POST", PAGE + "/publish", publish, Role.editor),
+    PageRoute("POST", PAGE + "/schedule", schedule, Role.admin),
 ]

@@ -1,4 +1,4 @@
-"""``minga alert send|list|status``: urgent alerts without the web interface (M8).
+"""``minga alert send|list|status|watchers``: urgent alerts without the web interface (M8).
 
 ``send`` queues the alert and then delivers what is queued at once (so an alert leaves even
 when ``minga run`` is not running); if the homeserver cannot be reached it stays queued and
@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from federation.transport import TransportError
 from node.alert_room import AlertRoomError
+from node.alert_watchers import AlertWatchers, alert_watchers, set_alert_watchers
 from node.alerts import (
     WITHHOLDABLE,
     AlertError,
@@ -61,6 +62,11 @@ def add_alert_commands(commands: Any) -> None:
     status.add_argument("record_id")
     status.add_argument("status", choices=sorted(codes(Vocabulary.ALERT_STATUS)))
     status.set_defaults(handler=cmd_alert_status)
+    watchers = actions.add_parser(
+        "watchers", help="show or set the staff Matrix accounts invited into alert rooms")
+    watchers.add_argument("--set", nargs="*", metavar="MATRIX_ID", dest="users",
+                          help="these accounts, e.g. @ana:example.org (none: nobody)")
+    watchers.set_defaults(handler=cmd_alert_watchers)
 
 
 def _fail(message: str) -> int:
@@ -135,3 +141,23 @@ async def _status(args: argparse.Namespace) -> None:
         await update_alert(node, args.record_id, status=args.status, actor=CLI_ACTOR,
                            now=int(time.time()))
         await deliver_queued(node)
+
+
+def cmd_alert_watchers(args: argparse.Namespace) -> int:
+    try:
+        chosen = None if args.users is None else AlertWatchers(users=args.users)
+    except ValidationError as error:
+        return _fail("; ".join(f"--set {p.path}: {p.problem}" for p in validation_problems(error)))
+    watchers = asyncio.run(_watchers(args.config, chosen))
+    if not watchers.users:
+        print("no watchers: alert rooms have only member nodes in them")
+    for user in watchers.users:
+        print(user)
+    return 0
+
+
+async def _watchers(config: str | None, chosen: AlertWatchers | None) -> AlertWatchers:
+    async with open_node(config) as node:
+        if chosen is None:
+            return await alert_watchers(node)
+        return await set_alert_watchers(node, chosen, actor=CLI_ACTOR)

@@ -10,7 +10,9 @@ that joined the coalition later are invited (and raised to member power) when th
 goes to them. Acknowledgements go back in the room the alert arrived in.
 
 Next to each alert goes one plain ``m.notice`` with no content ("Urgent alert from <org> — open
-Minga") so that staff sitting in the room with an ordinary Matrix client get a push.
+Minga") so that staff sitting in the room with an ordinary Matrix client get a push. Member nodes
+may invite (at member power): each invites its own staff's watcher accounts
+(:mod:`node.alert_watchers`).
 """
 
 from __future__ import annotations
@@ -47,8 +49,10 @@ def alert_room_state(own_org: str) -> list[dict[str, Any]]:
 
 
 def alert_power_levels(member_users: Sequence[str]) -> dict[str, Any]:
+    """The coalition room's levels, but member nodes may invite (their staff's watchers)."""
     levels = coalition_power_levels()
     levels["users"] = {user: MEMBER_POWER for user in member_users}
+    levels["invite"] = MEMBER_POWER
     return levels
 
 
@@ -84,7 +88,7 @@ async def _member_users(node: Node, org_ids: Sequence[str]) -> dict[str, str]:
 
 async def _remember(node: Node, room_id: str, invited: Sequence[str], created: bool) -> None:
     async with node.store.transaction() as tx:
-        await tx.settings.set(ALERT_ROOM_SETTING, {"room_id": room_id,
+        await tx.settings.set(ALERT_ROOM_SETTING, {"room_id": room_id, "members_invite": True,
                                                    "invited": sorted(invited)})
         if created:
             await tx.audit.append("federation", ALERT_ROOM_CREATED, target=room_id)
@@ -106,7 +110,8 @@ async def _invite_more(transport: MatrixTransport, room_id: str, users: dict[str
         levels = await transport.state_event(room_id, "m.room.power_levels")
         raised = {**dict(levels.get("users", {})),
                   **{user: MEMBER_POWER for user in users.values()}}
-        await transport.put_state(room_id, "m.room.power_levels", "", {**levels, "users": raised})
+        await transport.put_state(room_id, "m.room.power_levels", "",
+                                  {**levels, "users": raised, "invite": MEMBER_POWER})
         for user in sorted(users.values()):
             await transport.invite(room_id, user)
     except TransportError as error:
@@ -121,7 +126,8 @@ async def ensure_alert_room(
         saved = await saved_alert_room(node)
         invited = set(saved["invited"]) if saved else set()
         missing = [o for o in recipient_org_ids if o not in invited]
-        if saved is not None and not missing:
+        # Rooms made before member nodes could invite their watchers are raised once.
+        if saved is not None and not missing and saved.get("members_invite"):
             return str(saved["room_id"])
         users = await _member_users(node, missing)
         if saved is None:

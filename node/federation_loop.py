@@ -14,6 +14,7 @@ import contextlib
 import logging
 
 from federation.transport import MatrixTransport
+from node.alert_watchers import run_alert_watchers
 from node.campaigns import run_campaign_duties
 from node.dedup import run_dedup_duties
 from node.publishing import run_publication_duties
@@ -33,7 +34,8 @@ async def run_federation(
     node.wake_sync = engine.wake
     duties = [asyncio.create_task(run_campaign_duties(node)),
               asyncio.create_task(run_dedup_duties(node)),
-              asyncio.create_task(run_publication_duties(node))]
+              asyncio.create_task(run_publication_duties(node)),
+              asyncio.create_task(run_alert_watchers(node, transport))]
     try:
         await engine.run()
     finally:

@@ -59,3 +59,18 @@ async def test_alert_settings_are_for_admins(homeserver: Homeserver, tmp_path: P
         assert await api.json("GET", "/alerts/settings", Role.admin) == changed
         await api.json("PUT", "/alerts/settings", Role.admin,
                        json={"escalate_after_seconds": 0}, expect=422)
+
+
+async def test_alert_watchers_are_for_admins_and_must_be_matrix_accounts(
+    homeserver: Homeserver, tmp_path: Path
+) -> None:
+    async with running_api(homeserver, tmp_path / "node") as api:
+        assert await api.json("GET", "/alerts/watchers", Role.admin) == {"users": []}
+        await api.json("PUT", "/alerts/watchers", Role.editor, json={"users": []}, expect=403)
+        refused = await api.json("PUT", "/alerts/watchers", Role.admin,
+                                 json={"users": ["ana@example.org"]}, expect=422)
+        assert [f["field"] for f in refused["error"]["fields"]] == ["body.users[0]"]
+        chosen = {"users": ["@beto:example.org", "@ana:example.org", "@ana:example.org"]}
+        saved = await api.json("PUT", "/alerts/watchers", Role.admin, json=chosen)
+        assert saved == {"users": ["@ana:example.org", "@beto:example.org"]}
+        assert await api.json("GET", "/alerts/watchers", Role.admin) == saved

@@ -13,9 +13,12 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 
+import nio
+
 from deploy.homeserver import Federation
 from federation.roster import MEMBER_EVENT_TYPE, member_entry
 from node.alert_room import NOTICE_TEMPLATE, saved_alert_room
+from node.alert_watchers import AlertWatchers, invite_watchers, set_alert_watchers
 from node.alerts import (
     DELIVERED,
     HELPING,
@@ -38,6 +41,7 @@ from node.coalition import refresh_roster
 from node.runtime import Node
 from schemas.payloads import Alert, OrgProfile
 from tests.api_harness import RunningApi
+from tests.matrix_client import events_of_type, logged_in, wait_for_invite
 from tests.sharing_support import (
     ORGS,
     eventually,
@@ -292,3 +296,47 @@ async def test_escalation_sends_again_to_a_silent_member(
         answered = await _statuses(a, sent.record_id, {b.org_id: DELIVERED, c_org: DELIVERED})
         assert not answered.unacknowledged
         assert await escalate_due(a, now=sent_at + 600) == {}
+
+
+async def test_staff_watchers_get_the_content_free_push_in_an_ordinary_matrix_client(
+    federation: Federation, tmp_path: Path
+) -> None:
+    configs = await _configs(federation, tmp_path)
+    watcher_a = federation[0].create_account("ana-phone")
+    watcher_b = federation[1].create_account("beto-phone")
+    async with members(configs) as group:
+        a, b = group.node(0), group.node(1)
+        await set_alert_watchers(a, AlertWatchers(users=[watcher_a.user_id]), actor="admin")
+        await set_alert_watchers(b, AlertWatchers(users=[watcher_b.user_id]), actor="admin")
+        first = await send_alert(a, _alert(), withhold=["case"], actor="ana",
+                                 now=int(time.time()))
+        await _arrived(b, a.org_id, first.record_id)
+        room = await saved_alert_room(a)
+        assert room is not None and room["room_id"] == first.room_id
+
+        # A invites its own watcher; B, a member node of A's alert room, invites B's.
+        for account in (watcher_a, watcher_b):
+            async with logged_in(account) as phone:
+                await wait_for_invite(phone, first.room_id, timeout=60)
+                joined = await phone.join(first.room_id)
+                assert isinstance(joined, nio.JoinResponse), joined
+
+        second = await send_alert(a, _alert(text=SECRET_TEXT + " (2)"), withhold=["case"],
+                                  actor="ana", now=int(time.time()))
+        await _arrived(b, a.org_id, second.record_id)
+        async with logged_in(watcher_b) as phone:
+            notices = await events_of_type(phone, first.room_id, "m.room.message", 1,
+                                           timeout=60)
+            assert {n["content"]["body"] for n in notices} == {
+                NOTICE_TEMPLATE.format(org=ORGS[0][0])}
+            # A watcher only listens: it cannot post into the alert room.
+            posted = await phone.room_send(first.room_id, "m.room.message",
+                                           {"msgtype": "m.text", "body": "hola"})
+            assert isinstance(posted, nio.RoomSendError), posted
+        # Each watcher is invited once, however many alerts follow.
+        assert await invite_watchers_now(b) == 0
+
+
+async def invite_watchers_now(node: Node) -> int:
+    async with node.transport() as transport:
+        return await invite_watchers(node, transport)

@@ -7,6 +7,8 @@
 - ``POST /alerts/{record_id}/status`` updates our alert ("released") or closes it.
 - ``POST /alerts/{issuer}/{record_id}/answer`` is our staff's answer: "seen" or "helping".
 - ``GET|PUT /alerts/settings`` (admins): escalation and lateness thresholds.
+- ``GET|PUT /alerts/watchers`` (admins): staff Matrix accounts invited into every alert room,
+  so that an ordinary Matrix client pushes each alert's content-free notice.
 
 Alert times are read from the wall clock, not the API's injectable clock: lateness and
 escalation compare them with real arrival times.
@@ -22,6 +24,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from node.alert_room import AlertRoomError
+from node.alert_watchers import AlertWatchers, alert_watchers, set_alert_watchers
 from node.alerts import (
     WITHHOLDABLE,
     AlertError,
@@ -199,6 +202,12 @@ class AlertEndpoints:
         await set_alert_settings(self._node, call.body)
         return call.body
 
+    async def watchers_get(self, call: Call[NoBody, NoQuery]) -> AlertWatchers:
+        return await alert_watchers(self._node)
+
+    async def watchers_put(self, call: Call[AlertWatchers, NoQuery]) -> AlertWatchers:
+        return await set_alert_watchers(self._node, call.body, actor=call.principal.user)
+
     def endpoints(self) -> list[Endpoint]:
         one = "/alerts/{issuer}/{record_id}"
         return [
@@ -215,6 +224,12 @@ class AlertEndpoints:
             Endpoint("PUT", "/alerts/settings", self.alert_settings_put,
                      "Change the escalation and lateness thresholds", Role.admin,
                      body=AlertSettings, response=AlertSettings, tags=TAGS),
+            Endpoint("GET", "/alerts/watchers", self.watchers_get,
+                     "Staff Matrix accounts invited into every alert room for push notices",
+                     Role.admin, response=AlertWatchers, tags=TAGS),
+            Endpoint("PUT", "/alerts/watchers", self.watchers_put,
+                     "Choose the staff Matrix accounts invited into every alert room",
+                     Role.admin, body=AlertWatchers, response=AlertWatchers, tags=TAGS),
             Endpoint("GET", one, self.alert_get,
                      "One alert; for our own, delivered / seen / helping per member",
                      response=AlertView, errors=(404,), tags=TAGS),

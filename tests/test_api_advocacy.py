@@ -120,3 +120,16 @@ async def test_the_openapi_document_lists_the_endpoints(api: RunningApi) -> None
         assert path in document["paths"]
     names = {p["name"] for p in document["paths"]["/api/v1/reports/sdg"]["get"]["parameters"]}
     assert names == {"country", "from", "to"}
+
+
+async def test_the_publishing_schedule_is_for_admins(api: RunningApi) -> None:
+    assert await api.json("GET", "/aggregates/schedule", Role.admin) == {"every_days": 0}
+    await api.json("GET", "/aggregates/schedule", Role.editor, expect=403)
+    refused = await api.json("PUT", "/aggregates/schedule", Role.admin,
+                             json={"every_days": 400}, expect=422)
+    assert [f["field"] for f in refused["error"]["fields"]] == ["body.every_days"]
+    await api.json("PUT", "/aggregates/schedule", Role.admin, json={"every_days": 7, "x": 1},
+                   expect=422)
+    assert await api.json("PUT", "/aggregates/schedule", Role.admin,
+                          json={"every_days": 7}) == {"every_days": 7}
+    assert await api.json("GET", "/aggregates/schedule", Role.admin) == {"every_days": 7}

@@ -48,6 +48,7 @@ from node.api.framework import (
     NoQuery,
     field_problems,
     invalid,
+    setting_endpoints,
 )
 from node.api.sharing import sharing_answers
 from node.runtime import Node
@@ -195,21 +196,9 @@ class AlertEndpoints:
                                   actor=call.principal.user, now=int(time.time()))
         return alert_view(state)
 
-    async def alert_settings_get(self, call: Call[NoBody, NoQuery]) -> AlertSettings:
-        return await alert_settings(self._node)
-
-    async def alert_settings_put(self, call: Call[AlertSettings, NoQuery]) -> AlertSettings:
-        await set_alert_settings(self._node, call.body)
-        return call.body
-
-    async def watchers_get(self, call: Call[NoBody, NoQuery]) -> AlertWatchers:
-        return await alert_watchers(self._node)
-
-    async def watchers_put(self, call: Call[AlertWatchers, NoQuery]) -> AlertWatchers:
-        return await set_alert_watchers(self._node, call.body, actor=call.principal.user)
-
     def endpoints(self) -> list[Endpoint]:
         one = "/alerts/{issuer}/{record_id}"
+        node = self._node
         return [
             Endpoint("POST", "/alerts", self.alert_send,
                      "Send an urgent alert to the coalition (or chosen members)", Role.editor,
@@ -218,18 +207,17 @@ class AlertEndpoints:
             Endpoint("GET", "/alerts", self.alert_list,
                      "Alerts sent and received, unacknowledged first", response=AlertList,
                      tags=TAGS),
-            Endpoint("GET", "/alerts/settings", self.alert_settings_get,
-                     "Escalation and lateness thresholds", Role.admin, response=AlertSettings,
-                     tags=TAGS),
-            Endpoint("PUT", "/alerts/settings", self.alert_settings_put,
-                     "Change the escalation and lateness thresholds", Role.admin,
-                     body=AlertSettings, response=AlertSettings, tags=TAGS),
-            Endpoint("GET", "/alerts/watchers", self.watchers_get,
-                     "Staff Matrix accounts invited into every alert room for push notices",
-                     Role.admin, response=AlertWatchers, tags=TAGS),
-            Endpoint("PUT", "/alerts/watchers", self.watchers_put,
-                     "Choose the staff Matrix accounts invited into every alert room",
-                     Role.admin, body=AlertWatchers, response=AlertWatchers, tags=TAGS),
+            *setting_endpoints(
+                "/alerts/settings", AlertSettings, lambda: alert_settings(node),
+                lambda chosen, _actor: set_alert_settings(node, chosen),
+                read="Escalation and lateness thresholds",
+                change="Change the escalation and lateness thresholds", tags=TAGS),
+            *setting_endpoints(
+                "/alerts/watchers", AlertWatchers, lambda: alert_watchers(node),
+                lambda chosen, actor: set_alert_watchers(node, chosen, actor=actor),
+                read="Staff Matrix accounts invited into every alert room for push notices",
+                change="Choose the staff Matrix accounts invited into every alert room",
+                tags=TAGS),
             Endpoint("GET", one, self.alert_get,
                      "One alert; for our own, delivered / seen / helping per member",
                      response=AlertView, errors=(404,), tags=TAGS),

@@ -16,7 +16,14 @@ from collections.abc import Callable
 from pydantic import BaseModel, Field
 
 from node.aggregates import CoalitionFigure
-from node.api.framework import ApiError, Call, Endpoint, NoBody, NoQuery
+from node.api.framework import (
+    ApiError,
+    Call,
+    Endpoint,
+    NoBody,
+    NoQuery,
+    setting_endpoints,
+)
 from node.api.sharing import sharing_answers
 from node.coalition_view import CoalitionView, coalition_view, shown, view_csv
 from node.overlap import DistinctCases
@@ -123,21 +130,14 @@ class CoalitionViewEndpoints:
         return CsvFile(media_type=CSV_MEDIA_TYPE, file_name="minga-coalition-figures.csv",
                        content=view_csv(await self._view()))
 
-    async def schedule_get(self, call: Call[NoBody, NoQuery]) -> PublicationSchedule:
-        return await publication_schedule(self._node)
-
-    async def schedule_put(self, call: Call[PublicationSchedule, NoQuery]) -> PublicationSchedule:
-        await set_publication_schedule(self._node, call.body, actor=call.principal.user)
-        return call.body
-
     def endpoints(self) -> list[Endpoint]:
         return [
-            Endpoint("GET", "/aggregates/schedule", self.schedule_get,
-                     "How often this node publishes its figures by itself", Role.admin,
-                     response=PublicationSchedule, tags=TAGS),
-            Endpoint("PUT", "/aggregates/schedule", self.schedule_put,
-                     "Change how often this node publishes its figures by itself", Role.admin,
-                     body=PublicationSchedule, response=PublicationSchedule, tags=TAGS),
+            *setting_endpoints(
+                "/aggregates/schedule", PublicationSchedule,
+                lambda: publication_schedule(self._node),
+                lambda chosen, actor: set_publication_schedule(self._node, chosen, actor=actor),
+                read="How often this node publishes its figures by itself",
+                change="Change how often this node publishes its figures by itself", tags=TAGS),
             Endpoint("POST", "/aggregates/publish", self.publish,
                      "Publish this node's aggregate figures to every coalition member",
                      Role.editor, response=PublicationView, errors=(409,), tags=TAGS),

@@ -29,6 +29,7 @@ from node.api.framework import (
     NoQuery,
     field_problems,
     invalid,
+    setting_endpoints,
 )
 from node.api.sharing import sharing_answers
 from node.campaign_check import CampaignDraft
@@ -215,13 +216,6 @@ class DedupEndpoints:
                                            now=int(time.time()))
         return contact_view(request)
 
-    async def settings_get(self, call: Call[NoBody, NoQuery]) -> DedupSettings:
-        return await dedup_settings(self._node)
-
-    async def settings_put(self, call: Call[DedupSettings, NoQuery]) -> DedupSettings:
-        await set_dedup_settings(self._node, call.body)
-        return call.body
-
     def endpoints(self) -> list[Endpoint]:
         one = "/dedup/checks/{check_id}"
         return [
@@ -242,10 +236,9 @@ class DedupEndpoints:
                      "Accept (a pair room is made) or decline a contact request", Role.editor,
                      body=DecisionBody, response=ContactRequestView, errors=(404, 503),
                      tags=TAGS),
-            Endpoint("GET", "/dedup/settings", self.settings_get,
-                     "Rate limit per organisation and our contact", Role.admin,
-                     response=DedupSettings, tags=TAGS),
-            Endpoint("PUT", "/dedup/settings", self.settings_put,
-                     "Change the rate limit and our contact", Role.admin, body=DedupSettings,
-                     response=DedupSettings, tags=TAGS),
+            *setting_endpoints(
+                "/dedup/settings", DedupSettings, lambda: dedup_settings(self._node),
+                lambda chosen, _actor: set_dedup_settings(self._node, chosen),
+                read="Rate limit per organisation and our contact",
+                change="Change the rate limit and our contact", tags=TAGS),
         ]

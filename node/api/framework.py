@@ -131,6 +131,26 @@ class Endpoint:
     tags: tuple[str, ...] = ()
 
 
+def setting_endpoints(
+    path: str, model: type[B], load: Callable[[], Awaitable[B]],
+    save: Callable[[B, str], Awaitable[object]], *, read: str, change: str,
+    tags: tuple[str, ...] = (),
+) -> list[Endpoint]:
+    """``GET`` and ``PUT`` of one admin setting: ``load()`` reads it, ``save(value, actor)``
+    stores it; the answer to a ``PUT`` is the setting as stored."""
+
+    async def get(call: Call[NoBody, NoQuery]) -> B:
+        return await load()
+
+    async def put(call: Call[B, NoQuery]) -> B:
+        await save(call.body, call.principal.user)
+        return await load()
+
+    return [Endpoint("GET", path, get, read, Role.admin, response=model, tags=tags),
+            Endpoint("PUT", path, put, change, Role.admin, body=model, response=model,
+                     tags=tags)]
+
+
 @dataclass
 class Api:
     """The set of endpoints of one node, mounted on an aiohttp application."""

@@ -37,6 +37,7 @@ the share dialog shows is what the recipient gets.
 
 from __future__ import annotations
 
+import functools
 import types
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
@@ -119,6 +120,7 @@ RISK_CAP: Final[Mapping[RiskLevel, frozenset[FieldGroup]]] = types.MappingProxyT
 
 CASE_PATHS: Final = tuple(CASE_FIELD_GROUPS)
 """Every disclosable case path: what ``issue`` withholds, so ``_sd`` sizes are fixed per kind."""
+_CASE_PATH_SET: Final = frozenset(CASE_PATHS)  # issue() keeps plans by this set: build it once
 
 HEADER_CLAIMS: Final = ("record_id", "version", "kind", "schema", "issued_at")
 """Record header fields that travel in clear (with ``iss``, ``iat`` and ``aud`` from ``issue``)."""
@@ -268,9 +270,15 @@ class ConsentDecision:
             raise ConsentRequired(f"fields beyond the consent decision: {', '.join(beyond)}")
 
 
+@functools.lru_cache(maxsize=256)
+def _arrays_of(fields: frozenset[str]) -> frozenset[str]:
+    """The array fields that ``fields`` reach into (``victims`` for ``victims.name``)."""
+    return frozenset(split_path(path)[0] for path in fields if "." in path)
+
+
 def _paths_beyond(claims: Mapping[str, Any], fields: frozenset[str]) -> set[str]:
     """The claim paths in ``claims`` that ``fields`` do not cover (header claims aside)."""
-    arrays = {split_path(path)[0] for path in fields if "." in path}
+    arrays = _arrays_of(fields)
     beyond: set[str] = set()
     for name, value in claims.items():
         if name in HEADER_CLAIMS:
@@ -307,20 +315,30 @@ def _header_claims(record: CaseRecord) -> dict[str, Any]:
 # --- disclosure -------------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=256)
+def _projection(
+    paths: frozenset[str],
+) -> tuple[tuple[str, ...], tuple[tuple[str, tuple[str, ...]], ...]]:
+    """``paths`` split into top-level fields and, per array field, the element keys chosen."""
+    fields: list[str] = []
+    keys_by_array: dict[str, list[str]] = {}
+    for path in sorted(paths):
+        field, key = split_path(path)
+        if key is not None:
+            keys_by_array.setdefault(field, []).append(key)
+        else:
+            fields.append(field)
+    return tuple(fields), tuple((field, tuple(keys)) for field, keys in keys_by_array.items())
+
+
 def _project(payload: Mapping[str, Any], paths: Collection[str]) -> dict[str, Any]:
     """The payload values at ``paths``; absent and null values are left out.
 
     An array of objects is kept whole in length, each element holding only the chosen keys.
     """
-    keys_by_array: dict[str, list[str]] = {}
-    projected: dict[str, Any] = {}
-    for path in paths:
-        field, key = split_path(path)
-        if key is not None:
-            keys_by_array.setdefault(field, []).append(key)
-        elif payload.get(field) is not None:
-            projected[field] = payload[field]
-    for field, keys in keys_by_array.items():
+    fields, keys_by_array = _projection(frozenset(paths))
+    projected = {field: payload[field] for field in fields if payload.get(field) is not None}
+    for field, keys in keys_by_array:
         elements = payload.get(field)
         if isinstance(elements, list):
             projected[field] = [
@@ -362,7 +380,7 @@ def disclose_case(
         kid=kid,
         signing_key=signing_key,
         issued_at=issued_at,
-        withholdable=CASE_PATHS,
+        withholdable=_CASE_PATH_SET,
         audience=recipient.org_id,
         consent=decision,
     )

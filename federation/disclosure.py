@@ -50,6 +50,7 @@ from federation.canonical import CanonicalJSONError
 from federation.keys import SigningKeyResolver
 from federation.sdjwt import (
     ARRAY_DIGEST,
+    CONTAINERS,
     SD,
     SD_ALG,
     SHA_256,
@@ -178,7 +179,7 @@ class _Concealer:
             if not isinstance(name, str) or "." in name or name in _RESERVED_NAMES:
                 raise InvalidClaims(f"{join_path(level, str(name))!r} is not a usable claim name")
             path = prefix + name
-            if isinstance(value, dict | list) or path in self._descend:
+            if isinstance(value, CONTAINERS) or path in self._descend:
                 value = self._conceal_value(value, path)
             if path in self._withheld:
                 encoded, digest = self._disclose(name, value, path)
@@ -208,7 +209,7 @@ class _Concealer:
                 return [self._conceal_value(item, path) for item in value]
             # Only containers can hold names to check: skip the call for plain items.
             return [
-                self._conceal_value(item, path) if isinstance(item, dict | list) else item
+                self._conceal_value(item, path) if isinstance(item, CONTAINERS) else item
                 for item in value
             ]
         if value is not None and path in self._descend:

@@ -48,6 +48,9 @@ SALT_BYTES: Final = 16  # 128-bit salts, RFC 9901 §9.3
 KEY_BINDING_TYP: Final = "kb+jwt"
 ALL_ALGORITHMS: Final = frozenset({"EdDSA", "Ed25519", "ES256"})
 
+# A tuple, not ``dict | list``: that expression builds a new union object at every check.
+CONTAINERS: Final = (dict, list)
+
 SigningKey = Ed25519PrivateKey | ec.EllipticCurvePrivateKey
 RandomBytes = Callable[[int], bytes]
 
@@ -315,15 +318,15 @@ class Salts:
         self._block, self._offset = b"", 0
 
     def _next(self) -> bytes:
-        if self._offset == len(self._block):
+        start = self._offset
+        if start == len(self._block):
             size = SALT_BYTES * self._PER_DRAW
             block = self._random(size)
             if len(block) != size:
                 raise ValueError(f"random_bytes({size}) returned {len(block)} bytes")
-            self._block, self._offset = block, 0
-        start = self._offset
+            self._block, start = block, 0
         self._offset = start + SALT_BYTES
-        return self._block[start : self._offset]
+        return self._block[start : start + SALT_BYTES]
 
     def salt(self) -> str:
         """A new salt, as base64url text."""
@@ -471,17 +474,16 @@ class Reconstruction:
 
 
 def _object_disclosure_content(encoded: str) -> tuple[str, Any]:
+    # Parsed JSON holds exact built-in types, so type() checks say the same as isinstance().
     content = _json_segment(encoded, "disclosure", InvalidDisclosure)
-    if not (
-        isinstance(content, list)
-        and len(content) == 3
-        and isinstance(content[0], str)
-        and isinstance(content[1], str)
-    ):
+    if type(content) is not list or len(content) != 3:
         raise InvalidDisclosure("a claim disclosure must be [salt, claim name, value]")
-    if content[1] in (SD, ARRAY_DIGEST):
+    salt, name, value = content
+    if type(salt) is not str or type(name) is not str:
+        raise InvalidDisclosure("a claim disclosure must be [salt, claim name, value]")
+    if name in (SD, ARRAY_DIGEST):
         raise InvalidDisclosure("a disclosure may not carry a claim named '_sd' or '...'")
-    return content[1], content[2]
+    return name, value
 
 
 def _array_disclosure_content(encoded: str) -> Any:
@@ -544,7 +546,7 @@ class _Reconstructor:
         for key, value in obj.items():
             if key == SD:
                 continue
-            if isinstance(value, dict | list):  # scalars, the common case, need no call
+            if isinstance(value, CONTAINERS):  # scalars, the common case, need no call
                 value = self._value(value, prefix + key)
             result[key] = value
         if SD not in obj:
@@ -573,7 +575,7 @@ class _Reconstructor:
                     value = _array_disclosure_content(encoded)
                     result.append(self._disclosed(encoded, value, path))
             else:
-                result.append(self._value(item, path) if isinstance(item, dict | list) else item)
+                result.append(self._value(item, path) if isinstance(item, CONTAINERS) else item)
         return result
 
 

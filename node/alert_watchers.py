@@ -14,7 +14,6 @@ kept in the store's encrypted settings; Matrix ids are not logged.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Sequence
 from typing import Annotated, Final
@@ -24,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from federation.transport import MatrixTransport, TransportError
 from node.alert_room import saved_alert_room
 from node.alerts import all_states
+from node.duties import repeat
 from node.runtime import Node
 from schemas.common import MatrixUserId
 
@@ -104,9 +104,5 @@ async def invite_watchers(node: Node, transport: MatrixTransport) -> int:
 async def run_alert_watchers(node: Node, transport: MatrixTransport, *,
                              every_seconds: float = 2.0) -> None:
     """Keep watchers invited until cancelled (next to the sync engine)."""
-    while True:
-        try:
-            await invite_watchers(node, transport)
-        except Exception as error:  # retried on the next round; never stops the node
-            log.warning("alert watchers not invited: %s", type(error).__name__)
-        await asyncio.sleep(every_seconds)
+    await repeat(lambda _now: invite_watchers(node, transport), every_seconds=every_seconds,
+                 failure="alert watchers not invited", log=log)

@@ -39,6 +39,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from node.alert_room import ALERT_ROOM_SETTING, ensure_alert_room, post_notice
+from node.duties import repeat
 from node.runtime import Node
 from node.sharing import share_records, verified_recipients
 from node.store import Store, StoreTransaction
@@ -470,12 +471,8 @@ async def _resend(node: Node, state: AlertState, silent: Sequence[str], *, actor
 
 async def run_escalation(node: Node, *, every_seconds: float = 30.0) -> None:
     """Escalate now and then until cancelled (``minga run``)."""
-    while True:
-        try:
-            await escalate_due(node, now=int(time.time()))
-        except Exception as error:  # the loop must survive a homeserver outage
-            log.warning("alert escalation failed: %s", type(error).__name__)
-        await asyncio.sleep(every_seconds)
+    await repeat(lambda now: escalate_due(node, now=now), every_seconds=every_seconds,
+                 failure="alert escalation failed", log=log)
 
 
 # --- answering ----------------------------------------------------------------------------------

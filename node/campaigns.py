@@ -31,7 +31,6 @@ alike, so every page is computed from that table by the pure functions below.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -43,6 +42,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from federation.transport import MatrixTransport, TransportError
 from node.coalition import MEMBER_POWER, coalition_power_levels
+from node.duties import repeat
 from node.runtime import Node
 from node.sharing import record_claims, share_records
 from node.store.campaign_records import (
@@ -557,9 +557,5 @@ async def campaign_duties(node: Node, transport: MatrixTransport, now: int) -> N
 async def run_campaign_duties(node: Node, *, interval: float = DUTY_INTERVAL_SECONDS) -> None:
     """:func:`campaign_duties` every ``interval`` seconds until cancelled."""
     async with node.transport() as transport:
-        while True:
-            try:
-                await campaign_duties(node, transport, int(time.time()))
-            except Exception as error:  # the loop must survive; the cause is logged
-                log.error("campaign duties failed: %s", type(error).__name__)
-            await asyncio.sleep(interval)
+        await repeat(lambda now: campaign_duties(node, transport, now), every_seconds=interval,
+                     failure="campaign duties failed", log=log)

@@ -61,6 +61,7 @@ from federation.linkage import (
 from federation.linkage.encoding import MAX_NAMES
 from node.api.casebook import stored_record
 from node.campaign_check import CampaignDraft, check_against_node
+from node.duties import repeat
 from node.rooms import ensure_pair_room
 from node.runtime import Node
 from node.sharing import share_records
@@ -899,9 +900,5 @@ async def run_dedup_duties(node: Node, *, every_seconds: float = 1.0) -> None:
         await warm_index(node)
     except Exception as error:  # the index is built on first use otherwise
         log.warning("dedup index not built at start-up: %s", type(error).__name__)
-    while True:
-        try:
-            await distribute_linkage_key(node, int(time.time()))
-        except Exception as error:  # retried on the next round; never stops the node
-            log.warning("linkage key not distributed: %s", type(error).__name__)
-        await asyncio.sleep(every_seconds)
+    await repeat(lambda now: distribute_linkage_key(node, now), every_seconds=every_seconds,
+                 failure="linkage key not distributed", log=log)

@@ -17,9 +17,7 @@ default: never), from :func:`run_publication_duties` beside the sync engine.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from node.aggregates import Granularity, build_aggregate
 from node.campaigns import node_enqueue, other_members
 from node.coalition_view import aggregate_from_claims, latest_per_member
+from node.duties import repeat
 from node.exporting import own_case_records
 from node.overlap_survey import current_survey, finish_survey, latest_report, start_survey
 from node.runtime import Node
@@ -156,12 +155,8 @@ async def publication_tick(node: Node, now: int) -> None:
 
 async def run_publication_duties(node: Node, *, every_seconds: float = 1.0) -> None:
     """Run :func:`publication_tick` until cancelled (next to the sync engine)."""
-    while True:
-        try:
-            await publication_tick(node, int(time.time()))
-        except Exception as error:  # retried on the next round; never stops the node
-            log.warning("aggregate publishing duty failed: %s", type(error).__name__)
-        await asyncio.sleep(every_seconds)
+    await repeat(lambda now: publication_tick(node, now), every_seconds=every_seconds,
+                 failure="aggregate publishing duty failed", log=log)
 
 
 async def own_published(tx: StoreTransaction) -> Aggregate | None:

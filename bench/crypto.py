@@ -27,8 +27,10 @@ Printed side by side, all measured in this run on this machine:
   the key ring at issue time, audience, every RFC 9901 check).
 
 Every verification checks every signature and every digest; nothing is cached between
-iterations except what a node computes once per record kind (``federation.disclosure``'s
-issuance plan: which paths are withheld at which level). Timing: see :class:`Stopwatch`.
+iterations except what a node computes once per record kind or requested field set
+(``federation.disclosure``'s issuance plan: which paths are withheld at which level; the consent
+gate's split of the field paths). Records, tokens, keys looked up in the ring, salts and
+signatures are made anew every time. Timing: see :class:`Stopwatch`.
 The last line is ``verify_vs_reference=<N>x seal_vs_raw=<N>x``: the reference's SD-JWT verify
 time over ours (target >= 3), and our build + seal time over its raw primitive cost, the worst
 of 1, 5 and 20 recipients (target <= 2).

@@ -181,24 +181,21 @@ class _Concealer:
             path = prefix + name
             if isinstance(value, CONTAINERS) or path in self._descend:
                 value = self._conceal_value(value, path)
-            if path in self._withheld:
-                encoded, digest = self._disclose(name, value, path)
-                self.disclosures.append(encoded)
-                digests.append(digest)
-            else:
+            if path not in self._withheld:
                 clear[name] = value
+                continue
+            try:
+                encoded, digest = claim_disclosure(self._salts.salt(), name, value)
+            except CanonicalJSONError as problem:
+                raise InvalidClaims(f"{path}: {problem}") from None
+            self.disclosures.append(encoded)
+            digests.append(digest)
         size = self._sd_sizes.get(level, 0)
         if size:
             digests.extend(self._salts.decoy_digest() for _ in range(size - len(digests)))
             digests.sort()
             clear[SD] = digests
         return clear
-
-    def _disclose(self, name: str, value: Any, path: str) -> tuple[str, str]:
-        try:
-            return claim_disclosure(self._salts.salt(), name, value)
-        except CanonicalJSONError as problem:
-            raise InvalidClaims(f"{path}: {problem}") from None
 
     def _conceal_value(self, value: Any, path: str) -> Any:
         """Walk every nested value: it checks names everywhere and conceals where planned."""

@@ -294,11 +294,6 @@ def digest_of(encoded: str) -> str:
     return _digest_text(encoded.encode("ascii"))
 
 
-def _salt_text(salt: bytes) -> str:
-    # 16 bytes are 22 base64 characters and two padding characters.
-    return binascii.b2a_base64(salt, newline=False)[:22].translate(_STANDARD_TO_URL).decode()
-
-
 def new_salt(random_bytes: RandomBytes) -> str:
     return b64u_encode(random_bytes(SALT_BYTES))
 
@@ -329,8 +324,12 @@ class Salts:
         return self._block[start : start + SALT_BYTES]
 
     def salt(self) -> str:
-        """A new salt, as base64url text."""
-        return _salt_text(self._next())
+        """A new salt, as base64url text (16 bytes: 22 characters and two of padding)."""
+        return (
+            binascii.b2a_base64(self._next(), newline=False)[:22]
+            .translate(_STANDARD_TO_URL)
+            .decode()
+        )
 
     def decoy_digest(self) -> str:
         """A digest over new random bytes, indistinguishable from a real one (§4.2.5)."""
@@ -390,9 +389,10 @@ def _encode(text: str) -> tuple[str, str]:
 def claim_disclosure(salt: str, name: str, value: Any) -> tuple[str, str]:
     """:func:`object_disclosure` as a plain ``(encoded, digest)`` pair, for issuers of many.
 
-    ``name`` must already be known not to be ``_sd`` or ``...``.
+    ``salt`` and ``name`` are strings, and ``name`` is already known not to be ``_sd`` or ``...``.
     """
-    return _encode(f"[{_json_text(salt)},{_json_string(name)},{_json_text(value)}]")
+    value_text = _json_string(value) if type(value) is str else _json_text(value)
+    return _encode(f"[{_json_string(salt)},{_json_string(name)},{value_text}]")
 
 
 def object_disclosure(salt: str, name: str, value: Any) -> Disclosure:

@@ -463,14 +463,21 @@ class DisclosureNode(NamedTuple):
     parent: str | None  # encoded parent disclosure; None when its digest is in the signed JWT
 
 
+_Node = tuple[str, str, str | None]  # a DisclosureNode's fields, before anyone asks for one
+
+
 @dataclass(frozen=True, slots=True)
 class Reconstruction:
     claims: dict[str, Any]
-    nodes: tuple[DisclosureNode, ...]
+    placed: tuple[_Node, ...]  # (encoded, path, parent) per disclosure, in the order placed
+
+    @property
+    def nodes(self) -> tuple[DisclosureNode, ...]:
+        return tuple(DisclosureNode(*node) for node in self.placed)
 
     @property
     def disclosed_paths(self) -> frozenset[str]:
-        return frozenset(node.path for node in self.nodes)
+        return frozenset(path for _encoded, path, _parent in self.placed)
 
 
 def _object_disclosure_content(encoded: str) -> tuple[str, Any]:
@@ -499,14 +506,12 @@ class _Reconstructor:
     __slots__ = ("_nodes", "_parent", "_pending", "_seen")
 
     def __init__(self, disclosures: Sequence[str]) -> None:
-        self._pending: dict[str, str] = {}
-        for encoded in disclosures:
-            digest = digest_of(encoded)
-            if digest in self._pending:
-                raise InvalidDisclosure("the same disclosure is present twice")
-            self._pending[digest] = encoded
+        digests = [_digest_text(encoded.encode("ascii")) for encoded in disclosures]
+        self._pending: dict[str, str] = dict(zip(digests, disclosures, strict=True))
+        if len(self._pending) != len(digests):
+            raise InvalidDisclosure("the same disclosure is present twice")
         self._seen: set[str] = set()
-        self._nodes: list[DisclosureNode] = []
+        self._nodes: list[_Node] = []
         self._parent: str | None = None
 
     def run(self, payload: Mapping[str, Any]) -> Reconstruction:
@@ -533,7 +538,9 @@ class _Reconstructor:
         return value
 
     def _disclosed(self, encoded: str, value: Any, path: str) -> Any:
-        self._nodes.append(DisclosureNode(encoded, path, self._parent))
+        self._nodes.append((encoded, path, self._parent))
+        if not isinstance(value, CONTAINERS):
+            return value
         # No try/finally: an exception ends the whole reconstruction anyway.
         outer, self._parent = self._parent, encoded
         value = self._value(value, path)

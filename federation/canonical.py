@@ -16,6 +16,7 @@ general path, which also names the path of a refused value.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any, Final
 
 MAX_SAFE_INTEGER = 2**53 - 1
@@ -83,8 +84,28 @@ _PLAIN_ENCODER: Final = json.JSONEncoder(
 )
 
 
+def _plain_encoder() -> Callable[[Any], str]:
+    """``_PLAIN_ENCODER.encode`` without building a new C encoder on every call."""
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # an interpreter without the C accelerator
+        return _PLAIN_ENCODER.encode
+    string = json.encoder.encode_basestring
+    # markers, default, string encoder, indent, separators, sort_keys, skipkeys, allow_nan.
+    # No circular-reference markers: is_plain() has walked the value and would have recursed
+    # without end first.
+    encoder = make(None, _PLAIN_ENCODER.default, string, None, ":", ",", True, False, False)
+
+    def encode(value: Any) -> str:
+        return "".join(encoder(value, 0))
+
+    return encode
+
+
+_encode_plain: Final = _plain_encoder()
+
+
 def canonical_json(value: Any) -> bytes:
     """The canonical UTF-8 bytes of ``value``."""
     if is_plain(value):
-        return _PLAIN_ENCODER.encode(value).encode("utf-8")
+        return _encode_plain(value).encode("utf-8")
     return _general_canonical_json(value)

@@ -5,11 +5,12 @@
   together (and a retraction's wipe is checkpointed out of the write-ahead log after commit).
 - **Trust**: a key ring rebuilt from the verified roster entries in the store (only when the
   roster changed), each member's node account from its entry.
-- **Delivery**: verified records go into ``received_records`` (idempotent on issuer, record id,
-  version; the highest version is the one shown), then to the kind's handler, if any
-  (:mod:`node.record_handlers`), in the same transaction. A retraction wipes what this node holds of
-  its target and keeps the tombstone; a retraction that arrives before its target leaves a
-  tombstone (version 0) so that the target, when it comes, is stored already retracted.
+- **Delivery**: the verified records of one envelope go into ``received_records`` together
+  (idempotent on issuer, record id, version; the highest version is the one shown), then, in
+  order, each to the kind's handler, if any (:mod:`node.record_handlers`), in the same
+  transaction. A retraction wipes what this node holds of its target and keeps the tombstone;
+  a retraction that arrives before its target leaves a tombstone (version 0) so that the
+  target, when it comes, is stored already retracted.
 - **Pair rooms** are the rooms where every envelope must be addressed to this node.
 - **Every sync batch** (:meth:`NodeSyncHost.on_sync`, before its events are checked): the roster
   is re-read when the coalition room's member state or membership changed (and on the first
@@ -20,7 +21,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -40,7 +41,7 @@ from node.runtime import Node
 from node.store.cipher import Cell, ColumnCipher
 from node.store.ids import utc_now
 from node.store.pair_rooms import PairRoomRepository
-from node.store.received import ReceivedRepository
+from node.store.received import Incoming, ReceivedRepository
 from schemas.common import RecordRef
 from schemas.records import RecordKind
 from sync.host import VerifiedRecord
@@ -171,7 +172,7 @@ class NodeSyncHost:
             await refresh_roster(self._node, self._transport, room_id)
             self._roster_read = True
         await self._invites.handle(self._transport, batch.invites)
-        await self.refresh()
+        # No refresh here: the inbox asks for trust() (which refreshes) before it checks events.
 
     def note_pair_room(self, room_id: str) -> None:
         self._pair_rooms = self._pair_rooms | {room_id}
@@ -179,13 +180,14 @@ class NodeSyncHost:
     def expects_all_addressed(self, room_id: str) -> bool:
         return room_id in self._pair_rooms
 
-    async def deliver(self, session: AsyncSession, record: VerifiedRecord) -> None:
+    async def deliver(self, session: AsyncSession, records: Sequence[VerifiedRecord]) -> None:
         received = ReceivedRepository(session, self._column_cipher, utc_now)
-        if record.kind == RecordKind.RETRACTION.value:
-            await self._retract(received, record)
-        await received.add(record.issuer, record.record_id, record.version, record.kind,
-                           dict(record.claims), VERIFIED)
-        await handle_received(session, self._node, record)
+        await received.add_many([Incoming(r.issuer, r.record_id, r.version, r.kind,
+                                          dict(r.claims)) for r in records], VERIFIED)
+        for record in records:
+            if record.kind == RecordKind.RETRACTION.value:
+                await self._retract(received, record)
+            await handle_received(session, self._node, record)
 
     async def _retract(self, received: ReceivedRepository, record: VerifiedRecord) -> None:
         target = _retraction_target(record.claims)

@@ -31,7 +31,6 @@ class SyncConfig:
     long_poll_ms: int = 5_000
     backoff: Backoff = DEFAULT_BACKOFF
     idle_seconds: float = 1.0
-    linger_seconds: float = 0.02
     send_window: int = 8
     resend_grace_seconds: float = 2.0
     resend_interval_seconds: float = 30.0
@@ -76,8 +75,7 @@ class SyncEngine:
         self.host = host
         self.outbox = Outbox(
             host, transport, backoff=config.backoff, clock=clock,
-            idle_seconds=config.idle_seconds, linger_seconds=config.linger_seconds,
-            send_window=config.send_window,
+            idle_seconds=config.idle_seconds, send_window=config.send_window,
         )
         self.inbox = Inbox(
             host, transport,
@@ -88,7 +86,7 @@ class SyncEngine:
             resend_grace_seconds=config.resend_grace_seconds,
             resend_interval_seconds=config.resend_interval_seconds,
             resend_min_interval_seconds=config.resend_min_interval_seconds,
-            on_resends_scheduled=self.outbox.wake,
+            on_outbox_work=self.outbox.wake,
         )
 
     async def run(self) -> None:

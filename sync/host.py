@@ -8,8 +8,9 @@
   host's :class:`AtRestCipher` (the store's data key), bound to a context naming its row.
 - :class:`Trust` is the verified roster: keys to verify signatures as they were at issue time,
   current recipient keys, and which Matrix account is which member's node.
-- Verified records are handed to :meth:`SyncHost.deliver` inside the inbox's transaction;
-  it must be idempotent on (issuer, record id, version).
+- Verified records are handed to :meth:`SyncHost.deliver` inside the inbox's transaction, all
+  the valid records of one envelope in one call (a backlog blob holds thousands); it must be
+  idempotent on (issuer, record id, version).
 - :meth:`SyncHost.on_sync` sees every sync batch before its events are checked, so the node can
   refresh its roster (a new member's entry and its first records often arrive together) and
   join invites from members.
@@ -17,6 +18,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -91,8 +93,9 @@ class SyncHost(Protocol):
         """The current verified roster (rebuilt by the host when the roster changes)."""
         ...
 
-    async def deliver(self, session: AsyncSession, record: VerifiedRecord) -> None:
-        """Store a verified record (idempotent on issuer, record id, version)."""
+    async def deliver(self, session: AsyncSession, records: Sequence[VerifiedRecord]) -> None:
+        """Store verified records, in the order given (idempotent on issuer, record id,
+        version: a record stored before, or twice in ``records``, is stored once)."""
         ...
 
     def expects_all_addressed(self, room_id: str) -> bool:

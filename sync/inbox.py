@@ -19,8 +19,8 @@ For each ``org.minga.sealed`` event, in order (the first failure quarantines it)
 5. not addressed to this node: fine in shared rooms, ``not-a-recipient`` where the host expects
    every envelope to be addressed to it (pair rooms);
 6. open, unbundle, and verify each record: SD-JWT checks, issuer = envelope sender
-   (``issuer-mismatch``), audience if present = this org (``audience-mismatch``). Each valid
-   record goes to ``host.deliver``; a bad one is quarantined alone.
+   (``issuer-mismatch``), audience if present = this org (``audience-mismatch``). The valid
+   records go to ``host.deliver`` in one call; a bad one is quarantined alone.
 
 Gaps in a chain that persist for ``resend_grace_seconds`` are asked for with an
 ``org.minga.resend`` event (ids and numbers only), at most every ``resend_interval_seconds``
@@ -68,7 +68,7 @@ from sync.frame import (
     unbundle,
 )
 from sync.host import Quarantined, SyncHost, Trust, VerifiedRecord
-from sync.outbox import RESEND_MARK, now_ms, schedule_resends
+from sync.outbox import RESEND_MARK, now_ms, queued_in, schedule_resends
 from sync.quarantine import quarantine
 from sync.retry import DEFAULT_BACKOFF, Backoff, is_unreachable, short_error
 from sync.tables import Chain, ChainLinkRow, Cursor, ProcessedEvent, RoomMark
@@ -115,7 +115,7 @@ class Inbox:
         resend_grace_seconds: float = 2.0,
         resend_interval_seconds: float = 30.0,
         resend_min_interval_seconds: float = 10.0,
-        on_resends_scheduled: Callable[[], None] | None = None,
+        on_outbox_work: Callable[[], None] | None = None,
         max_gap_fill_events: int = 50_000,
         max_attempts: int = 5,
     ) -> None:
@@ -128,13 +128,12 @@ class Inbox:
         self.resend_grace_ms = int(resend_grace_seconds * 1000)
         self.resend_interval_ms = int(resend_interval_seconds * 1000)
         self.resend_min_interval_ms = int(resend_min_interval_seconds * 1000)
-        self.on_resends_scheduled = on_resends_scheduled
+        self.on_outbox_work = on_outbox_work
         self.max_gap_fill_events = max_gap_fill_events
         self.max_attempts = max_attempts
         self.last_error: str | None = None
         self.last_sync_ms: int | None = None
         self._failures: dict[str, int] = {}
-        self._resends_scheduled = False
 
     # ----- loop ---------------------------------------------------------------------------
 
@@ -182,21 +181,40 @@ class Inbox:
             for event in fresh:
                 assert trust is not None
                 await self._handle(session, trust, event, blobs.get(event.event_id), outcome)
-            for room_id, events in timelines.items():
-                if events:
-                    await session.merge(RoomMark(room_id=room_id,
-                                                 last_event_id=events[-1].event_id))
-            await session.merge(Cursor(name=NEXT_BATCH, value=batch.next_batch))
+            await self._mark_rooms(session, {room_id: events[-1].event_id
+                                             for room_id, events in timelines.items() if events})
+            await self._store_since(session, since, batch.next_batch)
+            outbox_work = queued_in(session)
         self.last_sync_ms = now_ms(self.clock)
         self.last_error = None
-        if self._resends_scheduled and self.on_resends_scheduled is not None:
-            self.on_resends_scheduled()
-        self._resends_scheduled = False
+        if outbox_work and self.on_outbox_work is not None:
+            self.on_outbox_work()  # an answer (an acknowledgement, a resend) goes out now
         return outcome
 
     def _is_for_inbox(self, event: TimelineEvent) -> bool:
         return (event.type in HANDLED_TYPES and event.state_key is None
                 and event.sender != self.transport.user_id and bool(event.event_id))
+
+    @staticmethod
+    async def _mark_rooms(session: AsyncSession, newest: dict[str, str]) -> None:
+        """Note the newest event handled in each room (one query for the marks held)."""
+        if not newest:
+            return
+        held = {mark.room_id: mark for mark in await session.scalars(
+            select(RoomMark).where(RoomMark.room_id.in_(list(newest))))}
+        for room_id, event_id in newest.items():
+            if room_id in held:
+                held[room_id].last_event_id = event_id
+            else:
+                session.add(RoomMark(room_id=room_id, last_event_id=event_id))
+
+    @staticmethod
+    async def _store_since(session: AsyncSession, since: str | None, next_batch: str) -> None:
+        if since is None:
+            await session.merge(Cursor(name=NEXT_BATCH, value=next_batch))
+        else:
+            await session.execute(update(Cursor).where(Cursor.name == NEXT_BATCH)
+                                  .values(value=next_batch))
 
     async def _since(self) -> str | None:
         async with self.host.transaction() as session:
@@ -337,11 +355,10 @@ class Inbox:
             return
         if issuer != self.host.keys.org_id:
             return  # another member's chain: its node answers
-        queued = await schedule_resends(
+        await schedule_resends(
             session, event.room_id, event.event_id, ranges,
             at_ms=now_ms(self.clock), min_interval_ms=self.resend_min_interval_ms,
         )
-        self._resends_scheduled = self._resends_scheduled or queued > 0
 
     async def _handle_sealed(
         self,
@@ -367,15 +384,16 @@ class Inbox:
         except (Rejected, SealingError, FrameError) as error:
             self._quarantine(session, event, error.reason, str(error), outcome)
             return
+        records = []
         for index, token in enumerate(tokens, 1):
             try:
-                record = self._verified_record(token, sealed.sender, event, trust)
+                records.append(self._verified_record(token, sealed.sender, event, trust))
             except (Rejected, SdJwtError) as error:
                 detail = f"record {index} of {len(tokens)}: {error}"
                 self._quarantine(session, event, error.reason, detail, outcome)
-                continue
-            await self.host.deliver(session, record)
-            outcome.delivered += 1
+        if records:
+            await self.host.deliver(session, records)
+            outcome.delivered += len(records)
 
     def _verified_envelope(
         self, event: TimelineEvent, blob: Blob | None, trust: Trust

@@ -8,7 +8,8 @@
    sealed envelope is measured), seals each bundle once with the room's chain context (seq from
    1, prev = hash of the previous envelope in that room) and, in one transaction, stores the
    frame (content, a random Matrix txn id, seq) and marks its items bundled, erasing their
-   plaintext. A single record too large for an inline event becomes a blob frame.
+   plaintext. A single record too large for an inline event becomes a blob frame, and so does
+   a backlog (:data:`BACKLOG_MIN_RECORDS` or more for one room and recipient set).
 3. :meth:`Outbox.send_due` uploads pending blobs, then posts each frame with its stored txn id
    (a few at once, oldest first): a retry after a failure, a crash or a restart posts the same
    content under the same txn id, so Synapse never makes a second event (it remembers txn ids
@@ -28,6 +29,7 @@ node left the room) delays only that frame's room, with its own backoff.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import secrets
@@ -36,7 +38,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from federation.canonical import canonical_json
@@ -67,8 +69,15 @@ ITEM_CONTEXT = "sync_outbox_items"
 RESEND_MARK = "resend"
 BLOB_CONTENT_TYPE = "application/octet-stream"
 _ITEMS_PER_PASS = 2_000
+# A backlog of at least this many records for one room and recipient set (a bulk share, a
+# catch-up after an outage) goes into media blobs instead of dozens of inline events
+# (DESIGN §4's path for bulk transfers): one upload and one event per blob.
+BACKLOG_MIN_RECORDS = 200
+BLOB_MAX_RECORDS = 500
+BLOB_MAX_TOKEN_BYTES = 8 * 1024 * 1024  # sealed and encoded, well under MAX_BLOB_BYTES
 _FRAMES_PER_PASS = 100
 _TAG_LENGTH = 16  # ChaCha20-Poly1305
+_QUEUED = "minga_sync_queued"
 
 
 class OutboxError(ValueError):
@@ -129,19 +138,25 @@ async def enqueue_many(
     if isinstance(tokens, str) or not all(isinstance(t, str) and t for t in tokens):
         raise OutboxError("each token must be a non-empty SD-JWT string")
     recipients = canonical_json(_recipient_list(recipient_org_ids)).decode()
-    items = []
-    for token in tokens:
-        ref = secrets.token_hex(16)
-        items.append(OutboxItem(
-            ref=ref,
-            room_id=room_id,
-            recipients=recipients,
-            token=cipher.encrypt_at_rest(token.encode(), (ITEM_CONTEXT, ref)),
-            queued_at=queued_at_ms,
-        ))
-    session.add_all(items)
-    await session.flush()
-    return [item.id for item in items]
+    refs = [secrets.token_hex(16) for _ in tokens]
+    if not refs:
+        return []
+    rows = [{"ref": ref, "room_id": room_id, "recipients": recipients,
+             "token": cipher.encrypt_at_rest(token.encode(), (ITEM_CONTEXT, ref)),
+             "queued_at": queued_at_ms} for ref, token in zip(refs, tokens, strict=True)]
+    # Ids are matched back by ref: asking the database to return them in parameter order would
+    # make SQLite insert one row per statement.
+    inserted = await session.execute(
+        insert(OutboxItem).returning(OutboxItem.ref, OutboxItem.id), rows)
+    ids: dict[str, int] = {ref: item_id for ref, item_id in inserted}
+    session.info[_QUEUED] = True
+    return [ids[ref] for ref in refs]
+
+
+def queued_in(session: AsyncSession) -> bool:
+    """Whether anything was queued in this session's transaction (so the outbox has work once
+    it commits)."""
+    return bool(session.info.get(_QUEUED))
 
 
 @dataclass(frozen=True)
@@ -192,10 +207,25 @@ class _Sealer:
             bundle(tokens), self.keys, self.recipients, self.created_at, context=context
         ).to_wire()
 
+    def next_frame(
+        self, tokens: Sequence[str], context: dict[str, str | int]
+    ) -> tuple[int, dict[str, Any]]:
+        """How many of ``tokens`` (from the first) go in the next frame, and its envelope: a
+        backlog goes into one blob, anything less into inline bundles."""
+        if len(tokens) < BACKLOG_MIN_RECORDS:
+            return self.pack(tokens, context)
+        count, size = 0, 0
+        for token in tokens[:BLOB_MAX_RECORDS]:
+            size += len(token)
+            if count and size > BLOB_MAX_TOKEN_BYTES:
+                break
+            count += 1
+        return count, self.seal(tokens[:count], context)
+
     def pack(
         self, tokens: Sequence[str], context: dict[str, str | int]
     ) -> tuple[int, dict[str, Any]]:
-        """How many of ``tokens`` (from the first) go in the next frame, and its envelope.
+        """How many of ``tokens`` (from the first) go in the next inline frame, and its envelope.
 
         The count comes from the exact size of a probe envelope with the same recipients and
         context; the real envelope is then measured, and shrunk if it does not fit. A first token
@@ -280,7 +310,6 @@ class Outbox:
         backoff: Backoff = DEFAULT_BACKOFF,
         clock: Callable[[], float] = time.time,
         idle_seconds: float = 1.0,
-        linger_seconds: float = 0.02,
         send_window: int = 8,
     ) -> None:
         self.host = host
@@ -288,12 +317,14 @@ class Outbox:
         self.backoff = backoff
         self.clock = clock
         self.idle_seconds = idle_seconds
-        self.linger_seconds = linger_seconds
         # Posts in flight at once: Synapse persists concurrent events of a room together, so
         # this multiplies throughput; receivers accept a chain's frames in any order.
         self.send_window = max(1, send_window)
         self.last_error: str | None = None
         self._wake = asyncio.Event()
+        # One upload at a time: a blob is large, so concurrent uploads would only split the
+        # bandwidth; one after the other, the receiver can start on the first meanwhile.
+        self._uploading = asyncio.Lock()
 
     async def enqueue(
         self, session: AsyncSession, room_id: str, recipient_org_ids: Sequence[str], token: str
@@ -332,25 +363,20 @@ class Outbox:
             failures = 0
             if made or sent:
                 continue
-            try:
+            # No lingering after a wake: what is queued while a pass posts goes together in the
+            # next one, so bursts still fill bundles and an alert leaves at once.
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.idle_seconds)
-            except TimeoutError:
-                continue
-            # Records shared one by one arrive in bursts: let a burst gather into full bundles.
-            await asyncio.sleep(self.linger_seconds)
 
     # ----- bundling -----------------------------------------------------------------------
 
     async def bundle_queued(self) -> int:
         """Seal queued items into frames (one transaction); returns the number of frames made."""
         async with self.host.transaction() as session:
-            if await session.scalar(
-                select(OutboxItem.id).where(OutboxItem.frame_id.is_(None)).limit(1)
-            ) is None:
-                return 0
-        trust = await self.host.trust()
-        async with self.host.transaction() as session:
             queued = await self._queued(session)
+            if not queued:
+                return 0
+            trust = await self.host.trust()
             groups: dict[tuple[str, tuple[str, ...]], list[_Queued]] = {}
             for item in queued:
                 groups.setdefault((item.room_id, item.recipients), []).append(item)
@@ -392,7 +418,7 @@ class Outbox:
         seq, prev = await _chain_head(session, room_id)
         made = 0
         while tokens:
-            count, envelope = sealer.pack(tokens, chain_context(room_id, seq + 1, prev))
+            count, envelope = sealer.next_frame(tokens, chain_context(room_id, seq + 1, prev))
             seq, prev = seq + 1, envelope_hash(envelope)
             frame_id = await self._store_frame(session, room_id, seq, prev, envelope, count)
             await session.execute(
@@ -481,7 +507,8 @@ class Outbox:
         try:
             content = unsent.content
             if content is None:
-                content = await self._upload(unsent)
+                async with self._uploading:
+                    content = await self._upload(unsent)
             event_id = await self.transport.send(
                 unsent.room_id, SEALED_EVENT_TYPE, content, unsent.txn_id
             )
@@ -607,4 +634,6 @@ async def schedule_resends(
             session.add(Resend(frame_id=frame_id, request_event_id=request_event_id,
                                created_at=at_ms, attempts=0, next_attempt_at=0))
             queued += 1
+    if queued:
+        session.info[_QUEUED] = True
     return queued

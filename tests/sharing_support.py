@@ -33,7 +33,6 @@ FAST = SyncConfig(
     long_poll_ms=1_000,
     backoff=Backoff(first=0.2, cap=2.0),
     idle_seconds=0.3,
-    linger_seconds=0.05,
     resend_grace_seconds=1.0,
     resend_interval_seconds=3.0,
     resend_min_interval_seconds=1.0,

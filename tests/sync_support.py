@@ -12,7 +12,7 @@ import asyncio
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,7 +38,6 @@ FAST = SyncConfig(
     long_poll_ms=500,
     backoff=Backoff(first=0.2, cap=2.0),
     idle_seconds=0.3,
-    linger_seconds=0.05,
     resend_grace_seconds=0.5,
     resend_interval_seconds=2.0,
     resend_min_interval_seconds=1.0,
@@ -139,12 +138,12 @@ class TestHost:
     async def trust(self) -> RingTrust:
         return self.trust_view
 
-    async def deliver(self, session: AsyncSession, record: VerifiedRecord) -> None:
-        self.deliveries += 1
+    async def deliver(self, session: AsyncSession, records: Sequence[VerifiedRecord]) -> None:
+        self.deliveries += len(records)
         await session.execute(
             text("INSERT OR IGNORE INTO test_received VALUES (:i, :r, :v, :k, :e)"),
-            {"i": record.issuer, "r": record.record_id, "v": record.version, "k": record.kind,
-             "e": record.event_id},
+            [{"i": record.issuer, "r": record.record_id, "v": record.version, "k": record.kind,
+              "e": record.event_id} for record in records],
         )
 
     def expects_all_addressed(self, room_id: str) -> bool:

@@ -116,8 +116,7 @@ async def test_received_records_list_filter_page_and_tombstones(api: RunningApi)
                 _verified(new_record_id(), 1, "retraction", reason="error",
                           target={"issuer": MEMBER.org_id, "record_id": cases[1]})]
     async with host.transaction() as session:
-        for record in records:
-            await host.deliver(session, record)
+        await host.deliver(session, records)
 
     every = await api.json("GET", "/received?kind=case&limit=2", Role.viewer)
     assert len(every["items"]) == 2 and every["next_offset"] == 2

@@ -14,10 +14,12 @@ from federation.identity import OrgKeys, sign_member_entry
 from federation.keys import KeyNotTrusted
 from federation.secretbox import FAST_TEST_PARAMS
 from federation.transport import TimelineEvent, TransportError
+from node.record_handlers import RECORD_HANDLERS
 from node.rooms import PAIR_EVENT_TYPE, InviteHandler
 from node.runtime import Node
 from node.store import create_data_key, open_store
 from node.store.pair_rooms import PairRoomRepository
+from node.store.received import Incoming
 from node.sync_host import NodeSyncHost
 from schemas.ids import new_record_id
 from sync.host import VerifiedRecord
@@ -58,9 +60,10 @@ def _retraction(target: str = RECORD_ID, issuer: str = ISSUER.org_id) -> Verifie
 
 
 async def _deliver(host: NodeSyncHost, *records: VerifiedRecord) -> None:
+    """Each record in a transaction of its own, as if each came in its own envelope."""
     for record in records:
         async with host.transaction() as session:
-            await host.deliver(session, record)
+            await host.deliver(session, [record])
 
 
 async def _latest(host: NodeSyncHost, record_id: str = RECORD_ID) -> Any:
@@ -107,6 +110,73 @@ async def test_a_retraction_of_another_issuers_record_is_ignored(host: NodeSyncH
     latest = await _latest(host)
     assert latest.claims == {"record_id": RECORD_ID, "version": 1, "kind": "case",
                              "narrative": "kept"}
+
+
+async def _envelope(host: NodeSyncHost, *records: VerifiedRecord) -> None:
+    """Every record in one call, as the inbox delivers the records of one envelope."""
+    async with host.transaction() as session:
+        await host.deliver(session, list(records))
+
+
+async def _versions(host: NodeSyncHost, record_id: str) -> list[tuple[int, Any]]:
+    async with host.node.store.read() as tx:
+        versions = await tx.received.versions(ISSUER.org_id, record_id)
+    return [(v.version, v.claims and v.claims.get("country")) for v in versions]
+
+
+async def test_one_envelope_of_new_duplicate_and_older_versions_stores_each_version_once(
+    host: NodeSyncHost, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    handled: list[tuple[str, int]] = []
+
+    async def note(session: object, node: object, record: VerifiedRecord) -> None:
+        handled.append((record.record_id, record.version))
+
+    monkeypatch.setitem(RECORD_HANDLERS, "case", note)
+    held, fresh = new_record_id(), new_record_id()
+    await _envelope(host, _record(3, {"country": "KE"}, record_id=held))
+    envelope = [
+        _record(1, {"country": "UG"}, record_id=fresh),
+        _record(1, {"country": "TZ"}, record_id=fresh),  # the same version again: ignored
+        _record(3, {"country": "CO"}, record_id=held),  # already stored: kept as it was
+        _record(2, {"country": "GT"}, record_id=held),  # older, late: stored, not shown
+        _record(4, {"country": "BR"}, record_id=held),
+    ]
+    await _envelope(host, *envelope)
+    await _envelope(host, *envelope)  # the whole envelope again, as after a crash
+    assert await _versions(host, fresh) == [(1, "UG")]
+    assert await _versions(host, held) == [(2, "GT"), (3, "KE"), (4, "BR")]
+    assert (await _latest(host, held)).version == 4
+    async with host.node.store.read() as tx:
+        assert await tx.received.count() == 2
+    # Every record goes to its kind's handler, in envelope order, each time it is delivered.
+    expected = [(r.record_id, r.version) for r in envelope]
+    assert handled == [(held, 3), *expected, *expected]
+
+
+async def test_one_envelope_with_retractions_before_and_after_their_targets(
+    host: NodeSyncHost,
+) -> None:
+    first, second = new_record_id(), new_record_id()
+    await _envelope(host, _record(1, {"country": "KE"}, record_id=first), _retraction(first),
+                    _record(2, {"country": "UG"}, record_id=first),
+                    _retraction(second), _record(1, {"country": "TZ"}, record_id=second))
+    for record_id, versions in ((first, [1, 2]), (second, [1])):
+        latest = await _latest(host, record_id)
+        assert (latest.version, latest.claims, latest.retracted) == (versions[-1], None, True)
+        assert [v for v, _ in await _versions(host, record_id)][-len(versions):] == versions
+        assert all(country is None for _, country in await _versions(host, record_id))
+
+
+async def test_adding_many_counts_only_what_is_new(host: NodeSyncHost) -> None:
+    records = [Incoming(ISSUER.org_id, new_record_id(), 1, "case", {"n": n}) for n in range(900)]
+    async with host.node.store.transaction() as tx:
+        assert await tx.received.add_many(records[:500], "verified") == 500
+        assert await tx.received.add_many(records, "verified") == 400
+        assert await tx.received.add_many([*records[:3], *records[:3]], "verified") == 0
+        assert not await tx.received.add(ISSUER.org_id, records[0].record_id, 1, "case", {},
+                                         "verified")
+        assert await tx.received.count() == 900
 
 
 async def test_trust_is_the_stored_roster(host: NodeSyncHost) -> None:

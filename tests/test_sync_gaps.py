@@ -3,6 +3,7 @@ for and re-posted by its issuer, and a crash mid-batch leaves nothing half-store
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -130,13 +131,14 @@ class CrashingDelivery:
     def __getattr__(self, name: str) -> object:
         return getattr(self._host, name)
 
-    async def deliver(self, session: object, record: VerifiedRecord) -> None:
-        self.calls += 1
-        if record.record_id in self.fail_on or (
-            self.crash_after is not None and self.calls > self.crash_after
-        ):
-            raise RuntimeError("the node died while storing")
-        await self._host.deliver(session, record)  # type: ignore[arg-type]
+    async def deliver(self, session: object, records: Sequence[VerifiedRecord]) -> None:
+        for record in records:
+            self.calls += 1
+            if record.record_id in self.fail_on or (
+                self.crash_after is not None and self.calls > self.crash_after
+            ):
+                raise RuntimeError("the node died while storing")
+        await self._host.deliver(session, records)  # type: ignore[arg-type]
 
 
 async def test_a_crash_in_the_middle_of_a_batch_stores_nothing_of_it(

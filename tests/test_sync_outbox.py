@@ -26,6 +26,8 @@ from sync.frame import (
     unbundle,
 )
 from sync.outbox import (
+    BACKLOG_MIN_RECORDS,
+    BLOB_MAX_RECORDS,
     ITEM_CONTEXT,
     Outbox,
     OutboxError,
@@ -103,11 +105,11 @@ async def test_queued_records_are_encrypted_at_rest(outbox: Outbox, tmp_path: Pa
 
 
 async def test_bundles_fill_inline_events_and_form_a_chain(outbox: Outbox) -> None:
-    tokens = [record_token(A, body_size=1500) for _ in range(300)]
+    tokens = [record_token(A, body_size=1500) for _ in range(BACKLOG_MIN_RECORDS - 1)]
     await _queue(outbox, tokens)
     made = await outbox.bundle_queued()
     frames = await _frames(outbox)
-    assert made == len(frames) and 1 < len(frames) < 300
+    assert made == len(frames) and 1 < len(frames) < len(tokens)
     carried: list[str] = []
     prev = ""
     full: list[bool] = []
@@ -168,6 +170,24 @@ async def test_a_record_too_large_for_an_event_becomes_a_blob(outbox: Outbox) ->
                                 "size": len(blob_frame.blob)}}),  # type: ignore[arg-type]
         blob_frame.blob,
     ) == envelope
+
+
+async def test_a_backlog_travels_in_blobs_and_what_is_left_inline(outbox: Outbox) -> None:
+    tokens = [record_token(A) for _ in range(BLOB_MAX_RECORDS + BACKLOG_MIN_RECORDS - 1)]
+    await _queue(outbox, tokens)
+    await outbox.bundle_queued()
+    frames = await _frames(outbox)
+    blob, *inline = frames
+    assert blob.content is None and blob.blob is not None
+    assert blob.record_count == BLOB_MAX_RECORDS
+    assert inline and all(frame.content is not None and frame.blob is None for frame in inline)
+    carried = [token for frame in frames for token in _tokens_in(frame)]
+    assert carried == tokens  # in order, each once
+    prev = ""
+    for seq, frame in enumerate(frames, 1):
+        link = read_chain_context(_envelope(frame)["context"])
+        assert (link.seq, link.prev) == (seq, prev)
+        prev = frame.envelope_hash
 
 
 def _sha(data: bytes) -> str:

@@ -8,12 +8,12 @@ rows as tombstones; versions arriving after a retraction are stored as tombstone
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, func, select, true, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Select, and_, func, insert, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -23,6 +23,7 @@ from node.store.ids import Clock, normalise_record_id
 from node.store.tables import ReceivedRecordRow
 
 MAX_PAGE = 200
+_KEYS_PER_QUERY = 400  # 800 bound parameters: well under every database's limit
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,17 @@ class ReceivedRecord:
     verification: str
     retracted: bool
     received_at: datetime
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """One verified record version to store."""
+
+    issuer: str
+    record_id: str
+    version: int
+    kind: str
+    claims: dict[str, Any] = field(repr=False)
 
 
 def _cell(issuer: str, record_id: str, version: int) -> Cell:
@@ -72,27 +84,57 @@ class ReceivedRepository:
         verification: str,
     ) -> bool:
         """Store a received record version; False if this (issuer, id, version) is already in."""
-        record_id = normalise_record_id(record_id)
-        key = (issuer, record_id, version)
-        if await self._session.get(ReceivedRecordRow, key) is not None:
-            return False
-        retracted = await self._is_retracted(issuer, record_id)
-        row = ReceivedRecordRow(
-            issuer=issuer,
-            record_id=record_id,
-            version=version,
-            kind=kind,
-            claims=None if retracted else self._cipher.encrypt_json(claims, _cell(*key)),
-            verification=verification,
-            retracted=retracted,
-            received_at=self._clock(),
-        )
-        try:
-            async with self._session.begin_nested():
-                self._session.add(row)
-        except IntegrityError:  # a concurrent transaction stored the same version first
-            return False
-        return True
+        added = await self.add_many([Incoming(issuer, record_id, version, kind, claims)],
+                                    verification)
+        return added == 1
+
+    async def add_many(self, records: Sequence[Incoming], verification: str) -> int:
+        """Store received record versions (one envelope's worth); returns how many were new.
+
+        Versions already stored, or listed twice, are skipped (the first copy counts); a
+        version of a retracted record is stored as a tombstone. One query per
+        :data:`_KEYS_PER_QUERY` records for what is stored, one insert for what is new. Run
+        it in a write transaction: those are serialised, so nothing can slip in between the
+        query and the insert (a concurrent insert elsewhere fails the transaction, which the
+        inbox retries).
+        """
+        wanted: dict[tuple[str, str, int], Incoming] = {}
+        for record in records:
+            key = (record.issuer, normalise_record_id(record.record_id), record.version)
+            wanted.setdefault(key, record)
+        stored, retracted = await self._stored_among({key[:2] for key in wanted})
+        now = self._clock()
+        rows = [
+            {"issuer": key[0], "record_id": key[1], "version": key[2], "kind": record.kind,
+             "claims": None if key[:2] in retracted
+             else self._cipher.encrypt_json(record.claims, _cell(*key)),
+             "verification": verification, "retracted": key[:2] in retracted,
+             "received_at": now}
+            for key, record in wanted.items() if key not in stored
+        ]
+        if rows:
+            await self._session.execute(insert(ReceivedRecordRow), rows)
+        return len(rows)
+
+    async def _stored_among(
+        self, records: Collection[tuple[str, str]]
+    ) -> tuple[set[tuple[str, str, int]], set[tuple[str, str]]]:
+        """Of these (issuer, record id): every stored version, and which are retracted."""
+        stored: set[tuple[str, str, int]] = set()
+        retracted: set[tuple[str, str]] = set()
+        wanted = sorted(records)
+        for start in range(0, len(wanted), _KEYS_PER_QUERY):
+            rows = await self._session.execute(
+                select(ReceivedRecordRow.issuer, ReceivedRecordRow.record_id,
+                       ReceivedRecordRow.version, ReceivedRecordRow.retracted)
+                .where(tuple_(ReceivedRecordRow.issuer, ReceivedRecordRow.record_id)
+                       .in_(wanted[start:start + _KEYS_PER_QUERY]))
+            )
+            for issuer, record_id, version, is_retracted in rows:
+                stored.add((issuer, record_id, version))
+                if is_retracted:
+                    retracted.add((issuer, record_id))
+        return stored, retracted
 
     async def latest(self, issuer: str, record_id: str) -> ReceivedRecord | None:
         record_id = normalise_record_id(record_id)
@@ -158,18 +200,6 @@ class ReceivedRepository:
         )
         mark_wiped(self._session)
         return int(result.rowcount)  # type: ignore[attr-defined]
-
-    async def _is_retracted(self, issuer: str, record_id: str) -> bool:
-        found = await self._session.scalar(
-            select(ReceivedRecordRow.version)
-            .where(
-                ReceivedRecordRow.issuer == issuer,
-                ReceivedRecordRow.record_id == record_id,
-                ReceivedRecordRow.retracted == true(),
-            )
-            .limit(1)
-        )
-        return found is not None
 
     def _record(self, row: ReceivedRecordRow) -> ReceivedRecord:
         claims = (

@@ -22,8 +22,8 @@ import logging
 from collections.abc import Sequence
 from typing import Any, Final
 
-from federation.transport import MatrixTransport, TransportError
-from node.coalition import MEMBER_POWER, coalition_power_levels
+from federation.transport import MatrixTransport, TimelineEvent, TransportError
+from node.coalition import MEMBER_POWER, coalition_power_levels, made_by_member
 from node.runtime import Node
 
 log = logging.getLogger("minga.alerts")
@@ -59,6 +59,24 @@ def alert_power_levels(member_users: Sequence[str]) -> dict[str, Any]:
 def notice_content(org_name: str) -> dict[str, Any]:
     """The content-free push: the issuing organisation's name, nothing about the alert."""
     return {"msgtype": "m.notice", "body": NOTICE_TEMPLATE.format(org=org_name)}
+
+
+def alert_room_maker(state: Sequence[TimelineEvent]) -> tuple[str, str] | None:
+    """(issuing org id, creator account) if the room state carries an alert room marker."""
+    marker = next((e for e in state if e.type == ALERT_MARKER_TYPE and e.state_key == ""), None)
+    create = next((e for e in state if e.type == "m.room.create"), None)
+    issuer = None if marker is None else marker.content.get("issuer")
+    if create is None or not isinstance(issuer, str):
+        return None
+    return issuer, create.sender
+
+
+async def alert_room_issuer(node: Node, state: Sequence[TimelineEvent]) -> str | None:
+    """The member whose alert room this is (made by that member's node), or ``None``."""
+    maker = alert_room_maker(state)
+    if maker is None or maker[0] == node.org_id or not await made_by_member(node, *maker):
+        return None
+    return maker[0]
 
 
 _locks: dict[tuple[int, str], asyncio.Lock] = {}

@@ -206,3 +206,11 @@ async def roster_rejections(node: Node) -> list[dict[str, str]]:
     async with node.store.read() as tx:
         saved = await tx.settings.get(ROSTER_REJECTIONS_SETTING)
     return list(saved) if isinstance(saved, list) else []
+
+
+async def made_by_member(node: Node, org_id: str, creator: str) -> bool:
+    """Whether ``creator`` is the Matrix account of verified member ``org_id``'s node."""
+    async with node.store.read() as tx:
+        members = {m.org_id: m for m in await tx.orgs.members(verified_only=True)}
+    member = members.get(org_id)
+    return member is not None and member.matrix_user_id == creator

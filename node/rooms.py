@@ -29,7 +29,8 @@ from datetime import UTC, datetime
 from typing import Any, Final, Protocol
 
 from federation.transport import MatrixTransport, TimelineEvent, TransportError
-from node.coalition import MEMBER_POWER, coalition_power_levels
+from node.alert_room import alert_room_issuer
+from node.coalition import MEMBER_POWER, coalition_power_levels, made_by_member
 from node.runtime import Node
 from node.store import RecordNotFound
 from node.store.pair_rooms import PairRoomRepository
@@ -138,19 +139,16 @@ def _pair_partner(node: Node, state: list[TimelineEvent]) -> tuple[str, str] | N
 
 
 async def recognise_pair_room(
-    node: Node, transport: MatrixTransport, room_id: str,
+    node: Node, state: list[TimelineEvent], room_id: str,
     listener: PairRoomListener | None = None,
 ) -> str | None:
-    """Record ``room_id`` as a pair room if it is one from a verified member; its org id."""
-    partner = _pair_partner(node, await transport.room_state(room_id))
-    if partner is None:
+    """Record ``room_id`` (its ``state``) as a pair room if it is one from a verified member;
+    its org id."""
+    partner = _pair_partner(node, state)
+    if partner is None or not await made_by_member(node, *partner):
         return None
-    org_id, creator = partner
+    org_id, _ = partner
     async with node.store.transaction() as tx:
-        members = {m.org_id: m for m in await tx.orgs.members(verified_only=True)}
-        member = members.get(org_id)
-        if member is None or member.matrix_user_id != creator:
-            return None
         await PairRoomRepository(tx.session).remember(org_id, room_id, created_by_us=False,
                                                       at=datetime.now(UTC))
         await tx.audit.append("federation", PAIR_ROOM_JOINED, target=org_id,
@@ -211,12 +209,16 @@ class InviteHandler:
             await self._recognise(transport, room_id)
 
     async def _recognise(self, transport: MatrixTransport, room_id: str) -> None:
+        # Records sent into a pair or alert room between its creation and our join may not
+        # reach us by sync: the room's maker re-posts them when asked.
         try:
-            org_id = await recognise_pair_room(self.node, transport, room_id, self.listener)
+            state = await transport.room_state(room_id)
+            org_id = (await recognise_pair_room(self.node, state, room_id, self.listener)
+                      or await alert_room_issuer(self.node, state))
             if org_id is not None:
                 await ask_for_backlog(transport, room_id, org_id)
         except TransportError as error:
-            log.warning("could not set up pair room %s: %s", room_id, error)
+            log.warning("could not set up room %s: %s", room_id, error)
             org_id = None
         checks = self._unrecognised.pop(room_id, 0) + 1
         if org_id is None and checks < MAX_RECHECKS:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from node.alert_room import alert_power_levels, alert_room_state, notice_content
+from federation.transport import TimelineEvent
+from node.alert_room import alert_power_levels, alert_room_maker, alert_room_state, notice_content
 from node.alerts import (
     ALWAYS_DISCLOSED,
     AlertError,
@@ -99,3 +100,23 @@ def test_member_nodes_may_post_sealed_events_in_the_alert_room() -> None:
     assert state["org.minga.alerts"] == {"issuer": ISSUER}
     assert state["m.room.join_rules"] == {"join_rule": "invite"}
     assert state["m.room.history_visibility"] == {"history_visibility": "shared"}
+
+
+def _room_state(events: list[dict[str, object]]) -> list[TimelineEvent]:
+    return [TimelineEvent.from_source("!room", {"state_key": "", **event}) for event in events]
+
+
+def test_an_alert_room_is_known_by_its_marker_and_its_creator() -> None:
+    create = {"type": "m.room.create", "sender": "@node-a:hs1", "content": {}}
+    state = _room_state([create, *alert_room_state("oissuer")])
+    assert alert_room_maker(state) == ("oissuer", "@node-a:hs1")
+    assert alert_room_maker(_room_state([create])) is None  # not an alert room
+    assert alert_room_maker(_room_state(alert_room_state("oissuer"))) is None  # no creator known
+    odd = {"type": "org.minga.alerts", "sender": "@x:hs", "content": {"issuer": 7}}
+    assert alert_room_maker(_room_state([create, odd])) is None
+
+
+def test_member_nodes_may_invite_their_watchers_into_an_alert_room() -> None:
+    levels = alert_power_levels(["@node-b:hs2"])
+    assert levels["invite"] == MEMBER_POWER == levels["users"]["@node-b:hs2"]
+    assert levels["users_default"] < MEMBER_POWER <= levels["events_default"]

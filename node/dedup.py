@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import Integer, cast, event, false, func, select, update
+from sqlalchemy import Integer, cast, false, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from federation.encoding import b64u_decode, b64u_encode
@@ -709,7 +709,6 @@ async def on_dedup_query(session: AsyncSession, node: Node, record: VerifiedReco
             answer = await _compare(tx, node, record, int(time.time()))
             await _share_in(session, node, answer, record.issuer, record.room_id,
                             now=int(time.time()))
-            _wake_after_commit(session, node)
 
 
 async def _forget_received(tx: StoreTransaction, record: VerifiedRecord) -> None:
@@ -723,12 +722,6 @@ async def _forget_received(tx: StoreTransaction, record: VerifiedRecord) -> None
         .values(claims=None)
         .execution_options(synchronize_session="fetch"))
     mark_wiped(tx.session)
-
-
-def _wake_after_commit(session: AsyncSession, node: Node) -> None:
-    """Send the answer as soon as the inbox transaction commits, not at the outbox's next
-    idle poll (up to a second later)."""
-    event.listen(session.sync_session, "after_commit", lambda _: node.wake_sync(), once=True)
 
 
 async def _compare(tx: StoreTransaction, node: Node, record: VerifiedRecord, now: int) -> Any:

@@ -80,7 +80,17 @@ class RoomUpdate:
 class SyncBatch:
     next_batch: str
     rooms: dict[str, RoomUpdate] = field(default_factory=dict)
-    invites: list[str] = field(default_factory=list)
+    invites: dict[str, str | None] = field(default_factory=dict)
+    """Rooms this account is invited to, each with the inviting account (None: not said)."""
+
+
+def _inviter(invite_state: list[Any], user_id: str) -> str | None:
+    """The account that sent our invite, from an invited room's stripped state."""
+    for event in invite_state:
+        if (isinstance(event, nio.InviteMemberEvent) and event.state_key == user_id
+                and event.membership == "invite"):
+            return str(event.sender)
+    return None
 
 
 def _sync_filter(timeline_limit: int) -> dict[str, Any]:
@@ -276,7 +286,8 @@ class MatrixTransport:
                 limited=bool(room.timeline.limited),
                 prev_batch=room.timeline.prev_batch,
             )
-        batch.invites = list(response.rooms.invite)
+        batch.invites = {room_id: _inviter(info.invite_state, self.user_id)
+                         for room_id, info in response.rooms.invite.items()}
         return batch
 
     # ----- media --------------------------------------------------------------------------

@@ -208,6 +208,13 @@ async def roster_rejections(node: Node) -> list[dict[str, str]]:
     return list(saved) if isinstance(saved, list) else []
 
 
+async def member_node_accounts(node: Node) -> set[str]:
+    """The Matrix accounts of the verified member nodes."""
+    async with node.store.read() as tx:
+        members = await tx.orgs.members(verified_only=True)
+    return {m.matrix_user_id for m in members if m.matrix_user_id}
+
+
 async def made_by_member(node: Node, org_id: str, creator: str) -> bool:
     """Whether ``creator`` is the Matrix account of verified member ``org_id``'s node."""
     async with node.store.read() as tx:

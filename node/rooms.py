@@ -24,13 +24,19 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final, Protocol
 
 from federation.transport import MatrixTransport, TimelineEvent, TransportError
 from node.alert_room import alert_room_issuer
-from node.coalition import MEMBER_POWER, coalition_power_levels, made_by_member
+from node.coalition import (
+    MEMBER_POWER,
+    coalition_power_levels,
+    made_by_member,
+    member_node_accounts,
+)
 from node.runtime import Node
 from node.store import RecordNotFound
 from node.store.pair_rooms import PairRoomRepository
@@ -168,13 +174,17 @@ async def ask_for_backlog(transport: MatrixTransport, room_id: str, org_id: str)
 
 @dataclass
 class InviteHandler:
-    """Joins rooms this node is invited to and recognises the pair rooms among them.
+    """Joins rooms verified member nodes invite this node to, and recognises pair and alert
+    rooms among them.
 
-    An invite does not say (through the transport) who sent it, so the node joins and then
-    looks at the room: a pair room is recorded only if a verified member's node created it and
-    its marker names both organisations. Rooms that are not (yet) recognised are re-checked
-    now and then, since the roster may learn of the inviting member a little later. Other rooms
-    (the coalition room, later campaign rooms) are left to the code that handles them.
+    Only invites sent by a verified member node's account are joined: anyone on any homeserver
+    can invite, and joining a stranger's room would tell them this node is alive. An invite from
+    another account is held and looked at again now and then (the roster may learn of a new
+    member a little after its invite), then left alone, neither joined nor declined (joining the
+    coalition room itself is a staff decision: ``minga coalition join``). After joining, a pair
+    room is recorded only if a verified member's node created it and its marker names both
+    organisations; rooms not (yet) recognised are re-checked now and then. Other rooms (the
+    coalition room, campaign rooms) are left to the code that handles them.
     """
 
     node: Node
@@ -182,17 +192,35 @@ class InviteHandler:
     _joined: set[str] = field(default_factory=set)
     _pending: dict[str, int] = field(default_factory=dict)  # invite -> failed joins so far
     _unrecognised: dict[str, int] = field(default_factory=dict)  # room -> checks so far
+    _held: dict[str, tuple[str | None, int]] = field(default_factory=dict)
+    """Invites from accounts that are not member nodes: room -> (inviter, checks so far)."""
     _last_recheck: float = 0.0
 
-    async def handle(self, transport: MatrixTransport, invites: list[str]) -> None:
+    async def handle(self, transport: MatrixTransport,
+                     invites: Mapping[str, str | None]) -> None:
         # A sync reports an invite once; a join can fail for a moment (the inviting server may
         # not have stored the invite yet when ours shows it), so failed joins are retried.
-        for room_id in invites:
-            if room_id not in self._joined:
-                self._pending.setdefault(room_id, 0)
+        fresh = {room: inviter for room, inviter in invites.items()
+                 if room not in self._joined and room not in self._pending}
+        if fresh:
+            self._sort_invites(fresh, await member_node_accounts(self.node), checks=0)
         for room_id in list(self._pending):
             await self._join(transport, room_id)
         await self._recheck(transport)
+
+    def _sort_invites(self, invites: Mapping[str, str | None], members: set[str], *,
+                      checks: int) -> None:
+        """Invites from member nodes to be joined; the others held, for ``MAX_RECHECKS``."""
+        for room_id, inviter in invites.items():
+            if inviter is not None and inviter in members:
+                self._held.pop(room_id, None)
+                self._pending.setdefault(room_id, 0)
+            elif checks < MAX_RECHECKS:
+                if room_id not in self._held:
+                    log.info("invite to %s is not from a member node; not joined", room_id)
+                self._held[room_id] = (inviter, checks)
+            else:
+                self._held.pop(room_id, None)
 
     async def _join(self, transport: MatrixTransport, room_id: str) -> None:
         try:
@@ -226,8 +254,12 @@ class InviteHandler:
 
     async def _recheck(self, transport: MatrixTransport) -> None:
         now = asyncio.get_running_loop().time()
-        if not self._unrecognised or now - self._last_recheck < RECHECK_SECONDS:
+        if not (self._unrecognised or self._held) or now - self._last_recheck < RECHECK_SECONDS:
             return
         self._last_recheck = now
         for room_id in sorted(self._unrecognised):
             await self._recognise(transport, room_id)
+        if self._held:
+            members = await member_node_accounts(self.node)
+            for room_id, (inviter, checks) in sorted(self._held.items()):
+                self._sort_invites({room_id: inviter}, members, checks=checks + 1)

@@ -13,7 +13,7 @@
   idempotent on (issuer, record id, version).
 - :meth:`SyncHost.on_sync` sees every sync batch before its events are checked, so the node can
   refresh its roster (a new member's entry and its first records often arrive together) and
-  join invites from members.
+  join invites from member nodes.
 """
 
 from __future__ import annotations

@@ -251,10 +251,16 @@ async def test_invites_are_retried_and_only_true_pair_rooms_recognised(
     }
     transport = FakeTransport(failures=1, states=states)
     handler = InviteHandler(host.node, host)
-    await handler.handle(cast(Any, transport), ["!pair:hs"])  # the join fails once
+    await handler.handle(cast(Any, transport), {"!pair:hs": issuer_user})  # the join fails once
     assert not host.expects_all_addressed("!pair:hs")
-    await handler.handle(cast(Any, transport), [])  # retried without a new invite
-    await handler.handle(cast(Any, transport), ["!forged:hs", "!other:hs"])
+    await handler.handle(cast(Any, transport), {})  # retried without a new invite
+    await handler.handle(cast(Any, transport), {"!forged:hs": issuer_user,
+                                                "!other:hs": issuer_user})
+    assert transport.joins == 4
+    # Invites from accounts that are not member nodes are not joined at all.
+    await handler.handle(cast(Any, transport), {"!junk:hs": "@someone-else:hs",
+                                                "!unsaid:hs": None})
+    await handler.handle(cast(Any, transport), {})
     assert transport.joins == 4
     async with host.node.store.read() as tx:
         rooms = await PairRoomRepository(tx.session).all()
@@ -264,3 +270,22 @@ async def test_invites_are_retried_and_only_true_pair_rooms_recognised(
     # Having joined, it asks the creator for what was posted before the join.
     assert transport.sent == [("!pair:hs", "org.minga.resend",
                                {"issuer": ISSUER.org_id, "ranges": [[1, 1000]]})]
+
+
+async def test_an_invite_from_a_member_the_roster_learns_later_is_joined(
+    host: NodeSyncHost,
+) -> None:
+    newcomer_user = "@newcomer:hs"
+    states = {"!late:hs": _state("!late:hs", newcomer_user, [])}
+    transport = FakeTransport(failures=0, states=states)
+    handler = InviteHandler(host.node, host)
+    await handler.handle(cast(Any, transport), {"!late:hs": newcomer_user})
+    assert transport.joins == 0
+    async with host.node.store.transaction() as tx:
+        entry = sign_member_entry(STRANGER, {"name": "y", "country": "KE"})
+        await tx.orgs.save_member(STRANGER.org_id, entry, verified=True, safety_code="s",
+                                  matrix_user_id=newcomer_user)
+    handler._last_recheck = float("-inf")  # the recheck is due
+    await handler.handle(cast(Any, transport), {})  # the held invite is looked at again
+    await handler.handle(cast(Any, transport), {})  # and joined on the next round
+    assert transport.joins == 1

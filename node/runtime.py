@@ -60,6 +60,7 @@ class Node:
     # Called after something was queued for sending; `minga run` points it at the sync engine
     # so a share leaves at once instead of at the outbox's next poll.
     wake_sync: Callable[[], None] = field(default=lambda: None, repr=False)
+    _coalition_room: str | None = field(default=None, init=False, repr=False)
 
     @property
     def org_id(self) -> str:
@@ -86,9 +87,13 @@ class Node:
             await transport.close()
 
     async def coalition_room(self) -> str | None:
-        async with self.store.read() as tx:
-            saved = await tx.settings.get(COALITION_SETTING)
-        return saved["room_id"] if isinstance(saved, dict) else None
+        # Asked on every sync batch and by every duty: once a node is in a coalition the room
+        # never changes (there is no leaving one), so it is read from the store only until then.
+        if self._coalition_room is None:
+            async with self.store.read() as tx:
+                saved = await tx.settings.get(COALITION_SETTING)
+            self._coalition_room = saved["room_id"] if isinstance(saved, dict) else None
+        return self._coalition_room
 
 
 def lock_org_keys(keys: OrgKeys, data_key: DataKey) -> bytes:

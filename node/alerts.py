@@ -29,7 +29,7 @@ import asyncio
 import hashlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Final
@@ -41,18 +41,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from node.alert_room import ALERT_ROOM_SETTING, ensure_alert_room, post_notice
 from node.duties import repeat
 from node.runtime import Node
-from node.sharing import share_records, verified_recipients
-from node.store import Store, StoreTransaction
-from node.store.cipher import ColumnCipher
-from node.store.ids import utc_now
+from node.sharing import in_session, share_in_room, verified_recipients
+from node.store import StoreTransaction
 from node.store.tables import StoreMeta
-from node.sync_host import StoreCipher
 from schemas.common import RecordRef
 from schemas.ids import new_record_id
 from schemas.payloads import Alert, AlertAck
 from schemas.records import build_record, record_to_wire
 from sync.host import VerifiedRecord
-from sync.outbox import enqueue_many, item_states
+from sync.outbox import item_states
 
 log = logging.getLogger("minga.alerts")
 
@@ -262,49 +259,6 @@ def member_capabilities(entry: dict[str, Any]) -> list[str]:
     return [c for c in listed if isinstance(c, str)] if isinstance(listed, list) else []
 
 
-_ciphers: dict[int, tuple[Store, ColumnCipher]] = {}
-
-
-async def _cipher(node: Node) -> ColumnCipher:
-    """The store's column cipher, read once per open store (handlers run often)."""
-    cached = _ciphers.get(id(node.store))
-    if cached is None or cached[0] is not node.store:
-        async with node.store.read() as tx:
-            cached = (node.store, tx.cipher)
-        _ciphers[id(node.store)] = cached
-    return cached[1]
-
-
-InTransaction = Callable[[AsyncSession], Awaitable[None]]
-
-
-async def _share(node: Node, record: Any, recipients: Sequence[str],
-                 fields: Collection[str] | None, room_id: str, *, actor: str, now: int,
-                 also: InTransaction | None = None) -> list[int]:
-    """Share through the one sharing path into ``room_id``, running ``also`` in the same
-    transaction; the outbox item ids."""
-    cipher = StoreCipher(await _cipher(node))
-    item_ids: list[int] = []
-    pending = [also] if also is not None else []
-
-    async def the_room(_: str) -> str:
-        return room_id
-
-    async def enqueue(session: AsyncSession, room_id: str, recipient_org_ids: Sequence[str],
-                      tokens: Sequence[str]) -> list[int]:
-        while pending:
-            await pending.pop()(session)
-        queued = await enqueue_many(session, cipher, room_id, recipient_org_ids, tokens,
-                                    queued_at_ms=int(time.time() * 1000))
-        item_ids.extend(queued)
-        return queued
-
-    await share_records(node.store.transaction, node.keys, [record], recipients, fields,
-                        actor=actor, pair_room_for=the_room, enqueue=enqueue, issued_at=now)
-    node.wake_sync()
-    return item_ids
-
-
 @dataclass(frozen=True)
 class _Audience:
     recipients: list[str]
@@ -341,13 +295,12 @@ async def send_alert(
     room_id = await _alert_room(node, audience)
     record = build_record(node.org_id, alert, record_id=new_record_id(), issued_at=now)
     state = _sent_state(record, audience, fields, room_id, now)
-    cipher = await _cipher(node)
 
-    async def remember(session: AsyncSession) -> None:
-        await save_state(StoreTransaction(session, cipher, utc_now), state)
+    async def remember(tx: StoreTransaction) -> None:
+        await save_state(tx, state)
 
-    item_ids = await _share(node, record, audience.recipients, fields, room_id, actor=actor,
-                            now=now, also=remember)
+    item_ids = await share_in_room(node, [record], audience.recipients, room_id, fields,
+                                   actor=actor, issued_at=now, also=remember)
     _notice_after(node, room_id, item_ids, f"minga-alert-{record.record_id}")
     bus_of(node).notify()
     return state
@@ -421,7 +374,8 @@ async def update_alert(
     record = build_record(node.org_id, alert, record_id=record_id, issued_at=now,
                           version=state.version + 1)
     recipients = [r.org_id for r in state.recipients]
-    await _share(node, record, recipients, state.fields, state.room_id, actor=actor, now=now)
+    await share_in_room(node, [record], recipients, state.room_id, state.fields, actor=actor,
+                        issued_at=now)
     async with node.store.transaction() as tx:
         current = await load_state(tx, node.org_id, record_id)
         assert current is not None
@@ -456,7 +410,8 @@ async def _resend(node: Node, state: AlertState, silent: Sequence[str], *, actor
     alert = Alert.model_validate(state.claims)
     record = build_record(node.org_id, alert, record_id=state.record_id, version=state.version,
                           issued_at=state.issued_at)
-    await _share(node, record, silent, state.fields, state.room_id, actor=actor, now=now)
+    await share_in_room(node, [record], silent, state.room_id, state.fields, actor=actor,
+                        issued_at=now)
     async with node.store.transaction() as tx:
         current = await load_state(tx, node.org_id, state.record_id)
         assert current is not None
@@ -501,7 +456,7 @@ async def respond(
     state.ack_version += 1
     state.updated_at = now
     record = _ack_record(node.org_id, state, now=now)
-    await _share(node, record, [issuer], None, state.room_id, actor=actor, now=now)
+    await share_in_room(node, [record], [issuer], state.room_id, actor=actor, issued_at=now)
     async with node.store.transaction() as tx:
         await save_state(tx, state)
     bus_of(node).notify()
@@ -511,20 +466,10 @@ async def respond(
 # --- receiving (record handlers, run in the inbox transaction) ----------------------------------
 
 
-@asynccontextmanager
-async def _in_session(session: AsyncSession, node: Node) -> AsyncIterator[StoreTransaction]:
-    yield StoreTransaction(session, await _cipher(node), utc_now)
-
-
-def _within(session: AsyncSession, node: Node) -> Callable[[], Any]:
-    """A ``tx_factory`` for :func:`share_records` that stays in the inbox's transaction."""
-    return lambda: _in_session(session, node)
-
-
 async def on_alert(session: AsyncSession, node: Node, record: VerifiedRecord) -> None:
     """A verified alert: keep it (marked late if it arrived late) and acknowledge it."""
     now = int(time.time())
-    async with _in_session(session, node) as tx:
+    async with in_session(session, node) as tx:
         state = await load_state(tx, record.issuer, record.record_id)
         if state is None:
             settings = await _settings(tx)
@@ -550,20 +495,9 @@ def _payload_claims(claims: dict[str, Any]) -> dict[str, Any]:
 
 async def _queue_ack(session: AsyncSession, node: Node, state: AlertState, *, now: int) -> None:
     """Our current acknowledgement, sealed to the issuer, queued in this same transaction."""
-    record = _ack_record(node.org_id, state, now=now)
-    cipher = StoreCipher(await _cipher(node))
-
-    async def queue(session: AsyncSession, room_id: str, recipient_org_ids: Sequence[str],
-                    tokens: Sequence[str]) -> list[int]:
-        return await enqueue_many(session, cipher, room_id, recipient_org_ids, tokens,
-                                  queued_at_ms=int(time.time() * 1000))
-
-    async def the_room(_: str) -> str:
-        return state.room_id
-
-    await share_records(_within(session, node), node.keys, [record],
-                        [state.issuer], None, actor="automatic acknowledgement",
-                        pair_room_for=the_room, enqueue=queue, issued_at=now)
+    await share_in_room(node, [_ack_record(node.org_id, state, now=now)], [state.issuer],
+                        state.room_id, actor="automatic acknowledgement", issued_at=now,
+                        open_session=session)
 
 
 async def on_alert_ack(session: AsyncSession, node: Node, record: VerifiedRecord) -> None:
@@ -571,7 +505,7 @@ async def on_alert_ack(session: AsyncSession, node: Node, record: VerifiedRecord
     target = record.claims.get("alert")
     if not isinstance(target, dict) or target.get("issuer") != node.org_id:
         return
-    async with _in_session(session, node) as tx:
+    async with in_session(session, node) as tx:
         state = await load_state(tx, node.org_id, str(target.get("record_id")))
         recipient = state.recipient(record.issuer) if state else None
         if state is None or recipient is None or record.version < recipient.ack_version:

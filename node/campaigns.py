@@ -33,18 +33,17 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
 from pydantic import ValidationError
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from federation.transport import MatrixTransport, TransportError
 from node.coalition import MEMBER_POWER, coalition_power_levels
 from node.duties import repeat
 from node.runtime import Node
-from node.sharing import record_claims, share_records
+from node.sharing import record_claims, share_in_room
 from node.store.campaign_records import (
     ROOM_LAUNCH,
     ROOM_LEFT,
@@ -53,13 +52,11 @@ from node.store.campaign_records import (
     CampaignRecords,
     CampaignRoom,
 )
-from node.sync_host import StoreCipher
 from schemas.common import RecordRef
 from schemas.fields import disclosable_paths
 from schemas.ids import new_record_id
 from schemas.payloads import Campaign, CampaignPost, Endorsement, Proposal
 from schemas.records import PAYLOAD_CLASSES, Payload, RecordBase, RecordKind, build_record
-from sync.outbox import enqueue_many
 
 log = logging.getLogger("minga.campaigns")
 
@@ -274,19 +271,6 @@ async def all_proposals(node: Node, now: int) -> list[ProposalState]:
 # --- the shell: issuing -----------------------------------------------------------------------
 
 
-async def node_enqueue(node: Node) -> Callable[..., Awaitable[list[int]]]:
-    """``node.sharing.Enqueue`` on this node's outbox."""
-    async with node.store.read() as tx:
-        cipher = StoreCipher(tx.cipher)
-
-    async def queue(session: AsyncSession, room_id: str, recipient_org_ids: Sequence[str],
-                    tokens: Sequence[str]) -> list[int]:
-        return await enqueue_many(session, cipher, room_id, recipient_org_ids, tokens,
-                                  queued_at_ms=int(time.time() * 1000))
-
-    return queue
-
-
 async def other_members(node: Node) -> list[str]:
     async with node.store.read() as tx:
         members = await tx.orgs.members(verified_only=True)
@@ -315,14 +299,9 @@ async def issue(node: Node, payload: Payload, recipients: Sequence[str], room_id
     record = build_record(node.org_id, payload, record_id=record_id or new_record_id(),
                           issued_at=issued_at, version=version)
 
-    async def in_room(_org_id: str) -> str:
-        return room_id
-
     if recipients:
-        await share_records(node.store.transaction, node.keys, [record], list(recipients),
-                            actor=actor, pair_room_for=in_room, enqueue=await node_enqueue(node),
+        await share_in_room(node, [record], list(recipients), room_id, actor=actor,
                             issued_at=issued_at)
-        node.wake_sync()
     await keep_own(node, record)
     return record
 

@@ -37,8 +37,7 @@ import secrets
 import time
 import weakref
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal, TypeVar
 
@@ -64,13 +63,10 @@ from node.campaign_check import CampaignDraft, check_against_node
 from node.duties import repeat
 from node.rooms import ensure_pair_room
 from node.runtime import Node
-from node.sharing import share_records
+from node.sharing import in_session, share_in_room
 from node.store import Store, StoreTransaction
-from node.store.cipher import ColumnCipher
 from node.store.database import mark_wiped
-from node.store.ids import utc_now
 from node.store.tables import CaseRow, ReceivedRecordRow, StoreMeta
-from node.sync_host import StoreCipher
 from schemas.case import Case
 from schemas.common import Name, RecordRef, ShortText
 from schemas.countries import CountryCode
@@ -79,7 +75,6 @@ from schemas.ids import new_record_id
 from schemas.payloads import DedupAnswer, DedupQuery
 from schemas.records import build_record
 from sync.host import VerifiedRecord
-from sync.outbox import enqueue_many
 
 log = logging.getLogger("minga.dedup")
 M = TypeVar("M", bound=BaseModel)
@@ -458,7 +453,8 @@ async def distribute_linkage_key(node: Node, now: int) -> bool:
         await tx.audit.append(AUTOMATIC, "dedup.key.send",
                               details={"key_id": state.key_id, "members": members})
 
-    await _share(node, [record], members, room_id, actor=AUTOMATIC, now=now, also=remember)
+    await share_in_room(node, [record], members, room_id, actor=AUTOMATIC,
+                        issued_at=now, also=remember)
     _forget_index(node)
     return True
 
@@ -490,66 +486,6 @@ async def _take_key(tx: StoreTransaction, node: Node, record: VerifiedRecord) ->
 
 
 # --- sharing helpers ----------------------------------------------------------------------------
-
-_ciphers: weakref.WeakKeyDictionary[Store, ColumnCipher] = weakref.WeakKeyDictionary()
-
-
-async def _cipher(node: Node) -> ColumnCipher:
-    cached = _ciphers.get(node.store)
-    if cached is None:
-        async with node.store.read() as tx:
-            cached = _ciphers[node.store] = tx.cipher
-    return cached
-
-
-InTransaction = Callable[[StoreTransaction], Any]
-
-
-async def _share(node: Node, records: Sequence[Any], recipients: Sequence[str], room_id: str, *,
-                 actor: str, now: int, also: InTransaction | None = None) -> None:
-    """Share ``records`` with ``recipients`` in ``room_id`` through the one sharing path,
-    running ``also`` in the same transaction."""
-    cipher = await _cipher(node)
-    pending = [also] if also is not None else []
-
-    async def the_room(_: str) -> str:
-        return room_id
-
-    async def enqueue(session: AsyncSession, room_id: str, recipient_org_ids: Sequence[str],
-                      tokens: Sequence[str]) -> list[int]:
-        while pending:
-            await pending.pop()(StoreTransaction(session, cipher, utc_now))
-        return await enqueue_many(session, StoreCipher(cipher), room_id, recipient_org_ids,
-                                  tokens,
-                                  queued_at_ms=int(time.time() * 1000))
-
-    await share_records(node.store.transaction, node.keys, records, recipients, None,
-                        actor=actor, pair_room_for=the_room, enqueue=enqueue, issued_at=now)
-    node.wake_sync()
-
-
-@asynccontextmanager
-async def _in_session(session: AsyncSession, node: Node) -> AsyncIterator[StoreTransaction]:
-    yield StoreTransaction(session, await _cipher(node), utc_now)
-
-
-async def _share_in(session: AsyncSession, node: Node, record: Any, recipient: str,
-                    room_id: str, *, now: int) -> None:
-    """Queue ``record`` for ``recipient`` inside the inbox transaction (no network)."""
-    cipher = StoreCipher(await _cipher(node))
-
-    async def enqueue(session: AsyncSession, room_id: str, recipient_org_ids: Sequence[str],
-                      tokens: Sequence[str]) -> list[int]:
-        return await enqueue_many(session, cipher, room_id, recipient_org_ids, tokens,
-                                  queued_at_ms=int(time.time() * 1000))
-
-    async def the_room(_: str) -> str:
-        return room_id
-
-    await share_records(lambda: _in_session(session, node), node.keys, [record], [recipient],
-                        None, actor=AUTOMATIC, pair_room_for=the_room, enqueue=enqueue,
-                        issued_at=now)
-
 
 # --- checking -----------------------------------------------------------------------------------
 
@@ -583,7 +519,8 @@ async def _send_checks(node: Node, room_id: str, queries: Sequence[Any],
         for check in checks:
             await _save(tx, CHECK_PREFIX + _digest(check.check_id), check)
 
-    await _share(node, queries, members, room_id, actor=actor, now=now, also=remember)
+    await share_in_room(node, queries, members, room_id, actor=actor,
+                        issued_at=now, also=remember)
 
 
 async def start_case_check(node: Node, draft: CaseDraft, *, actor: str, now: int) -> CheckState:
@@ -698,7 +635,7 @@ def decode_query(claims: Mapping[str, Any], key_id: str | None) -> list[Encoding
 
 async def on_dedup_query(session: AsyncSession, node: Node, record: VerifiedRecord) -> None:
     """A key grant, a contact request or a query: keep, record, or answer it."""
-    async with _in_session(session, node) as tx:
+    async with in_session(session, node) as tx:
         await _forget_received(tx, record)
         scheme = record.claims.get("scheme")
         if scheme == KEY_SCHEME:
@@ -707,8 +644,8 @@ async def on_dedup_query(session: AsyncSession, node: Node, record: VerifiedReco
             await _take_contact_request(tx, record)
         else:
             answer = await _compare(tx, node, record, int(time.time()))
-            await _share_in(session, node, answer, record.issuer, record.room_id,
-                            now=int(time.time()))
+            await share_in_room(node, [answer], [record.issuer], record.room_id, actor=AUTOMATIC,
+                                issued_at=int(time.time()), open_session=session)
 
 
 async def _forget_received(tx: StoreTransaction, record: VerifiedRecord) -> None:
@@ -769,7 +706,7 @@ async def on_dedup_answer(session: AsyncSession, node: Node, record: VerifiedRec
     if not isinstance(query, Mapping) or query.get("issuer") != node.org_id:
         return
     query_id = str(query.get("record_id"))
-    async with _in_session(session, node) as tx:
+    async with in_session(session, node) as tx:
         if record.claims.get("handshake") is not None:
             await _take_decision(tx, record, query_id)
             return
@@ -811,7 +748,8 @@ async def request_contact(node: Node, check_id: str, handle: str, *, actor: str,
         await _save(tx, CHECK_PREFIX + _digest(check_id), check)
         await tx.settings.set(REQUEST_PREFIX + _digest(record.record_id), {"check": check_id})
 
-    await _share(node, [record], [answer.org_id], room_id, actor=actor, now=now, also=remember)
+    await share_in_room(node, [record], [answer.org_id], room_id, actor=actor,
+                        issued_at=now, also=remember)
     return check
 
 
@@ -863,8 +801,8 @@ async def decide_contact(node: Node, request_id: str, *, accept: bool, actor: st
         await tx.audit.append(actor, f"dedup.contact.{request.status}", target=request.querier,
                               details={"request": request_id})
 
-    await _share(node, [record], [request.querier], request.room_id, actor=actor, now=now,
-                 also=remember)
+    await share_in_room(node, [record], [request.querier], request.room_id, actor=actor,
+                        issued_at=now, also=remember)
     return request
 
 

@@ -24,13 +24,13 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from node.aggregates import Granularity, build_aggregate
-from node.campaigns import node_enqueue, other_members
+from node.campaigns import other_members
 from node.coalition_view import aggregate_from_claims, latest_per_member
 from node.duties import repeat
 from node.exporting import own_case_records
 from node.overlap_survey import current_survey, finish_survey, latest_report, start_survey
 from node.runtime import Node
-from node.sharing import share_records
+from node.sharing import share_in_room
 from node.store.received import MAX_PAGE
 from node.store.store import StoreTransaction
 from schemas.ids import new_record_id
@@ -86,14 +86,8 @@ async def _publish(node: Node, *, actor: str, now: int) -> Publication:
     record = build_record(node.org_id, aggregate, record_id=new_record_id(), issued_at=now)
     members = await other_members(node)
 
-    async def in_room(_org_id: str) -> str:
-        return room_id
-
     if members:
-        await share_records(node.store.transaction, node.keys, [record], members,
-                            actor=actor, pair_room_for=in_room,
-                            enqueue=await node_enqueue(node), issued_at=now)
-        node.wake_sync()
+        await share_in_room(node, [record], members, room_id, actor=actor, issued_at=now)
     async with node.store.transaction() as tx:
         await tx.settings.set(PUBLISHED_SETTING, aggregate.model_dump(mode="json"))
         await tx.audit.append(actor, AGGREGATES_PUBLISHED,

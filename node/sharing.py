@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
-from contextlib import AsyncExitStack
+import weakref
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final, Protocol
@@ -43,7 +44,9 @@ from federation.identity import OrgKeys
 from federation.transport import MatrixTransport
 from node.rooms import ensure_pair_room, pair_room_of
 from node.runtime import Node
-from node.store import StoreTransaction
+from node.store import Store, StoreTransaction
+from node.store.cipher import ColumnCipher
+from node.store.ids import utc_now
 from node.store.shares import RETRACT, SHARE, NewShare, ShareRepository
 from node.sync_host import StoreCipher
 from schemas.common import RecordRef
@@ -460,9 +463,27 @@ class _PairRooms:
         return await ensure_pair_room(self._node, self._transport, org_id)
 
 
-async def _node_enqueue(node: Node) -> Enqueue:
-    async with node.store.read() as tx:
-        cipher = StoreCipher(tx.cipher)
+_ciphers: weakref.WeakKeyDictionary[Store, ColumnCipher] = weakref.WeakKeyDictionary()
+
+
+async def store_cipher(node: Node) -> ColumnCipher:
+    """The node's column cipher, read once per open store (record handlers run often)."""
+    cached = _ciphers.get(node.store)
+    if cached is None:
+        async with node.store.read() as tx:
+            cached = _ciphers[node.store] = tx.cipher
+    return cached
+
+
+@asynccontextmanager
+async def in_session(session: AsyncSession, node: Node) -> AsyncIterator[StoreTransaction]:
+    """The store, inside an already open transaction (a record handler's, the inbox's)."""
+    yield StoreTransaction(session, await store_cipher(node), utc_now)
+
+
+async def node_enqueue(node: Node) -> Enqueue:
+    """:data:`Enqueue` on this node's outbox."""
+    cipher = StoreCipher(await store_cipher(node))
 
     async def queue(session: AsyncSession, room_id: str, recipient_org_ids: Sequence[str],
                     tokens: Sequence[str]) -> list[int]:
@@ -470,6 +491,55 @@ async def _node_enqueue(node: Node) -> Enqueue:
                                   queued_at_ms=int(time.time() * 1000))
 
     return queue
+
+
+InTransaction = Callable[[StoreTransaction], Awaitable[object]]
+
+
+async def share_in_room(
+    node: Node,
+    records: Sequence[RecordBase[Any]],
+    recipient_org_ids: Sequence[str],
+    room_id: str,
+    fields: Collection[str] | None = None,
+    *,
+    actor: str,
+    issued_at: int,
+    also: InTransaction | None = None,
+    open_session: AsyncSession | None = None,
+) -> list[int]:
+    """:func:`share_records` into one room (the coalition room, an alert room) instead of pair
+    rooms; the outbox item ids.
+
+    ``also`` runs in the same transaction, just before the records are queued. With
+    ``open_session`` all of it happens inside that open transaction (a record handler answering
+    from the inbox's transaction) and the sync engine is not woken: the inbox wakes it once it
+    has committed.
+    """
+    queue = await node_enqueue(node)
+    pending = [also] if also is not None else []
+    item_ids: list[int] = []
+
+    async def the_room(_org_id: str) -> str:
+        return room_id
+
+    async def enqueue(session: AsyncSession, room_id: str, recipient_org_ids: Sequence[str],
+                      tokens: Sequence[str]) -> list[int]:
+        while pending:
+            await pending.pop()(StoreTransaction(session, await store_cipher(node), utc_now))
+        queued: list[int] = await queue(session, room_id, recipient_org_ids, tokens)
+        item_ids.extend(queued)
+        return queued
+
+    def within() -> Any:
+        return in_session(open_session, node) if open_session is not None \
+            else node.store.transaction()
+
+    await share_records(within, node.keys, records, recipient_org_ids, fields, actor=actor,
+                        pair_room_for=the_room, enqueue=enqueue, issued_at=issued_at)
+    if open_session is None:
+        node.wake_sync()
+    return item_ids
 
 
 async def share_from_node(
@@ -504,7 +574,7 @@ async def share_many_from_node(
     async with AsyncExitStack() as stack:
         receipts = await share_records(
             node.store.transaction, node.keys, records, recipient_org_ids, fields, actor=actor,
-            pair_room_for=_PairRooms(node, stack).room_for, enqueue=await _node_enqueue(node),
+            pair_room_for=_PairRooms(node, stack).room_for, enqueue=await node_enqueue(node),
             issued_at=issued_at,
         )
     node.wake_sync()
@@ -525,7 +595,7 @@ async def retract_from_node(
         receipt = await retract_record(
             node.store.transaction, node.keys, target, reason=reason, note=note,
             retraction_id=new_record_id(), actor=actor,
-            pair_room_for=_PairRooms(node, stack).room_for, enqueue=await _node_enqueue(node),
+            pair_room_for=_PairRooms(node, stack).room_for, enqueue=await node_enqueue(node),
             issued_at=issued_at,
         )
     node.wake_sync()

@@ -31,7 +31,6 @@ from node.dedup import (
     _compare,
     _current_index,
     _digest,
-    _in_session,
     _take_key,
     decode_query,
     distribute_linkage_key,
@@ -43,6 +42,7 @@ from node.dedup import (
     start_linkage_key,
 )
 from node.runtime import COALITION_SETTING, Node
+from node.sharing import in_session
 from node.store import Role
 from schemas.case import Case
 from schemas.payloads import OrgProfile
@@ -262,7 +262,7 @@ async def test_key_grants_come_only_from_the_first_issuer_and_never_go_back(
         claims = {"scheme": KEY_SCHEME, "linkage_key_id": key_id or key.key_id,
                   "encodings": {"key": b64u_encode(key.to_bytes())}}
         record = dataclasses.replace(_query(issuer, claims), issued_at=issued_at)
-        async with node.store.transaction() as tx, _in_session(tx.session, node) as inner:
+        async with node.store.transaction() as tx, in_session(tx.session, node) as inner:
             await _take_key(inner, node, record)
 
     await grant(creator, first, 100)

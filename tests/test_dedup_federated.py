@@ -25,11 +25,11 @@ from node.dedup import (
     DedupSettings,
     _digest,
     _save,
-    _share,
     key_state,
     set_dedup_settings,
 )
 from node.rooms import pair_room_of
+from node.sharing import share_in_room
 from node.store import Role
 from schemas.ids import new_record_id
 from schemas.payloads import DedupQuery
@@ -131,7 +131,7 @@ async def _send_raw_query(a: RunningApi, to: str, encodings: dict[str, str]) -> 
     async def remember(tx: Any) -> None:
         await _save(tx, CHECK_PREFIX + _digest(check.check_id), check)
 
-    await _share(node, [record], [to], room, actor="test", now=now, also=remember)
+    await share_in_room(node, [record], [to], room, actor="test", issued_at=now, also=remember)
     return record.record_id
 
 

@@ -42,6 +42,7 @@ from node.store.cipher import Cell, ColumnCipher
 from node.store.ids import utc_now
 from node.store.pair_rooms import PairRoomRepository
 from node.store.received import Incoming, ReceivedRepository
+from node.store.store import StoreTransaction
 from schemas.common import RecordRef
 from schemas.records import RecordKind
 from sync.host import VerifiedRecord
@@ -136,15 +137,21 @@ class NodeSyncHost:
         async with self._node.store.transaction() as tx:
             yield tx.session
 
-    async def refresh(self) -> None:
-        """Re-read the pair rooms and, if the roster changed, rebuild the trust."""
-        async with self._node.store.read() as tx:
-            self._pair_rooms = frozenset(p.room_id for p in await PairRoomRepository(
-                tx.session).all())
-            members = await tx.orgs.members(verified_only=True)
-        version = tuple((m.org_id, m.updated_at) for m in members)
+    async def refresh(self, session: AsyncSession | None = None) -> None:
+        """Re-read the pair rooms and, if the roster changed, rebuild the trust (in ``session``
+        when one is open, else in a read transaction of its own)."""
+        if session is None:
+            async with self._node.store.read() as tx:
+                await self._refresh_in(tx)
+        else:
+            await self._refresh_in(StoreTransaction(session, self._column_cipher, utc_now))
+
+    async def _refresh_in(self, tx: StoreTransaction) -> None:
+        self._pair_rooms = await PairRoomRepository(tx.session).room_ids()
+        version = await tx.orgs.roster_version()
         if self._trust is not None and version == self._roster_version:
             return
+        members = await tx.orgs.members(verified_only=True)
         keyring = KeyRing()
         users: dict[str, str] = {}
         for member in members:
@@ -156,10 +163,11 @@ class NodeSyncHost:
                 continue
             if member.matrix_user_id:
                 users[member.org_id] = member.matrix_user_id
-        self._trust, self._roster_version = RosterTrust(keyring, users), version
+        self._trust = RosterTrust(keyring, users)
+        self._roster_version = tuple((m.org_id, m.updated_at) for m in members)
 
-    async def trust(self) -> RosterTrust:
-        await self.refresh()
+    async def trust(self, session: AsyncSession | None = None) -> RosterTrust:
+        await self.refresh(session)
         assert self._trust is not None
         return self._trust
 

@@ -89,8 +89,9 @@ class SyncHost(Protocol):
         """A read-write transaction on the node's database (commits when the block ends)."""
         ...
 
-    async def trust(self) -> Trust:
-        """The current verified roster (rebuilt by the host when the roster changes)."""
+    async def trust(self, session: AsyncSession | None = None) -> Trust:
+        """The current verified roster (rebuilt by the host when the roster changes), read in
+        ``session`` when the caller has a transaction open."""
         ...
 
     async def deliver(self, session: AsyncSession, records: Sequence[VerifiedRecord]) -> None:

@@ -34,7 +34,7 @@ import json
 import logging
 import secrets
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -170,14 +170,16 @@ class Inbox:
         timelines = {
             room_id: await self._timeline(update) for room_id, update in batch.rooms.items()
         }
-        fresh = await self._unprocessed(
-            event for events in timelines.values() for event in events
-            if self._is_for_inbox(event)
-        )
-        blobs = await self._fetch_blobs(fresh)
-        outcome = BatchOutcome(events=len(fresh))
-        trust = await self.host.trust() if fresh else None
+        candidates = list({event.event_id: event for events in timelines.values()
+                           for event in events if self._is_for_inbox(event)}.values())
+        blobs = await self._fetch_blobs(await self._blob_events(candidates))
+        outcome = BatchOutcome()
         async with self.host.transaction() as session:
+            # Checked in this transaction, so a live batch costs one round of the database.
+            processed = await _processed_ids(session, [e.event_id for e in candidates])
+            fresh = [event for event in candidates if event.event_id not in processed]
+            outcome.events = len(fresh)
+            trust = await self.host.trust(session) if fresh else None
             for event in fresh:
                 assert trust is not None
                 await self._handle(session, trust, event, blobs.get(event.event_id), outcome)
@@ -221,19 +223,19 @@ class Inbox:
             cursor = await session.get(Cursor, NEXT_BATCH)
             return None if cursor is None else cursor.value
 
-    async def _unprocessed(self, events: Iterable[TimelineEvent]) -> list[TimelineEvent]:
-        unique = list({event.event_id: event for event in events}.values())
-        known = await self._processed_ids([event.event_id for event in unique])
-        return [event for event in unique if event.event_id not in known]
+    async def _blob_events(self, events: list[TimelineEvent]) -> list[TimelineEvent]:
+        """The events among ``events`` that refer to a blob and are not handled yet (a blob
+        is downloaded before the batch's transaction, never twice)."""
+        with_blob = [event for event in events
+                     if event.type == SEALED_EVENT_TYPE and "blob" in event.content]
+        if not with_blob:
+            return []
+        processed = await self._processed_ids([event.event_id for event in with_blob])
+        return [event for event in with_blob if event.event_id not in processed]
 
     async def _processed_ids(self, event_ids: list[str]) -> set[str]:
-        if not event_ids:
-            return set()
         async with self.host.transaction() as session:
-            found = await session.scalars(
-                select(ProcessedEvent.event_id).where(ProcessedEvent.event_id.in_(event_ids))
-            )
-            return set(found)
+            return await _processed_ids(session, event_ids)
 
     # ----- limited timelines --------------------------------------------------------------
 
@@ -519,3 +521,12 @@ class Inbox:
                     .values(last_request_at=now)
                 )
         return len(due)
+
+
+async def _processed_ids(session: AsyncSession, event_ids: list[str]) -> set[str]:
+    if not event_ids:
+        return set()
+    found = await session.scalars(
+        select(ProcessedEvent.event_id).where(ProcessedEvent.event_id.in_(event_ids))
+    )
+    return set(found)

@@ -135,7 +135,7 @@ class TestHost:
         ):
             yield session
 
-    async def trust(self) -> RingTrust:
+    async def trust(self, session: AsyncSession | None = None) -> RingTrust:
         return self.trust_view
 
     async def deliver(self, session: AsyncSession, records: Sequence[VerifiedRecord]) -> None:

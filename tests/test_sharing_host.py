@@ -194,6 +194,24 @@ async def test_trust_is_the_stored_roster(host: NodeSyncHost) -> None:
     assert (await host.trust()).node_user(STRANGER.org_id) == "@s:hs"
 
 
+async def test_trust_is_rebuilt_only_when_the_roster_changes(host: NodeSyncHost) -> None:
+    first = await host.trust()
+    assert await host.trust() is first
+    async with host.node.store.transaction() as tx:
+        entry = sign_member_entry(STRANGER, {"name": "y", "country": "KE"})
+        await tx.orgs.save_member(STRANGER.org_id, entry, verified=True, safety_code="s",
+                                  matrix_user_id="@s:hs")
+        inside = await host.trust(tx.session)  # sees its own transaction's roster
+        assert inside is not first and inside.node_user(STRANGER.org_id) == "@s:hs"
+    assert await host.trust() is inside
+    async with host.node.store.transaction() as tx:
+        await tx.orgs.save_member(STRANGER.org_id, entry, verified=False, safety_code="s",
+                                  matrix_user_id="@s:hs")
+    with pytest.raises(KeyNotTrusted):
+        (await host.trust()).recipient_key(STRANGER.org_id)
+    assert (await host.trust()).recipient_key(ISSUER.org_id).kid == ISSUER.encryption_kid
+
+
 async def test_pair_rooms_expect_every_envelope_addressed(host: NodeSyncHost) -> None:
     assert not host.expects_all_addressed("!pair:hs")
     async with host.node.store.transaction() as tx:

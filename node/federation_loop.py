@@ -31,7 +31,7 @@ async def run_federation(
     """Run the sync engine for ``node`` until cancelled."""
     host = await NodeSyncHost.open(node, transport)
     engine = SyncEngine(host, transport, config)
-    node.wake_sync = engine.wake
+    node.wake_sync, node.outbox = engine.wake, engine.outbox
     duties = [asyncio.create_task(run_campaign_duties(node)),
               asyncio.create_task(run_dedup_duties(node)),
               asyncio.create_task(run_publication_duties(node)),
@@ -39,7 +39,7 @@ async def run_federation(
     try:
         await engine.run()
     finally:
-        node.wake_sync = _no_engine
+        node.wake_sync, node.outbox = _no_engine, None
         for duty in duties:
             duty.cancel()
             with contextlib.suppress(asyncio.CancelledError):

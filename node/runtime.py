@@ -31,6 +31,7 @@ from node.store import (
 )
 from node.store.errors import StoreLocked
 from sync.migrations import SYNC_METADATA, SYNC_SCRIPT_LOCATION, SYNC_VERSION_TABLE
+from sync.outbox import Outbox
 
 CONFIG_FILE_NAME = "node.toml"
 DEFAULT_CONFIG = Path("minga-data") / CONFIG_FILE_NAME
@@ -60,6 +61,9 @@ class Node:
     # Called after something was queued for sending; `minga run` points it at the sync engine
     # so a share leaves at once instead of at the outbox's next poll.
     wake_sync: Callable[[], None] = field(default=lambda: None, repr=False)
+    # The running sync engine's outbox (`minga run`): urgent records are sealed in the
+    # transaction that queues them and posted the moment it commits.
+    outbox: Outbox | None = field(default=None, repr=False)
     _coalition_room: str | None = field(default=None, init=False, repr=False)
 
     @property

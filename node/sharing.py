@@ -507,14 +507,16 @@ async def share_in_room(
     issued_at: int,
     also: InTransaction | None = None,
     open_session: AsyncSession | None = None,
+    urgent: bool = False,
 ) -> list[int]:
     """:func:`share_records` into one room (the coalition room, an alert room) instead of pair
-    rooms; the outbox item ids.
+    rooms, in one transaction; the outbox item ids.
 
     ``also`` runs in the same transaction, just before the records are queued. With
     ``open_session`` all of it happens inside that open transaction (a record handler answering
     from the inbox's transaction) and the sync engine is not woken: the inbox wakes it once it
-    has committed.
+    has committed. ``urgent`` records (alerts) are sealed in the transaction that queues them
+    and posted as soon as it commits, when this process runs the sync engine.
     """
     queue = await node_enqueue(node)
     pending = [also] if also is not None else []
@@ -531,13 +533,21 @@ async def share_in_room(
         item_ids.extend(queued)
         return queued
 
-    def within() -> Any:
-        return in_session(open_session, node) if open_session is not None \
-            else node.store.transaction()
+    async def share(session: AsyncSession) -> None:
+        await share_records(lambda: in_session(session, node), node.keys, records,
+                            recipient_org_ids, fields, actor=actor, pair_room_for=the_room,
+                            enqueue=enqueue, issued_at=issued_at)
 
-    await share_records(within, node.keys, records, recipient_org_ids, fields, actor=actor,
-                        pair_room_for=the_room, enqueue=enqueue, issued_at=issued_at)
-    if open_session is None:
+    if open_session is not None:
+        await share(open_session)
+        return item_ids
+    outbox = node.outbox if urgent else None
+    async with node.store.transaction() as tx:
+        await share(tx.session)
+        sealed = await outbox.bundle_in(tx.session, item_ids) if outbox else []
+    if outbox is not None and sealed:
+        outbox.post_now(sealed)
+    else:
         node.wake_sync()
     return item_ids
 

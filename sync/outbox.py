@@ -261,7 +261,7 @@ class _Queued:
 
 
 @dataclass(frozen=True)
-class _Unsent:
+class Unsent:
     """A frame or a resend to post, read out of the database."""
 
     table: type[Frame] | type[Resend]
@@ -325,6 +325,8 @@ class Outbox:
         # One upload at a time: a blob is large, so concurrent uploads would only split the
         # bandwidth; one after the other, the receiver can start on the first meanwhile.
         self._uploading = asyncio.Lock()
+        self._in_flight: set[str] = set()  # txn ids being posted now
+        self._handed: set[asyncio.Task[None]] = set()
 
     async def enqueue(
         self, session: AsyncSession, room_id: str, recipient_org_ids: Sequence[str], token: str
@@ -341,6 +343,14 @@ class Outbox:
 
     async def run(self) -> None:
         """Bundle and send until cancelled; never stops on an error."""
+        try:
+            await self._run()
+        finally:
+            for task in list(self._handed):
+                task.cancel()
+            await asyncio.gather(*self._handed, return_exceptions=True)
+
+    async def _run(self) -> None:
         failures = 0
         while True:
             self._wake.clear()
@@ -373,23 +383,35 @@ class Outbox:
     async def bundle_queued(self) -> int:
         """Seal queued items into frames (one transaction); returns the number of frames made."""
         async with self.host.transaction() as session:
-            queued = await self._queued(session)
-            if not queued:
-                return 0
-            trust = await self.host.trust()
-            groups: dict[tuple[str, tuple[str, ...]], list[_Queued]] = {}
-            for item in queued:
-                groups.setdefault((item.room_id, item.recipients), []).append(item)
-            made = 0
-            for (room_id, recipients), items in groups.items():
-                made += await self._bundle_group(session, trust, room_id, recipients, items)
-        return made
+            return len(await self.bundle_in(session))
 
-    async def _queued(self, session: AsyncSession) -> list[_Queued]:
+    async def bundle_in(
+        self, session: AsyncSession, item_ids: Sequence[int] | None = None
+    ) -> list[Unsent]:
+        """Seal queued items (all, or only ``item_ids``) into frames inside the caller's open
+        transaction; the frames, for :meth:`post_now` once it has committed."""
+        queued = await self._queued(session, item_ids)
+        if not queued:
+            return []
+        trust = await self.host.trust(session)
+        groups: dict[tuple[str, tuple[str, ...]], list[_Queued]] = {}
+        for item in queued:
+            groups.setdefault((item.room_id, item.recipients), []).append(item)
+        frames: list[Unsent] = []
+        for (room_id, recipients), items in groups.items():
+            frames += await self._bundle_group(session, trust, room_id, recipients, items)
+        return frames
+
+    async def _queued(
+        self, session: AsyncSession, item_ids: Sequence[int] | None = None
+    ) -> list[_Queued]:
+        query = select(OutboxItem).where(OutboxItem.frame_id.is_(None))
+        if item_ids is not None:
+            query = query.where(OutboxItem.id.in_(list(item_ids)))
         rows = await session.scalars(
-            select(OutboxItem).where(OutboxItem.frame_id.is_(None))
             # Items stuck on an untrusted recipient must not hold back the ones behind them.
-            .order_by(OutboxItem.last_error.is_not(None), OutboxItem.id).limit(_ITEMS_PER_PASS)
+            query.order_by(OutboxItem.last_error.is_not(None), OutboxItem.id)
+            .limit(_ITEMS_PER_PASS)
         )
         return [
             _Queued(row.id, row.ref, row.room_id, tuple(json.loads(row.recipients)),
@@ -404,31 +426,31 @@ class Outbox:
         room_id: str,
         recipients: tuple[str, ...],
         items: list[_Queued],
-    ) -> int:
+    ) -> list[Unsent]:
         try:
             keys = tuple(trust.recipient_key(org_id) for org_id in recipients)
         except KeyNotTrusted:
             await self._note_item_error(session, items, "a recipient is not a trusted member")
-            return 0
+            return []
         sealer = _Sealer(self.host.keys, keys, int(self.clock()))
         tokens = [
             self.host.cipher.decrypt_at_rest(item.token, (ITEM_CONTEXT, item.ref)).decode()
             for item in items
         ]
         seq, prev = await _chain_head(session, room_id)
-        made = 0
+        frames: list[Unsent] = []
         while tokens:
             count, envelope = sealer.next_frame(tokens, chain_context(room_id, seq + 1, prev))
             seq, prev = seq + 1, envelope_hash(envelope)
-            frame_id = await self._store_frame(session, room_id, seq, prev, envelope, count)
+            frame = await self._store_frame(session, room_id, seq, prev, envelope, count)
             await session.execute(
                 update(OutboxItem)
                 .where(OutboxItem.id.in_([item.id for item in items[:count]]))
-                .values(frame_id=frame_id, token=None, last_error=None)
+                .values(frame_id=frame.id, token=None, last_error=None)
             )
             tokens, items = tokens[count:], items[count:]
-            made += 1
-        return made
+            frames.append(_unsent_frame(frame))
+        return frames
 
     async def _store_frame(
         self,
@@ -438,7 +460,7 @@ class Outbox:
         this_hash: str,
         envelope: dict[str, Any],
         count: int,
-    ) -> int:
+    ) -> Frame:
         inline = fits_inline(envelope)
         frame = Frame(
             room_id=room_id,
@@ -454,7 +476,7 @@ class Outbox:
         )
         session.add(frame)
         await session.flush()
-        return frame.id
+        return frame
 
     @staticmethod
     async def _note_item_error(
@@ -466,6 +488,25 @@ class Outbox:
         )
 
     # ----- sending ------------------------------------------------------------------------
+
+    def post_now(self, frames: Sequence[Unsent]) -> None:
+        """Post frames that :meth:`bundle_in` sealed in a transaction that has committed, at
+        once: an alert does not wait for the loop's next pass. What fails is left to the loop."""
+        for unsent in frames:
+            task = asyncio.create_task(self._post_handed(unsent))
+            self._handed.add(task)
+            task.add_done_callback(self._handed.discard)
+
+    async def _post_handed(self, unsent: Unsent) -> None:
+        try:
+            if await self._post(unsent):
+                return
+        except HomeserverUnavailable:
+            pass
+        except Exception as error:  # the loop retries the frame; nothing is lost
+            log.error("posting a frame at once failed (%s); the loop retries it",
+                      type(error).__name__)
+        self.wake()
 
     async def send_due(self) -> int:
         """Post unsent frames, then pending resends, ``send_window`` at a time, in order;
@@ -484,7 +525,7 @@ class Outbox:
             for unsent in pending[start:start + self.send_window]:
                 if unsent.room_id not in blocked and unsent.next_attempt_at > now_ms(self.clock):
                     blocked.add(unsent.room_id)
-                if unsent.room_id not in blocked:
+                if unsent.room_id not in blocked and unsent.txn_id not in self._in_flight:
                     window.append(unsent)
             results = await asyncio.gather(
                 *(self._post(unsent) for unsent in window), return_exceptions=True
@@ -503,7 +544,16 @@ class Outbox:
                 raise unavailable
         return posted
 
-    async def _post(self, unsent: _Unsent) -> bool:
+    async def _post(self, unsent: Unsent) -> bool:
+        if unsent.txn_id in self._in_flight:
+            return True  # handed to post_now meanwhile: posted by that task
+        self._in_flight.add(unsent.txn_id)
+        try:
+            return await self._post_once(unsent)
+        finally:
+            self._in_flight.discard(unsent.txn_id)
+
+    async def _post_once(self, unsent: Unsent) -> bool:
         try:
             content = unsent.content
             if content is None:
@@ -529,7 +579,7 @@ class Outbox:
             )
         return True
 
-    async def _upload(self, unsent: _Unsent) -> dict[str, Any]:
+    async def _upload(self, unsent: Unsent) -> dict[str, Any]:
         assert unsent.blob is not None
         url = await self.transport.upload(unsent.blob, BLOB_CONTENT_TYPE)
         content = blob_content(url, unsent.blob)
@@ -541,7 +591,7 @@ class Outbox:
         return content
 
     async def _record_failure(
-        self, unsent: _Unsent, error: BaseException, *, delay: bool
+        self, unsent: Unsent, error: BaseException, *, delay: bool
     ) -> None:
         self.last_error = short_error(error)
         attempts = unsent.attempts + 1
@@ -572,19 +622,20 @@ async def _chain_head(session: AsyncSession, room_id: str) -> tuple[int, str]:
     return (0, "") if row is None else (int(row[0]), str(row[1]))
 
 
-async def _unsent_frames(session: AsyncSession) -> list[_Unsent]:
+async def _unsent_frames(session: AsyncSession) -> list[Unsent]:
     rows = await session.scalars(
         select(Frame).where(Frame.event_id.is_(None)).order_by(Frame.id).limit(_FRAMES_PER_PASS)
     )
-    return [
-        _Unsent(Frame, row.id, row.room_id, row.txn_id,
-                json.loads(row.content) if row.content is not None else None, row.blob,
-                row.id, row.next_attempt_at, row.attempts)
-        for row in rows
-    ]
+    return [_unsent_frame(row) for row in rows]
 
 
-async def _unsent_resends(session: AsyncSession) -> list[_Unsent]:
+def _unsent_frame(row: Frame) -> Unsent:
+    return Unsent(Frame, row.id, row.room_id, row.txn_id,
+                   json.loads(row.content) if row.content is not None else None, row.blob,
+                   row.id, row.next_attempt_at, row.attempts)
+
+
+async def _unsent_resends(session: AsyncSession) -> list[Unsent]:
     rows = await session.execute(
         select(Resend, Frame).join(Frame, Resend.frame_id == Frame.id)
         .where(Resend.event_id.is_(None), Frame.content.is_not(None))
@@ -594,7 +645,7 @@ async def _unsent_resends(session: AsyncSession) -> list[_Unsent]:
     for resend, frame in rows:
         content = {**json.loads(frame.content or "{}"), RESEND_MARK: resend.request_event_id}
         unsent.append(
-            _Unsent(Resend, resend.id, frame.room_id, f"{frame.txn_id}-resend-{resend.id}",
+            Unsent(Resend, resend.id, frame.room_id, f"{frame.txn_id}-resend-{resend.id}",
                     content, None, frame.id, resend.next_attempt_at, resend.attempts)
         )
     return unsent

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, cast
 
@@ -244,3 +245,76 @@ async def test_many_records_queue_in_order_in_one_go(outbox: Outbox) -> None:
     await outbox.bundle_queued()
     [frame] = await _frames(outbox)
     assert _tokens_in(frame) == tokens
+
+
+class _HeldTransport:
+    """Posts only while ``open`` is set; notes each txn id posted."""
+
+    def __init__(self) -> None:
+        self.posted: list[str] = []
+        self.attempts = 0
+        self.open = asyncio.Event()
+        self.open.set()
+
+    async def send(self, room_id: str, event_type: str, content: dict[str, Any],
+                   txn_id: str) -> str:
+        self.attempts += 1
+        await self.open.wait()
+        self.posted.append(txn_id)
+        return f"$event-{len(self.posted)}"
+
+
+def _posting(outbox: Outbox) -> tuple[Outbox, _HeldTransport]:
+    transport = _HeldTransport()
+    return Outbox(outbox.host, cast(MatrixTransport, transport)), transport
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    for _ in range(1000):
+        if condition():
+            return
+        await asyncio.sleep(0.005)
+    raise AssertionError("condition not reached")
+
+
+async def test_urgent_items_are_sealed_in_their_transaction_and_posted_at_once(
+    outbox: Outbox,
+) -> None:
+    sender, transport = _posting(outbox)
+    backlog = await _queue(outbox, [record_token(A) for _ in range(3)])
+    urgent = record_token(A)
+    async with outbox.host.transaction() as session:
+        urgent_id = await sender.enqueue(session, ROOM, [B.org_id], urgent)
+        frames = await sender.bundle_in(session, [urgent_id])
+    assert len(frames) == 1
+    sender.post_now(frames)  # the loop is not running
+    await _until(lambda: len(transport.posted) == 1)
+    async with outbox.host.transaction() as session:
+        states = await item_states(session, [urgent_id, *backlog])
+    assert states[urgent_id].state == "sent" and states[urgent_id].seq == 1
+    assert {states[i].state for i in backlog} == {"queued"}
+    assert await sender.bundle_queued() == 1
+    first, second = await _frames(outbox)
+    assert _tokens_in(first) == [urgent] and len(_tokens_in(second)) == 3
+    assert read_chain_context(_envelope(second)["context"]).prev == first.envelope_hash
+
+
+async def test_a_frame_being_posted_is_not_posted_again_by_the_loop(outbox: Outbox) -> None:
+    sender, transport = _posting(outbox)
+    async with outbox.host.transaction() as session:
+        item_id = await sender.enqueue(session, ROOM, [B.org_id], record_token(A))
+        frames = await sender.bundle_in(session, [item_id])
+    transport.open.clear()
+    sender.post_now(frames)
+    await _until(lambda: transport.attempts == 1)  # waiting for the homeserver
+    assert await sender.send_due() == 0
+    transport.open.set()
+    await _until(lambda: len(transport.posted) == 1)
+    for _ in range(1000):  # until the event id is stored
+        [frame] = await _frames(outbox)
+        if frame.event_id:
+            break
+        await asyncio.sleep(0.005)
+    assert frame.event_id == "$event-1"
+    assert await sender.send_due() == 0
+    assert transport.attempts == 1

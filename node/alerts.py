@@ -29,7 +29,7 @@ import asyncio
 import hashlib
 import logging
 import time
-from collections.abc import AsyncIterator, Collection, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Final
@@ -300,8 +300,8 @@ async def send_alert(
         await save_state(tx, state)
 
     item_ids = await share_in_room(node, [record], audience.recipients, room_id, fields,
-                                   actor=actor, issued_at=now, also=remember)
-    _notice_after(node, room_id, item_ids, f"minga-alert-{record.record_id}")
+                                   actor=actor, issued_at=now, also=remember, urgent=True)
+    _notice_after(node, state, item_ids)
     bus_of(node).notify()
     return state
 
@@ -327,33 +327,50 @@ def _sent_state(record: Any, audience: _Audience, fields: Sequence[str], room_id
             asks, audience.capabilities.get(o, []))) for o in audience.recipients])
 
 
-# The push notice goes out once the sealed alert has left: posted at the same moment, it would
-# compete with it for the same room on the homeserver and reach members first, delaying the
-# alert by a sync round trip.
+# The push notice waits until the sealed alert has left and a member has acknowledged it (or
+# NOTICE_ACK_WAIT_SECONDS have passed): posted earlier, it competes with the alert for the same
+# rooms and homeservers while members are opening and storing it. Its readers are people, to
+# whom a fraction of a second is nothing.
 _notices: set[asyncio.Task[None]] = set()
 NOTICE_WAIT_SECONDS: Final = 30.0
+NOTICE_ACK_WAIT_SECONDS: Final = 3.0
+_NOTICE_POLL_SECONDS: Final = 0.1
 
 
-def _notice_after(node: Node, room_id: str, item_ids: Sequence[int], txn_id: str) -> None:
-    task = asyncio.create_task(_post_notice_when_sent(node, room_id, item_ids, txn_id))
+def _notice_after(node: Node, state: AlertState, item_ids: Sequence[int]) -> None:
+    task = asyncio.create_task(_post_notice_when_sent(node, state, item_ids))
     _notices.add(task)
     task.add_done_callback(_notices.discard)
 
 
-async def _post_notice_when_sent(node: Node, room_id: str, item_ids: Sequence[int],
-                                 txn_id: str) -> None:
-    deadline = time.monotonic() + NOTICE_WAIT_SECONDS
+async def _post_notice_when_sent(node: Node, state: AlertState, item_ids: Sequence[int]) -> None:
     try:
-        while time.monotonic() < deadline:
-            async with node.store.read() as tx:
-                states = await item_states(tx.session, item_ids)
-            if all(s.state == "sent" for s in states.values()):
-                break
-            await asyncio.sleep(0.1)
+        await _until(node, lambda tx: _all_sent(tx, item_ids), NOTICE_WAIT_SECONDS)
+        await _until(node, lambda tx: _acknowledged(tx, state), NOTICE_ACK_WAIT_SECONDS)
         async with node.transport() as transport:
-            await post_notice(node, transport, room_id, txn_id)
+            await post_notice(node, transport, state.room_id, f"minga-alert-{state.record_id}")
     except Exception as error:  # a push notice is a courtesy; the alert itself is queued
         log.warning("alert notice not posted: %s", type(error).__name__)
+
+
+async def _until(node: Node, done: Callable[[StoreTransaction], Awaitable[bool]],
+                 seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        async with node.store.read() as tx:
+            if await done(tx):
+                return
+        await asyncio.sleep(_NOTICE_POLL_SECONDS)
+
+
+async def _all_sent(tx: StoreTransaction, item_ids: Sequence[int]) -> bool:
+    states = await item_states(tx.session, item_ids)
+    return all(s.state == "sent" for s in states.values())
+
+
+async def _acknowledged(tx: StoreTransaction, state: AlertState) -> bool:
+    current = await load_state(tx, state.issuer, state.record_id)
+    return current is not None and any(r.status != SENT for r in current.recipients)
 
 
 async def notices_posted() -> None:
@@ -374,16 +391,21 @@ async def update_alert(
     record = build_record(node.org_id, alert, record_id=record_id, issued_at=now,
                           version=state.version + 1)
     recipients = [r.org_id for r in state.recipients]
-    await share_in_room(node, [record], recipients, state.room_id, state.fields, actor=actor,
-                        issued_at=now)
-    async with node.store.transaction() as tx:
+    state.version, state.updated_at = record.version, now
+    state.claims = dict(record_to_wire(record)["payload"])
+
+    async def remember(tx: StoreTransaction) -> None:
         current = await load_state(tx, node.org_id, record_id)
         assert current is not None
-        current.version, current.updated_at = record.version, now
-        current.claims = dict(record_to_wire(record)["payload"])
+        current.version, current.updated_at, current.claims = (
+            state.version, state.updated_at, state.claims)
         await save_state(tx, current)
+        state.recipients = current.recipients
+
+    await share_in_room(node, [record], recipients, state.room_id, state.fields, actor=actor,
+                        issued_at=now, also=remember, urgent=True)
     bus_of(node).notify()
-    return current
+    return state
 
 
 async def escalate_due(node: Node, *, now: int, actor: str = "escalation") -> dict[str, list[str]]:
@@ -410,9 +432,8 @@ async def _resend(node: Node, state: AlertState, silent: Sequence[str], *, actor
     alert = Alert.model_validate(state.claims)
     record = build_record(node.org_id, alert, record_id=state.record_id, version=state.version,
                           issued_at=state.issued_at)
-    await share_in_room(node, [record], silent, state.room_id, state.fields, actor=actor,
-                        issued_at=now)
-    async with node.store.transaction() as tx:
+
+    async def remember(tx: StoreTransaction) -> None:
         current = await load_state(tx, node.org_id, state.record_id)
         assert current is not None
         for recipient in current.recipients:
@@ -421,6 +442,9 @@ async def _resend(node: Node, state: AlertState, silent: Sequence[str], *, actor
                 recipient.last_sent_at = now
         current.updated_at = now
         await save_state(tx, current)
+
+    await share_in_room(node, [record], silent, state.room_id, state.fields, actor=actor,
+                        issued_at=now, also=remember, urgent=True)
     log.info("alert %s re-sent to %d silent member(s)", state.record_id, len(silent))
 
 
@@ -456,9 +480,12 @@ async def respond(
     state.ack_version += 1
     state.updated_at = now
     record = _ack_record(node.org_id, state, now=now)
-    await share_in_room(node, [record], [issuer], state.room_id, actor=actor, issued_at=now)
-    async with node.store.transaction() as tx:
+
+    async def remember(tx: StoreTransaction) -> None:
         await save_state(tx, state)
+
+    await share_in_room(node, [record], [issuer], state.room_id, actor=actor, issued_at=now,
+                        also=remember, urgent=True)
     bus_of(node).notify()
     return state
 

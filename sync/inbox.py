@@ -3,7 +3,9 @@
 One sync batch is handled in one host transaction, and the batch's ``next_batch`` token is
 stored in that same transaction, so a crash at any point makes the next start handle the batch
 again; already processed event ids are skipped and the host's ``deliver`` is idempotent on
-(issuer, record id, version). A limited timeline is completed first with ``/messages``, paging
+(issuer, record id, version). A batch with nothing for the inbox costs no transaction: its
+token is kept in memory and stored with the next batch that has work (or after
+:data:`CURSOR_STORE_INTERVAL_MS`). A limited timeline is completed first with ``/messages``, paging
 back to the newest event already handled in that room.
 
 For each ``org.minga.sealed`` event, in order (the first failure quarantines it):
@@ -38,7 +40,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from federation.disclosure import verify
@@ -76,6 +78,10 @@ from sync.tables import Chain, ChainLinkRow, Cursor, ProcessedEvent, RoomMark
 log = logging.getLogger("minga.sync.inbox")
 
 NEXT_BATCH = "next_batch"
+# A batch with nothing for the inbox (a node's own events, notices, room state) is not written
+# down at once; its token is stored with the next batch that has work, or after this long.
+# Starting from an older token only brings back events that are then skipped as processed.
+CURSOR_STORE_INTERVAL_MS = 60_000
 HANDLED_TYPES = frozenset({SEALED_EVENT_TYPE, RESEND_EVENT_TYPE})
 _PAGE = 100
 
@@ -134,6 +140,10 @@ class Inbox:
         self.last_error: str | None = None
         self.last_sync_ms: int | None = None
         self._failures: dict[str, int] = {}
+        self._cursor: str | None = None
+        self._cursor_read = False
+        self._cursor_stored_ms = 0
+        self._gaps_possible = True  # until a look at the chains finds none
 
     # ----- loop ---------------------------------------------------------------------------
 
@@ -172,8 +182,12 @@ class Inbox:
         }
         candidates = list({event.event_id: event for events in timelines.values()
                            for event in events if self._is_for_inbox(event)}.values())
-        blobs = await self._fetch_blobs(await self._blob_events(candidates))
         outcome = BatchOutcome()
+        if not candidates and since is not None and not self._cursor_due():
+            self._cursor = batch.next_batch  # a quiet batch: nothing to record yet
+            self._synced()
+            return outcome
+        blobs = await self._fetch_blobs(await self._blob_events(candidates))
         async with self.host.transaction() as session:
             # Checked in this transaction, so a live batch costs one round of the database.
             processed = await _processed_ids(session, [e.event_id for e in candidates])
@@ -187,11 +201,18 @@ class Inbox:
                                              for room_id, events in timelines.items() if events})
             await self._store_since(session, since, batch.next_batch)
             outbox_work = queued_in(session)
-        self.last_sync_ms = now_ms(self.clock)
-        self.last_error = None
+        self._cursor, self._cursor_stored_ms = batch.next_batch, now_ms(self.clock)
+        self._synced()
         if outbox_work and self.on_outbox_work is not None:
             self.on_outbox_work()  # an answer (an acknowledgement, a resend) goes out now
         return outcome
+
+    def _synced(self) -> None:
+        self.last_sync_ms = now_ms(self.clock)
+        self.last_error = None
+
+    def _cursor_due(self) -> bool:
+        return now_ms(self.clock) - self._cursor_stored_ms >= CURSOR_STORE_INTERVAL_MS
 
     def _is_for_inbox(self, event: TimelineEvent) -> bool:
         return (event.type in HANDLED_TYPES and event.state_key is None
@@ -219,9 +240,13 @@ class Inbox:
                                   .values(value=next_batch))
 
     async def _since(self) -> str | None:
-        async with self.host.transaction() as session:
-            cursor = await session.get(Cursor, NEXT_BATCH)
-            return None if cursor is None else cursor.value
+        """The sync token to continue from: read once, then kept (this loop alone moves it)."""
+        if not self._cursor_read:
+            async with self.host.transaction() as session:
+                cursor = await session.get(Cursor, NEXT_BATCH)
+                self._cursor = None if cursor is None else cursor.value
+            self._cursor_read = True
+        return self._cursor
 
     async def _blob_events(self, events: list[TimelineEvent]) -> list[TimelineEvent]:
         """The events among ``events`` that refer to a blob and are not handled yet (a blob
@@ -493,22 +518,23 @@ class Inbox:
             chain.gap_since = chain.last_request_at = None
         elif chain.gap_since is None:
             chain.gap_since = now_ms(self.clock)
+        if gaps.missing:
+            self._gaps_possible = True
 
     async def request_missing(self) -> int:
         """Post a resend request for every chain whose gap is due; returns how many."""
+        if not self._gaps_possible:
+            return 0  # no chain had a gap, and only this inbox opens one (_note_arrival)
         now = now_ms(self.clock)
         async with self.host.transaction() as session:
+            gapped = list(await session.scalars(select(Chain).where(Chain.missing != "[]")))
             due = [
-                (chain.issuer, chain.room_id, json.loads(chain.missing))
-                for chain in await session.scalars(
-                    select(Chain).where(
-                        Chain.missing != "[]",
-                        Chain.gap_since <= now - self.resend_grace_ms,
-                        or_(Chain.last_request_at.is_(None),
-                            Chain.last_request_at <= now - self.resend_interval_ms),
-                    )
-                )
+                (chain.issuer, chain.room_id, json.loads(chain.missing)) for chain in gapped
+                if chain.gap_since is not None and chain.gap_since <= now - self.resend_grace_ms
+                and (chain.last_request_at is None
+                     or chain.last_request_at <= now - self.resend_interval_ms)
             ]
+        self._gaps_possible = bool(gapped)
         for issuer, room_id, missing in due:
             content = resend_request_content(issuer, [(low, high) for low, high in missing])
             await self.transport.send(room_id, RESEND_EVENT_TYPE, content,

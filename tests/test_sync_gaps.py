@@ -188,3 +188,41 @@ async def test_an_event_that_keeps_failing_is_quarantined_and_the_rest_delivered
         assert len(await b.host.received()) == 4
         # Nothing of the failed frame was kept, so its seq stays missing and is asked for again.
         assert await b.host.query("SELECT missing FROM sync_chains") == [("[[3, 3]]",)]
+
+
+async def _cursor(member: Member) -> list[tuple[object, ...]]:
+    return await member.host.query("SELECT value FROM sync_cursor")
+
+
+async def test_a_quiet_batch_is_not_written_and_a_restart_before_it_repeats_nothing(
+    federation: Federation, tmp_path: Path
+) -> None:
+    placements = [("a", federation[0]), ("b", federation[1])]
+    async with members(tmp_path, placements) as (a, b):
+        room = await shared_room(a, b)
+        inbox = Inbox(b.host, b.transport)
+        await inbox.sync_once(timeout_ms=0)
+        stored = await _cursor(b)
+        assert stored != []
+        await a.transport.send(room, "m.room.message", {"msgtype": "m.text", "body": "hi"},
+                               "quiet-1")
+        await eventually(lambda: _message_visible(b, room), what="the message on B's server")
+        quiet = await inbox.sync_once(timeout_ms=0)
+        assert quiet.events == 0 and await _cursor(b) == stored  # nothing written
+        await _frames_one_by_one(a, room, [b.org_id], 1)
+        assert await a.engine.outbox.send_due() == 1
+        await eventually(lambda: _sealed_visible(b, room, 1), what="the frame on B's server")
+        restarted = Inbox(b.host, b.transport)  # as after a crash: from the stored token
+        delivered = 0
+        for _ in range(5):  # Synapse may first answer the old token from its response cache
+            delivered += (await restarted.sync_once(timeout_ms=1000)).delivered
+            if delivered:
+                break
+        assert delivered == 1 and await _cursor(b) != stored
+        again = await inbox.sync_once(timeout_ms=0)  # the first loop's newer, unstored token
+        assert again.events == 0 and b.host.deliveries == 1
+
+
+async def _message_visible(member: Member, room: str) -> bool:
+    events, _ = await member.transport.messages(room, None, backwards=True, limit=20)
+    return any(event.type == "m.room.message" for event in events)

@@ -41,7 +41,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from node.alert_room import ALERT_ROOM_SETTING, ensure_alert_room, post_notice
 from node.duties import repeat
 from node.runtime import Node
-from node.sharing import in_session, share_in_room, verified_recipients
+from node.sharing import checked_recipients, in_session, share_in_room
 from node.store import StoreTransaction
 from node.store.tables import StoreMeta
 from schemas.common import RecordRef
@@ -274,7 +274,8 @@ async def _audience(node: Node, recipients: Sequence[str] | None) -> _Audience:
               else sorted(m.org_id for m in members if m.org_id != node.org_id))
         if not to:
             raise AlertError("the coalition has no other verified member to alert")
-        await verified_recipients(tx, node.org_id, to)  # refuses before any room is made
+        # Refuses before any room is made.
+        checked_recipients(node.org_id, to, {m.org_id for m in members})
         room = await tx.settings.get(ALERT_ROOM_SETTING)
     return _Audience(to, {m.org_id: member_capabilities(m.entry) for m in members},
                      room if isinstance(room, dict) else None)
@@ -497,9 +498,11 @@ async def on_alert(session: AsyncSession, node: Node, record: VerifiedRecord) ->
     """A verified alert: keep it (marked late if it arrived late) and acknowledge it."""
     now = int(time.time())
     async with in_session(session, node) as tx:
-        state = await load_state(tx, record.issuer, record.record_id)
+        saved, saved_settings = await tx.settings.get_many(
+            state_key(record.issuer, record.record_id), SETTINGS_KEY)
+        state = None if saved is None else AlertState.model_validate(saved)
         if state is None:
-            settings = await _settings(tx)
+            settings = AlertSettings.model_validate(saved_settings or {})
             state = AlertState(
                 issuer=record.issuer, record_id=record.record_id, version=record.version,
                 own=False, claims=_payload_claims(record.claims), issued_at=record.issued_at,

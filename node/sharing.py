@@ -297,9 +297,15 @@ async def verified_recipients(
     tx: StoreTransaction, own_org_id: str, org_ids: Sequence[str]
 ) -> list[Recipient]:
     """The recipients as coalition members; :class:`UnknownRecipient` for the first bad one."""
+    return checked_recipients(own_org_id, org_ids, await tx.orgs.verified_ids())
+
+
+def checked_recipients(
+    own_org_id: str, org_ids: Sequence[str], verified: Collection[str]
+) -> list[Recipient]:
+    """:func:`verified_recipients` against the ``verified`` member org ids already read."""
     if len(set(org_ids)) != len(org_ids):
         raise UnknownRecipient(next(o for o in org_ids if org_ids.count(o) > 1), "listed twice")
-    verified = {m.org_id for m in await tx.orgs.members(verified_only=True)}
     for org_id in org_ids:
         if org_id == own_org_id:
             raise UnknownRecipient(org_id, "is this node's own organisation")

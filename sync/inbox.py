@@ -220,15 +220,13 @@ class Inbox:
 
     @staticmethod
     async def _mark_rooms(session: AsyncSession, newest: dict[str, str]) -> None:
-        """Note the newest event handled in each room (one query for the marks held)."""
-        if not newest:
-            return
-        held = {mark.room_id: mark for mark in await session.scalars(
-            select(RoomMark).where(RoomMark.room_id.in_(list(newest))))}
+        """Note the newest event handled in each room (one statement for a room marked before)."""
         for room_id, event_id in newest.items():
-            if room_id in held:
-                held[room_id].last_event_id = event_id
-            else:
+            moved = await session.execute(
+                update(RoomMark).where(RoomMark.room_id == room_id)
+                .values(last_event_id=event_id)
+            )
+            if moved.rowcount == 0:  # type: ignore[attr-defined]
                 session.add(RoomMark(room_id=room_id, last_event_id=event_id))
 
     @staticmethod
@@ -506,6 +504,14 @@ class Inbox:
         return True
 
     async def _note_arrival(self, session: AsyncSession, issuer: str, link: ChainLink) -> None:
+        if link.seq > 1:  # the usual case, the next seq of a chain without gaps: one statement
+            moved = await session.execute(
+                update(Chain).where(Chain.issuer == issuer, Chain.room_id == link.room,
+                                    Chain.top == link.seq - 1, Chain.missing == "[]")
+                .values(top=link.seq)
+            )
+            if moved.rowcount == 1:  # type: ignore[attr-defined]
+                return
         chain = await session.get(Chain, (issuer, link.room))
         if chain is None:
             chain = Chain(issuer=issuer, room_id=link.room, top=0, missing="[]")

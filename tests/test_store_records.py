@@ -286,3 +286,23 @@ async def test_only_the_token_hash_is_stored(store: Store, tmp_path: Path) -> No
     database = (tmp_path / DATABASE_FILE_NAME).read_bytes()
     assert token.encode() not in database
     assert token.removeprefix("minga_").encode() not in database
+
+
+async def test_settings_are_replaced_whether_read_before_or_not(
+    store: Store, tmp_path: Path
+) -> None:
+    async with store.transaction() as tx:
+        await tx.settings.set("a", {"n": 1})  # new: inserted
+        await tx.settings.set("a", {"n": 2})  # again, never read: replaced
+        assert await tx.settings.get_many("a", "missing") == [{"n": 2}, None]
+        await tx.settings.set("a", {"n": 3})  # read in this session: updated in place
+        assert await tx.settings.get("a") == {"n": 3}
+    async with store.transaction() as tx:
+        await tx.settings.set("a", {"n": 4})
+        await tx.settings.set("b", ["x"])
+    async with store.read() as tx:
+        assert await tx.settings.get_many("b", "a") == [["x"], {"n": 4}]
+    assert raw_rows(tmp_path, "SELECT count(*) FROM store_meta WHERE name LIKE 'setting.%'") \
+        == [(2,)]
+    assert all(b'["x"]' not in bytes(value) for (value,) in raw_rows(
+        tmp_path, "SELECT value FROM store_meta WHERE name LIKE 'setting.%'"))

@@ -123,6 +123,11 @@ class OrgRepository:
             query = query.where(MemberRow.verified == true())
         return [self._member(row) for row in await self._session.scalars(query)]
 
+    async def verified_ids(self) -> frozenset[str]:
+        """The org ids of the verified members (nothing decrypted)."""
+        return frozenset(await self._session.scalars(
+            select(MemberRow.org_id).where(MemberRow.verified == true())))
+
     async def roster_version(self) -> tuple[tuple[str, datetime], ...]:
         """Each verified member's org id and last change, without decrypting anything: while
         this is unchanged, so is the verified roster."""

@@ -26,6 +26,7 @@ content.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import time
@@ -48,7 +49,7 @@ from schemas.common import RecordRef
 from schemas.ids import new_record_id
 from schemas.payloads import Alert, AlertAck
 from schemas.records import build_record, record_to_wire
-from sync.host import VerifiedRecord
+from sync.host import VerifiedRecord, after_commit
 from sync.outbox import item_states
 
 log = logging.getLogger("minga.alerts")
@@ -113,6 +114,7 @@ class AlertState(BaseModel):
     answer_offers: list[str] = Field(default_factory=list)
     ack_record_id: str | None = None
     ack_version: int = 0
+    ack_owed: bool = False  # our acknowledgement is due and not queued yet
 
     @property
     def key(self) -> str:
@@ -159,7 +161,11 @@ def capability_matches(asks: Collection[str], capabilities: Collection[str]) -> 
 
 
 async def load_state(tx: StoreTransaction, issuer: str, record_id: str) -> AlertState | None:
-    saved = await tx.settings.get(state_key(issuer, record_id))
+    return await load_state_by_key(tx, state_key(issuer, record_id))
+
+
+async def load_state_by_key(tx: StoreTransaction, key: str) -> AlertState | None:
+    saved = await tx.settings.get(key)
     return None if saved is None else AlertState.model_validate(saved)
 
 
@@ -170,12 +176,8 @@ async def save_state(tx: StoreTransaction, state: AlertState) -> None:
 async def all_states(tx: StoreTransaction) -> list[AlertState]:
     names = await tx.session.scalars(
         select(StoreMeta.name).where(StoreMeta.name.startswith("setting." + STATE_PREFIX)))
-    states = []
-    for name in names:
-        saved = await tx.settings.get(name.removeprefix("setting."))
-        if saved is not None:
-            states.append(AlertState.model_validate(saved))
-    return states
+    saved = await tx.settings.get_many(*(name.removeprefix("setting.") for name in names))
+    return [AlertState.model_validate(value) for value in saved if value is not None]
 
 
 async def list_alerts(node: Node) -> list[AlertState]:
@@ -512,8 +514,12 @@ async def on_alert(session: AsyncSession, node: Node, record: VerifiedRecord) ->
         elif record.version > state.version:
             state.version, state.claims = record.version, _payload_claims(record.claims)
             state.updated_at = now
+        state.ack_owed = True
         await save_state(tx, state)
-    await _queue_ack(session, node, state, now=now)
+    # The acknowledgement is sealed and posted right after the batch commits, so storing the
+    # alert does not wait for it; a node stopped in between sends it when it starts again.
+    owed = _owed_acks_of(node)
+    after_commit(session, lambda: owed.add(state.key))
     bus_of(node).notify()
 
 
@@ -523,11 +529,74 @@ def _payload_claims(claims: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in claims.items() if k not in header}
 
 
-async def _queue_ack(session: AsyncSession, node: Node, state: AlertState, *, now: int) -> None:
-    """Our current acknowledgement, sealed to the issuer, queued in this same transaction."""
+class _OwedAcks:
+    """Keys of received alerts whose acknowledgement is due, and a wake-up for the duty."""
+
+    def __init__(self) -> None:
+        self.keys: set[str] = set()
+        self.wake = asyncio.Event()
+
+    def add(self, key: str) -> None:
+        self.keys.add(key)
+        self.wake.set()
+
+    def take(self) -> set[str]:
+        keys, self.keys = self.keys, set()
+        self.wake.clear()
+        return keys
+
+
+_owed_acks: dict[int, _OwedAcks] = {}
+
+
+def _owed_acks_of(node: Node) -> _OwedAcks:
+    return _owed_acks.setdefault(id(node), _OwedAcks())
+
+
+async def send_owed_acks(node: Node, keys: Collection[str] | None = None) -> int:
+    """Queue, seal and post the acknowledgements still owed (of ``keys``, or of every received
+    alert); how many were sent."""
+    async with node.store.read() as tx:
+        states = (await all_states(tx) if keys is None else
+                  [s for s in [await load_state_by_key(tx, key) for key in keys] if s])
+    owed = [s for s in states if not s.own and s.ack_owed]
+    for state in owed:
+        await _send_ack(node, state, now=int(time.time()))
+    return len(owed)
+
+
+async def _send_ack(node: Node, state: AlertState, *, now: int) -> None:
+    async def settled(tx: StoreTransaction) -> None:
+        current = await load_state(tx, state.issuer, state.record_id)
+        if current is not None:
+            current.ack_owed = False
+            await save_state(tx, current)
+
     await share_in_room(node, [_ack_record(node.org_id, state, now=now)], [state.issuer],
                         state.room_id, actor="automatic acknowledgement", issued_at=now,
-                        open_session=session)
+                        also=settled, urgent=True)
+
+
+async def run_acknowledgements(node: Node, *, sweep_seconds: float = 300.0) -> None:
+    """Send owed acknowledgements as soon as the inbox stores an alert, and every
+    ``sweep_seconds`` whatever is still owed (from before a stop, or after a failure)."""
+    owed = _owed_acks_of(node)
+    loop = asyncio.get_running_loop()
+    while True:
+        next_sweep = loop.time() + sweep_seconds
+        await _acknowledge(node, None)
+        while loop.time() < next_sweep:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(owed.wake.wait(), next_sweep - loop.time())
+            if owed.keys:
+                await _acknowledge(node, owed.take())
+
+
+async def _acknowledge(node: Node, keys: Collection[str] | None) -> None:
+    try:
+        await send_owed_acks(node, keys)
+    except Exception as error:  # the next sweep tries again; nothing is lost
+        log.warning("acknowledging alerts failed: %s", type(error).__name__)
 
 
 async def on_alert_ack(session: AsyncSession, node: Node, record: VerifiedRecord) -> None:

@@ -15,6 +15,7 @@ import logging
 
 from federation.transport import MatrixTransport
 from node.alert_watchers import run_alert_watchers
+from node.alerts import run_acknowledgements
 from node.campaigns import run_campaign_duties
 from node.dedup import run_dedup_duties
 from node.publishing import run_publication_duties
@@ -35,7 +36,8 @@ async def run_federation(
     duties = [asyncio.create_task(run_campaign_duties(node)),
               asyncio.create_task(run_dedup_duties(node)),
               asyncio.create_task(run_publication_duties(node)),
-              asyncio.create_task(run_alert_watchers(node, transport))]
+              asyncio.create_task(run_alert_watchers(node, transport)),
+              asyncio.create_task(run_acknowledgements(node))]
     try:
         await engine.run()
     finally:

@@ -18,7 +18,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -109,3 +109,19 @@ class SyncHost(Protocol):
         from members. A :class:`federation.transport.TransportError` or any other exception
         makes the inbox retry the same batch later (the sync token is not advanced)."""
         ...
+
+
+_AFTER_COMMIT = "minga_after_commit"
+
+
+def after_commit(session: AsyncSession, action: Callable[[], None]) -> None:
+    """Have ``action`` called once the inbox batch open in ``session`` has committed (a record
+    handler's follow-up that must not hold the batch back). It is never called for a batch
+    that rolls back; it may be called although the handler's own savepoint rolled back, so it
+    must only start work that reads what was committed."""
+    session.info.setdefault(_AFTER_COMMIT, []).append(action)
+
+
+def committed_actions(session: AsyncSession) -> list[Callable[[], None]]:
+    """The actions :func:`after_commit` gathered in this session (read before it commits)."""
+    return list(session.info.get(_AFTER_COMMIT, []))

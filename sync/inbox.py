@@ -69,7 +69,7 @@ from sync.frame import (
     resend_request_content,
     unbundle,
 )
-from sync.host import Quarantined, SyncHost, Trust, VerifiedRecord
+from sync.host import Quarantined, SyncHost, Trust, VerifiedRecord, committed_actions
 from sync.outbox import RESEND_MARK, now_ms, queued_in, schedule_resends
 from sync.quarantine import quarantine
 from sync.retry import DEFAULT_BACKOFF, Backoff, is_unreachable, short_error
@@ -201,10 +201,13 @@ class Inbox:
                                              for room_id, events in timelines.items() if events})
             await self._store_since(session, since, batch.next_batch)
             outbox_work = queued_in(session)
+            follow_ups = committed_actions(session)
         self._cursor, self._cursor_stored_ms = batch.next_batch, now_ms(self.clock)
         self._synced()
         if outbox_work and self.on_outbox_work is not None:
-            self.on_outbox_work()  # an answer (an acknowledgement, a resend) goes out now
+            self.on_outbox_work()  # an answer (a resend) goes out now
+        for action in follow_ups:
+            action()
         return outcome
 
     def _synced(self) -> None:

@@ -30,15 +30,17 @@ from node.alerts import (
     arrival_order,
     escalate_due,
     list_alerts,
+    load_state,
     member_capabilities,
     respond,
+    save_state,
     send_alert,
     set_alert_settings,
     update_alert,
 )
 from node.cli import main as cli_main
 from node.coalition import refresh_roster
-from node.runtime import Node
+from node.runtime import Node, open_node
 from schemas.payloads import Alert, OrgProfile
 from tests.api_harness import RunningApi
 from tests.matrix_client import events_of_type, logged_in, wait_for_invite
@@ -228,6 +230,12 @@ async def test_a_member_offline_gets_every_missed_alert_in_order_marked_late(
                                   AlertSettings(late_after_seconds=1).model_dump())
         b_org = b.org_id
         await group.stop(1)
+        with passphrase_env():  # as if B stopped right after storing an answer, before sending it
+            async with open_node(configs[1]) as offline, offline.store.transaction() as tx:
+                owed = await load_state(tx, a.org_id, first.record_id)
+                assert owed is not None and not owed.ack_owed  # the automatic one went out
+                owed.answer, owed.ack_version, owed.ack_owed = SEEN, owed.ack_version + 1, True
+                await save_state(tx, owed)
 
         missed = []
         for text in ("Sntl second", "Sntl third"):
@@ -247,6 +255,7 @@ async def test_a_member_offline_gets_every_missed_alert_in_order_marked_late(
         for alert in missed:
             await _statuses(a, alert.record_id, {b_org: DELIVERED,
                                                  group.node(2).org_id: DELIVERED})
+        await _statuses(a, first.record_id, {b_org: SEEN, group.node(2).org_id: DELIVERED})
 
         # The same from the command line, while A's node runs.
         with passphrase_env():

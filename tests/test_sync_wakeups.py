@@ -1,8 +1,8 @@
 """What needs sending wakes the outbox: nothing waits for its idle poll.
 
-Both nodes run with an outbox that polls only once an hour, so a record can leave only if
-something woke the outbox: an alert once it is queued, and the recipient's automatic
-acknowledgement once the inbox has stored the alert and committed the acknowledgement it queued.
+Both nodes run with an outbox that polls only once an hour, so a record can leave only if it
+was handed to the outbox at once: an alert as soon as its transaction commits, and the
+recipient's automatic acknowledgement as soon as the inbox has committed the alert.
 Real homeservers, federated.
 """
 

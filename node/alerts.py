@@ -360,10 +360,10 @@ async def _until(node: Node, done: Callable[[StoreTransaction], Awaitable[bool]]
                  seconds: float) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
+        await asyncio.sleep(_NOTICE_POLL_SECONDS)  # nothing is done at once: look later
         async with node.store.read() as tx:
             if await done(tx):
                 return
-        await asyncio.sleep(_NOTICE_POLL_SECONDS)
 
 
 async def _all_sent(tx: StoreTransaction, item_ids: Sequence[int]) -> bool:

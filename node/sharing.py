@@ -19,6 +19,7 @@ Later features (proposals, alerts, dedup, aggregates) call :func:`share_record` 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import weakref
@@ -553,6 +554,7 @@ async def share_in_room(
         sealed = await outbox.bundle_in(tx.session, item_ids) if outbox else []
     if outbox is not None and sealed:
         outbox.post_now(sealed)
+        await asyncio.sleep(0)  # the post goes out before the caller builds its answer
     else:
         node.wake_sync()
     return item_ids

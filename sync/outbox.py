@@ -78,6 +78,7 @@ BLOB_MAX_TOKEN_BYTES = 8 * 1024 * 1024  # sealed and encoded, well under MAX_BLO
 _FRAMES_PER_PASS = 100
 _TAG_LENGTH = 16  # ChaCha20-Poly1305
 _QUEUED = "minga_sync_queued"
+_QUEUED_ITEMS = "minga_sync_queued_items"  # what this transaction queued, by item id
 
 
 class OutboxError(ValueError):
@@ -141,15 +142,20 @@ async def enqueue_many(
     refs = [secrets.token_hex(16) for _ in tokens]
     if not refs:
         return []
-    rows = [{"ref": ref, "room_id": room_id, "recipients": recipients,
-             "token": cipher.encrypt_at_rest(token.encode(), (ITEM_CONTEXT, ref)),
-             "queued_at": queued_at_ms} for ref, token in zip(refs, tokens, strict=True)]
+    stored = [cipher.encrypt_at_rest(token.encode(), (ITEM_CONTEXT, ref))
+              for ref, token in zip(refs, tokens, strict=True)]
+    rows = [{"ref": ref, "room_id": room_id, "recipients": recipients, "token": token,
+             "queued_at": queued_at_ms} for ref, token in zip(refs, stored, strict=True)]
     # Ids are matched back by ref: asking the database to return them in parameter order would
     # make SQLite insert one row per statement.
     inserted = await session.execute(
         insert(OutboxItem).returning(OutboxItem.ref, OutboxItem.id), rows)
     ids: dict[str, int] = {ref: item_id for ref, item_id in inserted}
     session.info[_QUEUED] = True
+    queued = session.info.setdefault(_QUEUED_ITEMS, {})
+    recipient_tuple = tuple(json.loads(recipients))
+    for ref, token in zip(refs, stored, strict=True):
+        queued[ids[ref]] = _Queued(ids[ref], ref, room_id, recipient_tuple, token)
     return [ids[ref] for ref in refs]
 
 
@@ -393,6 +399,9 @@ class Outbox:
         queued = await self._queued(session, item_ids)
         if not queued:
             return []
+        queued_here = session.info.get(_QUEUED_ITEMS, {})
+        for item in queued:  # sealed now: never again from memory
+            queued_here.pop(item.id, None)
         trust = await self.host.trust(session)
         groups: dict[tuple[str, tuple[str, ...]], list[_Queued]] = {}
         for item in queued:
@@ -405,6 +414,9 @@ class Outbox:
     async def _queued(
         self, session: AsyncSession, item_ids: Sequence[int] | None = None
     ) -> list[_Queued]:
+        queued_here: dict[int, _Queued] = session.info.get(_QUEUED_ITEMS, {})
+        if item_ids is not None and all(i in queued_here for i in item_ids):
+            return [queued_here[i] for i in sorted(item_ids)]  # queued in this transaction
         query = select(OutboxItem).where(OutboxItem.frame_id.is_(None))
         if item_ids is not None:
             query = query.where(OutboxItem.id.in_(list(item_ids)))

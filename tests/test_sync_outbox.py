@@ -286,6 +286,7 @@ async def test_urgent_items_are_sealed_in_their_transaction_and_posted_at_once(
     async with outbox.host.transaction() as session:
         urgent_id = await sender.enqueue(session, ROOM, [B.org_id], urgent)
         frames = await sender.bundle_in(session, [urgent_id])
+        assert await sender.bundle_in(session, [urgent_id]) == []  # sealed once only
     assert len(frames) == 1
     sender.post_now(frames)  # the loop is not running
     await _until(lambda: len(transport.posted) == 1)

@@ -49,7 +49,7 @@ from schemas.common import RecordRef
 from schemas.ids import new_record_id
 from schemas.payloads import Alert, AlertAck
 from schemas.records import build_record, record_to_wire
-from sync.host import VerifiedRecord, after_commit
+from sync.host import VerifiedRecord, after_commit, committed_actions
 from sync.outbox import item_states
 
 log = logging.getLogger("minga.alerts")
@@ -268,17 +268,17 @@ class _Audience:
     room: dict[str, Any] | None
 
 
-async def _audience(node: Node, recipients: Sequence[str] | None) -> _Audience:
+async def _audience(tx: StoreTransaction, node: Node, recipients: Sequence[str] | None
+                    ) -> _Audience:
     """Who gets the alert (checked: verified members), what they can do, the alert room."""
-    async with node.store.read() as tx:
-        members = await tx.orgs.members(verified_only=True)
-        to = (list(recipients) if recipients is not None
-              else sorted(m.org_id for m in members if m.org_id != node.org_id))
-        if not to:
-            raise AlertError("the coalition has no other verified member to alert")
-        # Refuses before any room is made.
-        checked_recipients(node.org_id, to, {m.org_id for m in members})
-        room = await tx.settings.get(ALERT_ROOM_SETTING)
+    members = await tx.orgs.members(verified_only=True)
+    to = (list(recipients) if recipients is not None
+          else sorted(m.org_id for m in members if m.org_id != node.org_id))
+    if not to:
+        raise AlertError("the coalition has no other verified member to alert")
+    # Refuses before any room is made.
+    checked_recipients(node.org_id, to, {m.org_id for m in members})
+    room = await tx.settings.get(ALERT_ROOM_SETTING)
     return _Audience(to, {m.org_id: member_capabilities(m.entry) for m in members},
                      room if isinstance(room, dict) else None)
 
@@ -292,30 +292,43 @@ async def send_alert(
     actor: str,
     now: int,
 ) -> AlertState:
-    """Send a new alert to ``recipients`` (default: every verified member); its state."""
+    """Send a new alert to ``recipients`` (default: every verified member); its state.
+
+    Audience, alert state and share commit in one transaction; Matrix is called before it only
+    when the alert room must be created or someone invited (the write lock is never held over
+    the network), and then the audience is read again."""
     fields = _fields(withhold)
-    audience = await _audience(node, recipients)
-    room_id = await _alert_room(node, audience)
     record = build_record(node.org_id, alert, record_id=new_record_id(), issued_at=now)
-    state = _sent_state(record, audience, fields, room_id, now)
-
-    async def remember(tx: StoreTransaction) -> None:
-        await save_state(tx, state)
-
-    item_ids = await share_in_room(node, [record], audience.recipients, room_id, fields,
-                                   actor=actor, issued_at=now, also=remember, urgent=True)
+    prepared: str | None = None
+    while True:
+        async with node.store.transaction() as tx:
+            audience = await _audience(tx, node, recipients)
+            room_id = _ready_room(audience) or prepared
+            if room_id is not None:
+                state = _sent_state(record, audience, fields, room_id, now)
+                await save_state(tx, state)
+                item_ids = await share_in_room(
+                    node, [record], audience.recipients, room_id, fields, actor=actor,
+                    issued_at=now, open_session=tx.session, urgent=True)
+                follow_ups = committed_actions(tx.session)
+        if room_id is not None:
+            break
+        async with node.transport() as transport:
+            prepared = await ensure_alert_room(node, transport, audience.recipients)
+    for action in follow_ups:
+        action()
+    await asyncio.sleep(0)  # the post goes out before the caller builds its answer
     _notice_after(node, state, item_ids)
     bus_of(node).notify()
     return state
 
 
-async def _alert_room(node: Node, audience: _Audience) -> str:
-    """The alert room with every recipient invited; Matrix is only called to change it."""
+def _ready_room(audience: _Audience) -> str | None:
+    """The alert room, if it exists with every recipient invited."""
     saved = audience.room
     if saved is not None and set(audience.recipients) <= set(saved["invited"]):
         return str(saved["room_id"])
-    async with node.transport() as transport:
-        return await ensure_alert_room(node, transport, audience.recipients)
+    return None
 
 
 def _sent_state(record: Any, audience: _Audience, fields: Sequence[str], room_id: str,

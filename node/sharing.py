@@ -62,6 +62,7 @@ from schemas.records import (
     build_record,
     record_to_wire,
 )
+from sync.host import after_commit
 from sync.outbox import enqueue_many
 
 log = logging.getLogger("minga.sharing")
@@ -523,7 +524,9 @@ async def share_in_room(
     ``open_session`` all of it happens inside that open transaction (a record handler answering
     from the inbox's transaction) and the sync engine is not woken: the inbox wakes it once it
     has committed. ``urgent`` records (alerts) are sealed in the transaction that queues them
-    and posted as soon as it commits, when this process runs the sync engine.
+    and posted as soon as it commits, when this process runs the sync engine; inside an
+    ``open_session`` the post is a :func:`sync.host.after_commit` action, for whoever commits
+    it to run.
     """
     queue = await node_enqueue(node)
     pending = [also] if also is not None else []
@@ -545,10 +548,13 @@ async def share_in_room(
                             recipient_org_ids, fields, actor=actor, pair_room_for=the_room,
                             enqueue=enqueue, issued_at=issued_at)
 
+    outbox = node.outbox if urgent else None
     if open_session is not None:
         await share(open_session)
+        if outbox is not None:
+            sealed = await outbox.bundle_in(open_session, item_ids)
+            after_commit(open_session, lambda: outbox.post_now(sealed))
         return item_ids
-    outbox = node.outbox if urgent else None
     async with node.store.transaction() as tx:
         await share(tx.session)
         sealed = await outbox.bundle_in(tx.session, item_ids) if outbox else []

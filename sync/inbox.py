@@ -32,6 +32,7 @@ per chain. A request for this node's own chain is turned into outbox resends.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import secrets
@@ -338,8 +339,11 @@ class Inbox:
         blob: Blob | None,
         outcome: BatchOutcome,
     ) -> None:
+        # Only an event on its last attempt needs a savepoint, to be quarantined alone if it
+        # fails: before that, any failure aborts the whole batch anyway.
+        last_attempt = self._failures.get(event.event_id, 0) + 1 >= self.max_attempts
         try:
-            async with session.begin_nested():
+            async with session.begin_nested() if last_attempt else contextlib.nullcontext():
                 if event.type == RESEND_EVENT_TYPE:
                     await self._handle_resend(session, event, outcome)
                 else:

@@ -198,8 +198,12 @@ class Inbox:
             for event in fresh:
                 assert trust is not None
                 await self._handle(session, trust, event, blobs.get(event.event_id), outcome)
-            await self._mark_rooms(session, {room_id: events[-1].event_id
-                                             for room_id, events in timelines.items() if events})
+            # Gap filling stops at processed events as at marks: a room whose newest event was
+            # just processed needs no mark.
+            handled = {event.event_id for event in fresh}
+            await self._mark_rooms(session, {
+                room_id: events[-1].event_id for room_id, events in timelines.items()
+                if events and events[-1].event_id not in handled})
             await self._store_since(session, since, batch.next_batch)
             outbox_work = queued_in(session)
             follow_ups = committed_actions(session)

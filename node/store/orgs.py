@@ -128,15 +128,6 @@ class OrgRepository:
         return frozenset(await self._session.scalars(
             select(MemberRow.org_id).where(MemberRow.verified == true())))
 
-    async def roster_version(self) -> tuple[tuple[str, datetime], ...]:
-        """Each verified member's org id and last change, without decrypting anything: while
-        this is unchanged, so is the verified roster."""
-        rows = await self._session.execute(
-            select(MemberRow.org_id, MemberRow.updated_at)
-            .where(MemberRow.verified == true()).order_by(MemberRow.org_id)
-        )
-        return tuple((str(org_id), updated_at) for org_id, updated_at in rows)
-
     async def remove_member(self, org_id: str) -> None:
         row = await self._session.get(MemberRow, org_id)
         if row is None:

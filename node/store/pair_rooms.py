@@ -52,9 +52,6 @@ class PairRoomRepository:
         )
         return [_pair(row) for row in rows]
 
-    async def room_ids(self) -> frozenset[str]:
-        return frozenset(await self._session.scalars(select(PairRoomRow.room_id)))
-
     async def remember(
         self, org_id: str, room_id: str, *, created_by_us: bool, at: datetime
     ) -> PairRoom:

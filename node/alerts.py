@@ -494,6 +494,7 @@ async def respond(
     state.answer, state.answer_offers = answer, sorted(set(offers))
     state.ack_record_id = state.ack_record_id or new_record_id()
     state.ack_version += 1
+    state.ack_owed = False  # this answer is the acknowledgement
     state.updated_at = now
     record = _ack_record(node.org_id, state, now=now)
 

@@ -212,7 +212,10 @@ class Inbox:
         if outbox_work and self.on_outbox_work is not None:
             self.on_outbox_work()  # an answer (a resend) goes out now
         for action in follow_ups:
-            action()
+            try:
+                action()
+            except Exception as error:  # the batch is stored; a follow-up has its own sweep
+                log.error("a follow-up of a stored batch failed (%s)", type(error).__name__)
         return outcome
 
     def _synced(self) -> None:

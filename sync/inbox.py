@@ -1,12 +1,13 @@
 """The verifying inbox (DESIGN §4, §6): every envelope checked, every failure kept, no gap left.
 
-One sync batch is handled in one host transaction, and the batch's ``next_batch`` token is
-stored in that same transaction, so a crash at any point makes the next start handle the batch
-again; already processed event ids are skipped and the host's ``deliver`` is idempotent on
-(issuer, record id, version). A batch with nothing for the inbox costs no transaction: its
-token is kept in memory and stored with the next batch that has work (or after
-:data:`CURSOR_STORE_INTERVAL_MS`). A limited timeline is completed first with ``/messages``, paging
-back to the newest event already handled in that room.
+One sync batch is handled in one host transaction: its events are claimed as processed in it
+and, when due, the batch's ``next_batch`` token is stored in it, so a crash at any point makes
+the next start handle the batch again; already processed event ids are skipped and the host's
+``deliver`` is idempotent on (issuer, record id, version). The token is written at most every
+:data:`CURSOR_STORE_INTERVAL_MS` (a batch with nothing for the inbox costs no transaction at
+all): starting again from an older token only brings back events that are skipped as
+processed. A limited timeline is completed first with ``/messages``, paging back to the newest
+event already handled in that room.
 
 For each ``org.minga.sealed`` event, in order (the first failure quarantines it):
 
@@ -42,6 +43,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from federation.disclosure import verify
@@ -85,6 +87,7 @@ NEXT_BATCH = "next_batch"
 CURSOR_STORE_INTERVAL_MS = 60_000
 HANDLED_TYPES = frozenset({SEALED_EVENT_TYPE, RESEND_EVENT_TYPE})
 _PAGE = 100
+_CLAIMS_PER_STATEMENT = 5_000  # 3 parameters each, under SQLite's 32,766
 
 
 class Rejected(Exception):
@@ -190,9 +193,9 @@ class Inbox:
             return outcome
         blobs = await self._fetch_blobs(await self._blob_events(candidates))
         async with self.host.transaction() as session:
-            # Checked in this transaction, so a live batch costs one round of the database.
-            processed = await _processed_ids(session, [e.event_id for e in candidates])
-            fresh = [event for event in candidates if event.event_id not in processed]
+            # Claimed in this transaction: a rolled-back batch leaves its events unprocessed.
+            claimed = await _claim(session, candidates, now_ms(self.clock))
+            fresh = [event for event in candidates if event.event_id in claimed]
             outcome.events = len(fresh)
             trust = await self.host.trust(session) if fresh else None
             for event in fresh:
@@ -204,10 +207,14 @@ class Inbox:
             await self._mark_rooms(session, {
                 room_id: events[-1].event_id for room_id, events in timelines.items()
                 if events and events[-1].event_id not in handled})
-            await self._store_since(session, since, batch.next_batch)
+            store_cursor = since is None or self._cursor_due()
+            if store_cursor:
+                await self._store_since(session, since, batch.next_batch)
             outbox_work = queued_in(session)
             follow_ups = committed_actions(session)
-        self._cursor, self._cursor_stored_ms = batch.next_batch, now_ms(self.clock)
+        self._cursor = batch.next_batch
+        if store_cursor:
+            self._cursor_stored_ms = now_ms(self.clock)
         self._synced()
         if outbox_work and self.on_outbox_work is not None:
             self.on_outbox_work()  # an answer (a resend) goes out now
@@ -355,21 +362,15 @@ class Inbox:
                     await self._handle_resend(session, event, outcome)
                 else:
                     await self._handle_sealed(session, trust, event, blob, outcome)
-                self._mark_processed(session, event)
         except Exception as error:
             if self._count_failure(event.event_id):
                 raise  # the whole batch is retried, as after a crash
             log.error("event %s failed %d times (%s); quarantined", event.event_id,
                       self.max_attempts, type(error).__name__)
-            async with session.begin_nested():
+            async with session.begin_nested():  # the event stays claimed as processed
                 self._quarantine(session, event, "internal-error", type(error).__name__,
                                  outcome)
-                self._mark_processed(session, event)
         self._failures.pop(event.event_id, None)
-
-    def _mark_processed(self, session: AsyncSession, event: TimelineEvent) -> None:
-        session.add(ProcessedEvent(event_id=event.event_id, room_id=event.room_id,
-                                   processed_at=now_ms(self.clock)))
 
     def _quarantine(
         self,
@@ -567,6 +568,18 @@ class Inbox:
                     .values(last_request_at=now)
                 )
         return len(due)
+
+
+async def _claim(session: AsyncSession, events: list[TimelineEvent], at_ms: int) -> set[str]:
+    """Note ``events`` as processed; the ids of those that were not yet (to handle now)."""
+    claimed: set[str] = set()
+    for start in range(0, len(events), _CLAIMS_PER_STATEMENT):
+        rows = [{"event_id": e.event_id, "room_id": e.room_id, "processed_at": at_ms}
+                for e in events[start:start + _CLAIMS_PER_STATEMENT]]
+        claimed.update(await session.scalars(
+            sqlite_insert(ProcessedEvent).values(rows).on_conflict_do_nothing()
+            .returning(ProcessedEvent.event_id)))
+    return claimed
 
 
 async def _processed_ids(session: AsyncSession, event_ids: list[str]) -> set[str]:

@@ -42,7 +42,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from node.alert_room import ALERT_ROOM_SETTING, ensure_alert_room, post_notice
 from node.duties import repeat
 from node.runtime import Node
-from node.sharing import checked_recipients, in_session, share_in_room
+from node.sharing import checked_recipients, in_session, run_follow_ups, share_in_room
 from node.store import StoreTransaction
 from node.store.tables import StoreMeta
 from schemas.common import RecordRef
@@ -161,12 +161,14 @@ def capability_matches(asks: Collection[str], capabilities: Collection[str]) -> 
 
 
 async def load_state(tx: StoreTransaction, issuer: str, record_id: str) -> AlertState | None:
-    return await load_state_by_key(tx, state_key(issuer, record_id))
-
-
-async def load_state_by_key(tx: StoreTransaction, key: str) -> AlertState | None:
-    saved = await tx.settings.get(key)
+    saved = await tx.settings.get(state_key(issuer, record_id))
     return None if saved is None else AlertState.model_validate(saved)
+
+
+async def _load_states(tx: StoreTransaction, keys: Collection[str]) -> list[AlertState]:
+    """The alert states stored under ``keys`` (one query; missing keys are left out)."""
+    saved = await tx.settings.get_many(*keys)
+    return [AlertState.model_validate(value) for value in saved if value is not None]
 
 
 async def save_state(tx: StoreTransaction, state: AlertState) -> None:
@@ -176,8 +178,7 @@ async def save_state(tx: StoreTransaction, state: AlertState) -> None:
 async def all_states(tx: StoreTransaction) -> list[AlertState]:
     names = await tx.session.scalars(
         select(StoreMeta.name).where(StoreMeta.name.startswith("setting." + STATE_PREFIX)))
-    saved = await tx.settings.get_many(*(name.removeprefix("setting.") for name in names))
-    return [AlertState.model_validate(value) for value in saved if value is not None]
+    return await _load_states(tx, [name.removeprefix("setting.") for name in names])
 
 
 async def list_alerts(node: Node) -> list[AlertState]:
@@ -315,9 +316,7 @@ async def send_alert(
             break
         async with node.transport() as transport:
             prepared = await ensure_alert_room(node, transport, audience.recipients)
-    for action in follow_ups:
-        action()
-    await asyncio.sleep(0)  # the post goes out before the caller builds its answer
+    await run_follow_ups(follow_ups)
     _notice_after(node, state, item_ids)
     bus_of(node).notify()
     return state
@@ -571,8 +570,7 @@ async def send_owed_acks(node: Node, keys: Collection[str] | None = None) -> int
     """Queue, seal and post the acknowledgements still owed (of ``keys``, or of every received
     alert); how many were sent."""
     async with node.store.read() as tx:
-        states = (await all_states(tx) if keys is None else
-                  [s for s in [await load_state_by_key(tx, key) for key in keys] if s])
+        states = await (all_states(tx) if keys is None else _load_states(tx, keys))
     owed = [s for s in states if not s.own and s.ack_owed]
     for state in owed:
         await _send_ack(node, state, now=int(time.time()))

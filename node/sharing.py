@@ -62,7 +62,7 @@ from schemas.records import (
     build_record,
     record_to_wire,
 )
-from sync.host import after_commit
+from sync.host import after_commit, committed_actions, run_committed
 from sync.outbox import enqueue_many
 
 log = logging.getLogger("minga.sharing")
@@ -543,27 +543,35 @@ async def share_in_room(
         item_ids.extend(queued)
         return queued
 
+    outbox = node.outbox if urgent else None
+
     async def share(session: AsyncSession) -> None:
         await share_records(lambda: in_session(session, node), node.keys, records,
                             recipient_org_ids, fields, actor=actor, pair_room_for=the_room,
                             enqueue=enqueue, issued_at=issued_at)
+        if outbox is not None:
+            sealed = await outbox.bundle_in(session, item_ids)
+            if sealed:
+                after_commit(session, lambda: outbox.post_now(sealed))
 
-    outbox = node.outbox if urgent else None
     if open_session is not None:
         await share(open_session)
-        if outbox is not None:
-            sealed = await outbox.bundle_in(open_session, item_ids)
-            after_commit(open_session, lambda: outbox.post_now(sealed))
         return item_ids
     async with node.store.transaction() as tx:
         await share(tx.session)
-        sealed = await outbox.bundle_in(tx.session, item_ids) if outbox else []
-    if outbox is not None and sealed:
-        outbox.post_now(sealed)
-        await asyncio.sleep(0)  # the post goes out before the caller builds its answer
+        follow_ups = committed_actions(tx.session)
+    if follow_ups:
+        await run_follow_ups(follow_ups)
     else:
         node.wake_sync()
     return item_ids
+
+
+async def run_follow_ups(actions: Sequence[Callable[[], None]]) -> None:
+    """Run what a committed transaction queued with :func:`sync.host.after_commit` (the posts
+    of urgent records): the posts get going before the caller builds its answer."""
+    run_committed(actions)
+    await asyncio.sleep(0)
 
 
 async def share_from_node(

@@ -163,8 +163,7 @@ class NodeSyncHost:
                 continue
             if member.matrix_user_id:
                 users[member.org_id] = member.matrix_user_id
-        self._trust = RosterTrust(keyring, users)
-        self._roster_version = tuple((m.org_id, m.updated_at) for m in members)
+        self._trust, self._roster_version = RosterTrust(keyring, users), version
 
     async def trust(self, session: AsyncSession | None = None) -> RosterTrust:
         await self.refresh(session)

@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
@@ -111,12 +112,15 @@ class SyncHost(Protocol):
         ...
 
 
+log = logging.getLogger("minga.sync.host")
+
 _AFTER_COMMIT = "minga_after_commit"
 
 
 def after_commit(session: AsyncSession, action: Callable[[], None]) -> None:
-    """Have ``action`` called once the inbox batch open in ``session`` has committed (a record
-    handler's follow-up that must not hold the batch back). It is never called for a batch
+    """Have ``action`` called once the transaction open in ``session`` has committed (by
+    whoever commits it: the inbox for a batch; e.g. a record handler's follow-up that must not
+    hold the batch back). It is never called for a batch
     that rolls back; it may be called although the handler's own savepoint rolled back, so it
     must only start work that reads what was committed."""
     session.info.setdefault(_AFTER_COMMIT, []).append(action)
@@ -125,3 +129,14 @@ def after_commit(session: AsyncSession, action: Callable[[], None]) -> None:
 def committed_actions(session: AsyncSession) -> list[Callable[[], None]]:
     """The actions :func:`after_commit` gathered in this session (read before it commits)."""
     return list(session.info.get(_AFTER_COMMIT, []))
+
+
+def run_committed(actions: Sequence[Callable[[], None]]) -> None:
+    """Call a committed transaction's :func:`after_commit` actions; one that fails is logged
+    (type only) and the rest still run, since what they follow is stored."""
+    for action in actions:
+        try:
+            action()
+        except Exception as error:
+            log.error("a follow-up of a committed transaction failed (%s)",
+                      type(error).__name__)

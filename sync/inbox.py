@@ -72,7 +72,14 @@ from sync.frame import (
     resend_request_content,
     unbundle,
 )
-from sync.host import Quarantined, SyncHost, Trust, VerifiedRecord, committed_actions
+from sync.host import (
+    Quarantined,
+    SyncHost,
+    Trust,
+    VerifiedRecord,
+    committed_actions,
+    run_committed,
+)
 from sync.outbox import RESEND_MARK, now_ms, queued_in, schedule_resends
 from sync.quarantine import quarantine
 from sync.retry import DEFAULT_BACKOFF, Backoff, is_unreachable, short_error
@@ -81,9 +88,9 @@ from sync.tables import Chain, ChainLinkRow, Cursor, ProcessedEvent, RoomMark
 log = logging.getLogger("minga.sync.inbox")
 
 NEXT_BATCH = "next_batch"
-# A batch with nothing for the inbox (a node's own events, notices, room state) is not written
-# down at once; its token is stored with the next batch that has work, or after this long.
-# Starting from an older token only brings back events that are then skipped as processed.
+# The sync token is written down at most this often: starting from an older one only brings
+# back events that are then skipped as processed. A batch with nothing for the inbox (a node's
+# own events, notices, room state) then needs no transaction at all.
 CURSOR_STORE_INTERVAL_MS = 60_000
 HANDLED_TYPES = frozenset({SEALED_EVENT_TYPE, RESEND_EVENT_TYPE})
 _PAGE = 100
@@ -218,11 +225,7 @@ class Inbox:
         self._synced()
         if outbox_work and self.on_outbox_work is not None:
             self.on_outbox_work()  # an answer (a resend) goes out now
-        for action in follow_ups:
-            try:
-                action()
-            except Exception as error:  # the batch is stored; a follow-up has its own sweep
-                log.error("a follow-up of a stored batch failed (%s)", type(error).__name__)
+        run_committed(follow_ups)
         return outcome
 
     def _synced(self) -> None:

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engin
 from node.store.cipher import Cell, ColumnCipher
 from node.store.errors import CiphertextRejected, WrongDataKey
 from node.store.migrate import MigrationSet, upgrade
+from node.store.sqlite_driver import OneTripDBAPI
 from node.store.tables import StoreMeta
 
 DATABASE_FILE_NAME = "store.db"
@@ -70,9 +71,12 @@ def _begin(connection: Any) -> None:
 
 
 def create_engine(url: URL) -> AsyncEngine:
+    options: dict[str, Any] = {}
     if url.get_backend_name() == "sqlite":
         _prepare_sqlite_file(url)
-    engine = create_async_engine(url)
+    if url.get_driver_name() == "aiosqlite":
+        options["module"] = OneTripDBAPI()
+    engine = create_async_engine(url, **options)
     if engine.dialect.name == "sqlite":
         event.listen(engine.sync_engine, "connect", _apply_sqlite_pragmas)
         event.listen(engine.sync_engine, "connect", _take_over_transactions)

@@ -94,7 +94,8 @@ NEXT_BATCH = "next_batch"
 CURSOR_STORE_INTERVAL_MS = 60_000
 HANDLED_TYPES = frozenset({SEALED_EVENT_TYPE, RESEND_EVENT_TYPE})
 _PAGE = 100
-_CLAIMS_PER_STATEMENT = 5_000  # 3 parameters each, under SQLite's 32,766
+_CLAIM = (sqlite_insert(ProcessedEvent.__table__).on_conflict_do_nothing()
+          .returning(ProcessedEvent.event_id))
 
 
 class Rejected(Exception):
@@ -574,15 +575,16 @@ class Inbox:
 
 
 async def _claim(session: AsyncSession, events: list[TimelineEvent], at_ms: int) -> set[str]:
-    """Note ``events`` as processed; the ids of those that were not yet (to handle now)."""
-    claimed: set[str] = set()
-    for start in range(0, len(events), _CLAIMS_PER_STATEMENT):
-        rows = [{"event_id": e.event_id, "room_id": e.room_id, "processed_at": at_ms}
-                for e in events[start:start + _CLAIMS_PER_STATEMENT]]
-        claimed.update(await session.scalars(
-            sqlite_insert(ProcessedEvent).values(rows).on_conflict_do_nothing()
-            .returning(ProcessedEvent.event_id)))
-    return claimed
+    """Note ``events`` as processed; the ids of those that were not yet (to handle now).
+
+    Executed with a parameter list, the statement compiles once and is cached; SQLAlchemy
+    sends the rows in multi-row pages under SQLite's parameter limit."""
+    if not events:
+        return set()
+    rows = [{"event_id": e.event_id, "room_id": e.room_id, "processed_at": at_ms}
+            for e in events]
+    claimed = await session.execute(_CLAIM, rows)
+    return set(claimed.scalars())
 
 
 async def _processed_ids(session: AsyncSession, event_ids: list[str]) -> set[str]:

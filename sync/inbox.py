@@ -40,9 +40,9 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -94,7 +94,8 @@ NEXT_BATCH = "next_batch"
 CURSOR_STORE_INTERVAL_MS = 60_000
 HANDLED_TYPES = frozenset({SEALED_EVENT_TYPE, RESEND_EVENT_TYPE})
 _PAGE = 100
-_CLAIM = (sqlite_insert(ProcessedEvent.__table__).on_conflict_do_nothing()
+# On the table, not the entity: a plain executemany, without the ORM's bulk-insert machinery.
+_CLAIM = (sqlite_insert(cast(Table, ProcessedEvent.__table__)).on_conflict_do_nothing()
           .returning(ProcessedEvent.event_id))
 
 

@@ -64,6 +64,23 @@ async def test_a_query_and_a_write_each_take_one_trip(
     assert rows == [("first",)]
 
 
+async def test_a_committed_connection_goes_back_without_a_rollback(
+        engine: AsyncEngine, trips: list[str]) -> None:
+    async with AsyncSession(engine) as session:
+        async with session.begin():
+            await session.execute(insert(_items).values(name="kept"))
+            trips.clear()
+        await session.close()
+    assert trips == ["commit"]  # the pool's reset found no transaction open
+    async with AsyncSession(engine) as session:
+        await session.execute(insert(_items).values(name="undone"))
+        trips.clear()
+        await session.close()  # open: rolled back on its way back to the pool
+    assert trips == ["rollback"]
+    async with AsyncSession(engine) as session:
+        assert (await session.scalars(select(_items.c.name))).all() == ["kept"]
+
+
 async def test_every_row_of_a_query_is_read(engine: AsyncEngine) -> None:
     names = [f"item {n:04}" for n in range(2500)]
     async with AsyncSession(engine) as session, session.begin():

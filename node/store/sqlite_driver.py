@@ -9,6 +9,9 @@ microseconds, which for an alert's dozen statements was milliseconds of its late
 function to that thread. Results are the same: SQLAlchemy's adapter also reads every row at
 once for an ordinary (not server-side) cursor.
 
+A connection with no transaction open is not sent a rollback (the pool sends one each time
+it takes a connection back, even after a commit).
+
 The one-trip call uses ``aiosqlite.Connection._execute`` and ``_conn``, the same private
 entry points SQLAlchemy's own aiosqlite adapter already relies on; ``tests/test_store_driver.py``
 would fail on a release that changed them.
@@ -112,6 +115,15 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
 class OneTripConnection(AsyncAdapt_aiosqlite_connection):
     __slots__ = ()
     _cursor_cls: type[AsyncAdapt_aiosqlite_cursor] = OneTripCursor
+
+    def rollback(self) -> None:
+        # The pool rolls back every connection it takes back, also one whose transaction has
+        # just committed. With none open there is nothing to undo: no trip. (The flag is read
+        # between statements: the pool lends a connection to one user at a time.)
+        connection = cast(aiosqlite.Connection, self._connection)
+        if connection._connection is not None and not connection.in_transaction:
+            return
+        super().rollback()
 
 
 class OneTripDBAPI(AsyncAdapt_aiosqlite_dbapi):

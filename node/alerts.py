@@ -265,6 +265,7 @@ def member_capabilities(entry: dict[str, Any]) -> list[str]:
 @dataclass(frozen=True)
 class _Audience:
     recipients: list[str]
+    verified: frozenset[str]
     capabilities: dict[str, list[str]]
     room: dict[str, Any] | None
 
@@ -277,10 +278,10 @@ async def _audience(tx: StoreTransaction, node: Node, recipients: Sequence[str] 
           else sorted(m.org_id for m in members if m.org_id != node.org_id))
     if not to:
         raise AlertError("the coalition has no other verified member to alert")
-    # Refuses before any room is made.
-    checked_recipients(node.org_id, to, {m.org_id for m in members})
+    verified = frozenset(m.org_id for m in members)
+    checked_recipients(node.org_id, to, verified)  # refuses before any room is made
     room = await tx.settings.get(ALERT_ROOM_SETTING)
-    return _Audience(to, {m.org_id: member_capabilities(m.entry) for m in members},
+    return _Audience(to, verified, {m.org_id: member_capabilities(m.entry) for m in members},
                      room if isinstance(room, dict) else None)
 
 
@@ -310,7 +311,8 @@ async def send_alert(
                 await save_state(tx, state)
                 item_ids = await share_in_room(
                     node, [record], audience.recipients, room_id, fields, actor=actor,
-                    issued_at=now, open_session=tx.session, urgent=True)
+                    issued_at=now, open_session=tx.session, urgent=True,
+                    verified=audience.verified, new_records=True)
                 follow_ups = committed_actions(tx.session)
         if room_id is not None:
             break

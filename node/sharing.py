@@ -377,17 +377,24 @@ async def share_records(
     pair_room_for: PairRoomFor,
     enqueue: Enqueue,
     issued_at: int,
+    verified: Collection[str] | None = None,
+    new_records: bool = False,
 ) -> list[ShareReceipt]:
     """Share each of ``records`` with each recipient (see the module docstring); all or nothing.
 
     ``tx_factory`` opens a store transaction (``node.store.transaction``). Recipients, retractions
     and consent are checked for every record first, then pair rooms are made sure of (this may
     create rooms on the homeserver), then everything is queued and recorded in one transaction.
+    A caller that has just read the ``verified`` member ids in the same transaction passes them
+    instead of having them read again; ``new_records`` (ids made for this share) cannot have
+    been retracted.
     """
     async with tx_factory() as tx:
-        recipients = await verified_recipients(tx, keys.org_id, recipient_org_ids)
-        retracted = await ShareRepository(tx.session, tx.cipher).retracted_among(
-            [record.record_id for record in records])
+        recipients = (checked_recipients(keys.org_id, recipient_org_ids, verified)
+                      if verified is not None
+                      else await verified_recipients(tx, keys.org_id, recipient_org_ids))
+        retracted = set() if new_records else await ShareRepository(
+            tx.session, tx.cipher).retracted_among([record.record_id for record in records])
     if retracted:
         raise AlreadyRetracted(f"record {sorted(retracted)[0]} was retracted")
     batches = [outgoing(record, recipients, fields, keys=keys, issued_at=issued_at)
@@ -516,6 +523,8 @@ async def share_in_room(
     also: InTransaction | None = None,
     open_session: AsyncSession | None = None,
     urgent: bool = False,
+    verified: Collection[str] | None = None,
+    new_records: bool = False,
 ) -> list[int]:
     """:func:`share_records` into one room (the coalition room, an alert room) instead of pair
     rooms, in one transaction; the outbox item ids.
@@ -526,7 +535,7 @@ async def share_in_room(
     has committed. ``urgent`` records (alerts) are sealed in the transaction that queues them
     and posted as soon as it commits, when this process runs the sync engine; inside an
     ``open_session`` the post is a :func:`sync.host.after_commit` action, for whoever commits
-    it to run.
+    it to run. ``verified`` and ``new_records`` are passed to :func:`share_records`.
     """
     queue = await node_enqueue(node)
     pending = [also] if also is not None else []
@@ -548,7 +557,8 @@ async def share_in_room(
     async def share(session: AsyncSession) -> None:
         await share_records(lambda: in_session(session, node), node.keys, records,
                             recipient_org_ids, fields, actor=actor, pair_room_for=the_room,
-                            enqueue=enqueue, issued_at=issued_at)
+                            enqueue=enqueue, issued_at=issued_at, verified=verified,
+                            new_records=new_records)
         if outbox is not None:
             sealed = await outbox.bundle_in(session, item_ids)
             if sealed:

@@ -228,6 +228,24 @@ async def test_refused_or_unknown_recipient_queues_nothing(store: Store) -> None
     assert await _history(store, record.record_id) == []
 
 
+async def test_member_ids_already_read_are_checked_like_the_store(store: Store) -> None:
+    """A caller that has just read the verified members passes them: the same refusals apply,
+    against what it read (a member verified since is still refused until read again)."""
+    outbox, record = Outbox(), _case()
+    for recipients, verified in (([C], {B}), ([ISSUER_KEYS.org_id], {ISSUER_KEYS.org_id}),
+                                 ([B, B], {B})):
+        with pytest.raises(UnknownRecipient):
+            await share_records(store.transaction, ISSUER_KEYS, [record], recipients,
+                                ["country"], actor="a", pair_room_for=_room_for,
+                                enqueue=outbox.enqueue, issued_at=T0, verified=verified)
+    assert outbox.queued == []
+    await share_records(store.transaction, ISSUER_KEYS, [record], [B], ["country"], actor="a",
+                        pair_room_for=_room_for, enqueue=outbox.enqueue, issued_at=T0,
+                        verified={B, C}, new_records=True)
+    assert [to for _, to, _ in outbox.queued] == [[B]]
+    assert await _history(store, record.record_id) == [(SHARE, B, 1, ("country",))]
+
+
 async def test_retraction_goes_to_every_past_recipient_in_clear_and_blocks_resharing(
     store: Store,
 ) -> None:

@@ -40,9 +40,9 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table, select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -83,7 +83,7 @@ from sync.host import (
 from sync.outbox import RESEND_MARK, now_ms, queued_in, schedule_resends
 from sync.quarantine import quarantine
 from sync.retry import DEFAULT_BACKOFF, Backoff, is_unreachable, short_error
-from sync.tables import Chain, ChainLinkRow, Cursor, ProcessedEvent, RoomMark
+from sync.tables import Chain, ChainLinkRow, Cursor, ProcessedEvent, RoomMark, table
 
 log = logging.getLogger("minga.sync.inbox")
 
@@ -94,8 +94,7 @@ NEXT_BATCH = "next_batch"
 CURSOR_STORE_INTERVAL_MS = 60_000
 HANDLED_TYPES = frozenset({SEALED_EVENT_TYPE, RESEND_EVENT_TYPE})
 _PAGE = 100
-# On the table, not the entity: a plain executemany, without the ORM's bulk-insert machinery.
-_CLAIM = (sqlite_insert(cast(Table, ProcessedEvent.__table__)).on_conflict_do_nothing()
+_CLAIM = (sqlite_insert(table(ProcessedEvent)).on_conflict_do_nothing()
           .returning(ProcessedEvent.event_id))
 
 
@@ -518,8 +517,9 @@ class Inbox:
         problem = state.conflict(link, this_hash)
         if problem is not None:
             raise Rejected("chain-conflict", f"seq {link.seq}: {problem}")
-        session.add(ChainLinkRow(issuer=issuer, room_id=link.room, seq=link.seq,
-                                 hash=this_hash, prev=link.prev, event_id=event.event_id))
+        await session.execute(insert(table(ChainLinkRow)).values(
+            issuer=issuer, room_id=link.room, seq=link.seq, hash=this_hash, prev=link.prev,
+            event_id=event.event_id))
         await self._note_arrival(session, issuer, link)
         return True
 

@@ -61,7 +61,7 @@ from sync.frame import (
 )
 from sync.host import AtRestCipher, SyncHost, Trust
 from sync.retry import DEFAULT_BACKOFF, Backoff, is_unreachable, short_error
-from sync.tables import Frame, OutboxItem, Resend
+from sync.tables import Frame, OutboxItem, Resend, table
 
 log = logging.getLogger("minga.sync.outbox")
 
@@ -149,7 +149,7 @@ async def enqueue_many(
     # Ids are matched back by ref: asking the database to return them in parameter order would
     # make SQLite insert one row per statement.
     inserted = await session.execute(
-        insert(OutboxItem).returning(OutboxItem.ref, OutboxItem.id), rows)
+        insert(table(OutboxItem)).returning(OutboxItem.ref, OutboxItem.id), rows)
     ids: dict[str, int] = {ref: item_id for ref, item_id in inserted}
     session.info[_QUEUED] = True
     queued = session.info.setdefault(_QUEUED_ITEMS, {})
@@ -456,12 +456,12 @@ class Outbox:
             seq, prev = seq + 1, envelope_hash(envelope)
             frame = await self._store_frame(session, room_id, seq, prev, envelope, count)
             await session.execute(
-                update(OutboxItem)
+                update(table(OutboxItem))
                 .where(OutboxItem.id.in_([item.id for item in items[:count]]))
-                .values(frame_id=frame.id, token=None, last_error=None)
+                .values(frame_id=frame.frame_id, token=None, last_error=None)
             )
             tokens, items = tokens[count:], items[count:]
-            frames.append(_unsent_frame(frame))
+            frames.append(frame)
         return frames
 
     async def _store_frame(
@@ -472,23 +472,21 @@ class Outbox:
         this_hash: str,
         envelope: dict[str, Any],
         count: int,
-    ) -> Frame:
+    ) -> Unsent:
         inline = fits_inline(envelope)
-        frame = Frame(
-            room_id=room_id,
-            seq=seq,
-            envelope_hash=this_hash,
-            txn_id=f"minga.{secrets.token_hex(12)}",
-            content=canonical_json(inline_content(envelope)).decode() if inline else None,
-            blob=None if inline else blob_bytes(envelope),
-            record_count=count,
-            created_at=now_ms(self.clock),
-            attempts=0,
-            next_attempt_at=0,
-        )
-        session.add(frame)
-        await session.flush()
-        return frame
+        txn_id = f"minga.{secrets.token_hex(12)}"
+        content = canonical_json(inline_content(envelope)).decode() if inline else None
+        blob = None if inline else blob_bytes(envelope)
+        frame_id = await session.scalar(
+            insert(table(Frame)).values(
+                room_id=room_id, seq=seq, envelope_hash=this_hash, txn_id=txn_id,
+                content=content, blob=blob, record_count=count, created_at=now_ms(self.clock),
+                attempts=0, next_attempt_at=0)
+            .returning(Frame.id))
+        assert frame_id is not None
+        return Unsent(Frame, frame_id, room_id, txn_id,
+                      json.loads(content) if content is not None else None, blob, frame_id,
+                      0, 0)
 
     @staticmethod
     async def _note_item_error(

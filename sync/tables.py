@@ -16,6 +16,8 @@ revision in ``sync/migrations/versions``; a test compares these models with the 
 
 from __future__ import annotations
 
+from typing import cast
+
 from sqlalchemy import (
     BigInteger,
     ForeignKey,
@@ -24,6 +26,7 @@ from sqlalchemy import (
     LargeBinary,
     MetaData,
     String,
+    Table,
     Text,
     UniqueConstraint,
 )
@@ -48,6 +51,12 @@ ERROR = 200
 
 class SyncBase(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def table(model: type[SyncBase]) -> Table:
+    """A model's table, for plain Core statements on the hot paths: a row inserted through the
+    ORM's unit of work or bulk machinery costs a few tenths of a millisecond more."""
+    return cast(Table, model.__table__)
 
 
 # --- outbox -----------------------------------------------------------------------------------

@@ -371,8 +371,15 @@ def open_envelope(
     Raises, in the order checked: :class:`EnvelopeMalformed`, :class:`SenderNotTrusted`,
     :class:`BadSignature`, :class:`NotARecipient`, :class:`Tampered`.
     """
-    sealed = parse_envelope(envelope)
-    _verify_sender(sealed, resolver)
+    return open_verified(verify_envelope(envelope, resolver), my_keys)
+
+
+def open_verified(sealed: Envelope, my_keys: OrgKeys) -> Opened:
+    """:func:`open_envelope` for an envelope :func:`verify_envelope` has just returned: its
+    signature is not checked twice (an Ed25519 verification, a tenth of a millisecond here).
+
+    Raises :class:`NotARecipient` or :class:`Tampered`.
+    """
     slot, private_key = _my_slot(sealed, my_keys)
     info = _key_info(sealed.id, sealed.sender, sealed.sender_kid, slot.kid)
     try:

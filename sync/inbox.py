@@ -48,7 +48,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from federation.disclosure import verify
 from federation.sdjwt import SdJwtError
-from federation.sealing import Envelope, SealingError, open_envelope, verify_envelope
+from federation.sealing import Envelope, SealingError, open_verified, verify_envelope
 from federation.transport import (
     SYNC_TIMELINE_LIMIT,
     MatrixTransport,
@@ -423,7 +423,7 @@ class Inbox:
                 if self.host.expects_all_addressed(event.room_id):
                     raise Rejected("not-a-recipient", "every envelope here must be for this node")
                 return
-            opened = open_envelope(sealed, self.host.keys, trust.resolver)
+            opened = open_verified(sealed, self.host.keys)  # verified just above
             tokens = unbundle(opened.payload)
         except (Rejected, SealingError, FrameError) as error:
             self._quarantine(session, event, error.reason, str(error), outcome)

@@ -31,6 +31,7 @@ from federation.sealing import (
     SenderNotTrusted,
     Tampered,
     open_envelope,
+    open_verified,
     padded_length,
     parse_envelope,
     seal,
@@ -110,6 +111,24 @@ def test_opens_only_for_listed_recipients(chosen: set[int], payload: bytes) -> N
         else:
             with pytest.raises(NotARecipient):
                 open_envelope(envelope, org, RING)
+
+
+def test_a_verified_envelope_opens_without_a_second_signature_check() -> None:
+    envelope = sealed_for(MEMBERS[:2])
+    verified = verify_envelope(envelope, RING)
+    assert open_verified(verified, MEMBERS[1]) == open_envelope(envelope, MEMBERS[1], RING)
+    with pytest.raises(NotARecipient):
+        open_verified(verified, MEMBERS[2])
+    # Its own checks stay: a payload altered after the signature check does not decrypt.
+    altered = verified.model_copy(update={"ciphertext": _flipped(verified.ciphertext)})
+    with pytest.raises(Tampered):
+        open_verified(altered, MEMBERS[0])
+
+
+def _flipped(text: str) -> str:
+    raw = bytearray(b64u_decode(text))
+    raw[0] ^= 1
+    return b64u_encode(bytes(raw))
 
 
 def test_a_non_member_cannot_open_it() -> None:

@@ -8,8 +8,10 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
+import aiosqlite
 import pytest
 
 from federation.secretbox import FAST_TEST_PARAMS
@@ -268,6 +270,28 @@ async def test_tokens_verify_until_revoked(store: Store) -> None:
     async with store.read() as tx:
         assert await tx.tokens.verify(editor) is None
         assert await tx.tokens.verify(viewer) is not None
+
+
+async def test_a_lookup_is_one_statement_and_sees_each_commit(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    async with store.transaction() as tx:
+        token = await tx.tokens.create("ana", Role.editor)
+    trips: list[str] = []
+    original = aiosqlite.Connection._execute
+
+    async def counted(self: aiosqlite.Connection, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        trips.append(fn.__name__)
+        return await original(self, fn, *args, **kwargs)
+
+    monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
+    async with store.lookup() as tx:
+        owner = await tx.tokens.verify(token)
+    assert owner is not None and owner.user == "ana"
+    assert trips == ["_statement"]  # no BEGIN, no rollback
+    async with store.transaction() as tx:
+        await tx.tokens.revoke((await tx.tokens.list())[0].token_id)
+    async with store.lookup() as tx:
+        assert await tx.tokens.verify(token) is None
 
 
 async def test_revoking_an_unknown_token_is_an_error(store: Store) -> None:

@@ -67,7 +67,9 @@ def _take_over_transactions(dbapi_connection: Any, connection_record: Any) -> No
 
 
 def _begin(connection: Any) -> None:
-    connection.exec_driver_sql(connection.get_execution_options().get(_BEGIN_OPTION, "BEGIN"))
+    statement = connection.get_execution_options().get(_BEGIN_OPTION, "BEGIN")
+    if statement:
+        connection.exec_driver_sql(statement)
 
 
 def create_engine(url: URL) -> AsyncEngine:
@@ -88,6 +90,12 @@ def writer(engine: AsyncEngine) -> AsyncEngine:
     """The same engine, but SQLite transactions take the write lock when they begin, so
     concurrent writers wait for each other (busy_timeout) instead of failing half-way."""
     return engine.execution_options(**{_BEGIN_OPTION: "BEGIN IMMEDIATE"})
+
+
+def unbegun(engine: AsyncEngine) -> AsyncEngine:
+    """The same engine, but SQLite is sent no BEGIN: each statement is then a transaction of
+    its own, consistent by itself. For reads of one statement (two trips fewer)."""
+    return engine.execution_options(**{_BEGIN_OPTION: ""})
 
 
 async def migrate(engine: AsyncEngine, sets: list[MigrationSet]) -> None:

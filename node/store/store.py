@@ -31,6 +31,7 @@ from node.store.database import (
     create_engine,
     database_url,
     migrate,
+    unbegun,
     wiped,
     writer,
 )
@@ -71,6 +72,7 @@ class Store:
         self._clock = clock
         self._writer = async_sessionmaker(writer(engine), expire_on_commit=False)
         self._reader = async_sessionmaker(engine, expire_on_commit=False)
+        self._single = async_sessionmaker(unbegun(engine), expire_on_commit=False)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[StoreTransaction]:
@@ -85,6 +87,18 @@ class Store:
     async def read(self) -> AsyncIterator[StoreTransaction]:
         """A consistent read-only view; anything written in it is rolled back."""
         async with self._reader() as session:
+            try:
+                yield StoreTransaction(session, self._cipher, self._clock)
+            finally:
+                await session.rollback()
+
+    @asynccontextmanager
+    async def lookup(self) -> AsyncIterator[StoreTransaction]:
+        """:meth:`read` for a read of a single statement (an API token, a setting): no
+        transaction is begun or ended around it, so it costs one trip to the database instead
+        of three. Two statements in it would not see one consistent state (use :meth:`read`),
+        and a write in it would not be rolled back: it is for reading only."""
+        async with self._single() as session:
             try:
                 yield StoreTransaction(session, self._cipher, self._clock)
             finally:

@@ -502,14 +502,14 @@ class Inbox:
         """Add the envelope to its issuer's chain; False if it is an answered resend of one
         already held. Raises :class:`Rejected` for a replay or a conflicting envelope."""
         this_hash = envelope_hash(sealed.to_wire())
-        neighbours = await session.scalars(
-            select(ChainLinkRow).where(
+        neighbours = await session.execute(
+            select(ChainLinkRow.seq, ChainLinkRow.hash, ChainLinkRow.prev).where(
                 ChainLinkRow.issuer == issuer,
                 ChainLinkRow.room_id == link.room,
                 ChainLinkRow.seq.in_([link.seq - 1, link.seq, link.seq + 1]),
             )
         )
-        state = ChainState({row.seq: (row.hash, row.prev) for row in neighbours})
+        state = ChainState({seq: (hash_, prev) for seq, hash_, prev in neighbours})
         if state.is_duplicate(link, this_hash):
             if isinstance(event.content.get(RESEND_MARK), str):
                 return False
@@ -525,14 +525,15 @@ class Inbox:
 
     async def _note_arrival(self, session: AsyncSession, issuer: str, link: ChainLink) -> None:
         if link.seq > 1:  # the usual case, the next seq of a chain without gaps: one statement
+            # Not evaluated against loaded Chain objects (the slow path below re-reads).
             moved = await session.execute(
                 update(Chain).where(Chain.issuer == issuer, Chain.room_id == link.room,
                                     Chain.top == link.seq - 1, Chain.missing == "[]")
-                .values(top=link.seq)
+                .values(top=link.seq).execution_options(synchronize_session=False)
             )
             if moved.rowcount == 1:  # type: ignore[attr-defined]
                 return
-        chain = await session.get(Chain, (issuer, link.room))
+        chain = await session.get(Chain, (issuer, link.room), populate_existing=True)
         if chain is None:
             chain = Chain(issuer=issuer, room_id=link.room, top=0, missing="[]")
             session.add(chain)

@@ -484,6 +484,7 @@ class Outbox:
                 attempts=0, next_attempt_at=0)
             .returning(Frame.id))
         assert frame_id is not None
+        # The content as stored (what a retry by the loop would post), not read back.
         return Unsent(Frame, frame_id, room_id, txn_id,
                       json.loads(content) if content is not None else None, blob, frame_id,
                       0, 0)

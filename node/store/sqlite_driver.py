@@ -3,8 +3,8 @@
 aiosqlite runs its sqlite3 connection in a thread of its own, and each call is a round trip to
 it: a queue put, a thread wake-up, a wake-up of the event loop. SQLAlchemy's adapter makes
 four of them for a query (open a cursor, execute, fetch the rows, close) and three for a
-write. On a machine where homeservers and nodes share two cores each trip costs tens of
-microseconds, which for an alert's dozen statements was milliseconds of its latency (decision
+write. On the 2-core machine where homeservers and nodes run, one trip takes about a tenth of
+a millisecond, which for an alert's dozen statements was milliseconds of its latency (decision
 0012). This adapter sends the whole statement — cursor, execute, every row, close — as one
 function to that thread. Results are the same: SQLAlchemy's adapter also reads every row at
 once for an ordinary (not server-side) cursor.

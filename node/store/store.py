@@ -16,7 +16,7 @@ exception. On SQLite, :meth:`Store.transaction` takes the write lock at its star
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -83,22 +83,22 @@ class Store:
             if wiped(session):
                 await checkpoint(self.engine)
 
-    @asynccontextmanager
-    async def read(self) -> AsyncIterator[StoreTransaction]:
+    def read(self) -> AbstractAsyncContextManager[StoreTransaction]:
         """A consistent read-only view; anything written in it is rolled back."""
-        async with self._reader() as session:
-            try:
-                yield StoreTransaction(session, self._cipher, self._clock)
-            finally:
-                await session.rollback()
+        return self._reading(self._reader)
 
-    @asynccontextmanager
-    async def lookup(self) -> AsyncIterator[StoreTransaction]:
+    def lookup(self) -> AbstractAsyncContextManager[StoreTransaction]:
         """:meth:`read` for a read of a single statement (an API token, a setting): no
         transaction is begun or ended around it, so it costs one trip to the database instead
         of three. Two statements in it would not see one consistent state (use :meth:`read`),
         and a write in it would not be rolled back: it is for reading only."""
-        async with self._single() as session:
+        return self._reading(self._single)
+
+    @asynccontextmanager
+    async def _reading(
+        self, sessions: async_sessionmaker[AsyncSession]
+    ) -> AsyncIterator[StoreTransaction]:
+        async with sessions() as session:
             try:
                 yield StoreTransaction(session, self._cipher, self._clock)
             finally:

@@ -118,11 +118,12 @@ _AFTER_COMMIT = "minga_after_commit"
 
 
 def after_commit(session: AsyncSession, action: Callable[[], None]) -> None:
-    """Have ``action`` called once the transaction open in ``session`` has committed (by
-    whoever commits it: the inbox for a batch; e.g. a record handler's follow-up that must not
-    hold the batch back). It is never called for a batch
-    that rolls back; it may be called although the handler's own savepoint rolled back, so it
-    must only start work that reads what was committed."""
+    """Have ``action`` called once the transaction open in ``session`` has committed, by
+    whoever commits it (the inbox for its batch, ``send_alert`` for its own transaction): a
+    follow-up that must not hold the transaction back, such as a post or an acknowledgement.
+    It is never called for a transaction that rolls back; it may be called although a record
+    handler's own savepoint rolled back, so it must only start work that reads what was
+    committed."""
     session.info.setdefault(_AFTER_COMMIT, []).append(action)
 
 

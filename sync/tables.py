@@ -53,9 +53,10 @@ class SyncBase(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
-def table(model: type[SyncBase]) -> Table:
-    """A model's table, for plain Core statements on the hot paths: a row inserted through the
-    ORM's unit of work or bulk machinery costs a few tenths of a millisecond more."""
+def table(model: type[DeclarativeBase]) -> Table:
+    """A model's table (the sync layer's or the store's), for plain Core statements on the hot
+    paths: a row inserted through the ORM's unit of work or bulk machinery costs a few tenths
+    of a millisecond more."""
     return cast(Table, model.__table__)
 
 

@@ -11,12 +11,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from node.store.cipher import Cell, ColumnCipher
 from node.store.ids import Clock
 from node.store.tables import AuditRow
+from sync.tables import table
+
+# Built once, and not through the unit of work: every share and alert appends an entry.
+_APPEND = insert(table(AuditRow)).returning(AuditRow.id)
 
 MAX_PAGE = 500
 
@@ -50,16 +54,13 @@ class AuditLog:
     ) -> AuditEvent:
         at = self._clock().astimezone(UTC)  # the cell must match the UTC time read back
         details = details or {}
-        row = AuditRow(
-            at=at,
-            action=action,
-            target=target,
-            actor=self._cipher.encrypt_text(actor, _cell("actor", at, action, target)),
-            details=self._cipher.encrypt_json(details, _cell("details", at, action, target)),
-        )
-        self._session.add(row)
-        await self._session.flush()
-        return AuditEvent(row.id, at, actor, action, target, details)
+        entry_id = await self._session.scalar(_APPEND, {
+            "at": at, "action": action, "target": target,
+            "actor": self._cipher.encrypt_text(actor, _cell("actor", at, action, target)),
+            "details": self._cipher.encrypt_json(details, _cell("details", at, action, target)),
+        })
+        assert entry_id is not None
+        return AuditEvent(entry_id, at, actor, action, target, details)
 
     async def recent(self, *, limit: int = 100, before_id: int | None = None) -> list[AuditEvent]:
         """Newest first; pass the smallest id seen as ``before_id`` for the next page."""

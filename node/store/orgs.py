@@ -20,6 +20,10 @@ from node.store.errors import RecordNotFound
 from node.store.ids import Clock
 from node.store.tables import MemberRow, OwnOrgRow
 
+# Built once: the verified members are read for every alert sent.
+_MEMBERS = select(MemberRow).order_by(MemberRow.org_id)
+_VERIFIED_MEMBERS = _MEMBERS.where(MemberRow.verified == true())
+
 
 @dataclass(frozen=True)
 class OwnOrg:
@@ -118,9 +122,7 @@ class OrgRepository:
         return None if row is None else self._member(row)
 
     async def members(self, *, verified_only: bool = False) -> list[Member]:
-        query = select(MemberRow).order_by(MemberRow.org_id)
-        if verified_only:
-            query = query.where(MemberRow.verified == true())
+        query = _VERIFIED_MEMBERS if verified_only else _MEMBERS
         return [self._member(row) for row in await self._session.scalars(query)]
 
     async def verified_ids(self) -> frozenset[str]:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, func, insert, select, tuple_, update
+from sqlalchemy import Select, and_, bindparam, func, insert, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -21,9 +21,15 @@ from node.store.cipher import Cell, ColumnCipher
 from node.store.database import mark_wiped
 from node.store.ids import Clock, normalise_record_id
 from node.store.tables import ReceivedRecordRow
+from sync.tables import table
 
 MAX_PAGE = 200
 _KEYS_PER_QUERY = 400  # 800 bound parameters: well under every database's limit
+# Built once: every received envelope is checked and stored with them.
+_R = ReceivedRecordRow
+_STORED_AMONG = select(_R.issuer, _R.record_id, _R.version, _R.retracted).where(
+    tuple_(_R.issuer, _R.record_id).in_(bindparam("keys", expanding=True)))
+_ADD = insert(table(ReceivedRecordRow))
 
 
 @dataclass(frozen=True)
@@ -113,7 +119,7 @@ class ReceivedRepository:
             for key, record in wanted.items() if key not in stored
         ]
         if rows:
-            await self._session.execute(insert(ReceivedRecordRow), rows)
+            await self._session.execute(_ADD, rows)
         return len(rows)
 
     async def _stored_among(
@@ -125,11 +131,7 @@ class ReceivedRepository:
         wanted = sorted(records)
         for start in range(0, len(wanted), _KEYS_PER_QUERY):
             rows = await self._session.execute(
-                select(ReceivedRecordRow.issuer, ReceivedRecordRow.record_id,
-                       ReceivedRecordRow.version, ReceivedRecordRow.retracted)
-                .where(tuple_(ReceivedRecordRow.issuer, ReceivedRecordRow.record_id)
-                       .in_(wanted[start:start + _KEYS_PER_QUERY]))
-            )
+                _STORED_AMONG, {"keys": wanted[start:start + _KEYS_PER_QUERY]})
             for issuer, record_id, version, is_retracted in rows:
                 stored.add((issuer, record_id, version))
                 if is_retracted:

@@ -8,14 +8,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import inspect, select
+from sqlalchemy import bindparam, select
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from node.store.cipher import Cell, ColumnCipher
 from node.store.tables import StoreMeta
+from sync.tables import table
 
 _PREFIX = "setting."
+
+# Built once: settings are read and written on every alert sent and received.
+_VALUES = select(StoreMeta.name, StoreMeta.value).where(
+    StoreMeta.name.in_(bindparam("names", expanding=True)))
+_upsert = sqlite_insert(table(StoreMeta))
+_SET = _upsert.on_conflict_do_update(index_elements=[StoreMeta.name],
+                                     set_={"value": _upsert.excluded.value})
 
 
 def _cell(name: str) -> Cell:
@@ -28,30 +36,19 @@ class SettingsRepository:
         self._cipher = cipher
 
     async def get(self, key: str) -> Any | None:
-        name = _PREFIX + key
-        row = await self._session.get(StoreMeta, name)
-        return None if row is None else self._cipher.decrypt_json(row.value, _cell(name))
+        [value] = await self.get_many(key)
+        return value
 
     async def get_many(self, *keys: str) -> list[Any | None]:
         """:meth:`get` for several keys in one query, in the order given."""
         names = [_PREFIX + key for key in keys]
-        rows = {row.name: row for row in await self._session.scalars(
-            select(StoreMeta).where(StoreMeta.name.in_(names)))}
-        return [None if name not in rows else
-                self._cipher.decrypt_json(rows[name].value, _cell(name)) for name in names]
+        values = {name: value for name, value in
+                  await self._session.execute(_VALUES, {"names": names})}
+        return [None if name not in values else
+                self._cipher.decrypt_json(values[name], _cell(name)) for name in names]
 
     async def set(self, key: str, value: Any) -> None:
-        """Create or replace; one statement (a row already loaded in this session is updated in
-        place, any other is upserted without being read first)."""
+        """Create or replace, in one statement (nothing is read first)."""
         name = _PREFIX + key
         encrypted = self._cipher.encrypt_json(value, _cell(name))
-        held = self._session.identity_map.get(inspect(StoreMeta).identity_key_from_primary_key(
-            (name,)))
-        if isinstance(held, StoreMeta):
-            held.value = encrypted
-            await self._session.flush()
-            return
-        await self._session.execute(
-            sqlite_insert(StoreMeta).values(name=name, value=encrypted)
-            .on_conflict_do_update(index_elements=[StoreMeta.name], set_={"value": encrypted})
-        )
+        await self._session.execute(_SET, {"name": name, "value": encrypted})

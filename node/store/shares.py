@@ -18,6 +18,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from node.store.cipher import Cell, ColumnCipher
 from node.store.ids import normalise_record_id
 from node.store.tables import ShareRow
+from sync.tables import table
+
+_ADD = insert(table(ShareRow))  # built once: every share and alert files its shares
 
 SHARE = "share"
 RETRACT = "retract"
@@ -64,7 +67,7 @@ class ShareRepository:
         """File several shares at once (one bulk insert: a bulk share files thousands)."""
         entries = [self._entry(share) for share in shares]
         if entries:
-            await self._session.execute(insert(ShareRow), [self._values(e) for e in entries])
+            await self._session.execute(_ADD, [self._values(e) for e in entries])
         return entries
 
     async def add(self, share: NewShare) -> ShareEntry:

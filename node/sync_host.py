@@ -28,7 +28,7 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import Result, null, select, true, union_all
+from sqlalchemy import CompoundSelect, Result, null, select, true, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from federation.identity import IdentityError, KeyRing, OrgKeys, RecipientKey
@@ -208,16 +208,20 @@ class NodeSyncHost:
             await received.retract(target.issuer, target.record_id)
 
 
+# Built once: read for every sync batch and every urgent seal.
+_PAIR_ROOMS_AND_ROSTER: CompoundSelect[Any] = union_all(
+    select(MemberRow.org_id, MemberRow.updated_at, null().label("room_id"))
+    .where(MemberRow.verified == true()),
+    select(null(), null(), PairRoomRow.room_id),
+)
+
+
 async def _pair_rooms_and_roster_version(
     session: AsyncSession,
 ) -> tuple[frozenset[str], RosterVersion]:
     """The pair room ids, and each verified member's org id and last change: one query, as
     both are read for every sync batch and every urgent seal. Nothing is decrypted."""
-    rows: Result[Any] = await session.execute(union_all(
-        select(MemberRow.org_id, MemberRow.updated_at, null().label("room_id"))
-        .where(MemberRow.verified == true()),
-        select(null(), null(), PairRoomRow.room_id),
-    ))
+    rows: Result[Any] = await session.execute(_PAIR_ROOMS_AND_ROSTER)
     rooms: set[str] = set()
     members: list[tuple[str, datetime]] = []
     for org_id, updated_at, room_id in (tuple(row) for row in rows):

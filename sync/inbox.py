@@ -42,7 +42,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -94,8 +94,20 @@ NEXT_BATCH = "next_batch"
 CURSOR_STORE_INTERVAL_MS = 60_000
 HANDLED_TYPES = frozenset({SEALED_EVENT_TYPE, RESEND_EVENT_TYPE})
 _PAGE = 100
+# Built once: every batch claims its events; every envelope joins its issuer's chain.
 _CLAIM = (sqlite_insert(table(ProcessedEvent)).on_conflict_do_nothing()
           .returning(ProcessedEvent.event_id))
+_CHAIN_NEIGHBOURS = select(ChainLinkRow.seq, ChainLinkRow.hash, ChainLinkRow.prev).where(
+    ChainLinkRow.issuer == bindparam("issuer"), ChainLinkRow.room_id == bindparam("room_id"),
+    ChainLinkRow.seq.between(bindparam("low"), bindparam("high")))
+_ADD_LINK = insert(table(ChainLinkRow))
+# The usual case, the next seq of a chain without gaps; not evaluated against loaded Chain
+# objects (the slow path re-reads its row).
+_CHAIN_MOVED_ON = (
+    update(table(Chain))
+    .where(Chain.issuer == bindparam("chain_issuer"), Chain.room_id == bindparam("chain_room"),
+           Chain.top == bindparam("previous"), Chain.missing == "[]")
+    .values(top=bindparam("new_top")))  # parameters named as columns would be SET
 
 
 class Rejected(Exception):
@@ -502,13 +514,8 @@ class Inbox:
         """Add the envelope to its issuer's chain; False if it is an answered resend of one
         already held. Raises :class:`Rejected` for a replay or a conflicting envelope."""
         this_hash = envelope_hash(sealed.to_wire())
-        neighbours = await session.execute(
-            select(ChainLinkRow.seq, ChainLinkRow.hash, ChainLinkRow.prev).where(
-                ChainLinkRow.issuer == issuer,
-                ChainLinkRow.room_id == link.room,
-                ChainLinkRow.seq.in_([link.seq - 1, link.seq, link.seq + 1]),
-            )
-        )
+        neighbours = await session.execute(_CHAIN_NEIGHBOURS, {
+            "issuer": issuer, "room_id": link.room, "low": link.seq - 1, "high": link.seq + 1})
         state = ChainState({seq: (hash_, prev) for seq, hash_, prev in neighbours})
         if state.is_duplicate(link, this_hash):
             if isinstance(event.content.get(RESEND_MARK), str):
@@ -517,20 +524,17 @@ class Inbox:
         problem = state.conflict(link, this_hash)
         if problem is not None:
             raise Rejected("chain-conflict", f"seq {link.seq}: {problem}")
-        await session.execute(insert(table(ChainLinkRow)).values(
-            issuer=issuer, room_id=link.room, seq=link.seq, hash=this_hash, prev=link.prev,
-            event_id=event.event_id))
+        await session.execute(_ADD_LINK, {
+            "issuer": issuer, "room_id": link.room, "seq": link.seq, "hash": this_hash,
+            "prev": link.prev, "event_id": event.event_id})
         await self._note_arrival(session, issuer, link)
         return True
 
     async def _note_arrival(self, session: AsyncSession, issuer: str, link: ChainLink) -> None:
-        if link.seq > 1:  # the usual case, the next seq of a chain without gaps: one statement
-            # Not evaluated against loaded Chain objects (the slow path below re-reads).
-            moved = await session.execute(
-                update(Chain).where(Chain.issuer == issuer, Chain.room_id == link.room,
-                                    Chain.top == link.seq - 1, Chain.missing == "[]")
-                .values(top=link.seq).execution_options(synchronize_session=False)
-            )
+        if link.seq > 1:
+            moved = await session.execute(_CHAIN_MOVED_ON, {
+                "chain_issuer": issuer, "chain_room": link.room, "previous": link.seq - 1,
+                "new_top": link.seq})
             if moved.rowcount == 1:  # type: ignore[attr-defined]
                 return
         chain = await session.get(Chain, (issuer, link.room), populate_existing=True)

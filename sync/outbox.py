@@ -38,7 +38,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from federation.canonical import canonical_json
@@ -79,6 +79,14 @@ _FRAMES_PER_PASS = 100
 _TAG_LENGTH = 16  # ChaCha20-Poly1305
 _QUEUED = "minga_sync_queued"
 _QUEUED_ITEMS = "minga_sync_queued_items"  # what this transaction queued, by item id
+# Built once: an alert is queued, sealed and stored with these, in its sender's transaction.
+_ADD_ITEMS = insert(table(OutboxItem)).returning(OutboxItem.ref, OutboxItem.id)
+_CHAIN_HEAD = (select(Frame.seq, Frame.envelope_hash).where(Frame.room_id == bindparam("room_id"))
+               .order_by(Frame.seq.desc()).limit(1))
+_ADD_FRAME = insert(table(Frame)).returning(Frame.id)
+_ITEMS_BUNDLED = (update(table(OutboxItem))
+                  .where(OutboxItem.id.in_(bindparam("item_ids", expanding=True)))
+                  .values(frame_id=bindparam("bundled_in"), token=None, last_error=None))
 
 
 class OutboxError(ValueError):
@@ -148,8 +156,7 @@ async def enqueue_many(
              "queued_at": queued_at_ms} for ref, token in zip(refs, stored, strict=True)]
     # Ids are matched back by ref: asking the database to return them in parameter order would
     # make SQLite insert one row per statement.
-    inserted = await session.execute(
-        insert(table(OutboxItem)).returning(OutboxItem.ref, OutboxItem.id), rows)
+    inserted = await session.execute(_ADD_ITEMS, rows)
     ids: dict[str, int] = {ref: item_id for ref, item_id in inserted}
     session.info[_QUEUED] = True
     queued = session.info.setdefault(_QUEUED_ITEMS, {})
@@ -455,11 +462,8 @@ class Outbox:
             count, envelope = sealer.next_frame(tokens, chain_context(room_id, seq + 1, prev))
             seq, prev = seq + 1, envelope_hash(envelope)
             frame = await self._store_frame(session, room_id, seq, prev, envelope, count)
-            await session.execute(
-                update(table(OutboxItem))
-                .where(OutboxItem.id.in_([item.id for item in items[:count]]))
-                .values(frame_id=frame.frame_id, token=None, last_error=None)
-            )
+            await session.execute(_ITEMS_BUNDLED, {
+                "item_ids": [item.id for item in items[:count]], "bundled_in": frame.frame_id})
             tokens, items = tokens[count:], items[count:]
             frames.append(frame)
         return frames
@@ -477,12 +481,10 @@ class Outbox:
         txn_id = f"minga.{secrets.token_hex(12)}"
         content = canonical_json(inline_content(envelope)).decode() if inline else None
         blob = None if inline else blob_bytes(envelope)
-        frame_id = await session.scalar(
-            insert(table(Frame)).values(
-                room_id=room_id, seq=seq, envelope_hash=this_hash, txn_id=txn_id,
-                content=content, blob=blob, record_count=count, created_at=now_ms(self.clock),
-                attempts=0, next_attempt_at=0)
-            .returning(Frame.id))
+        frame_id = await session.scalar(_ADD_FRAME, {
+            "room_id": room_id, "seq": seq, "envelope_hash": this_hash, "txn_id": txn_id,
+            "content": content, "blob": blob, "record_count": count,
+            "created_at": now_ms(self.clock), "attempts": 0, "next_attempt_at": 0})
         assert frame_id is not None
         # The content as stored (what a retry by the loop would post), not read back.
         return Unsent(Frame, frame_id, room_id, txn_id,
@@ -624,12 +626,7 @@ def _is_refusal(error: BaseException) -> bool:
 
 async def _chain_head(session: AsyncSession, room_id: str) -> tuple[int, str]:
     """This node's last seq and envelope hash in ``room_id`` (0 and "" before the first)."""
-    row = (
-        await session.execute(
-            select(Frame.seq, Frame.envelope_hash).where(Frame.room_id == room_id)
-            .order_by(Frame.seq.desc()).limit(1)
-        )
-    ).first()
+    row = (await session.execute(_CHAIN_HEAD, {"room_id": room_id})).first()
     return (0, "") if row is None else (int(row[0]), str(row[1]))
 
 

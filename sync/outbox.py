@@ -244,6 +244,8 @@ class _Sealer:
         context; the real envelope is then measured, and shrunk if it does not fit. A first token
         too large for any inline event is returned alone (it becomes a blob).
         """
+        if len(tokens) == 1:  # one frame whatever its size (a large one is posted as a blob)
+            return 1, self.seal(tokens, context)
         probe = self.seal([""], context)
         overhead = len(canonical_json(inline_content(probe))) - len(str(probe["ciphertext"]))
         lengths: list[int] = []

@@ -212,7 +212,8 @@ async def set_alert_settings(node: Node, settings: AlertSettings) -> None:
 
 
 class AlertBus:
-    """Wakes open pages (server-sent events) when an alert changed on this node."""
+    """Wakes open pages (server-sent events) when an alert changed on this node: notified once
+    the change has committed (from a record handler, by :func:`sync.host.after_commit`)."""
 
     def __init__(self) -> None:
         self._listeners: set[asyncio.Event] = set()
@@ -535,7 +536,7 @@ async def on_alert(session: AsyncSession, node: Node, record: VerifiedRecord) ->
     # alert does not wait for it; a node stopped in between sends it when it starts again.
     owed = _owed_acks_of(node)
     after_commit(session, lambda: owed.add(state.key))
-    bus_of(node).notify()
+    after_commit(session, bus_of(node).notify)  # open pages read what was committed
 
 
 def _payload_claims(claims: dict[str, Any]) -> dict[str, Any]:
@@ -629,4 +630,4 @@ async def on_alert_ack(session: AsyncSession, node: Node, record: VerifiedRecord
         recipient.answered_at = int(time.time())
         state.updated_at = recipient.answered_at
         await save_state(tx, state)
-    bus_of(node).notify()
+    after_commit(session, bus_of(node).notify)

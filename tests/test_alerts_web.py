@@ -11,8 +11,9 @@ from typing import Any
 import aiohttp
 
 from deploy.homeserver import Homeserver
-from node.alerts import AlertState, bus_of, save_state
+from node.alerts import AlertState, bus_of, list_alerts, on_alert, save_state
 from node.runtime import Node
+from sync.host import VerifiedRecord, committed_actions, run_committed
 from tests.web_support import running_web
 
 OTHER_ORG = "o" + "q" * 25
@@ -102,3 +103,29 @@ async def test_open_pages_learn_of_a_new_alert_by_server_sent_events(
         assert 'value="helping"' in editable.text and 'name="offers"' in editable.text
         assert (await viewer.get(f"/alerts/{OTHER_ORG}/{'0' * 8}-0000-7000-8000-"
                                  f"{'0' * 12}")).status == 404
+
+
+async def test_a_received_alert_wakes_open_pages_once_it_has_committed(
+    homeserver: Homeserver, tmp_path: Path
+) -> None:
+    """Woken inside the inbox's transaction, a page would read the alerts before the new one
+    is there, and show it only at the next change."""
+    async with running_web(homeserver, tmp_path / "node") as site:
+        node = site.node
+        now = int(time.time())
+        record = VerifiedRecord(
+            issuer=OTHER_ORG, record_id=RECORD_ID, version=1, kind="alert",
+            claims={"alert_type": "raid", "urgency": "high", "country": "CO",
+                    "text": "Sntl allanamiento", "status": "active"},
+            disclosed_paths=frozenset(), issued_at=now, room_id="!r:x", event_id="$e",
+            origin_server_ts=now * 1000)
+        async with bus_of(node).listen() as changed:
+            async with node.store.transaction() as tx:
+                await on_alert(tx.session, node, record)
+                assert not changed.is_set()
+                actions = committed_actions(tx.session)
+            assert not changed.is_set()
+            run_committed(actions)
+            assert changed.is_set()
+        assert [(s.issuer, s.record_id) for s in await list_alerts(node)] == [
+            (OTHER_ORG, RECORD_ID)]

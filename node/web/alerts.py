@@ -50,7 +50,6 @@ LIVE_POLICY: Final = (
     " connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
 KEEPALIVE_SECONDS: Final = 15.0
-SETTLE_SECONDS: Final = 0.2  # a change is announced inside its transaction: let it commit
 STATUS_NAMES: Final = {
     "sent": N_("No answer yet"),
     "delivered": N_("Delivered"),
@@ -292,7 +291,6 @@ async def alert_events(request: web.Request) -> web.StreamResponse:
                     await response.write(b": still here\n\n")
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(changed.wait(), KEEPALIVE_SECONDS)
-                    await asyncio.sleep(SETTLE_SECONDS)
     return response
 
 

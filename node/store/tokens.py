@@ -21,8 +21,8 @@ from node.store.ids import Clock
 from node.store.tables import ApiTokenRow
 
 # Built once: every API call is authenticated with it.
-_VALID = select(ApiTokenRow).where(ApiTokenRow.token_hash == bindparam("token_hash"),
-                                   ApiTokenRow.revoked == false())
+_VALID = select(ApiTokenRow.user, ApiTokenRow.role).where(
+    ApiTokenRow.token_hash == bindparam("token_hash"), ApiTokenRow.revoked == false())
 
 TOKEN_PREFIX = "minga_"
 _TOKEN_ID_CHARS = 16
@@ -97,10 +97,12 @@ class TokenRepository:
 
     async def verify(self, token: str) -> TokenOwner | None:
         """The owner of a valid, unrevoked token, else None."""
-        row = await self._session.scalar(_VALID, {"token_hash": token_hash(token)})
+        hashed = token_hash(token)
+        row = (await self._session.execute(_VALID, {"token_hash": hashed})).first()
         if row is None:
             return None
-        return TokenOwner(self._user(row), Role(row.role))
+        user, role = row
+        return TokenOwner(self._cipher.decrypt_text(user, _user_cell(hashed)), Role(role))
 
     async def list(self) -> list[TokenInfo]:
         rows = await self._session.scalars(select(ApiTokenRow).order_by(ApiTokenRow.created_at))

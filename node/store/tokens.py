@@ -102,14 +102,14 @@ class TokenRepository:
         if row is None:
             return None
         user, role = row
-        return TokenOwner(self._cipher.decrypt_text(user, _user_cell(hashed)), Role(role))
+        return TokenOwner(self._user(user, hashed), Role(role))
 
     async def list(self) -> list[TokenInfo]:
         rows = await self._session.scalars(select(ApiTokenRow).order_by(ApiTokenRow.created_at))
         return [
             TokenInfo(
                 row.token_hash[:_TOKEN_ID_CHARS],
-                self._user(row),
+                self._user(row.user, row.token_hash),
                 Role(row.role),
                 row.created_at,
                 row.revoked,
@@ -129,5 +129,5 @@ class TokenRepository:
         row.revoked = True
         await self._session.flush()
 
-    def _user(self, row: ApiTokenRow) -> str:
-        return self._cipher.decrypt_text(row.user, _user_cell(row.token_hash))
+    def _user(self, encrypted: bytes, hashed: str) -> str:
+        return self._cipher.decrypt_text(encrypted, _user_cell(hashed))

@@ -42,11 +42,11 @@ import nio
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from deploy.homeserver import start_federation
-from node.alert_room import saved_alert_room
-from node.alerts import state_key
-from node.runtime import open_node
-from node.store import Role
-from node.store.database import DATABASE_FILE_NAME
+from node.core.runtime import open_node
+from node.core.store import Role
+from node.core.store.database import DATABASE_FILE_NAME
+from node.features.alerts.room import saved_alert_room
+from node.features.alerts.service import state_key
 from sync.frame import SEALED_EVENT_TYPE
 from tests.sharing_support import NodeProcess, form_coalition, new_member, passphrase_env
 

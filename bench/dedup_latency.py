@@ -27,8 +27,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from deploy.homeserver import start_federation
-from node.api.casebook import add_case
-from node.dedup import (
+from node.core.federation_loop import run_federation
+from node.core.runtime import Node, open_node
+from node.features.cases.casebook import add_case
+from node.features.dedup.service import (
     CaseDraft,
     DedupSettings,
     get_check,
@@ -36,8 +38,6 @@ from node.dedup import (
     set_dedup_settings,
     start_case_check,
 )
-from node.federation_loop import run_federation
-from node.runtime import Node, open_node
 from schemas.case import Case
 from tests.sharing_support import form_coalition, new_member, passphrase_env
 

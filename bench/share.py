@@ -39,12 +39,12 @@ import nio
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from deploy.homeserver import Account, Federation, start_federation
-from node.api.casebook import case_index
-from node.federation_loop import run_federation
-from node.runtime import Node, open_node
-from node.sharing import share_many_from_node
-from node.store import NewCase, Role
-from node.store.database import DATABASE_FILE_NAME
+from node.core.federation_loop import run_federation
+from node.core.runtime import Node, open_node
+from node.core.sharing import share_many_from_node
+from node.core.store import NewCase, Role
+from node.core.store.database import DATABASE_FILE_NAME
+from node.features.cases.casebook import case_index
 from schemas.case import Case
 from schemas.ids import new_record_id
 from schemas.records import CaseRecord, build_record, record_to_wire

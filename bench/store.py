@@ -22,7 +22,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-from node.store import (
+from node.core.store import (
     CaseFilter,
     CaseIndex,
     NewCase,

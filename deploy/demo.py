@@ -447,7 +447,7 @@ def _staff_login_lines(layout: DemoLayout, org: DemoOrg) -> list[str]:
         login = json.loads((layout.node_dir(org) / STAFF_LOGIN_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return []  # a demo set up before the web interface existed
-    code_command = f"{sys.executable} -m node.web.totp_now {login['totp_secret']}"
+    code_command = f"{sys.executable} -m node.features.accounts.totp_now {login['totp_secret']}"
     return [f"    staff login: {login['user']} / {login['password']}",
             f"      6-digit code: {code_command}",
             f"      (or add {login['totp_secret']} to an authenticator app)"]

@@ -14,15 +14,15 @@ from types import FrameType
 
 from deploy.demo import run_demo
 from deploy.homeserver import Homeserver, HomeserverError
-from node.advocacy_cli import add_commands as add_advocacy_commands
-from node.alert_cli import add_alert_commands
-from node.coalition import create_coalition, invite_member, join_coalition
-from node.config import ConfigError, load_config
-from node.runtime import NodeNotReady, open_node, read_passphrase
-from node.setup import MatrixAccountChoice, init_node
-from node.status import node_status, render_status
-from node.store import Role
-from node.web.user_cli import add_user_commands
+from node.core.coalition import create_coalition, invite_member, join_coalition
+from node.core.config import ConfigError, load_config
+from node.core.runtime import NodeNotReady, open_node, read_passphrase
+from node.core.setup import MatrixAccountChoice, init_node
+from node.core.status import node_status, render_status
+from node.core.store import Role
+from node.features.accounts.cli import add_user_commands
+from node.features.alerts.cli import add_alert_commands
+from node.features.figures.cli import add_commands as add_advocacy_commands
 from schemas.export import export_json_schemas
 
 Handler = Callable[[argparse.Namespace], int]
@@ -138,7 +138,7 @@ def cmd_token_create(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from node.server import run_node  # the web stack is only needed here
+    from node.core.server import run_node  # the web stack is only needed here
 
     asyncio.run(run_node(args.config))
     return 0

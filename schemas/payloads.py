@@ -121,7 +121,8 @@ class SignOn(WireModel):
     signing_kid: Token | None = None
     signature: Base64Url | None = None
     """Ed25519 signature by the organisation's key ``signing_kid`` over the canonical JSON of the
-    signatory statement (``node.letters``), so the letter's appendix can be checked by anyone."""
+    signatory statement (``node.features.campaigns.letters``), so the letter's appendix can be
+    checked by anyone."""
 
 
 class Letter(WireModel):
@@ -221,7 +222,8 @@ class AggregateCell(WireModel):
 
 class OverlapReport(WireModel):
     """How many of the issuer's cases the members before it (by org id) also hold, estimated
-    with the de-duplication matching (``node.overlap``): ``estimate`` within ``low``..``high``.
+    with the de-duplication matching (``node.features.figures.overlap``): ``estimate`` within
+    ``low``..``high``.
     Small counts are published as in the cells: never a count from 1 to 4."""
 
     with_members: Annotated[list[OrgId], NoDuplicates]

@@ -13,10 +13,10 @@ from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient, TestServer
 
 from deploy.homeserver import Homeserver
-from node.api.app import mount_api
-from node.runtime import Node, open_node
-from node.setup import MatrixAccountChoice, init_node
-from node.store import Role
+from node.core.api.app import mount_api
+from node.core.runtime import Node, open_node
+from node.core.setup import MatrixAccountChoice, init_node
+from node.core.store import Role
 
 PASSPHRASE = "api tests: a passphrase nobody guesses"
 USERS = {Role.admin: "amaru", Role.editor: "beatriz", Role.viewer: "chidi"}

@@ -7,8 +7,8 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 
 from deploy.homeserver import Homeserver
-from node.runtime import Node, open_node
-from node.setup import MatrixAccountChoice, init_node
+from node.core.runtime import Node, open_node
+from node.core.setup import MatrixAccountChoice, init_node
 
 PASSPHRASE = "test passphrase for member nodes"
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from federation.identity import OrgKeys
 from federation.secretbox import FAST_TEST_PARAMS
-from node.runtime import CONFIG_FILE_NAME, MATRIX_LOGIN_SETTING, lock_org_keys
-from node.store import create_data_key, open_store
+from node.core.runtime import CONFIG_FILE_NAME, MATRIX_LOGIN_SETTING, lock_org_keys
+from node.core.store import create_data_key, open_store
 from tests.api_harness import PASSPHRASE
 
 CONFIG_TEXT = """\

@@ -20,11 +20,11 @@ from typing import Any, TypeVar
 import aiohttp
 
 from deploy.homeserver import Homeserver, free_port
-from node.coalition import create_coalition, invite_member, join_coalition
-from node.federation_loop import run_federation
-from node.runtime import Node, open_node
-from node.setup import MatrixAccountChoice, init_node
-from node.store import Role
+from node.core.coalition import create_coalition, invite_member, join_coalition
+from node.core.federation_loop import run_federation
+from node.core.runtime import Node, open_node
+from node.core.setup import MatrixAccountChoice, init_node
+from node.core.store import Role
 from sync.engine import SyncConfig
 from sync.retry import Backoff
 from tests.api_harness import PASSPHRASE, RunningApi, serve_node
@@ -95,7 +95,7 @@ async def form_coalition(configs: Sequence[Path], name: str = "Minga de prueba")
 
 
 async def _sees_everyone(node: Node, room: str, everyone: set[str]) -> None:
-    from node.coalition import refresh_roster
+    from node.core.coalition import refresh_roster
 
     async with node.transport() as transport:
         async def all_verified() -> bool:

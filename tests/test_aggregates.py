@@ -1,6 +1,7 @@
 """Aggregates: counting cases, suppression that cannot be undone from totals, coalition sums.
 
-The suppression checks do not trust the flow computation in ``node.suppression``: an independent
+The suppression checks do not trust the flow computation in ``node.features.figures.suppression``:
+an independent
 brute-force search lists every value a hidden count can take given only what is published (the
 shown counts, ``"<5"`` meaning 1..4, ``"withheld"`` meaning 5 or more, and every row and column
 sum), and compares.
@@ -14,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from node.aggregates import (
+from node.features.figures.aggregates import (
     CASE_COUNT_TABLES,
     COUNTRY,
     OTHER_COUNTRIES,
@@ -27,7 +28,7 @@ from node.aggregates import (
     period_between,
     render_aggregate,
 )
-from node.suppression import Entry, Mark, Table, TableError, suppress
+from node.features.figures.suppression import Entry, Mark, Table, TableError, suppress
 from schemas.case import Case
 from schemas.dates import DateSpan
 from schemas.payloads import Aggregate

@@ -16,15 +16,15 @@ from pathlib import Path
 from typing import Any
 
 from deploy.homeserver import Federation, Homeserver
-from node.coalition import create_coalition
-from node.publishing import (
+from node.core.coalition import create_coalition
+from node.core.store import Role
+from node.features.figures.publishing import (
     PublicationSchedule,
     own_published,
     publication_schedule,
     publication_tick,
     set_publication_schedule,
 )
-from node.store import Role
 from tests.api_harness import RunningApi
 from tests.sharing_support import ORGS, eventually, form_coalition, member_running, new_member
 from tests.test_aggregates import make_case

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from deploy.homeserver import Homeserver
-from node.store import Role
+from node.core.store import Role
 from tests.api_harness import running_api
 
 GOOD = {"alert_type": "arrest", "country": "CO", "text": "Sntl detenida en Suba",

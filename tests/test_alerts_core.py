@@ -5,8 +5,14 @@ from __future__ import annotations
 import pytest
 
 from federation.transport import TimelineEvent
-from node.alert_room import alert_power_levels, alert_room_maker, alert_room_state, notice_content
-from node.alerts import (
+from node.core.coalition import MEMBER_POWER, SEALED_EVENT_TYPE
+from node.features.alerts.room import (
+    alert_power_levels,
+    alert_room_maker,
+    alert_room_state,
+    notice_content,
+)
+from node.features.alerts.service import (
     ALWAYS_DISCLOSED,
     AlertError,
     AlertState,
@@ -18,7 +24,6 @@ from node.alerts import (
     ordered,
     state_key,
 )
-from node.coalition import MEMBER_POWER, SEALED_EVENT_TYPE
 
 ISSUER = "oabcdefghijklmnopqrstuvwxy"
 

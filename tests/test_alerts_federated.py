@@ -17,9 +17,11 @@ import nio
 
 from deploy.homeserver import Federation
 from federation.roster import MEMBER_EVENT_TYPE, member_entry
-from node.alert_room import NOTICE_TEMPLATE, saved_alert_room
-from node.alert_watchers import AlertWatchers, invite_watchers, set_alert_watchers
-from node.alerts import (
+from node.cli import main as cli_main
+from node.core.coalition import refresh_roster
+from node.core.runtime import Node, open_node
+from node.features.alerts.room import NOTICE_TEMPLATE, saved_alert_room
+from node.features.alerts.service import (
     DELIVERED,
     HELPING,
     MAX_RESENDS,
@@ -38,9 +40,7 @@ from node.alerts import (
     set_alert_settings,
     update_alert,
 )
-from node.cli import main as cli_main
-from node.coalition import refresh_roster
-from node.runtime import Node, open_node
+from node.features.alerts.watchers import AlertWatchers, invite_watchers, set_alert_watchers
 from schemas.payloads import Alert, OrgProfile
 from tests.api_harness import RunningApi
 from tests.matrix_client import events_of_type, logged_in, wait_for_invite

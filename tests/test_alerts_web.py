@@ -11,8 +11,8 @@ from typing import Any
 import aiohttp
 
 from deploy.homeserver import Homeserver
-from node.alerts import AlertState, bus_of, list_alerts, on_alert, save_state
-from node.runtime import Node
+from node.core.runtime import Node
+from node.features.alerts.service import AlertState, bus_of, list_alerts, on_alert, save_state
 from sync.host import VerifiedRecord, committed_actions, run_committed
 from tests.web_support import running_web
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from node.store import Role
+from node.core.store import Role
 from schemas.payloads import Aggregate
 from tests.api_harness import SAMPLE_CASES, RunningApi, serve_node
 from tests.offline_node import make_offline_node

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from deploy.homeserver import Homeserver
-from node.store import Role
+from node.core.store import Role
 from schemas.ids import is_uuid7, new_record_id
 from tests.api_harness import SAMPLE_CASES, USERS, RunningApi, running_api
 

@@ -10,7 +10,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from pydantic import BaseModel, ConfigDict, Field
 
-from node.api.framework import Api, Call, Endpoint, Principal, Role
+from node.core.api.framework import Api, Call, Endpoint, Principal, Role
 
 TOKENS = {"v": Principal("vera", Role.viewer), "e": Principal("ed", Role.editor)}
 

@@ -7,8 +7,8 @@ from pathlib import Path
 from deploy.homeserver import Homeserver
 from federation.identity import OrgKeys
 from federation.roster import member_entry
-from node.coalition import create_coalition
-from node.store import Role
+from node.core.coalition import create_coalition
+from node.core.store import Role
 from schemas.payloads import OrgProfile
 from tests.api_harness import SAMPLE_CASES, running_api
 

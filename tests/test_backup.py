@@ -12,18 +12,18 @@ import pytest
 from sqlalchemy import Integer, LargeBinary, MetaData, insert
 
 from federation.secretbox import FAST_TEST_PARAMS
-from node.api.casebook import add_case
-from node.backup import (
+from node.cli import main
+from node.core.runtime import Node, open_node
+from node.core.store import Role
+from node.core.store.database import DATABASE_FILE_NAME
+from node.features.backup.service import (
     CHUNK_BYTES,
     BackupError,
     create_backup,
     restore_backup,
 )
-from node.cli import main
-from node.exporting import own_case_records
-from node.runtime import Node, open_node
-from node.store import Role
-from node.store.database import DATABASE_FILE_NAME
+from node.features.cases.casebook import add_case
+from node.features.cases.exporting import own_case_records
 from schemas.case import Case
 from tests.api_harness import PASSPHRASE, SAMPLE_CASES
 from tests.offline_node import make_offline_node, passphrase_in_environment
@@ -133,7 +133,7 @@ async def test_a_backup_taken_while_the_node_writes_holds_every_commit(
 async def test_the_backup_reveals_nothing_without_the_passphrase(
     config: Path, tmp_path: Path
 ) -> None:
-    archive = tmp_path / "node.backup"
+    archive = tmp_path / "node.features.backup.service"
     backup(config, archive)
     content = archive.read_bytes()
     for secret in (b"SQLite format", b"homeserver", b"store.key", MEMBER.encode(),
@@ -149,7 +149,7 @@ async def test_the_backup_reveals_nothing_without_the_passphrase(
 async def test_a_damaged_backup_restores_nothing(
     config: Path, tmp_path: Path, damage: str
 ) -> None:
-    archive = tmp_path / "node.backup"
+    archive = tmp_path / "node.features.backup.service"
     backup(config, archive)
     content = bytearray(archive.read_bytes())
     if damage == "flip":
@@ -179,7 +179,7 @@ async def test_dropping_whole_chunks_is_detected(config: Path, tmp_path: Path) -
     # A big file in the node gives the archive several chunks; drop the last one, or swap two.
     (config.parent / "attachments").mkdir()
     (config.parent / "attachments" / "scan.bin").write_bytes(bytes(range(256)) * 9000)
-    archive = tmp_path / "node.backup"
+    archive = tmp_path / "node.features.backup.service"
     backup(config, archive)
     content = archive.read_bytes()
     ends = chunk_ends(content)
@@ -195,7 +195,7 @@ async def test_dropping_whole_chunks_is_detected(config: Path, tmp_path: Path) -
 
 
 async def test_a_restore_never_overwrites_a_node(config: Path, tmp_path: Path) -> None:
-    archive = tmp_path / "node.backup"
+    archive = tmp_path / "node.features.backup.service"
     backup(config, archive)
     with pytest.raises(BackupError, match="not empty"):
         await restore_backup(archive, config.parent, PASSPHRASE)

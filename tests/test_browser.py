@@ -27,13 +27,13 @@ from playwright.async_api import Browser, Page, async_playwright, expect
 
 from deploy.homeserver import Homeserver
 from federation.secretbox import FAST_TEST_PARAMS
-from node.api.app import mount_api
-from node.federation_loop import run_federation
-from node.runtime import Node, open_node
-from node.store import Role
-from node.web.app import mount_web
-from node.web.context import WebSettings
-from node.web.totp import totp
+from node.core.api.app import mount_api
+from node.core.federation_loop import run_federation
+from node.core.runtime import Node, open_node
+from node.core.store import Role
+from node.core.web.app import mount_web
+from node.core.web.context import WebSettings
+from node.features.accounts.totp import totp
 from tests.sharing_support import FAST, eventually, form_coalition, new_member, passphrase_env
 from tests.web_support import PASSWORD, add_staff
 

@@ -5,11 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from federation.identity import OrgKeys
-from node.campaign_check import Announcement, CampaignDraft, find_overlaps, fold
-from node.campaigns import campaign_payload, campaign_room_power_levels, proposal_state
-from node.coalition import MEMBER_POWER
-from node.sharing import record_claims
-from node.store.campaign_records import CampaignItem, thread_of
+from node.core.coalition import MEMBER_POWER
+from node.core.sharing import record_claims
+from node.core.store.campaign_records import CampaignItem, thread_of
+from node.features.campaigns.check import Announcement, CampaignDraft, find_overlaps, fold
+from node.features.campaigns.service import (
+    campaign_payload,
+    campaign_room_power_levels,
+    proposal_state,
+)
 from schemas.common import RecordRef
 from schemas.fields import disclosable_paths
 from schemas.ids import new_record_id

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from deploy.homeserver import Homeserver
-from node.coalition import create_coalition
-from node.letters import verify_letter_appendix
+from node.core.coalition import create_coalition
+from node.features.campaigns.letters import verify_letter_appendix
 from tests.web_support import WebNode, running_web
 
 PROPOSAL = [

@@ -11,16 +11,16 @@ import pytest
 from deploy.homeserver import Federation
 from federation.identity import OrgKeys
 from federation.roster import MEMBER_EVENT_TYPE, member_entry
-from node.coalition import (
+from node.core.coalition import (
     create_coalition,
     invite_member,
     join_coalition,
     refresh_roster,
     roster_rejections,
 )
-from node.federation_loop import run_federation
-from node.runtime import Node
-from node.status import node_status, render_status
+from node.core.federation_loop import run_federation
+from node.core.runtime import Node
+from node.core.status import node_status, render_status
 from schemas.payloads import OrgProfile
 from tests.nodes import PASSPHRASE, create_node, opened
 

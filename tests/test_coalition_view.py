@@ -11,9 +11,9 @@ from collections.abc import Sequence
 from hypothesis import given
 from hypothesis import strategies as st
 
-from node.aggregates import COUNTRY, TABLE, CoalitionFigure, build_aggregate
-from node.charts import bar_chart, time_series
-from node.coalition_view import (
+from node.features.figures.aggregates import COUNTRY, TABLE, CoalitionFigure, build_aggregate
+from node.features.figures.charts import bar_chart, time_series
+from node.features.figures.coalition_view import (
     Bar,
     aggregate_from_claims,
     by_country,

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from node.cli import main
-from node.config import ConfigError, LogLevel, load_config, parse_config
+from node.core.config import ConfigError, LogLevel, load_config, parse_config
 from schemas.records import RecordKind
 
 REPO = Path(__file__).resolve().parent.parent

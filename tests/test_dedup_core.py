@@ -16,8 +16,11 @@ from federation.encoding import b64u_encode
 from federation.identity import OrgKeys
 from federation.linkage import SCHEME, LinkageKey, encode_case_features
 from federation.roster import member_entry
-from node.api.casebook import add_case, amend_case, delete_case
-from node.dedup import (
+from node.core.runtime import COALITION_SETTING, Node
+from node.core.sharing import in_session
+from node.core.store import Role
+from node.features.cases.casebook import add_case, amend_case, delete_case
+from node.features.dedup.service import (
     HANDLE_PREFIX,
     KEY_SCHEME,
     LINKAGE_SETTING,
@@ -41,9 +44,6 @@ from node.dedup import (
     set_dedup_settings,
     start_linkage_key,
 )
-from node.runtime import COALITION_SETTING, Node
-from node.sharing import in_session
-from node.store import Role
 from schemas.case import Case
 from schemas.payloads import OrgProfile
 from sync.host import VerifiedRecord

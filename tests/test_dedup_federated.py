@@ -19,7 +19,10 @@ from typing import Any
 
 from deploy.homeserver import Federation
 from federation.linkage import SCHEME
-from node.dedup import (
+from node.core.rooms import pair_room_of
+from node.core.sharing import share_in_room
+from node.core.store import Role
+from node.features.dedup.service import (
     CHECK_PREFIX,
     CheckState,
     DedupSettings,
@@ -28,9 +31,6 @@ from node.dedup import (
     key_state,
     set_dedup_settings,
 )
-from node.rooms import pair_room_of
-from node.sharing import share_in_room
-from node.store import Role
 from schemas.ids import new_record_id
 from schemas.payloads import DedupQuery
 from schemas.records import build_record

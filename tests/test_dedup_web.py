@@ -11,8 +11,9 @@ import pytest
 from deploy.homeserver import Homeserver
 from federation.identity import OrgKeys
 from federation.roster import member_entry
-from node.coalition import create_coalition
-from node.dedup import (
+from node.core.coalition import create_coalition
+from node.core.runtime import Node
+from node.features.dedup.service import (
     CHECK_PREFIX,
     CONTACT_PREFIX,
     Answer,
@@ -22,7 +23,6 @@ from node.dedup import (
     _save,
     contact_requests,
 )
-from node.runtime import Node
 from schemas.payloads import OrgProfile
 from tests.web_support import WebNode, running_web
 

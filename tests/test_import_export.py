@@ -15,15 +15,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from openpyxl import Workbook  # type: ignore[import-untyped]
 
-from node.api.casebook import add_case
-from node.exporting import (
+from node.core.store import DataKey, Store, open_store
+from node.features.cases.casebook import add_case
+from node.features.cases.exporting import (
     HXL_TAGS,
     case_json_schema,
     cases_csv,
     cases_json,
     own_case_records,
 )
-from node.importing import (
+from node.features.cases.importing import (
     CASES_IMPORTED,
     ImportMapping,
     ImportRejected,
@@ -40,7 +41,6 @@ from node.importing import (
     read_spreadsheet,
     read_xlsx,
 )
-from node.store import DataKey, Store, open_store
 from schemas.case import Case
 from schemas.export import json_schema
 from schemas.ids import new_record_id

@@ -7,7 +7,9 @@ import pytest
 from federation.canonical import canonical_json
 from federation.encoding import b64u_encode
 from federation.identity import OrgKeys, signing_kid
-from node.letters import (
+from node.core.sharing import record_claims
+from node.core.store.campaign_records import CampaignItem, thread_of
+from node.features.campaigns.letters import (
     APPENDIX_HEADING,
     AppendixEntry,
     LetterState,
@@ -19,8 +21,6 @@ from node.letters import (
     statement,
     verify_letter_appendix,
 )
-from node.sharing import record_claims
-from node.store.campaign_records import CampaignItem, thread_of
 from schemas.common import RecordRef
 from schemas.fields import disclosable_paths
 from schemas.ids import new_record_id

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from deploy.homeserver import Federation
-from node.letters import verify_letter_appendix
+from node.features.campaigns.letters import verify_letter_appendix
 from tests.api_harness import RunningApi
 from tests.sharing_support import eventually
 from tests.test_campaigns_federated import trio

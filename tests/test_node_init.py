@@ -9,8 +9,8 @@ import pytest
 
 from deploy.homeserver import Homeserver
 from node.cli import main
-from node.runtime import open_node
-from node.store import Role
+from node.core.runtime import open_node
+from node.core.store import Role
 
 PASSPHRASE = "correct horse battery staple"
 

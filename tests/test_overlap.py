@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from node.aggregates import TABLE, CoalitionFigure, build_aggregate, coalition_sums
-from node.dedup import Answer, CheckState
-from node.overlap import (
+from node.features.dedup.service import Answer, CheckState
+from node.features.figures.aggregates import TABLE, CoalitionFigure, build_aggregate, coalition_sums
+from node.features.figures.overlap import (
     SAMPLE_SIZE,
     case_count_figure,
     distinct_cases,
@@ -21,7 +21,7 @@ from node.overlap import (
     estimate_overlap,
     published_report,
 )
-from node.overlap_survey import Survey, is_finished, survey_report
+from node.features.figures.overlap_survey import Survey, is_finished, survey_report
 from schemas.payloads import Aggregate, AggregateCell, OverlapReport
 from tests.test_aggregates import make_case
 

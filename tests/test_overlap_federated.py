@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from deploy.homeserver import Federation
-from node.store import Role
+from node.core.store import Role
 from tests.api_harness import RunningApi
 from tests.sharing_support import ORGS, eventually, files_under, search
 from tests.test_dedup_federated import three_members

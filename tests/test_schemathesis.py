@@ -25,9 +25,9 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.core.failures import FailureGroup
 
 from deploy.homeserver import Homeserver, free_port
-from node.runtime import open_node
-from node.setup import MatrixAccountChoice, init_node
-from node.store import Role
+from node.core.runtime import open_node
+from node.core.setup import MatrixAccountChoice, init_node
+from node.core.store import Role
 from tests.api_harness import PASSPHRASE
 
 MAX_EXAMPLES = 10

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from node.sdg_report import (
+from node.features.figures.sdg_report import (
     CATEGORIES,
     ReportError,
     report_csv,

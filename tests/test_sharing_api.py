@@ -12,8 +12,8 @@ import pytest
 
 from deploy.homeserver import Homeserver
 from federation.identity import OrgKeys, sign_member_entry
-from node.store import Role
-from node.sync_host import NodeSyncHost
+from node.core.store import Role
+from node.core.sync_host import NodeSyncHost
 from schemas.ids import new_record_id
 from sync.engine import read_status
 from sync.host import Quarantined, VerifiedRecord

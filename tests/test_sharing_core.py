@@ -17,7 +17,7 @@ from federation.encoding import b64u_decode
 from federation.identity import KeyRing, OrgKeys, sign_member_entry
 from federation.sdjwt import split_compact
 from federation.secretbox import FAST_TEST_PARAMS
-from node.sharing import (
+from node.core.sharing import (
     AlreadyRetracted,
     NotDisclosable,
     NothingToRetract,
@@ -30,8 +30,8 @@ from node.sharing import (
     share_record,
     share_records,
 )
-from node.store import Store, create_data_key, open_store
-from node.store.shares import RETRACT, SHARE, ShareRepository
+from node.core.store import Store, create_data_key, open_store
+from node.core.store.shares import RETRACT, SHARE, ShareRepository
 from schemas.case import Case
 from schemas.ids import new_record_id
 from schemas.payloads import Campaign

@@ -18,10 +18,10 @@ import pytest
 
 from deploy.homeserver import Federation
 from federation.sealing import NotARecipient, open_envelope
-from node.rooms import InviteHandler
-from node.sharing import share_from_node
-from node.store import Role
-from node.sync_host import NodeSyncHost
+from node.core.rooms import InviteHandler
+from node.core.sharing import share_from_node
+from node.core.store import Role
+from node.core.sync_host import NodeSyncHost
 from sync.frame import SEALED_EVENT_TYPE, parse_content
 from tests.api_harness import SAMPLE_CASES, RunningApi
 from tests.sharing_support import (
@@ -221,7 +221,7 @@ async def test_updates_late_versions_and_retractions_propagate(
 
 
 async def _stored_record(api: RunningApi, record_id: str) -> Any:
-    from node.api.casebook import stored_record
+    from node.features.cases.casebook import stored_record
 
     async with api.node.store.read() as tx:
         return stored_record(await tx.cases.get(record_id))

@@ -14,13 +14,13 @@ from federation.identity import OrgKeys, sign_member_entry
 from federation.keys import KeyNotTrusted
 from federation.secretbox import FAST_TEST_PARAMS
 from federation.transport import TimelineEvent, TransportError
-from node.record_handlers import RECORD_HANDLERS
-from node.rooms import PAIR_EVENT_TYPE, InviteHandler
-from node.runtime import Node
-from node.store import create_data_key, open_store
-from node.store.pair_rooms import PairRoomRepository
-from node.store.received import Incoming
-from node.sync_host import NodeSyncHost
+from node.core.record_handlers import RECORD_HANDLERS
+from node.core.rooms import PAIR_EVENT_TYPE, InviteHandler
+from node.core.runtime import Node
+from node.core.store import create_data_key, open_store
+from node.core.store.pair_rooms import PairRoomRepository
+from node.core.store.received import Incoming
+from node.core.sync_host import NodeSyncHost
 from schemas.ids import new_record_id
 from sync.host import VerifiedRecord
 

@@ -16,11 +16,11 @@ import pytest
 
 from deploy.homeserver import Federation, start_federation
 from federation.sealing import parse_envelope
-from node.api.casebook import add_case, stored_record
-from node.runtime import Node, open_node
-from node.sharing import share_many_from_node
-from node.store import Role
-from node.store.database import DATABASE_FILE_NAME
+from node.core.runtime import Node, open_node
+from node.core.sharing import share_many_from_node
+from node.core.store import Role
+from node.core.store.database import DATABASE_FILE_NAME
+from node.features.cases.casebook import add_case, stored_record
 from schemas.case import Case
 from schemas.records import CaseRecord
 from sync.frame import SEALED_EVENT_TYPE, BlobRef, envelope_from_blob, parse_content
@@ -278,7 +278,7 @@ async def _idle(database: Path) -> bool:
 async def _sealed_events(b: RunningApi, b_org: str) -> list[Any]:
     """Every envelope A posted in the pair room (not counting answered resend requests)."""
     async with b.node.store.read() as tx:
-        from node.store.pair_rooms import PairRoomRepository
+        from node.core.store.pair_rooms import PairRoomRepository
 
         (room,) = [p.room_id for p in await PairRoomRepository(tx.session).all()]
     envelopes = []

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from federation.secretbox import FAST_TEST_PARAMS
-from node.store import (
+from node.core.store import (
     CaseIndex,
     CiphertextRejected,
     Role,
@@ -19,7 +19,7 @@ from node.store import (
     open_store,
     unlock_data_key,
 )
-from node.store.database import DATABASE_FILE_NAME
+from node.core.store.database import DATABASE_FILE_NAME
 
 PASSPHRASE = "un largo camino ✊ 2025"
 

@@ -12,7 +12,7 @@ import pytest
 from pydantic import ValidationError
 
 from federation.secretbox import FAST_TEST_PARAMS
-from node.store import (
+from node.core.store import (
     CaseFilter,
     CaseIndex,
     InvalidCursor,
@@ -26,7 +26,7 @@ from node.store import (
     create_data_key,
     open_store,
 )
-from node.store.database import DATABASE_FILE_NAME
+from node.core.store.database import DATABASE_FILE_NAME
 
 
 class TickingClock:

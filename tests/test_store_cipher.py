@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from node.store import CiphertextRejected, DataKey
-from node.store.cipher import Cell, ColumnCipher
+from node.core.store import CiphertextRejected, DataKey
+from node.core.store.cipher import Cell, ColumnCipher
 
 KEY = DataKey(bytes(range(32)))
 CELL = Cell("case_versions", "document", ("0190a5c4-0000-7000-8000-000000000001", "1"))

@@ -12,8 +12,8 @@ from sqlalchemy import Column, Integer, MetaData, String, Table, insert, select,
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from node.store.database import create_engine, database_url, writer
-from node.store.sqlite_driver import OneTripCursor
+from node.core.store.database import create_engine, database_url, writer
+from node.core.store.sqlite_driver import OneTripCursor
 
 _metadata = MetaData()
 _items = Table(

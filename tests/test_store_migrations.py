@@ -13,7 +13,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, MetaData, inspect, text
 
 from federation.secretbox import FAST_TEST_PARAMS
-from node.store import (
+from node.core.store import (
     STORE_MIGRATIONS,
     CaseIndex,
     DataKey,
@@ -22,7 +22,7 @@ from node.store import (
     create_data_key,
     open_store,
 )
-from node.store.database import DATABASE_FILE_NAME
+from node.core.store.database import DATABASE_FILE_NAME
 
 STORE_TABLES = {
     "store_meta",

@@ -15,7 +15,7 @@ import aiosqlite
 import pytest
 
 from federation.secretbox import FAST_TEST_PARAMS
-from node.store import (
+from node.core.store import (
     RecordExists,
     RecordNotFound,
     Role,
@@ -24,7 +24,7 @@ from node.store import (
     create_data_key,
     open_store,
 )
-from node.store.database import DATABASE_FILE_NAME
+from node.core.store.database import DATABASE_FILE_NAME
 
 ISSUER_B = "orgb0000000000000000"
 ISSUER_C = "orgc0000000000000000"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from federation.secretbox import FAST_TEST_PARAMS
-from node.store import (
+from node.core.store import (
     DataKey,
     DataKeyExists,
     StoreLocked,
@@ -20,7 +20,7 @@ from node.store import (
     passphrase_from,
     unlock_data_key,
 )
-from node.store.unlock import KEY_FILE_NAME
+from node.core.store.unlock import KEY_FILE_NAME
 
 
 def test_unlock_returns_the_created_key(tmp_path: Path) -> None:

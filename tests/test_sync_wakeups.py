@@ -15,9 +15,9 @@ from pathlib import Path
 
 from deploy.homeserver import Federation
 from federation.transport import MatrixTransport
-from node.alert_room import ensure_alert_room
-from node.alerts import DELIVERED, AlertState, list_alerts, send_alert
-from node.runtime import Node
+from node.core.runtime import Node
+from node.features.alerts.room import ensure_alert_room
+from node.features.alerts.service import DELIVERED, AlertState, list_alerts, send_alert
 from schemas.payloads import Alert
 from tests.sharing_support import (
     FAST,

@@ -13,9 +13,9 @@ import pytest
 
 from deploy.homeserver import Homeserver
 from federation.secretbox import FAST_TEST_PARAMS
-from node.store import Role, staff_users
-from node.web.context import WebSettings
-from node.web.totp import secret_from_text, totp
+from node.core.store import Role, staff_users
+from node.core.web.context import WebSettings
+from node.features.accounts.totp import secret_from_text, totp
 from tests.web_support import PASSWORD, Browser, WebNode, running_web
 
 

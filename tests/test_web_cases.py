@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from deploy.homeserver import Homeserver
-from node.store import CaseFilter
-from node.web.case_search import search_cases
+from node.core.store import CaseFilter
+from node.features.cases.case_search import search_cases
 from tests.web_support import Browser, WebNode, running_web
 
 CASE_FORM = [

@@ -12,7 +12,7 @@ from babel.messages.extract import DEFAULT_KEYWORDS, extract_from_dir
 from babel.messages.frontend import parse_mapping_cfg
 from babel.messages.pofile import read_po
 
-from node.web.i18n import LOCALE_DIR, available_languages, choose_language, formatter
+from node.core.web.i18n import LOCALE_DIR, available_languages, choose_language, formatter
 
 ROOT = Path(__file__).resolve().parent.parent
 PLACEHOLDER = re.compile(r"%\((\w+)\)s")

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from federation.secretbox import FAST_TEST_PARAMS, Argon2Params
-from node.web import passwords, totp, totp_now
+from node.features.accounts import passwords, totp, totp_now
 
 RFC_SECRET = b"12345678901234567890"
 # RFC 6238 Appendix B, SHA-1 column (8 digits).

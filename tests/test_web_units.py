@@ -10,15 +10,15 @@ from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 from multidict import MultiDict
 
-from node.store import CaseIndex, StoredCase
-from node.web.case_form import CaseForm
-from node.web.case_search import matches
-from node.web.context import field_id
-from node.web.i18n import formatter
-from node.web.sessions import set_session_cookie
-from node.web.throttle import LoginThrottle
-from node.web.views.auth import safe_next
-from node.web.views.cases import replacement_patch
+from node.core.store import CaseIndex, StoredCase
+from node.core.web.context import field_id
+from node.core.web.i18n import formatter
+from node.core.web.sessions import set_session_cookie
+from node.core.web.throttle import LoginThrottle
+from node.features.accounts.auth_pages import safe_next
+from node.features.cases.case_form import CaseForm
+from node.features.cases.case_search import matches
+from node.features.cases.pages import replacement_patch
 from schemas.case import Case
 from schemas.typology import normalise_label
 

@@ -11,10 +11,10 @@ import pytest
 
 from deploy.homeserver import Homeserver
 from node.cli import main
-from node.runtime import open_node
-from node.store import StaffUser, staff_users
-from node.web.passwords import verify_password
-from node.web.totp import secret_from_text
+from node.core.runtime import open_node
+from node.core.store import StaffUser, staff_users
+from node.features.accounts.passwords import verify_password
+from node.features.accounts.totp import secret_from_text
 from tests.api_harness import PASSPHRASE, create_node
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from federation.secretbox import FAST_TEST_PARAMS
-from node.store import (
+from node.core.store import (
     Role,
     Store,
     StoreTransaction,
@@ -19,9 +19,9 @@ from node.store import (
     open_store,
     staff_users,
 )
-from node.store.database import DATABASE_FILE_NAME
-from node.store.errors import RecordNotFound
-from node.web.passwords import hash_password
+from node.core.store.database import DATABASE_FILE_NAME
+from node.core.store.errors import RecordNotFound
+from node.features.accounts.passwords import hash_password
 
 PASSWORD = {"scheme": "argon2id/v1", "salt": "c2FsdA", "iterations": 1, "lanes": 1,
             "memory_kib": 8, "hash": "aGFzaA"}

@@ -20,13 +20,13 @@ from aiohttp.test_utils import TestServer
 
 from deploy.homeserver import Homeserver
 from federation.secretbox import FAST_TEST_PARAMS
-from node.api.app import mount_api
-from node.runtime import Node, open_node
-from node.store import Role
-from node.web.accounts import create_account
-from node.web.app import mount_web
-from node.web.context import WebContext, WebSettings
-from node.web.totp import totp
+from node.core.api.app import mount_api
+from node.core.runtime import Node, open_node
+from node.core.store import Role
+from node.core.web.app import mount_web
+from node.core.web.context import WebContext, WebSettings
+from node.features.accounts.accounts import create_account
+from node.features.accounts.totp import totp
 from tests.api_harness import FakeClock, _passphrase_env, create_node
 
 STAFF = {"amaru": Role.admin, "beatriz": Role.editor, "chidi": Role.viewer}

@@ -1,0 +1,126 @@
+"""``/api/v1/status`` and ``/api/v1/members``: what the node is and whom it knows.
+
+Nothing here is case content. Outbox and inbox counters join the status when sync exists (M4).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from node.core.api.framework import Call, Endpoint, NoBody, NoQuery
+from node.core.runtime import Node
+from node.core.status import node_status
+from node.core.store import Member
+
+TAGS = ("node",)
+
+
+class RejectedRosterEntry(BaseModel):
+    state_key: str
+    sender: str
+    reason: str
+
+
+class SyncCounters(BaseModel):
+    outbox_queued: int = Field(description="records queued, not yet sealed into an event")
+    outbox_unsent_frames: int = Field(description="sealed events the homeserver has not taken")
+    outbox_sent_frames: int
+    outbox_pending_resends: int = Field(description="re-posts other members asked for")
+    outbox_error: str | None = Field(description="why the oldest unsent event is waiting")
+    quarantined: int = Field(description="received events that failed a check")
+    quarantine_by_reason: dict[str, int]
+
+
+class NodeStatus(BaseModel):
+    org_id: str
+    org_name: str
+    country: str
+    safety_code: str = Field(description="compare it with the other members out of band")
+    homeserver: str
+    matrix_user_id: str
+    coalition_room_id: str | None
+    coalition_name: str | None
+    member_count: int
+    case_count: int
+    received_record_count: int
+    rejected_roster_entries: list[RejectedRosterEntry] = Field(
+        description="roster entries this node ignored, with the reason"
+    )
+    sync: SyncCounters
+
+
+class MemberView(BaseModel):
+    org_id: str
+    name: str | None
+    country: str | None
+    capabilities: list[str]
+    safety_code: str
+    verified: bool = Field(description="the entry's signature and keys checked out")
+    matrix_user_id: str | None
+    updated_at: datetime
+
+
+class MemberList(BaseModel):
+    members: list[MemberView]
+
+
+def member_view(member: Member) -> MemberView:
+    profile: Any = member.entry.get("profile")
+    profile = profile if isinstance(profile, dict) else {}
+    capabilities = profile.get("capabilities")
+    return MemberView(
+        org_id=member.org_id,
+        name=_text_or_none(profile.get("name")),
+        country=_text_or_none(profile.get("country")),
+        capabilities=[c for c in capabilities if isinstance(c, str)]
+        if isinstance(capabilities, list) else [],
+        safety_code=member.safety_code,
+        verified=member.verified,
+        matrix_user_id=member.matrix_user_id,
+        updated_at=member.updated_at,
+    )
+
+
+def _text_or_none(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+class NodeEndpoints:
+    def __init__(self, node: Node) -> None:
+        self._node = node
+
+    async def get_status(self, call: Call[NoBody, NoQuery]) -> NodeStatus:
+        status = await node_status(self._node)
+        coalition = status["coalition"] if isinstance(status["coalition"], dict) else {}
+        return NodeStatus(
+            org_id=status["org_id"],
+            org_name=status["name"],
+            country=status["country"],
+            safety_code=status["safety_code"],
+            homeserver=status["homeserver"],
+            matrix_user_id=status["matrix_user_id"],
+            coalition_room_id=coalition.get("room_id"),
+            coalition_name=coalition.get("name"),
+            member_count=len(status["members"]),
+            case_count=status["cases"],
+            received_record_count=status["received_records"],
+            rejected_roster_entries=status["rejected_roster_entries"],
+            sync=SyncCounters(**status["sync"]),
+        )
+
+    async def list_members(self, call: Call[NoBody, NoQuery]) -> MemberList:
+        async with self._node.store.read() as tx:
+            members = await tx.orgs.members()
+        return MemberList(members=[member_view(member) for member in members])
+
+    def endpoints(self) -> list[Endpoint]:
+        return [
+            Endpoint("GET", "/status", self.get_status, "This node: organisation, safety code,"
+                     " homeserver, coalition and counters", response=NodeStatus, tags=TAGS),
+            Endpoint("GET", "/members", self.list_members,
+                     "The coalition roster as this node knows it", response=MemberList,
+                     tags=TAGS),
+        ]

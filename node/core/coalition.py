@@ -1,0 +1,225 @@
+"""The coalition room and its roster (DESIGN §2, §5), as seen from one node.
+
+The room is private (invite only), pinned to room version 12, with shared history so a joining
+member can read what came before, and power levels that let only member nodes post
+``org.minga.*`` events. The creator's node invites other nodes and raises them to the member
+level; each node publishes its own signed ``org.minga.member`` entry. Every node rebuilds the
+roster from the room state, verifies each entry (:mod:`federation.roster`), keeps the verified
+ones in its store, and records rejected ones with their reason. No case content is ever posted
+here in clear.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from federation.roster import (
+    MEMBER_EVENT_TYPE,
+    Member,
+    MemberStateEvent,
+    RejectedEntry,
+    Roster,
+    member_entry,
+)
+from federation.transport import MatrixTransport, TransportError
+from node.core.runtime import COALITION_SETTING, Node, NodeNotReady
+from schemas.payloads import OrgProfile
+
+log = logging.getLogger("minga.coalition")
+
+COALITION_EVENT_TYPE = "org.minga.coalition"
+SEALED_EVENT_TYPE = "org.minga.sealed"
+MEMBER_POWER = 50
+# Matrix power levels name event types one by one; these are every org.minga.* type in use.
+MINGA_EVENT_TYPES = (MEMBER_EVENT_TYPE, COALITION_EVENT_TYPE, SEALED_EVENT_TYPE, "org.minga.resend")
+ROSTER_REJECTIONS_SETTING = "roster_rejections"
+
+
+def coalition_power_levels() -> dict[str, Any]:
+    """Power levels of a coalition room (room version 12: the creator is not listed)."""
+    return {
+        "users": {},
+        "users_default": 0,
+        "events_default": MEMBER_POWER,
+        "state_default": 100,
+        "events": {
+            **{event_type: MEMBER_POWER for event_type in MINGA_EVENT_TYPES},
+            COALITION_EVENT_TYPE: 100,
+            "m.room.name": 100,
+            "m.room.topic": 100,
+            "m.room.power_levels": 100,
+            "m.room.history_visibility": 100,
+            "m.room.join_rules": 100,
+            "m.room.encryption": 100,
+            "m.room.server_acl": 100,
+        },
+        "invite": 100,
+        "kick": 100,
+        "ban": 100,
+        "redact": 100,
+    }
+
+
+def _initial_state(name: str) -> list[dict[str, Any]]:
+    return [
+        {"type": "m.room.join_rules", "state_key": "", "content": {"join_rule": "invite"}},
+        {"type": "m.room.history_visibility", "state_key": "",
+         "content": {"history_visibility": "shared"}},
+        {"type": "m.room.guest_access", "state_key": "", "content": {"guest_access": "forbidden"}},
+        {"type": COALITION_EVENT_TYPE, "state_key": "", "content": {"name": name}},
+    ]
+
+
+def own_profile(node: Node) -> OrgProfile:
+    return OrgProfile(name=node.own.name, country=node.own.country)
+
+
+async def publish_own_entry(node: Node, transport: MatrixTransport, room_id: str) -> None:
+    entry = member_entry(node.keys, own_profile(node), transport.user_id)
+    await transport.put_state(room_id, MEMBER_EVENT_TYPE, node.org_id, entry)
+
+
+async def _remember_coalition(node: Node, room_id: str, name: str | None, action: str) -> None:
+    async with node.store.transaction() as tx:
+        await tx.settings.set(COALITION_SETTING, {"room_id": room_id, "name": name})
+        await tx.audit.append("minga coalition", action, target=room_id)
+
+
+async def create_coalition(node: Node, name: str) -> str:
+    """Create the coalition room, publish our entry, and remember the room."""
+    if await node.coalition_room() is not None:
+        raise NodeNotReady("this node is already in a coalition")
+    async with node.transport() as transport:
+        room_id = await transport.create_room(
+            initial_state=_initial_state(name), power_levels=coalition_power_levels()
+        )
+        await publish_own_entry(node, transport, room_id)
+        await _remember_coalition(node, room_id, name, "coalition.create")
+        await refresh_roster(node, transport, room_id)
+    from node.features.dedup.service import (
+        start_linkage_key,  # node.dedup imports this module's importers
+    )
+
+    await start_linkage_key(node, int(time.time()))
+    return room_id
+
+
+async def invite_member(node: Node, matrix_user_id: str) -> None:
+    """Invite another node's account and let it post ``org.minga.*`` events."""
+    room_id = await _required_room(node)
+    async with node.transport() as transport:
+        levels = await transport.state_event(room_id, "m.room.power_levels")
+        users = dict(levels.get("users", {}))
+        users[matrix_user_id] = MEMBER_POWER
+        await transport.put_state(room_id, "m.room.power_levels", "", {**levels, "users": users})
+        await transport.invite(room_id, matrix_user_id)
+    async with node.store.transaction() as tx:
+        await tx.audit.append("minga coalition", "coalition.invite", target=matrix_user_id)
+
+
+async def join_coalition(node: Node, room_id: str, *, wait_seconds: float = 60.0) -> None:
+    """Join a coalition room (waiting for the invite to arrive) and publish our entry."""
+    if await node.coalition_room() not in (None, room_id):
+        raise NodeNotReady("this node is already in another coalition")
+    async with node.transport() as transport:
+        await _join_when_invited(transport, room_id, wait_seconds)
+        await publish_own_entry(node, transport, room_id)
+        name = (await transport.state_event(room_id, COALITION_EVENT_TYPE)).get("name")
+        await _remember_coalition(node, room_id, name if isinstance(name, str) else None,
+                                  "coalition.join")
+        await refresh_roster(node, transport, room_id)
+
+
+async def _join_when_invited(transport: MatrixTransport, room_id: str, wait: float) -> None:
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            await transport.join(room_id)
+            return
+        except TransportError as error:
+            if time.monotonic() >= deadline:
+                raise NodeNotReady(f"could not join {room_id}: {error}") from None
+        await asyncio.sleep(0.5)
+
+
+async def _required_room(node: Node) -> str:
+    room_id = await node.coalition_room()
+    if room_id is None:
+        raise NodeNotReady("this node is in no coalition yet: `minga coalition create|join`")
+    return room_id
+
+
+@dataclass(frozen=True)
+class RosterReport:
+    members: list[Member]
+    rejected: list[RejectedEntry]
+
+
+async def refresh_roster(node: Node, transport: MatrixTransport, room_id: str) -> RosterReport:
+    """Re-read every member entry from the room state; store verified ones, report the rest.
+
+    Entries already verified are replayed first, so the key ring remembers each member's key
+    history and a stale or forked entry (say, from a compromised homeserver) cannot roll it back.
+    """
+    events = [
+        MemberStateEvent(e.state_key or "", e.sender, e.content)
+        for e in await transport.room_state(room_id)
+        if e.type == MEMBER_EVENT_TYPE
+    ]
+    roster = Roster()
+    async with node.store.read() as tx:
+        known = await tx.orgs.members(verified_only=True)
+    for stored in known:
+        try:
+            roster.keyring.add_member_entry(stored.entry)
+        except ValueError:
+            log.warning("stored roster entry of %s no longer verifies", stored.org_id)
+    verdicts = [roster.consider(event) for event in events]
+    accepted = [v for v in verdicts if isinstance(v, Member)]
+    rejected = [v for v in verdicts if isinstance(v, RejectedEntry)]
+    entries = {event.state_key: dict(event.content) for event in events}
+    async with node.store.transaction() as tx:
+        previous = await tx.settings.get(ROSTER_REJECTIONS_SETTING) or []
+        for member in accepted:
+            await tx.orgs.save_member(
+                member.org_id, entries[member.org_id], verified=True,
+                safety_code=member.safety_code, matrix_user_id=member.node_user_id,
+            )
+        new = [r for r in rejected if _rejection_wire(r) not in previous]
+        for entry in new:
+            await tx.audit.append("federation", "roster.reject", target=entry.state_key,
+                                  details={"reason": entry.reason, "sender": entry.sender})
+        await tx.settings.set(ROSTER_REJECTIONS_SETTING, [_rejection_wire(r) for r in rejected])
+    for entry in new:
+        log.warning("ignored roster entry %s from %s: %s", entry.state_key, entry.sender,
+                    entry.reason)
+    return RosterReport(accepted, rejected)
+
+
+def _rejection_wire(rejected: RejectedEntry) -> dict[str, str]:
+    return {"state_key": rejected.state_key, "sender": rejected.sender, "reason": rejected.reason}
+
+
+async def roster_rejections(node: Node) -> list[dict[str, str]]:
+    async with node.store.read() as tx:
+        saved = await tx.settings.get(ROSTER_REJECTIONS_SETTING)
+    return list(saved) if isinstance(saved, list) else []
+
+
+async def member_node_accounts(node: Node) -> set[str]:
+    """The Matrix accounts of the verified member nodes."""
+    async with node.store.read() as tx:
+        members = await tx.orgs.members(verified_only=True)
+    return {m.matrix_user_id for m in members if m.matrix_user_id}
+
+
+async def made_by_member(node: Node, org_id: str, creator: str) -> bool:
+    """Whether ``creator`` is the Matrix account of verified member ``org_id``'s node."""
+    async with node.store.read() as tx:
+        members = {m.org_id: m for m in await tx.orgs.members(verified_only=True)}
+    member = members.get(org_id)
+    return member is not None and member.matrix_user_id == creator

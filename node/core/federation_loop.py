@@ -1,0 +1,52 @@
+"""The node's federation loop: the sync engine (outbox and inbox) hosted by this node.
+
+:class:`node.core.sync_host.NodeSyncHost` is the engine's host: before each sync batch is checked it
+re-reads the coalition roster when member state changed and joins invites (recognising pair
+rooms from verified members); verified records go into the store. While the loop runs, a share
+wakes the outbox at once (``Node.wake_sync``). Homeserver outages are survived by the engine
+with a capped backoff; the loop only stops when it is cancelled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from federation.transport import MatrixTransport
+from node.core.runtime import Node
+from node.core.sync_host import NodeSyncHost
+from node.features.alerts.service import run_acknowledgements
+from node.features.alerts.watchers import run_alert_watchers
+from node.features.campaigns.service import run_campaign_duties
+from node.features.dedup.service import run_dedup_duties
+from node.features.figures.publishing import run_publication_duties
+from sync.engine import SyncConfig, SyncEngine
+
+log = logging.getLogger("minga.federation")
+
+
+async def run_federation(
+    node: Node, transport: MatrixTransport, config: SyncConfig | None = None
+) -> None:
+    """Run the sync engine for ``node`` until cancelled."""
+    host = await NodeSyncHost.open(node, transport)
+    engine = SyncEngine(host, transport, config)
+    node.wake_sync, node.outbox = engine.wake, engine.outbox
+    duties = [asyncio.create_task(run_campaign_duties(node)),
+              asyncio.create_task(run_dedup_duties(node)),
+              asyncio.create_task(run_publication_duties(node)),
+              asyncio.create_task(run_alert_watchers(node, transport)),
+              asyncio.create_task(run_acknowledgements(node))]
+    try:
+        await engine.run()
+    finally:
+        node.wake_sync, node.outbox = _no_engine, None
+        for duty in duties:
+            duty.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await duty
+
+
+def _no_engine() -> None:
+    """Nothing to wake: whatever was queued is sent when the loop runs again."""

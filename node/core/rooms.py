@@ -1,0 +1,265 @@
+"""Pair rooms: one private room per pair of member organisations, for direct sharing (DESIGN §5).
+
+The node that shares first with another member creates the room: private (invite only), room
+version 12, shared history (so the other node can backfill what was posted before it joined),
+guests forbidden, the power levels of the coalition room with the other node at member power,
+so that only the two nodes may post ``org.minga.*`` events. A state event
+``org.minga.pair`` names the two organisations (ids only; the homeservers of both already see
+who is in the room). It invites the other node, which joins on its next sync and recognises
+the room as a pair room only if the marker names both organisations and the room was created by
+the other organisation's verified node account. Envelopes in a pair room must all be addressed
+to this node (``SyncHost.expects_all_addressed``).
+
+Both nodes may create a room at the same moment; each then keeps both (sends go to the oldest).
+
+What the creator posted before the other node joined may not be on the joining node's homeserver
+(it holds the room from the join on), and with nothing after it no gap shows. So the joining node
+asks at once, with an ordinary ``org.minga.resend`` request, for the creator's first
+``MAX_RESEND_SEQS`` envelopes in the room; what it already holds comes again as answered resends,
+which the inbox takes for what they are.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Final, Protocol
+
+from federation.transport import MatrixTransport, TimelineEvent, TransportError
+from node.core.coalition import (
+    MEMBER_POWER,
+    coalition_power_levels,
+    made_by_member,
+    member_node_accounts,
+)
+from node.core.runtime import Node
+from node.core.store import RecordNotFound
+from node.core.store.pair_rooms import PairRoomRepository
+from node.features.alerts.room import alert_room_issuer
+from sync.frame import MAX_RESEND_SEQS, RESEND_EVENT_TYPE, resend_request_content
+
+log = logging.getLogger("minga.rooms")
+
+PAIR_EVENT_TYPE: Final = "org.minga.pair"
+PAIR_ROOM_CREATED: Final = "pair_room.create"
+PAIR_ROOM_JOINED: Final = "pair_room.join"
+RECHECK_SECONDS: Final = 30.0
+MAX_RECHECKS: Final = 10
+MAX_JOIN_ATTEMPTS: Final = 20
+
+
+class PairRoomError(Exception):
+    """A pair room could not be made; the message says why (no content, ids only)."""
+
+
+class PairRoomListener(Protocol):
+    def note_pair_room(self, room_id: str) -> None: ...
+
+
+def pair_marker(org_a: str, org_b: str) -> dict[str, Any]:
+    return {"orgs": sorted((org_a, org_b))}
+
+
+def pair_power_levels(other_node_user: str) -> dict[str, Any]:
+    levels = coalition_power_levels()
+    levels["users"] = {other_node_user: MEMBER_POWER}
+    return levels
+
+
+def pair_initial_state(own_org: str, other_org: str) -> list[dict[str, Any]]:
+    return [
+        {"type": "m.room.join_rules", "state_key": "", "content": {"join_rule": "invite"}},
+        {"type": "m.room.history_visibility", "state_key": "",
+         "content": {"history_visibility": "shared"}},
+        {"type": "m.room.guest_access", "state_key": "", "content": {"guest_access": "forbidden"}},
+        {"type": PAIR_EVENT_TYPE, "state_key": "", "content": pair_marker(own_org, other_org)},
+    ]
+
+
+# One room creation at a time per pair (an asyncio lock belongs to one event loop).
+_locks: dict[tuple[int, str, str], asyncio.Lock] = {}
+
+
+def _lock(own_org: str, other_org: str) -> asyncio.Lock:
+    key = (id(asyncio.get_running_loop()), own_org, other_org)
+    return _locks.setdefault(key, asyncio.Lock())
+
+
+async def pair_room_of(node: Node, org_id: str) -> str | None:
+    async with node.store.read() as tx:
+        found = await PairRoomRepository(tx.session).for_org(org_id)
+    return None if found is None else found.room_id
+
+
+async def ensure_pair_room(
+    node: Node, transport: MatrixTransport, org_id: str,
+    listener: PairRoomListener | None = None,
+) -> str:
+    """The pair room with ``org_id``, created (and the other node invited) if there is none."""
+    async with _lock(node.org_id, org_id):
+        existing = await pair_room_of(node, org_id)
+        if existing is not None:
+            return existing
+        async with node.store.read() as tx:
+            try:
+                member = await tx.orgs.member(org_id)
+            except RecordNotFound:
+                raise PairRoomError(f"{org_id} is not a member of the coalition") from None
+        if not member.verified or not member.matrix_user_id:
+            raise PairRoomError(f"{org_id} has no verified node account")
+        try:
+            room_id = await transport.create_room(
+                invite=[member.matrix_user_id],
+                initial_state=pair_initial_state(node.org_id, org_id),
+                power_levels=pair_power_levels(member.matrix_user_id),
+            )
+        except TransportError as error:
+            raise PairRoomError(f"could not create the pair room with {org_id}: {error}") from None
+        async with node.store.transaction() as tx:
+            await PairRoomRepository(tx.session).remember(org_id, room_id, created_by_us=True,
+                                                          at=datetime.now(UTC))
+            await tx.audit.append("federation", PAIR_ROOM_CREATED, target=org_id,
+                                  details={"room_id": room_id})
+        if listener is not None:
+            listener.note_pair_room(room_id)
+        log.info("created pair room %s with %s", room_id, org_id)
+        return room_id
+
+
+def _pair_partner(node: Node, state: list[TimelineEvent]) -> tuple[str, str] | None:
+    """(other org id, creator account) if the room state is a pair room marker naming us."""
+    marker = next((e for e in state if e.type == PAIR_EVENT_TYPE and e.state_key == ""), None)
+    create = next((e for e in state if e.type == "m.room.create"), None)
+    if marker is None or create is None:
+        return None
+    orgs = marker.content.get("orgs")
+    if not (isinstance(orgs, list) and len(orgs) == 2 and node.org_id in orgs
+            and all(isinstance(o, str) for o in orgs) and orgs[0] != orgs[1]):
+        return None
+    other = orgs[1] if orgs[0] == node.org_id else orgs[0]
+    return other, create.sender
+
+
+async def recognise_pair_room(
+    node: Node, state: list[TimelineEvent], room_id: str,
+    listener: PairRoomListener | None = None,
+) -> str | None:
+    """Record ``room_id`` (its ``state``) as a pair room if it is one from a verified member;
+    its org id."""
+    partner = _pair_partner(node, state)
+    if partner is None or not await made_by_member(node, *partner):
+        return None
+    org_id, _ = partner
+    async with node.store.transaction() as tx:
+        await PairRoomRepository(tx.session).remember(org_id, room_id, created_by_us=False,
+                                                      at=datetime.now(UTC))
+        await tx.audit.append("federation", PAIR_ROOM_JOINED, target=org_id,
+                              details={"room_id": room_id})
+    if listener is not None:
+        listener.note_pair_room(room_id)
+    log.info("joined pair room %s with %s", room_id, org_id)
+    return org_id
+
+
+async def ask_for_backlog(transport: MatrixTransport, room_id: str, org_id: str) -> None:
+    """Ask ``org_id``'s node to re-post what it sent in ``room_id`` before we joined."""
+    content = resend_request_content(org_id, [(1, MAX_RESEND_SEQS)])
+    txn_id = "minga-backlog-" + hashlib.sha256(room_id.encode()).hexdigest()[:32]
+    await transport.send(room_id, RESEND_EVENT_TYPE, content, txn_id)
+
+
+@dataclass
+class InviteHandler:
+    """Joins rooms verified member nodes invite this node to, and recognises pair and alert
+    rooms among them.
+
+    Only invites sent by a verified member node's account are joined: anyone on any homeserver
+    can invite, and joining a stranger's room would tell them this node is alive. An invite from
+    another account is held and looked at again now and then (the roster may learn of a new
+    member a little after its invite), then left alone, neither joined nor declined (joining the
+    coalition room itself is a staff decision: ``minga coalition join``). After joining, a pair
+    room is recorded only if a verified member's node created it and its marker names both
+    organisations; rooms not (yet) recognised are re-checked now and then. Other rooms (the
+    coalition room, campaign rooms) are left to the code that handles them.
+    """
+
+    node: Node
+    listener: PairRoomListener | None = None
+    _joined: set[str] = field(default_factory=set)
+    _pending: dict[str, int] = field(default_factory=dict)  # invite -> failed joins so far
+    _unrecognised: dict[str, int] = field(default_factory=dict)  # room -> checks so far
+    _held: dict[str, tuple[str | None, int]] = field(default_factory=dict)
+    """Invites from accounts that are not member nodes: room -> (inviter, checks so far)."""
+    _last_recheck: float = 0.0
+
+    async def handle(self, transport: MatrixTransport,
+                     invites: Mapping[str, str | None]) -> None:
+        # A sync reports an invite once; a join can fail for a moment (the inviting server may
+        # not have stored the invite yet when ours shows it), so failed joins are retried.
+        fresh = {room: inviter for room, inviter in invites.items()
+                 if room not in self._joined and room not in self._pending}
+        if fresh:
+            self._sort_invites(fresh, await member_node_accounts(self.node), checks=0)
+        for room_id in list(self._pending):
+            await self._join(transport, room_id)
+        await self._recheck(transport)
+
+    def _sort_invites(self, invites: Mapping[str, str | None], members: set[str], *,
+                      checks: int) -> None:
+        """Invites from member nodes to be joined; the others held, for ``MAX_RECHECKS``."""
+        for room_id, inviter in invites.items():
+            if inviter is not None and inviter in members:
+                self._held.pop(room_id, None)
+                self._pending.setdefault(room_id, 0)
+            elif checks < MAX_RECHECKS:
+                if room_id not in self._held:
+                    log.info("invite to %s is not from a member node; not joined", room_id)
+                self._held[room_id] = (inviter, checks)
+            else:
+                self._held.pop(room_id, None)
+
+    async def _join(self, transport: MatrixTransport, room_id: str) -> None:
+        try:
+            await transport.join(room_id)
+        except TransportError as error:
+            failures = self._pending.pop(room_id) + 1
+            if failures < MAX_JOIN_ATTEMPTS:
+                self._pending[room_id] = failures
+            log.warning("could not join %s (attempt %d): %s", room_id, failures, error)
+            return
+        del self._pending[room_id]
+        self._joined.add(room_id)
+        if room_id != await self.node.coalition_room():
+            await self._recognise(transport, room_id)
+
+    async def _recognise(self, transport: MatrixTransport, room_id: str) -> None:
+        # Records sent into a pair or alert room between its creation and our join may not
+        # reach us by sync: the room's maker re-posts them when asked.
+        try:
+            state = await transport.room_state(room_id)
+            org_id = (await recognise_pair_room(self.node, state, room_id, self.listener)
+                      or await alert_room_issuer(self.node, state))
+            if org_id is not None:
+                await ask_for_backlog(transport, room_id, org_id)
+        except TransportError as error:
+            log.warning("could not set up room %s: %s", room_id, error)
+            org_id = None
+        checks = self._unrecognised.pop(room_id, 0) + 1
+        if org_id is None and checks < MAX_RECHECKS:
+            self._unrecognised[room_id] = checks
+
+    async def _recheck(self, transport: MatrixTransport) -> None:
+        now = asyncio.get_running_loop().time()
+        if not (self._unrecognised or self._held) or now - self._last_recheck < RECHECK_SECONDS:
+            return
+        self._last_recheck = now
+        for room_id in sorted(self._unrecognised):
+            await self._recognise(transport, room_id)
+        if self._held:
+            members = await member_node_accounts(self.node)
+            for room_id, (inviter, checks) in sorted(self._held.items()):
+                self._sort_invites({room_id: inviter}, members, checks=checks + 1)

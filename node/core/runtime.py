@@ -1,0 +1,152 @@
+"""Opening a node: config, passphrase, store, organisation keys, Matrix login.
+
+Everything that runs "as the node" (``minga run``, ``minga status``, ``minga coalition ...``,
+``minga token create``) starts from :func:`open_node`, so unlocking works the same way everywhere:
+the passphrase comes from the configured key file, else ``MINGA_PASSPHRASE``, else a prompt on a
+terminal, and a wrong one is a clear error.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import sys
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from federation.identity import OrgKeys, export_private, import_private
+from federation.secretbox import Argon2Params, WrongPassphrase
+from federation.transport import MatrixLogin, MatrixTransport
+from node.core.config import NodeConfig, load_config
+from node.core.store import (
+    DataKey,
+    MigrationSet,
+    OwnOrg,
+    Store,
+    open_store,
+    passphrase_from,
+    unlock_data_key,
+)
+from node.core.store.errors import StoreLocked
+from sync.migrations import SYNC_METADATA, SYNC_SCRIPT_LOCATION, SYNC_VERSION_TABLE
+from sync.outbox import Outbox
+
+CONFIG_FILE_NAME = "node.toml"
+DEFAULT_CONFIG = Path("minga-data") / CONFIG_FILE_NAME
+# The org keys are locked with a 256-bit subkey of the data key, not with the passphrase, so a
+# passphrase change only rewraps the data key. Key stretching adds nothing to a random 256-bit
+# secret, hence the minimal Argon2id cost.
+_KEY_BLOB_PURPOSE = b"minga/org-keys/v1"
+_KEY_BLOB_PARAMS = Argon2Params(iterations=1, lanes=1, memory_kib=8)
+MATRIX_LOGIN_SETTING = "matrix_login"
+COALITION_SETTING = "coalition"
+# The sync layer's tables live in the node's database, migrated with their own version table.
+SYNC_MIGRATIONS = MigrationSet("sync", SYNC_SCRIPT_LOCATION, SYNC_VERSION_TABLE, SYNC_METADATA)
+
+
+class NodeNotReady(Exception):
+    """The node cannot be opened as asked; the message says what to do."""
+
+
+@dataclass
+class Node:
+    """An unlocked node: its configuration, open store and private keys."""
+
+    config: NodeConfig
+    store: Store
+    keys: OrgKeys
+    own: OwnOrg
+    # Called after something was queued for sending; `minga run` points it at the sync engine
+    # so a share leaves at once instead of at the outbox's next poll.
+    wake_sync: Callable[[], None] = field(default=lambda: None, repr=False)
+    # The running sync engine's outbox (`minga run`): urgent records are sealed in the
+    # transaction that queues them and posted the moment it commits.
+    outbox: Outbox | None = field(default=None, repr=False)
+    _coalition_room: str | None = field(default=None, init=False, repr=False)
+
+    @property
+    def org_id(self) -> str:
+        return self.keys.org_id
+
+    async def matrix_login(self) -> MatrixLogin:
+        async with self.store.read() as tx:
+            saved = await tx.settings.get(MATRIX_LOGIN_SETTING)
+        if not isinstance(saved, dict):
+            raise NodeNotReady("this node has no Matrix login; run `minga init` again")
+        return MatrixLogin(
+            homeserver_url=str(self.config.homeserver.url).rstrip("/"),
+            user_id=saved["user_id"],
+            device_id=saved["device_id"],
+            access_token=saved["access_token"],
+        )
+
+    @asynccontextmanager
+    async def transport(self) -> AsyncIterator[MatrixTransport]:
+        transport = MatrixTransport(await self.matrix_login())
+        try:
+            yield transport
+        finally:
+            await transport.close()
+
+    async def coalition_room(self) -> str | None:
+        # Asked on every sync batch and by every duty: once a node is in a coalition the room
+        # never changes (there is no leaving one), so it is read from the store only until then.
+        if self._coalition_room is None:
+            async with self.store.read() as tx:
+                saved = await tx.settings.get(COALITION_SETTING)
+            self._coalition_room = saved["room_id"] if isinstance(saved, dict) else None
+        return self._coalition_room
+
+
+def lock_org_keys(keys: OrgKeys, data_key: DataKey) -> bytes:
+    return export_private(keys, data_key.derive(_KEY_BLOB_PURPOSE).hex(), params=_KEY_BLOB_PARAMS)
+
+
+def unlock_org_keys(blob: bytes, data_key: DataKey) -> OrgKeys:
+    return import_private(blob, data_key.derive(_KEY_BLOB_PURPOSE).hex())
+
+
+def config_path(path: str | Path | None) -> Path:
+    """The node.toml to use: the one given, else ``MINGA_CONFIG``, else minga-data/node.toml."""
+    return Path(path or os.environ.get("MINGA_CONFIG") or DEFAULT_CONFIG)
+
+
+def read_passphrase(passphrase_file: Path | None, *, confirm: bool = False) -> str:
+    """The node passphrase from the key file, ``MINGA_PASSPHRASE``, or a terminal prompt."""
+
+    def ask() -> str:
+        first = getpass.getpass("Node passphrase: ")
+        if confirm and getpass.getpass("Repeat the passphrase: ") != first:
+            raise NodeNotReady("the two passphrases differ")
+        return first
+
+    try:
+        return passphrase_from(passphrase_file, os.environ, ask if sys.stdin.isatty() else None)
+    except StoreLocked as error:
+        raise NodeNotReady(str(error)) from None
+
+
+@asynccontextmanager
+async def open_node(path: str | Path | None = None) -> AsyncIterator[Node]:
+    """Unlock and open the node configured in ``path``; close it when the block ends."""
+    config = load_config(config_path(path))
+    data_dir = config.node.data_dir
+    if not (data_dir / "store.key").exists():
+        raise NodeNotReady(f"no node in {data_dir}; create one with `minga init`")
+    passphrase = read_passphrase(config.node.passphrase_file)
+    try:
+        data_key = unlock_data_key(data_dir, passphrase)
+    except WrongPassphrase:
+        raise NodeNotReady("wrong passphrase for this node") from None
+    store = await open_store(data_dir, data_key, migrations=[SYNC_MIGRATIONS])
+    try:
+        async with store.read() as tx:
+            own = await tx.orgs.own()
+        if own is None:
+            raise NodeNotReady(f"the store in {data_dir} holds no organisation; re-run init")
+        keys = unlock_org_keys(own.private_keys, data_key)
+        yield Node(config, store, keys, own)
+    finally:
+        await store.close()

@@ -1,0 +1,135 @@
+"""``minga init``: create a node's data directory, keys, store, config and Matrix account."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from deploy.homeserver import HomeserverError, register_account
+from federation.identity import OrgKeys
+from federation.transport import MatrixLogin, MatrixTransport, TransportError
+from node.core.config import parse_config
+from node.core.runtime import (
+    CONFIG_FILE_NAME,
+    MATRIX_LOGIN_SETTING,
+    NodeNotReady,
+    lock_org_keys,
+)
+from node.core.store import create_data_key, open_store
+from node.core.store.unlock import KEY_FILE_NAME
+from schemas.countries import is_country_code
+
+
+@dataclass(frozen=True)
+class MatrixAccountChoice:
+    """Either log into an existing account, or register one with a shared secret."""
+
+    user_id: str | None = None
+    password: str | None = None
+    registration_secret: str | None = None
+
+    def __post_init__(self) -> None:
+        logging_in = self.user_id is not None and self.password is not None
+        if logging_in == (self.registration_secret is not None):
+            raise NodeNotReady(
+                "give either --matrix-user with --matrix-password-file (an existing account)"
+                " or --registration-secret-file (to create the node's account)"
+            )
+
+
+@dataclass(frozen=True)
+class InitResult:
+    org_id: str
+    safety_code: str
+    matrix_user_id: str
+    config_file: Path
+
+
+def _localpart_for(org_name: str) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", org_name.lower()).strip("-")[:24] or "org"
+    return f"minga-{slug}-{secrets.token_hex(3)}"
+
+
+async def _matrix_login(
+    homeserver_url: str, org_name: str, account: MatrixAccountChoice
+) -> MatrixLogin:
+    if account.registration_secret is not None:
+        try:
+            created = await asyncio.to_thread(
+                register_account, homeserver_url, account.registration_secret,
+                _localpart_for(org_name),
+            )
+        except (HomeserverError, OSError) as error:
+            raise NodeNotReady(f"could not create the node's Matrix account: {error}") from None
+        return MatrixLogin(created.homeserver_url, created.user_id, created.device_id,
+                           created.access_token)
+    assert account.user_id is not None and account.password is not None
+    try:
+        return await MatrixTransport.password_login(
+            homeserver_url, account.user_id, account.password, device_name="Minga node"
+        )
+    except (TransportError, OSError) as error:
+        raise NodeNotReady(f"could not log into {account.user_id}: {error}") from None
+
+
+def _config_text(homeserver_url: str, user_id: str, http_port: int) -> str:
+    return (
+        "# Written by `minga init`; every setting is explained in node.example.toml.\n"
+        "[node]\n"
+        'data_dir = "."\n'
+        'log_level = "info"\n\n'
+        "[homeserver]\n"
+        f'url = "{homeserver_url}"\n'
+        f'user_id = "{user_id}"\n\n'
+        "[http]\n"
+        'host = "127.0.0.1"\n'
+        f"port = {http_port}\n"
+    )
+
+
+async def init_node(
+    *,
+    data_dir: Path,
+    org_name: str,
+    country: str,
+    homeserver_url: str,
+    passphrase: str,
+    account: MatrixAccountChoice,
+    http_port: int = 8470,
+) -> InitResult:
+    """Create everything a new node needs; refuse to touch an existing one."""
+    if not org_name.strip():
+        raise NodeNotReady("--org-name: must not be empty")
+    if not is_country_code(country):
+        raise NodeNotReady(f"--country: {country!r} is not an ISO 3166-1 alpha-2 code")
+    if (data_dir / KEY_FILE_NAME).exists():
+        raise NodeNotReady(f"{data_dir} already holds a node; choose another --data-dir")
+    homeserver_url = homeserver_url.rstrip("/")
+    login = await _matrix_login(homeserver_url, org_name, account)
+    config_text = _config_text(homeserver_url, login.user_id, http_port)
+    parse_config(config_text)  # never write a config the node would refuse
+    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.chmod(0o700)
+    data_key = create_data_key(data_dir, passphrase)
+    keys = OrgKeys.generate()
+    store = await open_store(data_dir, data_key)
+    try:
+        async with store.transaction() as tx:
+            await tx.orgs.save_own(
+                keys.org_id, org_name.strip(), country, lock_org_keys(keys, data_key),
+                keys.public().model_dump(mode="json"),
+            )
+            await tx.settings.set(MATRIX_LOGIN_SETTING, {
+                "user_id": login.user_id,
+                "device_id": login.device_id,
+                "access_token": login.access_token,
+            })
+            await tx.audit.append("minga init", "node.init", target=keys.org_id)
+    finally:
+        await store.close()
+    config_file = data_dir / CONFIG_FILE_NAME
+    config_file.write_text(config_text, encoding="utf-8")
+    return InitResult(keys.org_id, keys.public().safety_code(), login.user_id, config_file)

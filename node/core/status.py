@@ -1,0 +1,83 @@
+"""What `minga status` and the status API report about a node (never case content)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from node.core.coalition import roster_rejections
+from node.core.runtime import COALITION_SETTING, Node
+from sync.engine import read_status
+from sync.quarantine import count_by_reason
+
+
+async def node_status(node: Node) -> dict[str, Any]:
+    login = await node.matrix_login()
+    async with node.store.read() as tx:
+        coalition = await tx.settings.get(COALITION_SETTING)
+        members = await tx.orgs.members()
+        cases = await tx.cases.count()
+        received = await tx.received.count()
+        sync = await read_status(tx.session)
+        quarantine_reasons = await count_by_reason(tx.session)
+    return {
+        "org_id": node.org_id,
+        "name": node.own.name,
+        "country": node.own.country,
+        "safety_code": node.keys.public().safety_code(),
+        "homeserver": login.homeserver_url,
+        "matrix_user_id": login.user_id,
+        "coalition": coalition,
+        "members": [
+            {
+                "org_id": m.org_id,
+                "name": m.entry.get("profile", {}).get("name"),
+                "country": m.entry.get("profile", {}).get("country"),
+                "safety_code": m.safety_code,
+                "verified": m.verified,
+                "matrix_user_id": m.matrix_user_id,
+            }
+            for m in members
+        ],
+        "rejected_roster_entries": await roster_rejections(node),
+        "cases": cases,
+        "received_records": received,
+        "sync": {
+            "outbox_queued": sync.queued_items,
+            "outbox_unsent_frames": sync.unsent_frames,
+            "outbox_sent_frames": sync.sent_frames,
+            "outbox_pending_resends": sync.pending_resends,
+            "outbox_error": sync.outbox_error,
+            "quarantined": sync.quarantined,
+            "quarantine_by_reason": quarantine_reasons,
+        },
+    }
+
+
+def render_status(status: dict[str, Any]) -> str:
+    coalition, sync = status["coalition"], status["sync"]
+    lines = [
+        f"Organisation   {status['name']} ({status['country']})",
+        f"  id           {status['org_id']}",
+        f"  safety code  {status['safety_code']}",
+        f"Homeserver     {status['homeserver']} as {status['matrix_user_id']}",
+        "Coalition      "
+        + (f"{coalition.get('name') or '(unnamed)'} in {coalition['room_id']}"
+           if coalition else "none yet (minga coalition create|join)"),
+        f"Cases          {status['cases']}",
+        f"Received       {status['received_records']}",
+        f"Outbox         {sync['outbox_queued']} queued, {sync['outbox_unsent_frames']} events"
+        f" to send, {sync['outbox_sent_frames']} sent, {sync['outbox_pending_resends']} resends"
+        + (f" (last error: {sync['outbox_error']})" if sync["outbox_error"] else ""),
+        f"Quarantined    {sync['quarantined']} events"
+        + "".join(f", {reason}: {count}"
+                  for reason, count in sorted(sync["quarantine_by_reason"].items())),
+        f"Members        {len(status['members'])}",
+    ]
+    for member in status["members"]:
+        mark = "verified" if member["verified"] else "NOT VERIFIED"
+        lines.append(f"  {member['name']} ({member['country']}) {member['org_id']}")
+        lines.append(f"    safety code {member['safety_code']}  {mark}")
+    for rejected in status["rejected_roster_entries"]:
+        lines.append(f"  ignored entry {rejected['state_key']} from {rejected['sender']}:"
+                     f" {rejected['reason']}")
+    return "\n".join(lines)

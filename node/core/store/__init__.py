@@ -1,0 +1,105 @@
+"""The node's encrypted store: SQLAlchemy 2 (async), SQLite by default, Alembic migrations.
+
+Sensitive columns are encrypted with a data key (:mod:`node.core.store.cipher`); the data key is
+locked
+with the node passphrase in ``DATA_DIR/store.key`` (:mod:`node.core.store.unlock`). Start with
+:func:`unlock_data_key` and :func:`open_store`; see :mod:`node.core.store.store` for an example.
+"""
+
+from node.core.store.audit import AuditEvent, AuditLog
+from node.core.store.campaign_records import CampaignRecords  # noqa: F401 (its tables)
+from node.core.store.campaigns import CampaignRepository, StoredCampaign
+from node.core.store.cases import (
+    CaseFilter,
+    CaseIndex,
+    CasePage,
+    CaseRepository,
+    CaseVersion,
+    InvalidCursor,
+    NewCase,
+    StoredCase,
+)
+from node.core.store.errors import (
+    CiphertextRejected,
+    RecordDeleted,
+    RecordExists,
+    RecordNotFound,
+    StoreError,
+    StoreLocked,
+    StoreSchemaTooNew,
+    VersionConflict,
+    WrongDataKey,
+)
+from node.core.store.ids import InvalidRecordId
+from node.core.store.migrate import STORE_MIGRATIONS, MigrationSet
+from node.core.store.orgs import Member, OrgRepository, OwnOrg
+from node.core.store.received import ReceivedRecord, ReceivedRepository
+from node.core.store.store import Store, StoreTransaction, open_store
+from node.core.store.tokens import Role, TokenInfo, TokenOwner, TokenRepository
+from node.core.store.unlock import (
+    DataKey,
+    DataKeyExists,
+    WrongPassphrase,
+    change_passphrase,
+    create_data_key,
+    passphrase_from,
+    unlock_data_key,
+)
+from node.core.store.users import (
+    StaffSession,
+    StaffUser,
+    UsernameTaken,
+    UserRepository,
+    staff_users,
+)
+
+__all__ = [
+    "STORE_MIGRATIONS",
+    "AuditEvent",
+    "AuditLog",
+    "CampaignRepository",
+    "CaseFilter",
+    "CaseIndex",
+    "CasePage",
+    "CaseRepository",
+    "CaseVersion",
+    "CiphertextRejected",
+    "DataKey",
+    "DataKeyExists",
+    "InvalidCursor",
+    "InvalidRecordId",
+    "Member",
+    "MigrationSet",
+    "NewCase",
+    "OrgRepository",
+    "OwnOrg",
+    "ReceivedRecord",
+    "ReceivedRepository",
+    "RecordDeleted",
+    "RecordExists",
+    "RecordNotFound",
+    "Role",
+    "StaffSession",
+    "StaffUser",
+    "Store",
+    "StoreError",
+    "StoreLocked",
+    "StoreSchemaTooNew",
+    "StoreTransaction",
+    "StoredCampaign",
+    "StoredCase",
+    "TokenInfo",
+    "TokenOwner",
+    "TokenRepository",
+    "UserRepository",
+    "UsernameTaken",
+    "VersionConflict",
+    "WrongDataKey",
+    "WrongPassphrase",
+    "change_passphrase",
+    "create_data_key",
+    "open_store",
+    "passphrase_from",
+    "staff_users",
+    "unlock_data_key",
+]

@@ -1,0 +1,146 @@
+"""Engine creation, SQLite settings, migrations at open, and the data-key check."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import URL, Connection, event, make_url, select, text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
+
+from node.core.store.cipher import Cell, ColumnCipher
+from node.core.store.errors import CiphertextRejected, WrongDataKey
+from node.core.store.migrate import MigrationSet, upgrade
+from node.core.store.sqlite_driver import OneTripDBAPI
+from node.core.store.tables import StoreMeta
+
+DATABASE_FILE_NAME = "store.db"
+_KEY_CHECK = "data_key_check"
+_KEY_CHECK_CELL = Cell("store_meta", "value", (_KEY_CHECK,))
+_KEY_CHECK_PLAINTEXT = b"minga store data key check"
+_WIPED = "minga_wiped_content"
+_BEGIN_OPTION = "minga_sqlite_begin"
+
+# Why each setting: WAL lets the web UI read while the sync loop writes; FULL sync because an
+# outbox entry or a case just entered must survive a power cut; secure_delete so deleted or
+# overwritten content is zeroed in the file instead of lingering in free pages; foreign keys
+# because SQLite leaves them off; temp_store so sorts never spill index values into temp files.
+_SQLITE_PRAGMAS = (
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA synchronous=FULL",
+    "PRAGMA foreign_keys=ON",
+    "PRAGMA secure_delete=ON",
+    "PRAGMA temp_store=MEMORY",
+    "PRAGMA busy_timeout=10000",
+)
+
+
+def database_url(location: Path | str) -> URL:
+    """A data directory becomes ``DIR/store.db`` (SQLite); a string is a database URL."""
+    if isinstance(location, Path):
+        return URL.create("sqlite+aiosqlite", database=str(location / DATABASE_FILE_NAME))
+    return make_url(location)
+
+
+def _prepare_sqlite_file(url: URL) -> None:
+    """Create the directory (0700) and an empty database file (0600) before SQLite does."""
+    if not url.database or url.database == ":memory:":
+        return
+    path = Path(url.database)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if not path.exists():
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+
+
+def _apply_sqlite_pragmas(dbapi_connection: Any, connection_record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    for pragma in _SQLITE_PRAGMAS:
+        cursor.execute(pragma)
+    cursor.close()
+
+
+def _take_over_transactions(dbapi_connection: Any, connection_record: Any) -> None:
+    # The sqlite3 module's own transaction handling begins lazily and breaks SAVEPOINT; let
+    # SQLAlchemy's "begin" event emit BEGIN itself (the SQLAlchemy documentation's recipe).
+    dbapi_connection.isolation_level = None
+
+
+def _begin(connection: Any) -> None:
+    statement = connection.get_execution_options().get(_BEGIN_OPTION, "BEGIN")
+    if statement:
+        connection.exec_driver_sql(statement)
+
+
+def create_engine(url: URL) -> AsyncEngine:
+    options: dict[str, Any] = {}
+    if url.get_backend_name() == "sqlite":
+        _prepare_sqlite_file(url)
+    if url.get_driver_name() == "aiosqlite":
+        options["module"] = OneTripDBAPI()
+    engine = create_async_engine(url, **options)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine.sync_engine, "connect", _apply_sqlite_pragmas)
+        event.listen(engine.sync_engine, "connect", _take_over_transactions)
+        event.listen(engine.sync_engine, "begin", _begin)
+    return engine
+
+
+def writer(engine: AsyncEngine) -> AsyncEngine:
+    """The same engine, but SQLite transactions take the write lock when they begin, so
+    concurrent writers wait for each other (busy_timeout) instead of failing half-way."""
+    return engine.execution_options(**{_BEGIN_OPTION: "BEGIN IMMEDIATE"})
+
+
+def unbegun(engine: AsyncEngine) -> AsyncEngine:
+    """The same engine, but SQLite is sent no BEGIN: each statement is then a transaction of
+    its own, consistent by itself. For reads of one statement (two trips fewer)."""
+    return engine.execution_options(**{_BEGIN_OPTION: ""})
+
+
+async def migrate(engine: AsyncEngine, sets: list[MigrationSet]) -> None:
+    async with writer(engine).begin() as connection:
+        await connection.run_sync(_upgrade, sets)
+
+
+def _upgrade(connection: Connection, sets: list[MigrationSet]) -> None:
+    upgrade(connection, sets)
+
+
+async def check_data_key(session: AsyncSession, cipher: ColumnCipher) -> None:
+    """Refuse a data key other than the one the database was created with."""
+    stored = await session.scalar(select(StoreMeta.value).where(StoreMeta.name == _KEY_CHECK))
+    if stored is None:
+        session.add(
+            StoreMeta(name=_KEY_CHECK, value=cipher.encrypt(_KEY_CHECK_PLAINTEXT, _KEY_CHECK_CELL))
+        )
+        return
+    try:
+        cipher.decrypt(stored, _KEY_CHECK_CELL)
+    except CiphertextRejected:
+        raise WrongDataKey(
+            "this database was created with another data key (is store.key from another node?)"
+        ) from None
+
+
+async def checkpoint(engine: AsyncEngine) -> bool:
+    """Fold the SQLite write-ahead log into the database and empty it.
+
+    After a deletion this removes the old page images, which still hold the deleted ciphertext.
+    Returns False if a concurrent reader kept the checkpoint from completing (it is retried on the
+    next deletion and SQLite checkpoints on its own as well).
+    """
+    if engine.dialect.name != "sqlite":
+        return True
+    async with engine.connect() as connection:
+        busy, _, _ = (await connection.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))).one()
+    return not busy
+
+
+def mark_wiped(session: AsyncSession) -> None:
+    """Note that this transaction wiped content, so the store checkpoints after commit."""
+    session.info[_WIPED] = True
+
+
+def wiped(session: AsyncSession) -> bool:
+    return bool(session.info.get(_WIPED))

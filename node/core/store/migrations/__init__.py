@@ -1,0 +1,2 @@
+"""Alembic scripts of ``node.core.store`` (run by :mod:`node.core.store.migrate`, not by the
+alembic CLI)."""

@@ -1,0 +1,161 @@
+"""This node's own organisation and the coalition roster as this node knows it.
+
+The own organisation's name and private-key blob are encrypted. A member's roster entry (profile,
+public keys, self-signature) is public within the coalition but names organisations that may be at
+risk, so it is encrypted too; org id, verification flag, safety code and Matrix user id stay plain
+because the sync loop looks members up by them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, true
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from node.core.store.cipher import Cell, ColumnCipher
+from node.core.store.errors import RecordNotFound
+from node.core.store.ids import Clock
+from node.core.store.tables import MemberRow, OwnOrgRow
+
+# Built once: the verified members are read for every alert sent.
+_MEMBERS = select(MemberRow).order_by(MemberRow.org_id)
+_VERIFIED_MEMBERS = _MEMBERS.where(MemberRow.verified == true())
+
+
+@dataclass(frozen=True)
+class OwnOrg:
+    org_id: str
+    name: str = field(repr=False)
+    country: str
+    private_keys: bytes = field(repr=False)
+    public_keys: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class Member:
+    org_id: str
+    entry: dict[str, Any] = field(repr=False)
+    verified: bool
+    safety_code: str
+    matrix_user_id: str | None
+    updated_at: datetime
+
+
+def _own_cell(org_id: str, column: str) -> Cell:
+    return Cell("own_org", column, (org_id,))
+
+
+def _member_cell(org_id: str) -> Cell:
+    return Cell("members", "entry", (org_id,))
+
+
+class OrgRepository:
+    def __init__(self, session: AsyncSession, cipher: ColumnCipher, clock: Clock) -> None:
+        self._session = session
+        self._cipher = cipher
+        self._clock = clock
+
+    async def save_own(
+        self,
+        org_id: str,
+        name: str,
+        country: str,
+        private_keys: bytes,
+        public_keys: dict[str, Any],
+    ) -> OwnOrg:
+        """Create or replace this node's organisation (there is only ever one)."""
+        now = self._clock()
+        existing = await self._session.scalar(select(OwnOrgRow))
+        if existing is not None and existing.org_id != org_id:
+            await self._session.delete(existing)
+            await self._session.flush()
+            existing = None
+        row = existing or OwnOrgRow(org_id=org_id, created_at=now)
+        row.name = self._cipher.encrypt_text(name, _own_cell(org_id, "name"))
+        row.country = country
+        row.private_keys = self._cipher.encrypt(private_keys, _own_cell(org_id, "private_keys"))
+        row.public_keys = public_keys
+        row.updated_at = now
+        self._session.add(row)
+        await self._session.flush()
+        return self._own(row)
+
+    async def own(self) -> OwnOrg | None:
+        row = await self._session.scalar(select(OwnOrgRow))
+        return None if row is None else self._own(row)
+
+    async def save_member(
+        self,
+        org_id: str,
+        entry: dict[str, Any],
+        *,
+        verified: bool,
+        safety_code: str,
+        matrix_user_id: str | None,
+    ) -> Member:
+        """Create or replace a member's roster entry."""
+        row = await self._session.get(MemberRow, org_id) or MemberRow(org_id=org_id)
+        row.entry = self._cipher.encrypt_json(entry, _member_cell(org_id))
+        row.verified = verified
+        row.safety_code = safety_code
+        row.matrix_user_id = matrix_user_id
+        row.updated_at = self._clock()
+        self._session.add(row)
+        await self._session.flush()
+        return self._member(row)
+
+    async def member(self, org_id: str) -> Member:
+        row = await self._session.get(MemberRow, org_id)
+        if row is None:
+            raise RecordNotFound(f"no member organisation {org_id}")
+        return self._member(row)
+
+    async def member_by_matrix_user(self, matrix_user_id: str) -> Member | None:
+        row = await self._session.scalar(
+            select(MemberRow).where(MemberRow.matrix_user_id == matrix_user_id)
+        )
+        return None if row is None else self._member(row)
+
+    async def members(self, *, verified_only: bool = False) -> list[Member]:
+        query = _VERIFIED_MEMBERS if verified_only else _MEMBERS
+        return [self._member(row) for row in await self._session.scalars(query)]
+
+    async def verified_ids(self) -> frozenset[str]:
+        """The org ids of the verified members (nothing decrypted)."""
+        return frozenset(await self._session.scalars(
+            select(MemberRow.org_id).where(MemberRow.verified == true())))
+
+    async def remove_member(self, org_id: str) -> None:
+        row = await self._session.get(MemberRow, org_id)
+        if row is None:
+            raise RecordNotFound(f"no member organisation {org_id}")
+        await self._session.delete(row)
+        await self._session.flush()
+
+    def _own(self, row: OwnOrgRow) -> OwnOrg:
+        return OwnOrg(
+            org_id=row.org_id,
+            name=self._cipher.decrypt_text(row.name, _own_cell(row.org_id, "name")),
+            country=row.country,
+            private_keys=self._cipher.decrypt(
+                row.private_keys, _own_cell(row.org_id, "private_keys")
+            ),
+            public_keys=row.public_keys,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+        )
+
+    def _member(self, row: MemberRow) -> Member:
+        return Member(
+            org_id=row.org_id,
+            entry=self._cipher.decrypt_json(row.entry, _member_cell(row.org_id)),
+            verified=row.verified,
+            safety_code=row.safety_code,
+            matrix_user_id=row.matrix_user_id,
+            updated_at=row.updated_at,
+        )

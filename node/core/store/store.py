@@ -1,0 +1,142 @@
+"""Opening the store and working with it in transactions.
+
+    key = unlock_data_key(data_dir, passphrase)
+    store = await open_store(data_dir, key)
+    async with store.transaction() as tx:
+        case = await tx.cases.add(record_id, document, index, author="maria")
+        await tx.audit.append("maria", "case.create", target=record_id)
+    await store.close()
+
+One transaction is one unit of work: it commits when the block ends and rolls back on an
+exception. On SQLite, :meth:`Store.transaction` takes the write lock at its start
+(``BEGIN IMMEDIATE``) so concurrent writers queue instead of failing half-way, and
+:meth:`Store.read` opens a read-only snapshot that never blocks writers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from pathlib import Path
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from node.core.store.audit import AuditLog
+from node.core.store.campaigns import CampaignRepository
+from node.core.store.cases import CaseRepository
+from node.core.store.cipher import ColumnCipher
+from node.core.store.database import (
+    check_data_key,
+    checkpoint,
+    create_engine,
+    database_url,
+    migrate,
+    unbegun,
+    wiped,
+    writer,
+)
+from node.core.store.ids import Clock, utc_now
+from node.core.store.migrate import STORE_MIGRATIONS, MigrationSet
+from node.core.store.orgs import OrgRepository
+from node.core.store.received import ReceivedRepository
+from node.core.store.settings import SettingsRepository
+from node.core.store.tokens import TokenRepository
+from node.core.store.unlock import DataKey
+
+
+class StoreTransaction:
+    """The repositories, all sharing one session (and so one database transaction).
+
+    ``session`` is exposed so that other packages' repositories (e.g. the sync outbox) can take
+    part in the same transaction.
+    """
+
+    def __init__(self, session: AsyncSession, cipher: ColumnCipher, clock: Clock) -> None:
+        self.session = session
+        self.cipher = cipher
+        self.cases = CaseRepository(session, cipher, clock)
+        self.campaigns = CampaignRepository(session, cipher, clock)
+        self.orgs = OrgRepository(session, cipher, clock)
+        self.received = ReceivedRepository(session, cipher, clock)
+        self.audit = AuditLog(session, cipher, clock)
+        self.tokens = TokenRepository(session, cipher, clock)
+        self.settings = SettingsRepository(session, cipher)
+
+
+class Store:
+    """An open, unlocked store. Close it with :meth:`close` (or ``async with``)."""
+
+    def __init__(self, engine: AsyncEngine, cipher: ColumnCipher, clock: Clock) -> None:
+        self.engine = engine
+        self._cipher = cipher
+        self._clock = clock
+        self._writer = async_sessionmaker(writer(engine), expire_on_commit=False)
+        self._reader = async_sessionmaker(engine, expire_on_commit=False)
+        self._single = async_sessionmaker(unbegun(engine), expire_on_commit=False)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[StoreTransaction]:
+        """A read-write transaction; commits at the end of the block."""
+        async with self._writer() as session:
+            async with session.begin():
+                yield StoreTransaction(session, self._cipher, self._clock)
+            if wiped(session):
+                await checkpoint(self.engine)
+
+    def read(self) -> AbstractAsyncContextManager[StoreTransaction]:
+        """A consistent read-only view; anything written in it is rolled back."""
+        return self._reading(self._reader)
+
+    def lookup(self) -> AbstractAsyncContextManager[StoreTransaction]:
+        """:meth:`read` for a read of a single statement (an API token, a setting): no
+        transaction is begun or ended around it, so it costs one trip to the database instead
+        of three. Two statements in it would not see one consistent state (use :meth:`read`),
+        and a write in it would not be rolled back: it is for reading only."""
+        return self._reading(self._single)
+
+    @asynccontextmanager
+    async def _reading(
+        self, sessions: async_sessionmaker[AsyncSession]
+    ) -> AsyncIterator[StoreTransaction]:
+        async with sessions() as session:
+            try:
+                yield StoreTransaction(session, self._cipher, self._clock)
+            finally:
+                await session.rollback()
+
+    async def checkpoint(self) -> bool:
+        """Fold the write-ahead log into the database file (SQLite); see database.checkpoint."""
+        return await checkpoint(self.engine)
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    async def __aenter__(self) -> Store:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+
+async def open_store(
+    location: Path | str,
+    data_key: DataKey,
+    *,
+    clock: Clock = utc_now,
+    migrations: Sequence[MigrationSet] = (),
+) -> Store:
+    """Open (creating if needed) the store in a data directory or at a database URL.
+
+    Runs the store's migrations, then those in ``migrations`` (other packages' tables, in order),
+    and checks that ``data_key`` is the key the database was created with (``WrongDataKey``).
+    """
+    engine = create_engine(database_url(location))
+    try:
+        await migrate(engine, [STORE_MIGRATIONS, *migrations])
+        store = Store(engine, ColumnCipher(data_key), clock)
+        async with store.transaction() as tx:
+            await check_data_key(tx.session, tx.cipher)
+    except BaseException:
+        await engine.dispose()
+        raise
+    return store

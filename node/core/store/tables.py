@@ -1,0 +1,250 @@
+"""The store's tables. Columns holding ``bytes`` are encrypted by :mod:`node.core.store.cipher`.
+
+Plaintext columns are only what filtering, ordering and joining need: ids, versions, timestamps,
+country, incident date bounds, typology codes, statuses and flags. Names, narratives, places,
+stories, documents, keys, staff user names and audit details are encrypted.
+
+Every change here needs a new Alembic revision in ``node/store/migrations/versions``; a test
+compares these models with the migrated database.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    TypeDecorator,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+RECORD_ID = 36  # canonical UUID text
+ORG_ID = 64
+CODE = 64
+ISO_DATE = 10
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes stored as naive UTC, the same way on SQLite and PostgreSQL."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("timestamps given to the store must be timezone-aware")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class StoreMeta(Base):
+    """Small named values about the store itself (e.g. the data-key check)."""
+
+    __tablename__ = "store_meta"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class OwnOrgRow(Base):
+    """This node's own organisation (one row)."""
+
+    __tablename__ = "own_org"
+
+    org_id: Mapped[str] = mapped_column(String(ORG_ID), primary_key=True)
+    name: Mapped[bytes] = mapped_column(LargeBinary)
+    country: Mapped[str] = mapped_column(String(2))
+    private_keys: Mapped[bytes] = mapped_column(LargeBinary)
+    public_keys: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class MemberRow(Base):
+    """A member organisation of the coalition, from its roster entry."""
+
+    __tablename__ = "members"
+
+    org_id: Mapped[str] = mapped_column(String(ORG_ID), primary_key=True)
+    entry: Mapped[bytes] = mapped_column(LargeBinary)
+    verified: Mapped[bool] = mapped_column(Boolean)
+    safety_code: Mapped[str] = mapped_column(String(128))
+    matrix_user_id: Mapped[str | None] = mapped_column(String(255), index=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class CaseRow(Base):
+    """The current state of one case; its documents are in ``case_versions``."""
+
+    __tablename__ = "cases"
+    __table_args__ = (
+        Index("ix_cases_listing", "deleted", "updated_at", "record_id"),
+        Index("ix_cases_country_listing", "deleted", "country", "updated_at", "record_id"),
+    )
+
+    record_id: Mapped[str] = mapped_column(String(RECORD_ID), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
+    country: Mapped[str | None] = mapped_column(String(2))
+    date_from: Mapped[str | None] = mapped_column(String(ISO_DATE))
+    date_to: Mapped[str | None] = mapped_column(String(ISO_DATE))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    deleted: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    # The UPDATE statement checks the version it read (optimistic concurrency); the repository
+    # sets each new version itself.
+    __mapper_args__ = {"version_id_col": version, "version_id_generator": False}  # noqa: RUF012
+
+
+class CaseVersionRow(Base):
+    """Every version of every case. ``document`` and ``author`` are wiped when deleted."""
+
+    __tablename__ = "case_versions"
+
+    record_id: Mapped[str] = mapped_column(
+        String(RECORD_ID), ForeignKey("cases.record_id"), primary_key=True
+    )
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    document: Mapped[bytes | None] = mapped_column(LargeBinary)
+    author: Mapped[bytes | None] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class CaseViolationRow(Base):
+    """Violation codes of the current version of a case, for indexed filtering."""
+
+    __tablename__ = "case_violations"
+    __table_args__ = (Index("ix_case_violations_code", "code", "record_id"),)
+
+    record_id: Mapped[str] = mapped_column(
+        String(RECORD_ID), ForeignKey("cases.record_id"), primary_key=True
+    )
+    code: Mapped[str] = mapped_column(String(CODE), primary_key=True)
+
+
+class CaseVictimGroupRow(Base):
+    """Victim-group codes of the current version of a case, for indexed filtering."""
+
+    __tablename__ = "case_victim_groups"
+    __table_args__ = (Index("ix_case_victim_groups_code", "code", "record_id"),)
+
+    record_id: Mapped[str] = mapped_column(
+        String(RECORD_ID), ForeignKey("cases.record_id"), primary_key=True
+    )
+    code: Mapped[str] = mapped_column(String(CODE), primary_key=True)
+
+
+class CampaignRow(Base):
+    """This organisation's campaigns (current version only)."""
+
+    __tablename__ = "campaigns"
+    __table_args__ = (Index("ix_campaigns_status_updated", "status", "updated_at"),)
+
+    record_id: Mapped[str] = mapped_column(String(RECORD_ID), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
+    document: Mapped[bytes] = mapped_column(LargeBinary)
+    status: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ReceivedRecordRow(Base):
+    """A record another member shared with us: one row per (issuer, record id, version)."""
+
+    __tablename__ = "received_records"
+    __table_args__ = (Index("ix_received_records_received", "received_at"),)
+
+    issuer: Mapped[str] = mapped_column(String(ORG_ID), primary_key=True)
+    record_id: Mapped[str] = mapped_column(String(RECORD_ID), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32), index=True)
+    claims: Mapped[bytes | None] = mapped_column(LargeBinary)
+    verification: Mapped[str] = mapped_column(String(32))
+    retracted: Mapped[bool] = mapped_column(Boolean, default=False)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class AuditRow(Base):
+    """Append-only audit log. Actor and details are encrypted; the action name is not."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str | None] = mapped_column(String(128))
+    actor: Mapped[bytes] = mapped_column(LargeBinary)
+    details: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class ApiTokenRow(Base):
+    """API bearer tokens: only the SHA-256 of the token is kept."""
+
+    __tablename__ = "api_tokens"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user: Mapped[bytes] = mapped_column(LargeBinary)
+    role: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class ShareRow(Base):
+    """Sharing history: one row per record version sent (or retraction sent) to one member.
+
+    Field paths and org ids are not content; the staff user who shared is encrypted.
+    """
+
+    __tablename__ = "shares"
+    __table_args__ = (Index("ix_shares_record", "record_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    record_id: Mapped[str] = mapped_column(String(RECORD_ID))
+    version: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(32))
+    action: Mapped[str] = mapped_column(String(16))
+    recipient: Mapped[str] = mapped_column(String(ORG_ID))
+    fields: Mapped[list[str]] = mapped_column(JSON)
+    room_id: Mapped[str] = mapped_column(String(255))
+    actor: Mapped[bytes] = mapped_column(LargeBinary)
+    shared_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class PairRoomRow(Base):
+    """A room this node shares with one other member organisation (DESIGN §5).
+
+    Normally one per organisation; two when both sides created one at the same moment.
+    """
+
+    __tablename__ = "pair_rooms"
+
+    room_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    org_id: Mapped[str] = mapped_column(String(ORG_ID), index=True)
+    created_by_us: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)

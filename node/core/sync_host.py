@@ -1,0 +1,240 @@
+"""The node's side of the sync layer: :class:`sync.host.SyncHost` on the node's store.
+
+- **Cipher**: the store's column cipher, each at-rest value bound to the sync layer's context.
+- **Transactions**: the store's own write transactions, so sync rows and node rows commit
+  together (and a retraction's wipe is checkpointed out of the write-ahead log after commit).
+- **Trust**: a key ring rebuilt from the verified roster entries in the store (only when the
+  roster changed), each member's node account from its entry.
+- **Delivery**: the verified records of one envelope go into ``received_records`` together
+  (idempotent on issuer, record id, version; the highest version is the one shown), then, in
+  order, each to the kind's handler, if any (:mod:`node.core.record_handlers`), in the same
+  transaction. A retraction wipes what this node holds of its target and keeps the tombstone;
+  a retraction that arrives before its target leaves a tombstone (version 0) so that the
+  target, when it comes, is stored already retracted.
+- **Pair rooms** are the rooms where every envelope must be addressed to this node.
+- **Every sync batch** (:meth:`NodeSyncHost.on_sync`, before its events are checked): the roster
+  is re-read when the coalition room's member state or membership changed (and on the first
+  batch), and invites are joined, pair rooms from verified members recognised
+  (:class:`node.core.rooms.InviteHandler`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import CompoundSelect, Result, null, select, true, union_all
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from federation.identity import IdentityError, KeyRing, OrgKeys, RecipientKey
+from federation.keys import SigningKeyResolver
+from federation.roster import MEMBER_EVENT_TYPE
+from federation.transport import MatrixTransport, RoomUpdate, SyncBatch
+from node.core.coalition import refresh_roster
+from node.core.record_handlers import handle_received
+from node.core.rooms import InviteHandler
+from node.core.runtime import Node
+from node.core.store.cipher import Cell, ColumnCipher
+from node.core.store.ids import utc_now
+from node.core.store.received import Incoming, ReceivedRepository
+from node.core.store.store import StoreTransaction
+from node.core.store.tables import MemberRow, PairRoomRow
+from schemas.common import RecordRef
+from schemas.records import RecordKind
+from sync.host import VerifiedRecord
+
+log = logging.getLogger("minga.sync.host")
+
+VERIFIED = "verified"
+RETRACTION_PLACEHOLDER_VERSION = 0
+_ROSTER_TRIGGERS = frozenset({MEMBER_EVENT_TYPE, "m.room.member", "m.room.power_levels"})
+
+
+def touches_roster(update: RoomUpdate) -> bool:
+    return any(event.type in _ROSTER_TRIGGERS for event in update.state + update.events)
+
+
+class StoreCipher:
+    """:class:`sync.host.AtRestCipher` over the store's column cipher."""
+
+    def __init__(self, cipher: ColumnCipher) -> None:
+        self._cipher = cipher
+
+    @staticmethod
+    def _cell(context: tuple[str, ...]) -> Cell:
+        return Cell("sync", "at_rest", context)
+
+    def encrypt_at_rest(self, plaintext: bytes, context: tuple[str, ...]) -> bytes:
+        return self._cipher.encrypt(plaintext, self._cell(context))
+
+    def decrypt_at_rest(self, stored: bytes, context: tuple[str, ...]) -> bytes:
+        return self._cipher.decrypt(stored, self._cell(context))
+
+
+@dataclass(frozen=True)
+class RosterTrust:
+    """:class:`sync.host.Trust`: the verified roster's key ring and node accounts."""
+
+    keyring: KeyRing
+    node_users: Mapping[str, str]
+
+    @property
+    def resolver(self) -> SigningKeyResolver:
+        return self.keyring
+
+    def recipient_key(self, org_id: str) -> RecipientKey:
+        return self.keyring.encryption_key_for(org_id)
+
+    def node_user(self, org_id: str) -> str | None:
+        return self.node_users.get(org_id)
+
+
+RosterVersion = tuple[tuple[str, datetime], ...]
+
+
+class NodeSyncHost:
+    """The node as the sync layer's host. Make one with :meth:`open`."""
+
+    def __init__(
+        self, node: Node, cipher: ColumnCipher, transport: MatrixTransport | None = None
+    ) -> None:
+        self._node = node
+        self._transport = transport
+        self._invites = InviteHandler(node, self)
+        self._roster_read = False
+        self._column_cipher = cipher
+        self._cipher = StoreCipher(cipher)
+        self._trust: RosterTrust | None = None
+        self._roster_version: RosterVersion = ()
+        self._pair_rooms: frozenset[str] = frozenset()
+
+    @classmethod
+    async def open(cls, node: Node, transport: MatrixTransport | None = None) -> NodeSyncHost:
+        """The host of ``node``; ``transport`` (the sync engine's) is needed by :meth:`on_sync`."""
+        async with node.store.read() as tx:
+            host = cls(node, tx.cipher, transport)
+        await host.refresh()
+        return host
+
+    @property
+    def node(self) -> Node:
+        return self._node
+
+    @property
+    def keys(self) -> OrgKeys:
+        return self._node.keys
+
+    @property
+    def cipher(self) -> StoreCipher:
+        return self._cipher
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        async with self._node.store.transaction() as tx:
+            yield tx.session
+
+    async def refresh(self, session: AsyncSession | None = None) -> None:
+        """Re-read the pair rooms and, if the roster changed, rebuild the trust (in ``session``
+        when one is open, else in a read transaction of its own)."""
+        if session is None:
+            async with self._node.store.read() as tx:
+                await self._refresh_in(tx)
+        else:
+            await self._refresh_in(StoreTransaction(session, self._column_cipher, utc_now))
+
+    async def _refresh_in(self, tx: StoreTransaction) -> None:
+        self._pair_rooms, version = await _pair_rooms_and_roster_version(tx.session)
+        if self._trust is not None and version == self._roster_version:
+            return
+        members = await tx.orgs.members(verified_only=True)
+        keyring = KeyRing()
+        users: dict[str, str] = {}
+        for member in members:
+            try:
+                keyring.add_member_entry(member.entry)
+            except IdentityError as error:
+                log.warning("stored roster entry of %s no longer verifies: %s", member.org_id,
+                            error)
+                continue
+            if member.matrix_user_id:
+                users[member.org_id] = member.matrix_user_id
+        self._trust, self._roster_version = RosterTrust(keyring, users), version
+
+    async def trust(self, session: AsyncSession | None = None) -> RosterTrust:
+        await self.refresh(session)
+        assert self._trust is not None
+        return self._trust
+
+    async def on_sync(self, batch: SyncBatch) -> None:
+        if self._transport is None:
+            raise RuntimeError("this sync host was opened without a transport")
+        room_id = await self._node.coalition_room()
+        update = batch.rooms.get(room_id) if room_id else None
+        if room_id and (not self._roster_read or (update and touches_roster(update))):
+            await refresh_roster(self._node, self._transport, room_id)
+            self._roster_read = True
+        await self._invites.handle(self._transport, batch.invites)
+        # No refresh here: the inbox asks for trust() (which refreshes) before it checks events.
+
+    def note_pair_room(self, room_id: str) -> None:
+        self._pair_rooms = self._pair_rooms | {room_id}
+
+    def expects_all_addressed(self, room_id: str) -> bool:
+        return room_id in self._pair_rooms
+
+    async def deliver(self, session: AsyncSession, records: Sequence[VerifiedRecord]) -> None:
+        received = ReceivedRepository(session, self._column_cipher, utc_now)
+        await received.add_many([Incoming(r.issuer, r.record_id, r.version, r.kind,
+                                          dict(r.claims)) for r in records], VERIFIED)
+        for record in records:
+            if record.kind == RecordKind.RETRACTION.value:
+                await self._retract(received, record)
+            await handle_received(session, self._node, record)
+
+    async def _retract(self, received: ReceivedRepository, record: VerifiedRecord) -> None:
+        target = _retraction_target(record.claims)
+        if target is None or target.issuer != record.issuer:
+            log.warning("retraction %s from %s names no record of its issuer; ignored",
+                        record.record_id, record.issuer)
+            return
+        if await received.retract(target.issuer, target.record_id) == 0:
+            await received.add(target.issuer, target.record_id, RETRACTION_PLACEHOLDER_VERSION,
+                               RecordKind.RETRACTION.value, {}, VERIFIED)
+            await received.retract(target.issuer, target.record_id)
+
+
+# Built once: read for every sync batch and every urgent seal.
+_PAIR_ROOMS_AND_ROSTER: CompoundSelect[Any] = union_all(
+    select(MemberRow.org_id, MemberRow.updated_at, null().label("room_id"))
+    .where(MemberRow.verified == true()),
+    select(null(), null(), PairRoomRow.room_id),
+)
+
+
+async def _pair_rooms_and_roster_version(
+    session: AsyncSession,
+) -> tuple[frozenset[str], RosterVersion]:
+    """The pair room ids, and each verified member's org id and last change: one query, as
+    both are read for every sync batch and every urgent seal. Nothing is decrypted."""
+    rows: Result[Any] = await session.execute(_PAIR_ROOMS_AND_ROSTER)
+    rooms: set[str] = set()
+    members: list[tuple[str, datetime]] = []
+    for org_id, updated_at, room_id in (tuple(row) for row in rows):
+        if room_id is not None:
+            rooms.add(str(room_id))
+        else:
+            assert updated_at is not None
+            members.append((str(org_id), updated_at))
+    return frozenset(rooms), tuple(sorted(members))
+
+
+def _retraction_target(claims: Mapping[str, Any]) -> RecordRef | None:
+    try:
+        return RecordRef.model_validate(claims.get("target"))
+    except ValidationError:
+        return None

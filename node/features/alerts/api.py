@@ -1,0 +1,231 @@
+"""Urgent alerts over HTTP (M8).
+
+- ``POST /alerts`` sends a new alert to every verified member (or ``recipients``), withholding
+  any of country, place and case link; ``GET /alerts`` lists this node's alerts and those it
+  received, those still unacknowledged first; ``GET /alerts/{issuer}/{record_id}`` shows one,
+  per recipient delivered / seen / helping for our own.
+- ``POST /alerts/{record_id}/status`` updates our alert ("released") or closes it.
+- ``POST /alerts/{issuer}/{record_id}/answer`` is our staff's answer: "seen" or "helping".
+- ``GET|PUT /alerts/settings`` (admins): escalation and lateness thresholds.
+- ``GET|PUT /alerts/watchers`` (admins): staff Matrix accounts invited into every alert room,
+  so that an ordinary Matrix client pushes each alert's content-free notice.
+
+Alert times are read from the wall clock, not the API's injectable clock: lateness and
+escalation compare them with real arrival times.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from node.core.api.framework import (
+    ApiError,
+    Call,
+    Endpoint,
+    FieldProblem,
+    NoBody,
+    NoQuery,
+    field_problems,
+    invalid,
+    setting_endpoints,
+)
+from node.core.runtime import Node
+from node.core.store import Role
+from node.features.alerts.room import AlertRoomError
+from node.features.alerts.service import (
+    WITHHOLDABLE,
+    AlertError,
+    AlertSettings,
+    AlertState,
+    UnknownAlert,
+    alert_settings,
+    get_alert,
+    list_alerts,
+    respond,
+    send_alert,
+    set_alert_settings,
+    update_alert,
+)
+from node.features.alerts.watchers import AlertWatchers, alert_watchers, set_alert_watchers
+from node.features.sharing.api import sharing_answers
+from schemas.codes import (
+    AlertAskCode,
+    AlertStatusCode,
+    AlertTypeCode,
+    CapabilityCode,
+)
+from schemas.common import LongText, OrgId, RecordRef, ShortText
+from schemas.countries import CountryCode
+from schemas.payloads import Alert
+from schemas.typology import RiskLevel
+
+TAGS = ("alerts",)
+
+
+class SendAlertRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    alert_type: AlertTypeCode
+    urgency: RiskLevel = RiskLevel.CRITICAL
+    country: CountryCode
+    place: ShortText | None = None
+    asks: list[AlertAskCode] = Field(default_factory=list)
+    case: RecordRef | None = None
+    text: LongText
+    recipients: Annotated[list[OrgId], Field(min_length=1, max_length=200)] | None = Field(
+        default=None, description="org ids; default every verified member")
+    withhold: list[Annotated[str, Field(max_length=16)]] = Field(
+        default_factory=list, description=f"any of {', '.join(WITHHOLDABLE)}")
+
+
+class StatusRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    status: AlertStatusCode
+    text: LongText | None = None
+
+
+class AnswerRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    answer: Annotated[str, Field(pattern="^(seen|helping)$")]
+    offers: list[CapabilityCode] = Field(default_factory=list)
+
+
+class RecipientView(BaseModel):
+    org_id: str
+    status: str = Field(description="sent, delivered, seen or helping")
+    offers: list[str]
+    matches_ask: bool = Field(description="its directory capabilities match an ask")
+    resends: int = Field(description="times re-sent by escalation")
+
+
+class AlertView(BaseModel):
+    issuer: str
+    record_id: str
+    version: int
+    own: bool
+    status: str
+    unacknowledged: bool
+    late: bool
+    issued_at: int
+    arrived_at: int
+    claims: dict[str, Any] = Field(description="the alert fields disclosed to this node")
+    recipients: list[RecipientView] = Field(description="our own alerts only")
+    answer: str | None = Field(description="received alerts: our answer")
+    answer_offers: list[str]
+
+
+class AlertList(BaseModel):
+    items: list[AlertView] = Field(description="unacknowledged first, then newest first")
+
+
+def alert_view(state: AlertState) -> AlertView:
+    return AlertView(
+        issuer=state.issuer, record_id=state.record_id, version=state.version, own=state.own,
+        status=state.status, unacknowledged=state.unacknowledged, late=state.late,
+        issued_at=state.issued_at, arrived_at=state.arrived_at, claims=state.claims,
+        recipients=[RecipientView(org_id=r.org_id, status=r.status, offers=r.offers,
+                                  matches_ask=r.matches_ask, resends=r.resends)
+                    for r in state.recipients],
+        answer=state.answer, answer_offers=state.answer_offers)
+
+
+@contextmanager
+def alert_answers() -> Iterator[None]:
+    """Alert refusals as API errors (ids and field names only)."""
+    with sharing_answers():
+        try:
+            yield
+        except UnknownAlert as error:
+            raise ApiError(404, "not_found", str(error)) from None
+        except AlertRoomError as error:
+            raise ApiError(503, "homeserver_unavailable", str(error)) from None
+        except AlertError as error:
+            raise invalid([FieldProblem(field="body", problem=str(error))], str(error)) \
+                from None
+        except ValidationError as error:  # rules of the alert record beyond the request's
+            raise invalid(field_problems(error, "body")) from None
+
+
+def alert_payload(body: SendAlertRequest) -> Alert:
+    """The alert record's payload; ``ValidationError`` for rules the request does not check
+    (an ask listed twice...)."""
+    return Alert.model_validate(body.model_dump(mode="json",
+                                                exclude={"recipients", "withhold"},
+                                                exclude_none=True))
+
+
+class AlertEndpoints:
+    def __init__(self, node: Node) -> None:
+        self._node = node
+
+    async def alert_send(self, call: Call[SendAlertRequest, NoQuery]) -> AlertView:
+        with alert_answers():
+            payload = alert_payload(call.body)
+            state = await send_alert(self._node, payload,
+                                     recipients=call.body.recipients,
+                                     withhold=call.body.withhold, actor=call.principal.user,
+                                     now=int(time.time()))
+        return alert_view(state)
+
+    async def alert_list(self, call: Call[NoBody, NoQuery]) -> AlertList:
+        return AlertList(items=[alert_view(s) for s in await list_alerts(self._node)])
+
+    async def alert_get(self, call: Call[NoBody, NoQuery]) -> AlertView:
+        with alert_answers():
+            state = await get_alert(self._node, call.path["issuer"], call.path["record_id"])
+        return alert_view(state)
+
+    async def alert_set_status(self, call: Call[StatusRequest, NoQuery]) -> AlertView:
+        with alert_answers():
+            state = await update_alert(self._node, call.path["record_id"],
+                                       status=call.body.status, text=call.body.text,
+                                       actor=call.principal.user, now=int(time.time()))
+        return alert_view(state)
+
+    async def alert_answer(self, call: Call[AnswerRequest, NoQuery]) -> AlertView:
+        with alert_answers():
+            state = await respond(self._node, call.path["issuer"], call.path["record_id"],
+                                  answer=call.body.answer, offers=call.body.offers,
+                                  actor=call.principal.user, now=int(time.time()))
+        return alert_view(state)
+
+    def endpoints(self) -> list[Endpoint]:
+        one = "/alerts/{issuer}/{record_id}"
+        node = self._node
+        return [
+            Endpoint("POST", "/alerts", self.alert_send,
+                     "Send an urgent alert to the coalition (or chosen members)", Role.editor,
+                     body=SendAlertRequest, response=AlertView, status=201,
+                     errors=(503,), tags=TAGS),
+            Endpoint("GET", "/alerts", self.alert_list,
+                     "Alerts sent and received, unacknowledged first", response=AlertList,
+                     tags=TAGS),
+            *setting_endpoints(
+                "/alerts/settings", AlertSettings, lambda: alert_settings(node),
+                lambda chosen, _actor: set_alert_settings(node, chosen),
+                read="Escalation and lateness thresholds",
+                change="Change the escalation and lateness thresholds", tags=TAGS),
+            *setting_endpoints(
+                "/alerts/watchers", AlertWatchers, lambda: alert_watchers(node),
+                lambda chosen, actor: set_alert_watchers(node, chosen, actor=actor),
+                read="Staff Matrix accounts invited into every alert room for push notices",
+                change="Choose the staff Matrix accounts invited into every alert room",
+                tags=TAGS),
+            Endpoint("GET", one, self.alert_get,
+                     "One alert; for our own, delivered / seen / helping per member",
+                     response=AlertView, errors=(404,), tags=TAGS),
+            Endpoint("POST", "/alerts/{record_id}/status", self.alert_set_status,
+                     "Update our alert's status (released) or close it", Role.editor,
+                     body=StatusRequest, response=AlertView, errors=(404, 503), tags=TAGS),
+            Endpoint("POST", one + "/answer", self.alert_answer,
+                     "Our answer to a received alert: seen, or helping with what",
+                     Role.editor, body=AnswerRequest, response=AlertView, errors=(404,),
+                     tags=TAGS),
+        ]

@@ -1,0 +1,634 @@
+"""Urgent alerts (M8): send, acknowledge, respond, update, close, escalate.
+
+- **Send**: an ``alert`` record (:class:`schemas.payloads.Alert`) goes through the one sharing
+  path (:func:`node.core.sharing.share_records`): one SD-JWT per recipient, sealed to it, queued in
+  this node's alert room (:mod:`node.features.alerts.room`), plus a content-free ``m.notice``.
+  Country,
+  place and the case link may be withheld (``withhold``); type, urgency, asks, text and status
+  are always disclosed.
+- **Acknowledge**: a member node that verifies an alert answers at once, in the same inbox
+  transaction, with an ``alert-ack`` record ("delivered") sealed to the issuer, in the room the
+  alert came in. Staff then answer "seen" or "helping" (with what), as new versions of the same
+  ack record; the highest version is the member's answer.
+- **Track**: the issuer keeps, per recipient, delivered / seen / helping and what is offered;
+  members whose directory capabilities match an ask are flagged ``matches_ask``.
+- **Escalate**: a recipient that has not acknowledged after ``escalate_after_seconds`` is sent
+  the alert again (a fresh SD-JWT of the same version) and marked ``resends``.
+- **Update / close**: a new version with another status ("released", "closed"), to the same
+  recipients with the same disclosure.
+- **Late**: a received alert whose issue time is more than ``late_after_seconds`` before its
+  arrival (a node that was offline catches up through the sync layer) is marked late.
+
+State lives in the store's encrypted settings, one entry per alert (``alert.`` and a digest of
+issuer and id): alerts are few, and this needs no table of its own. Nothing here logs alert
+content.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, Final
+
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from node.core.duties import repeat
+from node.core.runtime import Node
+from node.core.sharing import checked_recipients, in_session, run_follow_ups, share_in_room
+from node.core.store import StoreTransaction
+from node.core.store.tables import StoreMeta
+from node.features.alerts.room import ALERT_ROOM_SETTING, ensure_alert_room, post_notice
+from schemas.common import RecordRef
+from schemas.ids import new_record_id
+from schemas.payloads import Alert, AlertAck
+from schemas.records import build_record, record_to_wire
+from sync.host import VerifiedRecord, after_commit, committed_actions
+from sync.outbox import item_states
+
+log = logging.getLogger("minga.alerts")
+
+SETTINGS_KEY: Final = "alert_settings"
+STATE_PREFIX: Final = "alert."
+ALWAYS_DISCLOSED: Final = ("alert_type", "asks", "status", "text", "urgency")
+WITHHOLDABLE: Final = ("case", "country", "place")
+SENT, DELIVERED, SEEN, HELPING = "sent", "delivered", "seen", "helping"
+STAFF_ANSWERS: Final = frozenset({SEEN, HELPING})
+ACTIVE, CLOSED = "active", "closed"
+MAX_RESENDS: Final = 6
+"""A member still silent after this many re-sends is left to people (the page shows it)."""
+
+
+class AlertError(Exception):
+    """An alert action was refused; the message names ids and fields, never content."""
+
+
+class UnknownAlert(AlertError):
+    def __init__(self, issuer: str, record_id: str) -> None:
+        super().__init__(f"no alert {record_id} from {issuer}")
+
+
+class AlertSettings(BaseModel):
+    escalate_after_seconds: int = Field(default=600, ge=1)
+    late_after_seconds: int = Field(default=120, ge=0)
+
+
+class RecipientState(BaseModel):
+    """Where one recipient stands with one of our alerts."""
+
+    org_id: str
+    status: str = SENT
+    offers: list[str] = Field(default_factory=list)
+    note: str | None = None
+    ack_version: int = 0
+    matches_ask: bool = False
+    last_sent_at: int
+    resends: int = 0
+    answered_at: int | None = None
+
+
+class AlertState(BaseModel):
+    """One alert as this node knows it: ours (with recipients) or received (with our answer)."""
+
+    issuer: str
+    record_id: str
+    version: int
+    own: bool
+    claims: dict[str, Any]
+    issued_at: int
+    arrived_at: int
+    late: bool = False
+    room_id: str
+    updated_at: int
+    # ours
+    fields: list[str] = Field(default_factory=list)
+    recipients: list[RecipientState] = Field(default_factory=list)
+    # received
+    answer: str | None = None
+    answer_offers: list[str] = Field(default_factory=list)
+    ack_record_id: str | None = None
+    ack_version: int = 0
+    ack_owed: bool = False  # our acknowledgement is due and not queued yet
+
+    @property
+    def key(self) -> str:
+        return state_key(self.issuer, self.record_id)
+
+    @property
+    def status(self) -> str:
+        return str(self.claims.get("status", ACTIVE))
+
+    @property
+    def unacknowledged(self) -> bool:
+        """Ours: a recipient has not acknowledged; received: our staff have not answered."""
+        if self.status == CLOSED:
+            return False
+        if self.own:
+            return any(r.status == SENT for r in self.recipients)
+        return self.answer not in STAFF_ANSWERS
+
+    def recipient(self, org_id: str) -> RecipientState | None:
+        return next((r for r in self.recipients if r.org_id == org_id), None)
+
+
+def state_key(issuer: str, record_id: str) -> str:
+    # Settings names are short (64 characters with their prefix) and in clear: a digest.
+    digest = hashlib.sha256(f"{issuer}\n{record_id}".encode()).hexdigest()[:40]
+    return STATE_PREFIX + digest
+
+
+def ordered(states: Sequence[AlertState]) -> list[AlertState]:
+    """Unacknowledged first, then newest first."""
+    return sorted(states, key=lambda s: (not s.unacknowledged, -s.issued_at, s.record_id))
+
+
+def arrival_order(states: Sequence[AlertState]) -> list[AlertState]:
+    """Oldest issue first: the order in which a member should read what it missed."""
+    return sorted(states, key=lambda s: (s.issued_at, s.record_id))
+
+
+def capability_matches(asks: Collection[str], capabilities: Collection[str]) -> bool:
+    return bool(set(asks) & set(capabilities))
+
+
+# --- store ------------------------------------------------------------------------------------
+
+
+async def load_state(tx: StoreTransaction, issuer: str, record_id: str) -> AlertState | None:
+    saved = await tx.settings.get(state_key(issuer, record_id))
+    return None if saved is None else AlertState.model_validate(saved)
+
+
+async def _load_states(tx: StoreTransaction, keys: Collection[str]) -> list[AlertState]:
+    """The alert states stored under ``keys`` (one query; missing keys are left out)."""
+    saved = await tx.settings.get_many(*keys)
+    return [AlertState.model_validate(value) for value in saved if value is not None]
+
+
+async def save_state(tx: StoreTransaction, state: AlertState) -> None:
+    await tx.settings.set(state.key, state.model_dump(mode="json"))
+
+
+async def all_states(tx: StoreTransaction) -> list[AlertState]:
+    names = await tx.session.scalars(
+        select(StoreMeta.name).where(StoreMeta.name.startswith("setting." + STATE_PREFIX)))
+    return await _load_states(tx, [name.removeprefix("setting.") for name in names])
+
+
+async def list_alerts(node: Node) -> list[AlertState]:
+    async with node.store.read() as tx:
+        return ordered(await all_states(tx))
+
+
+async def get_alert(node: Node, issuer: str, record_id: str) -> AlertState:
+    async with node.store.read() as tx:
+        state = await load_state(tx, issuer, record_id)
+    if state is None:
+        raise UnknownAlert(issuer, record_id)
+    return state
+
+
+async def alert_settings(node: Node) -> AlertSettings:
+    async with node.store.read() as tx:
+        return await _settings(tx)
+
+
+async def _settings(tx: StoreTransaction) -> AlertSettings:
+    return AlertSettings.model_validate(await tx.settings.get(SETTINGS_KEY) or {})
+
+
+async def set_alert_settings(node: Node, settings: AlertSettings) -> None:
+    async with node.store.transaction() as tx:
+        await tx.settings.set(SETTINGS_KEY, settings.model_dump(mode="json"))
+
+
+# --- live changes -------------------------------------------------------------------------------
+
+
+class AlertBus:
+    """Wakes open pages (server-sent events) when an alert changed on this node: notified once
+    the change has committed (from a record handler, by :func:`sync.host.after_commit`)."""
+
+    def __init__(self) -> None:
+        self._listeners: set[asyncio.Event] = set()
+        self.closed = False
+
+    def close(self) -> None:
+        """The node is stopping: wake every listener for the last time."""
+        self.closed = True
+        self.notify()
+
+    def notify(self) -> None:
+        for listener in self._listeners:
+            listener.set()
+
+    @asynccontextmanager
+    async def listen(self) -> AsyncIterator[asyncio.Event]:
+        event = asyncio.Event()
+        self._listeners.add(event)
+        try:
+            yield event
+        finally:
+            self._listeners.discard(event)
+
+
+_buses: dict[int, AlertBus] = {}
+
+
+def bus_of(node: Node) -> AlertBus:
+    return _buses.setdefault(id(node), AlertBus())
+
+
+# --- sending ----------------------------------------------------------------------------------
+
+
+def _fields(withhold: Collection[str]) -> list[str]:
+    unknown = set(withhold) - set(WITHHOLDABLE)
+    if unknown:
+        raise AlertError(f"cannot withhold {', '.join(sorted(unknown))}; only "
+                         f"{', '.join(WITHHOLDABLE)}")
+    return sorted(set(ALWAYS_DISCLOSED) | (set(WITHHOLDABLE) - set(withhold)))
+
+
+def member_capabilities(entry: dict[str, Any]) -> list[str]:
+    """The capabilities a member's directory entry names (its signed profile)."""
+    profile = entry.get("profile")
+    listed = profile.get("capabilities") if isinstance(profile, dict) else None
+    return [c for c in listed if isinstance(c, str)] if isinstance(listed, list) else []
+
+
+@dataclass(frozen=True)
+class _Audience:
+    recipients: list[str]
+    verified: frozenset[str]
+    capabilities: dict[str, list[str]]
+    room: dict[str, Any] | None
+
+
+async def _audience(tx: StoreTransaction, node: Node, recipients: Sequence[str] | None
+                    ) -> _Audience:
+    """Who gets the alert (checked: verified members), what they can do, the alert room."""
+    members = await tx.orgs.members(verified_only=True)
+    to = (list(recipients) if recipients is not None
+          else sorted(m.org_id for m in members if m.org_id != node.org_id))
+    if not to:
+        raise AlertError("the coalition has no other verified member to alert")
+    verified = frozenset(m.org_id for m in members)
+    checked_recipients(node.org_id, to, verified)  # refuses before any room is made
+    room = await tx.settings.get(ALERT_ROOM_SETTING)
+    return _Audience(to, verified, {m.org_id: member_capabilities(m.entry) for m in members},
+                     room if isinstance(room, dict) else None)
+
+
+async def send_alert(
+    node: Node,
+    alert: Alert,
+    *,
+    recipients: Sequence[str] | None = None,
+    withhold: Collection[str] = (),
+    actor: str,
+    now: int,
+) -> AlertState:
+    """Send a new alert to ``recipients`` (default: every verified member); its state.
+
+    Audience, alert state and share commit in one transaction; Matrix is called before it only
+    when the alert room must be created or someone invited (the write lock is never held over
+    the network), and then the audience is read again."""
+    fields = _fields(withhold)
+    record = build_record(node.org_id, alert, record_id=new_record_id(), issued_at=now)
+    prepared: str | None = None
+    while True:
+        async with node.store.transaction() as tx:
+            audience = await _audience(tx, node, recipients)
+            room_id = _ready_room(audience) or prepared
+            if room_id is not None:
+                state = _sent_state(record, audience, fields, room_id, now)
+                await save_state(tx, state)
+                item_ids = await share_in_room(
+                    node, [record], audience.recipients, room_id, fields, actor=actor,
+                    issued_at=now, open_session=tx.session, urgent=True,
+                    verified=audience.verified, new_records=True)
+                follow_ups = committed_actions(tx.session)
+        if room_id is not None:
+            break
+        async with node.transport() as transport:
+            prepared = await ensure_alert_room(node, transport, audience.recipients)
+    await run_follow_ups(follow_ups)
+    _notice_after(node, state, item_ids)
+    bus_of(node).notify()
+    return state
+
+
+def _ready_room(audience: _Audience) -> str | None:
+    """The alert room, if it exists with every recipient invited."""
+    saved = audience.room
+    if saved is not None and set(audience.recipients) <= set(saved["invited"]):
+        return str(saved["room_id"])
+    return None
+
+
+def _sent_state(record: Any, audience: _Audience, fields: Sequence[str], room_id: str,
+                now: int) -> AlertState:
+    claims = dict(record_to_wire(record)["payload"])
+    asks = claims.get("asks", [])
+    return AlertState(
+        issuer=record.issuer, record_id=record.record_id, version=record.version, own=True,
+        claims=claims, issued_at=now, arrived_at=now, room_id=room_id, updated_at=now,
+        fields=list(fields),
+        recipients=[RecipientState(org_id=o, last_sent_at=now, matches_ask=capability_matches(
+            asks, audience.capabilities.get(o, []))) for o in audience.recipients])
+
+
+# The push notice waits until the sealed alert has left and a member has acknowledged it (or
+# NOTICE_ACK_WAIT_SECONDS have passed): posted earlier, it competes with the alert for the same
+# rooms and homeservers while members are opening and storing it. Its readers are people, to
+# whom a fraction of a second is nothing.
+_notices: set[asyncio.Task[None]] = set()
+NOTICE_WAIT_SECONDS: Final = 30.0
+NOTICE_ACK_WAIT_SECONDS: Final = 3.0
+_NOTICE_POLL_SECONDS: Final = 0.1
+
+
+def _notice_after(node: Node, state: AlertState, item_ids: Sequence[int]) -> None:
+    task = asyncio.create_task(_post_notice_when_sent(node, state, item_ids))
+    _notices.add(task)
+    task.add_done_callback(_notices.discard)
+
+
+async def _post_notice_when_sent(node: Node, state: AlertState, item_ids: Sequence[int]) -> None:
+    try:
+        await _until(node, lambda tx: _all_sent(tx, item_ids), NOTICE_WAIT_SECONDS)
+        await _until(node, lambda tx: _acknowledged(tx, state), NOTICE_ACK_WAIT_SECONDS)
+        async with node.transport() as transport:
+            await post_notice(node, transport, state.room_id, f"minga-alert-{state.record_id}")
+    except Exception as error:  # a push notice is a courtesy; the alert itself is queued
+        log.warning("alert notice not posted: %s", type(error).__name__)
+
+
+async def _until(node: Node, done: Callable[[StoreTransaction], Awaitable[bool]],
+                 seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        await asyncio.sleep(_NOTICE_POLL_SECONDS)  # nothing is done at once: look later
+        async with node.store.read() as tx:
+            if await done(tx):
+                return
+
+
+async def _all_sent(tx: StoreTransaction, item_ids: Sequence[int]) -> bool:
+    states = await item_states(tx.session, item_ids)
+    return all(s.state == "sent" for s in states.values())
+
+
+async def _acknowledged(tx: StoreTransaction, state: AlertState) -> bool:
+    current = await load_state(tx, state.issuer, state.record_id)
+    return current is not None and any(r.status != SENT for r in current.recipients)
+
+
+async def notices_posted() -> None:
+    """Wait for every pending push notice (before a short-lived process exits)."""
+    if _notices:
+        await asyncio.gather(*list(_notices), return_exceptions=True)
+
+
+async def update_alert(
+    node: Node, record_id: str, *, status: str, text: str | None = None, actor: str, now: int,
+) -> AlertState:
+    """A new version of our alert with another status (and text), to the same recipients."""
+    state = await get_alert(node, node.org_id, record_id)
+    if not state.own:
+        raise AlertError(f"alert {record_id} is not this node's")
+    payload = {**state.claims, "status": status, **({"text": text} if text else {})}
+    alert = Alert.model_validate(payload)
+    record = build_record(node.org_id, alert, record_id=record_id, issued_at=now,
+                          version=state.version + 1)
+    recipients = [r.org_id for r in state.recipients]
+    state.version, state.updated_at = record.version, now
+    state.claims = dict(record_to_wire(record)["payload"])
+
+    async def remember(tx: StoreTransaction) -> None:
+        current = await load_state(tx, node.org_id, record_id)
+        assert current is not None
+        current.version, current.updated_at, current.claims = (
+            state.version, state.updated_at, state.claims)
+        await save_state(tx, current)
+        state.recipients = current.recipients
+
+    await share_in_room(node, [record], recipients, state.room_id, state.fields, actor=actor,
+                        issued_at=now, also=remember, urgent=True)
+    bus_of(node).notify()
+    return state
+
+
+async def escalate_due(node: Node, *, now: int, actor: str = "escalation") -> dict[str, list[str]]:
+    """Re-send every active alert of ours to each recipient still silent after the configured
+    time; per alert record id, who it was re-sent to."""
+    settings = await alert_settings(node)
+    resent: dict[str, list[str]] = {}
+    for state in await list_alerts(node):
+        if not state.own or state.status == CLOSED:
+            continue
+        silent = [r.org_id for r in state.recipients if r.status == SENT
+                  and r.resends < MAX_RESENDS
+                  and now - r.last_sent_at >= settings.escalate_after_seconds]
+        if silent:
+            await _resend(node, state, silent, actor=actor, now=now)
+            resent[state.record_id] = silent
+    if resent:
+        bus_of(node).notify()
+    return resent
+
+
+async def _resend(node: Node, state: AlertState, silent: Sequence[str], *, actor: str,
+                  now: int) -> None:
+    alert = Alert.model_validate(state.claims)
+    record = build_record(node.org_id, alert, record_id=state.record_id, version=state.version,
+                          issued_at=state.issued_at)
+
+    async def remember(tx: StoreTransaction) -> None:
+        current = await load_state(tx, node.org_id, state.record_id)
+        assert current is not None
+        for recipient in current.recipients:
+            if recipient.org_id in silent:
+                recipient.resends += 1
+                recipient.last_sent_at = now
+        current.updated_at = now
+        await save_state(tx, current)
+
+    await share_in_room(node, [record], silent, state.room_id, state.fields, actor=actor,
+                        issued_at=now, also=remember, urgent=True)
+    log.info("alert %s re-sent to %d silent member(s)", state.record_id, len(silent))
+
+
+async def run_escalation(node: Node, *, every_seconds: float = 30.0) -> None:
+    """Escalate now and then until cancelled (``minga run``)."""
+    await repeat(lambda now: escalate_due(node, now=now), every_seconds=every_seconds,
+                 failure="alert escalation failed", log=log)
+
+
+# --- answering ----------------------------------------------------------------------------------
+
+
+def _ack_record(node_org: str, state: AlertState, *, now: int) -> Any:
+    assert state.ack_record_id is not None
+    ack = AlertAck(alert=RecordRef(issuer=state.issuer, record_id=state.record_id),
+                   status=state.answer or DELIVERED, offers=state.answer_offers)
+    return build_record(node_org, ack, record_id=state.ack_record_id, issued_at=now,
+                        version=state.ack_version)
+
+
+async def respond(
+    node: Node, issuer: str, record_id: str, *, answer: str, offers: Sequence[str] = (),
+    actor: str, now: int,
+) -> AlertState:
+    """Our staff's answer to a received alert: "seen", or "helping" with ``offers``."""
+    if answer not in STAFF_ANSWERS:
+        raise AlertError(f"answer: must be one of {', '.join(sorted(STAFF_ANSWERS))}")
+    state = await get_alert(node, issuer, record_id)
+    if state.own:
+        raise AlertError("an alert of this node cannot be answered by this node")
+    state.answer, state.answer_offers = answer, sorted(set(offers))
+    state.ack_record_id = state.ack_record_id or new_record_id()
+    state.ack_version += 1
+    state.ack_owed = False  # this answer is the acknowledgement
+    state.updated_at = now
+    record = _ack_record(node.org_id, state, now=now)
+
+    async def remember(tx: StoreTransaction) -> None:
+        await save_state(tx, state)
+
+    await share_in_room(node, [record], [issuer], state.room_id, actor=actor, issued_at=now,
+                        also=remember, urgent=True)
+    bus_of(node).notify()
+    return state
+
+
+# --- receiving (record handlers, run in the inbox transaction) ----------------------------------
+
+
+async def on_alert(session: AsyncSession, node: Node, record: VerifiedRecord) -> None:
+    """A verified alert: keep it (marked late if it arrived late) and acknowledge it."""
+    now = int(time.time())
+    async with in_session(session, node) as tx:
+        saved, saved_settings = await tx.settings.get_many(
+            state_key(record.issuer, record.record_id), SETTINGS_KEY)
+        state = None if saved is None else AlertState.model_validate(saved)
+        if state is None:
+            settings = AlertSettings.model_validate(saved_settings or {})
+            state = AlertState(
+                issuer=record.issuer, record_id=record.record_id, version=record.version,
+                own=False, claims=_payload_claims(record.claims), issued_at=record.issued_at,
+                arrived_at=now, late=now - record.issued_at > settings.late_after_seconds,
+                room_id=record.room_id, updated_at=now, answer=DELIVERED,
+                ack_record_id=new_record_id(), ack_version=1)
+        elif record.version > state.version:
+            state.version, state.claims = record.version, _payload_claims(record.claims)
+            state.updated_at = now
+        state.ack_owed = True
+        await save_state(tx, state)
+    # The acknowledgement is sealed and posted right after the batch commits, so storing the
+    # alert does not wait for it; a node stopped in between sends it when it starts again.
+    owed = _owed_acks_of(node)
+    after_commit(session, lambda: owed.add(state.key))
+    after_commit(session, bus_of(node).notify)  # open pages read what was committed
+
+
+def _payload_claims(claims: dict[str, Any]) -> dict[str, Any]:
+    header = {"issuer", "record_id", "version", "kind", "schema", "issued_at", "iss", "iat",
+              "aud", "cnf", "_sd_alg"}
+    return {k: v for k, v in claims.items() if k not in header}
+
+
+class _OwedAcks:
+    """Keys of received alerts whose acknowledgement is due, and a wake-up for the duty."""
+
+    def __init__(self) -> None:
+        self.keys: set[str] = set()
+        self.wake = asyncio.Event()
+
+    def add(self, key: str) -> None:
+        self.keys.add(key)
+        self.wake.set()
+
+    def take(self) -> set[str]:
+        keys, self.keys = self.keys, set()
+        self.wake.clear()
+        return keys
+
+
+_owed_acks: dict[int, _OwedAcks] = {}
+
+
+def _owed_acks_of(node: Node) -> _OwedAcks:
+    return _owed_acks.setdefault(id(node), _OwedAcks())
+
+
+async def send_owed_acks(node: Node, keys: Collection[str] | None = None) -> int:
+    """Queue, seal and post the acknowledgements still owed (of ``keys``, or of every received
+    alert); how many were sent."""
+    async with node.store.read() as tx:
+        states = await (all_states(tx) if keys is None else _load_states(tx, keys))
+    owed = [s for s in states if not s.own and s.ack_owed]
+    for state in owed:
+        await _send_ack(node, state, now=int(time.time()))
+    return len(owed)
+
+
+async def _send_ack(node: Node, state: AlertState, *, now: int) -> None:
+    async def settled(tx: StoreTransaction) -> None:
+        current = await load_state(tx, state.issuer, state.record_id)
+        if current is not None:
+            current.ack_owed = False
+            await save_state(tx, current)
+
+    await share_in_room(node, [_ack_record(node.org_id, state, now=now)], [state.issuer],
+                        state.room_id, actor="automatic acknowledgement", issued_at=now,
+                        also=settled, urgent=True)
+
+
+async def run_acknowledgements(node: Node, *, sweep_seconds: float = 300.0) -> None:
+    """Send owed acknowledgements as soon as the inbox stores an alert, and every
+    ``sweep_seconds`` whatever is still owed (from before a stop, or after a failure)."""
+    owed = _owed_acks_of(node)
+    loop = asyncio.get_running_loop()
+    while True:
+        next_sweep = loop.time() + sweep_seconds
+        await _acknowledge(node, None)
+        while loop.time() < next_sweep:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(owed.wake.wait(), next_sweep - loop.time())
+            if owed.keys:
+                await _acknowledge(node, owed.take())
+
+
+async def _acknowledge(node: Node, keys: Collection[str] | None) -> None:
+    try:
+        await send_owed_acks(node, keys)
+    except Exception as error:  # the next sweep tries again; nothing is lost
+        log.warning("acknowledging alerts failed: %s", type(error).__name__)
+
+
+async def on_alert_ack(session: AsyncSession, node: Node, record: VerifiedRecord) -> None:
+    """A member's acknowledgement of one of our alerts: its latest answer counts."""
+    target = record.claims.get("alert")
+    if not isinstance(target, dict) or target.get("issuer") != node.org_id:
+        return
+    async with in_session(session, node) as tx:
+        state = await load_state(tx, node.org_id, str(target.get("record_id")))
+        recipient = state.recipient(record.issuer) if state else None
+        if state is None or recipient is None or record.version < recipient.ack_version:
+            return
+        recipient.status = str(record.claims.get("status", DELIVERED))
+        recipient.offers = [str(o) for o in record.claims.get("offers", [])]
+        recipient.ack_version = record.version
+        recipient.answered_at = int(time.time())
+        state.updated_at = recipient.answered_at
+        await save_state(tx, state)
+    after_commit(session, bus_of(node).notify)

@@ -1,0 +1,452 @@
+"""Joint campaigns over HTTP (M7): ``/proposals``, ``/campaigns`` (see
+:mod:`node.features.campaigns.service`).
+
+- ``POST /proposals/check`` answers the campaign check (overlapping campaigns and proposals this
+  node knows) for a draft, before it is posted; ``POST /proposals`` posts it to the coalition.
+- ``GET /proposals`` and ``GET /proposals/{issuer}/{record_id}``: status (open, launching,
+  expired, active, closed), tally and every response.
+- ``POST /proposals/{issuer}/{record_id}/responses``: join (roles, staff Matrix accounts to
+  invite), endorse or decline (reason); again to change it, until the deadline (409 after).
+- ``POST /proposals/{record_id}/launch``: the proposer's early launch.
+- ``GET /campaigns``, ``GET /campaigns/{issuer}/{record_id}`` (the proposal's ids): participants,
+  updates, tasks, key messages, timeline. ``POST .../posts``, ``POST .../leave``,
+  ``POST .../close`` (the proposer closes; another participant's call is its vote).
+- ``POST /letters`` (title, text, deadline, optional campaign), ``GET /letters``,
+  ``GET /letters/{issuer}/{record_id}`` (signatories live), ``POST .../signatures`` (409 after the
+  deadline), ``GET .../export?format=text|html|json`` (signatory list and verification appendix).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from node.core.api.framework import ApiError, Call, Endpoint, NoBody, NoQuery
+from node.core.rooms import PairRoomError
+from node.core.runtime import Node
+from node.core.sharing import SharingError
+from node.core.store import Role
+from node.features.campaigns.check import CampaignDraft, Overlap, check_against_node
+from node.features.campaigns.letters import (
+    LateSignature,
+    LetterNotFound,
+    LetterState,
+    all_letters,
+    appendix_entries,
+    create_letter,
+    export_data,
+    export_html,
+    export_text,
+    letter_of,
+    sign_letter,
+    verify_letter_appendix,
+)
+from node.features.campaigns.service import (
+    CampaignError,
+    CampaignNotFound,
+    NotAllowed,
+    Post,
+    ProposalState,
+    ResponsesClosed,
+    all_proposals,
+    close,
+    launch,
+    leave,
+    post,
+    propose,
+    respond,
+    state_of,
+)
+from schemas.codes import CampaignPostTypeCode, CampaignRoleCode, ProposalResponseCode
+from schemas.common import (
+    LongText,
+    MatrixUserId,
+    Name,
+    NoDuplicates,
+    OrgId,
+    RecordRef,
+    ShortText,
+    UnixSeconds,
+)
+from schemas.dates import PartialDateText
+from schemas.payloads import Proposal
+
+TAGS = ("campaigns",)
+
+
+class ResponseRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    response: ProposalResponseCode
+    roles: Annotated[list[CampaignRoleCode], NoDuplicates] = Field(default_factory=list)
+    reason: ShortText | None = None
+    contacts: list[MatrixUserId] = Field(
+        default_factory=list, max_length=20,
+        description="staff Matrix accounts to invite to the campaign room")
+
+
+class PostRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    post_type: CampaignPostTypeCode
+    title: ShortText | None = None
+    text: LongText | None = None
+    owner: OrgId | None = None
+    due: PartialDateText | None = None
+    targets: list[Name] = Field(default_factory=list, max_length=50)
+
+
+class ResponseView(BaseModel):
+    org_id: str
+    response: str
+    roles: list[str]
+    reason: str | None
+    contacts: list[str]
+    version: int
+    issued_at: int
+
+
+class PostView(BaseModel):
+    issuer: str
+    record_id: str
+    post_type: str
+    title: str | None
+    text: str | None
+    owner: str | None
+    due: str | None
+    targets: list[str]
+    issued_at: int
+
+
+class Tally(BaseModel):
+    join: int
+    endorse: int
+    decline: int
+    participants: int = Field(description="the proposer and every organisation that joined")
+    minimum: int
+
+
+class ProposalView(BaseModel):
+    issuer: str
+    record_id: str
+    issued_at: int
+    status: str = Field(description="open, launching, expired, active or closed")
+    proposal: Proposal
+    tally: Tally
+    responses: list[ResponseView]
+    joined: list[str]
+    participants: list[str] = Field(description="of the campaign, once it is launched")
+    left: list[str]
+    close_votes: list[str]
+    room_id: str | None
+    posts: list[PostView] = Field(description="campaign room content, oldest first")
+
+
+class ProposalList(BaseModel):
+    items: list[ProposalView]
+
+
+class OverlapView(BaseModel):
+    kind: str
+    issuer: str
+    record_id: str
+    title: str
+    score: int = Field(description="0-100")
+    reasons: list[str]
+
+
+class CheckResult(BaseModel):
+    overlaps: list[OverlapView]
+
+
+def _post_view(item: Post) -> PostView:
+    return PostView(issuer=item.issuer, record_id=item.record_id, post_type=item.post_type,
+                    title=item.title, text=item.text, owner=item.owner, due=item.due,
+                    targets=list(item.targets), issued_at=item.issued_at)
+
+
+def proposal_view(state: ProposalState) -> ProposalView:
+    tally = Tally(join=state.count("join"), endorse=state.count("endorse"),
+                  decline=state.count("decline"), participants=len(state.joined),
+                  minimum=state.proposal.min_organisations)
+    return ProposalView(
+        issuer=state.issuer, record_id=state.record_id, issued_at=state.issued_at,
+        status=state.status, proposal=state.proposal, tally=tally,
+        responses=[ResponseView(org_id=r.org_id, response=r.response, roles=list(r.roles),
+                                reason=r.reason, contacts=list(r.contacts), version=r.version,
+                                issued_at=r.issued_at) for r in state.responses],
+        joined=list(state.joined), participants=list(state.participants), left=list(state.left),
+        close_votes=list(state.close_votes),
+        room_id=state.campaign.room_id if state.campaign else None,
+        posts=[_post_view(p) for p in state.posts])
+
+
+def _overlap_view(overlap: Overlap) -> OverlapView:
+    return OverlapView(kind=overlap.kind, issuer=overlap.issuer, record_id=overlap.record_id,
+                       title=overlap.title, score=overlap.score, reasons=list(overlap.reasons))
+
+
+@contextmanager
+def campaign_answers() -> Iterator[None]:
+    """Campaign refusals as API errors (ids and rules only, never content)."""
+    try:
+        yield
+    except LateSignature as error:
+        raise ApiError(409, "deadline_passed", str(error)) from None
+    except (CampaignNotFound, LetterNotFound) as error:
+        raise ApiError(404, "not_found", str(error)) from None
+    except ResponsesClosed as error:
+        raise ApiError(409, "deadline_passed", str(error)) from None
+    except NotAllowed as error:
+        raise ApiError(409, "not_allowed", str(error)) from None
+    except CampaignError as error:
+        raise ApiError(409, "campaign_refused", str(error)) from None
+    except (SharingError, PairRoomError) as error:
+        raise ApiError(503, "not_sent", str(error)) from None
+
+
+class CampaignEndpoints:
+    def __init__(self, node: Node, now: Callable[[], int]) -> None:
+        self._node = node
+        self._now = now
+
+    async def check(self, call: Call[CampaignDraft, NoQuery]) -> CheckResult:
+        overlaps = await check_against_node(self._node, call.body, self._now())
+        return CheckResult(overlaps=[_overlap_view(o) for o in overlaps])
+
+    async def create(self, call: Call[Proposal, NoQuery]) -> ProposalView:
+        with campaign_answers():
+            state = await propose(self._node, call.body, actor=call.principal.user,
+                                  now=self._now())
+        return proposal_view(state)
+
+    async def list_proposals(self, call: Call[NoBody, NoQuery]) -> ProposalList:
+        return ProposalList(items=[proposal_view(s)
+                                   for s in await all_proposals(self._node, self._now())])
+
+    async def one(self, call: Call[NoBody, NoQuery]) -> ProposalView:
+        with campaign_answers():
+            state = await state_of(self._node, call.path["issuer"], call.path["record_id"],
+                                   self._now())
+        return proposal_view(state)
+
+    async def respond(self, call: Call[ResponseRequest, NoQuery]) -> ProposalView:
+        body = call.body
+        with campaign_answers():
+            state = await respond(self._node, call.path["issuer"], call.path["record_id"],
+                                  body.response, roles=body.roles, reason=body.reason,
+                                  contacts=body.contacts, actor=call.principal.user,
+                                  now=self._now())
+        return proposal_view(state)
+
+    async def launch(self, call: Call[NoBody, NoQuery]) -> ProposalView:
+        with campaign_answers():
+            state = await launch(self._node, call.path["record_id"], now=self._now())
+        return proposal_view(state)
+
+    async def list_campaigns(self, call: Call[NoBody, NoQuery]) -> ProposalList:
+        states = await all_proposals(self._node, self._now())
+        return ProposalList(items=[proposal_view(s) for s in states if s.campaign is not None])
+
+    async def add_post(self, call: Call[PostRequest, NoQuery]) -> ProposalView:
+        body = call.body
+        with campaign_answers():
+            state = await post(self._node, call.path["issuer"], call.path["record_id"],
+                               body.post_type, title=body.title, text=body.text,
+                               owner=body.owner, due=body.due, targets=body.targets,
+                               actor=call.principal.user, now=self._now())
+        return proposal_view(state)
+
+    async def leave(self, call: Call[NoBody, NoQuery]) -> ProposalView:
+        with campaign_answers():
+            state = await leave(self._node, call.path["issuer"], call.path["record_id"],
+                                actor=call.principal.user, now=self._now())
+        return proposal_view(state)
+
+    async def close(self, call: Call[NoBody, NoQuery]) -> ProposalView:
+        with campaign_answers():
+            state = await close(self._node, call.path["issuer"], call.path["record_id"],
+                                actor=call.principal.user, now=self._now())
+        return proposal_view(state)
+
+    def endpoints(self) -> list[Endpoint]:
+        one = "/proposals/{issuer}/{record_id}"
+        campaign = "/campaigns/{issuer}/{record_id}"
+        errors = (404, 409, 503)
+        return [
+            Endpoint("POST", "/proposals/check", self.check,
+                     "The campaign check: known campaigns and proposals that overlap a draft",
+                     body=CampaignDraft, response=CheckResult, tags=TAGS),
+            Endpoint("POST", "/proposals", self.create,
+                     "Post a joint campaign proposal to the coalition", Role.editor,
+                     body=Proposal, response=ProposalView, status=201, errors=errors,
+                     tags=TAGS),
+            Endpoint("GET", "/proposals", self.list_proposals,
+                     "Every proposal this node knows, with status and tally",
+                     response=ProposalList, tags=TAGS),
+            Endpoint("GET", one, self.one, "One proposal: status, tally, responses",
+                     response=ProposalView, errors=(404,), tags=TAGS),
+            Endpoint("POST", one + "/responses", self.respond,
+                     "Join, endorse or decline (again to change it, until the deadline)",
+                     Role.editor, body=ResponseRequest, response=ProposalView, errors=errors,
+                     tags=TAGS),
+            Endpoint("POST", "/proposals/{record_id}/launch", self.launch,
+                     "Launch this node's proposal now: create the campaign room",
+                     Role.editor, response=ProposalView, status=202, errors=errors, tags=TAGS),
+            Endpoint("GET", "/campaigns", self.list_campaigns,
+                     "Launched campaigns (active and closed)", response=ProposalList, tags=TAGS),
+            Endpoint("GET", campaign, self.one,
+                     "One campaign: participants, updates, tasks, key messages, timeline",
+                     response=ProposalView, errors=(404,), tags=TAGS),
+            Endpoint("POST", campaign + "/posts", self.add_post,
+                     "Post an update, task, key message or timeline entry to the participants",
+                     Role.editor, body=PostRequest, response=ProposalView, status=201,
+                     errors=errors, tags=TAGS),
+            Endpoint("POST", campaign + "/leave", self.leave,
+                     "Leave the campaign (not the proposer)", Role.editor,
+                     response=ProposalView, errors=errors, tags=TAGS),
+            Endpoint("POST", campaign + "/close", self.close,
+                     "Close the campaign (proposer) or vote to close (other participants)",
+                     Role.editor, response=ProposalView, errors=errors, tags=TAGS),
+        ]
+
+
+# --- letters ----------------------------------------------------------------------------------
+
+
+class LetterRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    title: ShortText
+    text: LongText
+    deadline: UnixSeconds
+    campaign: RecordRef | None = Field(
+        default=None, description="the campaign (its proposal's ids) whose participants sign; "
+        "none: the whole coalition")
+
+
+class SignRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    signatory_name: Name
+    signatory_role: ShortText | None = None
+
+
+class ExportQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    format: Literal["text", "html", "json"] = "text"
+
+
+class SignatoryView(BaseModel):
+    org_id: str
+    organisation: str
+    signatory_name: str
+    signatory_role: str | None
+    signed_at: int
+
+
+class LetterView(BaseModel):
+    issuer: str
+    record_id: str
+    version: int
+    title: str
+    text: str
+    deadline: int
+    open: bool = Field(description="false once the deadline passed")
+    campaign: RecordRef | None
+    sha256: str
+    signatories: list[SignatoryView]
+    late: list[str] = Field(description="organisations whose signature came after the deadline")
+
+
+class LetterList(BaseModel):
+    items: list[LetterView]
+
+
+class LetterExport(BaseModel):
+    format: str
+    content: str | None = Field(description="the text or HTML document")
+    data: dict[str, Any] | None = Field(description="the JSON form (format=json)")
+    valid: bool = Field(description="the appendix verifies (verify_letter_appendix)")
+
+
+def letter_view(state: LetterState) -> LetterView:
+    return LetterView(
+        issuer=state.issuer, record_id=state.record_id, version=state.version,
+        title=state.letter.title, text=state.letter.text, deadline=state.letter.deadline,
+        open=state.open, campaign=state.letter.campaign, sha256=state.sha256,
+        signatories=[SignatoryView(org_id=s.org_id,
+                                   organisation=str(s.statement["organisation"]),
+                                   signatory_name=s.signatory_name,
+                                   signatory_role=s.statement.get("signatory_role"),
+                                   signed_at=s.issued_at) for s in state.signatures],
+        late=list(state.late))
+
+
+class LetterEndpoints:
+    def __init__(self, node: Node, now: Callable[[], int]) -> None:
+        self._node = node
+        self._now = now
+
+    async def create(self, call: Call[LetterRequest, NoQuery]) -> LetterView:
+        body = call.body
+        with campaign_answers():
+            state = await create_letter(self._node, body.title, body.text, body.deadline,
+                                        body.campaign, actor=call.principal.user,
+                                        now=self._now())
+        return letter_view(state)
+
+    async def list_letters(self, call: Call[NoBody, NoQuery]) -> LetterList:
+        return LetterList(items=[letter_view(s)
+                                 for s in await all_letters(self._node, self._now())])
+
+    async def one(self, call: Call[NoBody, NoQuery]) -> LetterView:
+        with campaign_answers():
+            state = await letter_of(self._node, call.path["issuer"], call.path["record_id"],
+                                    self._now())
+        return letter_view(state)
+
+    async def sign(self, call: Call[SignRequest, NoQuery]) -> LetterView:
+        with campaign_answers():
+            state = await sign_letter(self._node, call.path["issuer"], call.path["record_id"],
+                                      call.body.signatory_name, call.body.signatory_role,
+                                      actor=call.principal.user, now=self._now())
+        return letter_view(state)
+
+    async def export(self, call: Call[NoBody, ExportQuery]) -> LetterExport:
+        with campaign_answers():
+            state = await letter_of(self._node, call.path["issuer"], call.path["record_id"],
+                                    self._now())
+        entries = await appendix_entries(self._node, state)
+        data = export_data(state, entries)
+        valid = verify_letter_appendix(data).valid
+        if call.query.format == "json":
+            return LetterExport(format="json", content=None, data=data, valid=valid)
+        render = export_html if call.query.format == "html" else export_text
+        return LetterExport(format=call.query.format, content=render(state, entries), data=None,
+                            valid=valid)
+
+    def endpoints(self) -> list[Endpoint]:
+        one = "/letters/{issuer}/{record_id}"
+        tags = ("letters",)
+        errors = (404, 409, 503)
+        return [
+            Endpoint("POST", "/letters", self.create,
+                     "Post a sign-on letter to the coalition or a campaign's participants",
+                     Role.editor, body=LetterRequest, response=LetterView, status=201,
+                     errors=errors, tags=tags),
+            Endpoint("GET", "/letters", self.list_letters, "Every letter this node knows",
+                     response=LetterList, tags=tags),
+            Endpoint("GET", one, self.one, "A letter and its signatories",
+                     response=LetterView, errors=(404,), tags=tags),
+            Endpoint("POST", one + "/signatures", self.sign,
+                     "Sign the letter for this organisation (until the deadline)", Role.editor,
+                     body=SignRequest, response=LetterView, errors=errors, tags=tags),
+            Endpoint("GET", one + "/export", self.export,
+                     "The letter with its signatories and verification appendix",
+                     query=ExportQuery, response=LetterExport, errors=(404,), tags=tags),
+        ]

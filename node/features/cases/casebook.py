@@ -1,0 +1,113 @@
+"""The node's own cases as records: create, amend (JSON merge patch), delete, with audit entries.
+
+The store keeps, per version, the whole record in wire form (``schemas.records.record_to_wire``:
+issuer, record id, version, kind, schema, issued_at, payload), so sharing later needs nothing
+but the stored document. The plaintext index (:class:`CaseIndex`) is derived from the payload
+here and nowhere else.
+
+These functions work inside a store transaction the caller opens; the HTTP API uses them, and so
+can anything else that writes cases (imports, the demo). Audit entries name the author and the
+record id, never content.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, cast
+
+from node.core.store import CaseIndex, StoredCase, StoreTransaction, VersionConflict
+from schemas.case import Case
+from schemas.dates import DateSpan
+from schemas.ids import new_record_id
+from schemas.records import (
+    CaseRecord,
+    RecordKind,
+    build_record,
+    parse_payload,
+    parse_record,
+    record_to_wire,
+)
+
+CASE_CREATED = "case.create"
+CASE_UPDATED = "case.update"
+CASE_DELETED = "case.delete"
+
+
+def case_index(case: Case) -> CaseIndex:
+    """The filterable facts of a case: country, incident period bounds, violations, groups."""
+    period = DateSpan.parse(case.incident_date)
+    return CaseIndex(
+        country=case.country,
+        date_from=period.earliest().isoformat(),
+        date_to=period.latest().isoformat(),
+        violations=frozenset(case.violations),
+        victim_groups=frozenset(group for victim in case.victims for group in victim.groups),
+    )
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7396 JSON merge patch: objects merge key by key, ``null`` removes, the rest replaces."""
+    if not isinstance(patch, Mapping):
+        return patch
+    merged = dict(target) if isinstance(target, Mapping) else {}
+    for key, value in patch.items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = merge_patch(merged.get(key), value)
+    return merged
+
+
+def stored_record(stored: StoredCase) -> CaseRecord:
+    """The record held in a stored case version."""
+    return cast(CaseRecord, parse_record(stored.document))
+
+
+async def add_case(
+    tx: StoreTransaction, *, issuer: str, case: Case, author: str, issued_at: int
+) -> StoredCase:
+    """Store ``case`` as version 1 of a new record issued by ``issuer``."""
+    record = build_record(issuer, case, record_id=new_record_id(), issued_at=issued_at)
+    stored = await tx.cases.add(record.record_id, record_to_wire(record), case_index(case), author)
+    await tx.audit.append(author, CASE_CREATED, target=stored.record_id,
+                          details={"version": stored.version})
+    return stored
+
+
+async def amend_case(
+    tx: StoreTransaction,
+    record_id: str,
+    patch: Mapping[str, Any],
+    *,
+    author: str,
+    issued_at: int,
+    expected_version: int | None = None,
+) -> StoredCase:
+    """Apply a merge patch to the current payload and store the result as the next version.
+
+    Raises ``RecordValidationError`` (paths relative to the payload) if the merged case is
+    invalid, and ``VersionConflict`` if ``expected_version`` is not the current version.
+    """
+    current = await tx.cases.get(record_id)
+    if expected_version is not None and expected_version != current.version:
+        raise VersionConflict(
+            f"case {current.record_id} is at version {current.version}, not {expected_version}"
+        )
+    previous = stored_record(current)
+    merged = merge_patch(previous.payload.model_dump(mode="json", exclude_none=True), patch)
+    case = cast(Case, parse_payload(RecordKind.CASE, merged))
+    record = build_record(previous.issuer, case, record_id=current.record_id,
+                          issued_at=issued_at, version=current.version + 1)
+    stored = await tx.cases.update(current.record_id, record_to_wire(record), case_index(case),
+                                   author, expected_version=current.version)
+    await tx.audit.append(author, CASE_UPDATED, target=stored.record_id,
+                          details={"version": stored.version})
+    return stored
+
+
+async def delete_case(tx: StoreTransaction, record_id: str, *, author: str) -> None:
+    """Wipe every version's content, keeping only the store's tombstone."""
+    current = await tx.cases.get(record_id)
+    await tx.cases.delete(current.record_id)
+    await tx.audit.append(author, CASE_DELETED, target=current.record_id,
+                          details={"version": current.version})

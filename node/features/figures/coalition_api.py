@@ -1,0 +1,149 @@
+"""Aggregate figures across the coalition over HTTP (issue M9).
+
+- ``POST /aggregates/publish`` — build this node's aggregate now and send it to every member
+  (with the latest overlap estimate; a fresh one is gathered and published after it).
+- ``GET|PUT /aggregates/schedule`` — how often the node publishes by itself (admins).
+- ``GET /coalition/aggregates`` — the sums of every member's latest aggregate, with bounds
+  where members suppressed small cells, the contributing members and as of when.
+- ``GET /coalition/aggregates/csv`` — the same figures as CSV, in a JSON envelope as
+  ``GET /export`` returns files.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from pydantic import BaseModel, Field
+
+from node.core.api.framework import (
+    ApiError,
+    Call,
+    Endpoint,
+    NoBody,
+    NoQuery,
+    setting_endpoints,
+)
+from node.core.runtime import Node
+from node.core.store import Role
+from node.features.figures.aggregates import CoalitionFigure
+from node.features.figures.coalition_view import CoalitionView, coalition_view, shown, view_csv
+from node.features.figures.overlap import DistinctCases
+from node.features.figures.publishing import (
+    NotInCoalition,
+    PublicationSchedule,
+    coalition_aggregates,
+    publication_schedule,
+    publish_aggregate,
+    set_publication_schedule,
+)
+from node.features.sharing.api import sharing_answers
+from schemas.payloads import Aggregate
+
+TAGS = ("advocacy",)
+CSV_MEDIA_TYPE = "text/csv; charset=utf-8"
+
+
+class PublicationView(BaseModel):
+    record_id: str
+    recipients: list[str] = Field(description="members the aggregate was sent to")
+    aggregate: Aggregate
+
+
+class ContributorView(BaseModel):
+    org_id: str
+    as_of: int = Field(description="when the member's latest aggregate was computed")
+    period: str
+
+
+class FigureView(BaseModel):
+    dimensions: dict[str, str]
+    low: int = Field(description="the sum is at least this")
+    high: int | None = Field(description="and at most this (null: unknown)")
+    shown: str = Field(description="how the sum may be displayed; never a count under 5")
+    members: list[str] = Field(description="members who count something here")
+
+
+class DistinctCasesView(BaseModel):
+    counted: FigureView = Field(description="members' case counts added up")
+    shared_low: int = Field(description="cases counted by more than one member: at least this")
+    shared_high: int | None = Field(description="and at most this (null: unknown)")
+    distinct: FigureView = Field(description="the case count with shared cases counted once")
+    estimated_by: list[str] = Field(description="members whose overlap estimate is used")
+    unknown: list[str] = Field(description="members whose overlap is not known")
+
+
+class CoalitionFigures(BaseModel):
+    contributors: list[ContributorView]
+    figures: list[FigureView]
+    distinct_cases: DistinctCasesView | None = Field(
+        description="the case count with cases documented by several members counted once")
+
+
+class CsvFile(BaseModel):
+    media_type: str
+    file_name: str
+    content: str = Field(description="the file's text (UTF-8)")
+
+
+def _figure(figure: CoalitionFigure) -> FigureView:
+    return FigureView(dimensions=dict(figure.dimensions), low=figure.low, high=figure.high,
+                      shown=shown(figure), members=list(figure.members))
+
+
+def _distinct(found: DistinctCases | None) -> DistinctCasesView | None:
+    if found is None:
+        return None
+    return DistinctCasesView(counted=_figure(found.counted), shared_low=found.shared_low,
+                             shared_high=found.shared_high, distinct=_figure(found.distinct),
+                             estimated_by=list(found.estimated_by), unknown=list(found.unknown))
+
+
+def figures_view(view: CoalitionView) -> CoalitionFigures:
+    return CoalitionFigures(
+        contributors=[ContributorView(org_id=c.org_id, as_of=c.as_of, period=c.period)
+                      for c in view.contributors],
+        figures=[_figure(f) for f in view.figures], distinct_cases=_distinct(view.distinct))
+
+
+class CoalitionViewEndpoints:
+    def __init__(self, node: Node, now: Callable[[], int]) -> None:
+        self._node = node
+        self._now = now
+
+    async def publish(self, call: Call[NoBody, NoQuery]) -> PublicationView:
+        with sharing_answers():
+            try:
+                done = await publish_aggregate(self._node, actor=call.principal.user,
+                                               now=self._now())
+            except NotInCoalition as error:
+                raise ApiError(409, "no_coalition", str(error)) from None
+        return PublicationView(record_id=done.record_id, recipients=list(done.recipients),
+                               aggregate=done.aggregate)
+
+    async def _view(self) -> CoalitionView:
+        return coalition_view(await coalition_aggregates(self._node))
+
+    async def figures(self, call: Call[NoBody, NoQuery]) -> CoalitionFigures:
+        return figures_view(await self._view())
+
+    async def csv(self, call: Call[NoBody, NoQuery]) -> CsvFile:
+        return CsvFile(media_type=CSV_MEDIA_TYPE, file_name="minga-coalition-figures.csv",
+                       content=view_csv(await self._view()))
+
+    def endpoints(self) -> list[Endpoint]:
+        return [
+            *setting_endpoints(
+                "/aggregates/schedule", PublicationSchedule,
+                lambda: publication_schedule(self._node),
+                lambda chosen, actor: set_publication_schedule(self._node, chosen, actor=actor),
+                read="How often this node publishes its figures by itself",
+                change="Change how often this node publishes its figures by itself", tags=TAGS),
+            Endpoint("POST", "/aggregates/publish", self.publish,
+                     "Publish this node's aggregate figures to every coalition member",
+                     Role.editor, response=PublicationView, errors=(409,), tags=TAGS),
+            Endpoint("GET", "/coalition/aggregates", self.figures,
+                     "Sums of every member's latest aggregate figures, with bounds",
+                     response=CoalitionFigures, tags=TAGS),
+            Endpoint("GET", "/coalition/aggregates/csv", self.csv,
+                     "The coalition's aggregate figures as CSV", response=CsvFile, tags=TAGS),
+        ]

@@ -1,0 +1,344 @@
+"""Sharing over HTTP: share, preview, history and retraction of cases; received records;
+quarantined envelopes (M4).
+
+- ``POST /cases/{id}/share`` takes ``{"recipients": [org_id], "fields": [path]}``. Every
+  recipient must be a verified member (422 naming the bad one); the consent gate decides per
+  recipient and one refusal refuses the whole share (409 naming each refused field and for whom).
+  Nothing is sent to anyone unless everything can be sent. The current version is shared; after
+  a ``PATCH``, sharing again sends the new version.
+- ``POST /cases/{id}/share/preview`` answers, per recipient, exactly the claims it would verify,
+  or the refusal.
+- ``POST /cases/{id}/retract`` sends a signed retraction to everyone who was sent any version.
+- ``GET /received`` and ``GET /received/{issuer}/{record_id}``: what other members shared with
+  this node; a retracted record shows only its tombstone.
+- ``GET /quarantine`` (admins): envelopes that failed verification, with the reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from federation.consent import ConsentRefused, Recipient, UnknownFieldPath, allowed_fields
+from node.core.api.framework import ApiError, Call, Endpoint, FieldProblem, NoBody, NoQuery, invalid
+from node.core.rooms import PairRoomError
+from node.core.runtime import Node
+from node.core.sharing import (
+    AlreadyRetracted,
+    NothingToRetract,
+    ShareReceipt,
+    ShareRefused,
+    UnknownRecipient,
+    disclosed_fields,
+    preview_share,
+    retract_from_node,
+    share_from_node,
+    verified_recipients,
+)
+from node.core.store import InvalidRecordId, Role
+from node.core.store.received import MAX_PAGE as RECEIVED_MAX_PAGE
+from node.core.store.received import ReceivedRecord
+from node.core.store.shares import ShareRepository
+from node.features.cases.api import store_answers
+from node.features.cases.casebook import stored_record
+from schemas.codes import RetractionReasonCode
+from schemas.common import OrgId, ShortText
+from schemas.records import CaseRecord
+from sync.quarantine import list_quarantined
+
+TAGS = ("sharing",)
+MAX_RECIPIENTS = 50
+MAX_FIELDS = 64
+
+
+class ShareRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    recipients: Annotated[list[OrgId], Field(min_length=1, max_length=MAX_RECIPIENTS)] = Field(
+        description="org ids of verified coalition members"
+    )
+    fields: Annotated[list[Annotated[str, Field(max_length=64)]],
+                      Field(min_length=1, max_length=MAX_FIELDS)] = Field(
+        description="case field paths to disclose, e.g. country, victims.groups"
+    )
+
+
+class SentTo(BaseModel):
+    org_id: str
+    fields: list[str]
+    room_id: str
+
+
+class ShareResult(BaseModel):
+    record_id: str
+    version: int
+    kind: str
+    recipients: list[SentTo] = Field(description="queued for delivery, one copy each")
+
+
+class RefusedField(BaseModel):
+    path: str
+    reason: str
+
+
+class RecipientPreview(BaseModel):
+    org_id: str
+    allowed: bool = Field(description="false: consent refuses this request for this recipient")
+    claims: dict[str, Any] | None = Field(
+        description="exactly what the recipient would verify (header and disclosed fields)"
+    )
+    refused: list[RefusedField]
+    allowed_fields: list[str] = Field(description="every path consent allows this recipient")
+
+
+class PreviewResult(BaseModel):
+    record_id: str
+    version: int
+    recipients: list[RecipientPreview]
+
+
+class ShareEntryView(BaseModel):
+    version: int
+    kind: str
+    action: str = Field(description="share or retract")
+    recipient: str
+    fields: list[str]
+    room_id: str = Field(description="the pair room it was sent through")
+    shared_at: datetime
+    actor: str
+
+
+class ShareHistory(BaseModel):
+    record_id: str
+    entries: list[ShareEntryView] = Field(description="oldest first")
+
+
+class RetractRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: RetractionReasonCode
+    note: ShortText | None = None
+
+
+class ReceivedListQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Annotated[str, Field(max_length=32)] | None = None
+    issuer: OrgId | None = None
+    limit: int = Field(default=50, ge=1, le=min(100, RECEIVED_MAX_PAGE))
+    offset: int = Field(default=0, ge=0, le=1_000_000)
+
+
+class ReceivedSummary(BaseModel):
+    issuer: str
+    record_id: str
+    version: int
+    kind: str
+    disclosed_fields: list[str]
+    verification: str
+    retracted: bool
+    received_at: datetime
+
+
+class ReceivedList(BaseModel):
+    items: list[ReceivedSummary]
+    next_offset: int | None = Field(description="pass as `offset` for the next page")
+
+
+class ReceivedView(ReceivedSummary):
+    claims: dict[str, Any] | None = Field(description="null once retracted (tombstone)")
+    versions: list[int] = Field(description="every version received, oldest first")
+
+
+class QuarantineQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    limit: int = Field(default=50, ge=1, le=200)
+    before_id: int | None = Field(default=None, ge=1)
+
+
+class QuarantinedEvent(BaseModel):
+    id: int
+    room_id: str
+    event_id: str
+    sender: str
+    reason: str
+    detail: str
+    at: datetime
+
+
+class QuarantineList(BaseModel):
+    items: list[QuarantinedEvent]
+
+
+def _summary(record: ReceivedRecord) -> dict[str, Any]:
+    return {
+        "issuer": record.issuer, "record_id": record.record_id, "version": record.version,
+        "kind": record.kind, "disclosed_fields": disclosed_fields(record.claims),
+        "verification": record.verification, "retracted": record.retracted,
+        "received_at": record.received_at,
+    }
+
+
+@contextmanager
+def sharing_answers() -> Iterator[None]:
+    """Sharing refusals as API errors (paths, org ids and policy terms only, never values)."""
+    try:
+        yield
+    except UnknownRecipient as error:
+        raise invalid([FieldProblem(field="body.recipients", problem=str(error))],
+                      f"recipient {error.org_id} {error.reason}") from None
+    except UnknownFieldPath as error:
+        raise invalid([FieldProblem(field="body.fields", problem=str(error))]) from None
+    except ShareRefused as error:
+        problems = [FieldProblem(field=refusal.path, problem=f"{org_id}: {refusal.reason}")
+                    for org_id, refused in error.refusals.items() for refusal in refused.refusals]
+        summary = ", ".join(error.paths) or "the whole case"
+        raise ApiError(409, "consent_refused",
+                       f"consent does not allow sharing {summary}; nothing was sent",
+                       problems) from None
+    except AlreadyRetracted:
+        raise ApiError(409, "retracted", "this case was retracted; it is not shared again") \
+            from None
+    except NothingToRetract:
+        raise ApiError(409, "not_shared", "this case was never shared; nothing to retract") \
+            from None
+    except PairRoomError as error:
+        raise ApiError(503, "homeserver_unavailable", str(error)) from None
+
+
+def _sent(receipt: ShareReceipt) -> list[SentTo]:
+    return [SentTo(org_id=item.recipient, fields=list(item.fields),
+                   room_id=receipt.rooms[item.recipient]) for item in receipt.recipients]
+
+
+class SharingEndpoints:
+    def __init__(self, node: Node, now: Callable[[], int]) -> None:
+        self._node = node
+        self._now = now
+
+    async def _case(self, record_id: str) -> CaseRecord:
+        with store_answers():
+            async with self._node.store.read() as tx:
+                return stored_record(await tx.cases.get(record_id))
+
+    async def share_case(self, call: Call[ShareRequest, NoQuery]) -> ShareResult:
+        record = await self._case(call.path["record_id"])
+        with sharing_answers():
+            receipt = await share_from_node(self._node, record, call.body.recipients,
+                                            call.body.fields, actor=call.principal.user,
+                                            issued_at=self._now())
+        return ShareResult(record_id=receipt.record_id, version=receipt.version,
+                           kind=receipt.kind, recipients=_sent(receipt))
+
+    async def preview_case_share(self, call: Call[ShareRequest, NoQuery]) -> PreviewResult:
+        record = await self._case(call.path["record_id"])
+        with sharing_answers():
+            async with self._node.store.read() as tx:
+                recipients = await verified_recipients(tx, self._node.org_id,
+                                                       call.body.recipients)
+            answers = preview_share(record, recipients, call.body.fields, issued_at=self._now())
+        return PreviewResult(record_id=record.record_id, version=record.version,
+                             recipients=[_preview(record, r, answers[r.org_id])
+                                         for r in recipients])
+
+    async def case_shares(self, call: Call[NoBody, NoQuery]) -> ShareHistory:
+        record = await self._case(call.path["record_id"])
+        async with self._node.store.read() as tx:
+            entries = await ShareRepository(tx.session, tx.cipher).history(record.record_id)
+        return ShareHistory(record_id=record.record_id, entries=[
+            ShareEntryView(version=e.version, kind=e.kind, action=e.action, recipient=e.recipient,
+                           fields=list(e.fields), room_id=e.room_id, shared_at=e.shared_at,
+                           actor=e.actor)
+            for e in entries
+        ])
+
+    async def retract_case(self, call: Call[RetractRequest, NoQuery]) -> ShareResult:
+        record = await self._case(call.path["record_id"])
+        with sharing_answers():
+            receipt = await retract_from_node(self._node, record, reason=call.body.reason,
+                                              note=call.body.note, actor=call.principal.user,
+                                              issued_at=self._now())
+        return ShareResult(record_id=receipt.record_id, version=receipt.version,
+                           kind=receipt.kind, recipients=_sent(receipt))
+
+    async def list_received(self, call: Call[NoBody, ReceivedListQuery]) -> ReceivedList:
+        query = call.query
+        async with self._node.store.read() as tx:
+            records = await tx.received.list_latest(kind=query.kind, issuer=query.issuer,
+                                                    limit=query.limit + 1, offset=query.offset)
+        page = records[: query.limit]
+        more = len(records) > query.limit
+        return ReceivedList(items=[ReceivedSummary(**_summary(r)) for r in page],
+                            next_offset=query.offset + query.limit if more else None)
+
+    async def get_received(self, call: Call[NoBody, NoQuery]) -> ReceivedView:
+        issuer, record_id = call.path["issuer"], call.path["record_id"]
+        try:
+            async with self._node.store.read() as tx:
+                versions = await tx.received.versions(issuer, record_id)
+        except InvalidRecordId:
+            versions = []
+        if not versions:
+            raise ApiError(404, "not_found", "no record with this issuer and id was received")
+        latest = versions[-1]
+        return ReceivedView(**_summary(latest), claims=latest.claims,
+                            versions=[v.version for v in versions])
+
+    async def list_quarantine(self, call: Call[NoBody, QuarantineQuery]) -> QuarantineList:
+        async with self._node.store.read() as tx:
+            entries = await list_quarantined(tx.session, limit=call.query.limit,
+                                             before_id=call.query.before_id)
+        return QuarantineList(items=[
+            QuarantinedEvent(id=e.id, room_id=e.room_id, event_id=e.event_id, sender=e.sender,
+                             reason=e.reason, detail=e.detail,
+                             at=datetime.fromtimestamp(e.at_ms / 1000, UTC))
+            for e in entries
+        ])
+
+    def endpoints(self) -> list[Endpoint]:
+        one = "/cases/{record_id}"
+        received = ("received",)
+        return [
+            Endpoint("POST", one + "/share", self.share_case,
+                     "Share the current version of a case with members (all or nothing)",
+                     Role.editor, body=ShareRequest, response=ShareResult,
+                     errors=(404, 409, 503), tags=TAGS),
+            Endpoint("POST", one + "/share/preview", self.preview_case_share,
+                     "Exactly what each recipient would receive, or the consent refusal",
+                     Role.editor, body=ShareRequest, response=PreviewResult, errors=(404,),
+                     tags=TAGS),
+            Endpoint("GET", one + "/shares", self.case_shares,
+                     "Sharing history: who was sent which version with which fields",
+                     response=ShareHistory, errors=(404,), tags=TAGS),
+            Endpoint("POST", one + "/retract", self.retract_case,
+                     "Send a signed retraction to everyone who received the case",
+                     Role.editor, body=RetractRequest, response=ShareResult,
+                     errors=(404, 409, 503), tags=TAGS),
+            Endpoint("GET", "/received", self.list_received,
+                     "Records other members shared with this node (latest versions)",
+                     query=ReceivedListQuery, response=ReceivedList, tags=received),
+            Endpoint("GET", "/received/{issuer}/{record_id}", self.get_received,
+                     "The latest version of a received record, or its tombstone",
+                     response=ReceivedView, errors=(404,), tags=received),
+            Endpoint("GET", "/quarantine", self.list_quarantine,
+                     "Envelopes that failed verification, with the reason", Role.admin,
+                     query=QuarantineQuery, response=QuarantineList, tags=("sync",)),
+        ]
+
+
+def _preview(
+    record: CaseRecord, recipient: Recipient, answer: dict[str, Any] | ConsentRefused
+) -> RecipientPreview:
+    offer = sorted(allowed_fields(record.payload, recipient))
+    if isinstance(answer, ConsentRefused):
+        return RecipientPreview(
+            org_id=recipient.org_id, allowed=False, claims=None, allowed_fields=offer,
+            refused=[RefusedField(path=r.path, reason=r.reason) for r in answer.refusals],
+        )
+    return RecipientPreview(org_id=recipient.org_id, allowed=True, claims=answer, refused=[],
+                            allowed_fields=offer)

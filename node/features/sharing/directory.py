@@ -1,0 +1,101 @@
+"""What other members sent (received records) and who they are (the members directory)."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from aiohttp import web
+
+from node.core.sharing import disclosed_fields
+from node.core.store import InvalidRecordId
+from node.core.store.received import MAX_PAGE
+from node.core.web.app import PageRoute
+from node.core.web.context import current_visit, render, staff_of, web_context
+from node.core.web.i18n import N_
+from node.core.web.presenters import member_card, received_card
+from schemas.common import ORG_ID_PATTERN
+
+RECEIVED_VIEWED: Final = "received.view"
+PAGE_SIZE: Final = 20
+KIND_NAMES: Final = {
+    "case": N_("Case"), "campaign": N_("Campaign"), "proposal": N_("Proposal"),
+    "endorsement": N_("Endorsement"), "sign-on": N_("Signature"), "alert": N_("Alert"),
+    "alert-ack": N_("Alert acknowledgement"), "aggregate": N_("Aggregate figures"),
+    "retraction": N_("Retraction"), "member-profile": N_("Member profile"),
+    "resource": N_("Resource"),
+}
+
+
+def _offset(request: web.Request) -> int:
+    text = request.query.get("offset", "0")
+    return min(int(text), 1_000_000) if text.isdigit() else 0
+
+
+async def received_list(request: web.Request) -> web.StreamResponse:
+    ctx = web_context(request)
+    fmt = current_visit(request).fmt
+    offset = _offset(request)
+    kind = request.query.get("kind") or None
+    if kind is not None and kind not in KIND_NAMES:
+        kind = None
+    async with ctx.node.store.read() as tx:
+        records = await tx.received.list_latest(kind=kind, limit=min(PAGE_SIZE + 1, MAX_PAGE),
+                                                offset=offset)
+        members = {m.org_id: m for m in await tx.orgs.members()}
+    page = records[:PAGE_SIZE]
+    kind_names = {code: fmt.gettext(name) for code, name in KIND_NAMES.items()}
+    return render(
+        request, "received/list.html",
+        received=[received_card(r, members, fmt, disclosed_fields(r.claims)) for r in page],
+        kind=kind, kinds=sorted(kind_names.items(), key=lambda pair: pair[1]),
+        kind_names=kind_names, offset=offset,
+        next_offset=offset + PAGE_SIZE if len(records) > PAGE_SIZE else None,
+        previous_offset=max(0, offset - PAGE_SIZE) if offset else None,
+    )
+
+
+async def received_detail(request: web.Request) -> web.StreamResponse:
+    ctx = web_context(request)
+    fmt = current_visit(request).fmt
+    issuer, record_id = request.match_info["issuer"], request.match_info["record_id"]
+    try:
+        async with ctx.node.store.read() as tx:
+            versions = await tx.received.versions(issuer, record_id)
+            members = {m.org_id: m for m in await tx.orgs.members()}
+    except InvalidRecordId:
+        versions = []
+    if not versions:
+        raise web.HTTPNotFound()
+    latest = versions[-1]
+    async with ctx.node.store.transaction() as tx:
+        await tx.audit.append(staff_of(request).username, RECEIVED_VIEWED,
+                              target=latest.record_id,
+                              details={"issuer": issuer, "version": latest.version})
+    kind_names = {code: fmt.gettext(name) for code, name in KIND_NAMES.items()}
+    return render(
+        request, "received/detail.html",
+        item=received_card(latest, members, fmt, disclosed_fields(latest.claims),
+                           with_facts=True),
+        versions=[(v.version, fmt.datetime(v.received_at)) for v in reversed(versions)],
+        kind_names=kind_names,
+    )
+
+
+async def members_page(request: web.Request) -> web.StreamResponse:
+    ctx = web_context(request)
+    fmt = current_visit(request).fmt
+    async with ctx.node.store.read() as tx:
+        members = await tx.orgs.members()
+    cards = sorted((member_card(m, fmt) for m in members if m.org_id != ctx.node.org_id),
+                   key=lambda card: card.name.casefold())
+    return render(request, "members.html", members=cards,
+                  own_safety_code=ctx.node.keys.public().safety_code(),
+                  own_country=fmt.country(ctx.node.own.country))
+
+
+ROUTES: Final = [
+    PageRoute("GET", "/received", received_list),
+    PageRoute("GET", "/received/{issuer:" + ORG_ID_PATTERN.strip("^$") + "}/{record_id}",
+              received_detail),
+    PageRoute("GET", "/members", members_page),
+]

@@ -1,0 +1,268 @@
+"""The share dialog: choose members and fields, see exactly what each will receive, then send.
+
+Nothing is sent from the first form: "Preview" shows, per recipient, the claims that recipient
+would verify (the consent gate's own :func:`federation.consent.preview`, the code path a real
+send takes) or the gate's refusal naming each refused field. Only a preview with no refusal
+offers "Send", which calls :func:`node.core.sharing.share_from_node`, the function the API uses; it
+re-checks consent, queues one sealed copy per recipient and writes the audit entry. Retraction
+likewise calls :func:`node.core.sharing.retract_from_node`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from aiohttp import web
+
+from federation.consent import (
+    ConsentRefused,
+    Recipient,
+    Refusal,
+    UnknownFieldPath,
+    allowed_fields,
+)
+from node.core.rooms import PairRoomError
+from node.core.sharing import (
+    AlreadyRetracted,
+    NothingToRetract,
+    ShareRefused,
+    UnknownRecipient,
+    preview_share,
+    retract_from_node,
+    share_from_node,
+    verified_recipients,
+)
+from node.core.store import InvalidRecordId, Member, RecordNotFound, Role
+from node.core.web.app import PageRoute
+from node.core.web.context import current_visit, form_data, render, see_other, staff_of, web_context
+from node.core.web.i18n import N_, Formatter
+from node.core.web.labels import FIELD_GROUP_NAMES
+from node.core.web.presenters import case_heading, field_name, member_names, payload_facts
+from node.features.cases.casebook import stored_record
+from node.features.cases.pages import ONE
+from schemas.codes import RetractionReasonCode
+from schemas.fields import CASE_FIELD_GROUPS, FieldGroup, split_path
+from schemas.records import CaseRecord
+from schemas.typology import ConsentLevel, Vocabulary, is_code
+
+REASONS: Final[Mapping[str, str]] = {
+    "internal": N_("This stays on this node; it is never shared."),
+    "none": N_("The people concerned did not consent to any sharing."),
+    "nothing": N_("The consent given (%(consent)s) allows nothing for this organisation."),
+    "group": N_("The consent given (%(consent)s) does not allow this for this organisation."),
+    "risk": N_("At risk level %(risk)s this stays with the partners named in the consent."),
+}
+NOT_AT_ALL: Final = N_("This case may not go to this organisation at all.")
+
+
+@dataclass(frozen=True)
+class FieldChoice:
+    path: str
+    label: str
+    empty: bool
+
+
+@dataclass(frozen=True)
+class RecipientPreview:
+    org_id: str
+    name: str
+    safety_code: str
+    facts: tuple[Any, ...]
+    refusals: tuple[tuple[str, str], ...]
+    refused: bool
+
+
+async def _record(request: web.Request) -> CaseRecord:
+    ctx = web_context(request)
+    try:
+        async with ctx.node.store.read() as tx:
+            return stored_record(await tx.cases.get(request.match_info["record_id"]))
+    except (RecordNotFound, InvalidRecordId):
+        raise web.HTTPNotFound() from None
+
+
+async def _members(request: web.Request) -> list[Member]:
+    ctx = web_context(request)
+    async with ctx.node.store.read() as tx:
+        return [m for m in await tx.orgs.members(verified_only=True) if m.org_id != ctx.node.org_id]
+
+
+def _has_value(payload: Mapping[str, Any], path: str) -> bool:
+    name, key = split_path(path)
+    value = payload.get(name)
+    if key is None:
+        return value not in (None, "", [])
+    return isinstance(value, list) and any(
+        isinstance(e, Mapping) and e.get(key) not in (None, "", []) for e in value)
+
+
+def field_groups(record: CaseRecord, fmt: Formatter) -> list[tuple[str, list[FieldChoice]]]:
+    payload = record.payload.model_dump(mode="json")
+    groups: list[tuple[str, list[FieldChoice]]] = []
+    for group in FieldGroup:
+        choices = [FieldChoice(path, field_name(path, fmt), not _has_value(payload, path))
+                   for path, in_group in CASE_FIELD_GROUPS.items() if in_group == group]
+        groups.append((fmt.gettext(FIELD_GROUP_NAMES[group]), choices))
+    return groups
+
+
+def _offers(record: CaseRecord, members: Sequence[Member],
+            fmt: Formatter) -> dict[str, str]:
+    """Per member, which field groups consent lets it receive, in words."""
+    offers = {}
+    for member in members:
+        allowed = allowed_fields(record.payload, Recipient.member(member.org_id))
+        groups = [FIELD_GROUP_NAMES[g] for g in FieldGroup
+                  if any(CASE_FIELD_GROUPS[p] == g for p in allowed)]
+        offers[member.org_id] = (", ".join(fmt.gettext(g) for g in groups)
+                                 or fmt.gettext(N_("nothing")))
+    return offers
+
+
+async def _dialog(request: web.Request, record: CaseRecord, *, recipients: Sequence[str] = (),
+                  fields: Sequence[str] = (), errors: Mapping[str, str] | None = None,
+                  previews: Sequence[RecipientPreview] = (), status: int = 200,
+                  problem: str | None = None) -> web.Response:
+    fmt = current_visit(request).fmt
+    members = await _members(request)
+    names = member_names(members)
+    return render(
+        request, "cases/share.html", status=status, record=record,
+        heading=case_heading(record.payload.model_dump(mode="json"), fmt),
+        members=sorted(members, key=lambda m: names[m.org_id].casefold()), names=names,
+        offers=_offers(record, members, fmt), groups=field_groups(record, fmt),
+        chosen_recipients=set(recipients), chosen_fields=set(fields), errors=errors or {},
+        previews=previews, problem=problem,
+        consent=fmt.term(Vocabulary.CONSENT_LEVEL, record.payload.consent_level.value),
+        no_consent=record.payload.consent_level == ConsentLevel.NONE,
+        can_send=bool(previews) and not any(p.refused for p in previews),
+    )
+
+
+async def share_page(request: web.Request) -> web.StreamResponse:
+    return await _dialog(request, await _record(request))
+
+
+def refusal_text(refusal: Refusal, record: CaseRecord, fmt: Formatter) -> str:
+    reason = refusal.reason
+    values = {"consent": fmt.term(Vocabulary.CONSENT_LEVEL, record.payload.consent_level.value),
+              "risk": fmt.term(Vocabulary.RISK_LEVEL, record.payload.risk_level.value)}
+    if reason.startswith("internal"):
+        key = "internal"
+    elif "'none' allows no disclosure" in reason:
+        key = "none"
+    elif "allows nothing" in reason:
+        key = "nothing"
+    elif reason.startswith("risk level"):
+        key = "risk"
+    else:
+        key = "group"
+    return fmt.gettext(REASONS[key]) % values
+
+
+def _refusals(refused: ConsentRefused, record: CaseRecord,
+              fmt: Formatter) -> tuple[tuple[str, str], ...]:
+    if not refused.refusals:
+        return ((fmt.gettext(N_("The whole case")), fmt.gettext(NOT_AT_ALL)),)
+    return tuple((field_name(r.path, fmt), refusal_text(r, record, fmt))
+                 for r in refused.refusals)
+
+
+def previews_of(record: CaseRecord, answers: Mapping[str, dict[str, Any] | ConsentRefused],
+                members: Mapping[str, Member], fmt: Formatter) -> list[RecipientPreview]:
+    names = member_names(members.values())
+    result = []
+    for org_id, answer in answers.items():
+        member = members.get(org_id)
+        code = member.safety_code if member is not None else ""
+        if isinstance(answer, ConsentRefused):
+            result.append(RecipientPreview(org_id, names.get(org_id, org_id), code, (),
+                                           _refusals(answer, record, fmt), True))
+        else:
+            result.append(RecipientPreview(org_id, names.get(org_id, org_id), code,
+                                           payload_facts(answer, fmt), (), False))
+    return result
+
+
+async def share(request: web.Request) -> web.StreamResponse:
+    ctx = web_context(request)
+    visit = current_visit(request)
+    record = await _record(request)
+    posted = await form_data(request)
+    recipients = list(dict.fromkeys(posted.getall("recipients", [])))
+    fields = list(dict.fromkeys(posted.getall("fields", [])))
+    errors = {}
+    if not recipients:
+        errors["recipients"] = visit.gettext(N_("Choose at least one organisation."))
+    if not fields:
+        errors["fields"] = visit.gettext(N_("Choose at least one field."))
+    if errors:
+        return await _dialog(request, record, recipients=recipients, fields=fields,
+                             errors=errors, status=422)
+    stale = posted.get("version") not in (None, str(record.version))
+    if posted.get("step") == "send" and not stale:
+        return await _send(request, record, recipients, fields)
+    try:
+        async with ctx.node.store.read() as tx:
+            chosen = await verified_recipients(tx, ctx.node.org_id, recipients)
+            members = {m.org_id: m for m in await tx.orgs.members()}
+        answers = preview_share(record, chosen, fields, issued_at=ctx.now())
+    except (UnknownRecipient, UnknownFieldPath):
+        raise web.HTTPBadRequest() from None
+    problem = (visit.gettext(N_("The case changed since the preview; check the new preview."))
+               if stale else None)
+    return await _dialog(request, record, recipients=recipients, fields=fields,
+                         previews=previews_of(record, answers, members, visit.fmt),
+                         problem=problem)
+
+
+async def _send(request: web.Request, record: CaseRecord, recipients: Sequence[str],
+                fields: Sequence[str]) -> web.StreamResponse:
+    ctx = web_context(request)
+    visit = current_visit(request)
+    try:
+        await share_from_node(ctx.node, record, recipients, fields,
+                              actor=staff_of(request).username, issued_at=ctx.now())
+    except ShareRefused as refused:
+        async with ctx.node.store.read() as tx:
+            members = {m.org_id: m for m in await tx.orgs.members()}
+        answers: dict[str, dict[str, Any] | ConsentRefused] = dict(refused.refusals)
+        return await _dialog(request, record, recipients=recipients, fields=fields,
+                             previews=previews_of(record, answers, members, visit.fmt),
+                             status=409)
+    except (UnknownRecipient, UnknownFieldPath):
+        raise web.HTTPBadRequest() from None
+    except AlreadyRetracted:
+        return await _dialog(request, record, status=409, problem=visit.gettext(
+            N_("This case was retracted; it is not shared again.")))
+    except PairRoomError:
+        return await _dialog(request, record, recipients=recipients, fields=fields, status=503,
+                             problem=visit.gettext(N_(
+                                 "The homeserver cannot be reached to set up the room with"
+                                 " this organisation. Nothing was sent; try again later.")))
+    return see_other(f"/cases/{record.record_id}", done="shared")
+
+
+async def retract(request: web.Request) -> web.StreamResponse:
+    ctx = web_context(request)
+    record = await _record(request)
+    posted = await form_data(request)
+    reason = posted.get("reason", "")
+    if not is_code(Vocabulary.RETRACTION_REASON, reason):
+        raise web.HTTPBadRequest()
+    code: RetractionReasonCode = reason
+    try:
+        await retract_from_node(ctx.node, record, reason=code, note=None,
+                                actor=staff_of(request).username, issued_at=ctx.now())
+    except (NothingToRetract, AlreadyRetracted, PairRoomError):
+        raise web.HTTPConflict() from None
+    return see_other(f"/cases/{record.record_id}", done="retracted")
+
+
+ROUTES: Final = [
+    PageRoute("GET", ONE + "/share", share_page, Role.editor),
+    PageRoute("POST", ONE + "/share", share, Role.editor),
+    PageRoute("POST", ONE + "/retract", retract, Role.editor),
+]

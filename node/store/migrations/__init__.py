@@ -1,1 +1,0 @@
-"""Alembic scripts of ``node.store`` (run by :mod:`node.store.migrate`, not by the alembic CLI)."""

@@ -27,6 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from deploy.homeserver import start_federation
+from node.assembly import node_registry
 from node.core.federation_loop import run_federation
 from node.core.runtime import Node, open_node
 from node.features.cases.casebook import add_case
@@ -56,7 +57,7 @@ def _case(name: str, day: int) -> Case:
 @asynccontextmanager
 async def _running(node: Node) -> AsyncIterator[None]:
     async with node.transport() as transport:
-        task = asyncio.create_task(run_federation(node, transport))
+        task = asyncio.create_task(run_federation(node, transport, node_registry()))
         try:
             yield
         finally:

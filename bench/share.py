@@ -39,6 +39,7 @@ import nio
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from deploy.homeserver import Account, Federation, start_federation
+from node.assembly import node_registry
 from node.core.federation_loop import run_federation
 from node.core.runtime import Node, open_node
 from node.core.sharing import share_many_from_node
@@ -138,7 +139,7 @@ async def outbox_drained(node: Node) -> None:
 @asynccontextmanager
 async def sync_loop(node: Node) -> AsyncIterator[None]:
     async with node.transport() as transport:
-        task = asyncio.create_task(run_federation(node, transport))
+        task = asyncio.create_task(run_federation(node, transport, node_registry()))
         try:
             yield
         finally:

@@ -14,15 +14,14 @@ from types import FrameType
 
 from deploy.demo import run_demo
 from deploy.homeserver import Homeserver, HomeserverError
+from node.assembly import node_registry
 from node.core.coalition import create_coalition, invite_member, join_coalition
 from node.core.config import ConfigError, load_config
+from node.core.registry import add_command_groups
 from node.core.runtime import NodeNotReady, open_node, read_passphrase
+from node.core.server import run_node
 from node.core.setup import MatrixAccountChoice, init_node
 from node.core.status import node_status, render_status
-from node.core.store import Role
-from node.features.accounts.cli import add_user_commands
-from node.features.alerts.cli import add_alert_commands
-from node.features.figures.cli import add_commands as add_advocacy_commands
 from schemas.export import export_json_schemas
 
 Handler = Callable[[argparse.Namespace], int]
@@ -124,23 +123,8 @@ def cmd_init(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _create_token(config: str | None, user: str, role: Role) -> str:
-    async with open_node(config) as node, node.store.transaction() as tx:
-        token = await tx.tokens.create(user, role)
-        await tx.audit.append("minga token create", "token.create", details={"role": role.value})
-        return token
-
-
-def cmd_token_create(args: argparse.Namespace) -> int:
-    token = asyncio.run(_create_token(args.config, args.user, Role(args.role)))
-    print(token)
-    return 0
-
-
 def cmd_run(args: argparse.Namespace) -> int:
-    from node.core.server import run_node  # the web stack is only needed here
-
-    asyncio.run(run_node(args.config))
+    asyncio.run(run_node(args.config, node_registry()))
     return 0
 
 
@@ -157,7 +141,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 async def _coalition_create(config: str | None, name: str) -> str:
     async with open_node(config) as node:
-        return await create_coalition(node, name)
+        return await create_coalition(node, name, node_registry())
 
 
 async def _coalition_invite(config: str | None, user: str) -> None:
@@ -257,15 +241,6 @@ def build_parser() -> argparse.ArgumentParser:
                          help="seconds to wait for the invite to arrive (default 60)")
     co_join.set_defaults(handler=cmd_coalition_join)
 
-    token = commands.add_parser("token", help="API tokens")
-    token_commands = token.add_subparsers(dest="action", required=True, metavar="ACTION")
-    token_create = token_commands.add_parser("create", help="create an API token (shown once)")
-    token_create.add_argument("--user", required=True, help="who the token is for")
-    token_create.add_argument("--role", required=True, choices=[r.value for r in Role])
-    token_create.set_defaults(handler=cmd_token_create)
-
-    add_user_commands(commands)
-
     demo = commands.add_parser("demo", help="run the demo network until Ctrl-C")
     demo.add_argument("--dir", default="demo-data", help="directory for all demo data")
     demo.set_defaults(handler=cmd_demo)
@@ -282,9 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("file", help="path of the file")
     check.set_defaults(handler=cmd_config_check)
 
-    # Data for advocacy (issue M9): import, export, report sdg, aggregates, backup.
-    add_advocacy_commands(commands)
-    add_alert_commands(commands)  # urgent alerts (issue M8)
+    add_command_groups(commands, node_registry())  # every feature's commands
     return parser
 
 

@@ -13,6 +13,7 @@ from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient, TestServer
 
 from deploy.homeserver import Homeserver
+from node.assembly import node_registry
 from node.core.api.app import mount_api
 from node.core.runtime import Node, open_node
 from node.core.setup import MatrixAccountChoice, init_node
@@ -90,7 +91,7 @@ async def serve_node(config: Path) -> AsyncIterator[RunningApi]:
                     tokens[role] = await tx.tokens.create(user, role)
             clock = FakeClock()
             app = web.Application()
-            mount_api(app, node, now=clock)
+            mount_api(app, node, node_registry(), now=clock)
             async with TestClient(TestServer(app)) as client:
                 yield RunningApi(node, client, tokens, clock)
 

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 import aiohttp
 
 from deploy.homeserver import Homeserver, free_port
+from node.assembly import node_registry
 from node.core.coalition import create_coalition, invite_member, join_coalition
 from node.core.federation_loop import run_federation
 from node.core.runtime import Node, open_node
@@ -84,7 +85,7 @@ async def form_coalition(configs: Sequence[Path], name: str = "Minga de prueba")
     with passphrase_env():
         async with AsyncExitStack() as stack:
             nodes = [await stack.enter_async_context(open_node(c)) for c in configs]
-            room = await create_coalition(nodes[0], name)
+            room = await create_coalition(nodes[0], name, node_registry())
             for other in nodes[1:]:
                 await invite_member(nodes[0], (await other.matrix_login()).user_id)
                 await join_coalition(other, room, wait_seconds=60)
@@ -111,7 +112,7 @@ async def member_running(config: Path, sync: SyncConfig = FAST) -> AsyncIterator
     async with AsyncExitStack() as stack:
         api = await stack.enter_async_context(serve_node(config))
         transport = await stack.enter_async_context(api.node.transport())
-        task = asyncio.create_task(run_federation(api.node, transport, sync))
+        task = asyncio.create_task(run_federation(api.node, transport, node_registry(), sync))
 
         async def stop() -> None:
             task.cancel()

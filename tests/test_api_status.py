@@ -7,6 +7,7 @@ from pathlib import Path
 from deploy.homeserver import Homeserver
 from federation.identity import OrgKeys
 from federation.roster import member_entry
+from node.assembly import node_registry
 from node.core.coalition import create_coalition
 from node.core.store import Role
 from schemas.payloads import OrgProfile
@@ -48,7 +49,7 @@ async def test_members_lists_the_roster_with_safety_codes(
 ) -> None:
     async with running_api(homeserver, tmp_path / "node", "Karapatan sa Timog", "PH") as api:
         assert await api.json("GET", "/members", Role.viewer) == {"members": []}
-        room_id = await create_coalition(api.node, "Red Sur-Sur de Defensoras")
+        room_id = await create_coalition(api.node, "Red Sur-Sur de Defensoras", node_registry())
         partner = OrgKeys.generate()
         profile = OrgProfile(name="Comité Andino de Derechos", country="CO",
                              capabilities=["legal_support", "relocation"])

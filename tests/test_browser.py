@@ -27,6 +27,7 @@ from playwright.async_api import Browser, Page, async_playwright, expect
 
 from deploy.homeserver import Homeserver
 from federation.secretbox import FAST_TEST_PARAMS
+from node.assembly import node_registry
 from node.core.api.app import mount_api
 from node.core.federation_loop import run_federation
 from node.core.runtime import Node, open_node
@@ -60,11 +61,11 @@ async def serving(config: Path, stack: AsyncExitStack, *, admin_totp: bool) -> A
     await add_staff(node, "beatriz", Role.editor)
     await add_staff(node, "chidi", Role.viewer)
     app = web.Application()
-    mount_api(app, node)
-    mount_web(app, node, settings=WebSettings(password_params=FAST_TEST_PARAMS))
+    mount_api(app, node, node_registry())
+    mount_web(app, node, node_registry(), settings=WebSettings(password_params=FAST_TEST_PARAMS))
     server = await stack.enter_async_context(TestServer(app))
     transport = await stack.enter_async_context(node.transport())
-    loop = asyncio.create_task(run_federation(node, transport, FAST))
+    loop = asyncio.create_task(run_federation(node, transport, node_registry(), FAST))
     try:
         yield Site(node, str(server.make_url("")).rstrip("/"), secret)
     finally:

@@ -7,8 +7,8 @@ from typing import Any
 from federation.identity import OrgKeys
 from node.core.coalition import MEMBER_POWER
 from node.core.sharing import record_claims
-from node.core.store.campaign_records import CampaignItem, thread_of
 from node.features.campaigns.check import Announcement, CampaignDraft, find_overlaps, fold
+from node.features.campaigns.records import CampaignItem, thread_of
 from node.features.campaigns.service import (
     campaign_payload,
     campaign_room_power_levels,

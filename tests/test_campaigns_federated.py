@@ -18,7 +18,7 @@ import pytest
 from deploy.homeserver import Federation
 from federation.transport import TransportError
 from node.core.coalition import MEMBER_POWER
-from node.core.store.campaign_records import ROOM_LEFT, CampaignRecords
+from node.features.campaigns.records import ROOM_LEFT, CampaignRecords
 from tests.api_harness import RunningApi
 from tests.sharing_support import ORGS, eventually, form_coalition, member_running, new_member
 

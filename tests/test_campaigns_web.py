@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from deploy.homeserver import Homeserver
+from node.assembly import node_registry
 from node.core.coalition import create_coalition
 from node.features.campaigns.letters import verify_letter_appendix
 from tests.web_support import WebNode, running_web
@@ -25,7 +26,7 @@ PROPOSAL = [
 @pytest.fixture
 async def site(homeserver: Homeserver, tmp_path: Path) -> AsyncIterator[WebNode]:
     async with running_web(homeserver, tmp_path / "node") as web_node:
-        await create_coalition(web_node.node, "Minga de prueba")
+        await create_coalition(web_node.node, "Minga de prueba", node_registry())
         yield web_node
 
 

@@ -11,6 +11,7 @@ import pytest
 from deploy.homeserver import Federation
 from federation.identity import OrgKeys
 from federation.roster import MEMBER_EVENT_TYPE, member_entry
+from node.assembly import node_registry
 from node.core.coalition import (
     create_coalition,
     invite_member,
@@ -42,7 +43,7 @@ async def test_three_nodes_form_a_coalition_and_reject_a_forged_entry(
         for i, (name, country, server) in enumerate(ORGS)
     ]
     async with opened(*configs) as (a, b, c):
-        room = await create_coalition(a, "Minga Andes–África–Asia")
+        room = await create_coalition(a, "Minga Andes–África–Asia", node_registry())
         for other in (b, c):
             await invite_member(a, (await other.matrix_login()).user_id)
             await join_coalition(other, room, wait_seconds=30)
@@ -99,9 +100,9 @@ async def test_running_loop_learns_of_a_member_that_joins_later(
     config_a = await create_node(federation[0], tmp_path / "a", "Defensoras del Río", "CO")
     config_b = await create_node(federation[1], tmp_path / "b", "Sauti ya Pwani", "KE")
     async with opened(config_a, config_b) as (a, b):
-        room = await create_coalition(a, "Coalición")
+        room = await create_coalition(a, "Coalición", node_registry())
         async with a.transport() as transport:
-            loop = asyncio.create_task(run_federation(a, transport))
+            loop = asyncio.create_task(run_federation(a, transport, node_registry()))
             try:
                 await invite_member(a, (await b.matrix_login()).user_id)
                 await join_coalition(b, room, wait_seconds=30)

@@ -11,6 +11,7 @@ import pytest
 from deploy.homeserver import Homeserver
 from federation.identity import OrgKeys
 from federation.roster import member_entry
+from node.assembly import node_registry
 from node.core.coalition import create_coalition
 from node.core.runtime import Node
 from node.features.dedup.service import (
@@ -38,7 +39,7 @@ CASE_FORM = [
 @pytest.fixture
 async def site(homeserver: Homeserver, tmp_path: Path) -> AsyncIterator[WebNode]:
     async with running_web(homeserver, tmp_path / "node") as web_node:
-        await create_coalition(web_node.node, "Minga de prueba")
+        await create_coalition(web_node.node, "Minga de prueba", node_registry())
         yield web_node
 
 

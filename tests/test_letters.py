@@ -8,7 +8,6 @@ from federation.canonical import canonical_json
 from federation.encoding import b64u_encode
 from federation.identity import OrgKeys, signing_kid
 from node.core.sharing import record_claims
-from node.core.store.campaign_records import CampaignItem, thread_of
 from node.features.campaigns.letters import (
     APPENDIX_HEADING,
     AppendixEntry,
@@ -21,6 +20,7 @@ from node.features.campaigns.letters import (
     statement,
     verify_letter_appendix,
 )
+from node.features.campaigns.records import CampaignItem, thread_of
 from schemas.common import RecordRef
 from schemas.fields import disclosable_paths
 from schemas.ids import new_record_id

@@ -12,6 +12,7 @@ import pytest
 
 from deploy.homeserver import Homeserver
 from federation.identity import OrgKeys, sign_member_entry
+from node.assembly import node_registry
 from node.core.store import Role
 from node.core.sync_host import NodeSyncHost
 from schemas.ids import new_record_id
@@ -106,7 +107,7 @@ def _verified(record_id: str, version: int, kind: str, **claims: Any) -> Verifie
 
 
 async def test_received_records_list_filter_page_and_tombstones(api: RunningApi) -> None:
-    host = await NodeSyncHost.open(api.node)
+    host = await NodeSyncHost.open(api.node, node_registry())
     cases = [new_record_id() for _ in range(3)]
     campaign = new_record_id()
     records = [_verified(r, 1, "case", country="KE", victims=[{"groups": ["journalist"]}])

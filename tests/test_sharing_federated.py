@@ -124,8 +124,8 @@ async def test_a_subset_reaches_the_recipient_verified_and_nobody_else_can_open_
                 events, _ = await transport.messages(room, None, limit=50)
             sealed = [parse_content(e.content) for e in events if e.type == SEALED_EVENT_TYPE]
             assert sealed
-            c_trust = await (await NodeSyncHost.open(t.c.node)).trust()
-            b_trust = await (await NodeSyncHost.open(t.b.node)).trust()
+            c_trust = await (await NodeSyncHost.for_sending(t.c.node)).trust()
+            b_trust = await (await NodeSyncHost.for_sending(t.b.node)).trust()
             for envelope in sealed:
                 assert isinstance(envelope, dict)
                 with pytest.raises(NotARecipient):

@@ -95,7 +95,6 @@ async def fill(store: Store) -> list[str]:
             safety_code="1234",
             matrix_user_id="@b:hs.local",
         )
-        await tx.campaigns.add(str(uuid.uuid4()), {"title": SECRETS[0]}, "active")
         await tx.received.add(
             "orgb", str(uuid.uuid4()), 1, "case", {"name": SECRETS[3]}, "verified"
         )

@@ -32,7 +32,6 @@ STORE_TABLES = {
     "case_versions",
     "case_violations",
     "case_victim_groups",
-    "campaigns",
     "received_records",
     "audit_log",
     "api_tokens",
@@ -43,7 +42,7 @@ STORE_TABLES = {
     "campaign_records",
     "campaign_rooms",
 }
-STORE_HEAD = "0004_campaign_records"
+STORE_HEAD = "0005_drop_campaigns"
 RECORD_ID = "0190a5c4-0000-7000-8000-0000000000aa"
 
 

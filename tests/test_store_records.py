@@ -16,11 +16,9 @@ import pytest
 
 from federation.secretbox import FAST_TEST_PARAMS
 from node.core.store import (
-    RecordExists,
     RecordNotFound,
     Role,
     Store,
-    VersionConflict,
     create_data_key,
     open_store,
 )
@@ -54,41 +52,6 @@ def new_id() -> str:
 def raw_rows(tmp_path: Path, sql: str) -> list[tuple[object, ...]]:
     with sqlite3.connect(tmp_path / DATABASE_FILE_NAME) as connection:
         return connection.execute(sql).fetchall()
-
-
-# campaigns
-
-
-async def test_campaign_lifecycle(store: Store) -> None:
-    record_id = new_id()
-    async with store.transaction() as tx:
-        created = await tx.campaigns.add(record_id, {"title": "Free Jakob"}, "draft")
-        with pytest.raises(RecordExists):
-            await tx.campaigns.add(record_id, {}, "draft")
-    async with store.transaction() as tx:
-        updated = await tx.campaigns.update(
-            record_id, {"title": "Free Jakob now"}, "active", expected_version=1
-        )
-    async with store.read() as tx:
-        fetched = await tx.campaigns.get(record_id)
-        active = await tx.campaigns.list("active")
-        drafts = await tx.campaigns.list("draft")
-    assert created.version == 1
-    assert (updated.version, fetched.document, fetched.status) == (
-        2,
-        {"title": "Free Jakob now"},
-        "active",
-    )
-    assert [c.record_id for c in active] == [record_id]
-    assert drafts == []
-    with pytest.raises(VersionConflict):
-        async with store.transaction() as tx:
-            await tx.campaigns.update(record_id, {}, "closed", expected_version=1)
-    async with store.transaction() as tx:
-        await tx.campaigns.delete(record_id)
-    with pytest.raises(RecordNotFound):
-        async with store.read() as tx:
-            await tx.campaigns.get(record_id)
 
 
 # organisations

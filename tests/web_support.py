@@ -20,6 +20,7 @@ from aiohttp.test_utils import TestServer
 
 from deploy.homeserver import Homeserver
 from federation.secretbox import FAST_TEST_PARAMS
+from node.assembly import node_registry
 from node.core.api.app import mount_api
 from node.core.runtime import Node, open_node
 from node.core.store import Role
@@ -130,8 +131,8 @@ async def serve_web(config: Path) -> AsyncIterator[WebNode]:
                     secrets[username] = secret
             clock = FakeClock()
             app = web.Application()
-            mount_api(app, node, now=clock)
-            ctx = mount_web(app, node, now=clock,
+            mount_api(app, node, node_registry(), now=clock)
+            ctx = mount_web(app, node, node_registry(), now=clock,
                             settings=WebSettings(password_params=FAST_TEST_PARAMS))
             async with TestServer(app) as server:
                 web_node = WebNode(node, server, ctx, clock, secrets)

@@ -26,6 +26,7 @@ from federation.roster import (
     member_entry,
 )
 from federation.transport import MatrixTransport, TransportError
+from node.core.registry import Registry
 from node.core.runtime import COALITION_SETTING, Node, NodeNotReady
 from schemas.payloads import OrgProfile
 
@@ -89,7 +90,7 @@ async def _remember_coalition(node: Node, room_id: str, name: str | None, action
         await tx.audit.append("minga coalition", action, target=room_id)
 
 
-async def create_coalition(node: Node, name: str) -> str:
+async def create_coalition(node: Node, name: str, registry: Registry) -> str:
     """Create the coalition room, publish our entry, and remember the room."""
     if await node.coalition_room() is not None:
         raise NodeNotReady("this node is already in a coalition")
@@ -100,11 +101,7 @@ async def create_coalition(node: Node, name: str) -> str:
         await publish_own_entry(node, transport, room_id)
         await _remember_coalition(node, room_id, name, "coalition.create")
         await refresh_roster(node, transport, room_id)
-    from node.features.dedup.service import (
-        start_linkage_key,  # node.dedup imports this module's importers
-    )
-
-    await start_linkage_key(node, int(time.time()))
+    await registry.after_coalition_created(node, int(time.time()))
     return room_id
 
 

@@ -14,30 +14,23 @@ import contextlib
 import logging
 
 from federation.transport import MatrixTransport
+from node.core.registry import Registry
 from node.core.runtime import Node
 from node.core.sync_host import NodeSyncHost
-from node.features.alerts.service import run_acknowledgements
-from node.features.alerts.watchers import run_alert_watchers
-from node.features.campaigns.service import run_campaign_duties
-from node.features.dedup.service import run_dedup_duties
-from node.features.figures.publishing import run_publication_duties
 from sync.engine import SyncConfig, SyncEngine
 
 log = logging.getLogger("minga.federation")
 
 
 async def run_federation(
-    node: Node, transport: MatrixTransport, config: SyncConfig | None = None
+    node: Node, transport: MatrixTransport, registry: Registry,
+    config: SyncConfig | None = None,
 ) -> None:
-    """Run the sync engine for ``node`` until cancelled."""
-    host = await NodeSyncHost.open(node, transport)
+    """Run the sync engine for ``node``, and the features' duties beside it, until cancelled."""
+    host = await NodeSyncHost.open(node, registry, transport)
     engine = SyncEngine(host, transport, config)
     node.wake_sync, node.outbox = engine.wake, engine.outbox
-    duties = [asyncio.create_task(run_campaign_duties(node)),
-              asyncio.create_task(run_dedup_duties(node)),
-              asyncio.create_task(run_publication_duties(node)),
-              asyncio.create_task(run_alert_watchers(node, transport)),
-              asyncio.create_task(run_acknowledgements(node))]
+    duties = [asyncio.create_task(duty(node, transport)) for duty in registry.duties]
     try:
         await engine.run()
     finally:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final, Protocol
@@ -39,7 +39,6 @@ from node.core.coalition import (
 from node.core.runtime import Node
 from node.core.store import RecordNotFound
 from node.core.store.pair_rooms import PairRoomRepository
-from node.features.alerts.room import alert_room_issuer
 from sync.frame import MAX_RESEND_SEQS, RESEND_EVENT_TYPE, resend_request_content
 
 log = logging.getLogger("minga.rooms")
@@ -81,12 +80,12 @@ def pair_initial_state(own_org: str, other_org: str) -> list[dict[str, Any]]:
 
 
 # One room creation at a time per pair (an asyncio lock belongs to one event loop).
-_locks: dict[tuple[int, str, str], asyncio.Lock] = {}
+class PairRoomLocks(dict[str, asyncio.Lock]):
+    """One pair room creation at a time per other organisation (a part of the node)."""
 
 
-def _lock(own_org: str, other_org: str) -> asyncio.Lock:
-    key = (id(asyncio.get_running_loop()), own_org, other_org)
-    return _locks.setdefault(key, asyncio.Lock())
+def _lock(node: Node, other_org: str) -> asyncio.Lock:
+    return node.part(PairRoomLocks).setdefault(other_org, asyncio.Lock())
 
 
 async def pair_room_of(node: Node, org_id: str) -> str | None:
@@ -100,7 +99,7 @@ async def ensure_pair_room(
     listener: PairRoomListener | None = None,
 ) -> str:
     """The pair room with ``org_id``, created (and the other node invited) if there is none."""
-    async with _lock(node.org_id, org_id):
+    async with _lock(node, org_id):
         existing = await pair_room_of(node, org_id)
         if existing is not None:
             return existing
@@ -174,8 +173,8 @@ async def ask_for_backlog(transport: MatrixTransport, room_id: str, org_id: str)
 
 @dataclass
 class InviteHandler:
-    """Joins rooms verified member nodes invite this node to, and recognises pair and alert
-    rooms among them.
+    """Joins rooms verified member nodes invite this node to, and recognises pair rooms and the
+    features' rooms (members' alert rooms) among them.
 
     Only invites sent by a verified member node's account are joined: anyone on any homeserver
     can invite, and joining a stranger's room would tell them this node is alive. An invite from
@@ -188,6 +187,8 @@ class InviteHandler:
     """
 
     node: Node
+    recognise_room: Callable[[Node, Sequence[TimelineEvent]], Awaitable[str | None]]
+    """The features' rooms (``Registry.recognise_room``): whose room it is, or ``None``."""
     listener: PairRoomListener | None = None
     _joined: set[str] = field(default_factory=set)
     _pending: dict[str, int] = field(default_factory=dict)  # invite -> failed joins so far
@@ -242,7 +243,7 @@ class InviteHandler:
         try:
             state = await transport.room_state(room_id)
             org_id = (await recognise_pair_room(self.node, state, room_id, self.listener)
-                      or await alert_room_issuer(self.node, state))
+                      or await self.recognise_room(self.node, state))
             if org_id is not None:
                 await ask_for_backlog(transport, room_id, org_id)
         except TransportError as error:

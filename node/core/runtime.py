@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar, cast
 
 from federation.identity import OrgKeys, export_private, import_private
 from federation.secretbox import Argon2Params, WrongPassphrase
@@ -46,6 +47,9 @@ COALITION_SETTING = "coalition"
 SYNC_MIGRATIONS = MigrationSet("sync", SYNC_SCRIPT_LOCATION, SYNC_VERSION_TABLE, SYNC_METADATA)
 
 
+P = TypeVar("P")
+
+
 class NodeNotReady(Exception):
     """The node cannot be opened as asked; the message says what to do."""
 
@@ -65,6 +69,18 @@ class Node:
     # transaction that queues them and posted the moment it commits.
     outbox: Outbox | None = field(default=None, repr=False)
     _coalition_room: str | None = field(default=None, init=False, repr=False)
+    _parts: dict[type[Any], Any] = field(default_factory=dict, init=False, repr=False)
+
+    def part(self, kind: type[P]) -> P:
+        """This node's instance of ``kind``, made with ``kind()`` on first use.
+
+        Where features keep per-node state (an alert bus, a search index, locks): it lives as
+        long as the node and is never shared with another node in the same process.
+        """
+        held = self._parts.get(kind)
+        if held is None:
+            held = self._parts[kind] = kind()
+        return cast(P, held)
 
     @property
     def org_id(self) -> str:

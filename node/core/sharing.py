@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
@@ -45,7 +44,7 @@ from federation.identity import OrgKeys
 from federation.transport import MatrixTransport
 from node.core.rooms import ensure_pair_room, pair_room_of
 from node.core.runtime import Node
-from node.core.store import Store, StoreTransaction
+from node.core.store import StoreTransaction
 from node.core.store.cipher import ColumnCipher
 from node.core.store.ids import utc_now
 from node.core.store.shares import RETRACT, SHARE, NewShare, ShareRepository
@@ -478,16 +477,9 @@ class _PairRooms:
         return await ensure_pair_room(self._node, self._transport, org_id)
 
 
-_ciphers: weakref.WeakKeyDictionary[Store, ColumnCipher] = weakref.WeakKeyDictionary()
-
-
 async def store_cipher(node: Node) -> ColumnCipher:
-    """The node's column cipher, read once per open store (record handlers run often)."""
-    cached = _ciphers.get(node.store)
-    if cached is None:
-        async with node.store.read() as tx:
-            cached = _ciphers[node.store] = tx.cipher
-    return cached
+    """The node's column cipher (record handlers run often: nothing is read for it)."""
+    return node.store.cipher
 
 
 @asynccontextmanager

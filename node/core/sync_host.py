@@ -7,7 +7,7 @@
   roster changed), each member's node account from its entry.
 - **Delivery**: the verified records of one envelope go into ``received_records`` together
   (idempotent on issuer, record id, version; the highest version is the one shown), then, in
-  order, each to the kind's handler, if any (:mod:`node.core.record_handlers`), in the same
+  order, each to the kind's handler, if any (``Registry.record_handlers``), in the same
   transaction. A retraction wipes what this node holds of its target and keeps the tombstone;
   a retraction that arrives before its target leaves a tombstone (version 0) so that the
   target, when it comes, is stored already retracted.
@@ -36,7 +36,7 @@ from federation.keys import SigningKeyResolver
 from federation.roster import MEMBER_EVENT_TYPE
 from federation.transport import MatrixTransport, RoomUpdate, SyncBatch
 from node.core.coalition import refresh_roster
-from node.core.record_handlers import handle_received
+from node.core.registry import Registry
 from node.core.rooms import InviteHandler
 from node.core.runtime import Node
 from node.core.store.cipher import Cell, ColumnCipher
@@ -101,11 +101,13 @@ class NodeSyncHost:
     """The node as the sync layer's host. Make one with :meth:`open`."""
 
     def __init__(
-        self, node: Node, cipher: ColumnCipher, transport: MatrixTransport | None = None
+        self, node: Node, registry: Registry, cipher: ColumnCipher,
+        transport: MatrixTransport | None = None,
     ) -> None:
         self._node = node
+        self._registry = registry
         self._transport = transport
-        self._invites = InviteHandler(node, self)
+        self._invites = InviteHandler(node, registry.recognise_room, self)
         self._roster_read = False
         self._column_cipher = cipher
         self._cipher = StoreCipher(cipher)
@@ -114,12 +116,25 @@ class NodeSyncHost:
         self._pair_rooms: frozenset[str] = frozenset()
 
     @classmethod
-    async def open(cls, node: Node, transport: MatrixTransport | None = None) -> NodeSyncHost:
-        """The host of ``node``; ``transport`` (the sync engine's) is needed by :meth:`on_sync`."""
+    async def open(cls, node: Node, registry: Registry,
+                   transport: MatrixTransport | None = None) -> NodeSyncHost:
+        """The host of ``node``, handing received records to the handlers in ``registry``;
+        ``transport`` (the sync engine's) is needed by :meth:`on_sync`."""
         async with node.store.read() as tx:
-            host = cls(node, tx.cipher, transport)
+            host = cls(node, registry, tx.cipher, transport)
         await host.refresh()
         return host
+
+    @classmethod
+    async def for_sending(cls, node: Node,
+                          transport: MatrixTransport | None = None) -> NodeSyncHost:
+        """A host that seals and sends but hands received records to no feature: the outbox
+        of a short-lived command, or the roster's trust."""
+        return await cls.open(node, Registry(), transport)
+
+    @property
+    def registry(self) -> Registry:
+        return self._registry
 
     @property
     def node(self) -> Node:
@@ -194,7 +209,7 @@ class NodeSyncHost:
         for record in records:
             if record.kind == RecordKind.RETRACTION.value:
                 await self._retract(received, record)
-            await handle_received(session, self._node, record)
+            await self._registry.handle_received(session, self._node, record)
 
     async def _retract(self, received: ReceivedRepository, record: VerifiedRecord) -> None:
         target = _retraction_target(record.claims)
@@ -206,6 +221,11 @@ class NodeSyncHost:
             await received.add(target.issuer, target.record_id, RETRACTION_PLACEHOLDER_VERSION,
                                RecordKind.RETRACTION.value, {}, VERIFIED)
             await received.retract(target.issuer, target.record_id)
+
+
+async def roster_trust(node: Node) -> RosterTrust:
+    """The verified roster's key ring and node accounts, read now (no sync host needed)."""
+    return await (await NodeSyncHost.for_sending(node)).trust()
 
 
 # Built once: read for every sync batch and every urgent seal.

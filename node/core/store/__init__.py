@@ -7,8 +7,6 @@ with the node passphrase in ``DATA_DIR/store.key`` (:mod:`node.core.store.unlock
 """
 
 from node.core.store.audit import AuditEvent, AuditLog
-from node.core.store.campaign_records import CampaignRecords  # noqa: F401 (its tables)
-from node.core.store.campaigns import CampaignRepository, StoredCampaign
 from node.core.store.cases import (
     CaseFilter,
     CaseIndex,
@@ -57,7 +55,6 @@ __all__ = [
     "STORE_MIGRATIONS",
     "AuditEvent",
     "AuditLog",
-    "CampaignRepository",
     "CaseFilter",
     "CaseIndex",
     "CasePage",
@@ -86,7 +83,6 @@ __all__ = [
     "StoreLocked",
     "StoreSchemaTooNew",
     "StoreTransaction",
-    "StoredCampaign",
     "StoredCase",
     "TokenInfo",
     "TokenOwner",

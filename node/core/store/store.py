@@ -22,7 +22,6 @@ from pathlib import Path
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from node.core.store.audit import AuditLog
-from node.core.store.campaigns import CampaignRepository
 from node.core.store.cases import CaseRepository
 from node.core.store.cipher import ColumnCipher
 from node.core.store.database import (
@@ -55,7 +54,6 @@ class StoreTransaction:
         self.session = session
         self.cipher = cipher
         self.cases = CaseRepository(session, cipher, clock)
-        self.campaigns = CampaignRepository(session, cipher, clock)
         self.orgs = OrgRepository(session, cipher, clock)
         self.received = ReceivedRepository(session, cipher, clock)
         self.audit = AuditLog(session, cipher, clock)
@@ -73,6 +71,11 @@ class Store:
         self._writer = async_sessionmaker(writer(engine), expire_on_commit=False)
         self._reader = async_sessionmaker(engine, expire_on_commit=False)
         self._single = async_sessionmaker(unbegun(engine), expire_on_commit=False)
+
+    @property
+    def cipher(self) -> ColumnCipher:
+        """The column cipher of this store's data key."""
+        return self._cipher
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[StoreTransaction]:

@@ -11,7 +11,7 @@ compares these models with the migrated database.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy import (
     JSON,
@@ -160,20 +160,6 @@ class CaseVictimGroupRow(Base):
     code: Mapped[str] = mapped_column(String(CODE), primary_key=True)
 
 
-class CampaignRow(Base):
-    """This organisation's campaigns (current version only)."""
-
-    __tablename__ = "campaigns"
-    __table_args__ = (Index("ix_campaigns_status_updated", "status", "updated_at"),)
-
-    record_id: Mapped[str] = mapped_column(String(RECORD_ID), primary_key=True)
-    version: Mapped[int] = mapped_column(Integer)
-    document: Mapped[bytes] = mapped_column(LargeBinary)
-    status: Mapped[str] = mapped_column(String(32))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
-
-
 class ReceivedRecordRow(Base):
     """A record another member shared with us: one row per (issuer, record id, version)."""
 
@@ -248,3 +234,33 @@ class PairRoomRow(Base):
     org_id: Mapped[str] = mapped_column(String(ORG_ID), index=True)
     created_by_us: Mapped[bool] = mapped_column(Boolean)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+CAMPAIGN_KIND_LENGTH: Final = 32
+ROOM_ID_LENGTH: Final = 255
+
+
+class CampaignRecordRow(Base):
+    __tablename__ = "campaign_records"
+
+    issuer: Mapped[str] = mapped_column(String(ORG_ID), primary_key=True)
+    record_id: Mapped[str] = mapped_column(String(RECORD_ID), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(CAMPAIGN_KIND_LENGTH), index=True)
+    thread: Mapped[str] = mapped_column(String(RECORD_ID), index=True)
+    issued_at: Mapped[int] = mapped_column(Integer)
+    claims: Mapped[bytes] = mapped_column(LargeBinary)
+    stored_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class CampaignRoomRow(Base):
+    """The campaign room of a proposal, as far as this node is concerned."""
+
+    __tablename__ = "campaign_rooms"
+
+    proposal_id: Mapped[str] = mapped_column(String(RECORD_ID), primary_key=True)
+    proposal_issuer: Mapped[str] = mapped_column(String(ORG_ID))
+    room_id: Mapped[str | None] = mapped_column(String(ROOM_ID_LENGTH))
+    state: Mapped[str] = mapped_column(String(16))
+    created_by_us: Mapped[bool] = mapped_column(Boolean)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -15,8 +15,7 @@ from __future__ import annotations
 
 import hmac
 import logging
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Final
 from urllib.parse import quote
 
@@ -24,12 +23,15 @@ from aiohttp import web
 
 from node.core.api.app import unix_now
 from node.core.api.framework import API_PREFIX
+from node.core.registry import Registry
 from node.core.runtime import Node
 from node.core.store import Role
 from node.core.web.context import (
     STATIC_DIR,
+    TEMPLATE_DIR,
     VISIT,
     WEB,
+    Templates,
     WebContext,
     WebSettings,
     current_visit,
@@ -38,12 +40,13 @@ from node.core.web.context import (
     see_other,
 )
 from node.core.web.csrf import FIELD as CSRF_FIELD
+from node.core.web.dashboard import CORE_PAGES
 from node.core.web.i18n import N_
+from node.core.web.routes import Handler, PageRoute
 from node.core.web.sessions import resolve_visit, set_pre_session_cookie
 
 log = logging.getLogger("minga.web")
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 STATIC_PREFIX: Final = "/static/"
 PASSWORD_PAGE: Final = "/account/password"
 TWO_STEP_PAGE: Final = "/account/two-step"
@@ -75,15 +78,6 @@ CSRF_REFUSED: Final = (
     N_("This form did not come from this node's pages, or your session changed. Go back,"
        " reload the page, and try again."),
 )
-
-
-@dataclass(frozen=True)
-class PageRoute:
-    method: str
-    path: str
-    handler: Handler
-    role: Role | None = Role.viewer
-    """The role the page needs; ``None``: anyone, logged in or not (the login page)."""
 
 
 def error_page(request: web.Request, status: int,
@@ -168,25 +162,25 @@ async def _pages(request: web.Request, handler: Handler) -> web.StreamResponse:
     return response
 
 
-def _all_routes() -> Sequence[PageRoute]:
-    from node.core.web.views import all_routes  # the views import this module's helpers
-
-    return all_routes()
-
-
 def mount_web(
     app: web.Application,
     node: Node,
+    registry: Registry,
     *,
     now: Callable[[], int] = unix_now,
     settings: WebSettings | None = None,
     context: WebContext | None = None,
 ) -> WebContext:
     """Serve the staff pages of ``node`` on ``app``; returns the web context (tests use it)."""
-    ctx = context or WebContext(node, now, settings or WebSettings())
+    ctx = context or WebContext(node, now, settings or WebSettings(),
+                                templates=Templates([TEMPLATE_DIR, *registry.template_dirs]),
+                                dashboard_panels=tuple(registry.dashboard_panels))
     app[WEB] = ctx
-    for route in _all_routes():
+    for route in [*CORE_PAGES, *registry.pages]:
         app.router.add_route(route.method, route.path, _guarded(route))
+    for directory in registry.static_dirs:
+        app.router.add_static(f"{STATIC_PREFIX}{directory.parent.name}/", directory,
+                              append_version=True)
     app.router.add_static(STATIC_PREFIX, STATIC_DIR, append_version=True)
     app.middlewares.append(_pages)
     return ctx

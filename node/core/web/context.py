@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -20,6 +20,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from multidict import MultiDict
 
 from federation.secretbox import DEFAULT_PARAMS, Argon2Params
+from node.core.registry import DashboardPanel
 from node.core.runtime import Node
 from node.core.store import Role, StaffUser
 from node.core.web.csrf import FIELD as CSRF_FIELD
@@ -54,14 +55,14 @@ def field_id(path: str) -> str:
 class Templates:
     """One Jinja2 environment per language, with gettext installed (new-style, autoescaped)."""
 
-    def __init__(self, directory: Path = TEMPLATE_DIR) -> None:
-        self._directory = directory
+    def __init__(self, directories: Sequence[Path] = (TEMPLATE_DIR,)) -> None:
+        self._directories = list(directories)
         self._environments: dict[str, Environment] = {}
 
     def environment(self, language: str) -> Environment:
         if language not in self._environments:
             environment = Environment(
-                loader=FileSystemLoader(self._directory),
+                loader=FileSystemLoader(self._directories),
                 autoescape=select_autoescape(["html"]),
                 extensions=["jinja2.ext.i18n"],
                 trim_blocks=True,
@@ -89,6 +90,8 @@ class WebContext:
     wall_clock: Callable[[], float] = time.time
     """Real time: TOTP codes and login throttling."""
     templates: Templates = field(default_factory=Templates)
+    dashboard_panels: tuple[DashboardPanel, ...] = ()
+    """What the features add at the top of the dashboard (``Registry.dashboard_panels``)."""
     throttle: LoginThrottle = field(init=False)
 
     def __post_init__(self) -> None:

@@ -2,19 +2,29 @@
 
 from __future__ import annotations
 
-from typing import Final
+from collections.abc import Mapping
+from typing import Any, Final
 
 from aiohttp import web
 
 from node.core.sharing import disclosed_fields
-from node.core.web.app import PageRoute
 from node.core.web.context import current_visit, render, web_context
+from node.core.web.labels import KIND_NAMES
 from node.core.web.presenters import case_summary, received_card
-from node.features.alerts.pages import waiting_alert_cards
-from node.features.sharing.directory import KIND_NAMES
+from node.core.web.routes import PageRoute
 from sync.engine import read_status
 
 RECENT = 5
+
+
+async def _panels(request: web.Request) -> list[tuple[str, Mapping[str, Any]]]:
+    """The features' dashboard sections that have something to show, in registry order."""
+    shown = []
+    for panel in web_context(request).dashboard_panels:
+        values = await panel.values(request)
+        if values is not None:
+            shown.append((panel.template, values))
+    return shown
 
 
 async def dashboard(request: web.Request) -> web.StreamResponse:
@@ -40,8 +50,8 @@ async def dashboard(request: web.Request) -> web.StreamResponse:
         unverified_members=unverified,
         member_count=len(members),
         kind_names={code: fmt.gettext(name) for code, name in KIND_NAMES.items()},
-        alerts=await waiting_alert_cards(request),
+        panels=await _panels(request),
     )
 
 
-ROUTES: Final = [PageRoute("GET", "/", dashboard)]
+CORE_PAGES: Final = [PageRoute("GET", "/", dashboard)]

@@ -103,3 +103,11 @@ FLASH_MESSAGES: Final[Mapping[str, str]] = MappingProxyType({
     "token_revoked": N_("The API token was revoked."),
     "sessions_ended": N_("Every session of this account has ended."),
 })
+
+KIND_NAMES: Final[dict[str, str]] = {
+    "case": N_("Case"), "campaign": N_("Campaign"), "proposal": N_("Proposal"),
+    "endorsement": N_("Endorsement"), "sign-on": N_("Signature"), "alert": N_("Alert"),
+    "alert-ack": N_("Alert acknowledgement"), "aggregate": N_("Aggregate figures"),
+    "retraction": N_("Retraction"), "member-profile": N_("Member profile"),
+    "resource": N_("Resource"),
+}

@@ -15,11 +15,11 @@ from aiohttp import web
 
 from node.core.status import node_status
 from node.core.store import RecordNotFound, Role, StaffUser, UsernameTaken, staff_users
-from node.core.web.app import PageRoute
 from node.core.web.context import current_visit, form_data, render, see_other, staff_of, web_context
 from node.core.web.i18n import N_, available_languages
 from node.core.web.labels import ROLE_HINTS
 from node.core.web.presenters import member_names
+from node.core.web.routes import PageRoute
 from node.features.accounts.accounts import (
     AccountError,
     create_account,

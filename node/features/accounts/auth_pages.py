@@ -13,7 +13,6 @@ from typing import Final
 from aiohttp import web
 
 from node.core.store import StaffUser, staff_users
-from node.core.web.app import PageRoute
 from node.core.web.context import (
     WebContext,
     current_visit,
@@ -23,6 +22,7 @@ from node.core.web.context import (
     web_context,
 )
 from node.core.web.i18n import N_, available_languages
+from node.core.web.routes import PageRoute
 from node.core.web.sessions import (
     clear_session_cookie,
     set_language_cookie,

@@ -176,6 +176,13 @@ def cmd_user_list(args: argparse.Namespace) -> int:
 
 def add_user_commands(commands: Any) -> None:
     """Register ``minga user ...`` on the subcommand set of the ``minga`` parser."""
+    token = commands.add_parser("token", help="API tokens")
+    token_commands = token.add_subparsers(dest="action", required=True, metavar="ACTION")
+    token_create = token_commands.add_parser("create", help="create an API token (shown once)")
+    token_create.add_argument("--user", required=True, help="who the token is for")
+    token_create.add_argument("--role", required=True, choices=[r.value for r in Role])
+    token_create.set_defaults(handler=cmd_token_create)
+
     user = commands.add_parser("user", help="staff accounts of the web interface")
     actions = user.add_subparsers(dest="action", required=True, metavar="ACTION")
 
@@ -211,3 +218,16 @@ def add_user_commands(commands: Any) -> None:
     listing = actions.add_parser("list", help="list the staff accounts")
     listing.add_argument("--json", action="store_true", help="print them as JSON")
     listing.set_defaults(handler=_refusing(cmd_user_list))
+
+
+async def _create_token(config: str | None, user: str, role: Role) -> str:
+    async with open_node(config) as node, node.store.transaction() as tx:
+        token = await tx.tokens.create(user, role)
+        await tx.audit.append("minga token create", "token.create", details={"role": role.value})
+        return token
+
+
+def cmd_token_create(args: argparse.Namespace) -> int:
+    token = asyncio.run(_create_token(args.config, args.user, Role(args.role)))
+    print(token)
+    return 0

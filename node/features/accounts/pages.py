@@ -12,9 +12,9 @@ from typing import Final
 from aiohttp import web
 
 from node.core.store import Role
-from node.core.web.app import PageRoute
 from node.core.web.context import current_visit, form_data, render, see_other, staff_of, web_context
 from node.core.web.i18n import N_
+from node.core.web.routes import PageRoute
 from node.core.web.sessions import clear_session_cookie, set_session_cookie, start_session
 from node.features.accounts.accounts import (
     change_own_password,

@@ -23,6 +23,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from node.core.api.answers import sharing_answers
 from node.core.api.framework import (
     ApiError,
     Call,
@@ -52,7 +53,6 @@ from node.features.alerts.service import (
     update_alert,
 )
 from node.features.alerts.watchers import AlertWatchers, alert_watchers, set_alert_watchers
-from node.features.sharing.api import sharing_answers
 from schemas.codes import (
     AlertAskCode,
     AlertStatusCode,

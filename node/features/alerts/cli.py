@@ -95,7 +95,7 @@ async def _send(args: argparse.Namespace, alert: Alert) -> tuple[AlertState, boo
         state = await send_alert(node, alert, recipients=args.to, withhold=args.withhold,
                                  actor=CLI_ACTOR, now=int(time.time()))
         delivered = await deliver_queued(node)
-        await notices_posted()
+        await notices_posted(node)
         return state, delivered
 
 
@@ -103,7 +103,7 @@ async def deliver_queued(node: Node) -> bool:
     """Seal and post whatever is queued; False if the homeserver could not be reached."""
     try:
         async with node.transport() as transport:
-            outbox = Outbox(await NodeSyncHost.open(node, transport), transport)
+            outbox = Outbox(await NodeSyncHost.for_sending(node, transport), transport)
             await outbox.bundle_queued()
             await outbox.send_due()
     except (HomeserverUnavailable, TransportError):

@@ -23,10 +23,11 @@ from pydantic import ValidationError
 
 from node.core.sharing import SharingError
 from node.core.store import Role
-from node.core.web.app import SECURITY_HEADERS, PageRoute
+from node.core.web.app import SECURITY_HEADERS
 from node.core.web.context import current_visit, form_data, render, see_other, staff_of, web_context
 from node.core.web.i18n import N_, Formatter
 from node.core.web.presenters import member_names
+from node.core.web.routes import PageRoute
 from node.features.alerts.room import AlertRoomError
 from node.features.alerts.service import (
     HELPING,
@@ -150,9 +151,10 @@ async def _cards(request: web.Request) -> list[AlertCard]:
     return [alert_card(s, names, fmt) for s in await list_alerts(web_context(request).node)]
 
 
-async def waiting_alert_cards(request: web.Request) -> list[AlertCard]:
+async def waiting_alerts_panel(request: web.Request) -> dict[str, Any] | None:
     """Alerts still waiting for an answer, for the dashboard (first thing on it)."""
-    return [card for card in await _cards(request) if card.unacknowledged]
+    waiting = [card for card in await _cards(request) if card.unacknowledged]
+    return {"alerts": waiting} if waiting else None
 
 
 async def alerts_page(request: web.Request) -> web.StreamResponse:

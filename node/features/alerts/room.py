@@ -80,11 +80,8 @@ async def alert_room_issuer(node: Node, state: Sequence[TimelineEvent]) -> str |
     return maker[0]
 
 
-_locks: dict[tuple[int, str], asyncio.Lock] = {}
-
-
-def _lock(org_id: str) -> asyncio.Lock:
-    return _locks.setdefault((id(asyncio.get_running_loop()), org_id), asyncio.Lock())
+class AlertRoomLock(asyncio.Lock):
+    """One alert room set-up at a time on a node (a part of the node)."""
 
 
 async def saved_alert_room(node: Node) -> dict[str, Any] | None:
@@ -141,7 +138,7 @@ async def ensure_alert_room(
     node: Node, transport: MatrixTransport, recipient_org_ids: Sequence[str]
 ) -> str:
     """This node's alert room, created if needed, with every recipient invited."""
-    async with _lock(node.org_id):
+    async with node.part(AlertRoomLock):
         saved = await saved_alert_room(node)
         invited = set(saved["invited"]) if saved else set()
         missing = [o for o in recipient_org_ids if o not in invited]

@@ -239,11 +239,8 @@ class AlertBus:
             self._listeners.discard(event)
 
 
-_buses: dict[int, AlertBus] = {}
-
-
 def bus_of(node: Node) -> AlertBus:
-    return _buses.setdefault(id(node), AlertBus())
+    return node.part(AlertBus)
 
 
 # --- sending ----------------------------------------------------------------------------------
@@ -350,7 +347,10 @@ def _sent_state(record: Any, audience: _Audience, fields: Sequence[str], room_id
 # NOTICE_ACK_WAIT_SECONDS have passed): posted earlier, it competes with the alert for the same
 # rooms and homeservers while members are opening and storing it. Its readers are people, to
 # whom a fraction of a second is nothing.
-_notices: set[asyncio.Task[None]] = set()
+class PendingNotices(set[asyncio.Task[None]]):
+    """The push notices this node has still to post (a part of the node)."""
+
+
 NOTICE_WAIT_SECONDS: Final = 30.0
 NOTICE_ACK_WAIT_SECONDS: Final = 3.0
 _NOTICE_POLL_SECONDS: Final = 0.1
@@ -358,8 +358,9 @@ _NOTICE_POLL_SECONDS: Final = 0.1
 
 def _notice_after(node: Node, state: AlertState, item_ids: Sequence[int]) -> None:
     task = asyncio.create_task(_post_notice_when_sent(node, state, item_ids))
-    _notices.add(task)
-    task.add_done_callback(_notices.discard)
+    pending = node.part(PendingNotices)
+    pending.add(task)
+    task.add_done_callback(pending.discard)
 
 
 async def _post_notice_when_sent(node: Node, state: AlertState, item_ids: Sequence[int]) -> None:
@@ -392,10 +393,11 @@ async def _acknowledged(tx: StoreTransaction, state: AlertState) -> bool:
     return current is not None and any(r.status != SENT for r in current.recipients)
 
 
-async def notices_posted() -> None:
-    """Wait for every pending push notice (before a short-lived process exits)."""
-    if _notices:
-        await asyncio.gather(*list(_notices), return_exceptions=True)
+async def notices_posted(node: Node) -> None:
+    """Wait for every pending push notice of ``node`` (before a short-lived process exits)."""
+    pending = node.part(PendingNotices)
+    if pending:
+        await asyncio.gather(*list(pending), return_exceptions=True)
 
 
 async def update_alert(
@@ -546,7 +548,7 @@ def _payload_claims(claims: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in claims.items() if k not in header}
 
 
-class _OwedAcks:
+class OwedAcks:
     """Keys of received alerts whose acknowledgement is due, and a wake-up for the duty."""
 
     def __init__(self) -> None:
@@ -563,11 +565,8 @@ class _OwedAcks:
         return keys
 
 
-_owed_acks: dict[int, _OwedAcks] = {}
-
-
-def _owed_acks_of(node: Node) -> _OwedAcks:
-    return _owed_acks.setdefault(id(node), _OwedAcks())
+def _owed_acks_of(node: Node) -> OwedAcks:
+    return node.part(OwedAcks)
 
 
 async def send_owed_acks(node: Node, keys: Collection[str] | None = None) -> int:

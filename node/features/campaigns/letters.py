@@ -35,8 +35,8 @@ from federation.encoding import EncodingError, b64u_decode, b64u_encode
 from federation.identity import signing_kid
 from federation.keys import KeyNotTrusted
 from node.core.runtime import Node
-from node.core.store.campaign_records import CampaignItem, CampaignRecords
-from node.core.sync_host import NodeSyncHost
+from node.core.sync_host import roster_trust
+from node.features.campaigns.records import CampaignItem, CampaignRecords
 from node.features.campaigns.service import (
     CLOSED,
     CampaignError,
@@ -390,7 +390,7 @@ async def sign_letter(node: Node, issuer: str, record_id: str, signatory_name: s
 async def appendix_entries(node: Node, state: LetterState) -> list[AppendixEntry]:
     """Each signatory's statement with the key the roster trusts for it; a signature that does
     not verify under that key is left out."""
-    resolver = (await (await NodeSyncHost.open(node)).trust()).resolver
+    resolver = (await roster_trust(node)).resolver
     entries = []
     for signature in state.signatures:
         kid = str(signature.statement["signing_kid"])

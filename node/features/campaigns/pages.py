@@ -23,9 +23,10 @@ from pydantic import ValidationError
 from node.core.rooms import PairRoomError
 from node.core.sharing import SharingError
 from node.core.store import Role
-from node.core.web.app import PageRoute, error_page
+from node.core.web.app import error_page
 from node.core.web.context import current_visit, form_data, render, see_other, staff_of, web_context
 from node.core.web.i18n import N_
+from node.core.web.routes import PageRoute
 from node.features.campaigns.check import CampaignDraft, check_against_node
 from node.features.campaigns.letters import (
     LateSignature,

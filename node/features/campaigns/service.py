@@ -2,7 +2,7 @@
 
 Every step is a signed record sent through the one sharing path
 (:func:`node.core.sharing.share_records`,
-one SD-JWT per recipient, sealed) and kept in :mod:`node.core.store.campaign_records`, own and
+one SD-JWT per recipient, sealed) and kept in :mod:`node.features.campaigns.records`, own and
 received
 alike, so every page is computed from that table by the pure functions below.
 
@@ -46,7 +46,7 @@ from node.core.coalition import MEMBER_POWER, coalition_power_levels
 from node.core.duties import repeat
 from node.core.runtime import Node
 from node.core.sharing import record_claims, share_in_room
-from node.core.store.campaign_records import (
+from node.features.campaigns.records import (
     ROOM_LAUNCH,
     ROOM_LEFT,
     ROOM_OPEN,

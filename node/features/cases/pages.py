@@ -25,11 +25,11 @@ from node.core.store import (
     VersionConflict,
 )
 from node.core.store.shares import ShareRepository
-from node.core.web.app import PageRoute
 from node.core.web.context import current_visit, form_data, render, see_other, staff_of, web_context
 from node.core.web.i18n import N_, Formatter
 from node.core.web.labels import CASE_FIELD_NAMES
 from node.core.web.presenters import case_heading, case_summary, member_names, payload_facts
+from node.core.web.routes import PageRoute
 from node.features.cases.api import CaseListQuery
 from node.features.cases.case_form import CaseForm, error_summary
 from node.features.cases.case_search import SCAN_LIMIT, search_cases

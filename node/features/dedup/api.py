@@ -20,6 +20,7 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from node.core.api.answers import sharing_answers
 from node.core.api.framework import (
     ApiError,
     Call,
@@ -53,7 +54,6 @@ from node.features.dedup.service import (
     start_campaign_check,
     start_case_check,
 )
-from node.features.sharing.api import sharing_answers
 from schemas.common import Token
 
 TAGS = ("dedup",)

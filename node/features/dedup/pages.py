@@ -16,10 +16,10 @@ from pydantic import ValidationError
 
 from node.core.rooms import PairRoomError
 from node.core.store import Role
-from node.core.web.app import PageRoute
 from node.core.web.context import current_visit, form_data, render, see_other, staff_of, web_context
 from node.core.web.i18n import N_, Formatter
 from node.core.web.presenters import member_names
+from node.core.web.routes import PageRoute
 from node.features.cases.case_form import CaseForm
 from node.features.dedup.service import (
     ACCEPTED,

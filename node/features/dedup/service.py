@@ -35,7 +35,6 @@ import hashlib
 import logging
 import secrets
 import time
-import weakref
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -62,7 +61,7 @@ from node.core.duties import repeat
 from node.core.rooms import ensure_pair_room
 from node.core.runtime import Node
 from node.core.sharing import in_session, share_in_room
-from node.core.store import Store, StoreTransaction
+from node.core.store import StoreTransaction
 from node.core.store.database import mark_wiped
 from node.core.store.tables import CaseRow, ReceivedRecordRow, StoreMeta
 from node.features.campaigns.check import CampaignDraft, check_against_node
@@ -354,25 +353,30 @@ class LocalIndex:
         return found
 
 
-# Per open store (a node process may open several, as tests do).
-_indexes: weakref.WeakKeyDictionary[Store, LocalIndex] = weakref.WeakKeyDictionary()
-_index_locks: weakref.WeakKeyDictionary[Store, asyncio.Lock] = weakref.WeakKeyDictionary()
+class IndexHolder:
+    """This node's local index and the lock that keeps one refresh at a time (a part of the
+    node)."""
+
+    def __init__(self) -> None:
+        self.local: LocalIndex | None = None
+        self.lock = asyncio.Lock()
 
 
 def _forget_index(node: Node) -> None:
-    _indexes.pop(node.store, None)
+    node.part(IndexHolder).local = None
 
 
 async def _current_index(tx: StoreTransaction, node: Node, key: LinkageKey) -> LocalIndex:
     """The index, first brought up to date with every case in the store."""
-    async with _index_locks.setdefault(node.store, asyncio.Lock()):
-        return await _refresh(tx, node, key)
+    holder = node.part(IndexHolder)
+    async with holder.lock:
+        return await _refresh(tx, holder, key)
 
 
-async def _refresh(tx: StoreTransaction, node: Node, key: LinkageKey) -> LocalIndex:
-    local = _indexes.get(node.store)
+async def _refresh(tx: StoreTransaction, holder: IndexHolder, key: LinkageKey) -> LocalIndex:
+    local = holder.local
     if local is None or local.key_id != key.key_id:
-        local = _indexes[node.store] = LocalIndex(key.key_id, EncodingIndex(key.key_id))
+        local = holder.local = LocalIndex(key.key_id, EncodingIndex(key.key_id))
     # Every add, amend and delete changes one of these counts: an unchanged store costs one
     # aggregate query, not a read of every case's version.
     marker = tuple((await tx.session.execute(select(
@@ -602,11 +606,8 @@ class RateLimiter:
         return True
 
 
-_limiters: weakref.WeakKeyDictionary[Store, RateLimiter] = weakref.WeakKeyDictionary()
-
-
 def _limiter(node: Node) -> RateLimiter:
-    return _limiters.setdefault(node.store, RateLimiter())
+    return node.part(RateLimiter)
 
 
 def decode_query(claims: Mapping[str, Any], key_id: str | None) -> list[Encoding]:

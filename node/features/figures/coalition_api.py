@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 from pydantic import BaseModel, Field
 
+from node.core.api.answers import sharing_answers
 from node.core.api.framework import (
     ApiError,
     Call,
@@ -36,7 +37,6 @@ from node.features.figures.publishing import (
     publish_aggregate,
     set_publication_schedule,
 )
-from node.features.sharing.api import sharing_answers
 from schemas.payloads import Aggregate
 
 TAGS = ("advocacy",)

@@ -16,7 +16,6 @@ from markupsafe import Markup
 
 from node.core.sharing import SharingError
 from node.core.store import Role
-from node.core.web.app import PageRoute
 from node.core.web.context import (
     current_visit,
     form_data,
@@ -27,6 +26,7 @@ from node.core.web.context import (
 )
 from node.core.web.i18n import N_, Formatter
 from node.core.web.presenters import member_names
+from node.core.web.routes import PageRoute
 from node.features.figures.aggregates import OTHER_COUNTRIES, CoalitionFigure
 from node.features.figures.charts import bar_chart, time_series
 from node.features.figures.coalition_view import (

@@ -227,7 +227,7 @@ TEXT: Mapping[Language, Mapping[str, str]] = {
 }
 
 _ENVIRONMENT = Environment(
-    loader=PackageLoader("node.core", "templates/reports"),
+    loader=PackageLoader("node.features.figures", "templates/reports"),
     autoescape=select_autoescape(["html", "jinja2"]),
     undefined=StrictUndefined,
     trim_blocks=True,

@@ -16,23 +16,18 @@ quarantined envelopes (M4).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from federation.consent import ConsentRefused, Recipient, UnknownFieldPath, allowed_fields
-from node.core.api.framework import ApiError, Call, Endpoint, FieldProblem, NoBody, NoQuery, invalid
-from node.core.rooms import PairRoomError
+from federation.consent import ConsentRefused, Recipient, allowed_fields
+from node.core.api.answers import sharing_answers
+from node.core.api.framework import ApiError, Call, Endpoint, NoBody, NoQuery
 from node.core.runtime import Node
 from node.core.sharing import (
-    AlreadyRetracted,
-    NothingToRetract,
     ShareReceipt,
-    ShareRefused,
-    UnknownRecipient,
     disclosed_fields,
     preview_share,
     retract_from_node,
@@ -182,33 +177,6 @@ def _summary(record: ReceivedRecord) -> dict[str, Any]:
         "verification": record.verification, "retracted": record.retracted,
         "received_at": record.received_at,
     }
-
-
-@contextmanager
-def sharing_answers() -> Iterator[None]:
-    """Sharing refusals as API errors (paths, org ids and policy terms only, never values)."""
-    try:
-        yield
-    except UnknownRecipient as error:
-        raise invalid([FieldProblem(field="body.recipients", problem=str(error))],
-                      f"recipient {error.org_id} {error.reason}") from None
-    except UnknownFieldPath as error:
-        raise invalid([FieldProblem(field="body.fields", problem=str(error))]) from None
-    except ShareRefused as error:
-        problems = [FieldProblem(field=refusal.path, problem=f"{org_id}: {refusal.reason}")
-                    for org_id, refused in error.refusals.items() for refusal in refused.refusals]
-        summary = ", ".join(error.paths) or "the whole case"
-        raise ApiError(409, "consent_refused",
-                       f"consent does not allow sharing {summary}; nothing was sent",
-                       problems) from None
-    except AlreadyRetracted:
-        raise ApiError(409, "retracted", "this case was retracted; it is not shared again") \
-            from None
-    except NothingToRetract:
-        raise ApiError(409, "not_shared", "this case was never shared; nothing to retract") \
-            from None
-    except PairRoomError as error:
-        raise ApiError(503, "homeserver_unavailable", str(error)) from None
 
 
 def _sent(receipt: ShareReceipt) -> list[SentTo]:

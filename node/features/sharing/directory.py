@@ -9,21 +9,14 @@ from aiohttp import web
 from node.core.sharing import disclosed_fields
 from node.core.store import InvalidRecordId
 from node.core.store.received import MAX_PAGE
-from node.core.web.app import PageRoute
 from node.core.web.context import current_visit, render, staff_of, web_context
-from node.core.web.i18n import N_
+from node.core.web.labels import KIND_NAMES
 from node.core.web.presenters import member_card, received_card
+from node.core.web.routes import PageRoute
 from schemas.common import ORG_ID_PATTERN
 
 RECEIVED_VIEWED: Final = "received.view"
 PAGE_SIZE: Final = 20
-KIND_NAMES: Final = {
-    "case": N_("Case"), "campaign": N_("Campaign"), "proposal": N_("Proposal"),
-    "endorsement": N_("Endorsement"), "sign-on": N_("Signature"), "alert": N_("Alert"),
-    "alert-ack": N_("Alert acknowledgement"), "aggregate": N_("Aggregate figures"),
-    "retraction": N_("Retraction"), "member-profile": N_("Member profile"),
-    "resource": N_("Resource"),
-}
 
 
 def _offset(request: web.Request) -> int:

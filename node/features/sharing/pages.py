@@ -35,11 +35,11 @@ from node.core.sharing import (
     verified_recipients,
 )
 from node.core.store import InvalidRecordId, Member, RecordNotFound, Role
-from node.core.web.app import PageRoute
 from node.core.web.context import current_visit, form_data, render, see_other, staff_of, web_context
 from node.core.web.i18n import N_, Formatter
 from node.core.web.labels import FIELD_GROUP_NAMES
 from node.core.web.presenters import case_heading, field_name, member_names, payload_facts
+from node.core.web.routes import PageRoute
 from node.features.cases.casebook import stored_record
 from node.features.cases.pages import ONE
 from schemas.codes import RetractionReasonCode

@@ -13,23 +13,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
-from sqlalchemy import Boolean, Integer, LargeBinary, String, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Mapped, mapped_column
 
+from node.core.runtime import Node
 from node.core.store.cipher import Cell, ColumnCipher
 from node.core.store.ids import utc_now
-from node.core.store.tables import ORG_ID, RECORD_ID, Base, UTCDateTime
+from node.core.store.tables import RECORD_ID, CampaignRecordRow, CampaignRoomRow
+from sync.host import VerifiedRecord
 
-if TYPE_CHECKING:
-    from node.core.runtime import Node
-    from sync.host import VerifiedRecord
-
-KIND_LENGTH: Final = 32
-ROOM_ID_LENGTH: Final = 255
 CAMPAIGN_KINDS: Final = frozenset(
     {"proposal", "endorsement", "campaign", "campaign-post", "letter", "sign-on"})
 _THREAD_FIELD: Final = {"endorsement": "proposal", "campaign": "proposal",
@@ -39,32 +33,6 @@ _THREAD_FIELD: Final = {"endorsement": "proposal", "campaign": "proposal",
 ROOM_LAUNCH: Final = "launch"
 ROOM_OPEN: Final = "open"
 ROOM_LEFT: Final = "left"
-
-
-class CampaignRecordRow(Base):
-    __tablename__ = "campaign_records"
-
-    issuer: Mapped[str] = mapped_column(String(ORG_ID), primary_key=True)
-    record_id: Mapped[str] = mapped_column(String(RECORD_ID), primary_key=True)
-    version: Mapped[int] = mapped_column(Integer, primary_key=True)
-    kind: Mapped[str] = mapped_column(String(KIND_LENGTH), index=True)
-    thread: Mapped[str] = mapped_column(String(RECORD_ID), index=True)
-    issued_at: Mapped[int] = mapped_column(Integer)
-    claims: Mapped[bytes] = mapped_column(LargeBinary)
-    stored_at: Mapped[datetime] = mapped_column(UTCDateTime)
-
-
-class CampaignRoomRow(Base):
-    """The campaign room of a proposal, as far as this node is concerned."""
-
-    __tablename__ = "campaign_rooms"
-
-    proposal_id: Mapped[str] = mapped_column(String(RECORD_ID), primary_key=True)
-    proposal_issuer: Mapped[str] = mapped_column(String(ORG_ID))
-    room_id: Mapped[str | None] = mapped_column(String(ROOM_ID_LENGTH))
-    state: Mapped[str] = mapped_column(String(16))
-    created_by_us: Mapped[bool] = mapped_column(Boolean)
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 @dataclass(frozen=True)

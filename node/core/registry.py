@@ -1,0 +1,138 @@
+"""The registry: how features plug into the node core.
+
+The core never imports a feature. Each feature is an object with a ``name`` and a
+``register(registry)`` method that adds what it brings: handlers for the record kinds it owns,
+duties that run beside the sync engine, rooms it recognises among invites, hooks, CLI commands,
+API endpoint groups, web pages, templates and static files. ``node.assembly`` lists the features
+a node runs and builds the one registry the server, the sync host and the ``minga`` command use.
+
+Per-node state belongs to the node, not to a module: a feature keeps it in a part of the node
+(:meth:`node.core.runtime.Node.part`).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from federation.transport import MatrixTransport, TimelineEvent
+from node.core.api.framework import Endpoint
+from node.core.runtime import Node
+from node.core.web.routes import PageRoute
+from sync.host import VerifiedRecord
+
+RecordHandler = Callable[[AsyncSession, Node, VerifiedRecord], Awaitable[None]]
+"""Runs inside the inbox's transaction, with its session: what it writes or queues commits
+together with the record, or not at all. Idempotent (a record may come again after a crash);
+never waits on the network (to answer, it queues in the outbox)."""
+
+Duty = Callable[[Node, MatrixTransport], Coroutine[Any, Any, None]]
+"""Runs beside the sync engine while the federation loop runs, until cancelled."""
+
+ServerTask = Callable[[Node], Coroutine[Any, Any, None]]
+"""Runs while ``minga run`` serves, until cancelled."""
+
+ShutdownHook = Callable[[Node], None]
+"""Called when ``minga run`` stops, before the HTTP server closes (ends open streams)."""
+
+RoomRecogniser = Callable[[Node, Sequence[TimelineEvent]], Awaitable[str | None]]
+"""Given a joined room's state: the member org whose room it is (its backlog is asked for),
+or ``None`` when the room is not one the feature knows."""
+
+CoalitionCreated = Callable[[Node, int], Awaitable[None]]
+"""Called after this node created the coalition room, with the time in Unix seconds."""
+
+EndpointGroup = Callable[[Node, Callable[[], int]], Sequence[Endpoint]]
+"""The API endpoints of a feature for one node; the clock gives the issue time of records."""
+
+CommandGroup = Callable[[Any], None]
+"""Adds a feature's commands to the ``minga`` parser's subcommands."""
+
+
+@dataclass(frozen=True)
+class DashboardPanel:
+    """A section a feature adds at the top of the dashboard: ``template`` rendered with
+    ``panel`` set to what ``values`` returns, skipped when that is ``None``."""
+
+    template: str
+    values: Callable[[web.Request], Awaitable[Mapping[str, Any] | None]]
+
+
+class Feature(Protocol):
+    name: str
+
+    def register(self, registry: Registry) -> None: ...
+
+
+@dataclass
+class Registry:
+    """Everything the features of one node brought; filled once, before the node runs."""
+
+    features: list[str] = field(default_factory=list)
+    record_handlers: dict[str, RecordHandler] = field(default_factory=dict)
+    duties: list[Duty] = field(default_factory=list)
+    server_tasks: list[ServerTask] = field(default_factory=list)
+    shutdown_hooks: list[ShutdownHook] = field(default_factory=list)
+    room_recognisers: list[RoomRecogniser] = field(default_factory=list)
+    coalition_created: list[CoalitionCreated] = field(default_factory=list)
+    commands: list[CommandGroup] = field(default_factory=list)
+    endpoints: list[EndpointGroup] = field(default_factory=list)
+    pages: list[PageRoute] = field(default_factory=list)
+    template_dirs: list[Path] = field(default_factory=list)
+    static_dirs: list[Path] = field(default_factory=list)
+    dashboard_panels: list[DashboardPanel] = field(default_factory=list)
+
+    def handle_kinds(self, kinds: Iterable[str], handler: RecordHandler) -> None:
+        for kind in kinds:
+            if kind in self.record_handlers:
+                raise ValueError(f"two features handle records of kind {kind!r}")
+            self.record_handlers[kind] = handler
+
+    def add_pages(self, routes: Iterable[PageRoute], *, templates: Path | None = None) -> None:
+        self.pages.extend(routes)
+        if templates is not None:
+            self.template_dirs.append(templates)
+
+    async def handle_received(self, session: AsyncSession, node: Node,
+                              record: VerifiedRecord) -> None:
+        handler = self.record_handlers.get(record.kind)
+        if handler is not None:
+            await handler(session, node, record)
+
+    async def recognise_room(self, node: Node, state: Sequence[TimelineEvent]) -> str | None:
+        for recognise in self.room_recognisers:
+            org_id = await recognise(node, state)
+            if org_id is not None:
+                return org_id
+        return None
+
+    async def after_coalition_created(self, node: Node, now: int) -> None:
+        for hook in self.coalition_created:
+            await hook(node, now)
+
+
+def build_registry(features: Sequence[Feature]) -> Registry:
+    registry = Registry()
+    for feature in features:
+        if feature.name in registry.features:
+            raise ValueError(f"feature {feature.name!r} is listed twice")
+        registry.features.append(feature.name)
+        feature.register(registry)
+    return registry
+
+
+def empty_registry() -> Registry:
+    """A node with no feature: the core alone (its own tests use it)."""
+    return Registry()
+
+
+def add_command_groups(commands: argparse._SubParsersAction[Any],
+                       registry: Registry) -> None:
+    for add in registry.commands:
+        add(commands)

@@ -61,7 +61,8 @@ from sd_jwt.issuer import SDJWTIssuer
 from sd_jwt.verifier import SDJWTVerifier
 
 from federation.canonical import canonical_json
-from federation.consent import CASE_PATHS, HEADER_CLAIMS, Recipient, case_claims, disclose_case
+from federation.consent import CASE_PATHS, Recipient, case_claims, disclose_case
+from federation.consent_decision import HEADER_CLAIMS
 from federation.disclosure import verify
 from federation.identity import KeyRing, OrgKeys, sign_member_entry
 from federation.sdjwt import split_compact

@@ -6,7 +6,8 @@ the second), forms a coalition, loads sample cases through each node's API, prin
 each node and writes the same to ``DIR/demo.json``. Then it runs until Ctrl-C, SIGTERM or the
 caller's ``stop`` event, and stops everything it started.
 
-``deploy`` never imports ``node`` (DESIGN §0): nodes are created, joined and run through the
+``deploy`` never imports ``node`` (docs/architecture.md §1): nodes are created, joined and run
+through the
 ``minga`` command, each as its own process.
 
 Running it again on the same directory restarts the demo found there (same nodes, tokens and

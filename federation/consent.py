@@ -1,4 +1,4 @@
-"""The consent gate: the one way a case leaves its node as a disclosure (DESIGN §3).
+"""The consent gate: the one way a case leaves its node as a disclosure (docs/architecture.md §4).
 
 A case carries the defender's consent level, the partner organisations they named, and the
 issuing organisation's risk assessment. Those decide, per recipient, which field groups of
@@ -46,7 +46,8 @@ from typing import Any, Final
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from federation.disclosure import ConsentRequired, issue, verify
+from federation.consent_decision import ConsentDecision, grant
+from federation.disclosure import issue, verify
 from federation.keys import KeyNotTrusted, VerificationKey
 from schemas.case import Case
 from schemas.errors import quote_if_safe
@@ -122,7 +123,6 @@ CASE_PATHS: Final = tuple(CASE_FIELD_GROUPS)
 """Every disclosable case path: what ``issue`` withholds, so ``_sd`` sizes are fixed per kind."""
 _CASE_PATH_SET: Final = frozenset(CASE_PATHS)  # issue() keeps plans by this set: build it once
 
-HEADER_CLAIMS: Final = ("record_id", "version", "kind", "schema", "issued_at")
 """Record header fields that travel in clear (with ``iss``, ``iat`` and ``aud`` from ``issue``)."""
 
 
@@ -223,82 +223,11 @@ def check_consent(case: Case, fields: Collection[str], recipient: Recipient) -> 
 
 # --- decisions --------------------------------------------------------------------------------
 
-_GATE: Final = object()
-
-
-class ConsentDecision:
-    """The gate's permission to disclose ``fields`` of one case version to one audience.
-
-    Only :func:`decide` makes one. :func:`federation.disclosure.issue` asks it to
-    :meth:`authorise` the claims it is about to sign.
-    """
-
-    __slots__ = ("_audience", "_fields", "_header")
-
-    def __init__(
-        self, gate: object, *, header: Mapping[str, Any], audience: str, fields: frozenset[str]
-    ) -> None:
-        if gate is not _GATE:
-            raise TypeError("a ConsentDecision is made only by federation.consent.decide")
-        self._header = types.MappingProxyType({name: header[name] for name in HEADER_CLAIMS})
-        self._audience, self._fields = audience, fields
-
-    @property
-    def record_id(self) -> str:
-        return str(self._header["record_id"])
-
-    @property
-    def version(self) -> int:
-        return int(self._header["version"])
-
-    @property
-    def audience(self) -> str:
-        return self._audience
-
-    @property
-    def fields(self) -> frozenset[str]:
-        return self._fields
-
-    def authorise(self, claims: Mapping[str, Any], audience: str | None) -> None:
-        """Raise :class:`ConsentRequired` unless ``claims`` are within this decision."""
-        if audience != self._audience:
-            raise ConsentRequired("the consent decision was made for another audience")
-        if any(claims.get(name) != value for name, value in self._header.items()):
-            raise ConsentRequired("the consent decision was made for another case version")
-        beyond = sorted(_paths_beyond(claims, self._fields))
-        if beyond:
-            raise ConsentRequired(f"fields beyond the consent decision: {', '.join(beyond)}")
-
-
-@functools.lru_cache(maxsize=256)
-def _arrays_of(fields: frozenset[str]) -> frozenset[str]:
-    """The array fields that ``fields`` reach into (``victims`` for ``victims.name``)."""
-    return frozenset(split_path(path)[0] for path in fields if "." in path)
-
-
-def _paths_beyond(claims: Mapping[str, Any], fields: frozenset[str]) -> set[str]:
-    """The claim paths in ``claims`` that ``fields`` do not cover (header claims aside)."""
-    arrays = _arrays_of(fields)
-    beyond: set[str] = set()
-    for name, value in claims.items():
-        if name in HEADER_CLAIMS:
-            continue
-        if name in arrays and isinstance(value, list):
-            for element in value:
-                if not isinstance(element, dict):
-                    beyond.add(name)
-                    continue
-                beyond.update(path for key in element if (path := f"{name}.{key}") not in fields)
-        elif name not in fields:
-            beyond.add(name)
-    return beyond
-
-
 def decide(record: CaseRecord, fields: Collection[str], recipient: Recipient) -> ConsentDecision:
     """Run the gate for one share of ``record`` with ``recipient``; see :func:`check_consent`."""
     allowed = check_consent(record.payload, fields, recipient)
     header = _header_claims(record)
-    return ConsentDecision(_GATE, header=header, audience=recipient.org_id, fields=allowed)
+    return grant(header=header, audience=recipient.org_id, fields=allowed)
 
 
 def _header_claims(record: CaseRecord) -> dict[str, Any]:

@@ -42,11 +42,14 @@ import os
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from federation.canonical import CanonicalJSONError
+from federation.consent_decision import ConsentDecision
+from federation.consent_decision import ConsentRequired as ConsentRequired
+from federation.consent_decision import DisclosureError as DisclosureError
 from federation.keys import SigningKeyResolver
 from federation.sdjwt import (
     ARRAY_DIGEST,
@@ -68,25 +71,14 @@ from federation.sdjwt import (
     verify_sd_jwt,
 )
 
-if TYPE_CHECKING:
-    from federation.consent import ConsentDecision
-
 MINGA_SD_JWT_TYP: Final = "minga+sd-jwt"
 # Claims that issue() sets itself; callers may not pass them in the claims.
 ISSUER_CLAIMS: Final = frozenset({"iss", "iat", "aud", "cnf"})
 _RESERVED_NAMES: Final = frozenset({SD, SD_ALG, ARRAY_DIGEST})
 
 
-class DisclosureError(ValueError):
-    """Issuing or presenting a record's selective disclosure was refused."""
-
-
 class InvalidClaims(DisclosureError):
     """The claims cannot be issued (reserved or dotted names, floats, wrong shapes)."""
-
-
-class ConsentRequired(DisclosureError):
-    """Case claims came without a consent decision that allows exactly them."""
 
 
 class InvalidPath(DisclosureError):
@@ -232,9 +224,6 @@ def _require_consent(
         if consent is not None:
             raise InvalidClaims("a consent decision only accompanies the claims of a case")
         return
-    # Imported here because the gate itself builds on this module.
-    from federation.consent import ConsentDecision
-
     if not isinstance(consent, ConsentDecision):
         raise ConsentRequired("a case is disclosed only through federation.consent.disclose_case")
     consent.authorise(claims, audience)

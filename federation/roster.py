@@ -1,4 +1,5 @@
-"""The coalition roster: who the members are and which keys they use (DESIGN §2). Pure code.
+"""The coalition roster: who the members are and which keys they use (docs/architecture.md §3).
+Pure code.
 
 The coalition room holds one ``org.minga.member`` state event per member, state key = org id.
 Its content is a self-signed member entry (``federation.identity.sign_member_entry``) whose

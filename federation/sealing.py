@@ -1,6 +1,6 @@
 """Sealed envelopes: a payload readable only by the listed organisations, signed by its sender.
 
-Sealing (DESIGN §4):
+Sealing (docs/architecture.md §5):
 
 1. The payload is padded (Padmé, at least 256 bytes) so its exact length does not show.
 2. It is encrypted once with a random 32-byte content key (ChaCha20-Poly1305, random nonce).

@@ -1,4 +1,5 @@
-"""The one thin wrapper around matrix-nio (DESIGN §6), so the client library could be swapped.
+"""The one thin wrapper around matrix-nio (docs/architecture.md §7), so the client library could be
+swapped.
 
 Everything above this module speaks in plain dicts and :class:`TimelineEvent`s. Retries and
 timeouts are bounded explicitly: a homeserver that is down or rate-limits us produces a

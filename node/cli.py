@@ -141,7 +141,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 async def _coalition_create(config: str | None, name: str) -> str:
     async with open_node(config) as node:
-        return await create_coalition(node, name, node_registry())
+        return await create_coalition(node, name, node_registry().after_coalition_created)
 
 
 async def _coalition_invite(config: str | None, user: str) -> None:

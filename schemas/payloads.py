@@ -1,6 +1,7 @@
 """Payloads of every record kind except the case (which has :mod:`schemas.case`).
 
-Kinds and where they travel (DESIGN §3, §5): campaign, proposal, endorsement (a response to a
+Kinds and where they travel (docs/architecture.md §4, §6): campaign, proposal, endorsement (a
+response to a
 proposal), sign-on (a signature on a letter), alert and alert-ack, dedup-query and dedup-answer,
 aggregate, retraction, member-profile, resource; campaign-post (an update, task, key message,
 timeline entry, leave or close vote inside a campaign room) and letter (a sign-on letter).
@@ -170,7 +171,8 @@ class AlertAck(WireModel):
 
 
 class DedupQuery(WireModel):
-    """Hardened Bloom-filter encodings of a draft case's identifying features (DESIGN §7)."""
+    """Hardened Bloom-filter encodings of a draft case's identifying features (docs/architecture.md
+    §12)."""
 
     scheme: Token
     linkage_key_id: Token
@@ -241,7 +243,7 @@ class OverlapReport(WireModel):
 
 
 class Aggregate(WireModel):
-    """Counts over the issuer's own cases, with small cells suppressed (DESIGN §9).
+    """Counts over the issuer's own cases, with small cells suppressed (docs/architecture.md §14).
 
     ``withheld_tables`` names tables (the ``table`` dimension) published with their totals
     only: a count of theirs that is not listed is unknown, not zero. ``other_rows`` lists, per

@@ -1,4 +1,4 @@
-"""Records: the signed unit that members share (DESIGN §3).
+"""Records: the signed unit that members share (docs/architecture.md §4).
 
 A record is a header — issuer org id, record id (UUIDv7), version, kind, payload schema id,
 issue time in Unix seconds — around a payload. The wire form is the JSON object produced by

@@ -1,4 +1,4 @@
-"""The shared controlled vocabulary (DESIGN §8), version ``TYPOLOGY_VERSION``.
+"""The shared controlled vocabulary (docs/architecture.md §13), version ``TYPOLOGY_VERSION``.
 
 Every term has a stable ``code`` (what records carry), an English and a Spanish label (what people
 see), and optionally synonyms accepted when matching spreadsheet text. Every violation term maps to

@@ -7,7 +7,8 @@ Event content is one of:
   JSON bytes are in the media repository (larger bundles); ``sha256`` authenticates the blob
   before anything is parsed, and the envelope inside is verified like an inline one.
 
-Every envelope's signed ``context`` (DESIGN §4) binds it to its room and its place in the
+Every envelope's signed ``context`` (docs/architecture.md §5) binds it to its room and its place in
+the
 issuer's chain for that room: ``{"room": room_id, "seq": n, "prev": hash of seq n-1 or ""}``.
 Sequence numbers start at 1 and have no holes on the issuer's side, so a receiver that saw
 seq 5 and seq 8 knows 6 and 7 are missing and can ask for them; a second, different envelope
@@ -32,7 +33,7 @@ from federation.encoding import b64u_encode
 SEALED_EVENT_TYPE = "org.minga.sealed"
 BUNDLE_TYPE = "minga.bundle/1"
 # Matrix refuses events over 65,536 bytes; the rest of the event (ids, keys, signatures added
-# by the homeserver) needs room too (DESIGN §4).
+# by the homeserver) needs room too (docs/architecture.md §5).
 MAX_INLINE_CONTENT_BYTES = 60_000
 MAX_BLOB_BYTES = 32 * 1024 * 1024
 MAX_RECORDS_PER_BUNDLE = 5_000

@@ -1,4 +1,5 @@
-"""What the sync layer needs from the node that hosts it (DESIGN §0: ``sync`` never imports
+"""What the sync layer needs from the node that hosts it (docs/architecture.md §1: ``sync`` never
+imports
 ``node``; the node implements :class:`SyncHost` and hands it to the outbox and the inbox).
 
 - Sync keeps its own tables in the node's database and joins the node's transactions through

@@ -1,4 +1,5 @@
-"""The verifying inbox (DESIGN §4, §6): every envelope checked, every failure kept, no gap left.
+"""The verifying inbox (docs/architecture.md §5, §7): every envelope checked, every failure kept,
+no gap left.
 
 One sync batch is handled in one host transaction: its events are claimed as processed in it
 and, when due, the batch's ``next_batch`` token is stored in it, so a crash at any point makes

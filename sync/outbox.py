@@ -1,4 +1,4 @@
-"""The durable outbox (DESIGN §6): nothing queued is lost, nothing is posted twice.
+"""The durable outbox (docs/architecture.md §7): nothing queued is lost, nothing is posted twice.
 
 1. :func:`enqueue` runs inside the host's transaction, so a share and its delivery commit
    together. The record (an SD-JWT, i.e. disclosed case content) is stored encrypted with the
@@ -71,7 +71,7 @@ BLOB_CONTENT_TYPE = "application/octet-stream"
 _ITEMS_PER_PASS = 2_000
 # A backlog of at least this many records for one room and recipient set (a bulk share, a
 # catch-up after an outage) goes into media blobs instead of dozens of inline events
-# (DESIGN §4's path for bulk transfers): one upload and one event per blob.
+# (docs/architecture.md §5's path for bulk transfers): one upload and one event per blob.
 BACKLOG_MIN_RECORDS = 200
 BLOB_MAX_RECORDS = 500
 BLOB_MAX_TOKEN_BYTES = 8 * 1024 * 1024  # sealed and encoded, well under MAX_BLOB_BYTES

@@ -1,4 +1,5 @@
-"""Events that failed a check, kept with their reason (DESIGN §6: never silently dropped).
+"""Events that failed a check, kept with their reason (docs/architecture.md §7: never silently
+dropped).
 
 Reasons are stable codes. From the inbox itself: ``malformed``, ``tampered`` (a blob that does
 not match its hash), ``blob-unavailable``, ``wrong-sender`` (not posted by the issuer's node

@@ -1,4 +1,5 @@
-"""The sync layer's own tables in the node's database (DESIGN §0: sync owns them, node does not).
+"""The sync layer's own tables in the node's database (docs/architecture.md §1: sync owns them,
+node does not).
 
 Outbox: ``sync_outbox_items`` (one queued record each; its SD-JWT encrypted at rest with the
 host's cipher until it is sealed into a frame, then erased), ``sync_frames`` (one sealed

@@ -91,7 +91,7 @@ async def serve_node(config: Path) -> AsyncIterator[RunningApi]:
                     tokens[role] = await tx.tokens.create(user, role)
             clock = FakeClock()
             app = web.Application()
-            mount_api(app, node, node_registry(), now=clock)
+            mount_api(app, node, node_registry().endpoints, now=clock)
             async with TestClient(TestServer(app)) as client:
                 yield RunningApi(node, client, tokens, clock)
 

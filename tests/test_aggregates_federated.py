@@ -138,7 +138,8 @@ async def test_the_figures_page_publishes_and_shows_the_coalition_figures(
         refused = await editor.post("/coalition/figures/publish", {})
         assert "not in a coalition yet" in refused.text
 
-        await create_coalition(site.node, "Minga de prueba", node_registry())
+        await create_coalition(site.node, "Minga de prueba",
+                               node_registry().after_coalition_created)
         denied = await viewer.submit("/coalition/figures", "/coalition/figures/publish", {})
         assert denied.status == 403
         done = await editor.submit("/coalition/figures", "/coalition/figures/publish", {})
@@ -181,7 +182,7 @@ async def test_the_node_publishes_by_itself_when_the_schedule_says_so(
 ) -> None:
     async with running_web(homeserver, tmp_path / "node") as site:
         node = site.node
-        await create_coalition(node, "Minga de prueba", node_registry())
+        await create_coalition(node, "Minga de prueba", node_registry().after_coalition_created)
         start = 1_800_000_000
         await publication_tick(node, start)
         async with node.store.read() as tx:

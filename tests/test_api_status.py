@@ -49,7 +49,8 @@ async def test_members_lists_the_roster_with_safety_codes(
 ) -> None:
     async with running_api(homeserver, tmp_path / "node", "Karapatan sa Timog", "PH") as api:
         assert await api.json("GET", "/members", Role.viewer) == {"members": []}
-        room_id = await create_coalition(api.node, "Red Sur-Sur de Defensoras", node_registry())
+        room_id = await create_coalition(api.node, "Red Sur-Sur de Defensoras",
+                                         node_registry().after_coalition_created)
         partner = OrgKeys.generate()
         profile = OrgProfile(name="Comité Andino de Derechos", country="CO",
                              capabilities=["legal_support", "relocation"])

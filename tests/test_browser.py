@@ -61,8 +61,9 @@ async def serving(config: Path, stack: AsyncExitStack, *, admin_totp: bool) -> A
     await add_staff(node, "beatriz", Role.editor)
     await add_staff(node, "chidi", Role.viewer)
     app = web.Application()
-    mount_api(app, node, node_registry())
-    mount_web(app, node, node_registry(), settings=WebSettings(password_params=FAST_TEST_PARAMS))
+    mount_api(app, node, node_registry().endpoints)
+    mount_web(app, node, node_registry().web,
+              settings=WebSettings(password_params=FAST_TEST_PARAMS))
     server = await stack.enter_async_context(TestServer(app))
     transport = await stack.enter_async_context(node.transport())
     loop = asyncio.create_task(run_federation(node, transport, node_registry(), FAST))

@@ -39,7 +39,8 @@ CASE_FORM = [
 @pytest.fixture
 async def site(homeserver: Homeserver, tmp_path: Path) -> AsyncIterator[WebNode]:
     async with running_web(homeserver, tmp_path / "node") as web_node:
-        await create_coalition(web_node.node, "Minga de prueba", node_registry())
+        await create_coalition(web_node.node, "Minga de prueba",
+                               node_registry().after_coalition_created)
         yield web_node
 
 

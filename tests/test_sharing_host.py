@@ -132,7 +132,7 @@ async def test_one_envelope_of_new_duplicate_and_older_versions_stores_each_vers
     async def note(session: object, node: object, record: VerifiedRecord) -> None:
         handled.append((record.record_id, record.version))
 
-    monkeypatch.setitem(host.registry.record_handlers, "case", note)
+    monkeypatch.setitem(host.features.record_handlers, "case", note)
     held, fresh = new_record_id(), new_record_id()
     await _envelope(host, _record(3, {"country": "KE"}, record_id=held))
     envelope = [
@@ -268,7 +268,7 @@ async def test_invites_are_retried_and_only_true_pair_rooms_recognised(
         "!other:hs": _state("!other:hs", issuer_user, [ISSUER.org_id, STRANGER.org_id]),
     }
     transport = FakeTransport(failures=1, states=states)
-    handler = InviteHandler(host.node, host.registry.recognise_room, host)
+    handler = InviteHandler(host.node, host.features.recognise_room, host)
     await handler.handle(cast(Any, transport), {"!pair:hs": issuer_user})  # the join fails once
     assert not host.expects_all_addressed("!pair:hs")
     await handler.handle(cast(Any, transport), {})  # retried without a new invite
@@ -296,7 +296,7 @@ async def test_an_invite_from_a_member_the_roster_learns_later_is_joined(
     newcomer_user = "@newcomer:hs"
     states = {"!late:hs": _state("!late:hs", newcomer_user, [])}
     transport = FakeTransport(failures=0, states=states)
-    handler = InviteHandler(host.node, host.registry.recognise_room, host)
+    handler = InviteHandler(host.node, host.features.recognise_room, host)
     await handler.handle(cast(Any, transport), {"!late:hs": newcomer_user})
     assert transport.joins == 0
     async with host.node.store.transaction() as tx:

@@ -35,7 +35,8 @@ def _term_id(value: object) -> str:
     return value.code if isinstance(value, Term) else str(value)
 
 
-# DESIGN §8 and the M2/M7/M8 issue texts name these; the typology must cover every one.
+# docs/architecture.md §13 and the M2/M7/M8 issue texts name these; the typology must cover every
+# one.
 REQUIRED = {
     Vocabulary.VIOLATION: {
         "killing", "attempted_killing", "enforced_disappearance", "kidnapping",

@@ -131,8 +131,8 @@ async def serve_web(config: Path) -> AsyncIterator[WebNode]:
                     secrets[username] = secret
             clock = FakeClock()
             app = web.Application()
-            mount_api(app, node, node_registry(), now=clock)
-            ctx = mount_web(app, node, node_registry(), now=clock,
+            mount_api(app, node, node_registry().endpoints, now=clock)
+            ctx = mount_web(app, node, node_registry().web, now=clock,
                             settings=WebSettings(password_params=FAST_TEST_PARAMS))
             async with TestServer(app) as server:
                 web_node = WebNode(node, server, ctx, clock, secrets)

@@ -1,4 +1,5 @@
-"""Privacy-preserving record linkage for case de-duplication (DESIGN §7): the pure core.
+"""Privacy-preserving record linkage for case de-duplication (docs/architecture.md §12): the pure
+core.
 
 Build the encodings of a draft case with :func:`encode_case_features` under the coalition
 :class:`LinkageKey`, send :meth:`Encoding.wire_fields` sealed in a ``minga.dedup-query/1``, and on

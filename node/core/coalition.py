@@ -1,4 +1,4 @@
-"""The coalition room and its roster (DESIGN §2, §5), as seen from one node.
+"""The coalition room and its roster (docs/architecture.md §3, §6), as seen from one node.
 
 The room is private (invite only), pinned to room version 12, with shared history so a joining
 member can read what came before, and power levels that let only member nodes post
@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +27,6 @@ from federation.roster import (
     member_entry,
 )
 from federation.transport import MatrixTransport, TransportError
-from node.core.registry import Registry
 from node.core.runtime import COALITION_SETTING, Node, NodeNotReady
 from schemas.payloads import OrgProfile
 
@@ -90,8 +90,11 @@ async def _remember_coalition(node: Node, room_id: str, name: str | None, action
         await tx.audit.append("minga coalition", action, target=room_id)
 
 
-async def create_coalition(node: Node, name: str, registry: Registry) -> str:
-    """Create the coalition room, publish our entry, and remember the room."""
+async def create_coalition(
+    node: Node, name: str, on_created: Callable[[Node, int], Awaitable[None]]
+) -> str:
+    """Create the coalition room, publish our entry, remember the room, then call
+    ``on_created`` (``Registry.after_coalition_created``: the features' hooks)."""
     if await node.coalition_room() is not None:
         raise NodeNotReady("this node is already in a coalition")
     async with node.transport() as transport:
@@ -101,7 +104,7 @@ async def create_coalition(node: Node, name: str, registry: Registry) -> str:
         await publish_own_entry(node, transport, room_id)
         await _remember_coalition(node, room_id, name, "coalition.create")
         await refresh_roster(node, transport, room_id)
-    await registry.after_coalition_created(node, int(time.time()))
+    await on_created(node, int(time.time()))
     return room_id
 
 

@@ -13,24 +13,16 @@ Per-node state belongs to the node, not to a module: a feature keeps it in a par
 from __future__ import annotations
 
 import argparse
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from aiohttp import web
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from federation.transport import MatrixTransport, TimelineEvent
-from node.core.api.framework import Endpoint
+from node.core.api.app import EndpointGroup
 from node.core.runtime import Node
-from node.core.web.routes import PageRoute
-from sync.host import VerifiedRecord
-
-RecordHandler = Callable[[AsyncSession, Node, VerifiedRecord], Awaitable[None]]
-"""Runs inside the inbox's transaction, with its session: what it writes or queues commits
-together with the record, or not at all. Idempotent (a record may come again after a crash);
-never waits on the network (to answer, it queues in the outbox)."""
+from node.core.sync_host import RecordHandler, RoomRecogniser
+from node.core.web.routes import PageRoute, WebExtensions
 
 Duty = Callable[[Node, MatrixTransport], Coroutine[Any, Any, None]]
 """Runs beside the sync engine while the federation loop runs, until cancelled."""
@@ -41,27 +33,11 @@ ServerTask = Callable[[Node], Coroutine[Any, Any, None]]
 ShutdownHook = Callable[[Node], None]
 """Called when ``minga run`` stops, before the HTTP server closes (ends open streams)."""
 
-RoomRecogniser = Callable[[Node, Sequence[TimelineEvent]], Awaitable[str | None]]
-"""Given a joined room's state: the member org whose room it is (its backlog is asked for),
-or ``None`` when the room is not one the feature knows."""
-
 CoalitionCreated = Callable[[Node, int], Awaitable[None]]
 """Called after this node created the coalition room, with the time in Unix seconds."""
 
-EndpointGroup = Callable[[Node, Callable[[], int]], Sequence[Endpoint]]
-"""The API endpoints of a feature for one node; the clock gives the issue time of records."""
-
 CommandGroup = Callable[[Any], None]
 """Adds a feature's commands to the ``minga`` parser's subcommands."""
-
-
-@dataclass(frozen=True)
-class DashboardPanel:
-    """A section a feature adds at the top of the dashboard: ``template`` rendered with
-    ``panel`` set to what ``values`` returns, skipped when that is ``None``."""
-
-    template: str
-    values: Callable[[web.Request], Awaitable[Mapping[str, Any] | None]]
 
 
 class Feature(Protocol):
@@ -83,10 +59,7 @@ class Registry:
     coalition_created: list[CoalitionCreated] = field(default_factory=list)
     commands: list[CommandGroup] = field(default_factory=list)
     endpoints: list[EndpointGroup] = field(default_factory=list)
-    pages: list[PageRoute] = field(default_factory=list)
-    template_dirs: list[Path] = field(default_factory=list)
-    static_dirs: list[Path] = field(default_factory=list)
-    dashboard_panels: list[DashboardPanel] = field(default_factory=list)
+    web: WebExtensions = field(default_factory=WebExtensions)
 
     def handle_kinds(self, kinds: Iterable[str], handler: RecordHandler) -> None:
         for kind in kinds:
@@ -95,15 +68,9 @@ class Registry:
             self.record_handlers[kind] = handler
 
     def add_pages(self, routes: Iterable[PageRoute], *, templates: Path | None = None) -> None:
-        self.pages.extend(routes)
+        self.web.pages.extend(routes)
         if templates is not None:
-            self.template_dirs.append(templates)
-
-    async def handle_received(self, session: AsyncSession, node: Node,
-                              record: VerifiedRecord) -> None:
-        handler = self.record_handlers.get(record.kind)
-        if handler is not None:
-            await handler(session, node, record)
+            self.web.template_dirs.append(templates)
 
     async def recognise_room(self, node: Node, state: Sequence[TimelineEvent]) -> str | None:
         for recognise in self.room_recognisers:

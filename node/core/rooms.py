@@ -1,4 +1,5 @@
-"""Pair rooms: one private room per pair of member organisations, for direct sharing (DESIGN §5).
+"""Pair rooms: one private room per pair of member organisations, for direct sharing
+(docs/architecture.md §6).
 
 The node that shares first with another member creates the room: private (invite only), room
 version 12, shared history (so the other node can backfill what was posted before it joined),

@@ -21,8 +21,8 @@ log = logging.getLogger("minga.node")
 
 def build_app(node: Node, registry: Registry) -> web.Application:
     app = web.Application(client_max_size=2 * 1024 * 1024)
-    mount_api(app, node, registry)
-    mount_web(app, node, registry)
+    mount_api(app, node, registry.endpoints)
+    mount_web(app, node, registry.web)
     return app
 
 

@@ -1,4 +1,4 @@
-"""One sharing path for every record kind (DESIGN §3, §6; M4 item 5).
+"""One sharing path for every record kind (docs/architecture.md §4, §7; M4 item 5).
 
 A share turns one record into one SD-JWT *per recipient* (fresh salts per audience), queues each
 in the outbox of that recipient's pair room, and writes the sharing history and the audit entry,
@@ -31,7 +31,6 @@ from typing import Any, Final, Protocol
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from federation.consent import (
-    HEADER_CLAIMS,
     ConsentRefused,
     Recipient,
     allowed_fields,
@@ -39,6 +38,7 @@ from federation.consent import (
     disclose_case,
     preview,
 )
+from federation.consent_decision import HEADER_CLAIMS
 from federation.disclosure import issue, present
 from federation.identity import OrgKeys
 from federation.transport import MatrixTransport

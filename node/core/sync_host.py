@@ -21,11 +21,11 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import ValidationError
 from sqlalchemy import CompoundSelect, Result, null, select, true, union_all
@@ -34,9 +34,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from federation.identity import IdentityError, KeyRing, OrgKeys, RecipientKey
 from federation.keys import SigningKeyResolver
 from federation.roster import MEMBER_EVENT_TYPE
-from federation.transport import MatrixTransport, RoomUpdate, SyncBatch
+from federation.transport import MatrixTransport, RoomUpdate, SyncBatch, TimelineEvent
 from node.core.coalition import refresh_roster
-from node.core.registry import Registry
 from node.core.rooms import InviteHandler
 from node.core.runtime import Node
 from node.core.store.cipher import Cell, ColumnCipher
@@ -96,18 +95,46 @@ class RosterTrust:
 
 RosterVersion = tuple[tuple[str, datetime], ...]
 
+RecordHandler = Callable[[AsyncSession, Node, VerifiedRecord], Awaitable[None]]
+"""What a feature does with a verified record of its kind, beyond storing it. Runs inside the
+inbox's transaction, with its session: what it writes or queues commits together with the
+record, or not at all. Idempotent (a record may come again after a crash); never waits on the
+network (to answer, it queues in the outbox)."""
+
+RoomRecogniser = Callable[[Node, Sequence[TimelineEvent]], Awaitable[str | None]]
+"""Given a joined room's state: the member org whose room it is (its backlog is asked for),
+or ``None`` when the room is not one the feature knows."""
+
+
+class FeatureHooks(Protocol):
+    """What the host needs of the node's features (``node.core.registry.Registry``)."""
+
+    @property
+    def record_handlers(self) -> Mapping[str, RecordHandler]: ...
+
+    async def recognise_room(self, node: Node, state: Sequence[TimelineEvent]) -> str | None: ...
+
+
+class NoFeatures:
+    """:class:`FeatureHooks` of a host that only seals and sends."""
+
+    record_handlers: Mapping[str, RecordHandler] = {}
+
+    async def recognise_room(self, node: Node, state: Sequence[TimelineEvent]) -> str | None:
+        return None
+
 
 class NodeSyncHost:
     """The node as the sync layer's host. Make one with :meth:`open`."""
 
     def __init__(
-        self, node: Node, registry: Registry, cipher: ColumnCipher,
+        self, node: Node, features: FeatureHooks, cipher: ColumnCipher,
         transport: MatrixTransport | None = None,
     ) -> None:
         self._node = node
-        self._registry = registry
+        self._features = features
         self._transport = transport
-        self._invites = InviteHandler(node, registry.recognise_room, self)
+        self._invites = InviteHandler(node, features.recognise_room, self)
         self._roster_read = False
         self._column_cipher = cipher
         self._cipher = StoreCipher(cipher)
@@ -116,12 +143,12 @@ class NodeSyncHost:
         self._pair_rooms: frozenset[str] = frozenset()
 
     @classmethod
-    async def open(cls, node: Node, registry: Registry,
+    async def open(cls, node: Node, features: FeatureHooks,
                    transport: MatrixTransport | None = None) -> NodeSyncHost:
-        """The host of ``node``, handing received records to the handlers in ``registry``;
+        """The host of ``node``, handing received records to the ``features``' handlers;
         ``transport`` (the sync engine's) is needed by :meth:`on_sync`."""
         async with node.store.read() as tx:
-            host = cls(node, registry, tx.cipher, transport)
+            host = cls(node, features, tx.cipher, transport)
         await host.refresh()
         return host
 
@@ -130,11 +157,11 @@ class NodeSyncHost:
                           transport: MatrixTransport | None = None) -> NodeSyncHost:
         """A host that seals and sends but hands received records to no feature: the outbox
         of a short-lived command, or the roster's trust."""
-        return await cls.open(node, Registry(), transport)
+        return await cls.open(node, NoFeatures(), transport)
 
     @property
-    def registry(self) -> Registry:
-        return self._registry
+    def features(self) -> FeatureHooks:
+        return self._features
 
     @property
     def node(self) -> Node:
@@ -209,7 +236,9 @@ class NodeSyncHost:
         for record in records:
             if record.kind == RecordKind.RETRACTION.value:
                 await self._retract(received, record)
-            await self._registry.handle_received(session, self._node, record)
+            handler = self._features.record_handlers.get(record.kind)
+            if handler is not None:
+                await handler(session, self._node, record)
 
     async def _retract(self, received: ReceivedRepository, record: VerifiedRecord) -> None:
         target = _retraction_target(record.claims)

@@ -1,6 +1,7 @@
 """Alembic scripts of the sync tables (:mod:`sync.tables`), run by the node, not the alembic CLI.
 
-``sync`` never imports ``node`` (DESIGN §0), so the node wraps these three names into its own
+``sync`` never imports ``node`` (docs/architecture.md §1), so the node wraps these three names into
+its own
 ``MigrationSet`` and passes it to ``open_store(..., migrations=[...])``::
 
     MigrationSet("sync", SYNC_SCRIPT_LOCATION, SYNC_VERSION_TABLE, SYNC_METADATA)

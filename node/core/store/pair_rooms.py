@@ -1,4 +1,4 @@
-"""Pair rooms: the Matrix room this node shares with each other member (DESIGN §5).
+"""Pair rooms: the Matrix room this node shares with each other member (docs/architecture.md §6).
 
 Normally one per organisation. If both organisations created one at the same moment, both
 rooms are kept and read; sends go to the oldest, so the two nodes do not need to agree.

@@ -223,7 +223,7 @@ class ShareRow(Base):
 
 
 class PairRoomRow(Base):
-    """A room this node shares with one other member organisation (DESIGN §5).
+    """A room this node shares with one other member organisation (docs/architecture.md §6).
 
     Normally one per organisation; two when both sides created one at the same moment.
     """

@@ -23,7 +23,6 @@ from aiohttp import web
 
 from node.core.api.app import unix_now
 from node.core.api.framework import API_PREFIX
-from node.core.registry import Registry
 from node.core.runtime import Node
 from node.core.store import Role
 from node.core.web.context import (
@@ -42,7 +41,7 @@ from node.core.web.context import (
 from node.core.web.csrf import FIELD as CSRF_FIELD
 from node.core.web.dashboard import CORE_PAGES
 from node.core.web.i18n import N_
-from node.core.web.routes import Handler, PageRoute
+from node.core.web.routes import Handler, PageRoute, WebExtensions
 from node.core.web.sessions import resolve_visit, set_pre_session_cookie
 
 log = logging.getLogger("minga.web")
@@ -165,20 +164,21 @@ async def _pages(request: web.Request, handler: Handler) -> web.StreamResponse:
 def mount_web(
     app: web.Application,
     node: Node,
-    registry: Registry,
+    extensions: WebExtensions,
     *,
     now: Callable[[], int] = unix_now,
     settings: WebSettings | None = None,
     context: WebContext | None = None,
 ) -> WebContext:
-    """Serve the staff pages of ``node`` on ``app``; returns the web context (tests use it)."""
+    """Serve the staff pages of ``node`` (the core's and the features' ``extensions``) on
+    ``app``; returns the web context (tests use it)."""
     ctx = context or WebContext(node, now, settings or WebSettings(),
-                                templates=Templates([TEMPLATE_DIR, *registry.template_dirs]),
-                                dashboard_panels=tuple(registry.dashboard_panels))
+                                templates=Templates([TEMPLATE_DIR, *extensions.template_dirs]),
+                                dashboard_panels=tuple(extensions.dashboard_panels))
     app[WEB] = ctx
-    for route in [*CORE_PAGES, *registry.pages]:
+    for route in [*CORE_PAGES, *extensions.pages]:
         app.router.add_route(route.method, route.path, _guarded(route))
-    for directory in registry.static_dirs:
+    for directory in extensions.static_dirs:
         app.router.add_static(f"{STATIC_PREFIX}{directory.parent.name}/", directory,
                               append_version=True)
     app.router.add_static(STATIC_PREFIX, STATIC_DIR, append_version=True)

@@ -20,7 +20,6 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from multidict import MultiDict
 
 from federation.secretbox import DEFAULT_PARAMS, Argon2Params
-from node.core.registry import DashboardPanel
 from node.core.runtime import Node
 from node.core.store import Role, StaffUser
 from node.core.web.csrf import FIELD as CSRF_FIELD
@@ -33,6 +32,7 @@ from node.core.web.i18n import (
 )
 from node.core.web.labels import FLASH_MESSAGES, ROLE_NAMES
 from node.core.web.presenters import field_name
+from node.core.web.routes import DashboardPanel
 from node.core.web.throttle import LoginThrottle
 
 TEMPLATE_DIR: Final = Path(__file__).resolve().parent.parent / "templates"

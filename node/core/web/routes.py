@@ -1,9 +1,12 @@
-"""A page of the web interface: method, path, handler and the role it needs."""
+"""A page of the web interface (method, path, handler, the role it needs), and what features
+add to the web interface: pages, templates, static files, dashboard sections."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -19,3 +22,23 @@ class PageRoute:
     handler: Handler
     role: Role | None = Role.viewer
     """The role the page needs; ``None``: anyone, logged in or not (the login page)."""
+
+
+@dataclass(frozen=True)
+class DashboardPanel:
+    """A section a feature adds at the top of the dashboard: ``template`` rendered with
+    ``panel`` set to what ``values`` returns, skipped when that is ``None``."""
+
+    template: str
+    values: Callable[[web.Request], Awaitable[Mapping[str, Any] | None]]
+
+
+@dataclass
+class WebExtensions:
+    """What the features add to the core's web interface (``Registry.web``)."""
+
+    pages: list[PageRoute] = field(default_factory=list)
+    template_dirs: list[Path] = field(default_factory=list)
+    static_dirs: list[Path] = field(default_factory=list)
+    """Each served under ``/static/<feature>/`` (the name of the folder holding it)."""
+    dashboard_panels: list[DashboardPanel] = field(default_factory=list)

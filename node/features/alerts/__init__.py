@@ -8,8 +8,9 @@ from pathlib import Path
 
 from federation.transport import MatrixTransport
 from node.core.api.framework import Endpoint
-from node.core.registry import DashboardPanel, Registry
+from node.core.registry import Registry
 from node.core.runtime import Node
+from node.core.web.routes import DashboardPanel
 from node.features.alerts import cli, pages
 from node.features.alerts.api import AlertEndpoints
 from node.features.alerts.room import alert_room_issuer
@@ -49,7 +50,7 @@ class AlertsFeature:
         registry.room_recognisers.append(alert_room_issuer)
         registry.endpoints.append(_endpoints)
         registry.add_pages(pages.ROUTES, templates=Path(__file__).parent / "templates")
-        registry.static_dirs.append(Path(__file__).parent / "static")
-        registry.dashboard_panels.append(
+        registry.web.static_dirs.append(Path(__file__).parent / "static")
+        registry.web.dashboard_panels.append(
             DashboardPanel("alerts/_waiting.html", pages.waiting_alerts_panel))
         registry.commands.append(cli.add_alert_commands)

@@ -1,4 +1,5 @@
-"""This node's alert room (DESIGN §5): where its urgent alerts and the acknowledgements to them go.
+"""This node's alert room (docs/architecture.md §6): where its urgent alerts and the
+acknowledgements to them go.
 
 Each member node keeps **its own** alert room (docs/decisions/0007-alert-room-per-issuer.md):
 created the first time it sends an alert, private, room version 12, shared history, the power

@@ -1,4 +1,5 @@
-"""Staff Matrix accounts that follow urgent alerts in an ordinary Matrix client (M8, DESIGN §5).
+"""Staff Matrix accounts that follow urgent alerts in an ordinary Matrix client (M8,
+docs/architecture.md §6).
 
 An admin names the organisation's *watchers*: staff Matrix accounts (``@ana:example.org``) that
 should get a phone push when an alert arrives. The node invites each watcher into every alert room

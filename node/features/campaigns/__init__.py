@@ -14,9 +14,9 @@ from node.features.campaigns import pages
 from node.features.campaigns.api import CampaignEndpoints, LetterEndpoints
 from node.features.campaigns.check import CampaignDraft, check_against_node
 from node.features.campaigns.records import CAMPAIGN_KINDS, keep_received
-from node.features.campaigns.service import run_campaign_duties
+from node.features.campaigns.service import other_members, run_campaign_duties
 
-__all__ = ["CampaignDraft", "CampaignsFeature", "check_against_node"]
+__all__ = ["CampaignDraft", "CampaignsFeature", "check_against_node", "other_members"]
 
 
 def _endpoints(node: Node, now: Callable[[], int]) -> Sequence[Endpoint]:

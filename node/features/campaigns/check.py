@@ -1,4 +1,5 @@
-"""The campaign check (DESIGN §7): before proposing, which known campaigns overlap the draft.
+"""The campaign check (docs/architecture.md §12): before proposing, which known campaigns overlap
+the draft.
 
 Campaigns are less sensitive than cases, so this is a local fuzzy search over what members
 announced (campaign records and proposals this node holds): instant, offline, nothing sent.

@@ -16,9 +16,53 @@ from node.features.cases import cli, pages
 from node.features.cases.api import CaseEndpoints, store_answers
 from node.features.cases.case_form import CaseForm
 from node.features.cases.casebook import stored_record
-from node.features.cases.exporting import own_case_records
+from node.features.cases.exporting import (
+    CASES_EXPORTED,
+    MEDIA_TYPES,
+    ExportFormat,
+    export_text,
+    own_case_records,
+)
+from node.features.cases.importing import (
+    ImportMapping,
+    ImportRejected,
+    MappingError,
+    RowProblem,
+    SpreadsheetError,
+    commit_import,
+    existing_record_problems,
+    identity_mapping,
+    mapping_from_data,
+    plan_import,
+    read_csv,
+    read_xlsx,
+)
+from node.features.cases.pages import ONE
 
-__all__ = ["CaseForm", "CasesFeature", "own_case_records", "store_answers", "stored_record"]
+__all__ = [
+    "CASES_EXPORTED",
+    "MEDIA_TYPES",
+    "ONE",
+    "CaseForm",
+    "CasesFeature",
+    "ExportFormat",
+    "ImportMapping",
+    "ImportRejected",
+    "MappingError",
+    "RowProblem",
+    "SpreadsheetError",
+    "commit_import",
+    "existing_record_problems",
+    "export_text",
+    "identity_mapping",
+    "mapping_from_data",
+    "own_case_records",
+    "plan_import",
+    "read_csv",
+    "read_xlsx",
+    "store_answers",
+    "stored_record",
+]
 
 
 def _endpoints(node: Node, now: Callable[[], int]) -> Sequence[Endpoint]:

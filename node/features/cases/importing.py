@@ -47,6 +47,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any, cast
 
+from openpyxl import load_workbook  # type: ignore[import-untyped]  # no stubs
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from node.core.store import NewCase, RecordDeleted, RecordNotFound, StoredCase, StoreTransaction
@@ -292,8 +293,6 @@ def read_csv(data: bytes, mapping: ImportMapping | None = None) -> Sheet:
 
 
 def read_xlsx(data: bytes, mapping: ImportMapping | None = None) -> Sheet:
-    from openpyxl import load_workbook  # type: ignore[import-untyped]  # no stubs
-
     try:
         workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     except Exception as error:  # openpyxl raises many types for a damaged or foreign file

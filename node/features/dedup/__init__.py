@@ -14,6 +14,8 @@ from node.features.dedup import pages
 from node.features.dedup.api import DedupEndpoints
 from node.features.dedup.service import (
     CheckState,
+    DedupError,
+    key_state,
     load_checks,
     matchable_cases,
     on_dedup_answer,
@@ -23,8 +25,15 @@ from node.features.dedup.service import (
     start_overlap_checks,
 )
 
-__all__ = ["CheckState", "DedupFeature", "load_checks", "matchable_cases",
-           "start_overlap_checks"]
+__all__ = [
+    "CheckState",
+    "DedupError",
+    "DedupFeature",
+    "key_state",
+    "load_checks",
+    "matchable_cases",
+    "start_overlap_checks",
+]
 
 
 def _endpoints(node: Node, now: Callable[[], int]) -> Sequence[Endpoint]:

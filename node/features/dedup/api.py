@@ -34,7 +34,7 @@ from node.core.api.framework import (
 )
 from node.core.runtime import Node
 from node.core.store import Role
-from node.features.campaigns.check import CampaignDraft
+from node.features.campaigns import CampaignDraft
 from node.features.dedup.service import (
     CaseDraft,
     CheckState,

@@ -20,7 +20,7 @@ from node.core.web.context import current_visit, form_data, render, see_other, s
 from node.core.web.i18n import N_, Formatter
 from node.core.web.presenters import member_names
 from node.core.web.routes import PageRoute
-from node.features.cases.case_form import CaseForm
+from node.features.cases import CaseForm
 from node.features.dedup.service import (
     ACCEPTED,
     CaseDraft,

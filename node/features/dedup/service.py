@@ -1,4 +1,5 @@
-"""De-duplication before new work (M6, DESIGN §7): the protocol on top of ``federation.linkage``.
+"""De-duplication before new work (M6, docs/architecture.md §12): the protocol on top of
+``federation.linkage``.
 
 - **Linkage key**: the coalition's creator generates it (:func:`start_linkage_key`) and sends it
   sealed to every verified member as a ``dedup-query`` record of scheme :data:`KEY_SCHEME`;
@@ -55,6 +56,7 @@ from federation.linkage import (
     LinkageKeyError,
     MalformedEncodingError,
     encode_case_features,
+    score_band,
 )
 from federation.linkage.encoding import MAX_NAMES
 from node.core.duties import repeat
@@ -64,8 +66,8 @@ from node.core.sharing import in_session, share_in_room
 from node.core.store import StoreTransaction
 from node.core.store.database import mark_wiped
 from node.core.store.tables import CaseRow, ReceivedRecordRow, StoreMeta
-from node.features.campaigns.check import CampaignDraft, check_against_node
-from node.features.cases.casebook import stored_record
+from node.features.campaigns import CampaignDraft, check_against_node
+from node.features.cases import stored_record
 from schemas.case import Case
 from schemas.common import Name, RecordRef, ShortText
 from schemas.countries import CountryCode
@@ -696,8 +698,6 @@ async def _compare(tx: StoreTransaction, node: Node, record: VerifiedRecord, now
 
 
 def _band(score: int) -> str:
-    from federation.linkage import score_band
-
     return str(score_band(score))
 
 

@@ -1,4 +1,5 @@
-"""Aggregate figures over the organisation's own cases, ready to publish (DESIGN §9, issue M9).
+"""Aggregate figures over the organisation's own cases, ready to publish (docs/architecture.md §14,
+issue M9).
 
 Pure: cases in, a ``schemas.payloads.Aggregate`` out; no store, no clock.
 

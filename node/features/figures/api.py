@@ -21,14 +21,10 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from node.core.api.framework import ApiError, Call, Endpoint, FieldProblem, NoBody, invalid
 from node.core.runtime import Node
 from node.core.store import Role
-from node.features.cases.exporting import (
+from node.features.cases import (
     CASES_EXPORTED,
     MEDIA_TYPES,
     ExportFormat,
-    export_text,
-    own_case_records,
-)
-from node.features.cases.importing import (
     ImportMapping,
     ImportRejected,
     MappingError,
@@ -36,8 +32,10 @@ from node.features.cases.importing import (
     SpreadsheetError,
     commit_import,
     existing_record_problems,
+    export_text,
     identity_mapping,
     mapping_from_data,
+    own_case_records,
     plan_import,
     read_csv,
     read_xlsx,

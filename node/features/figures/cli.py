@@ -16,9 +16,7 @@ from pydantic import ValidationError
 from node.core.cli_support import CommandFailed, friendly, unix_now, write_output
 from node.core.runtime import open_node
 from node.core.sharing import SharingError
-from node.features.cases.exporting import (
-    own_case_records,
-)
+from node.features.cases import own_case_records
 from node.features.figures.aggregates import (
     Granularity,
     build_aggregate,

@@ -4,8 +4,10 @@ Pure: counts in, published reports and coalition figures out; no store, no clock
 
 A case documented by two members is in both members' aggregates, so the sum of their figures
 counts it twice. Members cannot pool their cases to find out which ones, but each can ask the
-others, with the de-duplication query of DESIGN §7, whether they hold a possible match of a case.
-Asking about every case would hand another member every encoding in bulk, which §7 forbids; so a
+others, with the de-duplication query of docs/architecture.md §12, whether they hold a possible
+match of a case.
+Asking about every case would hand another member every encoding in bulk, which
+docs/architecture.md §12 forbids; so a
 member asks about a random sample of at most :data:`SAMPLE_SIZE` of its cases (within the default
 rate limit members apply to queries) and publishes an estimate with its 95% interval. With no more
 cases than that, every case is asked about and the count is exact.
@@ -15,7 +17,8 @@ Counting each shared case once: members are ordered by org id. A member asks onl
 is then reported by B (held by A) and by C (held by A or B), and subtracted twice from the three
 counts of it: it is counted once. The first member asks no one and reports no overlap.
 
-Cases naming no defender cannot be matched (§7 matches names): they are left out of the sample
+Cases naming no defender cannot be matched (docs/architecture.md §12 matches names): they are left
+out of the sample
 and assumed not to be shared, so the estimate errs towards counting them, never towards dropping
 a case that is not a duplicate.
 

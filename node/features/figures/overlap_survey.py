@@ -22,9 +22,9 @@ from pydantic import BaseModel
 
 from node.core.runtime import Node
 from node.core.store.store import StoreTransaction
-from node.features.campaigns.service import other_members
-from node.features.cases.exporting import own_case_records
-from node.features.dedup.service import (
+from node.features.campaigns import other_members
+from node.features.cases import own_case_records
+from node.features.dedup import (
     CheckState,
     DedupError,
     key_state,

@@ -30,8 +30,8 @@ from node.core.runtime import Node
 from node.core.sharing import share_in_room
 from node.core.store.received import MAX_PAGE
 from node.core.store.store import StoreTransaction
-from node.features.campaigns.service import other_members
-from node.features.cases.exporting import own_case_records
+from node.features.campaigns import other_members
+from node.features.cases import own_case_records
 from node.features.figures.aggregates import Granularity, build_aggregate
 from node.features.figures.coalition_view import aggregate_from_claims, latest_per_member
 from node.features.figures.overlap_survey import (

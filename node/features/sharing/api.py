@@ -38,8 +38,7 @@ from node.core.store import InvalidRecordId, Role
 from node.core.store.received import MAX_PAGE as RECEIVED_MAX_PAGE
 from node.core.store.received import ReceivedRecord
 from node.core.store.shares import ShareRepository
-from node.features.cases.api import store_answers
-from node.features.cases.casebook import stored_record
+from node.features.cases import store_answers, stored_record
 from schemas.codes import RetractionReasonCode
 from schemas.common import OrgId, ShortText
 from schemas.records import CaseRecord

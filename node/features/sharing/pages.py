@@ -40,8 +40,7 @@ from node.core.web.i18n import N_, Formatter
 from node.core.web.labels import FIELD_GROUP_NAMES
 from node.core.web.presenters import case_heading, field_name, member_names, payload_facts
 from node.core.web.routes import PageRoute
-from node.features.cases.casebook import stored_record
-from node.features.cases.pages import ONE
+from node.features.cases import ONE, stored_record
 from schemas.codes import RetractionReasonCode
 from schemas.fields import CASE_FIELD_GROUPS, FieldGroup, split_path
 from schemas.records import CaseRecord

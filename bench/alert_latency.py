@@ -48,7 +48,7 @@ from node.core.store.database import DATABASE_FILE_NAME
 from node.features.alerts.room import saved_alert_room
 from node.features.alerts.service import state_key
 from sync.frame import SEALED_EVENT_TYPE
-from tests.sharing_support import NodeProcess, form_coalition, new_member, passphrase_env
+from tests.support.sharing import NodeProcess, form_coalition, new_member, passphrase_env
 
 BARE_EVENT_TYPE = "org.minga.bench"
 # Each measurement starts on quiet servers: after an alert, its acknowledgement and push notice

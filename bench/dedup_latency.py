@@ -40,7 +40,7 @@ from node.features.dedup.service import (
     start_case_check,
 )
 from schemas.case import Case
-from tests.sharing_support import form_coalition, new_member, passphrase_env
+from tests.support.sharing import form_coalition, new_member, passphrase_env
 
 DRAFT = CaseDraft.model_validate({"victims": [{"name": "Maria Jose Quinones"}],
                                   "incident_date": "2024-03-15", "country": "CO"})

@@ -49,7 +49,7 @@ from node.features.cases.casebook import case_index
 from schemas.case import Case
 from schemas.ids import new_record_id
 from schemas.records import CaseRecord, build_record, record_to_wire
-from tests.sharing_support import (
+from tests.support.sharing import (
     NodeProcess,
     form_coalition,
     new_member,

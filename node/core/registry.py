@@ -94,11 +94,6 @@ def build_registry(features: Sequence[Feature]) -> Registry:
     return registry
 
 
-def empty_registry() -> Registry:
-    """A node with no feature: the core alone (its own tests use it)."""
-    return Registry()
-
-
 def add_command_groups(commands: argparse._SubParsersAction[Any],
                        registry: Registry) -> None:
     for add in registry.commands:

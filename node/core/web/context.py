@@ -91,7 +91,7 @@ class WebContext:
     """Real time: TOTP codes and login throttling."""
     templates: Templates = field(default_factory=Templates)
     dashboard_panels: tuple[DashboardPanel, ...] = ()
-    """What the features add at the top of the dashboard (``Registry.dashboard_panels``)."""
+    """What the features add at the top of the dashboard (``Registry.web.dashboard_panels``)."""
     throttle: LoginThrottle = field(init=False)
 
     def __post_init__(self) -> None:

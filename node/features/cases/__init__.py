@@ -16,50 +16,15 @@ from node.features.cases import cli, pages
 from node.features.cases.api import CaseEndpoints, store_answers
 from node.features.cases.case_form import CaseForm
 from node.features.cases.casebook import stored_record
-from node.features.cases.exporting import (
-    CASES_EXPORTED,
-    MEDIA_TYPES,
-    ExportFormat,
-    export_text,
-    own_case_records,
-)
-from node.features.cases.importing import (
-    ImportMapping,
-    ImportRejected,
-    MappingError,
-    RowProblem,
-    SpreadsheetError,
-    commit_import,
-    existing_record_problems,
-    identity_mapping,
-    mapping_from_data,
-    plan_import,
-    read_csv,
-    read_xlsx,
-)
+from node.features.cases.exporting import own_case_records
+from node.features.cases.files_api import CaseFileEndpoints
 from node.features.cases.pages import ONE
 
 __all__ = [
-    "CASES_EXPORTED",
-    "MEDIA_TYPES",
     "ONE",
     "CaseForm",
     "CasesFeature",
-    "ExportFormat",
-    "ImportMapping",
-    "ImportRejected",
-    "MappingError",
-    "RowProblem",
-    "SpreadsheetError",
-    "commit_import",
-    "existing_record_problems",
-    "export_text",
-    "identity_mapping",
-    "mapping_from_data",
     "own_case_records",
-    "plan_import",
-    "read_csv",
-    "read_xlsx",
     "store_answers",
     "stored_record",
 ]
@@ -69,10 +34,15 @@ def _endpoints(node: Node, now: Callable[[], int]) -> Sequence[Endpoint]:
     return CaseEndpoints(node, now).endpoints()
 
 
+def _file_endpoints(node: Node, now: Callable[[], int]) -> Sequence[Endpoint]:
+    return CaseFileEndpoints(node, now).endpoints()
+
+
 class CasesFeature:
     name = "cases"
 
     def register(self, registry: Registry) -> None:
         registry.endpoints.append(_endpoints)
+        registry.endpoints.append(_file_endpoints)
         registry.add_pages(pages.ROUTES, templates=Path(__file__).parent / "templates")
         registry.commands.append(cli.add_commands)

@@ -1,0 +1,160 @@
+"""Cases to and from files over HTTP (issue M9).
+
+- ``GET /export?format=csv|json|jsonschema&hxl=true`` — the file's text in a JSON envelope
+  (admin only, audited: it is every case in plain text).
+- ``POST /imports?commit=false`` — check (default) or import a spreadsheet sent as base64 with
+  its column mapping; the answer lists every problem by row and column, and a commit writes
+  all rows or none.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Callable
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from node.core.api.framework import ApiError, Call, Endpoint, FieldProblem, NoBody, invalid
+from node.core.runtime import Node
+from node.core.store import Role
+from node.features.cases.exporting import (
+    CASES_EXPORTED,
+    MEDIA_TYPES,
+    ExportFormat,
+    export_text,
+    own_case_records,
+)
+from node.features.cases.importing import (
+    ImportMapping,
+    ImportRejected,
+    MappingError,
+    RowProblem,
+    SpreadsheetError,
+    commit_import,
+    existing_record_problems,
+    identity_mapping,
+    mapping_from_data,
+    plan_import,
+    read_csv,
+    read_xlsx,
+)
+
+TAGS = ("advocacy",)
+MAX_IMPORT_BYTES = 20 * 1024 * 1024
+
+
+class ExportQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    format: ExportFormat = ExportFormat.CSV
+    hxl: bool = False
+
+
+class ExportFile(BaseModel):
+    format: ExportFormat
+    media_type: str
+    file_name: str
+    content: str = Field(description="the file's text (UTF-8)")
+
+
+class ImportQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    commit: bool = Field(default=False, description="false: only check; true: import")
+
+
+class ImportRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    file_type: Literal["csv", "xlsx"]
+    content_base64: str = Field(max_length=MAX_IMPORT_BYTES * 4 // 3 + 4)
+    mapping: dict[str, Any] | None = Field(
+        default=None, description="the column mapping; none for Minga's own CSV export")
+
+
+class ImportProblemView(BaseModel):
+    row: int
+    column: str | None
+    field: str
+    problem: str
+
+
+class ImportResult(BaseModel):
+    rows: int
+    rows_with_problems: int
+    imported: int
+    problems: list[ImportProblemView]
+    ignored_columns: list[str]
+
+
+def _problem_views(problems: list[RowProblem]) -> list[ImportProblemView]:
+    return [ImportProblemView(row=p.row, column=p.column, field=p.field, problem=p.problem)
+            for p in problems]
+
+
+class CaseFileEndpoints:
+    def __init__(self, node: Node, now: Callable[[], int]) -> None:
+        self._node = node
+        self._now = now
+
+    async def export_cases(self, call: Call[NoBody, ExportQuery]) -> ExportFile:
+        export_format, hxl = call.query.format, call.query.hxl
+        if hxl and export_format is not ExportFormat.CSV:
+            raise invalid([FieldProblem(field="query.hxl",
+                                        problem="only a CSV export has a hashtag row")])
+        records = []
+        if export_format is not ExportFormat.JSON_SCHEMA:
+            async with self._node.store.transaction() as tx:
+                records = await own_case_records(tx)
+                await tx.audit.append(call.principal.user, CASES_EXPORTED,
+                                      details={"format": export_format.value,
+                                               "count": len(records)})
+        extension = {"csv": "csv", "json": "json", "jsonschema": "schema.json"}
+        return ExportFile(format=export_format, media_type=MEDIA_TYPES[export_format],
+                          file_name=f"minga-cases.{extension[export_format.value]}",
+                          content=export_text(records, export_format, hxl=hxl))
+
+    async def import_cases(self, call: Call[ImportRequest, ImportQuery]) -> ImportResult:
+        request: ImportRequest = call.body
+        try:
+            data = base64.b64decode(request.content_base64, validate=True)
+        except (binascii.Error, ValueError):
+            raise invalid([FieldProblem(field="body.content_base64",
+                                        problem="not base64")]) from None
+        try:
+            mapping = (mapping_from_data(request.mapping, source="body.mapping")
+                       if request.mapping is not None else None)
+            sheet = (read_xlsx if request.file_type == "xlsx" else read_csv)(data, mapping)
+            chosen: ImportMapping = mapping or identity_mapping(sheet.headers)
+        except (MappingError, SpreadsheetError) as error:
+            raise ApiError(422, "unreadable", str(error)) from None
+        plan = plan_import(sheet, chosen)
+        imported = 0
+        async with self._node.store.transaction() as tx:
+            problems = [*plan.problems, *await existing_record_problems(tx, plan)]
+            if call.query.commit and not problems:
+                try:
+                    stored = await commit_import(tx, plan, issuer=self._node.org_id,
+                                                 author=call.principal.user,
+                                                 issued_at=self._now())
+                except ImportRejected as rejected:
+                    problems = list(rejected.problems)
+                else:
+                    imported = len(stored)
+        return ImportResult(rows=plan.rows,
+                            rows_with_problems=len(plan.rows_with_problems(problems)),
+                            imported=imported, problems=_problem_views(problems),
+                            ignored_columns=list(plan.ignored_columns))
+
+    def endpoints(self) -> list[Endpoint]:
+        return [
+            Endpoint("GET", "/export", self.export_cases,
+                     "Export every case of this node (plain text; audited)", Role.admin,
+                     query=ExportQuery, response=ExportFile, tags=TAGS),
+            Endpoint("POST", "/imports", self.import_cases,
+                     "Check or import a CSV/XLSX spreadsheet with a column mapping",
+                     Role.editor, body=ImportRequest, query=ImportQuery,
+                     response=ImportResult, tags=TAGS),
+        ]

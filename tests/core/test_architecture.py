@@ -1,0 +1,51 @@
+"""The layout's rules that import-linter does not see: no import hidden inside a function and no
+module imported by a string, so that every dependency is one the contracts check."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from tests.support import REPO
+
+CHECKED = ("schemas", "federation", "sync", "node")
+
+
+def _modules() -> list[Path]:
+    return sorted(p for package in CHECKED for p in (REPO / package).rglob("*.py")
+                  if "migrations" not in p.parts)
+
+
+def _hidden_imports(tree: ast.AST) -> list[int]:
+    found = []
+    for function in ast.walk(tree):
+        if isinstance(function, ast.FunctionDef | ast.AsyncFunctionDef):
+            found += [n.lineno for n in ast.walk(function)
+                      if isinstance(n, ast.Import | ast.ImportFrom)]
+    return found
+
+
+def _string_imports(tree: ast.AST) -> list[int]:
+    lines = [n.lineno for n in ast.walk(tree) if isinstance(n, ast.Import)
+             and any(alias.name.split(".")[0] == "importlib" for alias in n.names)]
+    return lines + [n.lineno for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)
+                    and (n.module or "").split(".")[0] == "importlib"]
+
+
+def test_the_checked_packages_have_modules() -> None:
+    assert len(_modules()) > 100
+
+
+@pytest.mark.parametrize("path", _modules(), ids=lambda p: str(p.relative_to(REPO)))
+def test_no_import_inside_a_function_and_no_importlib(path: Path) -> None:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    assert _hidden_imports(tree) == [], "imports inside functions"
+    assert _string_imports(tree) == [], "importlib"
+
+
+def test_the_checks_find_what_they_look_for() -> None:
+    tree = ast.parse("import importlib\ndef f():\n    import os\n")
+    assert _hidden_imports(tree) == [3]
+    assert _string_imports(tree) == [1]

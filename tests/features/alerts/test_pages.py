@@ -1,0 +1,131 @@
+"""The alert pages on one node: forms without JavaScript, live updates by server-sent events."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from deploy.homeserver import Homeserver
+from node.core.runtime import Node
+from node.features.alerts.service import AlertState, bus_of, list_alerts, on_alert, save_state
+from sync.host import VerifiedRecord, committed_actions, run_committed
+from tests.support.web import running_web
+
+OTHER_ORG = "o" + "q" * 25
+RECORD_ID = "0190a5c4-0000-7000-8000-0000000000aa"
+
+
+async def _receive_alert(node: Node, text: str) -> AlertState:
+    """An alert as the inbox handler leaves it (no member sends one in this test)."""
+    now = int(time.time())
+    state = AlertState(issuer=OTHER_ORG, record_id=RECORD_ID, version=1, own=False,
+                       claims={"alert_type": "enforced_disappearance", "urgency": "critical",
+                               "country": "CO", "asks": ["legal_support"], "text": text,
+                               "status": "active"},
+                       issued_at=now - 600, arrived_at=now, late=True, room_id="!r:x",
+                       updated_at=now, answer="delivered")
+    async with node.store.transaction() as tx:
+        await save_state(tx, state)
+    bus_of(node).notify()
+    return state
+
+
+async def _next_event(stream: aiohttp.StreamReader) -> dict[str, Any]:
+    """The data of the next ``alerts`` event (keepalive comments skipped)."""
+    event: str | None = None
+    while True:
+        line = (await asyncio.wait_for(stream.readline(), 30)).decode().rstrip("\n")
+        if line.startswith("event: "):
+            event = line.removeprefix("event: ")
+        elif line.startswith("data: ") and event == "alerts":
+            data: dict[str, Any] = json.loads(line.removeprefix("data: "))
+            return data
+
+
+async def test_alert_pages_work_without_javascript_and_refuse_clearly(
+    homeserver: Homeserver, tmp_path: Path
+) -> None:
+    async with running_web(homeserver, tmp_path / "node") as site:
+        editor = await site.logged_in("beatriz")
+        page = await editor.get("/alerts")
+        assert page.status == 200 and "/alerts/new" in page.text
+        form = await editor.get("/alerts/new")
+        assert 'name="alert_type"' in form.text and 'name="withhold"' in form.text
+        incomplete = await editor.post("/alerts/new", {"alert_type": "arrest",
+                                                       "urgency": "critical",
+                                                       "country": "CO", "text": ""})
+        assert incomplete.status == 422 and "text" in incomplete.text
+        alone = await editor.post("/alerts/new", {"alert_type": "arrest", "urgency": "high",
+                                                  "country": "CO", "text": "Sntl detenido"})
+        assert alone.status == 409 and "no other verified member" in alone.text
+        assert "Sntl detenido" in alone.text  # the form keeps what was typed
+
+        viewer = await site.logged_in("chidi")
+        assert (await viewer.get("/alerts/new")).status == 403
+        assert "/alerts/new" not in (await viewer.get("/alerts")).text
+
+
+async def test_open_pages_learn_of_a_new_alert_by_server_sent_events(
+    homeserver: Homeserver, tmp_path: Path
+) -> None:
+    async with running_web(homeserver, tmp_path / "node") as site:
+        viewer = await site.logged_in("chidi")
+        async with viewer.session.get(site.base + "/alerts") as listing:
+            policy = listing.headers["Content-Security-Policy"]
+        assert "script-src 'self'" in policy and "connect-src 'self'" in policy
+        async with viewer.session.get(site.base + "/alerts/events") as events:
+            assert events.headers["Content-Type"].startswith("text/event-stream")
+            first = await _next_event(events.content)
+            assert first == {"alerts": [], "unacknowledged": 0, "newest": 0}
+            state = await _receive_alert(site.node, "Sntl desaparecida en Bogotá")
+            second = await _next_event(events.content)
+        assert second["unacknowledged"] == 1
+        assert second["alerts"] == [f"{OTHER_ORG}/{RECORD_ID}/1/{state.updated_at}"]
+        assert "Sntl" not in json.dumps(second)  # the stream carries no alert content
+
+        dashboard = await viewer.get("/")
+        assert "Urgent alerts waiting for an answer" in dashboard.text
+        assert dashboard.text.index("Sntl desaparecida") < dashboard.text.index('id="pending"')
+        fragment = await viewer.get("/alerts/fragment")
+        assert "Sntl desaparecida en Bogotá" in fragment.text
+        listed = await viewer.get("/alerts")
+        assert "Waiting for an answer" in listed.text and "Arrived late" in listed.text
+        detail = await viewer.get(f"/alerts/{OTHER_ORG}/{RECORD_ID}")
+        assert detail.status == 200 and "Sntl desaparecida en Bogotá" in detail.text
+        assert 'value="helping"' not in detail.text  # viewers cannot answer
+        editor = await site.logged_in("beatriz")
+        editable = await editor.get(f"/alerts/{OTHER_ORG}/{RECORD_ID}")
+        assert 'value="helping"' in editable.text and 'name="offers"' in editable.text
+        assert (await viewer.get(f"/alerts/{OTHER_ORG}/{'0' * 8}-0000-7000-8000-"
+                                 f"{'0' * 12}")).status == 404
+
+
+async def test_a_received_alert_wakes_open_pages_once_it_has_committed(
+    homeserver: Homeserver, tmp_path: Path
+) -> None:
+    """Woken inside the inbox's transaction, a page would read the alerts before the new one
+    is there, and show it only at the next change."""
+    async with running_web(homeserver, tmp_path / "node") as site:
+        node = site.node
+        now = int(time.time())
+        record = VerifiedRecord(
+            issuer=OTHER_ORG, record_id=RECORD_ID, version=1, kind="alert",
+            claims={"alert_type": "raid", "urgency": "high", "country": "CO",
+                    "text": "Sntl allanamiento", "status": "active"},
+            disclosed_paths=frozenset(), issued_at=now, room_id="!r:x", event_id="$e",
+            origin_server_ts=now * 1000)
+        async with bus_of(node).listen() as changed:
+            async with node.store.transaction() as tx:
+                await on_alert(tx.session, node, record)
+                assert not changed.is_set()
+                actions = committed_actions(tx.session)
+            assert not changed.is_set()
+            run_committed(actions)
+            assert changed.is_set()
+        assert [(s.issuer, s.record_id) for s in await list_alerts(node)] == [
+            (OTHER_ORG, RECORD_ID)]

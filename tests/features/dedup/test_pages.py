@@ -1,0 +1,115 @@
+"""The "Check the coalition" pages (M6): the case form's check button, a check's answers, asking
+to connect, and deciding on a contact request."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from deploy.homeserver import Homeserver
+from federation.identity import OrgKeys
+from federation.roster import member_entry
+from node.assembly import node_registry
+from node.core.coalition import create_coalition
+from node.core.runtime import Node
+from node.features.dedup.service import (
+    CHECK_PREFIX,
+    CONTACT_PREFIX,
+    Answer,
+    CheckState,
+    ContactRequest,
+    _digest,
+    _save,
+    contact_requests,
+)
+from schemas.payloads import OrgProfile
+from tests.support.web import WebNode, running_web
+
+REQUEST = "0190a000-0000-7000-8000-00000000000a"
+CASE_FORM = [
+    ("title", "Sntl-web amenaza"), ("incident_date.start.year", "2024"),
+    ("incident_date.start.month", "3"), ("incident_date.start.day", "15"), ("country", "CO"),
+    ("place", "Popayán"), ("victim_rows", "1"), ("victims[0].kind", "individual"),
+    ("victims[0].name", "Maria Jose Quinones"),
+]
+
+
+@pytest.fixture
+async def site(homeserver: Homeserver, tmp_path: Path) -> AsyncIterator[WebNode]:
+    async with running_web(homeserver, tmp_path / "node") as web_node:
+        await create_coalition(web_node.node, "Minga de prueba",
+                               node_registry().after_coalition_created)
+        yield web_node
+
+
+async def _member(node: Node, name: str) -> str:
+    keys = OrgKeys.generate()
+    entry = member_entry(keys, OrgProfile(name=name, country="KE"), "@m:example.org")
+    async with node.store.transaction() as tx:
+        await tx.orgs.save_member(keys.org_id, entry, verified=True, safety_code="0000",
+                                  matrix_user_id="@m:example.org")
+    return keys.org_id
+
+
+async def test_the_case_form_checks_the_coalition_and_the_answers_show(site: WebNode) -> None:
+    browser = await site.logged_in("beatriz")
+    form = await browser.get("/cases/new")
+    assert 'formaction="/dedup/case-check"' in form.text
+    alone = await browser.post("/dedup/case-check", CASE_FORM)
+    assert alone.status == 422 and "no other member to ask" in alone.text
+    nameless = await browser.submit("/cases/new", "/dedup/case-check",
+                                     [(k, v) for k, v in CASE_FORM if k != "victims[0].name"])
+    assert nameless.status == 422 and "at least one name" in nameless.text
+
+    holder = await _member(site.node, "Haki Ardhi Trust")
+    silent = await _member(site.node, "Bantay Katutubo")
+    started = await browser.submit("/cases/new", "/dedup/case-check", CASE_FORM)
+    assert started.status == 200 and started.path.startswith("/dedup/checks/")
+    assert "0 of 2 members answered" in started.text and 'http-equiv="refresh"' in started.text
+    assert "Haki Ardhi Trust" in started.text and "No answer yet" in started.text
+
+    check_id = started.path.rsplit("/", 1)[1]
+    async with site.node.store.transaction() as tx:
+        name = CHECK_PREFIX + _digest(check_id)
+        check = CheckState.model_validate(await tx.settings.get(name))
+        check.answers = [
+            Answer(org_id=holder, score_band="medium", handle="h4ndle", contact="Haki desk",
+                   answered_at=1),
+            Answer(org_id=silent, score_band="none", answered_at=1)]
+        await _save(tx, name, check)
+    answered = await browser.get(started.path)
+    assert "2 of 2 members answered" in answered.text
+    assert 'http-equiv="refresh"' not in answered.text
+    assert "Possible match: Medium" in answered.text and "Haki desk" in answered.text
+    assert "No match" in answered.text and "Ask to connect" in answered.text
+
+    asked = await browser.post(f"{started.path}/contact", {"handle": "h4ndle"})
+    assert asked.status == 200 and "waiting for their answer" in asked.text
+    viewer = await site.logged_in("chidi")
+    seen = await viewer.get(started.path)
+    assert seen.status == 200 and "waiting for their answer" in seen.text
+
+
+async def test_a_contact_request_is_declined_from_its_page(site: WebNode) -> None:
+    querier = await _member(site.node, "Haki Ardhi Trust")
+    room = await site.node.coalition_room()
+    assert room is not None
+    async with site.node.store.transaction() as tx:
+        await _save(tx, CONTACT_PREFIX + _digest(REQUEST), ContactRequest(
+            request_id=REQUEST, querier=querier, handle="h", score_band="high", room_id=room,
+            arrived_at=1))
+    viewer = await site.logged_in("chidi")
+    page = await viewer.get("/dedup/contacts")
+    assert "Haki Ardhi Trust" in page.text and "Possible match: High" in page.text
+    assert "Decline" not in page.text  # viewers cannot decide
+    browser = await site.logged_in("beatriz")
+    page = await browser.get("/dedup/contacts")
+    decided = await browser.post(f"/dedup/contacts/{REQUEST}", {"decision": "decline"})
+    assert decided.status == 200 and "Declined" in decided.text
+    (request,) = await contact_requests(site.node)
+    assert (request.status, request.decided_by, request.pair_room) == ("declined", "beatriz",
+                                                                      None)
+    again = await browser.post(f"/dedup/contacts/{REQUEST}", {"decision": "accept"})
+    assert again.status == 409

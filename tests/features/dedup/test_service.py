@@ -1,0 +1,348 @@
+"""De-duplication on one node, without a homeserver (M6): decoding and refusing queries, the rate
+limit, the index kept up to date with the store, answers, key grants, and the API."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from federation.encoding import b64u_encode
+from federation.identity import OrgKeys
+from federation.linkage import SCHEME, LinkageKey, encode_case_features
+from federation.roster import member_entry
+from node.core.runtime import COALITION_SETTING, Node
+from node.core.sharing import in_session
+from node.core.store import Role
+from node.features.cases.casebook import add_case, amend_case, delete_case
+from node.features.dedup.service import (
+    HANDLE_PREFIX,
+    KEY_SCHEME,
+    LINKAGE_SETTING,
+    MAX_DEFENDERS,
+    CaseDraft,
+    DedupSettings,
+    HandleState,
+    KeyState,
+    QueryRefused,
+    RateLimiter,
+    _compare,
+    _current_index,
+    _digest,
+    _take_key,
+    decode_query,
+    distribute_linkage_key,
+    draft_features,
+    encodings_of,
+    key_state,
+    on_dedup_query,
+    set_dedup_settings,
+    start_linkage_key,
+)
+from schemas.case import Case
+from schemas.payloads import OrgProfile
+from sync.host import VerifiedRecord
+from sync.tables import OutboxItem
+from tests.support.api_harness import RunningApi, serve_node
+from tests.support.offline_node import make_offline_node
+
+KEY = LinkageKey(bytes(range(32)))
+DEFENDER_CASE: dict[str, Any] = {
+    "incident_date": "2024-03-14", "country": "CO", "place": "Popayán",
+    "narrative": "Hombres armados rodearon la casa.", "violations": ["death_threat"],
+    "victims": [{"kind": "individual", "name": "María José Quiñones Ortega"}],
+    "consent_level": "coalition", "risk_level": "high",
+}
+DRAFT = CaseDraft.model_validate({"victims": [{"name": "Maria Jose Quinones"}],
+                                  "incident_date": "2024-03-15", "country": "CO"})
+
+
+def _wire(draft: CaseDraft = DRAFT, key: LinkageKey = KEY) -> dict[str, str]:
+    return encodings_of(draft_features(draft), key)[0].wire_fields()
+
+
+def _claims(encodings: Any, *, key_id: str = KEY.key_id, **extra: Any) -> dict[str, Any]:
+    return {"scheme": SCHEME, "linkage_key_id": key_id, "encodings": encodings, **extra}
+
+
+# --- pure parts ---------------------------------------------------------------------------------
+
+
+def test_a_well_formed_query_decodes_to_one_encoding_per_defender() -> None:
+    other = CaseDraft.model_validate({"victims": [{"name": "Luz Dary Cifuentes"}],
+                                      "country": "CO"})
+    decoded = decode_query(_claims(_wire(), more_encodings=[_wire(other)]), KEY.key_id)
+    assert [e.wire_fields() for e in decoded] == [_wire(), _wire(other)]
+
+
+@pytest.mark.parametrize(("claims", "reason"), [
+    (_claims({"country": "AA", "date": "AA"}), "encodings.name: missing"),
+    (_claims({"name": "AA"}), "encodings.country: missing"),
+    (_claims("not an object"), "encodings: must be an object"),
+    (_claims(_wire(), more_encodings=["x"]), "more_encodings.0: must be an object"),
+    (_claims(_wire(), more_encodings=[_wire()] * MAX_DEFENDERS), "more_encodings: at most"),
+    (_claims(_wire(), key_id="another-key"), "linkage_key_id: not the coalition's current"),
+])
+def test_malformed_queries_are_refused_naming_the_field(claims: dict[str, Any],
+                                                        reason: str) -> None:
+    with pytest.raises(QueryRefused) as refused:
+        decode_query(claims, KEY.key_id)
+    assert str(refused.value).startswith(reason)
+
+
+def test_an_oversized_field_is_refused() -> None:
+    wire = {**_wire(), "name": b64u_encode(bytes(40_000))}
+    with pytest.raises(QueryRefused, match=r"^encodings\.name: "):
+        decode_query(_claims(wire), KEY.key_id)
+
+
+def test_without_a_key_every_query_is_refused() -> None:
+    with pytest.raises(QueryRefused, match="holds no linkage key"):
+        decode_query(_claims(_wire()), None)
+
+
+def test_the_rate_limit_counts_each_organisation_over_a_sliding_hour() -> None:
+    limiter = RateLimiter()
+    assert [limiter.allow("a", 1000 + i, 3) for i in range(4)] == [True, True, True, False]
+    assert limiter.allow("b", 1004, 3)  # another organisation has its own count
+    assert not limiter.allow("a", 1000 + 3599, 3)
+    assert limiter.allow("a", 1000 + 3600, 3)  # the first query left the window
+
+
+def test_draft_features_take_every_named_defender_and_skip_the_unnamed() -> None:
+    draft = CaseDraft.model_validate({
+        "victims": [{"name": "Ана Петрова", "romanised_name": "Ana Petrova"}, {},
+                    {"native_name": "محمد"}],
+        "incident_date": "2024-03", "country": "RU", "place": "Moscow", "narrative": "ignored"})
+    features = draft_features(draft)
+    assert [f.names for f in features] == [["Ана Петрова", "Ana Petrova"], ["محمد"]]
+    assert {(f.date, f.place, f.country) for f in features} == {("2024-03", "Moscow", "RU")}
+
+
+# --- on a node ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def api(tmp_path: Path) -> AsyncIterator[RunningApi]:
+    async with serve_node(await make_offline_node(tmp_path / "node")) as running:
+        yield running
+
+
+async def _querier(node: Node) -> str:
+    """A verified member that sends us queries."""
+    keys = OrgKeys.generate()
+    entry = member_entry(keys, OrgProfile(name="Querying Org", country="KE"), "@q:example.org")
+    async with node.store.transaction() as tx:
+        await tx.orgs.save_member(keys.org_id, entry, verified=True, safety_code="0000",
+                                  matrix_user_id="@q:example.org")
+    return keys.org_id
+
+
+def _query(issuer: str, claims: dict[str, Any], record_id: str = "0190a000-0000-7000-8000-"
+           "000000000001") -> VerifiedRecord:
+    now = int(time.time())
+    return VerifiedRecord(issuer=issuer, record_id=record_id, version=1, kind="dedup-query",
+                          claims=claims, disclosed_paths=frozenset(claims), issued_at=now,
+                          room_id="!coalition", event_id="$e", origin_server_ts=now * 1000)
+
+
+async def _hold_key(node: Node, key: LinkageKey = KEY, issuer: str = "someone") -> None:
+    async with node.store.transaction() as tx:
+        await tx.settings.set(LINKAGE_SETTING, KeyState(
+            key_id=key.key_id, secret=b64u_encode(key.to_bytes()), issuer=issuer,
+            issued_at=1).model_dump())
+
+
+async def _answer(node: Node, record: VerifiedRecord) -> Any:
+    async with node.store.transaction() as tx:
+        return (await _compare(tx, node, record, int(time.time()))).payload
+
+
+async def test_the_index_follows_every_write_to_the_store(api: RunningApi) -> None:
+    node = api.node
+    await _hold_key(node)
+    query = encodings_of(draft_features(DRAFT), KEY)
+    async with node.store.transaction() as tx:
+        stored = await add_case(tx, issuer=node.org_id, case=Case.model_validate(DEFENDER_CASE),
+                                author="t", issued_at=1)
+    async with node.store.read() as tx:
+        found = (await _current_index(tx, node, KEY)).best(query)
+    assert found is not None and found[0] == stored.record_id
+
+    async with node.store.transaction() as tx:
+        await amend_case(tx, stored.record_id, {"victims": [
+            {"kind": "individual", "name": "Pedro Pablo Restrepo"}]}, author="t", issued_at=2)
+    async with node.store.read() as tx:
+        assert (await _current_index(tx, node, KEY)).best(query) is None
+
+    async with node.store.transaction() as tx:
+        again = await add_case(tx, issuer=node.org_id, case=Case.model_validate(DEFENDER_CASE),
+                               author="t", issued_at=3)
+        await delete_case(tx, again.record_id, author="t")
+    async with node.store.read() as tx:
+        local = await _current_index(tx, node, KEY)
+    assert local.best(query) is None and list(local.versions) == [stored.record_id]
+
+
+async def test_an_answer_holds_a_band_a_fresh_handle_and_the_contact_only(
+    api: RunningApi
+) -> None:
+    node = api.node
+    await _hold_key(node)
+    querier = await _querier(node)
+    async with node.store.transaction() as tx:
+        stored = await add_case(tx, issuer=node.org_id, case=Case.model_validate(DEFENDER_CASE),
+                                author="t", issued_at=1)
+    first = await _answer(node, _query(querier, _claims(_wire())))
+    second = await _answer(node, _query(querier, _claims(_wire())))
+    assert first.possible_match and first.score_band in ("low", "medium", "high")
+    assert first.contact == node.own.name and first.refused is None
+    assert first.handle != second.handle  # two queries cannot be linked to one case
+    text = str(first.model_dump())
+    assert stored.record_id not in text and "Quiñones" not in text
+    async with node.store.read() as tx:
+        given = await tx.settings.get(HANDLE_PREFIX + _digest(first.handle))
+    assert HandleState.model_validate(given).record_id == stored.record_id
+
+    nobody = CaseDraft.model_validate({"victims": [{"name": "Luz Dary Cifuentes"}],
+                                       "incident_date": "2024-03-15", "country": "CO"})
+    miss = await _answer(node, _query(querier, _claims(_wire(nobody))))
+    assert (miss.possible_match, miss.score_band, miss.handle, miss.contact) == (
+        False, "none", None, None)
+
+
+async def test_refusals_are_answers_and_every_answer_is_audited(api: RunningApi) -> None:
+    node = api.node
+    await _hold_key(node)
+    querier = await _querier(node)
+    await set_dedup_settings(node, DedupSettings(queries_per_hour=2))
+    broken = await _answer(node, _query(querier, _claims({"name": "AA"})))
+    assert broken.refused == "encodings.country: missing"
+    assert (await _answer(node, _query(querier, _claims(_wire())))).refused is None
+    limited = await _answer(node, _query(querier, _claims(_wire())))  # the broken one counted
+    assert limited.refused.startswith("rate limit") and not limited.possible_match
+    other_scheme = await _answer(node, _query(querier, {**_claims(_wire()), "scheme": "x:1"}))
+    assert other_scheme.refused.startswith("scheme:")
+
+    async with node.store.read() as tx:
+        audit = [e for e in await tx.audit.recent(limit=50) if e.action == "dedup.answer"]
+    assert len(audit) == 4 and {e.target for e in audit} == {querier}
+    assert all(set(e.details) <= {"query", "band", "refused"} for e in audit)
+
+
+async def test_a_query_is_answered_in_the_inbox_transaction(api: RunningApi) -> None:
+    node = api.node
+    await _hold_key(node)
+    querier = await _querier(node)
+    query = _query(querier, _claims(_wire()))
+    async with node.store.transaction() as tx:
+        await tx.received.add(querier, query.record_id, 1, "dedup-query", query.claims,
+                              "verified")
+        await on_dedup_query(tx.session, node, query)
+        outbox_rows = await tx.session.scalar(select(func.count()).select_from(OutboxItem))
+    assert outbox_rows == 1
+    async with node.store.read() as tx:
+        kept = await tx.received.latest(querier, query.record_id)
+    assert kept is not None and kept.claims is None  # the encodings are not kept
+
+
+async def test_key_grants_come_only_from_the_first_issuer_and_never_go_back(
+    api: RunningApi
+) -> None:
+    node = api.node
+    creator, intruder = await _querier(node), await _querier(node)
+    first, newer, rogue = LinkageKey.generate(), LinkageKey.generate(), LinkageKey.generate()
+
+    async def grant(issuer: str, key: LinkageKey, issued_at: int, key_id: str = "") -> None:
+        claims = {"scheme": KEY_SCHEME, "linkage_key_id": key_id or key.key_id,
+                  "encodings": {"key": b64u_encode(key.to_bytes())}}
+        record = dataclasses.replace(_query(issuer, claims), issued_at=issued_at)
+        async with node.store.transaction() as tx, in_session(tx.session, node) as inner:
+            await _take_key(inner, node, record)
+
+    await grant(creator, first, 100)
+    await grant(intruder, rogue, 200)
+    await grant(creator, newer, 50)  # older than the key held
+    await grant(creator, newer, 300, key_id="not-its-id")
+    held = await key_state(node)
+    assert held is not None and (held.key_id, held.issuer) == (first.key_id, creator)
+    await grant(creator, newer, 300)
+    held = await key_state(node)
+    assert held is not None and held.key_id == newer.key_id
+
+
+async def test_the_api_starts_checks_and_refuses_without_a_key(api: RunningApi) -> None:
+    draft = {"victims": [{"name": "Maria Jose Quinones"}], "country": "CO"}
+    alone = await api.json("POST", "/dedup/checks", json={"kind": "case", "draft": draft},
+                           expect=409)
+    assert alone["error"]["code"] == "no_coalition"
+    async with api.node.store.transaction() as tx:
+        await tx.settings.set(COALITION_SETTING, {"room_id": "!coalition", "name": "c"})
+    refused = await api.json("POST", "/dedup/checks", json={"kind": "case", "draft": draft},
+                             expect=409)
+    assert refused["error"]["code"] == "no_linkage_key"
+    bad = await api.json("POST", "/dedup/checks",
+                         json={"kind": "case", "draft": {"victims": [], "country": "CO"}},
+                         expect=422)
+    assert "body.draft.victims" in str(bad)
+    await start_linkage_key(api.node, 1)
+    lonely = await api.json("POST", "/dedup/checks", json={"kind": "case", "draft": draft},
+                            expect=422)
+    assert "no other verified member" in str(lonely)
+
+    made = await api.json("POST", "/dedup/checks", expect=201, json={
+        "kind": "campaign", "draft": {"title": "Stop the dam", "targets": ["Hydro Corp"]}})
+    view = await api.json("GET", f"/dedup/checks/{made['check_id']}", Role.viewer)
+    assert (view["kind"], view["status"], view["matches"]) == ("campaign", "complete", [])
+    await api.json("GET", "/dedup/checks/nope", Role.viewer, expect=404)
+    assert (await api.json("GET", "/dedup/settings", Role.admin))["queries_per_hour"] == 60
+    await api.json("GET", "/dedup/settings", Role.editor, expect=403)
+
+
+def test_an_encoding_under_another_key_is_unrelated() -> None:
+    features = draft_features(DRAFT)[0]
+    other = LinkageKey.generate()
+    assert encode_case_features(features, KEY).name != encode_case_features(features, other).name
+
+
+async def test_the_creator_sends_the_key_and_rotates_it_when_the_roster_changes(
+    api: RunningApi
+) -> None:
+    node = api.node
+    async with node.store.transaction() as tx:
+        await tx.settings.set(COALITION_SETTING, {"room_id": "!coalition", "name": "c"})
+    first = await start_linkage_key(node, 100)
+    assert not await distribute_linkage_key(node, 101)  # nobody to send it to yet
+    one = await _querier(node)
+    assert await distribute_linkage_key(node, 102)
+    sent = await key_state(node)
+    assert sent is not None and (sent.key_id, sent.sent_to) == (first.key_id, [one])
+    assert not await distribute_linkage_key(node, 103)  # the roster did not change
+
+    await _hold_key(node, KEY, issuer=node.org_id)  # an index under the current key
+    async with node.store.transaction() as tx:
+        await add_case(tx, issuer=node.org_id, case=Case.model_validate(DEFENDER_CASE),
+                       author="t", issued_at=1)
+    async with node.store.transaction() as tx:
+        await tx.settings.set(LINKAGE_SETTING, {**sent.model_dump(), "key_id": KEY.key_id,
+                                                "secret": b64u_encode(KEY.to_bytes())})
+    two = await _querier(node)
+    assert await distribute_linkage_key(node, 104)
+    rotated = await key_state(node)
+    assert rotated is not None and rotated.key_id not in (KEY.key_id, first.key_id)
+    assert sorted(rotated.sent_to) == sorted([one, two]) and rotated.issued_at == 104
+    # Our own cases are re-encoded under the new key: a query under it finds them.
+    querier = await _querier(node)
+    answer = await _answer(node, _query(querier, _claims(
+        _wire(key=rotated.key()), key_id=rotated.key_id)))
+    assert answer.possible_match
+    stale = await _answer(node, _query(querier, _claims(_wire())))
+    assert stale.refused.startswith("linkage_key_id")
+    async with node.store.read() as tx:
+        actions = [e.action for e in await tx.audit.recent(limit=50)]
+    assert actions.count("dedup.key.send") == 2  # the first send and the rotation

@@ -2,14 +2,14 @@
 
 Each package that owns tables in the node's database has its own :class:`MigrationSet`: an Alembic
 script directory inside the package and its own version table. ``node.core.store`` owns
-``node/store/migrations`` with version table ``alembic_version_store``; ``sync`` can later ship
+``node/core/store/migrations`` with version table ``alembic_version_store``; ``sync`` can later ship
 ``sync/migrations`` with ``alembic_version_sync`` and the node passes it to ``open_store``. The
 sets are independent, so neither package imports the other, and each is upgraded to its head in
 the order given, inside one transaction per set.
 
 Adding a revision: copy the latest file in ``versions/``, give it a new ``revision`` id and set
 ``down_revision`` to the previous one. The env.py of a set reads the connection, version table and
-metadata from ``config.attributes``, so any set can copy ``node/store/migrations/env.py``.
+metadata from ``config.attributes``, so any set can copy ``node/core/store/migrations/env.py``.
 """
 
 from __future__ import annotations

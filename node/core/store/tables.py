@@ -4,7 +4,7 @@ Plaintext columns are only what filtering, ordering and joining need: ids, versi
 country, incident date bounds, typology codes, statuses and flags. Names, narratives, places,
 stories, documents, keys, staff user names and audit details are encrypted.
 
-Every change here needs a new Alembic revision in ``node/store/migrations/versions``; a test
+Every change here needs a new Alembic revision in ``node/core/store/migrations/versions``; a test
 compares these models with the migrated database.
 """
 

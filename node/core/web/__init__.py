@@ -7,7 +7,7 @@ Security Policy is ``default-src 'none'``). Pages work on a 360 px wide screen.
 Map of the package:
 
 - ``app``: mounting, the middleware (visit, CSRF, error pages, security headers), role guards.
-- ``context``: what handlers use (:func:`~node.web.context.render`, the visit, redirects).
+- ``context``: what handlers use (:func:`~node.core.web.context.render`, the visit, redirects).
 - ``sessions``, ``csrf``, ``throttle``, ``passwords``, ``totp``: staff authentication. Accounts
   and server-side sessions live in the store (:mod:`node.core.store.users`); ``accounts`` holds the
   audited account operations shared with ``minga user`` (``user_cli``).

@@ -1,4 +1,4 @@
-"""Staff accounts and sessions in the encrypted store (node.store.users)."""
+"""Staff accounts and sessions in the encrypted store (node.core.store.users)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Alembic environment: migrate the connection handed over by :func:`node.store.migrate.upgrade`.
+"""Alembic environment: migrate the connection handed over by
+:func:`node.core.store.migrate.upgrade`.
 
 Online mode only. The caller owns the connection and its transaction.
 """

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, Final, Generic, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
@@ -23,10 +24,18 @@ from pydantic.json_schema import models_json_schema
 
 from node.core.store.tokens import Role
 from schemas.errors import validation_problems
+from schemas.strict import UNKNOWN_FIELD, unknown_fields
 
 log = logging.getLogger("minga.api")
 
 API_PREFIX = "/api/v1"
+MAX_JSON_DEPTH: Final = 64
+"""Deeper request bodies are refused before parsing (a case nests four levels)."""
+_JSON_STRUCTURE: Final = re.compile(rb'[\[\]{}"\\]')
+_OPENERS: Final = frozenset(b"[{")
+_CLOSERS: Final = frozenset(b"]}")
+_QUOTE: Final = ord('"')
+_BACKSLASH: Final = ord("\\")
 
 
 @dataclass(frozen=True)
@@ -180,20 +189,63 @@ class Api:
 async def _read_json(request: web.Request) -> Any:
     if not request.can_read_body:
         return {}
-    raw = await request.read()
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge as error:
+        raise ApiError(413, "too_large", f"the request body is too large: {error.text}") \
+            from None
     if not raw.strip():
         return {}
+    if json_nesting_depth(raw, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
+        raise ApiError(400, "too_deep",
+                       f"the request body nests arrays and objects deeper than {MAX_JSON_DEPTH}"
+                       " levels")
     try:
         return json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise ApiError(400, "bad_json", "the request body is not valid JSON") from None
 
 
+def json_nesting_depth(raw: bytes, stop_above: int) -> int:
+    """How deep arrays and objects nest in the JSON text ``raw``, counted before parsing (a
+    parser recurses once per level); counting stops once it passes ``stop_above``. Only the
+    bytes that can matter are visited: brackets, quotes and backslashes."""
+    depth = deepest = 0
+    in_string = False
+    skip = -1  # the byte after a backslash inside a string
+    for found in _JSON_STRUCTURE.finditer(raw):
+        at = found.start()
+        byte = raw[at]
+        if at == skip:
+            continue
+        if in_string:
+            if byte == _BACKSLASH:
+                skip = at + 1
+            elif byte == _QUOTE:
+                in_string = False
+        elif byte == _QUOTE:
+            in_string = True
+        elif byte in _OPENERS:
+            depth += 1
+            deepest = max(deepest, depth)
+            if deepest > stop_above:
+                break
+        elif byte in _CLOSERS:
+            depth -= 1
+    return deepest
+
+
 def _validate(model: type[BaseModel], data: Any, location: str) -> BaseModel:
+    """``data`` as ``model``; what a caller sends its own node names no unknown field (record
+    models keep unknown fields for peers, never for the API: a typo would lose its value)."""
     try:
-        return model.model_validate(data)
+        validated = model.model_validate(data)
     except ValidationError as error:
         raise invalid(field_problems(error, location)) from None
+    unknown = unknown_fields(validated, location)
+    if unknown:
+        raise invalid([FieldProblem(field=path, problem=UNKNOWN_FIELD) for path in unknown])
+    return validated
 
 
 async def _authenticate(request: web.Request, authenticate: Authenticator) -> Principal:

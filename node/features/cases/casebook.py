@@ -13,11 +13,13 @@ record id, never content.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, date, datetime
 from typing import Any, cast
 
 from node.core.store import CaseIndex, StoredCase, StoreTransaction, VersionConflict
 from schemas.case import Case
 from schemas.dates import DateSpan
+from schemas.errors import FieldProblem, RecordValidationError
 from schemas.ids import new_record_id
 from schemas.records import (
     CaseRecord,
@@ -27,6 +29,7 @@ from schemas.records import (
     parse_record,
     record_to_wire,
 )
+from schemas.strict import own_case_problems
 
 CASE_CREATED = "case.create"
 CASE_UPDATED = "case.update"
@@ -58,6 +61,15 @@ def merge_patch(target: Any, patch: Any) -> Any:
     return merged
 
 
+def utc_day(unix_seconds: int) -> date:
+    return datetime.fromtimestamp(unix_seconds, UTC).date()
+
+
+def _refuse_problems(problems: list[FieldProblem]) -> None:
+    if problems:
+        raise RecordValidationError(problems)
+
+
 def stored_record(stored: StoredCase) -> CaseRecord:
     """The record held in a stored case version."""
     return cast(CaseRecord, parse_record(stored.document))
@@ -66,7 +78,9 @@ def stored_record(stored: StoredCase) -> CaseRecord:
 async def add_case(
     tx: StoreTransaction, *, issuer: str, case: Case, author: str, issued_at: int
 ) -> StoredCase:
-    """Store ``case`` as version 1 of a new record issued by ``issuer``."""
+    """Store ``case`` as version 1 of a new record issued by ``issuer``; a case with an unknown
+    field or a future incident date is refused (``RecordValidationError``)."""
+    _refuse_problems(own_case_problems(case, utc_day(issued_at)))
     record = build_record(issuer, case, record_id=new_record_id(), issued_at=issued_at)
     stored = await tx.cases.add(record.record_id, record_to_wire(record), case_index(case), author)
     await tx.audit.append(author, CASE_CREATED, target=stored.record_id,
@@ -86,7 +100,9 @@ async def amend_case(
     """Apply a merge patch to the current payload and store the result as the next version.
 
     Raises ``RecordValidationError`` (paths relative to the payload) if the merged case is
-    invalid, and ``VersionConflict`` if ``expected_version`` is not the current version.
+    invalid, names a field the previous version did not carry and no model knows, or moves the
+    incident into the future; ``VersionConflict`` if ``expected_version`` is not the current
+    version.
     """
     current = await tx.cases.get(record_id)
     if expected_version is not None and expected_version != current.version:
@@ -96,6 +112,7 @@ async def amend_case(
     previous = stored_record(current)
     merged = merge_patch(previous.payload.model_dump(mode="json", exclude_none=True), patch)
     case = cast(Case, parse_payload(RecordKind.CASE, merged))
+    _refuse_problems(own_case_problems(case, utc_day(issued_at), known_before=previous.payload))
     record = build_record(previous.issuer, case, record_id=current.record_id,
                           issued_at=issued_at, version=current.version + 1)
     stored = await tx.cases.update(current.record_id, record_to_wire(record), case_index(case),

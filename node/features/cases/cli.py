@@ -16,6 +16,7 @@ from typing import Any
 
 from node.core.cli_support import CommandFailed, friendly, unix_now, write_output
 from node.core.runtime import open_node
+from node.features.cases.casebook import utc_day
 from node.features.cases.exporting import (
     CASES_EXPORTED,
     ExportFormat,
@@ -87,7 +88,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     except OSError as error:
         raise CommandFailed(f"{args.file}: cannot read ({error.strerror})") from None
     chosen = mapping or identity_mapping(sheet.headers)
-    plan = plan_import(sheet, chosen)
+    plan = plan_import(sheet, chosen, today=utc_day(unix_now()))
     try:
         return asyncio.run(_import(args, chosen, plan))
     except ImportRejected as error:

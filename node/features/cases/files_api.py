@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from node.core.api.framework import ApiError, Call, Endpoint, FieldProblem, NoBody, invalid
 from node.core.runtime import Node
 from node.core.store import Role
+from node.features.cases.casebook import utc_day
 from node.features.cases.exporting import (
     CASES_EXPORTED,
     MEDIA_TYPES,
@@ -130,7 +131,7 @@ class CaseFileEndpoints:
             chosen: ImportMapping = mapping or identity_mapping(sheet.headers)
         except (MappingError, SpreadsheetError) as error:
             raise ApiError(422, "unreadable", str(error)) from None
-        plan = plan_import(sheet, chosen)
+        plan = plan_import(sheet, chosen, today=utc_day(self._now()))
         imported = 0
         async with self._node.store.transaction() as tx:
             problems = [*plan.problems, *await existing_record_problems(tx, plan)]

@@ -1,7 +1,7 @@
 """Cases from spreadsheets (CSV, XLSX): a column mapping, a dry run, an all-or-nothing commit.
 
     sheet = read_spreadsheet(path, mapping)       # or identity mapping for Minga's own CSV
-    plan = plan_import(sheet, mapping)            # every row's problems, by row and column
+    plan = plan_import(sheet, mapping, today=day)  # every row's problems, by row and column
     if plan.problems: show them; nothing is written
     else: await commit_import(tx, plan, ...)      # one batch insert, one audit entry
 
@@ -56,6 +56,7 @@ from schemas.case import Case
 from schemas.errors import RecordValidationError, describe_validation_error, quote_if_safe
 from schemas.ids import is_uuid7, new_record_id
 from schemas.records import RecordKind, build_record, parse_payload, record_to_wire
+from schemas.strict import incident_date_problem
 from schemas.typology import Vocabulary, match_term
 
 CASES_IMPORTED = "case.import"
@@ -376,14 +377,15 @@ class _CellProblem(ValueError):
     pass
 
 
-def plan_import(sheet: Sheet, mapping: ImportMapping) -> ImportPlan:
-    """Turn every row into a case, or into problems naming the row and the column."""
+def plan_import(sheet: Sheet, mapping: ImportMapping, *, today: date) -> ImportPlan:
+    """Turn every row into a case, or into problems naming the row and the column; ``today``
+    (UTC) is the latest incident date a row may give."""
     problems = _header_problems(sheet, mapping)
     columns = [(k, header) for k, header in enumerate(sheet.headers) if header in mapping.columns]
     planned: list[PlannedCase] = []
     seen_ids: dict[str, int] = {}
     for number, cells in sheet.rows:
-        row = _RowBuilder(number, mapping)
+        row = _RowBuilder(number, mapping, today)
         for k, header in columns:
             row.take(header, cells[k] if k < len(cells) else None)
         result = row.finish()
@@ -416,9 +418,10 @@ def _header_problems(sheet: Sheet, mapping: ImportMapping) -> list[RowProblem]:
 class _RowBuilder:
     """Collects one row's values by target, then validates the case."""
 
-    def __init__(self, number: int, mapping: ImportMapping) -> None:
+    def __init__(self, number: int, mapping: ImportMapping, today: date) -> None:
         self.number = number
         self.mapping = mapping
+        self.today = today
         self.problems: list[RowProblem] = []
         self.values: dict[Target, list[Any]] = {}
         self.origin: dict[str, str] = {}
@@ -456,6 +459,11 @@ class _RowBuilder:
                 column = _column_for(item.path, origins) or _column_for(item.path, self._mapped())
                 self.problems.append(RowProblem(self.number, column, item.path, item.problem))
             return None
+        future = incident_date_problem(case.incident_date, self.today)
+        if future is not None:
+            column = _column_for("incident_date", origins) or _column_for("incident_date",
+                                                                         self._mapped())
+            self.problems.append(RowProblem(self.number, column, "incident_date", future))
         return None if self.problems else PlannedCase(self.number, case, record_id)
 
     def _mapped(self) -> dict[str, str]:

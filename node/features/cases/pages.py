@@ -25,7 +25,15 @@ from node.core.store import (
     VersionConflict,
 )
 from node.core.store.shares import ShareRepository
-from node.core.web.context import current_visit, form_data, render, see_other, staff_of, web_context
+from node.core.web.context import (
+    Visit,
+    current_visit,
+    form_data,
+    render,
+    see_other,
+    staff_of,
+    web_context,
+)
 from node.core.web.i18n import N_, Formatter
 from node.core.web.labels import CASE_FIELD_NAMES
 from node.core.web.presenters import case_heading, case_summary, member_names, payload_facts
@@ -33,10 +41,17 @@ from node.core.web.routes import PageRoute
 from node.features.cases.api import CaseListQuery
 from node.features.cases.case_form import CaseForm, error_summary
 from node.features.cases.case_search import SCAN_LIMIT, search_cases
-from node.features.cases.casebook import add_case, amend_case, delete_case, stored_record
+from node.features.cases.casebook import (
+    add_case,
+    amend_case,
+    delete_case,
+    stored_record,
+    utc_day,
+)
 from schemas.case import Case
 from schemas.countries import COUNTRY_CODES
 from schemas.errors import RecordValidationError
+from schemas.strict import incident_date_problem
 from schemas.typology import Vocabulary
 
 CASE_VIEWED: Final = "case.view"
@@ -129,6 +144,14 @@ def _focus_after(action: str, form: CaseForm) -> str | None:
     return None
 
 
+def _future_incident(payload: dict[str, Any], now: int, visit: Visit) -> dict[str, str]:
+    """The form's error when the incident date is later than today (the store refuses it)."""
+    if incident_date_problem(str(payload.get("incident_date", "")), utc_day(now)) is None:
+        return {}
+    return {"incident_date": visit.gettext(
+        N_("This date is in the future. The incident date says when it happened."))}
+
+
 async def create_case(request: web.Request) -> web.StreamResponse:
     ctx = web_context(request)
     visit = current_visit(request)
@@ -138,11 +161,16 @@ async def create_case(request: web.Request) -> web.StreamResponse:
     if form.apply(action):
         return await _form_page(request, form, {}, focus=_focus_after(action, form))
     payload, errors = form.to_payload(visit.fmt)
-    if payload is None:
+    if payload is None or (errors := _future_incident(payload, ctx.now(), visit)):
         return await _form_page(request, form, errors, status=422)
-    async with ctx.node.store.transaction() as tx:
-        stored = await add_case(tx, issuer=ctx.node.org_id, case=Case.model_validate(payload),
-                                author=staff_of(request).username, issued_at=ctx.now())
+    try:
+        async with ctx.node.store.transaction() as tx:
+            stored = await add_case(tx, issuer=ctx.node.org_id,
+                                    case=Case.model_validate(payload),
+                                    author=staff_of(request).username, issued_at=ctx.now())
+    except RecordValidationError as error:
+        return await _form_page(request, form, {p.path: p.problem for p in error.problems},
+                                status=422)
     return see_other(f"/cases/{stored.record_id}", done="case_created")
 
 
@@ -173,7 +201,7 @@ async def update_case(request: web.Request) -> web.StreamResponse:
         return await _form_page(request, form, {}, record_id=record_id,
                                 focus=_focus_after(action, form))
     payload, errors = form.to_payload(visit.fmt)
-    if payload is None:
+    if payload is None or (errors := _future_incident(payload, ctx.now(), visit)):
         return await _form_page(request, form, errors, record_id=record_id, status=422)
     try:
         async with ctx.node.store.transaction() as tx:

@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import BaseModel, ConfigDict, Field
 
-from node.core.api.framework import Api, Call, Endpoint, Principal, Role
+from node.core.api.framework import (
+    MAX_JSON_DEPTH,
+    Api,
+    Call,
+    Endpoint,
+    Principal,
+    Role,
+    json_nesting_depth,
+)
 
 TOKENS = {"v": Principal("vera", Role.viewer), "e": Principal("ed", Role.editor)}
 
@@ -19,6 +30,14 @@ class Thing(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1)
     count: int = Field(ge=0)
+
+
+class Note(BaseModel):
+    """Like a record model: unknown fields are kept (for peers), so the API must refuse them."""
+
+    model_config = ConfigDict(extra="allow")
+    text: str
+    things: list[Thing] = []
 
 
 class ThingQuery(BaseModel):
@@ -36,6 +55,10 @@ async def create_thing(call: Call[Thing, Any]) -> Thing:
 
 async def list_things(call: Call[Any, ThingQuery]) -> ThingList:
     return ThingList(things=[], limit=call.query.limit)
+
+
+async def create_note(call: Call[Note, Any]) -> Note:
+    return call.body
 
 
 async def explode(call: Call[Any, Any]) -> None:
@@ -137,3 +160,85 @@ async def test_openapi_describes_every_endpoint_with_resolvable_refs(
         assert ref.startswith("#/components/schemas/") and ref.rsplit("/", 1)[1] in schemas
     params = document["paths"]["/api/v1/things"]["get"]["parameters"]
     assert params[0]["name"] == "limit" and params[0]["schema"]["maximum"] == 100
+
+
+@pytest.fixture
+async def notes() -> AsyncIterator[TestClient[web.Request, web.Application]]:
+    api = Api(title="test", version="1")
+    api.add(Endpoint("POST", "/things", create_thing, "create", Role.editor, body=Thing,
+                     response=Thing, status=201))
+    api.add(Endpoint("POST", "/notes", create_note, "create", Role.editor, body=Note,
+                     response=Note, status=201))
+    app = web.Application()
+    api.mount(app, authenticate)
+    async with TestClient(TestServer(app)) as test_client:
+        yield test_client
+
+
+async def test_a_field_no_model_knows_is_refused_even_where_records_keep_them(
+    notes: TestClient[Any, Any],
+) -> None:
+    kept = await notes.post("/api/v1/notes", json={"text": "a"}, headers=_auth("e"))
+    assert kept.status == 201
+    answer = await notes.post("/api/v1/notes", json={"text": "a", "txet": "b"},
+                               headers=_auth("e"))
+    assert answer.status == 422
+    fields = (await answer.json())["error"]["fields"]
+    assert [f["field"] for f in fields] == ["body.txet"]
+    assert "unknown field" in fields[0]["problem"]
+
+
+@pytest.mark.parametrize("depth", [65, 1_000, 100_000])
+async def test_a_body_nested_too_deep_is_400_naming_the_limit(
+    notes: TestClient[Any, Any], depth: int
+) -> None:
+    body = "[" * depth + "]" * depth
+    for path in ("/api/v1/things", "/api/v1/notes"):
+        answer = await notes.post(path, data=body, headers=_auth("e"))
+        assert answer.status == 400
+        error = (await answer.json())["error"]
+        assert error["code"] == "too_deep" and str(MAX_JSON_DEPTH) in error["message"]
+
+
+async def test_a_body_at_the_depth_limit_is_parsed(notes: TestClient[Any, Any]) -> None:
+    inner: Any = {"name": "a", "count": 1}
+    body = {"text": "deep enough", "things": [inner]}
+    deep: Any = "x"
+    for _ in range(MAX_JSON_DEPTH - 2):
+        deep = [deep]
+    answer = await notes.post("/api/v1/notes", json={**body, "extra": deep},
+                               headers=_auth("e"))
+    assert answer.status == 422  # parsed, then refused for its unknown field, not its depth
+    assert (await answer.json())["error"]["fields"][0]["field"] == "body.extra"
+
+
+async def test_a_body_over_the_size_limit_is_413_naming_it(
+    notes: TestClient[Any, Any],
+) -> None:
+    answer = await notes.post("/api/v1/things", data=b"[" + b" " * (1024**2 + 10) + b"]",
+                               headers=_auth("e"))
+    assert answer.status == 413
+    error = (await answer.json())["error"]
+    assert error["code"] == "too_large" and "1048576" in error["message"]
+
+
+_JSON_LEAVES = st.none() | st.booleans() | st.integers() | st.text(
+    alphabet=st.sampled_from('ab"\\[]{}:,é'), max_size=8)
+_JSON = st.recursive(_JSON_LEAVES, lambda inner: st.lists(inner, max_size=3)
+                     | st.dictionaries(st.text(alphabet='k"\\[{', max_size=3), inner,
+                                       max_size=3), max_leaves=30)
+
+
+def _depth(value: Any) -> int:
+    if isinstance(value, list):
+        return 1 + max((_depth(v) for v in value), default=0)
+    if isinstance(value, dict):
+        return 1 + max((_depth(v) for v in value.values()), default=0)
+    return 0
+
+
+@settings(max_examples=300, deadline=None)
+@given(_JSON)
+def test_the_depth_counted_before_parsing_is_the_depth_of_what_parses(value: Any) -> None:
+    raw = json.dumps(value, ensure_ascii=False).encode()
+    assert json_nesting_depth(raw, 1_000) == _depth(value)

@@ -6,7 +6,7 @@ import csv
 import io
 import json
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, cast
 
@@ -49,6 +49,7 @@ from tests.support import DATA
 from tests.support.api_harness import SAMPLE_CASES
 
 ORG = "o" + "q" * 26
+TODAY = date.today()
 OTHER_ORG = "o" + "r" * 26
 FAST = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -79,7 +80,8 @@ async def count(store: Store) -> int:
 # --- the dry run -------------------------------------------------------------------------
 
 def test_the_dry_run_lists_every_bad_row_and_column() -> None:
-    plan = plan_import(read_spreadsheet(DATA / "casos_con_errores.csv", mapping()), mapping())
+    plan = plan_import(read_spreadsheet(DATA / "casos_con_errores.csv", mapping()), mapping(),
+    today=TODAY)
     assert plan.rows == 6
     assert [(p.row, p.column, p.field) for p in plan.problems] == [
         (3, "Fecha", "incident_date"),
@@ -96,14 +98,16 @@ def test_the_dry_run_lists_every_bad_row_and_column() -> None:
 
 
 def test_problems_name_codes_but_never_repeat_free_text() -> None:
-    plan = plan_import(read_spreadsheet(DATA / "casos_con_errores.csv", mapping()), mapping())
+    plan = plan_import(read_spreadsheet(DATA / "casos_con_errores.csv", mapping()), mapping(),
+    today=TODAY)
     messages = " ".join(str(problem) for problem in plan.problems)
     assert "'Asesinto' is not a known violation" in messages
     assert "Llamadas" not in messages and "31/02/2023" not in messages
 
 
 async def test_a_file_with_problems_writes_nothing(store: Store) -> None:
-    plan = plan_import(read_spreadsheet(DATA / "casos_con_errores.csv", mapping()), mapping())
+    plan = plan_import(read_spreadsheet(DATA / "casos_con_errores.csv", mapping()), mapping(),
+    today=TODAY)
     with pytest.raises(ImportRejected) as rejected:
         async with store.transaction() as tx:
             await commit_import(tx, plan, issuer=ORG, author="beatriz", issued_at=1)
@@ -147,7 +151,7 @@ EXPECTED_CLEAN: list[dict[str, Any]] = [
 
 
 async def test_a_clean_file_imports_exactly(store: Store) -> None:
-    plan = plan_import(read_spreadsheet(DATA / "casos.csv", mapping()), mapping())
+    plan = plan_import(read_spreadsheet(DATA / "casos.csv", mapping()), mapping(), today=TODAY)
     assert plan.ok and plan.ignored_columns == ()
     async with store.transaction() as tx:
         stored = await commit_import(tx, plan, issuer=ORG, author="beatriz", issued_at=7)
@@ -180,8 +184,8 @@ def test_an_xlsx_workbook_imports_like_the_csv() -> None:
     rows[1][12] = 2  # numbers stay numbers in XLSX
     rows[2][12] = 1.0
     chosen = mapping().model_copy(update={"sheet": "Casos"})
-    from_xlsx = plan_import(read_xlsx(_xlsx(rows), chosen), chosen)
-    from_csv = plan_import(read_spreadsheet(DATA / "casos.csv", mapping()), mapping())
+    from_xlsx = plan_import(read_xlsx(_xlsx(rows), chosen), chosen, today=TODAY)
+    from_csv = plan_import(read_spreadsheet(DATA / "casos.csv", mapping()), mapping(), today=TODAY)
     assert from_xlsx.ok
     assert [p.case for p in from_xlsx.cases] == [p.case for p in from_csv.cases]
 
@@ -212,10 +216,21 @@ def test_a_mapping_to_an_unknown_field_names_the_column() -> None:
 
 def test_a_mapped_column_missing_from_the_file_is_a_problem_of_the_header_row() -> None:
     chosen = parse_mapping('{"columns": {"Fecha": "incident_date", "Pais": "country"}}')
-    plan = plan_import(read_csv("Fecha,País\n2023,CO\n".encode(), chosen), chosen)
+    plan = plan_import(read_csv("Fecha,País\n2023,CO\n".encode(), chosen), chosen, today=TODAY)
     assert (1, "Pais", "country") in [(p.row, p.column, p.field) for p in plan.problems]
     assert plan.ignored_columns == ("País",)
     assert plan.rows_with_problems() == {2}
+
+
+def test_a_row_dated_after_today_is_a_problem_of_its_date_column() -> None:
+    sheet = read_spreadsheet(DATA / "casos.csv", mapping())
+    later = plan_import(sheet, mapping(), today=date(2000, 1, 1))
+    dated = {(p.row, p.field, p.problem) for p in later.problems}
+    assert dated and all(field == "incident_date" and "in the future" in problem
+                         for _, field, problem in dated)
+    assert later.rows_with_problems() == {number for number, _ in sheet.rows}
+    assert {p.column for p in later.problems} == {"Fecha"}
+    assert plan_import(sheet, mapping(), today=TODAY).problems == ()
 
 
 def test_several_columns_feed_one_list_and_values_maps_come_first() -> None:
@@ -227,7 +242,7 @@ def test_several_columns_feed_one_list_and_values_maps_come_first() -> None:
                      "victims[0].kind": "collective"},
     }))
     sheet = read_csv(b"A;B;N;F;P\nsecuestro;Balacera;x;2021;co\n", chosen)
-    (planned,) = plan_import(sheet, chosen).cases
+    (planned,) = plan_import(sheet, chosen, today=TODAY).cases
     assert planned.case.violations == ["kidnapping", "attempted_killing"]
     assert planned.case.country == "CO"
 
@@ -241,11 +256,11 @@ async def test_record_ids_from_the_file_are_kept_and_never_duplicated(store: Sto
             f"{first},2023,CO,b,killing,individual,none,low\n"
             f"{second},2023,CO,c,killing,individual,none,low\n")
     sheet = read_csv(text.encode())
-    plan = plan_import(sheet, identity_mapping(sheet.headers))
+    plan = plan_import(sheet, identity_mapping(sheet.headers), today=TODAY)
     assert [(p.row, p.field, p.problem) for p in plan.problems] == [
         (3, "record_id", "the same record id as row 2")]
     clean = plan_import(read_csv(text.replace(f"{first},2023,CO,b", f"{new_record_id()},2023,CO,b")
-                                 .encode()), identity_mapping(sheet.headers))
+                                 .encode()), identity_mapping(sheet.headers), today=TODAY)
     async with store.transaction() as tx:
         await commit_import(tx, clean, issuer=ORG, author="a", issued_at=1)
     async with store.read() as tx:
@@ -287,7 +302,7 @@ async def fill(store: Store) -> list[CaseRecord]:
     async with store.transaction() as tx:
         for index, case in enumerate([*SAMPLE_CASES.values(), *EXTRA_CASES]):
             await add_case(tx, issuer=ORG, case=Case.model_validate(case), author="beatriz",
-                           issued_at=100 + index)
+                           issued_at=1_717_000_000 + index)
     async with store.read() as tx:
         return await own_case_records(tx)
 
@@ -299,7 +314,7 @@ async def test_export_then_import_gives_identical_cases(
     records = await fill(store)
     text = cases_csv(records, hxl=hxl)
     sheet = read_csv(text.encode("utf-8-sig"))
-    plan = plan_import(sheet, identity_mapping(sheet.headers))
+    plan = plan_import(sheet, identity_mapping(sheet.headers), today=TODAY)
     assert plan.ok, [str(p) for p in plan.problems]
     async with second_store.transaction() as tx:
         await commit_import(tx, plan, issuer=OTHER_ORG, author="import", issued_at=9)
@@ -346,7 +361,7 @@ def test_any_text_survives_the_csv_round_trip(
     })
     record = cast(CaseRecord, build_record(ORG, case, record_id=new_record_id(), issued_at=1))
     sheet = read_csv(cases_csv([record], hxl=True).encode())
-    (planned,) = plan_import(sheet, identity_mapping(sheet.headers)).cases
+    (planned,) = plan_import(sheet, identity_mapping(sheet.headers), today=TODAY).cases
     assert planned.case == case and planned.record_id == record.record_id
 
 

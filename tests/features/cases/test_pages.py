@@ -128,6 +128,25 @@ async def test_partial_dates_ranges_and_date_errors(site: WebNode) -> None:
     assert "That day does not exist in that month." in page.text
 
 
+async def test_an_incident_date_in_the_future_is_an_error_next_to_it(site: WebNode) -> None:
+    browser = await site.logged_in("beatriz")  # the site's clock says 2024-05-29
+    await browser.get("/cases/new")
+    future = with_fields(CASE_FORM, **{"incident_date.start.year": "2099"})
+    page = await browser.post("/cases/new", [*future, ("action", "save")])
+    assert page.status == 422
+    assert "This date is in the future." in page.text
+    assert 'value="Vereda La Esperanza, Cauca"' in page.text  # nothing typed is lost
+    async with site.node.store.read() as tx:
+        assert await tx.cases.count() == 0
+    record_id = await create(browser, CASE_FORM)
+    page = await browser.post(f"/cases/{record_id}/edit", [*future, ("action", "save"),
+                                                           ("expected_version", "1")])
+    assert page.status == 422 and "This date is in the future." in page.text
+    await browser.post("/language", {"language": "es", "next": "/cases/new"})
+    page = await browser.post("/cases/new", [*future, ("action", "save")])
+    assert "Esta fecha está en el futuro." in page.text
+
+
 async def test_add_another_row_keeps_what_was_typed(site: WebNode) -> None:
     browser = await site.logged_in("beatriz")
     await browser.get("/cases/new")

@@ -177,6 +177,13 @@ def allowed_groups(case: Case, recipient: Recipient) -> frozenset[FieldGroup]:
     return allowed & RISK_CAP[case.risk_level]
 
 
+def shareable_with_members(case: Case) -> bool:
+    """Whether consent lets any member of the coalition (named partners included) receive any
+    field of ``case``: a share dialog is only offered when it does."""
+    return any(CONSENT_POLICY[case.consent_level][who]
+               for who in (Relation.NAMED_PARTNER, Relation.MEMBER))
+
+
 def allowed_fields(case: Case, recipient: Recipient) -> frozenset[str]:
     """Every path ``recipient`` may receive from ``case`` (what a share dialog may offer)."""
     groups = allowed_groups(case, recipient)

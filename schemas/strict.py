@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from datetime import date, timedelta
 from typing import Any, Final
 
-from pydantic import BaseModel
+from pydantic import BaseModel, RootModel
 
 from schemas.case import Case
 from schemas.dates import DateSpan
@@ -33,6 +33,17 @@ def unknown_fields(model: BaseModel, prefix: str = "") -> list[str]:
     for name, info in type(model).model_fields.items():
         paths += _inside(getattr(model, name), _join(prefix, info.alias or name))
     return paths
+
+
+def dropped_fields(model: type[BaseModel], data: object, prefix: str = "") -> list[str]:
+    """The keys of ``data`` that validating it as ``model`` would silently drop: pydantic's
+    default for unknown fields is to ignore them (models that keep or forbid them say so)."""
+    ignoring = model.model_config.get("extra", "ignore") == "ignore"
+    if not ignoring or issubclass(model, RootModel) or not isinstance(data, Mapping):
+        return []
+    known = {name for name in model.model_fields} | {
+        info.alias for info in model.model_fields.values() if info.alias}
+    return [_join(prefix, _name(key)) for key in data if key not in known]
 
 
 def _inside(value: Any, path: str) -> list[str]:

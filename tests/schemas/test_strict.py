@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, RootModel
+
 from schemas.case import Case
-from schemas.strict import unknown_fields
+from schemas.strict import dropped_fields, unknown_fields
 
 CASE: dict[str, Any] = {
     "title": "Amenazas contra lideresa",
@@ -38,3 +40,25 @@ def test_a_misspelt_field_is_named_at_the_top_and_inside_a_victim() -> None:
 def test_a_key_that_may_be_content_is_not_echoed() -> None:
     case = _case(**{"Ana Pérez lives at Calle 5": "x"})
     assert unknown_fields(case) == ["(a field with another name)"]
+
+
+class _Settings(BaseModel):
+    every_days: int = 0
+
+
+class _Forbidding(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    every_days: int = 0
+
+
+class _Patch(RootModel[dict[str, Any]]):
+    pass
+
+
+def test_keys_a_model_would_ignore_are_named() -> None:
+    assert dropped_fields(_Settings, {"every_days": 3}) == []
+    assert dropped_fields(_Settings, {"every_day": 3}, "body") == ["body.every_day"]
+    # Models that keep or forbid unknown fields, and free-form patches, are not its business.
+    assert dropped_fields(_Forbidding, {"every_day": 3}) == []
+    assert dropped_fields(Case, {"impunity_statu": "x"}) == []
+    assert dropped_fields(_Patch, {"anything": 1}) == []

@@ -24,7 +24,7 @@ from pydantic.json_schema import models_json_schema
 
 from node.core.store.tokens import Role
 from schemas.errors import validation_problems
-from schemas.strict import UNKNOWN_FIELD, unknown_fields
+from schemas.strict import UNKNOWN_FIELD, dropped_fields, unknown_fields
 
 log = logging.getLogger("minga.api")
 
@@ -242,7 +242,7 @@ def _validate(model: type[BaseModel], data: Any, location: str) -> BaseModel:
         validated = model.model_validate(data)
     except ValidationError as error:
         raise invalid(field_problems(error, location)) from None
-    unknown = unknown_fields(validated, location)
+    unknown = [*unknown_fields(validated, location), *dropped_fields(model, data, location)]
     if unknown:
         raise invalid([FieldProblem(field=path, problem=UNKNOWN_FIELD) for path in unknown])
     return validated

@@ -25,6 +25,7 @@ from node.features.accounts.accounts import (
     reset_password,
     set_disabled,
 )
+from node.features.accounts.admin_pages import TOKEN_CREATED, TOKEN_REVOKED
 from node.features.accounts.passwords import WeakPassword
 from node.features.accounts.totp import ISSUER, grouped, otpauth_uri, secret_to_text
 
@@ -124,7 +125,7 @@ def _refusing(handler: Callable[[argparse.Namespace], int]) -> Callable[
         try:
             return handler(args)
         except UserCommandError as error:
-            print(f"minga user: {error}", file=sys.stderr, flush=True)
+            print(f"minga {args.command}: {error}", file=sys.stderr, flush=True)
             return 2
 
     return run
@@ -182,6 +183,12 @@ def add_user_commands(commands: Any) -> None:
     token_create.add_argument("--user", required=True, help="who the token is for")
     token_create.add_argument("--role", required=True, choices=[r.value for r in Role])
     token_create.set_defaults(handler=cmd_token_create)
+    token_list = token_commands.add_parser("list", help="every API token: id, role, state")
+    token_list.add_argument("--json", action="store_true", help="print them as JSON")
+    token_list.set_defaults(handler=_refusing(cmd_token_list))
+    token_revoke = token_commands.add_parser("revoke", help="revoke an API token by its id")
+    token_revoke.add_argument("token_id", metavar="TOKEN_ID", help="the id `token list` shows")
+    token_revoke.set_defaults(handler=_refusing(cmd_token_revoke))
 
     user = commands.add_parser("user", help="staff accounts of the web interface")
     actions = user.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -223,11 +230,42 @@ def add_user_commands(commands: Any) -> None:
 async def _create_token(config: str | None, user: str, role: Role) -> str:
     async with open_node(config) as node, node.store.transaction() as tx:
         token = await tx.tokens.create(user, role)
-        await tx.audit.append("minga token create", "token.create", details={"role": role.value})
+        await tx.audit.append("minga token create", TOKEN_CREATED, details={"role": role.value})
         return token
 
 
 def cmd_token_create(args: argparse.Namespace) -> int:
     token = asyncio.run(_create_token(args.config, args.user, Role(args.role)))
     print(token)
+    return 0
+
+
+async def _list_tokens(args: argparse.Namespace) -> list[dict[str, Any]]:
+    async with open_node(args.config) as node, node.store.read() as tx:
+        return [{"token_id": t.token_id, "user": t.user, "role": t.role.value,
+                 "created_at": t.created_at.isoformat(), "revoked": t.revoked}
+                for t in await tx.tokens.list()]
+
+
+def cmd_token_list(args: argparse.Namespace) -> int:
+    tokens = _run(lambda: _list_tokens(args))
+    if args.json:
+        print(json.dumps(tokens, ensure_ascii=False))
+        return 0
+    for token in tokens:
+        state = "REVOKED" if token["revoked"] else "valid"
+        print(f"{token['token_id']}  {token['role']:<6}  {state:<7}  {token['created_at']}"
+              f"  {token['user']}")
+    return 0
+
+
+async def _revoke_token(args: argparse.Namespace) -> None:
+    async with open_node(args.config) as node, node.store.transaction() as tx:
+        await tx.tokens.revoke(args.token_id)
+        await tx.audit.append("minga token revoke", TOKEN_REVOKED, target=args.token_id)
+
+
+def cmd_token_revoke(args: argparse.Namespace) -> int:
+    _run(lambda: _revoke_token(args))
+    print(f"Revoked token {args.token_id}; it no longer opens the API.")
     return 0

@@ -14,6 +14,7 @@ from typing import Any, Final
 from aiohttp import web
 from pydantic import ValidationError
 
+from federation.consent import shareable_with_members
 from node.core.store import (
     InvalidCursor,
     InvalidRecordId,
@@ -253,6 +254,7 @@ async def case_detail(request: web.Request) -> web.StreamResponse:
         summary=case_summary(current, fmt), issued_at=record.issued_at,
         field_names=CASE_FIELD_NAMES, retracted=any(s.action == "retract" for s in shares),
         reasons=fmt.choices(Vocabulary.RETRACTION_REASON),
+        shareable=shareable_with_members(record.payload),
     )
 
 

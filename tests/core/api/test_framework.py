@@ -242,3 +242,10 @@ def _depth(value: Any) -> int:
 def test_the_depth_counted_before_parsing_is_the_depth_of_what_parses(value: Any) -> None:
     raw = json.dumps(value, ensure_ascii=False).encode()
     assert json_nesting_depth(raw, 1_000) == _depth(value)
+
+
+async def test_a_query_parameter_no_model_knows_is_refused(client: TestClient[Any, Any]) -> None:
+    assert (await client.get("/api/v1/things?limit=5", headers=_auth("v"))).status == 200
+    answer = await client.get("/api/v1/things?limt=5", headers=_auth("v"))
+    assert answer.status == 422
+    assert [f["field"] for f in (await answer.json())["error"]["fields"]] == ["query.limt"]

@@ -1,4 +1,5 @@
-"""``minga user add|reset|disable|enable|list`` against a real node on a real homeserver."""
+"""``minga user add|reset|disable|enable|list`` and ``minga token create|list|revoke`` against a
+real node on a real homeserver."""
 
 from __future__ import annotations
 
@@ -111,3 +112,32 @@ def test_the_last_admin_cannot_be_disabled(tmp_path: Path, homeserver: Homeserve
     minga_json(config, capsys, "add", "only-admin", "--role", "admin")
     assert main(["--config", str(config), "user", "disable", "only-admin"]) == 2
     assert "last active admin" in capsys.readouterr().err
+
+
+def test_tokens_are_created_listed_and_revoked_from_the_command_line(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["--config", str(config), "token", "create", "--user", "Tablero de datos",
+                 "--role", "viewer"]) == 0
+    token = capsys.readouterr().out.strip()
+    assert main(["--config", str(config), "token", "list", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    mine = [t for t in listed if t["user"] == "Tablero de datos"]
+    assert len(mine) == 1 and mine[0]["role"] == "viewer" and mine[0]["revoked"] is False
+    assert token not in json.dumps(listed)  # the token itself is shown once, never listed
+
+    assert main(["--config", str(config), "token", "revoke", mine[0]["token_id"]]) == 0
+    assert "Revoked" in capsys.readouterr().out
+    assert main(["--config", str(config), "token", "list"]) == 0
+    line = next(row for row in capsys.readouterr().out.splitlines() if "Tablero de datos" in row)
+    assert line.startswith(mine[0]["token_id"]) and "REVOKED" in line
+
+    async def verify() -> object:
+        async with open_node(config) as node, node.store.lookup() as tx:
+            return await tx.tokens.verify(token)
+
+    assert asyncio.run(verify()) is None
+    assert {"token.create", "token.revoke"} <= set(asyncio.run(_audit_actions(config)))
+
+    assert main(["--config", str(config), "token", "revoke", "notatoken"]) == 2
+    assert "minga token: no token notatoken" in capsys.readouterr().err

@@ -47,7 +47,7 @@ async def _fill(node: Node) -> None:
     async with node.store.transaction() as tx:
         for index, case in enumerate(SAMPLE_CASES.values()):
             await add_case(tx, issuer=node.org_id, case=Case.model_validate(case),
-                           author="beatriz", issued_at=1_000 + index)
+                           author="beatriz", issued_at=1_717_000_000 + index)
         await tx.orgs.save_member(MEMBER, {"name": "Red Andina"}, verified=True,
                                   safety_code="12345 67890", matrix_user_id="@red:example.org")
         await tx.settings.set("coalition", {"room_id": "!coalition:example.org"})
@@ -122,7 +122,7 @@ async def test_a_backup_taken_while_the_node_writes_holds_every_commit(
     async with open_node(config) as node:
         async with node.store.transaction() as tx:
             await add_case(tx, issuer=node.org_id, case=Case.model_validate(SAMPLE_CASES["addis"]),
-                           author="beatriz", issued_at=5_000)
+                           author="beatriz", issued_at=1_717_005_000)
         backup(config, tmp_path / "live.backup")  # the store is open, its WAL not folded in
         async with node.store.read() as tx:
             expected = len(await own_case_records(tx))

@@ -252,3 +252,23 @@ async def test_text_search_is_capped_and_says_so(site: WebNode) -> None:
                                   scan_limit=4)
     assert [item.document["payload"]["title"] for item in rest.items] == ["Caso 0"]
     assert not rest.capped and rest.next_cursor is None
+
+
+@pytest.mark.parametrize(("consent", "offered"), [
+    ("none", False), ("anonymised", True), ("coalition", True), ("public", True)])
+async def test_sharing_is_offered_only_where_consent_allows_something(
+    site: WebNode, consent: str, offered: bool
+) -> None:
+    browser = await site.logged_in("beatriz")
+    record_id = await create(browser, with_fields(CASE_FORM, consent_level=consent))
+    page = await browser.get(f"/cases/{record_id}")
+    assert (f'href="/cases/{record_id}/share"' in page.text) is offered
+    assert ("consent does not allow sharing this case" in page.text) is not offered
+
+
+async def test_the_login_page_speaks_the_browsers_language(site: WebNode) -> None:
+    browser = await site.browser()
+    page = await browser.get("/login", headers={"Accept-Language": "es-419,es;q=0.9,en;q=0.5"})
+    assert '<html lang="es">' in page.text
+    page = await browser.get("/login", headers={"Accept-Language": "fr-FR,en;q=0.5"})
+    assert '<html lang="en">' in page.text

@@ -51,6 +51,7 @@ from sync.tables import OutboxItem
 from tests.support.api_harness import RunningApi, serve_node
 from tests.support.offline_node import make_offline_node
 
+T0 = 1_717_000_000  # 2024-05-29: the cases happened before
 KEY = LinkageKey(bytes(range(32)))
 DEFENDER_CASE: dict[str, Any] = {
     "incident_date": "2024-03-14", "country": "CO", "place": "Popayán",
@@ -169,20 +170,20 @@ async def test_the_index_follows_every_write_to_the_store(api: RunningApi) -> No
     query = encodings_of(draft_features(DRAFT), KEY)
     async with node.store.transaction() as tx:
         stored = await add_case(tx, issuer=node.org_id, case=Case.model_validate(DEFENDER_CASE),
-                                author="t", issued_at=1)
+                                author="t", issued_at=T0 + 1)
     async with node.store.read() as tx:
         found = (await _current_index(tx, node, KEY)).best(query)
     assert found is not None and found[0] == stored.record_id
 
     async with node.store.transaction() as tx:
         await amend_case(tx, stored.record_id, {"victims": [
-            {"kind": "individual", "name": "Pedro Pablo Restrepo"}]}, author="t", issued_at=2)
+            {"kind": "individual", "name": "Pedro Pablo Restrepo"}]}, author="t", issued_at=T0 + 2)
     async with node.store.read() as tx:
         assert (await _current_index(tx, node, KEY)).best(query) is None
 
     async with node.store.transaction() as tx:
         again = await add_case(tx, issuer=node.org_id, case=Case.model_validate(DEFENDER_CASE),
-                               author="t", issued_at=3)
+                               author="t", issued_at=T0 + 3)
         await delete_case(tx, again.record_id, author="t")
     async with node.store.read() as tx:
         local = await _current_index(tx, node, KEY)
@@ -197,7 +198,7 @@ async def test_an_answer_holds_a_band_a_fresh_handle_and_the_contact_only(
     querier = await _querier(node)
     async with node.store.transaction() as tx:
         stored = await add_case(tx, issuer=node.org_id, case=Case.model_validate(DEFENDER_CASE),
-                                author="t", issued_at=1)
+                                author="t", issued_at=T0 + 1)
     first = await _answer(node, _query(querier, _claims(_wire())))
     second = await _answer(node, _query(querier, _claims(_wire())))
     assert first.possible_match and first.score_band in ("low", "medium", "high")
@@ -327,7 +328,7 @@ async def test_the_creator_sends_the_key_and_rotates_it_when_the_roster_changes(
     await _hold_key(node, KEY, issuer=node.org_id)  # an index under the current key
     async with node.store.transaction() as tx:
         await add_case(tx, issuer=node.org_id, case=Case.model_validate(DEFENDER_CASE),
-                       author="t", issued_at=1)
+                       author="t", issued_at=T0 + 1)
     async with node.store.transaction() as tx:
         await tx.settings.set(LINKAGE_SETTING, {**sent.model_dump(), "key_id": KEY.key_id,
                                                 "secret": b64u_encode(KEY.to_bytes())})

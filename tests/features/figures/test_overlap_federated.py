@@ -35,7 +35,7 @@ PLACES = ["Toribío, Cauca", "Nakuru", "Bukidnon"]
 
 def case(name: str, day: int, place: str) -> dict[str, Any]:
     return {
-        "title": "Sntl-ov amenaza", "incident_date": f"2024-0{1 + day % 9}-{10 + day:02d}",
+        "title": "Sntl-ov amenaza", "incident_date": f"2023-0{1 + day % 9}-{10 + day:02d}",
         "country": "CO", "place": place, "narrative": "Sntl-ov hechos documentados.",
         "violations": ["death_threat"], "consent_level": "coalition", "risk_level": "high",
         "victims": [{"kind": "individual", "name": name, "groups": ["indigenous_leader"]}],

@@ -19,6 +19,7 @@ from node.core.runtime import open_node
 from node.features.cases.casebook import utc_day
 from node.features.cases.exporting import (
     CASES_EXPORTED,
+    ExportedText,
     ExportFormat,
     export_text,
     own_case_records,
@@ -99,7 +100,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 # --- export ------------------------------------------------------------------------------
 
-async def _export(config: str | None, export_format: ExportFormat, hxl: bool) -> str:
+async def _export(config: str | None, export_format: ExportFormat, hxl: bool) -> ExportedText:
     async with open_node(config) as node:
         async with node.store.read() as tx:
             records = await own_case_records(tx)
@@ -115,10 +116,13 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.hxl and export_format is not ExportFormat.CSV:
         raise CommandFailed("--hxl: only a CSV export has a hashtag row")
     if export_format is ExportFormat.JSON_SCHEMA:
-        write_output(export_text([], export_format), args.out, plaintext=False)
+        write_output(export_text([], export_format).text, args.out, plaintext=False)
         return 0
-    text = asyncio.run(_export(args.config, export_format, args.hxl))
-    write_output(text, args.out, plaintext=True, bom=export_format is ExportFormat.CSV)
+    exported = asyncio.run(_export(args.config, export_format, args.hxl))
+    write_output(exported.text, args.out, plaintext=True, bom=export_format is ExportFormat.CSV)
+    if exported.withheld is not None:
+        print(f"published only what consent allows anyone to see; {exported.withheld.describe()}",
+              file=sys.stderr)
     return 0
 
 
@@ -135,7 +139,8 @@ def add_commands(commands: Any) -> None:
 
     exporter = commands.add_parser("export", help="export this organisation's cases")
     exporter.add_argument("--format", choices=[f.value for f in ExportFormat], default="csv")
-    exporter.add_argument("--hxl", action="store_true", help="CSV: add an HXL hashtag row")
+    exporter.add_argument("--hxl", action="store_true",
+                          help="CSV: an HXL-tagged publication of what consent lets anyone see")
     exporter.add_argument("--out", help="file to write (default: standard output)")
     exporter.set_defaults(handler=cmd_export)
 

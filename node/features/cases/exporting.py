@@ -11,9 +11,13 @@ perpetrators and sources get numbered columns (``victims[0].name``, ``victims[1]
 many as the case with the most of them needs. Fields a newer peer added are not in the CSV
 (JSON keeps them).
 
-HXL. With ``hxl=True`` a second row holds Humanitarian Exchange Language hashtags, so HXL tools
-(and HDX) understand the columns. Tags follow the HXL dictionary's core hashtags; numbered
-columns repeat the same tag, in order:
+HXL is for publishing (HDX and other humanitarian data platforms), so an HXL file is a
+*publication*, not a copy (:func:`publication_csv`): it holds only what each case's consent lets
+anyone outside the coalition see (consent ``public``; at ``critical`` risk not even a name), never
+the consent and risk fields, and comes with a :class:`Withheld` summary saying how many cases it
+left out and which fields it withheld (counts only). A second row holds Humanitarian Exchange
+Language hashtags, so HXL tools understand the columns. Tags follow the HXL dictionary's core
+hashtags; numbered columns repeat the same tag, in order:
 
 =========================  ====================================
 field                      hashtag
@@ -55,15 +59,19 @@ import csv
 import io
 import json
 import re
+from collections import Counter
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, Final
 
+from federation.consent import Recipient, allowed_fields, case_claims
 from node.core.store import StoreTransaction
 from node.core.store.cases import MAX_PAGE
 from node.features.cases.casebook import stored_record
 from schemas.case import Case
 from schemas.export import json_schema
+from schemas.fields import CASE_INTERNAL_FIELDS
 from schemas.records import CaseRecord, RecordKind, record_to_wire
 
 LIST_SEPARATOR = ";"
@@ -117,6 +125,7 @@ HXL_TAGS: Mapping[str, str] = {
     "impact_story": "#description+impact",
 }
 _INDEX = re.compile(r"\[\d+\]")
+_ARRAYS: Final = ("victims", "perpetrators")
 
 
 async def own_case_records(tx: StoreTransaction) -> list[CaseRecord]:
@@ -132,17 +141,25 @@ async def own_case_records(tx: StoreTransaction) -> list[CaseRecord]:
 
 
 def csv_columns(cases: Sequence[Case]) -> list[str]:
-    victims = max((len(case.victims) for case in cases), default=1)
-    perpetrators = max((len(case.perpetrators) for case in cases), default=0)
-    sources = max((len(case.sources) for case in cases), default=0)
-    return [
+    payloads = [case.model_dump(mode="json", exclude_none=True) for case in cases]
+    return _columns(payloads, victims_at_least=1)
+
+
+def _columns(payloads: Sequence[Mapping[str, Any]], *, victims_at_least: int = 0,
+             without: frozenset[str] = frozenset()) -> list[str]:
+    def most(field: str, at_least: int = 0) -> int:
+        return max((len(p.get(field) or ()) for p in payloads), default=at_least)
+
+    return [column for column in (
         *_HEAD,
-        *(f"victims[{i}].{key}" for i in range(victims) for key in _VICTIM_KEYS),
-        *(f"perpetrators[{i}].{key}" for i in range(perpetrators) for key in _PERPETRATOR_KEYS),
+        *(f"victims[{i}].{key}" for i in range(max(most("victims"), victims_at_least))
+          for key in _VICTIM_KEYS),
+        *(f"perpetrators[{i}].{key}" for i in range(most("perpetrators"))
+          for key in _PERPETRATOR_KEYS),
         *_MIDDLE,
-        *(f"sources[{i}]" for i in range(sources)),
+        *(f"sources[{i}]" for i in range(most("sources"))),
         *_TAIL,
-    ]
+    ) if column not in without]
 
 
 def hxl_tag(column: str) -> str:
@@ -177,16 +194,80 @@ def case_row(record: CaseRecord, columns: Sequence[str]) -> list[str]:
     return [_cell(_lookup(payload, column)) for column in columns]
 
 
-def cases_csv(records: Sequence[CaseRecord], *, hxl: bool = False) -> str:
+def cases_csv(records: Sequence[CaseRecord]) -> str:
+    """Every case whole: the organisation's own copy, read back unchanged by an import."""
     columns = csv_columns([record.payload for record in records])
+    return _csv(columns, [case_row(record, columns) for record in records], hxl=False)
+
+
+def _csv(columns: Sequence[str], rows: Sequence[Sequence[str]], *, hxl: bool) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(columns)
     if hxl:
         writer.writerow([hxl_tag(column) for column in columns])
-    for record in records:
-        writer.writerow(case_row(record, columns))
+    writer.writerows(rows)
     return out.getvalue()
+
+
+# --- publication --------------------------------------------------------------------------
+
+PUBLIC: Final = Recipient.outsider("public")
+"""Who a publication is for: anyone, outside the coalition."""
+
+
+@dataclass(frozen=True)
+class Withheld:
+    """What a publication left out, said beside it: counts, never which case or what value."""
+
+    cases: int
+    """Cases not published at all: their consent does not allow it outside the coalition."""
+    fields: Mapping[str, int]
+    """Field path (``victims.name``) -> in how many published cases its value was withheld."""
+
+    def describe(self) -> str:
+        parts = [f"{self.cases} case(s) left out: their consent does not allow publishing"]
+        parts += [f"{path} withheld in {count} case(s)"
+                  for path, count in sorted(self.fields.items())]
+        return "; ".join(parts)
+
+
+def published_payload(record: CaseRecord) -> tuple[dict[str, Any] | None, set[str]]:
+    """What of ``record`` may be published (``None``: nothing), and the paths withheld from it.
+
+    The consent gate decides, as for a share with anyone outside the coalition; the consent and
+    risk fields themselves are internal and never published."""
+    payload = record.payload.model_dump(mode="json", exclude_none=True)
+    present = _paths_present(payload) - CASE_INTERNAL_FIELDS
+    allowed = allowed_fields(record.payload, PUBLIC)
+    if not allowed:
+        return None, present
+    published = {name: value for name, value in case_claims(record, allowed).items()
+                 if name in allowed or name in _ARRAYS}
+    return {**published, "record_id": record.record_id}, present - allowed
+
+
+def _paths_present(payload: Mapping[str, Any]) -> set[str]:
+    paths = {name for name in payload if name not in _ARRAYS}
+    for name in _ARRAYS:
+        paths |= {f"{name}.{key}" for element in payload.get(name) or () for key in element}
+    return paths
+
+
+def publication_csv(records: Sequence[CaseRecord]) -> tuple[str, Withheld]:
+    """The HXL-tagged CSV of what the cases' consent lets anyone see, and what it withheld."""
+    published: list[dict[str, Any]] = []
+    left_out, withheld = 0, Counter[str]()
+    for record in records:
+        payload, held_back = published_payload(record)
+        withheld.update(held_back if payload is not None else ())
+        if payload is None:
+            left_out += 1
+        else:
+            published.append(payload)
+    columns = _columns(published, without=CASE_INTERNAL_FIELDS)
+    rows = [[_cell(_lookup(payload, column)) for column in columns] for payload in published]
+    return _csv(columns, rows, hxl=True), Withheld(left_out, dict(withheld))
 
 
 def cases_json(records: Sequence[CaseRecord]) -> str:
@@ -199,10 +280,21 @@ def case_json_schema() -> str:
                       sort_keys=True) + "\n"
 
 
+@dataclass(frozen=True)
+class ExportedText:
+    text: str
+    withheld: Withheld | None = None
+    """What a publication (HXL) left out; ``None`` for a whole copy."""
+
+
 def export_text(records: Sequence[CaseRecord], export_format: ExportFormat, *,
-                hxl: bool = False) -> str:
+                hxl: bool = False) -> ExportedText:
+    """The file's text: every case whole (CSV, JSON), the schema, or with ``hxl`` (CSV only)
+    the publication of what consent allows anyone to see."""
+    if export_format is ExportFormat.CSV and hxl:
+        return ExportedText(*publication_csv(records))
     if export_format is ExportFormat.CSV:
-        return cases_csv(records, hxl=hxl)
+        return ExportedText(cases_csv(records))
     if export_format is ExportFormat.JSON:
-        return cases_json(records)
-    return case_json_schema()
+        return ExportedText(cases_json(records))
+    return ExportedText(case_json_schema())

@@ -1,7 +1,8 @@
 """Cases to and from files over HTTP (issue M9).
 
-- ``GET /export?format=csv|json|jsonschema&hxl=true`` — the file's text in a JSON envelope
-  (admin only, audited: it is every case in plain text).
+- ``GET /export?format=csv|json|jsonschema`` — the file's text in a JSON envelope (admin only,
+  audited: it is every case in plain text). With ``hxl=true`` (CSV) it is a publication instead:
+  only what the cases' consent lets anyone see, and ``withheld`` says what was left out.
 - ``POST /imports?commit=false`` — check (default) or import a spreadsheet sent as base64 with
   its column mapping; the answer lists every problem by row and column, and a commit writes
   all rows or none.
@@ -24,6 +25,7 @@ from node.features.cases.exporting import (
     CASES_EXPORTED,
     MEDIA_TYPES,
     ExportFormat,
+    Withheld,
     export_text,
     own_case_records,
 )
@@ -53,11 +55,20 @@ class ExportQuery(BaseModel):
     hxl: bool = False
 
 
+class WithheldView(BaseModel):
+    cases: int = Field(description="cases left out: consent does not allow publishing them")
+    fields: dict[str, int] = Field(
+        description="field path -> in how many published cases its value was withheld")
+    summary: str
+
+
 class ExportFile(BaseModel):
     format: ExportFormat
     media_type: str
     file_name: str
     content: str = Field(description="the file's text (UTF-8)")
+    withheld: WithheldView | None = Field(
+        default=None, description="with hxl=true (a publication): what it left out")
 
 
 class ImportQuery(BaseModel):
@@ -95,6 +106,13 @@ def _problem_views(problems: list[RowProblem]) -> list[ImportProblemView]:
             for p in problems]
 
 
+def _withheld_view(withheld: Withheld | None) -> WithheldView | None:
+    if withheld is None:
+        return None
+    return WithheldView(cases=withheld.cases, fields=dict(withheld.fields),
+                        summary=withheld.describe())
+
+
 class CaseFileEndpoints:
     def __init__(self, node: Node, now: Callable[[], int]) -> None:
         self._node = node
@@ -112,10 +130,11 @@ class CaseFileEndpoints:
                 await tx.audit.append(call.principal.user, CASES_EXPORTED,
                                       details={"format": export_format.value,
                                                "count": len(records)})
+        exported = export_text(records, export_format, hxl=hxl)
         extension = {"csv": "csv", "json": "json", "jsonschema": "schema.json"}
         return ExportFile(format=export_format, media_type=MEDIA_TYPES[export_format],
                           file_name=f"minga-cases.{extension[export_format.value]}",
-                          content=export_text(records, export_format, hxl=hxl))
+                          content=exported.text, withheld=_withheld_view(exported.withheld))
 
     async def import_cases(self, call: Call[ImportRequest, ImportQuery]) -> ImportResult:
         request: ImportRequest = call.body
@@ -152,7 +171,8 @@ class CaseFileEndpoints:
     def endpoints(self) -> list[Endpoint]:
         return [
             Endpoint("GET", "/export", self.export_cases,
-                     "Export every case of this node (plain text; audited)", Role.admin,
+                     "Export every case (plain text; audited), or with hxl a publication",
+                     Role.admin,
                      query=ExportQuery, response=ExportFile, tags=TAGS),
             Endpoint("POST", "/imports", self.import_cases,
                      "Check or import a CSV/XLSX spreadsheet with a column mapping",

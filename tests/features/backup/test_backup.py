@@ -265,11 +265,15 @@ def test_import_command_checks_then_imports(
 def test_export_and_reimport_commands(config: Path, tmp_path: Path,
                                       capsys: pytest.CaptureFixture[str]) -> None:
     exported = tmp_path / "cases.csv"
-    assert run(config, "export", "--format", "csv", "--hxl", "--out", str(exported)) == 0
+    assert run(config, "export", "--format", "csv", "--out", str(exported)) == 0
     assert "plain text" in capsys.readouterr().err
     assert exported.read_bytes().startswith(b"\xef\xbb\xbf")  # so spreadsheet programs see UTF-8
     assert run(config, "import", str(exported), "--dry-run") == 1  # the ids are already here
     assert "already holds" in capsys.readouterr().err
+    published = tmp_path / "published.csv"
+    assert run(config, "export", "--format", "csv", "--hxl", "--out", str(published)) == 0
+    said = capsys.readouterr().err
+    assert "published only what consent allows anyone to see" in said and "left out" in said
     assert run(config, "export", "--format", "jsonschema") == 0
     assert '"title": "minga.case/1"' in capsys.readouterr().out
 

@@ -19,10 +19,12 @@ from node.core.store import DataKey, Store, open_store
 from node.features.cases.casebook import add_case
 from node.features.cases.exporting import (
     HXL_TAGS,
+    Withheld,
     case_json_schema,
     cases_csv,
     cases_json,
     own_case_records,
+    publication_csv,
 )
 from node.features.cases.importing import (
     CASES_IMPORTED,
@@ -307,12 +309,11 @@ async def fill(store: Store) -> list[CaseRecord]:
         return await own_case_records(tx)
 
 
-@pytest.mark.parametrize("hxl", [False, True])
 async def test_export_then_import_gives_identical_cases(
-    store: Store, second_store: Store, hxl: bool
+    store: Store, second_store: Store
 ) -> None:
     records = await fill(store)
-    text = cases_csv(records, hxl=hxl)
+    text = cases_csv(records)
     sheet = read_csv(text.encode("utf-8-sig"))
     plan = plan_import(sheet, identity_mapping(sheet.headers), today=TODAY)
     assert plan.ok, [str(p) for p in plan.problems]
@@ -325,15 +326,59 @@ async def test_export_then_import_gives_identical_cases(
     assert {r.issuer for r in imported} == {OTHER_ORG}
 
 
-async def test_the_hxl_row_tags_every_column(store: Store) -> None:
-    records = await fill(store)
-    header, tags, *_ = csv.reader(io.StringIO(cases_csv(records, hxl=True), newline=""))
+def _public(case: dict[str, Any], risk: str = "medium") -> Case:
+    return Case.model_validate({**case, "consent_level": "public", "consent_partners": [],
+                                "risk_level": risk})
+
+
+def _records(*cases: Case) -> list[CaseRecord]:
+    return [cast(CaseRecord, build_record(ORG, case, record_id=new_record_id(), issued_at=1))
+            for case in cases]
+
+
+def test_the_hxl_row_tags_every_column() -> None:
+    records = _records(*(_public(case) for case in [*SAMPLE_CASES.values(), *EXTRA_CASES]))
+    text, withheld = publication_csv(records)
+    header, tags, *rows = csv.reader(io.StringIO(text, newline=""))
     tag_of = dict(zip(header, tags, strict=True))
     assert tag_of["incident_date"] == "#date+occurred"
     assert tag_of["country"] == "#country+code"
     assert tag_of["victims[2].romanised_name"] == "#affected+name+romanised"
     assert tag_of["sources[1]"] == "#meta+source"
     assert set(tags) <= set(HXL_TAGS.values()) and all(tag.startswith("#") for tag in tags)
+    assert len(rows) == len(records) and withheld == Withheld(0, {})
+
+
+async def test_a_publication_holds_only_what_consent_lets_anyone_see(store: Store) -> None:
+    records = await fill(store)  # one public case; the others are for the coalition or less
+    text, withheld = publication_csv(records)
+    header, _, *rows = csv.reader(io.StringIO(text, newline=""))
+    public = next(r for r in records if r.payload.consent_level.value == "public")
+    assert [row[header.index("record_id")] for row in rows] == [public.record_id]
+    assert not {"consent_level", "consent_partners", "risk_level"} & set(header)
+    for record in records:
+        if record is public:
+            continue
+        for secret in (record.payload.narrative, record.payload.victims[0].name):
+            assert secret is None or secret not in text
+    assert withheld.cases == len(records) - 1 and withheld.fields == {}
+    assert "case(s) left out" in withheld.describe()
+
+
+def test_a_public_case_at_critical_risk_is_published_without_any_name() -> None:
+    critical, medium = _records(_public(SAMPLE_CASES["nairobi"], "critical"),
+                                _public(SAMPLE_CASES["addis"]))
+    text, withheld = publication_csv([critical, medium])
+    header, _, *rows = csv.reader(io.StringIO(text, newline=""))
+    published = {row[header.index("record_id")]: dict(zip(header, row, strict=True))
+                 for row in rows}
+    assert critical.payload.victims[0].name not in text
+    assert critical.payload.narrative not in text
+    assert published[critical.record_id]["country"] == "KE"
+    assert published[critical.record_id]["victims[0].name"] == ""
+    assert published[medium.record_id]["victims[0].romanised_name"] == "Selam Tesfaye"
+    assert withheld.cases == 0
+    assert withheld.fields["victims.name"] == 1 and withheld.fields["narrative"] == 1
 
 
 async def test_the_json_export_holds_schema_valid_records(store: Store) -> None:
@@ -360,7 +405,7 @@ def test_any_text_survives_the_csv_round_trip(
         "place": place, "victims": [{"kind": "individual", "name": name, "groups": ["lawyer"]}],
     })
     record = cast(CaseRecord, build_record(ORG, case, record_id=new_record_id(), issued_at=1))
-    sheet = read_csv(cases_csv([record], hxl=True).encode())
+    sheet = read_csv(cases_csv([record]).encode())
     (planned,) = plan_import(sheet, identity_mapping(sheet.headers), today=TODAY).cases
     assert planned.case == case and planned.record_id == record.record_id
 

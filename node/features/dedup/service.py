@@ -75,6 +75,7 @@ from schemas.dates import DateSpanText
 from schemas.ids import new_record_id
 from schemas.payloads import DedupAnswer, DedupQuery
 from schemas.records import build_record
+from schemas.typology import ConsentLevel
 from sync.host import VerifiedRecord
 
 log = logging.getLogger("minga.dedup")
@@ -316,6 +317,10 @@ def draft_features(draft: CaseDraft) -> list[CaseFeatures]:
 
 
 def case_features(case: Case) -> list[CaseFeatures]:
+    """What a stored case is matched on; nothing when the defender gave no consent (or withdrew
+    it): even a possible match would tell another member that the case exists."""
+    if case.consent_level is ConsentLevel.NONE:
+        return []
     victims = [DraftVictim.model_validate(v.model_dump()) for v in case.victims]
     return _features(victims, case.incident_date, case.place, case.country)
 
@@ -544,7 +549,8 @@ async def start_case_check(node: Node, draft: CaseDraft, *, actor: str, now: int
 
 
 def matchable_cases(cases: Mapping[str, Case], key: LinkageKey) -> dict[str, list[Encoding]]:
-    """The encodings of each case (by record id) that names at least one defender."""
+    """The encodings of each case (by record id) that names at least one defender and whose
+    consent allows matching it at all."""
     found = {record_id: encodings_of(case_features(case), key)
              for record_id, case in cases.items()}
     return {record_id: encodings for record_id, encodings in found.items() if encodings}

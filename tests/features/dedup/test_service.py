@@ -40,6 +40,7 @@ from node.features.dedup.service import (
     draft_features,
     encodings_of,
     key_state,
+    matchable_cases,
     on_dedup_query,
     set_dedup_settings,
     start_linkage_key,
@@ -188,6 +189,27 @@ async def test_the_index_follows_every_write_to_the_store(api: RunningApi) -> No
     async with node.store.read() as tx:
         local = await _current_index(tx, node, KEY)
     assert local.best(query) is None and list(local.versions) == [stored.record_id]
+
+
+async def test_a_case_whose_consent_was_withdrawn_stops_matching(api: RunningApi) -> None:
+    node = api.node
+    await _hold_key(node)
+    querier = await _querier(node)
+    query = encodings_of(draft_features(DRAFT), KEY)
+    async with node.store.transaction() as tx:
+        stored = await add_case(tx, issuer=node.org_id, case=Case.model_validate(DEFENDER_CASE),
+                                author="t", issued_at=T0 + 1)
+    assert (await _answer(node, _query(querier, _claims(_wire())))).possible_match
+    async with node.store.transaction() as tx:
+        await amend_case(tx, stored.record_id, {"consent_level": "none",
+                                                "consent_partners": None},
+                         author="t", issued_at=T0 + 2)
+    async with node.store.read() as tx:
+        assert (await _current_index(tx, node, KEY)).best(query) is None
+    assert not (await _answer(node, _query(querier, _claims(_wire())))).possible_match
+    withdrawn = Case.model_validate({**DEFENDER_CASE, "consent_level": "none",
+                                     "consent_partners": []})
+    assert matchable_cases({"x": withdrawn}, KEY) == {}
 
 
 async def test_an_answer_holds_a_band_a_fresh_handle_and_the_contact_only(

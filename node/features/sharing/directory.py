@@ -17,6 +17,8 @@ from schemas.common import ORG_ID_PATTERN
 
 RECEIVED_VIEWED: Final = "received.view"
 PAGE_SIZE: Final = 20
+DEFAULT_KIND: Final = "case"
+"""What the received list shows first: cases, not the protocol records around them."""
 
 
 def _offset(request: web.Request) -> int:
@@ -28,7 +30,8 @@ async def received_list(request: web.Request) -> web.StreamResponse:
     ctx = web_context(request)
     fmt = current_visit(request).fmt
     offset = _offset(request)
-    kind = request.query.get("kind") or None
+    wanted = request.query.get("kind")  # absent: cases; empty ("All kinds"): every kind
+    kind = DEFAULT_KIND if wanted is None else wanted or None
     if kind is not None and kind not in KIND_NAMES:
         kind = None
     async with ctx.node.store.read() as tx:

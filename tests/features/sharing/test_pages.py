@@ -145,6 +145,24 @@ async def test_received_records_show_issuer_badge_and_tombstone(site: WebNode) -
     assert any(e.action == "received.view" and e.target == kept for e in events)
 
 
+async def test_the_received_list_shows_cases_first_and_every_kind_on_request(
+    site: WebNode,
+) -> None:
+    case_id, ask_id = new_record_id(), new_record_id()
+    async with site.node.store.transaction() as tx:
+        await tx.received.add(PARTNER.org_id, case_id, 1, "case",
+                              {"record_id": case_id, "country": "AR"}, "verified")
+        await tx.received.add(PARTNER.org_id, ask_id, 1, "retraction",
+                              {"record_id": ask_id}, "verified")
+    browser = await site.logged_in("chidi")
+    cases_only = await browser.get("/received")
+    assert case_id in cases_only.text and ask_id not in cases_only.text
+    every = await browser.get("/received?kind=")
+    assert case_id in every.text and ask_id in every.text
+    retractions = await browser.get("/received?kind=retraction")
+    assert case_id not in retractions.text and ask_id in retractions.text
+
+
 async def test_members_directory(site: WebNode) -> None:
     browser = await site.logged_in("chidi")
     page = await browser.get("/members")

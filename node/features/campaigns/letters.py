@@ -53,6 +53,10 @@ from schemas.payloads import Letter, SignOn
 SIGNATORIES_HEADING: Final = "SIGNATORIES"
 APPENDIX_HEADING: Final = "VERIFICATION APPENDIX"
 _APPENDIX_NOTE: Final = (
+    "The letter SHA-256 is the SHA-256, in hex, of the UTF-8 bytes of the canonical JSON\n"
+    "(RFC 8785) of an object with two members, \"text\" (the letter text) and \"title\"; for two\n"
+    "strings that is, in Python: hashlib.sha256(json.dumps({\"text\": text, \"title\": title},\n"
+    "sort_keys=True, separators=(\",\", \":\"), ensure_ascii=False).encode()).hexdigest().\n"
     "Each signature below is an Ed25519 signature by the organisation's signing key over the\n"
     "canonical JSON (RFC 8785) of the statement above it. The key fingerprint is the key id\n"
     "Minga shows for the organisation; compare it with the organisation out of band.")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+
 import pytest
 
 from federation.canonical import canonical_json
@@ -96,6 +99,22 @@ def test_the_exported_text_verifies() -> None:
     result = verify_letter_appendix(text)
     assert result.valid and result.signatories == 2, result.problems
     assert verify_letter_appendix(export_data(state, appendix)).valid
+
+
+@pytest.mark.parametrize(("title", "text"), [
+    (TITLE, TEXT), ("Ñandú «ß» \u2028 tab\there", "línea\r\nctrl \x01 \x7f end \\ \" done"),
+    ("𝄞 emoji 🙂", "日本語のテキスト"),
+])
+def test_the_appendix_says_how_to_recompute_the_letter_hash_with_plain_json(
+    title: str, text: str
+) -> None:
+    """An outside verifier without Minga follows the appendix's recipe and gets the same hash."""
+    recipe = hashlib.sha256(json.dumps({"text": text, "title": title}, sort_keys=True,
+                                       separators=(",", ":"), ensure_ascii=False).encode())
+    assert recipe.hexdigest() == letter_sha256(title, text)
+    state, appendix = signed_state()
+    exported = export_text(state, appendix)
+    assert "hashlib.sha256(json.dumps(" in exported and "RFC 8785" in exported
 
 
 def _signatory_lines(text: str) -> list[int]:

@@ -5,8 +5,9 @@
     if plan.problems: show them; nothing is written
     else: await commit_import(tx, plan, ...)      # one batch insert, one audit entry
 
-The mapping file (JSON, or TOML when the name ends in ``.toml``) says which column holds which
-case field, and how to translate its values::
+The mapping file (JSON, or TOML when the name ends in ``.toml``; docs/import.md has the whole
+format and a worked example) says which column holds which case field, and how to translate its
+values::
 
     sheet = "Casos"            # XLSX only; the first sheet by default
     header_row = 1             # the row with the column names

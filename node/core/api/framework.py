@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Final, Generic, TypeVar
@@ -204,6 +205,9 @@ async def _read_json(request: web.Request) -> Any:
         return json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise ApiError(400, "bad_json", "the request body is not valid JSON") from None
+    except ValueError:  # an integer longer than Python reads (sys.get_int_max_str_digits)
+        raise ApiError(400, "number_too_long", "a number in the request body has more digits"
+                       f" than the node reads ({sys.get_int_max_str_digits()})") from None
 
 
 def json_nesting_depth(raw: bytes, stop_above: int) -> int:

@@ -249,3 +249,13 @@ async def test_a_query_parameter_no_model_knows_is_refused(client: TestClient[An
     answer = await client.get("/api/v1/things?limt=5", headers=_auth("v"))
     assert answer.status == 422
     assert [f["field"] for f in (await answer.json())["error"]["fields"]] == ["query.limt"]
+
+
+async def test_a_number_too_long_to_read_is_400_naming_the_limit(
+    notes: TestClient[Any, Any],
+) -> None:
+    answer = await notes.post("/api/v1/things", data='{"name": "a", "count": ' + "9" * 5_000 + "}",
+                              headers=_auth("e"))
+    assert answer.status == 400
+    error = (await answer.json())["error"]
+    assert error["code"] == "number_too_long" and "4300" in error["message"]

@@ -490,6 +490,16 @@ def _load_sample_cases(org: DemoOrg, entry: DemoOrgEntry) -> int:
     return len(cases)
 
 
+def _publish_figures(org: DemoOrg, entry: DemoOrgEntry) -> None:
+    """Publish the node's aggregate figures now, so the coalition's figures page and its
+    charts have every member's numbers from the first visit."""
+    try:
+        http_json(entry.api, "POST", "/aggregates/publish", None, access_token=entry.token)
+    except (HomeserverError, OSError) as error:
+        raise DemoError(f"the node of {org.name} could not publish its figures: {error}") \
+            from None
+
+
 def _share_sample_cases(sharer: DemoOrgEntry, others: Sequence[DemoOrgEntry]) -> int:
     """Share a few of ``sharer``'s cases with ``others`` through its API: for each case, the
     fields of :data:`DEMO_SHARE_FIELDS` that consent allows every recipient (the share dialog's
@@ -540,6 +550,9 @@ def _set_up(layout: DemoLayout, running: RunningDemo) -> DemoInfo:
     for org in created:
         shared = _share_sample_cases(org.entry, [o.entry for o in created if o is not org])
         _say(f"{org.org.name} shared {shared} cases with the other two members")
+    for org in created:
+        _publish_figures(org.org, org.entry)
+        _say(f"{org.org.name} published its figures to the coalition")
     info = DemoInfo(orgs=entries, homeservers=[_homeserver_entry(s) for s in federation])
     _write_private(layout.demo_json, info.model_dump_json(indent=2) + "\n")
     return info

@@ -227,6 +227,22 @@ def _check_shared(info: dict[str, Any]) -> None:
         assert all(item["verification"] == "verified" for item in items)
 
 
+def _check_figures(info: dict[str, Any]) -> None:
+    """Every member published its figures: each node's coalition figures count all three."""
+    deadline = time.monotonic() + 120
+    every_id = {org["org_id"] for org in info["orgs"]}
+    for org in info["orgs"]:
+        while True:
+            status, body = _api_get(org, "/coalition/aggregates", org["token"])
+            assert status == 200
+            contributors = {c["org_id"] for c in body["contributors"]}
+            if contributors == every_id or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert contributors == every_id, f"{org['name']} has figures from {contributors}"
+        assert body["figures"], f"{org['name']} shows no figures"
+
+
 def test_demo_runs_restarts_and_stops_without_leaving_processes(tmp_path: Path) -> None:
     directory = tmp_path / "demo"
     first_output = tmp_path / "first.out"
@@ -238,6 +254,7 @@ def test_demo_runs_restarts_and_stops_without_leaving_processes(tmp_path: Path) 
         _check_members(info)
         _check_cases(info)
         _check_shared(info)
+        _check_figures(info)
         assert (directory / "passphrase").stat().st_mode & 0o077 == 0
         assert (directory / "demo.json").stat().st_mode & 0o077 == 0
 

@@ -120,6 +120,8 @@ class ContactRequestView(BaseModel):
     arrived_at: int
     decided_by: str | None
     pair_room: str | None
+    matched_case: str | None = Field(
+        description="the record id of our case that matched (never sent to the asker)")
 
 
 class ContactRequestList(BaseModel):
@@ -153,7 +155,7 @@ def contact_view(request: ContactRequest) -> ContactRequestView:
     return ContactRequestView(request_id=request.request_id, querier=request.querier,
                               score_band=request.score_band, status=request.status,
                               arrived_at=request.arrived_at, decided_by=request.decided_by,
-                              pair_room=request.pair_room)
+                              pair_room=request.pair_room, matched_case=request.matched_case)
 
 
 @contextmanager

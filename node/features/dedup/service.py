@@ -218,6 +218,9 @@ class ContactRequest(BaseModel):
     score_band: str
     room_id: str
     arrived_at: int
+    matched_case: str | None = None
+    """Our case the answer was about (only ever shown to our staff); absent on requests stored
+    before it was kept."""
     status: str = "pending"
     decided_by: str | None = None
     decided_at: int | None = None
@@ -772,7 +775,8 @@ async def _take_contact_request(tx: StoreTransaction, record: VerifiedRecord) ->
         return
     await _save(tx, name, ContactRequest(
         request_id=record.record_id, querier=record.issuer, handle=handle,
-        score_band=given.score_band, room_id=record.room_id, arrived_at=int(time.time())))
+        score_band=given.score_band, room_id=record.room_id, arrived_at=int(time.time()),
+        matched_case=given.record_id))
     await tx.audit.append(AUTOMATIC, "dedup.contact.request", target=record.issuer,
                           details={"request": record.record_id})
 

@@ -177,6 +177,7 @@ async def test_a_check_finds_the_same_defender_at_one_member_and_nothing_else(
 
         (pending,) = await eventually(request_at_b, what="the contact request at B")
         assert pending["querier"] == m.a.node.org_id
+        assert pending["matched_case"] == b_case["record_id"]  # B's staff see which case
         decided = await m.b.json("POST", f"/dedup/contacts/{pending['request_id']}",
                                  json={"accept": True})
         assert decided["status"] == "accepted" and decided["pair_room"]

@@ -27,6 +27,7 @@ from node.features.dedup.service import (
 from schemas.payloads import OrgProfile
 from tests.support.web import WebNode, running_web
 
+MATCHED = "0190a5c4-0000-7000-8000-0000000000bb"
 REQUEST = "0190a000-0000-7000-8000-00000000000a"
 CASE_FORM = [
     ("title", "Sntl-web amenaza"), ("incident_date.start.year", "2024"),
@@ -99,10 +100,11 @@ async def test_a_contact_request_is_declined_from_its_page(site: WebNode) -> Non
     async with site.node.store.transaction() as tx:
         await _save(tx, CONTACT_PREFIX + _digest(REQUEST), ContactRequest(
             request_id=REQUEST, querier=querier, handle="h", score_band="high", room_id=room,
-            arrived_at=1))
+            arrived_at=1, matched_case=MATCHED))
     viewer = await site.logged_in("chidi")
     page = await viewer.get("/dedup/contacts")
     assert "Haki Ardhi Trust" in page.text and "Possible match: High" in page.text
+    assert f'href="/cases/{MATCHED}"' in page.text
     assert "Decline" not in page.text  # viewers cannot decide
     browser = await site.logged_in("beatriz")
     page = await browser.get("/dedup/contacts")

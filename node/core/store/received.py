@@ -44,6 +44,9 @@ class ReceivedRecord:
     received_at: datetime
 
 
+RETRACTION_KIND = "retraction"
+
+
 @dataclass(frozen=True)
 class Incoming:
     """One verified record version to store."""
@@ -202,6 +205,20 @@ class ReceivedRepository:
         )
         mark_wiped(self._session)
         return int(result.rowcount)  # type: ignore[attr-defined]
+
+    async def retraction_of(self, issuer: str, record_id: str) -> ReceivedRecord | None:
+        """The retraction ``issuer`` sent of its record ``record_id``, if one arrived (its
+        reason and note stay readable: the tombstone says why and when)."""
+        wanted = normalise_record_id(record_id)
+        rows = await self._session.scalars(select(ReceivedRecordRow).where(
+            ReceivedRecordRow.issuer == issuer, ReceivedRecordRow.kind == RETRACTION_KIND))
+        for row in rows:
+            record = self._record(row)
+            target = (record.claims or {}).get("target")
+            if isinstance(target, dict) and target.get("issuer") == issuer \
+                    and target.get("record_id") == wanted:
+                return record
+        return None
 
     def _record(self, row: ReceivedRecordRow) -> ReceivedRecord:
         claims = (

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Final
 
 from aiohttp import web
 
 from node.core.sharing import disclosed_fields
 from node.core.store import InvalidRecordId
-from node.core.store.received import MAX_PAGE
+from node.core.store.received import MAX_PAGE, ReceivedRecord
 from node.core.web.context import current_visit, render, staff_of, web_context
+from node.core.web.i18n import Formatter
 from node.core.web.labels import KIND_NAMES
 from node.core.web.presenters import member_card, received_card
 from node.core.web.routes import PageRoute
 from schemas.common import ORG_ID_PATTERN
+from schemas.typology import Vocabulary
 
 RECEIVED_VIEWED: Final = "received.view"
 PAGE_SIZE: Final = 20
@@ -58,6 +61,8 @@ async def received_detail(request: web.Request) -> web.StreamResponse:
         async with ctx.node.store.read() as tx:
             versions = await tx.received.versions(issuer, record_id)
             members = {m.org_id: m for m in await tx.orgs.members()}
+            retraction = (await tx.received.retraction_of(issuer, record_id)
+                          if versions and versions[-1].retracted else None)
     except InvalidRecordId:
         versions = []
     if not versions:
@@ -73,8 +78,23 @@ async def received_detail(request: web.Request) -> web.StreamResponse:
         item=received_card(latest, members, fmt, disclosed_fields(latest.claims),
                            with_facts=True),
         versions=[(v.version, fmt.datetime(v.received_at)) for v in reversed(versions)],
-        kind_names=kind_names,
+        kind_names=kind_names, tombstone=_tombstone(retraction, fmt),
     )
+
+
+def _tombstone(retraction: ReceivedRecord | None, fmt: Formatter) -> dict[str, str] | None:
+    """Why and when the issuer retracted a record, from its signed retraction."""
+    if retraction is None or retraction.claims is None:
+        return None
+    claims = retraction.claims
+    issued_at = claims.get("issued_at")
+    when = (fmt.datetime(datetime.fromtimestamp(issued_at, UTC))
+            if isinstance(issued_at, int) else fmt.datetime(retraction.received_at))
+    reason = claims.get("reason")
+    note = claims.get("note")
+    return {"reason": fmt.term(Vocabulary.RETRACTION_REASON, reason)
+            if isinstance(reason, str) else "", "when": when,
+            "note": note if isinstance(note, str) else ""}
 
 
 async def members_page(request: web.Request) -> web.StreamResponse:

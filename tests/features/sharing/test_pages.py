@@ -163,6 +163,24 @@ async def test_the_received_list_shows_cases_first_and_every_kind_on_request(
     assert case_id not in retractions.text and ask_id in retractions.text
 
 
+async def test_a_tombstone_says_why_and_when_the_issuer_retracted(site: WebNode) -> None:
+    retracted, retraction = new_record_id(), new_record_id()
+    async with site.node.store.transaction() as tx:
+        await tx.received.add(OTHER.org_id, retracted, 1, "case",
+                              {"record_id": retracted, "narrative": "Texto retirado"},
+                              "verified")
+        await tx.received.add(OTHER.org_id, retraction, 1, "retraction", {
+            "record_id": retraction, "issued_at": 1_717_000_000, "reason": "consent_withdrawn",
+            "note": "La familia lo pidió", "target": {"issuer": OTHER.org_id,
+                                                     "record_id": retracted}}, "verified")
+        await tx.received.retract(OTHER.org_id, retracted)
+    browser = await site.logged_in("chidi")
+    tombstone = await browser.get(f"/received/{OTHER.org_id}/{retracted}")
+    assert "Texto retirado" not in tombstone.text
+    assert "Consent withdrawn" in tombstone.text and "La familia lo pidió" in tombstone.text
+    assert "May 29, 2024" in tombstone.text  # when the issuer retracted it
+
+
 async def test_members_directory(site: WebNode) -> None:
     browser = await site.logged_in("chidi")
     page = await browser.get("/members")

@@ -24,7 +24,7 @@ import html
 import json
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Final
 
 from cryptography.exceptions import InvalidSignature
@@ -40,7 +40,9 @@ from node.features.campaigns.records import CampaignItem, CampaignRecords
 from node.features.campaigns.service import (
     CLOSED,
     CampaignError,
+    CampaignNotFound,
     NotAllowed,
+    ProposalState,
     issue,
     other_members,
     readable,
@@ -318,7 +320,28 @@ async def letter_of(node: Node, issuer: str, record_id: str, now: int) -> Letter
     state = letter_state(items, now)
     if state is None or state.issuer != issuer:
         raise LetterNotFound(f"no letter {issuer}/{record_id} on this node")
-    return state
+    return await _open_as_signing_is(node, state, now)
+
+
+async def _open_as_signing_is(node: Node, state: LetterState, now: int) -> LetterState:
+    """The state, ``open`` only while signing is allowed: before the deadline and, for a
+    campaign's letter, while the campaign has an open room (what :func:`sign_letter` needs)."""
+    campaign = state.letter.campaign
+    if not state.open or campaign is None:
+        return state
+    try:
+        allowed = open_signing_room(await state_of(node, campaign.issuer, campaign.record_id,
+                                                   now)) is not None
+    except CampaignNotFound:
+        allowed = False
+    return state if allowed else replace(state, open=False)
+
+
+def open_signing_room(campaign: ProposalState) -> str | None:
+    """The room where a joint campaign's letter is signed, while the campaign is open."""
+    if campaign.campaign is None or campaign.status == CLOSED:
+        return None
+    return campaign.campaign.room_id
 
 
 async def all_letters(node: Node, now: int) -> list[LetterState]:
@@ -326,8 +349,9 @@ async def all_letters(node: Node, now: int) -> list[LetterState]:
         records = CampaignRecords(tx.session, tx.cipher)
         threads = [await records.latest(thread=head.record_id)
                    for head in await records.latest(kind="letter")]
-    states = [letter_state(items, now) for items in threads]
-    return sorted((s for s in states if s is not None), key=lambda s: -s.issued_at)
+    states = [await _open_as_signing_is(node, state, now)
+              for state in (letter_state(items, now) for items in threads) if state is not None]
+    return sorted(states, key=lambda s: -s.issued_at)
 
 
 async def _audience(node: Node, campaign: RecordRef | None, now: int
@@ -339,11 +363,12 @@ async def _audience(node: Node, campaign: RecordRef | None, now: int
             raise LetterError("this node is in no coalition yet")
         return await other_members(node), room
     state = await state_of(node, campaign.issuer, campaign.record_id, now)
-    if state.campaign is None or state.campaign.room_id is None or state.status == CLOSED:
+    room = open_signing_room(state)
+    if room is None:
         raise NotAllowed("the campaign has no open room")
     if node.org_id not in state.participants:
         raise NotAllowed("this organisation does not take part in the campaign")
-    return [p for p in state.participants if p != node.org_id], state.campaign.room_id
+    return [p for p in state.participants if p != node.org_id], room
 
 
 async def create_letter(node: Node, title: str, text: str, deadline: int,

@@ -156,9 +156,20 @@ async def test_a_campaign_forms_runs_and_closes_with_only_its_participants(
         await t.c.json("POST", f"/campaigns/{a_org}/{pid}/posts", expect=409,
                        json={"post_type": "update", "text": "not a participant"})
 
+        # The campaign's own sign-on letter is open while the campaign is.
+        letter = await t.a.json("POST", "/letters", expect=201, json={
+            "title": "Carta conjunta", "text": "Exigimos garantías.",
+            "deadline": t.a.clock.value + 3_600, "campaign": {"issuer": a_org, "record_id": pid}})
+        assert letter["open"]
+
         # A closes: archived on every node; the participant nodes leave the room.
         closed = await t.a.json("POST", f"/campaigns/{a_org}/{pid}/close")
         assert closed["status"] == "closed"
+        # ...and its letter says it is closed, as signing it is refused.
+        lid = letter["record_id"]
+        assert not (await t.a.json("GET", f"/letters/{a_org}/{lid}"))["open"]
+        await t.a.json("POST", f"/letters/{a_org}/{lid}/signatures", expect=409,
+                       json={"signatory_name": "Óscar Ñañez Ruiz"})
         for api in t.everyone:
             await seen(api, a_org, pid, "the campaign archived", lambda v: v["status"] == "closed")
         for api in (t.a, t.b):

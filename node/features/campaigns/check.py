@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from node.core.runtime import Node
 from node.features.campaigns.service import CLOSED, EXPIRED, all_proposals
+from schemas.codes import CampaignTargetTypeCode
 from schemas.common import Name, ShortText
 from schemas.countries import CountryCode
 
@@ -36,13 +37,24 @@ REPORT_AT: Final = 35  # scores from 0 to 100
 TARGET_MATCH: Final = 0.6
 
 
+class DraftTarget(BaseModel):
+    """A target as a proposal names it (``schemas.payloads.CampaignTarget``), its type not yet
+    required: a draft is checked while it is still being written."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Name
+    target_type: CampaignTargetTypeCode | None = None
+    country: CountryCode | None = None
+
+
 class CampaignDraft(BaseModel):
-    """What the proposer typed so far."""
+    """What the proposer typed so far; ``targets`` are objects, as in the proposal itself."""
 
     model_config = ConfigDict(extra="forbid")
 
     title: ShortText
-    targets: list[Name] = Field(default_factory=list, max_length=50)
+    targets: list[DraftTarget] = Field(default_factory=list, max_length=50)
     countries: list[CountryCode] = Field(default_factory=list, max_length=50)
     themes: list[ShortText] = Field(default_factory=list, max_length=50)
 
@@ -107,7 +119,7 @@ def _folded(values: Iterable[str]) -> set[str]:
 
 def score(draft: CampaignDraft, known: Announcement) -> Overlap:
     title = title_similarity(draft.title, known.title)
-    targets = _shared_targets(draft.targets, known.targets)
+    targets = _shared_targets([target.name for target in draft.targets], known.targets)
     countries = sorted(set(draft.countries) & set(known.countries))
     themes = _folded(draft.themes) & _folded(known.themes)
     value = 0.55 * title + (0.3 if targets else 0.0) + (0.1 if countries else 0.0) \

@@ -27,7 +27,7 @@ from node.core.web.app import error_page
 from node.core.web.context import current_visit, form_data, render, see_other, staff_of, web_context
 from node.core.web.i18n import N_
 from node.core.web.routes import PageRoute
-from node.features.campaigns.check import CampaignDraft, check_against_node
+from node.features.campaigns.check import CampaignDraft, DraftTarget, check_against_node
 from node.features.campaigns.letters import (
     LateSignature,
     LetterNotFound,
@@ -162,7 +162,8 @@ async def new_proposal_post(request: web.Request) -> web.StreamResponse:
     shown = {**data, "deadline": form.get("deadline", ""), "countries": form.get("countries", ""),
              "themes": form.get("themes", "")}
     draft = CampaignDraft.model_construct(title=data["title"] or "-",
-                                          targets=[t["name"] for t in data["targets"]],
+                                          targets=[DraftTarget.model_construct(name=t["name"])
+                                                   for t in data["targets"]],
                                           countries=data["countries"], themes=data["themes"])
     overlaps = await check_against_node(ctx.node, draft, ctx.now())
     try:

@@ -7,7 +7,13 @@ from typing import Any
 from federation.identity import OrgKeys
 from node.core.coalition import MEMBER_POWER
 from node.core.sharing import record_claims
-from node.features.campaigns.check import Announcement, CampaignDraft, find_overlaps, fold
+from node.features.campaigns.check import (
+    Announcement,
+    CampaignDraft,
+    DraftTarget,
+    find_overlaps,
+    fold,
+)
 from node.features.campaigns.records import CampaignItem, thread_of
 from node.features.campaigns.service import (
     campaign_payload,
@@ -148,7 +154,8 @@ def test_an_overlapping_title_is_found_across_accents_and_spelling() -> None:
 
 
 def test_a_shared_target_is_reported_even_with_another_title() -> None:
-    draft = CampaignDraft(title="Consulta previa ya", targets=["Bukidnon Hydro Power Corp"])
+    draft = CampaignDraft(title="Consulta previa ya",
+                          targets=[DraftTarget(name="Bukidnon Hydro Power Corp")])
     found = find_overlaps(draft, KNOWN)
     assert [o.record_id for o in found] == [KNOWN[1].record_id]
     assert any(r.startswith("same target") for r in found[0].reasons)
@@ -156,7 +163,8 @@ def test_a_shared_target_is_reported_even_with_another_title() -> None:
 
 def test_an_unrelated_draft_finds_nothing() -> None:
     draft = CampaignDraft(title="Seguridad digital para periodistas", countries=["MX"],
-                          targets=["Secretaría de Gobernación"])
+                          targets=[DraftTarget(name="Secretaría de Gobernación",
+                                              target_type="government")])
     assert find_overlaps(draft, KNOWN) == []
 
 

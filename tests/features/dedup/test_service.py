@@ -319,7 +319,8 @@ async def test_the_api_starts_checks_and_refuses_without_a_key(api: RunningApi) 
     assert "no other verified member" in str(lonely)
 
     made = await api.json("POST", "/dedup/checks", expect=201, json={
-        "kind": "campaign", "draft": {"title": "Stop the dam", "targets": ["Hydro Corp"]}})
+        "kind": "campaign",
+        "draft": {"title": "Stop the dam", "targets": [{"name": "Hydro Corp"}]}})
     view = await api.json("GET", f"/dedup/checks/{made['check_id']}", Role.viewer)
     assert (view["kind"], view["status"], view["matches"]) == ("campaign", "complete", [])
     await api.json("GET", "/dedup/checks/nope", Role.viewer, expect=404)

@@ -7,15 +7,15 @@ The passphrase is the API harness's, so ``tests.support.api_harness.serve_node``
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
 from federation.identity import OrgKeys
 from federation.secretbox import FAST_TEST_PARAMS
 from node.core.runtime import CONFIG_FILE_NAME, MATRIX_LOGIN_SETTING, lock_org_keys
 from node.core.store import create_data_key, open_store
-from tests.support.api_harness import PASSPHRASE
+from tests.support.api_harness import PASSPHRASE, SAMPLE_CASES, RunningApi, serve_node
 
 CONFIG_TEXT = """\
 [node]
@@ -59,3 +59,13 @@ def passphrase_in_environment(passphrase: str = PASSPHRASE) -> Iterator[None]:
             del os.environ["MINGA_PASSPHRASE"]
         else:
             os.environ["MINGA_PASSPHRASE"] = before
+
+
+@asynccontextmanager
+async def serving_sample_cases(directory: Path) -> AsyncIterator[RunningApi]:
+    """An offline node served over HTTP, holding every case of ``SAMPLE_CASES``."""
+    config = await make_offline_node(directory)
+    async with serve_node(config) as running:
+        for case in SAMPLE_CASES.values():
+            await running.json("POST", "/cases", json=case, expect=201)
+        yield running

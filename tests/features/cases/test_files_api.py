@@ -13,16 +13,13 @@ import pytest
 
 from node.core.store import Role
 from tests.support import DATA
-from tests.support.api_harness import SAMPLE_CASES, RunningApi, serve_node
-from tests.support.offline_node import make_offline_node
+from tests.support.api_harness import SAMPLE_CASES, RunningApi
+from tests.support.offline_node import serving_sample_cases
 
 
 @pytest.fixture
 async def api(tmp_path: Path) -> AsyncIterator[RunningApi]:
-    config = await make_offline_node(tmp_path / "node")
-    async with serve_node(config) as running:
-        for case in SAMPLE_CASES.values():
-            await running.json("POST", "/cases", json=case, expect=201)
+    async with serving_sample_cases(tmp_path / "node") as running:
         yield running
 
 

@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.minga-installed
 DEMO_DIR ?= demo-data
 
-.PHONY: setup demo test lint typecheck imports pytest clean
+.PHONY: setup demo test lint typecheck imports pytest fuzz clean
 
 setup: $(STAMP)
 
@@ -29,6 +29,12 @@ pytest: $(STAMP)
 	$(BIN)/pytest
 
 test: lint typecheck imports pytest
+
+# Longer coverage-guided fuzzing of the parsers of what peers and homeservers send
+# (make test runs each target for a few thousand inputs); FUZZ_SECONDS per target.
+FUZZ_SECONDS ?= 300
+fuzz: $(STAMP)
+	$(BIN)/python -m tests.fuzz.run all -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .mypy_cache .pytest_cache .ruff_cache .hypothesis tests/artifacts

@@ -45,7 +45,6 @@ from federation.transport import MatrixTransport
 from node.core.rooms import ensure_pair_room, pair_room_of
 from node.core.runtime import Node
 from node.core.store import StoreTransaction
-from node.core.store.cipher import ColumnCipher
 from node.core.store.ids import utc_now
 from node.core.store.shares import RETRACT, SHARE, NewShare, ShareRepository
 from node.core.sync_host import StoreCipher
@@ -477,20 +476,15 @@ class _PairRooms:
         return await ensure_pair_room(self._node, self._transport, org_id)
 
 
-async def store_cipher(node: Node) -> ColumnCipher:
-    """The node's column cipher (record handlers run often: nothing is read for it)."""
-    return node.store.cipher
-
-
 @asynccontextmanager
 async def in_session(session: AsyncSession, node: Node) -> AsyncIterator[StoreTransaction]:
     """The store, inside an already open transaction (a record handler's, the inbox's)."""
-    yield StoreTransaction(session, await store_cipher(node), utc_now)
+    yield StoreTransaction(session, node.store.cipher, utc_now)
 
 
 async def node_enqueue(node: Node) -> Enqueue:
     """:data:`Enqueue` on this node's outbox."""
-    cipher = StoreCipher(await store_cipher(node))
+    cipher = StoreCipher(node.store.cipher)
 
     async def queue(session: AsyncSession, room_id: str, recipient_org_ids: Sequence[str],
                     tokens: Sequence[str]) -> list[int]:
@@ -539,7 +533,7 @@ async def share_in_room(
     async def enqueue(session: AsyncSession, room_id: str, recipient_org_ids: Sequence[str],
                       tokens: Sequence[str]) -> list[int]:
         while pending:
-            await pending.pop()(StoreTransaction(session, await store_cipher(node), utc_now))
+            await pending.pop()(StoreTransaction(session, node.store.cipher, utc_now))
         queued: list[int] = await queue(session, room_id, recipient_org_ids, tokens)
         item_ids.extend(queued)
         return queued

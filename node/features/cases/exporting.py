@@ -66,6 +66,7 @@ from enum import StrEnum
 from typing import Any, Final
 
 from federation.consent import Recipient, allowed_fields, case_claims
+from node.core.sharing import disclosed_fields
 from node.core.store import StoreTransaction
 from node.core.store.cases import MAX_PAGE
 from node.features.cases.casebook import stored_record
@@ -238,20 +239,14 @@ def published_payload(record: CaseRecord) -> tuple[dict[str, Any] | None, set[st
     The consent gate decides, as for a share with anyone outside the coalition; the consent and
     risk fields themselves are internal and never published."""
     payload = record.payload.model_dump(mode="json", exclude_none=True)
-    present = _paths_present(payload) - CASE_INTERNAL_FIELDS
+    given = {name: value for name, value in payload.items() if value != []}
+    present = set(disclosed_fields(given)) - CASE_INTERNAL_FIELDS
     allowed = allowed_fields(record.payload, PUBLIC)
     if not allowed:
         return None, present
     published = {name: value for name, value in case_claims(record, allowed).items()
                  if name in allowed or name in _ARRAYS}
     return {**published, "record_id": record.record_id}, present - allowed
-
-
-def _paths_present(payload: Mapping[str, Any]) -> set[str]:
-    paths = {name for name in payload if name not in _ARRAYS}
-    for name in _ARRAYS:
-        paths |= {f"{name}.{key}" for element in payload.get(name) or () for key in element}
-    return paths
 
 
 def publication_csv(records: Sequence[CaseRecord]) -> tuple[str, Withheld]:

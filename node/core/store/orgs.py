@@ -45,6 +45,13 @@ class Member:
     matrix_user_id: str | None
     updated_at: datetime
 
+    @property
+    def name(self) -> str:
+        """The name the member's roster profile gives, or its org id when it gives none."""
+        profile = self.entry.get("profile")
+        name = profile.get("name") if isinstance(profile, dict) else None
+        return name.strip() if isinstance(name, str) and name.strip() else self.org_id
+
 
 def _own_cell(org_id: str, column: str) -> Cell:
     return Cell("own_org", column, (org_id,))
@@ -124,6 +131,14 @@ class OrgRepository:
     async def members(self, *, verified_only: bool = False) -> list[Member]:
         query = _VERIFIED_MEMBERS if verified_only else _MEMBERS
         return [self._member(row) for row in await self._session.scalars(query)]
+
+    async def names(self) -> dict[str, str]:
+        """Every organisation this node knows, own included: org id to name."""
+        names = {member.org_id: member.name for member in await self.members()}
+        own = await self.own()
+        if own is not None:
+            names[own.org_id] = own.name
+        return names
 
     async def verified_ids(self) -> frozenset[str]:
         """The org ids of the verified members (nothing decrypted)."""

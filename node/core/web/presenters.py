@@ -178,8 +178,7 @@ def payload_facts(payload: Mapping[str, Any], fmt: Formatter,
 
 
 def member_names(members: Iterable[Member]) -> dict[str, str]:
-    return {m.org_id: _text(m.entry.get("profile", {}).get("name")) or m.org_id
-            for m in members}
+    return {m.org_id: m.name for m in members}
 
 
 def member_card(member: Member, fmt: Formatter) -> MemberCard:

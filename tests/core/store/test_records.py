@@ -76,6 +76,18 @@ async def test_own_org_round_trip_and_replacement(store: Store) -> None:
     assert "Tierra" not in repr(own) and "rotated" not in repr(own)
 
 
+async def test_names_of_every_known_organisation(store: Store) -> None:
+    async with store.transaction() as tx:
+        await tx.orgs.save_own("orga", "Colectivo Tierra", "CO", b"k", {})
+        await tx.orgs.save_member(ISSUER_B, {"profile": {"name": " Haki Defenders "}},
+                                  verified=True, safety_code="1", matrix_user_id=None)
+        await tx.orgs.save_member(ISSUER_C, {"profile": {"name": ""}}, verified=False,
+                                  safety_code="2", matrix_user_id=None)
+    async with store.read() as tx:
+        names = await tx.orgs.names()
+    assert names == {"orga": "Colectivo Tierra", ISSUER_B: "Haki Defenders", ISSUER_C: ISSUER_C}
+
+
 async def test_members(store: Store) -> None:
     entry_b = {"profile": {"name": "Haki Defenders"}, "keys": {"sig": "b"}}
     async with store.transaction() as tx:

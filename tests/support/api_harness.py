@@ -57,6 +57,24 @@ class RunningApi:
         assert answer.status == expect, f"{method} {path}: {answer.status} {text}"
         return await answer.json()
 
+    async def file(self, path: str, role: Role | None = Role.editor) -> ServedFile:
+        """``GET /api/v1{path}`` served as a file: its text, media type, name and headers."""
+        answer = await self.call("GET", path, role)
+        text = await answer.text()
+        assert answer.status == 200, f"GET {path}: {answer.status} {text}"
+        disposition = answer.headers["Content-Disposition"]
+        assert disposition.startswith("attachment; filename=")
+        return ServedFile(text=text, media_type=answer.headers["Content-Type"],
+                          file_name=disposition.split('"')[1], headers=dict(answer.headers))
+
+
+@dataclass(frozen=True)
+class ServedFile:
+    text: str
+    media_type: str
+    file_name: str
+    headers: dict[str, str]
+
 
 @contextmanager
 def _passphrase_env() -> Iterator[None]:

@@ -15,6 +15,7 @@ import json
 import logging
 import re
 import sys
+import urllib.parse
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Final, Generic, TypeVar
@@ -123,7 +124,28 @@ class NoQuery(BaseModel):
     pass
 
 
-Handler = Callable[[Call[Any, Any]], Awaitable[BaseModel | None]]
+@dataclass(frozen=True)
+class FileAnswer:
+    """A file the API serves as itself (``curl -o`` gives the file): its bytes, media type,
+    download name, and headers that say more about it (e.g. what a publication left out)."""
+
+    content: bytes
+    media_type: str
+    file_name: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def response(self, status: int) -> web.Response:
+        quoted = urllib.parse.quote(self.file_name, safe="")
+        ascii_name = self.file_name.encode("ascii", "replace").decode().replace('"', "'")
+        return web.Response(status=status, body=self.content, headers={
+            **self.headers,
+            "Content-Type": self.media_type,
+            "Content-Disposition": f"attachment; filename=\"{ascii_name}\"; "
+                                   f"filename*=UTF-8''{quoted}",
+        })
+
+
+Handler = Callable[[Call[Any, Any]], Awaitable[BaseModel | FileAnswer | None]]
 
 
 @dataclass(frozen=True)
@@ -139,6 +161,10 @@ class Endpoint:
     status: int = 200
     errors: tuple[int, ...] = ()
     tags: tuple[str, ...] = ()
+    files: tuple[str, ...] = ()
+    """Media types of the files this endpoint serves (its handler answers a FileAnswer)."""
+    file_headers: tuple[str, ...] = ()
+    """Headers that describe the served file, for the OpenAPI document."""
 
 
 def setting_endpoints(
@@ -281,6 +307,8 @@ def _route(endpoint: Endpoint, authenticate: Authenticator) -> Callable[
         result = await endpoint.handler(call)
         if result is None:
             return web.Response(status=204 if endpoint.status == 200 else endpoint.status)
+        if isinstance(result, FileAnswer):
+            return result.response(endpoint.status)
         return web.json_response(result.model_dump(mode="json"), status=endpoint.status)
 
     return handle
@@ -342,7 +370,14 @@ def _operation(
 ) -> dict[str, Any]:
     error_ref = {"$ref": ref_of[ErrorBody]}
     responses: dict[str, Any] = {}
-    if endpoint.response is None:
+    if endpoint.files:
+        responses[str(endpoint.status)] = {
+            "description": "the file, with a download name (Content-Disposition)",
+            "content": {media_type: {"schema": {"type": "string", "format": "binary"}}
+                        for media_type in endpoint.files},
+            "headers": {name: {"schema": {"type": "string"}} for name in endpoint.file_headers},
+        }
+    elif endpoint.response is None:
         responses[str(204 if endpoint.status == 200 else endpoint.status)] = {
             "description": "done"
         }

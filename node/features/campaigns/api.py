@@ -18,13 +18,14 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from node.core.api.framework import ApiError, Call, Endpoint, NoBody, NoQuery
+from node.core.api.framework import ApiError, Call, Endpoint, FileAnswer, NoBody, NoQuery
 from node.core.rooms import PairRoomError
 from node.core.runtime import Node
 from node.core.sharing import SharingError
@@ -367,11 +368,11 @@ class LetterList(BaseModel):
     items: list[LetterView]
 
 
-class LetterExport(BaseModel):
-    format: str
-    content: str | None = Field(description="the text or HTML document")
-    data: dict[str, Any] | None = Field(description="the JSON form (format=json)")
-    valid: bool = Field(description="the appendix verifies (verify_letter_appendix)")
+APPENDIX_VALID_HEADER = "Minga-Appendix-Valid"
+"""On an exported letter: ``true`` when its appendix verifies (verify_letter_appendix)."""
+_LETTER_FILES = {"text": ("text/plain; charset=utf-8", "txt"),
+                 "html": ("text/html; charset=utf-8", "html"),
+                 "json": ("application/json", "json")}
 
 
 def letter_view(state: LetterState) -> LetterView:
@@ -417,18 +418,21 @@ class LetterEndpoints:
                                       actor=call.principal.user, now=self._now())
         return letter_view(state)
 
-    async def export(self, call: Call[NoBody, ExportQuery]) -> LetterExport:
+    async def export(self, call: Call[NoBody, ExportQuery]) -> FileAnswer:
         with campaign_answers():
             state = await letter_of(self._node, call.path["issuer"], call.path["record_id"],
                                     self._now())
         entries = await appendix_entries(self._node, state)
         data = export_data(state, entries)
         valid = verify_letter_appendix(data).valid
-        if call.query.format == "json":
-            return LetterExport(format="json", content=None, data=data, valid=valid)
-        render = export_html if call.query.format == "html" else export_text
-        return LetterExport(format=call.query.format, content=render(state, entries), data=None,
-                            valid=valid)
+        chosen = call.query.format
+        if chosen == "json":
+            content = json.dumps(data, ensure_ascii=False, indent=2)
+        else:
+            content = (export_html if chosen == "html" else export_text)(state, entries)
+        media_type, extension = _LETTER_FILES[chosen]
+        return FileAnswer(content.encode(), media_type, f"letter-{state.record_id}.{extension}",
+                          headers={APPENDIX_VALID_HEADER: str(valid).lower()})
 
     def endpoints(self) -> list[Endpoint]:
         one = "/letters/{issuer}/{record_id}"
@@ -448,5 +452,6 @@ class LetterEndpoints:
                      body=SignRequest, response=LetterView, errors=errors, tags=tags),
             Endpoint("GET", one + "/export", self.export,
                      "The letter with its signatories and verification appendix",
-                     query=ExportQuery, response=LetterExport, errors=(404,), tags=tags),
+                     query=ExportQuery, files=tuple(t for t, _ in _LETTER_FILES.values()),
+                     file_headers=(APPENDIX_VALID_HEADER,), errors=(404,), tags=tags),
         ]

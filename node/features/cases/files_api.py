@@ -1,8 +1,9 @@
 """Cases to and from files over HTTP (issue M9).
 
-- ``GET /export?format=csv|json|jsonschema`` — the file's text in a JSON envelope (admin only,
-  audited: it is every case in plain text). With ``hxl=true`` (CSV) it is a publication instead:
-  only what the cases' consent lets anyone see, and ``withheld`` says what was left out.
+- ``GET /export?format=csv|json|jsonschema`` — the file itself, with its media type and a
+  download name (admin only, audited: it is every case in plain text). With ``hxl=true`` (CSV) it
+  is a publication instead: only what the cases' consent lets anyone see, and the
+  ``Minga-Withheld`` header says what was left out.
 - ``POST /imports?commit=false`` — check (default) or import a spreadsheet sent as base64 with
   its column mapping; the answer lists every problem by row and column, and a commit writes
   all rows or none.
@@ -12,12 +13,21 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 from collections.abc import Callable
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from node.core.api.framework import ApiError, Call, Endpoint, FieldProblem, NoBody, invalid
+from node.core.api.framework import (
+    ApiError,
+    Call,
+    Endpoint,
+    FieldProblem,
+    FileAnswer,
+    NoBody,
+    invalid,
+)
 from node.core.runtime import Node
 from node.core.store import Role
 from node.features.cases.casebook import utc_day
@@ -55,20 +65,11 @@ class ExportQuery(BaseModel):
     hxl: bool = False
 
 
-class WithheldView(BaseModel):
-    cases: int = Field(description="cases left out: consent does not allow publishing them")
-    fields: dict[str, int] = Field(
-        description="field path -> in how many published cases its value was withheld")
-    summary: str
-
-
-class ExportFile(BaseModel):
-    format: ExportFormat
-    media_type: str
-    file_name: str
-    content: str = Field(description="the file's text (UTF-8)")
-    withheld: WithheldView | None = Field(
-        default=None, description="with hxl=true (a publication): what it left out")
+WITHHELD_HEADER = "Minga-Withheld"
+"""On a publication (``hxl=true``): what it left out, as JSON ``{"cases": n, "fields":
+{path: n}}`` (counts only, never which case or what value)."""
+_FILE_NAMES = {ExportFormat.CSV: "minga-cases.csv", ExportFormat.JSON: "minga-cases.json",
+               ExportFormat.JSON_SCHEMA: "minga-cases.schema.json"}
 
 
 class ImportQuery(BaseModel):
@@ -106,11 +107,11 @@ def _problem_views(problems: list[RowProblem]) -> list[ImportProblemView]:
             for p in problems]
 
 
-def _withheld_view(withheld: Withheld | None) -> WithheldView | None:
+def _withheld_header(withheld: Withheld | None) -> dict[str, str]:
     if withheld is None:
-        return None
-    return WithheldView(cases=withheld.cases, fields=dict(withheld.fields),
-                        summary=withheld.describe())
+        return {}
+    counts = {"cases": withheld.cases, "fields": dict(sorted(withheld.fields.items()))}
+    return {WITHHELD_HEADER: json.dumps(counts, separators=(",", ":"))}
 
 
 class CaseFileEndpoints:
@@ -118,7 +119,7 @@ class CaseFileEndpoints:
         self._node = node
         self._now = now
 
-    async def export_cases(self, call: Call[NoBody, ExportQuery]) -> ExportFile:
+    async def export_cases(self, call: Call[NoBody, ExportQuery]) -> FileAnswer:
         export_format, hxl = call.query.format, call.query.hxl
         if hxl and export_format is not ExportFormat.CSV:
             raise invalid([FieldProblem(field="query.hxl",
@@ -131,10 +132,9 @@ class CaseFileEndpoints:
                                       details={"format": export_format.value,
                                                "count": len(records)})
         exported = export_text(records, export_format, hxl=hxl)
-        extension = {"csv": "csv", "json": "json", "jsonschema": "schema.json"}
-        return ExportFile(format=export_format, media_type=MEDIA_TYPES[export_format],
-                          file_name=f"minga-cases.{extension[export_format.value]}",
-                          content=exported.text, withheld=_withheld_view(exported.withheld))
+        name = "minga-cases-hxl.csv" if hxl else _FILE_NAMES[export_format]
+        return FileAnswer(exported.text.encode(), MEDIA_TYPES[export_format], name,
+                          headers=_withheld_header(exported.withheld))
 
     async def import_cases(self, call: Call[ImportRequest, ImportQuery]) -> ImportResult:
         request: ImportRequest = call.body
@@ -173,7 +173,8 @@ class CaseFileEndpoints:
             Endpoint("GET", "/export", self.export_cases,
                      "Export every case (plain text; audited), or with hxl a publication",
                      Role.admin,
-                     query=ExportQuery, response=ExportFile, tags=TAGS),
+                     query=ExportQuery, files=tuple(MEDIA_TYPES.values()),
+                     file_headers=(WITHHELD_HEADER,), tags=TAGS),
             Endpoint("POST", "/imports", self.import_cases,
                      "Check or import a CSV/XLSX spreadsheet with a column mapping",
                      Role.editor, body=ImportRequest, query=ImportQuery,

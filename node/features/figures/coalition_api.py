@@ -20,6 +20,7 @@ from node.core.api.framework import (
     ApiError,
     Call,
     Endpoint,
+    FileAnswer,
     NoBody,
     NoQuery,
     setting_endpoints,
@@ -79,12 +80,6 @@ class CoalitionFigures(BaseModel):
         description="the case count with cases documented by several members counted once")
 
 
-class CsvFile(BaseModel):
-    media_type: str
-    file_name: str
-    content: str = Field(description="the file's text (UTF-8)")
-
-
 def _figure(figure: CoalitionFigure) -> FigureView:
     return FigureView(dimensions=dict(figure.dimensions), low=figure.low, high=figure.high,
                       shown=shown(figure), members=list(figure.members))
@@ -126,9 +121,9 @@ class CoalitionViewEndpoints:
     async def figures(self, call: Call[NoBody, NoQuery]) -> CoalitionFigures:
         return figures_view(await self._view())
 
-    async def csv(self, call: Call[NoBody, NoQuery]) -> CsvFile:
-        return CsvFile(media_type=CSV_MEDIA_TYPE, file_name="minga-coalition-figures.csv",
-                       content=view_csv(await self._view()))
+    async def csv(self, call: Call[NoBody, NoQuery]) -> FileAnswer:
+        return FileAnswer(view_csv(await self._view()).encode(), CSV_MEDIA_TYPE,
+                          "minga-coalition-figures.csv")
 
     def endpoints(self) -> list[Endpoint]:
         return [
@@ -145,5 +140,6 @@ class CoalitionViewEndpoints:
                      "Sums of every member's latest aggregate figures, with bounds",
                      response=CoalitionFigures, tags=TAGS),
             Endpoint("GET", "/coalition/aggregates/csv", self.csv,
-                     "The coalition's aggregate figures as CSV", response=CsvFile, tags=TAGS),
+                     "The coalition's aggregate figures as CSV", files=(CSV_MEDIA_TYPE,),
+                     tags=TAGS),
         ]

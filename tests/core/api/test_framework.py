@@ -18,6 +18,7 @@ from node.core.api.framework import (
     Api,
     Call,
     Endpoint,
+    FileAnswer,
     Principal,
     Role,
     json_nesting_depth,
@@ -61,6 +62,11 @@ async def create_note(call: Call[Note, Any]) -> Note:
     return call.body
 
 
+async def download(call: Call[Any, Any]) -> FileAnswer:
+    return FileAnswer("año,n\n2026,5\n".encode(), "text/csv; charset=utf-8", "cifras año.csv",
+                      headers={"Minga-Note": "two rows"})
+
+
 async def explode(call: Call[Any, Any]) -> None:
     raise RuntimeError("secret case content must not leak")
 
@@ -77,6 +83,8 @@ async def client() -> AsyncIterator[TestClient[web.Request, web.Application]]:
     api.add(Endpoint("GET", "/things", list_things, "list", query=ThingQuery,
                      response=ThingList))
     api.add(Endpoint("GET", "/boom", explode, "fails"))
+    api.add(Endpoint("GET", "/file", download, "a file", files=("text/csv; charset=utf-8",),
+                     file_headers=("Minga-Note",)))
     app = web.Application()
     api.mount(app, authenticate)
     async with TestClient(TestServer(app)) as test_client:
@@ -143,7 +151,7 @@ async def test_openapi_describes_every_endpoint_with_resolvable_refs(
 ) -> None:
     document = await (await client.get("/api/v1/openapi.json")).json()
     assert document["openapi"].startswith("3.")
-    assert set(document["paths"]) == {"/api/v1/things", "/api/v1/boom"}
+    assert set(document["paths"]) == {"/api/v1/things", "/api/v1/boom", "/api/v1/file"}
     post = document["paths"]["/api/v1/things"]["post"]
     assert {"201", "401", "403", "422"} <= set(post["responses"])
     schemas = document["components"]["schemas"]
@@ -259,3 +267,20 @@ async def test_a_number_too_long_to_read_is_400_naming_the_limit(
     assert answer.status == 400
     error = (await answer.json())["error"]
     assert error["code"] == "number_too_long" and "4300" in error["message"]
+
+
+async def test_a_file_is_served_as_itself_with_its_type_and_download_name(
+    client: TestClient[Any, Any],
+) -> None:
+    answer = await client.get("/api/v1/file", headers=_auth("v"))
+    assert answer.status == 200
+    assert await answer.read() == "año,n\n2026,5\n".encode()
+    assert answer.headers["Content-Type"] == "text/csv; charset=utf-8"
+    assert answer.headers["Content-Disposition"] == (
+        "attachment; filename=\"cifras a?o.csv\"; filename*=UTF-8''cifras%20a%C3%B1o.csv")
+    assert answer.headers["Minga-Note"] == "two rows"
+    document = await (await client.get("/api/v1/openapi.json", headers=_auth("v"))).json()
+    success = document["paths"]["/api/v1/file"]["get"]["responses"]["200"]
+    assert success["content"] == {"text/csv; charset=utf-8": {
+        "schema": {"type": "string", "format": "binary"}}}
+    assert set(success["headers"]) == {"Minga-Note"}

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 from deploy.homeserver import Federation
+from node.features.campaigns.api import APPENDIX_VALID_HEADER
 from node.features.campaigns.letters import verify_letter_appendix
 from tests.features.campaigns.test_federated import trio
 from tests.support.api_harness import RunningApi
@@ -63,9 +65,11 @@ async def test_a_letter_collects_signatures_refuses_late_ones_and_exports_verifi
         closed = await t.a.json("GET", f"/letters/{a_org}/{lid}")
         assert not closed["open"] and c_org not in {s["org_id"] for s in closed["signatories"]}
 
-        exported = await t.a.json("GET", f"/letters/{a_org}/{lid}/export?format=text")
-        text = exported["content"]
-        assert exported["valid"]
+        exported = await t.a.file(f"/letters/{a_org}/{lid}/export?format=text")
+        text = exported.text
+        assert exported.media_type == "text/plain; charset=utf-8"
+        assert exported.file_name == f"letter-{lid}.txt"
+        assert exported.headers[APPENDIX_VALID_HEADER] == "true"
         result = verify_letter_appendix(text)
         assert result.valid and result.signatories == 2, result.problems
         assert "2. Wanjiru Atieno, Chair" in text and TEXT in text
@@ -79,8 +83,10 @@ async def test_a_letter_collects_signatures_refuses_late_ones_and_exports_verifi
             assert changed != text
             assert not verify_letter_appendix(changed).valid
 
-        at_b = await t.b.json("GET", f"/letters/{a_org}/{lid}/export?format=json")
-        assert at_b["valid"] and verify_letter_appendix(at_b["data"]).valid
-        page = await t.b.json("GET", f"/letters/{a_org}/{lid}/export?format=html")
-        assert page["content"].startswith("<!doctype html>")
-        assert "Óscar Ñañez Ruiz" in page["content"] and "Verification appendix" in page["content"]
+        at_b = await t.b.file(f"/letters/{a_org}/{lid}/export?format=json")
+        assert at_b.headers[APPENDIX_VALID_HEADER] == "true"
+        assert verify_letter_appendix(json.loads(at_b.text)).valid
+        page = await t.b.file(f"/letters/{a_org}/{lid}/export?format=html")
+        assert page.media_type == "text/html; charset=utf-8"
+        assert page.text.startswith("<!doctype html>")
+        assert "Óscar Ñañez Ruiz" in page.text and "Verification appendix" in page.text

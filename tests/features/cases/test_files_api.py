@@ -4,6 +4,7 @@ HTTP."""
 from __future__ import annotations
 
 import base64
+import json
 import tomllib
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import Any
 import pytest
 
 from node.core.store import Role
+from node.features.cases.files_api import WITHHELD_HEADER
 from tests.support import DATA
 from tests.support.api_harness import SAMPLE_CASES, RunningApi
 from tests.support.offline_node import serving_sample_cases
@@ -40,32 +42,37 @@ async def case_count(api: RunningApi) -> int:
 
 async def test_export_is_for_admins_and_audited(api: RunningApi) -> None:
     await api.json("GET", "/export?format=csv", Role.editor, expect=403)
-    exported = await api.json("GET", "/export?format=csv", Role.admin)
-    assert exported["media_type"].startswith("text/csv") and exported["withheld"] is None
-    assert len(exported["content"].splitlines()) >= 1 + len(SAMPLE_CASES)
+    exported = await api.file("/export?format=csv", Role.admin)
+    assert exported.media_type == "text/csv; charset=utf-8"
+    assert exported.file_name == "minga-cases.csv" and WITHHELD_HEADER not in exported.headers
+    assert len(exported.text.splitlines()) >= 1 + len(SAMPLE_CASES)
     async with api.node.store.read() as tx:
         events = await tx.audit.recent(limit=1)
     assert (events[0].action, events[0].actor, events[0].details) == (
         "case.export", "amaru", {"format": "csv", "count": len(SAMPLE_CASES)})
-    schema = await api.json("GET", "/export?format=jsonschema", Role.admin)
-    assert schema["file_name"] == "minga-cases.schema.json"
+    schema = await api.file("/export?format=jsonschema", Role.admin)
+    assert schema.file_name == "minga-cases.schema.json"
+    assert json.loads(schema.text)["$schema"].startswith("https://json-schema.org/")
+    whole = await api.file("/export?format=json", Role.admin)
+    assert (whole.media_type, whole.file_name) == ("application/json", "minga-cases.json")
+    assert len(json.loads(whole.text)) == len(SAMPLE_CASES)
     await api.json("GET", "/export?format=json&hxl=true", Role.admin, expect=422)
 
 
 async def test_an_hxl_export_publishes_only_public_cases_and_says_what_it_left_out(
     api: RunningApi,
 ) -> None:
-    published = await api.json("GET", "/export?format=csv&hxl=true", Role.admin)
-    lines = published["content"].splitlines()
+    published = await api.file("/export?format=csv&hxl=true", Role.admin)
+    assert published.file_name == "minga-cases-hxl.csv"
+    lines = published.text.splitlines()
     assert lines[1].startswith("#event+id,")
     public = [case for case in SAMPLE_CASES.values() if case["consent_level"] == "public"]
     assert len(lines) == 2 + len(public)
     for case in SAMPLE_CASES.values():
         if case["consent_level"] != "public":
-            assert case["narrative"] not in published["content"]
-    withheld = published["withheld"]
+            assert case["narrative"] not in published.text
+    withheld = json.loads(published.headers[WITHHELD_HEADER])
     assert withheld["cases"] == len(SAMPLE_CASES) - len(public)
-    assert "left out" in withheld["summary"]
     assert "risk_level" not in lines[0] and "consent_level" not in lines[0]
 
 

@@ -97,8 +97,9 @@ async def test_the_coalition_view_adds_up_every_members_latest_figures(
         for shown in (f["shown"] for f in view["figures"]):
             assert not shown.isdigit() or int(shown) == 0 or int(shown) >= 5
 
-        exported = await a.json("GET", "/coalition/aggregates/csv", Role.viewer)
-        rows = list(csv.DictReader(io.StringIO(exported["content"])))
+        exported = await a.file("/coalition/aggregates/csv", Role.viewer)
+        assert exported.file_name == "minga-coalition-figures.csv"
+        rows = list(csv.DictReader(io.StringIO(exported.text)))
         assert len(rows) == len(view["figures"]) + 1
         # No case names a defender, so none can be matched: every member reports no overlap.
         assert view["distinct_cases"]["estimated_by"] == orgs

@@ -93,8 +93,8 @@ async def test_a_case_documented_by_two_members_is_counted_once(
         # Another member's export: it carries the same figure once that member has every
         # member's publications too (it may still be receiving them when asked first).
         async def exported_figure() -> str | None:
-            exported = await apis[0].json("GET", "/coalition/aggregates/csv", Role.viewer)
-            row = next(line for line in exported["content"].splitlines()
+            exported = await apis[0].file("/coalition/aggregates/csv", Role.viewer)
+            row = next(line for line in exported.text.splitlines()
                        if line.startswith("distinct_cases,"))
             shown = row.split(",")[5]
             return shown if shown == distinct["distinct"]["shown"] else None

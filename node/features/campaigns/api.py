@@ -19,13 +19,15 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from node.core.api.framework import ApiError, Call, Endpoint, FileAnswer, NoBody, NoQuery
+from node.core.api.organisations import OrganisationNames, known_names, named
+from node.core.api.times import Time, TimeInput
 from node.core.rooms import PairRoomError
 from node.core.runtime import Node
 from node.core.sharing import SharingError
@@ -70,7 +72,6 @@ from schemas.common import (
     OrgId,
     RecordRef,
     ShortText,
-    UnixSeconds,
 )
 from schemas.dates import PartialDateText
 from schemas.payloads import Proposal
@@ -100,6 +101,23 @@ class PostRequest(BaseModel):
     targets: list[Name] = Field(default_factory=list, max_length=50)
 
 
+class ProposalRequest(Proposal):
+    """A proposal as the API takes it: the deadline as an ISO 8601 time."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    deadline: TimeInput
+
+    def proposal(self) -> Proposal:
+        return Proposal.model_validate(self.model_dump(mode="python"))
+
+
+class ProposalShown(Proposal):
+    """A proposal as the API shows it: the deadline as an ISO 8601 time."""
+
+    deadline: Time
+
+
 class ResponseView(BaseModel):
     org_id: str
     response: str
@@ -107,7 +125,7 @@ class ResponseView(BaseModel):
     reason: str | None
     contacts: list[str]
     version: int
-    issued_at: int
+    issued_at: Time
 
 
 class PostView(BaseModel):
@@ -119,7 +137,7 @@ class PostView(BaseModel):
     owner: str | None
     due: str | None
     targets: list[str]
-    issued_at: int
+    issued_at: Time
 
 
 class Tally(BaseModel):
@@ -133,9 +151,9 @@ class Tally(BaseModel):
 class ProposalView(BaseModel):
     issuer: str
     record_id: str
-    issued_at: int
+    issued_at: Time
     status: str = Field(description="open, launching, expired, active or closed")
-    proposal: Proposal
+    proposal: ProposalShown
     tally: Tally
     responses: list[ResponseView]
     joined: list[str]
@@ -144,6 +162,7 @@ class ProposalView(BaseModel):
     close_votes: list[str]
     room_id: str | None
     posts: list[PostView] = Field(description="campaign room content, oldest first")
+    organisations: OrganisationNames = {}
 
 
 class ProposalList(BaseModel):
@@ -169,20 +188,31 @@ def _post_view(item: Post) -> PostView:
                     targets=list(item.targets), issued_at=item.issued_at)
 
 
-def proposal_view(state: ProposalState) -> ProposalView:
+def _proposal_orgs(state: ProposalState) -> Iterator[str]:
+    yield state.issuer
+    yield from (r.org_id for r in state.responses)
+    yield from (*state.joined, *state.participants, *state.left, *state.close_votes)
+    for item in state.posts:
+        yield from (item.issuer, *([item.owner] if item.owner else []))
+
+
+def proposal_view(state: ProposalState, known: Mapping[str, str]) -> ProposalView:
     tally = Tally(join=state.count("join"), endorse=state.count("endorse"),
                   decline=state.count("decline"), participants=len(state.joined),
                   minimum=state.proposal.min_organisations)
     return ProposalView(
         issuer=state.issuer, record_id=state.record_id, issued_at=state.issued_at,
-        status=state.status, proposal=state.proposal, tally=tally,
+        status=state.status,
+        proposal=ProposalShown.model_validate(state.proposal.model_dump(mode="python")),
+        tally=tally,
         responses=[ResponseView(org_id=r.org_id, response=r.response, roles=list(r.roles),
                                 reason=r.reason, contacts=list(r.contacts), version=r.version,
                                 issued_at=r.issued_at) for r in state.responses],
         joined=list(state.joined), participants=list(state.participants), left=list(state.left),
         close_votes=list(state.close_votes),
         room_id=state.campaign.room_id if state.campaign else None,
-        posts=[_post_view(p) for p in state.posts])
+        posts=[_post_view(p) for p in state.posts],
+        organisations=named(_proposal_orgs(state), known))
 
 
 def _overlap_view(overlap: Overlap) -> OverlapView:
@@ -214,25 +244,29 @@ class CampaignEndpoints:
         self._node = node
         self._now = now
 
+    async def _known(self) -> dict[str, str]:
+        return await known_names(self._node)
+
     async def check(self, call: Call[CampaignDraft, NoQuery]) -> CheckResult:
         overlaps = await check_against_node(self._node, call.body, self._now())
         return CheckResult(overlaps=[_overlap_view(o) for o in overlaps])
 
-    async def create(self, call: Call[Proposal, NoQuery]) -> ProposalView:
+    async def create(self, call: Call[ProposalRequest, NoQuery]) -> ProposalView:
         with campaign_answers():
-            state = await propose(self._node, call.body, actor=call.principal.user,
+            state = await propose(self._node, call.body.proposal(), actor=call.principal.user,
                                   now=self._now())
-        return proposal_view(state)
+        return proposal_view(state, await self._known())
 
     async def list_proposals(self, call: Call[NoBody, NoQuery]) -> ProposalList:
-        return ProposalList(items=[proposal_view(s)
+        known = await self._known()
+        return ProposalList(items=[proposal_view(s, known)
                                    for s in await all_proposals(self._node, self._now())])
 
     async def one(self, call: Call[NoBody, NoQuery]) -> ProposalView:
         with campaign_answers():
             state = await state_of(self._node, call.path["issuer"], call.path["record_id"],
                                    self._now())
-        return proposal_view(state)
+        return proposal_view(state, await self._known())
 
     async def respond(self, call: Call[ResponseRequest, NoQuery]) -> ProposalView:
         body = call.body
@@ -241,16 +275,18 @@ class CampaignEndpoints:
                                   body.response, roles=body.roles, reason=body.reason,
                                   contacts=body.contacts, actor=call.principal.user,
                                   now=self._now())
-        return proposal_view(state)
+        return proposal_view(state, await self._known())
 
     async def launch(self, call: Call[NoBody, NoQuery]) -> ProposalView:
         with campaign_answers():
             state = await launch(self._node, call.path["record_id"], now=self._now())
-        return proposal_view(state)
+        return proposal_view(state, await self._known())
 
     async def list_campaigns(self, call: Call[NoBody, NoQuery]) -> ProposalList:
         states = await all_proposals(self._node, self._now())
-        return ProposalList(items=[proposal_view(s) for s in states if s.campaign is not None])
+        known = await self._known()
+        return ProposalList(items=[proposal_view(s, known) for s in states
+                                   if s.campaign is not None])
 
     async def add_post(self, call: Call[PostRequest, NoQuery]) -> ProposalView:
         body = call.body
@@ -259,19 +295,19 @@ class CampaignEndpoints:
                                body.post_type, title=body.title, text=body.text,
                                owner=body.owner, due=body.due, targets=body.targets,
                                actor=call.principal.user, now=self._now())
-        return proposal_view(state)
+        return proposal_view(state, await self._known())
 
     async def leave(self, call: Call[NoBody, NoQuery]) -> ProposalView:
         with campaign_answers():
             state = await leave(self._node, call.path["issuer"], call.path["record_id"],
                                 actor=call.principal.user, now=self._now())
-        return proposal_view(state)
+        return proposal_view(state, await self._known())
 
     async def close(self, call: Call[NoBody, NoQuery]) -> ProposalView:
         with campaign_answers():
             state = await close(self._node, call.path["issuer"], call.path["record_id"],
                                 actor=call.principal.user, now=self._now())
-        return proposal_view(state)
+        return proposal_view(state, await self._known())
 
     def endpoints(self) -> list[Endpoint]:
         one = "/proposals/{issuer}/{record_id}"
@@ -283,7 +319,7 @@ class CampaignEndpoints:
                      body=CampaignDraft, response=CheckResult, tags=TAGS),
             Endpoint("POST", "/proposals", self.create,
                      "Post a joint campaign proposal to the coalition", Role.editor,
-                     body=Proposal, response=ProposalView, status=201, errors=errors,
+                     body=ProposalRequest, response=ProposalView, status=201, errors=errors,
                      tags=TAGS),
             Endpoint("GET", "/proposals", self.list_proposals,
                      "Every proposal this node knows, with status and tally",
@@ -323,7 +359,7 @@ class LetterRequest(BaseModel):
 
     title: ShortText
     text: LongText
-    deadline: UnixSeconds
+    deadline: TimeInput
     campaign: RecordRef | None = Field(
         default=None, description="the campaign (its proposal's ids) whose participants sign; "
         "none: the whole coalition")
@@ -347,7 +383,7 @@ class SignatoryView(BaseModel):
     organisation: str
     signatory_name: str
     signatory_role: str | None
-    signed_at: int
+    signed_at: Time
 
 
 class LetterView(BaseModel):
@@ -356,12 +392,13 @@ class LetterView(BaseModel):
     version: int
     title: str
     text: str
-    deadline: int
+    deadline: Time
     open: bool = Field(description="false once the deadline passed")
     campaign: RecordRef | None
     sha256: str
     signatories: list[SignatoryView]
     late: list[str] = Field(description="organisations whose signature came after the deadline")
+    organisations: OrganisationNames = {}
 
 
 class LetterList(BaseModel):
@@ -375,7 +412,7 @@ _LETTER_FILES = {"text": ("text/plain; charset=utf-8", "txt"),
                  "json": ("application/json", "json")}
 
 
-def letter_view(state: LetterState) -> LetterView:
+def letter_view(state: LetterState, known: Mapping[str, str]) -> LetterView:
     return LetterView(
         issuer=state.issuer, record_id=state.record_id, version=state.version,
         title=state.letter.title, text=state.letter.text, deadline=state.letter.deadline,
@@ -385,7 +422,9 @@ def letter_view(state: LetterState) -> LetterView:
                                    signatory_name=s.signatory_name,
                                    signatory_role=s.statement.get("signatory_role"),
                                    signed_at=s.issued_at) for s in state.signatures],
-        late=list(state.late))
+        late=list(state.late),
+        organisations=named([state.issuer, *(s.org_id for s in state.signatures), *state.late],
+                            known))
 
 
 class LetterEndpoints:
@@ -393,30 +432,34 @@ class LetterEndpoints:
         self._node = node
         self._now = now
 
+    async def _known(self) -> dict[str, str]:
+        return await known_names(self._node)
+
     async def create(self, call: Call[LetterRequest, NoQuery]) -> LetterView:
         body = call.body
         with campaign_answers():
             state = await create_letter(self._node, body.title, body.text, body.deadline,
                                         body.campaign, actor=call.principal.user,
                                         now=self._now())
-        return letter_view(state)
+        return letter_view(state, await self._known())
 
     async def list_letters(self, call: Call[NoBody, NoQuery]) -> LetterList:
-        return LetterList(items=[letter_view(s)
+        known = await self._known()
+        return LetterList(items=[letter_view(s, known)
                                  for s in await all_letters(self._node, self._now())])
 
     async def one(self, call: Call[NoBody, NoQuery]) -> LetterView:
         with campaign_answers():
             state = await letter_of(self._node, call.path["issuer"], call.path["record_id"],
                                     self._now())
-        return letter_view(state)
+        return letter_view(state, await self._known())
 
     async def sign(self, call: Call[SignRequest, NoQuery]) -> LetterView:
         with campaign_answers():
             state = await sign_letter(self._node, call.path["issuer"], call.path["record_id"],
                                       call.body.signatory_name, call.body.signatory_role,
                                       actor=call.principal.user, now=self._now())
-        return letter_view(state)
+        return letter_view(state, await self._known())
 
     async def export(self, call: Call[NoBody, ExportQuery]) -> FileAnswer:
         with campaign_answers():

@@ -38,6 +38,7 @@ from node.core.api.framework import (
     NoQuery,
     invalid,
 )
+from node.core.api.times import Time
 from node.core.runtime import Node
 from node.core.store import (
     CaseFilter,
@@ -67,7 +68,7 @@ class CaseView(BaseModel):
     record_id: str
     issuer: str
     version: int
-    issued_at: int = Field(description="when this version was issued, in Unix seconds")
+    issued_at: Time = Field(description="when this version was issued")
     created_at: datetime
     updated_at: datetime
     payload: Case = Field(description="absent optional fields are left out, never null")

@@ -14,7 +14,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, Literal, TypeVar
 
@@ -32,6 +32,8 @@ from node.core.api.framework import (
     invalid,
     setting_endpoints,
 )
+from node.core.api.organisations import OrganisationNames, known_names, named
+from node.core.api.times import Time
 from node.core.runtime import Node
 from node.core.store import Role
 from node.features.campaigns import CampaignDraft
@@ -98,6 +100,7 @@ class CheckView(BaseModel):
     matches: list[MatchView]
     refused: dict[str, str] = Field(description="members that refused the query, and why")
     campaigns: list[CampaignMatchView]
+    organisations: OrganisationNames = {}
 
 
 class ContactBody(BaseModel):
@@ -117,18 +120,19 @@ class ContactRequestView(BaseModel):
     querier: str
     score_band: str
     status: str
-    arrived_at: int
+    arrived_at: Time
     decided_by: str | None
     pair_room: str | None
     matched_case: str | None = Field(
         description="the record id of our case that matched (never sent to the asker)")
+    organisations: OrganisationNames = {}
 
 
 class ContactRequestList(BaseModel):
     items: list[ContactRequestView]
 
 
-def check_view(check: CheckState) -> CheckView:
+def check_view(check: CheckState, known: Mapping[str, str]) -> CheckView:
     contacts = {c.handle: c for c in check.contacts}
     matches = []
     for answer in sorted(check.answers, key=lambda a: a.org_id):
@@ -148,14 +152,17 @@ def check_view(check: CheckState) -> CheckView:
         refused={a.org_id: a.refused for a in check.answers if a.refused},
         campaigns=[CampaignMatchView(org_id=c.org_id, record_id=c.record_id, kind=c.kind,
                                      title=c.title, score_band=c.score_band, reasons=c.reasons)
-                   for c in check.campaign_matches])
+                   for c in check.campaign_matches],
+        organisations=named([*check.asked, *check.answered,
+                             *(c.org_id for c in check.campaign_matches)], known))
 
 
-def contact_view(request: ContactRequest) -> ContactRequestView:
+def contact_view(request: ContactRequest, known: Mapping[str, str]) -> ContactRequestView:
     return ContactRequestView(request_id=request.request_id, querier=request.querier,
                               score_band=request.score_band, status=request.status,
                               arrived_at=request.arrived_at, decided_by=request.decided_by,
-                              pair_room=request.pair_room, matched_case=request.matched_case)
+                              pair_room=request.pair_room, matched_case=request.matched_case,
+                              organisations=named([request.querier], known))
 
 
 @contextmanager
@@ -199,16 +206,18 @@ class DedupEndpoints:
 
     async def check_get(self, call: Call[NoBody, NoQuery]) -> CheckView:
         with dedup_answers():
-            return check_view(await get_check(self._node, call.path["check_id"]))
+            return check_view(await get_check(self._node, call.path["check_id"]),
+                              await known_names(self._node))
 
     async def check_contact(self, call: Call[ContactBody, NoQuery]) -> CheckView:
         with dedup_answers():
             check = await request_contact(self._node, call.path["check_id"], call.body.handle,
                                           actor=call.principal.user, now=int(time.time()))
-        return check_view(check)
+        return check_view(check, await known_names(self._node))
 
     async def contact_list(self, call: Call[NoBody, NoQuery]) -> ContactRequestList:
-        return ContactRequestList(items=[contact_view(r)
+        known = await known_names(self._node)
+        return ContactRequestList(items=[contact_view(r, known)
                                          for r in await contact_requests(self._node)])
 
     async def contact_decide(self, call: Call[DecisionBody, NoQuery]) -> ContactRequestView:
@@ -216,7 +225,7 @@ class DedupEndpoints:
             request = await decide_contact(self._node, call.path["request_id"],
                                            accept=call.body.accept, actor=call.principal.user,
                                            now=int(time.time()))
-        return contact_view(request)
+        return contact_view(request, await known_names(self._node))
 
     def endpoints(self) -> list[Endpoint]:
         one = "/dedup/checks/{check_id}"

@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from federation.consent import ConsentRefused, Recipient, allowed_fields
 from node.core.api.answers import sharing_answers
 from node.core.api.framework import ApiError, Call, Endpoint, NoBody, NoQuery
+from node.core.api.organisations import OrganisationNames, known_names, named
 from node.core.runtime import Node
 from node.core.sharing import (
     ShareReceipt,
@@ -72,6 +73,7 @@ class ShareResult(BaseModel):
     version: int
     kind: str
     recipients: list[SentTo] = Field(description="queued for delivery, one copy each")
+    organisations: OrganisationNames = {}
 
 
 class RefusedField(BaseModel):
@@ -93,6 +95,7 @@ class PreviewResult(BaseModel):
     record_id: str
     version: int
     recipients: list[RecipientPreview]
+    organisations: OrganisationNames = {}
 
 
 class ShareEntryView(BaseModel):
@@ -109,6 +112,7 @@ class ShareEntryView(BaseModel):
 class ShareHistory(BaseModel):
     record_id: str
     entries: list[ShareEntryView] = Field(description="oldest first")
+    organisations: OrganisationNames = {}
 
 
 class RetractRequest(BaseModel):
@@ -141,11 +145,13 @@ class ReceivedSummary(BaseModel):
 class ReceivedList(BaseModel):
     items: list[ReceivedSummary]
     next_offset: int | None = Field(description="pass as `offset` for the next page")
+    organisations: OrganisationNames = {}
 
 
 class ReceivedView(ReceivedSummary):
     claims: dict[str, Any] | None = Field(description="null once retracted (tombstone)")
     versions: list[int] = Field(description="every version received, oldest first")
+    organisations: OrganisationNames = {}
 
 
 class QuarantineQuery(BaseModel):
@@ -183,6 +189,13 @@ def _sent(receipt: ShareReceipt) -> list[SentTo]:
                    room_id=receipt.rooms[item.recipient]) for item in receipt.recipients]
 
 
+async def _share_result(node: Node, receipt: ShareReceipt) -> ShareResult:
+    return ShareResult(record_id=receipt.record_id, version=receipt.version, kind=receipt.kind,
+                       recipients=_sent(receipt),
+                       organisations=named((item.recipient for item in receipt.recipients),
+                                           await known_names(node)))
+
+
 class SharingEndpoints:
     def __init__(self, node: Node, now: Callable[[], int]) -> None:
         self._node = node
@@ -199,8 +212,7 @@ class SharingEndpoints:
             receipt = await share_from_node(self._node, record, call.body.recipients,
                                             call.body.fields, actor=call.principal.user,
                                             issued_at=self._now())
-        return ShareResult(record_id=receipt.record_id, version=receipt.version,
-                           kind=receipt.kind, recipients=_sent(receipt))
+        return await _share_result(self._node, receipt)
 
     async def preview_case_share(self, call: Call[ShareRequest, NoQuery]) -> PreviewResult:
         record = await self._case(call.path["record_id"])
@@ -211,7 +223,9 @@ class SharingEndpoints:
             answers = preview_share(record, recipients, call.body.fields, issued_at=self._now())
         return PreviewResult(record_id=record.record_id, version=record.version,
                              recipients=[_preview(record, r, answers[r.org_id])
-                                         for r in recipients])
+                                         for r in recipients],
+                             organisations=named((r.org_id for r in recipients),
+                                                 await known_names(self._node)))
 
     async def case_shares(self, call: Call[NoBody, NoQuery]) -> ShareHistory:
         record = await self._case(call.path["record_id"])
@@ -222,7 +236,7 @@ class SharingEndpoints:
                            fields=list(e.fields), room_id=e.room_id, shared_at=e.shared_at,
                            actor=e.actor)
             for e in entries
-        ])
+        ], organisations=named((e.recipient for e in entries), await known_names(self._node)))
 
     async def retract_case(self, call: Call[RetractRequest, NoQuery]) -> ShareResult:
         record = await self._case(call.path["record_id"])
@@ -230,8 +244,7 @@ class SharingEndpoints:
             receipt = await retract_from_node(self._node, record, reason=call.body.reason,
                                               note=call.body.note, actor=call.principal.user,
                                               issued_at=self._now())
-        return ShareResult(record_id=receipt.record_id, version=receipt.version,
-                           kind=receipt.kind, recipients=_sent(receipt))
+        return await _share_result(self._node, receipt)
 
     async def list_received(self, call: Call[NoBody, ReceivedListQuery]) -> ReceivedList:
         query = call.query
@@ -241,7 +254,9 @@ class SharingEndpoints:
         page = records[: query.limit]
         more = len(records) > query.limit
         return ReceivedList(items=[ReceivedSummary(**_summary(r)) for r in page],
-                            next_offset=query.offset + query.limit if more else None)
+                            next_offset=query.offset + query.limit if more else None,
+                            organisations=named((r.issuer for r in page),
+                                                await known_names(self._node)))
 
     async def get_received(self, call: Call[NoBody, NoQuery]) -> ReceivedView:
         issuer, record_id = call.path["issuer"], call.path["record_id"]
@@ -254,7 +269,8 @@ class SharingEndpoints:
             raise ApiError(404, "not_found", "no record with this issuer and id was received")
         latest = versions[-1]
         return ReceivedView(**_summary(latest), claims=latest.claims,
-                            versions=[v.version for v in versions])
+                            versions=[v.version for v in versions],
+                            organisations=named([issuer], await known_names(self._node)))
 
     async def list_quarantine(self, call: Call[NoBody, QuarantineQuery]) -> QuarantineList:
         async with self._node.store.read() as tx:

@@ -17,6 +17,7 @@ import pytest
 
 from deploy.homeserver import Federation
 from federation.transport import TransportError
+from node.core.api.times import iso_time, unix_seconds
 from node.core.coalition import MEMBER_POWER
 from node.features.campaigns.records import ROOM_LEFT, CampaignRecords
 from tests.support.api_harness import RunningApi
@@ -55,7 +56,7 @@ def proposal_body(api: RunningApi, minimum: int, *, days: int = 7) -> dict[str, 
         "themes": ["criminalisation"],
         "asks": ["legal", "advocacy", "media"],
         "min_organisations": minimum,
-        "deadline": api.clock.value + days * 86_400,
+        "deadline": iso_time(api.clock.value + days * 86_400),
     }
 
 
@@ -159,7 +160,8 @@ async def test_a_campaign_forms_runs_and_closes_with_only_its_participants(
         # The campaign's own sign-on letter is open while the campaign is.
         letter = await t.a.json("POST", "/letters", expect=201, json={
             "title": "Carta conjunta", "text": "Exigimos garantías.",
-            "deadline": t.a.clock.value + 3_600, "campaign": {"issuer": a_org, "record_id": pid}})
+            "deadline": iso_time(t.a.clock.value + 3_600),
+            "campaign": {"issuer": a_org, "record_id": pid}})
         assert letter["open"]
 
         # A closes: archived on every node; the participant nodes leave the room.
@@ -192,7 +194,7 @@ async def test_responses_change_until_the_deadline_and_a_proposal_below_minimum_
         a_org, b_org, c_org = (api.node.org_id for api in t.everyone)
         created = await t.a.json("POST", "/proposals", json=proposal_body(t.a, 3, days=1),
                                  expect=201)
-        pid, deadline = created["record_id"], created["proposal"]["deadline"]
+        pid, deadline = created["record_id"], unix_seconds(created["proposal"]["deadline"])
         await seen(t.b, a_org, pid, "the proposal at B")
         await t.b.json("POST", f"/proposals/{a_org}/{pid}/responses",
                        json={"response": "join", "roles": ["media"]})

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from deploy.homeserver import Federation
+from node.core.api.times import iso_time
 from node.features.campaigns.api import APPENDIX_VALID_HEADER
 from node.features.campaigns.letters import verify_letter_appendix
 from tests.features.campaigns.test_federated import trio
@@ -36,9 +37,11 @@ async def test_a_letter_collects_signatures_refuses_late_ones_and_exports_verifi
         a_org, b_org, c_org = (api.node.org_id for api in t.everyone)
         deadline = t.a.clock.value + 3_600
         letter = await t.a.json("POST", "/letters", expect=201, json={
-            "title": "Carta abierta: liberen a Ligaya", "text": TEXT, "deadline": deadline})
+            "title": "Carta abierta: liberen a Ligaya", "text": TEXT,
+            "deadline": iso_time(deadline)})
         lid = letter["record_id"]
         assert letter["open"] and letter["signatories"] == []
+        assert letter["deadline"] == iso_time(deadline)
         for api in (t.b, t.c):
             await letter_at(api, a_org, lid, "the letter at every member")
 

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from deploy.homeserver import Homeserver
+from node.core.api.times import iso_time
 from node.core.store import Role
 from schemas.ids import is_uuid7, new_record_id
 from tests.support.api_harness import SAMPLE_CASES, USERS, RunningApi, running_api
@@ -42,7 +43,7 @@ async def test_create_then_get_returns_the_stored_record(api: RunningApi) -> Non
     assert is_uuid7(created["record_id"])
     assert created["version"] == 1
     assert created["issuer"] == api.node.org_id
-    assert created["issued_at"] == api.clock.value
+    assert created["issued_at"] == iso_time(api.clock.value)
     for field, value in SAMPLE_CASES["cauca"].items():
         assert created["payload"][field] == value
     fetched = await api.json("GET", f"/cases/{created['record_id']}", Role.viewer)

@@ -88,6 +88,7 @@ async def test_preview_shows_claims_or_refusal_and_what_may_be_offered(api: Runn
     assert answer["claims"]["country"] == "PH"
     assert answer["claims"]["violations"] == SAMPLE_CASES["mindanao"]["violations"]
     assert "narrative" not in answer["claims"] and "narrative" not in answer["allowed_fields"]
+    assert preview["organisations"] == {MEMBER.org_id: "Haki"}
 
     refused = await api.json("POST", f"/cases/{record_id}/share/preview", json={
         "recipients": [MEMBER.org_id], "fields": ["country", "place"]})
@@ -128,6 +129,7 @@ async def test_received_records_list_filter_page_and_tombstones(api: RunningApi)
     assert listed[cases[0]]["version"] == 2
     assert listed[cases[2]]["disclosed_fields"] == ["country", "victims.groups"]
     assert listed[cases[1]]["retracted"] is True and listed[cases[1]]["disclosed_fields"] == []
+    assert every["organisations"] == {MEMBER.org_id: "Haki"}
 
     by_issuer = await api.json("GET", f"/received?issuer={STRANGER.org_id}", Role.viewer)
     assert by_issuer["items"] == []
@@ -136,6 +138,7 @@ async def test_received_records_list_filter_page_and_tombstones(api: RunningApi)
 
     latest = await api.json("GET", f"/received/{MEMBER.org_id}/{cases[0]}", Role.viewer)
     assert latest["claims"]["country"] == "UG" and latest["versions"] == [1, 2]
+    assert latest["organisations"] == {MEMBER.org_id: "Haki"}
     tombstone = await api.json("GET", f"/received/{MEMBER.org_id}/{cases[1]}", Role.viewer)
     assert tombstone["retracted"] is True and tombstone["claims"] is None
     for path in (f"/received/{MEMBER.org_id}/{new_record_id()}",

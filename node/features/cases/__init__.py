@@ -1,6 +1,7 @@
 """Cases: the case form, search, import and export, and the casebook that keeps versions.
 
-The public surface other features use: the casebook's :func:`stored_record`, the export's
+The public surface other features use: the casebook's :func:`stored_record` and
+:func:`withdraw_consent`, the export's
 :func:`own_case_records`, the case form, and the API's store errors (:func:`store_answers`).
 """
 
@@ -15,7 +16,7 @@ from node.core.runtime import Node
 from node.features.cases import cli, pages
 from node.features.cases.api import CaseEndpoints, store_answers
 from node.features.cases.case_form import CaseForm
-from node.features.cases.casebook import stored_record
+from node.features.cases.casebook import stored_record, withdraw_consent
 from node.features.cases.exporting import own_case_records
 from node.features.cases.files_api import CaseFileEndpoints
 from node.features.cases.pages import ONE
@@ -27,6 +28,7 @@ __all__ = [
     "own_case_records",
     "store_answers",
     "stored_record",
+    "withdraw_consent",
 ]
 
 

@@ -30,6 +30,7 @@ from schemas.records import (
     record_to_wire,
 )
 from schemas.strict import own_case_problems
+from schemas.typology import ConsentLevel
 
 CASE_CREATED = "case.create"
 CASE_UPDATED = "case.update"
@@ -120,6 +121,20 @@ async def amend_case(
     await tx.audit.append(author, CASE_UPDATED, target=stored.record_id,
                           details={"version": stored.version})
     return stored
+
+
+async def withdraw_consent(
+    tx: StoreTransaction, record_id: str, *, author: str, issued_at: int
+) -> StoredCase:
+    """The defender withdrew consent: the case's consent becomes ``none`` (no partners) as a new
+    version, so nothing of it is shared, published or matched again; unchanged if it already
+    is ``none``."""
+    current = await tx.cases.get(record_id)
+    if stored_record(current).payload.consent_level is ConsentLevel.NONE:
+        return current
+    return await amend_case(tx, record_id, {"consent_level": ConsentLevel.NONE.value,
+                                            "consent_partners": None},
+                            author=author, issued_at=issued_at)
 
 
 async def delete_case(tx: StoreTransaction, record_id: str, *, author: str) -> None:

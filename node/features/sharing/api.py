@@ -31,7 +31,6 @@ from node.core.sharing import (
     ShareReceipt,
     disclosed_fields,
     preview_share,
-    retract_from_node,
     share_from_node,
     verified_recipients,
 )
@@ -40,6 +39,7 @@ from node.core.store.received import MAX_PAGE as RECEIVED_MAX_PAGE
 from node.core.store.received import ReceivedRecord
 from node.core.store.shares import ShareRepository
 from node.features.cases import store_answers, stored_record
+from node.features.sharing.retraction import retract_case
 from schemas.codes import RetractionReasonCode
 from schemas.common import OrgId, ShortText
 from schemas.records import CaseRecord
@@ -241,9 +241,9 @@ class SharingEndpoints:
     async def retract_case(self, call: Call[RetractRequest, NoQuery]) -> ShareResult:
         record = await self._case(call.path["record_id"])
         with sharing_answers():
-            receipt = await retract_from_node(self._node, record, reason=call.body.reason,
-                                              note=call.body.note, actor=call.principal.user,
-                                              issued_at=self._now())
+            receipt = await retract_case(self._node, record, reason=call.body.reason,
+                                         note=call.body.note, actor=call.principal.user,
+                                         issued_at=self._now())
         return await _share_result(self._node, receipt)
 
     async def list_received(self, call: Call[NoBody, ReceivedListQuery]) -> ReceivedList:

@@ -30,7 +30,6 @@ from node.core.sharing import (
     ShareRefused,
     UnknownRecipient,
     preview_share,
-    retract_from_node,
     share_from_node,
     verified_recipients,
 )
@@ -41,6 +40,7 @@ from node.core.web.labels import FIELD_GROUP_NAMES
 from node.core.web.presenters import case_heading, field_name, member_names, payload_facts
 from node.core.web.routes import PageRoute
 from node.features.cases import ONE, stored_record
+from node.features.sharing.retraction import retract_case
 from schemas.codes import RetractionReasonCode
 from schemas.fields import CASE_FIELD_GROUPS, FieldGroup, split_path
 from schemas.records import CaseRecord
@@ -253,8 +253,8 @@ async def retract(request: web.Request) -> web.StreamResponse:
         raise web.HTTPBadRequest()
     code: RetractionReasonCode = reason
     try:
-        await retract_from_node(ctx.node, record, reason=code, note=None,
-                                actor=staff_of(request).username, issued_at=ctx.now())
+        await retract_case(ctx.node, record, reason=code, note=None,
+                           actor=staff_of(request).username, issued_at=ctx.now())
     except (NothingToRetract, AlreadyRetracted, PairRoomError):
         raise web.HTTPConflict() from None
     return see_other(f"/cases/{record.record_id}", done="retracted")

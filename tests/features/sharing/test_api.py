@@ -74,9 +74,12 @@ async def test_refusals_name_what_is_wrong_and_queue_nothing(api: RunningApi) ->
                              json={"recipients": [MEMBER.org_id], "fields": ["country"]})
     assert missing.status == 404
     await _nothing_queued(api, record_id)
-    never = await api.json("POST", f"/cases/{record_id}/retract", expect=409,
-                           json={"reason": "error"})
-    assert never["error"]["code"] == "not_shared"
+    for reason in ("error", "consent_withdrawn"):
+        never = await api.json("POST", f"/cases/{record_id}/retract", expect=409,
+                               json={"reason": reason})
+        assert never["error"]["code"] == "not_shared"
+    unchanged = await api.json("GET", f"/cases/{record_id}", Role.viewer)
+    assert unchanged["version"] == 1 and unchanged["payload"]["consent_level"] == "anonymised"
 
 
 async def test_preview_shows_claims_or_refusal_and_what_may_be_offered(api: RunningApi) -> None:

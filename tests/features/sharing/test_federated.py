@@ -204,6 +204,10 @@ async def test_updates_late_versions_and_retractions_propagate(
         retracted = await t.a.json("POST", f"/cases/{record_id}/retract",
                                    json={"reason": "consent_withdrawn"})
         assert [r["org_id"] for r in retracted["recipients"]] == [b_org]
+        # The withdrawal is recorded on the case itself, so A stops matching and sharing it.
+        case = await t.a.json("GET", f"/cases/{record_id}", Role.viewer)
+        assert retracted["version"] == case["version"] == 3
+        assert case["payload"]["consent_level"] == "none"
 
         async def tombstone() -> dict[str, Any] | None:
             view = await t.b.json("GET", f"/received/{a_org}/{record_id}", Role.viewer)

@@ -149,6 +149,24 @@ Handler = Callable[[Call[Any, Any]], Awaitable[BaseModel | FileAnswer | None]]
 
 
 @dataclass(frozen=True)
+class Link:
+    """An OpenAPI link: what this endpoint's answer lets a client call next, with which path
+    parameters taken from the answer's body (``{"record_id": "record_id"}``)."""
+
+    name: str
+    method: str
+    path: str
+    parameters: dict[str, str]
+
+
+def operation_id(method: str, path: str) -> str:
+    """A unique, stable OpenAPI operation id (method and path make an endpoint unique):
+    ``GET /cases/{record_id}`` -> ``get_cases_record_id``."""
+    words = re.findall(r"[a-z0-9]+", path.lower())
+    return "_".join([method.lower(), *words])
+
+
+@dataclass(frozen=True)
 class Endpoint:
     method: str
     path: str  # relative to API_PREFIX, aiohttp syntax: "/cases/{record_id}"
@@ -165,6 +183,8 @@ class Endpoint:
     """Media types of the files this endpoint serves (its handler answers a FileAnswer)."""
     file_headers: tuple[str, ...] = ()
     """Headers that describe the served file, for the OpenAPI document."""
+    links: tuple[Link, ...] = ()
+    """What the answer lets a client call next (OpenAPI links; stateful API tests follow them)."""
 
 
 def setting_endpoints(
@@ -350,6 +370,7 @@ def openapi_document(api: Api) -> dict[str, Any]:
     ref_of = {model: refs[(model, "validation")]["$ref"] for model in ordered}
     schemas: dict[str, Any] = definitions.get("$defs", {})
     paths: dict[str, dict[str, Any]] = {}
+    _check_links(api.endpoints)
     for endpoint in api.endpoints:
         operation = _operation(endpoint, ref_of, schemas)
         paths.setdefault(API_PREFIX + endpoint.path, {})[endpoint.method.lower()] = operation
@@ -363,6 +384,20 @@ def openapi_document(api: Api) -> dict[str, Any]:
         },
         "security": [{"bearer": []}],
     }
+
+
+def _check_links(endpoints: list[Endpoint]) -> None:
+    known = {(e.method, e.path): e for e in endpoints}
+    for endpoint in endpoints:
+        for link in endpoint.links:
+            target = known.get((link.method, link.path))
+            if target is None:
+                raise ValueError(f"link {link.name} of {endpoint.method} {endpoint.path} names "
+                                 f"no endpoint: {link.method} {link.path}")
+            missing = set(re.findall(r"\{(\w+)\}", link.path)) - set(link.parameters)
+            if missing:
+                raise ValueError(f"link {link.name} of {endpoint.method} {endpoint.path} "
+                                 f"leaves out {sorted(missing)}")
 
 
 def _operation(
@@ -386,6 +421,12 @@ def _operation(
             "description": "success",
             "content": {"application/json": {"schema": {"$ref": ref_of[endpoint.response]}}},
         }
+        if endpoint.links:
+            responses[str(endpoint.status)]["links"] = {
+                link.name: {"operationId": operation_id(link.method, link.path),
+                            "parameters": {name: f"$response.body#/{pointer}"
+                                           for name, pointer in link.parameters.items()}}
+                for link in endpoint.links}
     error_codes = {401, 403, *endpoint.errors}
     if endpoint.body is not NoBody:
         error_codes |= {400, 422}
@@ -398,7 +439,7 @@ def _operation(
         }
     operation: dict[str, Any] = {
         "summary": endpoint.summary,
-        "operationId": endpoint.handler.__name__,
+        "operationId": operation_id(endpoint.method, endpoint.path),
         "responses": responses,
         "parameters": _parameters(endpoint, ref_of, schemas),
     }

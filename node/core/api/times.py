@@ -13,6 +13,8 @@ from typing import Annotated, Any
 from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
 
 EXAMPLE = "2026-12-31T18:00:00Z"
+LATEST = 253_402_300_799
+"""9999-12-31T23:59:59Z: the last time ISO 8601's four-digit years can write."""
 
 
 def iso_time(unix_seconds: int) -> str:
@@ -30,7 +32,13 @@ def unix_seconds(value: Any) -> int:
         raise ValueError(f"must be an ISO 8601 time such as {EXAMPLE}") from None
     if parsed.tzinfo is None:
         raise ValueError(f"needs a time zone, for example {EXAMPLE} (Z is UTC)")
-    return int(parsed.timestamp())
+    try:
+        seconds = int(parsed.timestamp())
+    except (OverflowError, OSError, ValueError):
+        seconds = -1
+    if not 0 <= seconds <= LATEST:
+        raise ValueError(f"must be between 1970 and {iso_time(LATEST)[:4]}")
+    return seconds
 
 
 def _optional_iso(unix: int | None) -> str | None:

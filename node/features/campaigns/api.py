@@ -25,7 +25,15 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from node.core.api.framework import ApiError, Call, Endpoint, FileAnswer, NoBody, NoQuery
+from node.core.api.framework import (
+    ApiError,
+    Call,
+    Endpoint,
+    FileAnswer,
+    Link,
+    NoBody,
+    NoQuery,
+)
 from node.core.api.organisations import OrganisationNames, known_names, named
 from node.core.api.times import Time, TimeInput
 from node.core.rooms import PairRoomError
@@ -77,6 +85,8 @@ from schemas.dates import PartialDateText
 from schemas.payloads import Proposal
 
 TAGS = ("campaigns",)
+RECORD = {"issuer": "issuer", "record_id": "record_id"}
+"""Link parameters to a record from an answer naming it (its issuer and record id)."""
 
 
 class ResponseRequest(BaseModel):
@@ -320,7 +330,11 @@ class CampaignEndpoints:
             Endpoint("POST", "/proposals", self.create,
                      "Post a joint campaign proposal to the coalition", Role.editor,
                      body=ProposalRequest, response=ProposalView, status=201, errors=errors,
-                     tags=TAGS),
+                     tags=TAGS, links=(
+                         Link("GetProposal", "GET", one, RECORD),
+                         Link("Respond", "POST", one + "/responses", RECORD),
+                         Link("Launch", "POST", "/proposals/{record_id}/launch",
+                              {"record_id": "record_id"}))),
             Endpoint("GET", "/proposals", self.list_proposals,
                      "Every proposal this node knows, with status and tally",
                      response=ProposalList, tags=TAGS),
@@ -485,7 +499,10 @@ class LetterEndpoints:
             Endpoint("POST", "/letters", self.create,
                      "Post a sign-on letter to the coalition or a campaign's participants",
                      Role.editor, body=LetterRequest, response=LetterView, status=201,
-                     errors=errors, tags=tags),
+                     errors=errors, tags=tags, links=(
+                         Link("GetLetter", "GET", one, RECORD),
+                         Link("Sign", "POST", one + "/signatures", RECORD),
+                         Link("Export", "GET", one + "/export", RECORD))),
             Endpoint("GET", "/letters", self.list_letters, "Every letter this node knows",
                      response=LetterList, tags=tags),
             Endpoint("GET", one, self.one, "A letter and its signatories",

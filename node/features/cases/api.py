@@ -34,6 +34,7 @@ from node.core.api.framework import (
     Call,
     Endpoint,
     FieldProblem,
+    Link,
     NoBody,
     NoQuery,
     invalid,
@@ -60,6 +61,7 @@ from schemas.errors import RecordValidationError
 
 MAX_PAGE = min(100, STORE_MAX_PAGE)
 TAGS = ("cases",)
+CASE_ID = {"record_id": "record_id"}
 
 
 class CaseView(BaseModel):
@@ -236,7 +238,11 @@ class CaseEndpoints:
         one = "/cases/{record_id}"
         return [
             Endpoint("POST", "/cases", self.create_case, "Document a new case", Role.editor,
-                     body=Case, response=CaseView, status=201, tags=TAGS),
+                     body=Case, response=CaseView, status=201, tags=TAGS, links=(
+                         Link("GetCase", "GET", one, CASE_ID),
+                         Link("AmendCase", "PATCH", one, CASE_ID),
+                         Link("CaseVersions", "GET", one + "/versions", CASE_ID),
+                         Link("DeleteCase", "DELETE", one, CASE_ID))),
             Endpoint("GET", "/cases", self.list_cases, "List cases, newest change first",
                      query=CaseListQuery, response=CaseList, tags=TAGS),
             Endpoint("GET", one, self.get_case, "Get the current version of a case",

@@ -26,6 +26,7 @@ from node.core.api.framework import (
     Call,
     Endpoint,
     FieldProblem,
+    Link,
     NoBody,
     NoQuery,
     field_problems,
@@ -233,7 +234,9 @@ class DedupEndpoints:
             Endpoint("POST", "/dedup/checks", self.check_start,
                      "Check the coalition for a draft case (query) or campaign (local search)",
                      Role.editor, body=CheckRequest, response=CheckCreated, status=201,
-                     errors=(409,), tags=TAGS),
+                     errors=(409,), tags=TAGS, links=(
+                         Link("GetCheck", "GET", one, {"check_id": "check_id"}),
+                         Link("AskContact", "POST", one + "/contact", {"check_id": "check_id"}))),
             Endpoint("GET", one, self.check_get,
                      "A check: who was asked, who answered, possible matches",
                      response=CheckView, errors=(404,), tags=TAGS),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -19,6 +20,7 @@ from node.core.api.framework import (
     Call,
     Endpoint,
     FileAnswer,
+    Link,
     Principal,
     Role,
     json_nesting_depth,
@@ -284,3 +286,37 @@ async def test_a_file_is_served_as_itself_with_its_type_and_download_name(
     assert success["content"] == {"text/csv; charset=utf-8": {
         "schema": {"type": "string", "format": "binary"}}}
     assert set(success["headers"]) == {"Minga-Note"}
+
+
+async def _thing(call: Call[Any, Any]) -> Thing:
+    return Thing(name="x", count=1)
+
+
+def test_operation_ids_are_unique_and_links_name_real_operations() -> None:
+    api = Api(title="test", version="1")
+    api.add(Endpoint("POST", "/things", create_thing, "create", Role.editor, body=Thing,
+                     response=Thing, status=201,
+                     links=(Link("GetThing", "GET", "/things/{name}", {"name": "name"}),)))
+    api.add(Endpoint("GET", "/things/{name}", _thing, "one", response=Thing))
+    api.add(Endpoint("GET", "/others/{name}", _thing, "one too", response=Thing))
+    document = api.openapi()
+    ids = [op["operationId"] for item in document["paths"].values() for op in item.values()]
+    assert sorted(ids) == ["get_others_name", "get_things_name", "post_things"]
+    links = document["paths"]["/api/v1/things"]["post"]["responses"]["201"]["links"]
+    assert links == {"GetThing": {"operationId": "get_things_name",
+                                  "parameters": {"name": "$response.body#/name"}}}
+
+
+@pytest.mark.parametrize(("link", "problem"), [
+    (Link("Lost", "GET", "/nowhere/{name}", {"name": "name"}), "names no endpoint"),
+    (Link("Short", "GET", "/things/{name}", {}), "leaves out ['name']"),
+])
+def test_a_link_to_nothing_or_without_its_parameters_is_a_programming_error(
+    link: Link, problem: str,
+) -> None:
+    api = Api(title="test", version="1")
+    api.add(Endpoint("POST", "/things", create_thing, "create", body=Thing, response=Thing,
+                     links=(link,)))
+    api.add(Endpoint("GET", "/things/{name}", _thing, "one", response=Thing))
+    with pytest.raises(ValueError, match=re.escape(problem)):
+        api.openapi()

@@ -11,7 +11,14 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Self
 
-from pydantic import Field, StrictBool, StrictStr, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    Field,
+    StrictBool,
+    StrictStr,
+    StringConstraints,
+    model_validator,
+)
 
 from schemas.codes import (
     AckStatusCode,
@@ -148,8 +155,36 @@ class CampaignPost(WireModel):
     targets: list[Name] = Field(default_factory=list)
 
 
+MAX_ALERT_UPDATES = 100
+
+
+class AlertUpdate(WireModel):
+    """One update of an alert, signed with it: the status it set, when, by whom, and why.
+
+    ``seq`` is its order number (1, 2, ...): update ``n`` first travels in version ``n + 1`` of
+    the alert, and every later version carries it again, so a member that missed a version still
+    gets the whole history."""
+
+    seq: PositiveInt
+    status: AlertStatusCode
+    text: LongText | None = None
+    reason: ShortText | None = None
+    """Why a closed alert was reopened."""
+    at: UnixSeconds
+    by: OrgId
+
+
+def _ascending_updates(updates: list[AlertUpdate]) -> list[AlertUpdate]:
+    seqs = [update.seq for update in updates]
+    if seqs != sorted(set(seqs)):
+        raise ValueError("order numbers (seq) must be distinct and ascending")
+    return updates
+
+
 class Alert(WireModel):
-    """An urgent alert: someone was arrested, disappeared, attacked... and what help is asked."""
+    """An urgent alert: someone was arrested, disappeared, attacked... and what help is asked.
+
+    ``text`` is the alert as first sent and never changes; ``status`` is the latest update's."""
 
     alert_type: AlertTypeCode
     urgency: RiskLevel
@@ -159,14 +194,35 @@ class Alert(WireModel):
     case: RecordRef | None = None
     text: LongText
     status: AlertStatusCode = "active"
+    updates: Annotated[list[AlertUpdate], Field(max_length=MAX_ALERT_UPDATES),
+                       AfterValidator(_ascending_updates)] = Field(default_factory=list)
+
+
+class AlertOffer(WireModel):
+    """One kind of help a member offered, and when it first offered it."""
+
+    capability: CapabilityCode
+    at: UnixSeconds
+
+
+def _one_offer_per_capability(offered: list[AlertOffer]) -> list[AlertOffer]:
+    if len({offer.capability for offer in offered}) != len(offered):
+        raise ValueError("must not offer the same capability twice")
+    return offered
 
 
 class AlertAck(WireModel):
-    """A member's acknowledgement of an alert, and what it can help with."""
+    """A member's acknowledgement of an alert, and what it can help with.
+
+    The record's issue time is when the member answered (each answer is a new version).
+    ``offers`` accumulate over the member's answers; ``offered`` gives each its time (older
+    peers send ``offers`` alone)."""
 
     alert: RecordRef
     status: AckStatusCode
     offers: Annotated[list[CapabilityCode], NoDuplicates] = Field(default_factory=list)
+    offered: Annotated[list[AlertOffer], AfterValidator(_one_offer_per_capability)] = Field(
+        default_factory=list)
     note: ShortText | None = None
 
 

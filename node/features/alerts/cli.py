@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from federation.transport import TransportError
+from node.core.cli_support import CommandFailed, friendly, unix_now
 from node.core.runtime import Node, open_node
 from node.core.sharing import SharingError
 from node.core.sync_host import NodeSyncHost
@@ -58,9 +59,12 @@ def add_alert_commands(commands: Any) -> None:
     send.set_defaults(handler=cmd_alert_send)
     listing = actions.add_parser("list", help="alerts sent and received, unanswered first")
     listing.set_defaults(handler=cmd_alert_list)
-    status = actions.add_parser("status", help="update (released) or close one of our alerts")
+    status = actions.add_parser(
+        "status", help="update (released), close or reopen one of our alerts")
     status.add_argument("record_id")
     status.add_argument("status", choices=sorted(codes(Vocabulary.ALERT_STATUS)))
+    status.add_argument("--text", help="what changed (the alert's own text stays as sent)")
+    status.add_argument("--reason", help="why; needed to reopen a closed alert")
     status.set_defaults(handler=cmd_alert_status)
     watchers = actions.add_parser(
         "watchers", help="show or set the staff Matrix accounts invited into alert rooms")
@@ -127,19 +131,25 @@ async def _list(args: argparse.Namespace) -> list[AlertState]:
         return await list_alerts(node)
 
 
+@friendly(SharingError)
 def cmd_alert_status(args: argparse.Namespace) -> int:
     try:
         asyncio.run(_status(args))
-    except (AlertError, SharingError) as error:
-        return _fail(str(error))
+    except AlertError as error:
+        option = {"reason": "--reason", "text": "--text"}.get(error.field or "")
+        raise CommandFailed(str(error) if option is None
+                            else f"{option}: {str(error).partition(': ')[2]}") from None
+    except ValidationError as error:
+        raise CommandFailed("; ".join(f"--{p.path}: {p.problem}"
+                                      for p in validation_problems(error))) from None
     print(f"alert {args.record_id}: {args.status}")
     return 0
 
 
 async def _status(args: argparse.Namespace) -> None:
     async with open_node(args.config) as node:
-        await update_alert(node, args.record_id, status=args.status, actor=CLI_ACTOR,
-                           now=int(time.time()))
+        await update_alert(node, args.record_id, status=args.status, text=args.text,
+                           reason=args.reason, actor=CLI_ACTOR, now=unix_now())
         await deliver_queued(node)
 
 

@@ -1,5 +1,10 @@
 """Urgent alert pages (M8): the list (unacknowledged first), sending, one alert, answering.
 
+An alert page shows the alert's text as first sent, then its updates in order (a reopening
+marked, with its reason), and every answer and offer with its time ("time unknown" where the node
+saved it before answers had times). Updating, closing and reopening are one form; reopening a
+closed alert without a reason is refused on the page, naming the field.
+
 Every page works without JavaScript (plain links and forms). With JavaScript, the list and the
 alert pages follow ``/alerts/events`` (server-sent events): when an alert arrives or changes,
 the list is re-fetched from ``/alerts/fragment``, a banner says so and a short tone plays,
@@ -36,6 +41,7 @@ from node.features.alerts.service import (
     AlertError,
     AlertState,
     UnknownAlert,
+    alert_timeline,
     bus_of,
     get_alert,
     list_alerts,
@@ -43,6 +49,7 @@ from node.features.alerts.service import (
     send_alert,
     update_alert,
 )
+from node.features.alerts.timeline import AnswerEvent, OfferEntry
 from schemas.payloads import Alert
 from schemas.typology import Vocabulary, codes
 
@@ -63,6 +70,28 @@ WITHHOLD_NAMES: Final = {
     "case": N_("Case link"),
 }
 SEND_REFUSED: Final = N_("The alert was not sent: %(reason)s")
+REASON_NEEDED: Final = N_("Reason: a closed alert is reopened only with a reason.")
+UPDATE_REFUSED: Final = N_("The alert was not updated: %(reason)s")
+TIME_UNKNOWN: Final = N_("time unknown")
+
+
+@dataclass(frozen=True)
+class Timed:
+    """Something shown with its time (``when`` is "time unknown" where it was not kept)."""
+
+    text: str
+    when: str
+
+
+@dataclass(frozen=True)
+class UpdateRow:
+    seq: int
+    status_text: str
+    text: str | None
+    reason: str | None
+    reopened: bool
+    when: str
+    by_name: str
 
 
 @dataclass(frozen=True)
@@ -71,7 +100,8 @@ class AnswerRow:
     name: str
     status: str
     status_text: str
-    offers: tuple[str, ...]
+    offers: tuple[Timed, ...]
+    history: tuple[Timed, ...]
     matches_ask: bool
     resends: int
 
@@ -94,8 +124,11 @@ class AlertCard:
     late: bool
     unacknowledged: bool
     answer: str | None
-    answer_offers: tuple[str, ...]
+    answer_offers: tuple[Timed, ...]
+    answer_history: tuple[Timed, ...]
     answers: tuple[AnswerRow, ...]
+    updates: tuple[UpdateRow, ...]
+    missing_updates: tuple[int, ...]
 
     @property
     def href(self) -> str:
@@ -105,6 +138,30 @@ class AlertCard:
 def _terms(fmt: Formatter, vocabulary: Vocabulary, values: Any) -> tuple[str, ...]:
     listed = values if isinstance(values, list) else []
     return tuple(fmt.term(vocabulary, str(v)) for v in listed)
+
+
+def _when(fmt: Formatter, unix: int | None) -> str:
+    if unix is None:
+        return fmt.gettext(TIME_UNKNOWN)
+    return fmt.datetime(datetime.fromtimestamp(unix, UTC))
+
+
+def _offers(fmt: Formatter, offers: Sequence[OfferEntry]) -> tuple[Timed, ...]:
+    return tuple(Timed(fmt.term(Vocabulary.CAPABILITY, o.capability), _when(fmt, o.at))
+                 for o in offers)
+
+
+def _history(fmt: Formatter, answers: Sequence[AnswerEvent]) -> tuple[Timed, ...]:
+    return tuple(Timed(fmt.gettext(STATUS_NAMES.get(a.status, a.status)), _when(fmt, a.at))
+                 for a in answers)
+
+
+def _updates(state: AlertState, names: dict[str, str], fmt: Formatter) -> tuple[UpdateRow, ...]:
+    return tuple(UpdateRow(
+        seq=e.update.seq, status_text=fmt.term(Vocabulary.ALERT_STATUS, e.update.status),
+        text=e.update.text, reason=e.update.reason, reopened=e.reopened,
+        when=_when(fmt, e.update.at), by_name=names.get(e.update.by, e.update.by))
+        for e in alert_timeline(state))
 
 
 def alert_card(state: AlertState, names: dict[str, str], fmt: Formatter) -> AlertCard:
@@ -119,15 +176,16 @@ def alert_card(state: AlertState, names: dict[str, str], fmt: Formatter) -> Aler
         place=claims.get("place") if isinstance(claims.get("place"), str) else None,
         asks=_terms(fmt, Vocabulary.ALERT_ASK, claims.get("asks")),
         text=str(claims.get("text", "")),
-        issued=fmt.datetime(datetime.fromtimestamp(state.issued_at, UTC)),
+        issued=_when(fmt, state.issued_at),
         late=state.late, unacknowledged=state.unacknowledged,
-        answer=state.answer, answer_offers=_terms(fmt, Vocabulary.CAPABILITY,
-                                                  state.answer_offers),
+        answer=state.answer, answer_offers=_offers(fmt, state.answer_offers),
+        answer_history=_history(fmt, state.answers),
         answers=tuple(AnswerRow(
             org_id=r.org_id, name=names.get(r.org_id, r.org_id), status=r.status,
             status_text=fmt.gettext(STATUS_NAMES.get(r.status, r.status)),
-            offers=_terms(fmt, Vocabulary.CAPABILITY, r.offers), matches_ask=r.matches_ask,
-            resends=r.resends) for r in state.recipients),
+            offers=_offers(fmt, r.offers), history=_history(fmt, r.answers),
+            matches_ask=r.matches_ask, resends=r.resends) for r in state.recipients),
+        updates=_updates(state, names, fmt), missing_updates=tuple(state.missing_updates),
     )
 
 
@@ -137,12 +195,8 @@ def _live(response: web.StreamResponse) -> web.StreamResponse:
 
 
 async def _names(request: web.Request) -> dict[str, str]:
-    ctx = web_context(request)
-    async with ctx.node.store.read() as tx:
-        members = await tx.orgs.members()
-    names = member_names(members)
-    names[ctx.node.org_id] = ctx.node.own.name
-    return names
+    async with web_context(request).node.store.read() as tx:
+        return await tx.orgs.names()
 
 
 async def _cards(request: web.Request) -> list[AlertCard]:
@@ -227,10 +281,16 @@ async def _state(request: web.Request) -> AlertState:
 
 
 async def alert_page(request: web.Request) -> web.StreamResponse:
-    state = await _state(request)
+    return await _detail(request, await _state(request))
+
+
+async def _detail(request: web.Request, state: AlertState, *, problem: str | None = None,
+                  values: dict[str, str] | None = None, status: int = 200
+                  ) -> web.StreamResponse:
     fmt = current_visit(request).fmt
     card = alert_card(state, await _names(request), fmt)
-    return _live(render(request, "alerts/detail.html", alert=card,
+    return _live(render(request, "alerts/detail.html", status=status, alert=card,
+                        problem=problem, values=values or {},
                         statuses=_choices(fmt, Vocabulary.ALERT_STATUS),
                         capabilities=_choices(fmt, Vocabulary.CAPABILITY)))
 
@@ -253,11 +313,22 @@ async def status_form(request: web.Request) -> web.StreamResponse:
     form = await form_data(request)
     if not state.own or form.get("status") not in codes(Vocabulary.ALERT_STATUS):
         raise web.HTTPConflict()
+    values = {name: form.get(name, "") for name in ("status", "text", "reason")}
     try:
-        await update_alert(web_context(request).node, state.record_id,
-                           status=form.get("status", ""), actor=staff_of(request).username,
-                           now=int(time.time()))
-    except (AlertError, SharingError, ValidationError):
+        await update_alert(web_context(request).node, state.record_id, status=values["status"],
+                           text=values["text"], reason=values["reason"],
+                           actor=staff_of(request).username, now=int(time.time()))
+    except AlertError as error:
+        if error.field != "reason":
+            raise web.HTTPConflict() from None
+        return await _detail(request, state, values=values, status=422,
+                             problem=current_visit(request).gettext(REASON_NEEDED))
+    except ValidationError as error:
+        fields = sorted({str(e["loc"][0]) for e in error.errors() if e["loc"]})
+        return await _detail(request, state, values=values, status=422,
+                             problem=current_visit(request).gettext(
+                                 UPDATE_REFUSED, reason=", ".join(fields)))
+    except SharingError:
         raise web.HTTPConflict() from None
     return see_other(f"/alerts/{state.issuer}/{state.record_id}")
 

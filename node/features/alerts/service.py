@@ -9,19 +9,23 @@
 - **Acknowledge**: a member node that verifies an alert answers at once, in the same inbox
   transaction, with an ``alert-ack`` record ("delivered") sealed to the issuer, in the room the
   alert came in. Staff then answer "seen" or "helping" (with what), as new versions of the same
-  ack record; the highest version is the member's answer.
-- **Track**: the issuer keeps, per recipient, delivered / seen / helping and what is offered;
-  members whose directory capabilities match an ask are flagged ``matches_ask``.
+  ack record; the highest version is the member's answer. Offers accumulate.
+- **Track**: the issuer keeps, per recipient, every answer with its time (delivered / seen /
+  helping) and what is offered, each offer with its time; members whose directory capabilities
+  match an ask are flagged ``matches_ask``.
 - **Escalate**: a recipient that has not acknowledged after ``escalate_after_seconds`` is sent
   the alert again (a fresh SD-JWT of the same version) and marked ``resends``.
-- **Update / close**: a new version with another status ("released", "closed"), to the same
-  recipients with the same disclosure.
+- **Update / close / reopen**: a new version with another status ("released", "closed") and one
+  more signed update in its ordered list, to the same recipients with the same disclosure; the
+  alert's text stays as first sent. Reopening a closed alert needs a reason
+  (:mod:`node.features.alerts.timeline` holds these rules).
 - **Late**: a received alert whose issue time is more than ``late_after_seconds`` before its
   arrival (a node that was offline catches up through the sync layer) is marked late.
 
 State lives in the store's encrypted settings, one entry per alert (``alert.`` and a digest of
-issuer and id): alerts are few, and this needs no table of its own. Nothing here logs alert
-content.
+issuer and id): alerts are few, and this needs no table of its own. Entries saved before alerts
+kept updates and answer times are read as they are (:meth:`AlertState.from_older_shape`), their
+unknown times as ``None``. Nothing here logs alert content.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Final
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -46,9 +50,28 @@ from node.core.sharing import checked_recipients, in_session, run_follow_ups, sh
 from node.core.store import StoreTransaction
 from node.core.store.tables import StoreMeta
 from node.features.alerts.room import ALERT_ROOM_SETTING, ensure_alert_room, post_notice
+from node.features.alerts.timeline import (
+    ACTIVE,
+    CLOSED,
+    AnswerEvent,
+    OfferEntry,
+    TimelineEntry,
+    TimelineRefused,
+    accumulate_offers,
+    current_answer,
+    legacy_update,
+    merge_updates,
+    missing_updates,
+    next_update,
+    offers_of_ack,
+    read_updates,
+    record_answer,
+    timeline,
+    wire_offers,
+)
 from schemas.common import RecordRef
 from schemas.ids import new_record_id
-from schemas.payloads import Alert, AlertAck
+from schemas.payloads import Alert, AlertAck, AlertUpdate
 from schemas.records import build_record, record_to_wire
 from sync.host import VerifiedRecord, after_commit, committed_actions
 from sync.outbox import item_states
@@ -57,17 +80,22 @@ log = logging.getLogger("minga.alerts")
 
 SETTINGS_KEY: Final = "alert_settings"
 STATE_PREFIX: Final = "alert."
-ALWAYS_DISCLOSED: Final = ("alert_type", "asks", "status", "text", "urgency")
+UPDATE_PATHS: Final = tuple(f"updates.{name}" for name in AlertUpdate.model_fields)
+ALWAYS_DISCLOSED: Final = ("alert_type", "asks", "status", "text", "urgency", *UPDATE_PATHS)
 WITHHOLDABLE: Final = ("case", "country", "place")
 SENT, DELIVERED, SEEN, HELPING = "sent", "delivered", "seen", "helping"
 STAFF_ANSWERS: Final = frozenset({SEEN, HELPING})
-ACTIVE, CLOSED = "active", "closed"
 MAX_RESENDS: Final = 6
 """A member still silent after this many re-sends is left to people (the page shows it)."""
 
 
 class AlertError(Exception):
-    """An alert action was refused; the message names ids and fields, never content."""
+    """An alert action was refused; the message names ids and fields, never content. ``field``
+    names the input at fault, when one is."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class UnknownAlert(AlertError):
@@ -80,18 +108,47 @@ class AlertSettings(BaseModel):
     late_after_seconds: int = Field(default=120, ge=0)
 
 
+def _untimed_offers(values: dict[str, Any], name: str) -> None:
+    """Offers saved as bare codes (before offers had times) become offers of unknown time."""
+    offers = values.get(name)
+    if isinstance(offers, list):
+        values[name] = [{"capability": o} if isinstance(o, str) else o for o in offers]
+
+
+def _untimed_answer(values: dict[str, Any], status_name: str) -> None:
+    """An answer saved without its history becomes one answer of unknown time."""
+    status = values.get(status_name)
+    if "answers" not in values and status not in (None, SENT):
+        values["answers"] = [{"version": values.get("ack_version") or 1, "status": status}]
+
+
 class RecipientState(BaseModel):
     """Where one recipient stands with one of our alerts."""
 
     org_id: str
     status: str = SENT
-    offers: list[str] = Field(default_factory=list)
+    answers: list[AnswerEvent] = Field(default_factory=list)
+    offers: list[OfferEntry] = Field(default_factory=list)
     note: str | None = None
     ack_version: int = 0
     matches_ask: bool = False
     last_sent_at: int
     resends: int = 0
-    answered_at: int | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def from_older_shape(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            data = dict(data)
+            _untimed_offers(data, "offers")
+            _untimed_answer(data, "status")
+        return data
+
+    @property
+    def answered_at(self) -> int | None:
+        """When the current answer was given (``None``: not answered, or time unknown)."""
+        answer = current_answer(self.answers)
+        return None if answer is None or answer.status == SENT else answer.at
 
 
 class AlertState(BaseModel):
@@ -107,15 +164,27 @@ class AlertState(BaseModel):
     late: bool = False
     room_id: str
     updated_at: int
+    updates: list[AlertUpdate] = Field(default_factory=list)
+    """Merged by order number; for ours, the same list as ``claims["updates"]``."""
     # ours
     fields: list[str] = Field(default_factory=list)
     recipients: list[RecipientState] = Field(default_factory=list)
     # received
     answer: str | None = None
-    answer_offers: list[str] = Field(default_factory=list)
+    answers: list[AnswerEvent] = Field(default_factory=list)
+    answer_offers: list[OfferEntry] = Field(default_factory=list)
     ack_record_id: str | None = None
     ack_version: int = 0
     ack_owed: bool = False  # our acknowledgement is due and not queued yet
+
+    @model_validator(mode="before")
+    @classmethod
+    def from_older_shape(cls, data: Any) -> Any:
+        if isinstance(data, dict) and not data.get("own", True):
+            data = dict(data)
+            _untimed_offers(data, "answer_offers")
+            _untimed_answer(data, "answer")
+        return data
 
     @property
     def key(self) -> str:
@@ -134,8 +203,17 @@ class AlertState(BaseModel):
             return any(r.status == SENT for r in self.recipients)
         return self.answer not in STAFF_ANSWERS
 
+    @property
+    def missing_updates(self) -> list[int]:
+        return missing_updates(self.updates, self.version)
+
     def recipient(self, org_id: str) -> RecipientState | None:
         return next((r for r in self.recipients if r.org_id == org_id), None)
+
+
+def alert_timeline(state: AlertState) -> list[TimelineEntry]:
+    """The alert's updates in order, reopenings marked."""
+    return timeline(state.updates)
 
 
 def state_key(issuer: str, record_id: str) -> str:
@@ -401,25 +479,37 @@ async def notices_posted(node: Node) -> None:
 
 
 async def update_alert(
-    node: Node, record_id: str, *, status: str, text: str | None = None, actor: str, now: int,
+    node: Node, record_id: str, *, status: str, text: str | None = None,
+    reason: str | None = None, actor: str, now: int,
 ) -> AlertState:
-    """A new version of our alert with another status (and text), to the same recipients."""
+    """A new version of our alert with another status and one more update (``text``; a
+    ``reason``, needed to reopen a closed alert), to the same recipients. The alert's own text
+    is kept as first sent."""
     state = await get_alert(node, node.org_id, record_id)
     if not state.own:
         raise AlertError(f"alert {record_id} is not this node's")
-    payload = {**state.claims, "status": status, **({"text": text} if text else {})}
-    alert = Alert.model_validate(payload)
+    try:
+        update = next_update(state.status, state.version, status=status, text=text,
+                             reason=reason, by=node.org_id, at=now)
+    except TimelineRefused as refused:
+        raise AlertError(str(refused), field=refused.field) from None
+    updates = merge_updates(state.updates, [update])
+    alert = Alert.model_validate({**state.claims, "status": status, "updates": [
+        u.model_dump(mode="json", exclude_none=True) for u in updates]})
     record = build_record(node.org_id, alert, record_id=record_id, issued_at=now,
                           version=state.version + 1)
     recipients = [r.org_id for r in state.recipients]
-    state.version, state.updated_at = record.version, now
+    state.version, state.updated_at, state.updates = record.version, now, updates
     state.claims = dict(record_to_wire(record)["payload"])
+    # Alerts sent before updates were kept did not disclose them yet.
+    state.fields = sorted({*state.fields, *UPDATE_PATHS})
 
     async def remember(tx: StoreTransaction) -> None:
         current = await load_state(tx, node.org_id, record_id)
         assert current is not None
         current.version, current.updated_at, current.claims = (
             state.version, state.updated_at, state.claims)
+        current.updates, current.fields = state.updates, state.fields
         await save_state(tx, current)
         state.recipients = current.recipients
 
@@ -480,8 +570,9 @@ async def run_escalation(node: Node, *, every_seconds: float = 30.0) -> None:
 
 def _ack_record(node_org: str, state: AlertState, *, now: int) -> Any:
     assert state.ack_record_id is not None
+    offers, offered = wire_offers(state.answer_offers)
     ack = AlertAck(alert=RecordRef(issuer=state.issuer, record_id=state.record_id),
-                   status=state.answer or DELIVERED, offers=state.answer_offers)
+                   status=state.answer or DELIVERED, offers=offers, offered=offered)
     return build_record(node_org, ack, record_id=state.ack_record_id, issued_at=now,
                         version=state.ack_version)
 
@@ -490,15 +581,20 @@ async def respond(
     node: Node, issuer: str, record_id: str, *, answer: str, offers: Sequence[str] = (),
     actor: str, now: int,
 ) -> AlertState:
-    """Our staff's answer to a received alert: "seen", or "helping" with ``offers``."""
+    """Our staff's answer to a received alert: "seen", or "helping" with ``offers``, which add
+    to what we offered before."""
     if answer not in STAFF_ANSWERS:
-        raise AlertError(f"answer: must be one of {', '.join(sorted(STAFF_ANSWERS))}")
+        raise AlertError(f"answer: must be one of {', '.join(sorted(STAFF_ANSWERS))}",
+                         field="answer")
     state = await get_alert(node, issuer, record_id)
     if state.own:
         raise AlertError("an alert of this node cannot be answered by this node")
-    state.answer, state.answer_offers = answer, sorted(set(offers))
+    state.answer = answer
+    state.answer_offers = accumulate_offers(
+        state.answer_offers, [OfferEntry(capability=o, at=now) for o in offers])
     state.ack_record_id = state.ack_record_id or new_record_id()
     state.ack_version += 1
+    state.answers = record_answer(state.answers, state.ack_version, answer, now)
     state.ack_owed = False  # this answer is the acknowledgement
     state.updated_at = now
     record = _ack_record(node.org_id, state, now=now)
@@ -522,16 +618,19 @@ async def on_alert(session: AsyncSession, node: Node, record: VerifiedRecord) ->
         saved, saved_settings = await tx.settings.get_many(
             state_key(record.issuer, record.record_id), SETTINGS_KEY)
         state = None if saved is None else AlertState.model_validate(saved)
+        claims = _payload_claims(record.claims)
         if state is None:
             settings = AlertSettings.model_validate(saved_settings or {})
             state = AlertState(
                 issuer=record.issuer, record_id=record.record_id, version=record.version,
-                own=False, claims=_payload_claims(record.claims), issued_at=record.issued_at,
+                own=False, claims=claims, issued_at=record.issued_at,
                 arrived_at=now, late=now - record.issued_at > settings.late_after_seconds,
                 room_id=record.room_id, updated_at=now, answer=DELIVERED,
+                answers=[AnswerEvent(version=1, status=DELIVERED, at=now)],
                 ack_record_id=new_record_id(), ack_version=1)
-        elif record.version > state.version:
-            state.version, state.claims = record.version, _payload_claims(record.claims)
+        state.updates = merge_updates(state.updates, _arriving_updates(record, claims, state))
+        if record.version > state.version:
+            state.version, state.claims = record.version, claims
             state.updated_at = now
         state.ack_owed = True
         await save_state(tx, state)
@@ -540,6 +639,26 @@ async def on_alert(session: AsyncSession, node: Node, record: VerifiedRecord) ->
     owed = _owed_acks_of(node)
     after_commit(session, lambda: owed.add(state.key))
     after_commit(session, bus_of(node).notify)  # open pages read what was committed
+
+
+def _arriving_updates(record: VerifiedRecord, claims: dict[str, Any], state: AlertState
+                      ) -> list[AlertUpdate]:
+    """The updates a received version brings (an older peer's version: as one update)."""
+    updates, unreadable = read_updates(claims.get("updates"), record.issuer)
+    if unreadable:  # kept in the claims as they came; only counted here, never their content
+        log.warning("alert %s: %d update(s) not readable or not by its issuer",
+                    record.record_id, unreadable)
+    legacy = legacy_update(claims, state.claims.get("text"), version=record.version,
+                           at=_header_time(record), issuer=record.issuer)
+    return updates if legacy is None else [legacy]
+
+
+def _header_time(record: VerifiedRecord) -> int:
+    """The record's signed issue time (for an answer: when it was given)."""
+    issued_at = record.claims.get("issued_at")
+    if isinstance(issued_at, int) and not isinstance(issued_at, bool) and issued_at >= 0:
+        return issued_at
+    return record.issued_at
 
 
 def _payload_claims(claims: dict[str, Any]) -> dict[str, Any]:
@@ -615,19 +734,23 @@ async def _acknowledge(node: Node, keys: Collection[str] | None) -> None:
 
 
 async def on_alert_ack(session: AsyncSession, node: Node, record: VerifiedRecord) -> None:
-    """A member's acknowledgement of one of our alerts: its latest answer counts."""
+    """A member's acknowledgement of one of our alerts: every answer is kept with its time, the
+    latest is its current answer, and its offers add to those it made before."""
     target = record.claims.get("alert")
     if not isinstance(target, dict) or target.get("issuer") != node.org_id:
         return
     async with in_session(session, node) as tx:
         state = await load_state(tx, node.org_id, str(target.get("record_id")))
         recipient = state.recipient(record.issuer) if state else None
-        if state is None or recipient is None or record.version < recipient.ack_version:
+        if state is None or recipient is None:
             return
-        recipient.status = str(record.claims.get("status", DELIVERED))
-        recipient.offers = [str(o) for o in record.claims.get("offers", [])]
-        recipient.ack_version = record.version
-        recipient.answered_at = int(time.time())
-        state.updated_at = recipient.answered_at
+        answered_at = _header_time(record)
+        status = str(record.claims.get("status", DELIVERED))
+        recipient.answers = record_answer(recipient.answers, record.version, status, answered_at)
+        recipient.offers = accumulate_offers(recipient.offers,
+                                             offers_of_ack(record.claims, answered_at))
+        if record.version >= recipient.ack_version:
+            recipient.status, recipient.ack_version = status, record.version
+        state.updated_at = int(time.time())
         await save_state(tx, state)
     after_commit(session, bus_of(node).notify)

@@ -29,6 +29,7 @@ from node.features.alerts.service import (
     SENT,
     AlertSettings,
     AlertState,
+    alert_timeline,
     arrival_order,
     escalate_due,
     list_alerts,
@@ -184,18 +185,43 @@ async def test_an_alert_reaches_every_member_and_answers_flow_back(
                       now=int(time.time()))
         final = await _statuses(a, sent.record_id, {b.org_id: HELPING, c.org_id: SEEN})
         helping = final.recipient(b.org_id)
-        assert helping is not None and helping.offers == ["legal_support"]
+        assert helping is not None and [o.capability for o in helping.offers] == [
+            "legal_support"]
         assert not final.unacknowledged
+        # A second answer adds to the first offer; every answer arrives with its time.
+        await respond(b, a.org_id, sent.record_id, answer=HELPING, offers=["relocation"],
+                      actor="beto", now=int(time.time()))
 
-        # Updated ("released"), then closed: every member sees the latest status.
-        await update_alert(a, sent.record_id, status="released", actor="ana",
-                           now=int(time.time()))
+        async def both_offers() -> AlertState | None:
+            state = await _state_at(a, a.org_id, sent.record_id)
+            member = state.recipient(b.org_id) if state else None
+            return state if member and len(member.offers) == 2 else None
+
+        offered = (await eventually(both_offers, what="B's two offers")).recipient(b.org_id)
+        assert offered is not None
+        assert {o.capability for o in offered.offers} == {"legal_support", "relocation"}
+        assert all(o.at is not None for o in offered.offers)
+        assert [e.status for e in offered.answers] == [DELIVERED, HELPING, HELPING]
+        assert all(e.at is not None for e in offered.answers)
+
+        # Updated ("released"), closed, then reopened with a reason: every member sees the
+        # alert's text as sent and every update in order.
+        await update_alert(a, sent.record_id, status="released", text="Sntl liberada",
+                           actor="ana", now=int(time.time()))
         released = await _arrived(b, a.org_id, sent.record_id, version=2)
         assert released.status == "released" and released.claims["text"] == SECRET_TEXT
+        assert [(u.seq, u.text) for u in released.updates] == [(1, "Sntl liberada")]
         await update_alert(a, sent.record_id, status="closed", actor="ana",
                            now=int(time.time()))
         closed = await _arrived(c, a.org_id, sent.record_id, version=3)
         assert closed.status == "closed" and not closed.unacknowledged
+        await update_alert(a, sent.record_id, status="active", reason="Sntl detenida otra vez",
+                           actor="ana", now=int(time.time()))
+        reopened = await _arrived(c, a.org_id, sent.record_id, version=4)
+        assert [(e.update.seq, e.update.status, e.reopened)
+                for e in alert_timeline(reopened)] == [
+            (1, "released", False), (2, "closed", False), (3, "active", True)]
+        assert reopened.claims["text"] == SECRET_TEXT
 
         # The alert room carries, in clear, only the content-free notice.
         room = await saved_alert_room(a)

@@ -11,8 +11,19 @@ from typing import Any
 import aiohttp
 
 from deploy.homeserver import Homeserver
+from federation.identity import OrgKeys, sign_member_entry
 from node.core.runtime import Node
-from node.features.alerts.service import AlertState, bus_of, list_alerts, on_alert, save_state
+from node.features.alerts.service import (
+    AlertState,
+    RecipientState,
+    _fields,
+    bus_of,
+    list_alerts,
+    on_alert,
+    on_alert_ack,
+    save_state,
+    state_key,
+)
 from sync.host import VerifiedRecord, committed_actions, run_committed
 from tests.support.web import running_web
 
@@ -129,3 +140,87 @@ async def test_a_received_alert_wakes_open_pages_once_it_has_committed(
             assert changed.is_set()
         assert [(s.issuer, s.record_id) for s in await list_alerts(node)] == [
             (OTHER_ORG, RECORD_ID)]
+
+
+async def test_an_alert_page_shows_updates_in_order_and_reopening_needs_a_reason(
+    homeserver: Homeserver, tmp_path: Path
+) -> None:
+    async with running_web(homeserver, tmp_path / "node") as site:
+        node = site.node
+        member = OrgKeys.generate()
+        now = int(time.time())
+        async with node.store.transaction() as tx:
+            await tx.orgs.save_member(member.org_id, sign_member_entry(member, {
+                "name": "Haki Ardhi Trust", "country": "KE"}), verified=True, safety_code="s",
+                matrix_user_id="@member:hs")
+            await save_state(tx, AlertState(
+                issuer=node.org_id, record_id=RECORD_ID, version=1, own=True,
+                claims={"alert_type": "arrest", "urgency": "critical", "country": "CO",
+                        "text": "Sntl detenida en Suba", "status": "active", "updates": []},
+                issued_at=now, arrived_at=now, room_id="!r:x", updated_at=now,
+                fields=_fields([]),
+                recipients=[RecipientState(org_id=member.org_id, last_sent_at=now)]))
+        page = f"/alerts/{node.org_id}/{RECORD_ID}"
+        editor = await site.logged_in("beatriz")
+        for status, text in (("released", "Sntl liberada esta tarde"), ("closed", "")):
+            done = await editor.submit(page, page + "/status", {"status": status, "text": text,
+                                                                 "reason": ""})
+            assert done.status == 200 and done.path == page
+        shown = await editor.get(page)
+        assert "Sntl detenida en Suba" in shown.text  # the alert's text stays as sent
+        assert shown.text.index("Update 1") < shown.text.index("Sntl liberada esta tarde") \
+            < shown.text.index("Update 2")
+        assert "Reopen the alert" in shown.text and 'name="reason"' in shown.text
+
+        refused = await editor.submit(page, page + "/status", {"status": "active",
+                                                                "text": "", "reason": " "})
+        assert refused.status == 422
+        assert "Reason: a closed alert is reopened only with a reason." in refused.text
+        await editor.post("/language", {"language": "es", "next": page})
+        en_espanol = await editor.submit(page, page + "/status", {"status": "active",
+                                                                   "reason": ""})
+        assert en_espanol.status == 422
+        assert "una alerta cerrada solo se reabre indicando el motivo" in en_espanol.text
+        assert "Reabrir la alerta" in en_espanol.text
+        await editor.post("/language", {"language": "en", "next": page})
+
+        reopened = await editor.submit(page, page + "/status", {
+            "status": "active", "text": "", "reason": "Sntl detenida otra vez"})
+        assert reopened.status == 200
+        assert "Reopened" in reopened.text and "Reason: Sntl detenida otra vez" in reopened.text
+        assert "Update the alert" in reopened.text
+
+
+async def test_answers_and_offers_show_their_times_or_that_they_are_unknown(
+    homeserver: Homeserver, tmp_path: Path
+) -> None:
+    """Answers arrive as the inbox gives them; a member's state saved before answers had times
+    (the stored shape of then) says the time is unknown."""
+    async with running_web(homeserver, tmp_path / "node") as site:
+        node = site.node
+        now = int(time.time())
+        async with node.store.transaction() as tx:
+            await tx.settings.set(state_key(node.org_id, RECORD_ID), {
+                "issuer": node.org_id, "record_id": RECORD_ID, "version": 1, "own": True,
+                "claims": {"alert_type": "arrest", "urgency": "critical", "country": "CO",
+                           "text": "Sntl detenida", "status": "active"},
+                "issued_at": now, "arrived_at": now, "room_id": "!r:x", "updated_at": now,
+                "recipients": [
+                    {"org_id": OTHER_ORG, "status": "helping", "offers": ["legal_support"],
+                     "ack_version": 2, "last_sent_at": now, "answered_at": now}]})
+        ack = VerifiedRecord(
+            issuer=OTHER_ORG, record_id="0190a5c4-0000-7000-8000-0000000000ee", version=3,
+            kind="alert-ack", claims={
+                "issued_at": 1_780_000_300, "status": "helping",
+                "alert": {"issuer": node.org_id, "record_id": RECORD_ID},
+                "offers": ["legal_support", "relocation"],
+                "offered": [{"capability": "relocation", "at": 1_780_000_300}]},
+            disclosed_paths=frozenset(), issued_at=1_780_000_300, room_id="!r:x",
+            event_id="$e", origin_server_ts=now * 1000)
+        async with node.store.transaction() as tx:
+            await on_alert_ack(tx.session, node, ack)
+        viewer = await site.logged_in("chidi")
+        shown = await viewer.get(f"/alerts/{node.org_id}/{RECORD_ID}")
+        assert "Legal support · time unknown" in shown.text
+        assert "Relocation · May 28, 2026, 8:31:40\u202fPM UTC" in shown.text
+        assert "Helping · time unknown" in shown.text

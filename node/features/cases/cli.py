@@ -56,7 +56,9 @@ def _print_problems(problems: Sequence[RowProblem]) -> None:
 
 def describe_decision(decision: RowDecision) -> str:
     """One row's fate in a line: never a cell's content, only field names and the case id."""
-    case = f"case {decision.record_id}" if decision.record_id else "a new case"
+    if decision.record_id is None:
+        return f"row {decision.row}: new case"
+    case = f"case {decision.record_id}"
     if decision.status is RowStatus.UPDATED:
         return f"row {decision.row}: updated, {case} ({', '.join(decision.changed)})"
     if decision.status is RowStatus.NEW:

@@ -50,7 +50,7 @@ def kept_fields(html: str) -> dict[str, str]:
 
 
 def row_statuses(html: str) -> list[str]:
-    return re.findall(r'<tr class="status-([a-z]+)">', html)
+    return re.findall(r'<li class="status-([a-z]+)">', html)
 
 
 async def case_count(site: WebNode) -> int:
@@ -87,7 +87,8 @@ async def test_the_preview_names_the_fields_an_edited_row_changes(site: WebNode)
     edited = CASOS.replace(b"durante una protesta", b"durante una protesta en Puno")
     preview = await upload(browser, "check", edited)
     assert row_statuses(preview.text) == ["unchanged", "updated", "unchanged"]
-    assert "What happened" in preview.text and "Puno" not in preview.text.split("<table")[1]
+    assert "Fields that change: What happened" in preview.text
+    assert "Puno" not in preview.text.split('<ul class="cards"')[1]
 
 
 async def test_problems_and_the_missing_key_warning_are_shown_in_spanish(site: WebNode) -> None:

@@ -29,6 +29,7 @@ from node.core.store.errors import (
     WrongDataKey,
 )
 from node.core.store.ids import InvalidRecordId
+from node.core.store.imported import ImportedRow, ImportedRowRepository
 from node.core.store.migrate import STORE_MIGRATIONS, MigrationSet
 from node.core.store.orgs import Member, OrgRepository, OwnOrg
 from node.core.store.received import ReceivedRecord, ReceivedRepository
@@ -63,6 +64,8 @@ __all__ = [
     "CiphertextRejected",
     "DataKey",
     "DataKeyExists",
+    "ImportedRow",
+    "ImportedRowRepository",
     "InvalidCursor",
     "InvalidRecordId",
     "Member",

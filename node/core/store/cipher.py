@@ -6,10 +6,16 @@ column does not decrypt. Plaintexts are padded to a multiple of 64 bytes so that
 little about the length of names or narratives.
 
 Stored form: ``0x01 || nonce (12) || ciphertext+tag``. The leading byte is the format version.
+
+Encrypted values cannot be looked up. Where a value must be found again (a spreadsheet row
+imported before), :meth:`ColumnCipher.lookup_tag` gives a keyed hash of it instead: HMAC-SHA256
+under another subkey of the data key, so the database alone cannot confirm a guess.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import os
 from dataclasses import dataclass
@@ -27,6 +33,7 @@ _NONCE_BYTES = 12
 _PAD_TO = 64
 _PAD_MARK = b"\x80"
 _SUBKEY_PURPOSE = b"minga/store/columns/v1"
+_LOOKUP_PURPOSE = b"minga/store/lookup/v1"
 
 
 @dataclass(frozen=True)
@@ -61,6 +68,13 @@ class ColumnCipher:
 
     def __init__(self, key: DataKey) -> None:
         self._aead = ChaCha20Poly1305(key.derive(_SUBKEY_PURPOSE))
+        self._lookup_key = key.derive(_LOOKUP_PURPOSE)
+
+    def lookup_tag(self, purpose: str, value: Any) -> bytes:
+        """A 32-byte keyed hash of ``value`` (canonical JSON) for finding it again: equal for
+        equal values and purposes under one data key, unrelated under another."""
+        message = canonical_json(["minga/store/lookup/v1", purpose, value])
+        return hmac.new(self._lookup_key, message, hashlib.sha256).digest()
 
     def encrypt(self, plaintext: bytes, cell: Cell) -> bytes:
         nonce = os.urandom(_NONCE_BYTES)

@@ -35,6 +35,7 @@ from node.core.store.database import (
     writer,
 )
 from node.core.store.ids import Clock, utc_now
+from node.core.store.imported import ImportedRowRepository
 from node.core.store.migrate import STORE_MIGRATIONS, MigrationSet
 from node.core.store.orgs import OrgRepository
 from node.core.store.received import ReceivedRepository
@@ -59,6 +60,7 @@ class StoreTransaction:
         self.audit = AuditLog(session, cipher, clock)
         self.tokens = TokenRepository(session, cipher, clock)
         self.settings = SettingsRepository(session, cipher)
+        self.imported_rows = ImportedRowRepository(session, clock)
 
 
 class Store:

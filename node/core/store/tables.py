@@ -136,6 +136,19 @@ class CaseVersionRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+class ImportedRowRow(Base):
+    """A spreadsheet row imported before: keyed hashes (``ColumnCipher.lookup_tag``) of the row's
+    identity and of its content when last imported, and the case it became. Kept after the case
+    is deleted, so that importing the row again says so instead of bringing the case back."""
+
+    __tablename__ = "imported_rows"
+
+    identity: Mapped[bytes] = mapped_column(LargeBinary, primary_key=True)
+    record_id: Mapped[str] = mapped_column(String(RECORD_ID), ForeignKey("cases.record_id"))
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+    imported_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 class CaseViolationRow(Base):
     """Violation codes of the current version of a case, for indexed filtering."""
 

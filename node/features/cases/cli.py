@@ -11,6 +11,7 @@ import asyncio
 import json
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -25,18 +26,20 @@ from node.features.cases.exporting import (
     own_case_records,
 )
 from node.features.cases.importing import (
-    ImportMapping,
     ImportPlan,
     ImportRejected,
+    ImportReview,
     MappingError,
+    RowDecision,
     RowProblem,
+    RowStatus,
     SpreadsheetError,
     commit_import,
-    existing_record_problems,
     identity_mapping,
     load_mapping,
     plan_import,
     read_spreadsheet,
+    review_import,
 )
 
 IMPORT_AUTHOR = "minga import"
@@ -51,34 +54,73 @@ def _print_problems(problems: Sequence[RowProblem]) -> None:
         print(f"  {problem}", file=sys.stderr)
 
 
-def _report_plan(plan: ImportPlan, problems: Sequence[RowProblem], as_json: bool) -> None:
-    bad_rows = len(plan.rows_with_problems(problems))
+def describe_decision(decision: RowDecision) -> str:
+    """One row's fate in a line: never a cell's content, only field names and the case id."""
+    if decision.record_id is None:
+        return f"row {decision.row}: new case"
+    case = f"case {decision.record_id}"
+    if decision.status is RowStatus.UPDATED:
+        return f"row {decision.row}: updated, {case} ({', '.join(decision.changed)})"
+    if decision.status is RowStatus.NEW:
+        return f"row {decision.row}: new, {case}"
+    if decision.status is RowStatus.UNCHANGED:
+        return f"row {decision.row}: unchanged, {case}"
+    return f"row {decision.row}: its case was {decision.status.value} since; left alone ({case})"
+
+
+def describe_counts(review: ImportReview) -> str:
+    counts = review.counts()
+    return (f"{counts['new']} new, {counts['updated']} updated, {counts['unchanged']} unchanged,"
+            f" {counts['skipped']} skipped")
+
+
+def _report(review: ImportReview, *, as_json: bool, done: bool) -> None:
+    plan = review.plan
     if as_json:
         print(json.dumps({
             "rows": plan.rows,
-            "rows_with_problems": bad_rows,
-            "problems": [vars(problem) for problem in problems],
+            "rows_with_problems": review.rows_with_problems(),
+            "committed": done,
+            **review.counts(),
+            "outcomes": [{"row": d.row, "status": d.status.value, "record_id": d.record_id,
+                          "changed_fields": list(d.changed)} for d in review.decisions],
+            "warnings": list(plan.warnings),
+            "problems": [vars(problem) for problem in review.problems],
             "ignored_columns": list(plan.ignored_columns),
         }, ensure_ascii=False, indent=2))
         return
-    print(f"{plan.rows} row(s) read; {bad_rows} with problems")
+    print(f"{plan.rows} row(s) read; {review.rows_with_problems()} with problems")
     if plan.ignored_columns:
         print("columns not imported: " + ", ".join(repr(c) for c in plan.ignored_columns))
-    _print_problems(problems)
+    for decision in review.decisions:
+        print(f"  {describe_decision(decision)}")
+    for warning in plan.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    _print_problems(review.problems)
+    if done or not review.problems:
+        print(f"{'imported' if done else 'would import'}: {describe_counts(review)}")
 
 
-async def _import(args: argparse.Namespace, mapping: ImportMapping, plan: ImportPlan) -> int:
-    async with open_node(args.config) as node, node.store.transaction() as tx:
-        problems = [*plan.problems, *await existing_record_problems(tx, plan)]
-        _report_plan(plan, problems, args.json)
-        if args.dry_run or problems:
-            if problems:
-                print("nothing was imported", file=sys.stderr)
-            return 1 if problems else 0
-        stored = await commit_import(tx, plan, issuer=node.org_id, author=IMPORT_AUTHOR,
-                                     issued_at=unix_now())
-    print(f"imported {len(stored)} case(s)")
-    return 0
+async def _import(args: argparse.Namespace, plan: ImportPlan) -> int:
+    async with open_node(args.config) as node:
+        if not args.dry_run:
+            try:
+                async with node.store.transaction() as tx:
+                    done = await commit_import(tx, plan, issuer=node.org_id,
+                                               author=IMPORT_AUTHOR, issued_at=unix_now())
+            except ImportRejected as rejected:  # raised out of the transaction: nothing written
+                rejected_problems: tuple[RowProblem, ...] = rejected.problems
+            else:
+                _report(done, as_json=args.json, done=True)
+                return 0
+        async with node.store.read() as tx:
+            review = await review_import(tx, plan)
+    if not args.dry_run:
+        review = replace(review, problems=rejected_problems)
+    _report(review, as_json=args.json, done=False)
+    if review.problems:
+        print("nothing was imported", file=sys.stderr)
+    return 1 if review.problems else 0
 
 
 @_friendly
@@ -89,13 +131,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     except OSError as error:
         raise CommandFailed(f"{args.file}: cannot read ({error.strerror})") from None
     chosen = mapping or identity_mapping(sheet.headers)
-    plan = plan_import(sheet, chosen, today=utc_day(unix_now()))
-    try:
-        return asyncio.run(_import(args, chosen, plan))
-    except ImportRejected as error:
-        print(f"minga: {error}", file=sys.stderr)
-        _print_problems(error.problems)
-        return 1
+    return asyncio.run(_import(args, plan_import(sheet, chosen, today=utc_day(unix_now()))))
 
 
 # --- export ------------------------------------------------------------------------------
@@ -133,7 +169,8 @@ def add_commands(commands: Any) -> None:
     importer.add_argument("--mapping", help="JSON or TOML file saying which column is which"
                                             " field (not needed for Minga's own CSV export)")
     importer.add_argument("--dry-run", action="store_true",
-                          help="only check every row and list the problems; write nothing")
+                          help="only check: list the problems and say of every row whether it"
+                               " is new, updates a case or is unchanged; write nothing")
     importer.add_argument("--json", action="store_true", help="print the check as JSON")
     importer.set_defaults(handler=cmd_import)
 

@@ -5,8 +5,9 @@
   is a publication instead: only what the cases' consent lets anyone see, and the
   ``Minga-Withheld`` header says what was left out.
 - ``POST /imports?commit=false`` — check (default) or import a spreadsheet sent as base64 with
-  its column mapping; the answer lists every problem by row and column, and a commit writes
-  all rows or none.
+  its column mapping; the answer lists every problem by row and column and says of every row
+  whether it is new, updates a case (which fields) or is unchanged, and a commit writes all rows
+  or none. Importing the same file again duplicates nothing.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -41,17 +43,20 @@ from node.features.cases.exporting import (
 )
 from node.features.cases.importing import (
     ImportMapping,
+    ImportPlan,
     ImportRejected,
+    ImportReview,
     MappingError,
     RowProblem,
+    RowStatus,
     SpreadsheetError,
     commit_import,
-    existing_record_problems,
     identity_mapping,
     mapping_from_data,
     plan_import,
     read_csv,
     read_xlsx,
+    review_import,
 )
 
 TAGS = ("advocacy",)
@@ -94,17 +99,49 @@ class ImportProblemView(BaseModel):
     problem: str
 
 
+class ImportRowView(BaseModel):
+    row: int = Field(description="the row number as the spreadsheet shows it")
+    status: RowStatus = Field(
+        description="new: a new case; updated: a new version of the case it was imported as"
+                    " (or that its record_id names); unchanged: nothing to write; deleted or"
+                    " retracted: its case was deleted or retracted since, and is left alone")
+    record_id: str | None = Field(description="the case the row is (none for a new row that is"
+                                              " only checked)")
+    changed_fields: list[str] = Field(description="updated: the fields that change")
+
+
 class ImportResult(BaseModel):
     rows: int
     rows_with_problems: int
-    imported: int
+    committed: bool = Field(description="true when the import was done")
+    imported: int = Field(description="cases written: new ones and new versions (0 unless"
+                                      " committed)")
+    new: int
+    updated: int
+    unchanged: int
+    skipped: int = Field(description="rows whose case was deleted or retracted since")
+    outcomes: list[ImportRowView] = Field(description="every row without problems, in order")
+    warnings: list[str]
     problems: list[ImportProblemView]
     ignored_columns: list[str]
 
 
-def _problem_views(problems: list[RowProblem]) -> list[ImportProblemView]:
+def _problem_views(problems: Sequence[RowProblem]) -> list[ImportProblemView]:
     return [ImportProblemView(row=p.row, column=p.column, field=p.field, problem=p.problem)
             for p in problems]
+
+
+def _import_result(review: ImportReview, *, committed: bool) -> ImportResult:
+    counts = review.counts()
+    return ImportResult(
+        rows=review.plan.rows, rows_with_problems=review.rows_with_problems(),
+        committed=committed, imported=counts["new"] + counts["updated"] if committed else 0,
+        new=counts["new"], updated=counts["updated"], unchanged=counts["unchanged"],
+        skipped=counts["skipped"],
+        outcomes=[ImportRowView(row=d.row, status=d.status, record_id=d.record_id,
+                                changed_fields=list(d.changed)) for d in review.decisions],
+        warnings=list(review.plan.warnings), problems=_problem_views(review.problems),
+        ignored_columns=list(review.plan.ignored_columns))
 
 
 def _withheld_header(withheld: Withheld | None) -> dict[str, str]:
@@ -151,22 +188,20 @@ class CaseFileEndpoints:
         except (MappingError, SpreadsheetError) as error:
             raise ApiError(422, "unreadable", str(error)) from None
         plan = plan_import(sheet, chosen, today=utc_day(self._now()))
-        imported = 0
-        async with self._node.store.transaction() as tx:
-            problems = [*plan.problems, *await existing_record_problems(tx, plan)]
-            if call.query.commit and not problems:
-                try:
-                    stored = await commit_import(tx, plan, issuer=self._node.org_id,
-                                                 author=call.principal.user,
-                                                 issued_at=self._now())
-                except ImportRejected as rejected:
-                    problems = list(rejected.problems)
-                else:
-                    imported = len(stored)
-        return ImportResult(rows=plan.rows,
-                            rows_with_problems=len(plan.rows_with_problems(problems)),
-                            imported=imported, problems=_problem_views(problems),
-                            ignored_columns=list(plan.ignored_columns))
+        if not call.query.commit:
+            return _import_result(await self._review(plan), committed=False)
+        try:
+            async with self._node.store.transaction() as tx:
+                done = await commit_import(tx, plan, issuer=self._node.org_id,
+                                           author=call.principal.user, issued_at=self._now())
+        except ImportRejected as rejected:  # raised out of the transaction: nothing written
+            review = replace(await self._review(plan), problems=rejected.problems)
+            return _import_result(review, committed=False)
+        return _import_result(done, committed=True)
+
+    async def _review(self, plan: ImportPlan) -> ImportReview:
+        async with self._node.store.read() as tx:
+            return await review_import(tx, plan)
 
     def endpoints(self) -> list[Endpoint]:
         return [

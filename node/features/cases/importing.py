@@ -2,8 +2,16 @@
 
     sheet = read_spreadsheet(path, mapping)       # or identity mapping for Minga's own CSV
     plan = plan_import(sheet, mapping, today=day)  # every row's problems, by row and column
-    if plan.problems: show them; nothing is written
-    else: await commit_import(tx, plan, ...)      # one batch insert, one audit entry
+    review = await review_import(tx, plan)        # each row: new, updated (which fields), ...
+    if review.problems: show them; nothing is written
+    else: await commit_import(tx, plan, ...)      # new cases, new versions, one audit entry
+
+Importing again is idempotent (docs/decisions/0016-idempotent-import.md). A row is recognised
+by its ``record_id`` (Minga's own export), else by the value of the mapping's ``key_column``,
+else only by its whole content. A row imported before updates the case it became, through the
+casebook's amend (a new version), or is reported unchanged; a case deleted or retracted since
+is reported and left alone. The node keeps only keyed hashes of rows' identities and contents
+(``imported_rows``).
 
 The mapping file (JSON, or TOML when the name ends in ``.toml``; docs/import.md has the whole
 format and a worked example) says which column holds which case field, and how to translate its
@@ -13,6 +21,8 @@ values::
     header_row = 1             # the row with the column names
     list_separator = ";"       # splits cells that hold several values (violations, groups...)
     date_format = "%d/%m/%Y"   # for dates not written YYYY, YYYY-MM or YYYY-MM-DD
+    key_column = "Código"      # names each row across imports (not a case field)
+    key_source = "Casos"       # whose keys these are; default: the key column's name
 
     [columns]
     "Fecha" = "incident_date"
@@ -42,17 +52,25 @@ import io
 import json
 import re
 import tomllib
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
+from enum import StrEnum
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Final, cast
 
 from openpyxl import load_workbook  # type: ignore[import-untyped]  # no stubs
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from node.core.store import NewCase, RecordDeleted, RecordNotFound, StoredCase, StoreTransaction
-from node.features.cases.casebook import case_index
+from node.core.store import (
+    ImportedRow,
+    NewCase,
+    RecordDeleted,
+    RecordNotFound,
+    StoreTransaction,
+)
+from node.core.store.shares import ShareRepository
+from node.features.cases.casebook import amend_case, case_index, merge_patch, stored_record
 from schemas.case import Case
 from schemas.errors import RecordValidationError, describe_validation_error, quote_if_safe
 from schemas.ids import is_uuid7, new_record_id
@@ -177,6 +195,19 @@ class ImportMapping(BaseModel):
     delimiter: str | None = Field(default=None, min_length=1, max_length=1,
                                   description="CSV only; guessed when not given")
     date_format: str | None = None
+    key_column: str | None = Field(
+        default=None, min_length=1,
+        description="the column whose value names each row across imports (an ID or code)")
+    key_source: str | None = Field(
+        default=None, min_length=1, max_length=200,
+        description="whose keys these are, when two spreadsheets use the same codes"
+                    " (default: the key column's name)")
+
+    @model_validator(mode="after")
+    def _source_needs_a_key(self) -> ImportMapping:
+        if self.key_source is not None and self.key_column is None:
+            raise ValueError("key_source is given but key_column is not")
+        return self
 
     @field_validator("columns")
     @classmethod
@@ -201,6 +232,12 @@ class ImportMapping(BaseModel):
     def rule(self, column: str) -> ColumnRule:
         rule = self.columns[column]
         return ColumnRule(field=rule) if isinstance(rule, str) else rule
+
+    def filled_fields(self) -> frozenset[str]:
+        """The case's top-level fields this mapping fills (from a column or a default): what a
+        re-import may change in a case it updates."""
+        paths = [self.rule(column).field for column in self.columns] + list(self.defaults)
+        return frozenset(parse_target(path).field for path in paths) - {RECORD_ID}
 
 
 def load_mapping(path: Path) -> ImportMapping:
@@ -349,11 +386,38 @@ class RowProblem:
         return f"{where}: {self.field}: {self.problem}"
 
 
+class RowIdentity(StrEnum):
+    """How a row is recognised when the same spreadsheet is imported again."""
+
+    RECORD_ID = "record_id"  # the row names its case (Minga's own export)
+    KEY = "key_column"  # the mapping's key column
+    CONTENT = "row_content"  # nothing but the whole row: an edited row is a new case
+
+
+NO_KEY_WARNING: Final = (
+    "rows without a record id or key are recognised on a later import only when they are"
+    " exactly the same, so a row edited since becomes a new case: name the column that"
+    " identifies each row as key_column in the mapping (docs/import.md)"
+)
+KEY_PROBLEM_FIELD: Final = "key_column"
+
+
 @dataclass(frozen=True)
 class PlannedCase:
     row: int
     case: Case = field(repr=False)
     record_id: str | None = None
+    key: str | None = field(default=None, repr=False)
+
+    @property
+    def identity(self) -> RowIdentity:
+        if self.record_id is not None:
+            return RowIdentity.RECORD_ID
+        return RowIdentity.CONTENT if self.key is None else RowIdentity.KEY
+
+    def content(self) -> dict[str, Any]:
+        """The case the row gives, as JSON, the way the casebook compares versions."""
+        return self.case.model_dump(mode="json", exclude_none=True)
 
 
 @dataclass(frozen=True)
@@ -363,10 +427,18 @@ class ImportPlan:
     problems: tuple[RowProblem, ...]
     ignored_columns: tuple[str, ...] = ()
     header_row: int = 1
+    key_source: str | None = None
+    filled_fields: frozenset[str] = frozenset()
 
     @property
     def ok(self) -> bool:
         return not self.problems
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """What the user should know before importing, though nothing is wrong."""
+        by_content = any(p.identity is RowIdentity.CONTENT for p in self.cases)
+        return (NO_KEY_WARNING,) if by_content else ()
 
     def rows_with_problems(self, problems: Iterable[RowProblem] | None = None) -> set[int]:
         """Data rows with a problem (problems of the header row concern the whole file)."""
@@ -383,35 +455,74 @@ def plan_import(sheet: Sheet, mapping: ImportMapping, *, today: date) -> ImportP
     (UTC) is the latest incident date a row may give."""
     problems = _header_problems(sheet, mapping)
     columns = [(k, header) for k, header in enumerate(sheet.headers) if header in mapping.columns]
+    key_at = _key_position(sheet, mapping)
     planned: list[PlannedCase] = []
-    seen_ids: dict[str, int] = {}
+    seen: dict[tuple[RowIdentity, str], int] = {}
     for number, cells in sheet.rows:
         row = _RowBuilder(number, mapping, today)
         for k, header in columns:
             row.take(header, cells[k] if k < len(cells) else None)
         result = row.finish()
         problems.extend(row.problems)
+        key = None if key_at is None or key_at >= len(cells) else cells[key_at]
+        if mapping.key_column is not None and key_at is not None and _is_empty(key):
+            problems.append(RowProblem(number, mapping.key_column, KEY_PROBLEM_FIELD,
+                                       "the key column is empty in this row"))
+            continue
         if result is None:
             continue
-        if result.record_id is not None:
-            first = seen_ids.setdefault(result.record_id, number)
-            if first != number:
-                problems.append(RowProblem(number, row.origin.get(RECORD_ID), RECORD_ID,
-                                           f"the same record id as row {first}"))
-                continue
+        result = replace(result, key=None if _is_empty(key) else _text(key).strip())
+        repeated = _repeated_row(result, seen, row.origin.get(RECORD_ID), mapping.key_column)
+        if repeated is not None:
+            problems.append(repeated)
+            continue
         planned.append(result)
-    ignored = tuple(h for h in sheet.headers if h and h not in mapping.columns)
+    ignored = tuple(h for h in sheet.headers
+                    if h and h not in mapping.columns and h != mapping.key_column)
+    key_source = mapping.key_source or mapping.key_column
     return ImportPlan(len(sheet.rows), tuple(planned), tuple(problems), ignored,
-                      sheet.header_row)
+                      sheet.header_row, key_source, mapping.filled_fields())
+
+
+def _key_position(sheet: Sheet, mapping: ImportMapping) -> int | None:
+    if mapping.key_column is None or sheet.headers.count(mapping.key_column) != 1:
+        return None
+    return sheet.headers.index(mapping.key_column)
+
+
+def _repeated_row(
+    planned: PlannedCase, seen: dict[tuple[RowIdentity, str], int], record_id_column: str | None,
+    key_column: str | None,
+) -> RowProblem | None:
+    """A problem when an earlier row of the file has the same identity: two rows would be
+    one case."""
+    identity = planned.identity
+    value = {RowIdentity.RECORD_ID: planned.record_id, RowIdentity.KEY: planned.key}.get(
+        identity) or json.dumps(planned.content(), sort_keys=True)
+    first = seen.setdefault((identity, value), planned.row)
+    if first == planned.row:
+        return None
+    if identity is RowIdentity.RECORD_ID:
+        return RowProblem(planned.row, record_id_column, RECORD_ID,
+                          f"the same record id as row {first}")
+    if identity is RowIdentity.KEY:
+        return RowProblem(planned.row, key_column, KEY_PROBLEM_FIELD,
+                          f"the same key as row {first}")
+    return RowProblem(planned.row, None, "row",
+                      f"the same case as row {first}; to import both, give the mapping a"
+                      " key_column that tells them apart")
 
 
 def _header_problems(sheet: Sheet, mapping: ImportMapping) -> list[RowProblem]:
+    wanted = [(column, mapping.rule(column).field) for column in mapping.columns]
+    if mapping.key_column is not None and mapping.key_column not in mapping.columns:
+        wanted.append((mapping.key_column, KEY_PROBLEM_FIELD))
     problems = []
-    for column in mapping.columns:
+    for column, field_path in wanted:
         count = sheet.headers.count(column)
         if count != 1:
             problem = "not in the spreadsheet" if count == 0 else "appears more than once"
-            problems.append(RowProblem(sheet.header_row, column, mapping.rule(column).field,
+            problems.append(RowProblem(sheet.header_row, column, field_path,
                                        f"this column is {problem}"))
     return problems
 
@@ -644,39 +755,220 @@ def _column_for(path: str, origins: Mapping[str, str]) -> str | None:
     return None
 
 
-# --- committing --------------------------------------------------------------------------
+# --- re-importing: is this row new, an update, or unchanged? ----------------------------
 
-async def existing_record_problems(tx: StoreTransaction, plan: ImportPlan) -> list[RowProblem]:
-    """Rows whose record id this node already holds (only when the file gives record ids)."""
-    problems = []
-    for planned in plan.cases:
-        if planned.record_id is None:
-            continue
+class RowStatus(StrEnum):
+    NEW = "new"
+    UPDATED = "updated"
+    UNCHANGED = "unchanged"
+    DELETED = "deleted"  # its case was deleted since: reported, not brought back
+    RETRACTED = "retracted"  # its case was retracted since: reported, left as it is
+
+
+WRITTEN: Final = frozenset({RowStatus.NEW, RowStatus.UPDATED})
+SKIPPED: Final = frozenset({RowStatus.DELETED, RowStatus.RETRACTED})
+
+
+@dataclass(frozen=True)
+class HeldCase:
+    """The case this node holds for a row: the one it names, or the one it was imported as."""
+
+    record_id: str
+    payload: Mapping[str, Any] | None = field(default=None, repr=False)  # None: deleted
+    retracted: bool = False
+    as_last_imported: bool = False  # the row is exactly what was imported into it last time
+
+
+@dataclass(frozen=True)
+class RowDecision:
+    row: int
+    status: RowStatus
+    record_id: str | None = None
+    changed: tuple[str, ...] = ()
+    """The top-level fields an update changes."""
+    patch: Mapping[str, Any] = field(default_factory=dict, repr=False)
+
+
+def decide_row(
+    planned: PlannedCase, held: HeldCase | None, filled_fields: frozenset[str]
+) -> RowDecision | RowProblem:
+    """What importing ``planned`` does to the case the node ``held`` for it (None: none).
+
+    The spreadsheet speaks for the fields its mapping fills: each takes the row's value, or is
+    removed when the row leaves it empty; lists (victims...) are replaced whole. Other fields
+    keep what the case has. A row exactly as imported last time changes nothing, so an edit
+    made in Minga since is not undone by importing the same file again.
+    """
+    if held is None:
+        return RowDecision(planned.row, RowStatus.NEW, planned.record_id)
+    if held.payload is None:
+        return RowDecision(planned.row, RowStatus.DELETED, held.record_id)
+    if held.retracted:
+        return RowDecision(planned.row, RowStatus.RETRACTED, held.record_id)
+    if held.as_last_imported:
+        return RowDecision(planned.row, RowStatus.UNCHANGED, held.record_id)
+    content = planned.content()
+    patch = {name: content.get(name) for name in sorted(filled_fields)}
+    try:
+        merged = parse_payload(RecordKind.CASE, merge_patch(held.payload, patch))
+    except RecordValidationError as error:
+        first = error.problems[0]
+        return RowProblem(planned.row, None, first.path,
+                          f"the case this row updates would not be valid: {first.problem}")
+    after = merged.model_dump(mode="json", exclude_none=True)
+    changed = tuple(name for name in sorted(set(after) | set(held.payload))
+                    if after.get(name) != held.payload.get(name))
+    if not changed:
+        return RowDecision(planned.row, RowStatus.UNCHANGED, held.record_id)
+    return RowDecision(planned.row, RowStatus.UPDATED, held.record_id, changed, patch)
+
+
+@dataclass(frozen=True)
+class RowTags:
+    """Keyed hashes (``ColumnCipher.lookup_tag``) of a row's identity and of its content."""
+
+    identity: bytes
+    content: bytes
+
+
+def row_tags(tag: Callable[[str, Any], bytes], plan: ImportPlan, planned: PlannedCase) -> RowTags:
+    content = tag("import-row", planned.content())
+    identity = planned.identity
+    if identity is RowIdentity.RECORD_ID:
+        return RowTags(tag("import-record", planned.record_id), content)
+    if identity is RowIdentity.KEY:
+        return RowTags(tag("import-key", [plan.key_source, planned.key]), content)
+    return RowTags(content, content)
+
+
+@dataclass(frozen=True)
+class ImportReview:
+    """Every row's fate, and every problem (of the file, or found against the store)."""
+
+    plan: ImportPlan
+    decisions: tuple[RowDecision, ...]
+    problems: tuple[RowProblem, ...]
+    tags: tuple[RowTags, ...] = field(default=(), repr=False)
+
+    def count(self, *statuses: RowStatus) -> int:
+        return sum(1 for decision in self.decisions if decision.status in statuses)
+
+    def counts(self) -> dict[str, int]:
+        """new, updated, unchanged, and skipped (deleted or retracted since)."""
+        return {"new": self.count(RowStatus.NEW), "updated": self.count(RowStatus.UPDATED),
+                "unchanged": self.count(RowStatus.UNCHANGED),
+                "skipped": self.count(*SKIPPED)}
+
+    def rows_with_problems(self) -> int:
+        return len(self.plan.rows_with_problems(self.problems))
+
+
+async def review_import(tx: StoreTransaction, plan: ImportPlan) -> ImportReview:
+    """Say, without writing, what importing ``plan`` would do to each row."""
+    tags = tuple(row_tags(tx.cipher.lookup_tag, plan, planned) for planned in plan.cases)
+    known = await tx.imported_rows.find([t for pair in tags for t in (pair.identity, pair.content)])
+    targets = [_target(planned, pair, known) for planned, pair in zip(plan.cases, tags,
+                                                                        strict=True)]
+    held = await _held_cases(tx, {record_id for record_id, _ in targets if record_id})
+    problems = list(plan.problems)
+    decisions: list[RowDecision] = []
+    claimed: dict[str, int] = {}
+    for planned, (record_id, as_last_imported) in zip(plan.cases, targets, strict=True):
+        holding = held.get(record_id) if record_id else None
+        if holding is not None:
+            first = claimed.setdefault(holding.record_id, planned.row)
+            if first != planned.row:
+                problems.append(RowProblem(planned.row, None, "row",
+                                           f"imported before as the same case as row {first}"))
+                continue
+            holding = replace(holding, as_last_imported=as_last_imported)
+        decided = decide_row(planned, holding, plan.filled_fields)
+        if isinstance(decided, RowProblem):
+            problems.append(decided)
+        else:
+            decisions.append(decided)
+    return ImportReview(plan, tuple(decisions), tuple(problems), tags)
+
+
+def _target(
+    planned: PlannedCase, tags: RowTags, known: Mapping[bytes, ImportedRow]
+) -> tuple[str | None, bool]:
+    """The record id this row is about (None: a new case), and whether the row is exactly as
+    imported into it last time."""
+    earlier = known.get(tags.identity)
+    if planned.record_id is not None:
+        return planned.record_id, earlier is not None and earlier.content == tags.content
+    if earlier is not None:
+        return earlier.record_id, earlier.content == tags.content
+    # A key column added to the mapping since: the same row imported without one is this case.
+    same = known.get(tags.content) if planned.identity is RowIdentity.KEY else None
+    return (same.record_id, True) if same is not None else (None, False)
+
+
+async def _held_cases(tx: StoreTransaction, record_ids: set[str]) -> dict[str, HeldCase]:
+    retracted = await ShareRepository(tx.session, tx.cipher).retracted_among(sorted(record_ids))
+    held: dict[str, HeldCase] = {}
+    for record_id in record_ids:
         try:
-            await tx.cases.get(planned.record_id)
+            stored = await tx.cases.get(record_id)
+        except RecordDeleted:
+            held[record_id] = HeldCase(record_id)
+            continue
         except RecordNotFound:
             continue
-        except RecordDeleted:
-            pass
-        problems.append(RowProblem(planned.row, None, RECORD_ID,
-                                   "this node already holds (or held) a case with this id"))
-    return problems
+        payload = stored_record(stored).payload.model_dump(mode="json", exclude_none=True)
+        held[record_id] = HeldCase(stored.record_id, payload, stored.record_id in retracted)
+    return held
 
+
+# --- committing --------------------------------------------------------------------------
 
 async def commit_import(
     tx: StoreTransaction, plan: ImportPlan, *, issuer: str, author: str, issued_at: int
-) -> list[StoredCase]:
-    """Store every planned case in one batch, or nothing (:class:`ImportRejected`)."""
-    problems = [*plan.problems, *await existing_record_problems(tx, plan)]
-    if problems:
-        raise ImportRejected(problems)
-    batch = []
-    for planned in plan.cases:
-        record = build_record(issuer, planned.case, issued_at=issued_at,
-                              record_id=planned.record_id or new_record_id())
-        batch.append(NewCase(record.record_id, record_to_wire(record), case_index(planned.case),
-                             author))
-    stored = await tx.cases.add_many(batch)
-    await tx.audit.append(author, CASES_IMPORTED, details={"count": len(stored)})
-    return stored
+) -> ImportReview:
+    """Store every new case and every update, or nothing (:class:`ImportRejected`; raised out of
+    the transaction, it rolls back whatever was written). Returns what was done, row by row."""
+    review = await review_import(tx, plan)
+    if review.problems:
+        raise ImportRejected(review.problems)
+    planned_by_row = {planned.row: planned for planned in plan.cases}
+    done = await _add_new_cases(tx, review.decisions, planned_by_row, issuer, author, issued_at)
+    for decision in done:
+        if decision.status is RowStatus.UPDATED:
+            assert decision.record_id is not None
+            try:
+                await amend_case(tx, decision.record_id, decision.patch, author=author,
+                                 issued_at=issued_at)
+            except RecordValidationError as error:
+                raise ImportRejected([RowProblem(decision.row, None, p.path, p.problem)
+                                      for p in error.problems]) from None
+    tags_by_row = dict(zip((planned.row for planned in plan.cases), review.tags, strict=True))
+    await tx.imported_rows.remember([
+        ImportedRow(tags_by_row[d.row].identity, d.record_id, tags_by_row[d.row].content)
+        for d in done if d.record_id is not None and d.status not in SKIPPED])
+    finished = replace(review, decisions=tuple(done))
+    await tx.audit.append(author, CASES_IMPORTED, details=finished.counts())
+    return finished
 
+
+async def _add_new_cases(
+    tx: StoreTransaction,
+    decisions: Sequence[RowDecision],
+    planned_by_row: Mapping[int, PlannedCase],
+    issuer: str,
+    author: str,
+    issued_at: int,
+) -> list[RowDecision]:
+    """Store the new rows' cases in one batch; the decisions, with the new cases' ids."""
+    done, batch = [], []
+    for decision in decisions:
+        if decision.status is RowStatus.NEW:
+            planned = planned_by_row[decision.row]
+            record = build_record(issuer, planned.case, issued_at=issued_at,
+                                  record_id=planned.record_id or new_record_id())
+            batch.append(NewCase(record.record_id, record_to_wire(record),
+                                 case_index(planned.case), author))
+            decision = replace(decision, record_id=record.record_id)
+        done.append(decision)
+    await tx.cases.add_many(batch)
+    return done

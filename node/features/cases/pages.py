@@ -39,6 +39,7 @@ from node.core.web.i18n import N_, Formatter
 from node.core.web.labels import CASE_FIELD_NAMES
 from node.core.web.presenters import case_heading, case_summary, member_names, payload_facts
 from node.core.web.routes import PageRoute
+from node.features.cases import import_pages
 from node.features.cases.api import CaseListQuery
 from node.features.cases.case_form import CaseForm, error_summary
 from node.features.cases.case_search import SCAN_LIMIT, search_cases
@@ -282,6 +283,7 @@ async def remove_case(request: web.Request) -> web.StreamResponse:
 ONE: Final = "/cases/{record_id:[0-9a-fA-F-]{36}}"
 ROUTES: Final = [
     PageRoute("GET", "/cases", case_list),
+    *import_pages.ROUTES,
     PageRoute("GET", "/cases/new", new_case_page, Role.editor),
     PageRoute("POST", "/cases/new", create_case, Role.editor),
     PageRoute("GET", ONE, case_detail),

@@ -84,3 +84,13 @@ def test_error_names_the_cell_but_not_the_content() -> None:
 def test_truncated_value_is_rejected() -> None:
     with pytest.raises(CiphertextRejected, match="not an encrypted value"):
         ColumnCipher(KEY).decrypt(b"\x01short", CELL)
+
+
+def test_lookup_tags_are_stable_per_key_and_purpose_and_hide_the_value() -> None:
+    cipher = ColumnCipher(KEY)
+    tag = cipher.lookup_tag("import-key", ["Casos", "BOG-001"])
+    assert tag == ColumnCipher(KEY).lookup_tag("import-key", ["Casos", "BOG-001"])
+    assert len(tag) == 32 and b"BOG-001" not in tag
+    assert tag != cipher.lookup_tag("import-key", ["Casos", "BOG-002"])
+    assert tag != cipher.lookup_tag("import-row", ["Casos", "BOG-001"])
+    assert tag != ColumnCipher(DataKey.generate()).lookup_tag("import-key", ["Casos", "BOG-001"])

@@ -41,8 +41,9 @@ STORE_TABLES = {
     "staff_sessions",
     "campaign_records",
     "campaign_rooms",
+    "imported_rows",
 }
-STORE_HEAD = "0005_drop_campaigns"
+STORE_HEAD = "0006_imported_rows"
 RECORD_ID = "0190a5c4-0000-7000-8000-0000000000aa"
 
 

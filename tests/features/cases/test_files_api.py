@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from node.core.store import Role
+from node.features.cases.exporting import cases_csv, own_case_records
 from node.features.cases.files_api import WITHHELD_HEADER
 from tests.support import DATA
 from tests.support.api_harness import SAMPLE_CASES, RunningApi
@@ -99,3 +100,61 @@ async def test_import_reports_an_unusable_mapping_or_file(api: RunningApi) -> No
     no_mapping = await api.json("POST", "/imports", json=import_body("casos.csv", mapping=False),
                                 expect=422)
     assert "give a mapping file" in no_mapping["error"]["message"]
+
+
+def csv_body(text: str, mapping: dict[str, Any] | None) -> dict[str, Any]:
+    body: dict[str, Any] = {"file_type": "csv",
+                            "content_base64": base64.b64encode(text.encode()).decode()}
+    if mapping is not None:
+        body["mapping"] = mapping
+    return body
+
+
+async def test_importing_the_same_file_again_duplicates_nothing(api: RunningApi) -> None:
+    before = await case_count(api)
+    first = await api.json("POST", "/imports?commit=true", json=import_body("casos.csv"))
+    assert (first["committed"], first["new"], first["imported"]) == (True, 3, 3)
+    checked = await api.json("POST", "/imports", json=import_body("casos.csv"))
+    assert (checked["committed"], checked["new"], checked["updated"], checked["unchanged"]) == (
+        False, 0, 0, 3)
+    assert [(o["status"], o["record_id"]) for o in checked["outcomes"]] == [
+        ("unchanged", o["record_id"]) for o in first["outcomes"]]
+    again = await api.json("POST", "/imports?commit=true", json=import_body("casos.csv"))
+    assert (again["imported"], again["unchanged"], again["warnings"]) == (0, 3, [])
+    assert await case_count(api) == before + 3
+
+
+async def test_an_edited_row_is_an_update_and_an_appended_row_is_new(api: RunningApi) -> None:
+    first = await api.json("POST", "/imports?commit=true", json=import_body("casos.csv"))
+    peru = first["outcomes"][1]["record_id"]
+    text = (DATA / "casos.csv").read_text("utf-8").replace(
+        "durante una protesta", "durante una protesta en Puno") + (
+        "GT-0009;2024-05;Guatemala;;Amenaza de muerte;;;Sindicalista;;;sin identificar;;0;"
+        "Llamadas a la sede del sindicato.;anonymised\n")
+    mapping = import_body("casos.csv")["mapping"]
+    checked = await api.json("POST", "/imports", json=csv_body(text, mapping))
+    assert checked["problems"] == []
+    assert [(o["row"], o["status"], o["changed_fields"]) for o in checked["outcomes"]] == [
+        (2, "unchanged", []), (3, "updated", ["narrative"]), (4, "unchanged", []),
+        (5, "new", [])]
+    done = await api.json("POST", "/imports?commit=true", json=csv_body(text, mapping))
+    assert (done["imported"], done["new"], done["updated"]) == (2, 1, 1)
+    case = await api.json("GET", f"/cases/{peru}")
+    assert case["version"] == 2 and "en Puno" in case["payload"]["narrative"]
+
+
+async def test_reimporting_our_own_export_changes_nothing(api: RunningApi) -> None:
+    async with api.node.store.read() as tx:
+        exported = cases_csv(await own_case_records(tx))
+    before = await case_count(api)
+    done = await api.json("POST", "/imports?commit=true", json=csv_body(exported, None))
+    assert (done["problems"], done["imported"], done["unchanged"]) == ([], 0, len(SAMPLE_CASES))
+    assert await case_count(api) == before
+
+
+async def test_a_mapping_without_a_key_column_is_warned_about(api: RunningApi) -> None:
+    body = import_body("casos.csv")
+    del body["mapping"]["key_column"]
+    checked = await api.json("POST", "/imports", json=body)
+    assert len(checked["warnings"]) == 1 and "key_column" in checked["warnings"][0]
+    assert "Código" in checked["ignored_columns"]

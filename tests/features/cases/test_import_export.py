@@ -34,7 +34,6 @@ from node.features.cases.importing import (
     RowProblem,
     SpreadsheetError,
     commit_import,
-    existing_record_problems,
     identity_mapping,
     load_mapping,
     parse_mapping,
@@ -42,6 +41,7 @@ from node.features.cases.importing import (
     read_csv,
     read_spreadsheet,
     read_xlsx,
+    review_import,
 )
 from schemas.case import Case
 from schemas.export import json_schema
@@ -156,8 +156,8 @@ async def test_a_clean_file_imports_exactly(store: Store) -> None:
     plan = plan_import(read_spreadsheet(DATA / "casos.csv", mapping()), mapping(), today=TODAY)
     assert plan.ok and plan.ignored_columns == ()
     async with store.transaction() as tx:
-        stored = await commit_import(tx, plan, issuer=ORG, author="beatriz", issued_at=7)
-    assert len(stored) == 3
+        done = await commit_import(tx, plan, issuer=ORG, author="beatriz", issued_at=7)
+    assert done.counts() == {"new": 3, "updated": 0, "unchanged": 0, "skipped": 0}
     async with store.read() as tx:
         records = await own_case_records(tx)
         audit = await tx.audit.recent()
@@ -165,7 +165,8 @@ async def test_a_clean_file_imports_exactly(store: Store) -> None:
     expected = sorted(EXPECTED_CLEAN, key=lambda case: str(case["incident_date"]))
     assert [r.payload for r in by_place] == [Case.model_validate(case) for case in expected]
     assert {(r.issuer, r.version, r.issued_at) for r in records} == {(ORG, 1, 7)}
-    assert [(event.action, event.details) for event in audit] == [(CASES_IMPORTED, {"count": 3})]
+    assert [(event.action, event.details) for event in audit] == [
+        (CASES_IMPORTED, {"new": 3, "updated": 0, "unchanged": 0, "skipped": 0})]
 
 
 def _xlsx(rows: list[list[Any]]) -> bytes:
@@ -251,7 +252,7 @@ def test_several_columns_feed_one_list_and_values_maps_come_first() -> None:
 
 # --- record ids --------------------------------------------------------------------------
 
-async def test_record_ids_from_the_file_are_kept_and_never_duplicated(store: Store) -> None:
+async def test_record_ids_from_the_file_are_kept_and_name_the_case_again(store: Store) -> None:
     first, second = new_record_id(), new_record_id()
     text = (f"record_id,incident_date,country,narrative,violations,victims[0].kind,"
             f"consent_level,risk_level\n{first},2023,CO,a,killing,individual,none,low\n"
@@ -266,9 +267,9 @@ async def test_record_ids_from_the_file_are_kept_and_never_duplicated(store: Sto
     async with store.transaction() as tx:
         await commit_import(tx, clean, issuer=ORG, author="a", issued_at=1)
     async with store.read() as tx:
-        problems = await existing_record_problems(tx, clean)
+        again = await review_import(tx, clean)
         assert {r.record_id for r in await own_case_records(tx)} >= {first, second}
-    assert [p.row for p in problems] == [2, 3, 4]
+    assert again.problems == () and again.counts()["unchanged"] == 3
 
 
 # --- export and the round trip -----------------------------------------------------------

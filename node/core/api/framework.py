@@ -234,15 +234,19 @@ class Api:
 
 
 async def _read_json(request: web.Request) -> Any:
+    """The JSON body an endpoint declared; a missing or empty one is refused, never read as
+    ``{}`` (for a setting, that would silently reset every field to its default)."""
+    missing = ApiError(400, "bad_json", "this request needs a JSON body (the document lists "
+                                        "its fields)")
     if not request.can_read_body:
-        return {}
+        raise missing
     try:
         raw = await request.read()
     except web.HTTPRequestEntityTooLarge as error:
         raise ApiError(413, "too_large", f"the request body is too large: {error.text}") \
             from None
     if not raw.strip():
-        return {}
+        raise missing
     if json_nesting_depth(raw, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
         raise ApiError(400, "too_deep",
                        f"the request body nests arrays and objects deeper than {MAX_JSON_DEPTH}"

@@ -320,3 +320,13 @@ def test_a_link_to_nothing_or_without_its_parameters_is_a_programming_error(
     api.add(Endpoint("GET", "/things/{name}", _thing, "one", response=Thing))
     with pytest.raises(ValueError, match=re.escape(problem)):
         api.openapi()
+
+
+async def test_an_endpoint_with_a_body_refuses_a_missing_or_empty_one(
+    client: TestClient[Any, Any],
+) -> None:
+    for data in (None, b"", b"  \n"):
+        answer = await client.post("/api/v1/things", data=data, headers=_auth("e"))
+        assert answer.status == 400
+        error = (await answer.json())["error"]
+        assert error["code"] == "bad_json" and "needs a JSON body" in error["message"]

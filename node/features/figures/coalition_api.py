@@ -7,13 +7,15 @@
   where members suppressed small cells, the contributing members and as of when.
 - ``GET /coalition/aggregates/csv`` — the same figures as CSV, in a JSON envelope as
   ``GET /export`` returns files.
+- ``GET /coalition/reports/sdg?country=CO`` — the SDG 16.10.1 report of every member together,
+  made from the figures they published (ranges where members hid small counts).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from node.core.api.answers import sharing_answers
 from node.core.api.framework import (
@@ -24,9 +26,17 @@ from node.core.api.framework import (
     NoQuery,
     setting_endpoints,
 )
+from node.core.api.times import Time
 from node.core.runtime import Node
 from node.core.store import Role
 from node.features.figures.aggregates import CoalitionFigure
+from node.features.figures.api import AggregateView
+from node.features.figures.coalition_sdg import (
+    CoalitionSdgReport,
+    MemberRef,
+    coalition_report,
+    coalition_sdg,
+)
 from node.features.figures.coalition_view import CoalitionView, coalition_view, shown, view_csv
 from node.features.figures.overlap import DistinctCases
 from node.features.figures.publishing import (
@@ -37,7 +47,7 @@ from node.features.figures.publishing import (
     publish_aggregate,
     set_publication_schedule,
 )
-from schemas.payloads import Aggregate
+from schemas.countries import CountryCode
 
 TAGS = ("advocacy",)
 CSV_MEDIA_TYPE = "text/csv; charset=utf-8"
@@ -45,13 +55,12 @@ CSV_MEDIA_TYPE = "text/csv; charset=utf-8"
 
 class PublicationView(BaseModel):
     record_id: str
-    recipients: list[str] = Field(description="members the aggregate was sent to")
-    aggregate: Aggregate
+    recipients: list[MemberRef] = Field(description="members the aggregate was sent to")
+    aggregate: AggregateView
 
 
-class ContributorView(BaseModel):
-    org_id: str
-    as_of: int = Field(description="when the member's latest aggregate was computed")
+class ContributorView(MemberRef):
+    as_of: Time = Field(description="when the member's latest aggregate was computed")
     period: str
 
 
@@ -68,8 +77,8 @@ class DistinctCasesView(BaseModel):
     shared_low: int = Field(description="cases counted by more than one member: at least this")
     shared_high: int | None = Field(description="and at most this (null: unknown)")
     distinct: FigureView = Field(description="the case count with shared cases counted once")
-    estimated_by: list[str] = Field(description="members whose overlap estimate is used")
-    unknown: list[str] = Field(description="members whose overlap is not known")
+    estimated_by: list[MemberRef] = Field(description="members whose overlap estimate is used")
+    unknown: list[MemberRef] = Field(description="members whose overlap is not known")
 
 
 class CoalitionFigures(BaseModel):
@@ -90,19 +99,32 @@ def _figure(figure: CoalitionFigure) -> FigureView:
                       shown=shown(figure), members=list(figure.members))
 
 
-def _distinct(found: DistinctCases | None) -> DistinctCasesView | None:
+def _refs(org_ids: Iterable[str], names: Mapping[str, str]) -> list[MemberRef]:
+    return [MemberRef(org_id=org_id, name=names.get(org_id, org_id)) for org_id in org_ids]
+
+
+def _distinct(found: DistinctCases | None, names: Mapping[str, str]) -> DistinctCasesView | None:
     if found is None:
         return None
     return DistinctCasesView(counted=_figure(found.counted), shared_low=found.shared_low,
                              shared_high=found.shared_high, distinct=_figure(found.distinct),
-                             estimated_by=list(found.estimated_by), unknown=list(found.unknown))
+                             estimated_by=_refs(found.estimated_by, names),
+                             unknown=_refs(found.unknown, names))
 
 
-def figures_view(view: CoalitionView) -> CoalitionFigures:
+def figures_view(view: CoalitionView, names: Mapping[str, str]) -> CoalitionFigures:
     return CoalitionFigures(
-        contributors=[ContributorView(org_id=c.org_id, as_of=c.as_of, period=c.period)
+        contributors=[ContributorView(org_id=c.org_id, name=names.get(c.org_id, c.org_id),
+                                      as_of=c.as_of, period=c.period)
                       for c in view.contributors],
-        figures=[_figure(f) for f in view.figures], distinct_cases=_distinct(view.distinct))
+        figures=[_figure(f) for f in view.figures],
+        distinct_cases=_distinct(view.distinct, names))
+
+
+class CoalitionSdgQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    country: CountryCode
 
 
 class CoalitionViewEndpoints:
@@ -117,14 +139,23 @@ class CoalitionViewEndpoints:
                                                now=self._now())
             except NotInCoalition as error:
                 raise ApiError(409, "no_coalition", str(error)) from None
-        return PublicationView(record_id=done.record_id, recipients=list(done.recipients),
-                               aggregate=done.aggregate)
+        return PublicationView(record_id=done.record_id,
+                               recipients=_refs(done.recipients, await self._names()),
+                               aggregate=AggregateView.of(done.aggregate))
+
+    async def _names(self) -> dict[str, str]:
+        async with self._node.store.read() as tx:
+            return await tx.orgs.names()
 
     async def _view(self) -> CoalitionView:
         return coalition_view(await coalition_aggregates(self._node))
 
     async def figures(self, call: Call[NoBody, NoQuery]) -> CoalitionFigures:
-        return figures_view(await self._view())
+        return figures_view(await self._view(), await self._names())
+
+    async def sdg_report(self, call: Call[NoBody, CoalitionSdgQuery]) -> CoalitionSdgReport:
+        found = coalition_sdg(await coalition_aggregates(self._node), call.query.country)
+        return coalition_report(found, await self._names())
 
     async def csv(self, call: Call[NoBody, NoQuery]) -> CsvFile:
         return CsvFile(media_type=CSV_MEDIA_TYPE, file_name="minga-coalition-figures.csv",
@@ -146,4 +177,8 @@ class CoalitionViewEndpoints:
                      response=CoalitionFigures, tags=TAGS),
             Endpoint("GET", "/coalition/aggregates/csv", self.csv,
                      "The coalition's aggregate figures as CSV", response=CsvFile, tags=TAGS),
+            Endpoint("GET", "/coalition/reports/sdg", self.sdg_report,
+                     "SDG indicator 16.10.1 figures of every member for a country, from the"
+                     " figures members published, as ranges where they hid small counts",
+                     query=CoalitionSdgQuery, response=CoalitionSdgReport, tags=TAGS),
         ]

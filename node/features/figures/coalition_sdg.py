@@ -7,9 +7,10 @@ reads them. Decision: docs/decisions/0015-sdg-small-cells.md.
 
 What one member contributes to a figure is a range:
 
-- a published count is exact; ``"<5"`` is 1..4; ``"withheld"`` is 5 up to the figure it breaks
-  down; a figure not published is 0 when the figure it breaks down is exactly 0, else anything up
-  to it;
+- a published count is exact; ``"<5"`` and ``"withheld"`` are what the member's breakdown
+  allows (1..4 and 5 up to the figure it breaks down at most, narrower when the other parts and
+  the exact total say more); a figure not published is 0 when the figure it breaks down is
+  exactly 0, else anything up to it;
 - a member that published no SDG figures for the country (an older version, a country it merges
   into ``other``, or fewer than 5 cases in all) may still hold cases there: up to its country
   count, its ``other`` row or 4 cases, with any number of victims.
@@ -52,6 +53,7 @@ from node.features.figures.sdg_report import (
     TEXT,
     VERIFIED_SOURCES,
     VICTIMS,
+    Breakdown,
     Key,
     Rendering,
     key,
@@ -59,7 +61,7 @@ from node.features.figures.sdg_report import (
     measure_of,
     nested,
 )
-from node.features.figures.suppression import SMALL_LIMIT, Mark
+from node.features.figures.suppression import SMALL_LIMIT, Mark, Shown, breakdown_range
 from schemas.payloads import Aggregate
 from schemas.typology import TYPOLOGY_VERSION, Language
 
@@ -117,13 +119,22 @@ def member_figures(aggregate: Aggregate, country: str) -> MemberFigures:
         low, high = _unitemised_cases(aggregate, country)
         bounds.update({key(CASES): (low, high), key(VICTIMS): (low, None if high else 0)})
     for breakdown in BREAKDOWNS:
-        parent_high = bounds[breakdown.parent][1]
-        for child in breakdown.children:
-            if child in cells:
-                bounds[child] = _cell_bounds(cells[child], parent_high)
-            else:
-                bounds[child] = (0, parent_high)
+        bounds.update(_breakdown_bounds(breakdown, cells, bounds[breakdown.parent]))
     return MemberFigures(bounds, itemised)
+
+
+def _breakdown_bounds(breakdown: Breakdown, cells: Mapping[Key, int | str],
+                      parent: Bounds) -> dict[Key, Bounds]:
+    """What a member's published breakdown says of each part: with its exact total, exactly
+    what can be worked out (``suppression.breakdown_range``); else each part on its own."""
+    low, high = parent
+    if low == high and all(child in cells for child in breakdown.children):
+        shown: list[Shown] = [count if isinstance(count, int) else Mark(count)
+                              for count in (cells[c] for c in breakdown.children)]
+        return {child: breakdown_range(shown, low, index, additive=breakdown.additive)
+                for index, child in enumerate(breakdown.children)}
+    return {child: _cell_bounds(cells[child], high) if child in cells else (0, high)
+            for child in breakdown.children}
 
 
 @dataclass(frozen=True)

@@ -341,7 +341,7 @@ def breakdown_range(shown: Sequence[Shown], total: int, index: int, *,
     lies in 1..4 and a ``"withheld"`` one in 5..``total``, by the published rule.
     """
     low, high = _entry_bounds(shown[index], total)
-    fixed = sum(value for value in shown if isinstance(value, int))
+    fixed = sum(value for k, value in enumerate(shown) if k != index and isinstance(value, int))
     others = [_entry_bounds(value, total) for k, value in enumerate(shown)
               if k != index and isinstance(value, Mark)]
     rest = total - fixed

@@ -41,6 +41,11 @@ and tries again, so in one table ``other`` may cover countries that other tables
 case there is published, not how many). A table that still cannot be protected is published with
 its totals only (``withheld_tables``). With fewer than 5 cases in all, only the case-count
 tables' grand totals are published, as ``"<5"``.
+
+SDG 16.10.1. Each country with a row of its own also gets the figures of the SDG report over the
+aggregate's period (table ``sdg``, see :func:`sdg_cells`), suppressed by the report's own rules,
+so that the coalition can make the report from what members publish. Their top figure, the
+country's case count, is the row total already published in every table.
 """
 
 from __future__ import annotations
@@ -51,6 +56,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 
+from node.features.figures.sdg_report import (
+    FIGURES,
+    parent_of,
+    suppress_figures,
+    tally,
+)
 from node.features.figures.suppression import (
     SMALL_LIMIT,
     Entry,
@@ -77,6 +88,8 @@ OTHER_COUNTRIES = "other"
 UNSPECIFIED = "unspecified"
 SDG_CATEGORY = "sdg_category"
 PERPETRATOR_TYPE = "perpetrator_type"
+SDG_TABLE = "sdg"
+"""Cells of the SDG 16.10.1 figures per country (``node.features.figures.sdg_report``)."""
 
 
 class Granularity(StrEnum):
@@ -273,7 +286,27 @@ def aggregate_cells(cases: Sequence[Case], granularity: Granularity) -> Publishe
         if counted.other_countries():
             published.other_rows[counted.dimension.value] = counted.other_countries()
         published.cells.extend(_published_cells(counted, suppressed))
+    published.cells.extend(sdg_cells(cases))
     return published
+
+
+def sdg_cells(cases: Sequence[Case]) -> list[AggregateCell]:
+    """The SDG 16.10.1 figures of every country with a row of its own, suppressed as in the
+    report. A figure not published (not broken down) has no cell; neither have the parts of a
+    figure that is exactly 0, which are 0. Every other cell is listed, zeros included, so a
+    missing cell under a figure that is not 0 means "not published", not 0."""
+    cells = []
+    rows = country_rows(cases)
+    for country in sorted(c for c, row in rows.items() if row == c):
+        published = suppress_figures(tally(case for case in cases if case.country == country))
+        for figure in FIGURES:
+            value, parent = published[figure], parent_of(figure)
+            if value is None or (parent is not None and published[parent] == 0):
+                continue
+            count: int | str = value.value if isinstance(value, Mark) else value
+            cells.append(AggregateCell(
+                dimensions={TABLE: SDG_TABLE, COUNTRY: country, **dict(figure)}, count=count))
+    return cells
 
 
 def in_period(case: Case, period: DateSpan) -> bool:
@@ -391,7 +424,8 @@ def coalition_sums(aggregates: Mapping[str, Aggregate]) -> list[CoalitionFigure]
         member: {cell_key(cell.dimensions): cell.count for cell in aggregate.cells}
         for member, aggregate in aggregates.items()
     }
-    keys = sorted({key for cells in published.values() for key in cells}, key=sorted)
+    keys = sorted({key for cells in published.values() for key in cells
+                   if dict(key).get(TABLE) != SDG_TABLE}, key=sorted)
     figures = []
     for key in keys:
         low, members = 0, []
@@ -418,6 +452,8 @@ def render_aggregate(aggregate: Aggregate, label: Labeller | None = None) -> str
     for cell in aggregate.cells:
         dims = cell.dimensions
         table = dims[TABLE]
+        if table == SDG_TABLE:
+            continue  # shown by `minga report sdg`
         coordinates = (dims.get(COUNTRY, "total"), dims.get(table, "total"))
         by_table.setdefault(table, {})[coordinates] = cell.count
     lines = [f"Aggregate figures for {aggregate.period} (typology {aggregate.typology_version})"]

@@ -1,7 +1,8 @@
 """Figures for advocacy over HTTP: aggregates and the SDG 16.10.1 report.
 
 - ``GET /aggregates`` — the aggregate record this node would publish (small cells suppressed).
-- ``GET /reports/sdg?country=CO&from=2020&to=2024`` — the 16.10.1 figures as JSON.
+- ``GET /reports/sdg?country=CO&from=2020&to=2024`` — this node's 16.10.1 figures as JSON, small
+  cells suppressed and listed with the reason (the coalition's: ``GET /coalition/reports/sdg``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Self
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from node.core.api.framework import Call, Endpoint, FieldProblem, NoBody, invalid
+from node.core.api.times import Time
 from node.core.runtime import Node
 from node.features.cases import (
     own_case_records,
@@ -21,9 +23,24 @@ from node.features.figures.sdg_report import SdgReport, sdg_report
 from schemas.case import Case
 from schemas.countries import CountryCode
 from schemas.dates import DateSpan, PartialDateError, PartialDateText
-from schemas.payloads import Aggregate
+from schemas.payloads import Aggregate, OverlapReport
 
 TAGS = ("advocacy",)
+
+
+class OverlapReportView(OverlapReport):
+    as_of: Time
+
+
+class AggregateView(Aggregate):
+    """An aggregate record as the API shows it: times in ISO 8601."""
+
+    as_of: Time
+    overlap: OverlapReportView | None = None
+
+    @classmethod
+    def of(cls, aggregate: Aggregate) -> AggregateView:
+        return cls.model_validate(aggregate.model_dump(mode="python", by_alias=False))
 
 
 class AggregateQuery(BaseModel):
@@ -64,10 +81,11 @@ class AdvocacyEndpoints:
         async with self._node.store.read() as tx:
             return [record.payload for record in await own_case_records(tx)]
 
-    async def show_aggregates(self, call: Call[NoBody, AggregateQuery]) -> Aggregate:
+    async def show_aggregates(self, call: Call[NoBody, AggregateQuery]) -> AggregateView:
         cases = await self._cases()
-        return build_aggregate(cases, as_of=self._now(), granularity=call.query.granularity,
-                               period=call.query.period(cases))
+        return AggregateView.of(build_aggregate(
+            cases, as_of=self._now(), granularity=call.query.granularity,
+            period=call.query.period(cases)))
 
     async def sdg_report(self, call: Call[NoBody, SdgQuery]) -> SdgReport:
         query = call.query
@@ -78,8 +96,9 @@ class AdvocacyEndpoints:
         return [
             Endpoint("GET", "/aggregates", self.show_aggregates,
                      "Aggregate figures of this node's cases, small cells suppressed",
-                     query=AggregateQuery, response=Aggregate, tags=TAGS),
+                     query=AggregateQuery, response=AggregateView, tags=TAGS),
             Endpoint("GET", "/reports/sdg", self.sdg_report,
-                     "SDG indicator 16.10.1 figures for a country and period",
+                     "SDG indicator 16.10.1 figures of this node's cases for a country and"
+                     " period, small cells suppressed",
                      query=SdgQuery, response=SdgReport, tags=TAGS),
         ]

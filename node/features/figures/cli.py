@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -23,15 +24,25 @@ from node.features.figures.aggregates import (
     period_between,
     render_aggregate,
 )
+from node.features.figures.coalition_sdg import CoalitionSdg, coalition_rendering, coalition_sdg
 from node.features.figures.publishing import (
     NotInCoalition,
     Publication,
     PublicationSchedule,
+    coalition_aggregates,
     publication_schedule,
     publish_aggregate,
     set_publication_schedule,
 )
-from node.features.figures.sdg_report import ReportError, report_csv, report_html, sdg_report
+from node.features.figures.sdg_report import (
+    TEXT,
+    Rendering,
+    ReportError,
+    local_rendering,
+    rendering_csv,
+    rendering_html,
+    sdg_report,
+)
 from schemas.case import Case
 from schemas.countries import is_country_code
 from schemas.dates import DateSpan, PartialDateError
@@ -64,19 +75,53 @@ async def _cases_and_name(config: str | None) -> tuple[list[Case], str]:
         return [record.payload for record in records], node.own.name
 
 
+async def _coalition(config: str | None, country: str) -> tuple[CoalitionSdg, dict[str, str]]:
+    async with open_node(config) as node:
+        aggregates = await coalition_aggregates(node)
+        async with node.store.read() as tx:
+            names = await tx.orgs.names()
+    return coalition_sdg(aggregates, country), names
+
+
+def _own_rendering(args: argparse.Namespace, country: str, language: Language) -> Rendering:
+    if args.from_year is None or args.to_year is None:
+        raise CommandFailed("--from and --to: both are needed for this organisation's report")
+    cases, organisation = asyncio.run(_cases_and_name(args.config))
+    report = sdg_report(cases, country=country, from_year=args.from_year, to_year=args.to_year)
+    if report.suppressed:
+        print(f"{len(report.suppressed)} figure(s) suppressed so that no count under"
+              f" {report.small_limit} can be read or worked out:", file=sys.stderr)
+        for figure in report.suppressed:
+            print(f"  {figure.figure}: {figure.explanation}", file=sys.stderr)
+    return local_rendering(report, language, organisation)
+
+
+def _coalition_rendering(args: argparse.Namespace, country: str,
+                         language: Language) -> Rendering:
+    if args.from_year is not None or args.to_year is not None:
+        raise CommandFailed("--from/--to: the coalition's report covers the periods members"
+                            " published; leave them out")
+    found, names = asyncio.run(_coalition(args.config, country))
+    rendering = coalition_rendering(found, language, names)
+    for note in rendering.notes[1:]:
+        print(note, file=sys.stderr)
+    return rendering
+
+
 @_friendly
 def cmd_report_sdg(args: argparse.Namespace) -> int:
     country = args.country.upper()
     if not is_country_code(country):
         raise CommandFailed(f"--country: {args.country!r} is not an ISO 3166-1 alpha-2 code")
-    cases, organisation = asyncio.run(_cases_and_name(args.config))
-    report = sdg_report(cases, country=country, from_year=args.from_year, to_year=args.to_year)
     language: Language = args.language
+    coalition = args.scope == "coalition"
+    rendering = (_coalition_rendering if coalition else _own_rendering)(args, country, language)
     if args.format == "csv":
-        text = report_csv(report, language)
+        text = rendering_csv(rendering, language)
     else:
-        text = report_html(report, language=language, generated_at=unix_now(),
-                           organisation=organisation)
+        title = TEXT[language]["coalition_title" if coalition else "title"]
+        text = rendering_html(rendering, language=language, title=title,
+                              generated_at=unix_now())
     write_output(text, args.out, plaintext=False, bom=args.format == "csv")
     return 0
 
@@ -160,10 +205,16 @@ def add_commands(commands: Any) -> None:
     """Add ``report sdg`` and ``aggregates`` to ``minga``'s sub-command parsers."""
     report = commands.add_parser("report", help="reports over this organisation's cases")
     reports = report.add_subparsers(dest="report", required=True, metavar="REPORT")
-    sdg = reports.add_parser("sdg", help="SDG indicator 16.10.1 for a country and period")
+    sdg = reports.add_parser(
+        "sdg", help="SDG indicator 16.10.1 for a country (small counts suppressed)")
     sdg.add_argument("--country", required=True, help="ISO 3166 code, e.g. CO")
-    sdg.add_argument("--from", dest="from_year", type=_year, required=True, help="first year")
-    sdg.add_argument("--to", dest="to_year", type=_year, required=True, help="last year")
+    sdg.add_argument("--scope", choices=["own", "coalition"], default="own",
+                     help="this organisation's cases (default), or every member's published"
+                          " figures")
+    sdg.add_argument("--from", dest="from_year", type=_year,
+                     help="first year (this organisation's report)")
+    sdg.add_argument("--to", dest="to_year", type=_year,
+                     help="last year (this organisation's report)")
     sdg.add_argument("--format", choices=["csv", "html"], default="html")
     sdg.add_argument("--language", choices=["en", "es"], default="en")
     sdg.add_argument("--out", help="file to write (default: standard output)")

@@ -5,15 +5,16 @@
 - ``GET|PUT /aggregates/schedule`` — how often the node publishes by itself (admins).
 - ``GET /coalition/aggregates`` — the sums of every member's latest aggregate, with bounds
   where members suppressed small cells, the contributing members and as of when.
-- ``GET /coalition/aggregates/csv`` — the same figures as CSV, in a JSON envelope as
-  ``GET /export`` returns files.
+- ``GET /coalition/aggregates/csv`` — the same figures as a CSV file.
+- ``GET /coalition/reports/sdg?country=CO`` — the SDG 16.10.1 report of every member together,
+  made from the figures they published (ranges where members hid small counts).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from node.core.api.answers import sharing_answers
 from node.core.api.framework import (
@@ -25,9 +26,17 @@ from node.core.api.framework import (
     NoQuery,
     setting_endpoints,
 )
+from node.core.api.organisations import OrganisationNames, known_names, named
+from node.core.api.times import Time
 from node.core.runtime import Node
 from node.core.store import Role
 from node.features.figures.aggregates import CoalitionFigure
+from node.features.figures.api import AggregateView
+from node.features.figures.coalition_sdg import (
+    CoalitionSdgReport,
+    coalition_report,
+    coalition_sdg,
+)
 from node.features.figures.coalition_view import CoalitionView, coalition_view, shown, view_csv
 from node.features.figures.overlap import DistinctCases
 from node.features.figures.publishing import (
@@ -38,7 +47,7 @@ from node.features.figures.publishing import (
     publish_aggregate,
     set_publication_schedule,
 )
-from schemas.payloads import Aggregate
+from schemas.countries import CountryCode
 
 TAGS = ("advocacy",)
 CSV_MEDIA_TYPE = "text/csv; charset=utf-8"
@@ -47,12 +56,13 @@ CSV_MEDIA_TYPE = "text/csv; charset=utf-8"
 class PublicationView(BaseModel):
     record_id: str
     recipients: list[str] = Field(description="members the aggregate was sent to")
-    aggregate: Aggregate
+    aggregate: AggregateView
+    organisations: OrganisationNames = {}
 
 
 class ContributorView(BaseModel):
     org_id: str
-    as_of: int = Field(description="when the member's latest aggregate was computed")
+    as_of: Time = Field(description="when the member's latest aggregate was computed")
     period: str
 
 
@@ -78,6 +88,7 @@ class CoalitionFigures(BaseModel):
     figures: list[FigureView]
     distinct_cases: DistinctCasesView | None = Field(
         description="the case count with cases documented by several members counted once")
+    organisations: OrganisationNames = {}
 
 
 def _figure(figure: CoalitionFigure) -> FigureView:
@@ -93,11 +104,22 @@ def _distinct(found: DistinctCases | None) -> DistinctCasesView | None:
                              estimated_by=list(found.estimated_by), unknown=list(found.unknown))
 
 
-def figures_view(view: CoalitionView) -> CoalitionFigures:
+def figures_view(view: CoalitionView, names: Mapping[str, str]) -> CoalitionFigures:
+    mentioned = [*(c.org_id for c in view.contributors),
+                 *(m for f in view.figures for m in f.members)]
+    if view.distinct is not None:
+        mentioned += [*view.distinct.estimated_by, *view.distinct.unknown]
     return CoalitionFigures(
         contributors=[ContributorView(org_id=c.org_id, as_of=c.as_of, period=c.period)
                       for c in view.contributors],
-        figures=[_figure(f) for f in view.figures], distinct_cases=_distinct(view.distinct))
+        figures=[_figure(f) for f in view.figures],
+        distinct_cases=_distinct(view.distinct), organisations=named(mentioned, names))
+
+
+class CoalitionSdgQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    country: CountryCode
 
 
 class CoalitionViewEndpoints:
@@ -112,14 +134,23 @@ class CoalitionViewEndpoints:
                                                now=self._now())
             except NotInCoalition as error:
                 raise ApiError(409, "no_coalition", str(error)) from None
-        return PublicationView(record_id=done.record_id, recipients=list(done.recipients),
-                               aggregate=done.aggregate)
+        return PublicationView(record_id=done.record_id,
+                               recipients=list(done.recipients),
+                               aggregate=AggregateView.of(done.aggregate),
+                               organisations=named(done.recipients, await self._names()))
+
+    async def _names(self) -> dict[str, str]:
+        return await known_names(self._node)
 
     async def _view(self) -> CoalitionView:
         return coalition_view(await coalition_aggregates(self._node))
 
     async def figures(self, call: Call[NoBody, NoQuery]) -> CoalitionFigures:
-        return figures_view(await self._view())
+        return figures_view(await self._view(), await self._names())
+
+    async def sdg_report(self, call: Call[NoBody, CoalitionSdgQuery]) -> CoalitionSdgReport:
+        found = coalition_sdg(await coalition_aggregates(self._node), call.query.country)
+        return coalition_report(found, await self._names())
 
     async def csv(self, call: Call[NoBody, NoQuery]) -> FileAnswer:
         return FileAnswer(view_csv(await self._view()).encode(), CSV_MEDIA_TYPE,
@@ -142,4 +173,8 @@ class CoalitionViewEndpoints:
             Endpoint("GET", "/coalition/aggregates/csv", self.csv,
                      "The coalition's aggregate figures as CSV", files=(CSV_MEDIA_TYPE,),
                      tags=TAGS),
+            Endpoint("GET", "/coalition/reports/sdg", self.sdg_report,
+                     "SDG indicator 16.10.1 figures of every member for a country, from the"
+                     " figures members published, as ranges where they hid small counts",
+                     query=CoalitionSdgQuery, response=CoalitionSdgReport, tags=TAGS),
         ]

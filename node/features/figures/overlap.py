@@ -130,7 +130,7 @@ def _case_count(aggregate: Aggregate) -> tuple[int, int | None]:
     return (1, SMALL_LIMIT - 1) if cell == Mark.SMALL.value else (SMALL_LIMIT, None)
 
 
-def _shared_bounds(member: str, aggregate: Aggregate,
+def shared_bounds(member: str, aggregate: Aggregate,
                    contributors: set[str]) -> tuple[int, int | None] | None:
     """What ``member`` counts that an earlier contributor counts too; None when unknown."""
     report = aggregate.overlap
@@ -151,7 +151,7 @@ def distinct_cases(aggregates: Mapping[str, Aggregate], counted: CoalitionFigure
     for member, aggregate in sorted(aggregates.items()):
         own_low, own_high = _case_count(aggregate)
         single_low = max(single_low, own_low)
-        bounds = _shared_bounds(member, aggregate, contributors)
+        bounds = shared_bounds(member, aggregate, contributors)
         if bounds is None:
             unknown.append(member)
             bounds = (0, own_high)

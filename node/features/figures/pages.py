@@ -1,5 +1,7 @@
 """The coalition's figures page (M9): sums of every member's latest aggregate, as charts, a
 table of contributors and a CSV download; editors publish this node's own figures from here.
+The SDG 16.10.1 report, this node's or the coalition's, is a page of its own (``/sdg``) with
+print-ready HTML and CSV downloads.
 
 Charts are inline SVG rendered on the server (the pages run no scripts); every label in them is
 escaped by :mod:`node.features.figures.charts`.
@@ -27,8 +29,10 @@ from node.core.web.context import (
 from node.core.web.i18n import N_, Formatter
 from node.core.web.presenters import member_names
 from node.core.web.routes import PageRoute
+from node.features.cases import own_case_records
 from node.features.figures.aggregates import OTHER_COUNTRIES, CoalitionFigure
 from node.features.figures.charts import bar_chart, time_series
+from node.features.figures.coalition_sdg import coalition_rendering, coalition_sdg
 from node.features.figures.coalition_view import (
     Bar,
     by_country,
@@ -47,8 +51,21 @@ from node.features.figures.publishing import (
     publish_aggregate,
     set_publication_schedule,
 )
+from node.features.figures.sdg_report import (
+    TEXT,
+    Rendering,
+    ReportError,
+    layout,
+    local_rendering,
+    rendering_csv,
+    rendering_html,
+    sdg_report,
+)
+from schemas.countries import COUNTRY_CODES, is_country_code
+from schemas.typology import Language
 
 PAGE: Final = "/coalition/figures"
+SDG_PAGE: Final = PAGE + "/sdg"
 PROBLEMS: Final = {
     "coalition": N_("This node is not in a coalition yet."),
     "refused": N_("The figures could not be sent. Try again later."),
@@ -137,8 +154,127 @@ async def schedule(request: web.Request) -> web.StreamResponse:
     return see_other(PAGE, scheduled="1")
 
 
+# --- the SDG 16.10.1 report ---------------------------------------------------------------
+
+SDG_PROBLEMS: Final = {
+    "country": N_("Country: choose a country."),
+    "years": N_("Years: give the first and the last year, the first not after the last."),
+}
+
+
+@dataclass(frozen=True)
+class SdgChoice:
+    """What the visitor asked for; ``problem`` names what is wrong with it."""
+
+    scope: str
+    country: str
+    from_year: str
+    to_year: str
+    problem: str | None = None
+
+    @property
+    def coalition(self) -> bool:
+        return self.scope == "coalition"
+
+    def query(self) -> str:
+        years = "" if self.coalition else f"&from={self.from_year}&to={self.to_year}"
+        return f"?scope={self.scope}&country={self.country}{years}"
+
+
+def _sdg_choice(request: web.Request, this_year: int) -> SdgChoice:
+    query = request.query
+    scope = "coalition" if query.get("scope") == "coalition" else "own"
+    country = query.get("country", "").strip().upper()
+    first = query.get("from", str(this_year)).strip()
+    last = query.get("to", str(this_year)).strip()
+    problem = None
+    if not is_country_code(country):
+        problem = "country"
+    elif scope == "own" and not (_is_year(first) and _is_year(last) and first <= last):
+        problem = "years"
+    return SdgChoice(scope, country, first, last, problem)
+
+
+def _is_year(text: str) -> bool:
+    return len(text) == 4 and text.isdigit()
+
+
+async def _sdg_rendering(request: web.Request, choice: SdgChoice) -> Rendering:
+    node = web_context(request).node
+    fmt = current_visit(request).fmt
+    language: Language = fmt.typology_language
+    if choice.coalition:
+        found = coalition_sdg(await coalition_aggregates(node), choice.country)
+        async with node.store.read() as tx:
+            names = await tx.orgs.names()
+        return coalition_rendering(found, language, names,
+                                   when=lambda t: fmt.datetime(_when(t)))
+    async with node.store.read() as tx:
+        cases = [record.payload for record in await own_case_records(tx)]
+    report = sdg_report(cases, country=choice.country, from_year=int(choice.from_year),
+                        to_year=int(choice.to_year))
+    return local_rendering(report, language, node.own.name)
+
+
+def _title(choice: SdgChoice, language: Language) -> str:
+    return TEXT[language]["coalition_title" if choice.coalition else "title"]
+
+
+async def sdg_page(request: web.Request) -> web.StreamResponse:
+    ctx = web_context(request)
+    fmt = current_visit(request).fmt
+    this_year = _when(ctx.now()).year
+    asked = "country" in request.query
+    choice = _sdg_choice(request, this_year)
+    problem = SDG_PROBLEMS.get(choice.problem or "") if asked else None
+    rendering = None
+    if asked and choice.problem is None:
+        try:
+            rendering = await _sdg_rendering(request, choice)
+        except ReportError:
+            problem = SDG_PROBLEMS["years"]
+    language: Language = fmt.typology_language
+    return render(
+        request, "coalition/sdg.html", choice=choice,
+        countries=fmt.countries(sorted(COUNTRY_CODES)),
+        problem=fmt.gettext(problem) if problem else None,
+        report=None if rendering is None else layout(rendering, language),
+        title=_title(choice, language), generated=None,
+    )
+
+
+async def _sdg_download(request: web.Request, extension: str) -> web.StreamResponse:
+    ctx = web_context(request)
+    choice = _sdg_choice(request, _when(ctx.now()).year)
+    if choice.problem is not None:
+        return see_other(SDG_PAGE, **{k: v for k, v in request.query.items()
+                                      if k in ("scope", "country", "from", "to")})
+    rendering = await _sdg_rendering(request, choice)
+    language: Language = current_visit(request).fmt.typology_language
+    name = f"minga-sdg-16-10-1-{choice.scope}-{choice.country}.{extension}"
+    headers = {"Content-Disposition": f'attachment; filename="{name}"'}
+    if extension == "csv":
+        return web.Response(text=rendering_csv(rendering, language), content_type="text/csv",
+                            charset="utf-8", headers=headers)
+    return web.Response(text=rendering_html(rendering, language=language,
+                                            title=_title(choice, language),
+                                            generated_at=ctx.now()),
+                        content_type="text/html", charset="utf-8", headers=headers)
+
+
+async def sdg_csv(request: web.Request) -> web.StreamResponse:
+    return await _sdg_download(request, "csv")
+
+
+async def sdg_html(request: web.Request) -> web.StreamResponse:
+    return await _sdg_download(request, "html")
+
+
 ROUTES: Final = [
     PageRoute("GET", PAGE, figures_page),
+    PageRoute("GET", SDG_PAGE, sdg_page),
+    PageRoute("GET", SDG_PAGE + ".csv", sdg_csv),
+    PageRoute("GET", SDG_PAGE + ".html", sdg_html),
     PageRoute("GET", PAGE + ".csv", figures_csv),
     PageRoute("POST", PAGE + "/publish", publish, Role.editor),
     PageRoute("POST", PAGE + "/schedule", schedule, Role.admin),

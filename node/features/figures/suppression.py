@@ -319,3 +319,71 @@ def _dijkstra(
                 best[target] = (total, used + extra)
                 heapq.heappush(heap, (total, target, used + extra))
     return []
+
+
+# --- one-way breakdowns of a total -------------------------------------------------------
+#
+# Reports such as SDG 16.10.1 break a total down one way at a time (victims by sex, cases by
+# category) and publish no sums across those breakdowns. Each breakdown is then one equation,
+# and the values a hidden count can take follow from interval arithmetic: the sum of integer
+# intervals is every integer between their bounds, so the ranges below are exact.
+
+Shown = int | Mark
+
+
+def breakdown_range(shown: Sequence[Shown], total: int, index: int, *,
+                    additive: bool) -> tuple[int, int]:
+    """The values hidden entry ``index`` can take given everything else published.
+
+    ``additive``: the entries add up to ``total`` (each counted once, as victims by sex).
+    Otherwise they *cover* it (each counted under every value it has, as victims by group):
+    their sum is at least ``total``. Either way no entry exceeds ``total``. A ``"<5"`` entry
+    lies in 1..4 and a ``"withheld"`` one in 5..``total``, by the published rule.
+    """
+    low, high = _entry_bounds(shown[index], total)
+    fixed = sum(value for k, value in enumerate(shown) if k != index and isinstance(value, int))
+    others = [_entry_bounds(value, total) for k, value in enumerate(shown)
+              if k != index and isinstance(value, Mark)]
+    rest = total - fixed
+    low = max(low, rest - sum(bound[1] for bound in others))
+    if additive:
+        high = min(high, rest - sum(bound[0] for bound in others))
+    return low, high
+
+
+def _entry_bounds(value: Shown, total: int) -> tuple[int, int]:
+    if isinstance(value, int):
+        return value, value
+    low, high = _bounds(value)
+    return low, min(high, total)
+
+
+def suppress_breakdown(counts: Sequence[int], total: int, *,
+                       additive: bool) -> list[Shown] | None:
+    """Counts of 1 to 4 shown as ``"<5"``, further counts withheld so none can be worked out.
+
+    Complementary counts are withheld smallest first until every ``"<5"`` entry may be any of
+    1..4 that the total allows; if some entry could still take only one value, the whole
+    breakdown is withheld (``None``). ``total`` is treated as published, which protects the
+    entries as well when it is not.
+    """
+    if any(count < 0 for count in counts) or total < 0:
+        raise TableError("counts cannot be negative")
+    shown: list[Shown] = [Mark.SMALL if is_small(count) else count for count in counts]
+    small = [k for k, value in enumerate(shown) if value is Mark.SMALL]
+    wanted = (1, min(SMALL_LIMIT - 1, total))
+
+    def narrow() -> list[int]:
+        return [k for k in small if breakdown_range(shown, total, k, additive=additive) != wanted]
+
+    while narrow():
+        candidates = sorted((count, k) for k, count in enumerate(counts)
+                            if shown[k] == count and count >= SMALL_LIMIT)
+        if not candidates:
+            break
+        shown[candidates[0][1]] = Mark.WITHHELD
+    for k in small:
+        low, high = breakdown_range(shown, total, k, additive=additive)
+        if low >= high:
+            return None
+    return shown

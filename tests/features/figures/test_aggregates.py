@@ -19,6 +19,7 @@ from node.features.figures.aggregates import (
     CASE_COUNT_TABLES,
     COUNTRY,
     OTHER_COUNTRIES,
+    SDG_TABLE,
     TABLE,
     Dimension,
     Granularity,
@@ -264,6 +265,8 @@ def published_table(aggregate: Aggregate, table: str) -> tuple[int, int, Publish
 def test_published_aggregates_never_reveal_a_small_count(cases: list[Case]) -> None:
     aggregate = build_aggregate(cases, as_of=1_717_000_000)
     for cell in aggregate.cells:
+        if cell.dimensions[TABLE] == SDG_TABLE:
+            continue  # tests/features/figures/test_sdg_publishing.py
         truth = true_count(cases, aggregate, cell.dimensions)
         if cell.count == Mark.SMALL.value:
             assert 1 <= truth <= 4
@@ -287,7 +290,7 @@ def test_country_totals_are_published_as_they_are_and_agree_between_tables(
     aggregate = build_aggregate(cases, as_of=1_717_000_000)
     totals: dict[str, set[int | str]] = {}
     for cell in aggregate.cells:
-        if Dimension(cell.dimensions[TABLE]) in CASE_COUNT_TABLES:
+        if cell.dimensions[TABLE] in CASE_COUNT_TABLES:
             row = cell.dimensions.get(COUNTRY, "all")
             if cell.dimensions.keys() <= {TABLE, COUNTRY} and row != OTHER_COUNTRIES:
                 totals.setdefault(row, set()).add(cell.count)

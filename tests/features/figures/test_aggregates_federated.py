@@ -76,7 +76,11 @@ async def test_the_coalition_view_adds_up_every_members_latest_figures(
         as_of = {}
         for api in apis:
             published = await api.json("POST", "/aggregates/publish")
-            assert sorted(published["recipients"]) == sorted(set(orgs) - {api.node.org_id})
+            recipients = published["recipients"]
+            assert sorted(recipients) == sorted(set(orgs) - {api.node.org_id})
+            assert set(published["organisations"]) == set(recipients)  # names beside the ids
+            assert all(published["organisations"][r] != r for r in recipients)
+            assert published["aggregate"]["as_of"].endswith("Z")
             as_of[api.node.org_id] = published["aggregate"]["as_of"]
 
         view = await coalition(a, orgs)
@@ -108,6 +112,17 @@ async def test_the_coalition_view_adds_up_every_members_latest_figures(
         row = next(r for r in rows
                    if (r["table"], r["country"], r["value"]) == ("period", "CO", ""))
         assert row["shown"] == "21" and row["members"].count(";") == 1
+
+        # The coalition's SDG report comes from the same published figures: every case is an
+        # unverified killing of a journalist whose sex is not recorded.
+        sdg = await a.json("GET", "/coalition/reports/sdg?country=CO", Role.viewer)
+        assert {c["org_id"] for c in sdg["contributors"]} == set(orgs)
+        assert all(sdg["organisations"][org] != org for org in orgs)
+        assert sdg["cases"]["shown"] == "21" and sdg["not_itemised"] == []
+        killing = sdg["not_verified"]["by_category"]["killing"]
+        assert killing["victims_by_group"]["journalist"]["shown"] == "21"
+        assert killing["victims_by_sex"]["unknown"]["shown"] == "21"
+        assert sdg["verified"]["cases"]["shown"] == "0"
 
         # B documents five more cases and publishes again: only its latest figures count.
         b = apis[1]

@@ -53,7 +53,8 @@ async def view_with_estimates(api: RunningApi, members: list[str]) -> dict[str, 
     async def probe() -> dict[str, Any] | None:
         view: dict[str, Any] = await api.json("GET", "/coalition/aggregates", Role.viewer)
         distinct = view["distinct_cases"]
-        return view if distinct and distinct["estimated_by"] == members else None
+        estimated_by = distinct["estimated_by"] if distinct else None
+        return view if estimated_by == members else None
 
     return await eventually(probe, what="every member's figures with its overlap estimate")
 

@@ -393,7 +393,9 @@ def local_rendering(report: SdgReport, language: Language,
             small=counts[SuppressionReason.UNDER_THRESHOLD],
             withheld=counts[SuppressionReason.COMPLEMENTARY],
             not_broken_down=counts[SuppressionReason.NOT_BROKEN_DOWN]))
-    return Rendering(report.country, f"{report.from_year}–{report.to_year}",
+    period = (str(report.from_year) if report.from_year == report.to_year
+              else f"{report.from_year}–{report.to_year}")
+    return Rendering(report.country, period,
                      {figure: cell(value) for figure, value in report_values(report).items()},
                      tuple(notes), organisation)
 

@@ -283,8 +283,8 @@ def test_report_and_aggregate_commands(config: Path, capsys: pytest.CaptureFixtu
     assert run(config, "report", "sdg", "--country", "co", "--from", "2023", "--to", "2023",
                "--format", "csv") == 0
     rows = capsys.readouterr().out.splitlines()
-    assert rows[0].startswith("country,from_year,to_year,section,sdg_category")
-    assert any(row.startswith("CO,2023,2023,verified,other_harmful_acts,") for row in rows)
+    assert rows[0].startswith("country,period,section,sdg_category")
+    assert any(row.startswith("CO,2023,verified,other_harmful_acts,") for row in rows)
     assert run(config, "report", "sdg", "--country", "CO", "--from", "2020", "--to", "2024",
                "--language", "es") == 0
     assert "Casos verificados" in capsys.readouterr().out

@@ -10,11 +10,16 @@ offline.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from node.core.registry import Registry
+from node.features.evidence import api, cli, pages
 
 
 class EvidenceFeature:
     name = "evidence"
 
     def register(self, registry: Registry) -> None:
-        pass
+        registry.endpoints.append(api.endpoint_group)
+        registry.add_pages(pages.ROUTES, templates=Path(__file__).parent / "templates")
+        registry.commands.append(cli.add_commands)

@@ -17,6 +17,11 @@ if ! command -v chromium >/dev/null 2>&1; then
     need_debs+=(chromium)
 fi
 
+# Working copies of evidence files without identifying metadata (decision 0019).
+if ! command -v mat2 >/dev/null 2>&1; then
+    need_debs+=(mat2)
+fi
+
 if [ "${#need_debs[@]}" -gt 0 ]; then
     if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
         echo "bootstrap: installing Debian packages: ${need_debs[*]}"

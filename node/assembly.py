@@ -17,12 +17,14 @@ from node.features.backup import BackupFeature
 from node.features.campaigns import CampaignsFeature
 from node.features.cases import CasesFeature
 from node.features.dedup import DedupFeature
+from node.features.evidence import EvidenceFeature
 from node.features.figures import FiguresFeature
 from node.features.sharing import SharingFeature
 
 FEATURES: Final[tuple[Feature, ...]] = (
     AccountsFeature(),
     CasesFeature(),
+    EvidenceFeature(),
     SharingFeature(),
     FiguresFeature(),
     AlertsFeature(),

@@ -60,10 +60,21 @@ class HttpSection(_Section):
         return value
 
 
+class EvidenceSection(_Section):
+    """Files attached to cases (the ``evidence`` feature)."""
+
+    max_file_mb: int = Field(default=500, ge=1, le=1024 * 1024)
+
+    @property
+    def max_file_bytes(self) -> int:
+        return self.max_file_mb * 1024 * 1024
+
+
 class NodeConfig(_Section):
     node: NodeSection = NodeSection()
     homeserver: HomeserverSection
     http: HttpSection = HttpSection()
+    evidence: EvidenceSection = EvidenceSection()
 
     def resolve(self, base: Path) -> NodeConfig:
         """Relative paths are relative to the directory of the config file."""

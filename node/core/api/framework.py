@@ -16,7 +16,7 @@ import logging
 import re
 import sys
 import urllib.parse
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Final, Generic, TypeVar
 
@@ -135,17 +135,44 @@ class FileAnswer:
     headers: dict[str, str] = field(default_factory=dict)
 
     def response(self, status: int) -> web.Response:
-        quoted = urllib.parse.quote(self.file_name, safe="")
-        ascii_name = self.file_name.encode("ascii", "replace").decode().replace('"', "'")
         return web.Response(status=status, body=self.content, headers={
             **self.headers,
             "Content-Type": self.media_type,
-            "Content-Disposition": f"attachment; filename=\"{ascii_name}\"; "
-                                   f"filename*=UTF-8''{quoted}",
+            "Content-Disposition": content_disposition(self.file_name),
         })
 
 
-Handler = Callable[[Call[Any, Any]], Awaitable[BaseModel | FileAnswer | None]]
+def content_disposition(file_name: str, kind: str = "attachment") -> str:
+    quoted = urllib.parse.quote(file_name, safe="")
+    ascii_name = file_name.encode("ascii", "replace").decode().replace('"', "'")
+    return f"{kind}; filename=\"{ascii_name}\"; filename*=UTF-8''{quoted}"
+
+
+@dataclass(frozen=True)
+class StreamedFile:
+    """A :class:`FileAnswer` too large to hold in memory: its bytes come from ``chunks`` as
+    they are sent (an evidence file)."""
+
+    chunks: AsyncIterator[bytes]
+    size: int
+    media_type: str
+    file_name: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+    async def send(self, request: web.Request, status: int) -> web.StreamResponse:
+        response = web.StreamResponse(status=status, headers={
+            **self.headers, "Content-Type": self.media_type,
+            "Content-Disposition": content_disposition(self.file_name)})
+        response.content_length = self.size
+        await response.prepare(request)
+        async for chunk in self.chunks:
+            await response.write(chunk)
+        await response.write_eof()
+        return response
+
+
+Handler = Callable[
+    [Call[Any, Any]], Awaitable[BaseModel | FileAnswer | StreamedFile | None]]
 
 
 @dataclass(frozen=True)
@@ -185,6 +212,9 @@ class Endpoint:
     """Headers that describe the served file, for the OpenAPI document."""
     links: tuple[Link, ...] = ()
     """What the answer lets a client call next (OpenAPI links; stateful API tests follow them)."""
+    upload: str | None = None
+    """The multipart/form-data field that carries files, for an endpoint whose handler streams
+    the request body itself (``body`` is then ``NoBody``)."""
 
 
 def setting_endpoints(
@@ -333,6 +363,8 @@ def _route(endpoint: Endpoint, authenticate: Authenticator) -> Callable[
             return web.Response(status=204 if endpoint.status == 200 else endpoint.status)
         if isinstance(result, FileAnswer):
             return result.response(endpoint.status)
+        if isinstance(result, StreamedFile):
+            return await result.send(request, endpoint.status)
         return web.json_response(result.model_dump(mode="json"), status=endpoint.status)
 
     return handle
@@ -432,7 +464,7 @@ def _operation(
                                            for name, pointer in link.parameters.items()}}
                 for link in endpoint.links}
     error_codes = {401, 403, *endpoint.errors}
-    if endpoint.body is not NoBody:
+    if endpoint.body is not NoBody or endpoint.upload is not None:
         error_codes |= {400, 422}
     if endpoint.query is not NoQuery:
         error_codes.add(422)
@@ -449,6 +481,11 @@ def _operation(
     }
     if endpoint.tags:
         operation["tags"] = list(endpoint.tags)
+    if endpoint.upload is not None:
+        operation["requestBody"] = {"required": True, "content": {"multipart/form-data": {
+            "schema": {"type": "object", "required": [endpoint.upload], "properties": {
+                endpoint.upload: {"type": "array",
+                                  "items": {"type": "string", "format": "binary"}}}}}}}
     if endpoint.body is not NoBody:
         operation["requestBody"] = {
             "required": True,

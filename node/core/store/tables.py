@@ -277,3 +277,31 @@ class CampaignRoomRow(Base):
     state: Mapped[str] = mapped_column(String(16))
     created_by_us: Mapped[bool] = mapped_column(Boolean)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class AttachmentRow(Base):
+    """A file attached to a case (the ``evidence`` feature). The files themselves are in
+    ``DATA_DIR/evidence/``, encrypted under a key per file; ``details`` (encrypted) holds the
+    file's name, type, SHA-256, its keys and the working copy's description."""
+
+    __tablename__ = "attachments"
+
+    attachment_id: Mapped[str] = mapped_column(String(RECORD_ID), primary_key=True)
+    record_id: Mapped[str] = mapped_column(
+        String(RECORD_ID), ForeignKey("cases.record_id"), index=True)
+    size: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    details: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class CustodyEntryRow(Base):
+    """An entry of an attachment's custody log: append-only, signed and hash-chained; the entry
+    itself (who, what, which copy) is encrypted."""
+
+    __tablename__ = "custody_entries"
+
+    attachment_id: Mapped[str] = mapped_column(
+        String(RECORD_ID), ForeignKey("attachments.attachment_id"), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    entry: Mapped[bytes] = mapped_column(LargeBinary)

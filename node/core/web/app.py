@@ -50,6 +50,8 @@ STATIC_PREFIX: Final = "/static/"
 PASSWORD_PAGE: Final = "/account/password"
 TWO_STEP_PAGE: Final = "/account/two-step"
 _ALWAYS_ALLOWED: Final = frozenset({"/logout", "/account/language"})
+STREAMED: Final = web.AppKey("minga_streamed_pages", set[Handler])
+"""The handlers of pages that stream their body (``PageRoute.streams_body``)."""
 
 SECURITY_HEADERS: Final = {
     "Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self';"
@@ -118,7 +120,10 @@ async def _csrf_ok(request: web.Request) -> bool:
     visit = current_visit(request)
     if visit.new_pre_session is not None:  # the browser sent no cookie to check against
         return False
-    submitted = (await form_data(request)).get(CSRF_FIELD, "")
+    if request.match_info.handler in request.app[STREAMED]:
+        submitted = request.query.get(CSRF_FIELD, "")
+    else:
+        submitted = (await form_data(request)).get(CSRF_FIELD, "")
     return hmac.compare_digest(visit.csrf_token, submitted)
 
 
@@ -176,8 +181,12 @@ def mount_web(
                                 templates=Templates([TEMPLATE_DIR, *extensions.template_dirs]),
                                 dashboard_panels=tuple(extensions.dashboard_panels))
     app[WEB] = ctx
+    app[STREAMED] = streamed = set()
     for route in [*CORE_PAGES, *extensions.pages]:
-        app.router.add_route(route.method, route.path, _guarded(route))
+        handler = _guarded(route)
+        app.router.add_route(route.method, route.path, handler)
+        if route.streams_body:
+            streamed.add(handler)
     for directory in extensions.static_dirs:
         app.router.add_static(f"{STATIC_PREFIX}{directory.parent.name}/", directory,
                               append_version=True)

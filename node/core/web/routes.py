@@ -22,6 +22,10 @@ class PageRoute:
     handler: Handler
     role: Role | None = Role.viewer
     """The role the page needs; ``None``: anyone, logged in or not (the login page)."""
+    streams_body: bool = False
+    """A POST whose handler reads a multipart body itself, piece by piece (a file upload too
+    large to hold): its CSRF token comes in the query string (``?csrf=``), so checking it does
+    not read the body."""
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,233 @@
+"""Evidence over HTTP (issue M14).
+
+- ``POST /cases/{record_id}/attachments``: multipart/form-data, one or more files in the field
+  ``files``, each streamed to disk sealed as it arrives (never read whole into memory).
+- ``GET /cases/{record_id}/attachments``: a case's files.
+- ``GET /attachments/{attachment_id}``: one file, its working copy and its custody log.
+- ``GET /attachments/{attachment_id}/file?copy=working|original``: the file itself (the
+  original needs the editor role); every download is a custody entry.
+- ``GET /attachments/{attachment_id}/package``: the evidence package (a ZIP to check offline).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Any, Final
+
+from aiohttp import BodyPartReader, MultipartReader, web
+from pydantic import BaseModel, ConfigDict, Field
+
+from node.core.api.framework import (
+    ApiError,
+    Call,
+    Endpoint,
+    FieldProblem,
+    FileAnswer,
+    Link,
+    NoBody,
+    NoQuery,
+    StreamedFile,
+    invalid,
+)
+from node.core.api.times import Time
+from node.core.runtime import Node
+from node.core.store import Role
+from node.features.evidence.attachments import Attachment, AttachmentNotFound
+from node.features.evidence.custody import Action, Copy
+from node.features.evidence.package import PACKAGE_MEDIA_TYPE, export_package
+from node.features.evidence.service import (
+    CaseNotAttachable,
+    EvidenceError,
+    FileTooLarge,
+    attach_file,
+    case_attachments,
+    custody_log,
+    get_attachment,
+    open_copy,
+)
+
+TAGS: Final = ("evidence",)
+UPLOAD_FIELD: Final = "files"
+READ_BYTES: Final = 256 * 1024
+
+
+class WorkingCopyView(BaseModel):
+    made: bool = Field(description="false when mat2 could not clean this kind of file")
+    sha256: str
+    size: int
+    removed: list[str] = Field(description="names of the identifying metadata fields removed")
+    reason: str = Field(description="why there is no working copy: unsupported, failed or"
+                                    " unavailable; empty when made")
+
+
+class AttachmentView(BaseModel):
+    attachment_id: str
+    record_id: str
+    name: str
+    media_type: str = Field(description="recognised from the content, not the name")
+    size: int
+    sha256: str = Field(description="SHA-256 of the original, taken as it arrived")
+    attached_at: Time
+    working_copy: WorkingCopyView | None
+
+
+class AttachmentList(BaseModel):
+    items: list[AttachmentView]
+
+
+class CustodyEntryView(BaseModel):
+    seq: int
+    at: Time
+    action: str
+    details: dict[str, Any]
+    signature: str
+
+
+class AttachmentDetail(AttachmentView):
+    custody: list[CustodyEntryView]
+
+
+class CopyQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    copy_: Copy = Field(default=Copy.WORKING, alias="copy")
+
+
+def attachment_view(attachment: Attachment) -> AttachmentView:
+    working = attachment.working
+    return AttachmentView(
+        attachment_id=attachment.attachment_id, record_id=attachment.record_id,
+        name=attachment.name, media_type=attachment.media_type, size=attachment.size,
+        sha256=attachment.sha256, attached_at=attachment.created_at,
+        working_copy=None if working is None else WorkingCopyView(
+            made=working.made, sha256=working.sha256, size=working.size,
+            removed=list(working.removed), reason=working.reason))
+
+
+class BadUpload(EvidenceError):
+    """The multipart body could not be read (malformed, cut off)."""
+
+
+async def pieces_of(part: BodyPartReader) -> AsyncIterator[bytes]:
+    while True:
+        try:
+            piece = await part.read_chunk(READ_BYTES)
+        except Exception:  # aiohttp's parser refuses malformed input with assorted errors
+            raise BadUpload("the multipart body could not be read") from None
+        if not piece:
+            return
+        yield piece
+
+
+async def next_part(reader: MultipartReader) -> Any:
+    try:
+        return await reader.next()
+    except Exception:  # as above: only the parsing of what the client sent is caught here
+        raise BadUpload("the multipart body could not be read") from None
+
+
+def _not_found(what: str) -> ApiError:
+    return ApiError(404, "not_found", f"there is no {what} here")
+
+
+class EvidenceEndpoints:
+    def __init__(self, node: Node, now: Callable[[], int]) -> None:
+        self._node = node
+        self._now = now
+
+    async def attach(self, call: Call[NoBody, NoQuery]) -> AttachmentList:
+        request, record_id = call.request, call.path["record_id"]
+        problem = FieldProblem(field="body", problem="must be multipart/form-data with the"
+                                                     f" files in the field {UPLOAD_FIELD!r}")
+        if not request.content_type.startswith("multipart/form-data"):
+            raise ApiError(415, "not_multipart", problem.problem, [problem])
+        attached = []
+        try:
+            reader = await request.multipart()
+            while (part := await next_part(reader)) is not None:
+                if not isinstance(part, BodyPartReader) or part.name != UPLOAD_FIELD \
+                        or not part.filename:
+                    raise invalid([problem])
+                attached.append(await attach_file(
+                    self._node, record_id, part.filename, pieces_of(part),
+                    actor=call.principal.user, now=self._now()))
+        except FileTooLarge as error:
+            raise ApiError(413, "too_large", str(error)) from None
+        except CaseNotAttachable:
+            raise _not_found("case") from None
+        except BadUpload as error:
+            raise ApiError(400, "bad_multipart", str(error), [problem]) from None
+        except (ValueError, web.HTTPException):  # request.multipart(): no boundary, ...
+            raise ApiError(400, "bad_multipart", "the multipart body could not be read",
+                           [problem]) from None
+        if not attached:
+            raise invalid([FieldProblem(field=f"body.{UPLOAD_FIELD}", problem="no file sent")])
+        return AttachmentList(items=[attachment_view(a) for a in attached])
+
+    async def list_for_case(self, call: Call[NoBody, NoQuery]) -> AttachmentList:
+        found = await case_attachments(self._node, call.path["record_id"])
+        return AttachmentList(items=[attachment_view(a) for a in found])
+
+    async def detail(self, call: Call[NoBody, NoQuery]) -> AttachmentDetail:
+        attachment_id = call.path["attachment_id"]
+        try:
+            attachment = await get_attachment(self._node, attachment_id)
+        except AttachmentNotFound:
+            raise _not_found("file") from None
+        entries = await custody_log(self._node, attachment_id)
+        return AttachmentDetail(
+            **dict(attachment_view(attachment)),
+            custody=[CustodyEntryView(seq=e["seq"], at=e["at"], action=e["action"],
+                                      details=e["details"], signature=e["signature"])
+                     for e in entries])
+
+    async def download(self, call: Call[NoBody, CopyQuery]) -> StreamedFile:
+        copy = call.query.copy_
+        if copy is Copy.ORIGINAL and not call.principal.role.allows(Role.editor):
+            raise ApiError(403, "forbidden", "the original needs the editor role; the working"
+                                             " copy is without identifying metadata")
+        try:
+            opened = await open_copy(self._node, call.path["attachment_id"], copy,
+                                     Action.DOWNLOAD, actor=call.principal.user,
+                                     now=self._now())
+        except AttachmentNotFound:
+            raise _not_found("file") from None
+        except EvidenceError as error:
+            raise ApiError(409, "no_working_copy", str(error)) from None
+        return StreamedFile(opened.chunks, opened.size, opened.media_type, opened.file_name)
+
+    async def package(self, call: Call[NoBody, NoQuery]) -> FileAnswer:
+        try:
+            exported = await export_package(self._node, call.path["attachment_id"],
+                                            actor=call.principal.user, now=self._now())
+        except AttachmentNotFound:
+            raise _not_found("file") from None
+        return FileAnswer(exported.content, PACKAGE_MEDIA_TYPE, exported.file_name)
+
+    def endpoints(self) -> list[Endpoint]:
+        return [
+            Endpoint("POST", "/cases/{record_id}/attachments", self.attach,
+                     "Attach files to a case (multipart, streamed; custody log begins)",
+                     Role.editor, response=AttachmentList, status=201, errors=(404, 413, 415),
+                     upload=UPLOAD_FIELD, tags=TAGS, links=(
+                         Link("GetAttachment", "GET", "/attachments/{attachment_id}",
+                              {"attachment_id": "items/0/attachment_id"}),
+                         Link("DownloadAttachment", "GET", "/attachments/{attachment_id}/file",
+                              {"attachment_id": "items/0/attachment_id"}))),
+            Endpoint("GET", "/cases/{record_id}/attachments", self.list_for_case,
+                     "The files attached to a case", response=AttachmentList, tags=TAGS),
+            Endpoint("GET", "/attachments/{attachment_id}", self.detail,
+                     "One attached file, its working copy and its custody log",
+                     response=AttachmentDetail, errors=(404,), tags=TAGS),
+            Endpoint("GET", "/attachments/{attachment_id}/file", self.download,
+                     "Download a copy of an attached file (logged in its custody log)",
+                     query=CopyQuery, files=("application/octet-stream",),
+                     errors=(404, 409), tags=TAGS),
+            Endpoint("GET", "/attachments/{attachment_id}/package", self.package,
+                     "The evidence package: original, hash, signed custody log, keys, guide",
+                     Role.editor, files=(PACKAGE_MEDIA_TYPE,), errors=(404,), tags=TAGS),
+        ]
+
+
+def endpoint_group(node: Node, now: Callable[[], int]) -> list[Endpoint]:
+    return EvidenceEndpoints(node, now).endpoints()

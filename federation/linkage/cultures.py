@@ -1,0 +1,401 @@
+"""Scheme v2's name normalisation: every script romanised, then the rules of the naming culture.
+
+:func:`name_forms` turns one written name (and the case's country) into one or more token
+tuples, each a reading of the name (a Han name has a Mandarin and a Cantonese one). The rules,
+each for the cultures whose names need it (tables in ``tables``):
+
+- **all**: zero-width (non-)joiners join (حسین‌زاده is one word, as Hosseinzadeh is); spelling
+  variants of one name folded (Mohammed/Mohammad); particles glued to the surname as in scheme v1.
+- **Arabic and Persian**: the article al-/el- dropped (al-Najjar = Alnajjar = Najjar = النجار);
+  Persian -zadeh, -pour, -nejad written apart joined back (Karim Zadeh = Karimzadeh).
+- **Spanish**: a nickname read as its full name (Paco = Francisco); a feminine form of a
+  gendered pair (Rafaela, Fernanda) is its own kind, never a variant of the masculine one.
+- **Chinese** (Han script, or a Latin name in CN/HK/MO/TW): the family name found (upper case,
+  a comma, or the tables of common family names, pinyin and Cantonese) and compared only by its
+  possible readings (Chan = Chen = 陳; Zheng is not Zeng); the given name cut into syllables,
+  each compared at its place (Jinfeng = Jin Feng = Jin-feng; Hong is not Hongxia).
+- **Burmese**: no family name; the name cut into syllables (ကောင်းကြီးသူရ = Kaung Kyi Thura)
+  folded to one spelling, the leading honorific dropped (U, Daw, Ko, Ma, Maung).
+- **Ethiopian and Eritrean**: the first name is the person's own, the others their father's and
+  grandfather's: the first is its own kind (a child's name holds the father's, one place on);
+  "Father Grandfather, Given" is read back in order; compounds joined (Wolde Mariam).
+- **East Slavic**: patronymics are their own kind (Olegovich never pairs with Oleg); the
+  consonant sketch folds Belarusian and Russian spellings (Henadz/Gennady, Kazlou/Kozlov).
+- **Sri Lankan**: the consonant sketch ignores voicing (Ganesan/Kanesan, Balasingam/Palasinkam).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable
+
+from federation.linkage.names import PARTICLES, NameToken, skeleton
+from federation.linkage.romanise import (
+    burmese_syllables,
+    han_cantonese,
+    han_pinyin,
+    has_script,
+    latin_burmese_syllables,
+    romanise_word,
+    script_of,
+)
+from federation.linkage.tables import (
+    ARABIC_ARTICLE_CULTURES,
+    BURMESE,
+    BURMESE_HONORIFICS,
+    CANTONESE_SURNAMES,
+    CHINESE,
+    CHINESE_COMPOUND_SURNAMES,
+    CHINESE_SURNAMES,
+    EAST_SLAVIC,
+    ETHIOPIAN,
+    ETHIOPIAN_COMPOUND_HEADS,
+    ETHIOPIAN_COMPOUND_TAILS,
+    NAME_VARIANTS,
+    PATRONYMIC_ENDINGS,
+    PERSIAN,
+    PERSIAN_SUFFIXES,
+    SPANISH,
+    SPANISH_GENDERED,
+    SPANISH_NICKNAMES,
+    SRI_LANKAN,
+)
+
+Form = tuple[NameToken, ...]
+
+GIVEN, PATRONYMIC, FEMININE, MYANMAR, CN_SURNAME = "given", "patronymic", "f", "mm", "cn-fam"
+_JOINERS = re.compile("[\u200b\u200c\u200d\u2060\ufeff]")
+_APOSTROPHES = re.compile(r"['’‘`´ʼʻʿʾ]")
+_ARTICLES = frozenset({"al", "el"})
+_HYPHENATED_ARTICLES = _ARTICLES | frozenset(
+    {"ul", "ad", "ar", "as", "ash", "at", "az", "an", "ud", "ur", "us", "ut", "uz"}
+)
+_VARIANT_OF = {spelling: name for name, spellings in NAME_VARIANTS.items() for spelling in spellings}
+_NICKNAME_OF = {
+    nickname: name for name, nicknames in SPANISH_NICKNAMES.items() for nickname in nicknames
+}
+_FULL_NAMES = frozenset(SPANISH_NICKNAMES)
+_PERSIAN_LETTERS = frozenset("پچژگکی")
+
+
+def name_forms(name: str, country: str) -> list[Form]:
+    """The token tuples of one written name: one per reading, most names have one."""
+    text = _APOSTROPHES.sub("", _JOINERS.sub("", unicodedata.normalize("NFC", name)))
+    if has_script(text, "Han"):
+        return _han_forms(text)
+    if has_script(text, "Myanmar") or country in BURMESE:
+        return _nonempty([_burmese_form(text)])
+    persian = country in PERSIAN or bool(_PERSIAN_LETTERS & set(text))
+    words = _ordered_words(text, patronymic_order=country in ETHIOPIAN)
+    if country in CHINESE:
+        chinese = _chinese_latin_forms(words)
+        if chinese:
+            return chinese
+    latin = [romanise_word(word, persian=persian) for word in words]
+    arabic = country in ARABIC_ARTICLE_CULTURES or any(has_script(w, "Arabic") for w in words)
+    parts = _parts(latin, words, arabic=arabic)
+    if persian:
+        parts = _join_suffixes(parts, PERSIAN_SUFFIXES)
+    if country in ETHIOPIAN:
+        parts = _join_ethiopian_compounds(parts)
+    return _nonempty([_tokens(parts, country)])
+
+
+def _nonempty(forms: Iterable[Form]) -> list[Form]:
+    return [form for form in forms if form]
+
+
+# --- words ---------------------------------------------------------------------------------------
+
+
+def _ordered_words(text: str, *, patronymic_order: bool) -> list[str]:
+    """The words in written order; "Family, Given" put back to "Given Family" where order
+    says who is who."""
+    if patronymic_order and text.count(",") == 1:
+        family, given = text.split(",")
+        text = f"{given} {family}"
+    return [word for word in _split_words(text) if word.strip("-")]
+
+
+def _split_words(text: str) -> list[str]:
+    """Runs of letters, digits, marks (vowel signs of Indic and Burmese scripts) and hyphens."""
+    words = ["".join(c if c.isalnum() or c == "-" or _is_mark(c) else " " for c in text)]
+    return words[0].split()
+
+
+def _is_mark(char: str) -> bool:
+    return unicodedata.category(char).startswith("M")
+
+
+def _parts(latin: list[str], words: list[str], *, arabic: bool) -> list[str]:
+    """Romanised words cut at hyphens, the Arabic article dropped, particles glued on."""
+    parts: list[str] = []
+    for romanised, written in zip(latin, words, strict=True):
+        pieces = [piece for piece in romanised.split("-") if piece]
+        if arabic and len(pieces) > 1 and pieces[0] in _HYPHENATED_ARTICLES:
+            pieces = pieces[1:]
+        if arabic and len(pieces) == 1:
+            pieces = [_without_glued_article(pieces[0], script_of(written[0]) == "Arabic")]
+        parts.extend(pieces)
+    if arabic:
+        parts = [part for i, part in enumerate(parts) if part not in _ARTICLES or i == len(parts) - 1]
+    return _glue_particles(parts)
+
+
+def _without_glued_article(word: str, arabic_script: bool) -> str:
+    """"Alnajjar" and النجار ("alnjjar") without the article; "Alawi", "Alia" keep theirs."""
+    if word[:2] in _ARTICLES and len(word) >= 5 and word[2] not in "aeiou":
+        return word[2:]
+    if arabic_script and word.startswith("al") and len(word) >= 4:
+        return word[2:]
+    return word
+
+
+def _glue_particles(parts: list[str]) -> list[str]:
+    glued: list[str] = []
+    prefix = ""
+    for position, part in enumerate(parts):
+        if part in PARTICLES and part not in _ARTICLES and position < len(parts) - 1:
+            prefix += part
+            continue
+        glued.append(prefix + part)
+        prefix = ""
+    return glued
+
+
+def _join_suffixes(parts: list[str], suffixes: frozenset[str]) -> list[str]:
+    joined: list[str] = []
+    for part in parts:
+        if part in suffixes and joined:
+            joined[-1] += part
+        else:
+            joined.append(part)
+    return joined
+
+
+def _join_ethiopian_compounds(parts: list[str]) -> list[str]:
+    joined: list[str] = []
+    for part in parts:
+        if joined and (joined[-1] in ETHIOPIAN_COMPOUND_HEADS or part in ETHIOPIAN_COMPOUND_TAILS):
+            joined[-1] += part
+        else:
+            joined.append(part)
+    return joined
+
+
+# --- tokens --------------------------------------------------------------------------------------
+
+
+def _tokens(parts: list[str], country: str) -> Form:
+    tokens: list[NameToken] = []
+    for position, part in enumerate(parts):
+        spelling = _VARIANT_OF.get(part, part)
+        kind = ""
+        if country in SPANISH:
+            spelling = _full_name(spelling)
+            kind = FEMININE if _is_feminine_form(spelling) else ""
+        elif country in EAST_SLAVIC and spelling.endswith(PATRONYMIC_ENDINGS) and position > 0:
+            kind = PATRONYMIC
+        elif country in ETHIOPIAN and position == 0 and len(parts) > 1:
+            kind = GIVEN
+        if len(spelling) == 1:
+            tokens.append(NameToken(spelling, ""))
+        elif spelling:
+            tokens.append(NameToken(spelling, _sketch(spelling, country), kind))
+    return tuple(tokens)
+
+
+def _full_name(spelling: str) -> str:
+    """The full given name a nickname stands for, also through a typo (Fitto for Fito) when
+    the typo is no other name's: Chucho -> jesus."""
+    if spelling in _NICKNAME_OF:
+        return _NICKNAME_OF[spelling]
+    if len(spelling) < 5 or spelling in _FULL_NAMES or spelling in SPANISH_GENDERED:
+        return spelling
+    near = _near_forms(spelling)
+    if near & _FULL_NAMES:
+        return spelling
+    targets = {_NICKNAME_OF[form] for form in near if form in _NICKNAME_OF}
+    return targets.pop() if len(targets) == 1 else spelling
+
+
+def _is_feminine_form(spelling: str) -> bool:
+    """A feminine form of :data:`SPANISH_GENDERED`, or a typo of one (Mraia, Fernnada) that
+    is no typo of a masculine form: otherwise a typo would part María from herself."""
+    if spelling in _FEMININE:
+        return True
+    if spelling in SPANISH_GENDERED or not 3 < len(spelling) < 12:
+        return False
+    near = {form for form in _near_forms(spelling) if form in _FEMININE or form in SPANISH_GENDERED}
+    return bool(near) and near <= _FEMININE
+
+
+def _feminine_forms(masculine: str) -> str:
+    return masculine[:-1] + "a" if masculine[-1] in "oe" else masculine + "a"
+
+
+_FEMININE = frozenset(_feminine_forms(name) for name in SPANISH_GENDERED)
+
+
+def _near_forms(word: str) -> set[str]:
+    """Every word one letter dropped, doubled-undone, swapped or replaced away from ``word``."""
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    splits = [(word[:i], word[i:]) for i in range(len(word) + 1)]
+    dropped = {a + b[1:] for a, b in splits if b}
+    swapped = {a + b[1] + b[0] + b[2:] for a, b in splits if len(b) > 1}
+    replaced = {a + c + b[1:] for a, b in splits if b for c in letters}
+    inserted = {a + c + b for a, b in splits for c in letters}
+    return dropped | swapped | replaced | inserted
+
+
+_SLAVIC_FOLDS = (
+    (re.compile(r"(?<=[aeo])u(?![aeiouy])"), "v"), (re.compile("dz"), "d"),
+    (re.compile("(?<![cksz])h"), "g"), (re.compile("(?<=[aeiou])y$"), ""),
+)  # fmt: skip
+"""Belarusian Latin and Cyrillic against Russian: ў after a vowel is the Russian в
+(Kazlou/Kozlov), дз the д (Henadz/Gennady), г the Russian г (Hurynovich/Gurinovich)."""
+_VOICING = str.maketrans("gdbjz", "ktpss")
+
+
+def _sketch(spelling: str, country: str) -> str:
+    sounds = spelling
+    if country in EAST_SLAVIC:
+        for pattern, replacement in _SLAVIC_FOLDS:
+            sounds = pattern.sub(replacement, sounds)
+    sketch = skeleton(sounds)
+    if country in SRI_LANKAN:
+        sketch = sketch.replace("S", "s").translate(_VOICING)
+    return sketch
+
+
+# --- Burmese -------------------------------------------------------------------------------------
+
+
+def _burmese_form(text: str) -> Form:
+    syllables: list[str] = []
+    for word in _split_words(text):
+        if has_script(word, "Myanmar"):
+            syllables.extend(burmese_syllables(word))
+        elif word:
+            syllables.extend(latin_burmese_syllables(romanise_word(word)))
+    if len(syllables) > 1 and syllables[0] in BURMESE_HONORIFICS:
+        syllables = syllables[1:]
+    return tuple(NameToken(syllable, "", MYANMAR) for syllable in syllables if syllable)
+
+
+# --- Chinese -------------------------------------------------------------------------------------
+
+_SURNAME_BY_LETTERS: dict[str, tuple[str, ...]] = {}
+
+
+def _letters(spelling: str) -> str:
+    return "".join(sorted(set(spelling)))
+
+
+def _surname_readings(spelling: str) -> tuple[str, ...] | None:
+    """The pinyin family names a Latin spelling may stand for, or ``None`` if it is none we
+    know (looked up by its letters too, so Degn finds Deng and Paang finds Pang)."""
+    if not _SURNAME_BY_LETTERS:
+        for pinyin in sorted(CHINESE_SURNAMES):
+            _SURNAME_BY_LETTERS.setdefault(_letters(pinyin), (pinyin,))
+        for cantonese, pinyins in sorted(CANTONESE_SURNAMES.items()):
+            _SURNAME_BY_LETTERS.setdefault(_letters(cantonese), pinyins)
+    found: list[str] = []
+    if spelling in CANTONESE_SURNAMES:
+        found.extend(CANTONESE_SURNAMES[spelling])
+    if spelling in CHINESE_SURNAMES:
+        found.append(spelling)
+    if not found:
+        found.extend(_SURNAME_BY_LETTERS.get(_letters(spelling), ()))
+    return tuple(dict.fromkeys(found)) or None
+
+
+def _surname_token(readings: Iterable[str]) -> NameToken:
+    keys = tuple(sorted(set(readings)))
+    return NameToken(keys[0], "", CN_SURNAME, keys)
+
+
+def _given_tokens(syllables: list[str]) -> list[NameToken]:
+    count = len(syllables)
+    return [
+        NameToken(syllable, skeleton(syllable), f"cn-given-{position}-{count}")
+        for position, syllable in enumerate(syllables, start=1)
+        if syllable
+    ]
+
+
+def _han_forms(text: str) -> list[Form]:
+    han = "".join(char for char in text if script_of(char) == "Han")
+    size = 2 if han[:2] in CHINESE_COMPOUND_SURNAMES and len(han) > 2 else 1
+    family, given = han[:size], han[size:]
+    surname = _surname_token(["".join(han_pinyin(family, surname=True))])
+    forms = [(surname, *_given_tokens(han_pinyin(given)))]
+    cantonese = (surname, *_given_tokens(han_cantonese(given)))
+    if cantonese != forms[0]:
+        forms.append(cantonese)
+    return forms
+
+
+_PINYIN = re.compile(
+    r"(?:zh|ch|sh|[bpmfdtnlgkhjqxrzcsyw])?"
+    r"(?:iang|iong|uang|ueng|ang|eng|ing|ong|ian|iao|uai|uan|van|ai|ei|ao|ou|an|en|in|un|"
+    r"ia|ie|iu|ua|uo|ui|ue|ve|er|a|o|e|i|u|v)"
+)
+
+
+def syllables(word: str) -> list[str]:
+    """A romanised Chinese given name cut into syllables: pinyin if it parses as pinyin
+    (Jinfeng -> jin, feng), else at each new group of vowels."""
+    parsed = _pinyin_parse(word)
+    if parsed is not None:
+        return parsed
+    groups = re.findall(r"[^aeiouy]*[aeiouy]+(?:ng|n|m|k|p|t)?(?![aeiouy])|[^aeiouy]+$", word)
+    return groups if "".join(groups) == word else [word]
+
+
+def _pinyin_parse(word: str) -> list[str] | None:
+    if not word:
+        return []
+    candidates = sorted(
+        {m.group() for m in (_PINYIN.match(word, 0),) if m}
+        | {word[:n] for n in range(1, min(len(word), 6) + 1) if _PINYIN.fullmatch(word[:n])},
+        key=len,
+        reverse=True,
+    )
+    for head in candidates:
+        rest = _pinyin_parse(word[len(head) :])
+        if rest is not None:
+            return [head, *rest]
+    return None
+
+
+def _chinese_latin_forms(words: list[str]) -> list[Form]:
+    """A Latin Chinese name read as family name and given-name syllables; nothing if no word
+    can be the family name. Both readings when either end could be it ("Lei Peng")."""
+    upper = [w for w in words if w.isupper() and len(w) > 1]
+    spelled = [romanise_word(word) for word in words]
+    if len(spelled) < 2 or any(not w for w in spelled):
+        return []
+    if len(upper) == 1 and len(words) > 1 and not all(w.isupper() for w in words):
+        candidates = [words.index(upper[0])]
+    else:
+        candidates = [i for i in (0, len(spelled) - 1) if _surname_readings(spelled[i])]
+        if not candidates:
+            candidates = [i for i in range(len(spelled)) if _surname_readings(spelled[i])][:1]
+    forms: list[Form] = []
+    for index in candidates:
+        readings = _surname_readings(spelled[index]) or (spelled[index],)
+        given = [s for w in spelled[index + 1 :] or spelled[:index] for s in _split_given(w)]
+        others = spelled[:index] if index + 1 < len(spelled) else []
+        form = (
+            _surname_token(readings),
+            *_given_tokens(given),
+            *(NameToken(w, skeleton(w)) for w in others),
+        )
+        forms.append(form)
+    return forms
+
+
+def _split_given(word: str) -> list[str]:
+    return [s for piece in word.split("-") if piece for s in syllables(piece)]

@@ -53,7 +53,9 @@ from federation.linkage.tables import (
     ETHIOPIAN_COMPOUND_HEADS,
     ETHIOPIAN_COMPOUND_TAILS,
     NAME_VARIANTS,
+    FEMININE_PATRONYMIC_ENDINGS,
     PATRONYMIC_ENDINGS,
+    SLAVIC_FEMININE_ENDINGS,
     PERSIAN,
     PERSIAN_SUFFIXES,
     SPANISH,
@@ -94,12 +96,12 @@ def name_forms(name: str, country: str) -> list[Form]:
             return chinese
     latin = [romanise_word(word, persian=persian) for word in words]
     arabic = country in ARABIC_ARTICLE_CULTURES or any(has_script(w, "Arabic") for w in words)
-    parts = _parts(latin, words, arabic=arabic)
+    parts = _parts(latin, words, arabic=arabic, glued_latin=arabic and not persian)
     if persian:
-        parts = _join_suffixes(parts, PERSIAN_SUFFIXES)
+        parts = _join_suffixes(parts, frozenset(PERSIAN_SUFFIXES))
     if country in ETHIOPIAN:
         parts = _join_ethiopian_compounds(parts)
-    return _nonempty([_tokens(parts, country)])
+    return _nonempty([_tokens(parts, country, persian=persian)])
 
 
 def _nonempty(forms: Iterable[Form]) -> list[Form]:
@@ -128,7 +130,7 @@ def _is_mark(char: str) -> bool:
     return unicodedata.category(char).startswith("M")
 
 
-def _parts(latin: list[str], words: list[str], *, arabic: bool) -> list[str]:
+def _parts(latin: list[str], words: list[str], *, arabic: bool, glued_latin: bool) -> list[str]:
     """Romanised words cut at hyphens, the Arabic article dropped, particles glued on."""
     parts: list[str] = []
     for romanised, written in zip(latin, words, strict=True):
@@ -136,16 +138,20 @@ def _parts(latin: list[str], words: list[str], *, arabic: bool) -> list[str]:
         if arabic and len(pieces) > 1 and pieces[0] in _HYPHENATED_ARTICLES:
             pieces = pieces[1:]
         if arabic and len(pieces) == 1:
-            pieces = [_without_glued_article(pieces[0], script_of(written[0]) == "Arabic")]
-        parts.extend(pieces)
+            arabic_script = script_of(written[0]) == "Arabic"
+            if glued_latin or arabic_script:
+                pieces = [_without_glued_article(pieces[0], arabic_script)]
+        latin_written = script_of(written[0]) == "Latin"
+        parts.extend(piece if latin_written else piece.upper() for piece in pieces)
     if arabic:
         parts = [part for i, part in enumerate(parts) if part not in _ARTICLES or i == len(parts) - 1]
-    return _glue_particles(parts)
+    return [part.lower() for part in _glue_particles(parts)]
 
 
 def _without_glued_article(word: str, arabic_script: bool) -> str:
-    """"Alnajjar" and النجار ("alnjjar") without the article; "Alawi", "Alia" keep theirs."""
-    if word[:2] in _ARTICLES and len(word) >= 5 and word[2] not in "aeiou":
+    """"Alnajjar" and النجار ("alnjjar") without the article; "Alawi", "Alia" keep theirs, and
+    Persian names written in Latin are left alone (Elham, Alborz)."""
+    if word[:2] == "al" and len(word) >= 5 and word[2] not in "aeiou":
         return word[2:]
     if arabic_script and word.startswith("al") and len(word) >= 4:
         return word[2:]
@@ -153,6 +159,8 @@ def _without_glued_article(word: str, arabic_script: bool) -> str:
 
 
 def _glue_particles(parts: list[str]) -> list[str]:
+    """Particles glued to the next word, as in scheme v1; only words written in Latin letters
+    (upper-cased by ``_parts`` for this) are particles: Sinhala ශාන්ත is "santa" too."""
     glued: list[str] = []
     prefix = ""
     for position, part in enumerate(parts):
@@ -187,7 +195,7 @@ def _join_ethiopian_compounds(parts: list[str]) -> list[str]:
 # --- tokens --------------------------------------------------------------------------------------
 
 
-def _tokens(parts: list[str], country: str) -> Form:
+def _tokens(parts: list[str], country: str, *, persian: bool) -> Form:
     tokens: list[NameToken] = []
     for position, part in enumerate(parts):
         spelling = _VARIANT_OF.get(part, part)
@@ -195,15 +203,49 @@ def _tokens(parts: list[str], country: str) -> Form:
         if country in SPANISH:
             spelling = _full_name(spelling)
             kind = FEMININE if _is_feminine_form(spelling) else ""
-        elif country in EAST_SLAVIC and spelling.endswith(PATRONYMIC_ENDINGS) and position > 0:
-            kind = PATRONYMIC
+        elif country in EAST_SLAVIC:
+            kind = _slavic_kind(parts, position)
         elif country in ETHIOPIAN and position == 0 and len(parts) > 1:
             kind = GIVEN
+        if persian:
+            spelling, kind = _persian_compound(spelling)
+        if kind.startswith(PATRONYMIC):
+            spelling = _patronymic_stem(spelling)
         if len(spelling) == 1:
             tokens.append(NameToken(spelling, ""))
         elif spelling:
-            tokens.append(NameToken(spelling, _sketch(spelling, country), kind))
+            tokens.append(NameToken(spelling, _sketch(spelling, country, persian), kind))
     return tuple(tokens)
+
+
+def _slavic_kind(parts: list[str], position: int) -> str:
+    """Patronymic (the second of "Given Patronymic Surname", the third of "Surname Given
+    Patronymic"), and feminine forms, as their own kinds."""
+    spelling = parts[position]
+    feminine = FEMININE if spelling.endswith(SLAVIC_FEMININE_ENDINGS) else ""
+    if position > 0 and spelling.endswith(FEMININE_PATRONYMIC_ENDINGS):
+        return PATRONYMIC + feminine
+    if len(parts) == 3 and spelling.endswith(PATRONYMIC_ENDINGS):
+        second_is_patronymic = parts[1].endswith(PATRONYMIC_ENDINGS)
+        if position == 1 or (position == 2 and not second_is_patronymic):
+            return PATRONYMIC
+    return feminine
+
+
+def _patronymic_stem(spelling: str) -> str:
+    """Olegovich -> oleg: the ending is the kind's, only the father's name tells two apart."""
+    for ending in sorted(PATRONYMIC_ENDINGS + FEMININE_PATRONYMIC_ENDINGS, key=len, reverse=True):
+        if spelling.endswith(ending) and len(spelling) > len(ending) + 1:
+            return spelling[: -len(ending)]
+    return spelling
+
+
+def _persian_compound(spelling: str) -> tuple[str, str]:
+    """Karimzadeh -> ("karim", kind "zadeh"): the stem, compared among -zadeh names only."""
+    for suffix, kind in PERSIAN_SUFFIXES.items():
+        if spelling.endswith(suffix) and len(spelling) - len(suffix) >= 3:
+            return spelling[: -len(suffix)], "fa-" + kind
+    return spelling, ""
 
 
 def _full_name(spelling: str) -> str:
@@ -258,8 +300,11 @@ _SLAVIC_FOLDS = (
 _VOICING = str.maketrans("gdbjz", "ktpss")
 
 
-def _sketch(spelling: str, country: str) -> str:
+def _sketch(spelling: str, country: str, persian: bool = False) -> str:
     sounds = spelling
+    if persian:
+        # ق and غ are both "gh" in Persian; و is "v" or a vowel, so neither v nor w counts.
+        sounds = sounds.replace("q", "gh").replace("v", "")
     if country in EAST_SLAVIC:
         for pattern, replacement in _SLAVIC_FOLDS:
             sounds = pattern.sub(replacement, sounds)

@@ -153,12 +153,16 @@ _SINHALA_CONSONANTS = range(0x0D9A, 0x0DC7)
 _SINHALA_SIGNS = frozenset(range(0x0DCA, 0x0DE0)) | {0x0DF2, 0x0DF3, 0x0D82, 0x0D83}
 
 
+# Where anyascii's letter is not the one names are spelled with (Ranasinghe, Chathurika, Shantha).
+_SINHALA_LETTERS = {"\u0d82": "ng", "\u0dc1": "sh", "\u0dc2": "sh", "\u0da0": "ch"}
+
+
 def _sinhala(run: str, persian: bool) -> str:
     from anyascii import anyascii
 
     letters: list[str] = []
     for position, char in enumerate(run):
-        latin = anyascii(char).lower()
+        latin = _SINHALA_LETTERS.get(char) or anyascii(char).lower()
         following = ord(run[position + 1]) if position + 1 < len(run) else 0
         if ord(char) in _SINHALA_CONSONANTS and following not in _SINHALA_SIGNS:
             latin += "a"  # the inherent vowel, which anyascii leaves out

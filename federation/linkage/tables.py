@@ -283,17 +283,25 @@ ETHIOPIAN_COMPOUND_TAILS: Final = frozenset(
 
 # --- Persian -------------------------------------------------------------------------------------
 
-PERSIAN_SUFFIXES: Final = frozenset(
-    {"zadeh", "zade", "zada", "zadah", "pour", "pur", "nejad", "nezhad", "nia", "far", "rad"}
-)
+PERSIAN_SUFFIXES: Final = {
+    "zadeh": "zadeh", "zade": "zadeh", "zada": "zadeh", "zadah": "zadeh", "pour": "pour",
+    "pur": "pour", "nejad": "nejad", "nezhad": "nejad", "nzhad": "nejad", "nejhad": "nejad",
+}  # fmt: skip
 """Written joined to the name before in Latin (Karimzadeh) and after a zero-width non-joiner
-in Persian script (کریم‌زاده); a separate word (Karim Zadeh) is joined back."""
+in Persian script (کریم‌زاده); a separate word (Karim Zadeh) is joined back. The compound is
+compared as its stem within its suffix's kind: Malekzadeh and Ghasemzadeh share only
+"-zadeh", which says nothing, and Karimi is not Karimzadeh."""
 
 # --- East Slavic ---------------------------------------------------------------------------------
 
-PATRONYMIC_ENDINGS: Final = (
-    "ovich", "evich", "ievich", "avich", "ich", "ovna", "evna", "ievna", "avna", "ichna",
-    "ouna", "euna", "auna", "ovych", "ivna",
-)  # fmt: skip
+PATRONYMIC_ENDINGS: Final = ("ovich", "evich", "avich", "ich", "ovych", "ych")
+FEMININE_PATRONYMIC_ENDINGS: Final = ("ovna", "evna", "avna", "ichna", "ouna", "euna", "auna",
+                                      "ivna")  # fmt: skip
 """Patronymics (Olegovich, Henadzeuna): compared only with patronymics, never with the father's
-given name they are made from (a child whose patronymic names the father is another person)."""
+given name they are made from (a child whose patronymic names the father is another person).
+A masculine ending is a patronymic only as the second of three names (Klimovich, Hurynovich
+are surnames too)."""
+SLAVIC_FEMININE_ENDINGS: Final = ("ova", "eva", "ava", "aya", "skaya", "tskaya", "ovna",
+                                  "evna", "avna", "ouna", "euna", "auna", "ichna")  # fmt: skip
+"""Feminine surnames and patronymics (Kazlova, Zhukovskaya, Pavlovna): a sister's Kazlova is
+not her brother's Kazlou misspelled."""

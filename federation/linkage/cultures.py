@@ -311,7 +311,9 @@ def _sketch(spelling: str, country: str, persian: bool = False) -> str:
     sketch = skeleton(sounds)
     if country in SRI_LANKAN:
         sketch = sketch.replace("S", "s").translate(_VOICING)
-    return sketch
+    # Whether the word opens with a vowel (or w, y) is kept: Mumbi/Wambui, Lemma/Yilma and
+    # Nyawira/Wanjiru have the same consonants but are not spellings of one name.
+    return ("V" if spelling[:1] in "aeiouwy" else "") + sketch
 
 
 # --- Burmese -------------------------------------------------------------------------------------

@@ -75,7 +75,7 @@ class NameToken:
 
     @property
     def is_initial(self) -> bool:
-        return len(self.spelling) == 1 and not self.keys
+        return len(self.spelling) == 1 and not (self.keys or self.kind)
 
 
 @dataclass(frozen=True)

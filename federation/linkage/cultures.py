@@ -397,8 +397,31 @@ def syllables(word: str) -> list[str]:
     parsed = _pinyin_parse(word)
     if parsed is not None:
         return parsed
+    if len(word) >= 5:
+        repaired = _pinyin_repair(word)
+        if repaired is not None:
+            return repaired
     groups = re.findall(r"[^aeiouy]*[aeiouy]+(?:ng|n|m|k|p|t)?(?![aeiouy])|[^aeiouy]+$", word)
     return groups if "".join(groups) == word else [word]
+
+
+def _pinyin_repair(word: str) -> list[str] | None:
+    """The syllables of the pinyin a one-letter typo came from (Jnfeng, Ynogsheng): two
+    letters swapped, one dropped, one doubled or one wrong, tried in that order; the fewest
+    syllables, then the first in alphabetical order, among the edits of one kind that parse."""
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    splits = [(word[:i], word[i:]) for i in range(len(word) + 1)]
+    edits = (
+        [a + b[1] + b[0] + b[2:] for a, b in splits if len(b) > 1],
+        [a + c + b for a, b in splits for c in letters],
+        [a + b[1:] for a, b in splits if b],
+        [a + c + b[1:] for a, b in splits if b for c in letters],
+    )
+    for candidates in edits:
+        parses = [p for p in map(_pinyin_parse, sorted(set(candidates))) if p is not None]
+        if parses:
+            return min(parses, key=len)
+    return None
 
 
 def _pinyin_parse(word: str) -> list[str] | None:

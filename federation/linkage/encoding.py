@@ -61,6 +61,9 @@ SKELETON_BYTES: Final = SKELETON_BITS // 8
 PLACE_BYTES: Final = PLACE_BITS // 8
 TOKEN_BYTES: Final = 1 + SPELLING_BYTES + SKELETON_BYTES
 INITIAL_FLAG: Final = 1
+TRIGRAM_KINDS: Final = ("cn-given",)
+"""Scheme v2 token kinds whose spelling filter holds trigrams too: syllables so short that two
+different ones share half their bigrams (sang, hong: "ng", "g_")."""
 
 MAX_NAME_BYTES: Final = 1 + MAX_NAMES * (1 + MAX_TOKENS * TOKEN_BYTES)
 MAX_DATE_BYTES: Final = 1 + len(LEVELS) * (2 + 2 * MAX_TAGS_PER_LEVEL * DATE_TAG_BYTES)
@@ -197,7 +200,10 @@ def _encode_token(token: NameToken, key: LinkageKey, country: str, scheme: str) 
         exact = frozenset(f"={reading}" for reading in token.keys)
         spelling = bloom_filter(spelling_key, exact, SPELLING_BITS, HASHES)
     else:
-        spelling = bloom_filter(spelling_key, bigrams(token.spelling), SPELLING_BITS, HASHES)
+        grams = bigrams(token.spelling)
+        if token.kind.startswith(TRIGRAM_KINDS):
+            grams |= trigrams(token.spelling)
+        spelling = bloom_filter(spelling_key, grams, SPELLING_BITS, HASHES)
     if not token.is_initial and token.skeleton:
         skeleton_key = key.subkey(_purpose("name-skeleton", token, scheme), country)
         skeleton = bloom_filter(skeleton_key, skeleton_grams(token.skeleton), SKELETON_BITS, HASHES)
@@ -235,6 +241,14 @@ def bigrams(text: str) -> frozenset[str]:
         return frozenset()
     padded = f"_{text}_"
     return frozenset(padded[index : index + 2] for index in range(len(padded) - 1))
+
+
+def trigrams(text: str) -> frozenset[str]:
+    """The trigrams of ``text`` padded with "_" at both ends; none for empty text."""
+    if not text:
+        return frozenset()
+    padded = f"_{text}_"
+    return frozenset(padded[index : index + 3] for index in range(len(padded) - 2))
 
 
 def skeleton_grams(text: str) -> frozenset[str]:

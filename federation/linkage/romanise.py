@@ -245,6 +245,7 @@ _MM_CONSONANTS = dict(zip(
 ))  # fmt: skip
 _MM_INDEPENDENT = {"ဣ": "i", "ဤ": "i", "ဥ": "u", "ဦ": "u", "ဧ": "e", "ဩ": "aw", "ဪ": "aw"}
 _ASAT, _VIRAMA = "\u103a", "\u1039"
+_TONES = "\u1037\u1038"  # dot below and visarga, written before or after the asat
 _MEDIAL_Y, _MEDIAL_R, _MEDIAL_W, _MEDIAL_H = "\u103b", "\u103c", "\u103d", "\u103e"
 _MM_FINAL_CLASS = {"က": "k", "င": "ng", "စ": "s", "တ": "t", "ပ": "t", "န": "n", "မ": "n",
                    "ည": "ny", "ဉ": "nn", "ယ": "y"}  # fmt: skip
@@ -279,7 +280,7 @@ def _burmese_chunks(text: str) -> list[str]:
     closes the syllable before it (followed by asat or virama)."""
     chunks: list[str] = []
     for position, char in enumerate(text):
-        following = text[position + 1] if position + 1 < len(text) else ""
+        following = text[position + 1 :].lstrip(_TONES)[:1]
         opens = (char in _MM_CONSONANTS or char in _MM_INDEPENDENT) and following not in (
             _ASAT,
             _VIRAMA,
@@ -302,13 +303,15 @@ def _burmese_syllable(chunk: str) -> tuple[str, bool]:
         return "", False
     final_class, stacked_nasal = "", False
     for position, char in enumerate(chunk[1:], start=1):
-        following = chunk[position + 1] if position + 1 < len(chunk) else ""
+        following = chunk[position + 1 :].lstrip(_TONES)[:1]
         if char in _MM_FINAL_CLASS and following in (_ASAT, _VIRAMA):
             final_class = _MM_FINAL_CLASS[char]
             stacked_nasal = following == _VIRAMA and final_class == "n"
     if "\u1036" in chunk:  # anusvara: a nasal final
         final_class = final_class or "n"
     vowel = vowel_text or _burmese_vowel(chunk)
+    if _MEDIAL_W in chunk and not vowel and final_class in ("n", "t"):
+        onset, vowel = onset.removesuffix("w"), "u"  # ွန် is "un" (Htun), ွတ် "ut"
     rhyme = _MM_RHYMES.get((vowel, final_class), vowel + final_class)
     return onset + rhyme, stacked_nasal
 
@@ -316,7 +319,7 @@ def _burmese_syllable(chunk: str) -> tuple[str, bool]:
 def _burmese_onset(consonant: str, marks: str) -> str:
     base = _MM_CONSONANTS[consonant].replace("-", "")
     if _MEDIAL_Y in marks or _MEDIAL_R in marks:
-        base = {"k": "ky", "kh": "ch", "g": "gy", "hs": "ch"}.get(base, base + "y")
+        base = {"k": "ky", "kh": "ch", "g": "gy", "hs": "ch", "ng": "ny"}.get(base, base + "y")
     if _MEDIAL_W in marks:
         base += "w"
     if _MEDIAL_H in marks:
@@ -339,8 +342,9 @@ def _burmese_vowel(chunk: str) -> str:
 
 _BURMESE_FOLDS: tuple[tuple[str, str], ...] = (
     (r"^mg$", "maung"), (r"oo", "u"), (r"ee", "i"), (r"oe$", "o"), (r"(?<=[aeiou])r$", ""),
-    (r"aye$", "e"), (r"ay$", "e"), (r"^r", "y"), (r"^k(?!h)", "g"), (r"^t(?!h)", "d"),
-    (r"^p(?!h)", "b"), (r"^c(?!h)", "g"),
+    (r"aye$", "e"), (r"ay$", "e"), (r"ai$", "e"), (r"^ei$", "i"), (r"on$", "un"),
+    (r"int$", "in"), (r"ae$", "i"),
+    (r"^r", "y"), (r"^k(?!h)", "g"), (r"^t(?!h)", "d"), (r"^p(?!h)", "b"), (r"^c(?!h)", "g"),
 )  # fmt: skip
 
 
@@ -363,6 +367,7 @@ _LATIN_BURMESE_SYLLABLE = re.compile(
 
 def latin_burmese_syllables(word: str) -> list[str]:
     """A Latin-spelled Burmese word cut into folded syllables: Thura -> thu, ya."""
+    word = re.sub(r"ine$", "aing", word)  # Khine is Khaing
     syllables = [match.group() for match in _LATIN_BURMESE_SYLLABLE.finditer(word)]
     if "".join(syllables) != word:
         return [burmese_fold(word)]

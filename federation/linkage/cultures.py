@@ -363,13 +363,23 @@ def _surname_token(readings: Iterable[str]) -> NameToken:
     return NameToken(keys[0], "", CN_SURNAME, keys)
 
 
+_CANTONESE_SPELLINGS = (
+    (re.compile(r"(?<=[aeiou])h$"), ""), (re.compile("ee"), "i"), (re.compile("oo"), "u"),
+    (re.compile("^tsz?$"), "chi"), (re.compile("^ts"), "ch"), (re.compile("^sze$"), "si"),
+)  # fmt: skip
+"""Hong Kong spellings of one syllable: Wah/Wa, Yee/Yi, Foon/Fun, and the Tsz/Chi, Tsang/Chang,
+Sze/Si that the Government romanisation uses for one sound depending on the character."""
+
+
 def _given_tokens(syllables: list[str]) -> list[NameToken]:
     count = len(syllables)
-    return [
-        NameToken(syllable, skeleton(syllable), f"cn-given-{position}-{count}")
-        for position, syllable in enumerate(syllables, start=1)
-        if syllable
-    ]
+    tokens = []
+    for position, syllable in enumerate(syllables, start=1):
+        for pattern, replacement in _CANTONESE_SPELLINGS:
+            syllable = pattern.sub(replacement, syllable)
+        if syllable:
+            tokens.append(NameToken(syllable, skeleton(syllable), f"cn-given-{position}-{count}"))
+    return tokens
 
 
 def _han_forms(text: str) -> list[Form]:
@@ -450,13 +460,15 @@ def _chinese_latin_forms(words: list[str]) -> list[Form]:
     if len(upper) == 1 and len(words) > 1 and not all(w.isupper() for w in words):
         candidates = [words.index(upper[0])]
     else:
-        candidates = [i for i in (0, len(spelled) - 1) if _surname_readings(spelled[i])]
-        if not candidates:
-            candidates = [i for i in range(len(spelled)) if _surname_readings(spelled[i])][:1]
+        last = len(spelled) - 1
+        known = [i for i in range(len(spelled)) if _surname_readings(spelled[i])]
+        middle = [i for i in known if 0 < i < last][:1]
+        candidates = [i for i in (0, last) if i in known] + middle
     forms: list[Form] = []
     for index in candidates:
         readings = _surname_readings(spelled[index]) or (spelled[index],)
-        given = [s for w in spelled[index + 1 :] or spelled[:index] for s in _split_given(w)]
+        given_words = spelled[index + 1 :] or spelled[:index]
+        given = _given_syllables(given_words)
         others = spelled[:index] if index + 1 < len(spelled) else []
         form = (
             _surname_token(readings),
@@ -467,5 +479,10 @@ def _chinese_latin_forms(words: list[str]) -> list[Form]:
     return forms
 
 
-def _split_given(word: str) -> list[str]:
-    return [s for piece in word.split("-") if piece for s in syllables(piece)]
+def _given_syllables(words: list[str]) -> list[str]:
+    """Syllables written apart or hyphenated are one each (Tsz-hin, Hok Yau: Cantonese
+    syllables may parse as two pinyin ones); a given name in one word is cut (Jinfeng)."""
+    pieces = [piece for word in words for piece in word.split("-") if piece]
+    if len(pieces) > 1:
+        return pieces
+    return [s for piece in pieces for s in syllables(piece)]

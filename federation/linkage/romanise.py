@@ -120,6 +120,10 @@ def _latin(run: str, persian: bool) -> str:
     return ascii_letters(run)
 
 
+# Arabic letters as Persian pronounces them (Reza, not Reda; Kazem, not Kadhem).
+_PERSIAN_LETTERS = {"ض": "z", "ظ": "z", "ذ": "z", "ث": "s", "ص": "s", "ق": "gh"}
+
+
 def _tables(run: str, persian: bool) -> str:
     """Arabic, Cyrillic, Greek: scheme v1's letter tables."""
     bare = "".join(c for c in unicodedata.normalize("NFKD", run) if not _is_mark(c)).casefold()
@@ -132,6 +136,8 @@ def _tables(run: str, persian: bool) -> str:
             letters.append(consonant if position == 0 else vowel)
         elif persian and char in "هە" and position == len(bare) - 1 and position > 0:
             letters.append("eh")
+        elif persian and char in _PERSIAN_LETTERS:
+            letters.append(_PERSIAN_LETTERS[char])
         else:
             letters.append(ROMANISATION.get(char, char if "a" <= char <= "z" else ""))
     return "".join(letters)

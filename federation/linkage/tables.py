@@ -20,8 +20,8 @@ from typing import Final
 SCHEME_V1: Final = "minga.clk:1"
 """Decision 0004: romanisation tables for Arabic, Cyrillic and Greek only; no culture rules."""
 SCHEME_V2: Final = "minga.clk:2"
-"""Decision 0015: every script romanised (ICU, cantonese-romanisation, anyascii, Burmese table
-here), culture rules below, token kinds hashed under their own subkeys."""
+"""Decision 0015: every script romanised (ICU, ToJyutping, anyascii, a Burmese table in
+``romanise``), culture rules below, token kinds hashed under their own subkeys."""
 SCHEME: Final = SCHEME_V2
 """The scheme this software encodes new queries in (after the key rotation that brings it)."""
 SCHEMES: Final = (SCHEME_V1, SCHEME_V2)
@@ -34,14 +34,15 @@ tolerates three days (two sources about one incident are that far apart often en
 compares spans of up to six days by the day, to stay within 12 day tags."""
 
 # --- romanisation sources (scheme v2) ------------------------------------------------------------
-# The exact versions the scheme was built and tested with. A node refuses to encode under scheme
-# v2 with other versions (``romanise.check_sources``): a newer ICU may spell a name differently,
-# and then two members' encodings of the same name would no longer meet.
+# The exact versions the scheme was built and tested with (pinned in pyproject.toml; a test
+# checks them): a newer ICU may spell a name differently, and then two members' encodings of
+# the same name would no longer meet. A new version of a source is a new scheme version.
 
 ICU_VERSION: Final = "72.1"
 """Debian 12's libicu; its CLDR transliterators romanise Han, Ethiopic, Tamil."""
-CANTONESE_ROMANISATION_VERSION: Final = "1.0.5"
-"""Hong Kong Government Cantonese Romanisation of each traditional character."""
+TOJYUTPING_VERSION: Final = "3.2.0"
+"""Cantonese (Jyutping) reading of each character, simplified or traditional; ``romanise``
+turns it into the Hong Kong Government spelling."""
 ANYASCII_VERSION: Final = "0.3.3"
 """Sinhala, which ICU has no transliterator for."""
 TABLES_VERSION: Final = "2026.1"

@@ -52,12 +52,12 @@ from federation.linkage.tables import (
     ETHIOPIAN,
     ETHIOPIAN_COMPOUND_HEADS,
     ETHIOPIAN_COMPOUND_TAILS,
-    NAME_VARIANTS,
     FEMININE_PATRONYMIC_ENDINGS,
+    NAME_VARIANTS,
     PATRONYMIC_ENDINGS,
-    SLAVIC_FEMININE_ENDINGS,
     PERSIAN,
     PERSIAN_SUFFIXES,
+    SLAVIC_FEMININE_ENDINGS,
     SPANISH,
     SPANISH_GENDERED,
     SPANISH_NICKNAMES,
@@ -73,7 +73,9 @@ _ARTICLES = frozenset({"al", "el"})
 _HYPHENATED_ARTICLES = _ARTICLES | frozenset(
     {"ul", "ad", "ar", "as", "ash", "at", "az", "an", "ud", "ur", "us", "ut", "uz"}
 )
-_VARIANT_OF = {spelling: name for name, spellings in NAME_VARIANTS.items() for spelling in spellings}
+_VARIANT_OF = {
+    spelling: name for name, spellings in NAME_VARIANTS.items() for spelling in spellings
+}
 _NICKNAME_OF = {
     nickname: name for name, nicknames in SPANISH_NICKNAMES.items() for nickname in nicknames
 }
@@ -144,7 +146,8 @@ def _parts(latin: list[str], words: list[str], *, arabic: bool, glued_latin: boo
         latin_written = script_of(written[0]) == "Latin"
         parts.extend(piece if latin_written else piece.upper() for piece in pieces)
     if arabic:
-        parts = [part for i, part in enumerate(parts) if part not in _ARTICLES or i == len(parts) - 1]
+        last = len(parts) - 1
+        parts = [part for i, part in enumerate(parts) if part not in _ARTICLES or i == last]
     return [part.lower() for part in _glue_particles(parts)]
 
 

@@ -6,11 +6,13 @@ An :class:`Encoding` holds four fields, each compact bytes (base64url on the wir
     a 16-byte keyed tag of the ISO country code. Country is a hard feature: encodings of
     different countries never match, and every other field is hashed under a per-country subkey.
 ``name``
-    up to :data:`MAX_NAMES` written forms (readings, in scheme v2) of the defender's name (as usually written, native
-    script, romanised), each up to :data:`MAX_TOKENS` tokens. A token is one flag byte (initial
-    or not), a :data:`SPELLING_BITS` Bloom filter of the padded bigrams of its spelling and a
-    :data:`SKELETON_BITS` filter of the padded bigrams and one-apart letter pairs of its
-    consonant skeleton (see ``names``); an initial has only its opening bigram and no skeleton.
+    up to :data:`MAX_NAMES` written forms of the defender's name (as usually written, native
+    script, romanised; in scheme v2, the readings of each), each up to :data:`MAX_TOKENS`
+    tokens. A token is one flag byte (initial or not), a :data:`SPELLING_BITS` Bloom filter of
+    the padded bigrams of its spelling (in v2, exact keys for a Chinese family name, trigrams
+    too for Chinese given-name syllables) and a :data:`SKELETON_BITS` filter of the padded
+    bigrams and one-apart letter pairs of its consonant skeleton (see ``names``); an initial has
+    only its opening bigram and no skeleton.
     Tokens and forms are sorted by their bytes, so the written order is not kept.
 ``date``
     a precision byte, then for each level from the day (if known) to the year: a count of point

@@ -244,11 +244,13 @@ def jyutping_to_hk(syllable: str) -> str:
 
 # --- Burmese ---------------------------------------------------------------------------------
 
-_MM_CONSONANTS = dict(zip(
-    "ကခဂဃငစဆဇဈဉညဋဌဍဎဏတထဒဓနပဖဗဘမယရလဝသဟဠအ",
-    ["k", "kh", "g", "g", "ng", "s", "hs", "z", "z", "ny", "ny", "t", "ht", "d", "d", "n", "t", "ht", "d", "d", "n", "p", "ph", "b", "b", "m", "y", "y", "l", "w", "th", "h", "l", "-"],
-    strict=True,
-))  # fmt: skip
+_MM_CONSONANTS = {
+    "က": "k", "ခ": "kh", "ဂ": "g", "ဃ": "g", "င": "ng", "စ": "s", "ဆ": "hs", "ဇ": "z",
+    "ဈ": "z", "ဉ": "ny", "ည": "ny", "ဋ": "t", "ဌ": "ht", "ဍ": "d", "ဎ": "d", "ဏ": "n",
+    "တ": "t", "ထ": "ht", "ဒ": "d", "ဓ": "d", "န": "n", "ပ": "p", "ဖ": "ph", "ဗ": "b",
+    "ဘ": "b", "မ": "m", "ယ": "y", "ရ": "y", "လ": "l", "ဝ": "w", "သ": "th", "ဟ": "h",
+    "ဠ": "l", "အ": "",
+}  # fmt: skip
 _MM_INDEPENDENT = {"ဣ": "i", "ဤ": "i", "ဥ": "u", "ဦ": "u", "ဧ": "e", "ဩ": "aw", "ဪ": "aw"}
 _ASAT, _VIRAMA = "\u103a", "\u1039"
 _TONES = "\u1037\u1038"  # dot below and visarga, written before or after the asat
@@ -323,7 +325,7 @@ def _burmese_syllable(chunk: str) -> tuple[str, bool]:
 
 
 def _burmese_onset(consonant: str, marks: str) -> str:
-    base = _MM_CONSONANTS[consonant].replace("-", "")
+    base = _MM_CONSONANTS[consonant]
     if _MEDIAL_Y in marks or _MEDIAL_R in marks:
         base = {"k": "ky", "kh": "ch", "g": "gy", "hs": "ch", "ng": "ny"}.get(base, base + "y")
     if _MEDIAL_W in marks:

@@ -259,9 +259,9 @@ CHINESE_COMPOUND_SURNAMES: Final = frozenset(
 BURMESE_HONORIFICS: Final = frozenset(
     {"u", "daw", "go", "ma", "maung", "saw", "naw", "nang", "se"}
 )
-"""U, Daw, Ko, Ma, Maung (Mg), Saw, Naw, Nang, Sai: titles of age and sex, written
-before the name or left out; compared in the folded form of ``romanise.burmese_fold``, so
-Ko -> "go", Mg -> "maung" and Sai -> "se". Only the first word is dropped, and only if a name follows."""
+"""U, Daw, Ko, Ma, Maung (Mg), Saw, Naw, Nang, Sai: titles of age and sex, written before the
+name or left out; compared in the folded form of ``romanise.burmese_fold``, so Ko -> "go",
+Mg -> "maung" and Sai -> "se". Only the first word is dropped, and only if a name follows."""
 
 # --- Ethiopian and Eritrean ----------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ from federation.linkage import (
     SCHEME_V1,
     SCHEME_V2,
     CaseFeatures,
+    Encoding,
     LinkageKey,
     compare,
     encode_case_features,
@@ -36,11 +37,11 @@ KEY = LinkageKey(bytes(range(32)))
 
 
 def total(held: str, query: str, country: str, scheme: str = SCHEME_V2) -> int:
-    def encode(name: str) -> object:
+    def encode(name: str) -> Encoding:
         features = CaseFeatures(names=[name], date="2024-05-02", place="x", country=country)
         return encode_case_features(features, KEY, scheme=scheme)
 
-    return compare(encode(query), encode(held)).total  # type: ignore[arg-type]
+    return compare(encode(query), encode(held)).total
 
 
 def readings(name: str, country: str) -> list[list[str]]:

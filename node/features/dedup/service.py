@@ -11,10 +11,10 @@
   same moment. A member answers a query in the scheme it was asked in, for every scheme in
   :data:`federation.linkage.SCHEMES`, so members not yet updated are still answered.
 - **Index**: each node holds an in-memory :class:`federation.linkage.EncodingIndex` of its own
-  cases per scheme asked about, under random handles mapped locally to record ids. Before every use it is brought up
-  to date with the store (every case written, amended or deleted since, by whichever path), so it
-  is current on every write without the writers knowing about it; at start-up it is built by
-  :func:`run_dedup_duties`.
+  cases per scheme asked about, under random handles mapped locally to record ids. Before every
+  use it is brought up to date with the store (every case written, amended or deleted since,
+  by whichever path), so it is current on every write without the writers knowing about it;
+  at start-up it is built by :func:`run_dedup_duties`.
 - **Case check**: :func:`start_case_check` encodes the draft's defenders and sends one query
   (scheme :data:`federation.linkage.SCHEME`) sealed to every member in the coalition room. Each
   member answers in its inbox transaction (:func:`on_dedup_query`), sealed to the querier: a

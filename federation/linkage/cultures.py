@@ -258,7 +258,7 @@ def _full_name(spelling: str) -> str:
         return _NICKNAME_OF[spelling]
     if len(spelling) < 5 or spelling in _FULL_NAMES or spelling in SPANISH_GENDERED:
         return spelling
-    near = _near_forms(spelling)
+    near = _undoubled_or_swapped(spelling)
     if near & _FULL_NAMES:
         return spelling
     targets = {_NICKNAME_OF[form] for form in near if form in _NICKNAME_OF}
@@ -284,14 +284,21 @@ _FEMININE = frozenset(_feminine_forms(name) for name in SPANISH_GENDERED)
 
 
 def _near_forms(word: str) -> set[str]:
-    """Every word one letter dropped, doubled-undone, swapped or replaced away from ``word``."""
-    letters = "abcdefghijklmnopqrstuvwxyz"
+    """Every word one slip away from ``word``: two neighbours swapped, a letter dropped or
+    doubled. Not a letter replaced: Garia (Garcia) is no slip of María."""
     splits = [(word[:i], word[i:]) for i in range(len(word) + 1)]
     dropped = {a + b[1:] for a, b in splits if b}
     swapped = {a + b[1] + b[0] + b[2:] for a, b in splits if len(b) > 1}
-    replaced = {a + c + b[1:] for a, b in splits if b for c in letters}
-    inserted = {a + c + b for a, b in splits for c in letters}
-    return dropped | swapped | replaced | inserted
+    doubled = {a + b[0] + b for a, b in splits if b}
+    return dropped | swapped | doubled
+
+
+def _undoubled_or_swapped(word: str) -> set[str]:
+    """``word`` with one doubled letter single, or two neighbours swapped (Fitto, Lpuita)."""
+    splits = [(word[:i], word[i:]) for i in range(len(word) + 1)]
+    undoubled = {a + b[1:] for a, b in splits if len(b) > 1 and b[0] == b[1]}
+    swapped = {a + b[1] + b[0] + b[2:] for a, b in splits if len(b) > 1}
+    return undoubled | swapped
 
 
 _SLAVIC_FOLDS = (

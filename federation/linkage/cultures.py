@@ -57,7 +57,6 @@ from federation.linkage.tables import (
     PATRONYMIC_ENDINGS,
     PERSIAN,
     PERSIAN_SUFFIXES,
-    SLAVIC_FEMININE_ENDINGS,
     SPANISH,
     SPANISH_GENDERED,
     SPANISH_NICKNAMES,
@@ -80,6 +79,7 @@ _NICKNAME_OF = {
     nickname: name for name, nicknames in SPANISH_NICKNAMES.items() for nickname in nicknames
 }
 _FULL_NAMES = frozenset(SPANISH_NICKNAMES)
+_LETTERS = "abcdefghijklmnopqrstuvwxyz"
 _PERSIAN_LETTERS = frozenset("پچژگکی")
 
 
@@ -133,8 +133,9 @@ def _is_mark(char: str) -> bool:
 
 
 def _parts(latin: list[str], words: list[str], *, arabic: bool, glued_latin: bool) -> list[str]:
-    """Romanised words cut at hyphens, the Arabic article dropped, particles glued on."""
-    parts: list[str] = []
+    """Romanised words cut at hyphens, the Arabic article dropped, "Abd" joined to the name
+    it introduces, particles glued on."""
+    parts: list[tuple[str, bool]] = []  # (piece, written in Latin letters)
     for romanised, written in zip(latin, words, strict=True):
         pieces = [piece for piece in romanised.split("-") if piece]
         if arabic and len(pieces) > 1 and pieces[0] in _HYPHENATED_ARTICLES:
@@ -143,12 +144,36 @@ def _parts(latin: list[str], words: list[str], *, arabic: bool, glued_latin: boo
             arabic_script = script_of(written[0]) == "Arabic"
             if glued_latin or arabic_script:
                 pieces = [_without_glued_article(pieces[0], arabic_script)]
+            pieces = _abd_split(pieces[0])
         latin_written = script_of(written[0]) == "Latin"
-        parts.extend(piece if latin_written else piece.upper() for piece in pieces)
+        parts.extend((piece, latin_written) for piece in pieces)
     if arabic:
         last = len(parts) - 1
-        parts = [part for i, part in enumerate(parts) if part not in _ARTICLES or i == last]
-    return [part.lower() for part in _glue_particles(parts)]
+        parts = [p for i, p in enumerate(parts) if p[0] not in _ARTICLES or i == last]
+        parts = _join_abd(parts)
+    return _glue_particles(parts)
+
+
+_ABD = frozenset({"abd", "abdul", "abdel", "abdal", "abdol", "abdu"})
+_ABD_COMPOUND = re.compile(r"^abd[aeuo]l(?=[a-z]{3})")
+
+
+def _abd_split(word: str) -> list[str]:
+    """"Abdulrahman", "Abdelkader" written as one word: ["abd", "rahman"]."""
+    match = _ABD_COMPOUND.match(word)
+    return [word] if match is None else ["abd", word[match.end() :]]
+
+
+def _join_abd(parts: list[tuple[str, bool]]) -> list[tuple[str, bool]]:
+    """Abd + the name of God it introduces as one word, however it was written: Abd al-Rahman,
+    Abdel Rahman, Abdulrahman and عبد الرحمن are all "abdrahman" (or "abdrhmn")."""
+    joined: list[tuple[str, bool]] = []
+    for position, (part, latin_written) in enumerate(parts):
+        if joined and joined[-1][0] in _ABD and position > 0:
+            joined[-1] = ("abd" + part, latin_written)
+        else:
+            joined.append((part, latin_written))
+    return joined
 
 
 def _without_glued_article(word: str, arabic_script: bool) -> str:
@@ -161,13 +186,14 @@ def _without_glued_article(word: str, arabic_script: bool) -> str:
     return word
 
 
-def _glue_particles(parts: list[str]) -> list[str]:
+def _glue_particles(parts: list[tuple[str, bool]]) -> list[str]:
     """Particles glued to the next word, as in scheme v1; only words written in Latin letters
-    (upper-cased by ``_parts`` for this) are particles: Sinhala ශාන්ත is "santa" too."""
+    are particles: Sinhala ශාන්ත is "santa" too."""
     glued: list[str] = []
     prefix = ""
-    for position, part in enumerate(parts):
-        if part in PARTICLES and part not in _ARTICLES and position < len(parts) - 1:
+    for position, (part, latin_written) in enumerate(parts):
+        particle = latin_written and part in PARTICLES and part not in _ARTICLES
+        if particle and position < len(parts) - 1:
             prefix += part
             continue
         glued.append(prefix + part)
@@ -223,16 +249,17 @@ def _tokens(parts: list[str], country: str, *, persian: bool) -> Form:
 
 def _slavic_kind(parts: list[str], position: int) -> str:
     """Patronymic (the second of "Given Patronymic Surname", the third of "Surname Given
-    Patronymic"), and feminine forms, as their own kinds."""
+    Patronymic"), feminine or not, as their own kinds. Feminine surnames are not a kind: a
+    typo in Volkova (Volkvoa, Belva) would part her from herself, and a brother and sister
+    differ by given name anyway."""
     spelling = parts[position]
-    feminine = FEMININE if spelling.endswith(SLAVIC_FEMININE_ENDINGS) else ""
     if position > 0 and spelling.endswith(FEMININE_PATRONYMIC_ENDINGS):
-        return PATRONYMIC + feminine
+        return PATRONYMIC + FEMININE
     if len(parts) == 3 and spelling.endswith(PATRONYMIC_ENDINGS):
         second_is_patronymic = parts[1].endswith(PATRONYMIC_ENDINGS)
         if position == 1 or (position == 2 and not second_is_patronymic):
             return PATRONYMIC
-    return feminine
+    return ""
 
 
 def _patronymic_stem(spelling: str) -> str:
@@ -266,14 +293,21 @@ def _full_name(spelling: str) -> str:
 
 
 def _is_feminine_form(spelling: str) -> bool:
-    """A feminine form of :data:`SPANISH_GENDERED`, or a typo of one (Mraia, Fernnada) that
+    """A feminine form of :data:`SPANISH_GENDERED`, or a typo of one (Mraia, Valuntina) that
     is no typo of a masculine form: otherwise a typo would part María from herself."""
     if spelling in _FEMININE:
         return True
     if spelling in SPANISH_GENDERED or not 3 < len(spelling) < 12:
         return False
-    near = {form for form in _near_forms(spelling) if form in _FEMININE or form in SPANISH_GENDERED}
+    slips = _near_forms(spelling)
+    if len(spelling) >= 6:  # long enough that one wrong letter leaves it recognisable
+        slips |= _replaced(spelling)
+    near = {form for form in slips if form in _FEMININE or form in SPANISH_GENDERED}
     return bool(near) and near <= _FEMININE
+
+
+def _replaced(word: str) -> set[str]:
+    return {word[:i] + c + word[i + 1 :] for i in range(len(word)) for c in _LETTERS}
 
 
 def _feminine_forms(masculine: str) -> str:

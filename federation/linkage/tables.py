@@ -302,7 +302,4 @@ FEMININE_PATRONYMIC_ENDINGS: Final = ("ovna", "evna", "avna", "ichna", "ouna", "
 given name they are made from (a child whose patronymic names the father is another person).
 A masculine ending is a patronymic only as the second of three names (Klimovich, Hurynovich
 are surnames too)."""
-SLAVIC_FEMININE_ENDINGS: Final = ("ova", "eva", "ava", "aya", "skaya", "tskaya", "ovna",
-                                  "evna", "avna", "ouna", "euna", "auna", "ichna")  # fmt: skip
-"""Feminine surnames and patronymics (Kazlova, Zhukovskaya, Pavlovna): a sister's Kazlova is
-not her brother's Kazlou misspelled."""
+

@@ -29,6 +29,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from federation.linkage.names import PARTICLES, NameToken, skeleton
 from federation.linkage.romanise import (
@@ -49,6 +50,7 @@ from federation.linkage.tables import (
     CHINESE_COMPOUND_SURNAMES,
     CHINESE_SURNAMES,
     EAST_SLAVIC,
+    EAST_SLAVIC_GENDERED,
     ETHIOPIAN,
     ETHIOPIAN_COMPOUND_HEADS,
     ETHIOPIAN_COMPOUND_TAILS,
@@ -231,9 +233,11 @@ def _tokens(parts: list[str], country: str, *, persian: bool) -> Form:
         kind = ""
         if country in SPANISH:
             spelling = _full_name(spelling)
-            kind = FEMININE if _is_feminine_form(spelling) else ""
+            kind = FEMININE if _is_feminine_form(spelling, _SPANISH_PAIRS) else ""
         elif country in EAST_SLAVIC:
             kind = _slavic_kind(parts, position)
+            if not kind and _is_feminine_form(spelling, _SLAVIC_PAIRS):
+                kind = FEMININE
         elif country in ETHIOPIAN and position == 0 and len(parts) > 1:
             kind = GIVEN
         if persian:
@@ -283,7 +287,7 @@ def _full_name(spelling: str) -> str:
     the typo is no other name's: Chucho -> jesus."""
     if spelling in _NICKNAME_OF:
         return _NICKNAME_OF[spelling]
-    if len(spelling) < 5 or spelling in _FULL_NAMES or spelling in SPANISH_GENDERED:
+    if len(spelling) < 5 or spelling in _FULL_NAMES or spelling in _SPANISH_PAIRS.masculine:
         return spelling
     near = _undoubled_or_swapped(spelling)
     if near & _FULL_NAMES:
@@ -292,29 +296,43 @@ def _full_name(spelling: str) -> str:
     return targets.pop() if len(targets) == 1 else spelling
 
 
-def _is_feminine_form(spelling: str) -> bool:
-    """A feminine form of :data:`SPANISH_GENDERED`, or a typo of one (Mraia, Valuntina) that
-    is no typo of a masculine form: otherwise a typo would part María from herself."""
-    if spelling in _FEMININE:
+@dataclass(frozen=True)
+class _GenderedPairs:
+    masculine: frozenset[str]
+    feminine: frozenset[str]
+
+
+def _spanish_feminine(masculine: str) -> str:
+    return masculine[:-1] + "a" if masculine[-1] in "oe" else masculine + "a"
+
+
+_SPANISH_PAIRS = _GenderedPairs(
+    SPANISH_GENDERED, frozenset(_spanish_feminine(name) for name in SPANISH_GENDERED)
+)
+_SLAVIC_PAIRS = _GenderedPairs(
+    frozenset(EAST_SLAVIC_GENDERED), frozenset(EAST_SLAVIC_GENDERED.values())
+)
+
+
+def _is_feminine_form(spelling: str, pairs: _GenderedPairs) -> bool:
+    """A feminine form of a gendered pair, or a typo of one (Mraia, Valuntina) that is no typo
+    of a masculine form: otherwise a typo would part María from herself."""
+    if spelling in pairs.feminine:
         return True
-    if spelling in SPANISH_GENDERED or not 3 < len(spelling) < 12:
+    if spelling in pairs.masculine or not 3 < len(spelling) < 12:
         return False
     slips = _near_forms(spelling)
     if len(spelling) >= 6:  # long enough that one wrong letter leaves it recognisable
         slips |= _replaced(spelling)
-    near = {form for form in slips if form in _FEMININE or form in SPANISH_GENDERED}
-    return bool(near) and near <= _FEMININE
+    near = {form for form in slips if form in pairs.feminine or form in pairs.masculine}
+    return bool(near) and near <= pairs.feminine
 
 
 def _replaced(word: str) -> set[str]:
     return {word[:i] + c + word[i + 1 :] for i in range(len(word)) for c in _LETTERS}
 
 
-def _feminine_forms(masculine: str) -> str:
-    return masculine[:-1] + "a" if masculine[-1] in "oe" else masculine + "a"
 
-
-_FEMININE = frozenset(_feminine_forms(name) for name in SPANISH_GENDERED)
 
 
 def _near_forms(word: str) -> set[str]:

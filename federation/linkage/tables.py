@@ -295,6 +295,19 @@ compared as its stem within its suffix's kind: Malekzadeh and Ghasemzadeh share 
 
 # --- East Slavic ---------------------------------------------------------------------------------
 
+EAST_SLAVIC_GENDERED: Final = {
+    "aleksandr": "aleksandra", "aliaksandr": "aliaksandra", "alexander": "alexandra",
+    "alexandr": "alexandra", "oleksandr": "oleksandra", "evgeny": "evgenia",
+    "evgeniy": "evgeniya", "yevgeny": "yevgenia", "yevgeniy": "yevgeniya", "yauhen": "yauhenia",
+    "valentin": "valentina", "valiantsin": "valiantsina", "vladislav": "vladislava",
+    "uladzislau": "uladzislava", "yaroslav": "yaroslava", "stanislav": "stanislava",
+    "stanislau": "stanislava", "miroslav": "miroslava", "ruslan": "ruslana", "bogdan": "bogdana",
+    "viktor": "viktoria", "viktar": "viktoryia", "yulian": "yuliana", "ivan": "ivanna",
+    "vasilii": "vasilisa", "anatoly": "anatolia",
+}  # fmt: skip
+"""Masculine given names and their feminine forms (Aleksandr/Aleksandra): a brother and sister
+must not read as spellings of one name. Russian, Belarusian and Ukrainian Latin spellings."""
+
 PATRONYMIC_ENDINGS: Final = ("ovich", "evich", "avich", "ich", "ovych", "ych")
 FEMININE_PATRONYMIC_ENDINGS: Final = ("ovna", "evna", "avna", "ichna", "ouna", "euna", "auna",
                                       "ivna")  # fmt: skip

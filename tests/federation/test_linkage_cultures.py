@@ -162,7 +162,8 @@ def test_east_slavic_patronymics_are_their_own_kind() -> None:
         ["sergei", "patronymic:ivan", "petrenko"]]
     assert readings("Lukashevich Sergei Ivanovich", "BY")[0][2] == "patronymic:ivan"
     assert readings("Tatsiana Ivanauna Karpava", "BY") == [
-        ["tatsiana", "patronymicf:ivan", "f:karpava"]]
+        ["tatsiana", "patronymicf:ivan", "karpava"]]
+    assert readings("Aliaksandra Karpava", "BY") == [["f:aliaksandra", "karpava"]]
     assert readings("Sergei Lukashevich", "BY") == [["sergei", "lukashevich"]]
 
 

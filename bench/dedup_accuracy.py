@@ -1,13 +1,16 @@
 """Accuracy of case de-duplication on labelled pairs: precision and recall at the match threshold.
 
 Usage: .venv/bin/python bench/dedup_accuracy.py [PAIRS_FILE] [--synthetic N] [--seed S]
+       [--scheme minga.clk:1|minga.clk:2] [--verbose]
 
 For each pair, ``a`` is encoded as a case the responder holds and ``b`` as the querier's draft,
 with exactly the code a node uses (``encode_case_features`` under a linkage key, then
 ``compare``), and the pair counts as a match when the score reaches the ``low`` band (any band
 but ``none``: what the answer calls a possible match). Prints the confusion table, the bands,
-the errors by kind of variation, precision and recall; the last line is
-``precision=<N> recall=<N>``. Target: both at least 0.95.
+the errors by kind of variation, precision and recall, and, when the pairs carry a ``culture``
+key (``dedup-hard-dev.jsonl``), precision and recall per naming culture; the last line is
+``precision=<N> recall=<N>``. Target: both at least 0.95. ``--scheme`` picks the encoding
+scheme (default: the current one, ``federation.linkage.SCHEME``).
 
 PAIRS_FILE defaults to ``../shared/data/dedup-dev.jsonl`` next to the repository (format in
 that directory's README). ``--synthetic N`` evaluates N generated pairs instead: invented people

@@ -82,12 +82,6 @@ def _icu_raw(transform: str) -> Any:
     return icu.Transliterator.createInstance(transform)
 
 
-def icu_version() -> str:
-    import icu
-
-    return str(icu.ICU_VERSION)
-
-
 # --- whole words of one script ------------------------------------------------------------------
 
 

@@ -54,6 +54,7 @@ from federation.linkage import (
     LinkageKey,
     encode_case_features,
 )
+from federation.linkage.encoding import TOKEN_BYTES
 from federation.linkage.scoring import parse_query, score_with_date
 
 KEY = LinkageKey(hashlib.sha256(b"dedup-speed").digest())
@@ -124,8 +125,11 @@ class Generator:
                 words.add(self._pseudo_word())
             ranked = sorted(words)
             self.rng.shuffle(ranked)
-            # Each word encoded alone: the name field is [1 form][1 token][token bytes].
-            self._tokens[country] = [_encode(country, word).name[2:] for word in ranked]
+            # Each word encoded alone: the name field is [forms][tokens][token bytes]...; a word
+            # that scheme v2 reads as several tokens (Burmese syllables) gives its first.
+            self._tokens[country] = [
+                _encode(country, word).name[2 : 2 + TOKEN_BYTES] for word in ranked
+            ]
         return self._tokens[country]
 
     def _place_pool(self, country: str) -> list[bytes | None]:

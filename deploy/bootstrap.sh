@@ -8,13 +8,30 @@ venv="${1:-.venv}"
 python_bin="$(command -v python3.11 || command -v python3 || true)"
 need_debs=()
 if [ -z "$python_bin" ]; then
-    need_debs+=(python3 python3-venv)
+    need_debs+=(python3 python3-venv python3-dev)
 elif ! "$python_bin" -c 'import venv, ensurepip' >/dev/null 2>&1; then
     need_debs+=(python3-venv)
 fi
 # The browser tests drive Debian's Chromium (Playwright cannot download its own here).
 if ! command -v chromium >/dev/null 2>&1; then
     need_debs+=(chromium)
+fi
+# PyICU (name romanisation for de-duplication, decision 0020) is built from source against
+# Debian's ICU: it needs the ICU headers, pkg-config to find them, a C++ compiler and the
+# Python headers.
+if ! command -v pkg-config >/dev/null 2>&1; then
+    need_debs+=(pkg-config)
+fi
+if ! pkg-config --exists icu-i18n 2>/dev/null; then
+    need_debs+=(libicu-dev)
+fi
+if ! command -v g++ >/dev/null 2>&1; then
+    need_debs+=(g++)
+fi
+if [ -n "$python_bin" ] && ! "$python_bin" -c 'import os, sys, sysconfig
+sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' \
+        >/dev/null 2>&1; then
+    need_debs+=(python3-dev)
 fi
 
 # Working copies of evidence files without identifying metadata (decision 0019).

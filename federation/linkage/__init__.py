@@ -4,12 +4,12 @@ core.
 Build the encodings of a draft case with :func:`encode_case_features` under the coalition
 :class:`LinkageKey`, send :meth:`Encoding.wire_fields` sealed in a ``minga.dedup-query/1``, and on
 the other side decode with :meth:`Encoding.from_wire`, look it up in an :class:`EncodingIndex` of
-the member's own cases, and answer with :func:`score_band` of the best match. Decision record:
-``docs/decisions/0004-dedup-encoding.md``.
+the member's own cases, and answer with :func:`score_band` of the best match. Decision records:
+``docs/decisions/0004-dedup-encoding.md`` (the encoding), ``0020-name-romanisation.md`` (scheme
+v2: every script, naming-culture rules). Scheme versions and name tables: ``tables``.
 """
 
 from federation.linkage.encoding import (
-    SCHEME,
     CaseFeatures,
     Encoding,
     FeatureError,
@@ -28,6 +28,7 @@ from federation.linkage.scoring import (
     compare,
     score_band,
 )
+from federation.linkage.tables import SCHEME, SCHEME_V1, SCHEME_V2, SCHEMES
 
 __all__ = [
     "HIGH",
@@ -35,6 +36,9 @@ __all__ = [
     "LOW",
     "MEDIUM",
     "SCHEME",
+    "SCHEMES",
+    "SCHEME_V1",
+    "SCHEME_V2",
     "CaseFeatures",
     "Encoding",
     "EncodingIndex",

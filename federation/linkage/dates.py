@@ -54,16 +54,19 @@ class DateLabels:
     levels: dict[Precision, LevelLabels]
 
 
-def date_labels(span: DateSpan | None) -> DateLabels:
-    """The labels of ``span`` at every level it is precise enough for."""
+def date_labels(
+    span: DateSpan | None, window_days: int = WINDOW_DAYS, max_day_span: int = MAX_DAY_SPAN_DAYS
+) -> DateLabels:
+    """The labels of ``span`` at every level it is precise enough for (the tolerance and the
+    longest span still compared by the day are the scheme's: ``tables``)."""
     if span is None:
         return DateLabels(Precision.NONE, {})
     first, last = span.earliest(), span.latest()
-    precision = _precision(span, first, last)
+    precision = _precision(span, first, last, max_day_span)
     if precision is Precision.NONE:
         return DateLabels(Precision.NONE, {})
     if precision is Precision.DAY:
-        window_first, window_last = first - timedelta(WINDOW_DAYS), last + timedelta(WINDOW_DAYS)
+        window_first, window_last = first - timedelta(window_days), last + timedelta(window_days)
     else:
         window_first, window_last = first, last
     levels = {
@@ -74,9 +77,9 @@ def date_labels(span: DateSpan | None) -> DateLabels:
     return DateLabels(precision, levels)
 
 
-def _precision(span: DateSpan, first: date, last: date) -> Precision:
+def _precision(span: DateSpan, first: date, last: date, max_day_span: int) -> Precision:
     given = min(_partial_precision(span.start.precision), _end_precision(span))
-    if given is Precision.DAY and (last - first).days < MAX_DAY_SPAN_DAYS:
+    if given is Precision.DAY and (last - first).days < max_day_span:
         return Precision.DAY
     if given >= Precision.MONTH and _months_between(first, last) < MAX_MONTH_SPAN_MONTHS:
         return Precision.MONTH

@@ -7,16 +7,22 @@ An :class:`Encoding` holds four fields, each compact bytes (base64url on the wir
     different countries never match, and every other field is hashed under a per-country subkey.
 ``name``
     up to :data:`MAX_NAMES` written forms of the defender's name (as usually written, native
-    script, romanised), each up to :data:`MAX_TOKENS` tokens. A token is one flag byte (initial
-    or not), a :data:`SPELLING_BITS` Bloom filter of the padded bigrams of its spelling and a
-    :data:`SKELETON_BITS` filter of the padded bigrams and one-apart letter pairs of its
-    consonant skeleton (see ``names``); an initial has only its opening bigram and no skeleton.
+    script, romanised; in scheme v2, the readings of each), each up to :data:`MAX_TOKENS`
+    tokens. A token is one flag byte (initial or not), a :data:`SPELLING_BITS` Bloom filter of
+    the padded bigrams of its spelling (in v2, exact keys for a Chinese family name, trigrams
+    too for Chinese given-name syllables) and a :data:`SKELETON_BITS` filter of the padded
+    bigrams and one-apart letter pairs of its consonant skeleton (see ``names``); an initial has
+    only its opening bigram and no skeleton.
     Tokens and forms are sorted by their bytes, so the written order is not kept.
 ``date``
     a precision byte, then for each level from the day (if known) to the year: a count of point
     tags, a count of window tags, and those 8-byte keyed tags (see ``dates``).
 ``place``
     (optional) a :data:`PLACE_BITS` Bloom filter of the padded bigrams of the place's words.
+
+The ``scheme`` (``tables.SCHEMES``) says how names were normalised before hashing: scheme v1
+(decision 0004) or v2 (decision 0020: every script, naming-culture rules, and each token kind
+hashed under its own subkey). Encodings of two schemes are never compared.
 
 Layout: name = ``[forms] ([tokens] ([flags] spelling skeleton)*)*``; date = ``[precision]
 ([points] [windows] tag*)*``; all counts are single bytes. Anything else is refused with a
@@ -33,15 +39,15 @@ from typing import Annotated, Final
 from pydantic import BaseModel, ConfigDict, Field
 
 from federation.encoding import EncodingError, b64u_decode, b64u_encode
+from federation.linkage.cultures import name_forms
 from federation.linkage.dates import LEVELS, DateLabels, Precision, date_labels
 from federation.linkage.keys import LinkageKey, bloom_filter, keyed_tag
 from federation.linkage.names import NameToken, name_tokens, place_words
+from federation.linkage.tables import DATE_WINDOWS, SCHEME, SCHEME_V1, SCHEMES
 from schemas.common import Name, ShortText
 from schemas.countries import CountryCode
 from schemas.dates import DateSpan, DateSpanText
 
-SCHEME: Final = "minga.clk:1"
-"""Names this encoding in ``minga.dedup-query/1`` payloads (their ``scheme`` is a Token)."""
 SPELLING_BITS: Final = 256
 SKELETON_BITS: Final = 128
 PLACE_BITS: Final = 256
@@ -57,6 +63,9 @@ SKELETON_BYTES: Final = SKELETON_BITS // 8
 PLACE_BYTES: Final = PLACE_BITS // 8
 TOKEN_BYTES: Final = 1 + SPELLING_BYTES + SKELETON_BYTES
 INITIAL_FLAG: Final = 1
+TRIGRAM_KINDS: Final = ("cn-given",)
+"""Scheme v2 token kinds whose spelling filter holds trigrams too: syllables so short that two
+different ones share half their bigrams (sang, hong: "ng", "g_")."""
 
 MAX_NAME_BYTES: Final = 1 + MAX_NAMES * (1 + MAX_TOKENS * TOKEN_BYTES)
 MAX_DATE_BYTES: Final = 1 + len(LEVELS) * (2 + 2 * MAX_TAGS_PER_LEVEL * DATE_TAG_BYTES)
@@ -107,6 +116,7 @@ class Encoding:
     name: bytes
     date: bytes
     place: bytes | None = None
+    scheme: str = SCHEME
 
     def __post_init__(self) -> None:
         _check_structure(self)
@@ -119,8 +129,11 @@ class Encoding:
         return {field: b64u_encode(value) for field, value in fields.items()}
 
     @classmethod
-    def from_wire(cls, fields: Mapping[str, object], *, key_id: str) -> Encoding:
-        """Decode and check a received ``encodings`` object; :class:`MalformedEncodingError`."""
+    def from_wire(
+        cls, fields: Mapping[str, object], *, key_id: str, scheme: str = SCHEME
+    ) -> Encoding:
+        """Decode and check a received ``encodings`` object of ``scheme``;
+        :class:`MalformedEncodingError`."""
         for field in fields:
             if field not in FIELD_MAX_BYTES:
                 raise MalformedEncodingError(_field_label(field), "unknown encoding field")
@@ -134,43 +147,67 @@ class Encoding:
             name=decoded["name"],
             date=decoded["date"],
             place=decoded.get("place"),
+            scheme=scheme,
         )
 
 
-def encode_case_features(features: CaseFeatures, key: LinkageKey) -> Encoding:
-    """Encode ``features`` under ``key``, with exactly the code queries and local indexes use."""
+def encode_case_features(
+    features: CaseFeatures, key: LinkageKey, *, scheme: str = SCHEME
+) -> Encoding:
+    """Encode ``features`` under ``key`` in ``scheme``, with exactly the code queries and local
+    indexes use."""
+    if scheme not in SCHEMES:
+        raise FeatureError(f"scheme: {scheme!r} is not one of {', '.join(SCHEMES)}")
     country = features.country
     span = DateSpan.parse(features.date) if features.date is not None else None
     place = _place_filter(features.place, key, country) if features.place is not None else None
     return Encoding(
         key_id=key.key_id,
         country=keyed_tag(key.subkey("country"), country, COUNTRY_TAG_BYTES),
-        name=_encode_names(features.names, key, country),
-        date=_encode_date(date_labels(span), key, country),
+        name=_encode_names(features.names, key, country, scheme),
+        date=_encode_date(date_labels(span, *DATE_WINDOWS[scheme]), key, country),
         place=place,
+        scheme=scheme,
     )
 
 
-def _encode_names(names: Iterable[str], key: LinkageKey, country: str) -> bytes:
-    forms: set[bytes] = set()
-    for name in names:
-        tokens = name_tokens(name)[:MAX_TOKENS]
-        if tokens:
-            encoded = sorted(_encode_token(token, key, country) for token in tokens)
-            forms.add(bytes([len(encoded)]) + b"".join(encoded))
+def _readings(names: Iterable[str], country: str, scheme: str) -> list[tuple[NameToken, ...]]:
+    if scheme == SCHEME_V1:
+        return [name_tokens(name) for name in names]
+    return [form for name in names for form in name_forms(name, country)]
+
+
+def _encode_names(names: Iterable[str], key: LinkageKey, country: str, scheme: str) -> bytes:
+    forms: dict[bytes, None] = {}
+    for tokens in _readings(names, country, scheme):
+        if tokens and len(forms) < MAX_NAMES:
+            encoded = sorted(_encode_token(t, key, country, scheme) for t in tokens[:MAX_TOKENS])
+            forms[bytes([len(encoded)]) + b"".join(encoded)] = None
     if not forms:
         raise FeatureError("names: no name has any letter to compare")
     return bytes([len(forms)]) + b"".join(sorted(forms))
 
 
-def _encode_token(token: NameToken, key: LinkageKey, country: str) -> bytes:
-    spelling_key = key.subkey("name-spelling", country)
+def _purpose(field: str, token: NameToken, scheme: str) -> str:
+    """Scheme v1's subkey names as they were; v2's carry the scheme and the token's kind."""
+    return field if scheme == SCHEME_V1 else f"{scheme}/{field}/{token.kind}"
+
+
+def _encode_token(token: NameToken, key: LinkageKey, country: str, scheme: str) -> bytes:
+    spelling_key = key.subkey(_purpose("name-spelling", token, scheme), country)
+    skeleton = 0
     if token.is_initial:
         spelling = bloom_filter(spelling_key, initial_grams(token.spelling), SPELLING_BITS, HASHES)
-        skeleton = 0
+    elif token.keys:
+        exact = frozenset(f"={reading}" for reading in token.keys)
+        spelling = bloom_filter(spelling_key, exact, SPELLING_BITS, HASHES)
     else:
-        spelling = bloom_filter(spelling_key, bigrams(token.spelling), SPELLING_BITS, HASHES)
-        skeleton_key = key.subkey("name-skeleton", country)
+        grams = bigrams(token.spelling)
+        if token.kind.startswith(TRIGRAM_KINDS):
+            grams |= trigrams(token.spelling)
+        spelling = bloom_filter(spelling_key, grams, SPELLING_BITS, HASHES)
+    if not token.is_initial and token.skeleton:
+        skeleton_key = key.subkey(_purpose("name-skeleton", token, scheme), country)
         skeleton = bloom_filter(skeleton_key, skeleton_grams(token.skeleton), SKELETON_BITS, HASHES)
     flags = INITIAL_FLAG if token.is_initial else 0
     return (
@@ -208,6 +245,14 @@ def bigrams(text: str) -> frozenset[str]:
     return frozenset(padded[index : index + 2] for index in range(len(padded) - 1))
 
 
+def trigrams(text: str) -> frozenset[str]:
+    """The trigrams of ``text`` padded with "_" at both ends; none for empty text."""
+    if not text:
+        return frozenset()
+    padded = f"_{text}_"
+    return frozenset(padded[index : index + 3] for index in range(len(padded) - 2))
+
+
 def skeleton_grams(text: str) -> frozenset[str]:
     """Padded bigrams plus the pairs one letter apart, so a swap of two letters keeps some."""
     skips = frozenset(text[index] + text[index + 2] for index in range(len(text) - 2))
@@ -238,6 +283,8 @@ def _decode_field(field: str, text: object) -> bytes:
 
 
 def _check_structure(encoding: Encoding) -> None:
+    if encoding.scheme not in SCHEMES:
+        raise MalformedEncodingError("scheme", f"must be one of {', '.join(SCHEMES)}")
     if not isinstance(encoding.key_id, str) or not _TOKEN.fullmatch(encoding.key_id):
         raise MalformedEncodingError("key_id", "must be a key id (1 to 100 of A-Z a-z 0-9 _ . : -)")
     if len(encoding.country) != COUNTRY_TAG_BYTES:

@@ -44,6 +44,7 @@ from federation.linkage.scoring import (
     score_band,
     score_with_name,
 )
+from federation.linkage.tables import SCHEME
 
 _Bucket = dict[bytes, list[int]]
 
@@ -61,10 +62,11 @@ class Match:
 
 
 class EncodingIndex:
-    """Encodings of one member's cases under one linkage key, by opaque handle."""
+    """Encodings of one member's cases under one linkage key and scheme, by opaque handle."""
 
-    def __init__(self, key_id: str) -> None:
+    def __init__(self, key_id: str, scheme: str = SCHEME) -> None:
         self.key_id = key_id
+        self.scheme = scheme
         # Entry ids index these two lists; a removed entry leaves None behind.
         self._handle_of: list[str | None] = []
         self._encoding_of: list[Encoding | None] = []
@@ -228,6 +230,8 @@ class EncodingIndex:
     def _check_key(self, encoding: Encoding) -> None:
         if encoding.key_id != self.key_id:
             raise KeyMismatchError("key_id: the encoding was made under another linkage key")
+        if encoding.scheme != self.scheme:
+            raise KeyMismatchError("scheme: the encoding was made in another scheme")
 
 
 def _by_name(country: bytes, names: frozenset[bytes]) -> list[bytes]:

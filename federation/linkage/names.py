@@ -65,10 +65,17 @@ _REPEATS = re.compile(r"(.)\1+")
 class NameToken:
     spelling: str
     skeleton: str
+    kind: str = ""
+    """Scheme v2: what the token is where the culture says (a patronymic, a Chinese family
+    name, ...); tokens of different kinds are hashed under different subkeys, so they never
+    pair. Empty for an ordinary name word."""
+    keys: tuple[str, ...] = ()
+    """Scheme v2: exact keys that replace the spelling's bigrams (a Chinese family name's
+    possible pinyin readings: Wong -> huang, wang)."""
 
     @property
     def is_initial(self) -> bool:
-        return len(self.spelling) == 1
+        return len(self.spelling) == 1 and not (self.keys or self.kind)
 
 
 @dataclass(frozen=True)

@@ -55,7 +55,7 @@ HIGH: Final = 900
 
 
 class KeyMismatchError(ValueError):
-    """Two encodings made under different linkage keys cannot be compared."""
+    """Two encodings made under different linkage keys (or schemes) cannot be compared."""
 
 
 @dataclass(frozen=True)
@@ -102,6 +102,8 @@ def compare(query: Encoding, held: Encoding) -> Score:
     """How likely ``query`` and ``held`` describe the same defender in the same incident."""
     if query.key_id != held.key_id:
         raise KeyMismatchError("key_id: the encodings were made under different linkage keys")
+    if query.scheme != held.scheme:
+        raise KeyMismatchError("scheme: the encodings were made in different schemes")
     if query.country != held.country:
         return Score(0, excluded_by="country")
     date = date_similarity(parse_date(query.date), parse_date(held.date))

@@ -16,6 +16,7 @@ from federation.encoding import b64u_decode, b64u_encode
 from federation.linkage import (
     LOW,
     SCHEME,
+    SCHEME_V1,
     CaseFeatures,
     Encoding,
     EncodingIndex,
@@ -173,8 +174,8 @@ def test_name_variants_of_the_same_defender_match(held: str, query: str) -> None
     assert score_band(score(features(held), features(query))) != "none"
 
 
-@pytest.mark.parametrize("shift", [-2, -1, 1, 2])
-def test_dates_a_day_or_two_apart_match(shift: int) -> None:
+@pytest.mark.parametrize("shift", [-3, -2, -1, 1, 2, 3])
+def test_dates_up_to_three_days_apart_match(shift: int) -> None:
     shifted = (date(2023, 3, 14) + timedelta(shift)).isoformat()
     result = score(features("Diego Salazar"), features("Diego Salazar", when=shifted))
     assert score_band(result) != "none"
@@ -194,10 +195,18 @@ def test_month_only_matches_a_day_whose_window_reaches_into_it() -> None:
     assert score(held, features("Diego Salazar", when="2023-08")).excluded_by == "date"
 
 
-@pytest.mark.parametrize("when", ["2023-03-17", "2023-05-14", "2023-04", "2022"])
+@pytest.mark.parametrize("when", ["2023-03-18", "2023-05-14", "2023-04", "2022"])
 def test_same_person_in_another_incident_does_not_match(when: str) -> None:
     result = score(features("Diego Salazar"), features("Diego Salazar", when=when))
     assert (score_band(result), result.excluded_by) == ("none", "date")
+
+
+def test_scheme_v1_still_allows_two_days_only() -> None:
+    def v1(when: str) -> Encoding:
+        return encode_case_features(features("Diego Salazar", when=when), KEY, scheme=SCHEME_V1)
+
+    assert compare(v1("2023-03-16"), v1("2023-03-14")).total >= LOW
+    assert compare(v1("2023-03-17"), v1("2023-03-14")).excluded_by == "date"
 
 
 @pytest.mark.parametrize(

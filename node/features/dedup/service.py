@@ -6,11 +6,15 @@
   when the roster changes it issues a new key to the new roster (:func:`distribute_linkage_key`,
   run by :func:`run_dedup_duties`). A member accepts keys only from the issuer of the first key
   it accepted. Decision record: ``docs/decisions/0006-linkage-key.md``.
+- **Schemes**: the key grant names the encoding scheme members query in (decision 0020); a
+  creator running a newer scheme rotates the key to bring it, so every member switches at the
+  same moment. A member answers a query in the scheme it was asked in, for every scheme in
+  :data:`federation.linkage.SCHEMES`, so members not yet updated are still answered.
 - **Index**: each node holds an in-memory :class:`federation.linkage.EncodingIndex` of its own
-  cases, under random handles mapped locally to record ids. Before every use it is brought up
-  to date with the store (every case written, amended or deleted since, by whichever path), so it
-  is current on every write without the writers knowing about it; at start-up it is built by
-  :func:`run_dedup_duties`.
+  cases per scheme asked about, under random handles mapped locally to record ids. Before every
+  use it is brought up to date with the store (every case written, amended or deleted since,
+  by whichever path), so it is current on every write without the writers knowing about it;
+  at start-up it is built by :func:`run_dedup_duties`.
 - **Case check**: :func:`start_case_check` encodes the draft's defenders and sends one query
   (scheme :data:`federation.linkage.SCHEME`) sealed to every member in the coalition room. Each
   member answers in its inbox transaction (:func:`on_dedup_query`), sealed to the querier: a
@@ -48,6 +52,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from federation.encoding import b64u_decode, b64u_encode
 from federation.linkage import (
     SCHEME,
+    SCHEME_V1,
+    SCHEMES,
     CaseFeatures,
     Encoding,
     EncodingIndex,
@@ -142,6 +148,9 @@ class KeyState(BaseModel):
     issuer: str
     issued_at: int
     sent_to: list[str] = Field(default_factory=list)
+    scheme: str = SCHEME_V1
+    """The encoding scheme queries under this key are made in (keys granted before schemes
+    were named are scheme v1's)."""
 
     def key(self) -> LinkageKey:
         return LinkageKey(b64u_decode(self.secret))
@@ -328,12 +337,13 @@ def case_features(case: Case) -> list[CaseFeatures]:
     return _features(victims, case.incident_date, case.place, case.country)
 
 
-def encodings_of(features: Iterable[CaseFeatures], key: LinkageKey) -> list[Encoding]:
-    """Every defender's encoding; a name without any letter is left out."""
+def encodings_of(features: Iterable[CaseFeatures], key: LinkageKey,
+                 scheme: str = SCHEME) -> list[Encoding]:
+    """Every defender's encoding in ``scheme``; a name without any letter is left out."""
     found = []
     for feature in features:
         try:
-            found.append(encode_case_features(feature, key))
+            found.append(encode_case_features(feature, key, scheme=scheme))
         except FeatureError:
             continue
     return found
@@ -344,7 +354,8 @@ def encodings_of(features: Iterable[CaseFeatures], key: LinkageKey) -> list[Enco
 
 @dataclass
 class LocalIndex:
-    """The index of this node's own cases under one key, and which case each handle is."""
+    """The index of this node's own cases under one key and scheme, and which case each
+    handle is."""
 
     key_id: str
     index: EncodingIndex
@@ -364,29 +375,31 @@ class LocalIndex:
 
 
 class IndexHolder:
-    """This node's local index and the lock that keeps one refresh at a time (a part of the
-    node)."""
+    """This node's local index per scheme and the lock that keeps one refresh at a time (a part
+    of the node). An old scheme's index is built only once a query in it arrives."""
 
     def __init__(self) -> None:
-        self.local: LocalIndex | None = None
+        self.local: dict[str, LocalIndex] = {}
         self.lock = asyncio.Lock()
 
 
 def _forget_index(node: Node) -> None:
-    node.part(IndexHolder).local = None
+    node.part(IndexHolder).local = {}
 
 
-async def _current_index(tx: StoreTransaction, node: Node, key: LinkageKey) -> LocalIndex:
-    """The index, first brought up to date with every case in the store."""
+async def _current_index(tx: StoreTransaction, node: Node, key: LinkageKey,
+                         scheme: str = SCHEME) -> LocalIndex:
+    """The index in ``scheme``, first brought up to date with every case in the store."""
     holder = node.part(IndexHolder)
     async with holder.lock:
-        return await _refresh(tx, holder, key)
+        return await _refresh(tx, holder, key, scheme)
 
 
-async def _refresh(tx: StoreTransaction, holder: IndexHolder, key: LinkageKey) -> LocalIndex:
-    local = holder.local
+async def _refresh(tx: StoreTransaction, holder: IndexHolder, key: LinkageKey,
+                   scheme: str) -> LocalIndex:
+    local = holder.local.get(scheme)
     if local is None or local.key_id != key.key_id:
-        local = holder.local = LocalIndex(key.key_id, EncodingIndex(key.key_id))
+        local = holder.local[scheme] = LocalIndex(key.key_id, EncodingIndex(key.key_id, scheme))
     # Every add, amend and delete changes one of these counts: an unchanged store costs one
     # aggregate query, not a read of every case's version.
     marker = tuple((await tx.session.execute(select(
@@ -407,7 +420,7 @@ async def _refresh(tx: StoreTransaction, holder: IndexHolder, key: LinkageKey) -
             continue
         handle = known[1] if known is not None else secrets.token_urlsafe(12)
         case = stored_record(await tx.cases.get(record_id)).payload
-        local.index.replace(handle, encodings_of(case_features(case), key))
+        local.index.replace(handle, encodings_of(case_features(case), key, scheme))
         local.versions[record_id] = (version, handle)
         local.record_of[handle] = record_id
     local.marker = marker
@@ -420,7 +433,7 @@ async def warm_index(node: Node) -> int:
         state = await _load(tx, KeyState, LINKAGE_SETTING)
         if state is None:
             return 0
-        local = await _current_index(tx, node, state.key())
+        local = await _current_index(tx, node, state.key(), state.scheme)
     return len(local.versions)
 
 
@@ -430,7 +443,7 @@ async def warm_index(node: Node) -> int:
 def _new_key_state(org_id: str, now: int) -> KeyState:
     key = LinkageKey.generate()
     return KeyState(key_id=key.key_id, secret=b64u_encode(key.to_bytes()), issuer=org_id,
-                    issued_at=now)
+                    issued_at=now, scheme=SCHEME)
 
 
 async def start_linkage_key(node: Node, now: int) -> KeyState:
@@ -444,8 +457,8 @@ async def start_linkage_key(node: Node, now: int) -> KeyState:
 
 async def distribute_linkage_key(node: Node, now: int) -> bool:
     """On the key's issuer: if the verified roster differs from the members the key was sent
-    to, issue a new key (if it had been sent to anyone) and send it to every member. Whether
-    anything was sent."""
+    to, or the key's scheme is not this software's, issue a new key (if it had been sent to
+    anyone, or for the new scheme) and send it to every member. Whether anything was sent."""
     async with node.store.read() as tx:
         state = await _load(tx, KeyState, LINKAGE_SETTING)
         members = sorted(m.org_id for m in await tx.orgs.members(verified_only=True)
@@ -453,12 +466,13 @@ async def distribute_linkage_key(node: Node, now: int) -> bool:
     room_id = await node.coalition_room()
     if state is None or state.issuer != node.org_id or room_id is None or not members:
         return False
-    if members == sorted(state.sent_to):
+    if members == sorted(state.sent_to) and state.scheme == SCHEME:
         return False
-    if state.sent_to:
+    if state.sent_to or state.scheme != SCHEME:
         state = _new_key_state(node.org_id, max(now, state.issued_at + 1))
     grant = DedupQuery(scheme=KEY_SCHEME, linkage_key_id=state.key_id,
-                       encodings={"key": state.secret})
+                       encodings={"key": state.secret,
+                                  "scheme": b64u_encode(state.scheme.encode())})
     record = build_record(node.org_id, grant, record_id=new_record_id(), issued_at=now)
     state.sent_to = members
 
@@ -491,12 +505,29 @@ async def _take_key(tx: StoreTransaction, node: Node, record: VerifiedRecord) ->
     if key.key_id != record.claims.get("linkage_key_id"):
         log.warning("linkage key from %s does not match its key id; ignored", record.issuer)
         return
+    scheme = _granted_scheme(encodings)
+    if scheme not in SCHEMES:
+        # A newer scheme than this software knows: keep querying in the one it knows best;
+        # members on the newer one still answer it while both are live.
+        scheme = SCHEME
     await _save(tx, LINKAGE_SETTING, KeyState(key_id=key.key_id, secret=str(secret),
                                               issuer=record.issuer,
-                                              issued_at=record.issued_at))
+                                              issued_at=record.issued_at, scheme=scheme))
     await tx.audit.append(AUTOMATIC, "dedup.key.receive", target=record.issuer,
                           details={"key_id": key.key_id})
     _forget_index(node)
+
+
+def _granted_scheme(encodings: object) -> str:
+    """The scheme a key grant names (base64url, as every value of ``encodings`` must be);
+    grants from before schemes were named are scheme v1's."""
+    named = encodings.get("scheme") if isinstance(encodings, Mapping) else None
+    if named is None:
+        return SCHEME_V1
+    try:
+        return b64u_decode(str(named)).decode("ascii")
+    except (ValueError, UnicodeDecodeError):
+        return ""
 
 
 # --- sharing helpers ----------------------------------------------------------------------------
@@ -507,7 +538,7 @@ async def _take_key(tx: StoreTransaction, node: Node, record: VerifiedRecord) ->
 def _query(org_id: str, state: KeyState, encodings: Sequence[Encoding], now: int) -> Any:
     """The ``dedup-query`` record asking about one case's (or draft's) defenders."""
     wire = [e.wire_fields() for e in encodings[:MAX_DEFENDERS]]
-    query = DedupQuery(scheme=SCHEME, linkage_key_id=state.key_id, encodings=wire[0],
+    query = DedupQuery(scheme=state.scheme, linkage_key_id=state.key_id, encodings=wire[0],
                        more_encodings=wire[1:])
     return build_record(org_id, query, record_id=new_record_id(), issued_at=now)
 
@@ -540,7 +571,7 @@ async def _send_checks(node: Node, room_id: str, queries: Sequence[Any],
 async def start_case_check(node: Node, draft: CaseDraft, *, actor: str, now: int) -> CheckState:
     """Send a query about ``draft`` to every verified member; the check, filled in later."""
     room_id, state, members = await _asking(node)
-    encodings = encodings_of(draft_features(draft), state.key())
+    encodings = encodings_of(draft_features(draft), state.key(), state.scheme)
     if not encodings:
         raise DedupError("victims: no defender with a name to check")
     if not members:
@@ -551,10 +582,11 @@ async def start_case_check(node: Node, draft: CaseDraft, *, actor: str, now: int
     return check
 
 
-def matchable_cases(cases: Mapping[str, Case], key: LinkageKey) -> dict[str, list[Encoding]]:
-    """The encodings of each case (by record id) that names at least one defender and whose
-    consent allows matching it at all."""
-    found = {record_id: encodings_of(case_features(case), key)
+def matchable_cases(cases: Mapping[str, Case], key: LinkageKey,
+                    scheme: str = SCHEME) -> dict[str, list[Encoding]]:
+    """The encodings in ``scheme`` of each case (by record id) that names at least one
+    defender and whose consent allows matching it at all."""
+    found = {record_id: encodings_of(case_features(case), key, scheme)
              for record_id, case in cases.items()}
     return {record_id: encodings for record_id, encodings in found.items() if encodings}
 
@@ -622,7 +654,11 @@ def _limiter(node: Node) -> RateLimiter:
 
 
 def decode_query(claims: Mapping[str, Any], key_id: str | None) -> list[Encoding]:
-    """The query's encodings; :class:`QueryRefused` naming the field for anything wrong."""
+    """The query's encodings, in the scheme it names; :class:`QueryRefused` naming the field
+    for anything wrong."""
+    scheme = claims.get("scheme")
+    if scheme not in SCHEMES:
+        raise QueryRefused(f"scheme: not one of {', '.join(SCHEMES)}")
     if key_id is None:
         raise QueryRefused("this member holds no linkage key yet")
     if claims.get("linkage_key_id") != key_id:
@@ -639,7 +675,7 @@ def decode_query(claims: Mapping[str, Any], key_id: str | None) -> list[Encoding
         if not isinstance(fields, Mapping):
             raise QueryRefused(f"{label}: must be an object")
         try:
-            decoded.append(Encoding.from_wire(fields, key_id=key_id))
+            decoded.append(Encoding.from_wire(fields, key_id=key_id, scheme=str(scheme)))
         except MalformedEncodingError as error:
             raise QueryRefused(f"{label}.{error.field}: {error.problem}") from None
     return decoded
@@ -680,13 +716,14 @@ async def _compare(tx: StoreTransaction, node: Node, record: VerifiedRecord, now
     refused: str | None = None
     best: tuple[str, int] | None = None
     try:
-        if record.claims.get("scheme") != SCHEME:
-            raise QueryRefused(f"scheme: not {SCHEME}")
+        if record.claims.get("scheme") not in SCHEMES:
+            raise QueryRefused(f"scheme: not one of {', '.join(SCHEMES)}")
         if not _limiter(node).allow(record.issuer, now, settings.queries_per_hour):
             raise QueryRefused(f"rate limit: at most {settings.queries_per_hour} queries an hour")
         queries = decode_query(record.claims, None if state is None else state.key_id)
         assert state is not None
-        best = (await _current_index(tx, node, state.key())).best(queries)
+        scheme = queries[0].scheme
+        best = (await _current_index(tx, node, state.key(), scheme)).best(queries)
     except QueryRefused as refusal:
         refused = str(refusal)
     band = "none" if best is None else _band(best[1])

@@ -106,7 +106,7 @@ async def start_survey(node: Node, *, now: int, publish_when_done: bool,
         return None
     async with node.store.read() as tx:
         cases = {r.record_id: r.payload for r in await own_case_records(tx)}
-    matchable = matchable_cases(cases, state.key())
+    matchable = matchable_cases(cases, state.key(), state.scheme)
     asked = earlier_members(node.org_id, await other_members(node))
     sample = draw_sample(sorted(matchable), rng or random.SystemRandom()) if asked else []
     try:

@@ -14,7 +14,14 @@ from sqlalchemy import func, select
 
 from federation.encoding import b64u_encode
 from federation.identity import OrgKeys
-from federation.linkage import SCHEME, LinkageKey, encode_case_features
+from federation.linkage import (
+    SCHEME,
+    SCHEME_V1,
+    SCHEME_V2,
+    SCHEMES,
+    LinkageKey,
+    encode_case_features,
+)
 from federation.roster import member_entry
 from node.core.runtime import COALITION_SETTING, Node
 from node.core.sharing import in_session
@@ -370,3 +377,87 @@ async def test_the_creator_sends_the_key_and_rotates_it_when_the_roster_changes(
     async with node.store.read() as tx:
         actions = [e.action for e in await tx.audit.recent(limit=50)]
     assert actions.count("dedup.key.send") == 2  # the first send and the rotation
+
+
+# --- encoding schemes ---------------------------------------------------------------------------
+
+
+async def test_a_node_answers_each_query_in_the_scheme_it_was_asked_in(api: RunningApi) -> None:
+    node = api.node
+    await _hold_key(node)
+    querier = await _querier(node)
+    async with node.store.transaction() as tx:
+        await add_case(tx, issuer=node.org_id, case=Case.model_validate(DEFENDER_CASE),
+                       author="t", issued_at=T0 + 1)
+    for scheme in SCHEMES:
+        wire = encodings_of(draft_features(DRAFT), KEY, scheme)[0].wire_fields()
+        answer = await _answer(node, _query(querier, {**_claims(wire), "scheme": scheme}))
+        assert answer.possible_match and answer.refused is None, scheme
+        nobody = CaseDraft.model_validate({"victims": [{"name": "Luz Dary Cifuentes"}],
+                                           "incident_date": "2024-03-15", "country": "CO"})
+        miss = encodings_of(draft_features(nobody), KEY, scheme)[0].wire_fields()
+        assert not (await _answer(node, _query(querier, {**_claims(miss), "scheme": scheme}))
+                    ).possible_match
+    async with node.store.read() as tx:
+        v1 = await _current_index(tx, node, KEY, SCHEME_V1)
+        v2 = await _current_index(tx, node, KEY, SCHEME_V2)
+    assert (v1.index.scheme, v2.index.scheme) == (SCHEME_V1, SCHEME_V2)
+
+
+async def test_a_query_in_one_scheme_never_meets_the_other_schemes_encodings(
+    api: RunningApi
+) -> None:
+    node = api.node
+    await _hold_key(node)
+    querier = await _querier(node)
+    async with node.store.transaction() as tx:
+        await add_case(tx, issuer=node.org_id, case=Case.model_validate(DEFENDER_CASE),
+                       author="t", issued_at=T0 + 1)
+    # Scheme v2 encodings sent as if they were v1's: the v1 index holds nothing like them.
+    v2_wire = encodings_of(draft_features(DRAFT), KEY, SCHEME_V2)[0].wire_fields()
+    answer = await _answer(node, _query(querier, {**_claims(v2_wire), "scheme": SCHEME_V1}))
+    assert not answer.possible_match
+    unknown = await _answer(node, _query(querier, {**_claims(v2_wire), "scheme": "minga.clk:9"}))
+    assert unknown.refused == f"scheme: not one of {', '.join(SCHEMES)}"
+
+
+async def test_the_key_grant_names_its_scheme_and_old_grants_are_scheme_v1(
+    api: RunningApi
+) -> None:
+    node = api.node
+    creator = await _querier(node)
+
+    async def grant(key: LinkageKey, issued_at: int, **named: str) -> KeyState:
+        encodings = {"key": b64u_encode(key.to_bytes()),
+                     **{k: b64u_encode(v.encode()) for k, v in named.items()}}
+        claims = {"scheme": KEY_SCHEME, "linkage_key_id": key.key_id, "encodings": encodings}
+        record = dataclasses.replace(_query(creator, claims), issued_at=issued_at)
+        async with node.store.transaction() as tx, in_session(tx.session, node) as inner:
+            await _take_key(inner, node, record)
+        held = await key_state(node)
+        assert held is not None and held.key_id == key.key_id
+        return held
+
+    assert (await grant(LinkageKey.generate(), 100)).scheme == SCHEME_V1
+    assert (await grant(LinkageKey.generate(), 200, scheme=SCHEME_V2)).scheme == SCHEME_V2
+    # A scheme newer than this software: it queries in its own newest.
+    assert (await grant(LinkageKey.generate(), 300, scheme="minga.clk:9")).scheme == SCHEME
+
+
+async def test_the_creator_rotates_the_key_to_bring_a_new_scheme(api: RunningApi) -> None:
+    node = api.node
+    async with node.store.transaction() as tx:
+        await tx.settings.set(COALITION_SETTING, {"room_id": "!coalition", "name": "c"})
+    await start_linkage_key(node, 100)
+    member = await _querier(node)
+    assert await distribute_linkage_key(node, 101)
+    sent = await key_state(node)
+    assert sent is not None and sent.scheme == SCHEME
+    # As if the key had been sent by an older version of this software, in scheme v1.
+    async with node.store.transaction() as tx:
+        await tx.settings.set(LINKAGE_SETTING, {**sent.model_dump(), "scheme": SCHEME_V1})
+    assert await distribute_linkage_key(node, 102)
+    rotated = await key_state(node)
+    assert rotated is not None and rotated.key_id != sent.key_id
+    assert (rotated.scheme, rotated.sent_to) == (SCHEME, [member])
+    assert not await distribute_linkage_key(node, 103)

@@ -141,16 +141,34 @@ def is_due(schedule: PublicationSchedule, last: Aggregate | None, now: int) -> b
 
 
 async def publication_tick(node: Node, now: int) -> None:
-    """One round of the node's publishing duties: publish after a finished survey, and start
-    the scheduled publication when it is due (it goes out when its survey has finished)."""
+    """One round of the node's publishing duties: publish after a finished survey, complete a
+    publication that went out without an overlap estimate, and start the scheduled publication
+    when it is due (it goes out when its survey has finished)."""
     await publish_finished_survey(node, now)
     if await node.coalition_room() is None:
         return
     async with node.store.read() as tx:
         last, running = await own_published(tx), await current_survey(tx)
-    if running is not None or not is_due(await publication_schedule(node), last, now):
+    if running is not None:
         return
-    if not await _refresh_overlap(node, now):
+    if last is not None and last.overlap is None:
+        await _complete_estimate(node, now)
+    elif is_due(await publication_schedule(node), last, now) \
+            and not await _refresh_overlap(node, now):
+        await _publish(node, actor=AUTOMATIC, now=now)
+
+
+async def _complete_estimate(node: Node, now: int) -> None:
+    """Figures published before the linkage key arrived carry no overlap estimate, and the
+    coalition's distinct-case count stays a wide range: once an estimate can be made, make it
+    and publish again (nothing happens while there is still no key)."""
+    async with node.store.read() as tx:
+        ready = await latest_report(tx)
+    if ready is not None:
+        await _publish(node, actor=AUTOMATIC, now=now)
+        return
+    survey = await start_survey(node, now=now, publish_when_done=True)
+    if survey is not None and not survey.check_ids:  # nobody to ask: finished already
         await _publish(node, actor=AUTOMATIC, now=now)
 
 

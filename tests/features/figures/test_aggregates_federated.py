@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import time
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -19,7 +20,9 @@ from deploy.homeserver import Federation, Homeserver
 from node.assembly import node_registry
 from node.core.coalition import create_coalition
 from node.core.store import Role
+from node.features.figures.aggregates import Granularity, build_aggregate
 from node.features.figures.publishing import (
+    PUBLISHED_SETTING,
     PublicationSchedule,
     own_published,
     publication_schedule,
@@ -58,6 +61,15 @@ async def coalition(api: RunningApi, members: Sequence[str]) -> dict[str, Any]:
     return await eventually(probe, what="every member's aggregate")
 
 
+async def with_every_estimate(api: RunningApi, members: Sequence[str]) -> dict[str, Any]:
+    async def probe() -> dict[str, Any] | None:
+        view: dict[str, Any] = await api.json("GET", "/coalition/aggregates", Role.viewer)
+        distinct = view["distinct_cases"]
+        return view if distinct and distinct["estimated_by"] == list(members) else None
+
+    return await eventually(probe, what="every member's overlap estimate")
+
+
 async def test_the_coalition_view_adds_up_every_members_latest_figures(
     federation: Federation, tmp_path: Path
 ) -> None:
@@ -83,8 +95,12 @@ async def test_the_coalition_view_adds_up_every_members_latest_figures(
             assert published["aggregate"]["as_of"].endswith("Z")
             as_of[api.node.org_id] = published["aggregate"]["as_of"]
 
-        view = await coalition(a, orgs)
-        assert {c["org_id"]: c["as_of"] for c in view["contributors"]} == as_of
+        # A member that published before the linkage key reached it publishes again, with its
+        # overlap estimate, once the key is there: wait for every estimate.
+        view = await with_every_estimate(a, orgs)
+        shown_as_of = {c["org_id"]: c["as_of"] for c in view["contributors"]}
+        assert set(shown_as_of) == set(as_of)
+        assert all(shown_as_of[org] >= as_of[org] for org in orgs)
         grand = figure(view, table="period")
         assert (grand["low"], grand["high"], grand["shown"]) == (37, 37, "37")
         assert grand["members"] == orgs
@@ -128,7 +144,8 @@ async def test_the_coalition_view_adds_up_every_members_latest_figures(
         b = apis[1]
         for case in cases("CO", "2023", 5):
             await b.json("POST", "/cases", json=case, expect=201)
-        b.clock.value += 60
+        # Later than any publication B's node made by itself (those carry the real time).
+        b.clock.value = max(b.clock.value, int(time.time())) + 60
         await b.json("POST", "/aggregates/publish")
 
         async def updated() -> dict[str, Any] | None:
@@ -219,3 +236,26 @@ async def test_the_node_publishes_by_itself_when_the_schedule_says_so(
         assert again is not None and again.as_of == start + 2 * 86_400
         published = [e for e in entries if e.action == "aggregates.publish"]
         assert [e.actor for e in published] == ["schedule", "schedule"]
+
+
+async def test_figures_published_before_the_linkage_key_arrived_are_published_again_with_it(
+    homeserver: Homeserver, tmp_path: Path
+) -> None:
+    async with running_web(homeserver, tmp_path / "node") as site:
+        node = site.node
+        await create_coalition(node, "Minga de prueba", node_registry().after_coalition_created)
+        start = 1_800_000_000
+        # What a publication made while the key was still on its way looks like.
+        early = build_aggregate([], as_of=start, granularity=Granularity.YEAR, overlap=None)
+        async with node.store.transaction() as tx:
+            await tx.settings.set(PUBLISHED_SETTING, early.model_dump(mode="json"))
+        await publication_tick(node, start + 10)
+        async with node.store.read() as tx:
+            again = await own_published(tx)
+            entries = await tx.audit.recent(limit=10)
+        assert again is not None and again.as_of == start + 10
+        assert again.overlap is not None and again.overlap.with_members == []
+        assert [e.actor for e in entries if e.action == "aggregates.publish"] == ["schedule"]
+        await publication_tick(node, start + 20)  # complete now: nothing more is sent
+        async with node.store.read() as tx:
+            assert await own_published(tx) == again

@@ -18,6 +18,7 @@ from node.features.campaigns import CampaignsFeature
 from node.features.cases import CasesFeature
 from node.features.dedup import DedupFeature
 from node.features.figures import FiguresFeature
+from node.features.keys import KeysFeature
 from node.features.sharing import SharingFeature
 
 FEATURES: Final[tuple[Feature, ...]] = (
@@ -29,6 +30,7 @@ FEATURES: Final[tuple[Feature, ...]] = (
     CampaignsFeature(),
     DedupFeature(),
     BackupFeature(),
+    KeysFeature(),
 )
 
 

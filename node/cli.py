@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import json
+import os
 import signal
 import sys
 import threading
@@ -17,6 +19,7 @@ from deploy.homeserver import Homeserver, HomeserverError
 from node.assembly import node_registry
 from node.core.coalition import create_coalition, invite_member, join_coalition
 from node.core.config import ConfigError, load_config
+from node.core.keys import REVOCATION_PASSPHRASE_ENV
 from node.core.registry import add_command_groups
 from node.core.runtime import NodeNotReady, open_node, read_passphrase
 from node.core.server import run_node
@@ -95,6 +98,9 @@ def cmd_init(args: argparse.Namespace) -> int:
         ),
     )
     passphrase = read_passphrase(None, confirm=True)
+    data_dir = Path(args.data_dir)
+    revocation_out = Path(args.revocation_key_out or f"{data_dir.resolve()}-revocation-key.txt")
+    revocation_passphrase = _revocation_passphrase(args.revocation_passphrase_file)
     result = asyncio.run(
         init_node(
             data_dir=Path(args.data_dir),
@@ -104,6 +110,8 @@ def cmd_init(args: argparse.Namespace) -> int:
             passphrase=passphrase,
             account=account,
             http_port=args.http_port,
+            revocation_passphrase=revocation_passphrase,
+            revocation_key_file=revocation_out,
         )
     )
     if args.json:
@@ -112,8 +120,14 @@ def cmd_init(args: argparse.Namespace) -> int:
             "safety_code": result.safety_code,
             "matrix_user_id": result.matrix_user_id,
             "config_file": str(result.config_file),
+            "revocation_key_file": str(revocation_out),
         }))
         return 0
+    print(result.revocation_key_form)
+    print(f"The revocation key above was written to {revocation_out}, locked with"
+          + (" its own passphrase." if revocation_passphrase else " the node passphrase."))
+    print("Print it or copy the file to a USB stick, keep it away from this machine, then"
+          " delete the file here: this node no longer holds the key.")
     print(f"Created the node of {args.org_name}")
     print(f"  organisation id: {result.org_id}")
     print(f"  safety code:     {result.safety_code}")
@@ -121,6 +135,25 @@ def cmd_init(args: argparse.Namespace) -> int:
     print(f"  configuration:   {result.config_file}")
     print("Compare the safety code with other members out of band before trusting them.")
     return 0
+
+
+def _revocation_passphrase(path: str | None) -> str | None:
+    """The revocation key's own passphrase: from the file given, else
+    MINGA_REVOCATION_PASSPHRASE, else asked at a terminal; None means the node passphrase."""
+    from_file = _read_secret_file(path, "--revocation-passphrase-file")
+    if from_file is not None:
+        if not from_file:
+            raise UserError("--revocation-passphrase-file: the file is empty")
+        return from_file
+    from_env = os.environ.get(REVOCATION_PASSPHRASE_ENV)
+    if from_env:
+        return from_env
+    if not sys.stdin.isatty():
+        return None
+    first = getpass.getpass("Passphrase for the offline revocation key (Enter: the node's): ")
+    if first and getpass.getpass("Repeat it: ") != first:
+        raise UserError("the two passphrases differ")
+    return first or None
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -216,6 +249,12 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("--registration-secret-file",
                       help="file holding the homeserver's registration shared secret,"
                            " to create the node's account")
+    init.add_argument("--revocation-key-out",
+                      help="where to write the offline revocation key (outside the data"
+                           " directory; default: next to it, DATA_DIR-revocation-key.txt)")
+    init.add_argument("--revocation-passphrase-file",
+                      help="file holding the revocation key's own passphrase (default:"
+                           f" ${REVOCATION_PASSPHRASE_ENV}, a prompt, or the node passphrase)")
     init.add_argument("--json", action="store_true", help="print the result as JSON")
     init.set_defaults(handler=cmd_init)
 

@@ -68,6 +68,9 @@ class Node:
     # The running sync engine's outbox (`minga run`): urgent records are sealed in the
     # transaction that queues them and posted the moment it commits.
     outbox: Outbox | None = field(default=None, repr=False)
+    # The unlocked data key, to re-lock the organisation keys after a change (rotation, export
+    # of the revocation key). None once the node is locked (``node.core.lock``).
+    data_key: DataKey | None = field(default=None, repr=False)
     _coalition_room: str | None = field(default=None, init=False, repr=False)
     _parts: dict[type[Any], Any] = field(default_factory=dict, init=False, repr=False)
 
@@ -163,6 +166,6 @@ async def open_node(path: str | Path | None = None) -> AsyncIterator[Node]:
         if own is None:
             raise NodeNotReady(f"the store in {data_dir} holds no organisation; re-run init")
         keys = unlock_org_keys(own.private_keys, data_key)
-        yield Node(config, store, keys, own)
+        yield Node(config, store, keys, own, data_key=data_key)
     finally:
         await store.close()

@@ -39,6 +39,9 @@ class NodeStatus(BaseModel):
     org_name: str
     country: str
     safety_code: str = Field(description="compare it with the other members out of band")
+    holds_revocation_key: bool = Field(
+        description="whether this node still holds the organisation's revocation key (it"
+                    " should not: `minga keys export-revocation` moves it offline)")
     homeserver: str
     matrix_user_id: str
     coalition_room_id: str | None
@@ -100,6 +103,7 @@ class NodeEndpoints:
             org_name=status["name"],
             country=status["country"],
             safety_code=status["safety_code"],
+            holds_revocation_key=status["holds_revocation_key"],
             homeserver=status["homeserver"],
             matrix_user_id=status["matrix_user_id"],
             coalition_room_id=coalition.get("room_id"),

@@ -1,0 +1,112 @@
+"""This organisation's own keys on its node (docs/architecture.md §3).
+
+- **The offline revocation key.** It signs only one thing: the organisation's revocation of its
+  own keys after a seizure. A node that holds it hands it to whoever seizes the node, so
+  ``minga init`` writes it to a passphrase-protected file (and prints it as a paper form,
+  :mod:`federation.paper`) and keeps only its public half; ``minga keys export-revocation`` does
+  the same for a node made before. The file is the paper form itself: it can be printed, copied
+  to a USB stick, or typed back.
+- **Saving changed keys**: the organisation keys are locked with a subkey of the data key and
+  stored together with an audit entry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from federation.identity import (
+    IdentityError,
+    OrgKeys,
+    RevocationKey,
+    export_revocation_key,
+    import_revocation_key,
+)
+from federation.paper import PaperFormError, from_paper, to_paper
+from federation.secretbox import DEFAULT_PARAMS, Argon2Params, MalformedBox, WrongPassphrase
+from node.core.runtime import Node, NodeNotReady, lock_org_keys
+
+REVOCATION_PASSPHRASE_ENV = "MINGA_REVOCATION_PASSPHRASE"
+
+
+class RevocationKeyFileError(ValueError):
+    """A revocation key file cannot be read or opened; the message says why."""
+
+
+def revocation_key_form(
+    keys: OrgKeys | RevocationKey, passphrase: str, *, params: Argon2Params = DEFAULT_PARAMS
+) -> str:
+    """The revocation key locked with ``passphrase``, as a paper form (the file's content)."""
+    if not passphrase:
+        raise NodeNotReady("the revocation key's passphrase is empty")
+    box = export_revocation_key(keys, passphrase, params=params)
+    return to_paper(box, [
+        f"Revocation key of Minga organisation {keys.org_id}.",
+        "Keep it offline (printed, or on a USB stick kept apart), never on the node.",
+        "With its passphrase it revokes this organisation's keys after a seizure:",
+        "  minga keys revoke --revocation-key FILE --since TIME",
+        "To type it back, copy every numbered line and the SUM line into a text file.",
+    ])
+
+
+def read_revocation_key(text: str, passphrase: str) -> RevocationKey:
+    """The key on a form made by :func:`revocation_key_form` (as printed or typed back)."""
+    try:
+        box = from_paper(text)
+    except PaperFormError as error:
+        raise RevocationKeyFileError(f"revocation key form: {error}") from None
+    try:
+        return import_revocation_key(box, passphrase)
+    except WrongPassphrase:
+        raise RevocationKeyFileError(
+            "revocation key: wrong passphrase, or the form was altered") from None
+    except (MalformedBox, IdentityError) as error:
+        raise RevocationKeyFileError(f"revocation key: {error}") from None
+
+
+def check_outside(path: Path, data_dir: Path) -> None:
+    """Refuse to write the revocation key into the node's data directory (where it would be
+    seized with the node, and copied into every backup) or over an existing file."""
+    resolved, data = path.resolve(), data_dir.resolve()
+    if resolved == data or data in resolved.parents:
+        raise NodeNotReady(f"{path}: the revocation key must not be written inside the node's"
+                           " data directory; choose a place outside it (a USB stick)")
+    if path.exists():
+        raise NodeNotReady(f"{path} already exists; choose a new file name")
+
+
+def write_revocation_form(path: Path, form: str) -> None:
+    """Write the form with owner-only permissions (it is locked, but still a secret)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("x", encoding="ascii") as handle:
+        path.chmod(0o600)
+        handle.write(form)
+
+
+async def save_own_keys(
+    node: Node, keys: OrgKeys, *, actor: str, action: str,
+    details: Mapping[str, Any] | None = None,
+) -> None:
+    """Store ``keys`` as this organisation's keys (audited), and use them from now on."""
+    if node.data_key is None:
+        raise NodeNotReady("the node is locked; restart it with its passphrase")
+    async with node.store.transaction() as tx:
+        own = await tx.orgs.save_own(
+            keys.org_id, node.own.name, node.own.country, lock_org_keys(keys, node.data_key),
+            keys.public().model_dump(mode="json"),
+        )
+        await tx.audit.append(actor, action, target=keys.org_id, details=dict(details or {}))
+    node.keys = keys
+    node.own = own
+
+
+async def export_revocation(node: Node, out: Path, passphrase: str, *, actor: str) -> None:
+    """Write the node's revocation key to ``out`` (outside the data directory), then remove it
+    from the node. Refused if the node no longer holds it."""
+    if node.keys.revocation is None:
+        raise NodeNotReady("this node no longer holds its revocation key (it was exported)")
+    check_outside(out, node.config.node.data_dir)
+    write_revocation_form(out, revocation_key_form(node.keys, passphrase))
+    await save_own_keys(node, node.keys.without_revocation_key(), actor=actor,
+                        action="keys.export-revocation")

@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from node.core.registry import Registry
-from node.features.keys import cli
+from node.features.keys import api, cli, pages
 
 __all__ = ["KeysFeature"]
 
@@ -14,3 +16,5 @@ class KeysFeature:
 
     def register(self, registry: Registry) -> None:
         registry.commands.append(cli.add_commands)
+        registry.endpoints.append(api.keys_endpoints)
+        registry.add_pages(pages.ROUTES, templates=Path(__file__).parent / "templates")

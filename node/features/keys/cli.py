@@ -10,12 +10,27 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from node.core.cli_support import CommandFailed, friendly
+from node.core.api.times import iso_time
+from node.core.cli_support import CommandFailed, friendly, unix_now
+from node.core.config import ConfigError, load_config
 from node.core.keys import REVOCATION_PASSPHRASE_ENV, RevocationKeyFileError, export_revocation
-from node.core.runtime import NodeNotReady, open_node
+from node.core.lock import (
+    LOCK_SIGNAL,
+    audit_wipe,
+    destroy_data_key,
+    lock_node,
+    passphrase_warning,
+    refuse_while_running,
+    running_pid,
+    wait_until_stopped,
+    what_remains,
+)
+from node.core.runtime import NodeNotReady, config_path, open_node
 
 _friendly = friendly(RevocationKeyFileError, NodeNotReady)
 CLI_ACTOR = "minga keys"
+LOCK_ACTOR = "minga lock"
+WIPE_ACTOR = "minga wipe"
 
 
 def revocation_passphrase(path: str | None, *, confirm: bool) -> str:
@@ -46,6 +61,7 @@ def revocation_passphrase(path: str | None, *, confirm: bool) -> str:
 
 @_friendly
 def cmd_export_revocation(args: argparse.Namespace) -> int:
+    refuse_while_running(_data_dir(args.config)[0], "export the revocation key")
     passphrase = revocation_passphrase(args.revocation_passphrase_file, confirm=True)
     out = Path(args.out)
 
@@ -61,6 +77,77 @@ def cmd_export_revocation(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- lock and wipe -------------------------------------------------------------------------------
+
+
+def _data_dir(config: str | None) -> tuple[Path, Path | None]:
+    try:
+        loaded = load_config(config_path(config))
+    except ConfigError as error:
+        raise CommandFailed(str(error)) from None
+    return loaded.node.data_dir, loaded.node.passphrase_file
+
+
+def _lock_running(data_dir: Path, wait: float) -> bool:
+    """Signal a running node to lock; True if one was running (and has stopped)."""
+    pid = running_pid(data_dir)
+    if pid is None:
+        return False
+    os.kill(pid, LOCK_SIGNAL)
+    if not wait_until_stopped(pid, wait):
+        raise CommandFailed(f"the node (pid {pid}) did not stop within {wait:g} s; stop it"
+                            " with `kill` (its keys stay in memory until it does)")
+    return True
+
+
+@_friendly
+def cmd_lock(args: argparse.Namespace) -> int:
+    data_dir, passphrase_file = _data_dir(args.config)
+    if _lock_running(data_dir, args.wait):
+        print("Locked: the node stopped serving, every session ended and its keys are gone"
+              " from memory. Starting it again needs the passphrase.")
+    else:
+        async def lock_stopped() -> int:
+            async with open_node(args.config) as node:
+                return await lock_node(node, actor=LOCK_ACTOR)
+
+        ended = asyncio.run(lock_stopped())
+        print(f"No node was running; {ended} session(s) ended. Starting it needs the passphrase.")
+    warning = passphrase_warning(passphrase_file)
+    if warning:
+        print(f"warning: {warning}")
+    return 0
+
+
+@_friendly
+def cmd_wipe(args: argparse.Namespace) -> int:
+    if not args.yes:
+        raise CommandFailed("wipe destroys the node's data key: not even the passphrase will"
+                            " open it again, only a backup. Add --yes to go ahead.")
+    data_dir, passphrase_file = _data_dir(args.config)
+    if _lock_running(data_dir, args.wait):
+        print("the running node was locked and stopped")
+
+    async def audit() -> None:
+        async with open_node(args.config) as node:
+            await audit_wipe(node, actor=WIPE_ACTOR)
+
+    asyncio.run(audit())
+    destroy_data_key(data_dir, iso_time(unix_now()))
+    print("Wiped: the data key was overwritten and deleted; the passphrase no longer opens"
+          " this node. Only a backup restores it.")
+    print(f"What remains in {data_dir}:")
+    for left in what_remains(data_dir, passphrase_file):
+        print(f"  {left.path.relative_to(data_dir)} ({left.size} bytes): {left.what}")
+    if passphrase_file is not None and not passphrase_file.resolve().is_relative_to(
+            data_dir.resolve()):
+        print(f"  also {passphrase_file}: THE PASSPHRASE FILE; delete it (it opens backups)")
+    print("Backups made earlier still open with the passphrase. On SSDs and journaling file"
+          " systems an overwritten file may survive in free blocks; full-disk encryption"
+          " covers that.")
+    return 0
+
+
 def add_commands(commands: Any) -> None:
     keys = commands.add_parser("keys", help="the organisation's keys: export, rotate, revoke")
     actions = keys.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -73,3 +160,15 @@ def add_commands(commands: Any) -> None:
                         help=f"file holding its passphrase (default: ${REVOCATION_PASSPHRASE_ENV}"
                              " or a prompt)")
     export.set_defaults(handler=cmd_export_revocation)
+
+    lock = commands.add_parser(
+        "lock", help="stop serving, end every session, drop the keys from memory")
+    lock.add_argument("--wait", type=float, default=30.0,
+                      help="seconds to wait for a running node to stop (default 30)")
+    lock.set_defaults(handler=cmd_lock)
+    wipe = commands.add_parser(
+        "wipe", help="destroy the data key: the passphrase no longer opens the node")
+    wipe.add_argument("--yes", action="store_true", help="confirm: this cannot be undone")
+    wipe.add_argument("--wait", type=float, default=30.0,
+                      help="seconds to wait for a running node to stop (default 30)")
+    wipe.set_defaults(handler=cmd_wipe)

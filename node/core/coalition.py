@@ -28,6 +28,7 @@ from federation.roster import (
 )
 from federation.transport import MatrixTransport, TransportError
 from node.core.runtime import COALITION_SETTING, Node, NodeNotReady
+from node.core.store import StoreTransaction
 from schemas.payloads import OrgProfile
 
 log = logging.getLogger("minga.coalition")
@@ -38,6 +39,7 @@ MEMBER_POWER = 50
 # Matrix power levels name event types one by one; these are every org.minga.* type in use.
 MINGA_EVENT_TYPES = (MEMBER_EVENT_TYPE, COALITION_EVENT_TYPE, SEALED_EVENT_TYPE, "org.minga.resend")
 ROSTER_REJECTIONS_SETTING = "roster_rejections"
+SAFETY_CODE_CHANGES_SETTING = "safety_code_changes"
 
 
 def coalition_power_levels() -> dict[str, Any]:
@@ -173,6 +175,7 @@ async def refresh_roster(node: Node, transport: MatrixTransport, room_id: str) -
     roster = Roster()
     async with node.store.read() as tx:
         known = await tx.orgs.members(verified_only=True)
+    codes_before = {stored.org_id: stored.safety_code for stored in known}
     for stored in known:
         try:
             roster.keyring.add_member_entry(stored.entry)
@@ -189,6 +192,7 @@ async def refresh_roster(node: Node, transport: MatrixTransport, room_id: str) -
                 member.org_id, entries[member.org_id], verified=True,
                 safety_code=member.safety_code, matrix_user_id=member.node_user_id,
             )
+        await _note_safety_code_changes(tx, node.org_id, codes_before, accepted)
         new = [r for r in rejected if _rejection_wire(r) not in previous]
         for entry in new:
             await tx.audit.append("federation", "roster.reject", target=entry.state_key,
@@ -198,6 +202,51 @@ async def refresh_roster(node: Node, transport: MatrixTransport, room_id: str) -
         log.warning("ignored roster entry %s from %s: %s", entry.state_key, entry.sender,
                     entry.reason)
     return RosterReport(accepted, rejected)
+
+
+async def _note_safety_code_changes(
+    tx: StoreTransaction, own_org_id: str, before: dict[str, str], accepted: list[Member],
+) -> None:
+    """A member whose safety code changed (its keys were rotated) is to be compared again by
+    people: remembered until someone says they compared it (:func:`safety_code_compared`)."""
+    changed = [m for m in accepted if m.org_id != own_org_id
+               and before.get(m.org_id) not in (None, m.safety_code)]
+    if not changed:
+        return
+    changes = dict(await tx.settings.get(SAFETY_CODE_CHANGES_SETTING) or {})
+    for member in changed:
+        changes[member.org_id] = {"previous": before[member.org_id],
+                                  "current": member.safety_code, "at": int(time.time())}
+        await tx.audit.append("federation", "roster.safety-code-changed", target=member.org_id)
+    await tx.settings.set(SAFETY_CODE_CHANGES_SETTING, changes)
+
+
+@dataclass(frozen=True)
+class SafetyCodeChange:
+    org_id: str
+    previous: str
+    current: str
+    at: int
+
+
+async def safety_code_changes(node: Node) -> dict[str, SafetyCodeChange]:
+    """Members whose safety code changed and was not compared again yet, by org id."""
+    async with node.store.read() as tx:
+        saved = await tx.settings.get(SAFETY_CODE_CHANGES_SETTING)
+    changes = saved if isinstance(saved, dict) else {}
+    return {org_id: SafetyCodeChange(org_id, change["previous"], change["current"], change["at"])
+            for org_id, change in changes.items()}
+
+
+async def safety_code_compared(node: Node, org_id: str, *, actor: str) -> bool:
+    """Someone compared ``org_id``'s new safety code out of band; False if none was pending."""
+    async with node.store.transaction() as tx:
+        changes = dict(await tx.settings.get(SAFETY_CODE_CHANGES_SETTING) or {})
+        if changes.pop(org_id, None) is None:
+            return False
+        await tx.settings.set(SAFETY_CODE_CHANGES_SETTING, changes)
+        await tx.audit.append(actor, "roster.safety-code-compared", target=org_id)
+    return True
 
 
 def _rejection_wire(rejected: RejectedEntry) -> dict[str, str]:

@@ -6,13 +6,17 @@
   :mod:`federation.paper`) and keeps only its public half; ``minga keys export-revocation`` does
   the same for a node made before. The file is the paper form itself: it can be printed, copied
   to a USB stick, or typed back.
+- **Rotation** (:func:`rotate_own_keys`): new signing and encryption keys, announced in the
+  node's roster entry.
 - **Saving changed keys**: the organisation keys are locked with a subkey of the data key and
   stored together with an audit entry.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +26,12 @@ from federation.identity import (
     RevocationKey,
     export_revocation_key,
     import_revocation_key,
+    rotate_keys,
+    verify_rotation,
 )
 from federation.paper import PaperFormError, from_paper, to_paper
 from federation.secretbox import DEFAULT_PARAMS, Argon2Params, MalformedBox, WrongPassphrase
+from node.core.coalition import publish_own_entry, refresh_roster
 from node.core.runtime import Node, NodeNotReady, lock_org_keys
 
 REVOCATION_PASSPHRASE_ENV = "MINGA_REVOCATION_PASSPHRASE"
@@ -110,3 +117,56 @@ async def export_revocation(node: Node, out: Path, passphrase: str, *, actor: st
     write_revocation_form(out, revocation_key_form(node.keys, passphrase))
     await save_own_keys(node, node.keys.without_revocation_key(), actor=actor,
                         action="keys.export-revocation")
+
+
+# --- rotation --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RotationDone:
+    previous_kid: str
+    kid: str
+    effective_at: int
+    safety_code: str
+    published: bool
+    """Whether the new roster entry reached the coalition room (False: not in one yet)."""
+
+
+async def rotate_own_keys(node: Node, now: Callable[[], int], *, actor: str) -> RotationDone:
+    """New signing and encryption keys from the next second on; the rotation, signed by the old
+    and the new signing key, is published in this node's roster entry.
+
+    Records and envelopes signed before keep verifying (the old key stays valid for earlier
+    issue times), envelopes sealed to the old encryption key still open (it is kept for
+    opening), and from the rotation on this node signs with the new key only. The switch waits
+    for the effective second, so nothing is signed with the old key at or after it.
+    """
+    if node.locked:
+        raise NodeNotReady("the node is locked; restart it with its passphrase")
+    previous_kid = node.keys.signing_kid
+    effective_at = now() + 1
+    rotated, _ = rotate_keys(node.keys, effective_at)
+    while now() < effective_at:
+        await asyncio.sleep(0.05)
+    await save_own_keys(node, rotated, actor=actor, action="keys.rotate", details={
+        "previous_kid": previous_kid, "kid": rotated.signing_kid, "effective_at": effective_at})
+    room_id = await node.coalition_room()
+    if room_id is not None:
+        async with node.transport() as transport:
+            await publish_own_entry(node, transport, room_id)
+            await refresh_roster(node, transport, room_id)
+    return RotationDone(previous_kid, rotated.signing_kid, effective_at,
+                        rotated.public().safety_code(), room_id is not None)
+
+
+@dataclass(frozen=True)
+class RotationView:
+    previous_kid: str
+    kid: str
+    effective_at: int
+
+
+def own_rotations(keys: OrgKeys) -> list[RotationView]:
+    """The rotations of this organisation's keys, oldest first."""
+    return [RotationView(r.previous_kid, r.kid, r.effective_at)
+            for r in (verify_rotation(statement) for statement in keys.rotations)]

@@ -10,10 +10,13 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from node.core.api.framework import Call, Endpoint, NoBody, NoQuery
+from node.core.api.framework import ApiError, Call, Endpoint, NoBody, NoQuery
+from node.core.api.times import OptionalTime
+from node.core.coalition import SafetyCodeChange, safety_code_changes, safety_code_compared
 from node.core.runtime import Node
 from node.core.status import node_status
-from node.core.store import Member
+from node.core.store import Member, Role
+from schemas.common import ORG_ID_PATTERN
 
 TAGS = ("node",)
 
@@ -64,13 +67,23 @@ class MemberView(BaseModel):
     verified: bool = Field(description="the entry's signature and keys checked out")
     matrix_user_id: str | None
     updated_at: datetime
+    safety_code_changed_at: OptionalTime = Field(
+        default=None, description="when the safety code changed (a key rotation) and nobody"
+        " has compared it again yet; null when there is nothing to compare")
+    previous_safety_code: str | None = Field(
+        default=None, description="the code before that change")
 
 
 class MemberList(BaseModel):
     members: list[MemberView]
 
 
-def member_view(member: Member) -> MemberView:
+class SafetyCodeCompared(BaseModel):
+    org_id: str
+    safety_code: str
+
+
+def member_view(member: Member, change: SafetyCodeChange | None = None) -> MemberView:
     profile: Any = member.entry.get("profile")
     profile = profile if isinstance(profile, dict) else {}
     capabilities = profile.get("capabilities")
@@ -84,6 +97,8 @@ def member_view(member: Member) -> MemberView:
         verified=member.verified,
         matrix_user_id=member.matrix_user_id,
         updated_at=member.updated_at,
+        safety_code_changed_at=change.at if change else None,
+        previous_safety_code=change.previous if change else None,
     )
 
 
@@ -118,7 +133,18 @@ class NodeEndpoints:
     async def list_members(self, call: Call[NoBody, NoQuery]) -> MemberList:
         async with self._node.store.read() as tx:
             members = await tx.orgs.members()
-        return MemberList(members=[member_view(member) for member in members])
+        changes = await safety_code_changes(self._node)
+        return MemberList(members=[member_view(member, changes.get(member.org_id))
+                                   for member in members])
+
+    async def safety_code_compared(self, call: Call[NoBody, NoQuery]) -> SafetyCodeCompared:
+        org_id = call.path["org_id"]
+        if not await safety_code_compared(self._node, org_id, actor=call.principal.user):
+            raise ApiError(404, "not_found", "no changed safety code of this member is waiting"
+                           " to be compared")
+        async with self._node.store.read() as tx:
+            member = await tx.orgs.member(org_id)
+        return SafetyCodeCompared(org_id=org_id, safety_code=member.safety_code)
 
     def endpoints(self) -> list[Endpoint]:
         return [
@@ -127,4 +153,8 @@ class NodeEndpoints:
             Endpoint("GET", "/members", self.list_members,
                      "The coalition roster as this node knows it", response=MemberList,
                      tags=TAGS),
+            Endpoint("POST", "/members/{org_id:" + ORG_ID_PATTERN.strip("^$") + "}"
+                     "/safety-code-compared", self.safety_code_compared,
+                     "Say that people compared a member's changed safety code out of band",
+                     role=Role.editor, response=SafetyCodeCompared, errors=(404,), tags=TAGS),
         ]

@@ -10,10 +10,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from federation.transport import TransportError
 from node.core.api.times import iso_time
 from node.core.cli_support import CommandFailed, friendly, unix_now
 from node.core.config import ConfigError, load_config
-from node.core.keys import REVOCATION_PASSPHRASE_ENV, RevocationKeyFileError, export_revocation
+from node.core.keys import (
+    REVOCATION_PASSPHRASE_ENV,
+    RevocationKeyFileError,
+    RotationDone,
+    export_revocation,
+    rotate_own_keys,
+)
 from node.core.lock import (
     LOCK_SIGNAL,
     audit_wipe,
@@ -74,6 +81,28 @@ def cmd_export_revocation(args: argparse.Namespace) -> int:
     print(f"wrote the revocation key to {out} and removed it from this node.")
     print("Print it or copy it to a USB stick, keep it away from this machine, then delete"
           f" {out} here.")
+    return 0
+
+
+@_friendly
+def cmd_rotate(args: argparse.Namespace) -> int:
+    refuse_while_running(_data_dir(args.config)[0], "rotate the keys")
+
+    async def rotate() -> RotationDone:
+        async with open_node(args.config) as node:
+            return await rotate_own_keys(node, unix_now, actor=CLI_ACTOR)
+
+    try:
+        done = asyncio.run(rotate())
+    except TransportError as error:
+        raise CommandFailed(f"the keys were rotated but the roster entry could not be"
+                            f" published ({error}); `minga run` publishes it") from None
+    print(f"rotated: signing key {done.previous_kid} -> {done.kid} from"
+          f" {iso_time(done.effective_at)}")
+    print(f"  new safety code: {done.safety_code}")
+    print("  announced in the coalition room" if done.published
+          else "  not in a coalition yet: nothing to announce")
+    print("Ask the other members to compare the new safety code with you out of band.")
     return 0
 
 
@@ -160,6 +189,10 @@ def add_commands(commands: Any) -> None:
                         help=f"file holding its passphrase (default: ${REVOCATION_PASSPHRASE_ENV}"
                              " or a prompt)")
     export.set_defaults(handler=cmd_export_revocation)
+
+    rotate = actions.add_parser(
+        "rotate", help="new signing and encryption keys, announced in the roster")
+    rotate.set_defaults(handler=cmd_rotate)
 
     lock = commands.add_parser(
         "lock", help="stop serving, end every session, drop the keys from memory")

@@ -16,10 +16,13 @@ from types import FrameType
 
 from deploy.demo import run_demo
 from deploy.homeserver import Homeserver, HomeserverError
+from federation.identity import RevocationSummary
+from federation.transport import TransportError
 from node.assembly import node_registry
+from node.core.api.times import iso_time
 from node.core.coalition import create_coalition, invite_member, join_coalition
 from node.core.config import ConfigError, load_config
-from node.core.keys import REVOCATION_PASSPHRASE_ENV
+from node.core.keys import REVOCATION_PASSPHRASE_ENV, RevocationRefused, publish_revocation
 from node.core.registry import add_command_groups
 from node.core.runtime import NodeNotReady, open_node, read_passphrase
 from node.core.server import run_node
@@ -207,6 +210,28 @@ def cmd_coalition_join(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_coalition_publish_revocation(args: argparse.Namespace) -> int:
+    try:
+        statement = json.loads(Path(args.file).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise UserError(f"FILE: cannot read a revocation from {args.file}"
+                        f" ({getattr(error, 'strerror', None) or 'not JSON'})") from None
+    if not isinstance(statement, dict):
+        raise UserError(f"FILE: {args.file} is not a revocation made by minga keys revoke")
+
+    async def publish() -> RevocationSummary:
+        async with open_node(args.config) as node:
+            return await publish_revocation(node, statement, actor="minga coalition")
+
+    try:
+        summary = asyncio.run(publish())
+    except (RevocationRefused, TransportError) as error:
+        raise UserError(f"the revocation was not published: {error}") from None
+    print(f"published the revocation of {summary.org_id}'s keys from"
+          f" {iso_time(summary.revoked_at)}; every member applies it when it reaches them")
+    return 0
+
+
 def cmd_schemas_export(args: argparse.Namespace) -> int:
     written = export_json_schemas(Path(args.dir))
     print(f"wrote {len(written)} JSON Schema files to {args.dir}")
@@ -279,6 +304,10 @@ def build_parser() -> argparse.ArgumentParser:
     co_join.add_argument("--wait", type=float, default=60.0,
                          help="seconds to wait for the invite to arrive (default 60)")
     co_join.set_defaults(handler=cmd_coalition_join)
+    co_revoke = co_commands.add_parser(
+        "publish-revocation", help="publish a member's signed key revocation for the coalition")
+    co_revoke.add_argument("file", metavar="FILE", help="the statement `minga keys revoke` wrote")
+    co_revoke.set_defaults(handler=cmd_coalition_publish_revocation)
 
     demo = commands.add_parser("demo", help="run the demo network until Ctrl-C")
     demo.add_argument("--dir", default="demo-data", help="directory for all demo data")

@@ -14,10 +14,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from federation.identity import IdentityError, KeyRing, RevocationSummary, read_revocation
+from federation.keys import KeyNotTrusted
 from federation.roster import (
     MEMBER_EVENT_TYPE,
     Member,
@@ -29,15 +31,20 @@ from federation.roster import (
 from federation.transport import MatrixTransport, TransportError
 from node.core.runtime import COALITION_SETTING, Node, NodeNotReady
 from node.core.store import StoreTransaction
+from node.core.store.orgs import KeyRevocation
 from schemas.payloads import OrgProfile
 
 log = logging.getLogger("minga.coalition")
 
 COALITION_EVENT_TYPE = "org.minga.coalition"
 SEALED_EVENT_TYPE = "org.minga.sealed"
+# A key revocation published for a member (state key: "<org id>/<statement hash prefix>"), by
+# any member node: after a raid the seized member cannot publish its own (M13).
+REVOCATION_EVENT_TYPE = "org.minga.revocation"
 MEMBER_POWER = 50
 # Matrix power levels name event types one by one; these are every org.minga.* type in use.
-MINGA_EVENT_TYPES = (MEMBER_EVENT_TYPE, COALITION_EVENT_TYPE, SEALED_EVENT_TYPE, "org.minga.resend")
+MINGA_EVENT_TYPES = (MEMBER_EVENT_TYPE, COALITION_EVENT_TYPE, SEALED_EVENT_TYPE, "org.minga.resend",
+                     REVOCATION_EVENT_TYPE)
 ROSTER_REJECTIONS_SETTING = "roster_rejections"
 SAFETY_CODE_CHANGES_SETTING = "safety_code_changes"
 
@@ -167,23 +174,28 @@ async def refresh_roster(node: Node, transport: MatrixTransport, room_id: str) -
     Entries already verified are replayed first, so the key ring remembers each member's key
     history and a stale or forked entry (say, from a compromised homeserver) cannot roll it back.
     """
-    events = [
-        MemberStateEvent(e.state_key or "", e.sender, e.content)
-        for e in await transport.room_state(room_id)
-        if e.type == MEMBER_EVENT_TYPE
-    ]
+    state = await transport.room_state(room_id)
+    events = [MemberStateEvent(e.state_key or "", e.sender, e.content)
+              for e in state if e.type == MEMBER_EVENT_TYPE]
+    revocations = [MemberStateEvent(e.state_key or "", e.sender, e.content)
+                   for e in state if e.type == REVOCATION_EVENT_TYPE]
     roster = Roster()
     async with node.store.read() as tx:
-        known = await tx.orgs.members(verified_only=True)
+        known = await tx.orgs.members(verified_only=True, with_revoked=True)
+        applied = await tx.orgs.revocations()
     codes_before = {stored.org_id: stored.safety_code for stored in known}
     for stored in known:
         try:
             roster.keyring.add_member_entry(stored.entry)
         except ValueError:
             log.warning("stored roster entry of %s no longer verifies", stored.org_id)
+    apply_stored_revocations(roster.keyring, applied)
     verdicts = [roster.consider(event) for event in events]
     accepted = [v for v in verdicts if isinstance(v, Member)]
     rejected = [v for v in verdicts if isinstance(v, RejectedEntry)]
+    known_hashes = {revocation.statement_hash for revocation in applied}
+    new_revocations, refused = _apply_revocation_events(roster.keyring, revocations, known_hashes)
+    rejected += refused
     entries = {event.state_key: dict(event.content) for event in events}
     async with node.store.transaction() as tx:
         previous = await tx.settings.get(ROSTER_REJECTIONS_SETTING) or []
@@ -193,6 +205,7 @@ async def refresh_roster(node: Node, transport: MatrixTransport, room_id: str) -
                 safety_code=member.safety_code, matrix_user_id=member.node_user_id,
             )
         await _note_safety_code_changes(tx, node.org_id, codes_before, accepted)
+        await _keep_revocations(tx, roster.keyring, new_revocations)
         new = [r for r in rejected if _rejection_wire(r) not in previous]
         for entry in new:
             await tx.audit.append("federation", "roster.reject", target=entry.state_key,
@@ -202,6 +215,51 @@ async def refresh_roster(node: Node, transport: MatrixTransport, room_id: str) -
         log.warning("ignored roster entry %s from %s: %s", entry.state_key, entry.sender,
                     entry.reason)
     return RosterReport(accepted, rejected)
+
+
+def apply_stored_revocations(keyring: KeyRing, applied: Iterable[KeyRevocation]) -> None:
+    """Replay the revocations this node applied before (they verified then; a key ring
+    rebuilt from the stored entries takes them again)."""
+    for revocation in applied:
+        try:
+            keyring.apply_revocation(revocation.statement)
+        except IdentityError as error:
+            log.warning("a stored revocation of %s no longer applies: %s", revocation.org_id,
+                        error)
+
+
+def _apply_revocation_events(
+    keyring: KeyRing, events: Iterable[MemberStateEvent], known_hashes: set[str],
+) -> tuple[list[tuple[RevocationSummary, dict[str, Any]]], list[RejectedEntry]]:
+    """Apply the revocations published in the room; new ones to keep, refused ones."""
+    new: list[tuple[RevocationSummary, dict[str, Any]]] = []
+    refused: list[RejectedEntry] = []
+    for event in events:
+        try:
+            summary = read_revocation(event.content)
+            keyring.apply_revocation(event.content)
+        except (IdentityError, KeyNotTrusted) as error:
+            refused.append(RejectedEntry(event.state_key, event.sender, f"revocation: {error}"))
+            continue
+        if summary.statement_hash not in known_hashes:
+            known_hashes.add(summary.statement_hash)
+            new.append((summary, dict(event.content)))
+    return new, refused
+
+
+async def _keep_revocations(
+    tx: StoreTransaction, keyring: KeyRing,
+    revocations: list[tuple[RevocationSummary, dict[str, Any]]],
+) -> None:
+    for summary, statement in revocations:
+        await tx.orgs.add_revocation(summary.statement_hash, summary.org_id, summary.revoked_at,
+                                     statement)
+        if keyring.is_revoked(summary.org_id):
+            await tx.orgs.mark_revoked(summary.org_id, summary.revoked_at)
+        await tx.audit.append("federation", "keys.revocation-applied", target=summary.org_id,
+                              details={"revoked_at": summary.revoked_at,
+                                       "revoked_kids": list(summary.revoked_kids)})
+        log.warning("applied a revocation of %s's keys", summary.org_id)
 
 
 async def _note_safety_code_changes(

@@ -15,7 +15,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,15 +24,21 @@ from federation.identity import (
     IdentityError,
     OrgKeys,
     RevocationKey,
+    RevocationSummary,
     export_revocation_key,
     import_revocation_key,
+    read_revocation,
+    revocation_request,
     rotate_keys,
+    sign_revocation,
     verify_rotation,
 )
+from federation.keys import KeyNotTrusted
 from federation.paper import PaperFormError, from_paper, to_paper
 from federation.secretbox import DEFAULT_PARAMS, Argon2Params, MalformedBox, WrongPassphrase
-from node.core.coalition import publish_own_entry, refresh_roster
+from node.core.coalition import REVOCATION_EVENT_TYPE, publish_own_entry, refresh_roster
 from node.core.runtime import Node, NodeNotReady, lock_org_keys
+from node.core.sync_host import roster_trust
 
 REVOCATION_PASSPHRASE_ENV = "MINGA_REVOCATION_PASSPHRASE"
 
@@ -170,3 +176,64 @@ def own_rotations(keys: OrgKeys) -> list[RotationView]:
     """The rotations of this organisation's keys, oldest first."""
     return [RotationView(r.previous_kid, r.kid, r.effective_at)
             for r in (verify_rotation(statement) for statement in keys.rotations)]
+
+
+# --- revocation after a seizure ---------------------------------------------------------------
+
+# A revocation may name a time a little ahead of the clock that signs it (clocks differ), never
+# a time much later: it says since when keys were in other hands.
+_SINCE_AHEAD = 300
+
+
+class RevocationRefused(ValueError):
+    """A revocation statement that does not verify or apply; the message says why."""
+
+
+def make_revocation(key: RevocationKey, since: int, now: int,
+                    kids: Sequence[str] = ()) -> dict[str, Any]:
+    """The organisation's signed revocation of its keys from ``since`` on.
+
+    By default it names the first signing key, which revokes it and every key rotated from it
+    (:class:`federation.identity.KeyRing`); ``kids`` names others."""
+    if since > now + _SINCE_AHEAD:
+        raise RevocationRefused("--since: must not be in the future (it is when the keys"
+                                " left your hands)")
+    named = list(kids) or ([key.first_signing_kid] if key.first_signing_kid else [])
+    if not named:
+        raise RevocationRefused(
+            "--kid: this revocation key file predates the first key id being written in it;"
+            " give the key ids to revoke (the members page of any member shows them)")
+    try:
+        return sign_revocation(revocation_request(key.org_id, named, since, now), key)
+    except (ValueError, IdentityError) as error:
+        raise RevocationRefused(str(error)) from None
+
+
+async def publish_revocation(node: Node, statement: Mapping[str, Any], *,
+                             actor: str) -> RevocationSummary:
+    """Publish a member's revocation (its own, or one made for it) in the coalition room, once
+    this node has checked that it verifies against the roster; then apply it here."""
+    try:
+        summary = read_revocation(statement)
+        (await roster_trust(node)).keyring.apply_revocation(statement)
+    except (IdentityError, KeyNotTrusted) as error:
+        raise RevocationRefused(str(error)) from None
+    room_id = await node.coalition_room()
+    if room_id is None:
+        raise NodeNotReady("this node is in no coalition yet: `minga coalition create|join`")
+    state_key = f"{summary.org_id}/{summary.statement_hash[:16]}"
+    async with node.transport() as transport:
+        await transport.put_state(room_id, REVOCATION_EVENT_TYPE, state_key, dict(statement))
+        async with node.store.transaction() as tx:
+            await tx.audit.append(actor, "keys.revocation-published", target=summary.org_id,
+                                  details={"revoked_at": summary.revoked_at})
+        await refresh_roster(node, transport, room_id)
+    return summary
+
+
+def signed_after_revocation(claims: Mapping[str, Any] | None, revoked_at: int | None) -> bool:
+    """Whether a record received earlier says it was signed at or after its issuer's keys were
+    revoked: it may come from whoever seized them, and is flagged (never silently kept)."""
+    issued_at = claims.get("iat") if claims else None
+    return (revoked_at is not None and isinstance(issued_at, int)
+            and not isinstance(issued_at, bool) and issued_at >= revoked_at)

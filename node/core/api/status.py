@@ -72,6 +72,9 @@ class MemberView(BaseModel):
         " has compared it again yet; null when there is nothing to compare")
     previous_safety_code: str | None = Field(
         default=None, description="the code before that change")
+    revoked_at: OptionalTime = Field(
+        default=None, description="from when this member's keys are revoked (its node was"
+        " seized): nothing they sign from then on is accepted, nothing is sent to them")
 
 
 class MemberList(BaseModel):
@@ -99,6 +102,7 @@ def member_view(member: Member, change: SafetyCodeChange | None = None) -> Membe
         updated_at=member.updated_at,
         safety_code_changed_at=change.at if change else None,
         previous_safety_code=change.previous if change else None,
+        revoked_at=member.revoked_at,
     )
 
 

@@ -3,15 +3,27 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
+from federation.identity import RevocationSummary, read_revocation
 from federation.transport import TransportError
-from node.core.api.framework import ApiError, Call, Endpoint, NoBody, NoQuery
+from node.core.api.framework import (
+    ApiError,
+    Call,
+    Endpoint,
+    FieldProblem,
+    NoBody,
+    NoQuery,
+    invalid,
+)
+from node.core.api.organisations import OrganisationNames, known_names, named
 from node.core.api.times import Time
-from node.core.keys import own_rotations, rotate_own_keys
+from node.core.keys import RevocationRefused, own_rotations, publish_revocation, rotate_own_keys
 from node.core.lock import lock_node
-from node.core.runtime import Node
+from node.core.runtime import Node, NodeNotReady
 from node.core.store import Role
 
 TAGS = ("keys",)
@@ -46,6 +58,34 @@ class RotationAnswer(BaseModel):
     published: bool = Field(description="whether the rotation reached the coalition room")
 
 
+class PublishRevocation(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    statement: dict[str, Any] = Field(
+        description="the signed minga.key-revocation/1 statement, as `minga keys revoke`"
+        " wrote it")
+
+
+class RevocationItem(BaseModel):
+    org_id: str
+    revoked_kids: list[str]
+    revoked_at: Time = Field(description="from when the keys are refused")
+    issued_at: Time
+    applied_at: datetime | None = Field(default=None,
+                                        description="when this node applied it")
+
+
+class RevocationList(BaseModel):
+    revocations: list[RevocationItem]
+    organisations: OrganisationNames = {}
+
+
+def _item(summary: RevocationSummary, applied_at: datetime | None = None) -> RevocationItem:
+    return RevocationItem(org_id=summary.org_id, revoked_kids=list(summary.revoked_kids),
+                          revoked_at=summary.revoked_at, issued_at=summary.issued_at,
+                          applied_at=applied_at)
+
+
 class KeysEndpoints:
     def __init__(self, node: Node, now: Callable[[], int]) -> None:
         self._node = node
@@ -71,6 +111,26 @@ class KeysEndpoints:
                               effective_at=done.effective_at, safety_code=done.safety_code,
                               published=done.published)
 
+    async def publish(self, call: Call[PublishRevocation, NoQuery]) -> RevocationItem:
+        try:
+            summary = await publish_revocation(self._node, call.body.statement,
+                                               actor=call.principal.user)
+        except RevocationRefused as error:
+            raise invalid([FieldProblem(field="statement", problem=str(error))],
+                          "the revocation does not verify or apply") from None
+        except NodeNotReady as error:
+            raise ApiError(409, "no_coalition", str(error)) from None
+        except TransportError as error:
+            raise ApiError(503, "homeserver_unavailable", str(error)) from None
+        return _item(summary)
+
+    async def revocations(self, call: Call[NoBody, NoQuery]) -> RevocationList:
+        async with self._node.store.read() as tx:
+            applied = await tx.orgs.revocations()
+        items = [_item(read_revocation(r.statement), r.applied_at) for r in applied]
+        return RevocationList(revocations=items, organisations=named(
+            (item.org_id for item in items), await known_names(self._node)))
+
     async def lock(self, call: Call[NoBody, NoQuery]) -> LockAnswer:
         ended = await lock_node(self._node, actor=call.principal.user)
         return LockAnswer(locked=True, sessions_ended=ended)
@@ -84,6 +144,14 @@ class KeysEndpoints:
             Endpoint("POST", "/keys/rotate", self.rotate,
                      "Rotate the signing and encryption keys and announce the rotation in the"
                      " roster", role=Role.admin, response=RotationAnswer, errors=(503,),
+                     tags=TAGS),
+            Endpoint("POST", "/revocations", self.publish,
+                     "Publish a member's signed key revocation (after a seizure) for the"
+                     " coalition; every node then refuses what the revoked keys sign",
+                     role=Role.admin, body=PublishRevocation, response=RevocationItem,
+                     status=201, errors=(409, 422, 503), tags=TAGS),
+            Endpoint("GET", "/revocations", self.revocations,
+                     "The key revocations this node applied", response=RevocationList,
                      tags=TAGS),
             Endpoint("POST", "/node/lock", self.lock,
                      "Lock the node now: stop serving, end every session, drop the keys from"

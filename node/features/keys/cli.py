@@ -5,20 +5,24 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import json
 import os
 import sys
 from pathlib import Path
 from typing import Any
 
 from federation.transport import TransportError
-from node.core.api.times import iso_time
+from node.core.api.times import iso_time, unix_seconds
 from node.core.cli_support import CommandFailed, friendly, unix_now
 from node.core.config import ConfigError, load_config
 from node.core.keys import (
     REVOCATION_PASSPHRASE_ENV,
     RevocationKeyFileError,
+    RevocationRefused,
     RotationDone,
     export_revocation,
+    make_revocation,
+    read_revocation_key,
     rotate_own_keys,
 )
 from node.core.lock import (
@@ -34,7 +38,7 @@ from node.core.lock import (
 )
 from node.core.runtime import NodeNotReady, config_path, open_node
 
-_friendly = friendly(RevocationKeyFileError, NodeNotReady)
+_friendly = friendly(RevocationKeyFileError, RevocationRefused, NodeNotReady)
 CLI_ACTOR = "minga keys"
 LOCK_ACTOR = "minga lock"
 WIPE_ACTOR = "minga wipe"
@@ -103,6 +107,35 @@ def cmd_rotate(args: argparse.Namespace) -> int:
     print("  announced in the coalition room" if done.published
           else "  not in a coalition yet: nothing to announce")
     print("Ask the other members to compare the new safety code with you out of band.")
+    return 0
+
+
+@_friendly
+def cmd_revoke(args: argparse.Namespace) -> int:
+    try:
+        since = unix_seconds(args.since)
+    except ValueError as error:
+        raise CommandFailed(f"--since: {error}") from None
+    try:
+        form = Path(args.revocation_key).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise CommandFailed(f"--revocation-key: cannot read {args.revocation_key}"
+                            f" ({getattr(error, 'strerror', None) or 'not text'})") from None
+    passphrase = revocation_passphrase(args.revocation_passphrase_file, confirm=False)
+    key = read_revocation_key(form, passphrase)
+    statement = make_revocation(key, since, unix_now(), args.kid or ())
+    text = json.dumps(statement, indent=2) + "\n"
+    if args.out is None:
+        sys.stdout.write(text)
+    else:
+        out = Path(args.out)
+        if out.exists():
+            raise CommandFailed(f"--out: {out} already exists; choose a new file name")
+        out.write_text(text, encoding="ascii")
+        print(f"wrote the revocation of {key.org_id}'s keys from {iso_time(since)} to {out}",
+              file=sys.stderr)
+    print("Any member can publish it: minga coalition publish-revocation FILE, or the"
+          " members page of its node.", file=sys.stderr)
     return 0
 
 
@@ -190,6 +223,22 @@ def add_commands(commands: Any) -> None:
                              " or a prompt)")
     export.set_defaults(handler=cmd_export_revocation)
 
+    revoke = actions.add_parser(
+        "revoke", help="after a seizure: sign the revocation of this organisation's keys with"
+                       " its offline revocation key (no node needed)")
+    revoke.add_argument("--revocation-key", required=True, metavar="FILE",
+                        help="the revocation key file (or its paper form typed back)")
+    revoke.add_argument("--since", required=True, metavar="TIME",
+                        help="ISO 8601 time from which the keys are revoked, e.g. when the"
+                             " node was seized (2026-12-31T18:00:00Z)")
+    revoke.add_argument("--kid", action="append",
+                        help="a signing key id to revoke (default: the first one, which"
+                             " revokes every key rotated from it)")
+    revoke.add_argument("--out", help="write the statement to this new file (default: stdout)")
+    revoke.add_argument("--revocation-passphrase-file",
+                        help=f"file holding its passphrase (default: ${REVOCATION_PASSPHRASE_ENV}"
+                             " or a prompt)")
+    revoke.set_defaults(handler=cmd_revoke)
     rotate = actions.add_parser(
         "rotate", help="new signing and encryption keys, announced in the roster")
     rotate.set_defaults(handler=cmd_rotate)

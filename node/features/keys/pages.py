@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Final
+from typing import Any, Final
 
 from aiohttp import web
+from aiohttp.web_request import FileField
 
-from node.core.keys import own_rotations, rotate_own_keys
+from federation.transport import TransportError
+from node.core.keys import (
+    RevocationRefused,
+    own_rotations,
+    publish_revocation,
+    rotate_own_keys,
+)
 from node.core.lock import lock_node, passphrase_warning
+from node.core.runtime import NodeNotReady
 from node.core.store import Role
 from node.core.web.context import current_visit, render, see_other, staff_of, web_context
-from node.core.web.i18n import Formatter
+from node.core.web.i18n import N_, Formatter
 from node.core.web.routes import PageRoute
 
 ADMIN: Final = Role.admin
@@ -46,8 +56,43 @@ async def lock_now(request: web.Request) -> web.StreamResponse:
     return render(request, "keys/locked.html", passphrase_file_warning=warning is not None)
 
 
+MAX_REVOCATION_BYTES: Final = 64 * 1024
+
+
+def _statement(posted: Mapping[str, Any], fmt: Formatter) -> dict[str, Any]:
+    chosen = posted.get("file")
+    if not (isinstance(chosen, FileField) and chosen.filename):
+        raise RevocationRefused(fmt.gettext(N_("Choose the revocation file to publish.")))
+    data = chosen.file.read(MAX_REVOCATION_BYTES + 1)
+    try:
+        if len(data) > MAX_REVOCATION_BYTES:
+            raise ValueError
+        statement = json.loads(data)
+    except ValueError:
+        raise RevocationRefused(fmt.gettext(N_(
+            "This file is not a revocation made by minga keys revoke."))) from None
+    if not isinstance(statement, dict):
+        raise RevocationRefused(fmt.gettext(N_(
+            "This file is not a revocation made by minga keys revoke.")))
+    return statement
+
+
+async def publish_revocation_page(request: web.Request) -> web.StreamResponse:
+    ctx = web_context(request)
+    fmt = current_visit(request).fmt
+    try:
+        statement = _statement(await request.post(), fmt)
+        await publish_revocation(ctx.node, statement, actor=staff_of(request).username)
+    except RevocationRefused as error:
+        return render(request, "keys/revocation.html", status=422, error=str(error))
+    except (NodeNotReady, TransportError) as error:
+        return render(request, "keys/revocation.html", status=409, error=str(error))
+    return see_other("/members", done="revocation")
+
+
 ROUTES: Final = [
     PageRoute("GET", "/admin/keys", keys_page, ADMIN),
     PageRoute("POST", "/admin/keys/lock", lock_now, ADMIN),
     PageRoute("POST", "/admin/keys/rotate", rotate, ADMIN),
+    PageRoute("POST", "/members/revocations", publish_revocation_page, ADMIN),
 ]

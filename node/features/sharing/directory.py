@@ -111,7 +111,8 @@ async def members_page(request: web.Request) -> web.StreamResponse:
     return render(request, "members.html", members=cards, changes=changes,
                   own_safety_code=ctx.node.keys.public().safety_code(),
                   own_country=fmt.country(ctx.node.own.country),
-                  done=request.query.get("done"))
+                  done=request.query.get("done"),
+                  can_publish_revocation=staff_of(request).role == Role.admin)
 
 
 async def compared(request: web.Request) -> web.StreamResponse:

@@ -42,8 +42,9 @@ STORE_TABLES = {
     "campaign_records",
     "campaign_rooms",
     "imported_rows",
+    "key_revocations",
 }
-STORE_HEAD = "0006_imported_rows"
+STORE_HEAD = "0008_key_events"
 RECORD_ID = "0190a5c4-0000-7000-8000-0000000000aa"
 
 

@@ -11,8 +11,10 @@ import pytest
 
 from deploy.homeserver import Homeserver
 from federation.encoding import b64u_encode
+from federation.identity import KeyRing, OrgKeys, read_revocation, sign_member_entry
+from federation.secretbox import FAST_TEST_PARAMS
 from node.cli import main
-from node.core.keys import read_revocation_key
+from node.core.keys import read_revocation_key, revocation_key_form
 from node.core.runtime import open_node
 from tests.support.offline_node import make_offline_node, passphrase_in_environment
 
@@ -87,3 +89,36 @@ def test_export_revocation_moves_the_key_of_an_older_node_offline(
         assert main(["--config", str(config), "keys", "export-revocation",
                      "--out", str(again)]) == 2
         assert "no longer holds" in capsys.readouterr().err and not again.exists()
+
+
+def test_keys_revoke_signs_with_the_offline_key_and_refuses_bad_input(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    keys = OrgKeys.generate()
+    form_file = tmp_path / "drawer.txt"
+    form_file.write_text(revocation_key_form(keys, REVOCATION_PASSPHRASE,
+                                             params=FAST_TEST_PARAMS))
+    monkeypatch.setenv("MINGA_REVOCATION_PASSPHRASE", REVOCATION_PASSPHRASE)
+    base = ["keys", "revoke", "--revocation-key", str(form_file)]
+    assert main([*base, "--since", "yesterday"]) == 2
+    assert "--since: must be an ISO 8601 time" in capsys.readouterr().err
+    assert main([*base, "--since", "2999-01-01T00:00:00Z"]) == 2
+    assert "must not be in the future" in capsys.readouterr().err
+    out = tmp_path / "revocation.json"
+    assert main([*base, "--since", "2026-12-01T08:00:00Z", "--out", str(out)]) == 0
+    statement = json.loads(out.read_text())
+    summary = read_revocation(statement)
+    assert summary.org_id == keys.org_id and summary.revoked_kids == (keys.signing_kid,)
+    assert summary.revoked_at == 1_796_112_000
+    ring = KeyRing()
+    ring.add_member_entry(sign_member_entry(keys, {"name": "X", "country": "CO"}))
+    ring.apply_revocation(statement)  # signed by the organisation's own revocation key
+    assert ring.is_revoked(keys.org_id)
+    monkeypatch.setenv("MINGA_REVOCATION_PASSPHRASE", "not it")
+    assert main([*base, "--since", "2026-12-01T08:00:00Z"]) == 2
+    assert "wrong passphrase" in capsys.readouterr().err
+    broken = tmp_path / "typed.txt"
+    broken.write_text(form_file.read_text().replace("\n02 ", "\n03 ", 1))
+    assert main(["keys", "revoke", "--revocation-key", str(broken), "--since",
+                 "2026-12-01T08:00:00Z"]) == 2
+    assert "line 02 is missing" in capsys.readouterr().err

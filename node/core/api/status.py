@@ -16,7 +16,6 @@ from node.core.coalition import SafetyCodeChange, safety_code_changes, safety_co
 from node.core.runtime import Node
 from node.core.status import node_status
 from node.core.store import Member, Role
-from schemas.common import ORG_ID_PATTERN
 
 TAGS = ("node",)
 
@@ -157,8 +156,7 @@ class NodeEndpoints:
             Endpoint("GET", "/members", self.list_members,
                      "The coalition roster as this node knows it", response=MemberList,
                      tags=TAGS),
-            Endpoint("POST", "/members/{org_id:" + ORG_ID_PATTERN.strip("^$") + "}"
-                     "/safety-code-compared", self.safety_code_compared,
+            Endpoint("POST", "/members/{org_id}/safety-code-compared", self.safety_code_compared,
                      "Say that people compared a member's changed safety code out of band",
                      role=Role.editor, response=SafetyCodeCompared, errors=(404,), tags=TAGS),
         ]

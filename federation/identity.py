@@ -839,6 +839,11 @@ class KeyRing:
         """Whether the organisation's current signing key is revoked (from any time)."""
         return self._org(org_id).current.revoked_from is not None
 
+    def first_signing_kid(self, org_id: str) -> str:
+        """The kid of the organisation's first signing key (a revocation naming it revokes
+        every key it was rotated into)."""
+        return self._org(org_id).periods[0].kid
+
     def revoked_from(self, issuer: str, kid: str) -> int | None:
         """Since when ``kid`` of ``issuer`` is revoked, or None (also for unknown keys)."""
         org = self._orgs.get(issuer)

@@ -10,18 +10,26 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
 
 from deploy.demo import run_demo
 from deploy.homeserver import Homeserver, HomeserverError
+from federation.expulsion import ExpulsionError
 from federation.identity import RevocationSummary
 from federation.transport import TransportError
 from node.assembly import node_registry
-from node.core.api.times import iso_time
+from node.core.api.times import iso_time, unix_seconds
 from node.core.coalition import create_coalition, invite_member, join_coalition
 from node.core.config import ConfigError, load_config
+from node.core.expulsion import (
+    PendingExpulsion,
+    approve_expulsion,
+    pending_expulsions,
+    propose_expulsion,
+)
 from node.core.keys import REVOCATION_PASSPHRASE_ENV, RevocationRefused, publish_revocation
 from node.core.registry import add_command_groups
 from node.core.runtime import NodeNotReady, open_node, read_passphrase
@@ -232,6 +240,57 @@ def cmd_coalition_publish_revocation(args: argparse.Namespace) -> int:
     return 0
 
 
+def _pending_lines(pending: PendingExpulsion) -> str:
+    return (f"{pending.key}: expel {pending.target} from {iso_time(pending.revoked_at)};"
+            f" {len(pending.signers)} of {pending.threshold} approvals"
+            f" ({', '.join(pending.signers)})\n  reason: {pending.reason}")
+
+
+def cmd_coalition_propose_expulsion(args: argparse.Namespace) -> int:
+    now = int(time.time())
+    try:
+        since = now if args.since is None else unix_seconds(args.since)
+    except ValueError as error:
+        raise UserError(f"--since: {error}") from None
+
+    async def propose() -> PendingExpulsion | None:
+        async with open_node(args.config) as node:
+            return await propose_expulsion(node, args.org_id, args.reason, since, now,
+                                           actor="minga coalition")
+
+    try:
+        pending = asyncio.run(propose())
+    except (ExpulsionError, TransportError) as error:
+        raise UserError(f"the expulsion was not proposed: {error}") from None
+    print(_pending_lines(pending) if pending else "proposed and applied at once")
+    return 0
+
+
+def cmd_coalition_approve_expulsion(args: argparse.Namespace) -> int:
+    async def approve() -> PendingExpulsion | None:
+        async with open_node(args.config) as node:
+            return await approve_expulsion(node, args.proposal, actor="minga coalition")
+
+    try:
+        pending = asyncio.run(approve())
+    except (ExpulsionError, TransportError) as error:
+        raise UserError(f"the approval was not published: {error}") from None
+    print(_pending_lines(pending) if pending
+          else "approved: the threshold is reached and the member is expelled")
+    return 0
+
+
+def cmd_coalition_expulsions(args: argparse.Namespace) -> int:
+    async def listed() -> list[PendingExpulsion]:
+        async with open_node(args.config) as node:
+            return await pending_expulsions(node)
+
+    pending = asyncio.run(listed())
+    print("\n".join(_pending_lines(p) for p in pending) if pending
+          else "no expulsion proposal is waiting")
+    return 0
+
+
 def cmd_schemas_export(args: argparse.Namespace) -> int:
     written = export_json_schemas(Path(args.dir))
     print(f"wrote {len(written)} JSON Schema files to {args.dir}")
@@ -308,6 +367,19 @@ def build_parser() -> argparse.ArgumentParser:
         "publish-revocation", help="publish a member's signed key revocation for the coalition")
     co_revoke.add_argument("file", metavar="FILE", help="the statement `minga keys revoke` wrote")
     co_revoke.set_defaults(handler=cmd_coalition_publish_revocation)
+    co_expel = co_commands.add_parser(
+        "propose-expulsion", help="propose that the members revoke a member's keys (quorum)")
+    co_expel.add_argument("org_id", metavar="ORG_ID", help="the member to expel")
+    co_expel.add_argument("--reason", required=True, help="why, for the other members")
+    co_expel.add_argument("--since", metavar="TIME",
+                          help="ISO 8601 time from which its keys are refused (default: now)")
+    co_expel.set_defaults(handler=cmd_coalition_propose_expulsion)
+    co_approve = co_commands.add_parser("approve-expulsion", help="approve a pending proposal")
+    co_approve.add_argument("proposal", metavar="PROPOSAL",
+                            help="the proposal's key (minga coalition expulsions lists them)")
+    co_approve.set_defaults(handler=cmd_coalition_approve_expulsion)
+    co_list = co_commands.add_parser("expulsions", help="list pending expulsion proposals")
+    co_list.set_defaults(handler=cmd_coalition_expulsions)
 
     demo = commands.add_parser("demo", help="run the demo network until Ctrl-C")
     demo.add_argument("--dir", default="demo-data", help="directory for all demo data")

@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from federation.expulsion import default_threshold, gather
 from federation.identity import IdentityError, KeyRing, RevocationSummary, read_revocation
 from federation.keys import KeyNotTrusted
 from federation.roster import (
@@ -28,7 +29,7 @@ from federation.roster import (
     Roster,
     member_entry,
 )
-from federation.transport import MatrixTransport, TransportError
+from federation.transport import MatrixTransport, TimelineEvent, TransportError
 from node.core.runtime import COALITION_SETTING, Node, NodeNotReady
 from node.core.store import StoreTransaction
 from node.core.store.orgs import KeyRevocation
@@ -41,10 +42,15 @@ SEALED_EVENT_TYPE = "org.minga.sealed"
 # A key revocation published for a member (state key: "<org id>/<statement hash prefix>"), by
 # any member node: after a raid the seized member cannot publish its own (M13).
 REVOCATION_EVENT_TYPE = "org.minga.revocation"
+# Expelling a member by quorum: a proposal ("<target>/<hash prefix>") and one approval per
+# approving member ("<target>/<hash prefix>/<approver>"), posted by member nodes.
+EXPULSION_EVENT_TYPE = "org.minga.expulsion"
+EXPULSION_APPROVAL_EVENT_TYPE = "org.minga.expulsion-approval"
+EXPULSIONS_SETTING = "expulsion_proposals"
 MEMBER_POWER = 50
 # Matrix power levels name event types one by one; these are every org.minga.* type in use.
 MINGA_EVENT_TYPES = (MEMBER_EVENT_TYPE, COALITION_EVENT_TYPE, SEALED_EVENT_TYPE, "org.minga.resend",
-                     REVOCATION_EVENT_TYPE)
+                     REVOCATION_EVENT_TYPE, EXPULSION_EVENT_TYPE, EXPULSION_APPROVAL_EVENT_TYPE)
 ROSTER_REJECTIONS_SETTING = "roster_rejections"
 SAFETY_CODE_CHANGES_SETTING = "safety_code_changes"
 
@@ -196,6 +202,12 @@ async def refresh_roster(node: Node, transport: MatrixTransport, room_id: str) -
     known_hashes = {revocation.statement_hash for revocation in applied}
     new_revocations, refused = _apply_revocation_events(roster.keyring, revocations, known_hashes)
     rejected += refused
+    accounts = {m.matrix_user_id: m.org_id for m in known if m.matrix_user_id}
+    accounts.update({m.node_user_id: m.org_id for m in accepted})
+    expelled, pending, refused = _apply_expulsions(roster.keyring, state, accounts,
+                                                   {m.org_id for m in accepted}, known_hashes)
+    new_revocations += expelled
+    rejected += refused
     entries = {event.state_key: dict(event.content) for event in events}
     async with node.store.transaction() as tx:
         previous = await tx.settings.get(ROSTER_REJECTIONS_SETTING) or []
@@ -206,6 +218,7 @@ async def refresh_roster(node: Node, transport: MatrixTransport, room_id: str) -
             )
         await _note_safety_code_changes(tx, node.org_id, codes_before, accepted)
         await _keep_revocations(tx, roster.keyring, new_revocations)
+        await tx.settings.set(EXPULSIONS_SETTING, pending)
         new = [r for r in rejected if _rejection_wire(r) not in previous]
         for entry in new:
             await tx.audit.append("federation", "roster.reject", target=entry.state_key,
@@ -214,6 +227,10 @@ async def refresh_roster(node: Node, transport: MatrixTransport, room_id: str) -
     for entry in new:
         log.warning("ignored roster entry %s from %s: %s", entry.state_key, entry.sender,
                     entry.reason)
+    reverse = {org_id: user for user, org_id in accounts.items()}
+    for summary, _, reason in expelled:
+        if summary.org_id in reverse:
+            await remove_everywhere(transport, reverse[summary.org_id], reason or "expelled")
     return RosterReport(accepted, rejected)
 
 
@@ -228,11 +245,16 @@ def apply_stored_revocations(keyring: KeyRing, applied: Iterable[KeyRevocation])
                         error)
 
 
+NewRevocation = tuple[RevocationSummary, dict[str, Any], str | None]
+"""A revocation applied for the first time: what it says, the statement, an expulsion's
+reason (None for an organisation's own)."""
+
+
 def _apply_revocation_events(
     keyring: KeyRing, events: Iterable[MemberStateEvent], known_hashes: set[str],
-) -> tuple[list[tuple[RevocationSummary, dict[str, Any]]], list[RejectedEntry]]:
+) -> tuple[list[NewRevocation], list[RejectedEntry]]:
     """Apply the revocations published in the room; new ones to keep, refused ones."""
-    new: list[tuple[RevocationSummary, dict[str, Any]]] = []
+    new: list[NewRevocation] = []
     refused: list[RejectedEntry] = []
     for event in events:
         try:
@@ -243,23 +265,107 @@ def _apply_revocation_events(
             continue
         if summary.statement_hash not in known_hashes:
             known_hashes.add(summary.statement_hash)
-            new.append((summary, dict(event.content)))
+            new.append((summary, dict(event.content), None))
     return new, refused
 
 
+def _apply_expulsions(
+    keyring: KeyRing, state: Iterable[TimelineEvent], accounts: dict[str, str],
+    members: set[str], known_hashes: set[str],
+) -> tuple[list[NewRevocation], list[dict[str, Any]], list[RejectedEntry]]:
+    """Gather the expulsion proposals and approvals of the room; apply those at the
+    threshold. Returns the new expulsions, the pending proposals, the refused ones."""
+    events = list(state)
+    threshold_setting = next((e.content.get("expulsion_threshold") for e in events
+                              if e.type == COALITION_EVENT_TYPE), None)
+
+    def posted(event_type: str) -> list[tuple[str, dict[str, Any]]]:
+        return [(accounts[e.sender], dict(e.content)) for e in events
+                if e.type == event_type and e.sender in accounts]
+
+    new: list[NewRevocation] = []
+    pending: list[dict[str, Any]] = []
+    refused: list[RejectedEntry] = []
+    for proposal in gather(posted(EXPULSION_EVENT_TYPE), posted(EXPULSION_APPROVAL_EVENT_TYPE)):
+        if proposal.target not in keyring or keyring.is_revoked(proposal.target):
+            continue
+        others = len({m for m in members if not keyring.is_revoked(m)} - {proposal.target})
+        threshold = (threshold_setting if isinstance(threshold_setting, int)
+                     and not isinstance(threshold_setting, bool) and threshold_setting >= 2
+                     else default_threshold(others))
+        key = f"{proposal.target}/{proposal.request_hash[:16]}"
+        if len(proposal.signers) < threshold:
+            pending.append({"key": key, "target": proposal.target, "reason": proposal.reason,
+                            "proposer": proposal.proposer, "signers": proposal.signers,
+                            "threshold": threshold,
+                            "revoked_at": proposal.statement.get("revoked_at")})
+            continue
+        statement = proposal.signed()
+        quorum, keyring.revocation_quorum = keyring.revocation_quorum, threshold
+        try:
+            keyring.apply_revocation(statement)
+        except (IdentityError, KeyNotTrusted) as error:
+            refused.append(RejectedEntry(key, proposal.proposer, f"expulsion: {error}"))
+            continue
+        finally:
+            keyring.revocation_quorum = quorum
+        summary = read_revocation(statement)
+        if summary.statement_hash not in known_hashes:
+            known_hashes.add(summary.statement_hash)
+            new.append((summary, statement, proposal.reason))
+    return new, pending, refused
+
+
+async def remove_everywhere(transport: MatrixTransport, user_id: str, reason: str) -> None:
+    """Remove an expelled member's node account from every room this node may remove it from
+    (the rooms it made: the coalition room if it created it, its pair, alert and campaign
+    rooms); the other members' nodes do the same for theirs."""
+    for room_id in await transport.joined_rooms():
+        try:
+            state = await transport.room_state(room_id)
+            if user_id in _present(state) and _may_kick(state, transport.user_id):
+                await transport.kick(room_id, user_id, reason[:200])
+                log.warning("removed an expelled member's node from %s", room_id)
+        except TransportError as error:
+            log.warning("could not remove an expelled member's node from %s: %s", room_id,
+                        error)
+
+
+def _present(state: Iterable[TimelineEvent]) -> set[str]:
+    return {e.state_key or "" for e in state if e.type == "m.room.member"
+            and e.content.get("membership") in ("join", "invite")}
+
+
+def _may_kick(state: Iterable[TimelineEvent], me: str) -> bool:
+    """Whether ``me`` may kick in a room with this state (room version 12: its creators
+    always may, and are not listed in the power levels)."""
+    events = list(state)
+    for event in events:
+        if event.type == "m.room.create":
+            creators = event.content.get("additional_creators")
+            if event.sender == me or (isinstance(creators, list) and me in creators):
+                return True
+    levels = next((e.content for e in events if e.type == "m.room.power_levels"), {})
+    users = levels.get("users", {})
+    mine = users.get(me, levels.get("users_default", 0)) if isinstance(users, dict) else 0
+    needed = levels.get("kick", 50)
+    return isinstance(mine, int) and isinstance(needed, int) and mine >= needed
+
+
 async def _keep_revocations(
-    tx: StoreTransaction, keyring: KeyRing,
-    revocations: list[tuple[RevocationSummary, dict[str, Any]]],
+    tx: StoreTransaction, keyring: KeyRing, revocations: list[NewRevocation],
 ) -> None:
-    for summary, statement in revocations:
+    for summary, statement, reason in revocations:
         await tx.orgs.add_revocation(summary.statement_hash, summary.org_id, summary.revoked_at,
-                                     statement)
+                                     statement, reason)
         if keyring.is_revoked(summary.org_id):
             await tx.orgs.mark_revoked(summary.org_id, summary.revoked_at)
-        await tx.audit.append("federation", "keys.revocation-applied", target=summary.org_id,
+        action = "keys.revocation-applied" if reason is None else "keys.expulsion-applied"
+        await tx.audit.append("federation", action, target=summary.org_id,
                               details={"revoked_at": summary.revoked_at,
                                        "revoked_kids": list(summary.revoked_kids)})
-        log.warning("applied a revocation of %s's keys", summary.org_id)
+        log.warning("applied a %s of %s's keys", "revocation" if reason is None
+                    else "quorum revocation (expulsion)", summary.org_id)
 
 
 async def _note_safety_code_changes(

@@ -35,7 +35,13 @@ from federation.identity import IdentityError, KeyRing, OrgKeys, RecipientKey, R
 from federation.keys import SigningKeyResolver
 from federation.roster import MEMBER_EVENT_TYPE
 from federation.transport import MatrixTransport, RoomUpdate, SyncBatch, TimelineEvent
-from node.core.coalition import REVOCATION_EVENT_TYPE, apply_stored_revocations, refresh_roster
+from node.core.coalition import (
+    EXPULSION_APPROVAL_EVENT_TYPE,
+    EXPULSION_EVENT_TYPE,
+    REVOCATION_EVENT_TYPE,
+    apply_stored_revocations,
+    refresh_roster,
+)
 from node.core.rooms import InviteHandler
 from node.core.runtime import Node
 from node.core.store.cipher import Cell, ColumnCipher
@@ -51,7 +57,8 @@ log = logging.getLogger("minga.sync.host")
 
 VERIFIED = "verified"
 RETRACTION_PLACEHOLDER_VERSION = 0
-_ROSTER_TRIGGERS = frozenset({MEMBER_EVENT_TYPE, REVOCATION_EVENT_TYPE, "m.room.member",
+_ROSTER_TRIGGERS = frozenset({MEMBER_EVENT_TYPE, REVOCATION_EVENT_TYPE, EXPULSION_EVENT_TYPE,
+                              EXPULSION_APPROVAL_EVENT_TYPE, "m.room.member",
                               "m.room.power_levels"})
 
 

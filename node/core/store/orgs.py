@@ -63,6 +63,12 @@ class KeyRevocation:
     revoked_at: int
     statement: dict[str, Any] = field(repr=False)
     applied_at: datetime
+    reason: str | None = field(default=None, repr=False)
+    """Why members expelled the organisation (a quorum revocation); None for its own."""
+
+
+def _revocation_cell(statement_hash: str) -> Cell:
+    return Cell("key_revocations", "reason", (statement_hash,))
 
 
 def _own_cell(org_id: str, column: str) -> Cell:
@@ -177,13 +183,15 @@ class OrgRepository:
         return True
 
     async def add_revocation(self, statement_hash: str, org_id: str, revoked_at: int,
-                             statement: dict[str, Any]) -> bool:
+                             statement: dict[str, Any], reason: str | None = None) -> bool:
         """Keep an applied revocation statement; False if it was kept before."""
         if await self._session.get(KeyRevocationRow, statement_hash) is not None:
             return False
         self._session.add(KeyRevocationRow(
             statement_hash=statement_hash, org_id=org_id, revoked_at=revoked_at,
-            statement=statement, applied_at=self._clock()))
+            statement=statement, applied_at=self._clock(),
+            reason=None if reason is None
+            else self._cipher.encrypt_text(reason, _revocation_cell(statement_hash))))
         await self._session.flush()
         return True
 
@@ -191,7 +199,10 @@ class OrgRepository:
         rows = await self._session.scalars(
             select(KeyRevocationRow).order_by(KeyRevocationRow.applied_at))
         return [KeyRevocation(r.statement_hash, r.org_id, r.revoked_at, dict(r.statement),
-                              r.applied_at) for r in rows]
+                              r.applied_at, None if r.reason is None else
+                              self._cipher.decrypt_text(r.reason,
+                                                        _revocation_cell(r.statement_hash)))
+                for r in rows]
 
     async def remove_member(self, org_id: str) -> None:
         row = await self._session.get(MemberRow, org_id)

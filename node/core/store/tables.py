@@ -115,6 +115,8 @@ class KeyRevocationRow(Base):
     org_id: Mapped[str] = mapped_column(String(ORG_ID), index=True)
     revoked_at: Mapped[int] = mapped_column(BigInteger)
     statement: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # An expulsion's stated reason (encrypted: it may say why someone is suspected).
+    reason: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     applied_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from federation.expulsion import MAX_REASON, ExpulsionError
 from federation.identity import RevocationSummary, read_revocation
 from federation.transport import TransportError
 from node.core.api.framework import (
@@ -20,11 +21,18 @@ from node.core.api.framework import (
     invalid,
 )
 from node.core.api.organisations import OrganisationNames, known_names, named
-from node.core.api.times import Time
+from node.core.api.times import Time, TimeInput
+from node.core.expulsion import (
+    PendingExpulsion,
+    approve_expulsion,
+    pending_expulsions,
+    propose_expulsion,
+)
 from node.core.keys import RevocationRefused, own_rotations, publish_revocation, rotate_own_keys
 from node.core.lock import lock_node
 from node.core.runtime import Node, NodeNotReady
 from node.core.store import Role
+from schemas.common import OrgId
 
 TAGS = ("keys",)
 
@@ -73,6 +81,53 @@ class RevocationItem(BaseModel):
     issued_at: Time
     applied_at: datetime | None = Field(default=None,
                                         description="when this node applied it")
+    expulsion: bool = Field(default=False, description="signed by other members (a quorum),"
+                            " not by the organisation's own revocation key")
+    reason: str | None = Field(default=None, description="why the members expelled it")
+
+
+class ProposeExpulsion(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    org_id: OrgId
+    reason: Annotated[str, Field(min_length=1, max_length=MAX_REASON)]
+    since: TimeInput | None = Field(default=None, description="from when its keys are"
+                                    " refused (default: now)")
+
+
+class ApproveExpulsion(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    proposal: Annotated[str, Field(min_length=1, max_length=200)] = Field(
+        description="the proposal's key, as GET /expulsions lists it")
+
+
+class ExpulsionView(BaseModel):
+    proposal: str
+    org_id: str
+    reason: str
+    proposer: str
+    signers: list[str] = Field(description="members whose approval counts so far")
+    threshold: int = Field(description="approvals needed (a coalition setting; default: a"
+                           " majority of the other members, at least two)")
+    revoked_at: Time
+
+
+class ExpulsionAnswer(BaseModel):
+    proposal: str
+    applied: bool = Field(description="the threshold was reached: the member is expelled")
+    pending: ExpulsionView | None
+
+
+class ExpulsionList(BaseModel):
+    expulsions: list[ExpulsionView]
+    organisations: OrganisationNames = {}
+
+
+def _expulsion(pending: PendingExpulsion) -> ExpulsionView:
+    return ExpulsionView(proposal=pending.key, org_id=pending.target, reason=pending.reason,
+                         proposer=pending.proposer, signers=pending.signers,
+                         threshold=pending.threshold, revoked_at=pending.revoked_at)
 
 
 class RevocationList(BaseModel):
@@ -80,10 +135,11 @@ class RevocationList(BaseModel):
     organisations: OrganisationNames = {}
 
 
-def _item(summary: RevocationSummary, applied_at: datetime | None = None) -> RevocationItem:
+def _item(summary: RevocationSummary, applied_at: datetime | None = None,
+          reason: str | None = None) -> RevocationItem:
     return RevocationItem(org_id=summary.org_id, revoked_kids=list(summary.revoked_kids),
                           revoked_at=summary.revoked_at, issued_at=summary.issued_at,
-                          applied_at=applied_at)
+                          applied_at=applied_at, expulsion=reason is not None, reason=reason)
 
 
 class KeysEndpoints:
@@ -127,9 +183,44 @@ class KeysEndpoints:
     async def revocations(self, call: Call[NoBody, NoQuery]) -> RevocationList:
         async with self._node.store.read() as tx:
             applied = await tx.orgs.revocations()
-        items = [_item(read_revocation(r.statement), r.applied_at) for r in applied]
+        items = [_item(read_revocation(r.statement), r.applied_at, r.reason) for r in applied]
         return RevocationList(revocations=items, organisations=named(
             (item.org_id for item in items), await known_names(self._node)))
+
+    async def propose(self, call: Call[ProposeExpulsion, NoQuery]) -> ExpulsionAnswer:
+        body = call.body
+        now = self._now()
+        try:
+            pending = await propose_expulsion(
+                self._node, body.org_id, body.reason, now if body.since is None else body.since,
+                now, actor=call.principal.user)
+        except ExpulsionError as error:
+            raise _expulsion_problem(error) from None
+        except NodeNotReady as error:
+            raise ApiError(409, "no_coalition", str(error)) from None
+        except TransportError as error:
+            raise ApiError(503, "homeserver_unavailable", str(error)) from None
+        return ExpulsionAnswer(proposal=pending.key if pending else "", applied=pending is None,
+                               pending=_expulsion(pending) if pending else None)
+
+    async def approve(self, call: Call[ApproveExpulsion, NoQuery]) -> ExpulsionAnswer:
+        try:
+            pending = await approve_expulsion(self._node, call.body.proposal,
+                                              actor=call.principal.user)
+        except ExpulsionError as error:
+            raise _expulsion_problem(error) from None
+        except NodeNotReady as error:
+            raise ApiError(409, "no_coalition", str(error)) from None
+        except TransportError as error:
+            raise ApiError(503, "homeserver_unavailable", str(error)) from None
+        return ExpulsionAnswer(proposal=call.body.proposal, applied=pending is None,
+                               pending=_expulsion(pending) if pending else None)
+
+    async def expulsions(self, call: Call[NoBody, NoQuery]) -> ExpulsionList:
+        pending = [_expulsion(p) for p in await pending_expulsions(self._node)]
+        return ExpulsionList(expulsions=pending, organisations=named(
+            {p.org_id for p in pending} | {p.proposer for p in pending},
+            await known_names(self._node)))
 
     async def lock(self, call: Call[NoBody, NoQuery]) -> LockAnswer:
         ended = await lock_node(self._node, actor=call.principal.user)
@@ -153,11 +244,31 @@ class KeysEndpoints:
             Endpoint("GET", "/revocations", self.revocations,
                      "The key revocations this node applied", response=RevocationList,
                      tags=TAGS),
+            Endpoint("POST", "/expulsions", self.propose,
+                     "Propose to expel a member (its keys revoked by a quorum of the others),"
+                     " with a reason; this node's signature is the first approval",
+                     role=Role.admin, body=ProposeExpulsion, response=ExpulsionAnswer,
+                     status=201, errors=(409, 422, 503), tags=TAGS),
+            Endpoint("POST", "/expulsions/approve", self.approve,
+                     "Approve a pending expulsion; at the threshold every node applies it",
+                     role=Role.admin, body=ApproveExpulsion, response=ExpulsionAnswer,
+                     errors=(409, 422, 503), tags=TAGS),
+            Endpoint("GET", "/expulsions", self.expulsions,
+                     "Expulsion proposals waiting for approvals", response=ExpulsionList,
+                     tags=TAGS),
             Endpoint("POST", "/node/lock", self.lock,
                      "Lock the node now: stop serving, end every session, drop the keys from"
                      " memory (a restart needs the passphrase)", role=Role.admin,
                      response=LockAnswer, tags=TAGS),
         ]
+
+
+def _expulsion_problem(error: ExpulsionError) -> ApiError:
+    field, _, problem = str(error).partition(": ")
+    if not problem:
+        field, problem = "(body)", str(error)
+    return invalid([FieldProblem(field=field, problem=problem)],
+                   "the expulsion cannot be proposed or approved")
 
 
 def keys_endpoints(node: Node, now: Callable[[], int]) -> Sequence[Endpoint]:

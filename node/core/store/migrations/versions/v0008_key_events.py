@@ -27,6 +27,7 @@ def upgrade() -> None:
         sa.Column("org_id", sa.String(ORG_ID), nullable=False),
         sa.Column("revoked_at", sa.BigInteger(), nullable=False),
         sa.Column("statement", sa.JSON(), nullable=False),
+        sa.Column("reason", sa.LargeBinary(), nullable=True),
         sa.Column("applied_at", sa.DateTime(), nullable=False),
         sa.PrimaryKeyConstraint("statement_hash", name="pk_key_revocations"),
     )

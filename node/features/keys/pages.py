@@ -10,7 +10,9 @@ from typing import Any, Final
 from aiohttp import web
 from aiohttp.web_request import FileField
 
+from federation.expulsion import ExpulsionError
 from federation.transport import TransportError
+from node.core.expulsion import approve_expulsion, propose_expulsion
 from node.core.keys import (
     RevocationRefused,
     own_rotations,
@@ -20,7 +22,14 @@ from node.core.keys import (
 from node.core.lock import lock_node, passphrase_warning
 from node.core.runtime import NodeNotReady
 from node.core.store import Role
-from node.core.web.context import current_visit, render, see_other, staff_of, web_context
+from node.core.web.context import (
+    current_visit,
+    form_data,
+    render,
+    see_other,
+    staff_of,
+    web_context,
+)
 from node.core.web.i18n import N_, Formatter
 from node.core.web.routes import PageRoute
 
@@ -90,9 +99,38 @@ async def publish_revocation_page(request: web.Request) -> web.StreamResponse:
     return see_other("/members", done="revocation")
 
 
+async def propose_expulsion_page(request: web.Request) -> web.StreamResponse:
+    ctx = web_context(request)
+    form = await form_data(request)
+    now = ctx.now()
+    try:
+        await propose_expulsion(ctx.node, form.get("org_id", ""), form.get("reason", ""), now,
+                                now, actor=staff_of(request).username)
+    except ExpulsionError as error:
+        return render(request, "keys/expulsion.html", status=422, error=str(error))
+    except (NodeNotReady, TransportError) as error:
+        return render(request, "keys/expulsion.html", status=409, error=str(error))
+    return see_other("/members", done="expulsion")
+
+
+async def approve_expulsion_page(request: web.Request) -> web.StreamResponse:
+    ctx = web_context(request)
+    form = await form_data(request)
+    try:
+        await approve_expulsion(ctx.node, form.get("proposal", ""),
+                                actor=staff_of(request).username)
+    except ExpulsionError as error:
+        return render(request, "keys/expulsion.html", status=422, error=str(error))
+    except (NodeNotReady, TransportError) as error:
+        return render(request, "keys/expulsion.html", status=409, error=str(error))
+    return see_other("/members", done="expulsion")
+
+
 ROUTES: Final = [
     PageRoute("GET", "/admin/keys", keys_page, ADMIN),
     PageRoute("POST", "/admin/keys/lock", lock_now, ADMIN),
     PageRoute("POST", "/admin/keys/rotate", rotate, ADMIN),
     PageRoute("POST", "/members/revocations", publish_revocation_page, ADMIN),
+    PageRoute("POST", "/members/expulsions", propose_expulsion_page, ADMIN),
+    PageRoute("POST", "/members/expulsions/approve", approve_expulsion_page, ADMIN),
 ]

@@ -8,6 +8,7 @@ from typing import Final
 from aiohttp import web
 
 from node.core.coalition import safety_code_changes, safety_code_compared
+from node.core.expulsion import pending_expulsions
 from node.core.sharing import disclosed_fields
 from node.core.store import InvalidRecordId, Role
 from node.core.store.received import MAX_PAGE, ReceivedRecord
@@ -108,7 +109,16 @@ async def members_page(request: web.Request) -> web.StreamResponse:
     changes = {org_id: {"previous": change.previous,
                         "at": fmt.datetime(datetime.fromtimestamp(change.at, UTC))}
                for org_id, change in (await safety_code_changes(ctx.node)).items()}
+    names = {card.org_id: card.name for card in cards}
+    names[ctx.node.org_id] = ctx.node.own.name
+    expulsions = [{"key": p.key, "target": names.get(p.target, p.target),
+                   "reason": p.reason, "proposer": names.get(p.proposer, p.proposer),
+                   "approvals": len(p.signers), "threshold": p.threshold,
+                   "signed_here": ctx.node.org_id in p.signers,
+                   "against_us": p.target == ctx.node.org_id}
+                  for p in await pending_expulsions(ctx.node)]
     return render(request, "members.html", members=cards, changes=changes,
+                  expulsions=expulsions,
                   own_safety_code=ctx.node.keys.public().safety_code(),
                   own_country=fmt.country(ctx.node.own.country),
                   done=request.query.get("done"),

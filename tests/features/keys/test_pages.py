@@ -9,7 +9,11 @@ import aiohttp
 
 from federation.identity import OrgKeys, revocation_request, sign_revocation
 from federation.roster import member_entry
-from node.core.coalition import SAFETY_CODE_CHANGES_SETTING, safety_code_changes
+from node.core.coalition import (
+    EXPULSIONS_SETTING,
+    SAFETY_CODE_CHANGES_SETTING,
+    safety_code_changes,
+)
 from schemas.payloads import OrgProfile
 from tests.support.offline_node import make_offline_node
 from tests.support.web import Browser, Page, csrf_of, serve_web
@@ -113,3 +117,34 @@ async def test_a_record_signed_after_the_issuers_revocation_is_flagged(tmp_path:
         assert "This record says it was signed after that" in detail.text
         members = await viewer.get("/members")
         assert "Keys revoked from" in members.text
+
+
+async def test_members_page_proposes_and_lists_expulsions(tmp_path: Path) -> None:
+    config = await make_offline_node(tmp_path / "node")
+    other = OrgKeys.generate()
+    entry = member_entry(other, OrgProfile(name="Haki Ardhi Trust", country="KE"), "@h:example")
+    async with serve_web(config) as web_node:
+        node = web_node.node
+        async with node.store.transaction() as tx:
+            await tx.orgs.save_member(other.org_id, entry, verified=True,
+                                      safety_code=other.public().safety_code(),
+                                      matrix_user_id="@h:example")
+        admin = await web_node.logged_in("amaru")
+        page = await admin.get("/members")
+        assert "Propose expelling this member" in page.text
+        empty = await admin.post("/members/expulsions", {"org_id": other.org_id, "reason": ""})
+        assert empty.status == 422 and "reason" in empty.text
+        await admin.get("/members")
+        alone = await admin.post("/members/expulsions",
+                                 {"org_id": other.org_id, "reason": "leaks our cases"})
+        assert alone.status == 409 and "in no coalition" in alone.text
+        async with node.store.transaction() as tx:
+            await tx.settings.set(EXPULSIONS_SETTING, [{
+                "key": f"{other.org_id}/0123456789abcdef", "target": other.org_id,
+                "reason": "leaks our cases", "proposer": "o" + "b" * 24,
+                "signers": ["o" + "b" * 24], "threshold": 2, "revoked_at": 1_790_000_000}])
+        listed = await admin.get("/members")
+        assert "Expel Haki Ardhi Trust" in listed.text and "1 of 2 approvals" in listed.text
+        assert "Approve the expulsion" in listed.text
+        viewer = await web_node.logged_in("chidi")
+        assert "Approve the expulsion" not in (await viewer.get("/members")).text

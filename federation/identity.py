@@ -35,6 +35,7 @@ import itertools
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, TypeVar
 
 from cryptography.exceptions import InvalidSignature
@@ -265,6 +266,9 @@ class RevocationKey:
 
     org_id: str
     private: Ed25519PrivateKey = field(repr=False)
+    first_signing_kid: str | None = None
+    """The kid of the organisation's first signing key: a revocation naming it revokes every
+    key rotated from it (None in key files made before it was written there)."""
 
     @property
     def kid(self) -> str:
@@ -329,7 +333,13 @@ class OrgKeys:
     def revocation_key(self) -> RevocationKey:
         if self.revocation is None:
             raise ValueError("these keys no longer hold the revocation key (it is kept offline)")
-        return RevocationKey(self.org_id, self.revocation)
+        return RevocationKey(self.org_id, self.revocation, self.first_signing_kid)
+
+    @property
+    def first_signing_kid(self) -> str:
+        if self.rotations:
+            return verify_rotation(self.rotations[0]).previous_kid
+        return self.signing_kid
 
     def without_revocation_key(self) -> OrgKeys:
         """The keys a node keeps after the revocation key was exported for offline keeping."""
@@ -354,6 +364,7 @@ class _RevocationFile(_Wire):
     type: Literal["minga.revocation-key/1"]
     org_id: OrgIdText
     revocation: KeyText
+    first_signing_kid: KidText | None = None
 
 
 def _private_text(key: Ed25519PrivateKey | X25519PrivateKey) -> str:
@@ -431,6 +442,8 @@ def export_revocation_key(
         "org_id": revocation.org_id,
         "revocation": _private_text(revocation.private),
     }
+    if revocation.first_signing_kid is not None:
+        content["first_signing_kid"] = revocation.first_signing_kid
     return lock(
         canonical_json(content), passphrase, purpose=_REVOCATION_FILE_PURPOSE, params=params
     )
@@ -441,7 +454,7 @@ def import_revocation_key(blob: bytes, passphrase: str) -> RevocationKey:
     plain = unlock(blob, passphrase, purpose=_REVOCATION_FILE_PURPOSE)
     data = _parse(_RevocationFile, _load_json(plain, "revocation key file"), "revocation key file")
     private = Ed25519PrivateKey.from_private_bytes(_key_bytes(data.revocation, "revocation"))
-    return RevocationKey(data.org_id, private)
+    return RevocationKey(data.org_id, private, data.first_signing_kid)
 
 
 # --- key rotation -------------------------------------------------------------------------------
@@ -656,6 +669,25 @@ class _RevocationWire(_Wire):
     signatures: list[_RevocationSignature]
 
 
+@dataclass(frozen=True)
+class RevocationSummary:
+    """What a revocation statement says (its signatures are checked by :class:`KeyRing`)."""
+
+    org_id: str
+    revoked_kids: tuple[str, ...]
+    revoked_at: int
+    issued_at: int
+    statement_hash: str
+
+
+def read_revocation(statement: Mapping[str, Any]) -> RevocationSummary:
+    """The content of a well-formed revocation statement (:class:`MalformedStatement` if not)."""
+    wire = _parse(_RevocationWire, statement, "revocation")
+    digest = hashlib.sha256(canonical_json(wire.model_dump())).hexdigest()
+    return RevocationSummary(wire.org_id, tuple(wire.revoked_kids), wire.revoked_at,
+                             wire.issued_at, digest)
+
+
 def revocation_request(
     org_id: str, revoked_kids: Iterable[str], revoked_at: int, issued_at: int
 ) -> dict[str, Any]:
@@ -807,6 +839,17 @@ class KeyRing:
         """Whether the organisation's current signing key is revoked (from any time)."""
         return self._org(org_id).current.revoked_from is not None
 
+    def first_signing_kid(self, org_id: str) -> str:
+        """The kid of the organisation's first signing key (a revocation naming it revokes
+        every key it was rotated into)."""
+        return self._org(org_id).periods[0].kid
+
+    def revoked_from(self, issuer: str, kid: str) -> int | None:
+        """Since when ``kid`` of ``issuer`` is revoked, or None (also for unknown keys)."""
+        org = self._orgs.get(issuer)
+        found = org.period(kid) if org is not None else None
+        return found[1].revoked_from if found is not None else None
+
     def signing_key_for(self, issuer: str, kid: str, issued_at: int) -> Ed25519PublicKey:
         found = self._org(issuer).period(kid)
         if found is None:
@@ -944,3 +987,26 @@ def _rotate(org: _Org, rotation: KeyRotation) -> _Org:
         _Period(rotation.kid, rotation.signing, rotation.effective_at),
     )
     return replace(org, public=new_public, periods=periods)
+
+
+class RefuseRevokedKeys:
+    """A :class:`federation.keys.SigningKeyResolver` for what arrives *now*: like ``keyring``,
+    but a revoked key is refused whatever issue time the record claims.
+
+    The key ring alone accepts a seized key for anything dated before the revocation time,
+    and whoever holds the key can write any date. Records that arrived before the revocation
+    was known were checked then; from then on, nothing signed by a revoked key gets in.
+    """
+
+    def __init__(self, keyring: KeyRing) -> None:
+        self.keyring = keyring
+
+    def signing_key_for(self, issuer: str, kid: str, issued_at: int) -> Ed25519PublicKey:
+        key = self.keyring.signing_key_for(issuer, kid, issued_at)
+        revoked = self.keyring.revoked_from(issuer, kid)
+        if revoked is not None:
+            since = datetime.fromtimestamp(revoked, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            raise KeyNotTrusted(
+                f"key revoked by its organisation from {since}; nothing signed with it is"
+                " accepted any more, whatever date it carries")
+        return key

@@ -202,6 +202,11 @@ class MatrixTransport:
             raise _fail("join", response)
         return str(response.room_id)
 
+    async def kick(self, room_id: str, user_id: str, reason: str | None = None) -> None:
+        response = await self._client.room_kick(room_id, user_id, reason)
+        if not isinstance(response, nio.RoomKickResponse):
+            raise _fail("kick", response)
+
     async def leave(self, room_id: str) -> None:
         response = await self._client.room_leave(room_id)
         if not isinstance(response, nio.RoomLeaveResponse):

@@ -19,6 +19,7 @@ from node.features.cases import CasesFeature
 from node.features.dedup import DedupFeature
 from node.features.evidence import EvidenceFeature
 from node.features.figures import FiguresFeature
+from node.features.keys import KeysFeature
 from node.features.sharing import SharingFeature
 
 FEATURES: Final[tuple[Feature, ...]] = (
@@ -31,6 +32,7 @@ FEATURES: Final[tuple[Feature, ...]] = (
     CampaignsFeature(),
     DedupFeature(),
     BackupFeature(),
+    KeysFeature(),
 )
 
 

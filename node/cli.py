@@ -4,19 +4,33 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import json
+import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
 
 from deploy.demo import run_demo
 from deploy.homeserver import Homeserver, HomeserverError
+from federation.expulsion import ExpulsionError
+from federation.identity import RevocationSummary
+from federation.transport import TransportError
 from node.assembly import node_registry
+from node.core.api.times import iso_time, unix_seconds
 from node.core.coalition import create_coalition, invite_member, join_coalition
 from node.core.config import ConfigError, load_config
+from node.core.expulsion import (
+    PendingExpulsion,
+    approve_expulsion,
+    pending_expulsions,
+    propose_expulsion,
+)
+from node.core.keys import REVOCATION_PASSPHRASE_ENV, RevocationRefused, publish_revocation
 from node.core.registry import add_command_groups
 from node.core.runtime import NodeNotReady, open_node, read_passphrase
 from node.core.server import run_node
@@ -95,6 +109,9 @@ def cmd_init(args: argparse.Namespace) -> int:
         ),
     )
     passphrase = read_passphrase(None, confirm=True)
+    data_dir = Path(args.data_dir)
+    revocation_out = Path(args.revocation_key_out or f"{data_dir.resolve()}-revocation-key.txt")
+    revocation_passphrase = _revocation_passphrase(args.revocation_passphrase_file)
     result = asyncio.run(
         init_node(
             data_dir=Path(args.data_dir),
@@ -104,6 +121,8 @@ def cmd_init(args: argparse.Namespace) -> int:
             passphrase=passphrase,
             account=account,
             http_port=args.http_port,
+            revocation_passphrase=revocation_passphrase,
+            revocation_key_file=revocation_out,
         )
     )
     if args.json:
@@ -112,8 +131,14 @@ def cmd_init(args: argparse.Namespace) -> int:
             "safety_code": result.safety_code,
             "matrix_user_id": result.matrix_user_id,
             "config_file": str(result.config_file),
+            "revocation_key_file": str(revocation_out),
         }))
         return 0
+    print(result.revocation_key_form)
+    print(f"The revocation key above was written to {revocation_out}, locked with"
+          + (" its own passphrase." if revocation_passphrase else " the node passphrase."))
+    print("Print it or copy the file to a USB stick, keep it away from this machine, then"
+          " delete the file here: this node no longer holds the key.")
     print(f"Created the node of {args.org_name}")
     print(f"  organisation id: {result.org_id}")
     print(f"  safety code:     {result.safety_code}")
@@ -121,6 +146,25 @@ def cmd_init(args: argparse.Namespace) -> int:
     print(f"  configuration:   {result.config_file}")
     print("Compare the safety code with other members out of band before trusting them.")
     return 0
+
+
+def _revocation_passphrase(path: str | None) -> str | None:
+    """The revocation key's own passphrase: from the file given, else
+    MINGA_REVOCATION_PASSPHRASE, else asked at a terminal; None means the node passphrase."""
+    from_file = _read_secret_file(path, "--revocation-passphrase-file")
+    if from_file is not None:
+        if not from_file:
+            raise UserError("--revocation-passphrase-file: the file is empty")
+        return from_file
+    from_env = os.environ.get(REVOCATION_PASSPHRASE_ENV)
+    if from_env:
+        return from_env
+    if not sys.stdin.isatty():
+        return None
+    first = getpass.getpass("Passphrase for the offline revocation key (Enter: the node's): ")
+    if first and getpass.getpass("Repeat it: ") != first:
+        raise UserError("the two passphrases differ")
+    return first or None
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -174,6 +218,79 @@ def cmd_coalition_join(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_coalition_publish_revocation(args: argparse.Namespace) -> int:
+    try:
+        statement = json.loads(Path(args.file).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise UserError(f"FILE: cannot read a revocation from {args.file}"
+                        f" ({getattr(error, 'strerror', None) or 'not JSON'})") from None
+    if not isinstance(statement, dict):
+        raise UserError(f"FILE: {args.file} is not a revocation made by minga keys revoke")
+
+    async def publish() -> RevocationSummary:
+        async with open_node(args.config) as node:
+            return await publish_revocation(node, statement, actor="minga coalition")
+
+    try:
+        summary = asyncio.run(publish())
+    except (RevocationRefused, TransportError) as error:
+        raise UserError(f"the revocation was not published: {error}") from None
+    print(f"published the revocation of {summary.org_id}'s keys from"
+          f" {iso_time(summary.revoked_at)}; every member applies it when it reaches them")
+    return 0
+
+
+def _pending_lines(pending: PendingExpulsion) -> str:
+    return (f"{pending.key}: expel {pending.target} from {iso_time(pending.revoked_at)};"
+            f" {len(pending.signers)} of {pending.threshold} approvals"
+            f" ({', '.join(pending.signers)})\n  reason: {pending.reason}")
+
+
+def cmd_coalition_propose_expulsion(args: argparse.Namespace) -> int:
+    now = int(time.time())
+    try:
+        since = now if args.since is None else unix_seconds(args.since)
+    except ValueError as error:
+        raise UserError(f"--since: {error}") from None
+
+    async def propose() -> PendingExpulsion | None:
+        async with open_node(args.config) as node:
+            return await propose_expulsion(node, args.org_id, args.reason, since, now,
+                                           actor="minga coalition")
+
+    try:
+        pending = asyncio.run(propose())
+    except (ExpulsionError, TransportError) as error:
+        raise UserError(f"the expulsion was not proposed: {error}") from None
+    print(_pending_lines(pending) if pending else "proposed and applied at once")
+    return 0
+
+
+def cmd_coalition_approve_expulsion(args: argparse.Namespace) -> int:
+    async def approve() -> PendingExpulsion | None:
+        async with open_node(args.config) as node:
+            return await approve_expulsion(node, args.proposal, actor="minga coalition")
+
+    try:
+        pending = asyncio.run(approve())
+    except (ExpulsionError, TransportError) as error:
+        raise UserError(f"the approval was not published: {error}") from None
+    print(_pending_lines(pending) if pending
+          else "approved: the threshold is reached and the member is expelled")
+    return 0
+
+
+def cmd_coalition_expulsions(args: argparse.Namespace) -> int:
+    async def listed() -> list[PendingExpulsion]:
+        async with open_node(args.config) as node:
+            return await pending_expulsions(node)
+
+    pending = asyncio.run(listed())
+    print("\n".join(_pending_lines(p) for p in pending) if pending
+          else "no expulsion proposal is waiting")
+    return 0
+
+
 def cmd_schemas_export(args: argparse.Namespace) -> int:
     written = export_json_schemas(Path(args.dir))
     print(f"wrote {len(written)} JSON Schema files to {args.dir}")
@@ -216,6 +333,12 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("--registration-secret-file",
                       help="file holding the homeserver's registration shared secret,"
                            " to create the node's account")
+    init.add_argument("--revocation-key-out",
+                      help="where to write the offline revocation key (outside the data"
+                           " directory; default: next to it, DATA_DIR-revocation-key.txt)")
+    init.add_argument("--revocation-passphrase-file",
+                      help="file holding the revocation key's own passphrase (default:"
+                           f" ${REVOCATION_PASSPHRASE_ENV}, a prompt, or the node passphrase)")
     init.add_argument("--json", action="store_true", help="print the result as JSON")
     init.set_defaults(handler=cmd_init)
 
@@ -240,6 +363,23 @@ def build_parser() -> argparse.ArgumentParser:
     co_join.add_argument("--wait", type=float, default=60.0,
                          help="seconds to wait for the invite to arrive (default 60)")
     co_join.set_defaults(handler=cmd_coalition_join)
+    co_revoke = co_commands.add_parser(
+        "publish-revocation", help="publish a member's signed key revocation for the coalition")
+    co_revoke.add_argument("file", metavar="FILE", help="the statement `minga keys revoke` wrote")
+    co_revoke.set_defaults(handler=cmd_coalition_publish_revocation)
+    co_expel = co_commands.add_parser(
+        "propose-expulsion", help="propose that the members revoke a member's keys (quorum)")
+    co_expel.add_argument("org_id", metavar="ORG_ID", help="the member to expel")
+    co_expel.add_argument("--reason", required=True, help="why, for the other members")
+    co_expel.add_argument("--since", metavar="TIME",
+                          help="ISO 8601 time from which its keys are refused (default: now)")
+    co_expel.set_defaults(handler=cmd_coalition_propose_expulsion)
+    co_approve = co_commands.add_parser("approve-expulsion", help="approve a pending proposal")
+    co_approve.add_argument("proposal", metavar="PROPOSAL",
+                            help="the proposal's key (minga coalition expulsions lists them)")
+    co_approve.set_defaults(handler=cmd_coalition_approve_expulsion)
+    co_list = co_commands.add_parser("expulsions", help="list pending expulsion proposals")
+    co_list.set_defaults(handler=cmd_coalition_expulsions)
 
     demo = commands.add_parser("demo", help="run the demo network until Ctrl-C")
     demo.add_argument("--dir", default="demo-data", help="directory for all demo data")

@@ -14,10 +14,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from federation.expulsion import default_threshold, gather
+from federation.identity import IdentityError, KeyRing, RevocationSummary, read_revocation
+from federation.keys import KeyNotTrusted
 from federation.roster import (
     MEMBER_EVENT_TYPE,
     Member,
@@ -26,18 +29,30 @@ from federation.roster import (
     Roster,
     member_entry,
 )
-from federation.transport import MatrixTransport, TransportError
+from federation.transport import MatrixTransport, TimelineEvent, TransportError
 from node.core.runtime import COALITION_SETTING, Node, NodeNotReady
+from node.core.store import StoreTransaction
+from node.core.store.orgs import KeyRevocation
 from schemas.payloads import OrgProfile
 
 log = logging.getLogger("minga.coalition")
 
 COALITION_EVENT_TYPE = "org.minga.coalition"
 SEALED_EVENT_TYPE = "org.minga.sealed"
+# A key revocation published for a member (state key: "<org id>/<statement hash prefix>"), by
+# any member node: after a raid the seized member cannot publish its own (M13).
+REVOCATION_EVENT_TYPE = "org.minga.revocation"
+# Expelling a member by quorum: a proposal ("<target>/<hash prefix>") and one approval per
+# approving member ("<target>/<hash prefix>/<approver>"), posted by member nodes.
+EXPULSION_EVENT_TYPE = "org.minga.expulsion"
+EXPULSION_APPROVAL_EVENT_TYPE = "org.minga.expulsion-approval"
+EXPULSIONS_SETTING = "expulsion_proposals"
 MEMBER_POWER = 50
 # Matrix power levels name event types one by one; these are every org.minga.* type in use.
-MINGA_EVENT_TYPES = (MEMBER_EVENT_TYPE, COALITION_EVENT_TYPE, SEALED_EVENT_TYPE, "org.minga.resend")
+MINGA_EVENT_TYPES = (MEMBER_EVENT_TYPE, COALITION_EVENT_TYPE, SEALED_EVENT_TYPE, "org.minga.resend",
+                     REVOCATION_EVENT_TYPE, EXPULSION_EVENT_TYPE, EXPULSION_APPROVAL_EVENT_TYPE)
 ROSTER_REJECTIONS_SETTING = "roster_rejections"
+SAFETY_CODE_CHANGES_SETTING = "safety_code_changes"
 
 
 def coalition_power_levels() -> dict[str, Any]:
@@ -165,22 +180,34 @@ async def refresh_roster(node: Node, transport: MatrixTransport, room_id: str) -
     Entries already verified are replayed first, so the key ring remembers each member's key
     history and a stale or forked entry (say, from a compromised homeserver) cannot roll it back.
     """
-    events = [
-        MemberStateEvent(e.state_key or "", e.sender, e.content)
-        for e in await transport.room_state(room_id)
-        if e.type == MEMBER_EVENT_TYPE
-    ]
+    state = await transport.room_state(room_id)
+    events = [MemberStateEvent(e.state_key or "", e.sender, e.content)
+              for e in state if e.type == MEMBER_EVENT_TYPE]
+    revocations = [MemberStateEvent(e.state_key or "", e.sender, e.content)
+                   for e in state if e.type == REVOCATION_EVENT_TYPE]
     roster = Roster()
     async with node.store.read() as tx:
-        known = await tx.orgs.members(verified_only=True)
+        known = await tx.orgs.members(verified_only=True, with_revoked=True)
+        applied = await tx.orgs.revocations()
+    codes_before = {stored.org_id: stored.safety_code for stored in known}
     for stored in known:
         try:
             roster.keyring.add_member_entry(stored.entry)
         except ValueError:
             log.warning("stored roster entry of %s no longer verifies", stored.org_id)
+    apply_stored_revocations(roster.keyring, applied)
     verdicts = [roster.consider(event) for event in events]
     accepted = [v for v in verdicts if isinstance(v, Member)]
     rejected = [v for v in verdicts if isinstance(v, RejectedEntry)]
+    known_hashes = {revocation.statement_hash for revocation in applied}
+    new_revocations, refused = _apply_revocation_events(roster.keyring, revocations, known_hashes)
+    rejected += refused
+    accounts = {m.matrix_user_id: m.org_id for m in known if m.matrix_user_id}
+    accounts.update({m.node_user_id: m.org_id for m in accepted})
+    expelled, pending, refused = _apply_expulsions(roster.keyring, state, accounts,
+                                                   {m.org_id for m in accepted}, known_hashes)
+    new_revocations += expelled
+    rejected += refused
     entries = {event.state_key: dict(event.content) for event in events}
     async with node.store.transaction() as tx:
         previous = await tx.settings.get(ROSTER_REJECTIONS_SETTING) or []
@@ -189,6 +216,9 @@ async def refresh_roster(node: Node, transport: MatrixTransport, room_id: str) -
                 member.org_id, entries[member.org_id], verified=True,
                 safety_code=member.safety_code, matrix_user_id=member.node_user_id,
             )
+        await _note_safety_code_changes(tx, node.org_id, codes_before, accepted)
+        await _keep_revocations(tx, roster.keyring, new_revocations)
+        await tx.settings.set(EXPULSIONS_SETTING, pending)
         new = [r for r in rejected if _rejection_wire(r) not in previous]
         for entry in new:
             await tx.audit.append("federation", "roster.reject", target=entry.state_key,
@@ -197,7 +227,190 @@ async def refresh_roster(node: Node, transport: MatrixTransport, room_id: str) -
     for entry in new:
         log.warning("ignored roster entry %s from %s: %s", entry.state_key, entry.sender,
                     entry.reason)
+    reverse = {org_id: user for user, org_id in accounts.items()}
+    for summary, _, reason in expelled:
+        if summary.org_id in reverse:
+            await remove_everywhere(transport, reverse[summary.org_id], reason or "expelled")
     return RosterReport(accepted, rejected)
+
+
+def apply_stored_revocations(keyring: KeyRing, applied: Iterable[KeyRevocation]) -> None:
+    """Replay the revocations this node applied before (they verified then; a key ring
+    rebuilt from the stored entries takes them again)."""
+    for revocation in applied:
+        try:
+            keyring.apply_revocation(revocation.statement)
+        except IdentityError as error:
+            log.warning("a stored revocation of %s no longer applies: %s", revocation.org_id,
+                        error)
+
+
+NewRevocation = tuple[RevocationSummary, dict[str, Any], str | None]
+"""A revocation applied for the first time: what it says, the statement, an expulsion's
+reason (None for an organisation's own)."""
+
+
+def _apply_revocation_events(
+    keyring: KeyRing, events: Iterable[MemberStateEvent], known_hashes: set[str],
+) -> tuple[list[NewRevocation], list[RejectedEntry]]:
+    """Apply the revocations published in the room; new ones to keep, refused ones."""
+    new: list[NewRevocation] = []
+    refused: list[RejectedEntry] = []
+    for event in events:
+        try:
+            summary = read_revocation(event.content)
+            keyring.apply_revocation(event.content)
+        except (IdentityError, KeyNotTrusted) as error:
+            refused.append(RejectedEntry(event.state_key, event.sender, f"revocation: {error}"))
+            continue
+        if summary.statement_hash not in known_hashes:
+            known_hashes.add(summary.statement_hash)
+            new.append((summary, dict(event.content), None))
+    return new, refused
+
+
+def _apply_expulsions(
+    keyring: KeyRing, state: Iterable[TimelineEvent], accounts: dict[str, str],
+    members: set[str], known_hashes: set[str],
+) -> tuple[list[NewRevocation], list[dict[str, Any]], list[RejectedEntry]]:
+    """Gather the expulsion proposals and approvals of the room; apply those at the
+    threshold. Returns the new expulsions, the pending proposals, the refused ones."""
+    events = list(state)
+    threshold_setting = next((e.content.get("expulsion_threshold") for e in events
+                              if e.type == COALITION_EVENT_TYPE), None)
+
+    def posted(event_type: str) -> list[tuple[str, dict[str, Any]]]:
+        return [(accounts[e.sender], dict(e.content)) for e in events
+                if e.type == event_type and e.sender in accounts]
+
+    new: list[NewRevocation] = []
+    pending: list[dict[str, Any]] = []
+    refused: list[RejectedEntry] = []
+    for proposal in gather(posted(EXPULSION_EVENT_TYPE), posted(EXPULSION_APPROVAL_EVENT_TYPE)):
+        if proposal.target not in keyring or keyring.is_revoked(proposal.target):
+            continue
+        others = len({m for m in members if not keyring.is_revoked(m)} - {proposal.target})
+        threshold = (threshold_setting if isinstance(threshold_setting, int)
+                     and not isinstance(threshold_setting, bool) and threshold_setting >= 2
+                     else default_threshold(others))
+        key = f"{proposal.target}/{proposal.request_hash[:16]}"
+        if len(proposal.signers) < threshold:
+            pending.append({"key": key, "target": proposal.target, "reason": proposal.reason,
+                            "proposer": proposal.proposer, "signers": proposal.signers,
+                            "threshold": threshold,
+                            "revoked_at": proposal.statement.get("revoked_at")})
+            continue
+        statement = proposal.signed()
+        quorum, keyring.revocation_quorum = keyring.revocation_quorum, threshold
+        try:
+            keyring.apply_revocation(statement)
+        except (IdentityError, KeyNotTrusted) as error:
+            refused.append(RejectedEntry(key, proposal.proposer, f"expulsion: {error}"))
+            continue
+        finally:
+            keyring.revocation_quorum = quorum
+        summary = read_revocation(statement)
+        if summary.statement_hash not in known_hashes:
+            known_hashes.add(summary.statement_hash)
+            new.append((summary, statement, proposal.reason))
+    return new, pending, refused
+
+
+async def remove_everywhere(transport: MatrixTransport, user_id: str, reason: str) -> None:
+    """Remove an expelled member's node account from every room this node may remove it from
+    (the rooms it made: the coalition room if it created it, its pair, alert and campaign
+    rooms); the other members' nodes do the same for theirs."""
+    for room_id in await transport.joined_rooms():
+        try:
+            state = await transport.room_state(room_id)
+            if user_id in _present(state) and _may_kick(state, transport.user_id):
+                await transport.kick(room_id, user_id, reason[:200])
+                log.warning("removed an expelled member's node from %s", room_id)
+        except TransportError as error:
+            log.warning("could not remove an expelled member's node from %s: %s", room_id,
+                        error)
+
+
+def _present(state: Iterable[TimelineEvent]) -> set[str]:
+    return {e.state_key or "" for e in state if e.type == "m.room.member"
+            and e.content.get("membership") in ("join", "invite")}
+
+
+def _may_kick(state: Iterable[TimelineEvent], me: str) -> bool:
+    """Whether ``me`` may kick in a room with this state (room version 12: its creators
+    always may, and are not listed in the power levels)."""
+    events = list(state)
+    for event in events:
+        if event.type == "m.room.create":
+            creators = event.content.get("additional_creators")
+            if event.sender == me or (isinstance(creators, list) and me in creators):
+                return True
+    levels = next((e.content for e in events if e.type == "m.room.power_levels"), {})
+    users = levels.get("users", {})
+    mine = users.get(me, levels.get("users_default", 0)) if isinstance(users, dict) else 0
+    needed = levels.get("kick", 50)
+    return isinstance(mine, int) and isinstance(needed, int) and mine >= needed
+
+
+async def _keep_revocations(
+    tx: StoreTransaction, keyring: KeyRing, revocations: list[NewRevocation],
+) -> None:
+    for summary, statement, reason in revocations:
+        await tx.orgs.add_revocation(summary.statement_hash, summary.org_id, summary.revoked_at,
+                                     statement, reason)
+        if keyring.is_revoked(summary.org_id):
+            await tx.orgs.mark_revoked(summary.org_id, summary.revoked_at)
+        action = "keys.revocation-applied" if reason is None else "keys.expulsion-applied"
+        await tx.audit.append("federation", action, target=summary.org_id,
+                              details={"revoked_at": summary.revoked_at,
+                                       "revoked_kids": list(summary.revoked_kids)})
+        log.warning("applied a %s of %s's keys", "revocation" if reason is None
+                    else "quorum revocation (expulsion)", summary.org_id)
+
+
+async def _note_safety_code_changes(
+    tx: StoreTransaction, own_org_id: str, before: dict[str, str], accepted: list[Member],
+) -> None:
+    """A member whose safety code changed (its keys were rotated) is to be compared again by
+    people: remembered until someone says they compared it (:func:`safety_code_compared`)."""
+    changed = [m for m in accepted if m.org_id != own_org_id
+               and before.get(m.org_id) not in (None, m.safety_code)]
+    if not changed:
+        return
+    changes = dict(await tx.settings.get(SAFETY_CODE_CHANGES_SETTING) or {})
+    for member in changed:
+        changes[member.org_id] = {"previous": before[member.org_id],
+                                  "current": member.safety_code, "at": int(time.time())}
+        await tx.audit.append("federation", "roster.safety-code-changed", target=member.org_id)
+    await tx.settings.set(SAFETY_CODE_CHANGES_SETTING, changes)
+
+
+@dataclass(frozen=True)
+class SafetyCodeChange:
+    org_id: str
+    previous: str
+    current: str
+    at: int
+
+
+async def safety_code_changes(node: Node) -> dict[str, SafetyCodeChange]:
+    """Members whose safety code changed and was not compared again yet, by org id."""
+    async with node.store.read() as tx:
+        saved = await tx.settings.get(SAFETY_CODE_CHANGES_SETTING)
+    changes = saved if isinstance(saved, dict) else {}
+    return {org_id: SafetyCodeChange(org_id, change["previous"], change["current"], change["at"])
+            for org_id, change in changes.items()}
+
+
+async def safety_code_compared(node: Node, org_id: str, *, actor: str) -> bool:
+    """Someone compared ``org_id``'s new safety code out of band; False if none was pending."""
+    async with node.store.transaction() as tx:
+        changes = dict(await tx.settings.get(SAFETY_CODE_CHANGES_SETTING) or {})
+        if changes.pop(org_id, None) is None:
+            return False
+        await tx.settings.set(SAFETY_CODE_CHANGES_SETTING, changes)
+        await tx.audit.append(actor, "roster.safety-code-compared", target=org_id)
+    return True
 
 
 def _rejection_wire(rejected: RejectedEntry) -> dict[str, str]:

@@ -43,6 +43,7 @@ _KEY_BLOB_PURPOSE = b"minga/org-keys/v1"
 _KEY_BLOB_PARAMS = Argon2Params(iterations=1, lanes=1, memory_kib=8)
 MATRIX_LOGIN_SETTING = "matrix_login"
 COALITION_SETTING = "coalition"
+WIPED_MARKER_NAME = "WIPED.txt"
 # The sync layer's tables live in the node's database, migrated with their own version table.
 SYNC_MIGRATIONS = MigrationSet("sync", SYNC_SCRIPT_LOCATION, SYNC_VERSION_TABLE, SYNC_METADATA)
 
@@ -68,6 +69,12 @@ class Node:
     # The running sync engine's outbox (`minga run`): urgent records are sealed in the
     # transaction that queues them and posted the moment it commits.
     outbox: Outbox | None = field(default=None, repr=False)
+    # The unlocked data key, to re-lock the organisation keys after a change (rotation, export
+    # of the revocation key). None once the node is locked (``node.core.lock``).
+    data_key: DataKey | None = field(default=None, repr=False)
+    # Asks `minga run` to stop serving (set by the server); locking the node calls it.
+    request_stop: Callable[[], None] = field(default=lambda: None, repr=False)
+    locked: bool = field(default=False, init=False)
     _coalition_room: str | None = field(default=None, init=False, repr=False)
     _parts: dict[type[Any], Any] = field(default_factory=dict, init=False, repr=False)
 
@@ -150,6 +157,9 @@ async def open_node(path: str | Path | None = None) -> AsyncIterator[Node]:
     config = load_config(config_path(path))
     data_dir = config.node.data_dir
     if not (data_dir / "store.key").exists():
+        wiped = data_dir / WIPED_MARKER_NAME
+        if wiped.exists():
+            raise NodeNotReady(wiped.read_text(encoding="utf-8").strip())
         raise NodeNotReady(f"no node in {data_dir}; create one with `minga init`")
     passphrase = read_passphrase(config.node.passphrase_file)
     try:
@@ -163,6 +173,6 @@ async def open_node(path: str | Path | None = None) -> AsyncIterator[Node]:
         if own is None:
             raise NodeNotReady(f"the store in {data_dir} holds no organisation; re-run init")
         keys = unlock_org_keys(own.private_keys, data_key)
-        yield Node(config, store, keys, own)
+        yield Node(config, store, keys, own, data_key=data_key)
     finally:
         await store.close()

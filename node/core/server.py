@@ -12,6 +12,7 @@ from aiohttp import web
 
 from node.core.api.app import mount_api
 from node.core.federation_loop import run_federation
+from node.core.lock import LOCK_SIGNAL, lock_node, write_pid_file
 from node.core.registry import Registry
 from node.core.runtime import Node, open_node
 from node.core.web.app import mount_web
@@ -28,6 +29,7 @@ def build_app(node: Node, registry: Registry) -> web.Application:
 
 async def serve(node: Node, registry: Registry, stop: asyncio.Event) -> None:
     """Serve until ``stop`` is set, then shut down the server and the loop cleanly."""
+    node.request_stop = stop.set
     runner = web.AppRunner(build_app(node, registry), access_log=None)
     await runner.setup()
     http = node.config.http
@@ -46,7 +48,7 @@ async def serve(node: Node, registry: Registry, stop: asyncio.Event) -> None:
             for hook in registry.shutdown_hooks:  # e.g. ends open streams: the server stops now
                 hook(node)
             await runner.cleanup()
-    log.info("node %s stopped", node.org_id)
+    log.info("node %s %s", node.org_id, "locked and stopped" if node.locked else "stopped")
 
 
 async def run_node(config: str | Path | None, registry: Registry) -> None:
@@ -55,10 +57,34 @@ async def run_node(config: str | Path | None, registry: Registry) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     async with open_node(config) as node:
+        pid_file = write_pid_file(node.config.node.data_dir)
+        loop.add_signal_handler(LOCK_SIGNAL, _lock_on_signal, node)
         logging.basicConfig(
             level=node.config.node.log_level.value.upper(),
             format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         )
         # matrix-nio logs event contents at debug level; Minga's own logs never carry content.
         logging.getLogger("nio").setLevel(logging.WARNING)
-        await serve(node, registry, stop)
+        try:
+            await serve(node, registry, stop)
+        finally:
+            loop.remove_signal_handler(LOCK_SIGNAL)
+            pid_file.unlink(missing_ok=True)
+
+
+def _lock_on_signal(node: Node) -> None:
+    """``minga lock`` from another process: lock (audit, sessions, keys), then stop."""
+    task = asyncio.ensure_future(lock_node(node, actor="minga lock"))
+    _LOCKS.add(task)
+
+    def done(finished: asyncio.Future[int]) -> None:
+        _LOCKS.discard(finished)
+        if finished.cancelled() or finished.exception() is not None:
+            log.error("locking failed; stopping the node anyway")
+            node.data_key, node.locked = None, True
+            node.request_stop()
+
+    task.add_done_callback(done)
+
+
+_LOCKS: set[asyncio.Future[int]] = set()

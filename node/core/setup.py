@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import re
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from deploy.homeserver import HomeserverError, register_account
 from federation.identity import OrgKeys
 from federation.transport import MatrixLogin, MatrixTransport, TransportError
 from node.core.config import parse_config
+from node.core.keys import check_outside, revocation_key_form, write_revocation_form
 from node.core.runtime import (
     CONFIG_FILE_NAME,
     MATRIX_LOGIN_SETTING,
@@ -46,6 +47,9 @@ class InitResult:
     safety_code: str
     matrix_user_id: str
     config_file: Path
+    revocation_key_form: str = field(repr=False)
+    """The revocation key, passphrase-locked, as a paper form; the node keeps no copy."""
+    revocation_key_file: Path | None = None
 
 
 def _localpart_for(org_name: str) -> str:
@@ -99,14 +103,22 @@ async def init_node(
     passphrase: str,
     account: MatrixAccountChoice,
     http_port: int = 8470,
+    revocation_passphrase: str | None = None,
+    revocation_key_file: Path | None = None,
 ) -> InitResult:
-    """Create everything a new node needs; refuse to touch an existing one."""
+    """Create everything a new node needs; refuse to touch an existing one.
+
+    The revocation key leaves as a paper form locked with ``revocation_passphrase`` (default:
+    the node passphrase), written to ``revocation_key_file`` when given and returned; the node
+    keeps only its public half."""
     if not org_name.strip():
         raise NodeNotReady("--org-name: must not be empty")
     if not is_country_code(country):
         raise NodeNotReady(f"--country: {country!r} is not an ISO 3166-1 alpha-2 code")
     if (data_dir / KEY_FILE_NAME).exists():
         raise NodeNotReady(f"{data_dir} already holds a node; choose another --data-dir")
+    if revocation_key_file is not None:
+        check_outside(revocation_key_file, data_dir)
     homeserver_url = homeserver_url.rstrip("/")
     login = await _matrix_login(homeserver_url, org_name, account)
     config_text = _config_text(homeserver_url, login.user_id, http_port)
@@ -115,6 +127,10 @@ async def init_node(
     data_dir.chmod(0o700)
     data_key = create_data_key(data_dir, passphrase)
     keys = OrgKeys.generate()
+    form = revocation_key_form(keys, revocation_passphrase or passphrase)
+    if revocation_key_file is not None:
+        write_revocation_form(revocation_key_file, form)
+    keys = keys.without_revocation_key()
     store = await open_store(data_dir, data_key)
     try:
         async with store.transaction() as tx:
@@ -132,4 +148,5 @@ async def init_node(
         await store.close()
     config_file = data_dir / CONFIG_FILE_NAME
     config_file.write_text(config_text, encoding="utf-8")
-    return InitResult(keys.org_id, keys.public().safety_code(), login.user_id, config_file)
+    return InitResult(keys.org_id, keys.public().safety_code(), login.user_id, config_file,
+                      form, revocation_key_file)

@@ -24,6 +24,7 @@ async def node_status(node: Node) -> dict[str, Any]:
         "name": node.own.name,
         "country": node.own.country,
         "safety_code": node.keys.public().safety_code(),
+        "holds_revocation_key": node.keys.revocation is not None,
         "homeserver": login.homeserver_url,
         "matrix_user_id": login.user_id,
         "coalition": coalition,
@@ -59,6 +60,9 @@ def render_status(status: dict[str, Any]) -> str:
         f"Organisation   {status['name']} ({status['country']})",
         f"  id           {status['org_id']}",
         f"  safety code  {status['safety_code']}",
+        "  revocation   " + ("THIS NODE HOLDS THE REVOCATION KEY: export it and keep it offline"
+                             " (minga keys export-revocation)" if status["holds_revocation_key"]
+                             else "key kept offline (not on this node)"),
         f"Homeserver     {status['homeserver']} as {status['matrix_user_id']}",
         "Coalition      "
         + (f"{coalition.get('name') or '(unnamed)'} in {coalition['room_id']}"

@@ -31,11 +31,17 @@ from pydantic import ValidationError
 from sqlalchemy import CompoundSelect, Result, null, select, true, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from federation.identity import IdentityError, KeyRing, OrgKeys, RecipientKey
+from federation.identity import IdentityError, KeyRing, OrgKeys, RecipientKey, RefuseRevokedKeys
 from federation.keys import SigningKeyResolver
 from federation.roster import MEMBER_EVENT_TYPE
 from federation.transport import MatrixTransport, RoomUpdate, SyncBatch, TimelineEvent
-from node.core.coalition import refresh_roster
+from node.core.coalition import (
+    EXPULSION_APPROVAL_EVENT_TYPE,
+    EXPULSION_EVENT_TYPE,
+    REVOCATION_EVENT_TYPE,
+    apply_stored_revocations,
+    refresh_roster,
+)
 from node.core.rooms import InviteHandler
 from node.core.runtime import Node
 from node.core.store.cipher import Cell, ColumnCipher
@@ -51,7 +57,9 @@ log = logging.getLogger("minga.sync.host")
 
 VERIFIED = "verified"
 RETRACTION_PLACEHOLDER_VERSION = 0
-_ROSTER_TRIGGERS = frozenset({MEMBER_EVENT_TYPE, "m.room.member", "m.room.power_levels"})
+_ROSTER_TRIGGERS = frozenset({MEMBER_EVENT_TYPE, REVOCATION_EVENT_TYPE, EXPULSION_EVENT_TYPE,
+                              EXPULSION_APPROVAL_EVENT_TYPE, "m.room.member",
+                              "m.room.power_levels"})
 
 
 def touches_roster(update: RoomUpdate) -> bool:
@@ -84,7 +92,8 @@ class RosterTrust:
 
     @property
     def resolver(self) -> SigningKeyResolver:
-        return self.keyring
+        # What arrives now: a revoked key is refused whatever date the record claims (M13).
+        return RefuseRevokedKeys(self.keyring)
 
     def recipient_key(self, org_id: str) -> RecipientKey:
         return self.keyring.encryption_key_for(org_id)
@@ -193,7 +202,7 @@ class NodeSyncHost:
         self._pair_rooms, version = await _pair_rooms_and_roster_version(tx.session)
         if self._trust is not None and version == self._roster_version:
             return
-        members = await tx.orgs.members(verified_only=True)
+        members = await tx.orgs.members(verified_only=True, with_revoked=True)
         keyring = KeyRing()
         users: dict[str, str] = {}
         for member in members:
@@ -205,6 +214,7 @@ class NodeSyncHost:
                 continue
             if member.matrix_user_id:
                 users[member.org_id] = member.matrix_user_id
+        apply_stored_revocations(keyring, await tx.orgs.revocations())
         self._trust, self._roster_version = RosterTrust(keyring, users), version
 
     async def trust(self, session: AsyncSession | None = None) -> RosterTrust:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
@@ -31,6 +32,15 @@ class FakeClock:
 
     def __call__(self) -> int:
         self.value += 1
+        return self.value
+
+
+class WallClock(FakeClock):
+    """Real Unix seconds: for tests where key validity (rotation, revocation) meets the
+    envelopes' creation times, which the outbox takes from the real clock."""
+
+    def __call__(self) -> int:
+        self.value = int(time.time())
         return self.value
 
 
@@ -99,15 +109,16 @@ async def create_node(homeserver: Homeserver, directory: Path, name: str, countr
 
 
 @asynccontextmanager
-async def serve_node(config: Path) -> AsyncIterator[RunningApi]:
-    """Open the node in ``config``, give each role a token, serve the API to a test client."""
+async def serve_node(config: Path, clock: FakeClock | None = None) -> AsyncIterator[RunningApi]:
+    """Open the node in ``config``, give each role a token, serve the API to a test client
+    (issue times from ``clock``, by default a :class:`FakeClock`)."""
     with _passphrase_env():
         async with open_node(config) as node:
             tokens = {}
             async with node.store.transaction() as tx:
                 for role, user in USERS.items():
                     tokens[role] = await tx.tokens.create(user, role)
-            clock = FakeClock()
+            clock = clock or FakeClock()
             app = web.Application()
             mount_api(app, node, node_registry().endpoints, now=clock)
             async with TestClient(TestServer(app)) as client:

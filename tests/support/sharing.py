@@ -28,7 +28,7 @@ from node.core.setup import MatrixAccountChoice, init_node
 from node.core.store import Role
 from sync.engine import SyncConfig
 from sync.retry import Backoff
-from tests.support.api_harness import PASSPHRASE, RunningApi, serve_node
+from tests.support.api_harness import PASSPHRASE, FakeClock, RunningApi, serve_node
 
 FAST = SyncConfig(
     long_poll_ms=1_000,
@@ -107,10 +107,11 @@ async def _sees_everyone(node: Node, room: str, everyone: set[str]) -> None:
 
 
 @asynccontextmanager
-async def member_running(config: Path, sync: SyncConfig = FAST) -> AsyncIterator[RunningApi]:
+async def member_running(config: Path, sync: SyncConfig = FAST,
+                         clock: FakeClock | None = None) -> AsyncIterator[RunningApi]:
     """The node in ``config`` serving its API (test client) and running its sync loop."""
     async with AsyncExitStack() as stack:
-        api = await stack.enter_async_context(serve_node(config))
+        api = await stack.enter_async_context(serve_node(config, clock))
         transport = await stack.enter_async_context(api.node.transport())
         task = asyncio.create_task(run_federation(api.node, transport, node_registry(), sync))
 

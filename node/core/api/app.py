@@ -45,6 +45,8 @@ def token_authenticator(node: Node) -> Authenticator:
     """Bearer tokens checked against the node's hashed API tokens."""
 
     async def authenticate(token: str) -> Principal | None:
+        if node.locked:  # stopping after a lock: nobody is let in any more
+            return None
         async with node.store.lookup() as tx:  # asked on every call: one statement
             owner = await tx.tokens.verify(token)
         return None if owner is None else Principal(owner.user, owner.role)

@@ -10,10 +10,12 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from node.core.api.framework import Call, Endpoint, NoBody, NoQuery
+from node.core.api.framework import ApiError, Call, Endpoint, NoBody, NoQuery
+from node.core.api.times import OptionalTime
+from node.core.coalition import SafetyCodeChange, safety_code_changes, safety_code_compared
 from node.core.runtime import Node
 from node.core.status import node_status
-from node.core.store import Member
+from node.core.store import Member, Role
 
 TAGS = ("node",)
 
@@ -39,6 +41,9 @@ class NodeStatus(BaseModel):
     org_name: str
     country: str
     safety_code: str = Field(description="compare it with the other members out of band")
+    holds_revocation_key: bool = Field(
+        description="whether this node still holds the organisation's revocation key (it"
+                    " should not: `minga keys export-revocation` moves it offline)")
     homeserver: str
     matrix_user_id: str
     coalition_room_id: str | None
@@ -61,13 +66,26 @@ class MemberView(BaseModel):
     verified: bool = Field(description="the entry's signature and keys checked out")
     matrix_user_id: str | None
     updated_at: datetime
+    safety_code_changed_at: OptionalTime = Field(
+        default=None, description="when the safety code changed (a key rotation) and nobody"
+        " has compared it again yet; null when there is nothing to compare")
+    previous_safety_code: str | None = Field(
+        default=None, description="the code before that change")
+    revoked_at: OptionalTime = Field(
+        default=None, description="from when this member's keys are revoked (its node was"
+        " seized): nothing they sign from then on is accepted, nothing is sent to them")
 
 
 class MemberList(BaseModel):
     members: list[MemberView]
 
 
-def member_view(member: Member) -> MemberView:
+class SafetyCodeCompared(BaseModel):
+    org_id: str
+    safety_code: str
+
+
+def member_view(member: Member, change: SafetyCodeChange | None = None) -> MemberView:
     profile: Any = member.entry.get("profile")
     profile = profile if isinstance(profile, dict) else {}
     capabilities = profile.get("capabilities")
@@ -81,6 +99,9 @@ def member_view(member: Member) -> MemberView:
         verified=member.verified,
         matrix_user_id=member.matrix_user_id,
         updated_at=member.updated_at,
+        safety_code_changed_at=change.at if change else None,
+        previous_safety_code=change.previous if change else None,
+        revoked_at=member.revoked_at,
     )
 
 
@@ -100,6 +121,7 @@ class NodeEndpoints:
             org_name=status["name"],
             country=status["country"],
             safety_code=status["safety_code"],
+            holds_revocation_key=status["holds_revocation_key"],
             homeserver=status["homeserver"],
             matrix_user_id=status["matrix_user_id"],
             coalition_room_id=coalition.get("room_id"),
@@ -114,7 +136,18 @@ class NodeEndpoints:
     async def list_members(self, call: Call[NoBody, NoQuery]) -> MemberList:
         async with self._node.store.read() as tx:
             members = await tx.orgs.members()
-        return MemberList(members=[member_view(member) for member in members])
+        changes = await safety_code_changes(self._node)
+        return MemberList(members=[member_view(member, changes.get(member.org_id))
+                                   for member in members])
+
+    async def safety_code_compared(self, call: Call[NoBody, NoQuery]) -> SafetyCodeCompared:
+        org_id = call.path["org_id"]
+        if not await safety_code_compared(self._node, org_id, actor=call.principal.user):
+            raise ApiError(404, "not_found", "no changed safety code of this member is waiting"
+                           " to be compared")
+        async with self._node.store.read() as tx:
+            member = await tx.orgs.member(org_id)
+        return SafetyCodeCompared(org_id=org_id, safety_code=member.safety_code)
 
     def endpoints(self) -> list[Endpoint]:
         return [
@@ -123,4 +156,7 @@ class NodeEndpoints:
             Endpoint("GET", "/members", self.list_members,
                      "The coalition roster as this node knows it", response=MemberList,
                      tags=TAGS),
+            Endpoint("POST", "/members/{org_id}/safety-code-compared", self.safety_code_compared,
+                     "Say that people compared a member's changed safety code out of band",
+                     role=Role.editor, response=SafetyCodeCompared, errors=(404,), tags=TAGS),
         ]

@@ -18,11 +18,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from node.core.store.cipher import Cell, ColumnCipher
 from node.core.store.errors import RecordNotFound
 from node.core.store.ids import Clock
-from node.core.store.tables import MemberRow, OwnOrgRow
+from node.core.store.tables import KeyRevocationRow, MemberRow, OwnOrgRow
 
 # Built once: the verified members are read for every alert sent.
 _MEMBERS = select(MemberRow).order_by(MemberRow.org_id)
-_VERIFIED_MEMBERS = _MEMBERS.where(MemberRow.verified == true())
+_VERIFIED_WITH_REVOKED = _MEMBERS.where(MemberRow.verified == true())
+_VERIFIED_MEMBERS = _VERIFIED_WITH_REVOKED.where(MemberRow.revoked_at.is_(None))
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,8 @@ class Member:
     safety_code: str
     matrix_user_id: str | None
     updated_at: datetime
+    revoked_at: int | None = None
+    """Unix seconds from which the member's keys are revoked (seized node), or None."""
 
     @property
     def name(self) -> str:
@@ -51,6 +54,21 @@ class Member:
         profile = self.entry.get("profile")
         name = profile.get("name") if isinstance(profile, dict) else None
         return name.strip() if isinstance(name, str) and name.strip() else self.org_id
+
+
+@dataclass(frozen=True)
+class KeyRevocation:
+    statement_hash: str
+    org_id: str
+    revoked_at: int
+    statement: dict[str, Any] = field(repr=False)
+    applied_at: datetime
+    reason: str | None = field(default=None, repr=False)
+    """Why members expelled the organisation (a quorum revocation); None for its own."""
+
+
+def _revocation_cell(statement_hash: str) -> Cell:
+    return Cell("key_revocations", "reason", (statement_hash,))
 
 
 def _own_cell(org_id: str, column: str) -> Cell:
@@ -128,8 +146,12 @@ class OrgRepository:
         )
         return None if row is None else self._member(row)
 
-    async def members(self, *, verified_only: bool = False) -> list[Member]:
-        query = _VERIFIED_MEMBERS if verified_only else _MEMBERS
+    async def members(self, *, verified_only: bool = False,
+                      with_revoked: bool = False) -> list[Member]:
+        """Every member, or only the verified ones; those whose keys are revoked are left out
+        of the verified ones (nothing is sent to them) unless ``with_revoked`` (key rings)."""
+        query = (_MEMBERS if not verified_only
+                 else _VERIFIED_WITH_REVOKED if with_revoked else _VERIFIED_MEMBERS)
         return [self._member(row) for row in await self._session.scalars(query)]
 
     async def names(self) -> dict[str, str]:
@@ -143,7 +165,44 @@ class OrgRepository:
     async def verified_ids(self) -> frozenset[str]:
         """The org ids of the verified members (nothing decrypted)."""
         return frozenset(await self._session.scalars(
-            select(MemberRow.org_id).where(MemberRow.verified == true())))
+            select(MemberRow.org_id).where(MemberRow.verified == true(),
+                                           MemberRow.revoked_at.is_(None))))
+
+    async def mark_revoked(self, org_id: str, revoked_at: int) -> bool:
+        """Note that ``org_id``'s keys are revoked from ``revoked_at`` (the earliest time
+        wins); False if that was known already. Changes the member's ``updated_at``, so
+        whoever caches the roster rebuilds it."""
+        row = await self._session.get(MemberRow, org_id)
+        if row is None:
+            raise RecordNotFound(f"no member organisation {org_id}")
+        if row.revoked_at is not None and row.revoked_at <= revoked_at:
+            return False
+        row.revoked_at = revoked_at
+        row.updated_at = self._clock()
+        await self._session.flush()
+        return True
+
+    async def add_revocation(self, statement_hash: str, org_id: str, revoked_at: int,
+                             statement: dict[str, Any], reason: str | None = None) -> bool:
+        """Keep an applied revocation statement; False if it was kept before."""
+        if await self._session.get(KeyRevocationRow, statement_hash) is not None:
+            return False
+        self._session.add(KeyRevocationRow(
+            statement_hash=statement_hash, org_id=org_id, revoked_at=revoked_at,
+            statement=statement, applied_at=self._clock(),
+            reason=None if reason is None
+            else self._cipher.encrypt_text(reason, _revocation_cell(statement_hash))))
+        await self._session.flush()
+        return True
+
+    async def revocations(self) -> list[KeyRevocation]:
+        rows = await self._session.scalars(
+            select(KeyRevocationRow).order_by(KeyRevocationRow.applied_at))
+        return [KeyRevocation(r.statement_hash, r.org_id, r.revoked_at, dict(r.statement),
+                              r.applied_at, None if r.reason is None else
+                              self._cipher.decrypt_text(r.reason,
+                                                        _revocation_cell(r.statement_hash)))
+                for r in rows]
 
     async def remove_member(self, org_id: str) -> None:
         row = await self._session.get(MemberRow, org_id)
@@ -173,4 +232,5 @@ class OrgRepository:
             safety_code=row.safety_code,
             matrix_user_id=row.matrix_user_id,
             updated_at=row.updated_at,
+            revoked_at=row.revoked_at,
         )

@@ -15,6 +15,7 @@ from typing import Any, Final
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     Dialect,
@@ -97,6 +98,26 @@ class MemberRow(Base):
     safety_code: Mapped[str] = mapped_column(String(128))
     matrix_user_id: Mapped[str | None] = mapped_column(String(255), index=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Unix seconds from which the member's keys are revoked (a seized node, M13); None if not.
+    revoked_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+class KeyRevocationRow(Base):
+    """A signed key revocation (``minga.key-revocation/1``) this node verified and applied.
+
+    Kept apart from the roster entries so that a later room state without it (overwritten,
+    or a homeserver that forgot it) never un-revokes anyone. Statements carry ids, key ids,
+    times and signatures only."""
+
+    __tablename__ = "key_revocations"
+
+    statement_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    org_id: Mapped[str] = mapped_column(String(ORG_ID), index=True)
+    revoked_at: Mapped[int] = mapped_column(BigInteger)
+    statement: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # An expulsion's stated reason (encrypted: it may say why someone is suspected).
+    reason: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    applied_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class CaseRow(Base):

@@ -248,6 +248,11 @@ class UserRepository:
         )
         return int(result.rowcount)  # type: ignore[attr-defined]
 
+    async def end_all_sessions(self) -> int:
+        """Remove every session of every user (the node is being locked)."""
+        result = await self._session.execute(delete(StaffSessionRow))
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
     async def end_sessions_before(self, cutoff: datetime) -> int:
         """Remove sessions last seen before ``cutoff`` (expired ones)."""
         result = await self._session.execute(

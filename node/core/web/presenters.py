@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
+from node.core.keys import signed_after_revocation
 from node.core.store import Member, ReceivedRecord, StoredCase
 from node.core.web.i18n import N_, Formatter
 from node.core.web.labels import CASE_FIELD_NAMES, CODED_FIELDS, ELEMENT_FIELD_NAMES
@@ -58,6 +59,8 @@ class MemberCard:
     safety_code: str
     verified: bool
     updated_at: str
+    revoked_since: str | None = None
+    """Since when the member's keys are revoked (its node was seized), formatted."""
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,9 @@ class ReceivedCard:
     fields: tuple[str, ...]
     received_at: str
     facts: tuple[Fact, ...] = field(default=())
+    signed_after_revocation: bool = False
+    """The issuer's keys were revoked and this record says it was signed after that."""
+    issuer_revoked_since: str | None = None
 
 
 def case_heading(payload: Mapping[str, Any], fmt: Formatter) -> str:
@@ -197,6 +203,8 @@ def member_card(member: Member, fmt: Formatter) -> MemberCard:
         safety_code=member.safety_code,
         verified=member.verified,
         updated_at=fmt.datetime(member.updated_at),
+        revoked_since=fmt.datetime(datetime.fromtimestamp(member.revoked_at, UTC))
+        if member.revoked_at is not None else None,
     )
 
 
@@ -221,6 +229,10 @@ def received_card(record: ReceivedRecord, members: Mapping[str, Member], fmt: Fo
         fields=tuple(field_name(path, fmt) for path in disclosed),
         received_at=fmt.datetime(record.received_at),
         facts=payload_facts(claims, fmt) if with_facts else (),
+        signed_after_revocation=signed_after_revocation(
+            record.claims, member.revoked_at if member is not None else None),
+        issuer_revoked_since=fmt.datetime(datetime.fromtimestamp(member.revoked_at, UTC))
+        if member is not None and member.revoked_at is not None else None,
     )
 
 

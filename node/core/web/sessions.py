@@ -45,7 +45,8 @@ async def _session(ctx: WebContext, token: str) -> StaffSession | None:
 
 async def resolve_visit(request: web.Request, ctx: WebContext) -> Visit:
     token = request.cookies.get(SESSION_COOKIE)
-    session = await _session(ctx, token) if token else None
+    # A locked node is stopping: no session is honoured any more.
+    session = await _session(ctx, token) if token and not ctx.node.locked else None
     if session is not None and token is not None:
         language = choose_language(session.user.language)
         return Visit(session.user, session.token_hash, token_for(token), formatter(language))

@@ -16,7 +16,7 @@ quarantined envelopes (M4).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -26,6 +26,8 @@ from federation.consent import ConsentRefused, Recipient, allowed_fields
 from node.core.api.answers import sharing_answers
 from node.core.api.framework import ApiError, Call, Endpoint, NoBody, NoQuery
 from node.core.api.organisations import OrganisationNames, known_names, named
+from node.core.api.times import OptionalTime
+from node.core.keys import signed_after_revocation
 from node.core.runtime import Node
 from node.core.sharing import (
     ShareReceipt,
@@ -34,7 +36,7 @@ from node.core.sharing import (
     share_from_node,
     verified_recipients,
 )
-from node.core.store import InvalidRecordId, Role
+from node.core.store import InvalidRecordId, Role, StoreTransaction
 from node.core.store.received import MAX_PAGE as RECEIVED_MAX_PAGE
 from node.core.store.received import ReceivedRecord
 from node.core.store.shares import ShareRepository
@@ -140,6 +142,11 @@ class ReceivedSummary(BaseModel):
     verification: str
     retracted: bool
     received_at: datetime
+    signed_after_revocation: bool = Field(
+        default=False, description="the issuer's keys were revoked (a seized node) and this"
+        " record says it was signed at or after that time: treat it as suspect")
+    issuer_revoked_at: OptionalTime = Field(
+        default=None, description="since when the issuer's keys are revoked, if they are")
 
 
 class ReceivedList(BaseModel):
@@ -175,13 +182,20 @@ class QuarantineList(BaseModel):
     items: list[QuarantinedEvent]
 
 
-def _summary(record: ReceivedRecord) -> dict[str, Any]:
+def _summary(record: ReceivedRecord, revoked: Mapping[str, int]) -> dict[str, Any]:
+    revoked_at = revoked.get(record.issuer)
     return {
         "issuer": record.issuer, "record_id": record.record_id, "version": record.version,
         "kind": record.kind, "disclosed_fields": disclosed_fields(record.claims),
         "verification": record.verification, "retracted": record.retracted,
         "received_at": record.received_at,
+        "signed_after_revocation": signed_after_revocation(record.claims, revoked_at),
+        "issuer_revoked_at": revoked_at,
     }
+
+
+async def _revoked(tx: StoreTransaction) -> dict[str, int]:
+    return {m.org_id: m.revoked_at for m in await tx.orgs.members() if m.revoked_at is not None}
 
 
 def _sent(receipt: ShareReceipt) -> list[SentTo]:
@@ -251,9 +265,10 @@ class SharingEndpoints:
         async with self._node.store.read() as tx:
             records = await tx.received.list_latest(kind=query.kind, issuer=query.issuer,
                                                     limit=query.limit + 1, offset=query.offset)
+            revoked = await _revoked(tx)
         page = records[: query.limit]
         more = len(records) > query.limit
-        return ReceivedList(items=[ReceivedSummary(**_summary(r)) for r in page],
+        return ReceivedList(items=[ReceivedSummary(**_summary(r, revoked)) for r in page],
                             next_offset=query.offset + query.limit if more else None,
                             organisations=named((r.issuer for r in page),
                                                 await known_names(self._node)))
@@ -263,12 +278,13 @@ class SharingEndpoints:
         try:
             async with self._node.store.read() as tx:
                 versions = await tx.received.versions(issuer, record_id)
+                revoked = await _revoked(tx)
         except InvalidRecordId:
-            versions = []
+            versions, revoked = [], {}
         if not versions:
             raise ApiError(404, "not_found", "no record with this issuer and id was received")
         latest = versions[-1]
-        return ReceivedView(**_summary(latest), claims=latest.claims,
+        return ReceivedView(**_summary(latest, revoked), claims=latest.claims,
                             versions=[v.version for v in versions],
                             organisations=named([issuer], await known_names(self._node)))
 

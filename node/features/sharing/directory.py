@@ -7,10 +7,12 @@ from typing import Final
 
 from aiohttp import web
 
+from node.core.coalition import safety_code_changes, safety_code_compared
+from node.core.expulsion import pending_expulsions
 from node.core.sharing import disclosed_fields
-from node.core.store import InvalidRecordId
+from node.core.store import InvalidRecordId, Role
 from node.core.store.received import MAX_PAGE, ReceivedRecord
-from node.core.web.context import current_visit, render, staff_of, web_context
+from node.core.web.context import current_visit, render, see_other, staff_of, web_context
 from node.core.web.i18n import Formatter
 from node.core.web.labels import KIND_NAMES
 from node.core.web.presenters import member_card, received_card
@@ -104,9 +106,30 @@ async def members_page(request: web.Request) -> web.StreamResponse:
         members = await tx.orgs.members()
     cards = sorted((member_card(m, fmt) for m in members if m.org_id != ctx.node.org_id),
                    key=lambda card: card.name.casefold())
-    return render(request, "members.html", members=cards,
+    changes = {org_id: {"previous": change.previous,
+                        "at": fmt.datetime(datetime.fromtimestamp(change.at, UTC))}
+               for org_id, change in (await safety_code_changes(ctx.node)).items()}
+    names = {card.org_id: card.name for card in cards}
+    names[ctx.node.org_id] = ctx.node.own.name
+    expulsions = [{"key": p.key, "target": names.get(p.target, p.target),
+                   "reason": p.reason, "proposer": names.get(p.proposer, p.proposer),
+                   "approvals": len(p.signers), "threshold": p.threshold,
+                   "signed_here": ctx.node.org_id in p.signers,
+                   "against_us": p.target == ctx.node.org_id}
+                  for p in await pending_expulsions(ctx.node)]
+    return render(request, "members.html", members=cards, changes=changes,
+                  expulsions=expulsions,
                   own_safety_code=ctx.node.keys.public().safety_code(),
-                  own_country=fmt.country(ctx.node.own.country))
+                  own_country=fmt.country(ctx.node.own.country),
+                  done=request.query.get("done"),
+                  can_publish_revocation=staff_of(request).role == Role.admin)
+
+
+async def compared(request: web.Request) -> web.StreamResponse:
+    ctx = web_context(request)
+    await safety_code_compared(ctx.node, request.match_info["org_id"],
+                               actor=staff_of(request).username)
+    return see_other("/members", done="compared")
 
 
 ROUTES: Final = [
@@ -114,4 +137,6 @@ ROUTES: Final = [
     PageRoute("GET", "/received/{issuer:" + ORG_ID_PATTERN.strip("^$") + "}/{record_id}",
               received_detail),
     PageRoute("GET", "/members", members_page),
+    PageRoute("POST", "/members/{org_id:" + ORG_ID_PATTERN.strip("^$") + "}/compared", compared,
+              Role.editor),
 ]

@@ -24,6 +24,7 @@ async def test_status_reports_the_node_and_its_counters(
             "org_name": "Kituo cha Haki",
             "country": "KE",
             "safety_code": api.node.keys.public().safety_code(),
+            "holds_revocation_key": False,
             "homeserver": homeserver.url,
             "matrix_user_id": api.node.config.homeserver.user_id,
             "coalition_room_id": None,

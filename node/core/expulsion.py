@@ -1,0 +1,98 @@
+"""Expelling a member by quorum (M13, :mod:`federation.expulsion`): propose, approve, see what
+is pending. Applying happens wherever the roster is read (:func:`node.core.coalition.
+refresh_roster`): at the threshold every node revokes the member's keys from the stated time,
+stops sealing anything to it and removes its node account from the rooms it may remove it
+from; the de-duplication key is then reissued without it (its duty follows the verified
+roster). Re-admission is an ordinary invite with new keys and a fresh safety-code comparison.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from federation.expulsion import ExpulsionError, approve, propose, request_hash
+from node.core.coalition import (
+    EXPULSION_APPROVAL_EVENT_TYPE,
+    EXPULSION_EVENT_TYPE,
+    EXPULSIONS_SETTING,
+    refresh_roster,
+)
+from node.core.runtime import Node, NodeNotReady
+from node.core.sync_host import roster_trust
+
+
+@dataclass(frozen=True)
+class PendingExpulsion:
+    key: str
+    """``<target org id>/<request hash prefix>``: what an approval names."""
+    target: str
+    reason: str
+    proposer: str
+    signers: list[str]
+    threshold: int
+    revoked_at: int
+
+
+async def _room(node: Node) -> str:
+    room_id = await node.coalition_room()
+    if room_id is None:
+        raise NodeNotReady("this node is in no coalition yet: `minga coalition create|join`")
+    return room_id
+
+
+async def propose_expulsion(node: Node, target: str, reason: str, since: int, now: int, *,
+                            actor: str) -> PendingExpulsion | None:
+    """Propose to expel ``target`` (keys revoked from ``since``), signed by this node."""
+    if target == node.org_id:
+        raise ExpulsionError("org_id: an organisation cannot propose to expel itself")
+    if since > now:
+        raise ExpulsionError("since: must not be in the future")
+    keyring = (await roster_trust(node)).keyring
+    if target not in keyring or keyring.is_revoked(target):
+        raise ExpulsionError("org_id: not a member whose keys are in use")
+    content = propose(target, keyring.first_signing_kid(target), since, now, node.keys, reason)
+    key = f"{target}/{request_hash(content['statement'])[:16]}"
+    room_id = await _room(node)
+    async with node.transport() as transport:
+        await transport.put_state(room_id, EXPULSION_EVENT_TYPE, key, content)
+        async with node.store.transaction() as tx:
+            await tx.audit.append(actor, "keys.expulsion-proposed", target=target,
+                                  details={"proposal": key})
+        await refresh_roster(node, transport, room_id)
+    return await _pending(node, key)
+
+
+async def approve_expulsion(node: Node, key: str, *, actor: str) -> PendingExpulsion | None:
+    """Sign a pending proposal; the proposal, or None once it reached its threshold."""
+    room_id = await _room(node)
+    async with node.transport() as transport:
+        state = await transport.room_state(room_id)
+        proposal = next((e.content for e in state
+                         if e.type == EXPULSION_EVENT_TYPE and e.state_key == key), None)
+        if proposal is None or key not in {p.key for p in await pending_expulsions(node)}:
+            raise ExpulsionError("proposal: no pending expulsion proposal by that name")
+        if key.split("/", 1)[0] == node.org_id:
+            raise ExpulsionError("proposal: an organisation does not approve its own expulsion")
+        approval = approve(proposal, node.keys)
+        await transport.put_state(room_id, EXPULSION_APPROVAL_EVENT_TYPE,
+                                  f"{key}/{node.org_id}", approval)
+        async with node.store.transaction() as tx:
+            await tx.audit.append(actor, "keys.expulsion-approved", target=key.split("/")[0],
+                                  details={"proposal": key})
+        await refresh_roster(node, transport, room_id)
+    return await _pending(node, key)
+
+
+async def pending_expulsions(node: Node) -> list[PendingExpulsion]:
+    """The proposals below their threshold, as the roster was last read."""
+    async with node.store.read() as tx:
+        saved = await tx.settings.get(EXPULSIONS_SETTING)
+    items: list[dict[str, Any]] = saved if isinstance(saved, list) else []
+    return [PendingExpulsion(i["key"], i["target"], i["reason"], i["proposer"],
+                             list(i["signers"]), i["threshold"], i["revoked_at"])
+            for i in items]
+
+
+async def _pending(node: Node, key: str) -> PendingExpulsion | None:
+    return next((p for p in await pending_expulsions(node) if p.key == key), None)

@@ -26,6 +26,9 @@ from collections.abc import Callable
 from functools import cache
 from typing import Any
 
+import icu
+from anyascii import anyascii
+
 from federation.linkage.scripts import ARABIC_SEMIVOWELS, GREEK_DIGRAPHS, ROMANISATION
 from federation.linkage.tables import ICU_TRANSFORMS
 
@@ -70,15 +73,11 @@ def ascii_letters(text: str) -> str:
 
 @cache
 def _icu(transform: str) -> Any:
-    import icu  # PyICU; imported on first use so scheme v1 works without it
-
     return icu.Transliterator.createInstance(f"{transform}; Latin-ASCII; Lower")
 
 
 @cache
 def _icu_raw(transform: str) -> Any:
-    import icu
-
     return icu.Transliterator.createInstance(transform)
 
 
@@ -158,8 +157,6 @@ _SINHALA_LETTERS = {"\u0d82": "ng", "\u0dc1": "sh", "\u0dc2": "sh", "\u0da0": "c
 
 
 def _sinhala(run: str, persian: bool) -> str:
-    from anyascii import anyascii
-
     letters: list[str] = []
     for position, char in enumerate(run):
         latin = _SINHALA_LETTERS.get(char) or anyascii(char).lower()
@@ -206,7 +203,7 @@ def han_pinyin(chars: str, *, surname: bool = False) -> list[str]:
 
 def han_cantonese(chars: str) -> list[str]:
     """The Hong Kong Government (Cantonese) spelling of each character, simplified or not."""
-    import ToJyutping
+    import ToJyutping  # deferred: a 0.8 s dictionary load (tests/core/test_architecture.py)
 
     traditional = _icu_raw(ICU_TRANSFORMS["Hans-Hant"]).transliterate(chars)
     readings = ToJyutping.get_jyutping_list(traditional)

@@ -36,7 +36,7 @@ def test_the_node_runs_every_feature_once() -> None:
     registry = node_registry()
     assert registry.features == [feature.name for feature in FEATURES]
     assert sorted(registry.features) == ["accounts", "alerts", "backup", "campaigns", "cases",
-                                         "dedup", "figures", "keys", "sharing"]
+                                         "dedup", "evidence", "figures", "keys", "sharing"]
 
 
 def test_each_record_kind_that_a_feature_acts_on_has_its_handler() -> None:
@@ -49,11 +49,11 @@ def test_features_bring_their_pages_commands_and_duties() -> None:
     registry = node_registry()
     paths = {route.path for route in registry.web.pages}
     assert {"/login", "/cases", "/alerts", "/received", "/members"} <= paths
-    assert len(registry.web.template_dirs) == 8  # every feature with pages has its templates
+    assert len(registry.web.template_dirs) == 9  # every feature with pages has its templates
     assert all(directory.is_dir() for directory in registry.web.template_dirs)
     assert [d.parent.name for d in registry.web.static_dirs] == ["alerts"]
     assert len(registry.duties) == 5 and len(registry.server_tasks) == 1
-    assert len(registry.commands) == 6 and len(registry.coalition_created) == 1
+    assert len(registry.commands) == 7 and len(registry.coalition_created) == 1
 
 
 def test_two_features_may_not_handle_one_kind() -> None:

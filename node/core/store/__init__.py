@@ -1,4 +1,5 @@
-"""The node's encrypted store: SQLAlchemy 2 (async), SQLite by default, Alembic migrations.
+"""The node's encrypted store: SQLAlchemy 2 (async), SQLite by default or
+PostgreSQL, Alembic migrations.
 
 Sensitive columns are encrypted with a data key (:mod:`node.core.store.cipher`); the data key is
 locked
@@ -23,8 +24,10 @@ from node.core.store.errors import (
     RecordExists,
     RecordNotFound,
     StoreError,
+    StoreHalfMoved,
     StoreLocked,
     StoreSchemaTooNew,
+    StoreUnavailable,
     VersionConflict,
     WrongDataKey,
 )
@@ -83,9 +86,11 @@ __all__ = [
     "StaffUser",
     "Store",
     "StoreError",
+    "StoreHalfMoved",
     "StoreLocked",
     "StoreSchemaTooNew",
     "StoreTransaction",
+    "StoreUnavailable",
     "StoredCase",
     "TokenInfo",
     "TokenOwner",

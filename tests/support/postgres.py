@@ -1,0 +1,132 @@
+"""A real PostgreSQL server for tests, from Debian's ``postgresql`` package.
+
+:func:`start_postgres` runs ``initdb`` in a new temporary directory and starts the server on a
+free loopback port, its unix socket in that directory, trust authentication for the test
+superuser ``minga``. PostgreSQL refuses to run as root, so as root the server runs as the
+unprivileged ``postgres`` system user the package creates (through ``runuser``); the directory
+is then made in ``/tmp`` and handed to that user, because pytest's own temporary directories are
+private to root. :meth:`PostgresServer.stop` stops it and removes the directory.
+
+The server is started once per test session (``tests/conftest.py``); each test gets a database
+of its own from :meth:`PostgresServer.new_database`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SUPERUSER = "minga"
+_RUN_AS = "postgres"  # the system user Debian's postgresql-common creates
+_PACKAGE = "postgresql"
+
+
+class PostgresUnavailable(RuntimeError):
+    """PostgreSQL is not installed and cannot be installed here."""
+
+
+def _bin_dir() -> Path | None:
+    versions = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"),
+                      key=lambda path: int(path.parent.parent.name))
+    return versions[-1].parent if versions else None
+
+
+def postgres_bin_dir() -> Path:
+    """Debian's PostgreSQL programs, installing the package first when root and missing."""
+    found = _bin_dir()
+    if found is None and os.geteuid() == 0 and shutil.which("apt-get"):
+        environment = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        subprocess.run(["apt-get", "update", "-qq"], check=True, env=environment,
+                       stdin=subprocess.DEVNULL)
+        subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", _PACKAGE],
+                       check=True, env=environment, stdin=subprocess.DEVNULL,
+                       stdout=subprocess.DEVNULL)
+        found = _bin_dir()
+    if found is None:
+        raise PostgresUnavailable(
+            f"PostgreSQL is not installed: run `apt-get install {_PACKAGE}` (or `make setup` as "
+            "root, which runs deploy/bootstrap.sh)")
+    return found
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _as_server_user(command: list[str]) -> list[str]:
+    return ["runuser", "-u", _RUN_AS, "--", *command] if os.geteuid() == 0 else command
+
+
+@dataclass
+class PostgresServer:
+    directory: Path
+    port: int
+    bin_dir: Path
+    _names: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+
+    @property
+    def data_dir(self) -> Path:
+        return self.directory / "data"
+
+    def url(self, database: str = "postgres", user: str = SUPERUSER) -> str:
+        return f"postgresql://{user}@127.0.0.1:{self.port}/{database}"
+
+    def psql(self, sql: str, database: str = "postgres") -> str:
+        """Run ``sql`` as the superuser; its output (unaligned, tuples only)."""
+        done = subprocess.run(
+            [str(self.bin_dir / "psql"), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
+             "-h", "127.0.0.1", "-p", str(self.port), "-U", SUPERUSER, "-d", database,
+             "-c", sql],
+            check=True, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+        return done.stdout.strip()
+
+    def new_database(self, prefix: str = "test") -> str:
+        """A new, empty database; its URL (no password: the test server trusts loopback)."""
+        name = f"{prefix}_{os.getpid()}_{next(self._names)}"
+        self.psql(f'CREATE DATABASE "{name}"')
+        return self.url(name)
+
+    def stop(self) -> None:
+        subprocess.run(_as_server_user([str(self.bin_dir / "pg_ctl"), "stop", "-D",
+                                        str(self.data_dir), "-m", "immediate", "-w"]),
+                       check=False, capture_output=True, stdin=subprocess.DEVNULL)
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def start_postgres(*, max_connections: int = 300) -> PostgresServer:
+    """Initialise and start a throw-away server; stop it with :meth:`PostgresServer.stop`."""
+    bin_dir = postgres_bin_dir()
+    directory = Path(tempfile.mkdtemp(prefix="minga-postgres-"))
+    if os.geteuid() == 0:
+        account = pwd.getpwnam(_RUN_AS)
+        os.chown(directory, account.pw_uid, account.pw_gid)
+    server = PostgresServer(directory, free_port(), bin_dir)
+    try:
+        subprocess.run(_as_server_user([
+            str(bin_dir / "initdb"), "-D", str(server.data_dir), "-U", SUPERUSER,
+            "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"]),
+            check=True, capture_output=True, stdin=subprocess.DEVNULL)
+        # Durability settings off: a test server's data is thrown away; the store's own
+        # settings are what the tests check.
+        options = (f"-p {server.port} -k {directory} -c listen_addresses=127.0.0.1"
+                   f" -c max_connections={max_connections} -c fsync=off"
+                   " -c synchronous_commit=off -c full_page_writes=off")
+        subprocess.run(_as_server_user([
+            str(bin_dir / "pg_ctl"), "start", "-D", str(server.data_dir), "-w", "-t", "60",
+            "-l", str(directory / "server.log"), "-o", options]),
+            check=True, capture_output=True, stdin=subprocess.DEVNULL)
+    except subprocess.CalledProcessError as error:
+        log = directory / "server.log"
+        details = log.read_text() if log.exists() else error.stderr
+        server.stop()
+        raise PostgresUnavailable(f"PostgreSQL did not start: {details}") from None
+    return server

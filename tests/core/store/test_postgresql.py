@@ -1,0 +1,64 @@
+"""What a node's operator sees when the PostgreSQL server cannot be used: one plain sentence
+with the reason, never a traceback; and a database a store move left half-way is refused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from federation.secretbox import FAST_TEST_PARAMS
+from node.core.store import (
+    DataKey,
+    StoreHalfMoved,
+    StoreUnavailable,
+    create_data_key,
+    open_store,
+)
+from node.core.store.database import MOVING_MARKER
+from tests.support.postgres import PostgresServer, free_port
+
+
+@pytest.fixture
+def key(tmp_path: Path) -> DataKey:
+    return create_data_key(tmp_path, "pass", FAST_TEST_PARAMS)
+
+
+async def test_an_unreachable_server_is_named_with_the_reason(key: DataKey) -> None:
+    port = free_port()  # nothing listens there
+    with pytest.raises(StoreUnavailable) as raised:
+        await open_store(f"postgresql://minga:secret@127.0.0.1:{port}/minga", key)
+    message = str(raised.value)
+    assert f"minga:***@127.0.0.1:{port}/minga" in message
+    assert "Connect call failed" in message or "refused" in message
+    assert "secret" not in message  # the password is never shown
+
+
+@pytest.mark.parametrize(("database", "user", "reason"), [
+    ("missing", "minga", 'database "missing" does not exist'),
+    ("postgres", "nobody", 'role "nobody" does not exist'),
+])
+async def test_a_wrong_database_or_user_is_named(
+        postgres: PostgresServer, key: DataKey, database: str, user: str, reason: str) -> None:
+    with pytest.raises(StoreUnavailable, match=reason):
+        await open_store(postgres.url(database, user), key)
+
+
+async def test_missing_rights_are_named(postgres: PostgresServer, key: DataKey) -> None:
+    database = postgres.new_database().rsplit("/", 1)[1]
+    postgres.psql("DO $$ BEGIN CREATE ROLE visitor LOGIN; EXCEPTION WHEN duplicate_object"
+                  " THEN NULL; END $$")
+    with pytest.raises(StoreUnavailable, match="permission denied for schema public"):
+        await open_store(postgres.url(database, "visitor"), key)
+
+
+async def test_a_half_moved_database_is_refused(postgres: PostgresServer, key: DataKey) -> None:
+    location = postgres.new_database()
+    store = await open_store(location, key)
+    async with store.engine.begin() as connection:
+        await connection.execute(text("INSERT INTO store_meta (name, value) VALUES (:n, '')"),
+                                 {"n": MOVING_MARKER})
+    await store.close()
+    with pytest.raises(StoreHalfMoved, match="unfinished `minga store move`"):
+        await open_store(location, key)

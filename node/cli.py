@@ -12,16 +12,19 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
 
+from pydantic import ValidationError
+
 from deploy.demo import run_demo
 from deploy.homeserver import Homeserver, HomeserverError
 from node.assembly import node_registry
 from node.core.coalition import create_coalition, invite_member, join_coalition
-from node.core.config import ConfigError, load_config
+from node.core.config import ConfigError, StoreSection, load_config
 from node.core.registry import add_command_groups
 from node.core.runtime import NodeNotReady, open_node, read_passphrase
 from node.core.server import run_node
 from node.core.setup import MatrixAccountChoice, init_node
 from node.core.status import node_status, render_status
+from schemas.errors import describe_validation_error
 from schemas.export import export_json_schemas
 
 Handler = Callable[[argparse.Namespace], int]
@@ -86,6 +89,15 @@ def _read_secret_file(path: str | None, option: str) -> str | None:
         raise UserError(f"{option}: cannot read {path} ({error.strerror})") from None
 
 
+def _store_section(args: argparse.Namespace) -> StoreSection:
+    password_file = (None if args.store_password_file is None
+                     else Path(args.store_password_file).resolve())
+    try:
+        return StoreSection(url=args.store_url or "", password_file=password_file)
+    except ValidationError as error:
+        raise UserError(f"--store-url: {describe_validation_error(error)}") from None
+
+
 def cmd_init(args: argparse.Namespace) -> int:
     account = MatrixAccountChoice(
         user_id=args.matrix_user,
@@ -104,6 +116,7 @@ def cmd_init(args: argparse.Namespace) -> int:
             passphrase=passphrase,
             account=account,
             http_port=args.http_port,
+            store=_store_section(args),
         )
     )
     if args.json:
@@ -216,6 +229,10 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("--registration-secret-file",
                       help="file holding the homeserver's registration shared secret,"
                            " to create the node's account")
+    init.add_argument("--store-url", help="a postgresql:// URL to keep the store on PostgreSQL"
+                      " (default: an SQLite file in the data directory)")
+    init.add_argument("--store-password-file",
+                      help="file holding the PostgreSQL password (else MINGA_STORE_PASSWORD)")
     init.add_argument("--json", action="store_true", help="print the result as JSON")
     init.set_defaults(handler=cmd_init)
 

@@ -1,11 +1,13 @@
 """A real PostgreSQL server for tests, from Debian's ``postgresql`` package.
 
 :func:`start_postgres` runs ``initdb`` in a new temporary directory and starts the server on a
-free loopback port, its unix socket in that directory, trust authentication for the test
-superuser ``minga``. PostgreSQL refuses to run as root, so as root the server runs as the
-unprivileged ``postgres`` system user the package creates (through ``runuser``); the directory
-is then made in ``/tmp`` and handed to that user, because pytest's own temporary directories are
-private to root. :meth:`PostgresServer.stop` stops it and removes the directory.
+free loopback port, its unix socket in that directory. The test superuser ``minga`` logs in
+over TCP with a random password (SCRAM, as a real server would ask) and over the unix socket
+without one (how the harness itself runs ``psql``). PostgreSQL refuses to run as root, so as
+root the server runs as the unprivileged ``postgres`` system user the package creates (through
+``runuser``); the directory is then made in ``/tmp`` and handed to that user, because pytest's
+own temporary directories are private to root. :meth:`PostgresServer.stop` stops it and
+removes the directory.
 
 The server is started once per test session (``tests/conftest.py``); each test gets a database
 of its own from :meth:`PostgresServer.new_database`.
@@ -16,6 +18,7 @@ from __future__ import annotations
 import itertools
 import os
 import pwd
+import secrets
 import shutil
 import socket
 import subprocess
@@ -71,26 +74,32 @@ class PostgresServer:
     directory: Path
     port: int
     bin_dir: Path
+    password: str = field(default_factory=lambda: secrets.token_urlsafe(16))
     _names: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     @property
     def data_dir(self) -> Path:
         return self.directory / "data"
 
-    def url(self, database: str = "postgres", user: str = SUPERUSER) -> str:
-        return f"postgresql://{user}@127.0.0.1:{self.port}/{database}"
+    def url(self, database: str = "postgres", user: str = SUPERUSER,
+            password: str | None = None) -> str:
+        """A URL for ``user`` (the superuser's password unless another is given; an empty
+        one is left out)."""
+        secret = self.password if password is None else password
+        login = f"{user}:{secret}" if secret else user
+        return f"postgresql://{login}@127.0.0.1:{self.port}/{database}"
 
     def psql(self, sql: str, database: str = "postgres") -> str:
         """Run ``sql`` as the superuser; its output (unaligned, tuples only)."""
         done = subprocess.run(
             [str(self.bin_dir / "psql"), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
-             "-h", "127.0.0.1", "-p", str(self.port), "-U", SUPERUSER, "-d", database,
+             "-h", str(self.directory), "-p", str(self.port), "-U", SUPERUSER, "-d", database,
              "-c", sql],
             check=True, capture_output=True, text=True, stdin=subprocess.DEVNULL)
         return done.stdout.strip()
 
     def new_database(self, prefix: str = "test") -> str:
-        """A new, empty database; its URL (no password: the test server trusts loopback)."""
+        """A new, empty database, owned by the superuser; its URL."""
         name = f"{prefix}_{os.getpid()}_{next(self._names)}"
         self.psql(f'CREATE DATABASE "{name}"')
         return self.url(name)
@@ -110,10 +119,15 @@ def start_postgres(*, max_connections: int = 300) -> PostgresServer:
         account = pwd.getpwnam(_RUN_AS)
         os.chown(directory, account.pw_uid, account.pw_gid)
     server = PostgresServer(directory, free_port(), bin_dir)
+    password_file = directory / "superuser-password"
+    password_file.write_text(server.password)
+    if os.geteuid() == 0:
+        os.chown(password_file, account.pw_uid, account.pw_gid)
     try:
         subprocess.run(_as_server_user([
             str(bin_dir / "initdb"), "-D", str(server.data_dir), "-U", SUPERUSER,
-            "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"]),
+            f"--pwfile={password_file}", "--auth-local=trust", "--auth-host=scram-sha-256",
+            "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"]),
             check=True, capture_output=True, stdin=subprocess.DEVNULL)
         # Durability settings off: a test server's data is thrown away; the store's own
         # settings are what the tests check.

@@ -35,22 +35,26 @@ async def test_an_unreachable_server_is_named_with_the_reason(key: DataKey) -> N
     assert "secret" not in message  # the password is never shown
 
 
-@pytest.mark.parametrize(("database", "user", "reason"), [
-    ("missing", "minga", 'database "missing" does not exist'),
-    ("postgres", "nobody", 'role "nobody" does not exist'),
+@pytest.mark.parametrize(("database", "user", "password", "reason"), [
+    ("missing", "minga", None, 'database "missing" does not exist'),
+    ("postgres", "nobody", None, 'password authentication failed for user "nobody"'),
+    ("postgres", "minga", "wrong", 'password authentication failed for user "minga"'),
+    ("postgres", "minga", "", "password"),  # none given, one needed
 ])
-async def test_a_wrong_database_or_user_is_named(
-        postgres: PostgresServer, key: DataKey, database: str, user: str, reason: str) -> None:
-    with pytest.raises(StoreUnavailable, match=reason):
-        await open_store(postgres.url(database, user), key)
+async def test_a_wrong_database_user_or_password_is_named(
+        postgres: PostgresServer, key: DataKey, database: str, user: str, password: str | None,
+        reason: str) -> None:
+    with pytest.raises(StoreUnavailable, match=reason) as raised:
+        await open_store(postgres.url(database, user, password), key)
+    assert postgres.password not in str(raised.value)
 
 
 async def test_missing_rights_are_named(postgres: PostgresServer, key: DataKey) -> None:
     database = postgres.new_database().rsplit("/", 1)[1]
-    postgres.psql("DO $$ BEGIN CREATE ROLE visitor LOGIN; EXCEPTION WHEN duplicate_object"
-                  " THEN NULL; END $$")
+    postgres.psql("DO $$ BEGIN CREATE ROLE visitor LOGIN PASSWORD 'visitor'; EXCEPTION"
+                  " WHEN duplicate_object THEN NULL; END $$")
     with pytest.raises(StoreUnavailable, match="permission denied for schema public"):
-        await open_store(postgres.url(database, "visitor"), key)
+        await open_store(postgres.url(database, "visitor", "visitor"), key)
 
 
 async def test_a_half_moved_database_is_refused(postgres: PostgresServer, key: DataKey) -> None:

@@ -24,6 +24,7 @@ from node.core.runtime import NodeNotReady, open_node, read_passphrase
 from node.core.server import run_node
 from node.core.setup import MatrixAccountChoice, init_node
 from node.core.status import node_status, render_status
+from node.core.store_move import SQLITE_TARGET, move_store
 from schemas.errors import describe_validation_error
 from schemas.export import export_json_schemas
 
@@ -187,6 +188,17 @@ def cmd_coalition_join(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_store_move(args: argparse.Namespace) -> int:
+    counts = asyncio.run(move_store(args.config, args.to, args.password_file))
+    width = max(len(count.table) for count in counts)
+    for count in counts:
+        print(f"  {count.table:<{width}}  {count.target} rows")
+    where = "the SQLite file in the data directory" if args.to == SQLITE_TARGET else args.to
+    print(f"moved the store to {where} ({sum(c.target for c in counts)} rows, every table"
+          " checked); node.toml now points there")
+    return 0
+
+
 def cmd_schemas_export(args: argparse.Namespace) -> int:
     written = export_json_schemas(Path(args.dir))
     print(f"wrote {len(written)} JSON Schema files to {args.dir}")
@@ -261,6 +273,17 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="run the demo network until Ctrl-C")
     demo.add_argument("--dir", default="demo-data", help="directory for all demo data")
     demo.set_defaults(handler=cmd_demo)
+
+    store = commands.add_parser("store", help="the node's database")
+    store_commands = store.add_subparsers(dest="action", required=True, metavar="ACTION")
+    move = store_commands.add_parser(
+        "move", help="move the store to PostgreSQL or back to SQLite (stop the node first)")
+    move.add_argument("--to", required=True, metavar="URL",
+                      help="a postgresql://user@host:port/database URL, or 'sqlite' for the"
+                           " file in the data directory")
+    move.add_argument("--password-file",
+                      help="file holding the PostgreSQL password (else MINGA_STORE_PASSWORD)")
+    move.set_defaults(handler=cmd_store_move)
 
     schemas = commands.add_parser("schemas", help="record schemas")
     schema_commands = schemas.add_subparsers(dest="action", required=True, metavar="ACTION")

@@ -98,11 +98,12 @@ class PostgresServer:
             check=True, capture_output=True, text=True, stdin=subprocess.DEVNULL)
         return done.stdout.strip()
 
-    def new_database(self, prefix: str = "test") -> str:
-        """A new, empty database, owned by the superuser; its URL."""
+    def new_database(self, prefix: str = "test", *, with_password: bool = True) -> str:
+        """A new, empty database, owned by the superuser; its URL (without the password, as
+        node.toml would hold it, if ``with_password`` is false)."""
         name = f"{prefix}_{os.getpid()}_{next(self._names)}"
         self.psql(f'CREATE DATABASE "{name}"')
-        return self.url(name)
+        return self.url(name, password=None if with_password else "")
 
     def stop(self) -> None:
         subprocess.run(_as_server_user([str(self.bin_dir / "pg_ctl"), "stop", "-D",

@@ -29,6 +29,8 @@ _WIPED = "minga_wiped_content"
 # Present in a database while `minga store move` copies into it, removed once every table's row
 # count was checked (node/core/store/move.py).
 MOVING_MARKER = "store_move_incomplete"
+# Left in a database the node's store was moved away from; its value says where to.
+MOVED_AWAY_MARKER = "store_moved_away"
 _BEGIN_OPTION = "minga_sqlite_begin"
 _WRITE_BEGIN = "BEGIN IMMEDIATE"
 # Every writing transaction on PostgreSQL takes this transaction-level advisory lock first, so
@@ -183,12 +185,20 @@ async def check_data_key(session: AsyncSession, cipher: ColumnCipher) -> None:
 
 
 async def check_not_half_moved(session: AsyncSession) -> None:
-    """Refuse a database that ``minga store move`` began to fill but did not finish."""
-    marker = await session.scalar(select(StoreMeta.name).where(StoreMeta.name == MOVING_MARKER))
-    if marker is not None:
+    """Refuse a database that ``minga store move`` began to fill but did not finish, and one
+    the store was moved away from (a stale copy)."""
+    found = await session.execute(select(StoreMeta.name, StoreMeta.value).where(
+        StoreMeta.name.in_((MOVING_MARKER, MOVED_AWAY_MARKER))))
+    markers = {name: value for name, value in found}
+    if MOVING_MARKER in markers:
         raise StoreHalfMoved(
             "this database holds an unfinished `minga store move`: run the move again (it starts"
             " over) or point [store] url back at the database it was moving from")
+    if MOVED_AWAY_MARKER in markers:
+        raise StoreHalfMoved(
+            "the store was moved away from this database to"
+            f" {bytes(markers[MOVED_AWAY_MARKER]).decode()} by `minga store move`; set"
+            " [store] url to where it is now")
 
 
 async def checkpoint(engine: AsyncEngine) -> bool:

@@ -33,6 +33,7 @@ from node.core.store.database import (
     create_engine,
     database_url,
     migrate,
+    reader,
     shown,
     unavailable,
     writer,
@@ -114,12 +115,25 @@ async def _mark(engine: AsyncEngine, name: str, value: bytes) -> None:
         await connection.execute(insert(StoreMeta), {"name": name, "value": value})
 
 
+async def snapshot_database(
+    source: Path | str | URL, target: Path | str | URL, sets: Sequence[MigrationSet],
+) -> list[TableCount]:
+    """:func:`copy_database` of one consistent snapshot, leaving the source as it is (a node
+    may go on using it): for backups of a PostgreSQL store into an SQLite file."""
+    return await _copy(source, target, sets, moving=False)
+
+
 async def copy_database(
     source: Path | str | URL, target: Path | str | URL, sets: Sequence[MigrationSet],
 ) -> list[TableCount]:
     """Copy every table of ``sets`` from ``source`` to ``target`` (see the module docstring);
     the row counts, equal in both. The source's writers wait meanwhile (stop the node first:
     once moved, the source refuses to open)."""
+    return await _copy(source, target, sets, moving=True)
+
+
+async def _copy(source: Path | str | URL, target: Path | str | URL,
+                sets: Sequence[MigrationSet], *, moving: bool) -> list[TableCount]:
     source_url, target_url = database_url(source), database_url(target)
     if shown(source_url) == shown(target_url):
         raise MoveRefused("the store is already there")
@@ -127,7 +141,8 @@ async def copy_database(
     source_engine, target_engine = create_engine(source_url), create_engine(target_url)
     try:
         await _prepare_target(source_engine, target_engine, target_url, tables, sets)
-        return await _copy_all(source_engine, target_engine, tables, shown(target_url))
+        return await _copy_all(source_engine, target_engine, tables,
+                               shown(target_url) if moving else None)
     finally:
         await source_engine.dispose()
         await target_engine.dispose()
@@ -158,10 +173,12 @@ async def _prepare_target(source_engine: AsyncEngine, target_engine: AsyncEngine
 
 
 async def _copy_all(source_engine: AsyncEngine, target_engine: AsyncEngine,
-                    tables: list[Table], moved_to: str) -> list[TableCount]:
-    # The source's write lock is held throughout, so a node still running on it cannot write
-    # a row the copy would miss: its writes wait, then find the store moved away.
-    async with writer(source_engine).begin() as source, \
+                    tables: list[Table], moved_to: str | None) -> list[TableCount]:
+    # A move holds the source's write lock throughout, so a node still running on it cannot
+    # write a row the copy would miss: its writes wait, then find the store moved away. A
+    # snapshot (moved_to None) reads one consistent state while the node goes on writing.
+    sources = writer(source_engine) if moved_to is not None else reader(source_engine)
+    async with sources.connect() as source, source.begin(), \
             writer(target_engine).begin() as target:
         for table in reversed(tables):  # children first: an earlier copy is emptied
             if table.name == StoreMeta.__tablename__:
@@ -178,6 +195,7 @@ async def _copy_all(source_engine: AsyncEngine, target_engine: AsyncEngine,
             raise MoveRefused("the copy differs from the store: " + ", ".join(
                 f"{c.table} has {c.target} rows instead of {c.source}" for c in wrong))
         await target.execute(delete(StoreMeta).where(StoreMeta.name == MOVING_MARKER))
-        await source.execute(insert(StoreMeta), {"name": MOVED_AWAY_MARKER,
-                                                 "value": moved_to.encode()})
+        if moved_to is not None:
+            await source.execute(insert(StoreMeta), {"name": MOVED_AWAY_MARKER,
+                                                     "value": moved_to.encode()})
     return counts

@@ -112,8 +112,10 @@ class PostgresServer:
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
-def start_postgres(*, max_connections: int = 300) -> PostgresServer:
-    """Initialise and start a throw-away server; stop it with :meth:`PostgresServer.stop`."""
+def start_postgres(*, max_connections: int = 300, durable: bool = False) -> PostgresServer:
+    """Initialise and start a throw-away server; stop it with :meth:`PostgresServer.stop`.
+    ``durable`` keeps PostgreSQL's own durability settings (for benchmarks: as SQLite's
+    ``synchronous=FULL``, every commit reaches the disk)."""
     bin_dir = postgres_bin_dir()
     directory = Path(tempfile.mkdtemp(prefix="minga-postgres-"))
     if os.geteuid() == 0:
@@ -133,8 +135,9 @@ def start_postgres(*, max_connections: int = 300) -> PostgresServer:
         # Durability settings off: a test server's data is thrown away; the store's own
         # settings are what the tests check.
         options = (f"-p {server.port} -k {directory} -c listen_addresses=127.0.0.1"
-                   f" -c max_connections={max_connections} -c fsync=off"
-                   " -c synchronous_commit=off -c full_page_writes=off")
+                   f" -c max_connections={max_connections}")
+        if not durable:
+            options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         subprocess.run(_as_server_user([
             str(bin_dir / "pg_ctl"), "start", "-D", str(server.data_dir), "-w", "-t", "60",
             "-l", str(directory / "server.log"), "-o", options]),

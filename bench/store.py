@@ -50,6 +50,8 @@ from node.core.store import (
 )
 from node.core.sync_host import NodeSyncHost
 from sync.outbox import Outbox
+from tests.support.postgres import start_postgres  # Debian's server, as the tests use
+from tests.support.sync import record_token  # a signed SD-JWT record, as shared
 
 BATCH = 1000
 FILTERED_PAGES = 400
@@ -301,8 +303,6 @@ def report(label: str, timings: list[float]) -> None:
 
 async def share_throughput(store: Store) -> tuple[float, float]:
     """Records per second queued (one share per transaction) and sealed into frames."""
-    from tests.support.sync import record_token  # a signed SD-JWT record, as shared
-
     own, peer = OrgKeys.generate(), OrgKeys.generate()
     async with store.transaction() as tx:
         for keys in (own, peer):
@@ -385,8 +385,6 @@ async def one_run(backend: str, count: int, url: str | None, directory: Path) ->
         return await measure(directory, directory, count)
     if url is not None:
         return await measure(url, directory, count)
-    from tests.support.postgres import start_postgres  # Debian's server, as the tests use
-
     server = start_postgres(durable=True)
     try:
         return await measure(server.new_database("bench"), directory, count)

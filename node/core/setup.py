@@ -18,8 +18,9 @@ from node.core.runtime import (
     NodeNotReady,
     lock_org_keys,
     open_configured_store,
+    store_location,
 )
-from node.core.store import create_data_key
+from node.core.store import DatabaseInUse, StoreUnavailable, check_new_store, create_data_key
 from node.core.store.unlock import KEY_FILE_NAME
 from schemas.countries import is_country_code
 
@@ -123,6 +124,11 @@ async def init_node(
     if (data_dir / KEY_FILE_NAME).exists():
         raise NodeNotReady(f"{data_dir} already holds a node; choose another --data-dir")
     homeserver_url = homeserver_url.rstrip("/")
+    if store.is_postgresql:  # before a Matrix account is made for a node that cannot be
+        try:
+            await check_new_store(store_location(store, data_dir))
+        except (StoreUnavailable, DatabaseInUse) as error:
+            raise NodeNotReady(f"--store-url: {error}") from None
     login = await _matrix_login(homeserver_url, org_name, account)
     config_text = _config_text(homeserver_url, login.user_id, http_port, store)
     config = parse_config(config_text)  # never write a config the node would refuse

@@ -20,6 +20,7 @@ from node.core.store.cases import (
 )
 from node.core.store.errors import (
     CiphertextRejected,
+    DatabaseInUse,
     RecordDeleted,
     RecordExists,
     RecordNotFound,
@@ -36,7 +37,7 @@ from node.core.store.imported import ImportedRow, ImportedRowRepository
 from node.core.store.migrate import STORE_MIGRATIONS, MigrationSet
 from node.core.store.orgs import Member, OrgRepository, OwnOrg
 from node.core.store.received import ReceivedRecord, ReceivedRepository
-from node.core.store.store import Store, StoreTransaction, open_store
+from node.core.store.store import Store, StoreTransaction, check_new_store, open_store
 from node.core.store.tokens import Role, TokenInfo, TokenOwner, TokenRepository
 from node.core.store.unlock import (
     DataKey,
@@ -67,6 +68,7 @@ __all__ = [
     "CiphertextRejected",
     "DataKey",
     "DataKeyExists",
+    "DatabaseInUse",
     "ImportedRow",
     "ImportedRowRepository",
     "InvalidCursor",
@@ -101,6 +103,7 @@ __all__ = [
     "WrongDataKey",
     "WrongPassphrase",
     "change_passphrase",
+    "check_new_store",
     "create_data_key",
     "open_store",
     "passphrase_from",

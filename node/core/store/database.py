@@ -168,6 +168,12 @@ def _upgrade(connection: Connection, sets: list[MigrationSet]) -> None:
     upgrade(connection, sets)
 
 
+def holds_a_store(connection: Connection) -> bool:
+    """Whether a migrated database already holds a node's store (its data-key check)."""
+    found = connection.scalar(select(StoreMeta.name).where(StoreMeta.name == _KEY_CHECK))
+    return found is not None
+
+
 async def check_data_key(session: AsyncSession, cipher: ColumnCipher) -> None:
     """Refuse a data key other than the one the database was created with."""
     stored = await session.scalar(select(StoreMeta.value).where(StoreMeta.name == _KEY_CHECK))

@@ -45,3 +45,7 @@ class StoreUnavailable(StoreError):
 
 class StoreHalfMoved(StoreError):
     """A ``minga store move`` into this database did not finish; it holds a partial copy."""
+
+
+class DatabaseInUse(StoreError):
+    """A new node was to be created in a database that already holds a node's store."""

@@ -32,13 +32,16 @@ from node.core.store.database import (
     checkpoint,
     create_engine,
     database_url,
+    holds_a_store,
     migrate,
     reader,
+    shown,
     unavailable,
     unbegun,
     wiped,
     writer,
 )
+from node.core.store.errors import DatabaseInUse
 from node.core.store.ids import Clock, utc_now
 from node.core.store.imported import ImportedRowRepository
 from node.core.store.migrate import STORE_MIGRATIONS, MigrationSet
@@ -158,3 +161,22 @@ async def open_store(
         await engine.dispose()
         raise
     return store
+
+
+async def check_new_store(location: Path | str | URL) -> None:
+    """Before a node is created at ``location``: the database can be reached, logged into and
+    migrated, and holds no node's store yet (``StoreUnavailable``, ``DatabaseInUse``)."""
+    url = database_url(location)
+    engine = create_engine(url)
+    try:
+        try:
+            await migrate(engine, [STORE_MIGRATIONS])
+            async with engine.connect() as connection:
+                used = await connection.run_sync(holds_a_store)
+        except (DBAPIError, OSError) as error:
+            raise unavailable(url, error) from None
+    finally:
+        await engine.dispose()
+    if used:
+        raise DatabaseInUse(f"{shown(url)} already holds a node's store: give each node a"
+                            " database of its own (or `minga store move` an existing node)")

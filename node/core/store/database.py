@@ -132,11 +132,12 @@ def writer(engine: AsyncEngine) -> AsyncEngine:
 
 
 def reader(engine: AsyncEngine) -> AsyncEngine:
-    """The engine for read-only snapshots: as is on SQLite (a read transaction is a snapshot);
-    REPEATABLE READ, READ ONLY on PostgreSQL (one snapshot for the whole transaction)."""
+    """The engine for snapshots: as is on SQLite (a read transaction is a snapshot); REPEATABLE
+    READ on PostgreSQL (one snapshot for the whole transaction). Not READ ONLY: as on SQLite, a
+    write in a read is allowed and then rolled back, so the same code runs on both."""
     if engine.dialect.name != "postgresql":
         return engine
-    return engine.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+    return engine.execution_options(isolation_level="REPEATABLE READ")
 
 
 def unbegun(engine: AsyncEngine) -> AsyncEngine:

@@ -7,7 +7,7 @@ without one (how the harness itself runs ``psql``). PostgreSQL refuses to run as
 root the server runs as the unprivileged ``postgres`` system user the package creates (through
 ``runuser``); the directory is then made in ``/tmp`` and handed to that user, because pytest's
 own temporary directories are private to root. :meth:`PostgresServer.stop` stops it and
-removes the directory.
+removes the directory; if the test run dies first, even killed, Linux stops the server with it.
 
 The server is started once per test session (``tests/conftest.py``); each test gets a database
 of its own from :meth:`PostgresServer.new_database`.
@@ -15,20 +15,26 @@ of its own from :meth:`PostgresServer.new_database`.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import itertools
 import os
 import pwd
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 SUPERUSER = "minga"
 _RUN_AS = "postgres"  # the system user Debian's postgresql-common creates
 _PACKAGE = "postgresql"
+_PR_SET_PDEATHSIG = 1
+_PREFIX = "minga-postgres-"
 
 
 class PostgresUnavailable(RuntimeError):
@@ -69,12 +75,20 @@ def _as_server_user(command: list[str]) -> list[str]:
     return ["runuser", "-u", _RUN_AS, "--", *command] if os.geteuid() == 0 else command
 
 
+def _die_with_this_process() -> None:
+    """In the server's process before exec (after it became the server user, which would
+    clear the setting): Linux stops it (fast shutdown) when the test run dies, even killed."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGINT)
+
+
 @dataclass
 class PostgresServer:
     directory: Path
     port: int
     bin_dir: Path
     password: str = field(default_factory=lambda: secrets.token_urlsafe(16))
+    process: subprocess.Popen[bytes] | None = None
     _names: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     @property
@@ -105,11 +119,32 @@ class PostgresServer:
         self.psql(f'CREATE DATABASE "{name}"')
         return self.url(name, password=None if with_password else "")
 
+    def ready(self) -> bool:
+        done = subprocess.run([str(self.bin_dir / "pg_isready"), "-q", "-h", str(self.directory),
+                               "-p", str(self.port)], check=False, stdin=subprocess.DEVNULL)
+        return done.returncode == 0
+
     def stop(self) -> None:
-        subprocess.run(_as_server_user([str(self.bin_dir / "pg_ctl"), "stop", "-D",
-                                        str(self.data_dir), "-m", "immediate", "-w"]),
-                       check=False, capture_output=True, stdin=subprocess.DEVNULL)
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)  # fast shutdown
+            try:
+                self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
         shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def _remove_dead_servers(older_than_seconds: float = 600) -> None:
+    """Directories left by runs that were killed (their servers died with them)."""
+    for directory in Path(tempfile.gettempdir()).glob(_PREFIX + "*"):
+        pid_file = directory / "data" / "postmaster.pid"
+        with contextlib.suppress(OSError, ValueError):
+            if time.time() - directory.stat().st_mtime < older_than_seconds:
+                continue  # perhaps a server still being set up by another run
+            if pid_file.exists() and Path(f"/proc/{int(pid_file.read_text().split()[0])}").exists():
+                continue
+            shutil.rmtree(directory, ignore_errors=True)
 
 
 def start_postgres(*, max_connections: int = 300, durable: bool = False) -> PostgresServer:
@@ -117,14 +152,16 @@ def start_postgres(*, max_connections: int = 300, durable: bool = False) -> Post
     ``durable`` keeps PostgreSQL's own durability settings (for benchmarks: as SQLite's
     ``synchronous=FULL``, every commit reaches the disk)."""
     bin_dir = postgres_bin_dir()
-    directory = Path(tempfile.mkdtemp(prefix="minga-postgres-"))
-    if os.geteuid() == 0:
+    _remove_dead_servers()
+    directory = Path(tempfile.mkdtemp(prefix=_PREFIX))
+    as_root = os.geteuid() == 0
+    if as_root:
         account = pwd.getpwnam(_RUN_AS)
         os.chown(directory, account.pw_uid, account.pw_gid)
     server = PostgresServer(directory, free_port(), bin_dir)
     password_file = directory / "superuser-password"
     password_file.write_text(server.password)
-    if os.geteuid() == 0:
+    if as_root:
         os.chown(password_file, account.pw_uid, account.pw_gid)
     try:
         subprocess.run(_as_server_user([
@@ -132,19 +169,29 @@ def start_postgres(*, max_connections: int = 300, durable: bool = False) -> Post
             f"--pwfile={password_file}", "--auth-local=trust", "--auth-host=scram-sha-256",
             "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"]),
             check=True, capture_output=True, stdin=subprocess.DEVNULL)
-        # Durability settings off: a test server's data is thrown away; the store's own
-        # settings are what the tests check.
-        options = (f"-p {server.port} -k {directory} -c listen_addresses=127.0.0.1"
-                   f" -c max_connections={max_connections}")
-        if not durable:
-            options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-        subprocess.run(_as_server_user([
-            str(bin_dir / "pg_ctl"), "start", "-D", str(server.data_dir), "-w", "-t", "60",
-            "-l", str(directory / "server.log"), "-o", options]),
-            check=True, capture_output=True, stdin=subprocess.DEVNULL)
     except subprocess.CalledProcessError as error:
-        log = directory / "server.log"
-        details = log.read_text() if log.exists() else error.stderr
         server.stop()
-        raise PostgresUnavailable(f"PostgreSQL did not start: {details}") from None
+        raise PostgresUnavailable(f"initdb failed: {error.stderr.decode(errors='replace')}") \
+            from None
+    password_file.unlink()
+    settings = {"port": str(server.port), "unix_socket_directories": str(directory),
+                "listen_addresses": "127.0.0.1", "max_connections": str(max_connections)}
+    if not durable:  # a test server's data is thrown away: the store's settings are tested
+        settings |= {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
+    command = [str(bin_dir / "postgres"), "-D", str(server.data_dir)]
+    command += [part for name, value in settings.items() for part in ("-c", f"{name}={value}")]
+    log = (directory / "server.log").open("wb")
+    # Run directly, not through pg_ctl (which detaches it): it dies with this process.
+    server.process = subprocess.Popen(
+        command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+        user=_RUN_AS if as_root else None, group=_RUN_AS if as_root else None,
+        extra_groups=[] if as_root else None, preexec_fn=_die_with_this_process)
+    log.close()
+    deadline = time.monotonic() + 60
+    while not server.ready():
+        if server.process.poll() is not None or time.monotonic() > deadline:
+            details = (directory / "server.log").read_text(errors="replace")
+            server.stop()
+            raise PostgresUnavailable(f"PostgreSQL did not start: {details}")
+        time.sleep(0.1)
     return server

@@ -59,11 +59,15 @@ def postgres() -> Iterator[PostgresServer]:
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def store_location(request: pytest.FixtureRequest, tmp_path: Path) -> Path | str:
+def store_location(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Path | str]:
     """Where a test's store lives, once per backend: the SQLite file in ``tmp_path`` (the data
     directory, as a node without ``[store] url``), or a new database on the session's
-    PostgreSQL server. The data key file stays in ``tmp_path`` either way."""
+    PostgreSQL server (dropped afterwards). The data key file stays in ``tmp_path`` either
+    way."""
     if request.param == "sqlite":
-        return tmp_path
+        yield tmp_path
+        return
     server: PostgresServer = request.getfixturevalue("postgres")
-    return server.new_database()
+    url = server.new_database()
+    yield url
+    server.drop_database(url)

@@ -119,6 +119,11 @@ class PostgresServer:
         self.psql(f'CREATE DATABASE "{name}"')
         return self.url(name, password=None if with_password else "")
 
+    def drop_database(self, url: str) -> None:
+        """Drop the database of ``url`` (one of :meth:`new_database`), connections and all."""
+        name = url.rsplit("/", 1)[1]
+        self.psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
     def ready(self) -> bool:
         done = subprocess.run([str(self.bin_dir / "pg_isready"), "-q", "-h", str(self.directory),
                                "-p", str(self.port)], check=False, stdin=subprocess.DEVNULL)

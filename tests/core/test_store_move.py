@@ -74,3 +74,23 @@ def test_the_store_section_is_rewritten_in_place_or_added() -> None:
         'password_file = "/run/pw"\n# where\n\n[http]\nport = 1\n')
     assert with_store_section('[node]\ndata_dir = "."\n', StoreSection()) == (
         '[node]\ndata_dir = "."\n\n[store]\nurl = ""\n')
+
+
+def test_a_node_pointed_back_at_the_store_it_moved_from_refuses_to_start(
+        tmp_path: Path, postgres: PostgresServer, capsys: pytest.CaptureFixture[str]) -> None:
+    config = asyncio.run(make_offline_node(tmp_path / "node"))
+    original = config.read_text()
+    with passphrase_in_environment():
+        assert main(["--config", str(config), "store", "move", "--to",
+                     postgres.new_database()]) == 2  # a URL with its password is refused
+        assert "must not hold the password" in capsys.readouterr().err
+        (tmp_path / "pw").write_text(postgres.password)
+        assert main(["--config", str(config), "store", "move", "--to",
+                     postgres.new_database(with_password=False),
+                     "--password-file", str(tmp_path / "pw")]) == 0
+        config.write_text(original)  # [store] url empty again: the SQLite file moved from
+        capsys.readouterr()
+        assert main(["--config", str(config), "status"]) == 2
+    error = capsys.readouterr().err
+    assert "[store] url: the store was moved away from this database to postgresql" in error
+    assert "Traceback" not in error and postgres.password not in error

@@ -1,27 +1,45 @@
-"""Benchmark of the node store at 100,000 cases: filtered list pages and get-by-id.
+"""Benchmark of the node store on SQLite and on PostgreSQL: filtered list pages, get-by-id,
+sharing throughput and memory, side by side.
 
-Usage: .venv/bin/python bench/store.py [--cases N] [--dir DIR]
+Usage: .venv/bin/python bench/store.py [--backend sqlite|postgresql|both] [--cases N ...]
+       [--postgresql-url URL] [--dir DIR]
 
-Inserts N cases (realistic index values, a 1-2 KB encrypted document each) through the same
-repository the node uses, in batches of one transaction each, then times a page of 50 with a
-filter and a get by id, many times. Prints p50/p95 for each and the process's memory, and ends
-with the line ``p95_filtered_page_ms=<N> rss_mb=<N>``. Target: p95 under 100 ms for a page.
+For each backend and each case count (default 100,000 and 1,000,000), a fresh store is filled
+with N cases (realistic index values, a 1-2 KB encrypted document each) through the same
+repository the node uses, in batches of one transaction each; then a page of 50 with a filter,
+the next page, an unfiltered page and a get by id are timed many times, and records are shared:
+queued one share per transaction (as the sharing service does) and sealed into frames by the
+outbox. Each run is a process of its own, so its RSS is its own. PostgreSQL is a throw-away
+server of Debian's package with its default (durable) settings, unless ``--postgresql-url``
+names one; after the bulk insert it is ANALYZEd, as its autovacuum would soon do.
+
+Prints one table, then last the line
+``pg_p95_1M_ms=<N> sqlite_p95_1M_ms=<N>`` (filtered page p95 at the largest case count run).
+Target: filtered page p95 under 100 ms at 1,000,000 cases on both.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import random
+import shutil
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
+from sqlalchemy import text as sql
+
+from federation.identity import OrgKeys, sign_member_entry
+from node.core.runtime import SYNC_MIGRATIONS, Node
 from node.core.store import (
     CaseFilter,
     CaseIndex,
@@ -30,11 +48,18 @@ from node.core.store import (
     create_data_key,
     open_store,
 )
+from node.core.sync_host import NodeSyncHost
+from sync.outbox import Outbox
+from tests.support.postgres import start_postgres  # Debian's server, as the tests use
+from tests.support.sync import record_token  # a signed SD-JWT record, as shared
 
 BATCH = 1000
 FILTERED_PAGES = 400
 GETS = 2000
 PAGE = 50
+SHARES = 2000
+SHARE_ROOMS = 4
+BACKENDS = ("sqlite", "postgresql")
 
 COUNTRIES = [
     "CO",
@@ -276,23 +301,49 @@ def report(label: str, timings: list[float]) -> None:
     )
 
 
-async def run(data_dir: Path, count: int) -> None:
+async def share_throughput(store: Store) -> tuple[float, float]:
+    """Records per second queued (one share per transaction) and sealed into frames."""
+    own, peer = OrgKeys.generate(), OrgKeys.generate()
+    async with store.transaction() as tx:
+        for keys in (own, peer):
+            await tx.orgs.save_member(keys.org_id, sign_member_entry(keys, {"name": "m"}),
+                                      verified=True, safety_code="s", matrix_user_id=None)
+    node = Node(config=cast(Any, None), store=store, keys=own, own=cast(Any, None))
+    host = await NodeSyncHost.for_sending(node)
+    outbox = Outbox(host, cast(Any, None))  # sealing never touches the homeserver
+    tokens = [record_token(own) for _ in range(SHARES)]
+    started = time.perf_counter()
+    for n, token in enumerate(tokens):
+        async with host.transaction() as session:
+            await outbox.enqueue(session, f"!room{n % SHARE_ROOMS}:bench", [peer.org_id], token)
+    queued = SHARES / (time.perf_counter() - started)
+    started = time.perf_counter()
+    while await outbox.bundle_queued():
+        pass
+    sealed = SHARES / (time.perf_counter() - started)
+    return queued, sealed
+
+
+async def measure(location: Path | str, data_dir: Path, count: int) -> dict[str, float]:
+    """Fill a store at ``location`` with ``count`` cases and time it; the figures."""
     rng = random.Random(20250301)
-    store = await open_store(data_dir, create_data_key(data_dir, "bench passphrase"))
+    store = await open_store(location, create_data_key(data_dir, "bench passphrase"),
+                             migrations=[SYNC_MIGRATIONS])
+    inserted_at = time.perf_counter()
     record_ids = await insert_cases(store, count, rng)
-    await store.checkpoint()
-    size = sum(path.stat().st_size for path in data_dir.glob("store.db*")) / 1e6
-    print(f"database size: {size:.0f} MB")
+    insert_rate = count / (time.perf_counter() - inserted_at)
+    if store.engine.dialect.name == "postgresql":
+        async with store.engine.connect() as connection:
+            await connection.execute(sql("ANALYZE"))
+    else:
+        await store.checkpoint()
 
     filters = [random_filter(rng) for _ in range(FILTERED_PAGES)]
-    returned: list[int] = []
-
     next_pages: list[tuple[CaseFilter, str]] = []
 
     async def filtered_page(n: int) -> None:
         async with store.read() as tx:
             page = await tx.cases.list(filters[n], limit=PAGE)
-        returned.append(len(page.items))
         if page.next_cursor:
             next_pages.append((filters[n], page.next_cursor))
 
@@ -309,38 +360,122 @@ async def run(data_dir: Path, count: int) -> None:
         async with store.read() as tx:
             await tx.cases.get(record_ids[rng.randrange(len(record_ids))])
 
-    await timed(20, filtered_page)  # warm the page cache and the statement cache
-    returned.clear()
+    await timed(20, filtered_page)  # warm the caches and the statement caches
     next_pages.clear()
     pages = await timed(FILTERED_PAGES, filtered_page)
     second_pages = await timed(len(next_pages), following_page)
     plain = await timed(100, unfiltered_page)
     gets = await timed(GETS, get_by_id)
+    queued, sealed = await share_throughput(store)
     await store.close()
-
-    print(
-        f"filtered pages: mean {statistics.mean(returned):.1f} cases returned per page"
-        f" (page size {PAGE}), {sum(1 for n in returned if n == 0)} empty"
-    )
-    report(f"list page of {PAGE} with a filter", pages)
-    report("next page (cursor) with a filter", second_pages)
-    report(f"list page of {PAGE}, no filter", plain)
-    report("get case by id", gets)
     rss, peak = memory_mb()
-    print(f"process memory: rss {rss:.0f} MB, peak {peak:.0f} MB")
-    print(f"p95_filtered_page_ms={percentile(pages, 0.95):.1f} rss_mb={rss:.0f}")
+    return {
+        "insert_per_s": insert_rate,
+        "page_p50": percentile(pages, 0.5), "page_p95": percentile(pages, 0.95),
+        "next_p95": percentile(second_pages, 0.95),
+        "plain_p95": percentile(plain, 0.95),
+        "get_p50": percentile(gets, 0.5), "get_p95": percentile(gets, 0.95),
+        "queued_per_s": queued, "sealed_per_s": sealed,
+        "rss_mb": rss, "peak_rss_mb": peak,
+    }
+
+
+async def one_run(backend: str, count: int, url: str | None, directory: Path) -> dict[str, float]:
+    if backend == "sqlite":
+        return await measure(directory, directory, count)
+    if url is not None:
+        return await measure(url, directory, count)
+    server = start_postgres(durable=True)
+    try:
+        return await measure(server.new_database("bench"), directory, count)
+    finally:
+        server.stop()
+
+
+ROWS = [
+    ("insert cases/s", "insert_per_s", "{:.0f}"),
+    ("filtered page p50 ms", "page_p50", "{:.1f}"),
+    ("filtered page p95 ms", "page_p95", "{:.1f}"),
+    ("next page (cursor) p95 ms", "next_p95", "{:.1f}"),
+    ("unfiltered page p95 ms", "plain_p95", "{:.1f}"),
+    ("get by id p50 ms", "get_p50", "{:.2f}"),
+    ("get by id p95 ms", "get_p95", "{:.2f}"),
+    ("shares queued records/s", "queued_per_s", "{:.0f}"),
+    ("shares sealed records/s", "sealed_per_s", "{:.0f}"),
+    ("RSS MB (peak)", "rss_mb", "{:.0f}"),
+]
+
+
+def table(results: dict[tuple[str, int], dict[str, float]]) -> str:
+    columns = sorted(results, key=lambda key: (key[1], BACKENDS.index(key[0])))
+    heads = [f"{backend} {count:,}" for backend, count in columns]
+    lines = ["| " + " | ".join(["", *heads]) + " |", "|" + "---|" * (len(heads) + 1)]
+    for label, key, form in ROWS:
+        cells = []
+        for column in columns:
+            figures = results[column]
+            cell = form.format(figures[key])
+            if key == "rss_mb":
+                cell += f" ({figures['peak_rss_mb']:.0f})"
+            cells.append(cell)
+        lines.append("| " + " | ".join([label, *cells]) + " |")
+    return "\n".join(lines)
+
+
+def run_all(args: argparse.Namespace, backends: tuple[str, ...], base: Path
+            ) -> dict[tuple[str, int], dict[str, float]]:
+    """Each (count, backend) in a child process of its own; their figures."""
+    results: dict[tuple[str, int], dict[str, float]] = {}
+    for count in args.cases:
+        for backend in backends:
+            directory = base / f"{backend}-{count}"
+            directory.mkdir(parents=True)
+            command = [sys.executable, __file__, "--child", "--backend", backend,
+                       "--cases", str(count), "--dir", str(directory)]
+            if args.postgresql_url:
+                command += ["--postgresql-url", args.postgresql_url]
+            print(f"== {backend}, {count:,} cases", flush=True)
+            done = subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True)
+            for line in done.stdout.splitlines():
+                if line.startswith("FIGURES "):
+                    results[(backend, count)] = json.loads(line.removeprefix("FIGURES "))
+                else:
+                    print(line, flush=True)
+    return results
+
+
+def last_line(results: dict[tuple[str, int], dict[str, float]], largest: int) -> str:
+    def p95(backend: str) -> str:
+        figures = results.get((backend, largest))
+        return "n/a" if figures is None else f"{figures['page_p95']:.1f}"
+
+    return f"pg_p95_1M_ms={p95('postgresql')} sqlite_p95_1M_ms={p95('sqlite')}"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cases", type=int, default=100_000)
-    parser.add_argument("--dir", type=Path, help="keep the database here (default: temporary)")
+    parser.add_argument("--backend", choices=[*BACKENDS, "both"], default="both")
+    parser.add_argument("--cases", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--postgresql-url", help="an empty database to use (default: start one)")
+    parser.add_argument("--dir", type=Path, help="keep the data directories under here")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.dir:
-        asyncio.run(run(args.dir, args.cases))
+    backends = BACKENDS if args.backend == "both" else (args.backend,)
+    base = args.dir or Path(tempfile.mkdtemp(prefix="minga-bench-store-"))
+    if args.child:  # one backend, one count, in this process: print its figures as JSON
+        measured = asyncio.run(one_run(backends[0], args.cases[0], args.postgresql_url, base))
+        print("FIGURES " + json.dumps(measured))
         return
-    with tempfile.TemporaryDirectory(prefix="minga-bench-store-") as directory:
-        asyncio.run(run(Path(directory), args.cases))
+    try:
+        results = run_all(args, backends, base)
+    finally:
+        if args.dir is None:
+            shutil.rmtree(base, ignore_errors=True)
+    print(table(results))
+    largest = max(args.cases)
+    if largest != 1_000_000:
+        print(f"(the last line's figures are at {largest:,} cases, the largest count run)")
+    print(last_line(results, largest))
 
 
 if __name__ == "__main__":

@@ -39,6 +39,12 @@ if ! command -v mat2 >/dev/null 2>&1; then
     need_debs+=(mat2)
 fi
 
+# The store's tests run on PostgreSQL too: the harness (tests/support/postgres.py) starts a
+# throw-away server from Debian's package, as the package's unprivileged `postgres` user.
+if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
+    need_debs+=(postgresql)
+fi
+
 if [ "${#need_debs[@]}" -gt 0 ]; then
     if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
         echo "bootstrap: installing Debian packages: ${need_debs[*]}"

@@ -15,6 +15,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
 
+from pydantic import ValidationError
+
 from deploy.demo import run_demo
 from deploy.homeserver import Homeserver, HomeserverError
 from federation.expulsion import ExpulsionError
@@ -23,7 +25,7 @@ from federation.transport import TransportError
 from node.assembly import node_registry
 from node.core.api.times import iso_time, unix_seconds
 from node.core.coalition import create_coalition, invite_member, join_coalition
-from node.core.config import ConfigError, load_config
+from node.core.config import ConfigError, StoreSection, load_config
 from node.core.expulsion import (
     PendingExpulsion,
     approve_expulsion,
@@ -36,6 +38,8 @@ from node.core.runtime import NodeNotReady, open_node, read_passphrase
 from node.core.server import run_node
 from node.core.setup import MatrixAccountChoice, init_node
 from node.core.status import node_status, render_status
+from node.core.store_move import SQLITE_TARGET, move_store
+from schemas.errors import describe_validation_error
 from schemas.export import export_json_schemas
 
 Handler = Callable[[argparse.Namespace], int]
@@ -100,6 +104,15 @@ def _read_secret_file(path: str | None, option: str) -> str | None:
         raise UserError(f"{option}: cannot read {path} ({error.strerror})") from None
 
 
+def _store_section(args: argparse.Namespace) -> StoreSection:
+    password_file = (None if args.store_password_file is None
+                     else Path(args.store_password_file).resolve())
+    try:
+        return StoreSection(url=args.store_url or "", password_file=password_file)
+    except ValidationError as error:
+        raise UserError(f"--store-url: {describe_validation_error(error)}") from None
+
+
 def cmd_init(args: argparse.Namespace) -> int:
     account = MatrixAccountChoice(
         user_id=args.matrix_user,
@@ -123,6 +136,7 @@ def cmd_init(args: argparse.Namespace) -> int:
             http_port=args.http_port,
             revocation_passphrase=revocation_passphrase,
             revocation_key_file=revocation_out,
+            store=_store_section(args),
         )
     )
     if args.json:
@@ -291,6 +305,17 @@ def cmd_coalition_expulsions(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_store_move(args: argparse.Namespace) -> int:
+    counts = asyncio.run(move_store(args.config, args.to, args.password_file))
+    width = max(len(count.table) for count in counts)
+    for count in counts:
+        print(f"  {count.table:<{width}}  {count.target} rows")
+    where = "the SQLite file in the data directory" if args.to == SQLITE_TARGET else args.to
+    print(f"moved the store to {where} ({sum(c.target for c in counts)} rows, every table"
+          " checked); node.toml now points there")
+    return 0
+
+
 def cmd_schemas_export(args: argparse.Namespace) -> int:
     written = export_json_schemas(Path(args.dir))
     print(f"wrote {len(written)} JSON Schema files to {args.dir}")
@@ -339,6 +364,10 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("--revocation-passphrase-file",
                       help="file holding the revocation key's own passphrase (default:"
                            f" ${REVOCATION_PASSPHRASE_ENV}, a prompt, or the node passphrase)")
+    init.add_argument("--store-url", help="a postgresql:// URL to keep the store on PostgreSQL"
+                      " (default: an SQLite file in the data directory)")
+    init.add_argument("--store-password-file",
+                      help="file holding the PostgreSQL password (else MINGA_STORE_PASSWORD)")
     init.add_argument("--json", action="store_true", help="print the result as JSON")
     init.set_defaults(handler=cmd_init)
 
@@ -384,6 +413,17 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="run the demo network until Ctrl-C")
     demo.add_argument("--dir", default="demo-data", help="directory for all demo data")
     demo.set_defaults(handler=cmd_demo)
+
+    store = commands.add_parser("store", help="the node's database")
+    store_commands = store.add_subparsers(dest="action", required=True, metavar="ACTION")
+    move = store_commands.add_parser(
+        "move", help="move the store to PostgreSQL or back to SQLite (stop the node first)")
+    move.add_argument("--to", required=True, metavar="URL",
+                      help="a postgresql://user@host:port/database URL, or 'sqlite' for the"
+                           " file in the data directory")
+    move.add_argument("--password-file",
+                      help="file holding the PostgreSQL password (else MINGA_STORE_PASSWORD)")
+    move.set_defaults(handler=cmd_store_move)
 
     schemas = commands.add_parser("schemas", help="record schemas")
     schema_commands = schemas.add_subparsers(dest="action", required=True, metavar="ACTION")

@@ -44,7 +44,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import bindparam, insert, select, update
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from federation.disclosure import verify
@@ -84,7 +83,7 @@ from sync.host import (
 from sync.outbox import RESEND_MARK, now_ms, queued_in, schedule_resends
 from sync.quarantine import quarantine
 from sync.retry import DEFAULT_BACKOFF, Backoff, is_unreachable, short_error
-from sync.tables import Chain, ChainLinkRow, Cursor, ProcessedEvent, RoomMark, table
+from sync.tables import Chain, ChainLinkRow, Cursor, PerDialect, ProcessedEvent, RoomMark, table
 
 log = logging.getLogger("minga.sync.inbox")
 
@@ -96,8 +95,8 @@ CURSOR_STORE_INTERVAL_MS = 60_000
 HANDLED_TYPES = frozenset({SEALED_EVENT_TYPE, RESEND_EVENT_TYPE})
 _PAGE = 100
 # Built once: every batch claims its events; every envelope joins its issuer's chain.
-_CLAIM = (sqlite_insert(table(ProcessedEvent)).on_conflict_do_nothing()
-          .returning(ProcessedEvent.event_id))
+_CLAIM = PerDialect(lambda insert: insert(table(ProcessedEvent)).on_conflict_do_nothing()
+                    .returning(ProcessedEvent.event_id))
 _CHAIN_NEIGHBOURS = select(ChainLinkRow.seq, ChainLinkRow.hash, ChainLinkRow.prev).where(
     ChainLinkRow.issuer == bindparam("issuer"), ChainLinkRow.room_id == bindparam("room_id"),
     ChainLinkRow.seq.between(bindparam("low"), bindparam("high")))
@@ -590,7 +589,7 @@ async def _claim(session: AsyncSession, events: list[TimelineEvent], at_ms: int)
         return set()
     rows = [{"event_id": e.event_id, "room_id": e.room_id, "processed_at": at_ms}
             for e in events]
-    claimed = await session.execute(_CLAIM, rows)
+    claimed = await session.execute(_CLAIM.on(session), rows)
     return set(claimed.scalars())
 
 

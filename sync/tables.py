@@ -17,7 +17,8 @@ revision in ``sync/migrations/versions``; a test compares these models with the 
 
 from __future__ import annotations
 
-from typing import cast
+from collections.abc import Callable
+from typing import Any, Protocol, cast
 
 from sqlalchemy import (
     BigInteger,
@@ -31,7 +32,10 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.sql import Executable
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -59,6 +63,24 @@ def table(model: type[DeclarativeBase]) -> Table:
     paths: a row inserted through the ORM's unit of work or bulk machinery costs a few tenths
     of a millisecond more."""
     return cast(Table, model.__table__)
+
+
+class _UpsertInsert(Protocol):
+    """What SQLite's and PostgreSQL's INSERT both offer: ``ON CONFLICT`` and ``excluded``."""
+
+    def __call__(self, table: Table) -> Any: ...
+
+
+class PerDialect:
+    """An INSERT ... ON CONFLICT statement, built once for each database the store runs on;
+    :meth:`on` picks the one for a session's database. Both dialects spell the clause the same
+    way in SQLAlchemy, so one ``build`` function makes both."""
+
+    def __init__(self, build: Callable[[_UpsertInsert], Executable]) -> None:
+        self._statements = {"sqlite": build(sqlite.insert), "postgresql": build(postgresql.insert)}
+
+    def on(self, session: AsyncSession) -> Executable:
+        return self._statements[session.get_bind().dialect.name]
 
 
 # --- outbox -----------------------------------------------------------------------------------

@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Annotated
 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from sqlalchemy import make_url
+from sqlalchemy.exc import ArgumentError
 
 from schemas.errors import describe_validation_error
 
@@ -70,11 +72,46 @@ class EvidenceSection(_Section):
         return self.max_file_mb * 1024 * 1024
 
 
+POSTGRESQL_SCHEMES = ("postgresql://", "postgres://")
+
+
+class StoreSection(_Section):
+    """Where the node's database is: empty ``url`` is the SQLite file in the data directory."""
+
+    url: str = ""
+    password_file: Path | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _must_be_postgresql(cls, value: str) -> str:
+        value = value.strip()
+        if not value:
+            return value
+        if not value.startswith(POSTGRESQL_SCHEMES):
+            raise ValueError("must be empty (the SQLite file in data_dir) or a postgresql:// URL"
+                             " such as postgresql://minga@db.example.org:5432/minga")
+        try:
+            url = make_url(value)
+        except (ArgumentError, ValueError):
+            raise ValueError("is not a valid postgresql:// URL") from None
+        if url.password is not None:
+            raise ValueError("must not hold the password: put it in password_file or in the"
+                             " MINGA_STORE_PASSWORD environment variable")
+        if not url.database:
+            raise ValueError("must name the database, as in postgresql://minga@host/minga")
+        return value
+
+    @property
+    def is_postgresql(self) -> bool:
+        return bool(self.url)
+
+
 class NodeConfig(_Section):
     node: NodeSection = NodeSection()
     homeserver: HomeserverSection
     http: HttpSection = HttpSection()
     evidence: EvidenceSection = EvidenceSection()
+    store: StoreSection = StoreSection()
 
     def resolve(self, base: Path) -> NodeConfig:
         """Relative paths are relative to the directory of the config file."""
@@ -86,7 +123,10 @@ class NodeConfig(_Section):
                 else None,
             }
         )
-        return self.model_copy(update={"node": node})
+        store = self.store.model_copy(update={
+            "password_file": base / self.store.password_file if self.store.password_file
+            else None})
+        return self.model_copy(update={"node": node, "store": store})
 
 
 def parse_config(text: str, *, source: str = "node.toml") -> NodeConfig:

@@ -11,21 +11,25 @@ from __future__ import annotations
 import getpass
 import os
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
+from sqlalchemy import URL, make_url
+
 from federation.identity import OrgKeys, export_private, import_private
 from federation.secretbox import Argon2Params, WrongPassphrase
 from federation.transport import MatrixLogin, MatrixTransport
-from node.core.config import NodeConfig, load_config
+from node.core.config import NodeConfig, StoreSection, load_config
 from node.core.store import (
     DataKey,
     MigrationSet,
     OwnOrg,
     Store,
+    StoreHalfMoved,
+    StoreUnavailable,
     open_store,
     passphrase_from,
     unlock_data_key,
@@ -46,6 +50,7 @@ COALITION_SETTING = "coalition"
 WIPED_MARKER_NAME = "WIPED.txt"
 # The sync layer's tables live in the node's database, migrated with their own version table.
 SYNC_MIGRATIONS = MigrationSet("sync", SYNC_SCRIPT_LOCATION, SYNC_VERSION_TABLE, SYNC_METADATA)
+STORE_PASSWORD_VARIABLE = "MINGA_STORE_PASSWORD"
 
 
 P = TypeVar("P")
@@ -151,6 +156,38 @@ def read_passphrase(passphrase_file: Path | None, *, confirm: bool = False) -> s
         raise NodeNotReady(str(error)) from None
 
 
+def store_location(store: StoreSection, data_dir: Path,
+                   environ: Mapping[str, str] = os.environ) -> Path | URL:
+    """Where the store is: ``data_dir`` (its SQLite file) or the ``[store] url`` with the
+    password from ``password_file`` or ``MINGA_STORE_PASSWORD`` (never from node.toml)."""
+    if not store.is_postgresql:
+        return data_dir
+    url = make_url(store.url)
+    if store.password_file is not None:
+        try:
+            password = store.password_file.read_text(encoding="utf-8").strip("\r\n")
+        except OSError as error:
+            raise NodeNotReady(f"[store] password_file: cannot read {store.password_file}"
+                               f" ({error.strerror})") from None
+        return url.set(password=password)
+    if environ.get(STORE_PASSWORD_VARIABLE):
+        return url.set(password=environ[STORE_PASSWORD_VARIABLE])
+    return url
+
+
+async def open_configured_store(config: NodeConfig, data_key: DataKey,
+                                migrations: Sequence[MigrationSet] = ()) -> Store:
+    """:func:`open_store` where node.toml says, its failures as :class:`NodeNotReady` naming
+    the ``[store]`` setting."""
+    try:
+        return await open_store(store_location(config.store, config.node.data_dir), data_key,
+                                migrations=migrations)
+    except StoreUnavailable as error:
+        raise NodeNotReady(f"[store] url: {error}") from None
+    except StoreHalfMoved as error:
+        raise NodeNotReady(f"[store] url: {error}") from None
+
+
 @asynccontextmanager
 async def open_node(path: str | Path | None = None) -> AsyncIterator[Node]:
     """Unlock and open the node configured in ``path``; close it when the block ends."""
@@ -166,12 +203,12 @@ async def open_node(path: str | Path | None = None) -> AsyncIterator[Node]:
         data_key = unlock_data_key(data_dir, passphrase)
     except WrongPassphrase:
         raise NodeNotReady("wrong passphrase for this node") from None
-    store = await open_store(data_dir, data_key, migrations=[SYNC_MIGRATIONS])
+    store = await open_configured_store(config, data_key, [SYNC_MIGRATIONS])
     try:
         async with store.read() as tx:
             own = await tx.orgs.own()
         if own is None:
-            raise NodeNotReady(f"the store in {data_dir} holds no organisation; re-run init")
+            raise NodeNotReady(f"the store of {data_dir} holds no organisation; re-run init")
         keys = unlock_org_keys(own.private_keys, data_key)
         yield Node(config, store, keys, own, data_key=data_key)
     finally:

@@ -11,15 +11,17 @@ from pathlib import Path
 from deploy.homeserver import HomeserverError, register_account
 from federation.identity import OrgKeys
 from federation.transport import MatrixLogin, MatrixTransport, TransportError
-from node.core.config import parse_config
+from node.core.config import StoreSection, parse_config
 from node.core.keys import check_outside, revocation_key_form, write_revocation_form
 from node.core.runtime import (
     CONFIG_FILE_NAME,
     MATRIX_LOGIN_SETTING,
     NodeNotReady,
     lock_org_keys,
+    open_configured_store,
+    store_location,
 )
-from node.core.store import create_data_key, open_store
+from node.core.store import DatabaseInUse, StoreUnavailable, check_new_store, create_data_key
 from node.core.store.unlock import KEY_FILE_NAME
 from schemas.countries import is_country_code
 
@@ -79,7 +81,20 @@ async def _matrix_login(
         raise NodeNotReady(f"could not log into {account.user_id}: {error}") from None
 
 
-def _config_text(homeserver_url: str, user_id: str, http_port: int) -> str:
+SQLITE_STORE = StoreSection()
+
+
+def _store_text(store: StoreSection) -> str:
+    if not store.is_postgresql:
+        return ""
+    lines = ["\n[store]\n", f'url = "{store.url}"\n']
+    if store.password_file is not None:
+        lines.append(f'password_file = "{store.password_file}"\n')
+    return "".join(lines)
+
+
+def _config_text(homeserver_url: str, user_id: str, http_port: int,
+                 store: StoreSection) -> str:
     return (
         "# Written by `minga init`; every setting is explained in node.example.toml.\n"
         "[node]\n"
@@ -91,7 +106,7 @@ def _config_text(homeserver_url: str, user_id: str, http_port: int) -> str:
         "[http]\n"
         'host = "127.0.0.1"\n'
         f"port = {http_port}\n"
-    )
+    ) + _store_text(store)
 
 
 async def init_node(
@@ -105,6 +120,7 @@ async def init_node(
     http_port: int = 8470,
     revocation_passphrase: str | None = None,
     revocation_key_file: Path | None = None,
+    store: StoreSection = SQLITE_STORE,
 ) -> InitResult:
     """Create everything a new node needs; refuse to touch an existing one.
 
@@ -120,9 +136,14 @@ async def init_node(
     if revocation_key_file is not None:
         check_outside(revocation_key_file, data_dir)
     homeserver_url = homeserver_url.rstrip("/")
+    if store.is_postgresql:  # before a Matrix account is made for a node that cannot be
+        try:
+            await check_new_store(store_location(store, data_dir))
+        except (StoreUnavailable, DatabaseInUse) as error:
+            raise NodeNotReady(f"--store-url: {error}") from None
     login = await _matrix_login(homeserver_url, org_name, account)
-    config_text = _config_text(homeserver_url, login.user_id, http_port)
-    parse_config(config_text)  # never write a config the node would refuse
+    config_text = _config_text(homeserver_url, login.user_id, http_port, store)
+    config = parse_config(config_text)  # never write a config the node would refuse
     data_dir.mkdir(parents=True, exist_ok=True)
     data_dir.chmod(0o700)
     data_key = create_data_key(data_dir, passphrase)
@@ -131,9 +152,15 @@ async def init_node(
     if revocation_key_file is not None:
         write_revocation_form(revocation_key_file, form)
     keys = keys.without_revocation_key()
-    store = await open_store(data_dir, data_key)
+    here = config.model_copy(update={
+        "node": config.node.model_copy(update={"data_dir": data_dir})})
     try:
-        async with store.transaction() as tx:
+        opened = await open_configured_store(here, data_key)
+    except BaseException:
+        (data_dir / KEY_FILE_NAME).unlink()  # no half-made node: init can simply run again
+        raise
+    try:
+        async with opened.transaction() as tx:
             await tx.orgs.save_own(
                 keys.org_id, org_name.strip(), country, lock_org_keys(keys, data_key),
                 keys.public().model_dump(mode="json"),
@@ -145,7 +172,7 @@ async def init_node(
             })
             await tx.audit.append("minga init", "node.init", target=keys.org_id)
     finally:
-        await store.close()
+        await opened.close()
     config_file = data_dir / CONFIG_FILE_NAME
     config_file.write_text(config_text, encoding="utf-8")
     return InitResult(keys.org_id, keys.public().safety_code(), login.user_id, config_file,

@@ -6,9 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
+from sqlalchemy import URL
 
 from node.cli import main
 from node.core.config import ConfigError, LogLevel, load_config, parse_config
+from node.core.runtime import NodeNotReady, store_location
 from schemas.records import RecordKind
 from tests.support import REPO
 
@@ -41,6 +43,12 @@ def test_defaults_bind_to_loopback() -> None:
         ('[http]\nport = 70000\n', "http.port:"),
         ('[http]\nhost = "localhost"\n', "http.host: must be an IP address"),
         ('[node]\nlog_level = "loud"\n', "node.log_level:"),
+        ('[store]\nurl = "mysql://db/minga"\n', "store.url: must be empty"),
+        ('[store]\nurl = "postgresql://minga:hunter2@db/minga"\n',
+         "store.url: must not hold the password"),
+        ('[store]\nurl = "postgresql://minga@db"\n', "store.url: must name the"),
+        ('[store]\nurl = "postgresql://minga@db:port/x"\n', "store.url: is not a"),
+        ('[store]\npassword = "hunter2"\n', "store.password: unknown field"),
     ],
 )
 def test_bad_settings_are_named(extra: str, named: str) -> None:
@@ -88,3 +96,18 @@ def test_cli_exports_a_json_schema_per_record_kind(tmp_path: Path) -> None:
     assert written == {f"{kind.value}.schema.json" for kind in RecordKind}
     case_schema = json.loads((tmp_path / "out" / "case.schema.json").read_text())
     assert "payload" in case_schema["properties"]
+
+
+def test_store_password_comes_from_its_file_or_the_environment(tmp_path: Path) -> None:
+    (tmp_path / "db-password").write_text("s3cret\n")
+    text = MINIMAL + '[store]\nurl = "postgresql://minga@db.example.org/minga"\n'
+    config = parse_config(text + 'password_file = "db-password"\n').resolve(tmp_path)
+    location = store_location(config.store, tmp_path, {"MINGA_STORE_PASSWORD": "not used"})
+    assert isinstance(location, URL) and location.password == "s3cret"
+    from_environment = store_location(parse_config(text).store, tmp_path,
+                                      {"MINGA_STORE_PASSWORD": "env"})
+    assert isinstance(from_environment, URL) and from_environment.password == "env"
+    assert store_location(parse_config(MINIMAL).store, tmp_path, {}) == tmp_path  # SQLite
+    missing = parse_config(text + 'password_file = "nowhere"\n').resolve(tmp_path)
+    with pytest.raises(NodeNotReady, match=r"\[store\] password_file: cannot read"):
+        store_location(missing.store, tmp_path, {})

@@ -6,11 +6,13 @@ import asyncio
 from pathlib import Path
 
 import pytest
+from sqlalchemy import URL, make_url
 
 from deploy.homeserver import Homeserver
 from node.cli import main
 from node.core.runtime import open_node
-from node.core.store import Role
+from node.core.store import DataKey, Role, open_store
+from tests.support.postgres import PostgresServer, free_port
 
 PASSPHRASE = "correct horse battery staple"
 
@@ -93,3 +95,37 @@ def test_bad_init_arguments_are_named(
     assert main(["init", "--org-name", "X", "--country", "CO", "--homeserver", homeserver.url,
                  "--data-dir", str(tmp_path / "n")]) == 2
     assert "--registration-secret-file" in capsys.readouterr().err
+
+
+def _init_on(url: str, tmp_path: Path, *extra: str) -> int:
+    secret = tmp_path / "registration-secret"
+    secret.write_text("unused: the store is checked before any Matrix account is made")
+    return main(["init", "--org-name", "Colectivo PG", "--country", "co", "--homeserver",
+                 "http://127.0.0.1:9", "--data-dir", str(tmp_path / "node"),
+                 "--registration-secret-file", str(secret), "--store-url", url, *extra])
+
+
+def test_init_on_an_unusable_postgresql_names_the_option(
+    tmp_path: Path, postgres: PostgresServer, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("MINGA_PASSPHRASE", PASSPHRASE)
+    assert _init_on(f"postgresql://minga@127.0.0.1:{free_port()}/minga", tmp_path) == 2
+    assert "--store-url: cannot use the database" in capsys.readouterr().err
+    url = postgres.new_database(with_password=False)
+    assert _init_on(url, tmp_path) == 2  # no password given
+    assert "password authentication failed" in capsys.readouterr().err
+    monkeypatch.setenv("MINGA_STORE_PASSWORD", postgres.password)
+    assert _init_on("postgresql://minga:pw@db/minga", tmp_path) == 2
+    assert "--store-url: url: must not hold the password" in capsys.readouterr().err
+    taken = postgres.new_database(with_password=False)
+    asyncio.run(_a_store_in(make_url(taken).set(password=postgres.password)))
+    assert _init_on(taken, tmp_path) == 2
+    error = capsys.readouterr().err
+    assert "already holds a node's store" in error and "Traceback" not in error
+    assert not (tmp_path / "node" / "store.key").exists()
+
+
+async def _a_store_in(url: URL) -> None:
+    store = await open_store(url, DataKey.generate())
+    await store.close()

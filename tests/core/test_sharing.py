@@ -159,9 +159,9 @@ def test_other_kinds_use_the_same_path_with_chosen_fields() -> None:
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> Store:
+async def store(store_location: Path | str, tmp_path: Path) -> Store:
     key = create_data_key(tmp_path, "pass", FAST_TEST_PARAMS)
-    store = await open_store(tmp_path, key)
+    store = await open_store(store_location, key)
     async with store.transaction() as tx:
         for keys in (ISSUER_KEYS, B_KEYS, C_KEYS):
             entry = sign_member_entry(keys, {"name": "x", "country": "CO"})

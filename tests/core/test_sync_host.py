@@ -29,8 +29,8 @@ RECORD_ID = new_record_id()
 
 
 @pytest.fixture
-async def host(tmp_path: Path) -> AsyncIterator[NodeSyncHost]:
-    store = await open_store(tmp_path, create_data_key(tmp_path, "pass", FAST_TEST_PARAMS))
+async def host(store_location: Path | str, tmp_path: Path) -> AsyncIterator[NodeSyncHost]:
+    store = await open_store(store_location, create_data_key(tmp_path, "pass", FAST_TEST_PARAMS))
     async with store.transaction() as tx:
         for keys in (OWN, ISSUER):
             entry = sign_member_entry(keys, {"name": "x", "country": "KE"})

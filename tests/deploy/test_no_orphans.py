@@ -1,4 +1,4 @@
-"""Stopping a test run or a launcher in any way leaves no Synapse process behind."""
+"""Stopping a test run or a launcher in any way leaves no Synapse or PostgreSQL process behind."""
 
 from __future__ import annotations
 
@@ -16,12 +16,15 @@ from tests.support.processes import is_running, wait_for_file, wait_until_gone
 
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "kill-9"])
-def test_interrupted_test_run_leaves_no_homeserver(tmp_path: Path, stop_signal: int) -> None:
-    pid_file = tmp_path / "synapse.pid"
+@pytest.mark.parametrize("server", ["homeserver", "postgres"])
+def test_interrupted_test_run_leaves_no_server(
+        tmp_path: Path, stop_signal: int, server: str) -> None:
+    """Neither Synapse nor the PostgreSQL of tests/support/postgres.py outlives a test run."""
+    pid_file = tmp_path / "server.pid"
     run = subprocess.Popen(
         [
             sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-            "--basetemp", str(tmp_path / "run"), "tests/support/probes/hold_homeserver.py",
+            "--basetemp", str(tmp_path / "run"), f"tests/support/probes/hold_{server}.py",
         ],
         cwd=REPO,
         env=os.environ | {"MINGA_PROBE_PID_FILE": str(pid_file)},
@@ -31,11 +34,11 @@ def test_interrupted_test_run_leaves_no_homeserver(tmp_path: Path, stop_signal: 
         start_new_session=True,
     )
     try:
-        synapse_pid = int(wait_for_file(pid_file))
-        assert is_running(synapse_pid)
+        server_pid = int(wait_for_file(pid_file))
+        assert is_running(server_pid)
         run.send_signal(stop_signal)
         run.wait(timeout=60)
-        assert wait_until_gone(synapse_pid), "Synapse outlived the interrupted test run"
+        assert wait_until_gone(server_pid), f"the {server} outlived the interrupted test run"
     finally:
         if run.poll() is None:
             os.killpg(run.pid, signal.SIGKILL)

@@ -22,9 +22,10 @@ import aiohttp
 from deploy.homeserver import Homeserver, free_port
 from node.assembly import node_registry
 from node.core.coalition import create_coalition, invite_member, join_coalition
+from node.core.config import StoreSection
 from node.core.federation_loop import run_federation
 from node.core.runtime import Node, open_node
-from node.core.setup import MatrixAccountChoice, init_node
+from node.core.setup import SQLITE_STORE, MatrixAccountChoice, init_node
 from node.core.store import Role
 from sync.engine import SyncConfig
 from sync.retry import Backoff
@@ -57,12 +58,16 @@ async def eventually(
 
 
 async def new_member(
-    server: Homeserver, directory: Path, name: str, country: str, *, http_port: int = 0
+    server: Homeserver, directory: Path, name: str, country: str, *, http_port: int = 0,
+    store: StoreSection = SQLITE_STORE,
 ) -> Path:
+    """``minga init`` of a member on ``server``; its store as ``store`` says (SQLite by
+    default); returns its node.toml."""
     result = await init_node(
         data_dir=directory, org_name=name, country=country, homeserver_url=server.url,
         passphrase=PASSPHRASE, http_port=http_port or free_port(),
         account=MatrixAccountChoice(registration_secret=server.state.registration_shared_secret),
+        store=store,
     )
     return result.config_file
 

@@ -29,6 +29,7 @@ from federation.canonical import canonical_json
 from federation.disclosure import issue
 from federation.identity import KeyRing, OrgKeys, RecipientKey, sign_member_entry
 from federation.transport import MatrixLogin, MatrixTransport, TransportError
+from node.core.store.database import database_url
 from sync.engine import SyncConfig, SyncEngine
 from sync.host import VerifiedRecord
 from sync.migrations import SYNC_METADATA, SYNC_SCRIPT_LOCATION, SYNC_VERSION_TABLE
@@ -101,10 +102,20 @@ def _migrate(connection: Connection) -> None:
     ))
 
 
-async def open_database(path: Path) -> AsyncEngine:
-    engine = create_async_engine(f"sqlite+aiosqlite:///{path}")
-    event.listen(engine.sync_engine, "connect", _sqlite_setup)
-    event.listen(engine.sync_engine, "begin", _begin)
+def database_in(store_location: Path | str, name: str) -> Path | str:
+    """The test's database for ``open_database``: a file ``name`` in the test's directory, or
+    the PostgreSQL database of ``store_location`` (the ``store_location`` fixture)."""
+    return store_location / name if isinstance(store_location, Path) else store_location
+
+
+async def open_database(location: Path | str) -> AsyncEngine:
+    """An SQLite file (a path) or a PostgreSQL database (a URL), migrated."""
+    if isinstance(location, str):
+        engine = create_async_engine(database_url(location))
+    else:
+        engine = create_async_engine(f"sqlite+aiosqlite:///{location}")
+        event.listen(engine.sync_engine, "connect", _sqlite_setup)
+        event.listen(engine.sync_engine, "begin", _begin)
     async with engine.begin() as connection:
         await connection.run_sync(_migrate)
     return engine
@@ -141,7 +152,7 @@ class TestHost:
     async def deliver(self, session: AsyncSession, records: Sequence[VerifiedRecord]) -> None:
         self.deliveries += len(records)
         await session.execute(
-            text("INSERT OR IGNORE INTO test_received VALUES (:i, :r, :v, :k, :e)"),
+            text("INSERT INTO test_received VALUES (:i, :r, :v, :k, :e) ON CONFLICT DO NOTHING"),
             [{"i": record.issuer, "r": record.record_id, "v": record.version, "k": record.kind,
               "e": record.event_id} for record in records],
         )

@@ -9,7 +9,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, inspect
 
 from sync.migrations import SYNC_METADATA, SYNC_VERSION_TABLE
-from tests.support.sync import open_database
+from tests.support.sync import database_in, open_database
 
 
 def _differences(connection: Connection) -> list[object]:
@@ -27,8 +27,8 @@ def _tables(connection: Connection) -> set[str]:
     return set(inspect(connection).get_table_names())
 
 
-async def test_migrated_schema_matches_the_models(tmp_path: Path) -> None:
-    engine = await open_database(tmp_path / "sync.db")
+async def test_migrated_schema_matches_the_models(store_location: Path | str) -> None:
+    engine = await open_database(database_in(store_location, "sync.db"))
     try:
         async with engine.connect() as connection:
             differences = await connection.run_sync(_differences)
@@ -40,9 +40,9 @@ async def test_migrated_schema_matches_the_models(tmp_path: Path) -> None:
     assert SYNC_VERSION_TABLE in tables
 
 
-async def test_migrating_twice_changes_nothing(tmp_path: Path) -> None:
+async def test_migrating_twice_changes_nothing(store_location: Path | str) -> None:
     for _ in range(2):
-        engine = await open_database(tmp_path / "sync.db")
+        engine = await open_database(database_in(store_location, "sync.db"))
         async with engine.connect() as connection:
             tables = await connection.run_sync(_tables)
         await engine.dispose()

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from federation.encoding import b64u_encode
 from federation.identity import KeyRing, OrgKeys, sign_member_entry
@@ -37,7 +37,7 @@ from sync.outbox import (
     outbox_counts,
 )
 from sync.tables import Frame, OutboxItem
-from tests.support.sync import RingTrust, TestHost, open_database, record_token
+from tests.support.sync import RingTrust, TestHost, database_in, open_database, record_token
 
 ROOM, OTHER_ROOM = "!room:test", "!other:test"
 A, B, C = (OrgKeys.generate() for _ in range(3))
@@ -55,8 +55,8 @@ RING = _ring(A, B, C)
 
 
 @pytest.fixture
-async def outbox(tmp_path: Path) -> AsyncIterator[Outbox]:
-    engine = await open_database(tmp_path / "a.db")
+async def outbox(store_location: Path | str) -> AsyncIterator[Outbox]:
+    engine = await open_database(database_in(store_location, "a.db"))
     host = TestHost(A, engine, RingTrust(RING, {}))
     try:
         # Bundling never touches the homeserver.
@@ -90,7 +90,8 @@ def _tokens_in(frame: Frame, reader: OrgKeys = B) -> list[str]:
     return unbundle(open_envelope(_envelope(frame), reader, RING).payload)
 
 
-async def test_queued_records_are_encrypted_at_rest(outbox: Outbox, tmp_path: Path) -> None:
+async def test_queued_records_are_encrypted_at_rest(
+        outbox: Outbox, store_location: Path | str) -> None:
     token = record_token(A)
     [item_id] = await _queue(outbox, [token])
     async with outbox.host.transaction() as session:
@@ -101,7 +102,12 @@ async def test_queued_records_are_encrypted_at_rest(outbox: Outbox, tmp_path: Pa
         assert plain == token.encode()
         with pytest.raises(Exception):  # noqa: B017 - bound to its own row's context
             outbox.host.cipher.decrypt_at_rest(item.token, (ITEM_CONTEXT, "another-row"))
-    stored = b"".join(path.read_bytes() for path in tmp_path.glob("a.db*"))
+    async with cast(TestHost, outbox.host).engine.connect() as connection:
+        rows = await connection.execute(text("SELECT * FROM sync_outbox_items"))
+        stored = b"".join(bytes(value) if isinstance(value, bytes | memoryview)
+                          else str(value).encode() for row in rows for value in row)
+    if isinstance(store_location, Path):  # and the file, write-ahead log included
+        stored += b"".join(path.read_bytes() for path in store_location.glob("a.db*"))
     assert token.split(".")[1].encode() not in stored
 
 

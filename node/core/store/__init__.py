@@ -1,4 +1,5 @@
-"""The node's encrypted store: SQLAlchemy 2 (async), SQLite by default, Alembic migrations.
+"""The node's encrypted store: SQLAlchemy 2 (async), SQLite by default or
+PostgreSQL, Alembic migrations.
 
 Sensitive columns are encrypted with a data key (:mod:`node.core.store.cipher`); the data key is
 locked
@@ -19,12 +20,15 @@ from node.core.store.cases import (
 )
 from node.core.store.errors import (
     CiphertextRejected,
+    DatabaseInUse,
     RecordDeleted,
     RecordExists,
     RecordNotFound,
     StoreError,
+    StoreHalfMoved,
     StoreLocked,
     StoreSchemaTooNew,
+    StoreUnavailable,
     VersionConflict,
     WrongDataKey,
 )
@@ -33,7 +37,7 @@ from node.core.store.imported import ImportedRow, ImportedRowRepository
 from node.core.store.migrate import STORE_MIGRATIONS, MigrationSet
 from node.core.store.orgs import Member, OrgRepository, OwnOrg
 from node.core.store.received import ReceivedRecord, ReceivedRepository
-from node.core.store.store import Store, StoreTransaction, open_store
+from node.core.store.store import Store, StoreTransaction, check_new_store, open_store
 from node.core.store.tokens import Role, TokenInfo, TokenOwner, TokenRepository
 from node.core.store.unlock import (
     DataKey,
@@ -64,6 +68,7 @@ __all__ = [
     "CiphertextRejected",
     "DataKey",
     "DataKeyExists",
+    "DatabaseInUse",
     "ImportedRow",
     "ImportedRowRepository",
     "InvalidCursor",
@@ -83,9 +88,11 @@ __all__ = [
     "StaffUser",
     "Store",
     "StoreError",
+    "StoreHalfMoved",
     "StoreLocked",
     "StoreSchemaTooNew",
     "StoreTransaction",
+    "StoreUnavailable",
     "StoredCase",
     "TokenInfo",
     "TokenOwner",
@@ -96,6 +103,7 @@ __all__ = [
     "WrongDataKey",
     "WrongPassphrase",
     "change_passphrase",
+    "check_new_store",
     "create_data_key",
     "open_store",
     "passphrase_from",

@@ -37,3 +37,15 @@ class RecordExists(StoreError):
 
 class VersionConflict(StoreError):
     """The record changed since the caller read it (optimistic concurrency check failed)."""
+
+
+class StoreUnavailable(StoreError):
+    """The database server cannot be reached or used: wrong address, refused login, no rights."""
+
+
+class StoreHalfMoved(StoreError):
+    """A ``minga store move`` into this database did not finish; it holds a partial copy."""
+
+
+class DatabaseInUse(StoreError):
+    """A new node was to be created in a database that already holds a node's store."""

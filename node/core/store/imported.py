@@ -8,21 +8,27 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql import Executable
 
 from node.core.store.ids import Clock, normalise_record_id
 from node.core.store.tables import ImportedRowRow
-from sync.tables import table
+from sync.tables import PerDialect, table
 
-_upsert = sqlite_insert(table(ImportedRowRow))
-_REMEMBER = _upsert.on_conflict_do_update(
-    index_elements=[ImportedRowRow.identity],
-    set_={"record_id": _upsert.excluded.record_id, "content": _upsert.excluded.content,
-          "imported_at": _upsert.excluded.imported_at},
-)
+
+def _remember(insert: Any) -> Executable:
+    upsert = insert(table(ImportedRowRow))
+    return upsert.on_conflict_do_update(  # type: ignore[no-any-return]
+        index_elements=[ImportedRowRow.identity],
+        set_={"record_id": upsert.excluded.record_id, "content": upsert.excluded.content,
+              "imported_at": upsert.excluded.imported_at},
+    )
+
+
+_REMEMBER = PerDialect(_remember)
 _PER_QUERY = 500  # well under every database's limit on bound parameters
 
 
@@ -54,6 +60,6 @@ class ImportedRowRepository:
         if not rows:
             return
         now = self._clock()
-        await self._session.execute(_REMEMBER, [
+        await self._session.execute(_REMEMBER.on(self._session), [
             {"identity": row.identity, "record_id": normalise_record_id(row.record_id),
              "content": row.content, "imported_at": now} for row in rows])

@@ -9,21 +9,27 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import bindparam, select
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql import Executable
 
 from node.core.store.cipher import Cell, ColumnCipher
 from node.core.store.tables import StoreMeta
-from sync.tables import table
+from sync.tables import PerDialect, table
 
 _PREFIX = "setting."
 
 # Built once: settings are read and written on every alert sent and received.
 _VALUES = select(StoreMeta.name, StoreMeta.value).where(
     StoreMeta.name.in_(bindparam("names", expanding=True)))
-_upsert = sqlite_insert(table(StoreMeta))
-_SET = _upsert.on_conflict_do_update(index_elements=[StoreMeta.name],
-                                     set_={"value": _upsert.excluded.value})
+
+
+def _set(insert: Any) -> Executable:
+    upsert = insert(table(StoreMeta))
+    return upsert.on_conflict_do_update(  # type: ignore[no-any-return]
+        index_elements=[StoreMeta.name], set_={"value": upsert.excluded.value})
+
+
+_SET = PerDialect(_set)
 
 
 def _cell(name: str) -> Cell:
@@ -51,4 +57,4 @@ class SettingsRepository:
         """Create or replace, in one statement (nothing is read first)."""
         name = _PREFIX + key
         encrypted = self._cipher.encrypt_json(value, _cell(name))
-        await self._session.execute(_SET, {"name": name, "value": encrypted})
+        await self._session.execute(_SET.on(self._session), {"name": name, "value": encrypted})

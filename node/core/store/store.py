@@ -8,9 +8,9 @@
     await store.close()
 
 One transaction is one unit of work: it commits when the block ends and rolls back on an
-exception. On SQLite, :meth:`Store.transaction` takes the write lock at its start
-(``BEGIN IMMEDIATE``) so concurrent writers queue instead of failing half-way, and
-:meth:`Store.read` opens a read-only snapshot that never blocks writers.
+exception. :meth:`Store.transaction` takes the write lock at its start (``BEGIN IMMEDIATE`` on
+SQLite, an advisory lock on PostgreSQL) so concurrent writers queue instead of failing half-way,
+and :meth:`Store.read` opens a read-only snapshot that never blocks writers.
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 
+from sqlalchemy import URL
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from node.core.store.audit import AuditLog
@@ -26,14 +28,20 @@ from node.core.store.cases import CaseRepository
 from node.core.store.cipher import ColumnCipher
 from node.core.store.database import (
     check_data_key,
+    check_not_half_moved,
     checkpoint,
     create_engine,
     database_url,
+    holds_a_store,
     migrate,
+    reader,
+    shown,
+    unavailable,
     unbegun,
     wiped,
     writer,
 )
+from node.core.store.errors import DatabaseInUse
 from node.core.store.ids import Clock, utc_now
 from node.core.store.imported import ImportedRowRepository
 from node.core.store.migrate import STORE_MIGRATIONS, MigrationSet
@@ -71,7 +79,7 @@ class Store:
         self._cipher = cipher
         self._clock = clock
         self._writer = async_sessionmaker(writer(engine), expire_on_commit=False)
-        self._reader = async_sessionmaker(engine, expire_on_commit=False)
+        self._reader = async_sessionmaker(reader(engine), expire_on_commit=False)
         self._single = async_sessionmaker(unbegun(engine), expire_on_commit=False)
 
     @property
@@ -124,7 +132,7 @@ class Store:
 
 
 async def open_store(
-    location: Path | str,
+    location: Path | str | URL,
     data_key: DataKey,
     *,
     clock: Clock = utc_now,
@@ -134,14 +142,41 @@ async def open_store(
 
     Runs the store's migrations, then those in ``migrations`` (other packages' tables, in order),
     and checks that ``data_key`` is the key the database was created with (``WrongDataKey``).
+    A PostgreSQL server that cannot be reached or used raises ``StoreUnavailable``.
     """
-    engine = create_engine(database_url(location))
+    url = database_url(location)
+    engine = create_engine(url)
     try:
-        await migrate(engine, [STORE_MIGRATIONS, *migrations])
         store = Store(engine, ColumnCipher(data_key), clock)
-        async with store.transaction() as tx:
-            await check_data_key(tx.session, tx.cipher)
+        try:
+            await migrate(engine, [STORE_MIGRATIONS, *migrations])
+            async with store.transaction() as tx:
+                await check_not_half_moved(tx.session)
+                await check_data_key(tx.session, tx.cipher)
+        except (DBAPIError, OSError) as error:
+            if url.get_backend_name() == "sqlite":
+                raise
+            raise unavailable(url, error) from None
     except BaseException:
         await engine.dispose()
         raise
     return store
+
+
+async def check_new_store(location: Path | str | URL) -> None:
+    """Before a node is created at ``location``: the database can be reached, logged into and
+    migrated, and holds no node's store yet (``StoreUnavailable``, ``DatabaseInUse``)."""
+    url = database_url(location)
+    engine = create_engine(url)
+    try:
+        try:
+            await migrate(engine, [STORE_MIGRATIONS])
+            async with engine.connect() as connection:
+                used = await connection.run_sync(holds_a_store)
+        except (DBAPIError, OSError) as error:
+            raise unavailable(url, error) from None
+    finally:
+        await engine.dispose()
+    if used:
+        raise DatabaseInUse(f"{shown(url)} already holds a node's store: give each node a"
+                            " database of its own (or `minga store move` an existing node)")

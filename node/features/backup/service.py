@@ -3,8 +3,11 @@
 What is inside: every file of the data directory — the database (cases, roster, settings, the
 Matrix login, API tokens, audit log, and every other package's tables such as the sync outbox,
 since they share the database), ``store.key`` and ``node.toml`` — as a tar archive. The database
-is copied with SQLite's online backup, so a running node can be backed up. Left out: SQLite's
-side files (their content is in the copy), temporary files, and the passphrase file if
+is copied with SQLite's online backup, so a running node can be backed up. A store on
+PostgreSQL (``[store] url``) is copied from one consistent snapshot into an SQLite file in the
+archive, every table's rows counted; it restores as an SQLite node (``[store] url`` emptied in
+the restored node.toml), which ``minga store move --to URL`` puts back on PostgreSQL. Left
+out: SQLite's side files (their content is in the copy), temporary files, and the passphrase file if
 ``node.passphrase_file`` points into the data directory (a backup must not carry the secret
 that opens it).
 
@@ -27,6 +30,7 @@ renames it into place.
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import os
@@ -37,6 +41,7 @@ import struct
 import tarfile
 import tempfile
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -53,10 +58,13 @@ from federation.secretbox import (
     lock,
     unlock,
 )
-from node.core.config import ConfigError, load_config
-from node.core.store import StoreError, open_store, unlock_data_key
+from node.core.config import ConfigError, NodeConfig, StoreSection, load_config
+from node.core.runtime import SYNC_MIGRATIONS, NodeNotReady, store_location
+from node.core.store import STORE_MIGRATIONS, StoreError, open_store, unlock_data_key
 from node.core.store.database import DATABASE_FILE_NAME
+from node.core.store.move import snapshot_database
 from node.core.store.unlock import KEY_FILE_NAME
+from node.core.store_move import with_store_section
 
 BACKUP_FORMAT = "minga.backup/1"
 MAGIC = b"MINGABK1"
@@ -221,6 +229,19 @@ def _snapshot_database(database: Path, directory: Path) -> Path:
     return copy
 
 
+def _snapshot_postgresql(config: NodeConfig, directory: Path) -> Path:
+    """The PostgreSQL store as an SQLite file, copied from one snapshot while the node runs."""
+    try:
+        source = store_location(config.store, config.node.data_dir)
+        copy = snapshot_database(source, directory, [STORE_MIGRATIONS, SYNC_MIGRATIONS])
+        # A thread of its own, so that this also works when called inside an event loop.
+        with ThreadPoolExecutor(max_workers=1) as thread:
+            thread.submit(asyncio.run, copy).result()
+    except (NodeNotReady, StoreError) as error:
+        raise BackupError(f"[store] url: {error}") from None
+    return directory / DATABASE_FILE_NAME
+
+
 def _add_bytes(archive: tarfile.TarFile, name: str, content: bytes) -> None:
     info = tarfile.TarInfo(name)
     info.size = len(content)
@@ -251,7 +272,9 @@ def create_backup(
     except ConfigError as error:
         raise BackupError(str(error)) from None
     data_dir = config.node.data_dir
-    if not (data_dir / KEY_FILE_NAME).exists() or not (data_dir / DATABASE_FILE_NAME).exists():
+    on_sqlite = not config.store.is_postgresql
+    if not (data_dir / KEY_FILE_NAME).exists() or (
+            on_sqlite and not (data_dir / DATABASE_FILE_NAME).exists()):
         raise BackupError(f"no node in {data_dir}")
     if destination.exists():
         raise BackupError(f"{destination} already exists; choose a new file name")
@@ -266,13 +289,15 @@ def create_backup(
         if config.node.passphrase_file.resolve().is_relative_to(data_dir.resolve()):
             excluded.append(config.node.passphrase_file.name)
     with tempfile.TemporaryDirectory(prefix=_SNAPSHOT_PREFIX, dir=data_dir) as scratch:
-        snapshot = _snapshot_database(data_dir / DATABASE_FILE_NAME, Path(scratch))
+        snapshot = _snapshot_database(data_dir / DATABASE_FILE_NAME, Path(scratch)) \
+            if on_sqlite else _snapshot_postgresql(config, Path(scratch))
         files = [(snapshot, DATABASE_FILE_NAME), *_data_files(data_dir, skip)]
         if not config_file.resolve().is_relative_to(data_dir.resolve()):
             files.append((config_file, CONFIG_IN_ARCHIVE))
         names = tuple(name for _, name in files)
         manifest = {"format": BACKUP_FORMAT, "created_at": created_at, "files": list(names),
-                    "config": _config_name(config_file, data_dir)}
+                    "config": _config_name(config_file, data_dir),
+                    "store": "postgresql" if not on_sqlite else "sqlite"}
         _write_archive(destination, passphrase, params, files, manifest)
     return BackupSummary(destination, names, tuple(excluded))
 
@@ -425,11 +450,18 @@ async def restore_backup(archive_file: Path, data_dir: Path, passphrase: str) ->
     config_file = data_dir / str(config_name) if isinstance(config_name, str) else None
     if config_file is not None and not config_file.exists():
         config_file = None
+    notes = []
+    if manifest.get("store") == "postgresql" and config_file is not None:
+        config_file.write_text(with_store_section(config_file.read_text(encoding="utf-8"),
+                                                  StoreSection()), encoding="utf-8")
+        notes.append("the backup was taken from PostgreSQL and restores as an SQLite store"
+                     " ([store] url emptied in node.toml); put it back with"
+                     f" `minga --config {config_file} store move --to URL`")
     files = manifest.get("files")
     return RestoreSummary(
         data_dir=data_dir,
         config_file=config_file,
         org_id=org_id,
         files=tuple(str(f) for f in files) if isinstance(files, list) else (),
-        warnings=tuple(_config_warnings(config_file, data_dir)),
+        warnings=(*notes, *_config_warnings(config_file, data_dir)),
     )

@@ -7,6 +7,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
 from federation.secretbox import FAST_TEST_PARAMS
 from node.core.store import (
@@ -20,6 +21,8 @@ from node.core.store import (
     unlock_data_key,
 )
 from node.core.store.database import DATABASE_FILE_NAME
+from tests.support.postgres import PostgresServer
+from tests.support.stores import database_content
 
 PASSPHRASE = "un largo camino ✊ 2025"
 
@@ -201,3 +204,24 @@ async def test_ciphertext_swapped_between_rows_is_detected(tmp_path: Path) -> No
     await store.close()
     assert "case_versions.document" in str(raised.value)
     assert SECRETS[0] not in str(raised.value) and SECRETS[3] not in str(raised.value)
+
+
+def _found(content: bytes) -> list[str]:
+    return [text for text in SECRETS if any(form in content for form in encodings(text))]
+
+
+async def test_a_postgresql_administrator_sees_ciphertext_only(
+        postgres: PostgresServer, tmp_path: Path) -> None:
+    location = postgres.new_database()
+    store = await open_store(location, create_data_key(tmp_path, PASSPHRASE, FAST_TEST_PARAMS))
+    try:
+        await fill(store)
+        assert _found(await database_content(store, location)) == []
+        # The same look does find what the store did not encrypt, in either kind of column.
+        async with store.engine.begin() as connection:
+            await connection.execute(text("CREATE TABLE plain (b bytea, t text)"))
+            await connection.execute(text("INSERT INTO plain VALUES (:b, :t)"),
+                                     {"b": SECRETS[0].encode(), "t": SECRETS[1]})
+        assert _found(await database_content(store, location)) == SECRETS[:2]
+    finally:
+        await store.close()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -10,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
+from sqlalchemy import text
 
 from federation.secretbox import FAST_TEST_PARAMS
 from node.core.store import (
@@ -26,7 +26,6 @@ from node.core.store import (
     create_data_key,
     open_store,
 )
-from node.core.store.database import DATABASE_FILE_NAME
 
 
 class TickingClock:
@@ -41,9 +40,9 @@ class TickingClock:
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
+async def store(store_location: Path | str, tmp_path: Path) -> AsyncIterator[Store]:
     key = create_data_key(tmp_path, "pass", FAST_TEST_PARAMS)
-    opened = await open_store(tmp_path, key, clock=TickingClock())
+    opened = await open_store(store_location, key, clock=TickingClock())
     yield opened
     await opened.close()
 
@@ -280,9 +279,7 @@ async def test_page_size_is_bounded(store: Store) -> None:
             await tx.cases.list(limit=0)
 
 
-async def test_delete_wipes_every_version_and_leaves_a_tombstone(
-    store: Store, tmp_path: Path
-) -> None:
+async def test_delete_wipes_every_version_and_leaves_a_tombstone(store: Store) -> None:
     record_id = await add(store, index(violations=("killing",), victim_groups=("journalist",)))
     kept = await add(store, index(violations=("killing",)))
     async with store.transaction() as tx:
@@ -300,17 +297,15 @@ async def test_delete_wipes_every_version_and_leaves_a_tombstone(
     assert await listed_ids(store, CaseFilter(violation="killing")) == {kept}
     assert await listed_ids(store, CaseFilter()) == {kept}
 
-    with sqlite3.connect(tmp_path / DATABASE_FILE_NAME) as raw:
-        versions = raw.execute(
-            "SELECT document, author FROM case_versions WHERE record_id = ?", (record_id,)
-        ).fetchall()
-        tombstone = raw.execute(
-            "SELECT deleted, country, date_from, date_to FROM cases WHERE record_id = ?",
-            (record_id,),
-        ).fetchone()
-        links = raw.execute(
-            "SELECT count(*) FROM case_violations WHERE record_id = ?", (record_id,)
-        ).fetchone()
+    async with store.engine.connect() as raw:
+        found = {"id": record_id}
+        versions = [tuple(row) for row in await raw.execute(text(
+            "SELECT document, author FROM case_versions WHERE record_id = :id"), found)]
+        tombstone = tuple((await raw.execute(text(
+            "SELECT deleted, country, date_from, date_to FROM cases WHERE record_id = :id"),
+            found)).one())
+        links = tuple((await raw.execute(text(
+            "SELECT count(*) FROM case_violations WHERE record_id = :id"), found)).one())
     assert versions == [(None, None), (None, None)]
     assert tombstone == (1, None, None, None)
     assert links == (0,)

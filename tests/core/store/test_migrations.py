@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import sqlite3
 import textwrap
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from node.core.store import (
     create_data_key,
     open_store,
 )
-from node.core.store.database import DATABASE_FILE_NAME
+from node.core.store.database import create_engine, database_url
 
 STORE_TABLES = {
     "store_meta",
@@ -55,37 +54,49 @@ def key(tmp_path: Path) -> DataKey:
     return create_data_key(tmp_path, "pass", FAST_TEST_PARAMS)
 
 
-def _tables(database: Path) -> set[str]:
-    with sqlite3.connect(database) as connection:
-        rows = connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
-        return {name for (name,) in rows}
+async def _run(location: Path | str, sql: str) -> list[tuple[object, ...]]:
+    """``sql`` run on the database itself, past the store's code."""
+    engine = create_engine(database_url(location))
+    try:
+        async with engine.begin() as connection:
+            result = await connection.execute(text(sql))
+            return [tuple(row) for row in result] if result.returns_rows else []
+    finally:
+        await engine.dispose()
 
 
-def _store_revision(database: Path) -> list[str]:
-    with sqlite3.connect(database) as connection:
-        rows = connection.execute(f"SELECT version_num FROM {STORE_MIGRATIONS.version_table}")
-        return [revision for (revision,) in rows]
+async def _tables(location: Path | str) -> set[str]:
+    engine = create_engine(database_url(location))
+    try:
+        async with engine.connect() as connection:
+            return await connection.run_sync(lambda sync: set(inspect(sync).get_table_names()))
+    finally:
+        await engine.dispose()
 
 
-async def test_first_open_creates_every_table(tmp_path: Path, key: DataKey) -> None:
-    store = await open_store(tmp_path, key)
+async def _store_revision(location: Path | str) -> list[object]:
+    rows = await _run(location, f"SELECT version_num FROM {STORE_MIGRATIONS.version_table}")
+    return [revision for (revision,) in rows]
+
+
+async def test_first_open_creates_every_table(store_location: Path | str, key: DataKey) -> None:
+    store = await open_store(store_location, key)
     await store.close()
-    database = tmp_path / DATABASE_FILE_NAME
-    assert _tables(database) == STORE_TABLES | {STORE_MIGRATIONS.version_table}
-    assert _store_revision(database) == [STORE_HEAD]
+    assert await _tables(store_location) == STORE_TABLES | {STORE_MIGRATIONS.version_table}
+    assert await _store_revision(store_location) == [STORE_HEAD]
 
 
-async def test_reopening_keeps_data_and_revision(tmp_path: Path, key: DataKey) -> None:
-    store = await open_store(tmp_path, key)
+async def test_reopening_keeps_data_and_revision(store_location: Path | str, key: DataKey) -> None:
+    store = await open_store(store_location, key)
     async with store.transaction() as tx:
         await tx.cases.add(RECORD_ID, {"narrative": "x"}, CaseIndex(country="KE"), "ana")
     await store.close()
     for _ in range(2):
-        store = await open_store(tmp_path, key)
+        store = await open_store(store_location, key)
         async with store.read() as tx:
             assert (await tx.cases.get(RECORD_ID)).index.country == "KE"
         await store.close()
-    assert _store_revision(tmp_path / DATABASE_FILE_NAME) == [STORE_HEAD]
+    assert await _store_revision(store_location) == [STORE_HEAD]
 
 
 def _differences(connection: Connection, metadata: MetaData) -> list[object]:
@@ -94,8 +105,9 @@ def _differences(connection: Connection, metadata: MetaData) -> list[object]:
     return list(compare_metadata(context, metadata))
 
 
-async def test_migrated_schema_matches_the_models(tmp_path: Path, key: DataKey) -> None:
-    store = await open_store(tmp_path, key)
+async def test_migrated_schema_matches_the_models(
+        store_location: Path | str, key: DataKey) -> None:
+    store = await open_store(store_location, key)
     async with store.engine.connect() as connection:
         differences = await connection.run_sync(_differences, STORE_MIGRATIONS.metadata)
     await store.close()
@@ -118,15 +130,14 @@ async def test_sqlite_settings_are_applied(tmp_path: Path, key: DataKey) -> None
     }
 
 
-async def test_database_from_a_newer_minga_is_refused(tmp_path: Path, key: DataKey) -> None:
-    store = await open_store(tmp_path, key)
+async def test_database_from_a_newer_minga_is_refused(
+        store_location: Path | str, key: DataKey) -> None:
+    store = await open_store(store_location, key)
     await store.close()
-    with sqlite3.connect(tmp_path / DATABASE_FILE_NAME) as connection:
-        connection.execute(
-            f"UPDATE {STORE_MIGRATIONS.version_table} SET version_num = '9999_future'"
-        )
+    await _run(store_location,
+               f"UPDATE {STORE_MIGRATIONS.version_table} SET version_num = '9999_future'")
     with pytest.raises(StoreSchemaTooNew, match="newer Minga"):
-        await open_store(tmp_path, key)
+        await open_store(store_location, key)
 
 
 def _write_extra_migrations(directory: Path) -> MigrationSet:
@@ -161,13 +172,13 @@ def _write_extra_migrations(directory: Path) -> MigrationSet:
 
 
 async def test_another_package_adds_its_tables_with_its_own_version(
-    tmp_path: Path, key: DataKey
+    store_location: Path | str, tmp_path: Path, key: DataKey
 ) -> None:
     extra = _write_extra_migrations(tmp_path / "extra_migrations")
-    store = await open_store(tmp_path, key)  # an existing node, before the package existed
+    store = await open_store(store_location, key)  # an existing node, before the package existed
     await store.close()
     for _ in range(2):
-        store = await open_store(tmp_path, key, migrations=[extra])
+        store = await open_store(store_location, key, migrations=[extra])
         async with store.engine.connect() as connection:
             tables = await connection.run_sync(lambda sync: set(inspect(sync).get_table_names()))
         await store.close()
@@ -176,4 +187,4 @@ async def test_another_package_adds_its_tables_with_its_own_version(
         "alembic_version_store",
         "alembic_version_extra",
     }
-    assert _store_revision(tmp_path / DATABASE_FILE_NAME) == [STORE_HEAD]
+    assert await _store_revision(store_location) == [STORE_HEAD]

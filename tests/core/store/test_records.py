@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import sqlite3
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -13,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 import aiosqlite
 import pytest
+from sqlalchemy import text
 
 from federation.secretbox import FAST_TEST_PARAMS
 from node.core.store import (
@@ -22,7 +22,7 @@ from node.core.store import (
     create_data_key,
     open_store,
 )
-from node.core.store.database import DATABASE_FILE_NAME
+from tests.support.stores import database_content
 
 ISSUER_B = "orgb0000000000000000"
 ISSUER_C = "orgc0000000000000000"
@@ -38,9 +38,9 @@ class TickingClock:
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
+async def store(store_location: Path | str, tmp_path: Path) -> AsyncIterator[Store]:
     key = create_data_key(tmp_path, "pass", FAST_TEST_PARAMS)
-    opened = await open_store(tmp_path, key, clock=TickingClock())
+    opened = await open_store(store_location, key, clock=TickingClock())
     yield opened
     await opened.close()
 
@@ -49,9 +49,10 @@ def new_id() -> str:
     return str(uuid.uuid4())
 
 
-def raw_rows(tmp_path: Path, sql: str) -> list[tuple[object, ...]]:
-    with sqlite3.connect(tmp_path / DATABASE_FILE_NAME) as connection:
-        return connection.execute(sql).fetchall()
+async def raw_rows(store: Store, sql: str) -> list[tuple[object, ...]]:
+    """What the database itself holds, read past the store's code (either backend)."""
+    async with store.engine.connect() as connection:
+        return [tuple(row) for row in await connection.execute(text(sql))]
 
 
 # organisations
@@ -176,7 +177,7 @@ async def test_list_latest_shows_one_row_per_record(store: Store) -> None:
     assert {r.record_id for r in from_b} == {case_b, alert_b}
 
 
-async def test_retraction_wipes_claims_and_keeps_tombstones(store: Store, tmp_path: Path) -> None:
+async def test_retraction_wipes_claims_and_keeps_tombstones(store: Store) -> None:
     record_id = new_id()
     async with store.transaction() as tx:
         await tx.received.add(ISSUER_B, record_id, 1, "case", {"v": 1}, "verified")
@@ -193,7 +194,7 @@ async def test_retraction_wipes_claims_and_keeps_tombstones(store: Store, tmp_pa
         (2, True, None),
         (3, True, None),
     ]
-    assert raw_rows(tmp_path, "SELECT claims FROM received_records") == [(None,)] * 3
+    assert await raw_rows(store, "SELECT claims FROM received_records") == [(None,)] * 3
 
 
 # audit log
@@ -211,10 +212,10 @@ async def test_audit_log_appends_and_pages_newest_first(store: Store) -> None:
     assert newest[0].at > older[0].at
 
 
-async def test_audit_log_with_a_non_utc_clock(tmp_path: Path) -> None:
+async def test_audit_log_with_a_non_utc_clock(store_location: Path | str, tmp_path: Path) -> None:
     bogota = datetime(2025, 3, 1, 9, 0, tzinfo=UTC).astimezone(ZoneInfo("America/Bogota"))
     key = create_data_key(tmp_path, "pass", FAST_TEST_PARAMS)
-    store = await open_store(tmp_path, key, clock=lambda: bogota)
+    store = await open_store(store_location, key, clock=lambda: bogota)
     async with store.transaction() as tx:
         await tx.audit.append("ana", "token.create")
     async with store.read() as tx:
@@ -248,7 +249,9 @@ async def test_tokens_verify_until_revoked(store: Store) -> None:
 
 
 async def test_a_lookup_is_one_statement_and_sees_each_commit(
-        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # One trip to aiosqlite's thread: what this counts exists on SQLite only.
+    store = await open_store(tmp_path, create_data_key(tmp_path, "pass", FAST_TEST_PARAMS))
     async with store.transaction() as tx:
         token = await tx.tokens.create("ana", Role.editor)
     trips: list[str] = []
@@ -267,6 +270,7 @@ async def test_a_lookup_is_one_statement_and_sees_each_commit(
         await tx.tokens.revoke((await tx.tokens.list())[0].token_id)
     async with store.lookup() as tx:
         assert await tx.tokens.verify(token) is None
+    await store.close()
 
 
 async def test_revoking_an_unknown_token_is_an_error(store: Store) -> None:
@@ -275,21 +279,19 @@ async def test_revoking_an_unknown_token_is_an_error(store: Store) -> None:
             await tx.tokens.revoke("0" * 16)
 
 
-async def test_only_the_token_hash_is_stored(store: Store, tmp_path: Path) -> None:
+async def test_only_the_token_hash_is_stored(store: Store, store_location: Path | str) -> None:
     async with store.transaction() as tx:
         token = await tx.tokens.create("ana", Role.admin)
     await store.checkpoint()
-    assert raw_rows(tmp_path, "SELECT token_hash FROM api_tokens") == [
+    assert await raw_rows(store, "SELECT token_hash FROM api_tokens") == [
         (hashlib.sha256(token.encode()).hexdigest(),)
     ]
-    database = (tmp_path / DATABASE_FILE_NAME).read_bytes()
+    database = await database_content(store, store_location)
     assert token.encode() not in database
     assert token.removeprefix("minga_").encode() not in database
 
 
-async def test_settings_are_replaced_whether_read_before_or_not(
-    store: Store, tmp_path: Path
-) -> None:
+async def test_settings_are_replaced_whether_read_before_or_not(store: Store) -> None:
     async with store.transaction() as tx:
         await tx.settings.set("a", {"n": 1})  # new: inserted
         await tx.settings.set("a", {"n": 2})  # again, never read: replaced
@@ -301,7 +303,7 @@ async def test_settings_are_replaced_whether_read_before_or_not(
         await tx.settings.set("b", ["x"])
     async with store.read() as tx:
         assert await tx.settings.get_many("b", "a") == [["x"], {"n": 4}]
-    assert raw_rows(tmp_path, "SELECT count(*) FROM store_meta WHERE name LIKE 'setting.%'") \
-        == [(2,)]
-    assert all(b'["x"]' not in bytes(value) for (value,) in raw_rows(
-        tmp_path, "SELECT value FROM store_meta WHERE name LIKE 'setting.%'"))
+    settings = "FROM store_meta WHERE name LIKE 'setting.%'"
+    assert await raw_rows(store, f"SELECT count(*) {settings}") == [(2,)]
+    values = await raw_rows(store, f"SELECT value {settings}")
+    assert all(b'["x"]' not in bytes(value) for (value,) in values)  # type: ignore[call-overload]

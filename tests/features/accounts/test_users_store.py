@@ -19,17 +19,18 @@ from node.core.store import (
     open_store,
     staff_users,
 )
-from node.core.store.database import DATABASE_FILE_NAME
 from node.core.store.errors import RecordNotFound
 from node.features.accounts.passwords import hash_password
+from tests.support.stores import database_content
 
 PASSWORD = {"scheme": "argon2id/v1", "salt": "c2FsdA", "iterations": 1, "lanes": 1,
             "memory_kib": 8, "hash": "aGFzaA"}
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    store = await open_store(tmp_path, create_data_key(tmp_path, "pass", FAST_TEST_PARAMS))
+async def store(store_location: Path | str, tmp_path: Path) -> AsyncIterator[Store]:
+    store = await open_store(store_location,
+                             create_data_key(tmp_path, "pass", FAST_TEST_PARAMS))
     try:
         yield store
     finally:
@@ -61,7 +62,7 @@ async def test_names_are_unique(store: Store) -> None:
 
 
 async def test_names_secrets_and_hashes_are_not_in_the_database_file(
-    store: Store, tmp_path: Path
+    store: Store, store_location: Path | str
 ) -> None:
     secret = b"totp-secret-bytes-20"
     stored = hash_password("a password long enough", FAST_TEST_PARAMS)
@@ -69,7 +70,7 @@ async def test_names_secrets_and_hashes_are_not_in_the_database_file(
         user = await users(tx).add("Wanjiru Kamau", Role.admin, stored, totp_secret=secret)
         await users(tx).start_session(user.user_id)
     await store.checkpoint()
-    raw = (tmp_path / DATABASE_FILE_NAME).read_bytes()
+    raw = await database_content(store, store_location)
     for needle in (b"Wanjiru", secret, stored["hash"].encode(), stored["salt"].encode()):
         assert needle not in raw
 

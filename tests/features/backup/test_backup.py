@@ -9,13 +9,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Integer, LargeBinary, MetaData, insert
+from sqlalchemy import Integer, LargeBinary, MetaData, insert, inspect, text
 
 from federation.secretbox import FAST_TEST_PARAMS
 from node.cli import main
+from node.core.config import load_config
 from node.core.runtime import Node, open_node
 from node.core.store import Role
 from node.core.store.database import DATABASE_FILE_NAME
+from node.core.store_move import move_store
 from node.features.backup.service import (
     CHUNK_BYTES,
     BackupError,
@@ -28,6 +30,7 @@ from schemas.case import Case
 from tests.support import DATA
 from tests.support.api_harness import PASSPHRASE, SAMPLE_CASES
 from tests.support.offline_node import make_offline_node, passphrase_in_environment
+from tests.support.postgres import PostgresServer
 
 MEMBER = "o" + "m" * 26
 CREATED_AT = 1_717_171_717
@@ -319,3 +322,38 @@ async def test_a_configuration_kept_outside_the_data_directory_comes_along(
     restored = await restore_backup(tmp_path / "b", tmp_path / "r", PASSPHRASE)
     assert restored.config_file == tmp_path / "r" / "node.toml"
     assert [w for w in restored.warnings if 'data_dir = "."' in w]
+
+
+async def _row_counts(store: Any) -> dict[str, int]:
+    async with store.engine.connect() as connection:
+        names = await connection.run_sync(lambda sync: inspect(sync).get_table_names())
+        return {name: int(await connection.scalar(text(f'SELECT count(*) FROM "{name}"')) or 0)
+                for name in names if not name.startswith("alembic_version")}
+
+
+async def test_a_node_on_postgresql_is_backed_up_while_running_and_restored(
+        config: Path, tmp_path: Path, postgres: PostgresServer,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MINGA_STORE_PASSWORD", postgres.password)
+    await move_store(config, postgres.new_database(with_password=False))
+    async with open_node(config) as node:
+        async with node.store.transaction() as tx:
+            await add_case(tx, issuer=node.org_id, case=Case.model_validate(SAMPLE_CASES["addis"]),
+                           author="beatriz", issued_at=1_717_005_000)
+        backup(config, tmp_path / "live.backup")  # the node is open on PostgreSQL meanwhile
+        async with node.store.read() as tx:
+            expected = await own_case_records(tx)
+        counts = await _row_counts(node.store)
+
+    summary = await restore_backup(tmp_path / "live.backup", tmp_path / "restored", PASSPHRASE)
+    assert summary.config_file is not None and "taken from PostgreSQL" in summary.warnings[0]
+    assert load_config(summary.config_file).store.url == ""  # the restored store is SQLite
+    async with open_node(summary.config_file) as node:
+        async with node.store.read() as tx:
+            assert await own_case_records(tx) == expected
+        assert await _row_counts(node.store) == counts
+    assert counts["cases"] == len(SAMPLE_CASES) + 1 and counts["sync_outbox_items"] == 1
+
+    await move_store(summary.config_file, postgres.new_database(with_password=False))
+    async with open_node(summary.config_file) as node, node.store.read() as tx:
+        assert await own_case_records(tx) == expected  # and back on PostgreSQL

@@ -45,8 +45,8 @@ def test_merge_patch_gives_the_rfc_7396_results(target: Any, patch: Any, result:
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    opened = await open_store(tmp_path, DataKey.generate())
+async def store(store_location: Path | str) -> AsyncIterator[Store]:
+    opened = await open_store(store_location, DataKey.generate())
     yield opened
     await opened.close()
 

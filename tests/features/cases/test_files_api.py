@@ -21,8 +21,8 @@ from tests.support.offline_node import serving_sample_cases
 
 
 @pytest.fixture
-async def api(tmp_path: Path) -> AsyncIterator[RunningApi]:
-    async with serving_sample_cases(tmp_path / "node") as running:
+async def api(tmp_path: Path, store_location: Path | str) -> AsyncIterator[RunningApi]:
+    async with serving_sample_cases(tmp_path / "node", store_at=store_location) as running:
         yield running
 
 

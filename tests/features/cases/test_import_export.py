@@ -57,8 +57,8 @@ FAST = settings(max_examples=40, deadline=None, suppress_health_check=[HealthChe
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    opened = await open_store(tmp_path / "node-a", DataKey.generate())
+async def store(store_location: Path | str) -> AsyncIterator[Store]:
+    opened = await open_store(store_location, DataKey.generate())
     yield opened
     await opened.close()
 

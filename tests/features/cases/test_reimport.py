@@ -51,8 +51,8 @@ NEW_ROW = ("CO-0131;2024-02;Colombia;SuÃ¡rez, Cauca;Desplazamiento forzado;;JosÃ
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    opened = await open_store(tmp_path / "node", DataKey.generate())
+async def store(store_location: Path | str) -> AsyncIterator[Store]:
+    opened = await open_store(store_location, DataKey.generate())
     yield opened
     await opened.close()
 

@@ -137,8 +137,9 @@ def test_draft_features_take_every_named_defender_and_skip_the_unnamed() -> None
 
 
 @pytest.fixture
-async def api(tmp_path: Path) -> AsyncIterator[RunningApi]:
-    async with serve_node(await make_offline_node(tmp_path / "node")) as running:
+async def api(tmp_path: Path, store_location: Path | str) -> AsyncIterator[RunningApi]:
+    config = await make_offline_node(tmp_path / "node", store_at=store_location)
+    async with serve_node(config) as running:
         yield running
 
 

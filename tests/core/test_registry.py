@@ -36,12 +36,13 @@ def test_the_node_runs_every_feature_once() -> None:
     registry = node_registry()
     assert registry.features == [feature.name for feature in FEATURES]
     assert sorted(registry.features) == ["accounts", "alerts", "backup", "campaigns", "cases",
-                                         "dedup", "figures", "sharing"]
+                                         "dedup", "evidence", "figures", "sharing"]
 
 
 def test_each_record_kind_that_a_feature_acts_on_has_its_handler() -> None:
     handled = set(node_registry().record_handlers)
-    assert handled == {"alert", "alert-ack", "dedup-query", "dedup-answer", *CAMPAIGN_KINDS}
+    assert handled == {"alert", "alert-ack", "dedup-query", "dedup-answer", *CAMPAIGN_KINDS,
+                       "case", "retraction"}  # evidence: files that come with cases
     assert len(CAMPAIGN_KINDS) == 6
 
 
@@ -49,11 +50,11 @@ def test_features_bring_their_pages_commands_and_duties() -> None:
     registry = node_registry()
     paths = {route.path for route in registry.web.pages}
     assert {"/login", "/cases", "/alerts", "/received", "/members"} <= paths
-    assert len(registry.web.template_dirs) == 7  # every feature with pages has its templates
+    assert len(registry.web.template_dirs) == 8  # every feature with pages has its templates
     assert all(directory.is_dir() for directory in registry.web.template_dirs)
     assert [d.parent.name for d in registry.web.static_dirs] == ["alerts"]
-    assert len(registry.duties) == 5 and len(registry.server_tasks) == 1
-    assert len(registry.commands) == 5 and len(registry.coalition_created) == 1
+    assert len(registry.duties) == 6 and len(registry.server_tasks) == 1
+    assert len(registry.commands) == 6 and len(registry.coalition_created) == 1
 
 
 def test_two_features_may_not_handle_one_kind() -> None:

@@ -33,6 +33,11 @@ FIELD_GROUP_NAMES: Final[Mapping[FieldGroup, str]] = MappingProxyType({
     FieldGroup.NARRATIVE: N_("Free text (may identify people)"),
 })
 
+OTHER_PATH_NAMES: Final[Mapping[str, str]] = MappingProxyType({
+    "attachments": N_("Files (photos, recordings, documents)"),
+})
+"""Disclosable paths that are not payload fields (``federation.consent.ATTACHMENTS``)."""
+
 CASE_FIELD_NAMES: Final[Mapping[str, str]] = MappingProxyType({
     "title": N_("Title"),
     "incident_date": N_("Date of the incident"),

@@ -1,0 +1,346 @@
+"""Files that arrive with shared cases: noted in the inbox's transaction, fetched beside it.
+
+The record handler (:func:`on_record`) runs in the inbox transaction and never waits on the
+network: it notes each file a verified case record announces (``pending``), and a retraction
+removes the files of its target. The fetch duty (:func:`fetch_duty`) downloads pending files
+part by part from the homeserver's media repository, checks each part's size and SHA-256
+against the signed record and keeps it (with the count of parts done) before asking for the
+next, so an interrupted transfer resumes at the part where it stopped. A complete file is opened
+with its transit key, its SHA-256 and size checked, and sealed again under a key of this node
+(the evidence store). Any mismatch quarantines the file with a stable reason, also listed with
+the sync quarantine (``file-<reason>``), and nothing of it is kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import os
+import time
+import uuid
+from collections.abc import AsyncGenerator, AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from federation.consent import ATTACHMENTS
+from federation.encoding import EncodingError, b64u_decode
+from federation.transport import MatrixTransport, TransportError
+from node.core.runtime import Node
+from node.core.store.ids import utc_now
+from node.core.store.received import ReceivedRepository
+from node.features.evidence.chunks import (
+    CHUNK_SIZE,
+    TAG_SIZE,
+    ChunkOpener,
+    ChunkRejected,
+    ChunkSealer,
+    new_file_key,
+)
+from node.features.evidence.received_files import ReceivedFile, ReceivedFiles
+from node.features.evidence.service import evidence_dir
+from node.features.evidence.transfer import (
+    TRANSFER_AD,
+    Reason,
+    SharedFile,
+    Status,
+    check_part,
+    parse_shared_file,
+)
+from sync.host import Quarantined, VerifiedRecord, after_commit
+from sync.quarantine import quarantine
+
+log = logging.getLogger("minga.evidence")
+
+RETRY_SECONDS: Final = 5.0
+IDLE_SECONDS: Final = 30.0
+AUDIT_RECEIVED: Final = "evidence.receive"
+AUDIT_REMOVED: Final = "evidence.remove"
+
+
+def received_associated_data(file_id: str) -> bytes:
+    return f"minga/evidence/v1|{file_id}|received".encode()
+
+
+def received_path(node: Node, file_id: str) -> Path:
+    return evidence_dir(node) / f"received-{file_id}"
+
+
+def transfer_path(node: Node, file_id: str) -> Path:
+    return evidence_dir(node) / f"transfer-{file_id}"
+
+
+@dataclass
+class FetchSignal:
+    """A node part: wakes the fetch duty when a record announced files."""
+
+    event: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def wake(self) -> None:
+        self.event.set()
+
+
+# --- in the inbox transaction -----------------------------------------------------------------
+
+
+async def on_record(session: AsyncSession, node: Node, record: VerifiedRecord) -> None:
+    if record.kind == "retraction":
+        await _on_retraction(session, node, record)
+    elif record.kind == "case" and isinstance(record.claims.get(ATTACHMENTS), list):
+        await _on_case(session, node, record)
+
+
+async def _on_case(session: AsyncSession, node: Node, record: VerifiedRecord) -> None:
+    received = ReceivedRepository(session, node.store.cipher, utc_now)
+    latest = await received.latest(record.issuer, record.record_id)
+    if latest is not None and latest.retracted:
+        return  # retracted before its files could come: nothing to fetch
+    files = ReceivedFiles(session, node.store.cipher)
+    now = int(time.time())
+    added = False
+    for position, description in enumerate(record.claims[ATTACHMENTS]):
+        shared = parse_shared_file(description)
+        file_id = str(uuid.uuid4())
+        entry = ReceivedFile(
+            file_id=file_id, issuer=record.issuer, record_id=record.record_id,
+            version=record.version, position=position,
+            status=Status.PENDING if shared is not None else Status.QUARANTINED,
+            reason=None if shared is not None else Reason.MALFORMED.value,
+            size=shared.size if shared is not None else 0, parts_done=0, received_at=now,
+            shared=shared, room_id=record.room_id, event_id=record.event_id)
+        if await files.add(entry, description if shared is not None else None):
+            added = added or shared is not None
+            if shared is None:
+                _quarantine_entry(session, entry, Reason.MALFORMED)
+    if added:
+        after_commit(session, node.part(FetchSignal).wake)
+
+
+async def _on_retraction(session: AsyncSession, node: Node, record: VerifiedRecord) -> None:
+    target = record.claims.get("target")
+    if not isinstance(target, dict) or target.get("issuer") != record.issuer:
+        return
+    record_id = target.get("record_id")
+    if not isinstance(record_id, str):
+        return
+    files = ReceivedFiles(session, node.store.cipher)
+    now = int(time.time())
+    gone: list[str] = []
+    for received in await files.of_record(record.issuer, record_id):
+        if received.status is not Status.REMOVED:
+            await files.remove(received.file_id, now)
+            gone.append(received.file_id)
+    if gone:
+        after_commit(session, lambda: _unlink_all(node, gone))
+
+
+def _unlink_all(node: Node, file_ids: list[str]) -> None:
+    for file_id in file_ids:
+        for path in (received_path(node, file_id), transfer_path(node, file_id)):
+            _unlink(path)
+
+
+def _unlink(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        path.chmod(0o600)
+        path.unlink()
+
+
+def _quarantine_entry(session: AsyncSession, received: ReceivedFile, reason: Reason) -> None:
+    quarantine(session, Quarantined(
+        room_id=received.room_id, event_id=received.event_id, sender=received.issuer,
+        reason=f"file-{reason.value}",
+        detail=f"file {received.position} of record {received.record_id} version"
+               f" {received.version}"), int(time.time() * 1000))
+
+
+# --- the fetch duty ---------------------------------------------------------------------------
+
+
+class TransferStopped(Exception):
+    """The file was quarantined or removed meanwhile: nothing more to do for it."""
+
+
+async def fetch_duty(node: Node, transport: MatrixTransport) -> None:
+    """Fetch pending files until cancelled; a homeserver outage is retried later."""
+    signal = node.part(FetchSignal)
+    while True:
+        signal.event.clear()
+        failed = await fetch_pending(node, transport)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(signal.event.wait(),
+                                   RETRY_SECONDS if failed else IDLE_SECONDS)
+
+
+async def fetch_pending(node: Node, transport: MatrixTransport) -> int:
+    """One round over every pending file; how many could not be finished (to retry)."""
+    async with node.store.read() as tx:
+        pending = await ReceivedFiles(tx.session, tx.cipher).pending()
+    failed = 0
+    for file_id in pending:
+        try:
+            await fetch_file(node, transport, file_id)
+        except TransportError as error:
+            failed += 1
+            log.info("fetching a received file paused: %s", error.operation)
+    return failed
+
+
+async def _current(node: Node, file_id: str) -> ReceivedFile | None:
+    async with node.store.read() as tx:
+        received = await ReceivedFiles(tx.session, tx.cipher).get(file_id)
+    if received is None or received.status is not Status.PENDING or received.shared is None:
+        return None
+    return received
+
+
+async def fetch_file(node: Node, transport: MatrixTransport, file_id: str) -> Status:
+    """Fetch what is missing of one file, then check and keep it; ``TransportError`` leaves
+    it pending with every part already checked and kept."""
+    received = await _current(node, file_id)
+    if received is None:
+        return Status.REMOVED
+    shared = received.shared
+    assert shared is not None
+    partial = transfer_path(node, file_id)
+    done = _resume_point(partial, shared, received.parts_done)
+    with partial.open("ab") as out:
+        for index in range(done, len(shared.parts)):
+            part = shared.parts[index]
+            try:
+                data = await transport.download(part.url, max_bytes=part.size)
+            except TransportError as error:
+                if error.status != "M_TOO_LARGE":
+                    raise  # an outage: the next round resumes here
+                return await _reject(node, received, Reason.PART_SIZE)
+            reason = check_part(part, data)
+            if reason is not None:
+                return await _reject(node, received, reason)
+            await asyncio.to_thread(_append, out, data)
+            if not await _progress(node, file_id, index + 1):
+                _unlink(partial)
+                return Status.REMOVED
+    return await _finish(node, received, shared, partial)
+
+
+def _resume_point(partial: Path, shared: SharedFile, parts_done: int) -> int:
+    """Where to start: after the parts recorded as done, the file cut back to exactly them
+    (a part written but not yet recorded is fetched again)."""
+    partial.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    length = sum(part.size for part in shared.parts[:parts_done])
+    if not partial.exists() or partial.stat().st_size < length:
+        partial.write_bytes(b"")
+        return 0
+    with partial.open("r+b") as handle:
+        handle.truncate(length)
+    return parts_done
+
+
+def _append(out: Any, data: bytes) -> None:
+    out.write(data)
+    out.flush()
+    os.fsync(out.fileno())
+
+
+async def _progress(node: Node, file_id: str, parts_done: int) -> bool:
+    async with node.store.transaction() as tx:
+        files = ReceivedFiles(tx.session, tx.cipher)
+        current = await files.get(file_id)
+        if current is None or current.status is not Status.PENDING:
+            return False
+        await files.progress(file_id, parts_done, int(time.time()))
+    return True
+
+
+async def _reject(node: Node, received: ReceivedFile, reason: Reason) -> Status:
+    _unlink(transfer_path(node, received.file_id))
+    async with node.store.transaction() as tx:
+        files = ReceivedFiles(tx.session, tx.cipher)
+        current = await files.get(received.file_id)
+        if current is None or current.status is not Status.PENDING:
+            return Status.REMOVED
+        await files.quarantined(received.file_id, reason.value, int(time.time()))
+        _quarantine_entry(tx.session, received, reason)
+    log.warning("a received file was quarantined: file-%s", reason.value)
+    return Status.QUARANTINED
+
+
+async def _sealed_pieces(path: Path) -> AsyncIterator[bytes]:
+    with path.open("rb") as source:
+        while piece := await asyncio.to_thread(source.read, 8 * (CHUNK_SIZE + TAG_SIZE)):
+            yield piece
+
+
+def _reseal(partial: Path, target: Path, transit_key: bytes, local_key: bytes,
+            associated: bytes) -> tuple[str, int]:
+    """Open the file with its transit key and seal it under this node's key, one chunk at a
+    time; the SHA-256 and size of the plaintext (``ChunkRejected`` if it does not open)."""
+    opener = ChunkOpener(transit_key, TRANSFER_AD)
+    sealer = ChunkSealer(local_key, associated)
+    digest, size = hashlib.sha256(), 0
+    with partial.open("rb") as source, target.open("xb") as out:
+        while piece := source.read(8 * (CHUNK_SIZE + TAG_SIZE)):
+            plain = opener.update(piece)
+            digest.update(plain)
+            size += len(plain)
+            out.write(sealer.update(plain))
+        last = opener.finish()
+        digest.update(last)
+        size += len(last)
+        out.write(sealer.update(last) + sealer.finish())
+        out.flush()
+        os.fsync(out.fileno())
+    return digest.hexdigest(), size
+
+
+async def _finish(node: Node, received: ReceivedFile, shared: SharedFile,
+                  partial: Path) -> Status:
+    try:
+        transit_key = b64u_decode(shared.key)
+    except EncodingError:
+        return await _reject(node, received, Reason.MALFORMED)
+    local_key = new_file_key()
+    incoming = evidence_dir(node) / f"incoming-{uuid.uuid4().hex}"
+    try:
+        digest, size = await asyncio.to_thread(
+            _reseal, partial, incoming, transit_key, local_key,
+            received_associated_data(received.file_id))
+    except (ChunkRejected, ValueError):
+        _unlink(incoming)
+        return await _reject(node, received, Reason.DOES_NOT_DECRYPT)
+    if size != shared.size or digest != shared.sha256:
+        _unlink(incoming)
+        return await _reject(node, received,
+                             Reason.SIZE if size != shared.size else Reason.SHA256)
+    final = received_path(node, received.file_id)
+    os.replace(incoming, final)
+    final.chmod(0o400)
+    _unlink(partial)
+    async with node.store.transaction() as tx:
+        files = ReceivedFiles(tx.session, tx.cipher)
+        current = await files.get(received.file_id)
+        if current is None or current.status is not Status.PENDING:
+            _unlink(final)  # retracted while it was being fetched
+            return Status.REMOVED
+        await files.stored(received.file_id, local_key, int(time.time()))
+        await tx.audit.append("node", AUDIT_RECEIVED, target=received.record_id,
+                              details={"issuer": received.issuer, "file": received.file_id,
+                                       "size": size})
+    return Status.STORED
+
+
+async def open_received(node: Node, received: ReceivedFile) -> AsyncGenerator[bytes]:
+    """The plaintext of a stored received file, chunk by chunk."""
+    assert received.local_key is not None
+    opener = ChunkOpener(received.local_key, received_associated_data(received.file_id))
+    async for piece in _sealed_pieces(received_path(node, received.file_id)):
+        plain = opener.update(piece)
+        if plain:
+            yield plain
+    last = opener.finish()
+    if last:
+        yield last

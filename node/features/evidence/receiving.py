@@ -3,12 +3,12 @@
 The record handler (:func:`on_record`) runs in the inbox transaction and never waits on the
 network: it notes each file a verified case record announces (``pending``), and a retraction
 removes the files of its target. The fetch duty (:func:`fetch_duty`) downloads pending files
-part by part from the homeserver's media repository, checks each part's size and SHA-256
-against the signed record and keeps it (with the count of parts done) before asking for the
-next, so an interrupted transfer resumes at the part where it stopped. A complete file is opened
-with its transit key, its SHA-256 and size checked, and sealed again under a key of this node
-(the evidence store). Any mismatch quarantines the file with a stable reason, also listed with
-the sync quarantine (``file-<reason>``), and nothing of it is kept.
+part by part from the homeserver's media repository (a few parts in flight), checks each
+part's size and SHA-256 against the signed record and keeps it, in order, with the count of
+parts done, so an interrupted transfer resumes at the part where it stopped. A complete file
+is opened with its transit key, its SHA-256 and size checked, and sealed again under a key of
+this node (the evidence store). Any mismatch quarantines the file with a stable reason, also
+listed with the sync quarantine (``file-<reason>``), and nothing of it is kept.
 """
 
 from __future__ import annotations
@@ -57,6 +57,9 @@ from sync.quarantine import quarantine
 log = logging.getLogger("minga.evidence")
 
 RETRY_SECONDS: Final = 5.0
+FETCH_AHEAD: Final = 4
+"""Parts asked for at once; they are still checked and kept strictly in order, so a transfer
+cut short resumes at the first part not kept."""
 IDLE_SECONDS: Final = 30.0
 AUDIT_RECEIVED: Final = "evidence.receive"
 AUDIT_REMOVED: Final = "evidence.remove"
@@ -208,23 +211,55 @@ async def fetch_file(node: Node, transport: MatrixTransport, file_id: str) -> St
     assert shared is not None
     partial = transfer_path(node, file_id)
     done = _resume_point(partial, shared, received.parts_done)
-    with partial.open("ab") as out:
-        for index in range(done, len(shared.parts)):
-            part = shared.parts[index]
-            try:
-                data = await transport.download(part.url, max_bytes=part.size)
-            except TransportError as error:
-                if error.status != "M_TOO_LARGE":
-                    raise  # an outage: the next round resumes here
-                return await _reject(node, received, Reason.PART_SIZE)
-            reason = check_part(part, data)
-            if reason is not None:
-                return await _reject(node, received, reason)
-            await asyncio.to_thread(_append, out, data)
-            if not await _progress(node, file_id, index + 1):
-                _unlink(partial)
-                return Status.REMOVED
+    fetching: dict[int, asyncio.Task[bytes]] = {}
+    try:
+        with partial.open("ab") as out:
+            for index in range(done, len(shared.parts)):
+                for ahead in range(index, min(index + FETCH_AHEAD, len(shared.parts))):
+                    if ahead not in fetching:
+                        url, size = shared.parts[ahead].url, shared.parts[ahead].size
+                        fetching[ahead] = asyncio.create_task(
+                            transport.download(url, max_bytes=size))
+                stopped = await _keep_part(node, received, out, index,
+                                           await _fetched(fetching.pop(index)))
+                if stopped is not None:
+                    return stopped
+    except _Rejected as rejected:
+        return await _reject(node, received, rejected.reason)
+    finally:
+        for task in fetching.values():
+            task.cancel()
+        await asyncio.gather(*fetching.values(), return_exceptions=True)
     return await _finish(node, received, shared, partial)
+
+
+class _Rejected(Exception):
+    def __init__(self, reason: Reason) -> None:
+        super().__init__(reason.value)
+        self.reason = reason
+
+
+async def _fetched(task: asyncio.Task[bytes]) -> bytes:
+    try:
+        return await task
+    except TransportError as error:
+        if error.status == "M_TOO_LARGE":
+            raise _Rejected(Reason.PART_SIZE) from None
+        raise  # an outage: the next round resumes at this part
+
+
+async def _keep_part(node: Node, received: ReceivedFile, out: Any, index: int,
+                     data: bytes) -> Status | None:
+    """Check one part and keep it, recording that it is here; a status if the transfer ends."""
+    assert received.shared is not None
+    reason = check_part(received.shared.parts[index], data)
+    if reason is not None:
+        raise _Rejected(reason)
+    await asyncio.to_thread(_append, out, data)
+    if not await _progress(node, received.file_id, index + 1):
+        _unlink(transfer_path(node, received.file_id))
+        return Status.REMOVED
+    return None
 
 
 def _resume_point(partial: Path, shared: SharedFile, parts_done: int) -> int:

@@ -48,6 +48,7 @@ from node.features.evidence.transfer import (
 from schemas.records import CaseRecord, RecordBase
 
 UPLOAD_ATTEMPTS: Final = 3
+UPLOADS_AHEAD: Final = 4
 FilesChosen = Mapping[str, Sequence[FileChoice]]
 """Per recipient org id, the files chosen for it."""
 
@@ -151,14 +152,27 @@ async def upload_copy(node: Node, transport: MatrixTransport, attachment: Attach
         digest.update(plain)
         buffer.extend(sealer.update(plain))
 
-    async for plain in _copy_plaintext(node, attachment, copy):
-        size += len(plain)
-        await asyncio.to_thread(seal, plain)
-        for part in cut_parts(buffer, final=False):
-            parts.append(await _upload_part(transport, part))
-    buffer.extend(sealer.finish())
-    for part in cut_parts(buffer, final=True):
-        parts.append(await _upload_part(transport, part))
+    uploading: list[asyncio.Task[FilePart]] = []
+
+    async def upload(part: bytes) -> None:
+        if len(uploading) - len(parts) >= UPLOADS_AHEAD:  # bounded: memory and the server
+            parts.append(await uploading[len(parts)])
+        uploading.append(asyncio.create_task(_upload_part(transport, part)))
+
+    try:
+        async for plain in _copy_plaintext(node, attachment, copy):
+            size += len(plain)
+            await asyncio.to_thread(seal, plain)
+            for part in cut_parts(buffer, final=False):
+                await upload(part)
+        buffer.extend(sealer.finish())
+        for part in cut_parts(buffer, final=True):
+            await upload(part)
+        parts.extend([await task for task in uploading[len(parts):]])
+    finally:
+        for task in uploading:
+            task.cancel()
+        await asyncio.gather(*uploading, return_exceptions=True)
     working = attachment.working if copy is Copy.WORKING else None
     expected = (working.sha256, working.size) if working is not None else (
         attachment.sha256, attachment.size)

@@ -28,6 +28,7 @@ from node.features.evidence.received_files import ReceivedFile
 from node.features.evidence.received_pages import public_claims, received_files_of
 from node.features.evidence.receiving import fetch_duty, on_record
 from node.features.evidence.sending import (
+    EvidenceDamaged,
     FileNotShareable,
     retract_case_files,
     share_case_with_files,
@@ -38,6 +39,7 @@ from node.features.evidence.transfer import FileChoice
 __all__ = [
     "Attachment",
     "Copy",
+    "EvidenceDamaged",
     "EvidenceFeature",
     "FileChoice",
     "FileNotShareable",

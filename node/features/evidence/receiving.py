@@ -44,6 +44,7 @@ from node.features.evidence.chunks import (
 from node.features.evidence.received_files import ReceivedFile, ReceivedFiles
 from node.features.evidence.service import evidence_dir
 from node.features.evidence.transfer import (
+    MAX_FILES,
     TRANSFER_AD,
     Reason,
     SharedFile,
@@ -105,22 +106,31 @@ async def _on_case(session: AsyncSession, node: Node, record: VerifiedRecord) ->
     files = ReceivedFiles(session, node.store.cipher)
     now = int(time.time())
     added = False
+    limit = node.config.evidence.max_file_bytes
     for position, description in enumerate(record.claims[ATTACHMENTS]):
         shared = parse_shared_file(description)
-        file_id = str(uuid.uuid4())
+        refused = _refused(shared, position, limit)
         entry = ReceivedFile(
-            file_id=file_id, issuer=record.issuer, record_id=record.record_id,
+            file_id=str(uuid.uuid4()), issuer=record.issuer, record_id=record.record_id,
             version=record.version, position=position,
-            status=Status.PENDING if shared is not None else Status.QUARANTINED,
-            reason=None if shared is not None else Reason.MALFORMED.value,
+            status=Status.PENDING if refused is None else Status.QUARANTINED,
+            reason=None if refused is None else refused.value,
             size=shared.size if shared is not None else 0, parts_done=0, received_at=now,
             shared=shared, room_id=record.room_id, event_id=record.event_id)
-        if await files.add(entry, description if shared is not None else None):
-            added = added or shared is not None
-            if shared is None:
-                _quarantine_entry(session, entry, Reason.MALFORMED)
+        if await files.add(entry, description if refused is None else None):
+            added = added or refused is None
+            if refused is not None:
+                _quarantine_entry(session, entry, refused)
     if added:
         after_commit(session, node.part(FetchSignal).wake)
+
+
+def _refused(shared: SharedFile | None, position: int, limit: int) -> Reason | None:
+    if shared is None:
+        return Reason.MALFORMED
+    if position >= MAX_FILES or shared.size > limit:
+        return Reason.TOO_LARGE
+    return None
 
 
 async def _on_retraction(session: AsyncSession, node: Node, record: VerifiedRecord) -> None:

@@ -29,7 +29,7 @@ from node.core.sharing import (
     verified_recipients,
 )
 from node.features.evidence.attachments import Attachment, AttachmentStore
-from node.features.evidence.chunks import ChunkSealer, new_file_key
+from node.features.evidence.chunks import ChunkRejected, ChunkSealer, new_file_key
 from node.features.evidence.custody import Action, Copy
 from node.features.evidence.service import (
     EvidenceError,
@@ -55,6 +55,10 @@ FilesChosen = Mapping[str, Sequence[FileChoice]]
 
 class FileNotShareable(EvidenceError):
     pass
+
+
+class EvidenceDamaged(EvidenceError):
+    """A stored copy no longer opens or matches its hash: it is not shared."""
 
 
 def _check_choices(choices: FilesChosen, recipient_ids: Sequence[str],
@@ -160,7 +164,7 @@ async def upload_copy(node: Node, transport: MatrixTransport, attachment: Attach
         uploading.append(asyncio.create_task(_upload_part(transport, part)))
 
     try:
-        async for plain in _copy_plaintext(node, attachment, copy):
+        async for plain in _copy_plaintext(node, attachment, copy):  # ChunkRejected if altered
             size += len(plain)
             await asyncio.to_thread(seal, plain)
             for part in cut_parts(buffer, final=False):
@@ -169,6 +173,9 @@ async def upload_copy(node: Node, transport: MatrixTransport, attachment: Attach
         for part in cut_parts(buffer, final=True):
             await upload(part)
         parts.extend([await task for task in uploading[len(parts):]])
+    except ChunkRejected:
+        raise EvidenceDamaged("a stored copy was altered on this node's disk; it is not"
+                              " shared (check the evidence package of the original)") from None
     finally:
         for task in uploading:
             task.cancel()
@@ -177,7 +184,7 @@ async def upload_copy(node: Node, transport: MatrixTransport, attachment: Attach
     expected = (working.sha256, working.size) if working is not None else (
         attachment.sha256, attachment.size)
     if (digest.hexdigest(), size) != expected:
-        raise EvidenceError("a stored copy does not match its hash; it is not shared")
+        raise EvidenceDamaged("a stored copy does not match its hash; it is not shared")
     name = attachment.name if copy is Copy.ORIGINAL else f"cleaned-{attachment.name}"
     return SharedFile.model_validate({
         "name": name, "media_type": attachment.media_type, "size": size,

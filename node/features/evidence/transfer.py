@@ -31,7 +31,9 @@ PART_CHUNKS: Final = 4
 """Chunks per uploaded part: 4 MiB of plaintext, well under a homeserver's upload limit, and
 small enough that an interrupted transfer loses little."""
 PART_BYTES: Final = PART_CHUNKS * (CHUNK_SIZE + TAG_SIZE)
-MAX_PARTS: Final = 4096  # 32 GiB: beyond any node's size limit
+MAX_PARTS: Final = 4096  # 16 GiB: beyond any node's size limit
+MAX_FILES: Final = 50
+"""Files one record may announce (the sharing API accepts as many per recipient)."""
 TRANSFER_AD: Final = b"minga/evidence-transfer/v1"
 """Associated data of a file in transit; the key is fresh per file and recipient."""
 MXC: Final = r"^mxc://[A-Za-z0-9.:\-\[\]]{1,255}/[A-Za-z0-9_\-]{1,255}$"
@@ -55,6 +57,9 @@ class Reason(StrEnum):
     DOES_NOT_DECRYPT = "does-not-decrypt"
     SHA256 = "sha256-mismatch"
     SIZE = "size-mismatch"
+    TOO_LARGE = "too-large"
+    """Larger than this node accepts ([evidence] max_file_mb), or beyond the files a record
+    may announce (:data:`MAX_FILES`)."""
 
 
 class FilePart(BaseModel):

@@ -54,6 +54,7 @@ from node.core.store.shares import ShareRepository
 from node.features.cases import store_answers, stored_record
 from node.features.evidence import (
     Copy,
+    EvidenceDamaged,
     FileChoice,
     FileNotShareable,
     public_claims,
@@ -374,6 +375,8 @@ def _file_answers() -> Iterator[None]:
         yield
     except FileNotShareable as error:
         raise invalid([FieldProblem(field="body.attachments", problem=str(error))]) from None
+    except EvidenceDamaged as error:
+        raise ApiError(409, "evidence_damaged", f"{error}; nothing was sent") from None
     except TransportError as error:
         raise ApiError(503, "homeserver_unavailable",
                        f"the files could not be uploaded ({error.operation}); nothing was"

@@ -51,6 +51,7 @@ from node.features.cases import ONE, stored_record
 from node.features.evidence import (
     Attachment,
     Copy,
+    EvidenceDamaged,
     FileChoice,
     FileNotShareable,
     case_attachments,
@@ -299,6 +300,12 @@ async def _send(request: web.Request, record: CaseRecord, recipients: Sequence[s
                              status=409, files=files)
     except (UnknownRecipient, UnknownFieldPath, FileNotShareable):
         raise web.HTTPBadRequest() from None
+    except EvidenceDamaged:
+        return await _dialog(request, record, recipients=recipients, fields=fields, status=409,
+                             files=files, problem=visit.gettext(N_(
+                                 "A stored file no longer matches its fingerprint, so it was"
+                                 " not sent. Nothing was sent; check the file's evidence"
+                                 " package.")))
     except TransportError:
         return await _dialog(request, record, recipients=recipients, fields=fields, status=503,
                              files=files, problem=visit.gettext(N_(

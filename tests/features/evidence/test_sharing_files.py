@@ -19,7 +19,7 @@ from federation.encoding import b64u_encode
 from federation.identity import OrgKeys, sign_member_entry
 from node.core.runtime import Node
 from node.core.store import Role
-from node.features.evidence.chunks import new_file_key, seal_bytes
+from node.features.evidence.chunks import new_file_key, seal_bytes, sealed_size
 from node.features.evidence.received_files import ReceivedFiles
 from node.features.evidence.receiving import (
     _finish,
@@ -28,6 +28,7 @@ from node.features.evidence.receiving import (
     transfer_path,
 )
 from node.features.evidence.transfer import (
+    MAX_FILES,
     PART_BYTES,
     TRANSFER_AD,
     Reason,
@@ -155,6 +156,21 @@ async def test_the_share_dialog_offers_each_file_per_recipient_and_shows_refusal
     await _nothing_sent(site)
 
 
+async def test_a_stored_file_altered_on_disk_is_not_shared(site: WebNode) -> None:
+    browser = await site.logged_in("beatriz")
+    record_id, photo, _raw = await _case_with_files(site, browser, "cauca")
+    stored = site.node.config.node.data_dir / "evidence" / f"{photo}.original"
+    altered = bytearray(stored.read_bytes())
+    altered[40] ^= 0x01
+    stored.chmod(0o600)
+    stored.write_bytes(bytes(altered))
+    answer = await _api(site, browser, "POST", f"/cases/{record_id}/share", expect=409, json={
+        "recipients": [MEMBER.org_id], "fields": ["country"],
+        "attachments": {MEMBER.org_id: [{"attachment_id": photo, "copy": "original"}]}})
+    assert answer["error"]["code"] == "evidence_damaged"
+    await _nothing_sent(site)
+
+
 # --- receiving ----------------------------------------------------------------------------------
 
 
@@ -248,6 +264,24 @@ async def test_a_received_file_is_checked_shown_previewed_downloaded_and_retract
     assert not received_path(node, files[0].file_id).exists()
     async with browser.session.get(site.base + f"/received-files/{files[0].file_id}") as answer:
         assert answer.status == 404
+
+
+async def test_files_beyond_the_size_limit_or_count_are_quarantined_unfetched(
+    site: WebNode,
+) -> None:
+    node = site.node
+    big = {**_described(b"x", "text/plain", "a.txt")[0],
+           "size": node.config.evidence.max_file_bytes + 1}
+    whole, rest = divmod(sealed_size(big["size"]), PART_BYTES)  # parts that add up: it parses
+    big["parts"] = [{**big["parts"][0], "size": size} for size in [PART_BYTES] * whole + [rest]]
+    small = _described(b"x", "text/plain", "b.txt")[0]
+    record_id = new_record_id()
+    await _deliver(node, MEMBER.org_id, record_id, "case",
+                   {"attachments": [big, *[small] * MAX_FILES]})
+    async with node.store.read() as tx:
+        files = await ReceivedFiles(tx.session, tx.cipher).of_record(MEMBER.org_id, record_id)
+    assert [f.reason for f in files] == ([Reason.TOO_LARGE.value] + [None] * (MAX_FILES - 1)
+                                         + [Reason.TOO_LARGE.value])
 
 
 async def test_a_file_that_does_not_match_its_record_is_quarantined(site: WebNode) -> None:

@@ -42,7 +42,8 @@ def test_the_node_runs_every_feature_once() -> None:
 def test_each_record_kind_that_a_feature_acts_on_has_its_handler() -> None:
     handled = set(node_registry().record_handlers)
     assert handled == {"alert", "alert-ack", "dedup-query", "dedup-answer", *CAMPAIGN_KINDS,
-                       "case", "retraction"}  # evidence: files that come with cases
+                       "case", "retraction",  # evidence: files that come with cases
+                       "countersign-request", "countersignature"}
     assert len(CAMPAIGN_KINDS) == 6
 
 

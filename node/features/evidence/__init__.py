@@ -20,7 +20,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from node.core.registry import Registry
-from node.features.evidence import api, cli, pages, received_pages
+from node.features.evidence import api, cli, countersign, pages, received_pages
 from node.features.evidence.attachments import Attachment
 from node.features.evidence.custody import Copy
 from node.features.evidence.pages import human_size
@@ -62,4 +62,6 @@ class EvidenceFeature:
                            templates=Path(__file__).parent / "templates")
         registry.commands.append(cli.add_commands)
         registry.handle_kinds(["case", "retraction"], on_record)
+        registry.handle_kinds([countersign.REQUEST_KIND], countersign.on_request)
+        registry.handle_kinds([countersign.ANSWER_KIND], countersign.on_countersignature)
         registry.duties.append(fetch_duty)

@@ -3,14 +3,17 @@
 A (homeserver 1) shares a case with files with B (homeserver 2), through the sharing API: the
 files arrive, check against the signed record and open; the homeservers hold no plaintext of a
 text file's marker nor a photo's GPS coordinates; a tampered part is quarantined; a transfer
-cut by an outage resumes at the part where it stopped; a retraction removes the files at B.
+cut by an outage resumes at the part where it stopped; a retraction removes the files at B;
+B countersigns a file's existence for A, and A's evidence package carries it.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import struct
+import zipfile
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, aclosing, asynccontextmanager
 from dataclasses import dataclass
@@ -27,6 +30,7 @@ from node.core.store import Role
 from node.features.cases import stored_record
 from node.features.evidence.attachments import AttachmentStore
 from node.features.evidence.custody import Action, Copy
+from node.features.evidence.package import verify_package
 from node.features.evidence.received_files import ReceivedFile, ReceivedFiles
 from node.features.evidence.receiving import open_received, received_path
 from node.features.evidence.sending import upload_copy
@@ -249,3 +253,41 @@ async def test_an_interrupted_transfer_resumes_at_the_part_where_it_stopped(
         # at part 2 (part 3, fetched ahead but not kept, is asked for again)
         assert file_fetches == [urls[0], urls[1], urls[2], urls[1], urls[2]]
         assert await _plaintext(p.b, received) == content
+
+
+async def test_another_member_countersigns_and_the_package_carries_it(
+    federation: Federation, tmp_path: Path
+) -> None:
+    async with pair(federation, tmp_path) as p:
+        b_org = p.b.node.org_id
+        record_id = await _case(p.a)
+        attachment_id = await _attach(p.a, record_id, "foto.jpg", jpeg_with_gps())
+        asked = await p.a.json("POST", f"/attachments/{attachment_id}/countersign",
+                               json={"witness": b_org}, expect=202)
+        assert asked["witness"] == b_org
+
+        async def countersigned() -> dict[str, Any] | None:
+            detail = await p.a.json("GET", f"/attachments/{attachment_id}", Role.viewer)
+            found = [e for e in detail["custody"] if e["action"] == "countersignature"]
+            return found[0] if found else None
+
+        entry = await eventually(countersigned, what="B's countersignature in A's log")
+        statement = entry["details"]["statement"]
+        assert entry["details"]["witness"] == statement["witness"] == b_org
+        assert statement["holder"] == p.a.node.org_id
+        assert hashlib.sha256(jpeg_with_gps()).hexdigest() not in str(statement)
+
+        answer = await p.a.call("GET", f"/attachments/{attachment_id}/package", Role.editor)
+        package = await answer.read()
+    report = verify_package(io.BytesIO(package))
+    assert report.ok, report.problems
+    # a statement changed inside the package is found, offline
+    changed = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(package)) as source, \
+            zipfile.ZipFile(changed, "w") as target:
+        for item in source.infolist():
+            data = source.read(item)
+            if item.filename == "witnesses/" + b_org + ".json":
+                data = data.replace(b_org.encode(), p.a.node.org_id.encode())
+            target.writestr(item, data)
+    assert not verify_package(io.BytesIO(changed.getvalue())).ok

@@ -171,6 +171,19 @@ async def test_a_stored_file_altered_on_disk_is_not_shared(site: WebNode) -> Non
     await _nothing_sent(site)
 
 
+async def test_the_evidence_page_offers_to_ask_a_member_for_a_countersignature(
+    site: WebNode,
+) -> None:
+    browser = await site.logged_in("beatriz")
+    record_id, photo, _raw = await _case_with_files(site, browser, "cauca")
+    page = await browser.get(f"/cases/{record_id}/evidence")
+    assert f'action="/evidence/{photo}/countersign"' in page.text
+    assert f'<option value="{MEMBER.org_id}">Haki Ardhi</option>' in page.text
+    viewer = await site.logged_in("chidi")
+    assert "Ask for a countersignature" not in (await viewer.get(
+        f"/cases/{record_id}/evidence")).text
+
+
 # --- receiving ----------------------------------------------------------------------------------
 
 

@@ -171,6 +171,24 @@ async def test_a_stored_file_altered_on_disk_is_not_shared(site: WebNode) -> Non
     await _nothing_sent(site)
 
 
+async def test_sending_from_the_dialog_uploads_the_chosen_files_or_says_it_could_not(
+    site: WebNode,
+) -> None:
+    """This node has no homeserver: the dialog's send reaches the upload (the consent gate
+    allowed the file) and says that nothing was sent."""
+    browser = await site.logged_in("beatriz")
+    record_id, photo, _raw = await _case_with_files(site, browser, "cauca")
+    await browser.get(f"/cases/{record_id}/share")
+    chosen = [("recipients", MEMBER.org_id), ("fields", "country"), ("version", "1"),
+              (f"file:{MEMBER.org_id}:{photo}", "working")]
+    preview = await browser.post(f"/cases/{record_id}/share", [*chosen, ("step", "preview")])
+    assert "foto.jpg: working copy, identifying metadata removed" in preview.text
+    sent = await browser.post(f"/cases/{record_id}/share", [*chosen, ("step", "send")])
+    assert sent.status == 503
+    assert "The homeserver did not take the files. Nothing was sent" in sent.text
+    await _nothing_sent(site)
+
+
 async def test_the_evidence_page_offers_to_ask_a_member_for_a_countersignature(
     site: WebNode,
 ) -> None:

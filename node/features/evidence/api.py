@@ -73,6 +73,9 @@ class AttachmentView(BaseModel):
     sha256: str = Field(description="SHA-256 of the original, taken as it arrived")
     attached_at: Time
     working_copy: WorkingCopyView | None
+    manifest: str = Field(description="a provenance manifest the original carries and keeps:"
+                                      " c2pa or proofmode (recognised, not verified); empty if"
+                                      " none")
 
 
 class AttachmentList(BaseModel):
@@ -117,7 +120,8 @@ def attachment_view(attachment: Attachment) -> AttachmentView:
         sha256=attachment.sha256, attached_at=attachment.created_at,
         working_copy=None if working is None else WorkingCopyView(
             made=working.made, sha256=working.sha256, size=working.size,
-            removed=list(working.removed), reason=working.reason))
+            removed=list(working.removed), reason=working.reason),
+        manifest=attachment.manifest)
 
 
 class BadUpload(EvidenceError):

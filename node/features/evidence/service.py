@@ -34,6 +34,7 @@ from node.features.evidence.chunks import (
 )
 from node.features.evidence.cleaning import clean_with_mat2
 from node.features.evidence.custody import Action, Copy, sign_entry
+from node.features.evidence.provenance import SCAN_BYTES, Manifest, find_manifest
 from node.features.evidence.sniff import SNIFF_BYTES, FileType, sniff
 from schemas.ids import new_record_id
 
@@ -249,6 +250,7 @@ async def make_working_copy(node: Node, attachment: Attachment, file_type: FileT
                                            associated_data(attachment.attachment_id,
                                                            Copy.ORIGINAL)):
                 await asyncio.to_thread(out.write, piece)
+        manifest = await asyncio.to_thread(_manifest_of, plain, file_type)
         cleaned = await clean_with_mat2(plain)
         working = CleanedCopy(made=False, removed=cleaned.removed, reason=cleaned.reason)
         if cleaned.path is not None:
@@ -257,12 +259,18 @@ async def make_working_copy(node: Node, attachment: Attachment, file_type: FileT
         shutil.rmtree(work, ignore_errors=True)
     async with node.store.transaction() as tx:
         updated = await AttachmentStore(tx.session, tx.cipher).set_working(
-            attachment.attachment_id, working)
+            attachment.attachment_id, working, manifest.value)
         if working.made:
             await append_custody(node, tx, updated, Action.WORKING_COPY, actor=actor, at=now,
                                  details={"working_sha256": working.sha256,
                                           "removed": list(working.removed), "tool": "mat2"})
     return updated
+
+
+def _manifest_of(plain: Path, file_type: FileType) -> Manifest:
+    with plain.open("rb") as source:
+        head = source.read(SCAN_BYTES)
+    return find_manifest(head, file_type.media_type, zip_path=plain)
 
 
 async def _seal_working(node: Node, attachment: Attachment, cleaned: Path,

@@ -177,9 +177,12 @@ async def test_files_arrive_verified_open_and_leave_no_plaintext_on_the_homeserv
     homeserver_files = [path for server in federation for path in files_under(server.directory)
                         if ".db" in path.name or "media_store" in path.parts]
     assert any("media_store" in path.parts for path in homeserver_files)
-    assert search(homeserver_files, [MARKER, GPS_MARKER]) == []
+    # nor do the nodes' data directories: database, evidence store, transfers
+    node_files = [path for name in ("a", "b") for path in files_under(tmp_path / name)]
+    assert search(homeserver_files + node_files, [MARKER, GPS_MARKER]) == []
     for needle in _gps_needles():
-        assert not [path for path in homeserver_files if needle in path.read_bytes()]
+        assert not [path for path in homeserver_files + node_files
+                    if needle in path.read_bytes()]
 
 
 def _media_file(federation: Federation, mxc: str) -> Path:

@@ -20,7 +20,7 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -58,7 +58,7 @@ from sync.quarantine import quarantine
 log = logging.getLogger("minga.evidence")
 
 RETRY_SECONDS: Final = 5.0
-FETCH_AHEAD: Final = 4
+FETCH_AHEAD: Final = 2
 """Parts asked for at once; they are still checked and kept strictly in order, so a transfer
 cut short resumes at the first part not kept."""
 IDLE_SECONDS: Final = 30.0
@@ -213,7 +213,8 @@ async def _current(node: Node, file_id: str) -> ReceivedFile | None:
 
 async def fetch_file(node: Node, transport: MatrixTransport, file_id: str) -> Status:
     """Fetch what is missing of one file, then check and keep it; ``TransportError`` leaves
-    it pending with every part already checked and kept."""
+    it pending with every part already checked and kept. Each part kept is also opened and
+    sealed again under this node's key at once, so the file is ready when its last part is."""
     received = await _current(node, file_id)
     if received is None:
         return Status.REMOVED
@@ -223,24 +224,27 @@ async def fetch_file(node: Node, transport: MatrixTransport, file_id: str) -> St
     done = _resume_point(partial, shared, received.parts_done)
     fetching: dict[int, asyncio.Task[bytes]] = {}
     try:
-        with partial.open("ab") as out:
+        with _Resealer.for_file(node, received) as resealer, partial.open("ab") as out:
+            if done:
+                await asyncio.to_thread(resealer.feed_file, partial)
             for index in range(done, len(shared.parts)):
                 for ahead in range(index, min(index + FETCH_AHEAD, len(shared.parts))):
                     if ahead not in fetching:
                         url, size = shared.parts[ahead].url, shared.parts[ahead].size
                         fetching[ahead] = asyncio.create_task(
                             transport.download(url, max_bytes=size))
-                stopped = await _keep_part(node, received, out, index,
-                                           await _fetched(fetching.pop(index)))
+                data = await _fetched(fetching.pop(index))
+                stopped = await _keep_part(node, received, out, index, data)
                 if stopped is not None:
                     return stopped
+                await asyncio.to_thread(resealer.feed, data)
+            return await _settle(node, received, resealer, partial)
     except _Rejected as rejected:
         return await _reject(node, received, rejected.reason)
     finally:
         for task in fetching.values():
             task.cancel()
         await asyncio.gather(*fetching.values(), return_exceptions=True)
-    return await _finish(node, received, shared, partial)
 
 
 class _Rejected(Exception):
@@ -320,50 +324,87 @@ async def _sealed_pieces(path: Path) -> AsyncIterator[bytes]:
             yield piece
 
 
-def _reseal(partial: Path, target: Path, transit_key: bytes, local_key: bytes,
-            associated: bytes) -> tuple[str, int]:
-    """Open the file with its transit key and seal it under this node's key, one chunk at a
-    time; the SHA-256 and size of the plaintext (``ChunkRejected`` if it does not open)."""
-    opener = ChunkOpener(transit_key, TRANSFER_AD)
-    sealer = ChunkSealer(local_key, associated)
-    digest, size = hashlib.sha256(), 0
-    with partial.open("rb") as source, target.open("xb") as out:
-        while piece := source.read(8 * (CHUNK_SIZE + TAG_SIZE)):
-            plain = opener.update(piece)
-            digest.update(plain)
-            size += len(plain)
-            out.write(sealer.update(plain))
-        last = opener.finish()
-        digest.update(last)
-        size += len(last)
-        out.write(sealer.update(last) + sealer.finish())
-        out.flush()
-        os.fsync(out.fileno())
-    return digest.hexdigest(), size
+class _Resealer:
+    """Opens a file with its transit key and seals it under a new key of this node as its
+    sealed bytes come, into a new file; the SHA-256 and size of the plaintext at the end."""
+
+    def __init__(self, node: Node, received: ReceivedFile, transit_key: bytes) -> None:
+        self.key = new_file_key()
+        self.path = evidence_dir(node) / f"incoming-{uuid.uuid4().hex}"
+        self._opener = ChunkOpener(transit_key, TRANSFER_AD)
+        self._sealer = ChunkSealer(self.key, received_associated_data(received.file_id))
+        self._digest, self.size = hashlib.sha256(), 0
+        self._out = self.path.open("xb")
+        self.kept = False
+
+    @classmethod
+    @contextlib.contextmanager
+    def for_file(cls, node: Node, received: ReceivedFile) -> Iterator[_Resealer]:
+        """Raises :class:`_Rejected` if the record's key is not one; the new file is removed
+        unless :meth:`keep` moved it into place."""
+        assert received.shared is not None
+        try:
+            transit_key = b64u_decode(received.shared.key)
+        except EncodingError:
+            raise _Rejected(Reason.MALFORMED) from None
+        resealer = cls(node, received, transit_key)
+        try:
+            yield resealer
+        except ChunkRejected:
+            raise _Rejected(Reason.DOES_NOT_DECRYPT) from None
+        finally:
+            resealer._out.close()
+            if not resealer.kept:
+                _unlink(resealer.path)
+
+    def feed(self, sealed: bytes) -> None:
+        plain = self._opener.update(sealed)
+        self._digest.update(plain)
+        self.size += len(plain)
+        self._out.write(self._sealer.update(plain))
+
+    def feed_file(self, path: Path) -> None:
+        with path.open("rb") as source:
+            while piece := source.read(8 * (CHUNK_SIZE + TAG_SIZE)):
+                self.feed(piece)
+
+    def finish(self) -> str:
+        last = self._opener.finish()
+        self._digest.update(last)
+        self.size += len(last)
+        self._out.write(self._sealer.update(last) + self._sealer.finish())
+        self._out.flush()
+        os.fsync(self._out.fileno())
+        return self._digest.hexdigest()
+
+    def keep(self, final: Path) -> None:
+        os.replace(self.path, final)
+        final.chmod(0o400)
+        self.kept = True
 
 
-async def _finish(node: Node, received: ReceivedFile, shared: SharedFile,
+async def _finish(node: Node, received: ReceivedFile, partial: Path) -> Status:
+    """Check and keep a file whose parts are all in ``partial``."""
+    try:
+        with _Resealer.for_file(node, received) as resealer:
+            await asyncio.to_thread(resealer.feed_file, partial)
+            return await _settle(node, received, resealer, partial)
+    except _Rejected as rejected:
+        return await _reject(node, received, rejected.reason)
+
+
+async def _settle(node: Node, received: ReceivedFile, resealer: _Resealer,
                   partial: Path) -> Status:
-    try:
-        transit_key = b64u_decode(shared.key)
-    except EncodingError:
-        return await _reject(node, received, Reason.MALFORMED)
-    local_key = new_file_key()
-    incoming = evidence_dir(node) / f"incoming-{uuid.uuid4().hex}"
-    try:
-        digest, size = await asyncio.to_thread(
-            _reseal, partial, incoming, transit_key, local_key,
-            received_associated_data(received.file_id))
-    except (ChunkRejected, ValueError):
-        _unlink(incoming)
-        return await _reject(node, received, Reason.DOES_NOT_DECRYPT)
-    if size != shared.size or digest != shared.sha256:
-        _unlink(incoming)
-        return await _reject(node, received,
-                             Reason.SIZE if size != shared.size else Reason.SHA256)
+    """The last checks (size and SHA-256 against the record), then the file is stored."""
+    shared = received.shared
+    assert shared is not None
+    digest = await asyncio.to_thread(resealer.finish)
+    if resealer.size != shared.size:
+        raise _Rejected(Reason.SIZE)
+    if digest != shared.sha256:
+        raise _Rejected(Reason.SHA256)
     final = received_path(node, received.file_id)
-    os.replace(incoming, final)
-    final.chmod(0o400)
+    resealer.keep(final)
     _unlink(partial)
     async with node.store.transaction() as tx:
         files = ReceivedFiles(tx.session, tx.cipher)
@@ -371,10 +412,10 @@ async def _finish(node: Node, received: ReceivedFile, shared: SharedFile,
         if current is None or current.status is not Status.PENDING:
             _unlink(final)  # retracted while it was being fetched
             return Status.REMOVED
-        await files.stored(received.file_id, local_key, int(time.time()))
+        await files.stored(received.file_id, resealer.key, int(time.time()))
         await tx.audit.append("node", AUDIT_RECEIVED, target=received.record_id,
                               details={"issuer": received.issuer, "file": received.file_id,
-                                       "size": size})
+                                       "size": resealer.size})
     return Status.STORED
 
 

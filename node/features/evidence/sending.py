@@ -44,6 +44,7 @@ from node.features.evidence.transfer import (
     FilePart,
     SharedFile,
     cut_parts,
+    part_bytes,
 )
 from schemas.records import CaseRecord, RecordBase
 
@@ -157,6 +158,8 @@ async def upload_copy(node: Node, transport: MatrixTransport, attachment: Attach
         buffer.extend(sealer.update(plain))
 
     uploading: list[asyncio.Task[FilePart]] = []
+    working = attachment.working if copy is Copy.WORKING else None
+    each = part_bytes(working.size if working is not None else attachment.size)
 
     async def upload(part: bytes) -> None:
         if len(uploading) - len(parts) >= UPLOADS_AHEAD:  # bounded: memory and the server
@@ -167,10 +170,10 @@ async def upload_copy(node: Node, transport: MatrixTransport, attachment: Attach
         async for plain in _copy_plaintext(node, attachment, copy):  # ChunkRejected if altered
             size += len(plain)
             await asyncio.to_thread(seal, plain)
-            for part in cut_parts(buffer, final=False):
+            for part in cut_parts(buffer, final=False, size=each):
                 await upload(part)
         buffer.extend(sealer.finish())
-        for part in cut_parts(buffer, final=True):
+        for part in cut_parts(buffer, final=True, size=each):
             await upload(part)
         parts.extend([await task for task in uploading[len(parts):]])
     except ChunkRejected:
@@ -180,7 +183,6 @@ async def upload_copy(node: Node, transport: MatrixTransport, attachment: Attach
         for task in uploading:
             task.cancel()
         await asyncio.gather(*uploading, return_exceptions=True)
-    working = attachment.working if copy is Copy.WORKING else None
     expected = (working.sha256, working.size) if working is not None else (
         attachment.sha256, attachment.size)
     if (digest.hexdigest(), size) != expected:

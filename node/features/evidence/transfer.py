@@ -28,9 +28,15 @@ from node.features.evidence.chunks import CHUNK_SIZE, TAG_SIZE, sealed_size
 from node.features.evidence.custody import SHA256_HEX, Copy
 
 PART_CHUNKS: Final = 4
-"""Chunks per uploaded part: 4 MiB of plaintext, well under a homeserver's upload limit, and
-small enough that an interrupted transfer loses little."""
+"""Chunks per uploaded part of a small file: 4 MiB of plaintext."""
+MAX_PART_CHUNKS: Final = 16
+"""Chunks per part at most (16 MiB, well under a homeserver's usual upload limit): a large file
+goes in about :data:`PARTS_FOR_LARGE` parts, since every part costs a request on each
+homeserver, while a small one still goes in several, so that a transfer cut short loses
+little."""
+PARTS_FOR_LARGE: Final = 8
 PART_BYTES: Final = PART_CHUNKS * (CHUNK_SIZE + TAG_SIZE)
+MAX_PART_BYTES: Final = MAX_PART_CHUNKS * (CHUNK_SIZE + TAG_SIZE)
 MAX_PARTS: Final = 4096  # 16 GiB: beyond any node's size limit
 MAX_FILES: Final = 50
 """Files one record may announce (the sharing API accepts as many per recipient)."""
@@ -66,7 +72,7 @@ class FilePart(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     url: Annotated[str, Field(pattern=MXC)]
-    size: Annotated[int, Field(ge=TAG_SIZE, le=PART_BYTES)]
+    size: Annotated[int, Field(ge=TAG_SIZE, le=MAX_PART_BYTES)]
     sha256: Annotated[str, Field(pattern=SHA256_HEX)]
 
 
@@ -109,11 +115,19 @@ class FileChoice:
     copy: Copy = Copy.WORKING
 
 
-def cut_parts(buffer: bytearray, *, final: bool) -> Iterable[bytes]:
-    """Whole parts taken from the front of ``buffer`` (all that is left when ``final``)."""
-    while len(buffer) >= PART_BYTES or (final and buffer):
-        part = bytes(buffer[:PART_BYTES])
-        del buffer[:PART_BYTES]
+def part_bytes(plain_size: int) -> int:
+    """The size of the sealed parts of a file of ``plain_size`` bytes (the last may be less)."""
+    chunks = -(-plain_size // CHUNK_SIZE)
+    per_part = min(MAX_PART_CHUNKS, max(PART_CHUNKS, -(-chunks // PARTS_FOR_LARGE)))
+    return per_part * (CHUNK_SIZE + TAG_SIZE)
+
+
+def cut_parts(buffer: bytearray, *, final: bool, size: int = PART_BYTES) -> Iterable[bytes]:
+    """Whole parts of ``size`` bytes taken from the front of ``buffer`` (all that is left when
+    ``final``)."""
+    while len(buffer) >= size or (final and buffer):
+        part = bytes(buffer[:size])
+        del buffer[:size]
         yield part
 
 

@@ -238,7 +238,7 @@ async def _arrive(node: Node, file_id: str, sealed: bytes) -> Status:
     assert received is not None and received.shared is not None
     transfer_path(node, file_id).parent.mkdir(mode=0o700, exist_ok=True)
     transfer_path(node, file_id).write_bytes(sealed)
-    return await _finish(node, received, received.shared, transfer_path(node, file_id))
+    return await _finish(node, received, transfer_path(node, file_id))
 
 
 async def test_a_received_file_is_checked_shown_previewed_downloaded_and_retracted(

@@ -23,6 +23,11 @@ A *named partner* is an organisation listed in the case's ``consent_partners`` (
 partner gets at most the context group (location, identity and narrative, which is free text
 that can identify anyone it describes, stay with the partners the defender named).
 
+Files attached to a case travel under the pseudo-path :data:`ATTACHMENTS`. A photo, a recording
+or a document shows people and places, so the gate allows files to a recipient only when it
+allows both the identity and the location groups (:data:`ATTACHMENT_GROUPS`), and refuses them
+with the reason of the group it does not allow, like any other field.
+
 The internal fields (consent level, partners, risk level) are never disclosed, and a path that
 is not a case field path is an error (:class:`UnknownFieldPath`). A recipient who may see no
 field at all may not receive the case at all, not even its header: that alone would tell them
@@ -39,7 +44,7 @@ from __future__ import annotations
 
 import functools
 import types
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Final
@@ -119,9 +124,18 @@ RISK_CAP: Final[Mapping[RiskLevel, frozenset[FieldGroup]]] = types.MappingProxyT
 )
 """The most any recipient other than a named partner may get at each risk level."""
 
+ATTACHMENTS: Final = "attachments"
+"""The path of the files shared with a case: per file its name, type, size, SHA-256, the key
+that opens it and where its encrypted parts are (``node.features.evidence``). Not a payload
+field: the issuing node adds it to one recipient's claims when staff chose files for them."""
+
+ATTACHMENT_GROUPS: Final = frozenset({FieldGroup.IDENTITY, FieldGroup.LOCATION})
+"""A file may go where both of these may: what it shows identifies people and places."""
+
 CASE_PATHS: Final = tuple(CASE_FIELD_GROUPS)
 """Every disclosable case path: what ``issue`` withholds, so ``_sd`` sizes are fixed per kind."""
-_CASE_PATH_SET: Final = frozenset(CASE_PATHS)  # issue() keeps plans by this set: build it once
+_CASE_PATH_SET: Final = frozenset(CASE_PATHS)
+_WITHHOLDABLE: Final = _CASE_PATH_SET | {ATTACHMENTS}  # issue() keeps plans by this set
 
 """Record header fields that travel in clear (with ``iss``, ``iat`` and ``aud`` from ``issue``)."""
 
@@ -190,6 +204,17 @@ def allowed_fields(case: Case, recipient: Recipient) -> frozenset[str]:
     return frozenset(path for path, group in CASE_FIELD_GROUPS.items() if group in groups)
 
 
+def attachments_allowed(case: Case, recipient: Recipient) -> bool:
+    """Whether files attached to ``case`` may go to ``recipient`` (:data:`ATTACHMENT_GROUPS`)."""
+    return allowed_groups(case, recipient) >= ATTACHMENT_GROUPS
+
+
+def _attachments_refusal(case: Case, who: Relation, groups: frozenset[FieldGroup]) -> str:
+    """Why files may not go: the reason of the first group they need that is not allowed."""
+    missing = next(g for g in (FieldGroup.IDENTITY, FieldGroup.LOCATION) if g not in groups)
+    return f"{_refusal_reason(case, who, missing)} (files show people and places)"
+
+
 def _refusal_reason(case: Case, who: Relation, group: FieldGroup) -> str:
     level = case.consent_level.value
     if case.consent_level is ConsentLevel.NONE:
@@ -210,7 +235,7 @@ def check_consent(case: Case, fields: Collection[str], recipient: Recipient) -> 
     if isinstance(fields, str):
         raise TypeError("fields must be a collection of paths, not one string")
     requested = frozenset(fields)
-    unknown = requested - CASE_FIELD_GROUPS.keys() - CASE_INTERNAL_FIELDS
+    unknown = requested - CASE_FIELD_GROUPS.keys() - CASE_INTERNAL_FIELDS - {ATTACHMENTS}
     if unknown:
         raise UnknownFieldPath(unknown)
     internal = requested & CASE_INTERNAL_FIELDS
@@ -218,9 +243,11 @@ def check_consent(case: Case, fields: Collection[str], recipient: Recipient) -> 
     groups, who = allowed_groups(case, recipient), relation(case, recipient)
     refusals += [
         Refusal(path, _refusal_reason(case, who, CASE_FIELD_GROUPS[path]))
-        for path in requested - internal
+        for path in requested - internal - {ATTACHMENTS}
         if CASE_FIELD_GROUPS[path] not in groups
     ]
+    if ATTACHMENTS in requested and not groups >= ATTACHMENT_GROUPS:
+        refusals.append(Refusal(ATTACHMENTS, _attachments_refusal(case, who, groups)))
     if not groups:
         raise ConsentRefused(refusals, f"this case may not go to a {who.value} at all")
     if refusals:
@@ -284,10 +311,14 @@ def _project(payload: Mapping[str, Any], paths: Collection[str]) -> dict[str, An
     return projected
 
 
-def case_claims(record: CaseRecord, fields: Collection[str]) -> dict[str, Any]:
-    """The SD-JWT claims for disclosing ``fields`` of ``record``: header in clear, then fields."""
+def case_claims(record: CaseRecord, fields: Collection[str],
+                files: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
+    """The SD-JWT claims for disclosing ``fields`` of ``record``: header in clear, then fields,
+    then the ``files`` (descriptions of shared files) when :data:`ATTACHMENTS` is among them."""
     claims = _header_claims(record)
     claims.update(_project(payload_to_wire(record.payload), fields))
+    if files and ATTACHMENTS in fields:
+        claims[ATTACHMENTS] = [dict(file) for file in files]
     return claims
 
 
@@ -299,8 +330,12 @@ def disclose_case(
     signing_key: Ed25519PrivateKey,
     kid: str,
     issued_at: int,
+    files: Sequence[Mapping[str, Any]] = (),
 ) -> str:
     """The SD-JWT presentation of ``fields`` of ``record`` for ``recipient``, after the gate.
+
+    ``files`` (descriptions of the files chosen for this recipient) ask for :data:`ATTACHMENTS`
+    too, so the gate refuses them where it refuses identity or location.
 
     Raises :class:`UnknownFieldPath` or :class:`ConsentRefused` before anything is built.
     The token is issued for this recipient alone (``aud``, fresh salts and decoys) and holds
@@ -309,14 +344,15 @@ def disclose_case(
     case path is declared withholdable, so the ``_sd`` arrays have the same size whatever is
     disclosed. ``issued_at`` is the signing time (the verifier checks the key at that time).
     """
-    decision = decide(record, fields, recipient)
+    wanted = {*fields, ATTACHMENTS} if files else fields
+    decision = decide(record, wanted, recipient)
     return issue(
-        case_claims(record, decision.fields),
+        case_claims(record, decision.fields, files),
         issuer=record.issuer,
         kid=kid,
         signing_key=signing_key,
         issued_at=issued_at,
-        withholdable=_CASE_PATH_SET,
+        withholdable=_WITHHOLDABLE,
         audience=recipient.org_id,
         consent=decision,
     )
@@ -337,7 +373,8 @@ class _OneKey:
 
 
 def preview(
-    record: CaseRecord, fields: Collection[str], recipient: Recipient, *, issued_at: int
+    record: CaseRecord, fields: Collection[str], recipient: Recipient, *, issued_at: int,
+    files: Sequence[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
     """Exactly the claims ``recipient`` would verify from :func:`disclose_case` at ``issued_at``.
 
@@ -346,7 +383,8 @@ def preview(
     """
     key = Ed25519PrivateKey.generate()
     token = disclose_case(
-        record, fields, recipient, signing_key=key, kid=_PREVIEW_KID, issued_at=issued_at
+        record, fields, recipient, signing_key=key, kid=_PREVIEW_KID, issued_at=issued_at,
+        files=files,
     )
     resolver = _OneKey(record.issuer, key.public_key())
     return verify(token, resolver, expected_audience=recipient.org_id).claims

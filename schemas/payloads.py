@@ -347,3 +347,28 @@ class Resource(WireModel):
     languages: list[LanguageTag] = Field(default_factory=list)
     url: Url | None = None
 
+
+
+Signature = Annotated[StrictStr, StringConstraints(pattern=r"^[A-Za-z0-9_-]{86}$")]
+"""An Ed25519 signature, unpadded base64url."""
+KeyId = Annotated[StrictStr, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+
+
+class CountersignRequest(WireModel):
+    """A member asks another to attest that a file existed now (``countersign-request``). Only a
+    salted commitment to the file's SHA-256 travels: the witness learns nothing about the file,
+    not even whether it is one it has seen."""
+
+    commitment: Sha256Hex
+
+
+class Countersignature(WireModel):
+    """The witness's answer (``countersignature``): its own signed statement
+    (``minga.countersignature/1``: commitment, holder, time, witness, key id), so that the holder
+    can keep it in the file's custody log and anyone can check it with the witness's key."""
+
+    request: RecordRef
+    commitment: Sha256Hex
+    attested_at: UnixSeconds
+    kid: KeyId
+    signature: Signature

@@ -27,6 +27,8 @@ from schemas.payloads import (
     AlertAck,
     Campaign,
     CampaignPost,
+    Countersignature,
+    CountersignRequest,
     DedupAnswer,
     DedupQuery,
     Endorsement,
@@ -55,6 +57,8 @@ class RecordKind(StrEnum):
     RESOURCE = "resource"
     CAMPAIGN_POST = "campaign-post"
     LETTER = "letter"
+    COUNTERSIGN_REQUEST = "countersign-request"
+    COUNTERSIGNATURE = "countersignature"
 
 
 SCHEMA_MAJOR = 1
@@ -165,6 +169,16 @@ class LetterRecord(RecordBase[Letter]):
     schema_id: Literal["minga.letter/1"] = Field(alias="schema")
 
 
+class CountersignRequestRecord(RecordBase[CountersignRequest]):
+    kind: Literal["countersign-request"]
+    schema_id: Literal["minga.countersign-request/1"] = Field(alias="schema")
+
+
+class CountersignatureRecord(RecordBase[Countersignature]):
+    kind: Literal["countersignature"]
+    schema_id: Literal["minga.countersignature/1"] = Field(alias="schema")
+
+
 Record: TypeAlias = (
     CaseRecord
     | CampaignRecord
@@ -181,6 +195,8 @@ Record: TypeAlias = (
     | ResourceRecord
     | CampaignPostRecord
     | LetterRecord
+    | CountersignRequestRecord
+    | CountersignatureRecord
 )
 
 Payload: TypeAlias = (
@@ -199,6 +215,8 @@ Payload: TypeAlias = (
     | Resource
     | CampaignPost
     | Letter
+    | CountersignRequest
+    | Countersignature
 )
 
 RECORD_CLASSES: Mapping[RecordKind, type[RecordBase[Any]]] = MappingProxyType(
@@ -218,6 +236,8 @@ RECORD_CLASSES: Mapping[RecordKind, type[RecordBase[Any]]] = MappingProxyType(
         RecordKind.RESOURCE: ResourceRecord,
         RecordKind.CAMPAIGN_POST: CampaignPostRecord,
         RecordKind.LETTER: LetterRecord,
+        RecordKind.COUNTERSIGN_REQUEST: CountersignRequestRecord,
+        RecordKind.COUNTERSIGNATURE: CountersignatureRecord,
     }
 )
 
@@ -238,6 +258,8 @@ PAYLOAD_CLASSES: Mapping[RecordKind, type[WireModel]] = MappingProxyType(
         RecordKind.RESOURCE: Resource,
         RecordKind.CAMPAIGN_POST: CampaignPost,
         RecordKind.LETTER: Letter,
+        RecordKind.COUNTERSIGN_REQUEST: CountersignRequest,
+        RecordKind.COUNTERSIGNATURE: Countersignature,
     }
 )
 

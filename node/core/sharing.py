@@ -31,6 +31,7 @@ from typing import Any, Final, Protocol
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from federation.consent import (
+    ATTACHMENTS,
     ConsentRefused,
     Recipient,
     allowed_fields,
@@ -170,8 +171,14 @@ def _check_paths(kind: RecordKind, fields: Collection[str]) -> tuple[str, ...]:
     return tuple(sorted(set(fields)))
 
 
+FilesFor = Mapping[str, Sequence[Mapping[str, Any]]]
+"""Per recipient org id, the descriptions of the files shared with it (cases only; see
+``federation.consent.ATTACHMENTS``): the gate refuses them as it refuses any field."""
+
+
 def _case_fields(
-    record: CaseRecord, recipients: Sequence[Recipient], fields: Collection[str] | None
+    record: CaseRecord, recipients: Sequence[Recipient], fields: Collection[str] | None,
+    files: FilesFor | None = None,
 ) -> dict[str, tuple[str, ...]]:
     """Per recipient, the fields the gate allows; raises :class:`ShareRefused` naming every
     refusal of every recipient (``fields=None`` asks for all that consent allows)."""
@@ -179,6 +186,8 @@ def _case_fields(
     refused: dict[str, ConsentRefused] = {}
     for recipient in recipients:
         wanted = allowed_fields(record.payload, recipient) if fields is None else fields
+        if files and files.get(recipient.org_id):
+            wanted = {*wanted, ATTACHMENTS}
         try:
             allowed[recipient.org_id] = tuple(sorted(check_consent(record.payload, wanted,
                                                                    recipient)))
@@ -196,22 +205,27 @@ def outgoing(
     *,
     keys: OrgKeys,
     issued_at: int,
+    files: FilesFor | None = None,
 ) -> list[Outgoing]:
     """One SD-JWT per recipient, or an exception before any is built.
 
     ``fields=None`` discloses every path the kind allows (for a case: every path consent allows
-    to that recipient). Raises :class:`ShareRefused`, ``federation.consent.UnknownFieldPath``
-    (cases) or :class:`NotDisclosable` (other kinds).
+    to that recipient). ``files`` adds shared files to a case's recipients. Raises
+    :class:`ShareRefused`, ``federation.consent.UnknownFieldPath`` (cases) or
+    :class:`NotDisclosable` (other kinds).
     """
     if isinstance(record, CaseRecord):
-        chosen = _case_fields(record, recipients, fields)
+        chosen = _case_fields(record, recipients, fields, files)
         return [
             Outgoing(r.org_id, disclose_case(record, chosen[r.org_id], r,
                                              signing_key=keys.signing,
-                                             kid=keys.signing_kid, issued_at=issued_at),
+                                             kid=keys.signing_kid, issued_at=issued_at,
+                                             files=(files or {}).get(r.org_id, ())),
                      chosen[r.org_id])
             for r in recipients
         ]
+    if files:
+        raise NotDisclosable(record.kind, [ATTACHMENTS])
     kind = record.record_kind
     every_path = disclosable_paths(kind)
     paths = every_path if fields is None else _check_paths(kind, fields)
@@ -228,13 +242,14 @@ def outgoing(
 
 def preview_share(
     record: CaseRecord, recipients: Sequence[Recipient], fields: Collection[str], *,
-    issued_at: int,
+    issued_at: int, files: FilesFor | None = None,
 ) -> dict[str, dict[str, Any] | ConsentRefused]:
     """Per recipient: exactly the claims they would verify, or the gate's refusal."""
     answers: dict[str, dict[str, Any] | ConsentRefused] = {}
     for recipient in recipients:
         try:
-            answers[recipient.org_id] = preview(record, fields, recipient, issued_at=issued_at)
+            answers[recipient.org_id] = preview(record, fields, recipient, issued_at=issued_at,
+                                                files=(files or {}).get(recipient.org_id, ()))
         except ConsentRefused as refusal:
             answers[recipient.org_id] = refusal
     return answers
@@ -260,7 +275,9 @@ def disclosed_fields(claims: Mapping[str, Any] | None) -> list[str]:
     for name, value in claims.items():
         if name in skip:
             continue
-        if isinstance(value, list) and value and all(isinstance(v, Mapping) for v in value):
+        if name == ATTACHMENTS:  # files: one path, whatever describes them
+            paths.add(name)
+        elif isinstance(value, list) and value and all(isinstance(v, Mapping) for v in value):
             paths.update(f"{name}.{key}" for element in value for key in element)
         else:
             paths.add(name)
@@ -377,6 +394,7 @@ async def share_records(
     issued_at: int,
     verified: Collection[str] | None = None,
     new_records: bool = False,
+    files: FilesFor | None = None,
 ) -> list[ShareReceipt]:
     """Share each of ``records`` with each recipient (see the module docstring); all or nothing.
 
@@ -395,7 +413,7 @@ async def share_records(
             tx.session, tx.cipher).retracted_among([record.record_id for record in records])
     if retracted:
         raise AlreadyRetracted(f"record {sorted(retracted)[0]} was retracted")
-    batches = [outgoing(record, recipients, fields, keys=keys, issued_at=issued_at)
+    batches = [outgoing(record, recipients, fields, keys=keys, issued_at=issued_at, files=files)
                for record in records]
     rooms = {r.org_id: await pair_room_for(r.org_id) for r in recipients}
     at = datetime.fromtimestamp(issued_at, UTC)
@@ -578,13 +596,14 @@ async def share_from_node(
     *,
     actor: str,
     issued_at: int,
+    files: FilesFor | None = None,
 ) -> ShareReceipt:
     """:func:`share_record` with this node's keys, store, pair rooms and outbox.
 
     Raises ``node.core.rooms.PairRoomError`` if a pair room is missing and cannot be created now.
     """
     (receipt,) = await share_many_from_node(node, [record], recipient_org_ids, fields,
-                                            actor=actor, issued_at=issued_at)
+                                            actor=actor, issued_at=issued_at, files=files)
     return receipt
 
 
@@ -596,6 +615,7 @@ async def share_many_from_node(
     *,
     actor: str,
     issued_at: int,
+    files: FilesFor | None = None,
 ) -> list[ShareReceipt]:
     """:func:`share_records` with this node's keys, store, pair rooms and outbox (imports,
     bulk shares): one transaction for all of them."""
@@ -603,7 +623,7 @@ async def share_many_from_node(
         receipts = await share_records(
             node.store.transaction, node.keys, records, recipient_org_ids, fields, actor=actor,
             pair_room_for=_PairRooms(node, stack).room_for, enqueue=await node_enqueue(node),
-            issued_at=issued_at,
+            issued_at=issued_at, files=files,
         )
     node.wake_sync()
     return receipts

@@ -41,7 +41,9 @@ def test_the_node_runs_every_feature_once() -> None:
 
 def test_each_record_kind_that_a_feature_acts_on_has_its_handler() -> None:
     handled = set(node_registry().record_handlers)
-    assert handled == {"alert", "alert-ack", "dedup-query", "dedup-answer", *CAMPAIGN_KINDS}
+    assert handled == {"alert", "alert-ack", "dedup-query", "dedup-answer", *CAMPAIGN_KINDS,
+                       "case", "retraction",  # evidence: files that come with cases
+                       "countersign-request", "countersignature"}
     assert len(CAMPAIGN_KINDS) == 6
 
 
@@ -52,7 +54,7 @@ def test_features_bring_their_pages_commands_and_duties() -> None:
     assert len(registry.web.template_dirs) == 9  # every feature with pages has its templates
     assert all(directory.is_dir() for directory in registry.web.template_dirs)
     assert [d.parent.name for d in registry.web.static_dirs] == ["alerts"]
-    assert len(registry.duties) == 5 and len(registry.server_tasks) == 1
+    assert len(registry.duties) == 6 and len(registry.server_tasks) == 1
     assert len(registry.commands) == 7 and len(registry.coalition_created) == 1
 
 

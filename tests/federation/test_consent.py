@@ -12,12 +12,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from federation.consent import (
+    ATTACHMENTS,
     CASE_PATHS,
     ConsentDecision,
     ConsentRefused,
     Recipient,
     UnknownFieldPath,
     allowed_fields,
+    attachments_allowed,
     case_claims,
     check_consent,
     decide,
@@ -382,7 +384,8 @@ def test_a_disclosure_reveals_exactly_the_allowed_fields_and_nothing_else(
         "named_partners",
     ):
         assert never not in text
-    assert len(jwt_payload(token)[SD]) == len({path.partition(".")[0] for path in CASE_PATHS})
+    # one digest (or decoy) per top-level case field, and one for shared files
+    assert len(jwt_payload(token)[SD]) == len({path.partition(".")[0] for path in CASE_PATHS}) + 1
 
 
 def test_every_disclosure_goes_to_its_own_audience_with_fresh_salts() -> None:
@@ -474,3 +477,66 @@ def test_only_the_gate_makes_a_decision() -> None:
             audience=MEMBER,
             fields=frozenset(CASE_PATHS),
         )
+
+
+# --- files attached to a case ---------------------------------------------------------------
+
+FILE = {"name": "Sntl-file-name-p1.jpg", "media_type": "image/jpeg", "size": 3,
+        "sha256": "a" * 64, "key": "Sntl-file-key-z0"}
+
+
+@pytest.mark.parametrize("consent", list(ConsentLevel))
+@pytest.mark.parametrize("who", [PARTNER, MEMBER, OUTSIDER])
+@pytest.mark.parametrize("risk", list(RiskLevel))
+def test_files_go_exactly_where_identity_and_location_both_may(
+    consent: ConsentLevel, who: str, risk: RiskLevel
+) -> None:
+    record = case_record(consent, risk)
+    groups = EXPECTED[consent][who]
+    if who != PARTNER or consent is not ConsentLevel.NAMED_PARTNERS:
+        groups = groups & ({FieldGroup.CONTEXT} if risk is RiskLevel.CRITICAL else ALL_GROUPS)
+    expected = {FieldGroup.IDENTITY, FieldGroup.LOCATION} <= groups
+    assert attachments_allowed(record.payload, RECIPIENTS[who]) is expected
+    if expected:
+        assert ATTACHMENTS in check_consent(record.payload, ["country", ATTACHMENTS],
+                                            RECIPIENTS[who])
+    else:
+        with pytest.raises(ConsentRefused):
+            check_consent(record.payload, ["country", ATTACHMENTS], RECIPIENTS[who])
+
+
+def test_files_beyond_consent_are_refused_with_the_reason_like_any_field() -> None:
+    record = case_record(ConsentLevel.NAMED_PARTNERS)
+    with pytest.raises(ConsentRefused) as refused:
+        check_consent(record.payload, ["country", ATTACHMENTS], RECIPIENTS[MEMBER])
+    assert refused.value.paths == (ATTACHMENTS,)
+    (refusal,) = refused.value.refusals
+    assert refusal.reason == ("consent level 'named_partners' allows no identity fields to a"
+                              " coalition member (files show people and places)")
+    critical = case_record(ConsentLevel.COALITION, RiskLevel.CRITICAL)
+    with pytest.raises(ConsentRefused) as capped:
+        disclose_case(critical, ["country"], RECIPIENTS[MEMBER], signing_key=SIGNING_KEY,
+                      kid=KID, issued_at=SIGNED_AT, files=[FILE])
+    assert capped.value.refusals[0].reason.startswith("risk level 'critical'")
+
+
+def test_files_travel_only_in_the_token_of_the_recipient_they_were_chosen_for() -> None:
+    record = case_record(ConsentLevel.COALITION)
+    with_files = disclose_case(record, ["country"], RECIPIENTS[MEMBER], signing_key=SIGNING_KEY,
+                               kid=KID, issued_at=SIGNED_AT, files=[FILE])
+    claims = verify(with_files, RESOLVER, expected_audience=MEMBER).claims
+    assert claims[ATTACHMENTS] == [FILE]
+    without = disclose_case(record, ["country", ATTACHMENTS], RECIPIENTS[MEMBER],
+                            signing_key=SIGNING_KEY, kid=KID, issued_at=SIGNED_AT)
+    assert ATTACHMENTS not in verify(without, RESOLVER, expected_audience=MEMBER).claims
+    assert "Sntl-file" not in decoded_text(without)
+    # the same number of digests whether files travel or not: the size says nothing
+    assert len(jwt_payload(with_files)[SD]) == len(jwt_payload(without)[SD])
+
+
+def test_files_cannot_be_slipped_past_the_decision() -> None:
+    record = case_record(ConsentLevel.COALITION)
+    decision = decide(record, ["country"], RECIPIENTS[MEMBER])
+    claims = {**case_claims(record, ["country"]), ATTACHMENTS: [FILE]}
+    with pytest.raises(ConsentRequired):
+        decision.authorise(claims, MEMBER)

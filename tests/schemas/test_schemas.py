@@ -257,6 +257,16 @@ def examples() -> dict[RecordKind, dict[str, Any]]:
             "deadline": T0 + 7 * 86_400,
             "campaign": proposal_ref,
         }),
+        kinds.COUNTERSIGN_REQUEST: header(kinds.COUNTERSIGN_REQUEST, ORG_CO, 16, {
+            "commitment": "3a" * 32,
+        }),
+        kinds.COUNTERSIGNATURE: header(kinds.COUNTERSIGNATURE, ORG_KE, 17, {
+            "request": {"issuer": ORG_CO, "record_id": rid(16)},
+            "commitment": "3a" * 32,
+            "attested_at": T0 + 60,
+            "kid": "k7mZpQ2vX9",
+            "signature": "S" * 86,
+        }),
     }
 
 

@@ -326,3 +326,31 @@ class CustodyEntryRow(Base):
     seq: Mapped[int] = mapped_column(Integer, primary_key=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime)
     entry: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class ReceivedFileRow(Base):
+    """A file another member shared with a case (the ``evidence`` feature): where it is in its
+    transfer (``pending`` with the parts already fetched, ``stored``, ``quarantined`` with a
+    content-free reason, ``removed`` by a retraction). ``details`` (encrypted) holds its
+    description from the signed record, the key that opens it in transit and, once stored, the
+    key of the sealed copy in ``DATA_DIR/evidence/``; it is null once removed."""
+
+    __tablename__ = "received_files"
+    __table_args__ = (
+        Index("ix_received_files_record", "issuer", "record_id", "version", "position",
+              unique=True),
+        Index("ix_received_files_status", "status"),
+    )
+
+    file_id: Mapped[str] = mapped_column(String(RECORD_ID), primary_key=True)
+    issuer: Mapped[str] = mapped_column(String(ORG_ID))
+    record_id: Mapped[str] = mapped_column(String(RECORD_ID))
+    version: Mapped[int] = mapped_column(Integer)
+    position: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(String(32))
+    size: Mapped[int] = mapped_column(Integer)
+    parts_done: Mapped[int] = mapped_column(Integer, default=0)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    details: Mapped[bytes | None] = mapped_column(LargeBinary)

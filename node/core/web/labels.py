@@ -33,6 +33,11 @@ FIELD_GROUP_NAMES: Final[Mapping[FieldGroup, str]] = MappingProxyType({
     FieldGroup.NARRATIVE: N_("Free text (may identify people)"),
 })
 
+OTHER_PATH_NAMES: Final[Mapping[str, str]] = MappingProxyType({
+    "attachments": N_("Files (photos, recordings, documents)"),
+})
+"""Disclosable paths that are not payload fields (``federation.consent.ATTACHMENTS``)."""
+
 CASE_FIELD_NAMES: Final[Mapping[str, str]] = MappingProxyType({
     "title": N_("Title"),
     "incident_date": N_("Date of the incident"),
@@ -95,6 +100,8 @@ FLASH_MESSAGES: Final[Mapping[str, str]] = MappingProxyType({
     "case_deleted": N_("The case was deleted. Its content is wiped from this node."),
     "shared": N_("The case is queued for sending; each recipient gets its own sealed copy."),
     "retracted": N_("A retraction was queued for everyone who received the case."),
+    "countersign": N_("The request was sent. The countersignature will appear in the file's"
+                      " custody log when the other member's node answers."),
     "password_changed": N_("Your password was changed. Other sessions of yours have ended."),
     "two_step_on": N_("Two-step login is on."),
     "two_step_off": N_("Two-step login is off."),

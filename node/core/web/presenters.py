@@ -13,7 +13,12 @@ from typing import Any
 from node.core.keys import signed_after_revocation
 from node.core.store import Member, ReceivedRecord, StoredCase
 from node.core.web.i18n import N_, Formatter
-from node.core.web.labels import CASE_FIELD_NAMES, CODED_FIELDS, ELEMENT_FIELD_NAMES
+from node.core.web.labels import (
+    CASE_FIELD_NAMES,
+    CODED_FIELDS,
+    ELEMENT_FIELD_NAMES,
+    OTHER_PATH_NAMES,
+)
 from schemas.typology import Vocabulary
 
 HEADER_FIELDS = frozenset({"issuer", "record_id", "version", "kind", "schema", "issued_at"})
@@ -126,7 +131,7 @@ def _strings(value: object) -> list[str]:
 
 
 def field_name(path: str, fmt: Formatter) -> str:
-    name = CASE_FIELD_NAMES.get(path)
+    name = CASE_FIELD_NAMES.get(path) or OTHER_PATH_NAMES.get(path)
     return fmt.gettext(name) if name else path
 
 

@@ -30,9 +30,12 @@ from node.core.api.framework import (
     invalid,
 )
 from node.core.api.times import Time
+from node.core.rooms import PairRoomError
 from node.core.runtime import Node
+from node.core.sharing import UnknownRecipient
 from node.core.store import Role
 from node.features.evidence.attachments import Attachment, AttachmentNotFound
+from node.features.evidence.countersign import request_countersignature
 from node.features.evidence.custody import Action, Copy
 from node.features.evidence.package import PACKAGE_MEDIA_TYPE, export_package
 from node.features.evidence.service import (
@@ -45,6 +48,7 @@ from node.features.evidence.service import (
     get_attachment,
     open_copy,
 )
+from schemas.common import OrgId
 
 TAGS: Final = ("evidence",)
 UPLOAD_FIELD: Final = "files"
@@ -69,6 +73,9 @@ class AttachmentView(BaseModel):
     sha256: str = Field(description="SHA-256 of the original, taken as it arrived")
     attached_at: Time
     working_copy: WorkingCopyView | None
+    manifest: str = Field(description="a provenance manifest the original carries and keeps:"
+                                      " c2pa or proofmode (recognised, not verified); empty if"
+                                      " none")
 
 
 class AttachmentList(BaseModel):
@@ -87,6 +94,18 @@ class AttachmentDetail(AttachmentView):
     custody: list[CustodyEntryView]
 
 
+class CountersignBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    witness: OrgId = Field(description="org id of the verified member asked to attest that the"
+                                       " file exists now; it sees only a salted commitment")
+
+
+class CountersignAnswer(BaseModel):
+    request_id: str = Field(description="the countersign-request record sent to the witness")
+    witness: str
+
+
 class CopyQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -101,7 +120,8 @@ def attachment_view(attachment: Attachment) -> AttachmentView:
         sha256=attachment.sha256, attached_at=attachment.created_at,
         working_copy=None if working is None else WorkingCopyView(
             made=working.made, sha256=working.sha256, size=working.size,
-            removed=list(working.removed), reason=working.reason))
+            removed=list(working.removed), reason=working.reason),
+        manifest=attachment.manifest)
 
 
 class BadUpload(EvidenceError):
@@ -204,6 +224,20 @@ class EvidenceEndpoints:
             raise _not_found("file") from None
         return FileAnswer(exported.content, PACKAGE_MEDIA_TYPE, exported.file_name)
 
+    async def countersign(self, call: Call[CountersignBody, NoQuery]) -> CountersignAnswer:
+        witness = call.body.witness
+        try:
+            request_id = await request_countersignature(
+                self._node, call.path["attachment_id"], witness, actor=call.principal.user,
+                now=self._now())
+        except AttachmentNotFound:
+            raise _not_found("file") from None
+        except UnknownRecipient as error:
+            raise invalid([FieldProblem(field="body.witness", problem=error.reason)]) from None
+        except PairRoomError as error:
+            raise ApiError(503, "homeserver_unavailable", str(error)) from None
+        return CountersignAnswer(request_id=request_id, witness=witness)
+
     def endpoints(self) -> list[Endpoint]:
         return [
             Endpoint("POST", "/cases/{record_id}/attachments", self.attach,
@@ -223,6 +257,10 @@ class EvidenceEndpoints:
                      "Download a copy of an attached file (logged in its custody log)",
                      query=CopyQuery, files=("application/octet-stream",),
                      errors=(404, 409), tags=TAGS),
+            Endpoint("POST", "/attachments/{attachment_id}/countersign", self.countersign,
+                     "Ask another member to countersign that the file exists now (its answer"
+                     " comes into the custody log)", Role.editor, body=CountersignBody,
+                     response=CountersignAnswer, status=202, errors=(404, 503), tags=TAGS),
             Endpoint("GET", "/attachments/{attachment_id}/package", self.package,
                      "The evidence package: original, hash, signed custody log, keys, guide",
                      Role.editor, files=(PACKAGE_MEDIA_TYPE,), errors=(404,), tags=TAGS),

@@ -54,11 +54,15 @@ class Attachment:
     created_at: int
     key: bytes = field(repr=False)
     working: CleanedCopy | None = None
+    manifest: str = ""
+    """A provenance manifest the original carries (``c2pa``, ``proofmode``), recognised, not
+    verified (:mod:`.provenance`)."""
 
     def details(self) -> dict[str, Any]:
         return {"name": self.name, "media_type": self.media_type, "sha256": self.sha256,
                 "key": b64u_encode(self.key),
-                "working": self.working.wire() if self.working is not None else None}
+                "working": self.working.wire() if self.working is not None else None,
+                "manifest": self.manifest}
 
 
 def _details_cell(attachment_id: str) -> Cell:
@@ -82,10 +86,11 @@ class AttachmentStore:
                                               _details_cell(attachment.attachment_id))))
         await self._session.flush()
 
-    async def set_working(self, attachment_id: str, working: CleanedCopy) -> Attachment:
+    async def set_working(self, attachment_id: str, working: CleanedCopy,
+                          manifest: str = "") -> Attachment:
         row = await self._row(attachment_id)
         attachment = self._attachment(row)
-        details = {**attachment.details(), "working": working.wire()}
+        details = {**attachment.details(), "working": working.wire(), "manifest": manifest}
         row.details = self._cipher.encrypt_json(details, _details_cell(attachment_id))
         await self._session.flush()
         return self._attachment(row)
@@ -131,4 +136,5 @@ class AttachmentStore:
             attachment_id=row.attachment_id, record_id=row.record_id, name=data["name"],
             media_type=data["media_type"], size=row.size, sha256=data["sha256"],
             created_at=int(row.created_at.timestamp()), key=b64u_decode(data["key"]),
-            working=CleanedCopy.from_wire(working) if working is not None else None)
+            working=CleanedCopy.from_wire(working) if working is not None else None,
+            manifest=str(data.get("manifest", "")))

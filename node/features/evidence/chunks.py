@@ -60,16 +60,27 @@ class _Chunker:
         self._index = 0
         self._done = False
 
-    def update(self, data: bytes) -> bytes:
-        """Whole chunks made from ``data`` and what came before (the last one is held back)."""
+    def update(self, data: bytes | bytearray) -> bytes:
+        """Whole chunks made from ``data`` and what came before (the last one is held back:
+        a chunk is only known not to be the final one once a byte after it has arrived)."""
         if self._done:
             raise ValueError("finish() was already called")
-        self._buffer += data
-        out = bytearray()
-        while len(self._buffer) > self._block:  # strictly more: the last chunk waits for finish
-            out += self._apply(bytes(self._buffer[: self._block]), final=False)
-            del self._buffer[: self._block]
-        return bytes(out)
+        view = memoryview(data)
+        out: list[bytes] = []
+        if self._buffer:
+            need = self._block - len(self._buffer)
+            if len(view) <= need:
+                self._buffer += view
+                return b""
+            self._buffer += view[:need]
+            view = view[need:]
+            out.append(self._apply(self._buffer, final=False))
+            self._buffer = bytearray()
+        while len(view) > self._block:  # whole chunks straight from the caller's bytes
+            out.append(self._apply(view[: self._block], final=False))
+            view = view[self._block:]
+        self._buffer += view
+        return b"".join(out)
 
     def finish(self) -> bytes:
         """The final chunk."""
@@ -79,12 +90,12 @@ class _Chunker:
         last, self._buffer = bytes(self._buffer), bytearray()
         return self._apply(last, final=True)
 
-    def _apply(self, chunk: bytes, *, final: bool) -> bytes:
+    def _apply(self, chunk: bytes | bytearray | memoryview, *, final: bool) -> bytes:
         nonce = chunk_nonce(self._index, final=final)
         self._index += 1
         return self._transform(nonce, chunk)
 
-    def _transform(self, nonce: bytes, chunk: bytes) -> bytes:
+    def _transform(self, nonce: bytes, chunk: bytes | bytearray | memoryview) -> bytes:
         raise NotImplementedError
 
 
@@ -94,7 +105,7 @@ class ChunkSealer(_Chunker):
     def __init__(self, key: bytes, associated_data: bytes) -> None:
         super().__init__(key, associated_data, CHUNK_SIZE)
 
-    def _transform(self, nonce: bytes, chunk: bytes) -> bytes:
+    def _transform(self, nonce: bytes, chunk: bytes | bytearray | memoryview) -> bytes:
         return self._aead.encrypt(nonce, chunk, self._ad)
 
 
@@ -104,7 +115,7 @@ class ChunkOpener(_Chunker):
     def __init__(self, key: bytes, associated_data: bytes) -> None:
         super().__init__(key, associated_data, CHUNK_SIZE + TAG_SIZE)
 
-    def _transform(self, nonce: bytes, chunk: bytes) -> bytes:
+    def _transform(self, nonce: bytes, chunk: bytes | bytearray | memoryview) -> bytes:
         try:
             return self._aead.decrypt(nonce, chunk, self._ad)
         except InvalidTag:

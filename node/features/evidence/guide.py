@@ -30,6 +30,12 @@ word, and without access to the organisation's systems.
    its first signing key. Ask the organisation, by a channel you trust (phone, in person), to read
    you its organisation id or its safety code, and compare them with what the verifier prints.
 
+4. Another organisation's word on time (when the record has a "countersignature" entry).
+   Another member of the coalition signed that the file existed at the time it states, without
+   seeing the file: it signed a fingerprint of the file's fingerprint mixed with a random value
+   kept in the entry. Its public keys are in "witnesses/<its organisation id>.json"; confirm its
+   id or safety code with it, as in point 3.
+
 To run all the checks at once, with Minga installed (no node or network is needed):
     minga evidence verify this-package.zip
 It prints each problem it finds, or that the package verifies, with the organisation id and its
@@ -66,6 +72,13 @@ confiar en la palabra de nadie y sin acceso a los sistemas de la organización.
    organización es una huella de su primera clave de firma. Pida a la organización, por un canal
    de confianza (teléfono, en persona), que le lea su identificador de organización o su código
    de seguridad, y compárelos con lo que muestra el verificador.
+
+4. La palabra de otra organización sobre la fecha (si el registro tiene una entrada
+   "countersignature").
+   Otro miembro de la coalición firmó que el archivo existía en la hora que indica, sin ver el
+   archivo: firmó una huella de la huella del archivo mezclada con un valor aleatorio que se
+   guarda en la entrada. Sus claves públicas están en "witnesses/<su identificador>.json";
+   confirme su identificador o código de seguridad con esa organización, como en el punto 3.
 
 Para hacer todas las comprobaciones a la vez, con Minga instalado (no hace falta un nodo ni red):
     minga evidence verify este-paquete.zip

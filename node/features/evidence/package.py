@@ -10,6 +10,8 @@ It holds:
   end;
 - ``issuer.json``: the issuer's self-signed member entry (its public keys and the chain of key
   rotations back to the key its org id is the fingerprint of);
+- ``witnesses/<org id>.json``: the member entry of each organisation that countersigned the
+  file's existence (a ``countersignature`` entry of the log, checked with these keys);
 - ``VERIFY-en.txt`` and ``VERIFICAR-es.txt``: how to check it, in plain language.
 
 :func:`verify_package` checks a package with nothing but the package: it is what ``minga
@@ -18,11 +20,12 @@ evidence verify`` runs, and needs no node, no network and no data directory.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Final
@@ -34,8 +37,15 @@ from federation.canonical import CanonicalJSONError, canonical_json
 from federation.encoding import EncodingError, b64u_decode, b64u_encode
 from federation.identity import IdentityError, read_member_entry, sign_member_entry, signing_kid
 from node.core.runtime import Node
+from node.core.store import RecordNotFound
 from node.features.evidence.attachments import Attachment, AttachmentStore
-from node.features.evidence.custody import Action, Copy, head_after, verify_log
+from node.features.evidence.custody import (
+    Action,
+    Copy,
+    CustodyEntry,
+    head_after,
+    verify_log,
+)
 from node.features.evidence.guide import GUIDE_EN, GUIDE_ES
 from node.features.evidence.service import (
     AUDIT_ACCESS,
@@ -44,6 +54,7 @@ from node.features.evidence.service import (
     copy_path,
     open_stream,
 )
+from node.features.evidence.witness import check_countersignature
 
 PACKAGE_TYPE: Final = "minga.evidence-package/1"
 PACKAGE_MEDIA_TYPE: Final = "application/zip"
@@ -52,6 +63,7 @@ HEAD_FILE: Final = "head.json"
 ISSUER_FILE: Final = "issuer.json"
 HASH_FILE: Final = "original.sha256"
 ORIGINAL_DIR: Final = "original/"
+WITNESS_DIR: Final = "witnesses/"
 _READ: Final = 1024 * 1024
 
 
@@ -88,6 +100,10 @@ async def write_package(node: Node, attachment_id: str, out: IO[bytes], *, actor
         await tx.audit.append(actor, AUDIT_ACCESS, target=attachment.record_id,
                               details={"attachment": attachment_id, "action": "export"})
         own = node.own
+        witnesses = {}
+        for witness in sorted(_witnesses(entries)):
+            with contextlib.suppress(RecordNotFound):
+                witnesses[witness] = (await tx.orgs.member(witness)).entry
     issuer = sign_member_entry(node.keys, {"name": own.name, "country": own.country})
     head = _signed_head(node, attachment, entries, now)
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
@@ -100,9 +116,18 @@ async def write_package(node: Node, attachment_id: str, out: IO[bytes], *, actor
         archive.writestr(LOG_FILE, json.dumps(entries, indent=2, ensure_ascii=False) + "\n")
         archive.writestr(HEAD_FILE, json.dumps(head, indent=2, ensure_ascii=False) + "\n")
         archive.writestr(ISSUER_FILE, json.dumps(issuer, indent=2, ensure_ascii=False) + "\n")
+        for witness, entry in witnesses.items():
+            archive.writestr(f"{WITNESS_DIR}{witness}.json",
+                             json.dumps(entry, indent=2, ensure_ascii=False) + "\n")
         archive.writestr("VERIFY-en.txt", GUIDE_EN)
         archive.writestr("VERIFICAR-es.txt", GUIDE_ES)
     return attachment
+
+
+def _witnesses(entries: list[dict[str, Any]]) -> set[str]:
+    return {str(entry["details"].get("witness")) for entry in entries
+            if entry.get("action") == Action.COUNTERSIGNATURE.value
+            and isinstance(entry.get("details"), dict)}
 
 
 async def export_package(node: Node, attachment_id: str, *, actor: str,
@@ -211,6 +236,33 @@ def _verify_archive(archive: zipfile.ZipFile) -> PackageReport:
     problems.extend(f"{LOG_FILE}: an entry is signed by another organisation"
                     for entry in log.entries if entry.org != org_id)
     problems.extend(_original_problems(archive, head))
+    problems.extend(_countersignature_problems(archive, log.entries, org_id,
+                                               str(head.get("sha256", ""))))
     return PackageReport(tuple(problems), org_id, str(member.profile.get("name", "")),
                          member.public.safety_code(), str(head.get("file", "")),
                          str(head.get("sha256", "")), tuple(entries))
+
+
+def _countersignature_problems(archive: zipfile.ZipFile, entries: Sequence[CustodyEntry],
+                               org_id: str, sha256: str) -> list[str]:
+    """Each countersignature checked with its witness's keys, as the package carries them."""
+    problems = []
+    for entry in entries:
+        if entry.action is not Action.COUNTERSIGNATURE:
+            continue
+        where = f"{LOG_FILE}: entry {entry.seq}"
+        witness = str(entry.details.get("witness"))
+        try:
+            keys, member = _issuer_keys(_json(archive, f"{WITNESS_DIR}{witness}.json"))
+        except (KeyError, ValueError, IdentityError):
+            problems.append(f"{where}: the package holds no valid member entry of the witness"
+                            f" {witness}")
+            continue
+        if member.public.org_id != witness:
+            problems.append(f"{where}: the witness's member entry is another organisation's")
+            continue
+        statement = entry.details.get("statement")
+        problems.extend(f"{where}: {problem}" for problem in check_countersignature(
+            statement if isinstance(statement, dict) else {}, sha256_hex=sha256,
+            salt=str(entry.details.get("salt", "")), holder=org_id, keys=keys))
+    return problems

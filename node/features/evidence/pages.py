@@ -14,11 +14,21 @@ from typing import Final
 from aiohttp import BodyPartReader, web
 
 from node.core.api.framework import content_disposition
+from node.core.rooms import PairRoomError
+from node.core.sharing import UnknownRecipient
 from node.core.store import InvalidRecordId, RecordDeleted, RecordNotFound, Role
-from node.core.web.context import current_visit, render, see_other, staff_of, web_context
+from node.core.web.context import (
+    current_visit,
+    form_data,
+    render,
+    see_other,
+    staff_of,
+    web_context,
+)
 from node.core.web.routes import PageRoute
 from node.features.evidence.api import UPLOAD_FIELD, BadUpload, next_part, pieces_of
 from node.features.evidence.attachments import AttachmentNotFound
+from node.features.evidence.countersign import request_countersignature
 from node.features.evidence.custody import Action, Copy
 from node.features.evidence.package import PACKAGE_MEDIA_TYPE, export_package
 from node.features.evidence.service import (
@@ -28,6 +38,7 @@ from node.features.evidence.service import (
     attach_file,
     case_attachments,
     custody_log,
+    get_attachment,
     open_copy,
 )
 
@@ -52,8 +63,13 @@ async def _page(request: web.Request, *, status: int = 200, error: str = "") -> 
             raise web.HTTPNotFound() from None
     attachments = await case_attachments(ctx.node, record_id)
     logs = {a.attachment_id: await custody_log(ctx.node, a.attachment_id) for a in attachments}
+    async with ctx.node.store.read() as tx:
+        members = [m for m in await tx.orgs.members(verified_only=True)
+                   if m.org_id != ctx.node.org_id]
     return render(request, "evidence/case.html", status=status, record_id=record_id,
                   attachments=attachments, logs=logs, human_size=human_size, error=error,
+                  members=sorted(members, key=lambda m: m.name.casefold()),
+                  member_names={m.org_id: m.name for m in members},
                   when=lambda at: current_visit(request).fmt.datetime(
                       datetime.fromtimestamp(at, UTC)),
                   limit_mb=ctx.node.config.evidence.max_file_mb, upload_field=UPLOAD_FIELD)
@@ -130,9 +146,25 @@ async def package(request: web.Request) -> web.StreamResponse:
         "Content-Disposition": content_disposition(exported.file_name)})
 
 
+async def countersign(request: web.Request) -> web.StreamResponse:
+    ctx = web_context(request)
+    attachment_id = request.match_info["attachment_id"]
+    posted = await form_data(request)
+    try:
+        attachment = await get_attachment(ctx.node, attachment_id)
+        await request_countersignature(ctx.node, attachment_id, posted.get("witness", ""),
+                                       actor=staff_of(request).username, now=ctx.now())
+    except (AttachmentNotFound, UnknownRecipient):
+        raise web.HTTPBadRequest() from None
+    except PairRoomError:
+        raise web.HTTPServiceUnavailable() from None
+    return see_other(CASE_EVIDENCE.format(record_id=attachment.record_id), done="countersign")
+
+
 ROUTES: Final = [
     PageRoute("GET", CASE_EVIDENCE, evidence_page),
     PageRoute("POST", CASE_EVIDENCE, upload, Role.editor, streams_body=True),
     PageRoute("GET", ONE_FILE + "/file", download),
     PageRoute("GET", ONE_FILE + "/package", package, Role.editor),
+    PageRoute("POST", ONE_FILE + "/countersign", countersign, Role.editor),
 ]

@@ -34,6 +34,7 @@ from node.features.evidence.chunks import (
 )
 from node.features.evidence.cleaning import clean_with_mat2
 from node.features.evidence.custody import Action, Copy, sign_entry
+from node.features.evidence.provenance import SCAN_BYTES, Manifest, find_manifest
 from node.features.evidence.sniff import SNIFF_BYTES, FileType, sniff
 from schemas.ids import new_record_id
 
@@ -42,6 +43,10 @@ MAX_NAME: Final = 200
 AUDIT_ATTACH: Final = "evidence.attach"
 AUDIT_ACCESS: Final = "evidence.access"
 _ACTOR_PURPOSE: Final = "evidence/custody-actor"
+SEAL_BATCH: Final = CHUNK_SIZE
+"""Bytes gathered from the stream before they are hashed and sealed in a worker thread: a thread
+hop per network piece (64-256 KB) costs more than the cryptography, and batches larger than a
+chunk cost more in allocations than they save (bench/evidence.py)."""
 
 
 class EvidenceError(Exception):
@@ -94,14 +99,15 @@ class _Writer:
     head: bytearray = field(default_factory=bytearray)
     digest: Any = field(default_factory=hashlib.sha256)
 
-    def write(self, piece: bytes) -> None:
-        self.size += len(piece)
-        if self.size > self.limit:
-            raise FileTooLarge(self.limit)
-        self.digest.update(piece)
-        if len(self.head) < SNIFF_BYTES:
-            self.head += piece[: SNIFF_BYTES - len(self.head)]
-        self.out.write(self.sealer.update(piece))
+    def write(self, pieces: list[bytes]) -> None:
+        for piece in pieces:
+            self.size += len(piece)
+            if self.size > self.limit:
+                raise FileTooLarge(self.limit)
+            self.digest.update(piece)
+            if len(self.head) < SNIFF_BYTES:
+                self.head += piece[: SNIFF_BYTES - len(self.head)]
+            self.out.write(self.sealer.update(piece))
 
     def finish(self) -> None:
         self.out.write(self.sealer.finish())
@@ -127,8 +133,16 @@ async def seal_stream(directory: Path, pieces: AsyncIterator[bytes], associated:
     try:
         with path.open("xb") as out:
             writer = _Writer(out, ChunkSealer(key, associated), limit)
+            batch: list[bytes] = []
+            batched = 0
             async for piece in pieces:
-                await asyncio.to_thread(writer.write, piece)
+                batch.append(piece)
+                batched += len(piece)
+                if batched >= SEAL_BATCH:
+                    await asyncio.to_thread(writer.write, batch)
+                    batch, batched = [], 0
+            if batch:
+                await asyncio.to_thread(writer.write, batch)
             await asyncio.to_thread(writer.finish)
     except BaseException:
         path.unlink(missing_ok=True)
@@ -236,6 +250,7 @@ async def make_working_copy(node: Node, attachment: Attachment, file_type: FileT
                                            associated_data(attachment.attachment_id,
                                                            Copy.ORIGINAL)):
                 await asyncio.to_thread(out.write, piece)
+        manifest = await asyncio.to_thread(_manifest_of, plain, file_type)
         cleaned = await clean_with_mat2(plain)
         working = CleanedCopy(made=False, removed=cleaned.removed, reason=cleaned.reason)
         if cleaned.path is not None:
@@ -244,12 +259,18 @@ async def make_working_copy(node: Node, attachment: Attachment, file_type: FileT
         shutil.rmtree(work, ignore_errors=True)
     async with node.store.transaction() as tx:
         updated = await AttachmentStore(tx.session, tx.cipher).set_working(
-            attachment.attachment_id, working)
+            attachment.attachment_id, working, manifest.value)
         if working.made:
             await append_custody(node, tx, updated, Action.WORKING_COPY, actor=actor, at=now,
                                  details={"working_sha256": working.sha256,
                                           "removed": list(working.removed), "tool": "mat2"})
     return updated
+
+
+def _manifest_of(plain: Path, file_type: FileType) -> Manifest:
+    with plain.open("rb") as source:
+        head = source.read(SCAN_BYTES)
+    return find_manifest(head, file_type.media_type, zip_path=plain)
 
 
 async def _seal_working(node: Node, attachment: Attachment, cleaned: Path,

@@ -6,6 +6,9 @@ quarantined envelopes (M4).
   recipient and one refusal refuses the whole share (409 naming each refused field and for whom).
   Nothing is sent to anyone unless everything can be sent. The current version is shared; after
   a ``PATCH``, sharing again sends the new version.
+  ``"attachments": {org_id: [{"attachment_id": id, "copy": "working" | "original"}]}`` adds
+  files per recipient (the working copy unless the original is chosen); consent refuses files
+  where it refuses names or places (409), and a file is uploaded only once every check passed.
 - ``POST /cases/{id}/share/preview`` answers, per recipient, exactly the claims it would verify,
   or the refusal.
 - ``POST /cases/{id}/retract`` sends a signed retraction to everyone who was sent any version.
@@ -16,15 +19,25 @@ quarantined envelopes (M4).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from federation.consent import ConsentRefused, Recipient, allowed_fields
+from federation.consent import ATTACHMENTS, ConsentRefused, Recipient, allowed_fields
+from federation.transport import TransportError
 from node.core.api.answers import sharing_answers
-from node.core.api.framework import ApiError, Call, Endpoint, NoBody, NoQuery
+from node.core.api.framework import (
+    ApiError,
+    Call,
+    Endpoint,
+    FieldProblem,
+    NoBody,
+    NoQuery,
+    invalid,
+)
 from node.core.api.organisations import OrganisationNames, known_names, named
 from node.core.api.times import OptionalTime
 from node.core.keys import signed_after_revocation
@@ -41,6 +54,14 @@ from node.core.store.received import MAX_PAGE as RECEIVED_MAX_PAGE
 from node.core.store.received import ReceivedRecord
 from node.core.store.shares import ShareRepository
 from node.features.cases import store_answers, stored_record
+from node.features.evidence import (
+    Copy,
+    EvidenceDamaged,
+    FileChoice,
+    FileNotShareable,
+    public_claims,
+    share_case_with_files,
+)
 from node.features.sharing.retraction import retract_case
 from schemas.codes import RetractionReasonCode
 from schemas.common import OrgId, ShortText
@@ -50,6 +71,17 @@ from sync.quarantine import list_quarantined
 TAGS = ("sharing",)
 MAX_RECIPIENTS = 50
 MAX_FIELDS = 64
+MAX_FILES = 50
+
+
+class FileRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    attachment_id: Annotated[str, Field(min_length=1, max_length=36)]
+    copy_kind: Literal["working", "original"] = Field(
+        default="working", alias="copy",
+        description="the working copy (identifying metadata removed) unless the original is"
+                    " chosen explicitly")
 
 
 class ShareRequest(BaseModel):
@@ -62,6 +94,19 @@ class ShareRequest(BaseModel):
                       Field(min_length=1, max_length=MAX_FIELDS)] = Field(
         description="case field paths to disclose, e.g. country, victims.groups"
     )
+    attachments: Annotated[dict[OrgId, Annotated[list[FileRequest],
+                                                 Field(max_length=MAX_FILES)]],
+                           Field(max_length=MAX_RECIPIENTS)] = Field(
+        default_factory=dict,
+        description="per recipient org id, the case's files to send with it and which copy")
+
+    def choices(self) -> dict[str, list[FileChoice]]:
+        return {org_id: [FileChoice(f.attachment_id, Copy(f.copy_kind)) for f in files]
+                for org_id, files in self.attachments.items()}
+
+    def fields_for(self, org_id: str) -> list[str]:
+        """The paths asked for ``org_id``: the files as one more path when it gets any."""
+        return [*self.fields, ATTACHMENTS] if self.attachments.get(org_id) else self.fields
 
 
 class SentTo(BaseModel):
@@ -222,10 +267,15 @@ class SharingEndpoints:
 
     async def share_case(self, call: Call[ShareRequest, NoQuery]) -> ShareResult:
         record = await self._case(call.path["record_id"])
-        with sharing_answers():
-            receipt = await share_from_node(self._node, record, call.body.recipients,
-                                            call.body.fields, actor=call.principal.user,
-                                            issued_at=self._now())
+        with sharing_answers(), _file_answers():
+            if call.body.attachments:
+                receipt = await share_case_with_files(
+                    self._node, record, call.body.recipients, call.body.fields,
+                    call.body.choices(), actor=call.principal.user, now=self._now())
+            else:
+                receipt = await share_from_node(self._node, record, call.body.recipients,
+                                                call.body.fields, actor=call.principal.user,
+                                                issued_at=self._now())
         return await _share_result(self._node, receipt)
 
     async def preview_case_share(self, call: Call[ShareRequest, NoQuery]) -> PreviewResult:
@@ -234,7 +284,11 @@ class SharingEndpoints:
             async with self._node.store.read() as tx:
                 recipients = await verified_recipients(tx, self._node.org_id,
                                                        call.body.recipients)
-            answers = preview_share(record, recipients, call.body.fields, issued_at=self._now())
+            answers = {}
+            for recipient in recipients:
+                answers.update(preview_share(record, [recipient],
+                                             call.body.fields_for(recipient.org_id),
+                                             issued_at=self._now()))
         return PreviewResult(record_id=record.record_id, version=record.version,
                              recipients=[_preview(record, r, answers[r.org_id])
                                          for r in recipients],
@@ -284,7 +338,7 @@ class SharingEndpoints:
         if not versions:
             raise ApiError(404, "not_found", "no record with this issuer and id was received")
         latest = versions[-1]
-        return ReceivedView(**_summary(latest, revoked), claims=latest.claims,
+        return ReceivedView(**_summary(latest, revoked), claims=public_claims(latest.claims),
                             versions=[v.version for v in versions],
                             organisations=named([issuer], await known_names(self._node)))
 
@@ -328,6 +382,21 @@ class SharingEndpoints:
                      "Envelopes that failed verification, with the reason", Role.admin,
                      query=QuarantineQuery, response=QuarantineList, tags=("sync",)),
         ]
+
+
+@contextmanager
+def _file_answers() -> Iterator[None]:
+    """Problems with chosen files, and a homeserver that cannot take them, as answers."""
+    try:
+        yield
+    except FileNotShareable as error:
+        raise invalid([FieldProblem(field="body.attachments", problem=str(error))]) from None
+    except EvidenceDamaged as error:
+        raise ApiError(409, "evidence_damaged", f"{error}; nothing was sent") from None
+    except TransportError as error:
+        raise ApiError(503, "homeserver_unavailable",
+                       f"the files could not be uploaded ({error.operation}); nothing was"
+                       " sent") from None
 
 
 def _preview(

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Final
+from typing import Any, Final
 
 from aiohttp import web
 
+from federation.consent import ATTACHMENTS
 from node.core.coalition import safety_code_changes, safety_code_compared
 from node.core.expulsion import pending_expulsions
 from node.core.sharing import disclosed_fields
@@ -17,6 +19,7 @@ from node.core.web.i18n import Formatter
 from node.core.web.labels import KIND_NAMES
 from node.core.web.presenters import member_card, received_card
 from node.core.web.routes import PageRoute
+from node.features.evidence import human_size, received_files_of
 from schemas.common import ORG_ID_PATTERN
 from schemas.typology import Vocabulary
 
@@ -75,13 +78,23 @@ async def received_detail(request: web.Request) -> web.StreamResponse:
                               target=latest.record_id,
                               details={"issuer": issuer, "version": latest.version})
     kind_names = {code: fmt.gettext(name) for code, name in KIND_NAMES.items()}
+    shown = replace(latest, claims=without_files(latest.claims))
     return render(
         request, "received/detail.html",
-        item=received_card(latest, members, fmt, disclosed_fields(latest.claims),
+        item=received_card(shown, members, fmt, disclosed_fields(latest.claims),
                            with_facts=True),
+        files=await received_files_of(ctx.node, issuer, latest.record_id),
+        human_size=human_size,
         versions=[(v.version, fmt.datetime(v.received_at)) for v in reversed(versions)],
         kind_names=kind_names, tombstone=_tombstone(retraction, fmt),
     )
+
+
+def without_files(claims: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The claims to show as facts: files are shown on their own, from the evidence store."""
+    if claims is None:
+        return None
+    return {name: value for name, value in claims.items() if name != ATTACHMENTS}
 
 
 def _tombstone(retraction: ReceivedRecord | None, fmt: Formatter) -> dict[str, str] | None:

@@ -1,5 +1,11 @@
 """The share dialog: choose members and fields, see exactly what each will receive, then send.
 
+Staff may also choose, per recipient, which of the case's files go with it and which copy:
+the working copy (identifying metadata removed) unless the original is chosen. Files count as
+one more field for the gate (``federation.consent.ATTACHMENTS``), refused where names or places
+are; they are sent by :func:`node.features.evidence.share_case_with_files`, which uploads them
+only after every check passed and then calls the same sharing path.
+
 Nothing is sent from the first form: "Preview" shows, per recipient, the claims that recipient
 would verify (the consent gate's own :func:`federation.consent.preview`, the code path a real
 send takes) or the gate's refusal naming each refused field. Only a preview with no refusal
@@ -17,12 +23,14 @@ from typing import Any, Final
 from aiohttp import web
 
 from federation.consent import (
+    ATTACHMENTS,
     ConsentRefused,
     Recipient,
     Refusal,
     UnknownFieldPath,
     allowed_fields,
 )
+from federation.transport import TransportError
 from node.core.rooms import PairRoomError
 from node.core.sharing import (
     AlreadyRetracted,
@@ -40,6 +48,16 @@ from node.core.web.labels import FIELD_GROUP_NAMES
 from node.core.web.presenters import case_heading, field_name, member_names, payload_facts
 from node.core.web.routes import PageRoute
 from node.features.cases import ONE, stored_record
+from node.features.evidence import (
+    Attachment,
+    Copy,
+    EvidenceDamaged,
+    FileChoice,
+    FileNotShareable,
+    case_attachments,
+    human_size,
+    share_case_with_files,
+)
 from node.features.sharing.retraction import retract_case
 from schemas.codes import RetractionReasonCode
 from schemas.fields import CASE_FIELD_GROUPS, FieldGroup, split_path
@@ -71,6 +89,31 @@ class RecipientPreview:
     facts: tuple[Any, ...]
     refusals: tuple[tuple[str, str], ...]
     refused: bool
+    files: tuple[tuple[str, str], ...] = ()
+    """The files it will receive: name, and which copy in words."""
+
+
+FILE_FIELD: Final = "file"
+"""Form fields ``file:<org id>:<attachment id>``, valued ``working``, ``original`` or empty."""
+COPY_NAMES: Final[Mapping[Copy, str]] = {
+    Copy.WORKING: N_("working copy, identifying metadata removed"),
+    Copy.ORIGINAL: N_("original, exactly as collected"),
+}
+Chosen = dict[str, list[FileChoice]]
+
+
+def chosen_files(posted: Any, recipients: Sequence[str],
+                 attachments: Sequence[Attachment]) -> Chosen:
+    """Per chosen recipient, the files chosen for it (choices for organisations not chosen as
+    recipients, or for files not attached to this case, are not files to send)."""
+    known = {a.attachment_id for a in attachments}
+    chosen: Chosen = {}
+    for org_id in recipients:
+        for attachment_id in sorted(known):
+            value = posted.get(f"{FILE_FIELD}:{org_id}:{attachment_id}", "")
+            if value in (Copy.WORKING.value, Copy.ORIGINAL.value):
+                chosen.setdefault(org_id, []).append(FileChoice(attachment_id, Copy(value)))
+    return chosen
 
 
 async def _record(request: web.Request) -> CaseRecord:
@@ -123,17 +166,21 @@ def _offers(record: CaseRecord, members: Sequence[Member],
 async def _dialog(request: web.Request, record: CaseRecord, *, recipients: Sequence[str] = (),
                   fields: Sequence[str] = (), errors: Mapping[str, str] | None = None,
                   previews: Sequence[RecipientPreview] = (), status: int = 200,
-                  problem: str | None = None) -> web.Response:
+                  problem: str | None = None, files: Chosen | None = None) -> web.Response:
     fmt = current_visit(request).fmt
     members = await _members(request)
     names = member_names(members)
+    picked = {f"{org_id}:{c.attachment_id}": c.copy.value
+              for org_id, chosen in (files or {}).items() for c in chosen}
     return render(
         request, "cases/share.html", status=status, record=record,
         heading=case_heading(record.payload.model_dump(mode="json"), fmt),
         members=sorted(members, key=lambda m: names[m.org_id].casefold()), names=names,
         offers=_offers(record, members, fmt), groups=field_groups(record, fmt),
         chosen_recipients=set(recipients), chosen_fields=set(fields), errors=errors or {},
-        previews=previews, problem=problem,
+        previews=previews, problem=problem, file_field=FILE_FIELD, picked=picked,
+        attachments=await case_attachments(web_context(request).node, record.record_id),
+        human_size=human_size,
         consent=fmt.term(Vocabulary.CONSENT_LEVEL, record.payload.consent_level.value),
         no_consent=record.payload.consent_level == ConsentLevel.NONE,
         can_send=bool(previews) and not any(p.refused for p in previews),
@@ -169,9 +216,17 @@ def _refusals(refused: ConsentRefused, record: CaseRecord,
                  for r in refused.refusals)
 
 
+def _file_lines(chosen: Sequence[FileChoice], attachments: Mapping[str, Attachment],
+                fmt: Formatter) -> tuple[tuple[str, str], ...]:
+    return tuple((attachments[c.attachment_id].name, fmt.gettext(COPY_NAMES[c.copy]))
+                 for c in chosen if c.attachment_id in attachments)
+
+
 def previews_of(record: CaseRecord, answers: Mapping[str, dict[str, Any] | ConsentRefused],
-                members: Mapping[str, Member], fmt: Formatter) -> list[RecipientPreview]:
+                members: Mapping[str, Member], fmt: Formatter, files: Chosen | None = None,
+                attachments: Sequence[Attachment] = ()) -> list[RecipientPreview]:
     names = member_names(members.values())
+    by_id = {a.attachment_id: a for a in attachments}
     result = []
     for org_id, answer in answers.items():
         member = members.get(org_id)
@@ -180,8 +235,9 @@ def previews_of(record: CaseRecord, answers: Mapping[str, dict[str, Any] | Conse
             result.append(RecipientPreview(org_id, names.get(org_id, org_id), code, (),
                                            _refusals(answer, record, fmt), True))
         else:
-            result.append(RecipientPreview(org_id, names.get(org_id, org_id), code,
-                                           payload_facts(answer, fmt), (), False))
+            result.append(RecipientPreview(
+                org_id, names.get(org_id, org_id), code, payload_facts(answer, fmt), (), False,
+                _file_lines((files or {}).get(org_id, ()), by_id, fmt)))
     return result
 
 
@@ -192,6 +248,8 @@ async def share(request: web.Request) -> web.StreamResponse:
     posted = await form_data(request)
     recipients = list(dict.fromkeys(posted.getall("recipients", [])))
     fields = list(dict.fromkeys(posted.getall("fields", [])))
+    attachments = await case_attachments(ctx.node, record.record_id)
+    files = chosen_files(posted, recipients, attachments)
     errors = {}
     if not recipients:
         errors["recipients"] = visit.gettext(N_("Choose at least one organisation."))
@@ -199,40 +257,60 @@ async def share(request: web.Request) -> web.StreamResponse:
         errors["fields"] = visit.gettext(N_("Choose at least one field."))
     if errors:
         return await _dialog(request, record, recipients=recipients, fields=fields,
-                             errors=errors, status=422)
+                             errors=errors, status=422, files=files)
     stale = posted.get("version") not in (None, str(record.version))
     if posted.get("step") == "send" and not stale:
-        return await _send(request, record, recipients, fields)
+        return await _send(request, record, recipients, fields, files)
     try:
         async with ctx.node.store.read() as tx:
             chosen = await verified_recipients(tx, ctx.node.org_id, recipients)
             members = {m.org_id: m for m in await tx.orgs.members()}
-        answers = preview_share(record, chosen, fields, issued_at=ctx.now())
+        answers: dict[str, dict[str, Any] | ConsentRefused] = {}
+        for recipient in chosen:
+            wanted = [*fields, ATTACHMENTS] if files.get(recipient.org_id) else fields
+            answers.update(preview_share(record, [recipient], wanted, issued_at=ctx.now()))
     except (UnknownRecipient, UnknownFieldPath):
         raise web.HTTPBadRequest() from None
     problem = (visit.gettext(N_("The case changed since the preview; check the new preview."))
                if stale else None)
     return await _dialog(request, record, recipients=recipients, fields=fields,
-                         previews=previews_of(record, answers, members, visit.fmt),
-                         problem=problem)
+                         previews=previews_of(record, answers, members, visit.fmt, files,
+                                              attachments),
+                         problem=problem, files=files)
 
 
 async def _send(request: web.Request, record: CaseRecord, recipients: Sequence[str],
-                fields: Sequence[str]) -> web.StreamResponse:
+                fields: Sequence[str], files: Chosen) -> web.StreamResponse:
     ctx = web_context(request)
     visit = current_visit(request)
+    actor = staff_of(request).username
     try:
-        await share_from_node(ctx.node, record, recipients, fields,
-                              actor=staff_of(request).username, issued_at=ctx.now())
+        if files:
+            await share_case_with_files(ctx.node, record, recipients, fields, files,
+                                        actor=actor, now=ctx.now())
+        else:
+            await share_from_node(ctx.node, record, recipients, fields, actor=actor,
+                                  issued_at=ctx.now())
     except ShareRefused as refused:
         async with ctx.node.store.read() as tx:
             members = {m.org_id: m for m in await tx.orgs.members()}
         answers: dict[str, dict[str, Any] | ConsentRefused] = dict(refused.refusals)
         return await _dialog(request, record, recipients=recipients, fields=fields,
                              previews=previews_of(record, answers, members, visit.fmt),
-                             status=409)
-    except (UnknownRecipient, UnknownFieldPath):
+                             status=409, files=files)
+    except (UnknownRecipient, UnknownFieldPath, FileNotShareable):
         raise web.HTTPBadRequest() from None
+    except EvidenceDamaged:
+        return await _dialog(request, record, recipients=recipients, fields=fields, status=409,
+                             files=files, problem=visit.gettext(N_(
+                                 "A stored file no longer matches its fingerprint, so it was"
+                                 " not sent. Nothing was sent; check the file's evidence"
+                                 " package.")))
+    except TransportError:
+        return await _dialog(request, record, recipients=recipients, fields=fields, status=503,
+                             files=files, problem=visit.gettext(N_(
+                                 "The homeserver did not take the files. Nothing was sent;"
+                                 " try again later.")))
     except AlreadyRetracted:
         return await _dialog(request, record, status=409, problem=visit.gettext(
             N_("This case was retracted; it is not shared again.")))

@@ -44,8 +44,9 @@ STORE_TABLES = {
     "attachments",
     "custody_entries",
     "key_revocations",
+    "received_files",
 }
-STORE_HEAD = "0008_key_events"
+STORE_HEAD = "0009_evidence_sharing"
 RECORD_ID = "0190a5c4-0000-7000-8000-0000000000aa"
 
 

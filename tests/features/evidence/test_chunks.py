@@ -57,6 +57,16 @@ def test_any_size_fed_in_odd_pieces_round_trips(size: int) -> None:
     assert opened + opener.finish() == data
 
 
+@pytest.mark.parametrize("piece", [1000, CHUNK_SIZE - 1, CHUNK_SIZE, CHUNK_SIZE + 1,
+                                   3 * CHUNK_SIZE + 5])
+def test_the_sealed_form_does_not_depend_on_how_the_file_was_cut(piece: int) -> None:
+    data = bytes(i % 251 for i in range(3 * CHUNK_SIZE + CHUNK_SIZE // 2))
+    sealer = ChunkSealer(KEY, AD)
+    out = [sealer.update(data[start:start + piece]) for start in range(0, len(data), piece)]
+    out += [sealer.update(b""), sealer.update(bytearray(b"")), sealer.finish()]
+    assert b"".join(out) == seal_bytes(KEY, AD, data)
+
+
 def _two_chunks() -> bytes:
     return seal_bytes(KEY, AD, bytes(CHUNK_SIZE + 10))
 

@@ -1,0 +1,219 @@
+"""Evidence files: ingest speed against the raw primitives, and sharing a large file across two
+federated homeservers against a plain Matrix media round trip.
+
+Usage: .venv/bin/python bench/evidence.py [--mb N] [--dir DIR]
+
+One run, in this process:
+
+a. **ingest**: an N MB file streamed into the evidence store as the upload path does it
+   (``seal_stream``: SHA-256, content sniffing, ChaCha20-Poly1305 per 1 MiB chunk, written and
+   fsynced), in MB/s; against **raw**: ChaCha20-Poly1305 over the same 1 MiB chunks plus SHA-256
+   of them, read from the page cache in the same way, nothing else. Best of three alternating
+   rounds of each.
+b. **share**: two member nodes (A on homeserver 1, B on homeserver 2) with their sync loops; A
+   shares a case with the original of an N MB attachment with B (the function the API calls:
+   consent gate, sealing under a fresh key, upload part by part, the signed record); seconds
+   from the call until B has fetched every part, checked it, resealed the file and recorded it.
+c. **plain**: the same N MB uploaded as plain media by an account on homeserver 1 and downloaded
+   by an account on homeserver 2 (federated media fetch), in objects of 40 MiB (the homeservers
+   refuse uploads over 50 MB), one after the other; seconds from the first upload to the last
+   byte downloaded.
+
+Prints a table, the process's peak RSS after the share (before the plain round trip, which holds
+the file in memory) and at the end, and last
+``ingest_vs_raw=<N> share_vs_plain=<N>x``. Targets: ingest at least 0.7 of raw; share within 1.5x.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import hashlib
+import logging
+import os
+import resource
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AsyncExitStack
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+
+from deploy.homeserver import Federation, start_federation
+from node.features.cases import stored_record
+from node.features.evidence.chunks import CHUNK_SIZE, chunk_nonce, new_file_key
+from node.features.evidence.custody import Copy
+from node.features.evidence.received_files import ReceivedFiles
+from node.features.evidence.sending import share_case_with_files
+from node.features.evidence.service import attach_file, seal_stream
+from node.features.evidence.transfer import FileChoice, Status
+from tests.support.api_harness import SAMPLE_CASES, RunningApi
+from tests.support.sharing import (
+    ORGS,
+    eventually,
+    form_coalition,
+    member_running,
+    new_member,
+    passphrase_env,
+)
+
+MB = 2**20
+PLAIN_OBJECT = 40 * MB
+ROUNDS = 3
+FIELDS = ["country", "violations", "place"]
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def make_file(path: Path, size: int) -> None:
+    with path.open("wb") as out:
+        for _ in range(size // MB):
+            out.write(os.urandom(MB))
+
+
+async def pieces_of(path: Path) -> AsyncIterator[bytes]:
+    """The file in pieces of the size the upload path reads from the network (256 KB), from
+    the page cache: the source costs next to nothing, as a fast network would."""
+    with path.open("rb") as source:
+        while piece := source.read(256 * 1024):
+            yield piece
+
+
+# --- a. ingest against the raw primitives ----------------------------------------------------
+
+
+async def ingest(scratch: Path, source: Path, size: int) -> float:
+    started = time.perf_counter()
+    sealed = await seal_stream(scratch / "ingest", pieces_of(source), b"bench", 2**62)
+    seconds = time.perf_counter() - started
+    sealed.path.unlink()
+    return size / MB / seconds
+
+
+def raw(source: Path, size: int) -> float:
+    """ChaCha20-Poly1305 and SHA-256 over the file's 1 MiB chunks, read from the page cache as
+    the ingest reads them, and nothing else."""
+    aead = ChaCha20Poly1305(new_file_key())
+    digest = hashlib.sha256()
+    started = time.perf_counter()
+    with source.open("rb") as handle:
+        index = 0
+        while chunk := handle.read(CHUNK_SIZE):
+            digest.update(chunk)
+            aead.encrypt(chunk_nonce(index, final=False), chunk, b"bench")
+            index += 1
+    return size / MB / (time.perf_counter() - started)
+
+
+# --- b. share across two homeservers ---------------------------------------------------------
+
+
+async def stored_at(b: RunningApi, issuer: str, record_id: str) -> bool:
+    async with b.node.store.read() as tx:
+        files = await ReceivedFiles(tx.session, tx.cipher).of_record(issuer, record_id)
+    if any(f.status is Status.QUARANTINED for f in files):
+        raise RuntimeError(f"quarantined at B: {[f.reason for f in files]}")
+    return bool(files) and all(f.status is Status.STORED for f in files)
+
+
+async def share(a: RunningApi, b: RunningApi, source: Path) -> tuple[float, float]:
+    """Seconds until the share call returned (sealed, uploaded, queued) and until B stored it."""
+    made = await a.json("POST", "/cases", json=SAMPLE_CASES["cauca"], expect=201)
+    record_id = made["record_id"]
+    attachment = await attach_file(a.node, record_id, "video.bin", pieces_of(source),
+                                   actor="bench", now=a.clock())
+    async with a.node.store.read() as tx:
+        record = stored_record(await tx.cases.get(record_id))
+    b_org = b.node.org_id
+    started = time.perf_counter()
+    await share_case_with_files(a.node, record, [b_org], FIELDS,
+                                {b_org: [FileChoice(attachment.attachment_id, Copy.ORIGINAL)]},
+                                actor="bench", now=a.clock())
+    sent = time.perf_counter() - started
+    await eventually(lambda: stored_at(b, a.node.org_id, record_id), timeout=1800,
+                     what="the file stored at B")
+    return sent, time.perf_counter() - started
+
+
+# --- c. plain media round trip ---------------------------------------------------------------
+
+
+async def plain(a: RunningApi, b: RunningApi, source: Path) -> float:
+    data = source.read_bytes()
+    async with a.node.transport() as sender, b.node.transport() as receiver:
+        started = time.perf_counter()
+        urls = [await sender.upload(data[start:start + PLAIN_OBJECT])
+                for start in range(0, len(data), PLAIN_OBJECT)]
+        received = 0
+        for url in urls:
+            received += len(await receiver.download(url, max_bytes=PLAIN_OBJECT))
+        seconds = time.perf_counter() - started
+    assert received == len(data)
+    return seconds
+
+
+async def run(scratch: Path, size: int) -> dict[str, float]:
+    source = scratch / "file.bin"
+    make_file(source, size)
+    # best of a few alternating rounds: the machine may be busy with other work
+    rounds = [(await ingest(scratch, source, size), raw(source, size)) for _ in range(ROUNDS)]
+    results = {"ingest": max(r[0] for r in rounds), "raw": max(r[1] for r in rounds)}
+    print(f"a. ingest {results['ingest']:.0f} MB/s, raw {results['raw']:.0f} MB/s", flush=True)
+    federation: Federation = start_federation(scratch / "federation", 2)
+    try:
+        configs = [await new_member(federation[0], scratch / "a", *ORGS[0]),
+                   await new_member(federation[1], scratch / "b", *ORGS[1])]
+        await form_coalition(configs)
+        with passphrase_env():
+            async with AsyncExitStack() as stack:
+                a, b = [await stack.enter_async_context(member_running(c)) for c in configs]
+                results["sent_s"], results["share_s"] = await share(a, b, source)
+                results["rss_after_share_mb"] = peak_rss_mb()
+                print(f"b. share {results['share_s']:.1f} s (A done after"
+                      f" {results['sent_s']:.1f} s)", flush=True)
+                results["plain_s"] = await plain(a, b, source)
+                print(f"c. plain {results['plain_s']:.1f} s", flush=True)
+    finally:
+        federation.stop()
+    results["rss_end_mb"] = peak_rss_mb()
+    return results
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mb", type=int, default=100, help="file size in MB (default 100)")
+    parser.add_argument("--dir", type=Path, help="scratch directory (default: a temporary one)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    size = args.mb * MB
+    with contextlib.ExitStack() as stack:
+        scratch = args.dir or Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        results = asyncio.run(run(scratch, size))
+    ingest_vs_raw = results["ingest"] / results["raw"]
+    share_vs_plain = results["share_s"] / results["plain_s"]
+    print()
+    print(f"{'':44}{'MB':>6}{'seconds':>10}{'MB/s':>10}")
+    for label, key in (("ingest (SHA-256 + sniff + seal + fsync)", "ingest"),
+                       ("raw ChaCha20-Poly1305 + SHA-256", "raw")):
+        rate = results[key]
+        print(f"{label:44}{args.mb:>6}{args.mb / rate:>10.2f}{rate:>10.0f}")
+    for label, key in (("share A -> B (sealed, signed, checked)", "share_s"),
+                       ("plain media upload + download", "plain_s")):
+        seconds = results[key]
+        print(f"{label:44}{args.mb:>6}{seconds:>10.2f}{args.mb / seconds:>10.0f}")
+    print(f"of the share: {results['sent_s']:.2f} s until A had sealed, uploaded and queued it")
+    print(f"peak RSS after the share: {results['rss_after_share_mb']:.0f} MB "
+          f"(both nodes in this process); at the end: {results['rss_end_mb']:.0f} MB")
+    print(f"ingest_vs_raw={ingest_vs_raw:.2f} share_vs_plain={share_vs_plain:.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -44,6 +44,7 @@ HELD_ROOMS = "chains_to_resume"
 _PAGE = 100
 _MAX_PAGES = 200
 _MAX_BLOB_BYTES = 16 * 1024 * 1024
+_NEXT_BATCH = "next_batch"  # sync.inbox.NEXT_BATCH (the inbox imports this module)
 
 
 class ChainDoesNotContinue(ValueError):
@@ -253,3 +254,9 @@ async def resume_room(
             return Resumed(room_id, 0, 0, 0, 0)  # resumed meanwhile
         plan = plan_resume(await local_frames(session, room_id), posted)
         return await apply_resume(session, room_id, plan, at_ms=at_ms)
+
+
+async def forget_sync_position(session: AsyncSession) -> None:
+    """Drop the stored sync token (it belongs to the account the node had): the next sync is
+    an initial one, and rooms are paged back to the last event handled in each."""
+    await session.execute(delete(Cursor).where(Cursor.name == _NEXT_BATCH))

@@ -40,7 +40,7 @@ import logging
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import bindparam, insert, select, update
@@ -125,6 +125,7 @@ class BatchOutcome:
     events: int = 0
     delivered: int = 0
     quarantined: int = 0
+    entries: list[Quarantined] = field(default_factory=list)
 
 
 Blob = bytes | Rejected
@@ -221,6 +222,8 @@ class Inbox:
             for event in fresh:
                 assert trust is not None
                 await self._handle(session, trust, event, blobs.get(event.event_id), outcome)
+            if outcome.entries:
+                await self.host.note_quarantined(session, outcome.entries)
             # Gap filling stops at processed events as at marks: a room whose newest event was
             # just processed needs no mark.
             handled = {event.event_id for event in fresh}
@@ -400,6 +403,7 @@ class Inbox:
         entry = Quarantined(event.room_id, event.event_id, event.sender, reason, detail)
         quarantine(session, entry, now_ms(self.clock))
         outcome.quarantined += 1
+        outcome.entries.append(entry)
 
     async def _handle_resend(
         self, session: AsyncSession, event: TimelineEvent, outcome: BatchOutcome

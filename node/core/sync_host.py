@@ -58,7 +58,7 @@ from node.core.store.store import StoreTransaction
 from node.core.store.tables import MemberRow, PairRoomRow
 from schemas.common import RecordRef
 from schemas.records import RecordKind
-from sync.host import VerifiedRecord
+from sync.host import Quarantined, VerifiedRecord
 from sync.resume import ChainDoesNotContinue, held_rooms, resume_room
 
 log = logging.getLogger("minga.sync.host")
@@ -266,6 +266,22 @@ class NodeSyncHost:
 
     def note_pair_room(self, room_id: str) -> None:
         self._pair_rooms = self._pair_rooms | {room_id}
+
+    async def note_quarantined(self, session: AsyncSession,
+                               entries: Sequence[Quarantined]) -> None:
+        """Audit what a revoked (expelled or seized) member's account still posts: it is
+        refused like any failed check, and the organisation should know someone tried."""
+        tx = StoreTransaction(session, self._column_cipher, utc_now)
+        revoked = {m.matrix_user_id: m.org_id
+                   for m in await tx.orgs.members(verified_only=True, with_revoked=True)
+                   if m.revoked_at is not None and m.matrix_user_id}
+        for entry in entries:
+            if entry.sender in revoked:
+                await tx.audit.append("federation", "revoked-member.post",
+                                      target=revoked[entry.sender],
+                                      details={"room_id": entry.room_id,
+                                               "event_id": entry.event_id,
+                                               "reason": entry.reason})
 
     def expects_all_addressed(self, room_id: str) -> bool:
         return room_id in self._pair_rooms

@@ -15,7 +15,9 @@ For each ``org.minga.sealed`` event, in order (the first failure quarantines it)
 1. content: inline envelope, or a blob fetched from the media repository and checked against
    its hash (``malformed``, ``tampered``, ``blob-unavailable``);
 2. the envelope's shape and sender signature (:func:`federation.sealing.verify_envelope`);
-3. the event was posted by the issuer's node account (``wrong-sender``);
+3. the event was posted by the issuer's node account (``wrong-sender``); this organisation's
+   own envelopes are left alone, whichever account posted them (one it had before a restore
+   elsewhere, :mod:`sync.resume`);
 4. the signed chain context names this room (``wrong-room``) and fits the issuer's chain here:
    the same envelope again is ``replayed`` unless it is an answered resend (marked ``"resend"``
    in the content); another envelope at a known seq or a broken prev link is

@@ -20,6 +20,7 @@ from node.core.cli_support import unix_now
 from node.core.coalition import invite_member, join_coalition
 from node.core.runtime import open_node
 from node.core.setup import MatrixAccountChoice, matrix_login_for
+from node.core.status import node_status, render_status
 from node.core.store import Role
 from node.features.backup.new_account import adopt_new_account
 from node.features.backup.service import create_backup, restore_backup
@@ -100,8 +101,9 @@ async def test_a_seized_member_restored_on_a_new_account_shares_and_receives_wit
                                                    federation3[2].state
                                                    .registration_shared_secret)))
                 moved = await adopt_new_account(node, restored.config_file, login, unix_now)
-                async with node.store.read() as tx:
-                    assert len(await held_rooms(tx.session)) == 2  # both pair rooms
+                status = await node_status(node)
+                assert len(status["sync"]["held_rooms"]) == 2  # both pair rooms
+                assert "Held rooms     2" in render_status(status)
         assert moved.user_id != old_account and moved.previous_user_id == old_account
         await invite_member(b.node, moved.user_id)  # after comparing the new safety code
         with passphrase_env():
@@ -118,6 +120,7 @@ async def test_a_seized_member_restored_on_a_new_account_shares_and_receives_wit
                 return not await held_rooms(tx.session)
 
         await eventually(chains_resumed, what="A's chains resumed in both pair rooms")
+        assert (await a2.json("GET", "/status", Role.viewer))["sync"]["held_rooms"] == []
         third = await _share(a2, "addis", [b_org, c_org])
         await _arrives(b, a_org, third)
         await _arrives(c, a_org, third)

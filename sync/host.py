@@ -105,6 +105,12 @@ class SyncHost(Protocol):
         """True for rooms (pair rooms) where every envelope must be addressed to this node."""
         ...
 
+    async def note_quarantined(self, session: AsyncSession,
+                               entries: Sequence[Quarantined]) -> None:
+        """Called in the batch's transaction with the events it quarantined (the node audits
+        those posted by a revoked member's account)."""
+        ...
+
     async def on_sync(self, batch: SyncBatch) -> None:
         """Called with every sync batch before its events are checked (and before
         :meth:`trust` is asked for): refresh the roster when member state changed, join invites

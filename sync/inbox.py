@@ -15,7 +15,9 @@ For each ``org.minga.sealed`` event, in order (the first failure quarantines it)
 1. content: inline envelope, or a blob fetched from the media repository and checked against
    its hash (``malformed``, ``tampered``, ``blob-unavailable``);
 2. the envelope's shape and sender signature (:func:`federation.sealing.verify_envelope`);
-3. the event was posted by the issuer's node account (``wrong-sender``);
+3. the event was posted by the issuer's node account (``wrong-sender``); this organisation's
+   own envelopes are left alone, whichever account posted them (one it had before a restore
+   elsewhere, :mod:`sync.resume`);
 4. the signed chain context names this room (``wrong-room``) and fits the issuer's chain here:
    the same envelope again is ``replayed`` unless it is an answered resend (marked ``"resend"``
    in the content); another envelope at a known seq or a broken prev link is
@@ -40,7 +42,7 @@ import logging
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import bindparam, insert, select, update
@@ -125,6 +127,7 @@ class BatchOutcome:
     events: int = 0
     delivered: int = 0
     quarantined: int = 0
+    entries: list[Quarantined] = field(default_factory=list)
 
 
 Blob = bytes | Rejected
@@ -221,6 +224,8 @@ class Inbox:
             for event in fresh:
                 assert trust is not None
                 await self._handle(session, trust, event, blobs.get(event.event_id), outcome)
+            if outcome.entries:
+                await self.host.note_quarantined(session, outcome.entries)
             # Gap filling stops at processed events as at marks: a room whose newest event was
             # just processed needs no mark.
             handled = {event.event_id for event in fresh}
@@ -400,6 +405,7 @@ class Inbox:
         entry = Quarantined(event.room_id, event.event_id, event.sender, reason, detail)
         quarantine(session, entry, now_ms(self.clock))
         outcome.quarantined += 1
+        outcome.entries.append(entry)
 
     async def _handle_resend(
         self, session: AsyncSession, event: TimelineEvent, outcome: BatchOutcome
@@ -426,6 +432,8 @@ class Inbox:
     ) -> None:
         try:
             sealed = self._verified_envelope(event, blob, trust)
+            if sealed.sender == self.host.keys.org_id:
+                return  # this organisation's own, posted by an account it had before a restore
             link = read_chain_context(sealed.context)
             if link.room != event.room_id:
                 raise Rejected("wrong-room", "the envelope was sealed for another room")
@@ -462,7 +470,8 @@ class Inbox:
                 raise Rejected("blob-unavailable", "the blob was not fetched")
             found = envelope_from_blob(found, blob)
         sealed = verify_envelope(found, trust.resolver)
-        if event.sender != trust.node_user(sealed.sender):
+        if sealed.sender != self.host.keys.org_id and \
+                event.sender != trust.node_user(sealed.sender):
             raise Rejected("wrong-sender", "not posted by the issuer's node account")
         return sealed
 

@@ -60,6 +60,7 @@ from sync.frame import (
     inline_content,
 )
 from sync.host import AtRestCipher, SyncHost, Trust
+from sync.resume import held_rooms
 from sync.retry import DEFAULT_BACKOFF, Backoff, is_unreachable, short_error
 from sync.tables import Frame, OutboxItem, Resend, table
 
@@ -405,7 +406,9 @@ class Outbox:
     ) -> list[Unsent]:
         """Seal queued items (all, or only ``item_ids``) into frames inside the caller's open
         transaction; the frames, for :meth:`post_now` once it has committed."""
-        queued = await self._queued(session, item_ids)
+        held = await held_rooms(session)  # a restored node's rooms, until their chains resume
+        queued = [q for q in await self._queued(session, item_ids, held)
+                  if q.room_id not in held]
         if not queued:
             return []
         queued_here = session.info.get(_QUEUED_ITEMS, {})
@@ -421,12 +424,15 @@ class Outbox:
         return frames
 
     async def _queued(
-        self, session: AsyncSession, item_ids: Sequence[int] | None = None
+        self, session: AsyncSession, item_ids: Sequence[int] | None = None,
+        held: set[str] | None = None,
     ) -> list[_Queued]:
         queued_here: dict[int, _Queued] = session.info.get(_QUEUED_ITEMS, {})
         if item_ids is not None and all(i in queued_here for i in item_ids):
             return [queued_here[i] for i in sorted(item_ids)]  # queued in this transaction
         query = select(OutboxItem).where(OutboxItem.frame_id.is_(None))
+        if held:
+            query = query.where(OutboxItem.room_id.not_in(sorted(held)))
         if item_ids is not None:
             query = query.where(OutboxItem.id.in_(list(item_ids)))
         rows = await session.scalars(
@@ -633,9 +639,11 @@ async def _chain_head(session: AsyncSession, room_id: str) -> tuple[int, str]:
 
 
 async def _unsent_frames(session: AsyncSession) -> list[Unsent]:
-    rows = await session.scalars(
-        select(Frame).where(Frame.event_id.is_(None)).order_by(Frame.id).limit(_FRAMES_PER_PASS)
-    )
+    query = select(Frame).where(Frame.event_id.is_(None))
+    held = await held_rooms(session)
+    if held:
+        query = query.where(Frame.room_id.not_in(sorted(held)))
+    rows = await session.scalars(query.order_by(Frame.id).limit(_FRAMES_PER_PASS))
     return [_unsent_frame(row) for row in rows]
 
 

@@ -227,6 +227,11 @@ async def refresh_roster(node: Node, transport: MatrixTransport, room_id: str) -
     for entry in new:
         log.warning("ignored roster entry %s from %s: %s", entry.state_key, entry.sender,
                     entry.reason)
+    previous_accounts = {m.org_id: m.matrix_user_id for m in known if m.matrix_user_id}
+    for member in accepted:
+        before = previous_accounts.get(member.org_id)
+        if member.org_id != node.org_id and before and before != member.node_user_id:
+            await let_in_moved_account(transport, before, member.node_user_id)
     reverse = {org_id: user for user, org_id in accounts.items()}
     for summary, _, reason in expelled:
         if summary.org_id in reverse:
@@ -331,14 +336,48 @@ async def remove_everywhere(transport: MatrixTransport, user_id: str, reason: st
                         error)
 
 
+async def let_in_moved_account(transport: MatrixTransport, old_user: str, new_user: str) -> None:
+    """A member's node moved to a new account (restored elsewhere after a seizure; its roster
+    entry, signed by its keys and posted by the new account, says so). In every room this node
+    may invite to where the old account is, the new one gets the old one's power and an
+    invite, and the old one (perhaps in other hands) is removed."""
+    for room_id in await transport.joined_rooms():
+        try:
+            state = await transport.room_state(room_id)
+            present = _present(state)
+            if old_user not in present:
+                continue
+            if _may(state, transport.user_id, "m.room.power_levels"):
+                levels = next((dict(e.content) for e in state
+                               if e.type == "m.room.power_levels"), {})
+                users = dict(levels.get("users", {}))
+                if old_user in users:
+                    users[new_user] = users.pop(old_user)
+                    await transport.put_state(room_id, "m.room.power_levels", "",
+                                              {**levels, "users": users})
+            if new_user not in present and _may(state, transport.user_id, "invite"):
+                await transport.invite(room_id, new_user)
+            if _may(state, transport.user_id, "kick"):
+                await transport.kick(room_id, old_user, "moved to a new account")
+            log.info("let a member's new node account into %s", room_id)
+        except TransportError as error:
+            log.warning("could not let a member's new node account into %s: %s", room_id,
+                        error)
+
+
 def _present(state: Iterable[TimelineEvent]) -> set[str]:
     return {e.state_key or "" for e in state if e.type == "m.room.member"
             and e.content.get("membership") in ("join", "invite")}
 
 
 def _may_kick(state: Iterable[TimelineEvent], me: str) -> bool:
-    """Whether ``me`` may kick in a room with this state (room version 12: its creators
-    always may, and are not listed in the power levels)."""
+    return _may(state, me, "kick")
+
+
+def _may(state: Iterable[TimelineEvent], me: str, action: str) -> bool:
+    """Whether ``me`` may ``action`` ("kick", "invite", or a state event type) in a room with
+    this state (room version 12: its creators always may, and are not listed in the power
+    levels)."""
     events = list(state)
     for event in events:
         if event.type == "m.room.create":
@@ -348,7 +387,12 @@ def _may_kick(state: Iterable[TimelineEvent], me: str) -> bool:
     levels = next((e.content for e in events if e.type == "m.room.power_levels"), {})
     users = levels.get("users", {})
     mine = users.get(me, levels.get("users_default", 0)) if isinstance(users, dict) else 0
-    needed = levels.get("kick", 50)
+    if action in ("kick", "invite"):
+        needed = levels.get(action, 50 if action == "kick" else 0)
+    else:
+        events_levels = levels.get("events", {})
+        needed = (events_levels.get(action) if isinstance(events_levels, dict) else None) \
+            or levels.get("state_default", 50)
     return isinstance(mine, int) and isinstance(needed, int) and mine >= needed
 
 

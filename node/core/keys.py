@@ -138,7 +138,8 @@ class RotationDone:
     """Whether the new roster entry reached the coalition room (False: not in one yet)."""
 
 
-async def rotate_own_keys(node: Node, now: Callable[[], int], *, actor: str) -> RotationDone:
+async def rotate_own_keys(node: Node, now: Callable[[], int], *, actor: str,
+                          publish: bool = True) -> RotationDone:
     """New signing and encryption keys from the next second on; the rotation, signed by the old
     and the new signing key, is published in this node's roster entry.
 
@@ -146,6 +147,8 @@ async def rotate_own_keys(node: Node, now: Callable[[], int], *, actor: str) -> 
     issue times), envelopes sealed to the old encryption key still open (it is kept for
     opening), and from the rotation on this node signs with the new key only. The switch waits
     for the effective second, so nothing is signed with the old key at or after it.
+    ``publish=False`` (a restored node whose new account is in no room yet) leaves announcing
+    to ``minga coalition join``.
     """
     if node.locked:
         raise NodeNotReady("the node is locked; restart it with its passphrase")
@@ -156,7 +159,7 @@ async def rotate_own_keys(node: Node, now: Callable[[], int], *, actor: str) -> 
         await asyncio.sleep(0.05)
     await save_own_keys(node, rotated, actor=actor, action="keys.rotate", details={
         "previous_kid": previous_kid, "kid": rotated.signing_kid, "effective_at": effective_at})
-    room_id = await node.coalition_room()
+    room_id = await node.coalition_room() if publish else None
     if room_id is not None:
         async with node.transport() as transport:
             await publish_own_entry(node, transport, room_id)

@@ -59,7 +59,7 @@ def _localpart_for(org_name: str) -> str:
     return f"minga-{slug}-{secrets.token_hex(3)}"
 
 
-async def _matrix_login(
+async def matrix_login_for(
     homeserver_url: str, org_name: str, account: MatrixAccountChoice
 ) -> MatrixLogin:
     if account.registration_secret is not None:
@@ -141,7 +141,7 @@ async def init_node(
             await check_new_store(store_location(store, data_dir))
         except (StoreUnavailable, DatabaseInUse) as error:
             raise NodeNotReady(f"--store-url: {error}") from None
-    login = await _matrix_login(homeserver_url, org_name, account)
+    login = await matrix_login_for(homeserver_url, org_name, account)
     config_text = _config_text(homeserver_url, login.user_id, http_port, store)
     config = parse_config(config_text)  # never write a config the node would refuse
     data_dir.mkdir(parents=True, exist_ok=True)

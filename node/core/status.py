@@ -8,6 +8,7 @@ from node.core.coalition import roster_rejections
 from node.core.runtime import COALITION_SETTING, Node
 from sync.engine import read_status
 from sync.quarantine import count_by_reason
+from sync.resume import held_rooms
 
 
 async def node_status(node: Node) -> dict[str, Any]:
@@ -19,6 +20,7 @@ async def node_status(node: Node) -> dict[str, Any]:
         received = await tx.received.count()
         sync = await read_status(tx.session)
         quarantine_reasons = await count_by_reason(tx.session)
+        held = sorted(await held_rooms(tx.session))
     return {
         "org_id": node.org_id,
         "name": node.own.name,
@@ -50,6 +52,7 @@ async def node_status(node: Node) -> dict[str, Any]:
             "outbox_error": sync.outbox_error,
             "quarantined": sync.quarantined,
             "quarantine_by_reason": quarantine_reasons,
+            "held_rooms": held,
         },
     }
 
@@ -77,6 +80,9 @@ def render_status(status: dict[str, Any]) -> str:
                   for reason, count in sorted(sync["quarantine_by_reason"].items())),
         f"Members        {len(status['members'])}",
     ]
+    if sync["held_rooms"]:
+        lines.insert(-1, f"Held rooms     {len(sync['held_rooms'])} (restored elsewhere: waiting"
+                         " to be let back in; nothing is sent there until then)")
     for member in status["members"]:
         mark = "verified" if member["verified"] else "NOT VERIFIED"
         lines.append(f"  {member['name']} ({member['country']}) {member['org_id']}")

@@ -21,6 +21,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -34,7 +35,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from federation.identity import IdentityError, KeyRing, OrgKeys, RecipientKey, RefuseRevokedKeys
 from federation.keys import SigningKeyResolver
 from federation.roster import MEMBER_EVENT_TYPE
-from federation.transport import MatrixTransport, RoomUpdate, SyncBatch, TimelineEvent
+from federation.transport import (
+    MatrixTransport,
+    RoomUpdate,
+    SyncBatch,
+    TimelineEvent,
+    TransportError,
+)
 from node.core.coalition import (
     EXPULSION_APPROVAL_EVENT_TYPE,
     EXPULSION_EVENT_TYPE,
@@ -51,7 +58,8 @@ from node.core.store.store import StoreTransaction
 from node.core.store.tables import MemberRow, PairRoomRow
 from schemas.common import RecordRef
 from schemas.records import RecordKind
-from sync.host import VerifiedRecord
+from sync.host import Quarantined, VerifiedRecord
+from sync.resume import ChainDoesNotContinue, held_rooms, resume_room
 
 log = logging.getLogger("minga.sync.host")
 
@@ -150,6 +158,7 @@ class NodeSyncHost:
         self._trust: RosterTrust | None = None
         self._roster_version: RosterVersion = ()
         self._pair_rooms: frozenset[str] = frozenset()
+        self._held: set[str] | None = None  # rooms a restored node has yet to resume
 
     @classmethod
     async def open(cls, node: Node, features: FeatureHooks,
@@ -231,10 +240,48 @@ class NodeSyncHost:
             await refresh_roster(self._node, self._transport, room_id)
             self._roster_read = True
         await self._invites.handle(self._transport, batch.invites)
+        await self._resume_held_chains(self._transport, batch)
         # No refresh here: the inbox asks for trust() (which refreshes) before it checks events.
+
+    async def _resume_held_chains(self, transport: MatrixTransport, batch: SyncBatch) -> None:
+        """A restored node continues its chain in each held room once its new account is in
+        it (sync.resume); until then the outbox leaves the room alone."""
+        if self._held is None:
+            async with self.transaction() as session:
+                self._held = await held_rooms(session)
+        for room_id in sorted(self._held & set(batch.rooms)):
+            try:
+                resumed = await resume_room(
+                    self.transaction, transport, room_id, self._node.org_id,
+                    (await self.trust()).resolver, at_ms=int(time.time() * 1000))
+            except (ChainDoesNotContinue, TransportError) as error:
+                log.warning("could not resume this node's chain in %s: %s", room_id, error)
+                continue
+            self._held.discard(room_id)
+            async with self._node.store.transaction() as tx:
+                await tx.audit.append("federation", "restore.chain-resumed", target=room_id,
+                                      details={"adopted": resumed.adopted,
+                                               "records_lost": resumed.records_lost,
+                                               "next_seq": resumed.next_seq})
 
     def note_pair_room(self, room_id: str) -> None:
         self._pair_rooms = self._pair_rooms | {room_id}
+
+    async def note_quarantined(self, session: AsyncSession,
+                               entries: Sequence[Quarantined]) -> None:
+        """Audit what a revoked (expelled or seized) member's account still posts: it is
+        refused like any failed check, and the organisation should know someone tried."""
+        tx = StoreTransaction(session, self._column_cipher, utc_now)
+        revoked = {m.matrix_user_id: m.org_id
+                   for m in await tx.orgs.members(verified_only=True, with_revoked=True)
+                   if m.revoked_at is not None and m.matrix_user_id}
+        for entry in entries:
+            if entry.sender in revoked:
+                await tx.audit.append("federation", "revoked-member.post",
+                                      target=revoked[entry.sender],
+                                      details={"room_id": entry.room_id,
+                                               "event_id": entry.event_id,
+                                               "reason": entry.reason})
 
     def expects_all_addressed(self, room_id: str) -> bool:
         return room_id in self._pair_rooms

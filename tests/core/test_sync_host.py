@@ -22,7 +22,7 @@ from node.core.store.pair_rooms import PairRoomRepository
 from node.core.store.received import Incoming
 from node.core.sync_host import NodeSyncHost
 from schemas.ids import new_record_id
-from sync.host import VerifiedRecord
+from sync.host import Quarantined, VerifiedRecord
 
 OWN, ISSUER, STRANGER = OrgKeys.generate(), OrgKeys.generate(), OrgKeys.generate()
 RECORD_ID = new_record_id()
@@ -307,3 +307,19 @@ async def test_an_invite_from_a_member_the_roster_learns_later_is_joined(
     await handler.handle(cast(Any, transport), {})  # the held invite is looked at again
     await handler.handle(cast(Any, transport), {})  # and joined on the next round
     assert transport.joins == 1
+
+
+async def test_what_a_revoked_members_account_still_posts_is_audited(host: NodeSyncHost) -> None:
+    account = f"@{ISSUER.org_id[:8]}:hs"
+    refused = [Quarantined("!r:hs", "$before", account, "untrusted-key", "revoked"),
+               Quarantined("!r:hs", "$other", "@someone:hs", "malformed", "x")]
+    async with host.transaction() as session:
+        await host.note_quarantined(session, refused)
+    async with host.node.store.transaction() as tx:
+        assert await tx.orgs.mark_revoked(ISSUER.org_id, 1_700_000_000)
+    async with host.transaction() as session:
+        await host.note_quarantined(session, refused)
+    async with host.node.store.read() as tx:
+        audited = [e for e in await tx.audit.recent() if e.action == "revoked-member.post"]
+    assert [(e.target, e.details) for e in audited] == [
+        (ISSUER.org_id, {"room_id": "!r:hs", "event_id": "$before", "reason": "untrusted-key"})]

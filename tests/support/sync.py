@@ -160,6 +160,9 @@ class TestHost:
     def expects_all_addressed(self, room_id: str) -> bool:
         return room_id in self.pair_rooms
 
+    async def note_quarantined(self, session: AsyncSession, entries: Sequence[Any]) -> None:
+        pass
+
     async def on_sync(self, batch: Any) -> None:
         self.batches += 1
 

@@ -34,6 +34,10 @@ class SyncCounters(BaseModel):
     outbox_error: str | None = Field(description="why the oldest unsent event is waiting")
     quarantined: int = Field(description="received events that failed a check")
     quarantine_by_reason: dict[str, int]
+    held_rooms: list[str] = Field(
+        default_factory=list,
+        description="rooms a node restored elsewhere waits to be let back into with its new"
+                    " account; nothing is sent there until then")
 
 
 class NodeStatus(BaseModel):

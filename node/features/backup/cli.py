@@ -9,10 +9,13 @@ from typing import Any
 
 from node.core.cli_support import CommandFailed, friendly, unix_now
 from node.core.config import ConfigError, load_config
-from node.core.runtime import config_path, read_passphrase
+from node.core.lock import refuse_while_running
+from node.core.runtime import NodeNotReady, config_path, open_node, read_passphrase
+from node.core.setup import MatrixAccountChoice, matrix_login_for
+from node.features.backup.new_account import NewAccount, adopt_new_account
 from node.features.backup.service import BackupError, create_backup, restore_backup
 
-_friendly = friendly(BackupError)
+_friendly = friendly(BackupError, NodeNotReady)
 
 
 # --- backup ------------------------------------------------------------------------------
@@ -48,6 +51,47 @@ def cmd_backup_restore(args: argparse.Namespace) -> int:
     return 0
 
 
+def _secret(path: str | None, option: str) -> str | None:
+    if path is None:
+        return None
+    try:
+        return Path(path).read_text(encoding="utf-8").strip()
+    except OSError as error:
+        raise CommandFailed(f"{option}: cannot read {path} ({error.strerror})") from None
+
+
+@_friendly
+def cmd_new_account(args: argparse.Namespace) -> int:
+    config_file = config_path(args.config)
+    try:
+        data_dir = load_config(config_file).node.data_dir
+    except ConfigError as error:
+        raise CommandFailed(str(error)) from None
+    refuse_while_running(data_dir, "move the node to a new account")
+    account = MatrixAccountChoice(
+        user_id=args.matrix_user,
+        password=_secret(args.matrix_password_file, "--matrix-password-file"),
+        registration_secret=_secret(args.registration_secret_file,
+                                    "--registration-secret-file"))
+
+    async def adopt() -> NewAccount:
+        async with open_node(config_file) as node:
+            login = await matrix_login_for(args.homeserver.rstrip("/"), node.own.name, account)
+            return await adopt_new_account(node, config_file, login, unix_now)
+
+    done = asyncio.run(adopt())
+    print(f"this node now uses the Matrix account {done.user_id}"
+          + (f" (instead of {done.previous_user_id})" if done.previous_user_id else ""))
+    print(f"  keys rotated; new safety code: {done.safety_code}")
+    print(f"  {done.held_rooms} room(s) held until the node is back in them")
+    print("Next: a member compares the new safety code with you out of band and runs")
+    print(f"  minga coalition invite {done.user_id}")
+    if done.coalition_room:
+        print(f"then here: minga --config {config_file} coalition join {done.coalition_room}")
+    print(f"and: minga --config {config_file} run")
+    return 0
+
+
 def add_commands(commands: Any) -> None:
     """Add ``backup`` to ``minga``'s sub-command parsers."""
     backup = commands.add_parser("backup", help="encrypted backups of the whole node")
@@ -60,3 +104,12 @@ def add_commands(commands: Any) -> None:
     restore.add_argument("--data-dir", required=True,
                          help="new or empty directory for the restored node")
     restore.set_defaults(handler=cmd_backup_restore)
+    moved = backup_actions.add_parser(
+        "new-account", help="after restoring elsewhere: a new Matrix account and new keys")
+    moved.add_argument("--homeserver", required=True, help="the new account's homeserver URL")
+    moved.add_argument("--matrix-user", help="an existing account to log into")
+    moved.add_argument("--matrix-password-file", help="file holding that account's password")
+    moved.add_argument("--registration-secret-file",
+                       help="file holding the homeserver's registration shared secret"
+                            " (to create the account)")
+    moved.set_defaults(handler=cmd_new_account)

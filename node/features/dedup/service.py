@@ -455,14 +455,37 @@ async def start_linkage_key(node: Node, now: int) -> KeyState:
     return state
 
 
+def key_successor(member_ids: Iterable[str]) -> str:
+    """Who issues the linkage key once its issuer's keys are revoked (expelled, or seized):
+    the member with the smallest org id, so every node names the same one without talking."""
+    return min(member_ids)
+
+
+async def _issuer_revoked(tx: StoreTransaction, issuer: str) -> bool:
+    return any(m.org_id == issuer and m.revoked_at is not None
+               for m in await tx.orgs.members(verified_only=True, with_revoked=True))
+
+
 async def distribute_linkage_key(node: Node, now: int) -> bool:
     """On the key's issuer: if the verified roster differs from the members the key was sent
     to, or the key's scheme is not this software's, issue a new key (if it had been sent to
-    anyone, or for the new scheme) and send it to every member. Whether anything was sent."""
+    anyone, or for the new scheme) and send it to every member. Whether anything was sent.
+
+    If the issuer's keys were revoked (an expelled or seized member), :func:`key_successor`
+    takes over: it issues a new key, which the others accept from it (:func:`_take_key`)."""
     async with node.store.read() as tx:
         state = await _load(tx, KeyState, LINKAGE_SETTING)
         members = sorted(m.org_id for m in await tx.orgs.members(verified_only=True)
                          if m.org_id != node.org_id)
+        successor = (state is not None and state.issuer != node.org_id
+                     and await _issuer_revoked(tx, state.issuer)
+                     and key_successor([*members, node.org_id]) == node.org_id)
+    if successor:
+        state = _new_key_state(node.org_id, now)
+        async with node.store.transaction() as tx:
+            await _save(tx, LINKAGE_SETTING, state)
+            await tx.audit.append(AUTOMATIC, "dedup.key.take-over",
+                                  details={"key_id": state.key_id})
     room_id = await node.coalition_room()
     if state is None or state.issuer != node.org_id or room_id is None or not members:
         return False
@@ -489,11 +512,14 @@ async def distribute_linkage_key(node: Node, now: int) -> bool:
 
 async def _take_key(tx: StoreTransaction, node: Node, record: VerifiedRecord) -> None:
     current = await _load(tx, KeyState, LINKAGE_SETTING)
-    if current is not None and current.issuer != record.issuer:
+    if current is not None and current.issuer != record.issuer and not (
+            await _issuer_revoked(tx, current.issuer)
+            and record.issuer == key_successor({*await tx.orgs.verified_ids(), node.org_id})):
         log.warning("linkage key from %s ignored: keys come from %s", record.issuer,
                     current.issuer)
         return
-    if current is not None and record.issued_at < current.issued_at:
+    if current is not None and current.issuer == record.issuer \
+            and record.issued_at < current.issued_at:
         return
     encodings = record.claims.get("encodings")
     secret = encodings.get("key") if isinstance(encodings, Mapping) else None

@@ -35,7 +35,7 @@ async def test_status_reports_the_node_and_its_counters(
             "rejected_roster_entries": [],
             "sync": {"outbox_queued": 0, "outbox_unsent_frames": 0, "outbox_sent_frames": 0,
                      "outbox_pending_resends": 0, "outbox_error": None, "quarantined": 0,
-                     "quarantine_by_reason": {}},
+                     "quarantine_by_reason": {}, "held_rooms": []},
         }
         for key in ("nairobi", "addis", "minsk"):
             await api.json("POST", "/cases", json=SAMPLE_CASES[key], expect=201)

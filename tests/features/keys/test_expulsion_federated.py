@@ -1,7 +1,8 @@
 """Quorum expulsion of an infiltrated member (issue M13), four members on two homeservers.
 
 Below the threshold nothing happens; at it, every member refuses the member's keys, nothing
-is sealed to it any more, and its node account is removed from the coalition room.
+is sealed to it any more, and its node account is removed from the coalition room. Coming
+back is an ordinary invite of a new node with new keys (a new org id and safety code).
 """
 
 from __future__ import annotations
@@ -10,9 +11,18 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 
 from deploy.homeserver import Federation
+from node.core.coalition import invite_member, join_coalition
+from node.core.runtime import open_node
 from node.core.store import Role
 from tests.support.api_harness import SAMPLE_CASES, RunningApi, WallClock
-from tests.support.sharing import ORGS, eventually, form_coalition, member_running, new_member
+from tests.support.sharing import (
+    ORGS,
+    eventually,
+    form_coalition,
+    member_running,
+    new_member,
+    passphrase_env,
+)
 
 
 async def _share(sender: RunningApi, key: str, recipients: list[str], *,
@@ -106,3 +116,33 @@ async def test_a_quorum_expels_an_infiltrated_member_and_not_before(
                        and e.content.get("membership") == "leave" for e in state)
 
         await eventually(removed, what="X's account removed from the coalition room")
+
+        # Re-admission: a new node (new keys, a new org id), invited like any new member.
+        old_code = next(m for m in (await a.json("GET", "/members", Role.viewer))["members"]
+                        if m["org_id"] == x_org)["safety_code"]
+        again_cfg = await new_member(federation[1], tmp_path / "again", *orgs[3])
+        with passphrase_env():
+            async with open_node(again_cfg) as again_node:
+                again_org = again_node.org_id
+                again_code = again_node.keys.public().safety_code()
+                await invite_member(a.node, (await again_node.matrix_login()).user_id)
+                await join_coalition(again_node, room)
+        assert again_org != x_org and again_code != old_code
+
+        async def readmitted() -> dict[str, object] | None:
+            listed = (await b.json("GET", "/members", Role.viewer))["members"]
+            return next((m for m in listed if m["org_id"] == again_org
+                         and m["revoked_at"] is None), None)
+
+        seen = await eventually(readmitted, what="the new node verified at B")
+        assert seen["safety_code"] == again_code  # what the members compare out of band
+        assert await expelled_at(b)  # the old identity stays revoked
+        again = await stack.enter_async_context(member_running(again_cfg, clock=WallClock()))
+        welcome = await _share(b, "minsk", [again_org])
+        back = await _share(again, "cauca", [b.node.org_id])
+
+        async def both_arrived() -> bool:
+            return (await _received(again, b.node.org_id, welcome)
+                    and await _received(b, again_org, back))
+
+        await eventually(both_arrived, what="shares to and from the re-admitted member")

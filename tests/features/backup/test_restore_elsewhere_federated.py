@@ -1,0 +1,146 @@
+"""Restoring a seized member elsewhere (issue M13 item 5): three members on three homeservers.
+
+B and C share with A (their nodes make the pair rooms), A shares, A is backed up, A shares
+more, A's machine is seized. A is restored from the backup on a new machine with a new
+account on another homeserver and new keys; B lets the account into the coalition room, and
+the members' nodes let it into their rooms. Meanwhile B shared with A. Afterwards A receives
+what B shared meanwhile and shares again: nothing refused, no gap, nothing twice.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from contextlib import AsyncExitStack
+from pathlib import Path
+
+from sqlalchemy import select
+
+from deploy.homeserver import Federation
+from node.core.cli_support import unix_now
+from node.core.coalition import invite_member, join_coalition
+from node.core.runtime import open_node
+from node.core.setup import MatrixAccountChoice, matrix_login_for
+from node.core.status import node_status, render_status
+from node.core.store import Role
+from node.features.backup.new_account import adopt_new_account
+from node.features.backup.service import create_backup, restore_backup
+from sync.resume import held_rooms
+from sync.tables import Chain
+from tests.support.api_harness import PASSPHRASE, SAMPLE_CASES, RunningApi, WallClock
+from tests.support.sharing import (
+    ORGS,
+    eventually,
+    form_coalition,
+    member_running,
+    new_member,
+    passphrase_env,
+    received,
+)
+
+
+async def _share(sender: RunningApi, key: str, recipients: list[str]) -> str:
+    made = await sender.json("POST", "/cases", json=SAMPLE_CASES[key], expect=201)
+    await sender.json("POST", f"/cases/{made['record_id']}/share",
+                      json={"recipients": recipients, "fields": ["country"]})
+    return str(made["record_id"])
+
+
+async def _arrives(api: RunningApi, issuer: str, record_id: str) -> None:
+    async def there() -> bool:
+        answer = await api.call("GET", f"/received/{issuer}/{record_id}", Role.viewer)
+        return answer.status == 200 and (await answer.json())["verification"] == "verified"
+
+    await eventually(there, what=f"{record_id} from {issuer}")
+
+
+async def _quarantined(api: RunningApi) -> int:
+    return int((await api.json("GET", "/status", Role.viewer))["sync"]["quarantined"])
+
+
+async def _gaps(api: RunningApi, issuer: str) -> list[str]:
+    async with api.node.store.read() as tx:
+        rows = await tx.session.scalars(select(Chain.missing).where(Chain.issuer == issuer))
+        return [missing for missing in rows if missing != "[]"]
+
+
+async def test_a_seized_member_restored_on_a_new_account_shares_and_receives_without_loss(
+    federation3: Federation, tmp_path: Path
+) -> None:
+    homes = [federation3[0], federation3[1], federation3[0]]
+    b_cfg, a_cfg, c_cfg = [await new_member(home, tmp_path / f"org{i}", name, country)
+                           for i, (home, (name, country)) in enumerate(zip(homes, ORGS,
+                                                                             strict=True))]
+    coalition = await form_coalition([b_cfg, a_cfg, c_cfg])  # B makes the coalition room
+    backup = tmp_path / "a.mingabackup"
+    async with AsyncExitStack() as stack:
+        b = await stack.enter_async_context(member_running(b_cfg, clock=WallClock()))
+        c = await stack.enter_async_context(member_running(c_cfg, clock=WallClock()))
+        async with member_running(a_cfg, clock=WallClock()) as a:
+            a_org, b_org, c_org = a.node.org_id, b.node.org_id, c.node.org_id
+            old_account = (await a.node.matrix_login()).user_id
+            from_b = await _share(b, "cauca", [a_org])  # B's and C's nodes make the pair rooms
+            from_c = await _share(c, "addis", [a_org])
+            await _arrives(a, b_org, from_b)
+            await _arrives(a, c_org, from_c)
+            first = await _share(a, "nairobi", [b_org, c_org])
+            await _arrives(b, a_org, first)
+            await _arrives(c, a_org, first)
+            create_backup(a_cfg, backup, PASSPHRASE, created_at=unix_now())
+            second = await _share(a, "minsk", [b_org, c_org])  # after the backup
+            await _arrives(b, a_org, second)
+            await _arrives(c, a_org, second)
+        # A's machine is seized; meanwhile B shares with A.
+        meanwhile = await _share(b, "nairobi", [a_org])
+
+        restored = await restore_backup(backup, tmp_path / "new-machine" / "node", PASSPHRASE)
+        assert restored.config_file is not None
+        with passphrase_env():
+            async with open_node(restored.config_file) as node:
+                login = await matrix_login_for(federation3[2].url, node.own.name,
+                                               MatrixAccountChoice(registration_secret=(
+                                                   federation3[2].state
+                                                   .registration_shared_secret)))
+                moved = await adopt_new_account(node, restored.config_file, login, unix_now)
+                status = await node_status(node)
+                assert len(status["sync"]["held_rooms"]) == 2  # both pair rooms
+                assert "Held rooms     2" in render_status(status)
+        assert moved.user_id != old_account and moved.previous_user_id == old_account
+        await invite_member(b.node, moved.user_id)  # after comparing the new safety code
+        with passphrase_env():
+            async with open_node(restored.config_file) as node:
+                await join_coalition(node, coalition)
+
+        a2 = await stack.enter_async_context(member_running(restored.config_file,
+                                                            clock=WallClock()))
+        assert (await a2.node.matrix_login()).user_id == moved.user_id
+        await _arrives(a2, b_org, meanwhile)
+
+        async def chains_resumed() -> bool:
+            async with a2.node.store.read() as tx:
+                return not await held_rooms(tx.session)
+
+        await eventually(chains_resumed, what="A's chains resumed in both pair rooms")
+        assert (await a2.json("GET", "/status", Role.viewer))["sync"]["held_rooms"] == []
+        third = await _share(a2, "addis", [b_org, c_org])
+        await _arrives(b, a_org, third)
+        await _arrives(c, a_org, third)
+        back = await _share(b, "minsk", [a_org])
+        await _arrives(a2, b_org, back)
+
+        for api in (a2, b, c):
+            assert await _quarantined(api) == 0
+        for api in (b, c):
+            assert await _gaps(api, a_org) == []
+            from_a = Counter(r["record_id"] for r in await received(api)
+                             if r["issuer"] == a_org)
+            assert from_a == Counter({first: 1, second: 1, third: 1})
+        assert await _gaps(a2, b_org) == []
+        members = (await b.json("GET", "/members", Role.viewer))["members"]
+        assert next(m for m in members if m["org_id"] == a_org)["safety_code"] == \
+            moved.safety_code
+        async with a2.node.store.read() as tx:
+            resumed = [e.details for e in await tx.audit.recent()
+                       if e.action == "restore.chain-resumed"]
+        # In each pair room: the envelope posted after the backup was taken over, seq 3 next.
+        assert sorted((d["adopted"], d["next_seq"], d["records_lost"]) for d in resumed) == \
+            [(1, 3, 0), (1, 3, 0)]

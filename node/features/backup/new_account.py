@@ -1,4 +1,4 @@
-"""A restored node takes a new Matrix account and new keys (issue M13 item 5, decision 0022).
+"""A restored node takes a new Matrix account and new keys (issue M13 item 5, decision 0023).
 
 After a seizure the old account and the old keys may be in other hands. On the new machine,
 after ``minga backup restore``, ``minga backup new-account`` logs into (or registers) a new

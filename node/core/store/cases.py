@@ -28,9 +28,11 @@ from sqlalchemy import (
     exists,
     false,
     func,
+    literal,
     or_,
     select,
     tuple_,
+    union_all,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -394,15 +396,15 @@ class CaseRepository:
         links = _Links()
         if not record_ids:
             return links
-        for table, target in (
-            (CaseViolationRow, links.violations),
-            (CaseVictimGroupRow, links.victim_groups),
-        ):
-            pairs = await self._session.execute(
-                select(table.record_id, table.code).where(table.record_id.in_(record_ids))
-            )
-            for record_id, code in pairs:
-                target.setdefault(record_id, set()).add(code)
+        targets = {"violation": links.violations, "victim_group": links.victim_groups}
+        both = union_all(*(
+            select(literal(kind).label("kind"), table.record_id, table.code)
+            .where(table.record_id.in_(record_ids))
+            for kind, table in (("violation", CaseViolationRow),
+                                ("victim_group", CaseVictimGroupRow))
+        ))
+        for kind, record_id, code in await self._session.execute(both):
+            targets[kind].setdefault(record_id, set()).add(code)
         return links
 
     def _stored_case(self, row: CaseRow, document: bytes | None, links: _Links) -> StoredCase:

@@ -21,7 +21,20 @@ from datetime import date, datetime
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
-from sqlalchemy import ColumnElement, Select, and_, delete, false, func, or_, select, tuple_, update
+from sqlalchemy import (
+    ColumnElement,
+    and_,
+    delete,
+    exists,
+    false,
+    func,
+    literal,
+    or_,
+    select,
+    tuple_,
+    union_all,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -150,31 +163,48 @@ def _author_cell(record_id: str, version: int) -> Cell:
     return Cell("case_versions", "author", (record_id, str(version)))
 
 
-def _period_overlaps(wanted: CaseFilter) -> list[ColumnElement[bool]]:
+_Walked = type[CaseRow] | type[CaseViolationRow] | type[CaseVictimGroupRow]
+
+
+def _period_overlaps(table: _Walked, wanted: CaseFilter) -> list[ColumnElement[bool]]:
     """A case matches a period if its (possibly open-ended) incident period overlaps it."""
     if wanted.date_from is None and wanted.date_to is None:
         return []
-    conditions = [or_(CaseRow.date_from.is_not(None), CaseRow.date_to.is_not(None))]
+    conditions = [or_(table.date_from.is_not(None), table.date_to.is_not(None))]
     if wanted.date_to is not None:
-        conditions.append(or_(CaseRow.date_from.is_(None), CaseRow.date_from <= wanted.date_to))
+        conditions.append(or_(table.date_from.is_(None), table.date_from <= wanted.date_to))
     if wanted.date_from is not None:
-        conditions.append(or_(CaseRow.date_to.is_(None), CaseRow.date_to >= wanted.date_from))
+        conditions.append(or_(table.date_to.is_(None), table.date_to >= wanted.date_from))
     return conditions
 
 
-def _filter_conditions(wanted: CaseFilter) -> list[ColumnElement[bool]]:
-    conditions: list[ColumnElement[bool]] = [CaseRow.deleted == false()]
-    if wanted.country is not None:
-        conditions.append(CaseRow.country == wanted.country)
+def _matching(wanted: CaseFilter) -> tuple[_Walked, list[ColumnElement[bool]]]:
+    """The table a filtered listing walks, and the filter as conditions on it.
+
+    With a code filter that is the code's table, which carries the case's listing columns and
+    has an index in page order per code (and per code and country): a page reads the index
+    entries of the codes until it has enough, instead of every case with the code and sorting
+    them. Deleted cases have no codes, so only ``cases`` needs the ``deleted`` condition."""
+    table: _Walked = CaseRow
+    conditions: list[ColumnElement[bool]] = []
     if wanted.violation is not None:
-        codes = select(CaseViolationRow.record_id).where(CaseViolationRow.code == wanted.violation)
-        conditions.append(CaseRow.record_id.in_(codes))
+        table = CaseViolationRow
+        conditions.append(CaseViolationRow.code == wanted.violation)
+    elif wanted.victim_group is not None:
+        table = CaseVictimGroupRow
+    else:
+        conditions.append(CaseRow.deleted == false())
     if wanted.victim_group is not None:
-        groups = select(CaseVictimGroupRow.record_id).where(
-            CaseVictimGroupRow.code == wanted.victim_group
-        )
-        conditions.append(CaseRow.record_id.in_(groups))
-    return conditions + _period_overlaps(wanted)
+        if table is CaseVictimGroupRow:
+            conditions.append(CaseVictimGroupRow.code == wanted.victim_group)
+        else:
+            conditions.append(exists().where(
+                CaseVictimGroupRow.record_id == table.record_id,
+                CaseVictimGroupRow.code == wanted.victim_group,
+            ))
+    if wanted.country is not None:
+        conditions.append(table.country == wanted.country)
+    return table, conditions + _period_overlaps(table, wanted)
 
 
 class CaseRepository:
@@ -203,7 +233,7 @@ class CaseRepository:
             _set_index(row, case.index)
             self._session.add(row)
             self._session.add(self._version_row(record_id, 1, case.document, case.author, now))
-            self._add_links(record_id, case.index)
+            self._add_links(row, case.index)
             added.append(StoredCase(record_id, 1, case.document, case.index, now, now))
         await self._session.flush()
         return added
@@ -227,7 +257,7 @@ class CaseRepository:
         row.updated_at = now
         _set_index(row, index)
         self._session.add(self._version_row(row.record_id, row.version, document, author, now))
-        self._add_links(row.record_id, index)
+        self._add_links(row, index)
         await _flush_checking_version(self._session, row)
         return StoredCase(row.record_id, row.version, document, index, row.created_at, now)
 
@@ -255,21 +285,24 @@ class CaseRepository:
         """A page of current cases, most recently updated first; pass ``next_cursor`` on."""
         if not 1 <= limit <= MAX_PAGE:
             raise ValueError(f"limit must be between 1 and {MAX_PAGE}")
-        query = self._listing(wanted or CaseFilter())
+        table, conditions = _matching(wanted or CaseFilter())
+        query = select(table.record_id).where(*conditions)
         if cursor is not None:
             at, last_id = _decode_cursor(cursor)
-            query = query.where(tuple_(CaseRow.updated_at, CaseRow.record_id) < (at, last_id))
-        query = query.order_by(CaseRow.updated_at.desc(), CaseRow.record_id.desc())
-        rows = (await self._session.execute(query.limit(limit + 1))).all()
-        page = rows[:limit]
+            query = query.where(tuple_(table.updated_at, table.record_id) < (at, last_id))
+        query = query.order_by(table.updated_at.desc(), table.record_id.desc())
+        record_ids = list(await self._session.scalars(query.limit(limit + 1)))
+        page = await self._page(record_ids[:limit])
         links = await self._links([row.record_id for row, _ in page])
         items = [self._stored_case(row, document, links) for row, document in page]
-        next_cursor = _encode_cursor(page[-1][0]) if len(rows) > limit else None
+        next_cursor = _encode_cursor(page[-1][0]) if len(record_ids) > limit else None
         return CasePage(items, next_cursor)
 
     async def count(self, wanted: CaseFilter | None = None) -> int:
-        conditions = _filter_conditions(wanted or CaseFilter())
-        total = await self._session.scalar(select(func.count()).where(*conditions))
+        table, conditions = _matching(wanted or CaseFilter())
+        total = await self._session.scalar(
+            select(func.count()).select_from(table).where(*conditions)
+        )
         return int(total or 0)
 
     async def delete(self, record_id: str) -> None:
@@ -287,8 +320,14 @@ class CaseRepository:
         mark_wiped(self._session)
         await _flush_checking_version(self._session, row)
 
-    def _listing(self, wanted: CaseFilter) -> Select[CaseRow, bytes | None]:
-        return (
+    async def _page(
+        self, record_ids: Sequence[str]
+    ) -> Sequence[tuple[CaseRow, bytes | None]]:
+        """The cases and current documents of one page, in the page's order: only these rows
+        are read and decrypted, after the index walk chose them."""
+        if not record_ids:
+            return []
+        rows = await self._session.execute(
             select(CaseRow, CaseVersionRow.document)
             .join(
                 CaseVersionRow,
@@ -297,8 +336,10 @@ class CaseRepository:
                     CaseVersionRow.version == CaseRow.version,
                 ),
             )
-            .where(*_filter_conditions(wanted))
+            .where(CaseRow.record_id.in_(record_ids))
         )
+        found = {row.record_id: (row, document) for row, document in rows}
+        return [found[record_id] for record_id in record_ids]
 
     async def _refuse_existing(self, record_ids: Sequence[str]) -> None:
         counts: Counter[str] = Counter(record_ids)
@@ -335,10 +376,16 @@ class CaseRepository:
             created_at=at,
         )
 
-    def _add_links(self, record_id: str, index: CaseIndex) -> None:
+    def _add_links(self, row: CaseRow, index: CaseIndex) -> None:
+        """The code rows of the case's current version, with its listing columns (after
+        ``_set_index`` and ``updated_at`` were set on ``row``)."""
+        listing = {
+            "record_id": row.record_id, "updated_at": row.updated_at,
+            "country": row.country, "date_from": row.date_from, "date_to": row.date_to,
+        }
         self._session.add_all(
-            [CaseViolationRow(record_id=record_id, code=code) for code in index.violations]
-            + [CaseVictimGroupRow(record_id=record_id, code=code) for code in index.victim_groups]
+            [CaseViolationRow(code=code, **listing) for code in index.violations]
+            + [CaseVictimGroupRow(code=code, **listing) for code in index.victim_groups]
         )
 
     async def _delete_links(self, record_id: str) -> None:
@@ -349,15 +396,15 @@ class CaseRepository:
         links = _Links()
         if not record_ids:
             return links
-        for table, target in (
-            (CaseViolationRow, links.violations),
-            (CaseVictimGroupRow, links.victim_groups),
-        ):
-            pairs = await self._session.execute(
-                select(table.record_id, table.code).where(table.record_id.in_(record_ids))
-            )
-            for record_id, code in pairs:
-                target.setdefault(record_id, set()).add(code)
+        targets = {"violation": links.violations, "victim_group": links.victim_groups}
+        both = union_all(*(
+            select(literal(kind).label("kind"), table.record_id, table.code)
+            .where(table.record_id.in_(record_ids))
+            for kind, table in (("violation", CaseViolationRow),
+                                ("victim_group", CaseVictimGroupRow))
+        ))
+        for kind, record_id, code in await self._session.execute(both):
+            targets[kind].setdefault(record_id, set()).add(code)
         return links
 
     def _stored_case(self, row: CaseRow, document: bytes | None, links: _Links) -> StoredCase:

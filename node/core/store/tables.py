@@ -126,7 +126,8 @@ class CaseRow(Base):
     __tablename__ = "cases"
     __table_args__ = (
         Index("ix_cases_listing", "deleted", "updated_at", "record_id"),
-        Index("ix_cases_country_listing", "deleted", "country", "updated_at", "record_id"),
+        Index("ix_cases_country_listing", "deleted", "country", "updated_at", "record_id",
+              "date_from", "date_to"),
     )
 
     record_id: Mapped[str] = mapped_column(String(RECORD_ID), primary_key=True)
@@ -170,28 +171,43 @@ class ImportedRowRow(Base):
     imported_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
-class CaseViolationRow(Base):
+class _CaseLinkColumns:
+    """A code of a case's current version, with a copy of the case's listing columns so that a
+    filtered page walks one index in page order (``cases.list``). The rows are rewritten
+    whenever the case's index or ``updated_at`` changes (update) and removed on delete."""
+
+    record_id: Mapped[str] = mapped_column(
+        String(RECORD_ID), ForeignKey("cases.record_id"), primary_key=True
+    )
+    code: Mapped[str] = mapped_column(String(CODE), primary_key=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    country: Mapped[str | None] = mapped_column(String(2))
+    date_from: Mapped[str | None] = mapped_column(String(ISO_DATE))
+    date_to: Mapped[str | None] = mapped_column(String(ISO_DATE))
+
+
+def _link_indexes(table: str) -> tuple[Index, Index]:
+    """Page order within one code, and within one code and country; the dates ride along so
+    that SQLite checks a period filter in the index."""
+    return (
+        Index(f"ix_{table}_listing", "code", "updated_at", "record_id", "date_from", "date_to"),
+        Index(f"ix_{table}_country_listing", "code", "country", "updated_at", "record_id",
+              "date_from", "date_to"),
+    )
+
+
+class CaseViolationRow(_CaseLinkColumns, Base):
     """Violation codes of the current version of a case, for indexed filtering."""
 
     __tablename__ = "case_violations"
-    __table_args__ = (Index("ix_case_violations_code", "code", "record_id"),)
-
-    record_id: Mapped[str] = mapped_column(
-        String(RECORD_ID), ForeignKey("cases.record_id"), primary_key=True
-    )
-    code: Mapped[str] = mapped_column(String(CODE), primary_key=True)
+    __table_args__ = _link_indexes("case_violations")
 
 
-class CaseVictimGroupRow(Base):
+class CaseVictimGroupRow(_CaseLinkColumns, Base):
     """Victim-group codes of the current version of a case, for indexed filtering."""
 
     __tablename__ = "case_victim_groups"
-    __table_args__ = (Index("ix_case_victim_groups_code", "code", "record_id"),)
-
-    record_id: Mapped[str] = mapped_column(
-        String(RECORD_ID), ForeignKey("cases.record_id"), primary_key=True
-    )
-    code: Mapped[str] = mapped_column(String(CODE), primary_key=True)
+    __table_args__ = _link_indexes("case_victim_groups")
 
 
 class ReceivedRecordRow(Base):

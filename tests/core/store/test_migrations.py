@@ -7,6 +7,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, MetaData, inspect, text
@@ -14,6 +15,7 @@ from sqlalchemy import Connection, MetaData, inspect, text
 from federation.secretbox import FAST_TEST_PARAMS
 from node.core.store import (
     STORE_MIGRATIONS,
+    CaseFilter,
     CaseIndex,
     DataKey,
     MigrationSet,
@@ -22,6 +24,7 @@ from node.core.store import (
     open_store,
 )
 from node.core.store.database import create_engine, database_url
+from node.core.store.migrate import _config
 
 STORE_TABLES = {
     "store_meta",
@@ -46,7 +49,7 @@ STORE_TABLES = {
     "key_revocations",
     "received_files",
 }
-STORE_HEAD = "0009_evidence_sharing"
+STORE_HEAD = "0011_case_indexes"
 RECORD_ID = "0190a5c4-0000-7000-8000-0000000000aa"
 
 
@@ -188,4 +191,40 @@ async def test_another_package_adds_its_tables_with_its_own_version(
         "alembic_version_store",
         "alembic_version_extra",
     }
+    assert await _store_revision(store_location) == [STORE_HEAD]
+
+
+def _downgrade_store(connection: Connection, revision: str) -> None:
+    command.downgrade(_config(STORE_MIGRATIONS, connection), revision)
+
+
+async def test_code_tables_get_the_listing_columns_of_existing_cases(
+        store_location: Path | str, key: DataKey) -> None:
+    """Cases stored before 0011 are found by the code-driven listing after the upgrade."""
+    older, newer = RECORD_ID, RECORD_ID.replace("aa", "bb")
+    store = await open_store(store_location, key)
+    async with store.transaction() as tx:
+        await tx.cases.add(older, {"n": 1}, CaseIndex(
+            country="KE", date_from="2023-01-01", date_to="2023-01-31",
+            violations=frozenset({"threat"}), victim_groups=frozenset({"lawyer"})), "ana")
+        await tx.cases.add(newer, {"n": 2}, CaseIndex(
+            country="CO", violations=frozenset({"threat", "raid"})), "ana")
+    async with store.engine.begin() as connection:
+        await connection.run_sync(_downgrade_store, "0009_evidence_sharing")
+    await store.close()
+
+    store = await open_store(store_location, key)
+    async with store.read() as tx:
+        threats = await tx.cases.list(CaseFilter(violation="threat"), limit=1)
+        following = await tx.cases.list(
+            CaseFilter(violation="threat"), limit=1, cursor=threats.next_cursor)
+        kenyan_lawyers = await tx.cases.list(CaseFilter(
+            victim_group="lawyer", country="KE", date_from="2023-01-15", date_to="2023-02-15"))
+        count = await tx.cases.count(CaseFilter(violation="raid", country="CO"))
+    await store.close()
+    assert [case.record_id for case in threats.items + following.items] == sorted(
+        [older, newer], reverse=True)  # added in one transaction: same updated_at
+    assert following.next_cursor is None
+    assert [case.record_id for case in kenyan_lawyers.items] == [older]
+    assert count == 1
     assert await _store_revision(store_location) == [STORE_HEAD]

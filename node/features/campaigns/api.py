@@ -254,9 +254,6 @@ class CampaignEndpoints:
         self._node = node
         self._now = now
 
-    async def _known(self) -> dict[str, str]:
-        return await known_names(self._node)
-
     async def check(self, call: Call[CampaignDraft, NoQuery]) -> CheckResult:
         overlaps = await check_against_node(self._node, call.body, self._now())
         return CheckResult(overlaps=[_overlap_view(o) for o in overlaps])
@@ -265,10 +262,10 @@ class CampaignEndpoints:
         with campaign_answers():
             state = await propose(self._node, call.body.proposal(), actor=call.principal.user,
                                   now=self._now())
-        return proposal_view(state, await self._known())
+        return proposal_view(state, await known_names(self._node))
 
     async def list_proposals(self, call: Call[NoBody, NoQuery]) -> ProposalList:
-        known = await self._known()
+        known = await known_names(self._node)
         return ProposalList(items=[proposal_view(s, known)
                                    for s in await all_proposals(self._node, self._now())])
 
@@ -276,7 +273,7 @@ class CampaignEndpoints:
         with campaign_answers():
             state = await state_of(self._node, call.path["issuer"], call.path["record_id"],
                                    self._now())
-        return proposal_view(state, await self._known())
+        return proposal_view(state, await known_names(self._node))
 
     async def respond(self, call: Call[ResponseRequest, NoQuery]) -> ProposalView:
         body = call.body
@@ -285,16 +282,16 @@ class CampaignEndpoints:
                                   body.response, roles=body.roles, reason=body.reason,
                                   contacts=body.contacts, actor=call.principal.user,
                                   now=self._now())
-        return proposal_view(state, await self._known())
+        return proposal_view(state, await known_names(self._node))
 
     async def launch(self, call: Call[NoBody, NoQuery]) -> ProposalView:
         with campaign_answers():
             state = await launch(self._node, call.path["record_id"], now=self._now())
-        return proposal_view(state, await self._known())
+        return proposal_view(state, await known_names(self._node))
 
     async def list_campaigns(self, call: Call[NoBody, NoQuery]) -> ProposalList:
         states = await all_proposals(self._node, self._now())
-        known = await self._known()
+        known = await known_names(self._node)
         return ProposalList(items=[proposal_view(s, known) for s in states
                                    if s.campaign is not None])
 
@@ -305,19 +302,19 @@ class CampaignEndpoints:
                                body.post_type, title=body.title, text=body.text,
                                owner=body.owner, due=body.due, targets=body.targets,
                                actor=call.principal.user, now=self._now())
-        return proposal_view(state, await self._known())
+        return proposal_view(state, await known_names(self._node))
 
     async def leave(self, call: Call[NoBody, NoQuery]) -> ProposalView:
         with campaign_answers():
             state = await leave(self._node, call.path["issuer"], call.path["record_id"],
                                 actor=call.principal.user, now=self._now())
-        return proposal_view(state, await self._known())
+        return proposal_view(state, await known_names(self._node))
 
     async def close(self, call: Call[NoBody, NoQuery]) -> ProposalView:
         with campaign_answers():
             state = await close(self._node, call.path["issuer"], call.path["record_id"],
                                 actor=call.principal.user, now=self._now())
-        return proposal_view(state, await self._known())
+        return proposal_view(state, await known_names(self._node))
 
     def endpoints(self) -> list[Endpoint]:
         one = "/proposals/{issuer}/{record_id}"
@@ -446,19 +443,16 @@ class LetterEndpoints:
         self._node = node
         self._now = now
 
-    async def _known(self) -> dict[str, str]:
-        return await known_names(self._node)
-
     async def create(self, call: Call[LetterRequest, NoQuery]) -> LetterView:
         body = call.body
         with campaign_answers():
             state = await create_letter(self._node, body.title, body.text, body.deadline,
                                         body.campaign, actor=call.principal.user,
                                         now=self._now())
-        return letter_view(state, await self._known())
+        return letter_view(state, await known_names(self._node))
 
     async def list_letters(self, call: Call[NoBody, NoQuery]) -> LetterList:
-        known = await self._known()
+        known = await known_names(self._node)
         return LetterList(items=[letter_view(s, known)
                                  for s in await all_letters(self._node, self._now())])
 
@@ -466,14 +460,14 @@ class LetterEndpoints:
         with campaign_answers():
             state = await letter_of(self._node, call.path["issuer"], call.path["record_id"],
                                     self._now())
-        return letter_view(state, await self._known())
+        return letter_view(state, await known_names(self._node))
 
     async def sign(self, call: Call[SignRequest, NoQuery]) -> LetterView:
         with campaign_answers():
             state = await sign_letter(self._node, call.path["issuer"], call.path["record_id"],
                                       call.body.signatory_name, call.body.signatory_role,
                                       actor=call.principal.user, now=self._now())
-        return letter_view(state, await self._known())
+        return letter_view(state, await known_names(self._node))
 
     async def export(self, call: Call[NoBody, ExportQuery]) -> FileAnswer:
         with campaign_answers():

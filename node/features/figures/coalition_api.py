@@ -137,20 +137,17 @@ class CoalitionViewEndpoints:
         return PublicationView(record_id=done.record_id,
                                recipients=list(done.recipients),
                                aggregate=AggregateView.of(done.aggregate),
-                               organisations=named(done.recipients, await self._names()))
-
-    async def _names(self) -> dict[str, str]:
-        return await known_names(self._node)
+                               organisations=named(done.recipients, await known_names(self._node)))
 
     async def _view(self) -> CoalitionView:
         return coalition_view(await coalition_aggregates(self._node))
 
     async def figures(self, call: Call[NoBody, NoQuery]) -> CoalitionFigures:
-        return figures_view(await self._view(), await self._names())
+        return figures_view(await self._view(), await known_names(self._node))
 
     async def sdg_report(self, call: Call[NoBody, CoalitionSdgQuery]) -> CoalitionSdgReport:
         found = coalition_sdg(await coalition_aggregates(self._node), call.query.country)
-        return coalition_report(found, await self._names())
+        return coalition_report(found, await known_names(self._node))
 
     async def csv(self, call: Call[NoBody, NoQuery]) -> FileAnswer:
         return FileAnswer(view_csv(await self._view()).encode(), CSV_MEDIA_TYPE,

@@ -14,6 +14,7 @@ from node.core.coalition import (
     SAFETY_CODE_CHANGES_SETTING,
     safety_code_changes,
 )
+from node.core.runtime import Node
 from schemas.payloads import OrgProfile
 from tests.support.offline_node import make_offline_node
 from tests.support.web import Browser, Page, csrf_of, serve_web
@@ -36,16 +37,21 @@ async def test_an_admin_rotates_the_keys_from_the_keys_page(tmp_path: Path) -> N
         assert ("amaru", "keys.rotate") in events
 
 
+async def _verified_member(node: Node, keys: OrgKeys) -> None:
+    entry = member_entry(keys, OrgProfile(name="Haki Ardhi Trust", country="KE"), "@h:example")
+    async with node.store.transaction() as tx:
+        await tx.orgs.save_member(keys.org_id, entry, verified=True,
+                                  safety_code=keys.public().safety_code(),
+                                  matrix_user_id="@h:example")
+
+
 async def test_members_are_asked_to_compare_a_changed_safety_code_again(tmp_path: Path) -> None:
     config = await make_offline_node(tmp_path / "node")
     other = OrgKeys.generate()
-    entry = member_entry(other, OrgProfile(name="Haki Ardhi Trust", country="KE"), "@h:example")
     async with serve_web(config) as web_node:
         node = web_node.node
+        await _verified_member(node, other)
         async with node.store.transaction() as tx:
-            await tx.orgs.save_member(other.org_id, entry, verified=True,
-                                      safety_code=other.public().safety_code(),
-                                      matrix_user_id="@h:example")
             await tx.settings.set(SAFETY_CODE_CHANGES_SETTING, {other.org_id: {
                 "previous": "11111 22222 33333 44444 55555 66666",
                 "current": other.public().safety_code(), "at": 1_790_000_000}})
@@ -122,13 +128,9 @@ async def test_a_record_signed_after_the_issuers_revocation_is_flagged(tmp_path:
 async def test_members_page_proposes_and_lists_expulsions(tmp_path: Path) -> None:
     config = await make_offline_node(tmp_path / "node")
     other = OrgKeys.generate()
-    entry = member_entry(other, OrgProfile(name="Haki Ardhi Trust", country="KE"), "@h:example")
     async with serve_web(config) as web_node:
         node = web_node.node
-        async with node.store.transaction() as tx:
-            await tx.orgs.save_member(other.org_id, entry, verified=True,
-                                      safety_code=other.public().safety_code(),
-                                      matrix_user_id="@h:example")
+        await _verified_member(node, other)
         admin = await web_node.logged_in("amaru")
         page = await admin.get("/members")
         assert "Propose expelling this member" in page.text

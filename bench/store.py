@@ -333,7 +333,7 @@ async def measure(location: Path | str, data_dir: Path, count: int) -> dict[str,
     record_ids = await insert_cases(store, count, rng)
     insert_rate = count / (time.perf_counter() - inserted_at)
     if store.engine.dialect.name == "postgresql":
-        async with store.engine.connect() as connection:
+        async with store.engine.begin() as connection:  # committed: a rolled-back one keeps none
             await connection.execute(sql("ANALYZE"))
     else:
         await store.checkpoint()

@@ -62,6 +62,9 @@ async def test_a_store_moves_to_postgresql_and_back_with_every_row(
     there = _by_table(await copy_database(tmp_path, url, SETS))
     assert there["cases"] == 30 and there["audit_log"] == 30 and there["case_violations"] == 30
     assert there["api_tokens"] == 1 and there["store_meta"] == 2  # key check, one setting
+    analyzed = postgres.psql("SELECT relname FROM pg_stat_user_tables WHERE last_analyze IS NOT"
+                             " NULL ORDER BY relname", database=url.rsplit("/", 1)[1])
+    assert {"cases", "case_violations", "audit_log"} <= set(analyzed.split())  # planner stats
     with pytest.raises(StoreHalfMoved, match="moved away from this database"):
         await _open(tmp_path, key)  # the SQLite copy is stale now
     moved = await _open(url, key)

@@ -60,7 +60,8 @@ async def test_new_account_on_a_restored_node_saves_the_login_rotates_and_says_w
             async with node.transport() as transport:
                 assert await transport.whoami() == new_user  # the saved token works
     assert new_code != old_code
-    assert login.user_id == new_user and stored["user_id"] == new_user
+    assert login.user_id == new_user and isinstance(stored, dict)
+    assert stored["user_id"] == new_user
     assert [(e.target, e.details["previous_user_id"]) for e in moved] == [(new_user, old_user)]
     assert len(rotated) == 1
     assert held == set()  # it never sent anything, so no room is held

@@ -34,7 +34,7 @@ CREATOR_REVOKED: Final = "creator-revoked"
 CREATOR_MOVED: Final = "creator-moved"
 CREATOR_SEIZED: Final = "creator-seized"
 Reason = Literal["creator-revoked", "creator-moved", "creator-seized"]
-_ROOM_ID = r"^![^\s:]+:\S+$"
+_ROOM_ID = r"^![^\s]+$"  # room version 12 ids have no server part
 
 
 class MoveRefused(ValueError):

@@ -27,7 +27,7 @@ from federation.identity import (
 )
 
 PROFILE = {"name": "Colectivo", "country": "CO"}
-OLD, NEW = "!old:a.example", "!new:b.example"
+OLD, NEW = "!old:a.example", "!M7UWYg3r5qWqA94kigBW_TrHc898cxe-LWZnjFJ1M4g"
 AT = 1_900_000_000
 
 

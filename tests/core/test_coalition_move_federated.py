@@ -30,6 +30,7 @@ from node.core.status import node_status, render_status
 from node.core.store import Role
 from node.features.backup.new_account import adopt_new_account
 from node.features.backup.service import create_backup, restore_backup
+from node.features.dedup.service import key_state
 from schemas.case import Case
 from schemas.ids import new_record_id
 from schemas.records import build_record
@@ -158,6 +159,15 @@ async def test_an_expelled_creator_leaves_the_coalition_behind_in_its_old_room(
                     and listed[x_org]["revoked_at"] is not None)
 
         await eventually(roster_read, what="the roster at the other member")
+
+        # The linkage key X issued is replaced by the designated member's (decision 0023),
+        # which both hold.
+        async def one_new_key() -> bool:
+            held = [await key_state(api.node) for api in (mover, other)]
+            return (all(k is not None and k.issuer == mover.node.org_id for k in held)
+                    and len({k.key_id for k in held if k is not None}) == 1)
+
+        await eventually(one_new_key, what="the designated member's linkage key at both")
 
         # X, expelled, signs a move of the coalition into a room it makes and invites both
         # there: its account is no member node's, so neither joins, and neither follows.

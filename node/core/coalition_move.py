@@ -7,7 +7,8 @@ self-revoked after a seizure) or moved to a new account (restored elsewhere), th
 :func:`federation.coalition_move.designated_mover` names:
 
 - makes a new room with the same design, carrying over the coalition marker (name, expulsion
-  threshold) and the published key revocations (statements anyone can check), with every
+  threshold) and every key revocation it applied, expulsions included (statements anyone can
+  check), with every
   verified, non-revoked member's *current* account at member power and invited (never the old
   creator account);
 - posts its roster entry and the signed move statement (``org.minga.coalition-move``, state
@@ -220,9 +221,13 @@ async def move_coalition(node: Node, transport: MatrixTransport, view: RoomView,
                        if org_id != node.org_id and account != view.creator})
     levels = coalition_power_levels()
     levels["users"] = dict.fromkeys(invitees, MEMBER_POWER)
-    carried = [{"type": REVOCATION_EVENT_TYPE, "state_key": e.state_key or "",
-                "content": dict(e.content)}
-               for e in view.state if e.type == REVOCATION_EVENT_TYPE]
+    # Every revocation this node applied, expulsions included (their co-signed statements
+    # verify like any published revocation): a member that joins later learns of them too.
+    async with node.store.read() as tx:
+        applied = await tx.orgs.revocations()
+    carried = [{"type": REVOCATION_EVENT_TYPE,
+                "state_key": f"{r.org_id}/{r.statement_hash[:16]}", "content": r.statement}
+               for r in applied]
     initial = [event for event in initial_state(name if isinstance(name, str) else "")
                if event["type"] != COALITION_EVENT_TYPE]
     initial += [{"type": COALITION_EVENT_TYPE, "state_key": "", "content": marker}, *carried]

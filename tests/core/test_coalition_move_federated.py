@@ -21,7 +21,7 @@ from federation.coalition_move import CREATOR_REVOKED, CREATOR_SEIZED, build_mov
 from federation.roster import MEMBER_EVENT_TYPE
 from federation.transport import MatrixTransport, TimelineEvent
 from node.core.cli_support import unix_now
-from node.core.coalition import MOVE_EVENT_TYPE, invite_member
+from node.core.coalition import MOVE_EVENT_TYPE, REVOCATION_EVENT_TYPE, invite_member
 from node.core.coalition_move import MOVE_REFUSED, MOVED, declare_seizure, join_coalition_room
 from node.core.runtime import Node, open_node
 from node.core.setup import MatrixAccountChoice, matrix_login_for
@@ -137,6 +137,9 @@ async def test_an_expelled_creator_leaves_the_coalition_behind_in_its_old_room(
                     for api in (mover, other)}
         assert entries == accounts
         assert _membership(new_state, x_user) is None
+        # X's expulsion is carried over, for members that join later.
+        assert [(e.state_key or "").split("/")[0] for e in new_state
+                if e.type == REVOCATION_EVENT_TYPE] == [x_org]
         create = next(e for e in new_state if e.type == "m.room.create")
         assert create.sender == accounts[mover.node.org_id]
         # Both left the old room, where X keeps creator power: what X posts there reaches no
@@ -155,8 +158,10 @@ async def test_an_expelled_creator_leaves_the_coalition_behind_in_its_old_room(
         async def roster_read() -> bool:
             listed = {m["org_id"]: m for m in
                       (await other.json("GET", "/members", Role.viewer))["members"]}
+            rejected = (await other.json("GET", "/status", Role.viewer))[
+                "rejected_roster_entries"]
             return (listed[mover.node.org_id]["revoked_at"] is None
-                    and listed[x_org]["revoked_at"] is not None)
+                    and listed[x_org]["revoked_at"] is not None and rejected == [])
 
         await eventually(roster_read, what="the roster at the other member")
 

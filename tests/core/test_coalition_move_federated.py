@@ -5,8 +5,10 @@ decision 0025): three members on real homeservers.
 member follows, both keep sharing there and the roster is read there; the expelled account is
 not in the new room and both members left the old one, so nothing it posts there reaches them.
 (b) Move statements from a member that is not the designated one, or that do not verify, are
-refused and audited; the designated member's staff can move the coalition after a seizure, and
-the creator, restored elsewhere on a new account, gets back in through the new room.
+refused and audited; the designated member's staff can move the coalition after a seizure; a
+member whose node was offline follows through its invite even when the old creator account
+erased the statement in the old room; the creator, restored elsewhere on a new account, gets
+back in through the new room.
 """
 
 from __future__ import annotations
@@ -212,11 +214,16 @@ async def test_forged_moves_are_refused_and_a_seized_creator_comes_back_through_
     creator_cfg = configs[0]
     old_room = await form_coalition(configs)  # the first member makes the coalition room
     backup = tmp_path / "creator.mingabackup"
+    with passphrase_env():
+        orgs = {}
+        for cfg in configs[1:]:
+            async with open_node(cfg) as node:
+                orgs[cfg] = node.org_id
+    mover_cfg, other_cfg = sorted(configs[1:], key=lambda cfg: orgs[cfg])
     async with AsyncExitStack() as stack:
-        p, q = [await stack.enter_async_context(member_running(cfg, clock=WallClock()))
-                for cfg in configs[1:]]
-        mover, other = sorted((p, q), key=lambda api: api.node.org_id)
-        async with member_running(creator_cfg, clock=WallClock()) as creator:
+        mover = await stack.enter_async_context(member_running(mover_cfg, clock=WallClock()))
+        async with (member_running(other_cfg, clock=WallClock()) as other,
+                    member_running(creator_cfg, clock=WallClock()) as creator):
             creator_org = creator.node.org_id
             old_user = (await creator.node.matrix_login()).user_id
             before, _ = await _share_in_coalition_room(creator, mover.node.org_id)
@@ -245,14 +252,23 @@ async def test_forged_moves_are_refused_and_a_seized_creator_comes_back_through_
             for api in (mover, other, creator):
                 assert await api.node.coalition_room() == old_room
                 assert await _audited(api, MOVED) == []
-        # The creator's machine is seized. The members know it out of band; the designated
-        # member's staff move the coalition.
+            refusals_before = len(await _audited(other, MOVE_REFUSED))
+        # The creator's machine is seized; the other member's node is offline a while. The
+        # members know of the seizure out of band; the designated member's staff move the
+        # coalition.
         new_room = await declare_seizure(mover.node)
+        # Whoever holds the old creator account overwrites the statement in the old room: the
+        # other member's node follows through the invite into the new room, where it is too.
+        with passphrase_env():
+            async with open_node(creator_cfg) as seized, seized.transport() as transport:
+                await transport.put_state(old_room, MOVE_EVENT_TYPE, "", {"type": "nothing"})
+        other = await stack.enter_async_context(member_running(other_cfg, clock=WallClock()))
 
         async def followed() -> bool:
             return await other.node.coalition_room() == new_room
 
         await eventually(followed, what="the other member in the new room")
+        assert len(await _audited(other, MOVE_REFUSED)) == refusals_before + 1  # the junk
         assert _membership(await _state(mover.node, new_room), old_user) is None
 
         # The creator is restored elsewhere on a new account, with new keys.

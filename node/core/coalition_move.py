@@ -70,7 +70,9 @@ log = logging.getLogger("minga.coalition.move")
 
 ACTOR = "federation"
 MOVED = "coalition.moved"
-"""Audit action: this node followed the coalition into a new room (or moved it)."""
+"""Audit action: this node followed the coalition into a new room."""
+MOVE_MADE = "coalition.move"
+"""Audit action: this node moved the coalition into a room it made."""
 MOVE_REFUSED = "coalition.move-refused"
 JOIN_WAIT_SECONDS = 10.0
 
@@ -155,6 +157,7 @@ async def check_coalition_room(node: Node, transport: MatrixTransport,
     """Follow a move statement that verifies (in the coalition room, or in
     ``rooms_with_statements``: rooms whose sync carried one), refuse and audit others; move
     the coalition if its creator is no longer trusted and this node is the one to move it."""
+    node.forget_coalition_room()  # `minga coalition move` may have moved it from another process
     room_id = await node.coalition_room()
     if room_id is None:
         return Outcome.NOTHING
@@ -246,7 +249,7 @@ async def move_coalition(node: Node, transport: MatrixTransport, view: RoomView,
         await transport.put_state(view.room_id, MOVE_EVENT_TYPE, "", statement)
     except TransportError as error:  # a room made before the type had member power
         log.warning("could not post the move statement in the old room: %s", error)
-    await _switch(node, transport, read_move(statement), name, action="coalition.move")
+    await _switch(node, transport, read_move(statement), name, action=MOVE_MADE)
     log.warning("moved the coalition to a new room (%s)", reason)
     return new_room
 

@@ -13,18 +13,27 @@ back in through the new room.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from deploy.homeserver import Federation
 from federation.coalition_move import CREATOR_REVOKED, CREATOR_SEIZED, build_move
 from federation.roster import MEMBER_EVENT_TYPE
 from federation.transport import MatrixTransport, TimelineEvent
+from node.cli import main
 from node.core.cli_support import unix_now
 from node.core.coalition import MOVE_EVENT_TYPE, REVOCATION_EVENT_TYPE, invite_member
-from node.core.coalition_move import MOVE_REFUSED, MOVED, declare_seizure, join_coalition_room
+from node.core.coalition_move import (
+    MOVE_MADE,
+    MOVE_REFUSED,
+    MOVED,
+    join_coalition_room,
+)
 from node.core.runtime import Node, open_node
 from node.core.setup import MatrixAccountChoice, matrix_login_for
 from node.core.sharing import share_in_room
@@ -122,7 +131,7 @@ async def test_an_expelled_creator_leaves_the_coalition_behind_in_its_old_room(
         assert new_room is not None
 
         # The move is audited with ids only; the designated member made it.
-        made = await _audited(mover, "coalition.move")
+        made = await _audited(mover, MOVE_MADE)
         followed = await _audited(other, MOVED)
         assert [(m["old_room"], m["new_room"], m["departed"], m["reason"]) for m in made] == \
             [(old_room, new_room, x_org, CREATOR_REVOKED)]
@@ -206,7 +215,7 @@ async def _forge_in(transport: MatrixTransport, node: Node, room: str, reason: A
 
 
 async def test_forged_moves_are_refused_and_a_seized_creator_comes_back_through_the_new_room(
-    federation3: Federation, tmp_path: Path
+    federation3: Federation, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     homes = [federation3[0], federation3[1], federation3[0]]
     configs = [await new_member(home, tmp_path / f"org{i}", name, country)
@@ -255,8 +264,17 @@ async def test_forged_moves_are_refused_and_a_seized_creator_comes_back_through_
             refusals_before = len(await _audited(other, MOVE_REFUSED))
         # The creator's machine is seized; the other member's node is offline a while. The
         # members know of the seizure out of band; the designated member's staff move the
-        # coalition.
-        new_room = await declare_seizure(mover.node)
+        # coalition with `minga coalition move` while its node runs.
+        with passphrase_env():
+            assert await asyncio.to_thread(main, [
+                "--config", str(mover_cfg), "coalition", "move", "--creator-seized"]) == 0
+        new_room = capsys.readouterr().out.split("the coalition moved to ")[1].split(";")[0]
+        assert new_room.startswith("!") and new_room != old_room
+
+        async def mover_switched() -> bool:  # the running node, in another Node than the CLI's
+            return await mover.node.coalition_room() == new_room
+
+        await eventually(mover_switched, what="the running designated node in the new room")
         # Whoever holds the old creator account overwrites the statement in the old room: the
         # other member's node follows through the invite into the new room, where it is too.
         with passphrase_env():

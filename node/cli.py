@@ -24,7 +24,8 @@ from federation.identity import RevocationSummary
 from federation.transport import TransportError
 from node.assembly import node_registry
 from node.core.api.times import iso_time, unix_seconds
-from node.core.coalition import create_coalition, invite_member, join_coalition
+from node.core.coalition import create_coalition, invite_member
+from node.core.coalition_move import declare_seizure, join_coalition_room
 from node.core.config import ConfigError, StoreSection, load_config
 from node.core.expulsion import (
     PendingExpulsion,
@@ -209,7 +210,12 @@ async def _coalition_invite(config: str | None, user: str) -> None:
 
 async def _coalition_join(config: str | None, room_id: str, wait: float) -> None:
     async with open_node(config) as node:
-        await join_coalition(node, room_id, wait_seconds=wait)
+        await join_coalition_room(node, room_id, wait_seconds=wait)
+
+
+async def _coalition_move(config: str | None) -> str:
+    async with open_node(config) as node:
+        return await declare_seizure(node)
 
 
 def cmd_coalition_create(args: argparse.Namespace) -> int:
@@ -229,6 +235,15 @@ def cmd_coalition_invite(args: argparse.Namespace) -> int:
 def cmd_coalition_join(args: argparse.Namespace) -> int:
     asyncio.run(_coalition_join(args.config, args.room, args.wait))
     print(f"joined coalition room {args.room} and published this organisation's entry")
+    return 0
+
+
+def cmd_coalition_move(args: argparse.Namespace) -> int:
+    if not args.creator_seized:
+        raise UserError("--creator-seized: say that the coalition room's creator was seized"
+                        " (the coalition moves by itself when it was expelled or revoked)")
+    room_id = asyncio.run(_coalition_move(args.config))
+    print(f"the coalition moved to {room_id}; every member's node follows it")
     return 0
 
 
@@ -392,6 +407,12 @@ def build_parser() -> argparse.ArgumentParser:
     co_join.add_argument("--wait", type=float, default=60.0,
                          help="seconds to wait for the invite to arrive (default 60)")
     co_join.set_defaults(handler=cmd_coalition_join)
+    co_move = co_commands.add_parser(
+        "move", help="move the coalition to a new room (the room's creator was seized)")
+    co_move.add_argument("--creator-seized", action="store_true",
+                         help="the organisation whose node made the coalition room was seized;"
+                              " only the member designated to move it may (decision 0025)")
+    co_move.set_defaults(handler=cmd_coalition_move)
     co_revoke = co_commands.add_parser(
         "publish-revocation", help="publish a member's signed key revocation for the coalition")
     co_revoke.add_argument("file", metavar="FILE", help="the statement `minga keys revoke` wrote")

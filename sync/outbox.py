@@ -706,3 +706,13 @@ async def schedule_resends(
     if queued:
         session.info[_QUEUED] = True
     return queued
+
+
+async def move_queued(session: AsyncSession, old_room: str, new_room: str) -> int:
+    """Point what is queued for ``old_room`` and not sealed yet at ``new_room`` (the coalition
+    moved rooms, decision 0025); how many items. Sealed frames stay: their chain is the old
+    room's."""
+    result = await session.execute(
+        update(OutboxItem).where(OutboxItem.room_id == old_room, OutboxItem.frame_id.is_(None))
+        .values(room_id=new_room))
+    return int(getattr(result, "rowcount", 0) or 0)

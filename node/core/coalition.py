@@ -47,10 +47,14 @@ REVOCATION_EVENT_TYPE = "org.minga.revocation"
 EXPULSION_EVENT_TYPE = "org.minga.expulsion"
 EXPULSION_APPROVAL_EVENT_TYPE = "org.minga.expulsion-approval"
 EXPULSIONS_SETTING = "expulsion_proposals"
+# The coalition moved to a new room (decision 0025): a statement signed by the member that
+# moved it, state key "", posted in the old room and the new one.
+MOVE_EVENT_TYPE = "org.minga.coalition-move"
 MEMBER_POWER = 50
 # Matrix power levels name event types one by one; these are every org.minga.* type in use.
 MINGA_EVENT_TYPES = (MEMBER_EVENT_TYPE, COALITION_EVENT_TYPE, SEALED_EVENT_TYPE, "org.minga.resend",
-                     REVOCATION_EVENT_TYPE, EXPULSION_EVENT_TYPE, EXPULSION_APPROVAL_EVENT_TYPE)
+                     REVOCATION_EVENT_TYPE, EXPULSION_EVENT_TYPE, EXPULSION_APPROVAL_EVENT_TYPE,
+                     MOVE_EVENT_TYPE)
 ROSTER_REJECTIONS_SETTING = "roster_rejections"
 SAFETY_CODE_CHANGES_SETTING = "safety_code_changes"
 
@@ -80,7 +84,7 @@ def coalition_power_levels() -> dict[str, Any]:
     }
 
 
-def _initial_state(name: str) -> list[dict[str, Any]]:
+def initial_state(name: str) -> list[dict[str, Any]]:
     return [
         {"type": "m.room.join_rules", "state_key": "", "content": {"join_rule": "invite"}},
         {"type": "m.room.history_visibility", "state_key": "",
@@ -114,7 +118,7 @@ async def create_coalition(
         raise NodeNotReady("this node is already in a coalition")
     async with node.transport() as transport:
         room_id = await transport.create_room(
-            initial_state=_initial_state(name), power_levels=coalition_power_levels()
+            initial_state=initial_state(name), power_levels=coalition_power_levels()
         )
         await publish_own_entry(node, transport, room_id)
         await _remember_coalition(node, room_id, name, "coalition.create")
@@ -141,7 +145,7 @@ async def join_coalition(node: Node, room_id: str, *, wait_seconds: float = 60.0
     if await node.coalition_room() not in (None, room_id):
         raise NodeNotReady("this node is already in another coalition")
     async with node.transport() as transport:
-        await _join_when_invited(transport, room_id, wait_seconds)
+        await join_when_invited(transport, room_id, wait_seconds)
         await publish_own_entry(node, transport, room_id)
         name = (await transport.state_event(room_id, COALITION_EVENT_TYPE)).get("name")
         await _remember_coalition(node, room_id, name if isinstance(name, str) else None,
@@ -149,7 +153,7 @@ async def join_coalition(node: Node, room_id: str, *, wait_seconds: float = 60.0
         await refresh_roster(node, transport, room_id)
 
 
-async def _join_when_invited(transport: MatrixTransport, room_id: str, wait: float) -> None:
+async def join_when_invited(transport: MatrixTransport, room_id: str, wait: float) -> None:
     deadline = time.monotonic() + wait
     while True:
         try:

@@ -120,12 +120,16 @@ class Node:
 
     async def coalition_room(self) -> str | None:
         # Asked on every sync batch and by every duty: once a node is in a coalition the room
-        # never changes (there is no leaving one), so it is read from the store only until then.
+        # changes only when the coalition moves (forget_coalition_room), so it is cached.
         if self._coalition_room is None:
             async with self.store.read() as tx:
                 saved = await tx.settings.get(COALITION_SETTING)
             self._coalition_room = saved["room_id"] if isinstance(saved, dict) else None
         return self._coalition_room
+
+    def forget_coalition_room(self) -> None:
+        """The coalition moved to a new room (decision 0025): read the setting again."""
+        self._coalition_room = None
 
 
 def lock_org_keys(keys: OrgKeys, data_key: DataKey) -> bytes:

@@ -69,7 +69,9 @@ def render_status(status: dict[str, Any]) -> str:
         f"Homeserver     {status['homeserver']} as {status['matrix_user_id']}",
         "Coalition      "
         + (f"{coalition.get('name') or '(unnamed)'} in {coalition['room_id']}"
-           if coalition else "none yet (minga coalition create|join)"),
+           if coalition else "none yet (minga coalition create|join)")
+        + (f" (moved from {coalition['moved_from']})"
+           if coalition and coalition.get("moved_from") else ""),
         f"Cases          {status['cases']}",
         f"Received       {status['received_records']}",
         f"Outbox         {sync['outbox_queued']} queued, {sync['outbox_unsent_frames']} events"

@@ -15,7 +15,9 @@
 - **Every sync batch** (:meth:`NodeSyncHost.on_sync`, before its events are checked): the roster
   is re-read when the coalition room's member state or membership changed (and on the first
   batch), and invites are joined, pair rooms from verified members recognised
-  (:class:`node.core.rooms.InviteHandler`).
+  (:class:`node.core.rooms.InviteHandler`). After a roster read, or when a room's sync carries
+  a move statement, the coalition room is checked for a move to follow or to make
+  (:mod:`node.core.coalition_move`, decision 0025).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from pydantic import ValidationError
 from sqlalchemy import CompoundSelect, Result, null, select, true, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from federation.coalition_move import MoveRefused
 from federation.identity import IdentityError, KeyRing, OrgKeys, RecipientKey, RefuseRevokedKeys
 from federation.keys import SigningKeyResolver
 from federation.roster import MEMBER_EVENT_TYPE
@@ -45,12 +48,14 @@ from federation.transport import (
 from node.core.coalition import (
     EXPULSION_APPROVAL_EVENT_TYPE,
     EXPULSION_EVENT_TYPE,
+    MOVE_EVENT_TYPE,
     REVOCATION_EVENT_TYPE,
     apply_stored_revocations,
     refresh_roster,
 )
+from node.core.coalition_move import Outcome, check_coalition_room
 from node.core.rooms import InviteHandler
-from node.core.runtime import Node
+from node.core.runtime import Node, NodeNotReady
 from node.core.store.cipher import Cell, ColumnCipher
 from node.core.store.ids import utc_now
 from node.core.store.received import Incoming, ReceivedRepository
@@ -64,6 +69,7 @@ from sync.resume import ChainDoesNotContinue, held_rooms, resume_room
 log = logging.getLogger("minga.sync.host")
 
 VERIFIED = "verified"
+RECHECK_MOVE_SECONDS = 30.0
 RETRACTION_PLACEHOLDER_VERSION = 0
 _ROSTER_TRIGGERS = frozenset({MEMBER_EVENT_TYPE, REVOCATION_EVENT_TYPE, EXPULSION_EVENT_TYPE,
                               EXPULSION_APPROVAL_EVENT_TYPE, "m.room.member",
@@ -153,6 +159,8 @@ class NodeSyncHost:
         self._transport = transport
         self._invites = InviteHandler(node, features.recognise_room, self)
         self._roster_read = False
+        self._check_room = True  # whether to look for (or make) a coalition move next batch
+        self._check_after = 0.0
         self._column_cipher = cipher
         self._cipher = StoreCipher(cipher)
         self._trust: RosterTrust | None = None
@@ -239,9 +247,33 @@ class NodeSyncHost:
         if room_id and (not self._roster_read or (update and touches_roster(update))):
             await refresh_roster(self._node, self._transport, room_id)
             self._roster_read = True
+            self._check_room = True
         await self._invites.handle(self._transport, batch.invites)
+        await self._check_coalition_room(self._transport, batch)
         await self._resume_held_chains(self._transport, batch)
         # No refresh here: the inbox asks for trust() (which refreshes) before it checks events.
+
+    async def _check_coalition_room(self, transport: MatrixTransport, batch: SyncBatch) -> None:
+        """After the roster was read, or when a room carries a move statement: follow a move
+        of the coalition room, or make one (node.core.coalition_move, decision 0025)."""
+        statements = [room for room, update in batch.rooms.items()
+                      if any(e.type == MOVE_EVENT_TYPE for e in update.state + update.events)]
+        due = self._check_room and time.monotonic() >= self._check_after
+        if not (due or statements):
+            return
+        try:
+            outcome = await check_coalition_room(self._node, transport, statements)
+        except (TransportError, MoveRefused, NodeNotReady) as error:
+            # Say, a restored node whose new account is not in its old room: tried again
+            # now and then, and whenever a move statement arrives.
+            log.warning("could not check the coalition room for a move: %s", error)
+            self._check_after = time.monotonic() + RECHECK_MOVE_SECONDS
+            return
+        self._check_room = outcome is Outcome.PENDING
+        if outcome is Outcome.PENDING:  # not invited yet: the invite's room brings it back
+            self._check_after = time.monotonic() + RECHECK_MOVE_SECONDS
+        if outcome is Outcome.MOVED:
+            self._roster_read = False
 
     async def _resume_held_chains(self, transport: MatrixTransport, batch: SyncBatch) -> None:
         """A restored node continues its chain in each held room once its new account is in

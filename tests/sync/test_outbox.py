@@ -34,6 +34,7 @@ from sync.outbox import (
     OutboxError,
     enqueue_many,
     item_states,
+    move_queued,
     outbox_counts,
 )
 from sync.tables import Frame, OutboxItem
@@ -325,3 +326,20 @@ async def test_a_frame_being_posted_is_not_posted_again_by_the_loop(outbox: Outb
     assert frame.event_id == "$event-1"
     assert await sender.send_due() == 0
     assert transport.attempts == 1
+
+
+async def test_queued_items_follow_the_coalition_to_its_new_room_sealed_ones_stay(
+        outbox: Outbox) -> None:
+    await _queue(outbox, [record_token(A)])
+    await outbox.bundle_queued()  # sealed into the old room's chain
+    waiting = await _queue(outbox, [record_token(A), record_token(A)])
+    await _queue(outbox, [record_token(A)], room=OTHER_ROOM)
+    async with outbox.host.transaction() as session:
+        assert await move_queued(session, ROOM, "!new-room") == 2
+    async with outbox.host.transaction() as session:
+        rooms = {item.id: (item.room_id, item.frame_id is None)
+                 for item in await session.scalars(select(OutboxItem))}
+    assert {rooms[i] for i in waiting} == {("!new-room", True)}
+    assert (OTHER_ROOM, True) in rooms.values() and (ROOM, True) not in rooms.values()
+    await outbox.bundle_queued()
+    assert {frame.room_id for frame in await _frames(outbox)} == {ROOM, "!new-room", OTHER_ROOM}

@@ -52,6 +52,9 @@ class NodeStatus(BaseModel):
     matrix_user_id: str
     coalition_room_id: str | None
     coalition_name: str | None
+    coalition_moved_from: str | None = Field(
+        default=None, description="the room the coalition left for this one, when its room's"
+        " creator was no longer a trusted member's account (decision 0025)")
     member_count: int
     case_count: int
     received_record_count: int
@@ -130,6 +133,7 @@ class NodeEndpoints:
             matrix_user_id=status["matrix_user_id"],
             coalition_room_id=coalition.get("room_id"),
             coalition_name=coalition.get("name"),
+            coalition_moved_from=coalition.get("moved_from"),
             member_count=len(status["members"]),
             case_count=status["cases"],
             received_record_count=status["received_records"],

@@ -11,6 +11,7 @@ from aiohttp import web
 from federation.consent import ATTACHMENTS
 from node.core.coalition import safety_code_changes, safety_code_compared
 from node.core.expulsion import pending_expulsions
+from node.core.runtime import COALITION_SETTING
 from node.core.sharing import disclosed_fields
 from node.core.store import InvalidRecordId, Role
 from node.core.store.received import MAX_PAGE, ReceivedRecord
@@ -130,8 +131,12 @@ async def members_page(request: web.Request) -> web.StreamResponse:
                    "signed_here": ctx.node.org_id in p.signers,
                    "against_us": p.target == ctx.node.org_id}
                   for p in await pending_expulsions(ctx.node)]
+    async with ctx.node.store.read() as tx:
+        coalition = await tx.settings.get(COALITION_SETTING)
+    moved = ({"room": coalition.get("room_id"), "from": coalition["moved_from"]}
+             if isinstance(coalition, dict) and coalition.get("moved_from") else None)
     return render(request, "members.html", members=cards, changes=changes,
-                  expulsions=expulsions,
+                  expulsions=expulsions, moved=moved,
                   own_safety_code=ctx.node.keys.public().safety_code(),
                   own_country=fmt.country(ctx.node.own.country),
                   done=request.query.get("done"),

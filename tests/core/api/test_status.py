@@ -29,6 +29,7 @@ async def test_status_reports_the_node_and_its_counters(
             "matrix_user_id": api.node.config.homeserver.user_id,
             "coalition_room_id": None,
             "coalition_name": None,
+            "coalition_moved_from": None,
             "member_count": 0,
             "case_count": 0,
             "received_record_count": 0,

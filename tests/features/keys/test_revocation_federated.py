@@ -87,7 +87,10 @@ async def test_a_published_revocation_cuts_the_seized_keys_off_everywhere(
     made = [await _member(federation, i, tmp_path / f"org{i}", name, country)
             for i, (name, country) in enumerate(orgs)]
     configs = [config for config, _ in made]
-    await form_coalition(configs)
+    # A, not the seized member, makes the coalition room: a revoked creator's room is left
+    # behind (decision 0025, tests/core/test_coalition_move_federated.py), and this test
+    # watches what the seized keys still try in the coalition room.
+    await form_coalition([*configs[1:], configs[0]])
     attacker_clock = ShiftedClock()
     async with AsyncExitStack() as stack:
         s = await stack.enter_async_context(member_running(configs[0], clock=attacker_clock))

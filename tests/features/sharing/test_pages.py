@@ -15,6 +15,7 @@ import pytest
 
 from deploy.homeserver import Homeserver
 from federation.identity import OrgKeys, sign_member_entry
+from node.core.runtime import COALITION_SETTING
 from schemas.ids import new_record_id
 from tests.features.cases.test_pages import CASE_FORM, create, with_fields
 from tests.support.web import Browser, WebNode, running_web
@@ -191,3 +192,16 @@ async def test_members_directory(site: WebNode) -> None:
     await browser.post("/language", {"language": "es", "next": "/members"})
     page = await browser.get("/members")
     assert "Apoyo jurídico" in page.text and "Trabaja en: Argentina, Chile" in page.text
+
+
+async def test_the_members_page_says_the_coalition_moved_rooms(site: WebNode) -> None:
+    browser = await site.logged_in("chidi")
+    assert "moved to a new room" not in (await browser.get("/members")).text
+    async with site.node.store.transaction() as tx:
+        await tx.settings.set(COALITION_SETTING, {"room_id": "!new-room", "name": "c",
+                                                  "moved_from": "!old-room"})
+    page = await browser.get("/members")
+    assert "The coalition moved to a new room" in page.text
+    assert "!old-room" in page.text and "!new-room" in page.text
+    await browser.post("/language", {"language": "es", "next": "/members"})
+    assert "La coalición pasó a una sala nueva" in (await browser.get("/members")).text

@@ -717,3 +717,12 @@ async def schedule_resends(
     if queued:
         session.info[_QUEUED] = True
     return queued
+
+
+async def resend_after(session: AsyncSession, old_room: str, after: int, mark: str,
+                       *, at_ms: int) -> int:
+    """Queue re-posts of every frame this node posted in ``old_room`` after seq ``after``: the
+    old room was replaced (its chain is closed, so this is all of it) and the re-posts go to
+    the new room (:mod:`sync.requeue`). ``mark`` stands where a request's event id would."""
+    return await schedule_resends(session, old_room, mark, [(after + 1, 2**31 - 1)],
+                                  at_ms=at_ms, min_interval_ms=0)

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sync.tables import Cursor, Frame, OutboxItem
+from sync.tables import Chain, Cursor, Frame, OutboxItem
 
 REPLACED_ROOMS = "replaced_rooms"
 QUEUED_FLAG = "minga_sync_queued"
@@ -113,6 +113,16 @@ async def note_replaced(session: AsyncSession, old_room: str, new_room: str) -> 
         session.add(Cursor(name=REPLACED_ROOMS, value=value))
     else:
         row.value = value
+
+
+async def received_up_to(session: AsyncSession, issuer: str, room_id: str) -> int:
+    """The highest seq of ``issuer``'s chain in ``room_id`` up to which this node holds every
+    envelope (0 if none): where a replacing room's catch-up starts."""
+    chain = await session.get(Chain, (issuer, room_id))
+    if chain is None:
+        return 0
+    missing = json.loads(chain.missing)
+    return min(int(low) for low, _ in missing) - 1 if missing else int(chain.top)
 
 
 def successor(rooms: dict[str, str], room_id: str) -> str:

@@ -15,7 +15,8 @@
 - **Every sync batch** (:meth:`NodeSyncHost.on_sync`, before its events are checked): the roster
   is re-read when the coalition room's member state or membership changed (and on the first
   batch), and invites are joined, pair rooms from verified members recognised
-  (:class:`node.core.rooms.InviteHandler`).
+  (:class:`node.core.rooms.InviteHandler`). A restored node replaces the held pair rooms its
+  old account made (decision 0024) and resumes its chains in the others (decision 0023).
 """
 
 from __future__ import annotations
@@ -49,10 +50,11 @@ from node.core.coalition import (
     apply_stored_revocations,
     refresh_roster,
 )
-from node.core.rooms import InviteHandler
+from node.core.rooms import InviteHandler, PairRoomError, replace_pair_room
 from node.core.runtime import Node
 from node.core.store.cipher import Cell, ColumnCipher
 from node.core.store.ids import utc_now
+from node.core.store.pair_rooms import PairRoomRepository
 from node.core.store.received import Incoming, ReceivedRepository
 from node.core.store.store import StoreTransaction
 from node.core.store.tables import MemberRow, PairRoomRow
@@ -62,6 +64,8 @@ from sync.host import Quarantined, VerifiedRecord
 from sync.resume import ChainDoesNotContinue, held_rooms, resume_room
 
 log = logging.getLogger("minga.sync.host")
+
+REPLACE_RETRY_SECONDS = 60.0
 
 VERIFIED = "verified"
 RETRACTION_PLACEHOLDER_VERSION = 0
@@ -159,6 +163,7 @@ class NodeSyncHost:
         self._roster_version: RosterVersion = ()
         self._pair_rooms: frozenset[str] = frozenset()
         self._held: set[str] | None = None  # rooms a restored node has yet to resume
+        self._replace_again_at = 0.0
 
     @classmethod
     async def open(cls, node: Node, features: FeatureHooks,
@@ -240,16 +245,45 @@ class NodeSyncHost:
             await refresh_roster(self._node, self._transport, room_id)
             self._roster_read = True
         await self._invites.handle(self._transport, batch.invites)
+        await self._replace_rooms_the_old_account_made(self._transport)
         await self._resume_held_chains(self._transport, batch)
         # No refresh here: the inbox asks for trust() (which refreshes) before it checks events.
+
+    async def _held_rooms(self) -> set[str]:
+        if self._held is None:
+            async with self.transaction() as session:
+                self._held = await held_rooms(session)
+        return self._held
+
+    async def _replace_rooms_the_old_account_made(self, transport: MatrixTransport) -> None:
+        """A held pair room this node's old account made can never let the new account in
+        (its creator's power): once the node is back in the coalition under the new account,
+        each is replaced by a new pair room (node.core.rooms.replace_pair_room, decision
+        0024). A failure is tried again a minute later."""
+        held = await self._held_rooms()
+        if not held or time.monotonic() < self._replace_again_at:
+            return
+        async with self._node.store.read() as tx:
+            own = next((m for m in await tx.orgs.members(verified_only=True)
+                        if m.org_id == self._node.org_id), None)
+            pairs = [p for p in await PairRoomRepository(tx.session).all()
+                     if p.room_id in held and p.created_by_us]
+        if own is None or own.matrix_user_id != transport.user_id:
+            return  # not back in the coalition under this account yet: peers would not join
+        for pair in pairs:
+            try:
+                await replace_pair_room(self._node, transport, pair.room_id, pair.org_id, self)
+            except PairRoomError as error:
+                log.warning("could not replace pair room %s: %s", pair.room_id, error)
+                self._replace_again_at = time.monotonic() + REPLACE_RETRY_SECONDS
+                continue
+            held.discard(pair.room_id)
 
     async def _resume_held_chains(self, transport: MatrixTransport, batch: SyncBatch) -> None:
         """A restored node continues its chain in each held room once its new account is in
         it (sync.resume); until then the outbox leaves the room alone."""
-        if self._held is None:
-            async with self.transaction() as session:
-                self._held = await held_rooms(session)
-        for room_id in sorted(self._held & set(batch.rooms)):
+        held = await self._held_rooms()
+        for room_id in sorted(held & set(batch.rooms)):
             try:
                 resumed = await resume_room(
                     self.transaction, transport, room_id, self._node.org_id,
@@ -257,10 +291,11 @@ class NodeSyncHost:
             except (ChainDoesNotContinue, TransportError) as error:
                 log.warning("could not resume this node's chain in %s: %s", room_id, error)
                 continue
-            self._held.discard(room_id)
+            held.discard(room_id)
             async with self._node.store.transaction() as tx:
                 await tx.audit.append("federation", "restore.chain-resumed", target=room_id,
                                       details={"adopted": resumed.adopted,
+                                               "records_requeued": resumed.records_requeued,
                                                "records_lost": resumed.records_lost,
                                                "next_seq": resumed.next_seq})
 

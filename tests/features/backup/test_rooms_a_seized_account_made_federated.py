@@ -1,0 +1,168 @@
+"""Rooms a seized member's old account made are replaced after it is restored (M13, decision
+0024): three members on real homeservers.
+
+A shares with B first (A's old account makes the A–B pair room); C shares with A first (C's
+node makes that one). A is backed up; after the backup B shares with A into the room A's old
+account made, and A's machine is seized; meanwhile B shares again. A is restored on a new
+machine with a new account and new keys. Its new account can never enter the A–B room (room
+version 12: its creator is the old account), so the restored node makes a new pair room with
+B: everything B shared after the backup reaches A there, once (no refusal, no gap, nothing
+twice), A holds no room any more, the old room is forgotten on both sides, and what each
+shares afterwards arrives.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from contextlib import AsyncExitStack
+from pathlib import Path
+
+from sqlalchemy import select
+
+from deploy.homeserver import Federation
+from node.core.cli_support import unix_now
+from node.core.coalition import invite_member, join_coalition
+from node.core.rooms import ROOM_REPLACED, pair_room_of
+from node.core.runtime import open_node
+from node.core.setup import MatrixAccountChoice, matrix_login_for
+from node.core.store import Role
+from node.core.store.pair_rooms import PairRoomRepository
+from node.features.backup.new_account import adopt_new_account
+from node.features.backup.service import create_backup, restore_backup
+from sync.requeue import replaced_rooms
+from sync.resume import held_rooms
+from sync.tables import Chain
+from tests.support.api_harness import PASSPHRASE, SAMPLE_CASES, RunningApi, WallClock
+from tests.support.sharing import (
+    ORGS,
+    eventually,
+    form_coalition,
+    member_running,
+    new_member,
+    passphrase_env,
+    received,
+)
+
+
+async def _share(sender: RunningApi, key: str, recipients: list[str]) -> str:
+    made = await sender.json("POST", "/cases", json=SAMPLE_CASES[key], expect=201)
+    await sender.json("POST", f"/cases/{made['record_id']}/share",
+                      json={"recipients": recipients, "fields": ["country"]})
+    return str(made["record_id"])
+
+
+async def _arrives(api: RunningApi, issuer: str, record_id: str) -> None:
+    async def there() -> bool:
+        answer = await api.call("GET", f"/received/{issuer}/{record_id}", Role.viewer)
+        return answer.status == 200 and (await answer.json())["verification"] == "verified"
+
+    await eventually(there, what=f"{record_id} from {issuer}")
+
+
+async def _quarantined(api: RunningApi) -> int:
+    return int((await api.json("GET", "/status", Role.viewer))["sync"]["quarantined"])
+
+
+async def _gaps(api: RunningApi, issuer: str) -> list[str]:
+    async with api.node.store.read() as tx:
+        rows = await tx.session.scalars(select(Chain.missing).where(Chain.issuer == issuer))
+        return [missing for missing in rows if missing != "[]"]
+
+
+async def _pair_rooms(api: RunningApi) -> dict[str, str]:
+    async with api.node.store.read() as tx:
+        return {p.room_id: p.org_id for p in await PairRoomRepository(tx.session).all()}
+
+
+async def test_a_pair_room_the_seized_account_made_is_replaced_and_nothing_is_lost(
+    federation3: Federation, tmp_path: Path
+) -> None:
+    homes = [federation3[0], federation3[1], federation3[0]]
+    b_cfg, a_cfg, c_cfg = [await new_member(home, tmp_path / f"org{i}", name, country)
+                           for i, (home, (name, country)) in enumerate(zip(homes, ORGS,
+                                                                             strict=True))]
+    coalition = await form_coalition([b_cfg, a_cfg, c_cfg])
+    backup = tmp_path / "a.mingabackup"
+    async with AsyncExitStack() as stack:
+        b = await stack.enter_async_context(member_running(b_cfg, clock=WallClock()))
+        c = await stack.enter_async_context(member_running(c_cfg, clock=WallClock()))
+        async with member_running(a_cfg, clock=WallClock()) as a:
+            a_org, b_org, c_org = a.node.org_id, b.node.org_id, c.node.org_id
+            from_c = await _share(c, "addis", [a_org])  # C's node makes the A–C room
+            await _arrives(a, c_org, from_c)
+            first = await _share(a, "nairobi", [b_org, c_org])  # A's makes the A–B room
+            await _arrives(b, a_org, first)
+            await _arrives(c, a_org, first)
+            old_room = await pair_room_of(a.node, b_org)
+            assert old_room is not None and await pair_room_of(b.node, a_org) == old_room
+            before = await _share(b, "cauca", [a_org])
+            await _arrives(a, b_org, before)
+            create_backup(a_cfg, backup, PASSPHRASE, created_at=unix_now())
+            after_backup = await _share(b, "minsk", [a_org])  # A's old node receives it
+            await _arrives(a, b_org, after_backup)
+            second = await _share(a, "minsk", [b_org])
+            await _arrives(b, a_org, second)
+        # A's machine is seized; meanwhile B shares with A, in the room A's old account made.
+        meanwhile = await _share(b, "nairobi", [a_org])
+
+        restored = await restore_backup(backup, tmp_path / "new-machine" / "node", PASSPHRASE)
+        assert restored.config_file is not None
+        with passphrase_env():
+            async with open_node(restored.config_file) as node:
+                login = await matrix_login_for(federation3[2].url, node.own.name,
+                                               MatrixAccountChoice(registration_secret=(
+                                                   federation3[2].state
+                                                   .registration_shared_secret)))
+                moved = await adopt_new_account(node, restored.config_file, login, unix_now)
+        await invite_member(b.node, moved.user_id)
+        with passphrase_env():
+            async with open_node(restored.config_file) as node:
+                await join_coalition(node, coalition)
+
+        a2 = await stack.enter_async_context(member_running(restored.config_file,
+                                                            clock=WallClock()))
+        await _arrives(a2, b_org, after_backup)
+        await _arrives(a2, b_org, meanwhile)
+
+        async def nothing_held() -> bool:
+            async with a2.node.store.read() as tx:
+                return not await held_rooms(tx.session)
+
+        await eventually(nothing_held, what="A's rooms replaced or resumed")
+        assert (await a2.json("GET", "/status", Role.viewer))["sync"]["held_rooms"] == []
+        new_room = await pair_room_of(a2.node, b_org)
+        assert new_room is not None and new_room != old_room
+
+        async def b_took_the_new_room() -> bool:
+            return await pair_room_of(b.node, a_org) == new_room
+
+        await eventually(b_took_the_new_room, what="B's pair room with A replaced")
+        for api in (a2, b):
+            assert old_room not in await _pair_rooms(api)
+            async with api.node.store.read() as tx:
+                assert (await replaced_rooms(tx.session)).get(old_room) == new_room
+        async with a2.node.store.read() as tx:
+            replaced = [e for e in await tx.audit.recent() if e.action == ROOM_REPLACED]
+        assert [(e.target, e.details["old_room"], e.details["room_id"]) for e in replaced] == \
+            [(b_org, old_room, new_room)]
+        async with b.node.store.read() as tx:
+            taken = [e.details for e in await tx.audit.recent() if e.action == ROOM_REPLACED]
+        # B re-posted in the new room what it had posted after what A's backup held.
+        assert [(d["old_room"], d["room_id"], d["resent"]) for d in taken] == \
+            [(old_room, new_room, 2)]
+
+        third = await _share(a2, "addis", [b_org, c_org])
+        await _arrives(b, a_org, third)
+        await _arrives(c, a_org, third)
+        back = await _share(b, "addis", [a_org])
+        await _arrives(a2, b_org, back)
+
+        for api in (a2, b, c):
+            assert await _quarantined(api) == 0
+        for api in (b, c):
+            assert await _gaps(api, a_org) == []
+        assert await _gaps(a2, b_org) == []
+        from_b = Counter(r["record_id"] for r in await received(a2) if r["issuer"] == b_org)
+        assert from_b == Counter({before: 1, after_backup: 1, meanwhile: 1, back: 1})
+        from_a = Counter(r["record_id"] for r in await received(b) if r["issuer"] == a_org)
+        assert from_a == Counter({first: 1, second: 1, third: 1})

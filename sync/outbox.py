@@ -149,9 +149,11 @@ async def enqueue_many(
     queued_at_ms: int,
 ) -> list[int]:
     """:func:`enqueue` for several records with the same room and recipients (one flush);
-    returns their item ids in order."""
+    returns their item ids in order. Records for a room another room replaced go to that one
+    (say, an answer to an alert that arrived in the replaced room)."""
     if not isinstance(room_id, str) or not room_id.startswith("!"):
         raise OutboxError("room_id must be a Matrix room id")
+    room_id = successor(await replaced_rooms(session), room_id)
     if isinstance(tokens, str) or not all(isinstance(t, str) and t for t in tokens):
         raise OutboxError("each token must be a non-empty SD-JWT string")
     recipients = canonical_json(_recipient_list(recipient_org_ids)).decode()

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -251,15 +252,40 @@ async def take_replacement(
         moved = await move_room(tx.session, replaces.old_room, room_id)
         resent = await resend_after(tx.session, replaces.old_room, after, room_id,
                                     at_ms=int(datetime.now(UTC).timestamp() * 1000))
-        await _audit_replaced(tx, org_id, replaces.old_room, room_id, moved, resent=resent)
+        await note_room_replaced(tx, org_id, replaces.old_room, room_id, moved, resent=resent)
     await _leave(transport, replaces.old_room)
     log.info("room %s replaces %s of %s; %d record(s) moved, %d envelope(s) re-posted",
              room_id, replaces.old_room, org_id, moved.records, resent)
     return True
 
 
-async def _audit_replaced(tx: StoreTransaction, org_id: str, old_room: str, new_room: str,
-                          moved: Requeued, *, resent: int = 0) -> None:
+def made_alike(transport: MatrixTransport, new_state: Sequence[TimelineEvent]) -> OldRoomCheck:
+    """A feature's room (an alert room) replaces an old one of the same member: the old room,
+    which this node is in, carries the same ``org.minga.*`` markers as the new one (same kind,
+    same member) and was not made by this node's account."""
+    def markers(state: Sequence[TimelineEvent]) -> set[tuple[str, str]]:
+        return {(e.type, json.dumps(e.content, sort_keys=True)) for e in state
+                if e.type.startswith("org.minga.") and e.type != REPLACES_EVENT_TYPE
+                and e.state_key == ""}
+
+    wanted = markers(new_state)
+
+    async def check(node: Node, room_id: str) -> bool:
+        try:
+            old_state = await transport.room_state(room_id)
+        except TransportError:
+            return False
+        create = next((e for e in old_state if e.type == "m.room.create"), None)
+        return (bool(wanted) and create is not None and create.sender != transport.user_id
+                and wanted <= markers(old_state))
+
+    return check
+
+
+async def note_room_replaced(tx: StoreTransaction, org_id: str, old_room: str, new_room: str,
+                             moved: Requeued, *, resent: int = 0) -> None:
+    """The audit entry of a replaced room, under the member whose room it is (ids and counts
+    only)."""
     await tx.audit.append("federation", ROOM_REPLACED, target=org_id, details={
         "old_room": old_room, "room_id": new_room, "records_requeued": moved.records,
         "records_lost": moved.lost, "resent": resent})
@@ -303,7 +329,7 @@ async def replace_pair_room(
             await pairs.remember(org_id, room_id, created_by_us=True, at=datetime.now(UTC))
             moved = await move_room(tx.session, old_room, room_id)
             await release_room(tx.session, old_room)
-            await _audit_replaced(tx, org_id, old_room, room_id, moved)
+            await note_room_replaced(tx, org_id, old_room, room_id, moved)
         if listener is not None:
             listener.note_pair_room(room_id)
         log.info("replaced pair room %s with %s by %s", old_room, org_id, room_id)
@@ -388,9 +414,13 @@ class InviteHandler:
         # reach us by sync: the room's maker re-posts them when asked.
         try:
             state = await transport.room_state(room_id)
-            org_id = (await recognise_pair_room(self.node, transport, state, room_id,
-                                                self.listener)
-                      or await self.recognise_room(self.node, state))
+            org_id = await recognise_pair_room(self.node, transport, state, room_id,
+                                               self.listener)
+            if org_id is None:
+                org_id = await self.recognise_room(self.node, state)
+                if org_id is not None:
+                    await take_replacement(self.node, transport, state, room_id, org_id,
+                                           made_alike(transport, state))
             if org_id is not None:
                 await ask_for_backlog(transport, room_id, org_id)
         except TransportError as error:

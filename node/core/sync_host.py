@@ -127,6 +127,12 @@ RoomRecogniser = Callable[[Node, Sequence[TimelineEvent]], Awaitable[str | None]
 or ``None`` when the room is not one the feature knows."""
 
 
+RoomReplacer = Callable[[Node, MatrixTransport, frozenset[str]], Awaitable[set[str]]]
+"""Given a restored node's held rooms, once it is back in the coalition under its new account:
+the feature replaces those its old account made for it (decision 0024) and returns them. A
+failure is logged and returns nothing; it is tried again later."""
+
+
 class FeatureHooks(Protocol):
     """What the host needs of the node's features (``node.core.registry.Registry``)."""
 
@@ -134,6 +140,9 @@ class FeatureHooks(Protocol):
     def record_handlers(self) -> Mapping[str, RecordHandler]: ...
 
     async def recognise_room(self, node: Node, state: Sequence[TimelineEvent]) -> str | None: ...
+
+    async def replace_held_rooms(self, node: Node, transport: MatrixTransport,
+                                 held: frozenset[str]) -> set[str]: ...
 
 
 class NoFeatures:
@@ -143,6 +152,10 @@ class NoFeatures:
 
     async def recognise_room(self, node: Node, state: Sequence[TimelineEvent]) -> str | None:
         return None
+
+    async def replace_held_rooms(self, node: Node, transport: MatrixTransport,
+                                 held: frozenset[str]) -> set[str]:
+        return set()
 
 
 class NodeSyncHost:
@@ -259,7 +272,8 @@ class NodeSyncHost:
         """A held pair room this node's old account made can never let the new account in
         (its creator's power): once the node is back in the coalition under the new account,
         each is replaced by a new pair room (node.core.rooms.replace_pair_room, decision
-        0024). A failure is tried again a minute later."""
+        0024), and the features replace theirs (its alert room). A failed pair room is tried
+        again a minute later."""
         held = await self._held_rooms()
         if not held or time.monotonic() < self._replace_again_at:
             return
@@ -278,6 +292,9 @@ class NodeSyncHost:
                 self._replace_again_at = time.monotonic() + REPLACE_RETRY_SECONDS
                 continue
             held.discard(pair.room_id)
+        if held:
+            held -= await self._features.replace_held_rooms(self._node, transport,
+                                                            frozenset(held))
 
     async def _resume_held_chains(self, transport: MatrixTransport, batch: SyncBatch) -> None:
         """A restored node continues its chain in each held room once its new account is in

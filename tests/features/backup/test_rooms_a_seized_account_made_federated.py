@@ -2,20 +2,23 @@
 0024): three members on real homeservers.
 
 A shares with B first (A's old account makes the A–B pair room); C shares with A first (C's
-node makes that one). A is backed up; after the backup B shares with A into the room A's old
-account made, and A's machine is seized; meanwhile B shares again. A is restored on a new
-machine with a new account and new keys. Its new account can never enter the A–B room (room
-version 12: its creator is the old account), so the restored node makes a new pair room with
-B: everything B shared after the backup reaches A there, once (no refusal, no gap, nothing
-twice), A holds no room any more, the old room is forgotten on both sides, and what each
-shares afterwards arrives.
+node makes that one); A sends an alert (its old account makes A's alert room). A is backed up;
+after the backup B shares with A into the pair room A's old account made and answers the alert
+in A's alert room, and A's machine is seized; meanwhile B shares again and C answers the alert.
+A is restored on a new machine with a new account and new keys. Its new account can never enter
+the rooms its old account made (room version 12: their creator is the old account), so the
+restored node makes a new pair room with B and a new alert room: everything B and C posted after
+the backup reaches A there, once (no refusal, no gap, nothing twice), A holds no room any more,
+the old rooms are forgotten on every side, and what each shares or alerts afterwards arrives.
 """
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from contextlib import AsyncExitStack
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import select
 
@@ -27,8 +30,11 @@ from node.core.runtime import open_node
 from node.core.setup import MatrixAccountChoice, matrix_login_for
 from node.core.store import Role
 from node.core.store.pair_rooms import PairRoomRepository
+from node.features.alerts.room import saved_alert_room
+from node.features.alerts.service import HELPING, SEEN, AlertState, list_alerts, respond, send_alert
 from node.features.backup.new_account import adopt_new_account
 from node.features.backup.service import create_backup, restore_backup
+from schemas.payloads import Alert
 from sync.requeue import replaced_rooms
 from sync.resume import held_rooms
 from sync.tables import Chain
@@ -69,6 +75,40 @@ async def _gaps(api: RunningApi, issuer: str) -> list[str]:
         return [missing for missing in rows if missing != "[]"]
 
 
+ALERT = Alert.model_validate({"alert_type": "arrest", "urgency": "critical", "country": "CO",
+                              "asks": ["legal_support"], "text": "retenido en el retén"})
+
+
+async def _alert(api: RunningApi) -> str:
+    return (await send_alert(api.node, ALERT, actor="ana", now=int(time.time()))).record_id
+
+
+async def _alert_at(api: RunningApi, issuer: str, record_id: str) -> AlertState | None:
+    return next((s for s in await list_alerts(api.node)
+                 if s.issuer == issuer and s.record_id == record_id), None)
+
+
+async def _answers(api: RunningApi, record_id: str, wanted: dict[str, str]) -> None:
+    async def answered() -> Any:
+        state = await _alert_at(api, api.node.org_id, record_id)
+        got = {r.org_id: r.status for r in state.recipients} if state else {}
+        return got == wanted or None
+
+    await eventually(answered, what=f"answers {wanted} to {record_id}")
+
+
+async def _alert_arrives(api: RunningApi, issuer: str, record_id: str) -> None:
+    async def there() -> Any:
+        return await _alert_at(api, issuer, record_id)
+
+    await eventually(there, what=f"alert {record_id} from {issuer}")
+
+
+async def _alert_room(api: RunningApi) -> str | None:
+    saved = await saved_alert_room(api.node)
+    return None if saved is None else str(saved["room_id"])
+
+
 async def _pair_rooms(api: RunningApi) -> dict[str, str]:
     async with api.node.store.read() as tx:
         return {p.room_id: p.org_id for p in await PairRoomRepository(tx.session).all()}
@@ -97,13 +137,23 @@ async def test_a_pair_room_the_seized_account_made_is_replaced_and_nothing_is_lo
             assert old_room is not None and await pair_room_of(b.node, a_org) == old_room
             before = await _share(b, "cauca", [a_org])
             await _arrives(a, b_org, before)
+            alert = await _alert(a)  # A's old account makes A's alert room
+            await _alert_arrives(b, a_org, alert)
+            await _alert_arrives(c, a_org, alert)
+            old_alert_room = await _alert_room(a)
+            await _answers(a, alert, {b_org: "delivered", c_org: "delivered"})
             create_backup(a_cfg, backup, PASSPHRASE, created_at=unix_now())
             after_backup = await _share(b, "minsk", [a_org])  # A's old node receives it
             await _arrives(a, b_org, after_backup)
+            await respond(b.node, a_org, alert, answer=HELPING, offers=["legal_support"],
+                          actor="beto", now=int(time.time()))
+            await _answers(a, alert, {b_org: HELPING, c_org: "delivered"})
             second = await _share(a, "minsk", [b_org])
             await _arrives(b, a_org, second)
-        # A's machine is seized; meanwhile B shares with A, in the room A's old account made.
+        # A's machine is seized; meanwhile B shares with A, in the room A's old account made,
+        # and C answers A's alert in A's old alert room.
         meanwhile = await _share(b, "nairobi", [a_org])
+        await respond(c.node, a_org, alert, answer=SEEN, actor="carla", now=int(time.time()))
 
         restored = await restore_backup(backup, tmp_path / "new-machine" / "node", PASSPHRASE)
         assert restored.config_file is not None
@@ -123,6 +173,7 @@ async def test_a_pair_room_the_seized_account_made_is_replaced_and_nothing_is_lo
                                                             clock=WallClock()))
         await _arrives(a2, b_org, after_backup)
         await _arrives(a2, b_org, meanwhile)
+        await _answers(a2, alert, {b_org: HELPING, c_org: SEEN})
 
         async def nothing_held() -> bool:
             async with a2.node.store.read() as tx:
@@ -141,21 +192,38 @@ async def test_a_pair_room_the_seized_account_made_is_replaced_and_nothing_is_lo
             assert old_room not in await _pair_rooms(api)
             async with api.node.store.read() as tx:
                 assert (await replaced_rooms(tx.session)).get(old_room) == new_room
+        new_alert_room = await _alert_room(a2)
+        assert new_alert_room not in (None, old_alert_room)
         async with a2.node.store.read() as tx:
             replaced = [e for e in await tx.audit.recent() if e.action == ROOM_REPLACED]
-        assert [(e.target, e.details["old_room"], e.details["room_id"]) for e in replaced] == \
-            [(b_org, old_room, new_room)]
+            assert (await replaced_rooms(tx.session)).get(old_alert_room) == new_alert_room
+        assert sorted((e.target, e.details["old_room"], e.details["room_id"])
+                      for e in replaced) == \
+            sorted([(b_org, old_room, new_room), (a_org, old_alert_room, new_alert_room)])
+        for api in (b, c):
+            async def took_the_new_alert_room(api: RunningApi = api) -> bool:
+                async with api.node.store.read() as tx:
+                    rooms = await replaced_rooms(tx.session)
+                return rooms.get(old_alert_room) == new_alert_room
+
+            await eventually(took_the_new_alert_room, what="the new alert room taken")
         async with b.node.store.read() as tx:
             taken = [e.details for e in await tx.audit.recent() if e.action == ROOM_REPLACED]
-        # B re-posted in the new room what it had posted after what A's backup held.
-        assert [(d["old_room"], d["room_id"], d["resent"]) for d in taken] == \
-            [(old_room, new_room, 2)]
+        # B re-posted in the new rooms what it had posted after what A's backup held: two
+        # shares in the pair room, its answer in the alert room.
+        assert sorted((d["old_room"], d["room_id"], d["resent"]) for d in taken) == \
+            sorted([(old_room, new_room, 2), (old_alert_room, new_alert_room, 1)])
 
         third = await _share(a2, "addis", [b_org, c_org])
         await _arrives(b, a_org, third)
         await _arrives(c, a_org, third)
         back = await _share(b, "addis", [a_org])
         await _arrives(a2, b_org, back)
+        again = await _alert(a2)  # in the new alert room
+        await _alert_arrives(b, a_org, again)
+        await _alert_arrives(c, a_org, again)
+        await respond(b.node, a_org, again, answer=SEEN, actor="beto", now=int(time.time()))
+        await _answers(a2, again, {b_org: SEEN, c_org: "delivered"})
 
         for api in (a2, b, c):
             assert await _quarantined(api) == 0

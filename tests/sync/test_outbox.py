@@ -42,12 +42,13 @@ from sync.requeue import (
     Requeued,
     move_room,
     note_replaced,
+    received_up_to,
     replaced_rooms,
     requeue_frames,
     successor,
 )
 from sync.resume import PostedEnvelope, apply_resume, hold_rooms, local_frames, plan_resume
-from sync.tables import Frame, OutboxItem
+from sync.tables import Chain, Frame, OutboxItem
 from tests.support.sync import RingTrust, TestHost, database_in, open_database, record_token
 
 ROOM, OTHER_ROOM = "!room:test", "!other:test"
@@ -456,3 +457,13 @@ async def test_a_restored_frame_whose_place_was_taken_is_sealed_again_after_the_
     assert (adopted.seq, adopted.event_id) == (1, "$old1")
     assert again.seq == 2 and _tokens_in(again) == tokens
     assert read_chain_context(_envelope(again)["context"]).prev == "h-by-the-old-account"
+
+
+async def test_a_replacing_room_asks_from_the_first_gap_of_each_chain(outbox: Outbox) -> None:
+    async with outbox.host.transaction() as session:
+        session.add_all([Chain(issuer="org-b", room_id=ROOM, top=5, missing="[[3, 4]]"),
+                         Chain(issuer="org-c", room_id=ROOM, top=6, missing="[]")])
+    async with outbox.host.transaction() as session:
+        assert await received_up_to(session, "org-b", ROOM) == 2
+        assert await received_up_to(session, "org-c", ROOM) == 6
+        assert await received_up_to(session, "org-d", ROOM) == 0

@@ -32,7 +32,8 @@ For each ``org.minga.sealed`` event, in order (the first failure quarantines it)
 Gaps in a chain that persist for ``resend_grace_seconds`` are asked for with an
 ``org.minga.resend`` event (ids and numbers only), at most every ``resend_interval_seconds``
 per chain. A request for this node's own chain is turned into outbox resends. A request (or
-a gap) for the chain of a room another one replaced goes through the new room, naming the old.
+a gap) for the chain of a room another one replaced goes through the new room, naming the old;
+events still arriving in a replaced room are claimed and skipped.
 """
 
 from __future__ import annotations
@@ -225,8 +226,13 @@ class Inbox:
             fresh = [event for event in candidates if event.event_id in claimed]
             outcome.events = len(fresh)
             trust = await self.host.trust(session) if fresh else None
+            # A replaced room is no longer read: its chains go on in the room that replaced it
+            # (sync.requeue), where what is missing is re-posted as answered resends.
+            replaced = await replaced_rooms(session) if fresh else {}
             for event in fresh:
                 assert trust is not None
+                if event.room_id in replaced:
+                    continue
                 await self._handle(session, trust, event, blobs.get(event.event_id), outcome)
             if outcome.entries:
                 await self.host.note_quarantined(session, outcome.entries)

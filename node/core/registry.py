@@ -22,7 +22,7 @@ from typing import Any, Protocol
 from federation.transport import MatrixTransport, TimelineEvent
 from node.core.api.app import EndpointGroup
 from node.core.runtime import Node
-from node.core.sync_host import RecordHandler, RoomRecogniser, RoomReplacer
+from node.core.sync_host import RecordHandler, RoomOwnerCheck, RoomRecogniser, RoomReplacer
 from node.core.web.routes import PageRoute, WebExtensions
 
 Duty = Callable[[Node, MatrixTransport], Coroutine[Any, Any, None]]
@@ -58,6 +58,7 @@ class Registry:
     shutdown_hooks: list[ShutdownHook] = field(default_factory=list)
     room_recognisers: list[RoomRecogniser] = field(default_factory=list)
     room_replacers: list[RoomReplacer] = field(default_factory=list)
+    room_owners: list[RoomOwnerCheck] = field(default_factory=list)
     coalition_created: list[CoalitionCreated] = field(default_factory=list)
     commands: list[CommandGroup] = field(default_factory=list)
     endpoints: list[EndpointGroup] = field(default_factory=list)
@@ -87,6 +88,12 @@ class Registry:
         for replace in self.room_replacers:
             replaced |= await replace(node, transport, held - replaced)
         return replaced
+
+    async def owns_room(self, node: Node, org_id: str, room_id: str) -> bool:
+        for owns in self.room_owners:
+            if await owns(node, org_id, room_id):
+                return True
+        return False
 
     async def after_coalition_created(self, node: Node, now: int) -> None:
         for hook in self.coalition_created:

@@ -362,6 +362,9 @@ class InviteHandler:
     recognise_room: Callable[[Node, Sequence[TimelineEvent]], Awaitable[str | None]]
     """The features' rooms (``Registry.recognise_room``): whose room it is, or ``None``."""
     listener: PairRoomListener | None = None
+    owns_room: Callable[[Node, str, str], Awaitable[bool]] | None = None
+    """The features' rooms of a member this node knows (``Registry.owns_room``): one a
+    recognised room may replace."""
     _joined: set[str] = field(default_factory=set)
     _pending: dict[str, int] = field(default_factory=dict)  # invite -> failed joins so far
     _unrecognised: dict[str, int] = field(default_factory=dict)  # room -> checks so far
@@ -420,7 +423,7 @@ class InviteHandler:
                 org_id = await self.recognise_room(self.node, state)
                 if org_id is not None:
                     await take_replacement(self.node, transport, state, room_id, org_id,
-                                           made_alike(transport, state))
+                                           self._known_room(transport, state, org_id))
             if org_id is not None:
                 await ask_for_backlog(transport, room_id, org_id)
         except TransportError as error:
@@ -429,6 +432,16 @@ class InviteHandler:
         checks = self._unrecognised.pop(room_id, 0) + 1
         if org_id is None and checks < MAX_RECHECKS:
             self._unrecognised[room_id] = checks
+
+    def _known_room(self, transport: MatrixTransport, state: Sequence[TimelineEvent],
+                    org_id: str) -> OldRoomCheck:
+        alike = made_alike(transport, state)
+
+        async def check(node: Node, room_id: str) -> bool:
+            return (self.owns_room is not None and await self.owns_room(node, org_id, room_id)
+                    ) or await alike(node, room_id)
+
+        return check
 
     async def _recheck(self, transport: MatrixTransport) -> None:
         now = asyncio.get_running_loop().time()

@@ -128,9 +128,17 @@ or ``None`` when the room is not one the feature knows."""
 
 
 RoomReplacer = Callable[[Node, MatrixTransport, frozenset[str]], Awaitable[set[str]]]
-"""Given a restored node's held rooms, once it is back in the coalition under its new account:
-the feature replaces those its old account made for it (decision 0024) and returns them. A
-failure is logged and returns nothing; it is tried again later."""
+"""Given a node's held rooms (a node restored elsewhere), once it is in the coalition under its
+current account: the feature replaces the rooms an old account of this node made for it and
+the current one cannot enter (decision 0024), and returns the held ones it replaced. Called
+once per run even with nothing held, so cheap when there is nothing to do. A failure is logged
+and returns nothing; it is tried again later."""
+
+
+RoomOwnerCheck = Callable[[Node, str, str], Awaitable[bool]]
+"""Whether this node knows a room (the third argument) as a member's (the second) room of the
+feature's kind, say the room of a campaign that member proposed: a room replacing it, made by
+that member's current account, then takes its place (decision 0024)."""
 
 
 class FeatureHooks(Protocol):
@@ -143,6 +151,8 @@ class FeatureHooks(Protocol):
 
     async def replace_held_rooms(self, node: Node, transport: MatrixTransport,
                                  held: frozenset[str]) -> set[str]: ...
+
+    async def owns_room(self, node: Node, org_id: str, room_id: str) -> bool: ...
 
 
 class NoFeatures:
@@ -157,6 +167,9 @@ class NoFeatures:
                                  held: frozenset[str]) -> set[str]:
         return set()
 
+    async def owns_room(self, node: Node, org_id: str, room_id: str) -> bool:
+        return False
+
 
 class NodeSyncHost:
     """The node as the sync layer's host. Make one with :meth:`open`."""
@@ -168,7 +181,7 @@ class NodeSyncHost:
         self._node = node
         self._features = features
         self._transport = transport
-        self._invites = InviteHandler(node, features.recognise_room, self)
+        self._invites = InviteHandler(node, features.recognise_room, self, features.owns_room)
         self._roster_read = False
         self._column_cipher = cipher
         self._cipher = StoreCipher(cipher)
@@ -177,6 +190,7 @@ class NodeSyncHost:
         self._pair_rooms: frozenset[str] = frozenset()
         self._held: set[str] | None = None  # rooms a restored node has yet to resume
         self._replace_again_at = 0.0
+        self._features_checked = False
 
     @classmethod
     async def open(cls, node: Node, features: FeatureHooks,
@@ -272,10 +286,11 @@ class NodeSyncHost:
         """A held pair room this node's old account made can never let the new account in
         (its creator's power): once the node is back in the coalition under the new account,
         each is replaced by a new pair room (node.core.rooms.replace_pair_room, decision
-        0024), and the features replace theirs (its alert room). A failed pair room is tried
-        again a minute later."""
+        0024), and the features replace theirs (its alert room, campaign rooms it proposed; they
+        are asked once per run, then while rooms are held). A failed pair room is tried again a
+        minute later."""
         held = await self._held_rooms()
-        if not held or time.monotonic() < self._replace_again_at:
+        if (not held and self._features_checked) or time.monotonic() < self._replace_again_at:
             return
         async with self._node.store.read() as tx:
             own = next((m for m in await tx.orgs.members(verified_only=True)
@@ -284,6 +299,7 @@ class NodeSyncHost:
                      if p.room_id in held and p.created_by_us]
         if own is None or own.matrix_user_id != transport.user_id:
             return  # not back in the coalition under this account yet: peers would not join
+        self._features_checked = True  # once per run even with nothing held (campaign rooms)
         for pair in pairs:
             try:
                 await replace_pair_room(self._node, transport, pair.room_id, pair.org_id, self)
@@ -292,9 +308,7 @@ class NodeSyncHost:
                 self._replace_again_at = time.monotonic() + REPLACE_RETRY_SECONDS
                 continue
             held.discard(pair.room_id)
-        if held:
-            held -= await self._features.replace_held_rooms(self._node, transport,
-                                                            frozenset(held))
+        held -= await self._features.replace_held_rooms(self._node, transport, frozenset(held))
 
     async def _resume_held_chains(self, transport: MatrixTransport, batch: SyncBatch) -> None:
         """A restored node continues its chain in each held room once its new account is in

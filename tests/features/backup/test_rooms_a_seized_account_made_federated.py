@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy import select
 
 from deploy.homeserver import Federation
+from node.core.api.times import iso_time
 from node.core.cli_support import unix_now
 from node.core.coalition import invite_member, join_coalition
 from node.core.rooms import ROOM_REPLACED, pair_room_of
@@ -141,6 +142,7 @@ async def test_a_pair_room_the_seized_account_made_is_replaced_and_nothing_is_lo
             await _alert_arrives(b, a_org, alert)
             await _alert_arrives(c, a_org, alert)
             old_alert_room = await _alert_room(a)
+            assert old_alert_room is not None
             await _answers(a, alert, {b_org: "delivered", c_org: "delivered"})
             create_backup(a_cfg, backup, PASSPHRASE, created_at=unix_now())
             after_backup = await _share(b, "minsk", [a_org])  # A's old node receives it
@@ -234,3 +236,115 @@ async def test_a_pair_room_the_seized_account_made_is_replaced_and_nothing_is_lo
         assert from_b == Counter({before: 1, after_backup: 1, meanwhile: 1, back: 1})
         from_a = Counter(r["record_id"] for r in await received(b) if r["issuer"] == a_org)
         assert from_a == Counter({first: 1, second: 1, third: 1})
+
+
+# --- a campaign room the seized account made --------------------------------------------------
+
+
+def _proposal() -> dict[str, Any]:
+    return {
+        "title": "Liberen a la defensora Ligaya Dimaculangan",
+        "goal": "Joint letter and UN urgent appeal for her release.",
+        "targets": [{"name": "Department of Justice", "target_type": "government",
+                     "country": "PH"}],
+        "countries": ["PH"], "themes": ["criminalisation"], "asks": ["legal", "advocacy"],
+        "min_organisations": 2, "deadline": iso_time(int(time.time()) + 7 * 86_400),
+    }
+
+
+async def _post(api: RunningApi, issuer: str, pid: str, title: str) -> None:
+    await api.json("POST", f"/campaigns/{issuer}/{pid}/posts", expect=201, json={
+        "post_type": "update", "title": title, "text": "Filed the petition."})
+
+
+async def _campaign(api: RunningApi, issuer: str, pid: str) -> dict[str, Any] | None:
+    answer = await api.call("GET", f"/campaigns/{issuer}/{pid}")
+    return await answer.json() if answer.status == 200 else None
+
+
+async def _posted(api: RunningApi, issuer: str, pid: str, titles: list[str]) -> None:
+    async def there() -> bool:
+        view = await _campaign(api, issuer, pid)
+        return view is not None and [p["title"] for p in view["posts"]] == titles
+
+    await eventually(there, what=f"campaign posts {titles}")
+
+
+async def test_a_campaign_room_the_seized_account_made_is_replaced(
+    federation3: Federation, tmp_path: Path
+) -> None:
+    homes = [federation3[0], federation3[1], federation3[0]]
+    b_cfg, a_cfg, c_cfg = [await new_member(home, tmp_path / f"org{i}", name, country)
+                           for i, (home, (name, country)) in enumerate(zip(homes, ORGS,
+                                                                             strict=True))]
+    coalition = await form_coalition([b_cfg, a_cfg, c_cfg])
+    backup = tmp_path / "a.mingabackup"
+    async with AsyncExitStack() as stack:
+        b = await stack.enter_async_context(member_running(b_cfg, clock=WallClock()))
+        await stack.enter_async_context(member_running(c_cfg, clock=WallClock()))
+        async with member_running(a_cfg, clock=WallClock()) as a:
+            a_org, b_org = a.node.org_id, b.node.org_id
+            pid = (await a.json("POST", "/proposals", json=_proposal(), expect=201))["record_id"]
+
+            async def proposed_at_b() -> bool:
+                return (await b.call("GET", f"/proposals/{a_org}/{pid}")).status == 200
+
+            await eventually(proposed_at_b, what="the proposal at B")
+            await b.json("POST", f"/proposals/{a_org}/{pid}/responses",
+                         json={"response": "join", "roles": ["legal"]})
+
+            async def launched_at_b() -> bool:  # A's old account made the campaign room
+                view = await _campaign(b, a_org, pid)
+                return view is not None and view["room_id"] is not None
+
+            await eventually(launched_at_b, what="the campaign room announced to B")
+            old_room = (await _campaign(b, a_org, pid) or {})["room_id"]
+            await _post(b, a_org, pid, "before the backup")
+            await _posted(a, a_org, pid, ["before the backup"])
+            create_backup(a_cfg, backup, PASSPHRASE, created_at=unix_now())
+            await _post(b, a_org, pid, "after the backup")
+            await _posted(a, a_org, pid, ["before the backup", "after the backup"])
+        await _post(b, a_org, pid, "meanwhile")  # A's machine is seized
+
+        restored = await restore_backup(backup, tmp_path / "new-machine" / "node", PASSPHRASE)
+        assert restored.config_file is not None
+        with passphrase_env():
+            async with open_node(restored.config_file) as node:
+                login = await matrix_login_for(federation3[2].url, node.own.name,
+                                               MatrixAccountChoice(registration_secret=(
+                                                   federation3[2].state
+                                                   .registration_shared_secret)))
+                moved = await adopt_new_account(node, restored.config_file, login, unix_now)
+        await invite_member(b.node, moved.user_id)
+        with passphrase_env():
+            async with open_node(restored.config_file) as node:
+                await join_coalition(node, coalition)
+        a2 = await stack.enter_async_context(member_running(restored.config_file,
+                                                            clock=WallClock()))
+        await _posted(a2, a_org, pid, ["before the backup", "after the backup", "meanwhile"])
+
+        async def nothing_held() -> bool:
+            async with a2.node.store.read() as tx:
+                return not await held_rooms(tx.session)
+
+        await eventually(nothing_held, what="A's rooms replaced or resumed")
+        async with a2.node.store.read() as tx:
+            new_room = (await replaced_rooms(tx.session)).get(old_room)
+            replaced = [e.details for e in await tx.audit.recent()
+                        if e.action == ROOM_REPLACED and e.details["old_room"] == old_room]
+        assert new_room is not None and [d["room_id"] for d in replaced] == [new_room]
+
+        async def b_took_it() -> bool:
+            async with b.node.store.read() as tx:
+                return (await replaced_rooms(tx.session)).get(old_room) == new_room
+
+        await eventually(b_took_it, what="B takes the new campaign room")
+        await _post(a2, a_org, pid, "from the new machine")
+        await _post(b, a_org, pid, "welcome back")
+        everything = ["before the backup", "after the backup", "meanwhile",
+                      "from the new machine", "welcome back"]
+        await _posted(b, a_org, pid, everything)
+        await _posted(a2, a_org, pid, everything)
+        for api in (a2, b):
+            assert await _quarantined(api) == 0
+        assert await _gaps(a2, b_org) == [] and await _gaps(b, a_org) == []

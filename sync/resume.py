@@ -43,6 +43,7 @@ from sync.requeue import requeue_frames
 from sync.tables import Cursor, Frame, OutboxItem, table
 
 HELD_ROOMS = "chains_to_resume"
+REPLACE_PENDING = "rooms_to_replace"
 _PAGE = 100
 _MAX_PAGES = 200
 _MAX_BLOB_BYTES = 16 * 1024 * 1024
@@ -138,12 +139,25 @@ async def _set_held(session: AsyncSession, rooms: set[str]) -> None:
 
 
 async def hold_rooms(session: AsyncSession) -> set[str]:
-    """Hold every room this node has sent or queued anything in; returns them."""
+    """Hold every room this node has sent or queued anything in; returns them. Also notes that
+    the rooms an old account of this node made are to be replaced (decision 0024), even those
+    it sent nothing in (:func:`replacement_pending`)."""
     rooms = set(await session.scalars(select(Frame.room_id).distinct()))
     rooms |= set(await session.scalars(select(OutboxItem.room_id).distinct()))
     rooms |= await held_rooms(session)
     await _set_held(session, rooms)
+    if await session.get(Cursor, REPLACE_PENDING) is None:
+        session.add(Cursor(name=REPLACE_PENDING, value="1"))
     return rooms
+
+
+async def replacement_pending(session: AsyncSession) -> bool:
+    """Whether this node took a new account and has yet to look for rooms its old one made."""
+    return await session.get(Cursor, REPLACE_PENDING, populate_existing=True) is not None
+
+
+async def replacement_done(session: AsyncSession) -> None:
+    await session.execute(delete(Cursor).where(Cursor.name == REPLACE_PENDING))
 
 
 async def release_room(session: AsyncSession, room_id: str) -> None:

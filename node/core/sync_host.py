@@ -61,7 +61,13 @@ from node.core.store.tables import MemberRow, PairRoomRow
 from schemas.common import RecordRef
 from schemas.records import RecordKind
 from sync.host import Quarantined, VerifiedRecord
-from sync.resume import ChainDoesNotContinue, held_rooms, resume_room
+from sync.resume import (
+    ChainDoesNotContinue,
+    held_rooms,
+    replacement_done,
+    replacement_pending,
+    resume_room,
+)
 
 log = logging.getLogger("minga.sync.host")
 
@@ -131,8 +137,8 @@ RoomReplacer = Callable[[Node, MatrixTransport, frozenset[str]], Awaitable[set[s
 """Given a node's held rooms (a node restored elsewhere), once it is in the coalition under its
 current account: the feature replaces the rooms an old account of this node made for it and
 the current one cannot enter (decision 0024), and returns the held ones it replaced. Called
-once per run even with nothing held, so cheap when there is nothing to do. A failure is logged
-and returns nothing; it is tried again later."""
+once after the node took a new account even with nothing held (a campaign room it sent nothing
+in), then while rooms are held. A failure is logged and returns nothing."""
 
 
 RoomOwnerCheck = Callable[[Node, str, str], Awaitable[bool]]
@@ -190,7 +196,7 @@ class NodeSyncHost:
         self._pair_rooms: frozenset[str] = frozenset()
         self._held: set[str] | None = None  # rooms a restored node has yet to resume
         self._replace_again_at = 0.0
-        self._features_checked = False
+        self._replace_pending = False  # a new account: look for rooms the old one made
 
     @classmethod
     async def open(cls, node: Node, features: FeatureHooks,
@@ -280,6 +286,7 @@ class NodeSyncHost:
         if self._held is None:
             async with self.transaction() as session:
                 self._held = await held_rooms(session)
+                self._replace_pending = await replacement_pending(session)
         return self._held
 
     async def _replace_rooms_the_old_account_made(self, transport: MatrixTransport) -> None:
@@ -287,10 +294,10 @@ class NodeSyncHost:
         (its creator's power): once the node is back in the coalition under the new account,
         each is replaced by a new pair room (node.core.rooms.replace_pair_room, decision
         0024), and the features replace theirs (its alert room, campaign rooms it proposed; they
-        are asked once per run, then while rooms are held). A failed pair room is tried again a
-        minute later."""
+        are asked once after the new account, then while rooms are held). A failed pair room is
+        tried again a minute later."""
         held = await self._held_rooms()
-        if (not held and self._features_checked) or time.monotonic() < self._replace_again_at:
+        if not (held or self._replace_pending) or time.monotonic() < self._replace_again_at:
             return
         async with self._node.store.read() as tx:
             own = next((m for m in await tx.orgs.members(verified_only=True)
@@ -299,7 +306,6 @@ class NodeSyncHost:
                      if p.room_id in held and p.created_by_us]
         if own is None or own.matrix_user_id != transport.user_id:
             return  # not back in the coalition under this account yet: peers would not join
-        self._features_checked = True  # once per run even with nothing held (campaign rooms)
         for pair in pairs:
             try:
                 await replace_pair_room(self._node, transport, pair.room_id, pair.org_id, self)
@@ -309,6 +315,10 @@ class NodeSyncHost:
                 continue
             held.discard(pair.room_id)
         held -= await self._features.replace_held_rooms(self._node, transport, frozenset(held))
+        if self._replace_pending:  # the features have looked once (campaign rooms, unheld)
+            async with self.transaction() as session:
+                await replacement_done(session)
+            self._replace_pending = False
 
     async def _resume_held_chains(self, transport: MatrixTransport, batch: SyncBatch) -> None:
         """A restored node continues its chain in each held room once its new account is in

@@ -263,9 +263,10 @@ async def _campaign(api: RunningApi, issuer: str, pid: str) -> dict[str, Any] | 
 
 
 async def _posted(api: RunningApi, issuer: str, pid: str, titles: list[str]) -> None:
+    """Exactly these posts, each once (posts issued in the same second may list either way)."""
     async def there() -> bool:
         view = await _campaign(api, issuer, pid)
-        return view is not None and [p["title"] for p in view["posts"]] == titles
+        return view is not None and Counter(p["title"] for p in view["posts"]) == Counter(titles)
 
     await eventually(there, what=f"campaign posts {titles}")
 

@@ -248,9 +248,26 @@ def capped_ranges(
     return kept
 
 
-def resend_request_content(issuer: str, ranges: Sequence[tuple[int, int]]) -> dict[str, Any]:
-    """An ``org.minga.resend`` event: ids and numbers only."""
-    return {"issuer": issuer, "ranges": [[low, high] for low, high in capped_ranges(ranges)]}
+def resend_request_content(issuer: str, ranges: Sequence[tuple[int, int]],
+                           room: str | None = None) -> dict[str, Any]:
+    """An ``org.minga.resend`` event: ids and numbers only. ``room`` names the room whose chain
+    is meant when it is not the room the request is posted in (a room this one replaced,
+    :mod:`sync.requeue`)."""
+    content: dict[str, Any] = {
+        "issuer": issuer, "ranges": [[low, high] for low, high in capped_ranges(ranges)]}
+    if room is not None:
+        content["room"] = room
+    return content
+
+
+def resend_request_room(content: Mapping[str, Any]) -> str | None:
+    """The room whose chain a resend request names, if not the one it was posted in."""
+    room = content.get("room")
+    if room is None:
+        return None
+    if not isinstance(room, str) or not room.startswith("!"):
+        raise FrameError("malformed", "resend request: room must be a Matrix room id")
+    return room
 
 
 def read_resend_request(content: Mapping[str, Any]) -> tuple[str, list[tuple[int, int]]]:

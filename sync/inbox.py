@@ -18,7 +18,8 @@ For each ``org.minga.sealed`` event, in order (the first failure quarantines it)
 3. the event was posted by the issuer's node account (``wrong-sender``); this organisation's
    own envelopes are left alone, whichever account posted them (one it had before a restore
    elsewhere, :mod:`sync.resume`);
-4. the signed chain context names this room (``wrong-room``) and fits the issuer's chain here:
+4. the signed chain context names this room, or a room this one replaced (``wrong-room``;
+   :mod:`sync.requeue`), and fits the issuer's chain there:
    the same envelope again is ``replayed`` unless it is an answered resend (marked ``"resend"``
    in the content); another envelope at a known seq or a broken prev link is
    ``chain-conflict``. Otherwise the link is recorded and the gaps below it updated;
@@ -30,7 +31,9 @@ For each ``org.minga.sealed`` event, in order (the first failure quarantines it)
 
 Gaps in a chain that persist for ``resend_grace_seconds`` are asked for with an
 ``org.minga.resend`` event (ids and numbers only), at most every ``resend_interval_seconds``
-per chain. A request for this node's own chain is turned into outbox resends.
+per chain. A request for this node's own chain is turned into outbox resends. A request (or
+a gap) for the chain of a room another one replaced goes through the new room, naming the old;
+events still arriving in a replaced room are claimed and skipped.
 """
 
 from __future__ import annotations
@@ -72,6 +75,7 @@ from sync.frame import (
     read_chain_context,
     read_resend_request,
     resend_request_content,
+    resend_request_room,
     unbundle,
 )
 from sync.host import (
@@ -84,6 +88,7 @@ from sync.host import (
 )
 from sync.outbox import RESEND_MARK, now_ms, queued_in, schedule_resends
 from sync.quarantine import quarantine
+from sync.requeue import replaced_rooms, successor
 from sync.retry import DEFAULT_BACKOFF, Backoff, is_unreachable, short_error
 from sync.tables import Chain, ChainLinkRow, Cursor, PerDialect, ProcessedEvent, RoomMark, table
 
@@ -221,8 +226,13 @@ class Inbox:
             fresh = [event for event in candidates if event.event_id in claimed]
             outcome.events = len(fresh)
             trust = await self.host.trust(session) if fresh else None
+            # A replaced room is no longer read: its chains go on in the room that replaced it
+            # (sync.requeue), where what is missing is re-posted as answered resends.
+            replaced = await replaced_rooms(session) if fresh else {}
             for event in fresh:
                 assert trust is not None
+                if event.room_id in replaced:
+                    continue
                 await self._handle(session, trust, event, blobs.get(event.event_id), outcome)
             if outcome.entries:
                 await self.host.note_quarantined(session, outcome.entries)
@@ -412,13 +422,16 @@ class Inbox:
     ) -> None:
         try:
             issuer, ranges = read_resend_request(event.content)
+            room = resend_request_room(event.content)
         except FrameError as error:
             self._quarantine(session, event, error.reason, str(error), outcome)
             return
         if issuer != self.host.keys.org_id:
             return  # another member's chain: its node answers
+        if room is not None and successor(await replaced_rooms(session), room) != event.room_id:
+            return  # a room this one did not replace: not asked here
         await schedule_resends(
-            session, event.room_id, event.event_id, ranges,
+            session, room or event.room_id, event.event_id, ranges,
             at_ms=now_ms(self.clock), min_interval_ms=self.resend_min_interval_ms,
         )
 
@@ -435,7 +448,8 @@ class Inbox:
             if sealed.sender == self.host.keys.org_id:
                 return  # this organisation's own, posted by an account it had before a restore
             link = read_chain_context(sealed.context)
-            if link.room != event.room_id:
+            if link.room != event.room_id and \
+                    successor(await replaced_rooms(session), link.room) != event.room_id:
                 raise Rejected("wrong-room", "the envelope was sealed for another room")
             if not await self._record_link(session, sealed.sender, link, sealed, event):
                 return  # an answered resend of an envelope already held
@@ -574,10 +588,13 @@ class Inbox:
                 and (chain.last_request_at is None
                      or chain.last_request_at <= now - self.resend_interval_ms)
             ]
+            replaced = await replaced_rooms(session) if due else {}
         self._gaps_possible = bool(gapped)
         for issuer, room_id, missing in due:
-            content = resend_request_content(issuer, [(low, high) for low, high in missing])
-            await self.transport.send(room_id, RESEND_EVENT_TYPE, content,
+            post_in = successor(replaced, room_id)
+            content = resend_request_content(issuer, [(low, high) for low, high in missing],
+                                             room=None if post_in == room_id else room_id)
+            await self.transport.send(post_in, RESEND_EVENT_TYPE, content,
                                       f"minga.resend.{secrets.token_hex(12)}")
             log.info("asked for %d missing range(s) of a chain in %s",
                      len(content["ranges"]), room_id)

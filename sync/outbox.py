@@ -7,9 +7,12 @@
    set), packs each group into bundles whose ``org.minga.sealed`` event fits inline (the real
    sealed envelope is measured), seals each bundle once with the room's chain context (seq from
    1, prev = hash of the previous envelope in that room) and, in one transaction, stores the
-   frame (content, a random Matrix txn id, seq) and marks its items bundled, erasing their
-   plaintext. A single record too large for an inline event becomes a blob frame, and so does
-   a backlog (:data:`BACKLOG_MIN_RECORDS` or more for one room and recipient set).
+   frame (content, a random Matrix txn id, seq) and marks its items bundled. Their SD-JWTs
+   (encrypted at rest) are erased once the frame has been posted, not before: a frame that
+   can no longer be posted (its room replaced, its place in a restored node's chain taken) is
+   sealed again from them (:mod:`sync.requeue`). A single record too large for an inline
+   event becomes a blob frame, and so does a backlog (:data:`BACKLOG_MIN_RECORDS` or more for
+   one room and recipient set).
 3. :meth:`Outbox.send_due` uploads pending blobs, then posts each frame with its stored txn id
    (a few at once, oldest first): a retry after a failure, a crash or a restart posts the same
    content under the same txn id, so Synapse never makes a second event (it remembers txn ids
@@ -19,7 +22,7 @@
    node's chain) re-post a sent frame's envelope as a new event with txn id
    ``<txn>-resend-<resend id>``. The content carries ``"resend": <request event id>`` next to the
    unchanged envelope, so receivers that already hold it know it is an answered request and not a
-   replay.
+   replay. A frame of a room that another room replaced is re-posted in the new room.
 
 Failures: an unreachable homeserver (see :func:`sync.retry.is_unreachable`) stops the pass and the
 loop waits with capped exponential backoff; a request the homeserver refuses (for example the
@@ -60,6 +63,7 @@ from sync.frame import (
     inline_content,
 )
 from sync.host import AtRestCipher, SyncHost, Trust
+from sync.requeue import QUEUED_FLAG, replaced_rooms, successor
 from sync.resume import held_rooms
 from sync.retry import DEFAULT_BACKOFF, Backoff, is_unreachable, short_error
 from sync.tables import Frame, OutboxItem, Resend, table
@@ -78,7 +82,7 @@ BLOB_MAX_RECORDS = 500
 BLOB_MAX_TOKEN_BYTES = 8 * 1024 * 1024  # sealed and encoded, well under MAX_BLOB_BYTES
 _FRAMES_PER_PASS = 100
 _TAG_LENGTH = 16  # ChaCha20-Poly1305
-_QUEUED = "minga_sync_queued"
+_QUEUED = QUEUED_FLAG
 _QUEUED_ITEMS = "minga_sync_queued_items"  # what this transaction queued, by item id
 # Built once: an alert is queued, sealed and stored with these, in its sender's transaction.
 _ADD_ITEMS = insert(table(OutboxItem)).returning(OutboxItem.ref, OutboxItem.id)
@@ -87,7 +91,10 @@ _CHAIN_HEAD = (select(Frame.seq, Frame.envelope_hash).where(Frame.room_id == bin
 _ADD_FRAME = insert(table(Frame)).returning(Frame.id)
 _ITEMS_BUNDLED = (update(table(OutboxItem))
                   .where(OutboxItem.id.in_(bindparam("item_ids", expanding=True)))
-                  .values(frame_id=bindparam("bundled_in"), token=None, last_error=None))
+                  .values(frame_id=bindparam("bundled_in"), last_error=None))
+# Posted: the frame's records will not be sealed again, their SD-JWTs go.
+_ITEMS_POSTED = (update(table(OutboxItem)).where(OutboxItem.frame_id == bindparam("posted"))
+                 .values(token=None))
 
 
 class OutboxError(ValueError):
@@ -142,9 +149,11 @@ async def enqueue_many(
     queued_at_ms: int,
 ) -> list[int]:
     """:func:`enqueue` for several records with the same room and recipients (one flush);
-    returns their item ids in order."""
+    returns their item ids in order. Records for a room another room replaced go to that one
+    (say, an answer to an alert that arrived in the replaced room)."""
     if not isinstance(room_id, str) or not room_id.startswith("!"):
         raise OutboxError("room_id must be a Matrix room id")
+    room_id = successor(await replaced_rooms(session), room_id)
     if isinstance(tokens, str) or not all(isinstance(t, str) and t for t in tokens):
         raise OutboxError("each token must be a non-empty SD-JWT string")
     recipients = canonical_json(_recipient_list(recipient_org_ids)).decode()
@@ -598,6 +607,8 @@ class Outbox:
                 update(unsent.table).where(unsent.table.id == unsent.row_id)
                 .values(event_id=event_id, sent_at=now_ms(self.clock), last_error=None)
             )
+            if unsent.table is Frame:
+                await session.execute(_ITEMS_POSTED, {"posted": unsent.row_id})
         return True
 
     async def _upload(self, unsent: Unsent) -> dict[str, Any]:
@@ -654,17 +665,19 @@ def _unsent_frame(row: Frame) -> Unsent:
 
 
 async def _unsent_resends(session: AsyncSession) -> list[Unsent]:
-    rows = await session.execute(
+    rows = list(await session.execute(
         select(Resend, Frame).join(Frame, Resend.frame_id == Frame.id)
         .where(Resend.event_id.is_(None), Frame.content.is_not(None))
         .order_by(Resend.id).limit(_FRAMES_PER_PASS)
-    )
+    ))
     unsent = []
+    replaced = await replaced_rooms(session) if rows else {}
     for resend, frame in rows:
         content = {**json.loads(frame.content or "{}"), RESEND_MARK: resend.request_event_id}
         unsent.append(
-            Unsent(Resend, resend.id, frame.room_id, f"{frame.txn_id}-resend-{resend.id}",
-                    content, None, frame.id, resend.next_attempt_at, resend.attempts)
+            Unsent(Resend, resend.id, successor(replaced, frame.room_id),
+                   f"{frame.txn_id}-resend-{resend.id}",
+                   content, None, frame.id, resend.next_attempt_at, resend.attempts)
         )
     return unsent
 
@@ -708,11 +721,10 @@ async def schedule_resends(
     return queued
 
 
-async def move_queued(session: AsyncSession, old_room: str, new_room: str) -> int:
-    """Point what is queued for ``old_room`` and not sealed yet at ``new_room`` (the coalition
-    moved rooms, decision 0025); how many items. Sealed frames stay: their chain is the old
-    room's."""
-    result = await session.execute(
-        update(OutboxItem).where(OutboxItem.room_id == old_room, OutboxItem.frame_id.is_(None))
-        .values(room_id=new_room))
-    return int(getattr(result, "rowcount", 0) or 0)
+async def resend_after(session: AsyncSession, old_room: str, after: int, mark: str,
+                       *, at_ms: int) -> int:
+    """Queue re-posts of every frame this node posted in ``old_room`` after seq ``after``: the
+    old room was replaced (its chain is closed, so this is all of it) and the re-posts go to
+    the new room (:mod:`sync.requeue`). ``mark`` stands where a request's event id would."""
+    return await schedule_resends(session, old_room, mark, [(after + 1, 2**31 - 1)],
+                                  at_ms=at_ms, min_interval_ms=0)

@@ -8,9 +8,10 @@ it has read what its organisation posted in the room (:func:`own_envelopes_in`, 
 account once it is back in the room) and continued from the last envelope peers accepted
 (:func:`plan_resume`, :func:`resume_room`). Envelopes found after the backup become sent frames
 (kept for resend requests); unsent frames of the backup that the room already holds are marked
-sent; unsent frames whose place was taken by another envelope can no longer be posted and are
-dropped, their count reported (their records must be shared again). Receivers need no change:
-the chain goes on from the seq and hash they last accepted.
+sent; unsent frames whose place was taken by another envelope can no longer be posted: their
+records are queued again (:func:`sync.requeue.requeue_frames`) and go out sealed anew after the
+resumed chain; only records whose SD-JWT an older node had erased at bundling are lost (counted).
+Receivers need no change: the chain goes on from the seq and hash they last accepted.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from federation.canonical import canonical_json
@@ -38,9 +39,11 @@ from sync.frame import (
     parse_content,
     read_chain_context,
 )
+from sync.requeue import requeue_frames
 from sync.tables import Cursor, Frame, OutboxItem, table
 
 HELD_ROOMS = "chains_to_resume"
+REPLACE_PENDING = "rooms_to_replace"
 _PAGE = 100
 _MAX_PAGES = 200
 _MAX_BLOB_BYTES = 16 * 1024 * 1024
@@ -136,12 +139,25 @@ async def _set_held(session: AsyncSession, rooms: set[str]) -> None:
 
 
 async def hold_rooms(session: AsyncSession) -> set[str]:
-    """Hold every room this node has sent or queued anything in; returns them."""
+    """Hold every room this node has sent or queued anything in; returns them. Also notes that
+    the rooms an old account of this node made are to be replaced (decision 0024), even those
+    it sent nothing in (:func:`replacement_pending`)."""
     rooms = set(await session.scalars(select(Frame.room_id).distinct()))
     rooms |= set(await session.scalars(select(OutboxItem.room_id).distinct()))
     rooms |= await held_rooms(session)
     await _set_held(session, rooms)
+    if await session.get(Cursor, REPLACE_PENDING) is None:
+        session.add(Cursor(name=REPLACE_PENDING, value="1"))
     return rooms
+
+
+async def replacement_pending(session: AsyncSession) -> bool:
+    """Whether this node took a new account and has yet to look for rooms its old one made."""
+    return await session.get(Cursor, REPLACE_PENDING, populate_existing=True) is not None
+
+
+async def replacement_done(session: AsyncSession) -> None:
+    await session.execute(delete(Cursor).where(Cursor.name == REPLACE_PENDING))
 
 
 async def release_room(session: AsyncSession, room_id: str) -> None:
@@ -201,6 +217,7 @@ class Resumed:
     marked_sent: int
     records_lost: int
     next_seq: int
+    records_requeued: int = 0
 
 
 async def local_frames(session: AsyncSession, room_id: str) -> list[LocalFrame]:
@@ -217,13 +234,11 @@ async def apply_resume(session: AsyncSession, room_id: str, plan: ResumePlan,
         frame = await session.get(Frame, frame_id)
         assert frame is not None
         frame.event_id, frame.sent_at, frame.last_error = event_id, at_ms, None
-    lost = 0
-    if plan.superseded:
-        for frame_id in plan.superseded:
-            frame = await session.get(Frame, frame_id)
-            lost += frame.record_count if frame is not None else 0
-        await session.execute(delete(OutboxItem).where(OutboxItem.frame_id.in_(plan.superseded)))
-        await session.execute(delete(Frame).where(Frame.id.in_(plan.superseded)))
+    if plan.mark_sent:  # posted: their records are not sealed again (as in the outbox)
+        await session.execute(update(OutboxItem).where(OutboxItem.frame_id.in_(
+            [frame_id for frame_id, _ in plan.mark_sent])).values(token=None))
+    # Deleted before the adopted envelopes take their seqs; sealed again after them.
+    requeued = await requeue_frames(session, plan.superseded, room_id)
     if plan.adopt:
         await session.execute(insert(table(Frame)), [{
             "room_id": room_id, "seq": envelope.seq, "envelope_hash": envelope.hash,
@@ -234,8 +249,8 @@ async def apply_resume(session: AsyncSession, room_id: str, plan: ResumePlan,
         } for envelope in plan.adopt])
     await release_room(session, room_id)
     frames = await local_frames(session, room_id)
-    return Resumed(room_id, len(plan.adopt), len(plan.mark_sent), lost,
-                   max((f.seq for f in frames), default=0) + 1)
+    return Resumed(room_id, len(plan.adopt), len(plan.mark_sent), requeued.lost,
+                   max((f.seq for f in frames), default=0) + 1, requeued.records)
 
 
 async def resume_room(

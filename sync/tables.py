@@ -2,8 +2,8 @@
 node does not).
 
 Outbox: ``sync_outbox_items`` (one queued record each; its SD-JWT encrypted at rest with the
-host's cipher until it is sealed into a frame, then erased), ``sync_frames`` (one sealed
-``org.minga.sealed`` event each, kept after sending so it can be re-posted) and
+host's cipher until the frame it was sealed into is posted, then erased), ``sync_frames`` (one
+sealed ``org.minga.sealed`` event each, kept after sending so it can be re-posted) and
 ``sync_resends`` (re-posts asked for by receivers).
 
 Inbox: ``sync_cursor`` (the persisted ``next_batch``), ``sync_rooms`` (the newest event seen per

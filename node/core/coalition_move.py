@@ -63,7 +63,7 @@ from node.core.coalition import (
     refresh_roster,
 )
 from node.core.runtime import COALITION_SETTING, Node, NodeNotReady
-from sync.outbox import move_queued
+from sync.requeue import move_room
 from sync.resume import release_room
 
 log = logging.getLogger("minga.coalition.move")
@@ -279,11 +279,12 @@ async def _switch(node: Node, transport: MatrixTransport, move: MoveStatement, n
         await tx.settings.set(COALITION_SETTING, {
             "room_id": move.new_room, "name": name if isinstance(name, str) else None,
             "moved_from": move.old_room})
-        requeued = await move_queued(tx.session, move.old_room, move.new_room)
+        moved = await move_room(tx.session, move.old_room, move.new_room)
         await release_room(tx.session, move.old_room)
         await tx.audit.append(ACTOR, action, target=move.new_room, details={
             "old_room": move.old_room, "new_room": move.new_room, "mover": move.mover,
-            "departed": move.departed, "reason": move.reason, "requeued": requeued})
+            "departed": move.departed, "reason": move.reason, "requeued": moved.records,
+            "records_lost": moved.lost})
     node.forget_coalition_room()
     try:
         await transport.leave(move.old_room)

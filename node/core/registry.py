@@ -2,7 +2,8 @@
 
 The core never imports a feature. Each feature is an object with a ``name`` and a
 ``register(registry)`` method that adds what it brings: handlers for the record kinds it owns,
-duties that run beside the sync engine, rooms it recognises among invites, hooks, CLI commands,
+duties that run beside the sync engine, rooms it recognises among invites, rooms a restored node
+replaces (those its old account made, decision 0024), hooks, CLI commands,
 API endpoint groups, web pages, templates and static files. ``node.assembly`` lists the features
 a node runs and builds the one registry the server, the sync host and the ``minga`` command use.
 
@@ -21,7 +22,7 @@ from typing import Any, Protocol
 from federation.transport import MatrixTransport, TimelineEvent
 from node.core.api.app import EndpointGroup
 from node.core.runtime import Node
-from node.core.sync_host import RecordHandler, RoomRecogniser
+from node.core.sync_host import RecordHandler, RoomOwnerCheck, RoomRecogniser, RoomReplacer
 from node.core.web.routes import PageRoute, WebExtensions
 
 Duty = Callable[[Node, MatrixTransport], Coroutine[Any, Any, None]]
@@ -56,6 +57,8 @@ class Registry:
     server_tasks: list[ServerTask] = field(default_factory=list)
     shutdown_hooks: list[ShutdownHook] = field(default_factory=list)
     room_recognisers: list[RoomRecogniser] = field(default_factory=list)
+    room_replacers: list[RoomReplacer] = field(default_factory=list)
+    room_owners: list[RoomOwnerCheck] = field(default_factory=list)
     coalition_created: list[CoalitionCreated] = field(default_factory=list)
     commands: list[CommandGroup] = field(default_factory=list)
     endpoints: list[EndpointGroup] = field(default_factory=list)
@@ -78,6 +81,19 @@ class Registry:
             if org_id is not None:
                 return org_id
         return None
+
+    async def replace_held_rooms(self, node: Node, transport: MatrixTransport,
+                                 held: frozenset[str]) -> set[str]:
+        replaced: set[str] = set()
+        for replace in self.room_replacers:
+            replaced |= await replace(node, transport, held - replaced)
+        return replaced
+
+    async def owns_room(self, node: Node, org_id: str, room_id: str) -> bool:
+        for owns in self.room_owners:
+            if await owns(node, org_id, room_id):
+                return True
+        return False
 
     async def after_coalition_created(self, node: Node, now: int) -> None:
         for hook in self.coalition_created:

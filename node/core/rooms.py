@@ -18,12 +18,28 @@ What the creator posted before the other node joined may not be on the joining n
 asks at once, with an ordinary ``org.minga.resend`` request, for the creator's first
 ``MAX_RESEND_SEQS`` envelopes in the room; what it already holds comes again as answered resends,
 which the inbox takes for what they are.
+
+**Replacing a room a seized account made** (decision 0024). Room version 12 gives a room's
+creator unlimited power, so a room made by a member's old account (seized, the member restored
+elsewhere with a new one, decision 0023) can never let the new account in. The restored node
+makes a new room with its new account, carrying an ``org.minga.replaces`` state event: the old
+room's id and, for each member, the last seq of that member's chain in the old room it holds
+(:func:`replaces_state`). The new room replaces the old one for its queue (:func:`sync.requeue.
+move_room`: what was held for the old room is sealed anew in the new one) and the old room is
+forgotten. A member's node that recognises the new room (its creator the member's *current*
+verified account) and knows the old one as the same member's room of the same kind takes the
+replacement (:func:`take_replacement`): its queue for the old room moves too, everything it
+posted there after the named seq is re-posted in the new room (the envelopes unchanged; the
+restored node's inbox keeps them in the old room's chain, so nothing arrives twice), and it
+leaves the old room. For pair rooms the restored node makes the new room
+(:func:`replace_pair_room`): it alone knows which of its held pair rooms its old account made.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -40,13 +56,19 @@ from node.core.coalition import (
 from node.core.runtime import Node
 from node.core.store import RecordNotFound
 from node.core.store.pair_rooms import PairRoomRepository
+from node.core.store.store import StoreTransaction
 from sync.frame import MAX_RESEND_SEQS, RESEND_EVENT_TYPE, resend_request_content
+from sync.outbox import resend_after
+from sync.requeue import Requeued, move_room, received_up_to
+from sync.resume import release_room
 
 log = logging.getLogger("minga.rooms")
 
 PAIR_EVENT_TYPE: Final = "org.minga.pair"
 PAIR_ROOM_CREATED: Final = "pair_room.create"
 PAIR_ROOM_JOINED: Final = "pair_room.join"
+REPLACES_EVENT_TYPE: Final = "org.minga.replaces"
+ROOM_REPLACED: Final = "room.replaced"
 RECHECK_SECONDS: Final = 30.0
 MAX_RECHECKS: Final = 10
 MAX_JOIN_ATTEMPTS: Final = 20
@@ -145,11 +167,11 @@ def _pair_partner(node: Node, state: list[TimelineEvent]) -> tuple[str, str] | N
 
 
 async def recognise_pair_room(
-    node: Node, state: list[TimelineEvent], room_id: str,
+    node: Node, transport: MatrixTransport, state: list[TimelineEvent], room_id: str,
     listener: PairRoomListener | None = None,
 ) -> str | None:
     """Record ``room_id`` (its ``state``) as a pair room if it is one from a verified member;
-    its org id."""
+    its org id. A pair room that replaces one the member's old account made takes its place."""
     partner = _pair_partner(node, state)
     if partner is None or not await made_by_member(node, *partner):
         return None
@@ -162,7 +184,156 @@ async def recognise_pair_room(
     if listener is not None:
         listener.note_pair_room(room_id)
     log.info("joined pair room %s with %s", room_id, org_id)
+    await take_replacement(node, transport, state, room_id, org_id, _pair_room_of_org(org_id))
     return org_id
+
+
+# --- replacing a room a seized account made ---------------------------------------------------
+
+
+def replaces_state(old_room: str, held_up_to: Mapping[str, int]) -> dict[str, Any]:
+    """The state event saying a new room replaces ``old_room``; ``held_up_to``: for each
+    member, the last seq of its chain in the old room the maker holds (ids and numbers only)."""
+    return {"type": REPLACES_EVENT_TYPE, "state_key": "",
+            "content": {"room": old_room, "after": dict(sorted(held_up_to.items()))}}
+
+
+@dataclass(frozen=True)
+class Replaces:
+    old_room: str
+    held_up_to: dict[str, int]
+
+
+def read_replaces(state: Sequence[TimelineEvent]) -> Replaces | None:
+    """What the room's ``org.minga.replaces`` state says it replaces, if it is well formed."""
+    event = next((e for e in state if e.type == REPLACES_EVENT_TYPE and e.state_key == ""), None)
+    if event is None:
+        return None
+    room, after = event.content.get("room"), event.content.get("after", {})
+    if not (isinstance(room, str) and room.startswith("!") and isinstance(after, dict)):
+        return None
+    held = {org: seq for org, seq in after.items()
+            if isinstance(org, str) and isinstance(seq, int) and not isinstance(seq, bool)
+            and seq >= 0}
+    return Replaces(room, held)
+
+
+OldRoomCheck = Callable[[Node, str], Awaitable[bool]]
+"""Whether this node knows ``room_id`` as the member's room of the replacing room's kind."""
+
+
+def _pair_room_of_org(org_id: str) -> OldRoomCheck:
+    async def check(node: Node, room_id: str) -> bool:
+        async with node.store.read() as tx:
+            found = await PairRoomRepository(tx.session).for_room(room_id)
+        return found is not None and found.org_id == org_id and not found.created_by_us
+
+    return check
+
+
+async def take_replacement(
+    node: Node, transport: MatrixTransport, state: Sequence[TimelineEvent], room_id: str,
+    org_id: str, is_theirs: OldRoomCheck,
+) -> bool:
+    """``room_id`` (recognised as ``org_id``'s, made by its current account) replaces a room
+    its old account made, if its state says so and this node knows that room as ``org_id``'s:
+    the queue moves, what this node posted there after what the maker holds is re-posted in the
+    new room, and the old room is left. Whether it did."""
+    replaces = read_replaces(state)
+    if replaces is None or replaces.old_room == room_id:
+        return False
+    if not await is_theirs(node, replaces.old_room):
+        log.warning("room %s claims to replace %s, not a room of %s here; ignored", room_id,
+                    replaces.old_room, org_id)
+        return False
+    after = replaces.held_up_to.get(node.org_id, 0)
+    async with node.store.transaction() as tx:
+        await PairRoomRepository(tx.session).forget(replaces.old_room)
+        moved = await move_room(tx.session, replaces.old_room, room_id)
+        resent = await resend_after(tx.session, replaces.old_room, after, room_id,
+                                    at_ms=int(datetime.now(UTC).timestamp() * 1000))
+        await note_room_replaced(tx, org_id, replaces.old_room, room_id, moved, resent=resent)
+    await _leave(transport, replaces.old_room)
+    log.info("room %s replaces %s of %s; %d record(s) moved, %d envelope(s) re-posted",
+             room_id, replaces.old_room, org_id, moved.records, resent)
+    return True
+
+
+def made_alike(transport: MatrixTransport, new_state: Sequence[TimelineEvent]) -> OldRoomCheck:
+    """A feature's room (an alert room) replaces an old one of the same member: the old room,
+    which this node is in, carries the same ``org.minga.*`` markers as the new one (same kind,
+    same member) and was not made by this node's account."""
+    def markers(state: Sequence[TimelineEvent]) -> set[tuple[str, str]]:
+        return {(e.type, json.dumps(e.content, sort_keys=True)) for e in state
+                if e.type.startswith("org.minga.") and e.type != REPLACES_EVENT_TYPE
+                and e.state_key == ""}
+
+    wanted = markers(new_state)
+
+    async def check(node: Node, room_id: str) -> bool:
+        try:
+            old_state = await transport.room_state(room_id)
+        except TransportError:
+            return False
+        create = next((e for e in old_state if e.type == "m.room.create"), None)
+        return (bool(wanted) and create is not None and create.sender != transport.user_id
+                and wanted <= markers(old_state))
+
+    return check
+
+
+async def note_room_replaced(tx: StoreTransaction, org_id: str, old_room: str, new_room: str,
+                             moved: Requeued, *, resent: int = 0) -> None:
+    """The audit entry of a replaced room, under the member whose room it is (ids and counts
+    only)."""
+    await tx.audit.append("federation", ROOM_REPLACED, target=org_id, details={
+        "old_room": old_room, "room_id": new_room, "records_requeued": moved.records,
+        "records_lost": moved.lost, "resent": resent})
+
+
+async def _leave(transport: MatrixTransport, room_id: str) -> None:
+    try:
+        await transport.leave(room_id)
+    except TransportError as error:  # not in it (any more): nothing to leave
+        log.info("could not leave replaced room %s: %s", room_id, error)
+
+
+async def replace_pair_room(
+    node: Node, transport: MatrixTransport, old_room: str, org_id: str,
+    listener: PairRoomListener | None = None,
+) -> str:
+    """A new pair room with ``org_id``, made by this node's current account, in place of
+    ``old_room`` (one this node's old account made, which the new account cannot enter)."""
+    async with _lock(node, org_id):
+        async with node.store.read() as tx:
+            try:
+                member = await tx.orgs.member(org_id)
+            except RecordNotFound:
+                raise PairRoomError(f"{org_id} is not a member of the coalition") from None
+            held = await received_up_to(tx.session, org_id, old_room)
+        if not member.verified or not member.matrix_user_id:
+            raise PairRoomError(f"{org_id} has no verified node account")
+        try:
+            room_id = await transport.create_room(
+                invite=[member.matrix_user_id],
+                initial_state=[*pair_initial_state(node.org_id, org_id),
+                               replaces_state(old_room, {org_id: held})],
+                power_levels=pair_power_levels(member.matrix_user_id),
+            )
+        except TransportError as error:
+            raise PairRoomError(f"could not replace the pair room with {org_id}: {error}") \
+                from None
+        async with node.store.transaction() as tx:
+            pairs = PairRoomRepository(tx.session)
+            await pairs.forget(old_room)
+            await pairs.remember(org_id, room_id, created_by_us=True, at=datetime.now(UTC))
+            moved = await move_room(tx.session, old_room, room_id)
+            await release_room(tx.session, old_room)
+            await note_room_replaced(tx, org_id, old_room, room_id, moved)
+        if listener is not None:
+            listener.note_pair_room(room_id)
+        log.info("replaced pair room %s with %s by %s", old_room, org_id, room_id)
+        return room_id
 
 
 async def ask_for_backlog(transport: MatrixTransport, room_id: str, org_id: str) -> None:
@@ -191,6 +362,9 @@ class InviteHandler:
     recognise_room: Callable[[Node, Sequence[TimelineEvent]], Awaitable[str | None]]
     """The features' rooms (``Registry.recognise_room``): whose room it is, or ``None``."""
     listener: PairRoomListener | None = None
+    owns_room: Callable[[Node, str, str], Awaitable[bool]] | None = None
+    """The features' rooms of a member this node knows (``Registry.owns_room``): one a
+    recognised room may replace."""
     _joined: set[str] = field(default_factory=set)
     _pending: dict[str, int] = field(default_factory=dict)  # invite -> failed joins so far
     _unrecognised: dict[str, int] = field(default_factory=dict)  # room -> checks so far
@@ -243,8 +417,13 @@ class InviteHandler:
         # reach us by sync: the room's maker re-posts them when asked.
         try:
             state = await transport.room_state(room_id)
-            org_id = (await recognise_pair_room(self.node, state, room_id, self.listener)
-                      or await self.recognise_room(self.node, state))
+            org_id = await recognise_pair_room(self.node, transport, state, room_id,
+                                               self.listener)
+            if org_id is None:
+                org_id = await self.recognise_room(self.node, state)
+                if org_id is not None:
+                    await take_replacement(self.node, transport, state, room_id, org_id,
+                                           self._known_room(transport, state, org_id))
             if org_id is not None:
                 await ask_for_backlog(transport, room_id, org_id)
         except TransportError as error:
@@ -253,6 +432,16 @@ class InviteHandler:
         checks = self._unrecognised.pop(room_id, 0) + 1
         if org_id is None and checks < MAX_RECHECKS:
             self._unrecognised[room_id] = checks
+
+    def _known_room(self, transport: MatrixTransport, state: Sequence[TimelineEvent],
+                    org_id: str) -> OldRoomCheck:
+        alike = made_alike(transport, state)
+
+        async def check(node: Node, room_id: str) -> bool:
+            return (self.owns_room is not None and await self.owns_room(node, org_id, room_id)
+                    ) or await alike(node, room_id)
+
+        return check
 
     async def _recheck(self, transport: MatrixTransport) -> None:
         now = asyncio.get_running_loop().time()

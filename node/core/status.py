@@ -84,7 +84,8 @@ def render_status(status: dict[str, Any]) -> str:
     ]
     if sync["held_rooms"]:
         lines.insert(-1, f"Held rooms     {len(sync['held_rooms'])} (restored elsewhere: waiting"
-                         " to be let back in; nothing is sent there until then)")
+                         " to be let back in, or for a room the old account made to be"
+                         " replaced; nothing is sent there until then)")
     for member in status["members"]:
         mark = "verified" if member["verified"] else "NOT VERIFIED"
         lines.append(f"  {member['name']} ({member['country']}) {member['org_id']}")

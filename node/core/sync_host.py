@@ -17,7 +17,8 @@
   batch), and invites are joined, pair rooms from verified members recognised
   (:class:`node.core.rooms.InviteHandler`). After a roster read, or when a room's sync carries
   a move statement, the coalition room is checked for a move to follow or to make
-  (:mod:`node.core.coalition_move`, decision 0025).
+  (:mod:`node.core.coalition_move`, decision 0025). A restored node replaces the held pair rooms its
+  old account made (decision 0024) and resumes its chains in the others (decision 0023).
 """
 
 from __future__ import annotations
@@ -54,19 +55,28 @@ from node.core.coalition import (
     refresh_roster,
 )
 from node.core.coalition_move import Outcome, check_coalition_room
-from node.core.rooms import InviteHandler
+from node.core.rooms import InviteHandler, PairRoomError, replace_pair_room
 from node.core.runtime import Node, NodeNotReady
 from node.core.store.cipher import Cell, ColumnCipher
 from node.core.store.ids import utc_now
+from node.core.store.pair_rooms import PairRoomRepository
 from node.core.store.received import Incoming, ReceivedRepository
 from node.core.store.store import StoreTransaction
 from node.core.store.tables import MemberRow, PairRoomRow
 from schemas.common import RecordRef
 from schemas.records import RecordKind
 from sync.host import Quarantined, VerifiedRecord
-from sync.resume import ChainDoesNotContinue, held_rooms, resume_room
+from sync.resume import (
+    ChainDoesNotContinue,
+    held_rooms,
+    replacement_done,
+    replacement_pending,
+    resume_room,
+)
 
 log = logging.getLogger("minga.sync.host")
+
+REPLACE_RETRY_SECONDS = 60.0
 
 VERIFIED = "verified"
 RECHECK_MOVE_SECONDS = 30.0
@@ -129,6 +139,20 @@ RoomRecogniser = Callable[[Node, Sequence[TimelineEvent]], Awaitable[str | None]
 or ``None`` when the room is not one the feature knows."""
 
 
+RoomReplacer = Callable[[Node, MatrixTransport, frozenset[str]], Awaitable[set[str]]]
+"""Given a node's held rooms (a node restored elsewhere), once it is in the coalition under its
+current account: the feature replaces the rooms an old account of this node made for it and
+the current one cannot enter (decision 0024), and returns the held ones it replaced. Called
+once after the node took a new account even with nothing held (a campaign room it sent nothing
+in), then while rooms are held. A failure is logged and returns nothing."""
+
+
+RoomOwnerCheck = Callable[[Node, str, str], Awaitable[bool]]
+"""Whether this node knows a room (the third argument) as a member's (the second) room of the
+feature's kind, say the room of a campaign that member proposed: a room replacing it, made by
+that member's current account, then takes its place (decision 0024)."""
+
+
 class FeatureHooks(Protocol):
     """What the host needs of the node's features (``node.core.registry.Registry``)."""
 
@@ -136,6 +160,11 @@ class FeatureHooks(Protocol):
     def record_handlers(self) -> Mapping[str, RecordHandler]: ...
 
     async def recognise_room(self, node: Node, state: Sequence[TimelineEvent]) -> str | None: ...
+
+    async def replace_held_rooms(self, node: Node, transport: MatrixTransport,
+                                 held: frozenset[str]) -> set[str]: ...
+
+    async def owns_room(self, node: Node, org_id: str, room_id: str) -> bool: ...
 
 
 class NoFeatures:
@@ -145,6 +174,13 @@ class NoFeatures:
 
     async def recognise_room(self, node: Node, state: Sequence[TimelineEvent]) -> str | None:
         return None
+
+    async def replace_held_rooms(self, node: Node, transport: MatrixTransport,
+                                 held: frozenset[str]) -> set[str]:
+        return set()
+
+    async def owns_room(self, node: Node, org_id: str, room_id: str) -> bool:
+        return False
 
 
 class NodeSyncHost:
@@ -157,7 +193,7 @@ class NodeSyncHost:
         self._node = node
         self._features = features
         self._transport = transport
-        self._invites = InviteHandler(node, features.recognise_room, self)
+        self._invites = InviteHandler(node, features.recognise_room, self, features.owns_room)
         self._roster_read = False
         self._check_room = True  # whether to look for (or make) a coalition move next batch
         self._check_after = 0.0
@@ -167,6 +203,8 @@ class NodeSyncHost:
         self._roster_version: RosterVersion = ()
         self._pair_rooms: frozenset[str] = frozenset()
         self._held: set[str] | None = None  # rooms a restored node has yet to resume
+        self._replace_again_at = 0.0
+        self._replace_pending = False  # a new account: look for rooms the old one made
 
     @classmethod
     async def open(cls, node: Node, features: FeatureHooks,
@@ -250,6 +288,7 @@ class NodeSyncHost:
             self._check_room = True
         await self._invites.handle(self._transport, batch.invites)
         await self._check_coalition_room(self._transport, batch)
+        await self._replace_rooms_the_old_account_made(self._transport)
         await self._resume_held_chains(self._transport, batch)
         # No refresh here: the inbox asks for trust() (which refreshes) before it checks events.
 
@@ -275,13 +314,49 @@ class NodeSyncHost:
         if outcome is Outcome.MOVED:
             self._roster_read = False
 
-    async def _resume_held_chains(self, transport: MatrixTransport, batch: SyncBatch) -> None:
-        """A restored node continues its chain in each held room once its new account is in
-        it (sync.resume); until then the outbox leaves the room alone."""
+    async def _held_rooms(self) -> set[str]:
         if self._held is None:
             async with self.transaction() as session:
                 self._held = await held_rooms(session)
-        for room_id in sorted(self._held & set(batch.rooms)):
+                self._replace_pending = await replacement_pending(session)
+        return self._held
+
+    async def _replace_rooms_the_old_account_made(self, transport: MatrixTransport) -> None:
+        """A held pair room this node's old account made can never let the new account in
+        (its creator's power): once the node is back in the coalition under the new account,
+        each is replaced by a new pair room (node.core.rooms.replace_pair_room, decision
+        0024), and the features replace theirs (its alert room, campaign rooms it proposed; they
+        are asked once after the new account, then while rooms are held). A failed pair room is
+        tried again a minute later."""
+        held = await self._held_rooms()
+        if not (held or self._replace_pending) or time.monotonic() < self._replace_again_at:
+            return
+        async with self._node.store.read() as tx:
+            own = next((m for m in await tx.orgs.members(verified_only=True)
+                        if m.org_id == self._node.org_id), None)
+            pairs = [p for p in await PairRoomRepository(tx.session).all()
+                     if p.room_id in held and p.created_by_us]
+        if own is None or own.matrix_user_id != transport.user_id:
+            return  # not back in the coalition under this account yet: peers would not join
+        for pair in pairs:
+            try:
+                await replace_pair_room(self._node, transport, pair.room_id, pair.org_id, self)
+            except PairRoomError as error:
+                log.warning("could not replace pair room %s: %s", pair.room_id, error)
+                self._replace_again_at = time.monotonic() + REPLACE_RETRY_SECONDS
+                continue
+            held.discard(pair.room_id)
+        held -= await self._features.replace_held_rooms(self._node, transport, frozenset(held))
+        if self._replace_pending:  # the features have looked once (campaign rooms, unheld)
+            async with self.transaction() as session:
+                await replacement_done(session)
+            self._replace_pending = False
+
+    async def _resume_held_chains(self, transport: MatrixTransport, batch: SyncBatch) -> None:
+        """A restored node continues its chain in each held room once its new account is in
+        it (sync.resume); until then the outbox leaves the room alone."""
+        held = await self._held_rooms()
+        for room_id in sorted(held & set(batch.rooms)):
             try:
                 resumed = await resume_room(
                     self.transaction, transport, room_id, self._node.org_id,
@@ -289,10 +364,11 @@ class NodeSyncHost:
             except (ChainDoesNotContinue, TransportError) as error:
                 log.warning("could not resume this node's chain in %s: %s", room_id, error)
                 continue
-            self._held.discard(room_id)
+            held.discard(room_id)
             async with self._node.store.transaction() as tx:
                 await tx.audit.append("federation", "restore.chain-resumed", target=room_id,
                                       details={"adopted": resumed.adopted,
+                                               "records_requeued": resumed.records_requeued,
                                                "records_lost": resumed.records_lost,
                                                "next_seq": resumed.next_seq})
 

@@ -26,6 +26,7 @@ from sync.frame import (
     read_chain_context,
     read_resend_request,
     resend_request_content,
+    resend_request_room,
     unbundle,
 )
 
@@ -144,6 +145,18 @@ def test_resend_requests_round_trip_and_are_capped() -> None:
     huge = resend_request_content("org-a", [(1, 10**9)])
     assert huge["ranges"] == [[1, 1000]]
     assert capped_ranges([(1, 600), (700, 1200), (2000, 2001)]) == [(1, 600), (700, 1099)]
+
+
+def test_a_resend_request_may_name_the_replaced_room_whose_chain_it_means() -> None:
+    plain = resend_request_content("org-a", [(2, 4)])
+    assert "room" not in plain and resend_request_room(plain) is None
+    named = resend_request_content("org-a", [(2, 4)], room="!old:test")
+    assert read_resend_request(named) == ("org-a", [(2, 4)])
+    assert resend_request_room(named) == "!old:test"
+    for bad in ("old", 7, ""):
+        with pytest.raises(FrameError) as raised:
+            resend_request_room({**plain, "room": bad})
+        assert raised.value.reason == "malformed"
 
 
 @pytest.mark.parametrize(

@@ -34,10 +34,21 @@ from sync.outbox import (
     OutboxError,
     enqueue_many,
     item_states,
-    move_queued,
     outbox_counts,
+    queued_in,
+    schedule_resends,
 )
-from sync.tables import Frame, OutboxItem
+from sync.requeue import (
+    Requeued,
+    move_room,
+    note_replaced,
+    received_up_to,
+    replaced_rooms,
+    requeue_frames,
+    successor,
+)
+from sync.resume import PostedEnvelope, apply_resume, hold_rooms, local_frames, plan_resume
+from sync.tables import Chain, Frame, OutboxItem
 from tests.support.sync import RingTrust, TestHost, database_in, open_database, record_token
 
 ROOM, OTHER_ROOM = "!room:test", "!other:test"
@@ -145,7 +156,7 @@ def _fits_with(envelope: dict[str, Any], tokens: list[str]) -> bool:
     return fits_inline(resealed)
 
 
-async def test_bundled_items_are_erased_and_reported(outbox: Outbox) -> None:
+async def test_bundled_items_are_reported_and_erased_once_posted(outbox: Outbox) -> None:
     ids = await _queue(outbox, [record_token(A) for _ in range(5)])
     async with outbox.host.transaction() as session:
         assert {s.state for s in (await item_states(session, ids)).values()} == {"queued"}
@@ -157,8 +168,16 @@ async def test_bundled_items_are_erased_and_reported(outbox: Outbox) -> None:
         items = [await session.get(OutboxItem, item_id) for item_id in ids]
     assert {s.state for s in states.values()} == {"bundled"}
     assert {s.seq for s in states.values()} == {1}
-    assert all(item is not None and item.token is None for item in items)
+    # Kept (encrypted) until the frame is posted: a frame that cannot be posted is sealed again.
+    assert all(item is not None and item.token is not None for item in items)
     assert (counts.queued_items, counts.unsent_frames, counts.sent_frames) == (0, 1, 0)
+    sender, _ = _posting(outbox)
+    assert await sender.send_due() == 1
+    async with outbox.host.transaction() as session:
+        items = [await session.get(OutboxItem, item_id, populate_existing=True)
+                 for item_id in ids]
+        assert (await outbox_counts(session)).sent_frames == 1
+    assert all(item is not None and item.token is None for item in items)
 
 
 async def test_a_record_too_large_for_an_event_becomes_a_blob(outbox: Outbox) -> None:
@@ -328,18 +347,123 @@ async def test_a_frame_being_posted_is_not_posted_again_by_the_loop(outbox: Outb
     assert transport.attempts == 1
 
 
-async def test_queued_items_follow_the_coalition_to_its_new_room_sealed_ones_stay(
-        outbox: Outbox) -> None:
-    await _queue(outbox, [record_token(A)])
-    await outbox.bundle_queued()  # sealed into the old room's chain
-    waiting = await _queue(outbox, [record_token(A), record_token(A)])
-    await _queue(outbox, [record_token(A)], room=OTHER_ROOM)
-    async with outbox.host.transaction() as session:
-        assert await move_queued(session, ROOM, "!new-room") == 2
-    async with outbox.host.transaction() as session:
-        rooms = {item.id: (item.room_id, item.frame_id is None)
-                 for item in await session.scalars(select(OutboxItem))}
-    assert {rooms[i] for i in waiting} == {("!new-room", True)}
-    assert (OTHER_ROOM, True) in rooms.values() and (ROOM, True) not in rooms.values()
+# --- records queued again (sync.requeue) --------------------------------------------------------
+
+
+class _RoomsTransport(_HeldTransport):
+    """Also notes the room each event was posted in."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rooms: list[str] = []
+
+    async def send(self, room_id: str, event_type: str, content: dict[str, Any],
+                   txn_id: str) -> str:
+        self.rooms.append(room_id)
+        return await super().send(room_id, event_type, content, txn_id)
+
+
+async def test_unsent_frames_are_queued_again_and_sealed_anew_in_another_room(
+    outbox: Outbox,
+) -> None:
+    tokens = [record_token(A) for _ in range(3)]
+    await _queue(outbox, tokens)
     await outbox.bundle_queued()
-    assert {frame.room_id for frame in await _frames(outbox)} == {ROOM, "!new-room", OTHER_ROOM}
+    [old] = await _frames(outbox)
+    async with outbox.host.transaction() as session:
+        requeued = await requeue_frames(session, [old.id], OTHER_ROOM)
+        assert queued_in(session)
+    assert requeued == Requeued(3, 0)
+    assert await _frames(outbox) == []
+    await outbox.bundle_queued()
+    [new] = await _frames(outbox)
+    assert (new.room_id, new.seq) == (OTHER_ROOM, 1)
+    assert _tokens_in(new) == tokens
+    assert read_chain_context(_envelope(new)["context"]).room == OTHER_ROOM
+
+
+async def test_records_whose_token_was_erased_are_counted_lost_and_sent_frames_stay(
+    outbox: Outbox,
+) -> None:
+    await _queue(outbox, [record_token(A) for _ in range(2)])
+    await outbox.bundle_queued()
+    sender, _ = _posting(outbox)
+    assert await sender.send_due() == 1
+    await _queue(outbox, [record_token(A) for _ in range(2)])
+    await outbox.bundle_queued()
+    sent, unsent = await _frames(outbox)
+    async with outbox.host.transaction() as session:
+        erased = await session.scalar(select(OutboxItem).where(OutboxItem.frame_id == unsent.id)
+                                      .limit(1))
+        assert erased is not None
+        erased.token = None  # as an older node erased it at bundling
+    async with outbox.host.transaction() as session:
+        requeued = await requeue_frames(session, [sent.id, unsent.id], ROOM)
+    assert requeued == Requeued(1, 1)
+    assert [frame.id for frame in await _frames(outbox)] == [sent.id]
+    await outbox.bundle_queued()
+    assert [(frame.seq, len(_tokens_in(frame))) for frame in await _frames(outbox)] == \
+        [(1, 2), (2, 1)]
+
+
+async def test_a_replaced_room_hands_its_queue_to_the_new_room_and_resends_go_there(
+    outbox: Outbox,
+) -> None:
+    sender = _RoomsTransport()
+    sender_outbox = Outbox(outbox.host, cast(MatrixTransport, sender))
+    await _queue(outbox, [record_token(A)])
+    await outbox.bundle_queued()
+    assert await sender_outbox.send_due() == 1  # seq 1 posted in the old room
+    await _queue(outbox, [record_token(A)])
+    await outbox.bundle_queued()  # seq 2 sealed, not posted
+    waiting = await _queue(outbox, [record_token(A)])  # not sealed yet
+    async with outbox.host.transaction() as session:
+        moved = await move_room(session, ROOM, OTHER_ROOM)
+        assert await replaced_rooms(session) == {ROOM: OTHER_ROOM}
+        await note_replaced(session, OTHER_ROOM, "!third:test")
+        assert await replaced_rooms(session) == {ROOM: "!third:test", OTHER_ROOM: "!third:test"}
+        await note_replaced(session, "!third:test", OTHER_ROOM)  # back, for the rest
+        assert successor(await replaced_rooms(session), ROOM) == OTHER_ROOM
+        assert await schedule_resends(session, ROOM, "$asked", [(1, 5)], at_ms=1,
+                                      min_interval_ms=0) == 1
+    assert moved == Requeued(2, 0)
+    async with outbox.host.transaction() as session:
+        assert (await item_states(session, waiting))[waiting[0]].state == "queued"
+    await outbox.bundle_queued()
+    assert await sender_outbox.send_due() == 2  # the new room's first frame and the resend
+    assert sender.rooms == [ROOM, OTHER_ROOM, OTHER_ROOM]
+    frames = await _frames(outbox)
+    assert [(f.room_id, f.seq, len(_tokens_in(f))) for f in frames] == \
+        [(ROOM, 1, 1), (OTHER_ROOM, 1, 2)]
+
+
+async def test_a_restored_frame_whose_place_was_taken_is_sealed_again_after_the_chain(
+    outbox: Outbox,
+) -> None:
+    tokens = [record_token(A) for _ in range(2)]
+    await _queue(outbox, tokens)
+    await outbox.bundle_queued()
+    [mine] = await _frames(outbox)  # seq 1, unsent at backup time
+    taken = PostedEnvelope(1, "h-by-the-old-account", "", {"envelope": {}}, "$old1")
+    async with outbox.host.transaction() as session:
+        await hold_rooms(session)
+        plan = plan_resume(await local_frames(session, ROOM), [taken])
+        assert plan.superseded == [mine.id]
+        resumed = await apply_resume(session, ROOM, plan, at_ms=5)
+    assert (resumed.adopted, resumed.records_requeued, resumed.records_lost,
+            resumed.next_seq) == (1, 2, 0, 2)
+    await outbox.bundle_queued()
+    adopted, again = await _frames(outbox)
+    assert (adopted.seq, adopted.event_id) == (1, "$old1")
+    assert again.seq == 2 and _tokens_in(again) == tokens
+    assert read_chain_context(_envelope(again)["context"]).prev == "h-by-the-old-account"
+
+
+async def test_a_replacing_room_asks_from_the_first_gap_of_each_chain(outbox: Outbox) -> None:
+    async with outbox.host.transaction() as session:
+        session.add_all([Chain(issuer="org-b", room_id=ROOM, top=5, missing="[[3, 4]]"),
+                         Chain(issuer="org-c", room_id=ROOM, top=6, missing="[]")])
+    async with outbox.host.transaction() as session:
+        assert await received_up_to(session, "org-b", ROOM) == 2
+        assert await received_up_to(session, "org-c", ROOM) == 6
+        assert await received_up_to(session, "org-d", ROOM) == 0

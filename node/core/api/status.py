@@ -37,7 +37,8 @@ class SyncCounters(BaseModel):
     held_rooms: list[str] = Field(
         default_factory=list,
         description="rooms a node restored elsewhere waits to be let back into with its new"
-                    " account; nothing is sent there until then")
+                    " account (rooms its old account made are replaced instead, and then no"
+                    " longer listed); nothing is sent there until then")
 
 
 class NodeStatus(BaseModel):

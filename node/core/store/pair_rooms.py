@@ -1,7 +1,8 @@
 """Pair rooms: the Matrix room this node shares with each other member (docs/architecture.md §6).
 
 Normally one per organisation. If both organisations created one at the same moment, both
-rooms are kept and read; sends go to the oldest, so the two nodes do not need to agree.
+rooms are kept and read; sends go to the oldest, so the two nodes do not need to agree. A room
+replaced by another (its creator's account was seized, decision 0024) is forgotten.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -70,3 +71,7 @@ class PairRoomRepository:
                 raise
             return found
         return _pair(row)
+
+    async def forget(self, room_id: str) -> None:
+        """Stop treating ``room_id`` as a pair room (another room replaced it)."""
+        await self._session.execute(delete(PairRoomRow).where(PairRoomRow.room_id == room_id))

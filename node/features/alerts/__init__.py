@@ -13,7 +13,7 @@ from node.core.runtime import Node
 from node.core.web.routes import DashboardPanel
 from node.features.alerts import cli, pages
 from node.features.alerts.api import AlertEndpoints
-from node.features.alerts.room import alert_room_issuer
+from node.features.alerts.room import alert_room_issuer, replace_alert_room
 from node.features.alerts.service import (
     bus_of,
     on_alert,
@@ -48,6 +48,7 @@ class AlertsFeature:
         registry.server_tasks.append(run_escalation)
         registry.shutdown_hooks.append(_close_streams)
         registry.room_recognisers.append(alert_room_issuer)
+        registry.room_replacers.append(replace_alert_room)
         registry.endpoints.append(_endpoints)
         registry.add_pages(pages.ROUTES, templates=Path(__file__).parent / "templates")
         registry.web.static_dirs.append(Path(__file__).parent / "static")

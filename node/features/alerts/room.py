@@ -15,6 +15,10 @@ Next to each alert goes one plain ``m.notice`` with no content ("Urgent alert fr
 Minga") so that staff sitting in the room with an ordinary Matrix client get a push. Member nodes
 may invite (at member power): each invites its own staff's watcher accounts
 (:mod:`node.features.alerts.watchers`).
+
+A node restored elsewhere after a seizure (decision 0023) cannot enter the alert room its old
+account made; it makes a new one (:func:`replace_alert_room`, decision 0024) and members' nodes
+take it in place of the old one when they recognise it (:func:`node.core.rooms.take_replacement`).
 """
 
 from __future__ import annotations
@@ -26,7 +30,10 @@ from typing import Any, Final
 
 from federation.transport import MatrixTransport, TimelineEvent, TransportError
 from node.core.coalition import MEMBER_POWER, coalition_power_levels, made_by_member
+from node.core.rooms import note_room_replaced, replaces_state
 from node.core.runtime import Node
+from sync.requeue import move_room, received_up_to
+from sync.resume import release_room
 
 log = logging.getLogger("minga.alerts")
 
@@ -154,6 +161,42 @@ async def ensure_alert_room(
             await _invite_more(transport, room_id, users)
         await _remember(node, room_id, sorted(invited | set(missing)), created=saved is None)
         return room_id
+
+
+async def replace_alert_room(node: Node, transport: MatrixTransport,
+                             held: frozenset[str]) -> set[str]:
+    """A restored node's alert room, if its old account made it (it is held), replaced by a new
+    one its current account makes (decision 0024): the members it had invited are invited; the
+    ``org.minga.replaces`` state names the old room and how far this node holds each member's
+    chain there, so their nodes re-post the rest (their answers) in the new room."""
+    async with node.part(AlertRoomLock):
+        saved = await saved_alert_room(node)
+        if saved is None or saved["room_id"] not in held:
+            return set()
+        old_room = str(saved["room_id"])
+        async with node.store.read() as tx:
+            verified = {m.org_id for m in await tx.orgs.members(verified_only=True)}
+            invited = sorted(o for o in saved["invited"] if o in verified and o != node.org_id)
+            held_up_to = {o: await received_up_to(tx.session, o, old_room) for o in invited}
+        try:
+            users = await _member_users(node, invited)
+            room_id = await transport.create_room(
+                invite=sorted(users.values()),
+                initial_state=[*alert_room_state(node.org_id),
+                               replaces_state(old_room, held_up_to)],
+                power_levels=alert_power_levels(sorted(users.values())))
+        except (AlertRoomError, TransportError) as error:
+            log.warning("could not replace the alert room %s: %s", old_room, error)
+            return set()
+        async with node.store.transaction() as tx:
+            await tx.settings.set(ALERT_ROOM_SETTING, {"room_id": room_id,
+                                                       "members_invite": True,
+                                                       "invited": invited})
+            moved = await move_room(tx.session, old_room, room_id)
+            await release_room(tx.session, old_room)
+            await note_room_replaced(tx, node.org_id, old_room, room_id, moved)
+        log.info("replaced alert room %s by %s", old_room, room_id)
+        return {old_room}
 
 
 async def post_notice(

@@ -83,7 +83,8 @@ def cmd_new_account(args: argparse.Namespace) -> int:
     print(f"this node now uses the Matrix account {done.user_id}"
           + (f" (instead of {done.previous_user_id})" if done.previous_user_id else ""))
     print(f"  keys rotated; new safety code: {done.safety_code}")
-    print(f"  {done.held_rooms} room(s) held until the node is back in them")
+    print(f"  {done.held_rooms} room(s) held until the node is back in them (rooms the old"
+          " account made are replaced by new ones once it is back in the coalition)")
     print("Next: a member compares the new safety code with you out of band and runs")
     print(f"  minga coalition invite {done.user_id}")
     if done.coalition_room:

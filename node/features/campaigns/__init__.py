@@ -14,7 +14,13 @@ from node.features.campaigns import pages
 from node.features.campaigns.api import CampaignEndpoints, LetterEndpoints
 from node.features.campaigns.check import CampaignDraft, check_against_node
 from node.features.campaigns.records import CAMPAIGN_KINDS, keep_received
-from node.features.campaigns.service import other_members, run_campaign_duties
+from node.features.campaigns.service import (
+    campaign_room_of,
+    other_members,
+    replace_campaign_rooms,
+    replacing_campaign_room,
+    run_campaign_duties,
+)
 
 __all__ = ["CampaignDraft", "CampaignsFeature", "check_against_node", "other_members"]
 
@@ -33,5 +39,8 @@ class CampaignsFeature:
     def register(self, registry: Registry) -> None:
         registry.handle_kinds(sorted(CAMPAIGN_KINDS), keep_received)
         registry.duties.append(_duties)
+        registry.room_recognisers.append(replacing_campaign_room)
+        registry.room_replacers.append(replace_campaign_rooms)
+        registry.room_owners.append(campaign_room_of)
         registry.endpoints.append(_endpoints)
         registry.add_pages(pages.ROUTES, templates=Path(__file__).parent / "templates")

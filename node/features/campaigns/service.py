@@ -29,6 +29,12 @@ alike, so every page is computed from that table by the pure functions below.
   invite-only, nobody is invited any more and every node has left it, which is the same for
   Matrix. A participant other than the proposer may leave (a ``leave`` post, then its node
   leaves the room).
+- **A proposer restored elsewhere** (decision 0024) cannot enter the campaign room its old
+  account made: its node makes a new one for the same participants, with ``org.minga.replaces``
+  naming the old room (:func:`replace_campaign_rooms`); participants' nodes recognise it (its
+  maker is the proposer's current account, the old room their campaign's room) and take it in
+  the old room's place. The campaign record keeps naming the old room: posts for it go to the
+  room that replaced it (:mod:`sync.requeue`).
 """
 
 from __future__ import annotations
@@ -41,9 +47,10 @@ from typing import Any, Final
 
 from pydantic import ValidationError
 
-from federation.transport import MatrixTransport, TransportError
-from node.core.coalition import MEMBER_POWER, coalition_power_levels
+from federation.transport import MatrixTransport, TimelineEvent, TransportError
+from node.core.coalition import MEMBER_POWER, coalition_power_levels, made_by_member
 from node.core.duties import repeat
+from node.core.rooms import note_room_replaced, read_replaces, replaces_state
 from node.core.runtime import Node
 from node.core.sharing import record_claims, share_in_room
 from node.features.campaigns.records import (
@@ -59,6 +66,8 @@ from schemas.fields import disclosable_paths
 from schemas.ids import new_record_id
 from schemas.payloads import Campaign, CampaignPost, Endorsement, Proposal
 from schemas.records import PAYLOAD_CLASSES, Payload, RecordBase, RecordKind, build_record
+from sync.requeue import move_room, received_up_to, replaced_rooms, successor
+from sync.resume import release_room
 
 log = logging.getLogger("minga.campaigns")
 
@@ -462,6 +471,12 @@ async def _invite_staff(transport: MatrixTransport, room_id: str, state: Proposa
             log.warning("could not invite a staff account to %s: %s", room_id, error.status)
 
 
+async def _current_room(node: Node, room_id: str) -> str:
+    """The campaign's room: the one named in its record, or the room that replaced it."""
+    async with node.store.read() as tx:
+        return successor(await replaced_rooms(tx.session), room_id)
+
+
 async def _add_joiners(node: Node, transport: MatrixTransport, state: ProposalState,
                        now: int) -> None:
     assert state.campaign is not None and state.campaign_record is not None
@@ -470,6 +485,7 @@ async def _add_joiners(node: Node, transport: MatrixTransport, state: ProposalSt
     if not new:  # responses issued after the deadline are not in the tally
         return
     users = await _node_users(node, new)
+    room_id = await _current_room(node, room_id)
     levels = await transport.state_event(room_id, "m.room.power_levels")
     levels["users"] = {**levels.get("users", {}), **{u: MEMBER_POWER for u in users.values()}}
     await transport.put_state(room_id, "m.room.power_levels", "", levels)
@@ -486,6 +502,7 @@ async def _leave_room(node: Node, transport: MatrixTransport, state: ProposalSta
     room_id = state.campaign.room_id if state.campaign else None
     if room_id is None:
         return
+    room_id = await _current_room(node, room_id)
     try:
         await transport.leave(room_id)
     except TransportError as error:  # not in the room (never joined, or left already)
@@ -533,6 +550,82 @@ async def campaign_duties(node: Node, transport: MatrixTransport, now: int) -> N
         except ValidationError as error:  # a malformed record; the problem names fields only
             log.warning("campaign %s: invalid record: %s", state.record_id,
                         [e.get("loc") for e in error.errors()])
+
+
+# --- a proposer restored elsewhere (decision 0024) --------------------------------------------
+
+
+async def _campaign_in(node: Node, room_id: str) -> ProposalState | None:
+    """The campaign whose record names ``room_id`` as its room."""
+    return next((s for s in await all_proposals(node, int(time.time()))
+                 if s.campaign is not None and s.campaign.room_id == room_id), None)
+
+
+async def campaign_room_of(node: Node, org_id: str, room_id: str) -> bool:
+    """Whether ``room_id`` is the room of a campaign ``org_id`` proposed and this node takes
+    part in (a room replacing it may take its place)."""
+    state = await _campaign_in(node, room_id)
+    return state is not None and state.issuer == org_id and node.org_id in state.participants
+
+
+async def replacing_campaign_room(node: Node, room_state: Sequence[TimelineEvent]) -> str | None:
+    """The proposer, if the room replaces the room of a campaign it proposed and this node
+    takes part in, and was made by the proposer's current node account."""
+    replaces = read_replaces(room_state)
+    create = next((e for e in room_state if e.type == "m.room.create"), None)
+    if replaces is None or create is None:
+        return None
+    state = await _campaign_in(node, replaces.old_room)
+    if state is None or state.issuer == node.org_id or node.org_id not in state.participants:
+        return None
+    return state.issuer if await made_by_member(node, state.issuer, create.sender) else None
+
+
+async def replace_campaign_rooms(node: Node, transport: MatrixTransport,
+                                 held: frozenset[str]) -> set[str]:
+    """The open campaign rooms this node made but its current account is not in (an old
+    account made them: the node was restored elsewhere), each replaced by a new room its
+    current account makes for the same participants. A campaign room may hold nothing this
+    node sent, so it need not be held."""
+    async with node.store.read() as tx:
+        rooms = [r for r in await CampaignRecords(tx.session, tx.cipher).rooms()
+                 if r.created_by_us and r.state == ROOM_OPEN and r.room_id is not None]
+    if not rooms:
+        return set()
+    try:
+        joined = set(await transport.joined_rooms())
+    except TransportError as error:
+        log.warning("could not list the joined rooms: %s", error)
+        return set()
+    rooms = [r for r in rooms if r.room_id not in joined]
+    replaced: set[str] = set()
+    for room in rooms:
+        assert room.room_id is not None
+        try:
+            state = await state_of(node, node.org_id, room.proposal_id, int(time.time()))
+            others = [p for p in state.participants if p != node.org_id and p not in state.left]
+            users = await _node_users(node, others)
+            async with node.store.read() as tx:
+                held_up_to = {o: await received_up_to(tx.session, o, room.room_id)
+                              for o in others}
+            new_room = await transport.create_room(
+                name=CAMPAIGN_ROOM_NAME, invite=sorted(users.values()),
+                initial_state=[*campaign_room_state(), replaces_state(room.room_id, held_up_to)],
+                power_levels=campaign_room_power_levels(sorted(users.values())))
+        except (TransportError, CampaignError) as error:
+            log.warning("could not replace campaign room %s: %s", room.room_id, error)
+            continue
+        async with node.store.transaction() as tx:
+            await CampaignRecords(tx.session, tx.cipher).set_room(
+                room.proposal_id, node.org_id, state=ROOM_OPEN, room_id=new_room,
+                created_by_us=True)
+            moved = await move_room(tx.session, room.room_id, new_room)
+            await release_room(tx.session, room.room_id)
+            await note_room_replaced(tx, node.org_id, room.room_id, new_room, moved)
+        log.info("replaced campaign room %s by %s", room.room_id, new_room)
+        await _invite_staff(transport, new_room, state, others)
+        replaced.add(room.room_id)
+    return replaced & held
 
 
 async def run_campaign_duties(node: Node, *, interval: float = DUTY_INTERVAL_SECONDS) -> None:

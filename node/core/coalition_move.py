@@ -27,6 +27,7 @@ and leaves it. Anything else is refused and audited once.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 from collections.abc import Iterable
@@ -63,7 +64,8 @@ from node.core.coalition import (
     refresh_roster,
 )
 from node.core.runtime import COALITION_SETTING, Node, NodeNotReady
-from sync.requeue import move_room
+from sync.frame import MAX_RESEND_SEQS, RESEND_EVENT_TYPE, resend_request_content
+from sync.requeue import move_room, received_up_to
 from sync.resume import release_room
 
 log = logging.getLogger("minga.coalition.move")
@@ -281,6 +283,10 @@ async def _switch(node: Node, transport: MatrixTransport, move: MoveStatement, n
             "moved_from": move.old_room})
         moved = await move_room(tx.session, move.old_room, move.new_room)
         await release_room(tx.session, move.old_room)
+        members = [m.org_id for m in await tx.orgs.members(verified_only=True)
+                   if m.org_id not in (node.org_id, move.departed)]
+        held_up_to = {org: await received_up_to(tx.session, org, move.old_room)
+                      for org in members}
         await tx.audit.append(ACTOR, action, target=move.new_room, details={
             "old_room": move.old_room, "new_room": move.new_room, "mover": move.mover,
             "departed": move.departed, "reason": move.reason, "requeued": moved.records,
@@ -290,7 +296,25 @@ async def _switch(node: Node, transport: MatrixTransport, move: MoveStatement, n
         await transport.leave(move.old_room)
     except TransportError as error:
         log.warning("could not leave the old coalition room: %s", error)
+    await _ask_for_the_rest(transport, move, held_up_to)
     await refresh_roster(node, transport, move.new_room)
+
+
+async def _ask_for_the_rest(transport: MatrixTransport, move: MoveStatement,
+                            held_up_to: dict[str, int]) -> None:
+    """Events still arriving in the old room are skipped once it is replaced, so ask each
+    member, in the new room, for what it posted in the old room after the last envelope this
+    node holds without a gap (its node answers with re-posts there, decision 0024)."""
+    for org_id, seq in held_up_to.items():
+        content = resend_request_content(org_id, [(seq + 1, seq + MAX_RESEND_SEQS)],
+                                         room=move.old_room)
+        txn_id = "minga-move-" + hashlib.sha256(
+            f"{move.new_room}/{org_id}".encode()).hexdigest()[:32]
+        try:
+            await transport.send(move.new_room, RESEND_EVENT_TYPE, content, txn_id)
+        except TransportError as error:
+            log.warning("could not ask %s for its last posts in the old coalition room: %s",
+                        org_id, error)
 
 
 async def declare_seizure(node: Node) -> str:

@@ -41,9 +41,10 @@ class _Homeserver:
     def __init__(self, session: aiohttp.ClientSession, url: str, token: str | None) -> None:
         self.session, self.url, self.token = session, url.rstrip("/"), token
 
-    async def get(self, path: str) -> tuple[Answer, str | None]:
-        """The answer and its ``Date`` header."""
-        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+    async def get(self, path: str, *, auth: bool = True) -> tuple[Answer, str | None]:
+        """The answer and its ``Date`` header. (A refused token fails even requests that need
+        none, so those go without it.)"""
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token and auth else {}
         try:
             async with self.session.get(self.url + path, headers=headers) as response:
                 try:
@@ -83,7 +84,7 @@ async def gather_homeserver(url: str, configured_user: str | None, token: str | 
     async with aiohttp.ClientSession(timeout=timeout) as session:
         server = _Homeserver(session, url, token)
         before = clock()
-        versions, date = await server.get(VERSIONS)
+        versions, date = await server.get(VERSIONS, auth=False)
         local_time = (before + clock()) / 2
         facts: dict[str, Any] = {"url": url, "versions": versions, "server_time": _unix(date),
                                  "local_time": local_time, "configured_user": configured_user}

@@ -163,3 +163,29 @@ def test_doctor_names_a_homeserver_that_is_down(
     [down] = [line for line in lines if line.startswith("problem: homeserver:")]
     assert own_homeserver.url in down and "start the homeserver" in down
     assert not any(line.startswith("problem: login") for line in lines)
+
+
+def test_a_revoked_token_is_named_and_replaced_with_minga_matrix_token(
+    homeserver: Homeserver, token_node: tuple[Path, Account], tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    config, account = token_node
+    stored = (tmp_path / "matrix-token").read_text().strip()
+    homeserver.request("POST", "/_matrix/client/v3/logout", {}, access_token=stored)
+    code, findings = _doctor(config, capsys)
+    [login] = [f for f in findings if f["check"] == "login"]
+    assert code == 1 and "M_UNKNOWN_TOKEN" in login["message"]
+    assert "minga matrix-token" in login["fix"] and account.user_id in login["fix"]
+
+    other = tmp_path / "other-token"
+    other.write_text(_issue_token(homeserver, homeserver.create_account("someone-else")))
+    assert main(["--config", str(config), "matrix-token", "--file", str(other)]) == 2
+    err = capsys.readouterr().err
+    assert "--file: the token belongs to @someone-else" in err and err.count("\n") == 1
+
+    fresh = tmp_path / "fresh-token"
+    fresh.write_text(_issue_token(homeserver, account))
+    assert main(["--config", str(config), "matrix-token", "--file", str(fresh)]) == 0
+    assert account.user_id in capsys.readouterr().out
+    code, findings = _doctor(config, capsys)
+    assert code == 0 and "login" not in {f["check"] for f in findings}

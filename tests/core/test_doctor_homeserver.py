@@ -4,6 +4,7 @@ doctor`` against real Synapse homeservers."""
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +14,9 @@ import pytest
 
 from deploy.homeserver import Account, Homeserver, start_homeserver
 from node.cli import main
+from node.core.runtime import NodeNotReady, open_node
+from node.core.server import _explain_homeserver_problems
+from node.core.setup import MatrixAccountChoice
 from node.features.backup.service import create_backup
 
 PASSPHRASE = "doctor test passphrase"
@@ -189,3 +193,26 @@ def test_a_revoked_token_is_named_and_replaced_with_minga_matrix_token(
     assert account.user_id in capsys.readouterr().out
     code, findings = _doctor(config, capsys)
     assert code == 0 and "login" not in {f["check"] for f in findings}
+
+
+async def test_the_node_explains_homeserver_problems_when_it_starts(
+    homeserver: Homeserver, token_node: tuple[Path, Account], caplog: pytest.LogCaptureFixture,
+) -> None:
+    config, account = token_node
+    _set_admin(homeserver, account.user_id)
+    with caplog.at_level(logging.WARNING, logger="minga.node"):
+        async with open_node(config) as node:
+            await _explain_homeserver_problems(node)
+    [line] = [r.getMessage() for r in caplog.records if "rate limit" in r.getMessage()]
+    assert line.startswith("problem: rate limit:") and "override_ratelimit" in line
+    assert "syt_" not in caplog.text  # never the token
+
+
+@pytest.mark.parametrize("choice", [
+    {},
+    {"registration_secret": "s", "access_token": "t"},
+    {"user_id": "@a:b", "password": "p", "access_token": "t"},
+])
+def test_init_takes_exactly_one_way_to_the_account(choice: dict[str, str]) -> None:
+    with pytest.raises(NodeNotReady, match="--matrix-access-token-file"):
+        MatrixAccountChoice(**choice)

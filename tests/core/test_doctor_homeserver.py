@@ -216,3 +216,18 @@ async def test_the_node_explains_homeserver_problems_when_it_starts(
 def test_init_takes_exactly_one_way_to_the_account(choice: dict[str, str]) -> None:
     with pytest.raises(NodeNotReady, match="--matrix-access-token-file"):
         MatrixAccountChoice(**choice)
+
+
+def test_doctor_names_a_bad_config_and_a_store_it_cannot_open(
+    token_node: tuple[Path, Account], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    config, _ = token_node
+    code, findings = _doctor(tmp_path / "missing.toml", capsys)
+    assert code == 1 and [f["check"] for f in findings] == ["config"]
+    monkeypatch.setenv("MINGA_PASSPHRASE", "not the passphrase")
+    code, findings = _doctor(config, capsys)
+    assert code == 1
+    [store] = [f for f in findings if f["check"] == "store"]
+    assert "wrong passphrase" in store["message"]
+    assert "homeserver" not in {f["check"] for f in findings}  # still reached, without login

@@ -178,7 +178,7 @@ class MatrixTransport:
         """The login behind an access token issued elsewhere (Matrix Authentication Service,
         SSO, an admin's login-as-user): the account and device come from ``whoami``."""
         client = nio.AsyncClient(homeserver_url, config=nio.AsyncClientConfig(
-            max_timeouts=2, request_timeout=DEFAULT_REQUEST_TIMEOUT))
+            max_timeouts=0, request_timeout=DEFAULT_REQUEST_TIMEOUT))
         client.access_token = access_token
         try:
             response = await client.whoami()

@@ -81,15 +81,8 @@ async def matrix_login_for(
         return MatrixLogin(created.homeserver_url, created.user_id, created.device_id,
                            created.access_token)
     if account.access_token is not None:
-        try:
-            return await MatrixTransport.token_login(homeserver_url, account.access_token)
-        except TransportError as error:
-            raise NodeNotReady(
-                "--matrix-access-token-file: the homeserver did not accept the token"
-                f" ({_reason(error)}); ask its admin for a new one") from None
-        except OSError as error:
-            raise NodeNotReady(f"--matrix-access-token-file: could not check the token at"
-                               f" {homeserver_url} ({_reason(error)})") from None
+        return await _token_login(homeserver_url, account.access_token,
+                                  "--matrix-access-token-file")
     assert account.user_id is not None and account.password is not None
     try:
         return await MatrixTransport.password_login(
@@ -97,6 +90,17 @@ async def matrix_login_for(
         )
     except (TransportError, OSError) as error:
         raise NodeNotReady(f"could not log into {account.user_id}: {error}") from None
+
+
+async def _token_login(homeserver_url: str, token: str, option: str) -> MatrixLogin:
+    try:
+        return await MatrixTransport.token_login(homeserver_url, token)
+    except TransportError as error:
+        raise NodeNotReady(f"{option}: the homeserver did not accept the token"
+                           f" ({_reason(error)}); ask its admin for a new one") from None
+    except OSError as error:
+        raise NodeNotReady(f"{option}: could not check the token at {homeserver_url}"
+                           f" ({_reason(error)})") from None
 
 
 def _reason(error: Exception) -> str:
@@ -209,9 +213,8 @@ async def replace_matrix_token(node: Node, access_token: str) -> MatrixLogin:
     checked with ``whoami``, refused if it belongs to another account."""
     if not access_token:
         raise NodeNotReady("--file: the file is empty")
-    url = str(node.config.homeserver.url).rstrip("/")
-    login = await matrix_login_for(url, node.own.name, MatrixAccountChoice(
-        access_token=access_token))
+    login = await _token_login(str(node.config.homeserver.url).rstrip("/"), access_token,
+                               "--file")
     if login.user_id != node.config.homeserver.user_id:
         raise NodeNotReady(f"--file: the token belongs to {login.user_id}, not to this node's"
                            f" account {node.config.homeserver.user_id}")

@@ -85,6 +85,10 @@ def test_a_bad_token_is_one_line_naming_the_option(
     assert not (tmp_path / "node" / "store.key").exists()
     code, err = _init_with_token(homeserver, tmp_path, "", capsys)
     assert code == 2 and "--matrix-access-token-file: the file is empty" in err
+    nobody = Homeserver.create(tmp_path / "never-started")  # nothing listens on its port
+    code, err = _init_with_token(nobody, tmp_path, "syt_a_token", capsys)
+    assert code == 2 and err.count("\n") == 1
+    assert f"--matrix-access-token-file: could not check the token at {nobody.url}" in err
 
 
 def test_doctor_is_all_clear_on_a_healthy_node(

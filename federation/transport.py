@@ -106,9 +106,18 @@ def _sync_filter(timeline_limit: int) -> dict[str, Any]:
     }
 
 
+RATE_LIMITED = "M_LIMIT_EXCEEDED"
+RATE_LIMIT_FIX = (
+    "the homeserver rate-limits this node's account; its admin lifts that with"
+    " POST /_synapse/admin/v1/users/<node account>/override_ratelimit"
+    ' {"messages_per_second": 0, "burst_count": 0}')
+
+
 def _fail(operation: str, response: object) -> TransportError:
     message = getattr(response, "message", None) or type(response).__name__
     status = getattr(response, "status_code", None)
+    if status == RATE_LIMITED:
+        message = f"{message} ({RATE_LIMIT_FIX})"
     return TransportError(operation, f"{status or ''} {message}".strip(), status=status)
 
 
@@ -161,6 +170,25 @@ class MatrixTransport:
                 raise _fail("login", response)
             return MatrixLogin(homeserver_url, response.user_id, response.device_id,
                                response.access_token)
+        finally:
+            await client.close()
+
+    @staticmethod
+    async def token_login(homeserver_url: str, access_token: str) -> MatrixLogin:
+        """The login behind an access token issued elsewhere (Matrix Authentication Service,
+        SSO, an admin's login-as-user): the account and device come from ``whoami``."""
+        client = nio.AsyncClient(homeserver_url, config=nio.AsyncClientConfig(
+            max_timeouts=0, request_timeout=DEFAULT_REQUEST_TIMEOUT))
+        client.access_token = access_token
+        try:
+            response = await client.whoami()
+            if not isinstance(response, nio.WhoamiResponse):
+                raise _fail("whoami", response)
+            if not response.device_id:
+                raise TransportError("whoami", "the token belongs to no device",
+                                     status="M_UNKNOWN_TOKEN")
+            return MatrixLogin(homeserver_url, str(response.user_id), str(response.device_id),
+                               access_token)
         finally:
             await client.close()
 

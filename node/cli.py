@@ -27,6 +27,8 @@ from node.core.api.times import iso_time, unix_seconds
 from node.core.coalition import create_coalition, invite_member
 from node.core.coalition_move import declare_seizure, join_coalition_room
 from node.core.config import ConfigError, StoreSection, load_config
+from node.core.doctor import exit_status, render
+from node.core.doctor_probe import run_doctor
 from node.core.expulsion import (
     PendingExpulsion,
     approve_expulsion,
@@ -37,7 +39,7 @@ from node.core.keys import REVOCATION_PASSPHRASE_ENV, RevocationRefused, publish
 from node.core.registry import add_command_groups
 from node.core.runtime import NodeNotReady, open_node, read_passphrase
 from node.core.server import run_node
-from node.core.setup import MatrixAccountChoice, init_node
+from node.core.setup import MatrixAccountChoice, init_node, replace_matrix_token
 from node.core.status import node_status, render_status
 from node.core.store_move import SQLITE_TARGET, move_store
 from schemas.errors import describe_validation_error
@@ -121,6 +123,8 @@ def cmd_init(args: argparse.Namespace) -> int:
         registration_secret=_read_secret_file(
             args.registration_secret_file, "--registration-secret-file"
         ),
+        access_token=_read_secret_file(args.matrix_access_token_file,
+                                       "--matrix-access-token-file"),
     )
     passphrase = read_passphrase(None, confirm=True)
     data_dir = Path(args.data_dir)
@@ -331,6 +335,28 @@ def cmd_store_move(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    findings = asyncio.run(run_doctor(args.config, node_registry().doctor_checks))
+    if args.json:
+        print(json.dumps({"ok": exit_status(findings) == 0,
+                          "findings": [f.as_json() for f in findings]}, indent=2))
+    else:
+        print(render(findings))
+    return exit_status(findings)
+
+
+def cmd_matrix_token(args: argparse.Namespace) -> int:
+    token = _read_secret_file(args.file, "--file") or ""
+
+    async def replace() -> str:
+        async with open_node(args.config) as node:
+            return (await replace_matrix_token(node, token)).user_id
+
+    user = asyncio.run(replace())
+    print(f"the node now uses the new access token of {user}; restart `minga run` if it runs")
+    return 0
+
+
 def cmd_schemas_export(args: argparse.Namespace) -> int:
     written = export_json_schemas(Path(args.dir))
     print(f"wrote {len(written)} JSON Schema files to {args.dir}")
@@ -373,6 +399,9 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("--registration-secret-file",
                       help="file holding the homeserver's registration shared secret,"
                            " to create the node's account")
+    init.add_argument("--matrix-access-token-file",
+                      help="file holding an access token issued for the node's account (for"
+                           " homeservers behind Matrix Authentication Service or SSO)")
     init.add_argument("--revocation-key-out",
                       help="where to write the offline revocation key (outside the data"
                            " directory; default: next to it, DATA_DIR-revocation-key.txt)")
@@ -430,6 +459,18 @@ def build_parser() -> argparse.ArgumentParser:
     co_approve.set_defaults(handler=cmd_coalition_approve_expulsion)
     co_list = co_commands.add_parser("expulsions", help="list pending expulsion proposals")
     co_list.set_defaults(handler=cmd_coalition_expulsions)
+
+    doctor = commands.add_parser(
+        "doctor", help="check the deployment end to end and say what to fix")
+    doctor.add_argument("--json", action="store_true", help="print the findings as JSON")
+    doctor.set_defaults(handler=cmd_doctor)
+
+    matrix_token = commands.add_parser(
+        "matrix-token", help="give the node a new access token for its Matrix account")
+    matrix_token.add_argument("--file", required=True,
+                              help="file holding the token (issued as for init's"
+                                   " --matrix-access-token-file)")
+    matrix_token.set_defaults(handler=cmd_matrix_token)
 
     demo = commands.add_parser("demo", help="run the demo network until Ctrl-C")
     demo.add_argument("--dir", default="demo-data", help="directory for all demo data")

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 from federation.transport import MatrixTransport, TimelineEvent
 from node.core.api.app import EndpointGroup
+from node.core.doctor_probe import DoctorCheck
 from node.core.runtime import Node
 from node.core.sync_host import RecordHandler, RoomOwnerCheck, RoomRecogniser, RoomReplacer
 from node.core.web.routes import PageRoute, WebExtensions
@@ -62,6 +63,7 @@ class Registry:
     coalition_created: list[CoalitionCreated] = field(default_factory=list)
     commands: list[CommandGroup] = field(default_factory=list)
     endpoints: list[EndpointGroup] = field(default_factory=list)
+    doctor_checks: list[DoctorCheck] = field(default_factory=list)
     web: WebExtensions = field(default_factory=WebExtensions)
 
     def handle_kinds(self, kinds: Iterable[str], handler: RecordHandler) -> None:

@@ -11,13 +11,15 @@ from pathlib import Path
 from aiohttp import web
 
 from node.core.api.app import mount_api
+from node.core.doctor_probe import homeserver_findings
 from node.core.federation_loop import run_federation
 from node.core.lock import LOCK_SIGNAL, lock_node, write_pid_file
 from node.core.registry import Registry
-from node.core.runtime import Node, open_node
+from node.core.runtime import Node, NodeNotReady, open_node
 from node.core.web.app import mount_web
 
 log = logging.getLogger("minga.node")
+STARTUP_CHECK_SECONDS = 60.0
 
 
 def build_app(node: Node, registry: Registry) -> web.Application:
@@ -65,11 +67,27 @@ async def run_node(config: str | Path | None, registry: Registry) -> None:
         )
         # matrix-nio logs event contents at debug level; Minga's own logs never carry content.
         logging.getLogger("nio").setLevel(logging.WARNING)
+        check = asyncio.create_task(_explain_homeserver_problems(node))
         try:
             await serve(node, registry, stop)
         finally:
+            check.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await check
             loop.remove_signal_handler(LOCK_SIGNAL)
             pid_file.unlink(missing_ok=True)
+
+
+async def _explain_homeserver_problems(node: Node) -> None:
+    """Rate limiting, an unsupported room version, closed federation...: said once at start,
+    with the fix (``minga doctor`` checks the same and more). Never stops the node."""
+    try:
+        findings = await asyncio.wait_for(homeserver_findings(node), STARTUP_CHECK_SECONDS)
+    except (TimeoutError, NodeNotReady):
+        log.warning("could not check the homeserver at start; run `minga doctor`")
+        return
+    for finding in findings:
+        log.warning("%s", finding.line())
 
 
 def _lock_on_signal(node: Node) -> None:

@@ -16,6 +16,7 @@ from node.core.keys import check_outside, revocation_key_form, write_revocation_
 from node.core.runtime import (
     CONFIG_FILE_NAME,
     MATRIX_LOGIN_SETTING,
+    Node,
     NodeNotReady,
     lock_org_keys,
     open_configured_store,
@@ -28,19 +29,26 @@ from schemas.countries import is_country_code
 
 @dataclass(frozen=True)
 class MatrixAccountChoice:
-    """Either log into an existing account, or register one with a shared secret."""
+    """Log into an existing account (password), use an access token issued for it (servers
+    behind Matrix Authentication Service or SSO), or register one with a shared secret."""
 
     user_id: str | None = None
-    password: str | None = None
-    registration_secret: str | None = None
+    password: str | None = field(default=None, repr=False)
+    registration_secret: str | None = field(default=None, repr=False)
+    access_token: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         logging_in = self.user_id is not None and self.password is not None
-        if logging_in == (self.registration_secret is not None):
+        ways = [logging_in, self.registration_secret is not None, self.access_token is not None]
+        if sum(ways) != 1:
             raise NodeNotReady(
-                "give either --matrix-user with --matrix-password-file (an existing account)"
-                " or --registration-secret-file (to create the node's account)"
+                "give either --matrix-user with --matrix-password-file (an existing account),"
+                " --matrix-access-token-file (a token issued for it, e.g. by Matrix"
+                " Authentication Service) or --registration-secret-file (to create the node's"
+                " account)"
             )
+        if self.access_token is not None and not self.access_token:
+            raise NodeNotReady("--matrix-access-token-file: the file is empty")
 
 
 @dataclass(frozen=True)
@@ -72,6 +80,9 @@ async def matrix_login_for(
             raise NodeNotReady(f"could not create the node's Matrix account: {error}") from None
         return MatrixLogin(created.homeserver_url, created.user_id, created.device_id,
                            created.access_token)
+    if account.access_token is not None:
+        return await _token_login(homeserver_url, account.access_token,
+                                  "--matrix-access-token-file")
     assert account.user_id is not None and account.password is not None
     try:
         return await MatrixTransport.password_login(
@@ -79,6 +90,24 @@ async def matrix_login_for(
         )
     except (TransportError, OSError) as error:
         raise NodeNotReady(f"could not log into {account.user_id}: {error}") from None
+
+
+async def _token_login(homeserver_url: str, token: str, option: str) -> MatrixLogin:
+    try:
+        return await MatrixTransport.token_login(homeserver_url, token)
+    except TransportError as error:
+        raise NodeNotReady(f"{option}: the homeserver did not accept the token"
+                           f" ({_reason(error)}); ask its admin for a new one") from None
+    except OSError as error:
+        raise NodeNotReady(f"{option}: could not check the token at {homeserver_url}"
+                           f" ({_reason(error)})") from None
+
+
+def _reason(error: Exception) -> str:
+    """One line, never the token: the server's error code, or the kind of network failure."""
+    if isinstance(error, TransportError):
+        return error.status or str(error)
+    return type(error).__name__
 
 
 SQLITE_STORE = StoreSection()
@@ -177,3 +206,21 @@ async def init_node(
     config_file.write_text(config_text, encoding="utf-8")
     return InitResult(keys.org_id, keys.public().safety_code(), login.user_id, config_file,
                       form, revocation_key_file)
+
+
+async def replace_matrix_token(node: Node, access_token: str) -> MatrixLogin:
+    """A new access token for the node's own account (the old one expired or was revoked):
+    checked with ``whoami``, refused if it belongs to another account."""
+    if not access_token:
+        raise NodeNotReady("--file: the file is empty")
+    login = await _token_login(str(node.config.homeserver.url).rstrip("/"), access_token,
+                               "--file")
+    if login.user_id != node.config.homeserver.user_id:
+        raise NodeNotReady(f"--file: the token belongs to {login.user_id}, not to this node's"
+                           f" account {node.config.homeserver.user_id}")
+    async with node.store.transaction() as tx:
+        await tx.settings.set(MATRIX_LOGIN_SETTING, {
+            "user_id": login.user_id, "device_id": login.device_id,
+            "access_token": login.access_token})
+        await tx.audit.append("minga matrix-token", "node.matrix_token", target=login.user_id)
+    return login

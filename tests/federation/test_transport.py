@@ -77,3 +77,24 @@ async def test_errors_name_the_operation(pair: tuple[MatrixTransport, MatrixTran
     a, _ = pair
     with pytest.raises(TransportError, match="join failed"):
         await a.join("!doesnotexist")
+
+
+async def test_a_rate_limited_account_is_told_how_an_admin_lifts_the_limit(
+    homeserver: Homeserver,
+) -> None:
+    account = homeserver.create_account("throttled")
+    admin = homeserver.create_account("rl-admin", admin=True)
+    homeserver.request(  # a limit for this account, as Synapse's defaults would apply
+        "POST", f"/_synapse/admin/v1/users/{account.user_id}/override_ratelimit",
+        {"messages_per_second": 1, "burst_count": 1}, access_token=admin.access_token)
+    transport = MatrixTransport(_login(account), max_retries=0)
+    try:
+        room = await transport.create_room(name="t")
+        with pytest.raises(TransportError) as caught:
+            for n in range(20):
+                await transport.send(room, "org.minga.test", {"n": n}, txn_id=f"rl-{n}")
+    finally:
+        await transport.close()
+    assert caught.value.status == "M_LIMIT_EXCEEDED"
+    assert "override_ratelimit" in str(caught.value)
+    assert '"messages_per_second": 0' in str(caught.value)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from node.core.registry import Registry
 from node.features.backup import cli
+from node.features.backup.record import backup_check
 
 __all__ = ["BackupFeature"]
 
@@ -13,3 +14,4 @@ class BackupFeature:
 
     def register(self, registry: Registry) -> None:
         registry.commands.append(cli.add_commands)
+        registry.doctor_checks.append(backup_check)

@@ -72,7 +72,8 @@ def cmd_new_account(args: argparse.Namespace) -> int:
         user_id=args.matrix_user,
         password=_secret(args.matrix_password_file, "--matrix-password-file"),
         registration_secret=_secret(args.registration_secret_file,
-                                    "--registration-secret-file"))
+                                    "--registration-secret-file"),
+        access_token=_secret(args.matrix_access_token_file, "--matrix-access-token-file"))
 
     async def adopt() -> NewAccount:
         async with open_node(config_file) as node:
@@ -113,4 +114,7 @@ def add_commands(commands: Any) -> None:
     moved.add_argument("--registration-secret-file",
                        help="file holding the homeserver's registration shared secret"
                             " (to create the account)")
+    moved.add_argument("--matrix-access-token-file",
+                       help="file holding an access token issued for the new account"
+                            " (homeservers behind Matrix Authentication Service or SSO)")
     moved.set_defaults(handler=cmd_new_account)

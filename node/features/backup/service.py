@@ -65,6 +65,7 @@ from node.core.store.database import DATABASE_FILE_NAME
 from node.core.store.move import snapshot_database
 from node.core.store.unlock import KEY_FILE_NAME
 from node.core.store_move import with_store_section
+from node.features.backup.record import record_backup
 
 BACKUP_FORMAT = "minga.backup/1"
 MAGIC = b"MINGABK1"
@@ -299,6 +300,7 @@ def create_backup(
                     "config": _config_name(config_file, data_dir),
                     "store": "postgresql" if not on_sqlite else "sqlite"}
         _write_archive(destination, passphrase, params, files, manifest)
+    record_backup(data_dir, created_at, destination.name)
     return BackupSummary(destination, names, tuple(excluded))
 
 

@@ -48,6 +48,7 @@ from schemas.records import build_record
 from tests.support.api_harness import PASSPHRASE, SAMPLE_CASES, RunningApi, WallClock
 from tests.support.sharing import (
     ORGS,
+    arrives_verified,
     eventually,
     form_coalition,
     member_running,
@@ -76,14 +77,6 @@ async def _share_in_coalition_room(sender: RunningApi, to: str) -> tuple[str, st
     await share_in_room(sender.node, [record], [to], room, ["country"], actor="test",
                         issued_at=int(time.time()))
     return record.record_id, room
-
-
-async def _arrives(api: RunningApi, issuer: str, record_id: str) -> None:
-    async def there() -> bool:
-        answer = await api.call("GET", f"/received/{issuer}/{record_id}", Role.viewer)
-        return answer.status == 200
-
-    await eventually(there, what=f"{record_id} from {issuer}")
 
 
 async def _moved_to(api: RunningApi, old_room: str) -> str | None:
@@ -163,7 +156,7 @@ async def test_an_expelled_creator_leaves_the_coalition_behind_in_its_old_room(
         for sender, to in ((other, mover), (mover, other)):
             record_id, room = await _share_in_coalition_room(sender, to.node.org_id)
             assert room == new_room
-            await _arrives(to, sender.node.org_id, record_id)
+            await arrives_verified(to, sender.node.org_id, record_id)
 
         # The roster is read in the new room: members stay verified, X stays revoked.
         async def roster_read() -> bool:
@@ -196,7 +189,7 @@ async def test_an_expelled_creator_leaves_the_coalition_behind_in_its_old_room(
                 await transport.invite(trap, user)
         # One more share after the invites went out: by then both nodes handled them.
         record_id, _ = await _share_in_coalition_room(other, mover.node.org_id)
-        await _arrives(mover, other.node.org_id, record_id)
+        await arrives_verified(mover, other.node.org_id, record_id)
         for api in (mover, other):
             assert await api.node.coalition_room() == new_room
             async with api.node.transport() as transport:
@@ -236,7 +229,7 @@ async def test_forged_moves_are_refused_and_a_seized_creator_comes_back_through_
             creator_org = creator.node.org_id
             old_user = (await creator.node.matrix_login()).user_id
             before, _ = await _share_in_coalition_room(creator, mover.node.org_id)
-            await _arrives(mover, creator_org, before)
+            await arrives_verified(mover, creator_org, before)
             create_backup(creator_cfg, backup, PASSPHRASE, created_at=unix_now())
 
             # A member that is not the designated one signs a move: refused by the others.
@@ -323,10 +316,10 @@ async def test_forged_moves_are_refused_and_a_seized_creator_comes_back_through_
         await eventually(known_anew, what="the restored creator's new entry at the other member")
         welcome, room = await _share_in_coalition_room(other, creator_org)
         assert room == new_room
-        await _arrives(back, other.node.org_id, welcome)
+        await arrives_verified(back, other.node.org_id, welcome)
         reply, room = await _share_in_coalition_room(back, other.node.org_id)
         assert room == new_room
-        await _arrives(other, creator_org, reply)
+        await arrives_verified(other, creator_org, reply)
 
 
 async def _refusal(api: RunningApi, reason: str) -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import aiohttp
+from sqlalchemy import select
 
 from deploy.homeserver import Homeserver, free_port
 from node.assembly import node_registry
@@ -29,7 +30,14 @@ from node.core.setup import SQLITE_STORE, MatrixAccountChoice, init_node
 from node.core.store import Role
 from sync.engine import SyncConfig
 from sync.retry import Backoff
-from tests.support.api_harness import PASSPHRASE, FakeClock, RunningApi, serve_node
+from sync.tables import Chain
+from tests.support.api_harness import (
+    PASSPHRASE,
+    SAMPLE_CASES,
+    FakeClock,
+    RunningApi,
+    serve_node,
+)
 
 FAST = SyncConfig(
     long_poll_ms=1_000,
@@ -253,3 +261,32 @@ class NodeProcess:
             text = await answer.text()
             assert answer.status == expect, f"{method} {path}: {answer.status} {text}"
             return await answer.json(content_type=None) if text else None
+
+
+async def share_case(sender: RunningApi, key: str, recipients: list[str]) -> str:
+    """Record one of the sample cases at ``sender`` and share its country with ``recipients``;
+    its record id."""
+    made = await sender.json("POST", "/cases", json=SAMPLE_CASES[key], expect=201)
+    await sender.json("POST", f"/cases/{made['record_id']}/share",
+                      json={"recipients": recipients, "fields": ["country"]})
+    return str(made["record_id"])
+
+
+async def arrives_verified(api: RunningApi, issuer: str, record_id: str) -> None:
+    """Wait until ``api``'s node holds ``issuer``'s record, verified."""
+    async def there() -> bool:
+        answer = await api.call("GET", f"/received/{issuer}/{record_id}", Role.viewer)
+        return answer.status == 200 and (await answer.json())["verification"] == "verified"
+
+    await eventually(there, what=f"{record_id} from {issuer}")
+
+
+async def quarantined_count(api: RunningApi) -> int:
+    return int((await api.json("GET", "/status", Role.viewer))["sync"]["quarantined"])
+
+
+async def chain_gaps(api: RunningApi, issuer: str) -> list[str]:
+    """The missing ranges of ``issuer``'s chains at ``api``'s node (none when all is held)."""
+    async with api.node.store.read() as tx:
+        rows = await tx.session.scalars(select(Chain.missing).where(Chain.issuer == issuer))
+        return [missing for missing in rows if missing != "[]"]

@@ -13,8 +13,6 @@ from collections import Counter
 from contextlib import AsyncExitStack
 from pathlib import Path
 
-from sqlalchemy import select
-
 from deploy.homeserver import Federation
 from node.core.cli_support import unix_now
 from node.core.coalition import invite_member, join_coalition
@@ -25,42 +23,20 @@ from node.core.store import Role
 from node.features.backup.new_account import adopt_new_account
 from node.features.backup.service import create_backup, restore_backup
 from sync.resume import held_rooms
-from sync.tables import Chain
-from tests.support.api_harness import PASSPHRASE, SAMPLE_CASES, RunningApi, WallClock
+from tests.support.api_harness import PASSPHRASE, WallClock
 from tests.support.sharing import (
     ORGS,
+    arrives_verified,
+    chain_gaps,
     eventually,
     form_coalition,
     member_running,
     new_member,
     passphrase_env,
+    quarantined_count,
     received,
+    share_case,
 )
-
-
-async def _share(sender: RunningApi, key: str, recipients: list[str]) -> str:
-    made = await sender.json("POST", "/cases", json=SAMPLE_CASES[key], expect=201)
-    await sender.json("POST", f"/cases/{made['record_id']}/share",
-                      json={"recipients": recipients, "fields": ["country"]})
-    return str(made["record_id"])
-
-
-async def _arrives(api: RunningApi, issuer: str, record_id: str) -> None:
-    async def there() -> bool:
-        answer = await api.call("GET", f"/received/{issuer}/{record_id}", Role.viewer)
-        return answer.status == 200 and (await answer.json())["verification"] == "verified"
-
-    await eventually(there, what=f"{record_id} from {issuer}")
-
-
-async def _quarantined(api: RunningApi) -> int:
-    return int((await api.json("GET", "/status", Role.viewer))["sync"]["quarantined"])
-
-
-async def _gaps(api: RunningApi, issuer: str) -> list[str]:
-    async with api.node.store.read() as tx:
-        rows = await tx.session.scalars(select(Chain.missing).where(Chain.issuer == issuer))
-        return [missing for missing in rows if missing != "[]"]
 
 
 async def test_a_seized_member_restored_on_a_new_account_shares_and_receives_without_loss(
@@ -78,19 +54,19 @@ async def test_a_seized_member_restored_on_a_new_account_shares_and_receives_wit
         async with member_running(a_cfg, clock=WallClock()) as a:
             a_org, b_org, c_org = a.node.org_id, b.node.org_id, c.node.org_id
             old_account = (await a.node.matrix_login()).user_id
-            from_b = await _share(b, "cauca", [a_org])  # B's and C's nodes make the pair rooms
-            from_c = await _share(c, "addis", [a_org])
-            await _arrives(a, b_org, from_b)
-            await _arrives(a, c_org, from_c)
-            first = await _share(a, "nairobi", [b_org, c_org])
-            await _arrives(b, a_org, first)
-            await _arrives(c, a_org, first)
+            from_b = await share_case(b, "cauca", [a_org])  # B's and C's nodes make the pair rooms
+            from_c = await share_case(c, "addis", [a_org])
+            await arrives_verified(a, b_org, from_b)
+            await arrives_verified(a, c_org, from_c)
+            first = await share_case(a, "nairobi", [b_org, c_org])
+            await arrives_verified(b, a_org, first)
+            await arrives_verified(c, a_org, first)
             create_backup(a_cfg, backup, PASSPHRASE, created_at=unix_now())
-            second = await _share(a, "minsk", [b_org, c_org])  # after the backup
-            await _arrives(b, a_org, second)
-            await _arrives(c, a_org, second)
+            second = await share_case(a, "minsk", [b_org, c_org])  # after the backup
+            await arrives_verified(b, a_org, second)
+            await arrives_verified(c, a_org, second)
         # A's machine is seized; meanwhile B shares with A.
-        meanwhile = await _share(b, "nairobi", [a_org])
+        meanwhile = await share_case(b, "nairobi", [a_org])
 
         restored = await restore_backup(backup, tmp_path / "new-machine" / "node", PASSPHRASE)
         assert restored.config_file is not None
@@ -113,7 +89,7 @@ async def test_a_seized_member_restored_on_a_new_account_shares_and_receives_wit
         a2 = await stack.enter_async_context(member_running(restored.config_file,
                                                             clock=WallClock()))
         assert (await a2.node.matrix_login()).user_id == moved.user_id
-        await _arrives(a2, b_org, meanwhile)
+        await arrives_verified(a2, b_org, meanwhile)
 
         async def chains_resumed() -> bool:
             async with a2.node.store.read() as tx:
@@ -121,20 +97,20 @@ async def test_a_seized_member_restored_on_a_new_account_shares_and_receives_wit
 
         await eventually(chains_resumed, what="A's chains resumed in both pair rooms")
         assert (await a2.json("GET", "/status", Role.viewer))["sync"]["held_rooms"] == []
-        third = await _share(a2, "addis", [b_org, c_org])
-        await _arrives(b, a_org, third)
-        await _arrives(c, a_org, third)
-        back = await _share(b, "minsk", [a_org])
-        await _arrives(a2, b_org, back)
+        third = await share_case(a2, "addis", [b_org, c_org])
+        await arrives_verified(b, a_org, third)
+        await arrives_verified(c, a_org, third)
+        back = await share_case(b, "minsk", [a_org])
+        await arrives_verified(a2, b_org, back)
 
         for api in (a2, b, c):
-            assert await _quarantined(api) == 0
+            assert await quarantined_count(api) == 0
         for api in (b, c):
-            assert await _gaps(api, a_org) == []
+            assert await chain_gaps(api, a_org) == []
             from_a = Counter(r["record_id"] for r in await received(api)
                              if r["issuer"] == a_org)
             assert from_a == Counter({first: 1, second: 1, third: 1})
-        assert await _gaps(a2, b_org) == []
+        assert await chain_gaps(a2, b_org) == []
         members = (await b.json("GET", "/members", Role.viewer))["members"]
         assert next(m for m in members if m["org_id"] == a_org)["safety_code"] == \
             moved.safety_code

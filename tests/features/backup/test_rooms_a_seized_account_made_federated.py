@@ -20,8 +20,6 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
-
 from deploy.homeserver import Federation
 from node.core.api.times import iso_time
 from node.core.cli_support import unix_now
@@ -38,43 +36,20 @@ from node.features.backup.service import create_backup, restore_backup
 from schemas.payloads import Alert
 from sync.requeue import replaced_rooms
 from sync.resume import held_rooms
-from sync.tables import Chain
-from tests.support.api_harness import PASSPHRASE, SAMPLE_CASES, RunningApi, WallClock
+from tests.support.api_harness import PASSPHRASE, RunningApi, WallClock
 from tests.support.sharing import (
     ORGS,
+    arrives_verified,
+    chain_gaps,
     eventually,
     form_coalition,
     member_running,
     new_member,
     passphrase_env,
+    quarantined_count,
     received,
+    share_case,
 )
-
-
-async def _share(sender: RunningApi, key: str, recipients: list[str]) -> str:
-    made = await sender.json("POST", "/cases", json=SAMPLE_CASES[key], expect=201)
-    await sender.json("POST", f"/cases/{made['record_id']}/share",
-                      json={"recipients": recipients, "fields": ["country"]})
-    return str(made["record_id"])
-
-
-async def _arrives(api: RunningApi, issuer: str, record_id: str) -> None:
-    async def there() -> bool:
-        answer = await api.call("GET", f"/received/{issuer}/{record_id}", Role.viewer)
-        return answer.status == 200 and (await answer.json())["verification"] == "verified"
-
-    await eventually(there, what=f"{record_id} from {issuer}")
-
-
-async def _quarantined(api: RunningApi) -> int:
-    return int((await api.json("GET", "/status", Role.viewer))["sync"]["quarantined"])
-
-
-async def _gaps(api: RunningApi, issuer: str) -> list[str]:
-    async with api.node.store.read() as tx:
-        rows = await tx.session.scalars(select(Chain.missing).where(Chain.issuer == issuer))
-        return [missing for missing in rows if missing != "[]"]
-
 
 ALERT = Alert.model_validate({"alert_type": "arrest", "urgency": "critical", "country": "CO",
                               "asks": ["legal_support"], "text": "retenido en el retén"})
@@ -129,15 +104,15 @@ async def test_a_pair_room_the_seized_account_made_is_replaced_and_nothing_is_lo
         c = await stack.enter_async_context(member_running(c_cfg, clock=WallClock()))
         async with member_running(a_cfg, clock=WallClock()) as a:
             a_org, b_org, c_org = a.node.org_id, b.node.org_id, c.node.org_id
-            from_c = await _share(c, "addis", [a_org])  # C's node makes the A–C room
-            await _arrives(a, c_org, from_c)
-            first = await _share(a, "nairobi", [b_org, c_org])  # A's makes the A–B room
-            await _arrives(b, a_org, first)
-            await _arrives(c, a_org, first)
+            from_c = await share_case(c, "addis", [a_org])  # C's node makes the A–C room
+            await arrives_verified(a, c_org, from_c)
+            first = await share_case(a, "nairobi", [b_org, c_org])  # A's makes the A–B room
+            await arrives_verified(b, a_org, first)
+            await arrives_verified(c, a_org, first)
             old_room = await pair_room_of(a.node, b_org)
             assert old_room is not None and await pair_room_of(b.node, a_org) == old_room
-            before = await _share(b, "cauca", [a_org])
-            await _arrives(a, b_org, before)
+            before = await share_case(b, "cauca", [a_org])
+            await arrives_verified(a, b_org, before)
             alert = await _alert(a)  # A's old account makes A's alert room
             await _alert_arrives(b, a_org, alert)
             await _alert_arrives(c, a_org, alert)
@@ -145,16 +120,16 @@ async def test_a_pair_room_the_seized_account_made_is_replaced_and_nothing_is_lo
             assert old_alert_room is not None
             await _answers(a, alert, {b_org: "delivered", c_org: "delivered"})
             create_backup(a_cfg, backup, PASSPHRASE, created_at=unix_now())
-            after_backup = await _share(b, "minsk", [a_org])  # A's old node receives it
-            await _arrives(a, b_org, after_backup)
+            after_backup = await share_case(b, "minsk", [a_org])  # A's old node receives it
+            await arrives_verified(a, b_org, after_backup)
             await respond(b.node, a_org, alert, answer=HELPING, offers=["legal_support"],
                           actor="beto", now=int(time.time()))
             await _answers(a, alert, {b_org: HELPING, c_org: "delivered"})
-            second = await _share(a, "minsk", [b_org])
-            await _arrives(b, a_org, second)
+            second = await share_case(a, "minsk", [b_org])
+            await arrives_verified(b, a_org, second)
         # A's machine is seized; meanwhile B shares with A, in the room A's old account made,
         # and C answers A's alert in A's old alert room.
-        meanwhile = await _share(b, "nairobi", [a_org])
+        meanwhile = await share_case(b, "nairobi", [a_org])
         await respond(c.node, a_org, alert, answer=SEEN, actor="carla", now=int(time.time()))
 
         restored = await restore_backup(backup, tmp_path / "new-machine" / "node", PASSPHRASE)
@@ -173,8 +148,8 @@ async def test_a_pair_room_the_seized_account_made_is_replaced_and_nothing_is_lo
 
         a2 = await stack.enter_async_context(member_running(restored.config_file,
                                                             clock=WallClock()))
-        await _arrives(a2, b_org, after_backup)
-        await _arrives(a2, b_org, meanwhile)
+        await arrives_verified(a2, b_org, after_backup)
+        await arrives_verified(a2, b_org, meanwhile)
         await _answers(a2, alert, {b_org: HELPING, c_org: SEEN})
 
         async def nothing_held() -> bool:
@@ -216,11 +191,11 @@ async def test_a_pair_room_the_seized_account_made_is_replaced_and_nothing_is_lo
         assert sorted((d["old_room"], d["room_id"], d["resent"]) for d in taken) == \
             sorted([(old_room, new_room, 2), (old_alert_room, new_alert_room, 1)])
 
-        third = await _share(a2, "addis", [b_org, c_org])
-        await _arrives(b, a_org, third)
-        await _arrives(c, a_org, third)
-        back = await _share(b, "addis", [a_org])
-        await _arrives(a2, b_org, back)
+        third = await share_case(a2, "addis", [b_org, c_org])
+        await arrives_verified(b, a_org, third)
+        await arrives_verified(c, a_org, third)
+        back = await share_case(b, "addis", [a_org])
+        await arrives_verified(a2, b_org, back)
         again = await _alert(a2)  # in the new alert room
         await _alert_arrives(b, a_org, again)
         await _alert_arrives(c, a_org, again)
@@ -228,10 +203,10 @@ async def test_a_pair_room_the_seized_account_made_is_replaced_and_nothing_is_lo
         await _answers(a2, again, {b_org: SEEN, c_org: "delivered"})
 
         for api in (a2, b, c):
-            assert await _quarantined(api) == 0
+            assert await quarantined_count(api) == 0
         for api in (b, c):
-            assert await _gaps(api, a_org) == []
-        assert await _gaps(a2, b_org) == []
+            assert await chain_gaps(api, a_org) == []
+        assert await chain_gaps(a2, b_org) == []
         from_b = Counter(r["record_id"] for r in await received(a2) if r["issuer"] == b_org)
         assert from_b == Counter({before: 1, after_backup: 1, meanwhile: 1, back: 1})
         from_a = Counter(r["record_id"] for r in await received(b) if r["issuer"] == a_org)
@@ -347,5 +322,5 @@ async def test_a_campaign_room_the_seized_account_made_is_replaced(
         await _posted(b, a_org, pid, everything)
         await _posted(a2, a_org, pid, everything)
         for api in (a2, b):
-            assert await _quarantined(api) == 0
-        assert await _gaps(a2, b_org) == [] and await _gaps(b, a_org) == []
+            assert await quarantined_count(api) == 0
+        assert await chain_gaps(a2, b_org) == [] and await chain_gaps(b, a_org) == []

@@ -121,10 +121,15 @@ def test_the_services_run_sandboxed_as_minga(name: str) -> None:
 def test_secrets_come_as_credentials_never_in_the_unit_or_environment(name: str) -> None:
     settings = unit_settings(name)
     credentials = {value.split(":", 1)[0] for value in settings["LoadCredentialEncrypted"]}
-    assert credentials == {PASSPHRASE_CREDENTIAL, STORE_PASSWORD_CREDENTIAL}
+    assert credentials == {PASSPHRASE_CREDENTIAL}
     assert "Environment" not in settings and "EnvironmentFile" not in settings
     text = (PRODUCTION / name).read_text()
     assert "MINGA_PASSPHRASE" not in text and "MINGA_STORE_PASSWORD" not in text
+
+
+def test_the_node_unit_says_how_to_hand_over_a_remote_stores_password() -> None:
+    text = (PRODUCTION / "minga-node.service").read_text()
+    assert f"#   LoadCredentialEncrypted={STORE_PASSWORD_CREDENTIAL}:" in text
 
 
 def test_the_node_restarts_on_failure_and_backups_keep_a_window() -> None:

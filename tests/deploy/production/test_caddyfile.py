@@ -55,6 +55,12 @@ class Backend:
 
     release: asyncio.Event = field(default_factory=asyncio.Event)
     forwarded_for: list[str] = field(default_factory=list)
+    homeserver_paths: list[str] = field(default_factory=list)
+
+    async def homeserver(self, request: web.Request) -> web.Response:
+        """Stands in for Synapse behind the homeserver's site."""
+        self.homeserver_paths.append(request.path)
+        return web.json_response({})
 
     async def page(self, request: web.Request) -> web.Response:
         self.forwarded_for.append(request.headers.get("X-Forwarded-For", ""))
@@ -73,15 +79,23 @@ class Backend:
         return response
 
 
-def caddyfile_for_test(site_port: int, node_port: int, home: Path) -> str:
+@dataclass(frozen=True)
+class Site:
+    node: str
+    homeserver: str
+
+
+def caddyfile_for_test(site_port: int, matrix_port: int, node_port: int,
+                       synapse_port: int, home: Path) -> str:
     """The production Caddyfile on loopback ports, over plain HTTP, with no admin endpoint."""
     text = CADDYFILE.read_text()
     text = text.replace("email admin@example.org",
                         f"admin off\n\tauto_https off\n\tstorage file_system {home / 'data'}")
     text = text.replace("minga.example.org {", f"http://127.0.0.1:{site_port} {{")
     text = text.replace("matrix.example.org, matrix.example.org:8448 {",
-                        f"http://127.0.0.1:{free_port()} {{")
+                        f"http://127.0.0.1:{matrix_port} {{")
     text = text.replace("127.0.0.1:8470", f"127.0.0.1:{node_port}")
+    text = text.replace("127.0.0.1:8008", f"127.0.0.1:{synapse_port}")
     text = text.replace("/var/log/caddy/", f"{home}/")
     assert not [line for line in text.splitlines()
                 if "example.org" in line and not line.lstrip().startswith("#")]
@@ -94,19 +108,23 @@ def backend() -> Backend:
 
 
 @pytest.fixture
-async def site(backend: Backend, tmp_path: Path) -> AsyncIterator[str]:
+async def site(backend: Backend, tmp_path: Path) -> AsyncIterator[Site]:
     app = web.Application()
     app.router.add_get("/", backend.page)
     app.router.add_get("/bare", backend.bare)
     app.router.add_get("/alerts/events", backend.events)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    node_port, site_port = free_port(), free_port()
-    await web.TCPSite(runner, "127.0.0.1", node_port).start()
+    synapse = web.Application()
+    synapse.router.add_get("/{path:.*}", backend.homeserver)
+    runners = [web.AppRunner(app), web.AppRunner(synapse)]
+    ports = {name: free_port() for name in ("site", "matrix", "node", "synapse")}
+    for runner, port in zip(runners, (ports["node"], ports["synapse"]), strict=True):
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
     config = tmp_path / "Caddyfile"
-    config.write_text(caddyfile_for_test(site_port, node_port, tmp_path))
+    config.write_text(caddyfile_for_test(ports["site"], ports["matrix"], ports["node"],
+                                         ports["synapse"], tmp_path))
     with running_caddy(config, tmp_path):
-        url = f"http://127.0.0.1:{site_port}"
+        url = f"http://127.0.0.1:{ports['site']}"
 
         async def answers() -> bool:
             try:
@@ -117,10 +135,11 @@ async def site(backend: Backend, tmp_path: Path) -> AsyncIterator[str]:
 
         await eventually(answers, timeout=60, what="caddy")
         try:
-            yield url
+            yield Site(url, f"http://127.0.0.1:{ports['matrix']}")
         finally:
             backend.release.set()
-            await runner.cleanup()
+            for runner in runners:
+                await runner.cleanup()
 
 
 @contextmanager
@@ -140,8 +159,8 @@ def running_caddy(config: Path, home: Path) -> Iterator[None]:
             process.wait(timeout=30)
 
 
-async def test_the_nodes_own_policy_is_kept_and_hsts_added(site: str, backend: Backend) -> None:
-    async with aiohttp.ClientSession() as session, session.get(site + "/") as answer:
+async def test_the_nodes_own_policy_is_kept_and_hsts_added(site: Site, backend: Backend) -> None:
+    async with aiohttp.ClientSession() as session, session.get(site.node + "/") as answer:
         assert answer.status == 200
         assert answer.headers.getall("Content-Security-Policy") == [NODE_POLICY]
         assert answer.headers["Strict-Transport-Security"].startswith("max-age=31536000")
@@ -150,8 +169,8 @@ async def test_the_nodes_own_policy_is_kept_and_hsts_added(site: str, backend: B
     assert backend.forwarded_for == ["127.0.0.1"]
 
 
-async def test_a_response_without_headers_gets_the_defaults(site: str) -> None:
-    async with aiohttp.ClientSession() as session, session.get(site + "/bare") as answer:
+async def test_a_response_without_headers_gets_the_defaults(site: Site) -> None:
+    async with aiohttp.ClientSession() as session, session.get(site.node + "/bare") as answer:
         assert answer.headers["Content-Security-Policy"] == \
             SECURITY_HEADERS["Content-Security-Policy"]
         assert "frame-ancestors 'none'" in answer.headers["Content-Security-Policy"]
@@ -159,14 +178,26 @@ async def test_a_response_without_headers_gets_the_defaults(site: str) -> None:
         assert answer.headers["X-Frame-Options"] == "DENY"
 
 
-async def test_the_live_stream_is_not_buffered(site: str, backend: Backend) -> None:
+async def test_the_live_stream_is_not_buffered(site: Site, backend: Backend) -> None:
     """The first event must arrive while the node still holds the stream open: a buffering
     proxy would hold it back until the end, which only comes after the event was read."""
     async with aiohttp.ClientSession() as session, \
-            session.get(site + "/alerts/events") as answer:
+            session.get(site.node + "/alerts/events") as answer:
         assert answer.headers["Content-Type"].startswith("text/event-stream")
         first = await asyncio.wait_for(answer.content.readuntil(b"\n\n"), timeout=60)
         assert b'"unacknowledged": 1' in first
         backend.release.set()
         rest = await asyncio.wait_for(answer.content.read(), timeout=60)
         assert b'"unacknowledged": 0' in rest
+
+
+async def test_the_homeserver_site_passes_matrix_and_keeps_the_admin_api_in(
+        site: Site, backend: Backend) -> None:
+    async with aiohttp.ClientSession() as session:
+        for path in ("/_matrix/client/versions", "/_matrix/federation/v1/version",
+                     "/_synapse/client/pick_idp", "/_synapse/admin/v1/users/@a:b/admin",
+                     "/_synapse/admin/v2/users"):
+            async with session.get(site.homeserver + path) as answer:
+                assert answer.headers["Strict-Transport-Security"].startswith("max-age=")
+    assert backend.homeserver_paths == [
+        "/_matrix/client/versions", "/_matrix/federation/v1/version", "/_synapse/client/pick_idp"]

@@ -45,6 +45,15 @@ if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
     need_debs+=(postgresql)
 fi
 
+# deploy/production's tests check its Caddyfile with Caddy and run it in front of a node, and
+# check its units with systemd-analyze.
+if ! command -v caddy >/dev/null 2>&1; then
+    need_debs+=(caddy)
+fi
+if ! command -v systemd-analyze >/dev/null 2>&1; then
+    need_debs+=(systemd)
+fi
+
 if [ "${#need_debs[@]}" -gt 0 ]; then
     if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
         echo "bootstrap: installing Debian packages: ${need_debs[*]}"

@@ -35,6 +35,7 @@ from node.core.store import (
     unlock_data_key,
 )
 from node.core.store.errors import StoreLocked
+from node.core.store.unlock import CREDENTIALS_DIRECTORY_ENV
 from sync.migrations import SYNC_METADATA, SYNC_SCRIPT_LOCATION, SYNC_VERSION_TABLE
 from sync.outbox import Outbox
 
@@ -51,6 +52,7 @@ WIPED_MARKER_NAME = "WIPED.txt"
 # The sync layer's tables live in the node's database, migrated with their own version table.
 SYNC_MIGRATIONS = MigrationSet("sync", SYNC_SCRIPT_LOCATION, SYNC_VERSION_TABLE, SYNC_METADATA)
 STORE_PASSWORD_VARIABLE = "MINGA_STORE_PASSWORD"
+STORE_PASSWORD_CREDENTIAL = "store-password"
 
 
 P = TypeVar("P")
@@ -163,7 +165,8 @@ def read_passphrase(passphrase_file: Path | None, *, confirm: bool = False) -> s
 def store_location(store: StoreSection, data_dir: Path,
                    environ: Mapping[str, str] = os.environ) -> Path | URL:
     """Where the store is: ``data_dir`` (its SQLite file) or the ``[store] url`` with the
-    password from ``password_file`` or ``MINGA_STORE_PASSWORD`` (never from node.toml)."""
+    password from ``password_file``, the systemd credential ``store-password`` or
+    ``MINGA_STORE_PASSWORD`` (never from node.toml)."""
     if not store.is_postgresql:
         return data_dir
     url = make_url(store.url)
@@ -174,6 +177,14 @@ def store_location(store: StoreSection, data_dir: Path,
             raise NodeNotReady(f"[store] password_file: cannot read {store.password_file}"
                                f" ({error.strerror})") from None
         return url.set(password=password)
+    credentials = environ.get(CREDENTIALS_DIRECTORY_ENV)
+    credential = Path(credentials) / STORE_PASSWORD_CREDENTIAL if credentials else None
+    if credential is not None and credential.exists():
+        try:
+            return url.set(password=credential.read_text(encoding="utf-8").strip("\r\n"))
+        except OSError as error:
+            raise NodeNotReady(f"the systemd credential '{STORE_PASSWORD_CREDENTIAL}': cannot"
+                               f" read {credential} ({error.strerror})") from None
     if environ.get(STORE_PASSWORD_VARIABLE):
         return url.set(password=environ[STORE_PASSWORD_VARIABLE])
     return url

@@ -111,3 +111,17 @@ def test_store_password_comes_from_its_file_or_the_environment(tmp_path: Path) -
     missing = parse_config(text + 'password_file = "nowhere"\n').resolve(tmp_path)
     with pytest.raises(NodeNotReady, match=r"\[store\] password_file: cannot read"):
         store_location(missing.store, tmp_path, {})
+
+
+def test_store_password_comes_from_the_systemd_credential(tmp_path: Path) -> None:
+    credentials = tmp_path / "credentials"
+    credentials.mkdir()
+    (credentials / "store-password").write_text("from-credential\n")
+    text = MINIMAL + '[store]\nurl = "postgresql://minga@db.example.org/minga"\n'
+    environ = {"CREDENTIALS_DIRECTORY": str(credentials), "MINGA_STORE_PASSWORD": "env"}
+    location = store_location(parse_config(text).store, tmp_path, environ)
+    assert isinstance(location, URL) and location.password == "from-credential"
+    # a credential directory without that credential falls through to the environment
+    (credentials / "store-password").unlink()
+    location = store_location(parse_config(text).store, tmp_path, environ)
+    assert isinstance(location, URL) and location.password == "env"

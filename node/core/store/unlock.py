@@ -30,11 +30,17 @@ from node.core.store.errors import StoreLocked
 
 KEY_FILE_NAME = "store.key"
 PASSPHRASE_ENV = "MINGA_PASSPHRASE"
+CREDENTIALS_DIRECTORY_ENV = "CREDENTIALS_DIRECTORY"
+"""Set by systemd for a unit with ``LoadCredential=``/``LoadCredentialEncrypted=``: a directory
+only the unit's processes can read, holding one file per credential."""
+PASSPHRASE_CREDENTIAL = "passphrase"
 _PURPOSE = b"minga/store-data-key/v1"
 _KEY_BYTES = 32
 
 __all__ = [
+    "CREDENTIALS_DIRECTORY_ENV",
     "KEY_FILE_NAME",
+    "PASSPHRASE_CREDENTIAL",
     "PASSPHRASE_ENV",
     "DataKey",
     "DataKeyExists",
@@ -151,13 +157,19 @@ def passphrase_from(
     env: Mapping[str, str],
     prompt: Callable[[], str] | None,
 ) -> str:
-    """The node passphrase: from the configured file, else ``MINGA_PASSPHRASE``, else ``prompt``.
+    """The node passphrase: from the configured file, else the systemd credential
+    ``passphrase`` (``$CREDENTIALS_DIRECTORY/passphrase``), else ``MINGA_PASSPHRASE``, else
+    ``prompt``.
 
     ``prompt`` is given only when a person is at a terminal (for example wrapping
     ``getpass.getpass``). A trailing newline in the file is not part of the passphrase.
     """
     if config_passphrase_file is not None:
         return _passphrase_from_file(config_passphrase_file)
+    credentials = env.get(CREDENTIALS_DIRECTORY_ENV)
+    if credentials and (Path(credentials) / PASSPHRASE_CREDENTIAL).exists():
+        return _passphrase_from_file(Path(credentials) / PASSPHRASE_CREDENTIAL,
+                                     "the systemd credential 'passphrase'")
     from_env = env.get(PASSPHRASE_ENV)
     if from_env:
         return from_env
@@ -168,19 +180,20 @@ def passphrase_from(
         return typed
     raise StoreLocked(
         "the node is locked and no passphrase is available: set node.passphrase_file in"
-        f" node.toml, set {PASSPHRASE_ENV}, or start the node from a terminal to be asked"
+        f" node.toml, give the service a credential named '{PASSPHRASE_CREDENTIAL}'"
+        f" (LoadCredential=), set {PASSPHRASE_ENV}, or start the node from a terminal to be asked"
     )
 
 
-def _passphrase_from_file(path: Path) -> str:
+def _passphrase_from_file(path: Path, source: str = "node.passphrase_file") -> str:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise StoreLocked(f"passphrase file {path} (node.passphrase_file) does not exist") from None
+        raise StoreLocked(f"passphrase file {path} ({source}) does not exist") from None
     except (OSError, UnicodeDecodeError) as error:
         reason = error.strerror if isinstance(error, OSError) else "not UTF-8 text"
-        raise StoreLocked(f"passphrase file {path} (node.passphrase_file): {reason}") from None
+        raise StoreLocked(f"passphrase file {path} ({source}): {reason}") from None
     passphrase = text.rstrip("\r\n")
     if not passphrase:
-        raise StoreLocked(f"passphrase file {path} (node.passphrase_file) is empty")
+        raise StoreLocked(f"passphrase file {path} ({source}) is empty")
     return passphrase

@@ -1,4 +1,4 @@
-"""``minga backup create`` and ``minga backup restore`` (issue M9)."""
+"""``minga backup create`` and ``minga backup restore`` (issue M9); ``--keep`` (M12)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from node.core.lock import refuse_while_running
 from node.core.runtime import NodeNotReady, config_path, open_node, read_passphrase
 from node.core.setup import MatrixAccountChoice, matrix_login_for
 from node.features.backup.new_account import NewAccount, adopt_new_account
+from node.features.backup.retention import backup_file_name, backups_to_delete
 from node.features.backup.service import BackupError, create_backup, restore_backup
 
 _friendly = friendly(BackupError, NodeNotReady)
@@ -23,12 +24,25 @@ _friendly = friendly(BackupError, NodeNotReady)
 @_friendly
 def cmd_backup_create(args: argparse.Namespace) -> int:
     config_file = config_path(args.config)
+    target = Path(args.file)
+    into_directory = target.is_dir()
+    if args.keep is not None and not into_directory:
+        raise CommandFailed(f"--keep: {target} is not a directory; --keep deletes older"
+                            " backups in the directory the new one is written into")
+    if args.keep is not None and args.keep < 1:
+        raise CommandFailed("--keep: must be at least 1")
     passphrase = read_passphrase(_passphrase_file(config_file))
-    summary = create_backup(config_file, Path(args.file), passphrase, created_at=unix_now())
+    created_at = unix_now()
+    destination = target / backup_file_name(created_at) if into_directory else target
+    summary = create_backup(config_file, destination, passphrase, created_at=created_at)
     print(f"wrote {summary.path}: {len(summary.files)} file(s), encrypted with the node"
           " passphrase")
     for name in summary.excluded:
         print(f"  not included: {name} (the passphrase file)")
+    if args.keep is not None:
+        for name in backups_to_delete((p.name for p in target.iterdir()), args.keep):
+            (target / name).unlink()
+            print(f"  deleted the older backup {target / name} (--keep {args.keep})")
     return 0
 
 
@@ -99,7 +113,11 @@ def add_commands(commands: Any) -> None:
     backup = commands.add_parser("backup", help="encrypted backups of the whole node")
     backup_actions = backup.add_subparsers(dest="action", required=True, metavar="ACTION")
     create = backup_actions.add_parser("create", help="write the whole node to one file")
-    create.add_argument("file", help="the backup file to create")
+    create.add_argument("file", help="the backup file to create, or a directory to write"
+                                     " minga-<UTC time>.backup into")
+    create.add_argument("--keep", type=int, metavar="N",
+                        help="with a directory: then delete all but the N newest"
+                             " minga-<UTC time>.backup files in it")
     create.set_defaults(handler=cmd_backup_create)
     restore = backup_actions.add_parser("restore", help="restore a backup on this machine")
     restore.add_argument("file", help="the backup file")

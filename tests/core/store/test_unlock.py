@@ -132,6 +132,26 @@ def test_empty_passphrase_file_is_an_error(tmp_path: Path) -> None:
         passphrase_from(path, {}, None)
 
 
+def test_systemd_credential_when_no_file(tmp_path: Path) -> None:
+    (tmp_path / "passphrase").write_text("from credential\n", encoding="utf-8")
+    env = {"CREDENTIALS_DIRECTORY": str(tmp_path), "MINGA_PASSPHRASE": "from env"}
+    assert passphrase_from(None, env, _no_prompt) == "from credential"
+    configured = tmp_path / "configured"
+    configured.write_text("from file\n", encoding="utf-8")
+    assert passphrase_from(configured, env, _no_prompt) == "from file"
+
+
+def test_credential_directory_without_the_passphrase_falls_through(tmp_path: Path) -> None:
+    env = {"CREDENTIALS_DIRECTORY": str(tmp_path), "MINGA_PASSPHRASE": "from env"}
+    assert passphrase_from(None, env, _no_prompt) == "from env"
+
+
+def test_empty_credential_is_an_error_naming_it(tmp_path: Path) -> None:
+    (tmp_path / "passphrase").write_text("\n", encoding="utf-8")
+    with pytest.raises(StoreLocked, match=r"systemd credential 'passphrase'.* is empty"):
+        passphrase_from(None, {"CREDENTIALS_DIRECTORY": str(tmp_path)}, None)
+
+
 def test_environment_when_no_file() -> None:
     assert passphrase_from(None, {"MINGA_PASSPHRASE": "from env"}, _no_prompt) == "from env"
 
@@ -149,3 +169,4 @@ def test_no_source_says_how_to_unlock() -> None:
     with pytest.raises(StoreLocked, match="MINGA_PASSPHRASE") as raised:
         passphrase_from(None, {}, None)
     assert "passphrase_file" in str(raised.value)
+    assert "LoadCredential" in str(raised.value)

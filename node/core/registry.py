@@ -3,8 +3,9 @@
 The core never imports a feature. Each feature is an object with a ``name`` and a
 ``register(registry)`` method that adds what it brings: handlers for the record kinds it owns,
 duties that run beside the sync engine, rooms it recognises among invites, hooks, CLI commands,
-API endpoint groups, web pages, templates and static files. ``node.assembly`` lists the features
-a node runs and builds the one registry the server, the sync host and the ``minga`` command use.
+API endpoint groups, web pages, templates, static files and metric readings. ``node.assembly``
+lists the features a node runs and builds the one registry the server, the sync host and the
+``minga`` command use.
 
 Per-node state belongs to the node, not to a module: a feature keeps it in a part of the node
 (:meth:`node.core.runtime.Node.part`).
@@ -20,6 +21,7 @@ from typing import Any, Protocol
 
 from federation.transport import MatrixTransport, TimelineEvent
 from node.core.api.app import EndpointGroup
+from node.core.monitoring import MetricSource
 from node.core.runtime import Node
 from node.core.sync_host import RecordHandler, RoomRecogniser
 from node.core.web.routes import PageRoute, WebExtensions
@@ -60,6 +62,8 @@ class Registry:
     commands: list[CommandGroup] = field(default_factory=list)
     endpoints: list[EndpointGroup] = field(default_factory=list)
     web: WebExtensions = field(default_factory=WebExtensions)
+    # Numbers a feature adds to the node's Prometheus metrics, read at each scrape.
+    metrics: list[MetricSource] = field(default_factory=list)
 
     def handle_kinds(self, kinds: Iterable[str], handler: RecordHandler) -> None:
         for kind in kinds:

@@ -45,6 +45,12 @@ if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
     need_debs+=(postgresql)
 fi
 
+# The reverse-proxy tests put Debian's Caddy, with TLS from a throw-away CA, in front of a node
+# (tests/support/served.py, decision 0028); production deployments use the same package.
+if ! command -v caddy >/dev/null 2>&1; then
+    need_debs+=(caddy)
+fi
+
 if [ "${#need_debs[@]}" -gt 0 ]; then
     if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
         echo "bootstrap: installing Debian packages: ${need_debs[*]}"

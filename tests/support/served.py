@@ -50,30 +50,27 @@ class Served:
 async def served(config: Path) -> AsyncIterator[Served]:
     """Open the node in ``config`` and serve it as ``minga run`` does until the block ends."""
     with passphrase_env():
-        opened = open_node(config)
-        node = await opened.__aenter__()
-    try:
-        stop = asyncio.Event()
-        task = asyncio.create_task(serve(node, node_registry(), stop))
-        http, metrics = node.config.http, node.config.metrics.address
-        running = Served(node, f"http://{http.host}:{http.port}",
-                         f"http://{metrics[0]}:{metrics[1]}/metrics" if metrics else None)
-        try:
-            async def answers() -> bool:
-                try:
-                    async with aiohttp.ClientSession() as session, \
-                            session.get(running.base + "/health") as answer:
-                        return answer.status in (200, 503)
-                except aiohttp.ClientError:
-                    return False
+        async with open_node(config) as node:
+            stop = asyncio.Event()
+            task = asyncio.create_task(serve(node, node_registry(), stop))
+            http, metrics = node.config.http, node.config.metrics.address
+            running = Served(node, f"http://{http.host}:{http.port}",
+                             f"http://{metrics[0]}:{metrics[1]}/metrics" if metrics else None)
+            try:
+                await eventually(lambda: _answers(running.base + "/health"), timeout=60,
+                                 what="the node serving")
+                yield running
+            finally:
+                stop.set()
+                await task
 
-            await eventually(answers, timeout=60, what="the node serving")
-            yield running
-        finally:
-            stop.set()
-            await task
-    finally:
-        await opened.__aexit__(None, None, None)
+
+async def _answers(url: str) -> bool:
+    try:
+        async with aiohttp.ClientSession() as session, session.get(url) as answer:
+            return answer.status in (200, 503)
+    except aiohttp.ClientError:
+        return False
 
 
 @dataclass

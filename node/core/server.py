@@ -17,7 +17,7 @@ from node.core.monitoring import NodeMetrics
 from node.core.monitoring.health import mount_health
 from node.core.monitoring.metrics import latency_middleware, metrics_app
 from node.core.registry import Registry
-from node.core.runtime import Node, open_node
+from node.core.runtime import Node, NodeNotReady, open_node
 from node.core.web.app import mount_web
 from node.core.web.proxy import mount_proxy
 
@@ -43,7 +43,11 @@ async def serve(node: Node, registry: Registry, stop: asyncio.Event) -> None:
     http = node.config.http
     await web.TCPSite(runner, http.host, http.port).start()
     log.info("node %s serving on http://%s:%d/", node.org_id, http.host, http.port)
-    metrics_runner = await _serve_metrics(node, registry)
+    try:
+        metrics_runner = await _serve_metrics(node, registry)
+    except NodeNotReady:
+        await runner.cleanup()
+        raise
     async with node.transport() as transport:
         tasks = [asyncio.create_task(run_federation(node, transport, registry)),
                  *(asyncio.create_task(task(node)) for task in registry.server_tasks)]
@@ -69,7 +73,12 @@ async def _serve_metrics(node: Node, registry: Registry) -> web.AppRunner | None
         return None
     runner = web.AppRunner(metrics_app(node, registry.metrics), access_log=None)
     await runner.setup()
-    await web.TCPSite(runner, *address).start()
+    try:
+        await web.TCPSite(runner, *address).start()
+    except OSError as error:
+        await runner.cleanup()
+        raise NodeNotReady(f"[metrics] listen: cannot listen on {node.config.metrics.listen}"
+                           f" ({error.strerror})") from None
     log.info("metrics on http://%s:%d/metrics", *address)
     return runner
 

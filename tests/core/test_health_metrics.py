@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,10 +15,13 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from deploy.homeserver import Homeserver, free_port, start_homeserver
+from node.assembly import node_registry
+from node.core.runtime import NodeNotReady, open_node
+from node.core.server import serve
 from node.core.store import Role
 from tests.support.api_harness import SAMPLE_CASES
 from tests.support.served import Served, configure, served
-from tests.support.sharing import ORGS, eventually, form_coalition, new_member
+from tests.support.sharing import ORGS, eventually, form_coalition, new_member, passphrase_env
 
 SERIES = ("minga_outbox_queued_records", "minga_outbox_unsent_events",
           "minga_quarantined_events", "minga_records_shared_total",
@@ -159,3 +164,19 @@ async def test_metrics_move_after_a_share_and_carry_no_case_or_name(
         names = [case["title"], case["place"], case["victims"][0]["name"], ORGS[0][0], ORGS[1][0]]
         for needle in [record_id, a.node.org_id, b.node.org_id, *names]:
             assert needle not in text
+
+
+async def test_a_taken_metrics_address_stops_the_node_naming_the_setting(
+        homeserver: Homeserver, tmp_path: Path) -> None:
+    config = await new_member(homeserver, tmp_path / "node", *ORGS[0])
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        configure(config, metrics_port=taken.getsockname()[1])
+        with passphrase_env():
+            async with open_node(config) as node:
+                with pytest.raises(NodeNotReady, match=r"\[metrics\] listen: cannot listen"):
+                    await serve(node, node_registry(), asyncio.Event())
+                async with aiohttp.ClientSession() as session:  # the web port was closed again
+                    with pytest.raises(aiohttp.ClientConnectionError):
+                        await session.get(f"http://127.0.0.1:{node.config.http.port}/health")

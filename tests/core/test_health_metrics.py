@@ -27,6 +27,8 @@ SERIES = ("minga_outbox_queued_records", "minga_outbox_unsent_events",
           "minga_quarantined_events", "minga_records_shared_total",
           "minga_records_received_total", "minga_seconds_since_last_sync",
           "minga_alerts_unacknowledged", "minga_http_request_duration_seconds_bucket")
+ALERT = {"alert_type": "arrest", "country": "CO", "text": "Sntl detenida en Suba",
+         "asks": ["legal_support"]}
 LABELS = frozenset({"method", "route", "le"})
 _ROUTE = re.compile(r"^(other|/[a-z0-9/_.{}-]*)$")
 
@@ -126,6 +128,8 @@ async def test_metrics_move_after_a_share_and_carry_no_case_or_name(
     for config in configs:
         configure(config, metrics_port=free_port())
     async with served(configs[0]) as a, served(configs[1]) as b:
+        for node in (a, b):  # a sync finished: every series is there
+            await _healthy(node)
         before_a, before_b = await _scrape(a), await _scrape(b)
         for name in SERIES:
             assert any(key.startswith(name) for key in before_a), f"{name} is missing"
@@ -140,6 +144,8 @@ async def test_metrics_move_after_a_share_and_carry_no_case_or_name(
             share = {"recipients": [b.node.org_id], "fields": ["country", "narrative"]}
             async with api.post(a.base + f"/api/v1/cases/{record_id}/share", json=share) as done:
                 assert done.status == 200, await done.text()
+            async with api.post(a.base + "/api/v1/alerts", json=ALERT) as alert:
+                assert alert.status == 201, await alert.text()
 
         after_a = await _scrape(a)
         assert (_value(after_a, "minga_records_shared_total")
@@ -152,6 +158,12 @@ async def test_metrics_move_after_a_share_and_carry_no_case_or_name(
             return samples if moved else None
 
         await eventually(received, what="the recipient's received counter moving")
+
+        async def alert_waiting() -> bool:  # a feature's number, through the registry
+            return _value(await _scrape(b), "minga_alerts_unacknowledged") == 1
+
+        assert _value(before_b, "minga_alerts_unacknowledged") == 0
+        await eventually(alert_waiting, what="the received alert counted as waiting")
         shared_route = ("minga_http_request_duration_seconds_count"
                         "{POST /api/v1/cases/{record_id}/share}")
         assert _value(after_a, shared_route) >= 1
@@ -161,7 +173,8 @@ async def test_metrics_move_after_a_share_and_carry_no_case_or_name(
                 text = await answer.text()
             async with session.get(a.base + "/metrics") as web_port:
                 assert web_port.status == 404  # not on the port the proxy exposes
-        names = [case["title"], case["place"], case["victims"][0]["name"], ORGS[0][0], ORGS[1][0]]
+        names = [case["title"], case["place"], case["victims"][0]["name"], ORGS[0][0], ORGS[1][0],
+                 ALERT["text"]]
         for needle in [record_id, a.node.org_id, b.node.org_id, *names]:
             assert needle not in text
 

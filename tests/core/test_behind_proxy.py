@@ -76,10 +76,11 @@ async def test_failed_logins_through_the_proxy_lock_out_one_client_not_everyone(
     _, caddy = proxied
     tls = caddy.client_ssl()
     async with client_from("127.0.0.2", tls) as attacker, client_from("127.0.0.3", tls) as staff:
-        # The attacker also claims to be the staff member's address: Caddy does not pass that
-        # on as the client, and the node reads only what its trusted proxy wrote.
+        # The attacker also claims to be the staff member's address. Caddy replaces
+        # X-Forwarded-For but passes Forwarded through untouched: the node reads only the one
+        # header its proxy writes ([http] proxy_header).
         await _fail_from(attacker, caddy.url, ADDRESS_LIMIT,
-                         headers={"X-Forwarded-For": "127.0.0.3"})
+                         headers={"X-Forwarded-For": "127.0.0.3", "Forwarded": "for=127.0.0.3"})
         locked = await _login(attacker, caddy.url, "beatriz", PASSWORD)
         assert locked.status == 429  # the attacker's own address is locked
         answer = await _login(staff, caddy.url, "beatriz", PASSWORD)

@@ -45,11 +45,13 @@ if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
     need_debs+=(postgresql)
 fi
 
-# deploy/production's tests check its Caddyfile with Caddy and run it in front of a node, and
-# check its units with systemd-analyze.
+# deploy/production's tests check its Caddyfile with Caddy and run it in front of a node; the
+# reverse-proxy tests put Caddy with TLS from a throw-away CA in front of a node
+# (tests/support/served.py, decision 0028); production deployments use the same package.
 if ! command -v caddy >/dev/null 2>&1; then
     need_debs+=(caddy)
 fi
+# deploy/production's tests check its units with systemd-analyze.
 if ! command -v systemd-analyze >/dev/null 2>&1; then
     need_debs+=(systemd)
 fi

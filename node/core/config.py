@@ -16,6 +16,7 @@ from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, ValidationError, 
 from sqlalchemy import make_url
 from sqlalchemy.exc import ArgumentError
 
+from node.core.forwarded import Network, ProxyHeader, parse_trusted_proxies
 from schemas.errors import describe_validation_error
 
 
@@ -60,6 +61,52 @@ class HttpSection(_Section):
         except ValueError:
             raise ValueError("must be an IP address such as 127.0.0.1") from None
         return value
+
+    # Behind a reverse proxy (decision 0028): forwarded headers are believed only from these.
+    trusted_proxies: tuple[str, ...] = ()
+    proxy_header: ProxyHeader = ProxyHeader.x_forwarded_for
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _must_be_networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        parse_trusted_proxies(value)
+        return value
+
+    @property
+    def trusted_networks(self) -> tuple[Network, ...]:
+        return parse_trusted_proxies(self.trusted_proxies)
+
+
+class MetricsSection(_Section):
+    """Prometheus metrics on their own address (decision 0028); empty ``listen`` is off."""
+
+    listen: str = ""
+
+    @field_validator("listen")
+    @classmethod
+    def _must_be_host_and_port(cls, value: str) -> str:
+        value = value.strip()
+        if value:
+            parse_listen(value)
+        return value
+
+    @property
+    def address(self) -> tuple[str, int] | None:
+        return parse_listen(self.listen) if self.listen else None
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    """``127.0.0.1:9464`` or ``[::1]:9464`` as (host, port)."""
+    host, colon, port = value.rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    try:
+        ipaddress.ip_address(host)
+        number = int(port)
+    except ValueError:
+        number = 0
+    if not colon or not 1 <= number <= 65535:
+        raise ValueError("must be an IP address and port such as 127.0.0.1:9464 or [::1]:9464")
+    return host, number
 
 
 class EvidenceSection(_Section):
@@ -112,6 +159,7 @@ class NodeConfig(_Section):
     http: HttpSection = HttpSection()
     evidence: EvidenceSection = EvidenceSection()
     store: StoreSection = StoreSection()
+    metrics: MetricsSection = MetricsSection()
 
     def resolve(self, base: Path) -> NodeConfig:
         """Relative paths are relative to the directory of the config file."""

@@ -14,6 +14,7 @@ import contextlib
 import logging
 
 from federation.transport import MatrixTransport
+from node.core.monitoring import RunningSync
 from node.core.registry import Registry
 from node.core.runtime import Node
 from node.core.sync_host import NodeSyncHost
@@ -30,11 +31,13 @@ async def run_federation(
     host = await NodeSyncHost.open(node, registry, transport)
     engine = SyncEngine(host, transport, config)
     node.wake_sync, node.outbox = engine.wake, engine.outbox
+    node.part(RunningSync).engine = engine  # read by /health and the metrics
     duties = [asyncio.create_task(duty(node, transport)) for duty in registry.duties]
     try:
         await engine.run()
     finally:
         node.wake_sync, node.outbox = _no_engine, None
+        node.part(RunningSync).engine = None
         for duty in duties:
             duty.cancel()
             with contextlib.suppress(asyncio.CancelledError):

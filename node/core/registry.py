@@ -3,9 +3,10 @@
 The core never imports a feature. Each feature is an object with a ``name`` and a
 ``register(registry)`` method that adds what it brings: handlers for the record kinds it owns,
 duties that run beside the sync engine, rooms it recognises among invites, rooms a restored node
-replaces (those its old account made, decision 0024), hooks, CLI commands,
-API endpoint groups, web pages, templates and static files. ``node.assembly`` lists the features
-a node runs and builds the one registry the server, the sync host and the ``minga`` command use.
+replaces (those its old account made, decision 0024), hooks, CLI commands, API endpoint groups,
+web pages, templates, static files, metric readings and doctor checks. ``node.assembly`` lists
+the features a node runs and builds the one registry the server, the sync host and the ``minga``
+command use.
 
 Per-node state belongs to the node, not to a module: a feature keeps it in a part of the node
 (:meth:`node.core.runtime.Node.part`).
@@ -22,6 +23,7 @@ from typing import Any, Protocol
 from federation.transport import MatrixTransport, TimelineEvent
 from node.core.api.app import EndpointGroup
 from node.core.doctor_probe import DoctorCheck
+from node.core.monitoring import MetricSource
 from node.core.runtime import Node
 from node.core.sync_host import RecordHandler, RoomOwnerCheck, RoomRecogniser, RoomReplacer
 from node.core.web.routes import PageRoute, WebExtensions
@@ -65,6 +67,8 @@ class Registry:
     endpoints: list[EndpointGroup] = field(default_factory=list)
     doctor_checks: list[DoctorCheck] = field(default_factory=list)
     web: WebExtensions = field(default_factory=WebExtensions)
+    # Numbers a feature adds to the node's Prometheus metrics, read at each scrape.
+    metrics: list[MetricSource] = field(default_factory=list)
 
     def handle_kinds(self, kinds: Iterable[str], handler: RecordHandler) -> None:
         for kind in kinds:

@@ -14,9 +14,13 @@ from node.core.api.app import mount_api
 from node.core.doctor_probe import homeserver_findings
 from node.core.federation_loop import run_federation
 from node.core.lock import LOCK_SIGNAL, lock_node, write_pid_file
+from node.core.monitoring import NodeMetrics
+from node.core.monitoring.health import mount_health
+from node.core.monitoring.metrics import latency_middleware, metrics_app
 from node.core.registry import Registry
 from node.core.runtime import Node, NodeNotReady, open_node
 from node.core.web.app import mount_web
+from node.core.web.proxy import mount_proxy
 
 log = logging.getLogger("minga.node")
 STARTUP_CHECK_SECONDS = 60.0
@@ -24,8 +28,12 @@ STARTUP_CHECK_SECONDS = 60.0
 
 def build_app(node: Node, registry: Registry) -> web.Application:
     app = web.Application(client_max_size=2 * 1024 * 1024)
+    # First: the later middleware sees the client as the trusted proxy reported it.
+    mount_proxy(app, node.config.http)
+    app.middlewares.append(latency_middleware(node.part(NodeMetrics)))
     mount_api(app, node, registry.endpoints)
     mount_web(app, node, registry.web)
+    mount_health(app, node)
     return app
 
 
@@ -37,6 +45,11 @@ async def serve(node: Node, registry: Registry, stop: asyncio.Event) -> None:
     http = node.config.http
     await web.TCPSite(runner, http.host, http.port).start()
     log.info("node %s serving on http://%s:%d/", node.org_id, http.host, http.port)
+    try:
+        metrics_runner = await _serve_metrics(node, registry)
+    except NodeNotReady:
+        await runner.cleanup()
+        raise
     async with node.transport() as transport:
         tasks = [asyncio.create_task(run_federation(node, transport, registry)),
                  *(asyncio.create_task(task(node)) for task in registry.server_tasks)]
@@ -50,7 +63,26 @@ async def serve(node: Node, registry: Registry, stop: asyncio.Event) -> None:
             for hook in registry.shutdown_hooks:  # e.g. ends open streams: the server stops now
                 hook(node)
             await runner.cleanup()
+            if metrics_runner is not None:
+                await metrics_runner.cleanup()
     log.info("node %s %s", node.org_id, "locked and stopped" if node.locked else "stopped")
+
+
+async def _serve_metrics(node: Node, registry: Registry) -> web.AppRunner | None:
+    """Prometheus metrics on ``[metrics] listen``, apart from the proxied web port."""
+    address = node.config.metrics.address
+    if address is None:
+        return None
+    runner = web.AppRunner(metrics_app(node, registry.metrics), access_log=None)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, *address).start()
+    except OSError as error:
+        await runner.cleanup()
+        raise NodeNotReady(f"[metrics] listen: cannot listen on {node.config.metrics.listen}"
+                           f" ({error.strerror})") from None
+    log.info("metrics on http://%s:%d/metrics", *address)
+    return runner
 
 
 async def run_node(config: str | Path | None, registry: Registry) -> None:

@@ -22,7 +22,8 @@ def test_example_config_is_valid_and_documents_every_setting() -> None:
     assert config.http.host == "127.0.0.1"
     assert config.node.data_dir == REPO / "minga-data"
     example = (REPO / "node.example.toml").read_text()
-    sections = {"node": config.node, "homeserver": config.homeserver, "http": config.http}
+    sections = {"node": config.node, "homeserver": config.homeserver, "http": config.http,
+                "metrics": config.metrics}
     for section_name, section in sections.items():
         assert f"[{section_name}]" in example
         for key in type(section).model_fields:

@@ -81,6 +81,7 @@ class Store:
         self._writer = async_sessionmaker(writer(engine), expire_on_commit=False)
         self._reader = async_sessionmaker(reader(engine), expire_on_commit=False)
         self._single = async_sessionmaker(unbegun(engine), expire_on_commit=False)
+        self.closed = False  # set by close(): an engine disposed of would quietly reconnect
 
     @property
     def cipher(self) -> ColumnCipher:
@@ -122,6 +123,7 @@ class Store:
         return await checkpoint(self.engine)
 
     async def close(self) -> None:
+        self.closed = True
         await self.engine.dispose()
 
     async def __aenter__(self) -> Store:

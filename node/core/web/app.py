@@ -52,6 +52,15 @@ TWO_STEP_PAGE: Final = "/account/two-step"
 _ALWAYS_ALLOWED: Final = frozenset({"/logout", "/account/language"})
 STREAMED: Final = web.AppKey("minga_streamed_pages", set[Handler])
 """The handlers of pages that stream their body (``PageRoute.streams_body``)."""
+BARE_PATHS: Final = web.AppKey("minga_bare_paths", set[str])
+"""Paths served outside the web interface: no session, no CSRF, no error page (``/health``)."""
+
+
+def bare_paths(app: web.Application) -> set[str]:
+    """The app's :data:`BARE_PATHS`, made on first use (mounting order does not matter)."""
+    if BARE_PATHS not in app:
+        app[BARE_PATHS] = set()
+    return app[BARE_PATHS]
 
 SECURITY_HEADERS: Final = {
     "Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self';"
@@ -151,7 +160,7 @@ async def _answer(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 @web.middleware
 async def _pages(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if request.path.startswith(API_PREFIX):
+    if request.path.startswith(API_PREFIX) or request.path in bare_paths(request.app):
         return await handler(request)
     if request.path.startswith(STATIC_PREFIX):
         response = await handler(request)
@@ -182,6 +191,7 @@ def mount_web(
                                 dashboard_panels=tuple(extensions.dashboard_panels))
     app[WEB] = ctx
     app[STREAMED] = streamed = set()
+    bare_paths(app)
     for route in [*CORE_PAGES, *extensions.pages]:
         handler = _guarded(route)
         app.router.add_route(route.method, route.path, handler)

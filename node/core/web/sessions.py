@@ -3,7 +3,8 @@
 Sessions live in the store (``staff_sessions``), so logging out everywhere, disabling a user or
 resetting a password ends them at once. A session ends after ``session_idle`` without a request
 and ``session_lifetime`` after login, whichever comes first. The cookie is HttpOnly,
-SameSite=Strict, Secure when the page came over TLS, and lives only as long as the browser.
+SameSite=Strict, Secure when the page came over TLS (directly or through a trusted proxy: decision
+0028), and lives only as long as the browser.
 """
 
 from __future__ import annotations

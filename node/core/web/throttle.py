@@ -2,7 +2,9 @@
 
 Failures are counted in a sliding window, in memory (a restart forgets them; an attacker cannot
 restart the node). The account limit applies to any name typed, existing or not, so the answer
-does not tell which names exist. A successful login clears that account's failures.
+does not tell which names exist. A successful login clears that account's failures. Behind a
+reverse proxy the address is the real client's, as a trusted proxy reported it
+(``node.core.web.proxy``, decision 0028), never the proxy's.
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from federation.transport import MatrixTransport
 from node.core.api.framework import Endpoint
+from node.core.monitoring import Reading
 from node.core.registry import Registry
 from node.core.runtime import Node
 from node.core.web.routes import DashboardPanel
@@ -16,6 +17,7 @@ from node.features.alerts.api import AlertEndpoints
 from node.features.alerts.room import alert_room_issuer, replace_alert_room
 from node.features.alerts.service import (
     bus_of,
+    list_alerts,
     on_alert,
     on_alert_ack,
     run_acknowledgements,
@@ -32,6 +34,13 @@ def _endpoints(node: Node, now: Callable[[], int]) -> Sequence[Endpoint]:
 
 async def _acknowledgements(node: Node, transport: MatrixTransport) -> None:
     await run_acknowledgements(node)
+
+
+async def _unacknowledged(node: Node) -> Sequence[Reading]:
+    waiting = sum(1 for state in await list_alerts(node) if state.unacknowledged)
+    return [Reading("minga_alerts_unacknowledged",
+                    "Alerts still waiting: ours not acknowledged by a recipient, or received"
+                    " and not yet answered by our staff.", waiting)]
 
 
 def _close_streams(node: Node) -> None:
@@ -55,3 +64,4 @@ class AlertsFeature:
         registry.web.dashboard_panels.append(
             DashboardPanel("alerts/_waiting.html", pages.waiting_alerts_panel))
         registry.commands.append(cli.add_alert_commands)
+        registry.metrics.append(_unacknowledged)

@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.minga-installed
 DEMO_DIR ?= demo-data
 
-.PHONY: setup demo test lint typecheck imports pytest fuzz clean lock
+.PHONY: setup demo test lint typecheck imports pytest fuzz clean lock release
 
 setup: $(STAMP)
 
@@ -48,5 +48,13 @@ lock: $(STAMP)
 	$(LOCK) pyproject.toml --extra homeserver -c requirements/dev.lock -o requirements/homeserver.lock
 	$(LOCK) pyproject.toml -c requirements/dev.lock -o requirements/runtime.lock
 
+# What a server installs (docs/deploy.md): the wheel, the lock files of its dependencies and the
+# changelog, in dist/.
+release: $(STAMP)
+	rm -rf dist build
+	$(BIN)/pip wheel . --no-deps --no-build-isolation --wheel-dir dist --quiet
+	rm -rf build
+	cp requirements/runtime.lock requirements/homeserver.lock CHANGELOG.md dist/
+
 clean:
-	rm -rf $(VENV) $(DEMO_DIR) .mypy_cache .pytest_cache .ruff_cache .hypothesis tests/artifacts
+	rm -rf $(VENV) $(DEMO_DIR) dist build .mypy_cache .pytest_cache .ruff_cache .hypothesis tests/artifacts

@@ -8,6 +8,7 @@ install of it that ``deploy/bootstrap.sh`` makes. What the wheel leaves out is t
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import shutil
 import signal
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
 
 from deploy.homeserver import Homeserver
 from tests.support.postgres import free_port
@@ -87,6 +89,10 @@ def release(tmp_path_factory: pytest.TempPathFactory) -> Release:
     wheels = tmp_path_factory.mktemp("wheels")
     # No build isolation: setuptools comes from the lock file (requirements/build.in), so the
     # build needs no network and uses the same setuptools on every machine.
+    (requirement,) = tomllib.loads((REPO / "pyproject.toml").read_text())["build-system"][
+        "requires"]
+    assert Requirement(requirement).specifier.contains(
+        importlib.metadata.version("setuptools")), "this environment predates the lock: make setup"
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
                     "--no-build-isolation", "--wheel-dir", str(wheels), str(source)],
                    check=True, cwd=source)

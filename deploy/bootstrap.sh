@@ -4,6 +4,7 @@
 # Safe to run again: it only installs what is missing.
 set -euo pipefail
 venv="${1:-.venv}"
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
 python_bin="$(command -v python3.11 || command -v python3 || true)"
 need_debs=()
@@ -79,7 +80,12 @@ if [ ! -x "$venv/bin/python" ]; then
     echo "bootstrap: creating virtual environment in $venv"
     "$python_bin" -m venv "$venv"
 fi
-"$venv/bin/python" -m pip install --quiet --upgrade pip
-echo "bootstrap: installing Minga with the embedded homeserver and development tools"
-"$venv/bin/python" -m pip install --quiet -e '.[homeserver,dev,bench]'
+# Every version comes from the lock file, each download checked against its hashes (decision
+# 0027; `make lock` rewrites it from pyproject.toml). The lock holds the build tools too, so the
+# checkout itself is then installed without fetching anything unpinned.
+echo "bootstrap: installing the locked dependencies of Minga, its embedded homeserver and" \
+    "development tools (requirements/dev.lock)"
+"$venv/bin/python" -m pip install --quiet --require-hashes -r "$repo/requirements/dev.lock"
+echo "bootstrap: installing Minga from this checkout"
+"$venv/bin/python" -m pip install --quiet --no-deps --no-build-isolation -e "$repo"
 echo "bootstrap: ready"

@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from types import FrameType
 
@@ -46,6 +47,15 @@ from schemas.errors import describe_validation_error
 from schemas.export import export_json_schemas
 
 Handler = Callable[[argparse.Namespace], int]
+
+
+def minga_version() -> str:
+    """The installed release's version, from the package metadata (pyproject.toml is its one
+    source); a checkout run without installing it has none."""
+    try:
+        return version("minga")
+    except PackageNotFoundError:
+        return "unknown (not installed: run deploy/bootstrap.sh)"
 
 
 class UserError(Exception):
@@ -374,6 +384,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="minga", description="Minga node for coalitions")
     parser.add_argument("--config", help="the node's node.toml (default: $MINGA_CONFIG or"
                                          " minga-data/node.toml)")
+    parser.add_argument("--version", action="version", version=f"minga {minga_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     homeserver = commands.add_parser("homeserver", help="the embedded Matrix homeserver")

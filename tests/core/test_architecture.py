@@ -40,11 +40,19 @@ def _hidden_imports(tree: ast.AST) -> list[int]:
     return found
 
 
+# Reading an installed package's metadata or files imports nothing by name.
+NOT_STRING_IMPORTS = ("importlib.metadata", "importlib.resources")
+
+
+def _by_string(module: str) -> bool:
+    return module.split(".")[0] == "importlib" and not module.startswith(NOT_STRING_IMPORTS)
+
+
 def _string_imports(tree: ast.AST) -> list[int]:
     lines = [n.lineno for n in ast.walk(tree) if isinstance(n, ast.Import)
-             and any(alias.name.split(".")[0] == "importlib" for alias in n.names)]
+             and any(_by_string(alias.name) for alias in n.names)]
     return lines + [n.lineno for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)
-                    and (n.module or "").split(".")[0] == "importlib"]
+                    and _by_string(n.module or "")]
 
 
 def test_the_checked_packages_have_modules() -> None:
@@ -59,6 +67,7 @@ def test_no_import_inside_a_function_and_no_importlib(path: Path) -> None:
 
 
 def test_the_checks_find_what_they_look_for() -> None:
+    assert _string_imports(ast.parse("from importlib.metadata import version\n")) == []
     tree = ast.parse("import importlib\ndef f():\n    import os\n")
     assert _hidden_imports(tree) == [3]
     assert _string_imports(tree) == [1]

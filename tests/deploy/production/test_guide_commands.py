@@ -104,4 +104,4 @@ def test_a_command_that_does_not_exist_is_caught() -> None:
     with pytest.raises(SystemExit):
         build_parser().parse_args(["backup", "prune", "--keep", "3"])
     with pytest.raises(AssertionError):
-        subcommand(["doctor"])
+        subcommand(["coalition", "dissolve"])

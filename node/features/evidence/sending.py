@@ -6,8 +6,8 @@ and the consent gate is asked for every recipient with files, the fields and
 :data:`federation.consent.ATTACHMENTS` together, *before* any byte is uploaded. Then each file
 is sealed under a fresh key per recipient and uploaded part by part (:mod:`.transfer`), and
 :func:`node.core.sharing.share_from_node` shares the case with the files' descriptions in each
-recipient's signed record (the gate runs again there). Each file's custody log then names the
-share: to whom, which copy, which record version.
+recipient's signed record (the gate runs again there); each file's custody log names the
+share (to whom, which copy, which record version) in the transaction that records it.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from node.core.sharing import (
     share_from_node,
     verified_recipients,
 )
+from node.core.store import StoreTransaction
 from node.features.evidence.attachments import Attachment, AttachmentStore
 from node.features.evidence.chunks import ChunkRejected, ChunkSealer, new_file_key
 from node.features.evidence.custody import Action, Copy
@@ -107,17 +108,20 @@ async def share_case_with_files(
                     (await upload_copy(node, transport, attachments[c.attachment_id],
                                        c.copy)).wire()
                     for c in chosen]
-    receipt = await share_from_node(node, record, recipient_ids, fields, actor=actor,
-                                    issued_at=now, files=files)
-    if choices:
-        async with node.store.transaction() as tx:
-            for org_id, chosen in choices.items():
-                for choice in chosen:
-                    await append_custody(node, tx, attachments[choice.attachment_id],
-                                         Action.SHARE, actor=actor, at=now,
-                                         details={"to": org_id, "copy": choice.copy.value,
-                                                  "version": record.version})
-    return receipt
+
+    async def custody(tx: StoreTransaction) -> None:
+        """Each file's custody entry, in the transaction that records the share: a share is
+        never recorded without them, nor they without it."""
+        for org_id, chosen in choices.items():
+            for choice in chosen:
+                await append_custody(node, tx, attachments[choice.attachment_id],
+                                     Action.SHARE, actor=actor, at=now,
+                                     details={"to": org_id, "copy": choice.copy.value,
+                                              "version": record.version})
+
+    return await share_from_node(node, record, recipient_ids, fields, actor=actor,
+                                 issued_at=now, files=files,
+                                 alongside=custody if choices else None)
 
 
 async def _copy_plaintext(node: Node, attachment: Attachment,

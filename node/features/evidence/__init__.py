@@ -23,12 +23,12 @@ from node.core.registry import Registry
 from node.features.evidence import api, cli, countersign, pages, received_pages
 from node.features.evidence.attachments import Attachment
 from node.features.evidence.custody import Copy
+from node.features.evidence.outgoing import EvidenceDamaged
 from node.features.evidence.pages import human_size
 from node.features.evidence.received_files import ReceivedFile
 from node.features.evidence.received_pages import public_claims, received_files_of
 from node.features.evidence.receiving import fetch_duty, on_record
 from node.features.evidence.sending import (
-    EvidenceDamaged,
     FileNotShareable,
     retract_case_files,
     share_case_with_files,

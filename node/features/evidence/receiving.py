@@ -46,6 +46,7 @@ from node.features.evidence.service import evidence_dir
 from node.features.evidence.transfer import (
     MAX_FILES,
     TRANSFER_AD,
+    FilePart,
     Reason,
     SharedFile,
     Status,
@@ -58,9 +59,10 @@ from sync.quarantine import quarantine
 log = logging.getLogger("minga.evidence")
 
 RETRY_SECONDS: Final = 5.0
-FETCH_AHEAD: Final = 2
-"""Parts asked for at once; they are still checked and kept strictly in order, so a transfer
-cut short resumes at the first part not kept."""
+FETCH_AHEAD: Final = 3
+"""Parts downloading at once while the one before them is kept; they are still checked and
+kept strictly in order, so a transfer cut short resumes at the first part not kept. Memory
+holds at most this many parts and two more (one being kept, one being resealed)."""
 IDLE_SECONDS: Final = 30.0
 AUDIT_RECEIVED: Final = "evidence.receive"
 AUDIT_REMOVED: Final = "evidence.remove"
@@ -213,8 +215,12 @@ async def _current(node: Node, file_id: str) -> ReceivedFile | None:
 
 async def fetch_file(node: Node, transport: MatrixTransport, file_id: str) -> Status:
     """Fetch what is missing of one file, then check and keep it; ``TransportError`` leaves
-    it pending with every part already checked and kept. Each part kept is also opened and
-    sealed again under this node's key at once, so the file is ready when its last part is."""
+    it pending with every part already checked and kept.
+
+    Three things overlap: up to :data:`FETCH_AHEAD` parts download while part *k* is checked,
+    appended and counted, and while part *k - 1* is opened and sealed again under this node's
+    key (in a thread), so the file is ready soon after its last part arrives. Parts are still
+    kept and counted strictly in order."""
     received = await _current(node, file_id)
     if received is None:
         return Status.REMOVED
@@ -223,22 +229,36 @@ async def fetch_file(node: Node, transport: MatrixTransport, file_id: str) -> St
     partial = transfer_path(node, file_id)
     done = _resume_point(partial, shared, received.parts_done)
     fetching: dict[int, asyncio.Task[bytes]] = {}
+    resealing: asyncio.Future[None] | None = None
+
+    def fetch_from(first: int) -> None:
+        for ahead in range(first, min(first + FETCH_AHEAD, len(shared.parts))):
+            if ahead not in fetching:
+                part = shared.parts[ahead]
+                fetching[ahead] = asyncio.create_task(
+                    transport.download(part.url, max_bytes=part.size))
+
     try:
         with _Resealer.for_file(node, received) as resealer, partial.open("ab") as out:
-            if done:
-                await asyncio.to_thread(resealer.feed_file, partial)
-            for index in range(done, len(shared.parts)):
-                for ahead in range(index, min(index + FETCH_AHEAD, len(shared.parts))):
-                    if ahead not in fetching:
-                        url, size = shared.parts[ahead].url, shared.parts[ahead].size
-                        fetching[ahead] = asyncio.create_task(
-                            transport.download(url, max_bytes=size))
-                data = await _fetched(fetching.pop(index))
-                stopped = await _keep_part(node, received, out, index, data)
-                if stopped is not None:
-                    return stopped
-                await asyncio.to_thread(resealer.feed, data)
-            return await _settle(node, received, resealer, partial)
+            try:
+                if done:
+                    await asyncio.to_thread(resealer.feed_file, partial)
+                for index in range(done, len(shared.parts)):
+                    fetch_from(index)
+                    data = await _fetched(fetching.pop(index))
+                    fetch_from(index + 1)  # the window stays full while this part is kept
+                    stopped = await _keep_part(node, received, out, index, data)
+                    if stopped is not None:
+                        return stopped
+                    if resealing is not None:
+                        await resealing
+                    resealing = asyncio.ensure_future(asyncio.to_thread(resealer.feed, data))
+                if resealing is not None:
+                    await resealing
+                return await _settle(node, received, resealer, partial)
+            finally:
+                if resealing is not None:  # a thread is not cancelled: let it end first
+                    await asyncio.gather(resealing, return_exceptions=True)
     except _Rejected as rejected:
         return await _reject(node, received, rejected.reason)
     finally:
@@ -266,10 +286,9 @@ async def _keep_part(node: Node, received: ReceivedFile, out: Any, index: int,
                      data: bytes) -> Status | None:
     """Check one part and keep it, recording that it is here; a status if the transfer ends."""
     assert received.shared is not None
-    reason = check_part(received.shared.parts[index], data)
+    reason = await asyncio.to_thread(_check_and_append, received.shared.parts[index], out, data)
     if reason is not None:
         raise _Rejected(reason)
-    await asyncio.to_thread(_append, out, data)
     if not await _progress(node, received.file_id, index + 1):
         _unlink(transfer_path(node, received.file_id))
         return Status.REMOVED
@@ -287,6 +306,14 @@ def _resume_point(partial: Path, shared: SharedFile, parts_done: int) -> int:
     with partial.open("r+b") as handle:
         handle.truncate(length)
     return parts_done
+
+
+def _check_and_append(expected: FilePart, out: Any, data: bytes) -> Reason | None:
+    """In a thread: the part checked against the record, then appended and synced."""
+    reason = check_part(expected, data)
+    if reason is None:
+        _append(out, data)
+    return reason
 
 
 def _append(out: Any, data: bytes) -> None:

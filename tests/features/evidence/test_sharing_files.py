@@ -19,6 +19,7 @@ import pytest
 
 from federation.encoding import b64u_encode
 from federation.identity import OrgKeys, sign_member_entry
+from federation.transport import MatrixTransport, TransportError
 from node.core.runtime import Node
 from node.core.store import Role
 from node.core.store.pair_rooms import PairRoomRepository
@@ -229,12 +230,14 @@ async def test_a_share_and_its_custody_entries_commit_together(
                                                       created_by_us=True, at=datetime.now(UTC))
         record = stored_record(await tx.cases.get(record_id))
 
-    async def uploaded(node: Node, transport: Any, attachment: Any, copy: Copy) -> SharedFile:
-        return SharedFile.model_validate({
-            "name": attachment.name, "media_type": attachment.media_type, "size": 10,
-            "sha256": "0" * 64, "copy": copy.value, "original_sha256": attachment.sha256,
-            "key": b64u_encode(new_file_key()),
-            "parts": [{"url": "mxc://hs/part", "size": sealed_size(10), "sha256": "1" * 64}]})
+    uploads: list[int] = []
+
+    async def uploaded(transport: MatrixTransport, data: bytes) -> str:  # no homeserver here
+        uploads.append(len(data))
+        return f"mxc://hs/part{len(uploads)}"
+
+    async def no_reservation(transport: MatrixTransport) -> str:
+        raise TransportError("create media", "404 M_UNRECOGNIZED", status="M_UNRECOGNIZED")
 
     written: list[str] = []
 
@@ -245,7 +248,8 @@ async def test_a_share_and_its_custody_entries_commit_together(
             raise RuntimeError("the node stopped")
         return await append_custody(node, tx, attachment, action, **kwargs)
 
-    monkeypatch.setattr(sending, "upload_copy", uploaded)
+    monkeypatch.setattr(MatrixTransport, "upload", uploaded)
+    monkeypatch.setattr(MatrixTransport, "create_media", no_reservation)
     monkeypatch.setattr(sending, "append_custody", crash_on_second)
     choices = {MEMBER.org_id: [FileChoice(photo, Copy.WORKING), FileChoice(raw, Copy.ORIGINAL)]}
     with pytest.raises(RuntimeError, match="the node stopped"):

@@ -60,6 +60,7 @@ class EvidenceFeature:
         registry.endpoints.append(api.endpoint_group)
         registry.add_pages([*pages.ROUTES, *received_pages.ROUTES],
                            templates=Path(__file__).parent / "templates")
+        registry.web.static_dirs.append(Path(__file__).parent / "static")  # upload progress
         registry.commands.append(cli.add_commands)
         registry.handle_kinds(["case", "retraction"], on_record)
         registry.handle_kinds([countersign.REQUEST_KIND], countersign.on_request)

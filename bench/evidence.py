@@ -53,9 +53,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
 from deploy.homeserver import Federation, start_federation
-from federation.transport import MatrixTransport
 from node.features.cases import stored_record
-from node.features.evidence import outgoing, receiving, sending
 from node.features.evidence.chunks import CHUNK_SIZE, chunk_nonce, new_file_key
 from node.features.evidence.custody import Copy
 from node.features.evidence.received_files import ReceivedFiles
@@ -108,27 +106,30 @@ def _timed(owner: object, name: str, label: str) -> None:
         setattr(owner, name, timed)
 
 
-TRACED: list[tuple[object, str, str]] = [
-    (MatrixTransport, "create_media", "A: reserve an address"),
-    (outgoing.Uploads, "add", "A: seal a copy (its parts upload meanwhile)"),
-    (outgoing.Uploads, "_upload", "A: read and upload a part"),
-    (MatrixTransport, "upload", "A: POST a part"),
-    (MatrixTransport, "upload_to", "A: PUT a part at a reserved address"),
-    (outgoing.Uploads, "ready_to_announce", "A: wait until the record may go"),
-    (sending, "share_from_node", "A: sign, seal and queue the record"),
-    (outgoing.Uploads, "finish", "A: wait for the last parts"),
-    (MatrixTransport, "send", "send an event (outbox)"),
-    (ReceivedFiles, "add", "B: file noted (inbox transaction)"),
-    (receiving, "fetch_file", "B: fetch the file"),
-    (MatrixTransport, "download", "B: GET a part (federated)"),
-    (receiving, "_keep_part", "B: check, append, fsync, count a part"),
-    (receiving._Resealer, "feed", "B: open and reseal a part (thread)"),
-    (receiving, "_settle", "B: last checks and store"),
-]
-
-
 def trace_steps() -> None:
-    for owner, name, label in TRACED:
+    """Time the steps of a share (imported here: without ``--trace`` this bench also runs on
+    code from before these modules existed, for a comparison)."""
+    from federation.transport import MatrixTransport
+    from node.features.evidence import outgoing, receiving, sending
+
+    traced: list[tuple[object, str, str]] = [
+        (MatrixTransport, "create_media", "A: reserve an address"),
+        (outgoing.Uploads, "add", "A: seal a copy (its parts upload meanwhile)"),
+        (outgoing.Uploads, "_upload", "A: read and upload a part"),
+        (MatrixTransport, "upload", "A: POST a part"),
+        (MatrixTransport, "upload_to", "A: PUT a part at a reserved address"),
+        (outgoing.Uploads, "ready_to_announce", "A: wait until the record may go"),
+        (sending, "share_from_node", "A: sign, seal and queue the record"),
+        (outgoing.Uploads, "finish", "A: wait for the last parts"),
+        (MatrixTransport, "send", "send an event (outbox)"),
+        (ReceivedFiles, "add", "B: file noted (inbox transaction)"),
+        (receiving, "fetch_file", "B: fetch the file"),
+        (MatrixTransport, "download", "B: GET a part (federated)"),
+        (receiving, "_keep_part", "B: check, append, fsync, count a part"),
+        (receiving._Resealer, "feed", "B: open and reseal a part (thread)"),
+        (receiving, "_settle", "B: last checks and store"),
+    ]
+    for owner, name, label in traced:
         _timed(owner, name, label)
 
 

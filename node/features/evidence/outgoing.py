@@ -252,6 +252,9 @@ class Uploads:
         await asyncio.gather(*[task for part, task in self._uploading if not part.reserved])
         while True:
             left = [(part, task) for part, task in self._uploading if not part.uploaded]
+            for _, task in left:
+                if task.done():
+                    task.result()  # failed before the record went: nothing is sent
             if not left:
                 return
             if self._first_upload_at is not None and self._uploaded_bytes:

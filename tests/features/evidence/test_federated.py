@@ -298,6 +298,35 @@ async def test_the_record_travels_while_the_last_parts_upload(
         assert not list((p.a.node.config.node.data_dir / "evidence").glob("outgoing-*"))
 
 
+async def test_a_part_that_will_not_upload_after_the_record_went_is_quarantined_at_once(
+    federation: Federation, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A's homeserver takes the first part but none at a reserved address: the record went
+    already, so each of those addresses gets a one-byte filler and B quarantines the file
+    instead of waiting for it; A's share call still returns (the share was recorded)."""
+    content = _text_file(3 * PART_BYTES - 2**20)  # three parts: the last two at reserved ones
+    upload_to = MatrixTransport.upload_to
+
+    async def refuse_parts(self: MatrixTransport, mxc: str, data: bytes,
+                           content_type: str = "application/octet-stream") -> None:
+        if len(data) > 1:
+            raise TransportError("upload", "500 M_UNKNOWN", status="M_UNKNOWN")
+        await upload_to(self, mxc, data, content_type)  # the filler
+
+    async with pair(federation, tmp_path) as p:
+        a_org, b_org = p.a.node.org_id, p.b.node.org_id
+        record_id = await _case(p.a)
+        attachment_id = await _attach(p.a, record_id, "video.txt", content)
+        monkeypatch.setattr(MatrixTransport, "upload_to", refuse_parts)
+        await p.a.json("POST", f"/cases/{record_id}/share", json={
+            "recipients": [b_org], "fields": FIELDS,
+            "attachments": {b_org: [{"attachment_id": attachment_id, "copy": "original"}]}})
+        (received,) = await _settled(p.b, a_org, record_id, 1)
+        assert received.status is Status.QUARANTINED
+        assert received.reason == "part-size-mismatch"
+        assert not list((p.a.node.config.node.data_dir / "evidence").glob("outgoing-*"))
+
+
 async def test_another_member_countersigns_and_the_package_carries_it(
     federation: Federation, tmp_path: Path
 ) -> None:

@@ -1,18 +1,18 @@
-"""Files on their way out: sealed into a spool file part by part, each part uploaded as soon as
-it is sealed, the last few to addresses reserved first, so that the signed record can travel
-while they upload (docs/decisions/0026-evidence-share-speed.md).
+"""Files on their way out: sealed part by part, each part uploaded as soon as it is sealed, the
+last few to addresses reserved first, so that the signed record can travel while they upload
+(docs/decisions/0026-evidence-share-speed.md).
 
-A share's copies are sealed one after the other, in a thread, under a fresh key each, into a
-spool file in the evidence directory (ciphertext only; removed when the share ends), so that
-sealing never waits for the network and memory holds only the parts being uploaded
-(:data:`UPLOADS_AT_ONCE`). Once every part is sealed its hash is known, and the record can be
-signed as soon as every part has an address: the parts uploaded already, and the last
-:data:`RESERVE_AT_MOST` of the share, whose addresses were reserved before sealing began
-(asynchronous uploads, Matrix 1.7; a homeserver that does not offer them, or refuses more
-reservations, gets every part before the record). The record goes before those last parts are
-in only if, at the upload speed seen so far, they will be within
-:data:`ANNOUNCE_WITHIN_SECONDS`: a receiver's homeserver waits for a reserved address for a
-while (``timeout_ms``) and then counts the sender's server as failing.
+A share's copies are sealed one after the other, in a thread, under a fresh key each; a part
+starts uploading as soon as it is sealed, :data:`UPLOADS_AT_ONCE` at a time (memory holds only
+those and the one being sealed). The record can be signed once every part is sealed (its hash
+known) and has an address: the parts uploaded already, and the last :data:`RESERVE_AT_MOST` of
+the share, whose addresses were reserved before sealing began (asynchronous uploads, Matrix
+1.7; a homeserver that does not offer them, or refuses more reservations, gets every part
+before the record). As many parts upload at once as are reserved, so when the last part is
+sealed the parts still uploading are the reserved ones. The record goes before they are in only
+if, at the upload speed seen so far, they will be within :data:`ANNOUNCE_WITHIN_SECONDS`: a
+receiver's homeserver waits for a reserved address for a while (``timeout_ms``) and then counts
+the sender's server as failing.
 """
 
 from __future__ import annotations
@@ -21,11 +21,8 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-import os
 import time
-import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import IO, Final
 
 from federation.encoding import b64u_encode
@@ -42,18 +39,13 @@ from node.features.evidence.chunks import (
     sealed_size,
 )
 from node.features.evidence.custody import Copy
-from node.features.evidence.service import (
-    EvidenceError,
-    associated_data,
-    copy_path,
-    evidence_dir,
-)
+from node.features.evidence.service import EvidenceError, associated_data, copy_path
 from node.features.evidence.transfer import TRANSFER_AD, SharedFile, part_bytes
 
 log = logging.getLogger("minga.evidence")
 
 UPLOADS_AT_ONCE: Final = 4
-"""Parts uploading at once (each held in memory while it uploads)."""
+"""Parts uploading at once (each held in memory while it uploads); as many as are reserved."""
 UPLOAD_ATTEMPTS: Final = 3
 RESERVE_AT_MOST: Final = 4
 """Addresses reserved per share: Synapse lets an account hold five not yet uploaded."""
@@ -71,7 +63,6 @@ class EvidenceDamaged(EvidenceError):
 
 @dataclass
 class OutgoingPart:
-    offset: int
     size: int
     sha256: str
     url: str | None = None
@@ -85,7 +76,6 @@ class OutgoingCopy:
 
     attachment: Attachment
     copy: Copy
-    spool: Path
     key: bytes = b""
     sha256: str = ""
     size: int = 0
@@ -113,8 +103,7 @@ def part_count(plain_size: int) -> int:
 
 
 class _Sealing:
-    """In a thread: opens a stored copy and seals it under a fresh key into the spool file,
-    one part at a time."""
+    """In a thread: opens a stored copy and seals it under a fresh key, one part at a time."""
 
     def __init__(self, node: Node, outgoing: OutgoingCopy) -> None:
         attachment, copy = outgoing.attachment, outgoing.copy
@@ -127,15 +116,12 @@ class _Sealing:
         self._part_size = part_bytes(copy_size(attachment, copy))
         self.digest, self.size = hashlib.sha256(), 0
         self._buffer = bytearray()
-        self._offset = 0
         self._ended = False
         self._source: IO[bytes] = copy_path(node, attachment.attachment_id, copy).open("rb")
-        self._spool: IO[bytes] = os.fdopen(
-            os.open(outgoing.spool, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb")
 
-    def next_part(self) -> OutgoingPart | None:
-        """The next part, written to the spool; ``None`` at the end (``ChunkRejected`` if the
-        stored copy was altered)."""
+    def next_part(self) -> tuple[OutgoingPart, bytes] | None:
+        """The next part and its bytes; ``None`` at the end (``ChunkRejected`` if the stored
+        copy was altered)."""
         while len(self._buffer) < self._part_size and not self._ended:
             piece = self._source.read(_READ)
             if piece:
@@ -151,29 +137,17 @@ class _Sealing:
             return None
         part = bytes(self._buffer[:self._part_size])
         del self._buffer[:self._part_size]
-        self._spool.write(part)
-        self._spool.flush()
-        made = OutgoingPart(self._offset, len(part), hashlib.sha256(part).hexdigest())
-        self._offset += len(part)
-        return made
+        return OutgoingPart(len(part), hashlib.sha256(part).hexdigest()), part
 
     def close(self) -> None:
         self._source.close()
-        self._spool.close()
-
-
-def _read(path: Path, offset: int, size: int) -> bytes:
-    with path.open("rb") as spool:
-        spool.seek(offset)
-        return spool.read(size)
 
 
 class Uploads:
     """The copies of one share on their way to the homeserver (see the module docstring).
 
     Use as: :meth:`reserve`, :meth:`add` each copy, :meth:`ready_to_announce`, share the
-    record, :meth:`finish`; :meth:`close` always (it stops what is left and removes the spool
-    files)."""
+    record, :meth:`finish`; :meth:`close` always (it stops what is left)."""
 
     def __init__(self, node: Node, transport: MatrixTransport) -> None:
         self._node, self._transport = node, transport
@@ -198,20 +172,21 @@ class Uploads:
 
     async def add(self, attachment: Attachment, copy: Copy, *,
                   reserved_parts: int = 0) -> OutgoingCopy:
-        """Seal one copy into its spool file, each part's upload started as it is sealed; its
-        last ``reserved_parts`` parts go to addresses :meth:`reserve` got."""
-        outgoing = OutgoingCopy(attachment, copy, evidence_dir(self._node)
-                                / f"outgoing-{uuid.uuid4().hex}")
+        """Seal one copy, each part's upload started as it is sealed (sealing waits while
+        :data:`UPLOADS_AT_ONCE` are uploading); its last ``reserved_parts`` parts go to
+        addresses :meth:`reserve` got."""
+        outgoing = OutgoingCopy(attachment, copy)
         self._copies.append(outgoing)
         count = part_count(copy_size(attachment, copy))
         sealing = _Sealing(self._node, outgoing)
         try:
-            while (part := await asyncio.to_thread(sealing.next_part)) is not None:
+            while (sealed := await asyncio.to_thread(sealing.next_part)) is not None:
+                part, data = sealed
                 if len(outgoing.parts) >= count - reserved_parts and self._reserved:
                     part.url, part.reserved = self._reserved.pop(0), True
                 outgoing.parts.append(part)
-                self._uploading.append(
-                    (part, asyncio.create_task(self._upload(outgoing, part))))
+                await self._slots.acquire()  # released when the upload ends
+                self._uploading.append((part, asyncio.create_task(self._upload(part, data))))
         except ChunkRejected:
             raise EvidenceDamaged("a stored copy was altered on this node's disk; it is not"
                                   " shared (check the evidence package of the original)") from None
@@ -223,9 +198,8 @@ class Uploads:
             raise EvidenceDamaged("a stored copy does not match its hash; it is not shared")
         return outgoing
 
-    async def _upload(self, outgoing: OutgoingCopy, part: OutgoingPart) -> None:
-        async with self._slots:
-            data = await asyncio.to_thread(_read, outgoing.spool, part.offset, part.size)
+    async def _upload(self, part: OutgoingPart, data: bytes) -> None:
+        try:
             if self._first_upload_at is None:
                 self._first_upload_at = time.monotonic()
             for attempt in range(UPLOAD_ATTEMPTS):
@@ -244,6 +218,8 @@ class Uploads:
                     await asyncio.sleep(2**attempt)
             part.uploaded = True
             self._uploaded_bytes += part.size
+        finally:
+            self._slots.release()
 
     async def ready_to_announce(self) -> None:
         """Wait until the record may go: every part not at a reserved address uploaded, and
@@ -290,18 +266,15 @@ class Uploads:
                 part.uploaded = True
 
     async def close(self) -> None:
-        """Stop the uploads left (a failed share), free the reserved addresses not used,
-        remove the spool files."""
+        """Stop the uploads left (a failed share) and free the reserved addresses not used."""
         for _, task in self._uploading:
             task.cancel()
         await asyncio.gather(*[task for _, task in self._uploading], return_exceptions=True)
         for part, _ in self._uploading:
             await self._fill(part)
         for url in self._reserved:
-            await self._fill(OutgoingPart(0, 0, "", url=url, reserved=True))
+            await self._fill(OutgoingPart(0, "", url=url, reserved=True))
         self._reserved.clear()
-        for outgoing in self._copies:
-            outgoing.spool.unlink(missing_ok=True)
 
 
 def _expected(attachment: Attachment, copy: Copy) -> tuple[str, int]:

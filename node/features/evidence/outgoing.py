@@ -32,9 +32,9 @@ from node.features.evidence.attachments import Attachment
 from node.features.evidence.chunks import (
     CHUNK_SIZE,
     TAG_SIZE,
-    ChunkOpener,
+    ChunkCipher,
     ChunkRejected,
-    ChunkSealer,
+    chunk_count,
     new_file_key,
     sealed_size,
 )
@@ -51,7 +51,6 @@ RESERVE_AT_MOST: Final = 4
 """Addresses reserved per share: Synapse lets an account hold five not yet uploaded."""
 ANNOUNCE_WITHIN_SECONDS: Final = 5.0
 """The record goes before its last parts are uploaded only if they will be within this time."""
-_READ: Final = 8 * (CHUNK_SIZE + TAG_SIZE)
 _FILLER: Final = b"\0"
 """Put at a reserved address that will not get its part, so that it is not left pending (a
 receiver then finds a part of the wrong size and quarantines the file at once)."""
@@ -103,40 +102,42 @@ def part_count(plain_size: int) -> int:
 
 
 class _Sealing:
-    """In a thread: opens a stored copy and seals it under a fresh key, one part at a time."""
+    """In a thread: opens a stored copy and seals it under a fresh key, one part at a time,
+    chunk by chunk (their count is known from the copy's size: a stored copy cut short or
+    extended does not open)."""
 
     def __init__(self, node: Node, outgoing: OutgoingCopy) -> None:
         attachment, copy = outgoing.attachment, outgoing.copy
         key = attachment.key
         if copy is Copy.WORKING and attachment.working is not None:
             key = attachment.working.key
-        self._opener = ChunkOpener(key, associated_data(attachment.attachment_id, copy))
+        self._opener = ChunkCipher(key, associated_data(attachment.attachment_id, copy))
         self.key = new_file_key()
-        self._sealer = ChunkSealer(self.key, TRANSFER_AD)
-        self._part_size = part_bytes(copy_size(attachment, copy))
+        self._sealer = ChunkCipher(self.key, TRANSFER_AD)
+        size = copy_size(attachment, copy)
+        self._chunks = chunk_count(size)
+        self._per_part = part_bytes(size) // (CHUNK_SIZE + TAG_SIZE)
+        self._next = 0
         self.digest, self.size = hashlib.sha256(), 0
-        self._buffer = bytearray()
-        self._ended = False
         self._source: IO[bytes] = copy_path(node, attachment.attachment_id, copy).open("rb")
 
     def next_part(self) -> tuple[OutgoingPart, bytes] | None:
         """The next part and its bytes; ``None`` at the end (``ChunkRejected`` if the stored
         copy was altered)."""
-        while len(self._buffer) < self._part_size and not self._ended:
-            piece = self._source.read(_READ)
-            if piece:
-                plain = self._opener.update(piece)
-            else:
-                plain, self._ended = self._opener.finish(), True
+        if self._next >= self._chunks:
+            if self._source.read(1):
+                raise ChunkRejected("the stored copy is longer than it was")
+            return None
+        sealed: list[bytes] = []
+        for index in range(self._next, min(self._next + self._per_part, self._chunks)):
+            final = index == self._chunks - 1
+            plain = self._opener.open(index, self._source.read(CHUNK_SIZE + TAG_SIZE),
+                                      final=final)
             self.digest.update(plain)
             self.size += len(plain)
-            self._buffer += self._sealer.update(plain)
-            if self._ended:
-                self._buffer += self._sealer.finish()
-        if not self._buffer:
-            return None
-        part = bytes(self._buffer[:self._part_size])
-        del self._buffer[:self._part_size]
+            sealed.append(self._sealer.seal(index, plain, final=final))
+            self._next = index + 1
+        part = b"".join(sealed)
         return OutgoingPart(len(part), hashlib.sha256(part).hexdigest()), part
 
     def close(self) -> None:

@@ -36,9 +36,10 @@ from node.core.store.received import ReceivedRepository
 from node.features.evidence.chunks import (
     CHUNK_SIZE,
     TAG_SIZE,
+    ChunkCipher,
     ChunkOpener,
     ChunkRejected,
-    ChunkSealer,
+    chunk_count,
     new_file_key,
 )
 from node.features.evidence.received_files import ReceivedFile, ReceivedFiles
@@ -356,10 +357,16 @@ class _Resealer:
     sealed bytes come, into a new file; the SHA-256 and size of the plaintext at the end."""
 
     def __init__(self, node: Node, received: ReceivedFile, transit_key: bytes) -> None:
+        assert received.shared is not None
         self.key = new_file_key()
         self.path = evidence_dir(node) / f"incoming-{uuid.uuid4().hex}"
-        self._opener = ChunkOpener(transit_key, TRANSFER_AD)
-        self._sealer = ChunkSealer(self.key, received_associated_data(received.file_id))
+        self._opener = ChunkCipher(transit_key, TRANSFER_AD)
+        self._sealer = ChunkCipher(self.key, received_associated_data(received.file_id))
+        # chunk by chunk: their count and the last one's size follow from the file's size
+        self._chunks = chunk_count(received.shared.size)
+        self._last = received.shared.size - (self._chunks - 1) * CHUNK_SIZE + TAG_SIZE
+        self._index = 0
+        self._carry = b""
         self._digest, self.size = hashlib.sha256(), 0
         self._out = self.path.open("xb")
         self.kept = False
@@ -385,10 +392,25 @@ class _Resealer:
                 _unlink(resealer.path)
 
     def feed(self, sealed: bytes) -> None:
-        plain = self._opener.update(sealed)
-        self._digest.update(plain)
-        self.size += len(plain)
-        self._out.write(self._sealer.update(plain))
+        """Open and seal again the whole chunks in ``sealed`` (and what came before); a chunk
+        cut between two calls waits for the rest (``ChunkRejected`` on any change)."""
+        data = memoryview(self._carry + sealed if self._carry else sealed)
+        resealed: list[bytes] = []
+        while self._index < self._chunks:
+            final = self._index == self._chunks - 1
+            size = self._last if final else CHUNK_SIZE + TAG_SIZE
+            if len(data) < size:
+                break
+            plain = self._opener.open(self._index, data[:size], final=final)
+            self._digest.update(plain)
+            self.size += len(plain)
+            resealed.append(self._sealer.seal(self._index, plain, final=final))
+            data = data[size:]
+            self._index += 1
+        if self._index == self._chunks and len(data):
+            raise ChunkRejected("the file is longer than its record says")
+        self._carry = bytes(data)
+        self._out.writelines(resealed)
 
     def feed_file(self, path: Path) -> None:
         with path.open("rb") as source:
@@ -396,10 +418,8 @@ class _Resealer:
                 self.feed(piece)
 
     def finish(self) -> str:
-        last = self._opener.finish()
-        self._digest.update(last)
-        self.size += len(last)
-        self._out.write(self._sealer.update(last) + self._sealer.finish())
+        if self._index != self._chunks:
+            raise ChunkRejected("the file is shorter than its record says")
         self._out.flush()
         os.fsync(self._out.fileno())
         return self._digest.hexdigest()

@@ -22,7 +22,11 @@ SYNC_TIMELINE_LIMIT = 200
 # Synapse 1.163 serves media only to authenticated clients (MSC3916); nio 0.26 would upload
 # and download without any request timeout, so these two calls use aiohttp directly.
 UPLOAD_PATH = "/_matrix/media/v3/upload"
+CREATE_PATH = "/_matrix/media/v1/create"
 DOWNLOAD_PATH = "/_matrix/client/v1/media/download"
+WAIT_FOR_UPLOAD_MS = 20_000
+"""How long a download asks the homeservers to wait for media reserved but not yet uploaded
+(the spec's default; Synapse allows at most 60 s)."""
 
 
 class TransportError(RuntimeError):
@@ -351,14 +355,49 @@ class MatrixTransport:
             raise TransportError("upload", "the answer has no content_uri")
         return uri
 
+    async def create_media(self) -> str:
+        """Reserve an ``mxc://`` URI to upload to later (:meth:`upload_to`; asynchronous
+        uploads, Matrix 1.7). A homeserver lets an account hold only a few reserved at once
+        (Synapse: 5), and refuses more with ``M_LIMIT_EXCEEDED``."""
+        url = self.login.homeserver_url.rstrip("/") + CREATE_PATH
+        try:
+            async with self._media_session().post(url, json={}) as response:
+                answer = await _json_answer(response)
+                if response.status != 200:
+                    raise _media_fail("create media", response.status, answer)
+        except (TimeoutError, aiohttp.ClientError) as error:
+            raise TransportError("create media", type(error).__name__) from None
+        uri = answer.get("content_uri")
+        if not isinstance(uri, str):
+            raise TransportError("create media", "the answer has no content_uri")
+        _split_mxc(uri, "create media")
+        return uri
+
+    async def upload_to(self, mxc: str, data: bytes,
+                        content_type: str = "application/octet-stream") -> None:
+        """Put ``data`` behind an ``mxc://`` URI reserved with :meth:`create_media`. An upload
+        that reached the server before (its answer lost) is not overwritten:
+        ``M_CANNOT_OVERWRITE_MEDIA``."""
+        server, media_id = _split_mxc(mxc, "upload")
+        url = (f"{self.login.homeserver_url.rstrip('/')}{UPLOAD_PATH}/"
+               f"{quote(server, safe=':')}/{quote(media_id, safe='')}")
+        try:
+            async with self._media_session().put(
+                url, data=data, headers={"Content-Type": content_type}
+            ) as response:
+                answer = await _json_answer(response)
+                if response.status != 200:
+                    raise _media_fail("upload", response.status, answer)
+        except (TimeoutError, aiohttp.ClientError) as error:
+            raise TransportError("upload", type(error).__name__) from None
+
     async def download(self, mxc: str, *, max_bytes: int) -> bytes:
-        """The bytes behind an ``mxc://`` URI (from any federated server), at most ``max_bytes``."""
-        parts = urlsplit(mxc)
-        media_id = parts.path.lstrip("/")
-        if parts.scheme != "mxc" or not parts.netloc or not media_id or "/" in media_id:
-            raise TransportError("download", "not an mxc:// URI", status="M_INVALID_PARAM")
+        """The bytes behind an ``mxc://`` URI (from any federated server), at most ``max_bytes``;
+        media reserved but not yet uploaded is waited for (:data:`WAIT_FOR_UPLOAD_MS`)."""
+        server, media_id = _split_mxc(mxc, "download")
         url = (f"{self.login.homeserver_url.rstrip('/')}{DOWNLOAD_PATH}/"
-               f"{quote(parts.netloc, safe=':')}/{quote(media_id, safe='')}")
+               f"{quote(server, safe=':')}/{quote(media_id, safe='')}"
+               f"?timeout_ms={WAIT_FOR_UPLOAD_MS}")
         try:
             async with self._media_session().get(url) as response:
                 if response.status != 200:
@@ -372,6 +411,14 @@ class MatrixTransport:
         except (TimeoutError, aiohttp.ClientError) as error:
             raise TransportError("download", type(error).__name__) from None
         return bytes(data)
+
+
+def _split_mxc(mxc: str, operation: str) -> tuple[str, str]:
+    parts = urlsplit(mxc)
+    media_id = parts.path.lstrip("/")
+    if parts.scheme != "mxc" or not parts.netloc or not media_id or "/" in media_id:
+        raise TransportError(operation, "not an mxc:// URI", status="M_INVALID_PARAM")
+    return parts.netloc, media_id
 
 
 async def _json_answer(response: aiohttp.ClientResponse) -> dict[str, Any]:

@@ -299,6 +299,8 @@ class Enqueue(Protocol):
 
 PairRoomFor = Callable[[str], Awaitable[str]]
 """The pair room to reach one organisation through, created if needed (node.rooms)."""
+Alongside = Callable[[StoreTransaction], Awaitable[None]]
+"""More to write in the transaction that records a share (see :func:`share_records`)."""
 
 
 @dataclass(frozen=True)
@@ -395,6 +397,7 @@ async def share_records(
     verified: Collection[str] | None = None,
     new_records: bool = False,
     files: FilesFor | None = None,
+    alongside: Alongside | None = None,
 ) -> list[ShareReceipt]:
     """Share each of ``records`` with each recipient (see the module docstring); all or nothing.
 
@@ -403,7 +406,8 @@ async def share_records(
     create rooms on the homeserver), then everything is queued and recorded in one transaction.
     A caller that has just read the ``verified`` member ids in the same transaction passes them
     instead of having them read again; ``new_records`` (ids made for this share) cannot have
-    been retracted.
+    been retracted. ``alongside`` runs in the transaction that queues the share, before it
+    commits: what must be recorded with the share or not at all (a file's custody entry).
     """
     async with tx_factory() as tx:
         recipients = (checked_recipients(keys.org_id, recipient_org_ids, verified)
@@ -421,6 +425,8 @@ async def share_records(
         await _queue(tx, [_Planned(record, sent) for record, sent in zip(records, batches,
                                                                          strict=True)],
                      rooms, enqueue, action=SHARE, actor=actor, at=at)
+        if alongside is not None:
+            await alongside(tx)
     return [ShareReceipt(record.record_id, record.version, record.kind, tuple(sent), rooms)
             for record, sent in zip(records, batches, strict=True)]
 
@@ -597,13 +603,15 @@ async def share_from_node(
     actor: str,
     issued_at: int,
     files: FilesFor | None = None,
+    alongside: Alongside | None = None,
 ) -> ShareReceipt:
     """:func:`share_record` with this node's keys, store, pair rooms and outbox.
 
     Raises ``node.core.rooms.PairRoomError`` if a pair room is missing and cannot be created now.
     """
     (receipt,) = await share_many_from_node(node, [record], recipient_org_ids, fields,
-                                            actor=actor, issued_at=issued_at, files=files)
+                                            actor=actor, issued_at=issued_at, files=files,
+                                            alongside=alongside)
     return receipt
 
 
@@ -616,6 +624,7 @@ async def share_many_from_node(
     actor: str,
     issued_at: int,
     files: FilesFor | None = None,
+    alongside: Alongside | None = None,
 ) -> list[ShareReceipt]:
     """:func:`share_records` with this node's keys, store, pair rooms and outbox (imports,
     bulk shares): one transaction for all of them."""
@@ -623,7 +632,7 @@ async def share_many_from_node(
         receipts = await share_records(
             node.store.transaction, node.keys, records, recipient_org_ids, fields, actor=actor,
             pair_room_for=_PairRooms(node, stack).room_for, enqueue=await node_enqueue(node),
-            issued_at=issued_at, files=files,
+            issued_at=issued_at, files=files, alongside=alongside,
         )
     node.wake_sync()
     return receipts

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
@@ -98,3 +99,26 @@ async def test_a_rate_limited_account_is_told_how_an_admin_lifts_the_limit(
     assert caught.value.status == "M_LIMIT_EXCEEDED"
     assert "override_ratelimit" in str(caught.value)
     assert '"messages_per_second": 0' in str(caught.value)
+
+
+async def test_media_reserved_first_is_waited_for_and_never_overwritten(
+    pair: tuple[MatrixTransport, MatrixTransport],
+) -> None:
+    """An address reserved before its bytes exist: a download asked for meanwhile waits for
+    the upload; a second upload to it is refused; the account can hold only a few."""
+    a, b = pair
+    reserved = await a.create_media()
+    assert reserved.startswith("mxc://")
+    waiting = asyncio.create_task(b.download(reserved, max_bytes=100))
+    await asyncio.sleep(1.0)
+    assert not waiting.done()
+    await a.upload_to(reserved, b"sealed part")
+    assert await waiting == b"sealed part"
+    with pytest.raises(TransportError) as again:
+        await a.upload_to(reserved, b"something else")
+    assert again.value.status == "M_CANNOT_OVERWRITE_MEDIA"
+    assert await b.download(reserved, max_bytes=100) == b"sealed part"
+    with pytest.raises(TransportError) as too_many:
+        for _ in range(10):
+            await a.create_media()
+    assert too_many.value.status == "M_LIMIT_EXCEEDED"

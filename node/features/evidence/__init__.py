@@ -23,12 +23,12 @@ from node.core.registry import Registry
 from node.features.evidence import api, cli, countersign, pages, received_pages
 from node.features.evidence.attachments import Attachment
 from node.features.evidence.custody import Copy
+from node.features.evidence.outgoing import EvidenceDamaged
 from node.features.evidence.pages import human_size
 from node.features.evidence.received_files import ReceivedFile
 from node.features.evidence.received_pages import public_claims, received_files_of
 from node.features.evidence.receiving import fetch_duty, on_record
 from node.features.evidence.sending import (
-    EvidenceDamaged,
     FileNotShareable,
     retract_case_files,
     share_case_with_files,
@@ -60,6 +60,7 @@ class EvidenceFeature:
         registry.endpoints.append(api.endpoint_group)
         registry.add_pages([*pages.ROUTES, *received_pages.ROUTES],
                            templates=Path(__file__).parent / "templates")
+        registry.web.static_dirs.append(Path(__file__).parent / "static")  # upload progress
         registry.commands.append(cli.add_commands)
         registry.handle_kinds(["case", "retraction"], on_record)
         registry.handle_kinds([countersign.REQUEST_KIND], countersign.on_request)

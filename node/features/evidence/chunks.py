@@ -125,6 +125,34 @@ class ChunkOpener(_Chunker):
             ) from None
 
 
+def chunk_count(plain_size: int) -> int:
+    """How many chunks a file of ``plain_size`` bytes has."""
+    return max(1, -(-plain_size // CHUNK_SIZE))
+
+
+class ChunkCipher:
+    """Chunks of a file whose chunk count is known, one at a time by index, with no buffering:
+    for moving a file from one key to another quickly. ``open`` raises :class:`ChunkRejected`
+    on any change (a chunk altered, moved, or the final flag where it is not the last)."""
+
+    def __init__(self, key: bytes, associated_data: bytes) -> None:
+        if len(key) != KEY_SIZE:
+            raise ValueError("a file key is 32 bytes")
+        self._aead = ChaCha20Poly1305(key)
+        self._ad = associated_data
+
+    def seal(self, index: int, chunk: bytes, *, final: bool) -> bytes:
+        return self._aead.encrypt(chunk_nonce(index, final=final), chunk, self._ad)
+
+    def open(self, index: int, sealed: bytes | memoryview, *, final: bool) -> bytes:
+        try:
+            return self._aead.decrypt(chunk_nonce(index, final=final), sealed, self._ad)
+        except InvalidTag:
+            raise ChunkRejected(
+                f"chunk {index} does not decrypt: the file was altered, truncated, extended,"
+                " or belongs to another attachment") from None
+
+
 def seal_bytes(key: bytes, associated_data: bytes, data: bytes) -> bytes:
     sealer = ChunkSealer(key, associated_data)
     return sealer.update(data) + sealer.finish()

@@ -43,6 +43,11 @@ from node.features.evidence.service import (
 )
 
 CASE_EVIDENCE: Final = "/cases/{record_id}/evidence"
+UPLOAD_POLICY: Final = (
+    "default-src 'none'; style-src 'self'; img-src 'self'; script-src 'self';"
+    " connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+"""The evidence page runs this node's upload script (progress), which sends the form itself."""
 ONE_FILE: Final = "/evidence/{attachment_id}"
 
 
@@ -66,13 +71,15 @@ async def _page(request: web.Request, *, status: int = 200, error: str = "") -> 
     async with ctx.node.store.read() as tx:
         members = [m for m in await tx.orgs.members(verified_only=True)
                    if m.org_id != ctx.node.org_id]
-    return render(request, "evidence/case.html", status=status, record_id=record_id,
+    page = render(request, "evidence/case.html", status=status, record_id=record_id,
                   attachments=attachments, logs=logs, human_size=human_size, error=error,
                   members=sorted(members, key=lambda m: m.name.casefold()),
                   member_names={m.org_id: m.name for m in members},
                   when=lambda at: current_visit(request).fmt.datetime(
                       datetime.fromtimestamp(at, UTC)),
                   limit_mb=ctx.node.config.evidence.max_file_mb, upload_field=UPLOAD_FIELD)
+    page.headers["Content-Security-Policy"] = UPLOAD_POLICY
+    return page
 
 
 async def evidence_page(request: web.Request) -> web.StreamResponse:

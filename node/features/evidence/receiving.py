@@ -36,9 +36,10 @@ from node.core.store.received import ReceivedRepository
 from node.features.evidence.chunks import (
     CHUNK_SIZE,
     TAG_SIZE,
+    ChunkCipher,
     ChunkOpener,
     ChunkRejected,
-    ChunkSealer,
+    chunk_count,
     new_file_key,
 )
 from node.features.evidence.received_files import ReceivedFile, ReceivedFiles
@@ -46,6 +47,7 @@ from node.features.evidence.service import evidence_dir
 from node.features.evidence.transfer import (
     MAX_FILES,
     TRANSFER_AD,
+    FilePart,
     Reason,
     SharedFile,
     Status,
@@ -58,9 +60,10 @@ from sync.quarantine import quarantine
 log = logging.getLogger("minga.evidence")
 
 RETRY_SECONDS: Final = 5.0
-FETCH_AHEAD: Final = 2
-"""Parts asked for at once; they are still checked and kept strictly in order, so a transfer
-cut short resumes at the first part not kept."""
+FETCH_AHEAD: Final = 3
+"""Parts downloading at once while the one before them is kept; they are still checked and
+kept strictly in order, so a transfer cut short resumes at the first part not kept. Memory
+holds at most this many parts and two more (one being kept, one being resealed)."""
 IDLE_SECONDS: Final = 30.0
 AUDIT_RECEIVED: Final = "evidence.receive"
 AUDIT_REMOVED: Final = "evidence.remove"
@@ -213,8 +216,12 @@ async def _current(node: Node, file_id: str) -> ReceivedFile | None:
 
 async def fetch_file(node: Node, transport: MatrixTransport, file_id: str) -> Status:
     """Fetch what is missing of one file, then check and keep it; ``TransportError`` leaves
-    it pending with every part already checked and kept. Each part kept is also opened and
-    sealed again under this node's key at once, so the file is ready when its last part is."""
+    it pending with every part already checked and kept.
+
+    Three things overlap: up to :data:`FETCH_AHEAD` parts download while part *k* is checked,
+    appended and counted, and while part *k - 1* is opened and sealed again under this node's
+    key (in a thread), so the file is ready soon after its last part arrives. Parts are still
+    kept and counted strictly in order."""
     received = await _current(node, file_id)
     if received is None:
         return Status.REMOVED
@@ -223,22 +230,36 @@ async def fetch_file(node: Node, transport: MatrixTransport, file_id: str) -> St
     partial = transfer_path(node, file_id)
     done = _resume_point(partial, shared, received.parts_done)
     fetching: dict[int, asyncio.Task[bytes]] = {}
+    resealing: asyncio.Future[None] | None = None
+
+    def fetch_from(first: int) -> None:
+        for ahead in range(first, min(first + FETCH_AHEAD, len(shared.parts))):
+            if ahead not in fetching:
+                part = shared.parts[ahead]
+                fetching[ahead] = asyncio.create_task(
+                    transport.download(part.url, max_bytes=part.size))
+
     try:
         with _Resealer.for_file(node, received) as resealer, partial.open("ab") as out:
-            if done:
-                await asyncio.to_thread(resealer.feed_file, partial)
-            for index in range(done, len(shared.parts)):
-                for ahead in range(index, min(index + FETCH_AHEAD, len(shared.parts))):
-                    if ahead not in fetching:
-                        url, size = shared.parts[ahead].url, shared.parts[ahead].size
-                        fetching[ahead] = asyncio.create_task(
-                            transport.download(url, max_bytes=size))
-                data = await _fetched(fetching.pop(index))
-                stopped = await _keep_part(node, received, out, index, data)
-                if stopped is not None:
-                    return stopped
-                await asyncio.to_thread(resealer.feed, data)
-            return await _settle(node, received, resealer, partial)
+            try:
+                if done:
+                    await asyncio.to_thread(resealer.feed_file, partial)
+                for index in range(done, len(shared.parts)):
+                    fetch_from(index)
+                    data = await _fetched(fetching.pop(index))
+                    fetch_from(index + 1)  # the window stays full while this part is kept
+                    stopped = await _keep_part(node, received, out, index, data)
+                    if stopped is not None:
+                        return stopped
+                    if resealing is not None:
+                        await resealing
+                    resealing = asyncio.ensure_future(asyncio.to_thread(resealer.feed, data))
+                if resealing is not None:
+                    await resealing
+                return await _settle(node, received, resealer, partial)
+            finally:
+                if resealing is not None:  # a thread is not cancelled: let it end first
+                    await asyncio.gather(resealing, return_exceptions=True)
     except _Rejected as rejected:
         return await _reject(node, received, rejected.reason)
     finally:
@@ -266,10 +287,9 @@ async def _keep_part(node: Node, received: ReceivedFile, out: Any, index: int,
                      data: bytes) -> Status | None:
     """Check one part and keep it, recording that it is here; a status if the transfer ends."""
     assert received.shared is not None
-    reason = check_part(received.shared.parts[index], data)
+    reason = await asyncio.to_thread(_check_and_append, received.shared.parts[index], out, data)
     if reason is not None:
         raise _Rejected(reason)
-    await asyncio.to_thread(_append, out, data)
     if not await _progress(node, received.file_id, index + 1):
         _unlink(transfer_path(node, received.file_id))
         return Status.REMOVED
@@ -287,6 +307,14 @@ def _resume_point(partial: Path, shared: SharedFile, parts_done: int) -> int:
     with partial.open("r+b") as handle:
         handle.truncate(length)
     return parts_done
+
+
+def _check_and_append(expected: FilePart, out: Any, data: bytes) -> Reason | None:
+    """In a thread: the part checked against the record, then appended and synced."""
+    reason = check_part(expected, data)
+    if reason is None:
+        _append(out, data)
+    return reason
 
 
 def _append(out: Any, data: bytes) -> None:
@@ -329,10 +357,16 @@ class _Resealer:
     sealed bytes come, into a new file; the SHA-256 and size of the plaintext at the end."""
 
     def __init__(self, node: Node, received: ReceivedFile, transit_key: bytes) -> None:
+        assert received.shared is not None
         self.key = new_file_key()
         self.path = evidence_dir(node) / f"incoming-{uuid.uuid4().hex}"
-        self._opener = ChunkOpener(transit_key, TRANSFER_AD)
-        self._sealer = ChunkSealer(self.key, received_associated_data(received.file_id))
+        self._opener = ChunkCipher(transit_key, TRANSFER_AD)
+        self._sealer = ChunkCipher(self.key, received_associated_data(received.file_id))
+        # chunk by chunk: their count and the last one's size follow from the file's size
+        self._chunks = chunk_count(received.shared.size)
+        self._last = received.shared.size - (self._chunks - 1) * CHUNK_SIZE + TAG_SIZE
+        self._index = 0
+        self._carry = b""
         self._digest, self.size = hashlib.sha256(), 0
         self._out = self.path.open("xb")
         self.kept = False
@@ -358,10 +392,25 @@ class _Resealer:
                 _unlink(resealer.path)
 
     def feed(self, sealed: bytes) -> None:
-        plain = self._opener.update(sealed)
-        self._digest.update(plain)
-        self.size += len(plain)
-        self._out.write(self._sealer.update(plain))
+        """Open and seal again the whole chunks in ``sealed`` (and what came before); a chunk
+        cut between two calls waits for the rest (``ChunkRejected`` on any change)."""
+        data = memoryview(self._carry + sealed if self._carry else sealed)
+        resealed: list[bytes] = []
+        while self._index < self._chunks:
+            final = self._index == self._chunks - 1
+            size = self._last if final else CHUNK_SIZE + TAG_SIZE
+            if len(data) < size:
+                break
+            plain = self._opener.open(self._index, data[:size], final=final)
+            self._digest.update(plain)
+            self.size += len(plain)
+            resealed.append(self._sealer.seal(self._index, plain, final=final))
+            data = data[size:]
+            self._index += 1
+        if self._index == self._chunks and len(data):
+            raise ChunkRejected("the file is longer than its record says")
+        self._carry = bytes(data)
+        self._out.writelines(resealed)
 
     def feed_file(self, path: Path) -> None:
         with path.open("rb") as source:
@@ -369,10 +418,8 @@ class _Resealer:
                 self.feed(piece)
 
     def finish(self) -> str:
-        last = self._opener.finish()
-        self._digest.update(last)
-        self.size += len(last)
-        self._out.write(self._sealer.update(last) + self._sealer.finish())
+        if self._index != self._chunks:
+            raise ChunkRejected("the file is shorter than its record says")
         self._out.flush()
         os.fsync(self._out.fileno())
         return self._digest.hexdigest()

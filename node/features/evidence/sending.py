@@ -4,22 +4,20 @@ In order, so that nothing leaves unless everything may: the recipients are check
 members), the chosen files belong to the case (and a working copy exists where it was chosen),
 and the consent gate is asked for every recipient with files, the fields and
 :data:`federation.consent.ATTACHMENTS` together, *before* any byte is uploaded. Then each file
-is sealed under a fresh key per recipient and uploaded part by part (:mod:`.transfer`), and
-:func:`node.core.sharing.share_from_node` shares the case with the files' descriptions in each
-recipient's signed record (the gate runs again there). Each file's custody log then names the
-share: to whom, which copy, which record version.
+is sealed under a fresh key per recipient and uploaded part by part (:mod:`.outgoing`, the
+last parts while the record travels), and :func:`node.core.sharing.share_from_node` shares
+the case with the files' descriptions in each recipient's signed record (the gate runs again
+there); each file's custody log names the share (to whom, which copy, which record version)
+in the transaction that records it.
 """
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
-from collections.abc import AsyncIterator, Mapping, Sequence
-from typing import Any, Final
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from federation.consent import ATTACHMENTS, ConsentRefused, check_consent
-from federation.encoding import b64u_encode
-from federation.transport import MatrixTransport, TransportError
+from federation.transport import MatrixTransport
 from node.core.runtime import Node
 from node.core.sharing import (
     ShareReceipt,
@@ -28,38 +26,26 @@ from node.core.sharing import (
     share_from_node,
     verified_recipients,
 )
+from node.core.store import StoreTransaction
 from node.features.evidence.attachments import Attachment, AttachmentStore
-from node.features.evidence.chunks import ChunkRejected, ChunkSealer, new_file_key
 from node.features.evidence.custody import Action, Copy
-from node.features.evidence.service import (
-    EvidenceError,
-    append_custody,
-    associated_data,
-    copy_path,
-    open_stream,
+from node.features.evidence.outgoing import (
+    RESERVE_AT_MOST,
+    Uploads,
+    copy_size,
+    part_count,
+    reservations,
 )
-from node.features.evidence.transfer import (
-    TRANSFER_AD,
-    FileChoice,
-    FilePart,
-    SharedFile,
-    cut_parts,
-    part_bytes,
-)
+from node.features.evidence.service import EvidenceError, append_custody
+from node.features.evidence.transfer import FileChoice, SharedFile
 from schemas.records import CaseRecord, RecordBase
 
-UPLOAD_ATTEMPTS: Final = 3
-UPLOADS_AHEAD: Final = 4
 FilesChosen = Mapping[str, Sequence[FileChoice]]
 """Per recipient org id, the files chosen for it."""
 
 
 class FileNotShareable(EvidenceError):
     pass
-
-
-class EvidenceDamaged(EvidenceError):
-    """A stored copy no longer opens or matches its hash: it is not shared."""
 
 
 def _check_choices(choices: FilesChosen, recipient_ids: Sequence[str],
@@ -99,100 +85,54 @@ async def share_case_with_files(
                 refusals[recipient.org_id] = refusal
     if refusals:
         raise ShareRefused(refusals)
-    files: dict[str, list[dict[str, object]]] = {}
-    if choices:
-        async with node.transport() as transport:
-            for org_id, chosen in choices.items():
-                files[org_id] = [
-                    (await upload_copy(node, transport, attachments[c.attachment_id],
-                                       c.copy)).wire()
-                    for c in chosen]
-    receipt = await share_from_node(node, record, recipient_ids, fields, actor=actor,
-                                    issued_at=now, files=files)
-    if choices:
-        async with node.store.transaction() as tx:
-            for org_id, chosen in choices.items():
-                for choice in chosen:
-                    await append_custody(node, tx, attachments[choice.attachment_id],
-                                         Action.SHARE, actor=actor, at=now,
-                                         details={"to": org_id, "copy": choice.copy.value,
-                                                  "version": record.version})
-    return receipt
 
+    async def custody(tx: StoreTransaction) -> None:
+        """Each file's custody entry, in the transaction that records the share: a share is
+        never recorded without them, nor they without it."""
+        for org_id, chosen in choices.items():
+            for choice in chosen:
+                await append_custody(node, tx, attachments[choice.attachment_id],
+                                     Action.SHARE, actor=actor, at=now,
+                                     details={"to": org_id, "copy": choice.copy.value,
+                                              "version": record.version})
 
-async def _copy_plaintext(node: Node, attachment: Attachment,
-                          copy: Copy) -> AsyncIterator[bytes]:
-    key = attachment.key
-    if copy is Copy.WORKING and attachment.working is not None:
-        key = attachment.working.key
-    async for piece in open_stream(copy_path(node, attachment.attachment_id, copy), key,
-                                   associated_data(attachment.attachment_id, copy)):
-        yield piece
-
-
-async def _upload_part(transport: MatrixTransport, data: bytes) -> FilePart:
-    digest = await asyncio.to_thread(lambda: hashlib.sha256(data).hexdigest())
-    for attempt in range(UPLOAD_ATTEMPTS):
+    if not choices:
+        return await share_from_node(node, record, recipient_ids, fields, actor=actor,
+                                     issued_at=now, files={})
+    planned = [(org_id, attachments[c.attachment_id], c.copy)
+               for org_id, chosen in choices.items() for c in chosen]
+    counts = [part_count(copy_size(attachment, copy)) for _, attachment, copy in planned]
+    async with node.transport() as transport:
+        uploads = Uploads(node, transport)
         try:
-            url = await transport.upload(data)
-            break
-        except TransportError:
-            if attempt == UPLOAD_ATTEMPTS - 1:
-                raise
-            await asyncio.sleep(2**attempt)
-    return FilePart(url=url, size=len(data), sha256=digest)
+            # the share's last parts (not all of them: the record waits for the first one)
+            reserved = await uploads.reserve(min(RESERVE_AT_MOST, sum(counts) - 1))
+            sent = [(org_id, await uploads.add(attachment, copy, reserved_parts=last))
+                    for (org_id, attachment, copy), last
+                    in zip(planned, reservations(counts, reserved), strict=True)]
+            await uploads.ready_to_announce()
+            files: dict[str, list[dict[str, object]]] = {org_id: [] for org_id in choices}
+            for org_id, outgoing in sent:
+                files[org_id].append(outgoing.description().wire())
+            receipt = await share_from_node(node, record, recipient_ids, fields, actor=actor,
+                                            issued_at=now, files=files, alongside=custody)
+            await uploads.finish()
+            return receipt
+        finally:
+            await uploads.close()
 
 
 async def upload_copy(node: Node, transport: MatrixTransport, attachment: Attachment,
                       copy: Copy) -> SharedFile:
-    """Seal one copy under a fresh key and upload it part by part (a part that fails is
-    tried again before the share gives up); its description for the signed record."""
-    key = new_file_key()
-    sealer = ChunkSealer(key, TRANSFER_AD)
-    digest, size = hashlib.sha256(), 0
-    buffer = bytearray()
-    parts: list[FilePart] = []
-
-    def seal(plain: bytes) -> None:
-        digest.update(plain)
-        buffer.extend(sealer.update(plain))
-
-    uploading: list[asyncio.Task[FilePart]] = []
-    working = attachment.working if copy is Copy.WORKING else None
-    each = part_bytes(working.size if working is not None else attachment.size)
-
-    async def upload(part: bytes) -> None:
-        if len(uploading) - len(parts) >= UPLOADS_AHEAD:  # bounded: memory and the server
-            parts.append(await uploading[len(parts)])
-        uploading.append(asyncio.create_task(_upload_part(transport, part)))
-
+    """Seal one copy under a fresh key and upload every part of it (a part that fails is
+    tried again before this gives up); its description for a signed record."""
+    uploads = Uploads(node, transport)
     try:
-        async for plain in _copy_plaintext(node, attachment, copy):  # ChunkRejected if altered
-            size += len(plain)
-            await asyncio.to_thread(seal, plain)
-            for part in cut_parts(buffer, final=False, size=each):
-                await upload(part)
-        buffer.extend(sealer.finish())
-        for part in cut_parts(buffer, final=True, size=each):
-            await upload(part)
-        parts.extend([await task for task in uploading[len(parts):]])
-    except ChunkRejected:
-        raise EvidenceDamaged("a stored copy was altered on this node's disk; it is not"
-                              " shared (check the evidence package of the original)") from None
+        outgoing = await uploads.add(attachment, copy)
+        await uploads.ready_to_announce()
+        return outgoing.description()
     finally:
-        for task in uploading:
-            task.cancel()
-        await asyncio.gather(*uploading, return_exceptions=True)
-    expected = (working.sha256, working.size) if working is not None else (
-        attachment.sha256, attachment.size)
-    if (digest.hexdigest(), size) != expected:
-        raise EvidenceDamaged("a stored copy does not match its hash; it is not shared")
-    name = attachment.name if copy is Copy.ORIGINAL else f"cleaned-{attachment.name}"
-    return SharedFile.model_validate({
-        "name": name, "media_type": attachment.media_type, "size": size,
-        "sha256": digest.hexdigest(), "copy": copy.value,
-        "original_sha256": attachment.sha256, "key": b64u_encode(key),
-        "parts": [part.model_dump() for part in parts]})
+        await uploads.close()
 
 
 async def retract_case_files(node: Node, target: RecordBase[Any], *, actor: str,

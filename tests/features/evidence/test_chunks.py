@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
@@ -11,10 +12,13 @@ from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from node.features.evidence.chunks import (
     CHUNK_SIZE,
     TAG_SIZE,
+    ChunkCipher,
     ChunkOpener,
     ChunkRejected,
     ChunkSealer,
+    chunk_count,
     chunk_nonce,
+    new_file_key,
     open_bytes,
     seal_bytes,
     sealed_size,
@@ -101,3 +105,19 @@ def test_swapped_chunks_are_refused() -> None:
 def test_a_file_moved_to_another_attachment_is_refused() -> None:
     with pytest.raises(ChunkRejected):
         open_bytes(KEY, b"minga/evidence/v1|a2|original", seal_bytes(KEY, AD, SMALL))
+
+
+def test_chunks_by_index_are_the_stream_and_refuse_a_wrong_place() -> None:
+    key = new_file_key()
+    data = os.urandom(2 * CHUNK_SIZE + 5)
+    cipher = ChunkCipher(key, b"ad")
+    count = chunk_count(len(data))
+    assert count == 3 and chunk_count(0) == 1
+    pieces = [data[i * CHUNK_SIZE:(i + 1) * CHUNK_SIZE] for i in range(count)]
+    sealed = [cipher.seal(i, piece, final=i == count - 1) for i, piece in enumerate(pieces)]
+    assert b"".join(sealed) == seal_bytes(key, b"ad", data)  # the same bytes as streaming
+    assert cipher.open(2, sealed[2], final=True) == pieces[2]
+    with pytest.raises(ChunkRejected):
+        cipher.open(1, sealed[1], final=True)  # the final flag where it is not the last
+    with pytest.raises(ChunkRejected):
+        cipher.open(0, sealed[1], final=False)  # moved

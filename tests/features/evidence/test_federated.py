@@ -260,6 +260,71 @@ async def test_an_interrupted_transfer_resumes_at_the_part_where_it_stopped(
         assert await _plaintext(p.b, received) == content
 
 
+async def test_the_record_travels_while_the_last_parts_upload(
+    federation: Federation, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The last parts go to addresses reserved before sealing: here they are held back until
+    B has the record, so B's homeserver asks for media not yet uploaded and waits for it; the
+    file arrives whole."""
+    content = _text_file(3 * PART_BYTES - 2**20)  # three parts: the last two at reserved ones
+    upload_to = MatrixTransport.upload_to
+    record_first: list[bool] = []
+
+    async with pair(federation, tmp_path) as p:
+        a_org, b_org = p.a.node.org_id, p.b.node.org_id
+        record_id = await _case(p.a)
+        attachment_id = await _attach(p.a, record_id, "video.txt", content)
+
+        async def after_the_record(self: MatrixTransport, mxc: str, data: bytes,
+                                   content_type: str = "application/octet-stream") -> None:
+            async def noted() -> bool:
+                return bool(await _files_at(p.b, a_org, record_id))
+
+            try:
+                await eventually(noted, timeout=15, what="the record at B")
+                record_first.append(True)
+            except AssertionError:
+                record_first.append(False)
+            await upload_to(self, mxc, data, content_type)
+
+        monkeypatch.setattr(MatrixTransport, "upload_to", after_the_record)
+        await p.a.json("POST", f"/cases/{record_id}/share", json={
+            "recipients": [b_org], "fields": FIELDS,
+            "attachments": {b_org: [{"attachment_id": attachment_id, "copy": "original"}]}})
+        (received,) = await _settled(p.b, a_org, record_id, 1)
+        assert received.status is Status.STORED
+        assert record_first == [True, True]
+        assert await _plaintext(p.b, received) == content
+
+
+async def test_a_part_that_will_not_upload_after_the_record_went_is_quarantined_at_once(
+    federation: Federation, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A's homeserver takes the first part but none at a reserved address: the record went
+    already, so each of those addresses gets a one-byte filler and B quarantines the file
+    instead of waiting for it; A's share call still returns (the share was recorded)."""
+    content = _text_file(3 * PART_BYTES - 2**20)  # three parts: the last two at reserved ones
+    upload_to = MatrixTransport.upload_to
+
+    async def refuse_parts(self: MatrixTransport, mxc: str, data: bytes,
+                           content_type: str = "application/octet-stream") -> None:
+        if len(data) > 1:
+            raise TransportError("upload", "500 M_UNKNOWN", status="M_UNKNOWN")
+        await upload_to(self, mxc, data, content_type)  # the filler
+
+    async with pair(federation, tmp_path) as p:
+        a_org, b_org = p.a.node.org_id, p.b.node.org_id
+        record_id = await _case(p.a)
+        attachment_id = await _attach(p.a, record_id, "video.txt", content)
+        monkeypatch.setattr(MatrixTransport, "upload_to", refuse_parts)
+        await p.a.json("POST", f"/cases/{record_id}/share", json={
+            "recipients": [b_org], "fields": FIELDS,
+            "attachments": {b_org: [{"attachment_id": attachment_id, "copy": "original"}]}})
+        (received,) = await _settled(p.b, a_org, record_id, 1)
+        assert received.status is Status.QUARANTINED
+        assert received.reason == "part-size-mismatch"
+
+
 async def test_another_member_countersigns_and_the_package_carries_it(
     federation: Federation, tmp_path: Path
 ) -> None:

@@ -33,8 +33,8 @@ async def _case(site: WebNode, browser: Browser) -> str:
 
 
 def _form_action(html: str) -> str:
-    found = re.search(r'<form method="post" action="([^"]+)" enctype="multipart/form-data">',
-                      html)
+    found = re.search(r'<form id="evidence-upload" method="post" action="([^"]+)"'
+                      r' enctype="multipart/form-data">', html)
     assert found
     return found.group(1).replace("&amp;", "&")
 

@@ -9,6 +9,8 @@ import hashlib
 import os
 import re
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +19,16 @@ import pytest
 
 from federation.encoding import b64u_encode
 from federation.identity import OrgKeys, sign_member_entry
+from federation.transport import MatrixTransport, TransportError
 from node.core.runtime import Node
 from node.core.store import Role
+from node.core.store.pair_rooms import PairRoomRepository
+from node.core.store.shares import ShareRepository
+from node.features.cases import stored_record
+from node.features.evidence import sending
+from node.features.evidence.attachments import AttachmentStore
 from node.features.evidence.chunks import new_file_key, seal_bytes, sealed_size
+from node.features.evidence.custody import Action, Copy
 from node.features.evidence.received_files import ReceivedFiles
 from node.features.evidence.receiving import (
     _finish,
@@ -27,10 +36,13 @@ from node.features.evidence.receiving import (
     received_path,
     transfer_path,
 )
+from node.features.evidence.sending import share_case_with_files
+from node.features.evidence.service import append_custody
 from node.features.evidence.transfer import (
     MAX_FILES,
     PART_BYTES,
     TRANSFER_AD,
+    FileChoice,
     Reason,
     SharedFile,
     Status,
@@ -49,13 +61,28 @@ from tests.support.web import Browser, WebNode, serve_web
 MEMBER = OrgKeys.generate()
 
 
-@pytest.fixture
-async def site(tmp_path: Path) -> AsyncIterator[WebNode]:
-    async with serve_web(await make_offline_node(tmp_path / "node")) as web_node:
+@asynccontextmanager
+async def _site(directory: Path, store_at: Path | str | None = None) -> AsyncIterator[WebNode]:
+    async with serve_web(await make_offline_node(directory, store_at=store_at)) as web_node:
         async with web_node.node.store.transaction() as tx:
             entry = sign_member_entry(MEMBER, {"name": "Haki Ardhi", "country": "KE"})
             await tx.orgs.save_member(MEMBER.org_id, entry, verified=True, safety_code="s",
                                       matrix_user_id="@member:hs")
+        yield web_node
+
+
+@pytest.fixture
+async def site(tmp_path: Path) -> AsyncIterator[WebNode]:
+    async with _site(tmp_path / "node") as web_node:
+        yield web_node
+
+
+@pytest.fixture
+async def site_on_each_store(tmp_path: Path,
+                             store_location: Path | str) -> AsyncIterator[WebNode]:
+    """:func:`site` on SQLite, then on PostgreSQL."""
+    async with _site(tmp_path / "node", store_location if isinstance(store_location, str)
+                     else None) as web_node:
         yield web_node
 
 
@@ -187,6 +214,70 @@ async def test_sending_from_the_dialog_uploads_the_chosen_files_or_says_it_could
     assert sent.status == 503
     assert "The homeserver did not take the files. Nothing was sent" in sent.text
     await _nothing_sent(site)
+
+
+async def test_a_share_and_its_custody_entries_commit_together(
+    site_on_each_store: WebNode, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A failure while the files' custody entries are written (a crash, here the second entry)
+    leaves no share behind: nothing queued, no share history, no custody entry. The same share
+    then records itself in each file's custody log."""
+    site = site_on_each_store
+    browser = await site.logged_in("beatriz")
+    record_id, photo, raw = await _case_with_files(site, browser, "cauca")
+    async with site.node.store.transaction() as tx:  # no homeserver: a pair room known already
+        await PairRoomRepository(tx.session).remember(MEMBER.org_id, "!pair:hs",
+                                                      created_by_us=True, at=datetime.now(UTC))
+        record = stored_record(await tx.cases.get(record_id))
+
+    uploads: list[int] = []
+
+    async def uploaded(transport: MatrixTransport, data: bytes) -> str:  # no homeserver here
+        uploads.append(len(data))
+        return f"mxc://hs/part{len(uploads)}"
+
+    async def no_reservation(transport: MatrixTransport) -> str:
+        raise TransportError("create media", "404 M_UNRECOGNIZED", status="M_UNRECOGNIZED")
+
+    written: list[str] = []
+
+    async def crash_on_second(node: Node, tx: Any, attachment: Any, action: Action,
+                              **kwargs: Any) -> dict[str, Any]:
+        written.append(attachment.attachment_id)
+        if len(written) == 2:
+            raise RuntimeError("the node stopped")
+        return await append_custody(node, tx, attachment, action, **kwargs)
+
+    monkeypatch.setattr(MatrixTransport, "upload", uploaded)
+    monkeypatch.setattr(MatrixTransport, "create_media", no_reservation)
+    monkeypatch.setattr(sending, "append_custody", crash_on_second)
+    choices = {MEMBER.org_id: [FileChoice(photo, Copy.WORKING), FileChoice(raw, Copy.ORIGINAL)]}
+    with pytest.raises(RuntimeError, match="the node stopped"):
+        await share_case_with_files(site.node, record, [MEMBER.org_id], ["country"], choices,
+                                    actor="beatriz", now=1_800_000_000)
+    assert len(written) == 2
+
+    async def shares_and_custody() -> tuple[int, list[list[dict[str, Any]]]]:
+        async with site.node.store.read() as tx:
+            history = await ShareRepository(tx.session, tx.cipher).history(record_id)
+            store = AttachmentStore(tx.session, tx.cipher)
+            custody = [[e for e in await store.entries(file_id)
+                        if e["action"] == Action.SHARE.value] for file_id in (photo, raw)]
+        return len(history), custody
+
+    assert await shares_and_custody() == (0, [[], []])
+    await _nothing_sent(site)
+
+    monkeypatch.setattr(sending, "append_custody", append_custody)
+    await share_case_with_files(site.node, record, [MEMBER.org_id], ["country"], choices,
+                                actor="beatriz", now=1_800_000_000)
+    shared, custody = await shares_and_custody()
+    assert shared == 1
+    assert [[(e["details"]["to"], e["details"]["copy"], e["details"]["version"]) for e in entries]
+            for entries in custody] == [[(MEMBER.org_id, "working", record.version)],
+                                        [(MEMBER.org_id, "original", record.version)]]
+    async with site.node.store.read() as tx:
+        assert (await read_status(tx.session)).queued_items == 1
 
 
 async def test_the_evidence_page_offers_to_ask_a_member_for_a_countersignature(

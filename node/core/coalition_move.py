@@ -83,7 +83,9 @@ class Outcome(Enum):
     NOTHING = "nothing"
     MOVED = "moved"
     PENDING = "pending"
-    """A statement to follow, but the new room could not be joined yet: try again."""
+    """A statement to follow, but the new room could not be joined yet; or this node's own move
+    statement, posted by `minga coalition move` in another process that has not switched the
+    setting yet: try again."""
 
 
 @dataclass(frozen=True)
@@ -178,8 +180,12 @@ async def check_coalition_room(node: Node, transport: MatrixTransport,
             continue
         if found is not None:
             candidates.append((other, found))
+    own_move_under_way = False
     for posted_in, event in candidates:
         if event.sender == transport.user_id:
+            # `minga coalition move` in another process may have posted it before switching
+            # the setting: look again later rather than settle on the old room now.
+            own_move_under_way |= _names_another_room(event, room_id)
             continue
         try:
             if read_move(event.content).new_room == room_id:
@@ -193,7 +199,14 @@ async def check_coalition_room(node: Node, transport: MatrixTransport,
             designated_mover(view.members, view.creator_org or "") == node.org_id:
         await move_coalition(node, transport, view, view.reason_now)
         return Outcome.MOVED
-    return Outcome.NOTHING
+    return Outcome.PENDING if own_move_under_way else Outcome.NOTHING
+
+
+def _names_another_room(event: TimelineEvent, room_id: str) -> bool:
+    try:
+        return read_move(event.content).new_room != room_id
+    except MoveRefused:
+        return False
 
 
 class _Refusals(set[tuple[str, str, str]]):

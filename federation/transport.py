@@ -341,15 +341,8 @@ class MatrixTransport:
     async def upload(self, data: bytes, content_type: str = "application/octet-stream") -> str:
         """Put ``data`` in the media repository; returns its ``mxc://`` URI."""
         url = self.login.homeserver_url.rstrip("/") + UPLOAD_PATH
-        try:
-            async with self._media_session().post(
-                url, data=data, headers={"Content-Type": content_type}
-            ) as response:
-                answer = await _json_answer(response)
-                if response.status != 200:
-                    raise _media_fail("upload", response.status, answer)
-        except (TimeoutError, aiohttp.ClientError) as error:
-            raise TransportError("upload", type(error).__name__) from None
+        answer = await self._media_call("POST", url, "upload", data=data,
+                                        headers={"Content-Type": content_type})
         uri = answer.get("content_uri")
         if not isinstance(uri, str) or not uri.startswith("mxc://"):
             raise TransportError("upload", "the answer has no content_uri")
@@ -360,13 +353,7 @@ class MatrixTransport:
         uploads, Matrix 1.7). A homeserver lets an account hold only a few reserved at once
         (Synapse: 5), and refuses more with ``M_LIMIT_EXCEEDED``."""
         url = self.login.homeserver_url.rstrip("/") + CREATE_PATH
-        try:
-            async with self._media_session().post(url, json={}) as response:
-                answer = await _json_answer(response)
-                if response.status != 200:
-                    raise _media_fail("create media", response.status, answer)
-        except (TimeoutError, aiohttp.ClientError) as error:
-            raise TransportError("create media", type(error).__name__) from None
+        answer = await self._media_call("POST", url, "create media", json={})
         uri = answer.get("content_uri")
         if not isinstance(uri, str):
             raise TransportError("create media", "the answer has no content_uri")
@@ -381,15 +368,21 @@ class MatrixTransport:
         server, media_id = _split_mxc(mxc, "upload")
         url = (f"{self.login.homeserver_url.rstrip('/')}{UPLOAD_PATH}/"
                f"{quote(server, safe=':')}/{quote(media_id, safe='')}")
+        await self._media_call("PUT", url, "upload", data=data,
+                               headers={"Content-Type": content_type})
+
+    async def _media_call(self, method: str, url: str, what: str,
+                          **request: Any) -> dict[str, Any]:
+        """One request to the media repository; its JSON answer, or :class:`TransportError`
+        naming ``what`` and the reason."""
         try:
-            async with self._media_session().put(
-                url, data=data, headers={"Content-Type": content_type}
-            ) as response:
+            async with self._media_session().request(method, url, **request) as response:
                 answer = await _json_answer(response)
                 if response.status != 200:
-                    raise _media_fail("upload", response.status, answer)
+                    raise _media_fail(what, response.status, answer)
         except (TimeoutError, aiohttp.ClientError) as error:
-            raise TransportError("upload", type(error).__name__) from None
+            raise TransportError(what, type(error).__name__) from None
+        return answer
 
     async def download(self, mxc: str, *, max_bytes: int) -> bytes:
         """The bytes behind an ``mxc://`` URI (from any federated server), at most ``max_bytes``;

@@ -35,17 +35,16 @@ from node.core.coalition_move import (
     join_coalition_room,
 )
 from node.core.runtime import Node, open_node
-from node.core.setup import MatrixAccountChoice, matrix_login_for
 from node.core.sharing import share_in_room
 from node.core.status import node_status, render_status
 from node.core.store import Role
-from node.features.backup.new_account import adopt_new_account
-from node.features.backup.service import create_backup, restore_backup
+from node.features.backup.service import create_backup
 from node.features.dedup.service import key_state
 from schemas.case import Case
 from schemas.ids import new_record_id
 from schemas.records import build_record
 from tests.support.api_harness import PASSPHRASE, SAMPLE_CASES, RunningApi, WallClock
+from tests.support.restore import restore_on_new_account
 from tests.support.sharing import (
     ORGS,
     arrives_verified,
@@ -283,16 +282,9 @@ async def test_forged_moves_are_refused_and_a_seized_creator_comes_back_through_
         assert _membership(await _state(mover.node, new_room), old_user) is None
 
         # The creator is restored elsewhere on a new account, with new keys.
-        restored = await restore_backup(backup, tmp_path / "new-machine" / "node", PASSPHRASE)
-        assert restored.config_file is not None
-        with passphrase_env():
-            async with open_node(restored.config_file) as node:
-                login = await matrix_login_for(federation3[2].url, node.own.name,
-                                               MatrixAccountChoice(registration_secret=(
-                                                   federation3[2].state
-                                                   .registration_shared_secret)))
-                moved = await adopt_new_account(node, restored.config_file, login, unix_now)
-                assert (await node_status(node))["sync"]["held_rooms"] == [old_room]
+        restored = await restore_on_new_account(backup, tmp_path / "new-machine", federation3[2])
+        moved = restored.moved
+        assert (restored.status)["sync"]["held_rooms"] == [old_room]
         # A member compares the new safety code and invites the new account into the new room
         # (the designated member made it, so it may); the restored node joins it.
         await invite_member(mover.node, moved.user_id)

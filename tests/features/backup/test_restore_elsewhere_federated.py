@@ -17,13 +17,12 @@ from deploy.homeserver import Federation
 from node.core.cli_support import unix_now
 from node.core.coalition import invite_member, join_coalition
 from node.core.runtime import open_node
-from node.core.setup import MatrixAccountChoice, matrix_login_for
-from node.core.status import node_status, render_status
+from node.core.status import render_status
 from node.core.store import Role
-from node.features.backup.new_account import adopt_new_account
-from node.features.backup.service import create_backup, restore_backup
+from node.features.backup.service import create_backup
 from sync.resume import held_rooms
 from tests.support.api_harness import PASSPHRASE, WallClock
+from tests.support.restore import restore_on_new_account
 from tests.support.sharing import (
     ORGS,
     arrives_verified,
@@ -68,18 +67,11 @@ async def test_a_seized_member_restored_on_a_new_account_shares_and_receives_wit
         # A's machine is seized; meanwhile B shares with A.
         meanwhile = await share_case(b, "nairobi", [a_org])
 
-        restored = await restore_backup(backup, tmp_path / "new-machine" / "node", PASSPHRASE)
-        assert restored.config_file is not None
-        with passphrase_env():
-            async with open_node(restored.config_file) as node:
-                login = await matrix_login_for(federation3[2].url, node.own.name,
-                                               MatrixAccountChoice(registration_secret=(
-                                                   federation3[2].state
-                                                   .registration_shared_secret)))
-                moved = await adopt_new_account(node, restored.config_file, login, unix_now)
-                status = await node_status(node)
-                assert len(status["sync"]["held_rooms"]) == 2  # both pair rooms
-                assert "Held rooms     2" in render_status(status)
+        restored = await restore_on_new_account(backup, tmp_path / "new-machine", federation3[2])
+        moved = restored.moved
+        status = restored.status
+        assert len(status["sync"]["held_rooms"]) == 2  # both pair rooms
+        assert "Held rooms     2" in render_status(status)
         assert moved.user_id != old_account and moved.previous_user_id == old_account
         await invite_member(b.node, moved.user_id)  # after comparing the new safety code
         with passphrase_env():

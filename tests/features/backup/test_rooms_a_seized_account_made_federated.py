@@ -26,17 +26,16 @@ from node.core.cli_support import unix_now
 from node.core.coalition import invite_member, join_coalition
 from node.core.rooms import ROOM_REPLACED, pair_room_of
 from node.core.runtime import open_node
-from node.core.setup import MatrixAccountChoice, matrix_login_for
 from node.core.store import Role
 from node.core.store.pair_rooms import PairRoomRepository
 from node.features.alerts.room import saved_alert_room
 from node.features.alerts.service import HELPING, SEEN, AlertState, list_alerts, respond, send_alert
-from node.features.backup.new_account import adopt_new_account
-from node.features.backup.service import create_backup, restore_backup
+from node.features.backup.service import create_backup
 from schemas.payloads import Alert
 from sync.requeue import replaced_rooms
 from sync.resume import held_rooms
 from tests.support.api_harness import PASSPHRASE, RunningApi, WallClock
+from tests.support.restore import restore_on_new_account
 from tests.support.sharing import (
     ORGS,
     arrives_verified,
@@ -132,15 +131,8 @@ async def test_a_pair_room_the_seized_account_made_is_replaced_and_nothing_is_lo
         meanwhile = await share_case(b, "nairobi", [a_org])
         await respond(c.node, a_org, alert, answer=SEEN, actor="carla", now=int(time.time()))
 
-        restored = await restore_backup(backup, tmp_path / "new-machine" / "node", PASSPHRASE)
-        assert restored.config_file is not None
-        with passphrase_env():
-            async with open_node(restored.config_file) as node:
-                login = await matrix_login_for(federation3[2].url, node.own.name,
-                                               MatrixAccountChoice(registration_secret=(
-                                                   federation3[2].state
-                                                   .registration_shared_secret)))
-                moved = await adopt_new_account(node, restored.config_file, login, unix_now)
+        restored = await restore_on_new_account(backup, tmp_path / "new-machine", federation3[2])
+        moved = restored.moved
         await invite_member(b.node, moved.user_id)
         with passphrase_env():
             async with open_node(restored.config_file) as node:
@@ -282,15 +274,8 @@ async def test_a_campaign_room_the_seized_account_made_is_replaced(
             await _posted(a, a_org, pid, ["before the backup", "after the backup"])
         await _post(b, a_org, pid, "meanwhile")  # A's machine is seized
 
-        restored = await restore_backup(backup, tmp_path / "new-machine" / "node", PASSPHRASE)
-        assert restored.config_file is not None
-        with passphrase_env():
-            async with open_node(restored.config_file) as node:
-                login = await matrix_login_for(federation3[2].url, node.own.name,
-                                               MatrixAccountChoice(registration_secret=(
-                                                   federation3[2].state
-                                                   .registration_shared_secret)))
-                moved = await adopt_new_account(node, restored.config_file, login, unix_now)
+        restored = await restore_on_new_account(backup, tmp_path / "new-machine", federation3[2])
+        moved = restored.moved
         await invite_member(b.node, moved.user_id)
         with passphrase_env():
             async with open_node(restored.config_file) as node:

@@ -4,8 +4,8 @@ The imperative shell around the pure core. Files live in ``DATA_DIR/evidence/``:
 one sealed file (:mod:`.chunks`) named by attachment id and copy, written once under a temporary
 name, then renamed and made read-only, never changed afterwards. The rows, the custody entry
 and the audit entry of a step commit in one transaction; a file whose transaction fails is
-removed. Plaintext touches the disk only while mat2 cleans a copy, in a directory only the
-node's user can read, removed at once.
+removed. Plaintext touches the disk only while mat2 cleans a copy (and the C2PA library reads its
+manifest from the same file), in a directory only the node's user can read, removed at once.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from node.core.runtime import Node
 from node.core.store import RecordDeleted, RecordNotFound, StoreTransaction
 from node.core.store.ids import InvalidRecordId
 from node.features.evidence.attachments import Attachment, AttachmentStore, CleanedCopy
+from node.features.evidence.c2pa_check import read_credentials
 from node.features.evidence.chunks import (
     CHUNK_SIZE,
     TAG_SIZE,
@@ -33,6 +34,7 @@ from node.features.evidence.chunks import (
     new_file_key,
 )
 from node.features.evidence.cleaning import clean_with_mat2
+from node.features.evidence.credentials import Credentials, Verdict
 from node.features.evidence.custody import Action, Copy, sign_entry
 from node.features.evidence.provenance import SCAN_BYTES, Manifest, find_manifest
 from node.features.evidence.sniff import SNIFF_BYTES, FileType, sniff
@@ -251,6 +253,10 @@ async def make_working_copy(node: Node, attachment: Attachment, file_type: FileT
                                                            Copy.ORIGINAL)):
                 await asyncio.to_thread(out.write, piece)
         manifest = await asyncio.to_thread(_manifest_of, plain, file_type)
+        credentials = await asyncio.to_thread(read_credentials, plain, file_type.media_type,
+                                              recognised=manifest is Manifest.C2PA)
+        if credentials is not None and credentials.verdict is not Verdict.NONE:
+            manifest = Manifest.C2PA  # also where the library reads more than provenance knows
         cleaned = await clean_with_mat2(plain)
         working = CleanedCopy(made=False, removed=cleaned.removed, reason=cleaned.reason)
         if cleaned.path is not None:
@@ -259,12 +265,25 @@ async def make_working_copy(node: Node, attachment: Attachment, file_type: FileT
         shutil.rmtree(work, ignore_errors=True)
     async with node.store.transaction() as tx:
         updated = await AttachmentStore(tx.session, tx.cipher).set_working(
-            attachment.attachment_id, working, manifest.value)
+            attachment.attachment_id, working, manifest.value, credentials)
+        if credentials is not None and credentials.verdict is not Verdict.NONE:
+            await append_custody(node, tx, updated, Action.C2PA_CHECK, actor=actor, at=now,
+                                 details=_check_details(credentials))
         if working.made:
             await append_custody(node, tx, updated, Action.WORKING_COPY, actor=actor, at=now,
                                  details={"working_sha256": working.sha256,
                                           "removed": list(working.removed), "tool": "mat2"})
     return updated
+
+
+def _check_details(credentials: Credentials) -> dict[str, Any]:
+    """What the custody entry of a C2PA check says: the verdict and the library's codes, the
+    signer's certificate subject and the tool that made the claim (no file content)."""
+    return {"verdict": credentials.verdict.value, "signer_trusted": credentials.signer_trusted,
+            "problems": [problem.value for problem in credentials.problems],
+            "codes": list(credentials.codes), "signer": credentials.signer,
+            "claim_generator": credentials.claim_generator, "signed_at": credentials.signed_at,
+            "tool": "c2pa-python"}
 
 
 def _manifest_of(plain: Path, file_type: FileType) -> Manifest:

@@ -102,6 +102,21 @@ class AttachmentStore:
         await self._session.flush()
         return self._attachment(row)
 
+    async def set_credentials(self, attachment_id: str, credentials: Credentials | None,
+                              manifest: str) -> Attachment:
+        row = await self._row(attachment_id)
+        details = {**self._attachment(row).details(), "manifest": manifest,
+                   "c2pa": credentials.wire() if credentials is not None else None}
+        row.details = self._cipher.encrypt_json(details, _details_cell(attachment_id))
+        await self._session.flush()
+        return self._attachment(row)
+
+    async def ids(self) -> list[str]:
+        """Every attachment's id, oldest first."""
+        return list(await self._session.scalars(
+            select(AttachmentRow.attachment_id)
+            .order_by(AttachmentRow.created_at, AttachmentRow.attachment_id)))
+
     async def get(self, attachment_id: str) -> Attachment:
         return self._attachment(await self._row(attachment_id))
 

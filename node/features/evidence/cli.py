@@ -1,4 +1,4 @@
-"""``minga case attach`` and ``minga evidence verify|export``.
+"""``minga case attach`` and ``minga evidence verify|export|check-c2pa``.
 
 ``verify`` opens no node: it checks an evidence package with only what the package holds, so
 it runs on a lawyer's machine with Minga installed and nothing else.
@@ -18,10 +18,16 @@ from node.core.runtime import open_node
 from node.features.evidence.attachments import Attachment, AttachmentNotFound
 from node.features.evidence.chunks import CHUNK_SIZE
 from node.features.evidence.package import verify_package, write_package
-from node.features.evidence.service import EvidenceError, attach_file
+from node.features.evidence.service import (
+    EvidenceError,
+    attach_file,
+    check_credentials,
+    unchecked_attachments,
+)
 
 ATTACH_AUTHOR = "minga case attach"
 EXPORT_AUTHOR = "minga evidence export"
+CHECK_AUTHOR = "minga evidence check-c2pa"
 _friendly = friendly(EvidenceError)
 
 
@@ -106,6 +112,32 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _check_c2pa(config: str | None) -> None:
+    async with open_node(config) as node:
+        unchecked = await unchecked_attachments(node)
+        checked = 0
+        for attachment_id in unchecked:
+            attachment = await check_credentials(node, attachment_id, actor=CHECK_AUTHOR,
+                                                 now=unix_now())
+            if attachment.credentials is None:
+                continue  # the library failed on a file where no manifest was recognised
+            checked += 1
+            found = attachment.credentials
+            print(f"{attachment_id}  c2pa {found.verdict.value}"
+                  + (" (signer not on a trust list)" if found.verdict.value == "valid"
+                     and not found.signer_trusted else "")
+                  + (f"  {', '.join(p.value for p in found.problems)}" if found.problems
+                     else ""))
+        print(f"checked {checked} of {len(unchecked)} file(s) not checked before",
+              file=sys.stderr)
+
+
+@_friendly
+def cmd_check_c2pa(args: argparse.Namespace) -> int:
+    asyncio.run(_check_c2pa(args.config))
+    return 0
+
+
 def add_commands(commands: Any) -> None:
     case = commands.add_parser("case", help="cases: attach files as evidence")
     case_actions = case.add_subparsers(dest="case_action", required=True)
@@ -126,3 +158,7 @@ def add_commands(commands: Any) -> None:
     export.add_argument("attachment_id")
     export.add_argument("--out", required=True, help="the .zip file to write (a new file)")
     export.set_defaults(handler=cmd_export)
+    check = actions.add_parser(
+        "check-c2pa", help="check the C2PA content credentials of files attached before this"
+                           " node checked them on arrival (each check is a custody entry)")
+    check.set_defaults(handler=cmd_check_c2pa)

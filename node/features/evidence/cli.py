@@ -17,6 +17,7 @@ from node.core.cli_support import CommandFailed, friendly, unix_now
 from node.core.runtime import open_node
 from node.features.evidence.attachments import Attachment, AttachmentNotFound
 from node.features.evidence.chunks import CHUNK_SIZE
+from node.features.evidence.credentials import Credentials, Verdict
 from node.features.evidence.package import verify_package, write_package
 from node.features.evidence.service import (
     EvidenceError,
@@ -44,8 +45,18 @@ def _describe(attachment: Attachment) -> str:
                    if working.removed else "working copy (no metadata found)")
     else:
         cleaned = "no working copy (mat2 cannot clean this kind of file)"
+    found = attachment.credentials
+    credentials = (f"  c2pa {_verdict(found)}"
+                   if found is not None and found.verdict is not Verdict.NONE else "")
     return (f"{attachment.attachment_id}  {attachment.media_type}  {attachment.size} bytes"
-            f"  sha256 {attachment.sha256}  {cleaned}")
+            f"  sha256 {attachment.sha256}  {cleaned}{credentials}")
+
+
+def _verdict(found: Credentials) -> str:
+    untrusted = found.verdict is Verdict.VALID and not found.signer_trusted
+    return (found.verdict.value + (" (signer not on a trust list)" if untrusted else "")
+            + (f" ({', '.join(problem.value for problem in found.problems)})"
+               if found.problems else ""))
 
 
 async def _attach(config: str | None, record_id: str, files: list[Path]) -> None:
@@ -122,12 +133,7 @@ async def _check_c2pa(config: str | None) -> None:
             if attachment.credentials is None:
                 continue  # the library failed on a file where no manifest was recognised
             checked += 1
-            found = attachment.credentials
-            print(f"{attachment_id}  c2pa {found.verdict.value}"
-                  + (" (signer not on a trust list)" if found.verdict.value == "valid"
-                     and not found.signer_trusted else "")
-                  + (f"  {', '.join(p.value for p in found.problems)}" if found.problems
-                     else ""))
+            print(f"{attachment_id}  c2pa {_verdict(attachment.credentials)}")
         print(f"checked {checked} of {len(unchecked)} file(s) not checked before",
               file=sys.stderr)
 

@@ -36,6 +36,7 @@ from node.core.sharing import UnknownRecipient
 from node.core.store import Role
 from node.features.evidence.attachments import Attachment, AttachmentNotFound
 from node.features.evidence.countersign import request_countersignature
+from node.features.evidence.credentials import Problem, Verdict
 from node.features.evidence.custody import Action, Copy
 from node.features.evidence.package import PACKAGE_MEDIA_TYPE, export_package
 from node.features.evidence.service import (
@@ -64,6 +65,26 @@ class WorkingCopyView(BaseModel):
                                     " unavailable; empty when made")
 
 
+class ContentCredentialsView(BaseModel):
+    verdict: Verdict = Field(description="none: no C2PA manifest; valid: its signature and the"
+                                         " hashes binding it to the file verify; invalid: they"
+                                         " do not (see problems); unreadable: a manifest is"
+                                         " there but could not be read")
+    signer_trusted: bool = Field(description="the signer's certificate chains to a trust list;"
+                                             " false for a valid manifest from a self-signed or"
+                                             " unknown signer (this node has no trust list)")
+    problems: list[Problem] = Field(description="why an invalid manifest fails: altered (a hash"
+                                                " does not match: changed after signing),"
+                                                " signature, expired, revoked, other")
+    codes: list[str] = Field(description="the C2PA library's validation status codes (the C2PA"
+                                         " specification's), e.g. assertion.dataHash.mismatch,"
+                                         " signingCredential.untrusted")
+    claim_generator: str = Field(description="the tool that made the claim, as it names itself")
+    signer: str = Field(description="the signing certificate's subject common name")
+    issuer: str = Field(description="the organisation the signature information names")
+    signed_at: str = Field(description="time from a trusted timestamp, if the manifest has one")
+
+
 class AttachmentView(BaseModel):
     attachment_id: str
     record_id: str
@@ -74,8 +95,12 @@ class AttachmentView(BaseModel):
     attached_at: Time
     working_copy: WorkingCopyView | None
     manifest: str = Field(description="a provenance manifest the original carries and keeps:"
-                                      " c2pa or proofmode (recognised, not verified); empty if"
-                                      " none")
+                                      " c2pa (checked: content_credentials) or proofmode"
+                                      " (recognised, not verified); empty if none")
+    content_credentials: ContentCredentialsView | None = Field(
+        description="what the C2PA library found in the original when it was attached; null"
+                    " when not checked (a kind of file the library does not read, or attached"
+                    " before this node checked C2PA)")
 
 
 class AttachmentList(BaseModel):
@@ -121,7 +146,15 @@ def attachment_view(attachment: Attachment) -> AttachmentView:
         working_copy=None if working is None else WorkingCopyView(
             made=working.made, sha256=working.sha256, size=working.size,
             removed=list(working.removed), reason=working.reason),
-        manifest=attachment.manifest)
+        manifest=attachment.manifest,
+        content_credentials=None if attachment.credentials is None else ContentCredentialsView(
+            verdict=attachment.credentials.verdict,
+            signer_trusted=attachment.credentials.signer_trusted,
+            problems=list(attachment.credentials.problems),
+            codes=list(attachment.credentials.codes),
+            claim_generator=attachment.credentials.claim_generator,
+            signer=attachment.credentials.signer, issuer=attachment.credentials.issuer,
+            signed_at=attachment.credentials.signed_at))
 
 
 class BadUpload(EvidenceError):

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from federation.encoding import b64u_decode, b64u_encode
 from node.core.store.cipher import Cell, ColumnCipher
 from node.core.store.tables import AttachmentRow, CustodyEntryRow
+from node.features.evidence.credentials import Credentials
 from node.features.evidence.custody import LogHead, head_after
 
 
@@ -55,14 +56,18 @@ class Attachment:
     key: bytes = field(repr=False)
     working: CleanedCopy | None = None
     manifest: str = ""
-    """A provenance manifest the original carries (``c2pa``, ``proofmode``), recognised, not
-    verified (:mod:`.provenance`)."""
+    """A provenance manifest the original carries (``c2pa``, ``proofmode``), recognised from
+    the file's structure (:mod:`.provenance`)."""
+    credentials: Credentials | None = None
+    """What the C2PA library found (:mod:`.credentials`); None when not checked (a kind of
+    file the library does not read, or stored before decision 0031)."""
 
     def details(self) -> dict[str, Any]:
         return {"name": self.name, "media_type": self.media_type, "sha256": self.sha256,
                 "key": b64u_encode(self.key),
                 "working": self.working.wire() if self.working is not None else None,
-                "manifest": self.manifest}
+                "manifest": self.manifest,
+                "c2pa": self.credentials.wire() if self.credentials is not None else None}
 
 
 def _details_cell(attachment_id: str) -> Cell:
@@ -87,13 +92,30 @@ class AttachmentStore:
         await self._session.flush()
 
     async def set_working(self, attachment_id: str, working: CleanedCopy,
-                          manifest: str = "") -> Attachment:
+                          manifest: str = "",
+                          credentials: Credentials | None = None) -> Attachment:
         row = await self._row(attachment_id)
         attachment = self._attachment(row)
-        details = {**attachment.details(), "working": working.wire(), "manifest": manifest}
+        details = {**attachment.details(), "working": working.wire(), "manifest": manifest,
+                   "c2pa": credentials.wire() if credentials is not None else None}
         row.details = self._cipher.encrypt_json(details, _details_cell(attachment_id))
         await self._session.flush()
         return self._attachment(row)
+
+    async def set_credentials(self, attachment_id: str, credentials: Credentials | None,
+                              manifest: str) -> Attachment:
+        row = await self._row(attachment_id)
+        details = {**self._attachment(row).details(), "manifest": manifest,
+                   "c2pa": credentials.wire() if credentials is not None else None}
+        row.details = self._cipher.encrypt_json(details, _details_cell(attachment_id))
+        await self._session.flush()
+        return self._attachment(row)
+
+    async def ids(self) -> list[str]:
+        """Every attachment's id, oldest first."""
+        return list(await self._session.scalars(
+            select(AttachmentRow.attachment_id)
+            .order_by(AttachmentRow.created_at, AttachmentRow.attachment_id)))
 
     async def get(self, attachment_id: str) -> Attachment:
         return self._attachment(await self._row(attachment_id))
@@ -132,9 +154,11 @@ class AttachmentStore:
     def _attachment(self, row: AttachmentRow) -> Attachment:
         data = self._cipher.decrypt_json(row.details, _details_cell(row.attachment_id))
         working = data.get("working")
+        credentials = data.get("c2pa")
         return Attachment(
             attachment_id=row.attachment_id, record_id=row.record_id, name=data["name"],
             media_type=data["media_type"], size=row.size, sha256=data["sha256"],
             created_at=int(row.created_at.timestamp()), key=b64u_decode(data["key"]),
             working=CleanedCopy.from_wire(working) if working is not None else None,
-            manifest=str(data.get("manifest", "")))
+            manifest=str(data.get("manifest", "")),
+            credentials=Credentials.from_wire(credentials) if credentials is not None else None)

@@ -1,4 +1,4 @@
-"""``minga case attach`` and ``minga evidence verify|export``.
+"""``minga case attach`` and ``minga evidence verify|export|check-c2pa``.
 
 ``verify`` opens no node: it checks an evidence package with only what the package holds, so
 it runs on a lawyer's machine with Minga installed and nothing else.
@@ -17,11 +17,18 @@ from node.core.cli_support import CommandFailed, friendly, unix_now
 from node.core.runtime import open_node
 from node.features.evidence.attachments import Attachment, AttachmentNotFound
 from node.features.evidence.chunks import CHUNK_SIZE
+from node.features.evidence.credentials import Credentials, Verdict
 from node.features.evidence.package import verify_package, write_package
-from node.features.evidence.service import EvidenceError, attach_file
+from node.features.evidence.service import (
+    EvidenceError,
+    attach_file,
+    check_credentials,
+    unchecked_attachments,
+)
 
 ATTACH_AUTHOR = "minga case attach"
 EXPORT_AUTHOR = "minga evidence export"
+CHECK_AUTHOR = "minga evidence check-c2pa"
 _friendly = friendly(EvidenceError)
 
 
@@ -38,8 +45,18 @@ def _describe(attachment: Attachment) -> str:
                    if working.removed else "working copy (no metadata found)")
     else:
         cleaned = "no working copy (mat2 cannot clean this kind of file)"
+    found = attachment.credentials
+    credentials = (f"  c2pa {_verdict(found)}"
+                   if found is not None and found.verdict is not Verdict.NONE else "")
     return (f"{attachment.attachment_id}  {attachment.media_type}  {attachment.size} bytes"
-            f"  sha256 {attachment.sha256}  {cleaned}")
+            f"  sha256 {attachment.sha256}  {cleaned}{credentials}")
+
+
+def _verdict(found: Credentials) -> str:
+    untrusted = found.verdict is Verdict.VALID and not found.signer_trusted
+    return (found.verdict.value + (" (signer not on a trust list)" if untrusted else "")
+            + (f" ({', '.join(problem.value for problem in found.problems)})"
+               if found.problems else ""))
 
 
 async def _attach(config: str | None, record_id: str, files: list[Path]) -> None:
@@ -106,6 +123,27 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _check_c2pa(config: str | None) -> None:
+    async with open_node(config) as node:
+        unchecked = await unchecked_attachments(node)
+        checked = 0
+        for attachment_id in unchecked:
+            attachment = await check_credentials(node, attachment_id, actor=CHECK_AUTHOR,
+                                                 now=unix_now())
+            if attachment.credentials is None:
+                continue  # the library failed on a file where no manifest was recognised
+            checked += 1
+            print(f"{attachment_id}  c2pa {_verdict(attachment.credentials)}")
+        print(f"checked {checked} of {len(unchecked)} file(s) not checked before",
+              file=sys.stderr)
+
+
+@_friendly
+def cmd_check_c2pa(args: argparse.Namespace) -> int:
+    asyncio.run(_check_c2pa(args.config))
+    return 0
+
+
 def add_commands(commands: Any) -> None:
     case = commands.add_parser("case", help="cases: attach files as evidence")
     case_actions = case.add_subparsers(dest="case_action", required=True)
@@ -126,3 +164,7 @@ def add_commands(commands: Any) -> None:
     export.add_argument("attachment_id")
     export.add_argument("--out", required=True, help="the .zip file to write (a new file)")
     export.set_defaults(handler=cmd_export)
+    check = actions.add_parser(
+        "check-c2pa", help="check the C2PA content credentials of files attached before this"
+                           " node checked them on arrival (each check is a custody entry)")
+    check.set_defaults(handler=cmd_check_c2pa)

@@ -36,6 +36,15 @@ word, and without access to the organisation's systems.
    kept in the entry. Its public keys are in "witnesses/<its organisation id>.json"; confirm its
    id or safety code with it, as in point 3.
 
+5. The file's own content credentials (when the record has a "c2pa-check" entry).
+   Some cameras and apps sign a C2PA record ("content credentials") into the file itself. The
+   organisation's node checked it with the C2PA reference library when it was received, and the
+   entry says what it found: "valid" (the file has not changed since it was signed;
+   "signer_trusted" false means the signer is on no trust list, so the signature alone does not
+   prove who signed), or "invalid" with the reasons and the library's codes ("altered": the file
+   was changed after it was signed). You can check the original yourself, offline, with any C2PA
+   tool such as c2patool. The working copy does not carry these credentials.
+
 To run all the checks at once, with Minga installed (no node or network is needed):
     minga evidence verify this-package.zip
 It prints each problem it finds, or that the package verifies, with the organisation id and its
@@ -79,6 +88,17 @@ confiar en la palabra de nadie y sin acceso a los sistemas de la organización.
    archivo: firmó una huella de la huella del archivo mezclada con un valor aleatorio que se
    guarda en la entrada. Sus claves públicas están en "witnesses/<su identificador>.json";
    confirme su identificador o código de seguridad con esa organización, como en el punto 3.
+
+5. Las credenciales de contenido del propio archivo (si el registro tiene una entrada
+   "c2pa-check").
+   Algunas cámaras y aplicaciones firman un registro C2PA ("credenciales de contenido") dentro
+   del archivo. El nodo de la organización lo comprobó con la biblioteca de referencia de C2PA
+   al recibirlo, y la entrada dice lo que encontró: "valid" (el archivo no ha cambiado desde que
+   se firmó; "signer_trusted" false significa que el firmante no está en ninguna lista de
+   confianza, así que la firma por sí sola no prueba quién firmó), o "invalid" con los motivos y
+   los códigos de la biblioteca ("altered": el archivo se modificó después de firmarse). Puede
+   comprobar el original usted mismo, sin conexión, con cualquier herramienta C2PA como
+   c2patool. La copia de trabajo no lleva estas credenciales.
 
 Para hacer todas las comprobaciones a la vez, con Minga instalado (no hace falta un nodo ni red):
     minga evidence verify este-paquete.zip

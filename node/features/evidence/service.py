@@ -4,8 +4,8 @@ The imperative shell around the pure core. Files live in ``DATA_DIR/evidence/``:
 one sealed file (:mod:`.chunks`) named by attachment id and copy, written once under a temporary
 name, then renamed and made read-only, never changed afterwards. The rows, the custody entry
 and the audit entry of a step commit in one transaction; a file whose transaction fails is
-removed. Plaintext touches the disk only while mat2 cleans a copy, in a directory only the
-node's user can read, removed at once.
+removed. Plaintext touches the disk only while mat2 cleans a copy (and the C2PA library reads its
+manifest from the same file), in a directory only the node's user can read, removed at once.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from node.core.runtime import Node
 from node.core.store import RecordDeleted, RecordNotFound, StoreTransaction
 from node.core.store.ids import InvalidRecordId
 from node.features.evidence.attachments import Attachment, AttachmentStore, CleanedCopy
+from node.features.evidence.c2pa_check import read_credentials, supported_types
 from node.features.evidence.chunks import (
     CHUNK_SIZE,
     TAG_SIZE,
@@ -33,6 +34,7 @@ from node.features.evidence.chunks import (
     new_file_key,
 )
 from node.features.evidence.cleaning import clean_with_mat2
+from node.features.evidence.credentials import Credentials, Verdict
 from node.features.evidence.custody import Action, Copy, sign_entry
 from node.features.evidence.provenance import SCAN_BYTES, Manifest, find_manifest
 from node.features.evidence.sniff import SNIFF_BYTES, FileType, sniff
@@ -244,13 +246,8 @@ async def make_working_copy(node: Node, attachment: Attachment, file_type: FileT
     work = _private_dir(evidence_dir(node) / f"work-{uuid.uuid4().hex}")
     try:
         plain = work / f"file.{file_type.extension}"
-        with plain.open("xb") as out:
-            async for piece in open_stream(copy_path(node, attachment.attachment_id,
-                                                     Copy.ORIGINAL), attachment.key,
-                                           associated_data(attachment.attachment_id,
-                                                           Copy.ORIGINAL)):
-                await asyncio.to_thread(out.write, piece)
-        manifest = await asyncio.to_thread(_manifest_of, plain, file_type)
+        await _decrypt_original(node, attachment, plain)
+        manifest, credentials = await _provenance_of(plain, file_type.media_type)
         cleaned = await clean_with_mat2(plain)
         working = CleanedCopy(made=False, removed=cleaned.removed, reason=cleaned.reason)
         if cleaned.path is not None:
@@ -259,7 +256,8 @@ async def make_working_copy(node: Node, attachment: Attachment, file_type: FileT
         shutil.rmtree(work, ignore_errors=True)
     async with node.store.transaction() as tx:
         updated = await AttachmentStore(tx.session, tx.cipher).set_working(
-            attachment.attachment_id, working, manifest.value)
+            attachment.attachment_id, working, manifest.value, credentials)
+        await _record_check(node, tx, updated, credentials, actor=actor, at=now)
         if working.made:
             await append_custody(node, tx, updated, Action.WORKING_COPY, actor=actor, at=now,
                                  details={"working_sha256": working.sha256,
@@ -267,10 +265,83 @@ async def make_working_copy(node: Node, attachment: Attachment, file_type: FileT
     return updated
 
 
-def _manifest_of(plain: Path, file_type: FileType) -> Manifest:
+async def _decrypt_original(node: Node, attachment: Attachment, plain: Path) -> None:
+    """The original's plaintext into ``plain``, in a private directory the caller removes."""
+    with plain.open("xb") as out:
+        async for piece in open_stream(copy_path(node, attachment.attachment_id, Copy.ORIGINAL),
+                                       attachment.key,
+                                       associated_data(attachment.attachment_id, Copy.ORIGINAL)):
+            await asyncio.to_thread(out.write, piece)
+
+
+async def _provenance_of(plain: Path, media_type: str) -> tuple[Manifest, Credentials | None]:
+    manifest = await asyncio.to_thread(_manifest_of, plain, media_type)
+    credentials = await asyncio.to_thread(read_credentials, plain, media_type,
+                                          recognised=manifest is Manifest.C2PA)
+    if credentials is not None and credentials.verdict is not Verdict.NONE:
+        manifest = Manifest.C2PA  # also where the library reads more than provenance knows
+    return manifest, credentials
+
+
+async def _record_check(node: Node, tx: StoreTransaction, attachment: Attachment,
+                        credentials: Credentials | None, *, actor: str, at: int) -> None:
+    """A custody entry for a C2PA check that found a manifest (valid or not)."""
+    if credentials is not None and credentials.verdict is not Verdict.NONE:
+        await append_custody(node, tx, attachment, Action.C2PA_CHECK, actor=actor, at=at,
+                             details=_check_details(credentials))
+
+
+async def check_credentials(node: Node, attachment_id: str, *, actor: str,
+                            now: int) -> Attachment:
+    """Check the C2PA manifest of a file stored before this node checked them (decision 0031);
+    a file already checked is left as it is (``AttachmentNotFound``)."""
+    attachment = await get_attachment(node, attachment_id)
+    if attachment.credentials is not None or attachment.media_type not in supported_types():
+        return attachment
+    work = _private_dir(evidence_dir(node) / f"work-{uuid.uuid4().hex}")
+    try:
+        plain = work / "file"
+        await _decrypt_original(node, attachment, plain)
+        manifest, credentials = await _provenance_of(plain, attachment.media_type)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    if credentials is None:
+        return attachment
+    async with node.store.transaction() as tx:
+        attachments = AttachmentStore(tx.session, tx.cipher)
+        if (await attachments.get(attachment_id)).credentials is not None:
+            return await attachments.get(attachment_id)  # checked meanwhile
+        updated = await attachments.set_credentials(
+            attachment_id, credentials,
+            manifest.value if manifest is not Manifest.NONE else attachment.manifest)
+        await _record_check(node, tx, updated, credentials, actor=actor, at=now)
+    return updated
+
+
+async def unchecked_attachments(node: Node) -> list[str]:
+    """Ids of stored files whose C2PA manifest was never checked, of the kinds the C2PA
+    library reads."""
+    async with node.store.read() as tx:
+        attachments = AttachmentStore(tx.session, tx.cipher)
+        found = [await attachments.get(attachment_id) for attachment_id in await attachments.ids()]
+    return [attachment.attachment_id for attachment in found
+            if attachment.credentials is None and attachment.media_type in supported_types()]
+
+
+def _check_details(credentials: Credentials) -> dict[str, Any]:
+    """What the custody entry of a C2PA check says: the verdict and the library's codes, the
+    signer's certificate subject and the tool that made the claim (no file content)."""
+    return {"verdict": credentials.verdict.value, "signer_trusted": credentials.signer_trusted,
+            "problems": [problem.value for problem in credentials.problems],
+            "codes": list(credentials.codes), "signer": credentials.signer,
+            "claim_generator": credentials.claim_generator, "signed_at": credentials.signed_at,
+            "tool": "c2pa-python"}
+
+
+def _manifest_of(plain: Path, media_type: str) -> Manifest:
     with plain.open("rb") as source:
         head = source.read(SCAN_BYTES)
-    return find_manifest(head, file_type.media_type, zip_path=plain)
+    return find_manifest(head, media_type, zip_path=plain)
 
 
 async def _seal_working(node: Node, attachment: Attachment, cleaned: Path,

@@ -16,6 +16,9 @@ import pytest
 
 from node.cli import main
 from node.core.runtime import open_node
+from node.features.evidence.attachments import AttachmentStore
+from node.features.evidence.service import custody_log
+from tests.features.evidence.c2pa_signing import signed_jpeg
 from tests.features.evidence.samples import jpeg_with_gps
 from tests.support.api_harness import SAMPLE_CASES, serve_node
 from tests.support.offline_node import make_offline_node, passphrase_in_environment
@@ -98,3 +101,44 @@ def test_attach_to_a_missing_case_says_so(config: Path, tmp_path: Path,
     assert main(["--config", str(config), "case", "attach",
                  "0190a5d2-0000-7000-8000-000000000000", str(photo)]) == 2
     assert "there is no case" in capsys.readouterr().err
+
+
+def test_check_c2pa_checks_files_stored_before_and_the_package_carries_the_check(
+    config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    record_id = _new_case(config)
+    photo = tmp_path / "firmada.jpg"
+    photo.write_bytes(signed_jpeg())
+    assert main(["--config", str(config), "case", "attach", record_id, str(photo)]) == 0
+    assert "c2pa valid (signer not on a trust list)" in capsys.readouterr().out
+    [attachment_id] = _attachment_ids(config, record_id)
+    assert main(["--config", str(config), "evidence", "check-c2pa"]) == 0
+    assert "checked 0 of 0" in capsys.readouterr().err  # checked on arrival already
+
+    async def forget_and_count() -> int:
+        """Make the file look stored before decision 0031 (no check recorded)."""
+        async with open_node(config) as node:
+            async with node.store.transaction() as tx:
+                await AttachmentStore(tx.session, tx.cipher).set_credentials(
+                    attachment_id, None, "c2pa")
+            log = await custody_log(node, attachment_id)
+        return sum(entry["action"] == "c2pa-check" for entry in log)
+    assert asyncio.run(forget_and_count()) == 1
+
+    assert main(["--config", str(config), "evidence", "check-c2pa"]) == 0
+    out = capsys.readouterr()
+    assert f"{attachment_id}  c2pa valid (signer not on a trust list)" in out.out
+    assert "checked 1 of 1" in out.err
+    assert main(["--config", str(config), "evidence", "check-c2pa"]) == 0
+    assert "checked 0 of 0" in capsys.readouterr().err
+
+    package = tmp_path / "paquete.zip"
+    assert main(["--config", str(config), "evidence", "export", attachment_id,
+                 "--out", str(package)]) == 0
+    with zipfile.ZipFile(package) as archive:
+        log = json.loads(archive.read("custody-log.json"))
+    checks = [entry for entry in log if entry["action"] == "c2pa-check"]
+    assert [check["details"]["verdict"] for check in checks] == ["valid", "valid"]
+    checked = _verify_elsewhere(package, tmp_path / "lawyer")
+    assert checked.returncode == 0, checked.stderr
+    assert "c2pa-check" in checked.stdout

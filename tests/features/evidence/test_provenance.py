@@ -1,5 +1,6 @@
 """Recognising provenance manifests an original carries (node.features.evidence.provenance),
-and the evidence page and API saying so."""
+checking C2PA ones with the C2PA library on ingest (decision 0031), and the evidence page, the
+API and the custody log saying so."""
 
 from __future__ import annotations
 
@@ -8,12 +9,14 @@ import zipfile
 import zlib
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
 
 from node.core.store import Role
 from node.features.evidence.provenance import Manifest, find_manifest
+from tests.features.evidence.c2pa_signing import SIGNER_NAME, altered, signed_jpeg
 from tests.features.evidence.samples import jpeg_with_gps
 from tests.support.api_harness import SAMPLE_CASES, RunningApi, serve_node
 from tests.support.offline_node import make_offline_node
@@ -113,3 +116,82 @@ async def test_the_evidence_page_says_the_original_carries_content_credentials(
             assert answer.status == 201
         page = await browser.get(f"/cases/{record_id}/evidence")
         assert "The original carries C2PA content credentials" in page.text
+
+
+async def _attach(api: RunningApi, content: bytes) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    made = await api.json("POST", "/cases", json=SAMPLE_CASES["cauca"], expect=201)
+    form = aiohttp.FormData()
+    form.add_field("files", content, filename="foto.jpg", content_type="image/jpeg")
+    answer = await api.json("POST", f"/cases/{made['record_id']}/attachments", data=form,
+                            expect=201)
+    item = answer["items"][0]
+    original = await api.call("GET", f"/attachments/{item['attachment_id']}/file?copy=original",
+                              Role.editor)
+    assert await original.read() == content  # kept byte for byte, manifest and all
+    detail = await api.json("GET", f"/attachments/{item['attachment_id']}", Role.viewer)
+    return item, [entry for entry in detail["custody"] if entry["action"] == "c2pa-check"]
+
+
+async def test_a_signed_jpeg_is_checked_valid_with_its_signer_not_on_a_trust_list(
+    api: RunningApi,
+) -> None:
+    item, checks = await _attach(api, signed_jpeg())
+    assert item["manifest"] == "c2pa"
+    credentials = item["content_credentials"]
+    assert credentials["verdict"] == "valid"
+    assert credentials["signer_trusted"] is False
+    assert credentials["problems"] == []
+    assert credentials["codes"] == ["signingCredential.untrusted"]
+    assert credentials["signer"] == SIGNER_NAME
+    assert credentials["claim_generator"] == "minga-tests 1"
+    assert len(checks) == 1  # the check is in the signed custody log, once
+    assert checks[0]["details"]["verdict"] == "valid"
+    assert checks[0]["details"]["signer"] == SIGNER_NAME
+
+
+async def test_a_signed_jpeg_changed_after_signing_is_invalid_because_altered(
+    api: RunningApi,
+) -> None:
+    item, checks = await _attach(api, altered(signed_jpeg()))
+    credentials = item["content_credentials"]
+    assert credentials["verdict"] == "invalid"
+    assert credentials["problems"] == ["altered"]
+    assert "assertion.dataHash.mismatch" in credentials["codes"]
+    assert [check["details"]["verdict"] for check in checks] == ["invalid"]
+    assert checks[0]["details"]["problems"] == ["altered"]
+
+
+async def test_a_jpeg_without_a_manifest_has_none_and_no_check_entry(api: RunningApi) -> None:
+    item, checks = await _attach(api, jpeg_with_gps())
+    assert item["manifest"] == ""
+    assert item["content_credentials"]["verdict"] == "none"
+    assert checks == []
+
+
+async def test_the_evidence_page_shows_the_check_in_english_and_spanish(tmp_path: Path) -> None:
+    async with serve_web(await make_offline_node(tmp_path / "web")) as site:
+        browser = await site.logged_in("beatriz")
+        async with site.node.store.transaction() as tx:
+            token = await tx.tokens.create("beatriz", Role.editor)
+        headers = {"Authorization": f"Bearer {token}"}
+        async with browser.session.post(site.base + "/api/v1/cases", headers=headers,
+                                        json=SAMPLE_CASES["cauca"]) as answer:
+            record_id = (await answer.json())["record_id"]
+        for content in (signed_jpeg(), altered(signed_jpeg())):
+            form = aiohttp.FormData()
+            form.add_field("files", content, filename="foto.jpg", content_type="image/jpeg")
+            async with browser.session.post(
+                    site.base + f"/api/v1/cases/{record_id}/attachments", headers=headers,
+                    data=form) as answer:
+                assert answer.status == 201
+        page = await browser.get(f"/cases/{record_id}/evidence")
+        assert "and they verify: the file has not changed since it was signed" in page.text
+        assert "The signer is not on any trust list this node knows" in page.text
+        assert "that do not verify" in page.text
+        assert "the file was changed after it was signed" in page.text
+        assert f"Signed by {SIGNER_NAME}" in page.text
+        assert "assertion.dataHash.mismatch" in page.text
+        await browser.post("/language", {"language": "es", "next": "/"})
+        spanish = await browser.get(f"/cases/{record_id}/evidence")
+        assert "y se verifican: el archivo no ha cambiado desde que se firmó" in spanish.text
+        assert "el archivo se modificó después de firmarse" in spanish.text

@@ -33,6 +33,9 @@ posted there after the named seq is re-posted in the new room (the envelopes unc
 restored node's inbox keeps them in the old room's chain, so nothing arrives twice), and it
 leaves the old room. For pair rooms the restored node makes the new room
 (:func:`replace_pair_room`): it alone knows which of its held pair rooms its old account made.
+A pair room its old account made after its last backup it does not know: the peer replaces
+that one after a grace period (``by_peer``, :mod:`node.core.peer_replacement`), re-posting
+everything it posted there, and the restored node takes it though it never knew the old room.
 """
 
 from __future__ import annotations

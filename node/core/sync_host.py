@@ -18,7 +18,9 @@
   (:class:`node.core.rooms.InviteHandler`). After a roster read, or when a room's sync carries
   a move statement, the coalition room is checked for a move to follow or to make
   (:mod:`node.core.coalition_move`, decision 0025). A restored node replaces the held pair rooms its
-  old account made (decision 0024) and resumes its chains in the others (decision 0023).
+  old account made (decision 0024) and resumes its chains in the others (decision 0023). A peer
+  replaces a pair room a moved member's old account made that the member left alone for the
+  grace period (:mod:`node.core.peer_replacement`, decision 0024).
 """
 
 from __future__ import annotations

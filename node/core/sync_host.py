@@ -447,6 +447,8 @@ class NodeSyncHost:
 
     def note_pair_room(self, room_id: str) -> None:
         self._pair_rooms = self._pair_rooms | {room_id}
+        if self._held:  # the room may replace a held one (a peer's replacement): read again
+            self._held = None
 
     async def note_quarantined(self, session: AsyncSession,
                                entries: Sequence[Quarantined]) -> None:

@@ -35,6 +35,9 @@ class SyncConfig:
     resend_grace_seconds: float = 2.0
     resend_interval_seconds: float = 30.0
     resend_min_interval_seconds: float = 10.0
+    peer_replacement_grace_seconds: float = 600.0
+    """How long a member that moved to a new account has to replace the pair rooms its old
+    account made before this node replaces them itself (decision 0024, the peer's fallback)."""
 
 
 @dataclass(frozen=True)

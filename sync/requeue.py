@@ -128,3 +128,8 @@ async def received_up_to(session: AsyncSession, issuer: str, room_id: str) -> in
 def successor(rooms: dict[str, str], room_id: str) -> str:
     """Where to post for ``room_id``: itself, or the room that replaced it."""
     return rooms.get(room_id, room_id)
+
+
+async def chain_issuers(session: AsyncSession, room_id: str) -> set[str]:
+    """The members whose chains in ``room_id`` this node holds (none: it never read the room)."""
+    return set(await session.scalars(select(Chain.issuer).where(Chain.room_id == room_id)))

@@ -30,6 +30,12 @@ from federation.roster import (
     member_entry,
 )
 from federation.transport import MatrixTransport, TimelineEvent, TransportError
+from node.core.peer_replacement import (
+    MOVED_ACCOUNTS_SETTING,
+    noted_moves,
+    read_moves,
+    write_moves,
+)
 from node.core.runtime import COALITION_SETTING, Node, NodeNotReady
 from node.core.store import StoreTransaction
 from node.core.store.orgs import KeyRevocation
@@ -213,7 +219,15 @@ async def refresh_roster(node: Node, transport: MatrixTransport, room_id: str) -
     new_revocations += expelled
     rejected += refused
     entries = {event.state_key: dict(event.content) for event in events}
+    previous_accounts = {m.org_id: m.matrix_user_id for m in known if m.matrix_user_id}
+    moved = [(member.org_id, member.node_user_id) for member in accepted
+             if member.org_id != node.org_id and previous_accounts.get(member.org_id)
+             and previous_accounts[member.org_id] != member.node_user_id]
     async with node.store.transaction() as tx:
+        if moved:  # the peer's fallback for pair rooms the old account made (decision 0024)
+            await tx.settings.set(MOVED_ACCOUNTS_SETTING, write_moves(noted_moves(
+                read_moves(await tx.settings.get(MOVED_ACCOUNTS_SETTING)), moved,
+                int(time.time() * 1000))))
         previous = await tx.settings.get(ROSTER_REJECTIONS_SETTING) or []
         for member in accepted:
             await tx.orgs.save_member(
@@ -231,11 +245,8 @@ async def refresh_roster(node: Node, transport: MatrixTransport, room_id: str) -
     for entry in new:
         log.warning("ignored roster entry %s from %s: %s", entry.state_key, entry.sender,
                     entry.reason)
-    previous_accounts = {m.org_id: m.matrix_user_id for m in known if m.matrix_user_id}
-    for member in accepted:
-        before = previous_accounts.get(member.org_id)
-        if member.org_id != node.org_id and before and before != member.node_user_id:
-            await let_in_moved_account(transport, before, member.node_user_id)
+    for org_id, new_user in moved:
+        await let_in_moved_account(transport, previous_accounts[org_id], new_user)
     reverse = {org_id: user for user, org_id in accounts.items()}
     for summary, _, reason in expelled:
         if summary.org_id in reverse:

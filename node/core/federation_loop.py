@@ -28,7 +28,9 @@ async def run_federation(
     config: SyncConfig | None = None,
 ) -> None:
     """Run the sync engine for ``node``, and the features' duties beside it, until cancelled."""
-    host = await NodeSyncHost.open(node, registry, transport)
+    config = config or SyncConfig()
+    host = await NodeSyncHost.open(node, registry, transport,
+                                   peer_grace_seconds=config.peer_replacement_grace_seconds)
     engine = SyncEngine(host, transport, config)
     node.wake_sync, node.outbox = engine.wake, engine.outbox
     node.part(RunningSync).engine = engine  # read by /health and the metrics

@@ -33,6 +33,9 @@ posted there after the named seq is re-posted in the new room (the envelopes unc
 restored node's inbox keeps them in the old room's chain, so nothing arrives twice), and it
 leaves the old room. For pair rooms the restored node makes the new room
 (:func:`replace_pair_room`): it alone knows which of its held pair rooms its old account made.
+A pair room its old account made after its last backup it does not know: the peer replaces
+that one after a grace period (``by_peer``, :mod:`node.core.peer_replacement`), re-posting
+everything it posted there, and the restored node takes it though it never knew the old room.
 """
 
 from __future__ import annotations
@@ -59,7 +62,7 @@ from node.core.store.pair_rooms import PairRoomRepository
 from node.core.store.store import StoreTransaction
 from sync.frame import MAX_RESEND_SEQS, RESEND_EVENT_TYPE, resend_request_content
 from sync.outbox import resend_after
-from sync.requeue import Requeued, move_room, received_up_to
+from sync.requeue import Requeued, chain_issuers, move_room, received_up_to
 from sync.resume import release_room
 
 log = logging.getLogger("minga.rooms")
@@ -223,10 +226,18 @@ OldRoomCheck = Callable[[Node, str], Awaitable[bool]]
 
 
 def _pair_room_of_org(org_id: str) -> OldRoomCheck:
+    """A pair room replaces a pair room with the same member, whoever made it (the member's
+    old account, or, when the member's peer replaced it, this node's old account), or a room
+    this node never knew: one its old account made after its last backup, which the peer
+    replaced (decision 0024, the peer's fallback). A room where this node holds chains of other
+    members, or the coalition room, is never taken."""
     async def check(node: Node, room_id: str) -> bool:
         async with node.store.read() as tx:
             found = await PairRoomRepository(tx.session).for_room(room_id)
-        return found is not None and found.org_id == org_id and not found.created_by_us
+            if found is not None:
+                return found.org_id == org_id
+            issuers = await chain_issuers(tx.session, room_id)
+        return issuers <= {org_id, node.org_id} and room_id != await node.coalition_room()
 
     return check
 
@@ -249,6 +260,7 @@ async def take_replacement(
     after = replaces.held_up_to.get(node.org_id, 0)
     async with node.store.transaction() as tx:
         await PairRoomRepository(tx.session).forget(replaces.old_room)
+        await release_room(tx.session, replaces.old_room)  # if this node was restored, too
         moved = await move_room(tx.session, replaces.old_room, room_id)
         resent = await resend_after(tx.session, replaces.old_room, after, room_id,
                                     at_ms=int(datetime.now(UTC).timestamp() * 1000))
@@ -283,12 +295,15 @@ def made_alike(transport: MatrixTransport, new_state: Sequence[TimelineEvent]) -
 
 
 async def note_room_replaced(tx: StoreTransaction, org_id: str, old_room: str, new_room: str,
-                             moved: Requeued, *, resent: int = 0) -> None:
+                             moved: Requeued, *, resent: int = 0, by_peer: bool = False) -> None:
     """The audit entry of a replaced room, under the member whose room it is (ids and counts
-    only)."""
-    await tx.audit.append("federation", ROOM_REPLACED, target=org_id, details={
+    only); ``by_peer``: this node replaced a room the member's old account made."""
+    details: dict[str, Any] = {
         "old_room": old_room, "room_id": new_room, "records_requeued": moved.records,
-        "records_lost": moved.lost, "resent": resent})
+        "records_lost": moved.lost, "resent": resent}
+    if by_peer:
+        details["by_peer"] = True
+    await tx.audit.append("federation", ROOM_REPLACED, target=org_id, details=details)
 
 
 async def _leave(transport: MatrixTransport, room_id: str) -> None:
@@ -300,11 +315,17 @@ async def _leave(transport: MatrixTransport, room_id: str) -> None:
 
 async def replace_pair_room(
     node: Node, transport: MatrixTransport, old_room: str, org_id: str,
-    listener: PairRoomListener | None = None,
+    listener: PairRoomListener | None = None, *, by_peer: bool = False,
 ) -> str:
     """A new pair room with ``org_id``, made by this node's current account, in place of
-    ``old_room`` (one this node's old account made, which the new account cannot enter)."""
+    ``old_room`` (one this node's old account made, which the new account cannot enter).
+
+    ``by_peer``: ``old_room`` is one ``org_id``'s *old* account made, and ``org_id``, restored
+    elsewhere, did not replace it (its backup did not know it): this node replaces it, re-posts
+    everything it posted there (``org_id``'s node holds none of it) and leaves it."""
     async with _lock(node, org_id):
+        if by_peer and not await _still_pair_room(node, old_room):  # the member replaced it
+            raise PairRoomError(f"{old_room} is no pair room with {org_id} any more")
         async with node.store.read() as tx:
             try:
                 member = await tx.orgs.member(org_id)
@@ -329,11 +350,22 @@ async def replace_pair_room(
             await pairs.remember(org_id, room_id, created_by_us=True, at=datetime.now(UTC))
             moved = await move_room(tx.session, old_room, room_id)
             await release_room(tx.session, old_room)
-            await note_room_replaced(tx, org_id, old_room, room_id, moved)
+            resent = await resend_after(tx.session, old_room, 0, room_id,
+                                        at_ms=int(datetime.now(UTC).timestamp() * 1000)) \
+                if by_peer else 0
+            await note_room_replaced(tx, org_id, old_room, room_id, moved, resent=resent,
+                                     by_peer=by_peer)
         if listener is not None:
             listener.note_pair_room(room_id)
+        if by_peer:
+            await _leave(transport, old_room)
         log.info("replaced pair room %s with %s by %s", old_room, org_id, room_id)
         return room_id
+
+
+async def _still_pair_room(node: Node, room_id: str) -> bool:
+    async with node.store.read() as tx:
+        return await PairRoomRepository(tx.session).for_room(room_id) is not None
 
 
 async def ask_for_backlog(transport: MatrixTransport, room_id: str, org_id: str) -> None:

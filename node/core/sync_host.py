@@ -18,7 +18,9 @@
   (:class:`node.core.rooms.InviteHandler`). After a roster read, or when a room's sync carries
   a move statement, the coalition room is checked for a move to follow or to make
   (:mod:`node.core.coalition_move`, decision 0025). A restored node replaces the held pair rooms its
-  old account made (decision 0024) and resumes its chains in the others (decision 0023).
+  old account made (decision 0024) and resumes its chains in the others (decision 0023). A peer
+  replaces a pair room a moved member's old account made that the member left alone for the
+  grace period (:mod:`node.core.peer_replacement`, decision 0024).
 """
 
 from __future__ import annotations
@@ -55,6 +57,14 @@ from node.core.coalition import (
     refresh_roster,
 )
 from node.core.coalition_move import Outcome, check_coalition_room
+from node.core.peer_replacement import (
+    MOVED_ACCOUNTS_SETTING,
+    MovedAccount,
+    fallback_due,
+    read_moves,
+    replace_as_peer,
+    write_moves,
+)
 from node.core.rooms import InviteHandler, PairRoomError, replace_pair_room
 from node.core.runtime import Node, NodeNotReady
 from node.core.store.cipher import Cell, ColumnCipher
@@ -65,6 +75,7 @@ from node.core.store.store import StoreTransaction
 from node.core.store.tables import MemberRow, PairRoomRow
 from schemas.common import RecordRef
 from schemas.records import RecordKind
+from sync.engine import SyncConfig
 from sync.host import Quarantined, VerifiedRecord
 from sync.resume import (
     ChainDoesNotContinue,
@@ -77,6 +88,7 @@ from sync.resume import (
 log = logging.getLogger("minga.sync.host")
 
 REPLACE_RETRY_SECONDS = 60.0
+DEFAULT_PEER_GRACE_SECONDS = SyncConfig.peer_replacement_grace_seconds
 
 VERIFIED = "verified"
 RECHECK_MOVE_SECONDS = 30.0
@@ -188,7 +200,8 @@ class NodeSyncHost:
 
     def __init__(
         self, node: Node, features: FeatureHooks, cipher: ColumnCipher,
-        transport: MatrixTransport | None = None,
+        transport: MatrixTransport | None = None, *,
+        peer_grace_seconds: float = DEFAULT_PEER_GRACE_SECONDS,
     ) -> None:
         self._node = node
         self._features = features
@@ -205,14 +218,20 @@ class NodeSyncHost:
         self._held: set[str] | None = None  # rooms a restored node has yet to resume
         self._replace_again_at = 0.0
         self._replace_pending = False  # a new account: look for rooms the old one made
+        self._peer_grace_ms = int(peer_grace_seconds * 1000)
+        self._moves: dict[str, MovedAccount] | None = None  # members seen moving (fallback)
+        self._fallback_again_at = 0.0
 
     @classmethod
     async def open(cls, node: Node, features: FeatureHooks,
-                   transport: MatrixTransport | None = None) -> NodeSyncHost:
+                   transport: MatrixTransport | None = None, *,
+                   peer_grace_seconds: float = DEFAULT_PEER_GRACE_SECONDS) -> NodeSyncHost:
         """The host of ``node``, handing received records to the ``features``' handlers;
-        ``transport`` (the sync engine's) is needed by :meth:`on_sync`."""
+        ``transport`` (the sync engine's) is needed by :meth:`on_sync`;
+        ``peer_grace_seconds``: ``SyncConfig.peer_replacement_grace_seconds``."""
         async with node.store.read() as tx:
-            host = cls(node, features, tx.cipher, transport)
+            host = cls(node, features, tx.cipher, transport,
+                       peer_grace_seconds=peer_grace_seconds)
         await host.refresh()
         return host
 
@@ -286,9 +305,11 @@ class NodeSyncHost:
             await refresh_roster(self._node, self._transport, room_id)
             self._roster_read = True
             self._check_room = True
+            self._moves = None  # the roster may have noted a member's move
         await self._invites.handle(self._transport, batch.invites)
         await self._check_coalition_room(self._transport, batch)
         await self._replace_rooms_the_old_account_made(self._transport)
+        await self._replace_rooms_a_moved_member_made(self._transport)
         await self._resume_held_chains(self._transport, batch)
         # No refresh here: the inbox asks for trust() (which refreshes) before it checks events.
 
@@ -352,6 +373,58 @@ class NodeSyncHost:
                 await replacement_done(session)
             self._replace_pending = False
 
+    async def _replace_rooms_a_moved_member_made(self, transport: MatrixTransport) -> None:
+        """The peer's fallback (decision 0024): a member that moved to a new account has
+        ``peer_grace_seconds`` to replace the pair rooms its old account made; a pair room with
+        it that its old account made and that is still here then (its backup did not know the
+        room: made after the backup) is replaced by this node
+        (``replace_pair_room(..., by_peer=True)``). Done once per move; a failure is tried
+        again a minute later."""
+        if self._moves is None:
+            async with self._node.store.read() as tx:
+                self._moves = read_moves(await tx.settings.get(MOVED_ACCOUNTS_SETTING))
+        now_ms = int(time.time() * 1000)
+        due = [move for move in self._moves.values()
+               if fallback_due(move, now_ms, self._peer_grace_ms)]
+        if not due or time.monotonic() < self._fallback_again_at:
+            return
+        async with self._node.store.read() as tx:
+            accounts = {m.org_id: m.matrix_user_id
+                        for m in await tx.orgs.members(verified_only=True)}
+            pairs = await PairRoomRepository(tx.session).all()
+        done: list[str] = []
+        for move in due:
+            finished = True
+            for pair in (p for p in pairs if p.org_id == move.org_id and not p.created_by_us):
+                try:
+                    state = await transport.room_state(pair.room_id)
+                except TransportError as error:
+                    log.warning("could not read pair room %s: %s", pair.room_id, error)
+                    finished = False
+                    continue
+                create = next((e for e in state if e.type == "m.room.create"), None)
+                if create is None or not replace_as_peer(
+                        move, created_by_us=pair.created_by_us, creator=create.sender,
+                        current_user=accounts.get(move.org_id)):
+                    continue
+                try:
+                    await replace_pair_room(self._node, transport, pair.room_id, move.org_id,
+                                            self, by_peer=True)
+                except PairRoomError as error:
+                    log.warning("could not replace pair room %s: %s", pair.room_id, error)
+                    finished = False
+            if finished:
+                done.append(move.org_id)
+        if len(done) < len(due):
+            self._fallback_again_at = time.monotonic() + REPLACE_RETRY_SECONDS
+        if done:
+            async with self._node.store.transaction() as tx:
+                left = {org: m for org, m in read_moves(
+                    await tx.settings.get(MOVED_ACCOUNTS_SETTING)).items()
+                    if not (org in done and m == self._moves.get(org))}
+                await tx.settings.set(MOVED_ACCOUNTS_SETTING, write_moves(left))
+            self._moves = left
+
     async def _resume_held_chains(self, transport: MatrixTransport, batch: SyncBatch) -> None:
         """A restored node continues its chain in each held room once its new account is in
         it (sync.resume); until then the outbox leaves the room alone."""
@@ -374,6 +447,8 @@ class NodeSyncHost:
 
     def note_pair_room(self, room_id: str) -> None:
         self._pair_rooms = self._pair_rooms | {room_id}
+        if self._held:  # the room may replace a held one (a peer's replacement): read again
+            self._held = None
 
     async def note_quarantined(self, session: AsyncSession,
                                entries: Sequence[Quarantined]) -> None:

@@ -23,13 +23,12 @@ from node.core.cli_support import unix_now
 from node.core.coalition import invite_member, join_coalition
 from node.core.rooms import ROOM_REPLACED, pair_room_of
 from node.core.runtime import open_node
-from node.core.setup import MatrixAccountChoice, matrix_login_for
 from node.core.store.pair_rooms import PairRoomRepository
-from node.features.backup.new_account import adopt_new_account
-from node.features.backup.service import create_backup, restore_backup
+from node.features.backup.service import create_backup
 from sync.requeue import replaced_rooms
 from sync.resume import held_rooms
 from tests.support.api_harness import PASSPHRASE, RunningApi, WallClock
+from tests.support.restore import restore_on_new_account
 from tests.support.sharing import (
     FAST,
     ORGS,
@@ -76,19 +75,12 @@ async def test_the_peer_replaces_a_pair_room_made_after_the_backup(
             await arrives_verified(a, b_org, after_backup)
         meanwhile = await share_case(b, "minsk", [a_org])  # A's machine is seized
 
-        restored = await restore_backup(backup, tmp_path / "new-machine" / "node", PASSPHRASE)
-        assert restored.config_file is not None
-        with passphrase_env():
-            async with open_node(restored.config_file) as node:
-                assert await pair_room_of(node, b_org) is None  # the backup does not know it
-                login = await matrix_login_for(federation3[2].url, node.own.name,
-                                               MatrixAccountChoice(registration_secret=(
-                                                   federation3[2].state
-                                                   .registration_shared_secret)))
-                moved = await adopt_new_account(node, restored.config_file, login, unix_now)
+        restored = await restore_on_new_account(backup, tmp_path / "new-machine", federation3[2])
+        moved = restored.moved
         await invite_member(b.node, moved.user_id)
         with passphrase_env():
             async with open_node(restored.config_file) as node:
+                assert await pair_room_of(node, b_org) is None  # the backup does not know it
                 await join_coalition(node, coalition)
 
         a2 = await stack.enter_async_context(member_running(restored.config_file, GRACE,
@@ -161,19 +153,12 @@ async def test_the_peers_replacement_may_come_first_for_a_room_the_backup_knew(
             await arrives_verified(a, b_org, after_backup)
         meanwhile = await share_case(b, "addis", [a_org])  # A's machine is seized
 
-        restored = await restore_backup(backup, tmp_path / "new-machine" / "node", PASSPHRASE)
-        assert restored.config_file is not None
-        with passphrase_env():
-            async with open_node(restored.config_file) as node:
-                assert await pair_room_of(node, b_org) == old_room  # the backup knows it
-                login = await matrix_login_for(federation3[2].url, node.own.name,
-                                               MatrixAccountChoice(registration_secret=(
-                                                   federation3[2].state
-                                                   .registration_shared_secret)))
-                moved = await adopt_new_account(node, restored.config_file, login, unix_now)
+        restored = await restore_on_new_account(backup, tmp_path / "new-machine", federation3[2])
+        moved = restored.moved
         await invite_member(b.node, moved.user_id)
         with passphrase_env():
             async with open_node(restored.config_file) as node:
+                assert await pair_room_of(node, b_org) == old_room  # the backup knows it
                 await join_coalition(node, coalition)
 
         async def b_replaced_it() -> str | None:

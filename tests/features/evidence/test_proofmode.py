@@ -5,6 +5,7 @@ package, the evidence page and ``minga evidence check-c2pa`` saying so."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import zipfile
 from collections.abc import AsyncIterator, Iterator
@@ -14,6 +15,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from node.cli import main
 from node.core.store import Role
 from node.features.evidence.attachments import AttachmentStore
 from node.features.evidence.credentials import Problem, Verdict
@@ -31,7 +33,7 @@ from node.features.evidence.proofmode_check import check_bundle, status_of
 from node.features.evidence.service import check_credentials, unchecked_attachments
 from tests.features.evidence.proofmode_signing import Device, bundle, new_device
 from tests.support.api_harness import SAMPLE_CASES, RunningApi, serve_node
-from tests.support.offline_node import make_offline_node
+from tests.support.offline_node import make_offline_node, passphrase_in_environment
 from tests.support.web import serve_web
 
 HASH = "ab" * 32
@@ -276,3 +278,22 @@ async def test_check_c2pa_also_checks_bundles_stored_before(
     assert await unchecked_attachments(node) == []
     detail = await api.json("GET", f"/attachments/{item['attachment_id']}", Role.viewer)
     assert [entry["action"] for entry in detail["custody"]].count("proofmode-check") == 2
+
+
+def test_minga_case_attach_prints_the_bundle_verdict(
+    tmp_path: Path, devices: tuple[Device, Device], capsys: pytest.CaptureFixture[str],
+) -> None:
+    config = asyncio.run(make_offline_node(tmp_path / "node"))
+
+    async def new_case() -> str:
+        async with serve_node(config) as api:
+            created = await api.json("POST", "/cases", json=SAMPLE_CASES["cauca"], expect=201)
+            return str(created["record_id"])
+    with passphrase_in_environment():
+        record_id = asyncio.run(new_case())
+        path = tmp_path / "proofmode.zip"
+        path.write_bytes(bundle(devices[0]))
+        assert main(["--config", str(config), "case", "attach", record_id, str(path)]) == 0
+        assert "proofmode valid (signer not on a trust list)" in capsys.readouterr().out
+        assert main(["--config", str(config), "evidence", "check-c2pa"]) == 0
+        assert "checked 0 of 0" in capsys.readouterr().err  # checked on arrival already

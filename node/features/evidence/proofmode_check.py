@@ -39,6 +39,7 @@ from node.features.evidence.proofmode import (
 log = logging.getLogger(__name__)
 
 GPG: Final = "/usr/bin/gpg"
+GPGCONF: Final = "/usr/bin/gpgconf"
 MAX_MEMBERS: Final = 1000
 MAX_SMALL_BYTES: Final = 1024 * 1024
 """The most read of a key, a proof JSON or a signature."""
@@ -181,7 +182,7 @@ def _check(bundle: Path, home: Path) -> Credentials:
         names = archive.namelist()
         if len(names) > MAX_MEMBERS:
             raise _Unusable("bundle.tooManyParts")
-        keys = [name for name in names if name.rsplit("/", 1)[-1] == "pubkey.asc"]
+        keys = [name for name in names if name.rsplit("/", 1)[-1] == PUBKEY]
         proofs = {name: _small(archive, name) for name in names if name.endswith(".proof.json")}
         items = plan(names, {name: named_media(data) for name, data in proofs.items()})
         gpg = _Gpg(home)
@@ -204,4 +205,13 @@ def check_bundle(bundle: Path) -> Credentials:
         log.info("a ProofMode bundle could not be checked: %s", type(error).__name__)
         return unreadable("bundle.unreadable")
     finally:
+        _stop_daemons(home)
         shutil.rmtree(home, ignore_errors=True)
+
+
+def _stop_daemons(home: Path) -> None:
+    """Stop any gpg-agent the check made start (importing a secret key does), so that nothing
+    outlives the temporary home."""
+    if any(home.glob("S.*")) and Path(GPGCONF).exists():
+        subprocess.run([GPGCONF, "--homedir", str(home), "--kill", "all"], check=False,
+                       capture_output=True, timeout=TIMEOUT_SECONDS)

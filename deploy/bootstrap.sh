@@ -40,6 +40,12 @@ if ! command -v mat2 >/dev/null 2>&1; then
     need_debs+=(mat2)
 fi
 
+# ProofMode bundles' OpenPGP signatures are checked with GnuPG's gpg (decision 0031); the
+# tests sign bundles with it too. Minimal Debian images do not have it.
+if [ ! -x /usr/bin/gpg ]; then
+    need_debs+=(gnupg)
+fi
+
 # The store's tests run on PostgreSQL too: the harness (tests/support/postgres.py) starts a
 # throw-away server from Debian's package, as the package's unprivileged `postgres` user.
 if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then

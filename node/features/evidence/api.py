@@ -66,21 +66,30 @@ class WorkingCopyView(BaseModel):
 
 
 class ContentCredentialsView(BaseModel):
-    verdict: Verdict = Field(description="none: no C2PA manifest; valid: its signature and the"
-                                         " hashes binding it to the file verify; invalid: they"
-                                         " do not (see problems); unreadable: a manifest is"
-                                         " there but could not be read")
+    verdict: Verdict = Field(description="none: no C2PA manifest (or a ZIP that is no ProofMode"
+                                         " bundle); valid: its signature and the hashes binding"
+                                         " it to the file verify (ProofMode: each media file's"
+                                         " SHA-256 matches its proof and the OpenPGP signatures"
+                                         " over both verify with the bundle's key); invalid:"
+                                         " they do not (see problems); unreadable: a manifest"
+                                         " or bundle is there but could not be read or lacks"
+                                         " parts (see codes)")
     signer_trusted: bool = Field(description="the signer's certificate chains to a trust list;"
                                              " false for a valid manifest from a self-signed or"
-                                             " unknown signer (this node has no trust list)")
+                                             " unknown signer (this node has no trust list);"
+                                             " always false for ProofMode (a device's own key)")
     problems: list[Problem] = Field(description="why an invalid manifest fails: altered (a hash"
                                                 " does not match: changed after signing),"
                                                 " signature, expired, revoked, other")
     codes: list[str] = Field(description="the C2PA library's validation status codes (the C2PA"
                                          " specification's), e.g. assertion.dataHash.mismatch,"
-                                         " signingCredential.untrusted")
+                                         " signingCredential.untrusted; for ProofMode this"
+                                         " node's, e.g. media.hashMismatch,"
+                                         " mediaSignature.bad, proofSignature.unknownKey,"
+                                         " mediaSignature.missing, pubkey.missing")
     claim_generator: str = Field(description="the tool that made the claim, as it names itself")
-    signer: str = Field(description="the signing certificate's subject common name")
+    signer: str = Field(description="the signing certificate's subject common name; for"
+                                    " ProofMode the OpenPGP fingerprint of the bundle's key")
     issuer: str = Field(description="the organisation the signature information names")
     signed_at: str = Field(description="time from a trusted timestamp, if the manifest has one")
 
@@ -95,12 +104,13 @@ class AttachmentView(BaseModel):
     attached_at: Time
     working_copy: WorkingCopyView | None
     manifest: str = Field(description="a provenance manifest the original carries and keeps:"
-                                      " c2pa (checked: content_credentials) or proofmode"
-                                      " (recognised, not verified); empty if none")
+                                      " c2pa or proofmode (a ProofMode bundle), both checked"
+                                      " (content_credentials); empty if none")
     content_credentials: ContentCredentialsView | None = Field(
-        description="what the C2PA library found in the original when it was attached; null"
-                    " when not checked (a kind of file the library does not read, or attached"
-                    " before this node checked C2PA)")
+        description="the check of the original's manifest when it was attached (the C2PA"
+                    " library's, or gpg's for a ProofMode bundle: see manifest); null when not"
+                    " checked (a kind of file neither reads, or attached before this node"
+                    " checked them)")
 
 
 class AttachmentList(BaseModel):

@@ -46,7 +46,7 @@ def _describe(attachment: Attachment) -> str:
     else:
         cleaned = "no working copy (mat2 cannot clean this kind of file)"
     found = attachment.credentials
-    credentials = (f"  c2pa {_verdict(found)}"
+    credentials = (f"  {attachment.manifest or 'c2pa'} {_verdict(found)}"
                    if found is not None and found.verdict is not Verdict.NONE else "")
     return (f"{attachment.attachment_id}  {attachment.media_type}  {attachment.size} bytes"
             f"  sha256 {attachment.sha256}  {cleaned}{credentials}")
@@ -133,7 +133,8 @@ async def _check_c2pa(config: str | None) -> None:
             if attachment.credentials is None:
                 continue  # the library failed on a file where no manifest was recognised
             checked += 1
-            print(f"{attachment_id}  c2pa {_verdict(attachment.credentials)}")
+            print(f"{attachment_id}  {attachment.manifest or 'c2pa'}"
+                  f" {_verdict(attachment.credentials)}")
         print(f"checked {checked} of {len(unchecked)} file(s) not checked before",
               file=sys.stderr)
 
@@ -165,6 +166,7 @@ def add_commands(commands: Any) -> None:
     export.add_argument("--out", required=True, help="the .zip file to write (a new file)")
     export.set_defaults(handler=cmd_export)
     check = actions.add_parser(
-        "check-c2pa", help="check the C2PA content credentials of files attached before this"
-                           " node checked them on arrival (each check is a custody entry)")
+        "check-c2pa", help="check the C2PA content credentials and ProofMode bundles of files"
+                           " attached before this node checked them on arrival (each check is"
+                           " a custody entry)")
     check.set_defaults(handler=cmd_check_c2pa)

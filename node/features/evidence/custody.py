@@ -3,9 +3,9 @@
 Each entry is a JSON statement (``minga.custody/1``) naming the attachment, its place in the log
 (``seq``, from 1), the hash of the entry before it (``prev``; empty for the first), the time, the
 action (ingest, view, download, working copy made, export, share, retraction, countersignature,
-C2PA content credentials checked),
-the SHA-256 of the original file, details (content-free: which copy, to whom by org id, what
-metadata names were removed), and who signed it (org id and signing key id). The node signs
+C2PA content credentials or a ProofMode bundle checked), the SHA-256 of the original file,
+details (content-free: which copy, to whom by org id, what metadata names were removed), and
+who signed it (org id and signing key id). The node signs
 ``canonical_json`` of the entry without its ``signature`` with its Ed25519 signing key, as the
 other signed statements of ``federation.identity`` are signed.
 
@@ -51,6 +51,7 @@ class Action(StrEnum):
     RETRACTION = "retraction"
     COUNTERSIGNATURE = "countersignature"
     C2PA_CHECK = "c2pa-check"
+    PROOFMODE_CHECK = "proofmode-check"
 
 
 class Copy(StrEnum):

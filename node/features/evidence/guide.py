@@ -45,6 +45,16 @@ word, and without access to the organisation's systems.
    was changed after it was signed). You can check the original yourself, offline, with any C2PA
    tool such as c2patool. The working copy does not carry these credentials.
 
+6. A ProofMode bundle's signatures (when the record has a "proofmode-check" entry).
+   A ProofMode bundle is a ZIP from the ProofMode app: the photos or videos, a proof file for
+   each (its SHA-256 and notes from the phone), OpenPGP signatures over both, and the phone's
+   public key "pubkey.asc". The organisation's node checked it with GnuPG, using only that key,
+   when it was received: "valid" means each file matches the hash in its proof and both
+   signatures verify with the bundle's key ("signer" is that key's fingerprint). The key is the
+   phone's own, so the signature shows the files are unchanged since that phone signed them, not
+   who held the phone. To check it yourself: import "pubkey.asc" with gpg and run
+   "gpg --verify" on each ".asc" file next to the file it signs.
+
 To run all the checks at once, with Minga installed (no node or network is needed):
     minga evidence verify this-package.zip
 It prints each problem it finds, or that the package verifies, with the organisation id and its
@@ -99,6 +109,17 @@ confiar en la palabra de nadie y sin acceso a los sistemas de la organización.
    los códigos de la biblioteca ("altered": el archivo se modificó después de firmarse). Puede
    comprobar el original usted mismo, sin conexión, con cualquier herramienta C2PA como
    c2patool. La copia de trabajo no lleva estas credenciales.
+
+6. Las firmas de un paquete de ProofMode (si el registro tiene una entrada "proofmode-check").
+   Un paquete de ProofMode es un ZIP de la aplicación ProofMode: las fotos o vídeos, un archivo
+   de prueba para cada uno (su SHA-256 y notas del teléfono), firmas OpenPGP sobre ambos y la
+   clave pública del teléfono, "pubkey.asc". El nodo de la organización lo comprobó con GnuPG,
+   usando solo esa clave, al recibirlo: "valid" significa que cada archivo coincide con la huella
+   de su prueba y que ambas firmas se verifican con la clave del paquete ("signer" es la huella
+   de esa clave). La clave es la del propio teléfono: la firma muestra que los archivos no han
+   cambiado desde que ese teléfono los firmó, no quién tenía el teléfono. Para comprobarlo usted
+   mismo: importe "pubkey.asc" con gpg y ejecute "gpg --verify" con cada archivo ".asc" junto al
+   archivo que firma.
 
 Para hacer todas las comprobaciones a la vez, con Minga instalado (no hace falta un nodo ni red):
     minga evidence verify este-paquete.zip

@@ -4,8 +4,8 @@ The original is kept byte for byte, so whatever manifest it carries is kept. Thi
 *recognises* one, from the file's structure, so that the pages can say so: a C2PA manifest
 store (JUMBF) in a JPEG's APP11 segments, a PNG ``caBX`` chunk or a WebP ``C2PA`` chunk; a
 ProofMode proof bundle (a ZIP holding ``*.proof.json`` and OpenPGP signatures). C2PA manifests
-are then verified with the C2PA library (:mod:`.c2pa_check`, decision 0031); ProofMode bundles'
-OpenPGP signatures are not checked: a bundle is shown as present, not verified.
+are then verified with the C2PA library (:mod:`.c2pa_check`, decision 0031), ProofMode bundles
+with ``gpg`` (:mod:`.proofmode_check`).
 """
 
 from __future__ import annotations

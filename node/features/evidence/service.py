@@ -5,7 +5,8 @@ one sealed file (:mod:`.chunks`) named by attachment id and copy, written once u
 name, then renamed and made read-only, never changed afterwards. The rows, the custody entry
 and the audit entry of a step commit in one transaction; a file whose transaction fails is
 removed. Plaintext touches the disk only while mat2 cleans a copy (and the C2PA library reads its
-manifest from the same file), in a directory only the node's user can read, removed at once.
+manifest, or ``gpg`` checks a ProofMode bundle, from the same file), in a directory only the
+node's user can read, removed at once.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from node.features.evidence.chunks import (
 from node.features.evidence.cleaning import clean_with_mat2
 from node.features.evidence.credentials import Credentials, Verdict
 from node.features.evidence.custody import Action, Copy, sign_entry
+from node.features.evidence.proofmode_check import check_bundle
 from node.features.evidence.provenance import SCAN_BYTES, Manifest, find_manifest
 from node.features.evidence.sniff import SNIFF_BYTES, FileType, sniff
 from schemas.ids import new_record_id
@@ -274,8 +276,24 @@ async def _decrypt_original(node: Node, attachment: Attachment, plain: Path) -> 
             await asyncio.to_thread(out.write, piece)
 
 
+BUNDLE_TYPE: Final = "application/zip"
+"""The kind of file a ProofMode bundle is."""
+
+
+def checkable(media_type: str) -> bool:
+    """Whether this kind of file gets a provenance check: the kinds the C2PA library reads, and
+    ZIPs (a ProofMode bundle is one)."""
+    return media_type in supported_types() or media_type == BUNDLE_TYPE
+
+
 async def _provenance_of(plain: Path, media_type: str) -> tuple[Manifest, Credentials | None]:
+    """The manifest the original carries and the verdict on it: a ProofMode bundle checked with
+    ``gpg``, else what the C2PA library says (None when not checked)."""
     manifest = await asyncio.to_thread(_manifest_of, plain, media_type)
+    if manifest is Manifest.PROOFMODE:
+        return manifest, await asyncio.to_thread(check_bundle, plain)
+    if media_type == BUNDLE_TYPE:
+        return manifest, Credentials(Verdict.NONE)  # a ZIP that is no bundle: nothing to check
     credentials = await asyncio.to_thread(read_credentials, plain, media_type,
                                           recognised=manifest is Manifest.C2PA)
     if credentials is not None and credentials.verdict is not Verdict.NONE:
@@ -285,18 +303,22 @@ async def _provenance_of(plain: Path, media_type: str) -> tuple[Manifest, Creden
 
 async def _record_check(node: Node, tx: StoreTransaction, attachment: Attachment,
                         credentials: Credentials | None, *, actor: str, at: int) -> None:
-    """A custody entry for a C2PA check that found a manifest (valid or not)."""
+    """A custody entry for a check that found a manifest (valid or not): ``c2pa-check`` or
+    ``proofmode-check``."""
     if credentials is not None and credentials.verdict is not Verdict.NONE:
-        await append_custody(node, tx, attachment, Action.C2PA_CHECK, actor=actor, at=at,
-                             details=_check_details(credentials))
+        proofmode = attachment.manifest == Manifest.PROOFMODE.value
+        await append_custody(node, tx, attachment,
+                             Action.PROOFMODE_CHECK if proofmode else Action.C2PA_CHECK,
+                             actor=actor, at=at,
+                             details=_check_details(credentials, proofmode=proofmode))
 
 
 async def check_credentials(node: Node, attachment_id: str, *, actor: str,
                             now: int) -> Attachment:
-    """Check the C2PA manifest of a file stored before this node checked them (decision 0031);
-    a file already checked is left as it is (``AttachmentNotFound``)."""
+    """Check the C2PA manifest or ProofMode bundle of a file stored before this node checked
+    them (decision 0031); a file already checked is left as it is (``AttachmentNotFound``)."""
     attachment = await get_attachment(node, attachment_id)
-    if attachment.credentials is not None or attachment.media_type not in supported_types():
+    if attachment.credentials is not None or not checkable(attachment.media_type):
         return attachment
     work = _private_dir(evidence_dir(node) / f"work-{uuid.uuid4().hex}")
     try:
@@ -319,23 +341,23 @@ async def check_credentials(node: Node, attachment_id: str, *, actor: str,
 
 
 async def unchecked_attachments(node: Node) -> list[str]:
-    """Ids of stored files whose C2PA manifest was never checked, of the kinds the C2PA
-    library reads."""
+    """Ids of stored files never checked, of the kinds that are (:func:`checkable`)."""
     async with node.store.read() as tx:
         attachments = AttachmentStore(tx.session, tx.cipher)
         found = [await attachments.get(attachment_id) for attachment_id in await attachments.ids()]
     return [attachment.attachment_id for attachment in found
-            if attachment.credentials is None and attachment.media_type in supported_types()]
+            if attachment.credentials is None and checkable(attachment.media_type)]
 
 
-def _check_details(credentials: Credentials) -> dict[str, Any]:
-    """What the custody entry of a C2PA check says: the verdict and the library's codes, the
-    signer's certificate subject and the tool that made the claim (no file content)."""
+def _check_details(credentials: Credentials, *, proofmode: bool) -> dict[str, Any]:
+    """What the custody entry of a check says: the verdict and the codes, the signer (a C2PA
+    certificate's subject; a ProofMode key's fingerprint) and the tool that made the claim (no
+    file content)."""
     return {"verdict": credentials.verdict.value, "signer_trusted": credentials.signer_trusted,
             "problems": [problem.value for problem in credentials.problems],
             "codes": list(credentials.codes), "signer": credentials.signer,
             "claim_generator": credentials.claim_generator, "signed_at": credentials.signed_at,
-            "tool": "c2pa-python"}
+            "tool": "gpg" if proofmode else "c2pa-python"}
 
 
 def _manifest_of(plain: Path, media_type: str) -> Manifest:

@@ -31,6 +31,7 @@ from node.features.evidence.proofmode import (
 )
 from node.features.evidence.proofmode_check import check_bundle, status_of
 from node.features.evidence.service import check_credentials, unchecked_attachments
+from tests.features.evidence.attaching import attach_and_read_checks
 from tests.features.evidence.proofmode_signing import Device, bundle, new_device
 from tests.support.api_harness import SAMPLE_CASES, RunningApi, serve_node
 from tests.support.offline_node import make_offline_node, passphrase_in_environment
@@ -181,17 +182,8 @@ async def api(tmp_path: Path) -> AsyncIterator[RunningApi]:
 
 
 async def _attach(api: RunningApi, content: bytes) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    made = await api.json("POST", "/cases", json=SAMPLE_CASES["cauca"], expect=201)
-    form = aiohttp.FormData()
-    form.add_field("files", content, filename="proof.zip", content_type="application/zip")
-    answer = await api.json("POST", f"/cases/{made['record_id']}/attachments", data=form,
-                            expect=201)
-    item = answer["items"][0]
-    original = await api.call("GET", f"/attachments/{item['attachment_id']}/file?copy=original",
-                              Role.editor)
-    assert await original.read() == content  # kept byte for byte
-    detail = await api.json("GET", f"/attachments/{item['attachment_id']}", Role.viewer)
-    return item, [entry for entry in detail["custody"] if entry["action"] == "proofmode-check"]
+    return await attach_and_read_checks(api, content, "proof.zip", "application/zip",
+                                        "proofmode-check")
 
 
 async def test_an_attached_bundle_is_checked_and_the_check_is_in_the_custody_log(

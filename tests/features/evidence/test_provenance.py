@@ -16,6 +16,7 @@ import pytest
 
 from node.core.store import Role
 from node.features.evidence.provenance import Manifest, find_manifest
+from tests.features.evidence.attaching import attach_and_read_checks
 from tests.features.evidence.c2pa_signing import SIGNER_NAME, altered, signed_jpeg
 from tests.features.evidence.samples import jpeg_with_gps
 from tests.support.api_harness import SAMPLE_CASES, RunningApi, serve_node
@@ -81,6 +82,10 @@ async def api(tmp_path: Path) -> AsyncIterator[RunningApi]:
         yield running
 
 
+async def _attach(api: RunningApi, content: bytes) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    return await attach_and_read_checks(api, content, "foto.jpg", "image/jpeg", "c2pa-check")
+
+
 async def test_an_attached_original_with_c2pa_keeps_it_and_says_so(api: RunningApi) -> None:
     made = await api.json("POST", "/cases", json=SAMPLE_CASES["cauca"], expect=201)
     form = aiohttp.FormData()
@@ -116,20 +121,6 @@ async def test_the_evidence_page_says_the_original_carries_content_credentials(
             assert answer.status == 201
         page = await browser.get(f"/cases/{record_id}/evidence")
         assert "The original carries C2PA content credentials" in page.text
-
-
-async def _attach(api: RunningApi, content: bytes) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    made = await api.json("POST", "/cases", json=SAMPLE_CASES["cauca"], expect=201)
-    form = aiohttp.FormData()
-    form.add_field("files", content, filename="foto.jpg", content_type="image/jpeg")
-    answer = await api.json("POST", f"/cases/{made['record_id']}/attachments", data=form,
-                            expect=201)
-    item = answer["items"][0]
-    original = await api.call("GET", f"/attachments/{item['attachment_id']}/file?copy=original",
-                              Role.editor)
-    assert await original.read() == content  # kept byte for byte, manifest and all
-    detail = await api.json("GET", f"/attachments/{item['attachment_id']}", Role.viewer)
-    return item, [entry for entry in detail["custody"] if entry["action"] == "c2pa-check"]
 
 
 async def test_a_signed_jpeg_is_checked_valid_with_its_signer_not_on_a_trust_list(

@@ -39,9 +39,13 @@ def test_hosts_reach_each_other_by_name_and_a_pulled_cable_cuts_one_off(tmp_path
         url = "http://hs-ke.test:8000/hello.txt"
         assert eventually_fetched(net["co"], url) == "hello from ke\n"
         assert eventually_fetched(net["ph"], "http://minga-ke.test:8000/hello.txt")
-        # A host resolves its own names only to its own address, never through a DNS server.
+        # Names from the hosts file and from the test network's DNS server agree; other names
+        # are refused at once.
         assert net["co"].run(["getent", "hosts", "hs-ph.test"]).stdout.split()[0] == \
             net["ph"].address
+        assert net["co"].run(["getent", "ahosts", "minga-ke.test"]).stdout.split()[0] == \
+            ke.address
+        assert net["co"].run(["getent", "hosts", "nowhere.test"], check=False).returncode != 0
         ke.link(up=False)
         assert fetch(net["co"], url).returncode != 0
         ke.link(up=True)

@@ -3,8 +3,11 @@
 :func:`topology` builds one Linux bridge in this (the test's) namespace and, for each host, a
 network namespace joined to the bridge by a veth pair, with an address of its own and an
 ``/etc/hosts`` that names every host (``ip netns exec`` bind-mounts ``/etc/netns/<ns>/hosts``
-over ``/etc/hosts``, and ``resolv.conf`` likewise, so nothing asks a real DNS server). The
-bridge itself has an address too: the test process is "the Internet", a client of every host.
+over ``/etc/hosts``) and a DNS server for the ``test.`` zone on the bridge (``resolv.conf``
+likewise), which answers the hosts' names and "no such name" for anything else, promptly, as
+real DNS does (Synapse looks up ``_matrix-fed._tcp`` SRV records before it falls back to port
+8448; with no server at all every lookup would wait for a timeout). The bridge has addresses
+of its own too: the test process is "the Internet", a client of every host.
 
 Everything is removed on the way out, even when the test fails: the processes started in the
 hosts (:meth:`Host.popen`), the namespaces, the bridge and ``/etc/netns/<ns>``. Names carry a
@@ -22,6 +25,9 @@ import secrets
 import shutil
 import signal
 import subprocess
+import sys
+import tempfile
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -123,6 +129,7 @@ class Topology:
     hosts: dict[str, Host]
     bridge: str
     client_addresses: tuple[str, ...]  # the test's own addresses on the bridge
+    dns_address: str
 
     def __getitem__(self, short: str) -> Host:
         return self.hosts[short]
@@ -133,12 +140,57 @@ class Topology:
                   for host in self.hosts.values()]
         return "\n".join(lines) + "\n"
 
+    def zone(self) -> str:
+        """The ``test.`` zone for Twisted's DNS server (a Python zone file)."""
+        records = [f"A({name!r}, {host.address!r})" for host in self.hosts.values()
+                   for name in (host.homeserver_name, host.web_name)]
+        return ("zone = [\n    SOA('test', mname='ns.test', rname='root.test', serial=1,"
+                " refresh=60, retry=60, expire=60, minimum=1),\n    "
+                + ",\n    ".join(records) + ",\n]\n")
+
+
+@contextlib.contextmanager
+def _dns_server(net: Topology, directory: Path) -> Iterator[None]:
+    zone = directory / "test.zone.py"
+    zone.write_text(net.zone())
+    log = (directory / "dns.log").open("ab")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "twisted", "dns", "--pyzone", str(zone), "--interface",
+         net.dns_address, "--port", "53"], stdin=subprocess.DEVNULL, stdout=log,
+        stderr=subprocess.STDOUT, preexec_fn=die_with_parent)
+    log.close()
+    try:
+        deadline = time.monotonic() + 30
+        while not _answers_dns(net.dns_address, next(iter(net.hosts.values())).homeserver_name):
+            assert process.poll() is None and time.monotonic() < deadline, \
+                f"the test DNS server did not start: {(directory / 'dns.log').read_text()}"
+            time.sleep(0.2)
+        yield
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _answers_dns(server: str, name: str) -> bool:
+    done = subprocess.run([sys.executable, "-c", (
+        "import sys\n"
+        "from twisted.names import client\n"
+        "from twisted.internet import task\n"
+        "def main(reactor):\n"
+        f"    return client.createResolver(servers=[({server!r}, 53)]).lookupAddress({name!r})\n"
+        "task.react(main)\n")], capture_output=True, timeout=30, check=False)
+    return done.returncode == 0
+
 
 @contextlib.contextmanager
 def topology(shorts: Sequence[str] = ("co", "ke", "ph"), *, clients: int = 2
              ) -> Iterator[Topology]:
     """The hosts ``hs-<short>.test`` on one bridge; the test's namespace holds ``clients``
-    addresses on it (10.X.Y.201, .202, ...)."""
+    addresses on it (10.X.Y.201, .202, ...) and the DNS server's (10.X.Y.253)."""
     require_root_networking()
     tag = secrets.token_hex(2)
     subnet = f"10.{secrets.randbelow(200) + 20}.{secrets.randbelow(250) + 1}"
@@ -146,18 +198,20 @@ def topology(shorts: Sequence[str] = ("co", "ke", "ph"), *, clients: int = 2
     hosts = {short: Host(short, f"minga-{tag}-{short}", f"{subnet}.{index + 1}",
                          f"mgv{tag}{short}")
              for index, short in enumerate(shorts)}
-    built = Topology(hosts, bridge, tuple(f"{subnet}.{201 + n}" for n in range(clients)))
+    built = Topology(hosts, bridge, tuple(f"{subnet}.{201 + n}" for n in range(clients)),
+                     f"{subnet}.253")
+    directory = Path(tempfile.mkdtemp(prefix="minga-topology-"))
     try:
         ip("link", "add", bridge, "type", "bridge")
-        for address in built.client_addresses:
+        for address in (*built.client_addresses, built.dns_address):
             ip("addr", "add", f"{address}/24", "dev", bridge)
         ip("link", "set", bridge, "up")
         for host in hosts.values():
             etc = NETNS_ETC / host.namespace
             etc.mkdir(parents=True, exist_ok=True)
             (etc / "hosts").write_text(built.hosts_file())
-            (etc / "resolv.conf").write_text("# no DNS server in the test's network\n"
-                                             "options timeout:1 attempts:1\n")
+            (etc / "resolv.conf").write_text(f"nameserver {built.dns_address}\n"
+                                             "options timeout:1 attempts:2\n")
             ip("netns", "add", host.namespace)
             ip("link", "add", host.veth, "type", "veth", "peer", "name", "eth0", "netns",
                host.namespace)
@@ -166,7 +220,8 @@ def topology(shorts: Sequence[str] = ("co", "ke", "ph"), *, clients: int = 2
             ip("-n", host.namespace, "addr", "add", f"{host.address}/24", "dev", "eth0")
             ip("-n", host.namespace, "link", "set", "eth0", "up")
             ip("-n", host.namespace, "link", "set", "lo", "up")
-        yield built
+        with _dns_server(built, directory):
+            yield built
     finally:
         for host in hosts.values():
             with contextlib.suppress(Exception):
@@ -177,6 +232,7 @@ def topology(shorts: Sequence[str] = ("co", "ke", "ph"), *, clients: int = 2
             subprocess.run(["ip", "link", "del", host.veth], capture_output=True, check=False)
             shutil.rmtree(NETNS_ETC / host.namespace, ignore_errors=True)
         subprocess.run(["ip", "link", "del", bridge], capture_output=True, check=False)
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def namespaces() -> set[str]:

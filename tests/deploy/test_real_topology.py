@@ -35,8 +35,6 @@ from tests.support.production_host import ProductionHost, database_directory
 from tests.support.sharing import eventually
 from tests.support.topology import Topology, topology
 
-STARTED = time.monotonic()
-
 
 @dataclass
 class Coalition:
@@ -53,6 +51,7 @@ class Coalition:
 
 @pytest.fixture(scope="module")
 def coalition(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Coalition]:
+    started = time.monotonic()
     directory = tmp_path_factory.mktemp("topology")
     ca = ThrowawayCA(directory / "ca")
     databases: list[Path] = []
@@ -69,7 +68,7 @@ def coalition(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Coalition]:
                 server.start_caddy(ca)
                 server.init_node()
                 server.start_node()
-            yield Coalition(net, hosts, ca, directory)
+            yield Coalition(net, hosts, ca, directory, facts={"started": started})
     finally:
         for database in databases:
             shutil.rmtree(database, ignore_errors=True)
@@ -251,7 +250,7 @@ def test_metrics_are_scraped(coalition: Coalition) -> None:
     assert outside.returncode != 0
 
 
-def test_doctor_is_all_clear(coalition: Coalition, tmp_path: Path) -> None:
+def test_doctor_is_all_clear(coalition: Coalition) -> None:
     for short, server in coalition.hosts.items():
         backups = coalition.directory / short / "backups"
         backups.mkdir(mode=0o700, exist_ok=True)
@@ -414,8 +413,8 @@ def test_figures_for_the_issue_note(coalition: Coalition) -> None:
     """Wall time of the test so far and each host's memory at rest (printed, with -s)."""
     time.sleep(20)  # at rest: nothing shared, no alert pending, syncs idle
     names = ("postgresql", "synapse", "caddy", "node")  # the order each host started them
-    print(f"\ntopology test: wall time {time.monotonic() - STARTED:.0f} s"
-          " (module import to this point, the cable pulled for 60 s of it)")
+    print(f"\ntopology test: wall time {time.monotonic() - coalition.facts['started']:.0f} s"
+          " (from building the hosts to here; the cable was pulled for 60 s of it)")
     for server in coalition.hosts.values():
         processes = server.host.processes
         assert len(processes) == len(names), processes

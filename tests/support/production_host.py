@@ -24,14 +24,17 @@ What differs from a real server, and why:
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import pwd
+import secrets
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,10 +55,10 @@ def minga_command(*arguments: str) -> list[str]:
     return [sys.executable, "-m", "node.cli", *arguments]
 
 
-def _wait(what: str, check: object, timeout: float = 120) -> None:
+def _wait(what: str, check: Callable[[], bool], timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if callable(check) and check():
+        if check():
             return
         time.sleep(0.3)
     raise AssertionError(f"{what} did not happen within {timeout:.0f} s")
@@ -260,8 +263,6 @@ class ProductionHost:
 
 
 def _random_base64() -> str:
-    import base64
-    import secrets
     return base64.b64encode(secrets.token_bytes(32)).decode()
 
 

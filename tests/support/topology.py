@@ -233,6 +233,8 @@ def topology(shorts: Sequence[str] = ("co", "ke", "ph"), *, clients: int = 2
             shutil.rmtree(NETNS_ETC / host.namespace, ignore_errors=True)
         subprocess.run(["ip", "link", "del", bridge], capture_output=True, check=False)
         shutil.rmtree(directory, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            NETNS_ETC.rmdir()  # only if no other namespace has files there
 
 
 def namespaces() -> set[str]:

@@ -362,6 +362,13 @@ async def test_a_host_off_the_network_for_a_minute_loses_and_duplicates_nothing(
             assert shared.returncode == 0, shared.stdout + shared.stderr
             from_ke.append(record_id)
         time.sleep(max(0.0, 60 - (time.monotonic() - pulled)))
+        # The cable really was out: nothing of co's reached ke meanwhile (asked from ke itself).
+        held = ke.curl(f"https://{ke.host.web_name}/api/v1/received?limit=100&kind=case",
+                       "-f", "--cacert", str(coalition.ca.certificate_path),
+                       "-H", f"Authorization: Bearer {coalition.tokens['ke']}")
+        assert held.returncode == 0, held.stderr
+        page = json.loads(held.stdout)
+        assert page["next_offset"] is None and len(page["items"]) == before["ke"]
     finally:
         ke.host.link(up=True)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,8 +79,10 @@ class ThrowawayCA:
         )
         return key, cert
 
-    def issue_server_certificate(self, directory: Path) -> CertificateFiles:
-        """Write a key and a certificate valid for localhost and 127.0.0.1 into ``directory``."""
+    def issue_server_certificate(self, directory: Path, names: Sequence[str] = ()
+                                 ) -> CertificateFiles:
+        """Write a key and a certificate valid for localhost and 127.0.0.1 (and the DNS
+        ``names``, such as the hosts of the topology test) into ``directory``."""
         directory.mkdir(parents=True, exist_ok=True)
         key = ec.generate_private_key(ec.SECP256R1())
         now = dt.datetime.now(dt.UTC)
@@ -97,6 +100,7 @@ class ThrowawayCA:
                 x509.SubjectAlternativeName(
                     [
                         x509.DNSName("localhost"),
+                        *(x509.DNSName(name) for name in names),
                         x509.IPAddress(ipaddress.IPv4Address("127.0.0.1")),
                         x509.IPAddress(ipaddress.IPv6Address("::1")),
                     ]

@@ -53,7 +53,7 @@ def test_features_bring_their_pages_commands_and_duties() -> None:
     assert {"/login", "/cases", "/alerts", "/received", "/members"} <= paths
     assert len(registry.web.template_dirs) == 9  # every feature with pages has its templates
     assert all(directory.is_dir() for directory in registry.web.template_dirs)
-    assert [d.parent.name for d in registry.web.static_dirs] == ["alerts"]
+    assert sorted(d.parent.name for d in registry.web.static_dirs) == ["alerts", "evidence"]
     assert len(registry.duties) == 6 and len(registry.server_tasks) == 1
     assert len(registry.commands) == 7 and len(registry.coalition_created) == 1
 

@@ -20,7 +20,7 @@ import pytest
 from deploy.demo import DEMO_ORGS, DemoLayout, move_incomplete_aside, run_demo
 from schemas.case import Case
 from tests.support import REPO
-from tests.support.processes import is_running, wait_until_gone
+from tests.support.processes import interruptible, is_running, wait_until_gone
 
 READY_LINE = "Press Ctrl-C to stop the demo."
 # `minga demo --dir D` runs deploy.demo.run_demo; until node.cli wires it, call the module itself.
@@ -125,7 +125,7 @@ def _demo(directory: Path, output: Path) -> Iterator[subprocess.Popen[bytes]]:
         process = subprocess.Popen(
             [*DEMO_COMMAND, "--dir", str(directory)],
             cwd=REPO, stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT,
-            start_new_session=True,
+            start_new_session=True, preexec_fn=interruptible,
         )
     try:
         yield process

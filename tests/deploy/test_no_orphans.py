@@ -12,7 +12,7 @@ import pytest
 
 from deploy.homeserver import Homeserver
 from tests.support import REPO
-from tests.support.processes import is_running, wait_for_file, wait_until_gone
+from tests.support.processes import interruptible, is_running, wait_for_file, wait_until_gone
 
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "kill-9"])
@@ -31,7 +31,7 @@ def test_interrupted_test_run_leaves_no_server(
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-        start_new_session=True,
+        start_new_session=True, preexec_fn=interruptible,
     )
     try:
         server_pid = int(wait_for_file(pid_file))
@@ -70,6 +70,7 @@ def test_cli_homeserver_start_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        preexec_fn=interruptible,
     )
     try:
         assert launcher.stdout is not None

@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+import signal
 import time
 from pathlib import Path
+
+
+def interruptible() -> None:
+    """``preexec_fn`` for a child a test stops with Ctrl-C (SIGINT): a shell that starts the
+    test run in the background, without job control, ignores SIGINT for it, and an ignored
+    signal stays ignored across exec, so the child would never see the Ctrl-C under test."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def is_running(pid: int) -> bool:

@@ -51,6 +51,7 @@ from tests.support.sharing import (
     eventually,
     form_coalition,
     member_running,
+    members_on,
     new_member,
     passphrase_env,
 )
@@ -209,9 +210,7 @@ async def _forge_in(transport: MatrixTransport, node: Node, room: str, reason: A
 async def test_forged_moves_are_refused_and_a_seized_creator_comes_back_through_the_new_room(
     federation3: Federation, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    homes = [federation3[0], federation3[1], federation3[0]]
-    configs = [await new_member(home, tmp_path / f"org{i}", name, country)
-               for i, (home, (name, country)) in enumerate(zip(homes, ORGS, strict=True))]
+    configs = await members_on([federation3[0], federation3[1], federation3[0]], tmp_path)
     creator_cfg = configs[0]
     old_room = await form_coalition(configs)  # the first member makes the coalition room
     backup = tmp_path / "creator.mingabackup"

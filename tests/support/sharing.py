@@ -80,6 +80,13 @@ async def new_member(
     return result.config_file
 
 
+async def members_on(homes: Sequence[Homeserver], directory: Path) -> list[Path]:
+    """One member per homeserver in ``homes`` (names and countries from ``ORGS``, in order,
+    each under ``directory/org<i>``); their node.toml files."""
+    return [await new_member(home, directory / f"org{i}", name, country)
+            for i, (home, (name, country)) in enumerate(zip(homes, ORGS[:len(homes)], strict=True))]
+
+
 @contextlib.contextmanager
 def passphrase_env() -> Iterator[None]:
     before = os.environ.get("MINGA_PASSPHRASE")

@@ -31,13 +31,12 @@ from tests.support.api_harness import PASSPHRASE, RunningApi, WallClock
 from tests.support.restore import restore_on_new_account
 from tests.support.sharing import (
     FAST,
-    ORGS,
     arrives_verified,
     chain_gaps,
     eventually,
     form_coalition,
     member_running,
-    new_member,
+    members_on,
     passphrase_env,
     quarantined_count,
     received,
@@ -56,10 +55,8 @@ async def _pair_rooms(api: RunningApi) -> dict[str, str]:
 async def test_the_peer_replaces_a_pair_room_made_after_the_backup(
     federation3: Federation, tmp_path: Path
 ) -> None:
-    homes = [federation3[0], federation3[1]]  # A's new account goes to the third
-    b_cfg, a_cfg = [await new_member(home, tmp_path / f"org{i}", name, country)
-                    for i, (home, (name, country)) in enumerate(zip(homes, ORGS[:2],
-                                                                      strict=True))]
+    # A's new account goes to the third homeserver.
+    b_cfg, a_cfg = await members_on([federation3[0], federation3[1]], tmp_path)
     coalition = await form_coalition([b_cfg, a_cfg])
     backup = tmp_path / "a.mingabackup"
     async with AsyncExitStack() as stack:
@@ -132,10 +129,7 @@ NO_GRACE = dataclasses.replace(FAST, peer_replacement_grace_seconds=0.0)
 async def test_the_peers_replacement_may_come_first_for_a_room_the_backup_knew(
     federation3: Federation, tmp_path: Path
 ) -> None:
-    homes = [federation3[0], federation3[1]]
-    b_cfg, a_cfg = [await new_member(home, tmp_path / f"org{i}", name, country)
-                    for i, (home, (name, country)) in enumerate(zip(homes, ORGS[:2],
-                                                                      strict=True))]
+    b_cfg, a_cfg = await members_on([federation3[0], federation3[1]], tmp_path)
     coalition = await form_coalition([b_cfg, a_cfg])
     backup = tmp_path / "a.mingabackup"
     async with AsyncExitStack() as stack:

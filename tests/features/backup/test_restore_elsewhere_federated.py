@@ -24,13 +24,12 @@ from sync.resume import held_rooms
 from tests.support.api_harness import PASSPHRASE, WallClock
 from tests.support.restore import restore_on_new_account
 from tests.support.sharing import (
-    ORGS,
     arrives_verified,
     chain_gaps,
     eventually,
     form_coalition,
     member_running,
-    new_member,
+    members_on,
     passphrase_env,
     quarantined_count,
     received,
@@ -42,9 +41,7 @@ async def test_a_seized_member_restored_on_a_new_account_shares_and_receives_wit
     federation3: Federation, tmp_path: Path
 ) -> None:
     homes = [federation3[0], federation3[1], federation3[0]]
-    b_cfg, a_cfg, c_cfg = [await new_member(home, tmp_path / f"org{i}", name, country)
-                           for i, (home, (name, country)) in enumerate(zip(homes, ORGS,
-                                                                             strict=True))]
+    b_cfg, a_cfg, c_cfg = await members_on(homes, tmp_path)
     coalition = await form_coalition([b_cfg, a_cfg, c_cfg])  # B makes the coalition room
     backup = tmp_path / "a.mingabackup"
     async with AsyncExitStack() as stack:

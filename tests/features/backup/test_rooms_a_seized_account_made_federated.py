@@ -37,13 +37,12 @@ from sync.resume import held_rooms
 from tests.support.api_harness import PASSPHRASE, RunningApi, WallClock
 from tests.support.restore import restore_on_new_account
 from tests.support.sharing import (
-    ORGS,
     arrives_verified,
     chain_gaps,
     eventually,
     form_coalition,
     member_running,
-    new_member,
+    members_on,
     passphrase_env,
     quarantined_count,
     received,
@@ -93,9 +92,7 @@ async def test_a_pair_room_the_seized_account_made_is_replaced_and_nothing_is_lo
     federation3: Federation, tmp_path: Path
 ) -> None:
     homes = [federation3[0], federation3[1], federation3[0]]
-    b_cfg, a_cfg, c_cfg = [await new_member(home, tmp_path / f"org{i}", name, country)
-                           for i, (home, (name, country)) in enumerate(zip(homes, ORGS,
-                                                                             strict=True))]
+    b_cfg, a_cfg, c_cfg = await members_on(homes, tmp_path)
     coalition = await form_coalition([b_cfg, a_cfg, c_cfg])
     backup = tmp_path / "a.mingabackup"
     async with AsyncExitStack() as stack:
@@ -242,9 +239,7 @@ async def test_a_campaign_room_the_seized_account_made_is_replaced(
     federation3: Federation, tmp_path: Path
 ) -> None:
     homes = [federation3[0], federation3[1], federation3[0]]
-    b_cfg, a_cfg, c_cfg = [await new_member(home, tmp_path / f"org{i}", name, country)
-                           for i, (home, (name, country)) in enumerate(zip(homes, ORGS,
-                                                                             strict=True))]
+    b_cfg, a_cfg, c_cfg = await members_on(homes, tmp_path)
     coalition = await form_coalition([b_cfg, a_cfg, c_cfg])
     backup = tmp_path / "a.mingabackup"
     async with AsyncExitStack() as stack:

@@ -17,15 +17,15 @@ from federation.sealing import open_envelope
 from node.core.store import Role
 from node.core.sync_host import NodeSyncHost
 from sync.frame import SEALED_EVENT_TYPE, parse_content
-from tests.support.api_harness import SAMPLE_CASES, RunningApi, WallClock
-from tests.support.sharing import ORGS, eventually, form_coalition, member_running, new_member
-
-
-async def _share(sender: RunningApi, key: str, recipients: list[str]) -> str:
-    made = await sender.json("POST", "/cases", json=SAMPLE_CASES[key], expect=201)
-    await sender.json("POST", f"/cases/{made['record_id']}/share",
-                      json={"recipients": recipients, "fields": ["country"]})
-    return str(made["record_id"])
+from tests.support.api_harness import RunningApi, WallClock
+from tests.support.sharing import (
+    eventually,
+    form_coalition,
+    member_running,
+    members_on,
+    quarantined_count,
+    share_case,
+)
 
 
 async def received_from(api: RunningApi, issuer: str, record_id: str) -> dict[str, Any]:
@@ -36,16 +36,10 @@ async def received_from(api: RunningApi, issuer: str, record_id: str) -> dict[st
     return await eventually(arrived, what=f"{record_id} from {issuer}")
 
 
-async def _quarantined(api: RunningApi) -> int:
-    return int((await api.json("GET", "/status", Role.viewer))["sync"]["quarantined"])
-
-
 async def test_rotation_keeps_old_signatures_and_moves_new_shares_to_the_new_keys(
     federation: Federation, tmp_path: Path
 ) -> None:
-    homes = [federation[0], federation[1], federation[0]]
-    configs = [await new_member(home, tmp_path / f"org{i}", name, country)
-               for i, (home, (name, country)) in enumerate(zip(homes, ORGS, strict=True))]
+    configs = await members_on([federation[0], federation[1], federation[0]], tmp_path)
     await form_coalition(configs)
     async with AsyncExitStack() as stack:
         a = await stack.enter_async_context(member_running(configs[0], clock=WallClock()))
@@ -53,8 +47,8 @@ async def test_rotation_keeps_old_signatures_and_moves_new_shares_to_the_new_key
         a_org, b_org = a.node.org_id, b.node.org_id
         async with member_running(configs[2], clock=WallClock()) as c_first:
             c_org = c_first.node.org_id
-        before_a = await _share(a, "nairobi", [b_org, c_org])  # C is stopped
-        before_b = await _share(b, "cauca", [a_org])
+        before_a = await share_case(a, "nairobi", [b_org, c_org])  # C is stopped
+        before_b = await share_case(b, "cauca", [a_org])
         await received_from(b, a_org, before_a)
         await received_from(a, b_org, before_b)
         old_code = a.node.keys.public().safety_code()
@@ -76,9 +70,9 @@ async def test_rotation_keeps_old_signatures_and_moves_new_shares_to_the_new_key
         assert seen["previous_safety_code"] == old_code
         assert seen["safety_code_changed_at"] is not None
 
-        after_a = await _share(a, "minsk", [b_org, c_org])
+        after_a = await share_case(a, "minsk", [b_org, c_org])
         assert (await received_from(b, a_org, after_a))["verification"] == "verified"
-        after_b = await _share(b, "addis", [a_org])
+        after_b = await share_case(b, "addis", [a_org])
         await received_from(a, b_org, after_b)
 
         # Shares to A after the rotation are sealed to its new key; the old ones still open.
@@ -103,7 +97,7 @@ async def test_rotation_keeps_old_signatures_and_moves_new_shares_to_the_new_key
         assert (await received_from(c, a_org, before_a))["verification"] == "verified"
         assert (await received_from(c, a_org, after_a))["verification"] == "verified"
         for node in (a, b, c):
-            assert await _quarantined(node) == 0
+            assert await quarantined_count(node) == 0
 
         compared = await b.json("POST", f"/members/{a_org}/safety-code-compared", Role.editor)
         assert compared == {"org_id": a_org, "safety_code": rotated["safety_code"]}

@@ -51,7 +51,7 @@ from typing import Any, Final
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from federation.consent_decision import ConsentDecision, grant
+from federation.consent_decision import COALITION_CLAIM, ConsentDecision, grant
 from federation.disclosure import issue, verify
 from federation.keys import KeyNotTrusted, VerificationKey
 from schemas.case import Case
@@ -73,14 +73,17 @@ class Relation(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Recipient:
-    """Who a disclosure is for: its org id (the SD-JWT audience) and coalition membership."""
+    """Who a disclosure is for: its org id (the SD-JWT audience), whether it is a verified
+    member of the coalition the share goes through, and that coalition's id (decision 0032:
+    named in clear in the token)."""
 
     org_id: str
     coalition_member: bool
+    coalition: str | None = None
 
     @classmethod
-    def member(cls, org_id: str) -> Recipient:
-        return cls(org_id, coalition_member=True)
+    def member(cls, org_id: str, coalition: str | None = None) -> Recipient:
+        return cls(org_id, coalition_member=True, coalition=coalition)
 
     @classmethod
     def outsider(cls, org_id: str) -> Recipient:
@@ -89,9 +92,26 @@ class Recipient:
 
 
 def relation(case: Case, recipient: Recipient) -> Relation:
+    """A member of the coalition the share goes through counts as a coalition member only if
+    the defender consented to sharing within that coalition (``consent_coalitions``; None on
+    a case only before its node resolved it with :func:`with_consent_scope`)."""
     if recipient.org_id in case.consent_partners:
         return Relation.NAMED_PARTNER
-    return Relation.MEMBER if recipient.coalition_member else Relation.OUTSIDER
+    scope = case.consent_coalitions
+    within = scope is None or (recipient.coalition is not None and recipient.coalition in scope)
+    return Relation.MEMBER if recipient.coalition_member and within else Relation.OUTSIDER
+
+
+def with_consent_scope(record: CaseRecord, first_coalition: str | None) -> CaseRecord:
+    """``record`` with the coalitions its consent covers spelled out. A case recorded before
+    consent was per coalition (``consent_coalitions`` absent) was consented for the one
+    coalition its node was in: the node's first coalition (decision 0032). Nothing changes on
+    a case that names its coalitions."""
+    if record.payload.consent_coalitions is not None:
+        return record
+    scope = [first_coalition] if first_coalition is not None else []
+    payload = record.payload.model_copy(update={"consent_coalitions": scope})
+    return record.model_copy(update={"payload": payload})
 
 
 # --- the policy -------------------------------------------------------------------------------
@@ -261,7 +281,8 @@ def decide(record: CaseRecord, fields: Collection[str], recipient: Recipient) ->
     """Run the gate for one share of ``record`` with ``recipient``; see :func:`check_consent`."""
     allowed = check_consent(record.payload, fields, recipient)
     header = _header_claims(record)
-    return grant(header=header, audience=recipient.org_id, fields=allowed)
+    return grant(header=header, audience=recipient.org_id, fields=allowed,
+                 coalition=recipient.coalition)
 
 
 def _header_claims(record: CaseRecord) -> dict[str, Any]:
@@ -312,10 +333,14 @@ def _project(payload: Mapping[str, Any], paths: Collection[str]) -> dict[str, An
 
 
 def case_claims(record: CaseRecord, fields: Collection[str],
-                files: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
-    """The SD-JWT claims for disclosing ``fields`` of ``record``: header in clear, then fields,
-    then the ``files`` (descriptions of shared files) when :data:`ATTACHMENTS` is among them."""
+                files: Sequence[Mapping[str, Any]] = (),
+                coalition: str | None = None) -> dict[str, Any]:
+    """The SD-JWT claims for disclosing ``fields`` of ``record``: header (and the coalition
+    shared through) in clear, then fields, then the ``files`` (descriptions of shared files)
+    when :data:`ATTACHMENTS` is among them."""
     claims = _header_claims(record)
+    if coalition is not None:
+        claims[COALITION_CLAIM] = coalition
     claims.update(_project(payload_to_wire(record.payload), fields))
     if files and ATTACHMENTS in fields:
         claims[ATTACHMENTS] = [dict(file) for file in files]
@@ -347,7 +372,7 @@ def disclose_case(
     wanted = {*fields, ATTACHMENTS} if files else fields
     decision = decide(record, wanted, recipient)
     return issue(
-        case_claims(record, decision.fields, files),
+        case_claims(record, decision.fields, files, decision.coalition),
         issuer=record.issuer,
         kid=kid,
         signing_key=signing_key,

@@ -16,6 +16,8 @@ from typing import Any, Final
 from schemas.fields import split_path
 
 HEADER_CLAIMS: Final = ("record_id", "version", "kind", "schema", "issued_at")
+COALITION_CLAIM: Final = "coalition"
+"""The coalition a record is shared through, in clear in every token (decision 0032)."""
 
 
 class DisclosureError(ValueError):
@@ -37,15 +39,16 @@ class ConsentDecision:
     :meth:`authorise` the claims it is about to sign.
     """
 
-    __slots__ = ("_audience", "_fields", "_header")
+    __slots__ = ("_audience", "_coalition", "_fields", "_header")
 
     def __init__(
-        self, gate: object, *, header: Mapping[str, Any], audience: str, fields: frozenset[str]
+        self, gate: object, *, header: Mapping[str, Any], audience: str, fields: frozenset[str],
+        coalition: str | None = None,
     ) -> None:
         if gate is not _GATE:
             raise TypeError("a ConsentDecision is made only by federation.consent.decide")
         self._header = types.MappingProxyType({name: header[name] for name in HEADER_CLAIMS})
-        self._audience, self._fields = audience, fields
+        self._audience, self._fields, self._coalition = audience, fields, coalition
 
     @property
     def record_id(self) -> str:
@@ -63,12 +66,19 @@ class ConsentDecision:
     def fields(self) -> frozenset[str]:
         return self._fields
 
+    @property
+    def coalition(self) -> str | None:
+        """The coalition the gate decided for (None: no coalition named)."""
+        return self._coalition
+
     def authorise(self, claims: Mapping[str, Any], audience: str | None) -> None:
         """Raise :class:`ConsentRequired` unless ``claims`` are within this decision."""
         if audience != self._audience:
             raise ConsentRequired("the consent decision was made for another audience")
         if any(claims.get(name) != value for name, value in self._header.items()):
             raise ConsentRequired("the consent decision was made for another case version")
+        if claims.get(COALITION_CLAIM) != self._coalition:
+            raise ConsentRequired("the consent decision was made for another coalition")
         beyond = sorted(_paths_beyond(claims, self._fields))
         if beyond:
             raise ConsentRequired(f"fields beyond the consent decision: {', '.join(beyond)}")
@@ -85,7 +95,7 @@ def _paths_beyond(claims: Mapping[str, Any], fields: frozenset[str]) -> set[str]
     arrays = _arrays_of(fields)
     beyond: set[str] = set()
     for name, value in claims.items():
-        if name in HEADER_CLAIMS:
+        if name in HEADER_CLAIMS or name == COALITION_CLAIM:
             continue
         if name in arrays and isinstance(value, list):
             for element in value:
@@ -98,7 +108,10 @@ def _paths_beyond(claims: Mapping[str, Any], fields: frozenset[str]) -> set[str]
     return beyond
 
 
-def grant(*, header: Mapping[str, Any], audience: str, fields: frozenset[str]) -> ConsentDecision:
-    """A decision for ``fields`` of the case version in ``header``; only the gate's
-    :func:`federation.consent.decide` calls this, after checking consent."""
-    return ConsentDecision(_GATE, header=header, audience=audience, fields=fields)
+def grant(*, header: Mapping[str, Any], audience: str, fields: frozenset[str],
+          coalition: str | None = None) -> ConsentDecision:
+    """A decision for ``fields`` of the case version in ``header``, shared through
+    ``coalition``; only the gate's :func:`federation.consent.decide` calls this, after
+    checking consent."""
+    return ConsentDecision(_GATE, header=header, audience=audience, fields=fields,
+                           coalition=coalition)

@@ -25,7 +25,7 @@ from federation.identity import RevocationSummary
 from federation.transport import TransportError
 from node.assembly import node_registry
 from node.core.api.times import iso_time, unix_seconds
-from node.core.coalition import create_coalition, invite_member
+from node.core.coalition import create_coalition, invite_member, leave_coalition
 from node.core.coalition_move import declare_seizure, join_coalition_room
 from node.core.config import ConfigError, StoreSection, load_config
 from node.core.doctor import exit_status, render
@@ -42,11 +42,15 @@ from node.core.runtime import NodeNotReady, open_node, read_passphrase
 from node.core.server import run_node
 from node.core.setup import MatrixAccountChoice, init_node, replace_matrix_token
 from node.core.status import node_status, render_status
+from node.core.store.coalitions import Coalition
 from node.core.store_move import SQLITE_TARGET, move_store
 from schemas.errors import describe_validation_error
 from schemas.export import export_json_schemas
 
 Handler = Callable[[argparse.Namespace], int]
+
+COALITION_HELP = ("the coalition's id (`minga coalition list`); needed when this node is in"
+                  " several")
 
 
 def minga_version() -> str:
@@ -212,14 +216,24 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _coalition_create(config: str | None, name: str) -> str:
+async def _coalition_create(config: str | None, name: str) -> Coalition:
     async with open_node(config) as node:
         return await create_coalition(node, name, node_registry().after_coalition_created)
 
 
-async def _coalition_invite(config: str | None, user: str) -> None:
+async def _coalition_invite(config: str | None, user: str, coalition_id: str | None) -> None:
     async with open_node(config) as node:
-        await invite_member(node, user)
+        await invite_member(node, user, coalition_id)
+
+
+async def _coalition_leave(config: str | None, coalition_id: str) -> Coalition:
+    async with open_node(config) as node:
+        return await leave_coalition(node, coalition_id, node_registry().after_coalition_left)
+
+
+async def _coalition_list(config: str | None) -> list[Coalition]:
+    async with open_node(config) as node, node.store.read() as tx:
+        return await tx.coalitions.all(with_left=True)
 
 
 async def _coalition_join(config: str | None, room_id: str, wait: float) -> None:
@@ -227,22 +241,45 @@ async def _coalition_join(config: str | None, room_id: str, wait: float) -> None
         await join_coalition_room(node, room_id, wait_seconds=wait)
 
 
-async def _coalition_move(config: str | None) -> str:
+async def _coalition_move(config: str | None, coalition_id: str | None) -> str:
     async with open_node(config) as node:
-        return await declare_seizure(node)
+        return await declare_seizure(node, coalition_id)
 
 
 def cmd_coalition_create(args: argparse.Namespace) -> int:
-    room_id = asyncio.run(_coalition_create(args.config, args.name))
-    print(json.dumps({"room_id": room_id}) if args.json else f"coalition room: {room_id}")
+    coalition = asyncio.run(_coalition_create(args.config, args.name))
+    print(json.dumps({"coalition_id": coalition.coalition_id, "room_id": coalition.room_id})
+          if args.json else f"coalition {coalition.coalition_id} (room {coalition.room_id})")
     return 0
 
 
 def cmd_coalition_invite(args: argparse.Namespace) -> int:
     if not args.user.startswith("@") or ":" not in args.user:
         raise UserError(f"ORG_MATRIX_ID: {args.user!r} is not a Matrix user id like @node:server")
-    asyncio.run(_coalition_invite(args.config, args.user))
+    asyncio.run(_coalition_invite(args.config, args.user, args.coalition))
     print(f"invited {args.user}; it can now run `minga coalition join ROOM`")
+    return 0
+
+
+def cmd_coalition_leave(args: argparse.Namespace) -> int:
+    coalition = asyncio.run(_coalition_leave(args.config, args.coalition_id))
+    print(f"left coalition {coalition.label}; what was received through it is kept")
+    return 0
+
+
+def cmd_coalition_list(args: argparse.Namespace) -> int:
+    coalitions = asyncio.run(_coalition_list(args.config))
+    if args.json:
+        print(json.dumps([{"coalition_id": c.coalition_id, "room_id": c.room_id,
+                           "name": c.name, "joined_at": c.joined_at.isoformat(),
+                           "left_at": c.left_at.isoformat() if c.left_at else None}
+                          for c in coalitions]))
+        return 0
+    for coalition in coalitions:
+        state = f"left {coalition.left_at:%Y-%m-%d}" if coalition.left_at else "member"
+        print(f"{coalition.coalition_id}  {coalition.name or '(unnamed)'}  {state}")
+    if not coalitions:
+        print("this node is in no coalition yet: `minga coalition create|join`")
     return 0
 
 
@@ -256,7 +293,7 @@ def cmd_coalition_move(args: argparse.Namespace) -> int:
     if not args.creator_seized:
         raise UserError("--creator-seized: say that the coalition room's creator was seized"
                         " (the coalition moves by itself when it was expelled or revoked)")
-    room_id = asyncio.run(_coalition_move(args.config))
+    room_id = asyncio.run(_coalition_move(args.config, args.coalition))
     print(f"the coalition moved to {room_id}; every member's node follows it")
     return 0
 
@@ -299,7 +336,8 @@ def cmd_coalition_propose_expulsion(args: argparse.Namespace) -> int:
     async def propose() -> PendingExpulsion | None:
         async with open_node(args.config) as node:
             return await propose_expulsion(node, args.org_id, args.reason, since, now,
-                                           actor="minga coalition")
+                                           actor="minga coalition",
+                                           coalition_id=args.coalition)
 
     try:
         pending = asyncio.run(propose())
@@ -433,7 +471,7 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true", help="print it as JSON")
     status.set_defaults(handler=cmd_status)
 
-    coalition = commands.add_parser("coalition", help="the coalition this node belongs to")
+    coalition = commands.add_parser("coalition", help="the coalitions this node belongs to")
     co_commands = coalition.add_subparsers(dest="action", required=True, metavar="ACTION")
     co_create = co_commands.add_parser("create", help="create a coalition room")
     co_create.add_argument("name", help="the coalition's name")
@@ -441,7 +479,15 @@ def build_parser() -> argparse.ArgumentParser:
     co_create.set_defaults(handler=cmd_coalition_create)
     co_invite = co_commands.add_parser("invite", help="invite another member's node")
     co_invite.add_argument("user", metavar="ORG_MATRIX_ID", help="the node's Matrix account")
+    co_invite.add_argument("--coalition", metavar="ID", help=COALITION_HELP)
     co_invite.set_defaults(handler=cmd_coalition_invite)
+    co_leave = co_commands.add_parser(
+        "leave", help="leave a coalition: its rooms are left, what was received is kept")
+    co_leave.add_argument("coalition_id", metavar="ID", help="the coalition's id (coalition list)")
+    co_leave.set_defaults(handler=cmd_coalition_leave)
+    co_list = co_commands.add_parser("list", help="the coalitions this node is or was in")
+    co_list.add_argument("--json", action="store_true", help="print them as JSON")
+    co_list.set_defaults(handler=cmd_coalition_list)
     co_join = co_commands.add_parser("join", help="join a coalition this node was invited to")
     co_join.add_argument("room", metavar="ROOM", help="the coalition room id")
     co_join.add_argument("--wait", type=float, default=60.0,
@@ -452,6 +498,7 @@ def build_parser() -> argparse.ArgumentParser:
     co_move.add_argument("--creator-seized", action="store_true",
                          help="the organisation whose node made the coalition room was seized;"
                               " only the member designated to move it may (decision 0025)")
+    co_move.add_argument("--coalition", metavar="ID", help=COALITION_HELP)
     co_move.set_defaults(handler=cmd_coalition_move)
     co_revoke = co_commands.add_parser(
         "publish-revocation", help="publish a member's signed key revocation for the coalition")
@@ -463,6 +510,7 @@ def build_parser() -> argparse.ArgumentParser:
     co_expel.add_argument("--reason", required=True, help="why, for the other members")
     co_expel.add_argument("--since", metavar="TIME",
                           help="ISO 8601 time from which its keys are refused (default: now)")
+    co_expel.add_argument("--coalition", metavar="ID", help=COALITION_HELP)
     co_expel.set_defaults(handler=cmd_coalition_propose_expulsion)
     co_approve = co_commands.add_parser("approve-expulsion", help="approve a pending proposal")
     co_approve.add_argument("proposal", metavar="PROPOSAL",

@@ -15,7 +15,16 @@ from schemas.codes import (
     VictimKindCode,
     ViolationCode,
 )
-from schemas.common import Count, LongText, Name, NoDuplicates, OrgId, ShortText, WireModel
+from schemas.common import (
+    CoalitionId,
+    Count,
+    LongText,
+    Name,
+    NoDuplicates,
+    OrgId,
+    ShortText,
+    WireModel,
+)
 from schemas.countries import CountryCode
 from schemas.dates import DateSpanText
 from schemas.typology import ConsentLevel, RiskLevel
@@ -64,6 +73,9 @@ class Case(WireModel):
     sources: list[ShortText] = Field(default_factory=list)
     consent_level: ConsentLevel
     consent_partners: Annotated[list[OrgId], NoDuplicates] = Field(default_factory=list)
+    # The coalitions the defender consented to sharing within (decision 0032). None: a case
+    # from before that decision, whose consent meant the one coalition its node was in.
+    consent_coalitions: Annotated[list[CoalitionId], NoDuplicates] | None = None
     risk_level: RiskLevel
     impact_story: LongText | None = None
 

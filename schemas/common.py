@@ -124,6 +124,8 @@ Token = Annotated[StrictStr, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,100}
 """A short machine identifier (scheme names, key ids, opaque handles)."""
 
 OrgId = Annotated[StrictStr, StringConstraints(pattern=ORG_ID_PATTERN)]
+CoalitionId = Annotated[StrictStr, StringConstraints(pattern=r"^![!-~]{1,254}$")]
+"""A coalition's id: the Matrix id of the room it was made in (decision 0032)."""
 MatrixUserId = Annotated[
     StrictStr, StringConstraints(pattern=MATRIX_USER_ID_PATTERN, max_length=255)
 ]

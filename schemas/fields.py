@@ -44,7 +44,7 @@ class FieldGroup(StrEnum):
 
 
 CASE_INTERNAL_FIELDS: frozenset[str] = frozenset(
-    {"consent_level", "consent_partners", "risk_level"}
+    {"consent_level", "consent_partners", "consent_coalitions", "risk_level"}
 )
 
 CASE_FIELD_GROUPS: Mapping[str, FieldGroup] = types.MappingProxyType(

@@ -41,7 +41,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from federation.canonical import canonical_json
@@ -728,3 +728,20 @@ async def resend_after(session: AsyncSession, old_room: str, after: int, mark: s
     the new room (:mod:`sync.requeue`). ``mark`` stands where a request's event id would."""
     return await schedule_resends(session, old_room, mark, [(after + 1, 2**31 - 1)],
                                   at_ms=at_ms, min_interval_ms=0)
+
+
+async def abandon_room(session: AsyncSession, room_id: str) -> int:
+    """This node leaves ``room_id`` for good (it left the coalition the room served): what
+    was queued or sealed for it and not yet posted will never be posted. Removes it and
+    returns how many records that was, for the caller's audit entry."""
+    unsent = list(await session.scalars(select(Frame.id).where(
+        Frame.room_id == room_id, Frame.event_id.is_(None))))
+    records = int(await session.scalar(select(func.count()).select_from(OutboxItem).where(
+        OutboxItem.room_id == room_id,
+        OutboxItem.frame_id.is_(None) | OutboxItem.frame_id.in_(unsent))) or 0)
+    await session.execute(delete(OutboxItem).where(
+        OutboxItem.room_id == room_id,
+        OutboxItem.frame_id.is_(None) | OutboxItem.frame_id.in_(unsent)))
+    if unsent:
+        await session.execute(delete(Frame).where(Frame.id.in_(unsent)))
+    return records

@@ -36,10 +36,13 @@ from node.core.peer_replacement import (
     read_moves,
     write_moves,
 )
-from node.core.runtime import COALITION_SETTING, Node, NodeNotReady
+from node.core.runtime import Node, NodeNotReady
 from node.core.store import StoreTransaction
+from node.core.store.coalitions import Coalition
 from node.core.store.orgs import KeyRevocation
+from node.core.store.pair_rooms import PairRoomRepository
 from schemas.payloads import OrgProfile
+from sync.outbox import abandon_room
 
 log = logging.getLogger("minga.coalition")
 
@@ -109,33 +112,42 @@ async def publish_own_entry(node: Node, transport: MatrixTransport, room_id: str
     await transport.put_state(room_id, MEMBER_EVENT_TYPE, node.org_id, entry)
 
 
-async def _remember_coalition(node: Node, room_id: str, name: str | None, action: str) -> None:
+def coalition_id_of(room_id: str, marker: dict[str, Any]) -> str:
+    """A coalition's id: the one its marker names, else the room it was made in (decision
+    0032; the marker carries the id once the coalition moved rooms)."""
+    named = marker.get("id")
+    return named if isinstance(named, str) and named else room_id
+
+
+async def _remember_coalition(node: Node, coalition_id: str, room_id: str, name: str | None,
+                              action: str) -> None:
     async with node.store.transaction() as tx:
-        await tx.settings.set(COALITION_SETTING, {"room_id": room_id, "name": name})
-        await tx.audit.append("minga coalition", action, target=room_id)
+        await tx.coalitions.add(coalition_id, room_id, name)
+        await tx.audit.append("minga coalition", action, target=coalition_id)
+    node.forget_coalitions()
 
 
 async def create_coalition(
-    node: Node, name: str, on_created: Callable[[Node, int], Awaitable[None]]
-) -> str:
-    """Create the coalition room, publish our entry, remember the room, then call
-    ``on_created`` (``Registry.after_coalition_created``: the features' hooks)."""
-    if await node.coalition_room() is not None:
-        raise NodeNotReady("this node is already in a coalition")
+    node: Node, name: str, on_created: Callable[[Node, Coalition, int], Awaitable[None]]
+) -> Coalition:
+    """Create a coalition room, publish our entry, remember the coalition, then call
+    ``on_created`` (``Registry.after_coalition_created``: the features' hooks). A node may
+    create or join any number of coalitions (decision 0032)."""
     async with node.transport() as transport:
         room_id = await transport.create_room(
             initial_state=initial_state(name), power_levels=coalition_power_levels()
         )
         await publish_own_entry(node, transport, room_id)
-        await _remember_coalition(node, room_id, name, "coalition.create")
+        await _remember_coalition(node, room_id, room_id, name, "coalition.create")
         await refresh_roster(node, transport, room_id)
-    await on_created(node, int(time.time()))
-    return room_id
+    coalition = await node.coalition(room_id)
+    await on_created(node, coalition, int(time.time()))
+    return coalition
 
 
-async def invite_member(node: Node, matrix_user_id: str) -> None:
+async def invite_member(node: Node, matrix_user_id: str, coalition_id: str | None = None) -> None:
     """Invite another node's account and let it post ``org.minga.*`` events."""
-    room_id = await _required_room(node)
+    room_id = (await node.chosen_coalition(coalition_id)).room_id
     async with node.transport() as transport:
         levels = await transport.state_event(room_id, "m.room.power_levels")
         users = dict(levels.get("users", {}))
@@ -146,17 +158,68 @@ async def invite_member(node: Node, matrix_user_id: str) -> None:
         await tx.audit.append("minga coalition", "coalition.invite", target=matrix_user_id)
 
 
-async def join_coalition(node: Node, room_id: str, *, wait_seconds: float = 60.0) -> None:
+async def join_coalition(node: Node, room_id: str, *, wait_seconds: float = 60.0) -> Coalition:
     """Join a coalition room (waiting for the invite to arrive) and publish our entry."""
-    if await node.coalition_room() not in (None, room_id):
-        raise NodeNotReady("this node is already in another coalition")
     async with node.transport() as transport:
         await join_when_invited(transport, room_id, wait_seconds)
+        marker = await transport.state_event(room_id, COALITION_EVENT_TYPE)
+        coalition_id = coalition_id_of(room_id, marker)
         await publish_own_entry(node, transport, room_id)
-        name = (await transport.state_event(room_id, COALITION_EVENT_TYPE)).get("name")
-        await _remember_coalition(node, room_id, name if isinstance(name, str) else None,
-                                  "coalition.join")
+        name = marker.get("name")
+        await _remember_coalition(node, coalition_id, room_id,
+                                  name if isinstance(name, str) else None, "coalition.join")
         await refresh_roster(node, transport, room_id)
+    return await node.coalition(coalition_id)
+
+
+async def leave_coalition(
+    node: Node, coalition_id: str,
+    on_left: Callable[[Node, MatrixTransport, Coalition], Awaitable[None]],
+) -> Coalition:
+    """Leave a coalition: withdraw this organisation's roster entry, let the features stop
+    everything for it (``on_left``: alert and campaign rooms, the linkage key), leave the pair
+    rooms of members this node now shares no coalition with, then the coalition room. What was
+    received stays, marked as from a coalition this node left (decision 0032)."""
+    coalition = await node.coalition(coalition_id)
+    async with node.transport() as transport:
+        try:  # members stop counting this organisation in the coalition's roster
+            await transport.put_state(coalition.room_id, MEMBER_EVENT_TYPE, node.org_id, {})
+        except TransportError as error:
+            log.warning("could not withdraw the roster entry before leaving: %s", error)
+        async with node.store.transaction() as tx:
+            await tx.coalitions.mark_left(coalition_id)
+            await tx.audit.append("minga coalition", "coalition.leave", target=coalition_id)
+        node.forget_coalitions()
+        await on_left(node, transport, coalition)
+        await leave_unshared_pair_rooms(node, transport)
+        await _leave(transport, coalition.room_id)
+    return coalition
+
+
+async def leave_unshared_pair_rooms(node: Node, transport: MatrixTransport) -> list[str]:
+    """Leave the pair room of every member this node is in no coalition with any more; what
+    was queued there and not posted is dropped (counted in the audit entry)."""
+    left: list[str] = []
+    async with node.store.transaction() as tx:
+        pair_rooms = PairRoomRepository(tx.session)
+        for pair in await pair_rooms.all():
+            if await tx.coalitions.shared_with(pair.org_id):
+                continue
+            dropped = await abandon_room(tx.session, pair.room_id)
+            await pair_rooms.forget(pair.room_id)
+            await tx.audit.append("minga coalition", "pair-room.leave", target=pair.org_id,
+                                  details={"room": pair.room_id, "records_unsent": dropped})
+            left.append(pair.room_id)
+    for room_id in left:
+        await _leave(transport, room_id)
+    return left
+
+
+async def _leave(transport: MatrixTransport, room_id: str) -> None:
+    try:
+        await transport.leave(room_id)
+    except TransportError as error:
+        log.warning("could not leave %s: %s", room_id, error)
 
 
 async def join_when_invited(transport: MatrixTransport, room_id: str, wait: float) -> None:
@@ -169,13 +232,6 @@ async def join_when_invited(transport: MatrixTransport, room_id: str, wait: floa
             if time.monotonic() >= deadline:
                 raise NodeNotReady(f"could not join {room_id}: {error}") from None
         await asyncio.sleep(0.5)
-
-
-async def _required_room(node: Node) -> str:
-    room_id = await node.coalition_room()
-    if room_id is None:
-        raise NodeNotReady("this node is in no coalition yet: `minga coalition create|join`")
-    return room_id
 
 
 @dataclass(frozen=True)
@@ -191,8 +247,9 @@ async def refresh_roster(node: Node, transport: MatrixTransport, room_id: str) -
     history and a stale or forked entry (say, from a compromised homeserver) cannot roll it back.
     """
     state = await transport.room_state(room_id)
+    # An empty entry is one its organisation withdrew when it left the coalition.
     events = [MemberStateEvent(e.state_key or "", e.sender, e.content)
-              for e in state if e.type == MEMBER_EVENT_TYPE]
+              for e in state if e.type == MEMBER_EVENT_TYPE and e.content]
     revocations = [MemberStateEvent(e.state_key or "", e.sender, e.content)
                    for e in state if e.type == REVOCATION_EVENT_TYPE]
     roster = Roster()
@@ -223,7 +280,11 @@ async def refresh_roster(node: Node, transport: MatrixTransport, room_id: str) -
     moved = [(member.org_id, member.node_user_id) for member in accepted
              if member.org_id != node.org_id and previous_accounts.get(member.org_id)
              and previous_accounts[member.org_id] != member.node_user_id]
+    coalition = await node.coalition_of_room(room_id)
     async with node.store.transaction() as tx:
+        if coalition is not None:
+            await tx.coalitions.set_members(coalition.coalition_id,
+                                            [member.org_id for member in accepted])
         if moved:  # the peer's fallback for pair rooms the old account made (decision 0024)
             await tx.settings.set(MOVED_ACCOUNTS_SETTING, write_moves(noted_moves(
                 read_moves(await tx.settings.get(MOVED_ACCOUNTS_SETTING)), moved,
@@ -236,7 +297,9 @@ async def refresh_roster(node: Node, transport: MatrixTransport, room_id: str) -
             )
         await _note_safety_code_changes(tx, node.org_id, codes_before, accepted)
         await _keep_revocations(tx, roster.keyring, new_revocations)
-        await tx.settings.set(EXPULSIONS_SETTING, pending)
+        saved = await tx.settings.get(EXPULSIONS_SETTING)
+        by_room = saved if isinstance(saved, dict) else {}
+        await tx.settings.set(EXPULSIONS_SETTING, {**by_room, room_id: pending})
         new = [r for r in rejected if _rejection_wire(r) not in previous]
         for entry in new:
             await tx.audit.append("federation", "roster.reject", target=entry.state_key,

@@ -56,6 +56,7 @@ from node.core.coalition import (
     MOVE_EVENT_TYPE,
     REVOCATION_EVENT_TYPE,
     apply_stored_revocations,
+    coalition_id_of,
     coalition_power_levels,
     initial_state,
     join_coalition,
@@ -63,7 +64,8 @@ from node.core.coalition import (
     publish_own_entry,
     refresh_roster,
 )
-from node.core.runtime import COALITION_SETTING, Node, NodeNotReady
+from node.core.runtime import Node, NodeNotReady
+from node.core.store.coalitions import Coalition
 from sync.frame import MAX_RESEND_SEQS, RESEND_EVENT_TYPE, resend_request_content
 from sync.requeue import move_room, received_up_to
 from sync.resume import release_room
@@ -102,15 +104,18 @@ class RoomView:
     reason_now: Reason | None
     keyring: KeyRing = field(repr=False)
     state: list[TimelineEvent] = field(repr=False)
+    coalition_id: str = ""
+    """The coalition the room is for (decision 0032)."""
 
 
-async def _roster(node: Node, user_id: str) -> tuple[KeyRing, list[str], dict[str, str],
-                                                 set[str]]:
-    """The verified roster as this node keeps it: key ring (revocations applied), the
-    non-revoked members (this node included unless revoked), their accounts now (this node's:
-    ``user_id``), the revoked ones."""
+async def _roster(node: Node, user_id: str, coalition_id: str
+                  ) -> tuple[KeyRing, list[str], dict[str, str], set[str]]:
+    """One coalition's verified roster as this node keeps it: key ring (revocations applied),
+    the non-revoked members (this node included unless revoked), their accounts now (this
+    node's: ``user_id``), the revoked ones."""
     async with node.store.read() as tx:
-        known = await tx.orgs.members(verified_only=True, with_revoked=True)
+        known = await tx.orgs.members(verified_only=True, with_revoked=True,
+                                      coalition_id=coalition_id)
         applied = await tx.orgs.revocations()
     keyring = KeyRing()
     for member in known:
@@ -129,14 +134,17 @@ async def _roster(node: Node, user_id: str) -> tuple[KeyRing, list[str], dict[st
     return keyring, members, accounts, revoked
 
 
-async def _view(node: Node, transport: MatrixTransport, room_id: str) -> RoomView:
+async def _view(node: Node, transport: MatrixTransport, coalition: Coalition) -> RoomView:
+    room_id = coalition.room_id
     state = await transport.room_state(room_id)
     creator = next((e.sender for e in state if e.type == "m.room.create"), "")
     posted = {e.sender: e.state_key or "" for e in state if e.type == MEMBER_EVENT_TYPE}
-    keyring, members, accounts, revoked = await _roster(node, transport.user_id)
+    keyring, members, accounts, revoked = await _roster(node, transport.user_id,
+                                                        coalition.coalition_id)
     creator_org = posted.get(creator)
     reason = why_move(creator_org, creator, revoked=revoked, current_accounts=accounts)
-    return RoomView(room_id, creator, creator_org, members, accounts, reason, keyring, state)
+    return RoomView(room_id, creator, creator_org, members, accounts, reason, keyring, state,
+                    coalition.coalition_id)
 
 
 def _statement_in(state: Iterable[TimelineEvent]) -> TimelineEvent | None:
@@ -158,14 +166,23 @@ def judge(view: RoomView, content: dict[str, Any], sender: str, posted_in: str) 
 
 async def check_coalition_room(node: Node, transport: MatrixTransport,
                                rooms_with_statements: Iterable[str] = ()) -> Outcome:
-    """Follow a move statement that verifies (in the coalition room, or in
-    ``rooms_with_statements``: rooms whose sync carried one), refuse and audit others; move
-    the coalition if its creator is no longer trusted and this node is the one to move it."""
-    node.forget_coalition_room()  # `minga coalition move` may have moved it from another process
-    room_id = await node.coalition_room()
-    if room_id is None:
-        return Outcome.NOTHING
-    view = await _view(node, transport, room_id)
+    """For each coalition this node is in: follow a move statement that verifies (in its
+    room, or in ``rooms_with_statements``: rooms whose sync carried one), refuse and audit
+    others; move the coalition if its creator is no longer trusted and this node is the one
+    to move it. MOVED if any moved, else PENDING if any is to be looked at again."""
+    node.forget_coalitions()  # `minga coalition move` may have moved one from another process
+    outcomes = [await _check_one(node, transport, coalition, rooms_with_statements)
+                for coalition in await node.coalitions()]
+    for outcome in (Outcome.MOVED, Outcome.PENDING):
+        if outcome in outcomes:
+            return outcome
+    return Outcome.NOTHING
+
+
+async def _check_one(node: Node, transport: MatrixTransport, coalition: Coalition,
+                     rooms_with_statements: Iterable[str]) -> Outcome:
+    room_id = coalition.room_id
+    view = await _view(node, transport, coalition)
     if node.org_id not in view.members:
         return Outcome.NOTHING  # this organisation was expelled or revoked: it is out
     candidates: list[tuple[str, TimelineEvent]] = []
@@ -178,7 +195,7 @@ async def check_coalition_room(node: Node, transport: MatrixTransport,
         except TransportError as error:
             log.warning("could not read a move statement in %s: %s", other, error)
             continue
-        if found is not None:
+        if found is not None and _names_old_room(found, room_id):
             candidates.append((other, found))
     own_move_under_way = False
     for posted_in, event in candidates:
@@ -194,12 +211,19 @@ async def check_coalition_room(node: Node, transport: MatrixTransport,
         except MoveRefused as error:
             await _refused(node, posted_in, event, str(error))
             continue
-        return await follow_move(node, transport, move)
+        return await follow_move(node, transport, move, coalition.coalition_id)
     if view.reason_now is not None and \
             designated_mover(view.members, view.creator_org or "") == node.org_id:
         await move_coalition(node, transport, view, view.reason_now)
         return Outcome.MOVED
     return Outcome.PENDING if own_move_under_way else Outcome.NOTHING
+
+
+def _names_old_room(event: TimelineEvent, room_id: str) -> bool:
+    try:
+        return read_move(event.content).old_room == room_id
+    except MoveRefused:
+        return True  # judged (and refused, audited) with this coalition's room
 
 
 def _names_another_room(event: TimelineEvent, room_id: str) -> bool:
@@ -234,6 +258,7 @@ async def move_coalition(node: Node, transport: MatrixTransport, view: RoomView,
         raise NodeNotReady("the coalition room's creator is not a known member")
     marker = next((dict(e.content) for e in view.state
                    if e.type == COALITION_EVENT_TYPE and e.state_key == ""), {})
+    marker["id"] = view.coalition_id or coalition_id_of(view.room_id, marker)
     name = marker.get("name")
     invitees = sorted({account for org_id, account in view.accounts.items()
                        if org_id != node.org_id and account != view.creator})
@@ -264,12 +289,14 @@ async def move_coalition(node: Node, transport: MatrixTransport, view: RoomView,
         await transport.put_state(view.room_id, MOVE_EVENT_TYPE, "", statement)
     except TransportError as error:  # a room made before the type had member power
         log.warning("could not post the move statement in the old room: %s", error)
-    await _switch(node, transport, read_move(statement), name, action=MOVE_MADE)
+    await _switch(node, transport, read_move(statement), name, action=MOVE_MADE,
+                  coalition_id=marker["id"])
     log.warning("moved the coalition to a new room (%s)", reason)
     return new_room
 
 
-async def follow_move(node: Node, transport: MatrixTransport, move: MoveStatement) -> Outcome:
+async def follow_move(node: Node, transport: MatrixTransport, move: MoveStatement,
+                      coalition_id: str) -> Outcome:
     """Join the room a verified statement names, post our entry there and switch to it."""
     deadline = time.monotonic() + JOIN_WAIT_SECONDS
     while True:
@@ -283,20 +310,19 @@ async def follow_move(node: Node, transport: MatrixTransport, move: MoveStatemen
         await asyncio.sleep(0.5)
     await publish_own_entry(node, transport, move.new_room)
     name = (await transport.state_event(move.new_room, COALITION_EVENT_TYPE)).get("name")
-    await _switch(node, transport, move, name, action=MOVED)
+    await _switch(node, transport, move, name, action=MOVED, coalition_id=coalition_id)
     log.warning("followed the coalition to its new room (%s)", move.reason)
     return Outcome.MOVED
 
 
 async def _switch(node: Node, transport: MatrixTransport, move: MoveStatement, name: object,
-                  *, action: str) -> None:
+                  *, action: str, coalition_id: str) -> None:
     async with node.store.transaction() as tx:
-        await tx.settings.set(COALITION_SETTING, {
-            "room_id": move.new_room, "name": name if isinstance(name, str) else None,
-            "moved_from": move.old_room})
+        await tx.coalitions.move_room(coalition_id, move.new_room)
         moved = await move_room(tx.session, move.old_room, move.new_room)
         await release_room(tx.session, move.old_room)
-        members = [m.org_id for m in await tx.orgs.members(verified_only=True)
+        members = [m.org_id for m in await tx.orgs.members(verified_only=True,
+                                                           coalition_id=coalition_id)
                    if m.org_id not in (node.org_id, move.departed)]
         held_up_to = {org: await received_up_to(tx.session, org, move.old_room)
                       for org in members}
@@ -304,7 +330,7 @@ async def _switch(node: Node, transport: MatrixTransport, move: MoveStatement, n
             "old_room": move.old_room, "new_room": move.new_room, "mover": move.mover,
             "departed": move.departed, "reason": move.reason, "requeued": moved.records,
             "records_lost": moved.lost})
-    node.forget_coalition_room()
+    node.forget_coalitions()
     try:
         await transport.leave(move.old_room)
     except TransportError as error:
@@ -330,14 +356,12 @@ async def _ask_for_the_rest(transport: MatrixTransport, move: MoveStatement,
                         org_id, error)
 
 
-async def declare_seizure(node: Node) -> str:
+async def declare_seizure(node: Node, coalition_id: str | None = None) -> str:
     """Staff of the designated member say the coalition room's creator was seized (members
     know it out of band): move now. The new room's id."""
-    room_id = await node.coalition_room()
-    if room_id is None:
-        raise NodeNotReady("this node is in no coalition yet: `minga coalition create|join`")
+    coalition = await node.chosen_coalition(coalition_id)
     async with node.transport() as transport:
-        view = await _view(node, transport, room_id)
+        view = await _view(node, transport, coalition)
         mover = designated_mover(view.members, view.creator_org or "")
         if view.creator_org is None or view.creator_org == node.org_id:
             raise NodeNotReady("this node's own account made the coalition room")
@@ -347,33 +371,49 @@ async def declare_seizure(node: Node) -> str:
 
 
 async def join_coalition_room(node: Node, room_id: str, *, wait_seconds: float = 60.0) -> None:
-    """``minga coalition join ROOM``: an ordinary join, or, for a node whose coalition room
-    moved while it could not follow (its old account made the room and it was restored
-    elsewhere, decision 0023), joining the new room a verified move statement names after a
-    member invited its new account (having compared its new safety code)."""
-    current = await node.coalition_room()
-    if current is None or current == room_id:
+    """``minga coalition join ROOM``: an ordinary join (of a new coalition, or again of one
+    this node is in), or, for a node whose coalition room moved while it could not follow
+    (its old account made the room and it was restored elsewhere, decision 0023), joining the
+    new room a verified move statement names after a member invited its new account (having
+    compared its new safety code)."""
+    if await node.coalition_of_room(room_id) is not None:
         await join_coalition(node, room_id, wait_seconds=wait_seconds)
         return
     async with node.transport() as transport:
         await join_when_invited(transport, room_id, wait_seconds)
         event = _statement_in(await transport.room_state(room_id))
-        try:
-            if event is None:
-                raise MoveRefused("it carries no move statement")
-            move = await _judge_from_afar(node, transport, dict(event.content),
-                                          event.sender, room_id, current)
-        except MoveRefused as error:
-            await transport.leave(room_id)
-            raise NodeNotReady(f"this node is in another coalition room; {room_id} is not"
-                               f" where it moved ({error})") from None
-        await publish_own_entry(node, transport, room_id)
-        name = (await transport.state_event(room_id, COALITION_EVENT_TYPE)).get("name")
-        await _switch(node, transport, move, name, action=MOVED)
+        moved_from = _moved_from(event)
+        coalition = next((c for c in await node.coalitions() if c.room_id == moved_from), None)
+        if event is None or coalition is None:
+            new_coalition = True
+        else:
+            new_coalition = False
+            try:
+                move = await _judge_from_afar(node, transport, dict(event.content),
+                                              event.sender, room_id, coalition)
+            except MoveRefused as error:
+                await transport.leave(room_id)
+                raise NodeNotReady(f"{room_id} is not where the coalition moved ({error})"
+                                   ) from None
+            await publish_own_entry(node, transport, room_id)
+            name = (await transport.state_event(room_id, COALITION_EVENT_TYPE)).get("name")
+            await _switch(node, transport, move, name, action=MOVED,
+                          coalition_id=coalition.coalition_id)
+    if new_coalition:
+        await join_coalition(node, room_id, wait_seconds=wait_seconds)
+
+
+def _moved_from(event: TimelineEvent | None) -> str | None:
+    if event is None:
+        return None
+    try:
+        return read_move(event.content).old_room
+    except MoveRefused:
+        return None
 
 
 async def _judge_from_afar(node: Node, transport: MatrixTransport, content: dict[str, Any],
-                           sender: str, room_id: str, current: str) -> MoveStatement:
+                           sender: str, room_id: str, coalition: Coalition) -> MoveStatement:
     """A statement for a node that cannot read its old coalition room any more: its own
     account made that room and was left behind (restored elsewhere, decision 0023), so the
     departed organisation must be this one; checked against the roster this node kept."""
@@ -382,6 +422,8 @@ async def _judge_from_afar(node: Node, transport: MatrixTransport, content: dict
         raise MoveRefused("the statement names another new room")
     if move.departed != node.org_id:
         raise MoveRefused("the statement names another organisation than this one")
-    keyring, members, accounts, _ = await _roster(node, transport.user_id)
-    view = RoomView(current, "", node.org_id, members, accounts, CREATOR_MOVED, keyring, [])
+    keyring, members, accounts, _ = await _roster(node, transport.user_id,
+                                                  coalition.coalition_id)
+    view = RoomView(coalition.room_id, "", node.org_id, members, accounts, CREATOR_MOVED,
+                    keyring, [], coalition.coalition_id)
     return judge(view, content, sender, room_id)

@@ -18,7 +18,7 @@ from node.core.coalition import (
     EXPULSIONS_SETTING,
     refresh_roster,
 )
-from node.core.runtime import Node, NodeNotReady
+from node.core.runtime import Node
 from node.core.sync_host import roster_trust
 
 
@@ -32,17 +32,25 @@ class PendingExpulsion:
     signers: list[str]
     threshold: int
     revoked_at: int
+    room_id: str = ""
+    """The coalition room the proposal is in."""
 
 
-async def _room(node: Node) -> str:
-    room_id = await node.coalition_room()
-    if room_id is None:
-        raise NodeNotReady("this node is in no coalition yet: `minga coalition create|join`")
-    return room_id
+def pending_by_room(saved: object, first_room: str | None) -> dict[str, list[dict[str, Any]]]:
+    """The saved pending proposals per coalition room (a list, from before decision 0032, is
+    the first coalition's)."""
+    if isinstance(saved, list):
+        return {first_room: saved} if first_room else {}
+    return {room: list(items) for room, items in saved.items()} if isinstance(saved, dict) else {}
+
+
+async def _room(node: Node, coalition_id: str | None) -> str:
+    return (await node.chosen_coalition(coalition_id)).room_id
 
 
 async def propose_expulsion(node: Node, target: str, reason: str, since: int, now: int, *,
-                            actor: str) -> PendingExpulsion | None:
+                            actor: str, coalition_id: str | None = None
+                            ) -> PendingExpulsion | None:
     """Propose to expel ``target`` (keys revoked from ``since``), signed by this node."""
     if target == node.org_id:
         raise ExpulsionError("org_id: an organisation cannot propose to expel itself")
@@ -53,7 +61,7 @@ async def propose_expulsion(node: Node, target: str, reason: str, since: int, no
         raise ExpulsionError("org_id: not a member whose keys are in use")
     content = propose(target, keyring.first_signing_kid(target), since, now, node.keys, reason)
     key = f"{target}/{request_hash(content['statement'])[:16]}"
-    room_id = await _room(node)
+    room_id = await _room(node, coalition_id)
     async with node.transport() as transport:
         await transport.put_state(room_id, EXPULSION_EVENT_TYPE, key, content)
         async with node.store.transaction() as tx:
@@ -65,7 +73,10 @@ async def propose_expulsion(node: Node, target: str, reason: str, since: int, no
 
 async def approve_expulsion(node: Node, key: str, *, actor: str) -> PendingExpulsion | None:
     """Sign a pending proposal; the proposal, or None once it reached its threshold."""
-    room_id = await _room(node)
+    pending = await _pending(node, key)
+    if pending is None:
+        raise ExpulsionError("proposal: no pending expulsion proposal by that name")
+    room_id = pending.room_id
     async with node.transport() as transport:
         state = await transport.room_state(room_id)
         proposal = next((e.content for e in state
@@ -88,10 +99,11 @@ async def pending_expulsions(node: Node) -> list[PendingExpulsion]:
     """The proposals below their threshold, as the roster was last read."""
     async with node.store.read() as tx:
         saved = await tx.settings.get(EXPULSIONS_SETTING)
-    items: list[dict[str, Any]] = saved if isinstance(saved, list) else []
+    rooms = {c.room_id for c in await node.coalitions()}
+    by_room = pending_by_room(saved, await node.coalition_room())
     return [PendingExpulsion(i["key"], i["target"], i["reason"], i["proposer"],
-                             list(i["signers"]), i["threshold"], i["revoked_at"])
-            for i in items]
+                             list(i["signers"]), i["threshold"], i["revoked_at"], room_id)
+            for room_id, items in sorted(by_room.items()) if room_id in rooms for i in items]
 
 
 async def _pending(node: Node, key: str) -> PendingExpulsion | None:

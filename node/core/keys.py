@@ -159,13 +159,14 @@ async def rotate_own_keys(node: Node, now: Callable[[], int], *, actor: str,
         await asyncio.sleep(0.05)
     await save_own_keys(node, rotated, actor=actor, action="keys.rotate", details={
         "previous_kid": previous_kid, "kid": rotated.signing_kid, "effective_at": effective_at})
-    room_id = await node.coalition_room() if publish else None
-    if room_id is not None:
+    rooms = [c.room_id for c in await node.coalitions()] if publish else []
+    if rooms:  # one identity in every coalition (decision 0032)
         async with node.transport() as transport:
-            await publish_own_entry(node, transport, room_id)
-            await refresh_roster(node, transport, room_id)
+            for room_id in rooms:
+                await publish_own_entry(node, transport, room_id)
+                await refresh_roster(node, transport, room_id)
     return RotationDone(previous_kid, rotated.signing_kid, effective_at,
-                        rotated.public().safety_code(), room_id is not None)
+                        rotated.public().safety_code(), bool(rooms))
 
 
 @dataclass(frozen=True)
@@ -221,16 +222,24 @@ async def publish_revocation(node: Node, statement: Mapping[str, Any], *,
         (await roster_trust(node)).keyring.apply_revocation(statement)
     except (IdentityError, KeyNotTrusted) as error:
         raise RevocationRefused(str(error)) from None
-    room_id = await node.coalition_room()
-    if room_id is None:
+    coalitions = await node.coalitions()
+    if not coalitions:
         raise NodeNotReady("this node is in no coalition yet: `minga coalition create|join`")
+    async with node.store.read() as tx:
+        memberships = await tx.coalitions.memberships()
+    # In every coalition of this node the revoked organisation is in (one set of keys).
+    rooms = [c.room_id for c in coalitions
+             if summary.org_id in memberships.get(c.coalition_id, ())] or [coalitions[0].room_id]
     state_key = f"{summary.org_id}/{summary.statement_hash[:16]}"
     async with node.transport() as transport:
-        await transport.put_state(room_id, REVOCATION_EVENT_TYPE, state_key, dict(statement))
+        for room_id in rooms:
+            await transport.put_state(room_id, REVOCATION_EVENT_TYPE, state_key,
+                                      dict(statement))
         async with node.store.transaction() as tx:
             await tx.audit.append(actor, "keys.revocation-published", target=summary.org_id,
                                   details={"revoked_at": summary.revoked_at})
-        await refresh_roster(node, transport, room_id)
+        for room_id in rooms:
+            await refresh_roster(node, transport, room_id)
     return summary
 
 

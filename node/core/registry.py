@@ -25,6 +25,7 @@ from node.core.api.app import EndpointGroup
 from node.core.doctor_probe import DoctorCheck
 from node.core.monitoring import MetricSource
 from node.core.runtime import Node
+from node.core.store.coalitions import Coalition
 from node.core.sync_host import RecordHandler, RoomOwnerCheck, RoomRecogniser, RoomReplacer
 from node.core.web.routes import PageRoute, WebExtensions
 
@@ -37,8 +38,11 @@ ServerTask = Callable[[Node], Coroutine[Any, Any, None]]
 ShutdownHook = Callable[[Node], None]
 """Called when ``minga run`` stops, before the HTTP server closes (ends open streams)."""
 
-CoalitionCreated = Callable[[Node, int], Awaitable[None]]
-"""Called after this node created the coalition room, with the time in Unix seconds."""
+CoalitionCreated = Callable[[Node, Coalition, int], Awaitable[None]]
+"""Called after this node created a coalition, with the time in Unix seconds."""
+
+CoalitionLeft = Callable[[Node, MatrixTransport, Coalition], Awaitable[None]]
+"""Called after this node left a coalition: stop everything for it (decision 0032)."""
 
 CommandGroup = Callable[[Any], None]
 """Adds a feature's commands to the ``minga`` parser's subcommands."""
@@ -63,6 +67,7 @@ class Registry:
     room_replacers: list[RoomReplacer] = field(default_factory=list)
     room_owners: list[RoomOwnerCheck] = field(default_factory=list)
     coalition_created: list[CoalitionCreated] = field(default_factory=list)
+    coalition_left: list[CoalitionLeft] = field(default_factory=list)
     commands: list[CommandGroup] = field(default_factory=list)
     endpoints: list[EndpointGroup] = field(default_factory=list)
     doctor_checks: list[DoctorCheck] = field(default_factory=list)
@@ -101,9 +106,14 @@ class Registry:
                 return True
         return False
 
-    async def after_coalition_created(self, node: Node, now: int) -> None:
+    async def after_coalition_created(self, node: Node, coalition: Coalition, now: int) -> None:
         for hook in self.coalition_created:
-            await hook(node, now)
+            await hook(node, coalition, now)
+
+    async def after_coalition_left(self, node: Node, transport: MatrixTransport,
+                                   coalition: Coalition) -> None:
+        for hook in self.coalition_left:
+            await hook(node, transport, coalition)
 
 
 def build_registry(features: Sequence[Feature]) -> Registry:

@@ -237,7 +237,7 @@ def _pair_room_of_org(org_id: str) -> OldRoomCheck:
             if found is not None:
                 return found.org_id == org_id
             issuers = await chain_issuers(tx.session, room_id)
-        return issuers <= {org_id, node.org_id} and room_id != await node.coalition_room()
+        return issuers <= {org_id, node.org_id} and await node.coalition_of_room(room_id) is None
 
     return check
 
@@ -441,7 +441,7 @@ class InviteHandler:
             return
         del self._pending[room_id]
         self._joined.add(room_id)
-        if room_id != await self.node.coalition_room():
+        if await self.node.coalition_of_room(room_id) is None:
             await self._recognise(transport, room_id)
 
     async def _recognise(self, transport: MatrixTransport, room_id: str) -> None:

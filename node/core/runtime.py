@@ -34,6 +34,11 @@ from node.core.store import (
     passphrase_from,
     unlock_data_key,
 )
+from node.core.store.coalitions import (
+    SINGLE_COALITION_SETTING,
+    Coalition,
+    adopt_single_coalition,
+)
 from node.core.store.errors import StoreLocked
 from node.core.store.unlock import CREDENTIALS_DIRECTORY_ENV
 from sync.migrations import SYNC_METADATA, SYNC_SCRIPT_LOCATION, SYNC_VERSION_TABLE
@@ -47,7 +52,7 @@ DEFAULT_CONFIG = Path("minga-data") / CONFIG_FILE_NAME
 _KEY_BLOB_PURPOSE = b"minga/org-keys/v1"
 _KEY_BLOB_PARAMS = Argon2Params(iterations=1, lanes=1, memory_kib=8)
 MATRIX_LOGIN_SETTING = "matrix_login"
-COALITION_SETTING = "coalition"
+COALITION_SETTING = SINGLE_COALITION_SETTING
 WIPED_MARKER_NAME = "WIPED.txt"
 # The sync layer's tables live in the node's database, migrated with their own version table.
 SYNC_MIGRATIONS = MigrationSet("sync", SYNC_SCRIPT_LOCATION, SYNC_VERSION_TABLE, SYNC_METADATA)
@@ -60,6 +65,11 @@ P = TypeVar("P")
 
 class NodeNotReady(Exception):
     """The node cannot be opened as asked; the message says what to do."""
+
+
+class CoalitionNotChosen(NodeNotReady):
+    """The coalition to act in is unknown to this node, or must be named because the node is
+    in several (or in none); the message says which (decision 0032)."""
 
 
 @dataclass
@@ -82,7 +92,7 @@ class Node:
     # Asks `minga run` to stop serving (set by the server); locking the node calls it.
     request_stop: Callable[[], None] = field(default=lambda: None, repr=False)
     locked: bool = field(default=False, init=False)
-    _coalition_room: str | None = field(default=None, init=False, repr=False)
+    _coalitions: list[Coalition] | None = field(default=None, init=False, repr=False)
     _parts: dict[type[Any], Any] = field(default_factory=dict, init=False, repr=False)
 
     def part(self, kind: type[P]) -> P:
@@ -120,18 +130,61 @@ class Node:
         finally:
             await transport.close()
 
-    async def coalition_room(self) -> str | None:
-        # Asked on every sync batch and by every duty: once a node is in a coalition the room
-        # changes only when the coalition moves (forget_coalition_room), so it is cached.
-        if self._coalition_room is None:
+    async def coalitions(self) -> list[Coalition]:
+        """The coalitions this node is in, oldest first (decision 0032)."""
+        # Asked on every sync batch and by every duty; they change only when this node
+        # creates, joins, leaves or follows a move (forget_coalitions), so they are cached.
+        if self._coalitions is None:
             async with self.store.read() as tx:
-                saved = await tx.settings.get(COALITION_SETTING)
-            self._coalition_room = saved["room_id"] if isinstance(saved, dict) else None
-        return self._coalition_room
+                self._coalitions = await tx.coalitions.all()
+        return list(self._coalitions)
 
-    def forget_coalition_room(self) -> None:
-        """The coalition moved to a new room (decision 0025): read the setting again."""
-        self._coalition_room = None
+    async def coalition(self, coalition_id: str) -> Coalition:
+        """The coalition ``coalition_id`` this node is in; :class:`NodeNotReady` if none."""
+        for coalition in await self.coalitions():
+            if coalition.coalition_id == coalition_id:
+                return coalition
+        raise CoalitionNotChosen(f"coalition: this node is in no coalition {coalition_id!r}")
+
+    async def chosen_coalition(self, coalition_id: str | None) -> Coalition:
+        """The coalition named, or the node's only one when none is named."""
+        if coalition_id is not None:
+            return await self.coalition(coalition_id)
+        coalitions = await self.coalitions()
+        if not coalitions:
+            raise CoalitionNotChosen("coalition: this node is in no coalition yet"
+                                     " (`minga coalition create|join`)")
+        if len(coalitions) > 1:
+            raise CoalitionNotChosen("coalition: this node is in several coalitions; name one"
+                                     " of " + ", ".join(c.coalition_id for c in coalitions))
+        return coalitions[0]
+
+    async def coalition_of_room(self, room_id: str) -> Coalition | None:
+        """The coalition whose room ``room_id`` is, if this node is in it."""
+        return next((c for c in await self.coalitions() if c.room_id == room_id), None)
+
+    async def coalition_room(self) -> str | None:
+        """The room of this node's first coalition (None when it is in none)."""
+        coalitions = await self.coalitions()
+        return coalitions[0].room_id if coalitions else None
+
+    def forget_coalitions(self) -> None:
+        """The coalitions changed (created, joined, left, moved): read them again."""
+        self._coalitions = None
+
+    forget_coalition_room = forget_coalitions
+
+
+async def adopt_legacy_coalition(store: Store) -> None:
+    """The first open of a store from before decision 0032: its coalition setting becomes
+    the node's first coalition (see ``adopt_single_coalition``)."""
+    async with store.read() as tx:
+        single = await tx.settings.get(COALITION_SETTING)
+        known = await tx.coalitions.all(with_left=True)
+    if single is None or known:
+        return
+    async with store.transaction() as tx:
+        await adopt_single_coalition(tx.coalitions, single, await tx.orgs.verified_ids())
 
 
 def lock_org_keys(keys: OrgKeys, data_key: DataKey) -> bytes:
@@ -225,6 +278,7 @@ async def open_node(path: str | Path | None = None) -> AsyncIterator[Node]:
         if own is None:
             raise NodeNotReady(f"the store of {data_dir} holds no organisation; re-run init")
         keys = unlock_org_keys(own.private_keys, data_key)
+        await adopt_legacy_coalition(store)
         yield Node(config, store, keys, own, data_key=data_key)
     finally:
         await store.close()

@@ -38,8 +38,9 @@ from federation.consent import (
     check_consent,
     disclose_case,
     preview,
+    with_consent_scope,
 )
-from federation.consent_decision import HEADER_CLAIMS
+from federation.consent_decision import COALITION_CLAIM, HEADER_CLAIMS
 from federation.disclosure import issue, present
 from federation.identity import OrgKeys
 from federation.transport import MatrixTransport
@@ -231,6 +232,11 @@ def outgoing(
     paths = every_path if fields is None else _check_paths(kind, fields)
     withholdable = () if kind in CLEAR_KINDS else every_path
     claims = record_claims(record, every_path)
+    coalitions = {r.coalition for r in recipients}
+    if len(coalitions) > 1:
+        raise ValueError("one share goes through one coalition")
+    if coalitions and (coalition := next(iter(coalitions))) is not None:
+        claims[COALITION_CLAIM] = coalition
     result = []
     for recipient in recipients:
         issued = issue(claims, issuer=record.issuer, kid=keys.signing_kid,
@@ -270,7 +276,7 @@ def disclosed_fields(claims: Mapping[str, Any] | None) -> list[str]:
     """The payload paths present in received claims (``victims.name`` for arrays of objects)."""
     if not claims:
         return []
-    skip = {*HEADER_CLAIMS, "iss", "iat", "aud", "cnf", "_sd_alg"}
+    skip = {*HEADER_CLAIMS, COALITION_CLAIM, "iss", "iat", "aud", "cnf", "_sd_alg"}
     paths: set[str] = set()
     for name, value in claims.items():
         if name in skip:
@@ -313,14 +319,18 @@ class ShareReceipt:
 
 
 async def verified_recipients(
-    tx: StoreTransaction, own_org_id: str, org_ids: Sequence[str]
+    tx: StoreTransaction, own_org_id: str, org_ids: Sequence[str],
+    coalition_id: str | None = None,
 ) -> list[Recipient]:
-    """The recipients as coalition members; :class:`UnknownRecipient` for the first bad one."""
-    return checked_recipients(own_org_id, org_ids, await tx.orgs.verified_ids())
+    """The recipients as members of the coalition ``coalition_id`` (any, when None);
+    :class:`UnknownRecipient` for the first bad one."""
+    return checked_recipients(own_org_id, org_ids, await tx.orgs.verified_ids(coalition_id),
+                              coalition_id)
 
 
 def checked_recipients(
-    own_org_id: str, org_ids: Sequence[str], verified: Collection[str]
+    own_org_id: str, org_ids: Sequence[str], verified: Collection[str],
+    coalition_id: str | None = None,
 ) -> list[Recipient]:
     """:func:`verified_recipients` against the ``verified`` member org ids already read."""
     if len(set(org_ids)) != len(org_ids):
@@ -330,7 +340,7 @@ def checked_recipients(
             raise UnknownRecipient(org_id, "is this node's own organisation")
         if org_id not in verified:
             raise UnknownRecipient(org_id, "is not a verified member of the coalition")
-    return [Recipient.member(org_id) for org_id in org_ids]
+    return [Recipient.member(org_id, coalition_id) for org_id in org_ids]
 
 
 @dataclass(frozen=True)
@@ -398,6 +408,7 @@ async def share_records(
     new_records: bool = False,
     files: FilesFor | None = None,
     alongside: Alongside | None = None,
+    coalition_id: str | None = None,
 ) -> list[ShareReceipt]:
     """Share each of ``records`` with each recipient (see the module docstring); all or nothing.
 
@@ -408,13 +419,21 @@ async def share_records(
     instead of having them read again; ``new_records`` (ids made for this share) cannot have
     been retracted. ``alongside`` runs in the transaction that queues the share, before it
     commits: what must be recorded with the share or not at all (a file's custody entry).
+    Recipients must be verified members of ``coalition_id``, which every token names; a
+    case's consent must cover that coalition (decision 0032).
     """
     async with tx_factory() as tx:
-        recipients = (checked_recipients(keys.org_id, recipient_org_ids, verified)
+        recipients = (checked_recipients(keys.org_id, recipient_org_ids, verified, coalition_id)
                       if verified is not None
-                      else await verified_recipients(tx, keys.org_id, recipient_org_ids))
+                      else await verified_recipients(tx, keys.org_id, recipient_org_ids,
+                                                     coalition_id))
         retracted = set() if new_records else await ShareRepository(
             tx.session, tx.cipher).retracted_among([record.record_id for record in records])
+        if any(isinstance(record, CaseRecord) for record in records):
+            known = await tx.coalitions.all(with_left=True)
+            first = known[0].coalition_id if known else None
+            records = [with_consent_scope(record, first) if isinstance(record, CaseRecord)
+                       else record for record in records]
     if retracted:
         raise AlreadyRetracted(f"record {sorted(retracted)[0]} was retracted")
     batches = [outgoing(record, recipients, fields, keys=keys, issued_at=issued_at, files=files)
@@ -535,9 +554,11 @@ async def share_in_room(
     urgent: bool = False,
     verified: Collection[str] | None = None,
     new_records: bool = False,
+    coalition_id: str | None = None,
 ) -> list[int]:
     """:func:`share_records` into one room (the coalition room, an alert room) instead of pair
-    rooms, in one transaction; the outbox item ids.
+    rooms, in one transaction; the outbox item ids. The records go through ``coalition_id``:
+    by default the coalition whose room ``room_id`` is, else the node's only coalition.
 
     ``also`` runs in the same transaction, just before the records are queued. With
     ``open_session`` all of it happens inside that open transaction (a record handler answering
@@ -550,6 +571,9 @@ async def share_in_room(
     queue = await node_enqueue(node)
     pending = [also] if also is not None else []
     item_ids: list[int] = []
+    if coalition_id is None:
+        coalition = await node.coalition_of_room(room_id) or await node.chosen_coalition(None)
+        coalition_id = coalition.coalition_id
 
     async def the_room(_org_id: str) -> str:
         return room_id
@@ -568,7 +592,7 @@ async def share_in_room(
         await share_records(lambda: in_session(session, node), node.keys, records,
                             recipient_org_ids, fields, actor=actor, pair_room_for=the_room,
                             enqueue=enqueue, issued_at=issued_at, verified=verified,
-                            new_records=new_records)
+                            new_records=new_records, coalition_id=coalition_id)
         if outbox is not None:
             sealed = await outbox.bundle_in(session, item_ids)
             if sealed:
@@ -604,14 +628,16 @@ async def share_from_node(
     issued_at: int,
     files: FilesFor | None = None,
     alongside: Alongside | None = None,
+    coalition_id: str | None = None,
 ) -> ShareReceipt:
-    """:func:`share_record` with this node's keys, store, pair rooms and outbox.
+    """:func:`share_record` with this node's keys, store, pair rooms and outbox, through
+    ``coalition_id`` (the node's only coalition when None).
 
     Raises ``node.core.rooms.PairRoomError`` if a pair room is missing and cannot be created now.
     """
     (receipt,) = await share_many_from_node(node, [record], recipient_org_ids, fields,
                                             actor=actor, issued_at=issued_at, files=files,
-                                            alongside=alongside)
+                                            alongside=alongside, coalition_id=coalition_id)
     return receipt
 
 
@@ -625,14 +651,18 @@ async def share_many_from_node(
     issued_at: int,
     files: FilesFor | None = None,
     alongside: Alongside | None = None,
+    coalition_id: str | None = None,
 ) -> list[ShareReceipt]:
     """:func:`share_records` with this node's keys, store, pair rooms and outbox (imports,
-    bulk shares): one transaction for all of them."""
+    bulk shares): one transaction for all of them, through ``coalition_id`` (the node's only
+    coalition when None)."""
+    coalition = await node.chosen_coalition(coalition_id)
     async with AsyncExitStack() as stack:
         receipts = await share_records(
             node.store.transaction, node.keys, records, recipient_org_ids, fields, actor=actor,
             pair_room_for=_PairRooms(node, stack).room_for, enqueue=await node_enqueue(node),
             issued_at=issued_at, files=files, alongside=alongside,
+            coalition_id=coalition.coalition_id,
         )
     node.wake_sync()
     return receipts

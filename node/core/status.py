@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from node.core.coalition import roster_rejections
-from node.core.runtime import COALITION_SETTING, Node
+from node.core.runtime import Node
 from sync.engine import read_status
 from sync.quarantine import count_by_reason
 from sync.resume import held_rooms
@@ -14,7 +14,8 @@ from sync.resume import held_rooms
 async def node_status(node: Node) -> dict[str, Any]:
     login = await node.matrix_login()
     async with node.store.read() as tx:
-        coalition = await tx.settings.get(COALITION_SETTING)
+        coalitions = await tx.coalitions.all(with_left=True)
+        memberships = await tx.coalitions.memberships()
         members = await tx.orgs.members()
         cases = await tx.cases.count()
         received = await tx.received.count()
@@ -29,7 +30,13 @@ async def node_status(node: Node) -> dict[str, Any]:
         "holds_revocation_key": node.keys.revocation is not None,
         "homeserver": login.homeserver_url,
         "matrix_user_id": login.user_id,
-        "coalition": coalition,
+        "coalition": next(({"coalition_id": c.coalition_id, "room_id": c.room_id,
+                             "name": c.name} for c in coalitions if c.active), None),
+        "coalitions": [{"coalition_id": c.coalition_id, "room_id": c.room_id, "name": c.name,
+                        "joined_at": c.joined_at.isoformat(),
+                        "left_at": None if c.left_at is None else c.left_at.isoformat(),
+                        "members": len(memberships.get(c.coalition_id, ()))}
+                       for c in coalitions],
         "members": [
             {
                 "org_id": m.org_id,
@@ -58,7 +65,7 @@ async def node_status(node: Node) -> dict[str, Any]:
 
 
 def render_status(status: dict[str, Any]) -> str:
-    coalition, sync = status["coalition"], status["sync"]
+    sync = status["sync"]
     lines = [
         f"Organisation   {status['name']} ({status['country']})",
         f"  id           {status['org_id']}",
@@ -67,11 +74,7 @@ def render_status(status: dict[str, Any]) -> str:
                              " (minga keys export-revocation)" if status["holds_revocation_key"]
                              else "key kept offline (not on this node)"),
         f"Homeserver     {status['homeserver']} as {status['matrix_user_id']}",
-        "Coalition      "
-        + (f"{coalition.get('name') or '(unnamed)'} in {coalition['room_id']}"
-           if coalition else "none yet (minga coalition create|join)")
-        + (f" (moved from {coalition['moved_from']})"
-           if coalition and coalition.get("moved_from") else ""),
+        *_coalition_lines(status["coalitions"]),
         f"Cases          {status['cases']}",
         f"Received       {status['received_records']}",
         f"Outbox         {sync['outbox_queued']} queued, {sync['outbox_unsent_frames']} events"
@@ -94,3 +97,16 @@ def render_status(status: dict[str, Any]) -> str:
         lines.append(f"  ignored entry {rejected['state_key']} from {rejected['sender']}:"
                      f" {rejected['reason']}")
     return "\n".join(lines)
+
+
+def _coalition_lines(coalitions: list[dict[str, Any]]) -> list[str]:
+    if not coalitions:
+        return ["Coalitions     none yet (minga coalition create|join)"]
+    lines = []
+    for number, coalition in enumerate(coalitions):
+        head = "Coalitions     " if number == 0 else "               "
+        state = (f"left {coalition['left_at'][:10]}" if coalition["left_at"]
+                 else f"{coalition['members']} members")
+        lines.append(f"{head}{coalition['name'] or '(unnamed)'} ({state})"
+                     f" id {coalition['coalition_id']} room {coalition['room_id']}")
+    return lines

@@ -29,7 +29,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -38,6 +38,7 @@ from sqlalchemy import CompoundSelect, Result, null, select, true, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from federation.coalition_move import MoveRefused
+from federation.consent_decision import COALITION_CLAIM
 from federation.identity import IdentityError, KeyRing, OrgKeys, RecipientKey, RefuseRevokedKeys
 from federation.keys import SigningKeyResolver
 from federation.roster import MEMBER_EVENT_TYPE
@@ -67,7 +68,9 @@ from node.core.peer_replacement import (
 )
 from node.core.rooms import InviteHandler, PairRoomError, replace_pair_room
 from node.core.runtime import Node, NodeNotReady
+from node.core.store.audit import AuditLog
 from node.core.store.cipher import Cell, ColumnCipher
+from node.core.store.coalitions import CoalitionRepository
 from node.core.store.ids import utc_now
 from node.core.store.pair_rooms import PairRoomRepository
 from node.core.store.received import Incoming, ReceivedRepository
@@ -208,6 +211,7 @@ class NodeSyncHost:
         self._transport = transport
         self._invites = InviteHandler(node, features.recognise_room, self, features.owns_room)
         self._roster_read = False
+        self._rosters_read: set[str] = set()  # coalition rooms whose roster was read
         self._check_room = True  # whether to look for (or make) a coalition move next batch
         self._check_after = 0.0
         self._column_cipher = cipher
@@ -299,13 +303,19 @@ class NodeSyncHost:
     async def on_sync(self, batch: SyncBatch) -> None:
         if self._transport is None:
             raise RuntimeError("this sync host was opened without a transport")
-        room_id = await self._node.coalition_room()
-        update = batch.rooms.get(room_id) if room_id else None
-        if room_id and (not self._roster_read or (update and touches_roster(update))):
-            await refresh_roster(self._node, self._transport, room_id)
+        # Another process (`minga coalition join|leave`) may have changed the coalitions: one
+        # small read per batch.
+        self._node.forget_coalitions()
+        if not self._roster_read:
+            self._rosters_read.clear()
             self._roster_read = True
-            self._check_room = True
-            self._moves = None  # the roster may have noted a member's move
+        for coalition in await self._node.coalitions():
+            update = batch.rooms.get(coalition.room_id)
+            if coalition.room_id not in self._rosters_read or (update and touches_roster(update)):
+                await refresh_roster(self._node, self._transport, coalition.room_id)
+                self._rosters_read.add(coalition.room_id)
+                self._check_room = True
+                self._moves = None  # the roster may have noted a member's move
         await self._invites.handle(self._transport, batch.invites)
         await self._check_coalition_room(self._transport, batch)
         await self._replace_rooms_the_old_account_made(self._transport)
@@ -471,14 +481,51 @@ class NodeSyncHost:
 
     async def deliver(self, session: AsyncSession, records: Sequence[VerifiedRecord]) -> None:
         received = ReceivedRepository(session, self._column_cipher, utc_now)
+        records = await self._through_coalitions(session, records)
         await received.add_many([Incoming(r.issuer, r.record_id, r.version, r.kind,
-                                          dict(r.claims)) for r in records], VERIFIED)
+                                          dict(r.claims), r.claims.get(COALITION_CLAIM))
+                                 for r in records], VERIFIED)
         for record in records:
             if record.kind == RecordKind.RETRACTION.value:
                 await self._retract(received, record)
             handler = self._features.record_handlers.get(record.kind)
             if handler is not None:
                 await handler(session, self._node, record)
+
+    async def _through_coalitions(self, session: AsyncSession,
+                                  records: Sequence[VerifiedRecord]) -> list[VerifiedRecord]:
+        """Each record with the coalition it came through in its ``coalition`` claim; records
+        from a coalition this node is not in, or whose issuer is not a member of it, are
+        refused and audited (decision 0032). A record without the claim (an older issuer)
+        came through the coalition whose room it is in, else the node's first coalition; a
+        retraction goes wherever its target went."""
+        coalitions = await self._node.coalitions()
+        memberships = await CoalitionRepository(session, self._column_cipher, utc_now
+                                                ).memberships()
+        by_room = {c.room_id: c.coalition_id for c in coalitions}
+        active = set(by_room.values())
+        accepted: list[VerifiedRecord] = []
+        for record in records:
+            named = record.claims.get(COALITION_CLAIM)
+            room_coalition = by_room.get(record.room_id)
+            if record.kind == RecordKind.RETRACTION.value and named is None:
+                accepted.append(record)
+                continue
+            coalition = named if isinstance(named, str) else (
+                room_coalition or (coalitions[0].coalition_id if coalitions else None))
+            problem = coalition_problem(coalition, room_coalition, active,
+                                        memberships.get(coalition or "", frozenset()),
+                                        record.issuer)
+            if problem is not None:
+                log.warning("refused record %s from %s: %s", record.record_id, record.issuer,
+                            problem)
+                await AuditLog(session, self._column_cipher, utc_now).append(
+                    "federation", "record.refused", target=record.issuer,
+                    details={"record_id": record.record_id, "kind": record.kind,
+                             "reason": problem})
+                continue
+            accepted.append(replace(record, claims={**record.claims, COALITION_CLAIM: coalition}))
+        return accepted
 
     async def _retract(self, received: ReceivedRepository, record: VerifiedRecord) -> None:
         target = _retraction_target(record.claims)
@@ -527,3 +574,15 @@ def _retraction_target(claims: Mapping[str, Any]) -> RecordRef | None:
         return RecordRef.model_validate(claims.get("target"))
     except ValidationError:
         return None
+
+
+def coalition_problem(coalition: str | None, room_coalition: str | None, active: set[str],
+                      members: frozenset[str], issuer: str) -> str | None:
+    """Why a record said to come through ``coalition`` is refused, or None (decision 0032)."""
+    if coalition is None or coalition not in active:
+        return "not-in-coalition"
+    if room_coalition is not None and room_coalition != coalition:
+        return "wrong-coalition-room"
+    if issuer not in members:
+        return "issuer-not-in-coalition"
+    return None

@@ -760,7 +760,8 @@ def test_case_field_groups_cover_exactly_the_disclosable_case_paths() -> None:
 
 
 def test_consent_fields_are_internal_and_never_disclosable() -> None:
-    assert {"consent_level", "consent_partners", "risk_level"} == CASE_INTERNAL_FIELDS
+    assert {"consent_level", "consent_partners", "consent_coalitions",
+            "risk_level"} == CASE_INTERNAL_FIELDS
     assert internal_fields(RecordKind.CASE) == CASE_INTERNAL_FIELDS
     for path in disclosable_paths(RecordKind.CASE):
         assert split_path(path)[0] not in CASE_INTERNAL_FIELDS

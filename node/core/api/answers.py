@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from federation.consent import UnknownFieldPath
 from node.core.api.framework import ApiError, FieldProblem, invalid
 from node.core.rooms import PairRoomError
+from node.core.runtime import CoalitionNotChosen
 from node.core.sharing import (
     AlreadyRetracted,
     NothingToRetract,
@@ -41,3 +42,6 @@ def sharing_answers() -> Iterator[None]:
             from None
     except PairRoomError as error:
         raise ApiError(503, "homeserver_unavailable", str(error)) from None
+    except CoalitionNotChosen as error:
+        raise invalid([FieldProblem(field="body.coalition", problem=str(error))],
+                      str(error)) from None

@@ -18,12 +18,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from node.core.store.cipher import Cell, ColumnCipher
 from node.core.store.errors import RecordNotFound
 from node.core.store.ids import Clock
-from node.core.store.tables import KeyRevocationRow, MemberRow, OwnOrgRow
+from node.core.store.tables import CoalitionMemberRow, KeyRevocationRow, MemberRow, OwnOrgRow
 
 # Built once: the verified members are read for every alert sent.
 _MEMBERS = select(MemberRow).order_by(MemberRow.org_id)
 _VERIFIED_WITH_REVOKED = _MEMBERS.where(MemberRow.verified == true())
 _VERIFIED_MEMBERS = _VERIFIED_WITH_REVOKED.where(MemberRow.revoked_at.is_(None))
+
+
+def _in_coalition(coalition_id: str) -> Any:
+    return select(CoalitionMemberRow.org_id).where(
+        CoalitionMemberRow.coalition_id == coalition_id)
 
 
 @dataclass(frozen=True)
@@ -146,12 +151,15 @@ class OrgRepository:
         )
         return None if row is None else self._member(row)
 
-    async def members(self, *, verified_only: bool = False,
-                      with_revoked: bool = False) -> list[Member]:
+    async def members(self, *, verified_only: bool = False, with_revoked: bool = False,
+                      coalition_id: str | None = None) -> list[Member]:
         """Every member, or only the verified ones; those whose keys are revoked are left out
-        of the verified ones (nothing is sent to them) unless ``with_revoked`` (key rings)."""
+        of the verified ones (nothing is sent to them) unless ``with_revoked`` (key rings).
+        With ``coalition_id``, only those verified in that coalition's roster."""
         query = (_MEMBERS if not verified_only
                  else _VERIFIED_WITH_REVOKED if with_revoked else _VERIFIED_MEMBERS)
+        if coalition_id is not None:
+            query = query.where(MemberRow.org_id.in_(_in_coalition(coalition_id)))
         return [self._member(row) for row in await self._session.scalars(query)]
 
     async def names(self) -> dict[str, str]:
@@ -162,11 +170,14 @@ class OrgRepository:
             names[own.org_id] = own.name
         return names
 
-    async def verified_ids(self) -> frozenset[str]:
-        """The org ids of the verified members (nothing decrypted)."""
-        return frozenset(await self._session.scalars(
-            select(MemberRow.org_id).where(MemberRow.verified == true(),
-                                           MemberRow.revoked_at.is_(None))))
+    async def verified_ids(self, coalition_id: str | None = None) -> frozenset[str]:
+        """The org ids of the verified members, of one coalition with ``coalition_id``
+        (nothing decrypted)."""
+        query = select(MemberRow.org_id).where(MemberRow.verified == true(),
+                                               MemberRow.revoked_at.is_(None))
+        if coalition_id is not None:
+            query = query.where(MemberRow.org_id.in_(_in_coalition(coalition_id)))
+        return frozenset(await self._session.scalars(query))
 
     async def mark_revoked(self, org_id: str, revoked_at: int) -> bool:
         """Note that ``org_id``'s keys are revoked from ``revoked_at`` (the earliest time

@@ -42,6 +42,8 @@ class ReceivedRecord:
     verification: str
     retracted: bool
     received_at: datetime
+    coalition_id: str | None = None
+    """The coalition the record came through (decision 0032)."""
 
 
 RETRACTION_KIND = "retraction"
@@ -56,6 +58,7 @@ class Incoming:
     version: int
     kind: str
     claims: dict[str, Any] = field(repr=False)
+    coalition_id: str | None = None
 
 
 def _cell(issuer: str, record_id: str, version: int) -> Cell:
@@ -118,7 +121,7 @@ class ReceivedRepository:
              "claims": None if key[:2] in retracted
              else self._cipher.encrypt_json(record.claims, _cell(*key)),
              "verification": verification, "retracted": key[:2] in retracted,
-             "received_at": now}
+             "received_at": now, "coalition_id": record.coalition_id}
             for key, record in wanted.items() if key not in stored
         ]
         if rows:
@@ -237,4 +240,5 @@ class ReceivedRepository:
             verification=row.verification,
             retracted=row.retracted,
             received_at=row.received_at,
+            coalition_id=row.coalition_id,
         )

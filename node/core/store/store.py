@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from node.core.store.audit import AuditLog
 from node.core.store.cases import CaseRepository
 from node.core.store.cipher import ColumnCipher
+from node.core.store.coalitions import CoalitionRepository
 from node.core.store.database import (
     check_data_key,
     check_not_half_moved,
@@ -64,6 +65,7 @@ class StoreTransaction:
         self.cipher = cipher
         self.cases = CaseRepository(session, cipher, clock)
         self.orgs = OrgRepository(session, cipher, clock)
+        self.coalitions = CoalitionRepository(session, cipher, clock)
         self.received = ReceivedRepository(session, cipher, clock)
         self.audit = AuditLog(session, cipher, clock)
         self.tokens = TokenRepository(session, cipher, clock)

@@ -102,6 +102,30 @@ class MemberRow(Base):
     revoked_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
+class CoalitionRow(Base):
+    """A coalition this node belongs to or belonged to (decision 0032). ``coalition_id`` is
+    the id the coalition marker names (the same on every member's node); the name is encrypted:
+    it says which coalitions the organisation is in."""
+
+    __tablename__ = "coalitions"
+
+    coalition_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    room_id: Mapped[str] = mapped_column(String(255), index=True)
+    name: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    joined_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # When this node left the coalition; None while it is a member.
+    left_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class CoalitionMemberRow(Base):
+    """A verified member of one coalition, from that coalition room's roster."""
+
+    __tablename__ = "coalition_members"
+
+    coalition_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    org_id: Mapped[str] = mapped_column(String(ORG_ID), primary_key=True, index=True)
+
+
 class KeyRevocationRow(Base):
     """A signed key revocation (``minga.key-revocation/1``) this node verified and applied.
 
@@ -224,6 +248,8 @@ class ReceivedRecordRow(Base):
     verification: Mapped[str] = mapped_column(String(32))
     retracted: Mapped[bool] = mapped_column(Boolean, default=False)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # The coalition the record came through (the issuer names it; decision 0032).
+    coalition_id: Mapped[str | None] = mapped_column(String(255), nullable=True, index=True)
 
 
 class AuditRow(Base):

@@ -10,6 +10,7 @@ from federation.transport import MatrixTransport
 from node.core.api.framework import Endpoint
 from node.core.registry import Registry
 from node.core.runtime import Node
+from node.core.store.coalitions import Coalition
 from node.features.dedup import pages
 from node.features.dedup.api import DedupEndpoints
 from node.features.dedup.service import (
@@ -44,7 +45,7 @@ async def _duties(node: Node, transport: MatrixTransport) -> None:
     await run_dedup_duties(node)
 
 
-async def _first_linkage_key(node: Node, now: int) -> None:
+async def _first_linkage_key(node: Node, coalition: Coalition, now: int) -> None:
     """The coalition's creator makes its first linkage key."""
     await start_linkage_key(node, now)
 

@@ -101,11 +101,13 @@ def passphrase_env() -> Iterator[None]:
 
 
 async def form_coalition(configs: Sequence[Path], name: str = "Minga de prueba") -> str:
-    """Create the coalition on the first node; every other node joins; all see all verified."""
+    """Create a coalition on the first node; every other node joins; all see all verified.
+    Its room id (which is also the coalition's id)."""
     with passphrase_env():
         async with AsyncExitStack() as stack:
             nodes = [await stack.enter_async_context(open_node(c)) for c in configs]
-            room = await create_coalition(nodes[0], name, node_registry().after_coalition_created)
+            room = (await create_coalition(nodes[0], name,
+                                           node_registry().after_coalition_created)).room_id
             for other in nodes[1:]:
                 await invite_member(nodes[0], (await other.matrix_login()).user_id)
                 await join_coalition(other, room, wait_seconds=60)

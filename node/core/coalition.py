@@ -201,18 +201,24 @@ async def leave_unshared_pair_rooms(node: Node, transport: MatrixTransport) -> l
     was queued there and not posted is dropped (counted in the audit entry)."""
     left: list[str] = []
     async with node.store.transaction() as tx:
-        pair_rooms = PairRoomRepository(tx.session)
-        for pair in await pair_rooms.all():
-            if await tx.coalitions.shared_with(pair.org_id):
-                continue
-            dropped = await abandon_room(tx.session, pair.room_id)
-            await pair_rooms.forget(pair.room_id)
-            await tx.audit.append("minga coalition", "pair-room.leave", target=pair.org_id,
-                                  details={"room": pair.room_id, "records_unsent": dropped})
-            left.append(pair.room_id)
+        for pair in await PairRoomRepository(tx.session).all():
+            if not await tx.coalitions.shared_with(pair.org_id):
+                await give_up_pair_room(tx, pair.room_id, pair.org_id, actor="minga coalition",
+                                        action="pair-room.leave")
+                left.append(pair.room_id)
     for room_id in left:
         await _leave(transport, room_id)
     return left
+
+
+async def give_up_pair_room(tx: StoreTransaction, room_id: str, org_id: str, *, actor: str,
+                            action: str) -> None:
+    """Forget a pair room this node is leaving for good; what was queued there and not
+    posted is dropped and counted in the audit entry."""
+    dropped = await abandon_room(tx.session, room_id)
+    await PairRoomRepository(tx.session).forget(room_id)
+    await tx.audit.append(actor, action, target=org_id,
+                          details={"room": room_id, "records_unsent": dropped})
 
 
 async def _leave(transport: MatrixTransport, room_id: str) -> None:

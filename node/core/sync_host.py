@@ -55,6 +55,7 @@ from node.core.coalition import (
     MOVE_EVENT_TYPE,
     REVOCATION_EVENT_TYPE,
     apply_stored_revocations,
+    give_up_pair_room,
     refresh_roster,
 )
 from node.core.coalition_move import Outcome, check_coalition_room
@@ -317,11 +318,40 @@ class NodeSyncHost:
                 self._check_room = True
                 self._moves = None  # the roster may have noted a member's move
         await self._invites.handle(self._transport, batch.invites)
+        await self._leave_pair_rooms_peers_left(self._transport, batch)
         await self._check_coalition_room(self._transport, batch)
         await self._replace_rooms_the_old_account_made(self._transport)
         await self._replace_rooms_a_moved_member_made(self._transport)
         await self._resume_held_chains(self._transport, batch)
         # No refresh here: the inbox asks for trust() (which refreshes) before it checks events.
+
+    async def _leave_pair_rooms_peers_left(self, transport: MatrixTransport,
+                                           batch: SyncBatch) -> None:
+        """A member that left its pair room with this node (it left the last coalition the
+        two shared, decision 0032): forget the room and leave it too, so that a later share
+        between them makes a new one instead of going where the member no longer reads."""
+        leaving = {room_id: users for room_id, update in batch.rooms.items()
+                   if (users := {e.state_key for e in update.state + update.events
+                                 if e.type == "m.room.member" and e.state_key == e.sender
+                                 and e.content.get("membership") == "leave"})}
+        if not leaving:
+            return
+        left: list[str] = []
+        async with self._node.store.transaction() as tx:
+            pair_rooms = PairRoomRepository(tx.session)
+            accounts = {m.org_id: m.matrix_user_id for m in await tx.orgs.members()}
+            for room_id, users in leaving.items():
+                pair = await pair_rooms.for_room(room_id)
+                if pair is None or accounts.get(pair.org_id) not in users:
+                    continue
+                await give_up_pair_room(tx, room_id, pair.org_id, actor="federation",
+                                        action="pair-room.peer-left")
+                left.append(room_id)
+        for room_id in left:
+            try:
+                await transport.leave(room_id)
+            except TransportError as error:
+                log.warning("could not leave a pair room its member left: %s", error)
 
     async def _check_coalition_room(self, transport: MatrixTransport, batch: SyncBatch) -> None:
         """After the roster was read, or when a room carries a move statement: follow a move

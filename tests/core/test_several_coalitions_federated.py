@@ -18,6 +18,7 @@ from deploy.homeserver import Federation
 from node.assembly import node_registry
 from node.core.coalition import leave_coalition
 from node.core.store import Role
+from node.core.store.pair_rooms import PairRoomRepository
 from tests.support.api_harness import SAMPLE_CASES, RunningApi
 from tests.support.sharing import (
     ORGS,
@@ -151,6 +152,13 @@ async def test_one_organisation_in_two_coalitions(federation: Federation, tmp_pa
         assert coalition_b not in joined
         async with x.node.store.read() as tx:
             assert await tx.coalitions.shared_with(r_id) == []
+            assert await PairRoomRepository(tx.session).for_org(r_id) is None
+
+        async def r_forgot_the_pair_room() -> bool:  # X left it: R leaves and forgets it too
+            async with r.node.store.read() as tx:
+                return await PairRoomRepository(tx.session).for_org(x.node.org_id) is None
+
+        await eventually(r_forgot_the_pair_room, what="R forgetting its pair room with X")
         # A keeps working: a new case through A, and an alert to A (now X's only coalition).
         second = (await x.json("POST", "/cases", json={
             **SAMPLE_CASES["nairobi"], "consent_coalitions": [coalition_a]},

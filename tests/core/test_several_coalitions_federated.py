@@ -1,11 +1,15 @@
 """One organisation in two coalitions with partly overlapping members (M15, decision 0032).
 
 Four real nodes on two federated homeservers. X is in coalition A (with P and Q) and in
-coalition B (with P and R): P is in both, Q only in A, R only in B. A case whose defender
-consented to sharing within A only is refused for B (even for P, through B) and reaches P and
-Q through A, marked as come through A; an alert to A reaches P and Q, never R; figures of A and
-B stay apart, and the SDG report for B holds only B's; after X leaves B, A keeps working, what X
-received through B stays (marked as from a coalition it left), and B's members stop counting X.
+coalition B (with P and R): P is in both, Q only in A, R only in B.
+
+- A case whose defender consented to sharing within A only is refused for B (even for P,
+  through B) and reaches P and Q through A, marked as come through A.
+- X and P share one pair room whatever the coalition.
+- An alert to A reaches P and Q, never R.
+- Figures of A and B stay apart; the SDG report for B holds only B's.
+- After X leaves B: A keeps working, what X received through B stays (marked as from a
+  coalition it left), B's members stop counting X, and R forgets its pair room with X.
 """
 
 from __future__ import annotations
@@ -90,6 +94,19 @@ async def test_one_organisation_in_two_coalitions(federation: Federation, tmp_pa
             await _holds(q, x.node.org_id, record_id)
         assert at_p["coalition"]["id"] == at_q["coalition"]["id"] == coalition_a
         assert at_p["coalition"]["name"] == "Coalición A" and at_p["coalition"]["left"] is False
+
+        # A case consented for both goes to P through B: still the one pair room they share.
+        both = (await x.json("POST", "/cases", json={
+            **SAMPLE_CASES["nairobi"], "consent_coalitions": [coalition_a, coalition_b]},
+            expect=201))["record_id"]
+        await x.json("POST", f"/cases/{both}/share", json={
+            "recipients": [p_id], "fields": FIELDS, "coalition": coalition_b})
+        assert (await _holds(p, x.node.org_id, both))["coalition"]["id"] == coalition_b
+        for node, other in ((x.node, p_id), (p.node, x.node.org_id)):
+            async with node.store.read() as tx:
+                rooms = [pair for pair in await PairRoomRepository(tx.session).all()
+                         if pair.org_id == other]
+            assert len(rooms) == 1
 
         # R shares a case with X through B, the only coalition they share.
         r_case = (await r.json("POST", "/cases", json=SAMPLE_CASES["nairobi"],

@@ -8,7 +8,7 @@ from typing import Annotated, Final
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictStr
 
-from node.core.api.framework import ApiError, Call, Endpoint, NoBody, NoQuery
+from node.core.api.framework import ApiError, Call, Endpoint, Link, NoBody, NoQuery
 from node.core.api.organisations import OrganisationNames, named
 from node.core.registry import Registry
 from node.core.runtime import Node
@@ -161,6 +161,7 @@ class CoalitionEndpoints:
 
     def endpoints(self) -> list[Endpoint]:
         one = "/coalitions/{coalition_id}"
+        made = {"coalition_id": "coalition_id"}
         return [
             Endpoint("GET", "/coalitions", self.list_coalitions,
                      "The coalitions this node is in and those it left, each with its verified"
@@ -168,7 +169,9 @@ class CoalitionEndpoints:
             Endpoint("POST", "/coalitions", self.create,
                      "Create a coalition: its room, with this organisation as first member",
                      role=Role.admin, body=CreateCoalition, response=CoalitionItem, status=201,
-                     errors=(409, 422, 503), tags=TAGS),
+                     errors=(409, 422, 503), tags=TAGS,
+                     links=(Link("Invite", "POST", one + "/invite", made),
+                            Link("Leave", "POST", one + "/leave", made))),
             Endpoint("POST", "/coalitions/join", self.join,
                      "Join a coalition whose room this node's account was invited to (waits"
                      " for the invite up to wait_seconds)", role=Role.admin,

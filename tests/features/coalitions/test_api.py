@@ -8,11 +8,27 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
 from deploy.homeserver import Homeserver
 from federation.roster import MEMBER_EVENT_TYPE
+from federation.transport import MatrixTransport
+from node.core.api.app import mount_api
 from node.core.coalition import refresh_roster
+from node.core.registry import Registry, build_registry
+from node.core.runtime import Node, open_node
 from node.core.store import Role
-from tests.support.api_harness import RunningApi, create_node, serve_node
+from node.core.store.coalitions import Coalition
+from node.features.coalitions import CoalitionsFeature
+from tests.support.api_harness import (
+    USERS,
+    FakeClock,
+    RunningApi,
+    _passphrase_env,
+    create_node,
+    serve_node,
+)
 from tests.support.offline_node import make_offline_node
 from tests.support.sharing import eventually
 
@@ -165,3 +181,47 @@ async def test_refusals_name_the_field_the_role_or_the_homeserver(tmp_path: Path
                                      json={"room_id": "!a:b", "wait_seconds": 0})
         assert (status, error["code"]) == (503, "homeserver_unavailable")
         assert (await api.json("GET", "/coalitions", Role.viewer))["coalitions"] == []
+
+
+class _Recorder:
+    """A feature that notes the coalition hooks it is given."""
+
+    name = "recorder"
+
+    def __init__(self) -> None:
+        self.heard: list[tuple[str, str]] = []
+
+    def register(self, registry: Registry) -> None:
+        async def created(node: Node, coalition: Coalition, now: int) -> None:
+            self.heard.append(("created", coalition.coalition_id))
+
+        async def left(node: Node, transport: MatrixTransport, coalition: Coalition) -> None:
+            # The hooks run while this node's account is still in the room, to leave the
+            # feature's own rooms with the same transport.
+            await transport.state_event(coalition.room_id, "m.room.create")
+            self.heard.append(("left", coalition.coalition_id))
+
+        registry.coalition_created.append(created)
+        registry.coalition_left.append(left)
+
+
+async def test_the_api_runs_the_features_coalition_hooks(homeserver: Homeserver,
+                                                         tmp_path: Path) -> None:
+    recorder = _Recorder()
+    registry = build_registry([CoalitionsFeature(), recorder])
+    config = await create_node(homeserver, tmp_path / "node", "Bantay Katutubo", "PH")
+    with _passphrase_env():
+        async with open_node(config) as node:
+            async with node.store.transaction() as tx:
+                token = await tx.tokens.create(USERS[Role.admin], Role.admin)
+            app = web.Application()
+            mount_api(app, node, registry.endpoints, now=FakeClock())
+            async with TestClient(TestServer(app)) as client:
+                api = RunningApi(node, client, {Role.admin: token, Role.viewer: token},
+                                 FakeClock())
+                made = await api.json("POST", "/coalitions", Role.admin, expect=201,
+                                      json={"name": "Red de Protección"})
+                assert recorder.heard == [("created", made["coalition_id"])]
+                await api.json("POST", f"/coalitions/{made['coalition_id']}/leave", Role.admin)
+                assert recorder.heard == [("created", made["coalition_id"]),
+                                          ("left", made["coalition_id"])]

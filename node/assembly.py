@@ -16,6 +16,7 @@ from node.features.alerts import AlertsFeature
 from node.features.backup import BackupFeature
 from node.features.campaigns import CampaignsFeature
 from node.features.cases import CasesFeature
+from node.features.coalitions import CoalitionsFeature
 from node.features.dedup import DedupFeature
 from node.features.evidence import EvidenceFeature
 from node.features.figures import FiguresFeature
@@ -24,6 +25,7 @@ from node.features.sharing import SharingFeature
 
 FEATURES: Final[tuple[Feature, ...]] = (
     AccountsFeature(),
+    CoalitionsFeature(),
     CasesFeature(),
     EvidenceFeature(),
     SharingFeature(),

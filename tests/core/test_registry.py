@@ -36,7 +36,8 @@ def test_the_node_runs_every_feature_once() -> None:
     registry = node_registry()
     assert registry.features == [feature.name for feature in FEATURES]
     assert sorted(registry.features) == ["accounts", "alerts", "backup", "campaigns", "cases",
-                                         "dedup", "evidence", "figures", "keys", "sharing"]
+                                         "coalitions", "dedup", "evidence", "figures", "keys",
+                                         "sharing"]
 
 
 def test_each_record_kind_that_a_feature_acts_on_has_its_handler() -> None:
@@ -51,7 +52,7 @@ def test_features_bring_their_pages_commands_and_duties() -> None:
     registry = node_registry()
     paths = {route.path for route in registry.web.pages}
     assert {"/login", "/cases", "/alerts", "/received", "/members"} <= paths
-    assert len(registry.web.template_dirs) == 9  # every feature with pages has its templates
+    assert len(registry.web.template_dirs) == 10  # every feature with pages has its templates
     assert all(directory.is_dir() for directory in registry.web.template_dirs)
     assert sorted(d.parent.name for d in registry.web.static_dirs) == ["alerts", "evidence"]
     assert len(registry.duties) == 6 and len(registry.server_tasks) == 1

@@ -109,7 +109,7 @@ async def form_coalition(configs: Sequence[Path], name: str = "Minga de prueba")
             room = (await create_coalition(nodes[0], name,
                                            node_registry().after_coalition_created)).room_id
             for other in nodes[1:]:
-                await invite_member(nodes[0], (await other.matrix_login()).user_id)
+                await invite_member(nodes[0], (await other.matrix_login()).user_id, room)
                 await join_coalition(other, room, wait_seconds=60)
             everyone = {n.org_id for n in nodes}
             for node in nodes:

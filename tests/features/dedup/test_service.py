@@ -1,5 +1,6 @@
 """De-duplication on one node, without a homeserver (M6): decoding and refusing queries, the rate
-limit, the index kept up to date with the store, answers, key grants, and the API."""
+limit, the index kept up to date with the store, answers, key grants, and the API; each
+coalition with its own key and index (decision 0032)."""
 
 from __future__ import annotations
 
@@ -23,14 +24,13 @@ from federation.linkage import (
     encode_case_features,
 )
 from federation.roster import member_entry
-from node.core.runtime import COALITION_SETTING, Node
+from node.core.runtime import Node
 from node.core.sharing import in_session
 from node.core.store import Role
 from node.features.cases.casebook import add_case, amend_case, delete_case
 from node.features.dedup.service import (
     HANDLE_PREFIX,
     KEY_SCHEME,
-    LINKAGE_SETTING,
     MAX_DEFENDERS,
     CaseDraft,
     DedupSettings,
@@ -41,6 +41,7 @@ from node.features.dedup.service import (
     _compare,
     _current_index,
     _digest,
+    _save_key,
     _take_key,
     decode_query,
     distribute_linkage_key,
@@ -57,6 +58,7 @@ from schemas.payloads import OrgProfile
 from sync.host import VerifiedRecord
 from sync.tables import OutboxItem
 from tests.support.api_harness import RunningApi, serve_node
+from tests.support.coalitions import TEST_COALITION, in_coalition
 from tests.support.offline_node import make_offline_node
 
 T0 = 1_717_000_000  # 2024-05-29: the cases happened before
@@ -143,29 +145,46 @@ async def api(tmp_path: Path, store_location: Path | str) -> AsyncIterator[Runni
         yield running
 
 
-async def _querier(node: Node) -> str:
-    """A verified member that sends us queries."""
+async def _join(node: Node, coalition_id: str = TEST_COALITION, *org_ids: str) -> None:
+    """This node is in ``coalition_id`` (its room the same id), with ``org_ids`` as members."""
+    async with node.store.transaction() as tx:
+        await in_coalition(tx, node.org_id, *org_ids, coalition_id=coalition_id)
+    node.forget_coalitions()
+
+
+async def _querier(node: Node, coalition_id: str = TEST_COALITION) -> str:
+    """A verified member of ``coalition_id`` that sends us queries."""
     keys = OrgKeys.generate()
     entry = member_entry(keys, OrgProfile(name="Querying Org", country="KE"), "@q:example.org")
     async with node.store.transaction() as tx:
         await tx.orgs.save_member(keys.org_id, entry, verified=True, safety_code="0000",
                                   matrix_user_id="@q:example.org")
+        await in_coalition(tx, node.org_id, keys.org_id, coalition_id=coalition_id)
+    node.forget_coalitions()
     return keys.org_id
 
 
 def _query(issuer: str, claims: dict[str, Any], record_id: str = "0190a000-0000-7000-8000-"
-           "000000000001") -> VerifiedRecord:
+           "000000000001", coalition_id: str = TEST_COALITION) -> VerifiedRecord:
+    """A record as the sync host hands it over: it names the coalition it came through, in
+    that coalition's room."""
     now = int(time.time())
+    claims = {**claims, "coalition": coalition_id}
     return VerifiedRecord(issuer=issuer, record_id=record_id, version=1, kind="dedup-query",
                           claims=claims, disclosed_paths=frozenset(claims), issued_at=now,
-                          room_id="!coalition", event_id="$e", origin_server_ts=now * 1000)
+                          room_id=coalition_id, event_id="$e", origin_server_ts=now * 1000)
 
 
-async def _hold_key(node: Node, key: LinkageKey = KEY, issuer: str = "someone") -> None:
+def _key_state(key: LinkageKey, issuer: str, **more: Any) -> KeyState:
+    return KeyState(key_id=key.key_id, secret=b64u_encode(key.to_bytes()), issuer=issuer,
+                    issued_at=1, **more)
+
+
+async def _hold_key(node: Node, key: LinkageKey = KEY, issuer: str = "someone",
+                    coalition_id: str = TEST_COALITION) -> None:
+    await _join(node, coalition_id)
     async with node.store.transaction() as tx:
-        await tx.settings.set(LINKAGE_SETTING, KeyState(
-            key_id=key.key_id, secret=b64u_encode(key.to_bytes()), issuer=issuer,
-            issued_at=1).model_dump())
+        await _save_key(tx, coalition_id, _key_state(key, issuer))
 
 
 async def _answer(node: Node, record: VerifiedRecord) -> Any:
@@ -181,21 +200,21 @@ async def test_the_index_follows_every_write_to_the_store(api: RunningApi) -> No
         stored = await add_case(tx, issuer=node.org_id, case=Case.model_validate(DEFENDER_CASE),
                                 author="t", issued_at=T0 + 1)
     async with node.store.read() as tx:
-        found = (await _current_index(tx, node, KEY)).best(query)
+        found = (await _current_index(tx, node, TEST_COALITION, KEY)).best(query)
     assert found is not None and found[0] == stored.record_id
 
     async with node.store.transaction() as tx:
         await amend_case(tx, stored.record_id, {"victims": [
             {"kind": "individual", "name": "Pedro Pablo Restrepo"}]}, author="t", issued_at=T0 + 2)
     async with node.store.read() as tx:
-        assert (await _current_index(tx, node, KEY)).best(query) is None
+        assert (await _current_index(tx, node, TEST_COALITION, KEY)).best(query) is None
 
     async with node.store.transaction() as tx:
         again = await add_case(tx, issuer=node.org_id, case=Case.model_validate(DEFENDER_CASE),
                                author="t", issued_at=T0 + 3)
         await delete_case(tx, again.record_id, author="t")
     async with node.store.read() as tx:
-        local = await _current_index(tx, node, KEY)
+        local = await _current_index(tx, node, TEST_COALITION, KEY)
     assert local.best(query) is None and list(local.versions) == [stored.record_id]
 
 
@@ -213,7 +232,7 @@ async def test_a_case_whose_consent_was_withdrawn_stops_matching(api: RunningApi
                                                 "consent_partners": None},
                          author="t", issued_at=T0 + 2)
     async with node.store.read() as tx:
-        assert (await _current_index(tx, node, KEY)).best(query) is None
+        assert (await _current_index(tx, node, TEST_COALITION, KEY)).best(query) is None
     assert not (await _answer(node, _query(querier, _claims(_wire())))).possible_match
     withdrawn = Case.model_validate({**DEFENDER_CASE, "consent_level": "none",
                                      "consent_partners": []})
@@ -263,7 +282,8 @@ async def test_refusals_are_answers_and_every_answer_is_audited(api: RunningApi)
     async with node.store.read() as tx:
         audit = [e for e in await tx.audit.recent(limit=50) if e.action == "dedup.answer"]
     assert len(audit) == 4 and {e.target for e in audit} == {querier}
-    assert all(set(e.details) <= {"query", "band", "refused"} for e in audit)
+    assert all(set(e.details) <= {"query", "band", "refused", "coalition"} for e in audit)
+    assert {e.details["coalition"] for e in audit} == {TEST_COALITION}
 
 
 async def test_a_query_is_answered_in_the_inbox_transaction(api: RunningApi) -> None:
@@ -312,8 +332,7 @@ async def test_the_api_starts_checks_and_refuses_without_a_key(api: RunningApi) 
     alone = await api.json("POST", "/dedup/checks", json={"kind": "case", "draft": draft},
                            expect=409)
     assert alone["error"]["code"] == "no_coalition"
-    async with api.node.store.transaction() as tx:
-        await tx.settings.set(COALITION_SETTING, {"room_id": "!coalition", "name": "c"})
+    await _join(api.node)
     refused = await api.json("POST", "/dedup/checks", json={"kind": "case", "draft": draft},
                              expect=409)
     assert refused["error"]["code"] == "no_linkage_key"
@@ -346,8 +365,7 @@ async def test_the_creator_sends_the_key_and_rotates_it_when_the_roster_changes(
     api: RunningApi
 ) -> None:
     node = api.node
-    async with node.store.transaction() as tx:
-        await tx.settings.set(COALITION_SETTING, {"room_id": "!coalition", "name": "c"})
+    await _join(node)
     first = await start_linkage_key(node, 100)
     assert not await distribute_linkage_key(node, 101)  # nobody to send it to yet
     one = await _querier(node)
@@ -361,8 +379,8 @@ async def test_the_creator_sends_the_key_and_rotates_it_when_the_roster_changes(
         await add_case(tx, issuer=node.org_id, case=Case.model_validate(DEFENDER_CASE),
                        author="t", issued_at=T0 + 1)
     async with node.store.transaction() as tx:
-        await tx.settings.set(LINKAGE_SETTING, {**sent.model_dump(), "key_id": KEY.key_id,
-                                                "secret": b64u_encode(KEY.to_bytes())})
+        await _save_key(tx, TEST_COALITION, sent.model_copy(update={
+            "key_id": KEY.key_id, "secret": b64u_encode(KEY.to_bytes())}))
     two = await _querier(node)
     assert await distribute_linkage_key(node, 104)
     rotated = await key_state(node)
@@ -400,8 +418,8 @@ async def test_a_node_answers_each_query_in_the_scheme_it_was_asked_in(api: Runn
         assert not (await _answer(node, _query(querier, {**_claims(miss), "scheme": scheme}))
                     ).possible_match
     async with node.store.read() as tx:
-        v1 = await _current_index(tx, node, KEY, SCHEME_V1)
-        v2 = await _current_index(tx, node, KEY, SCHEME_V2)
+        v1 = await _current_index(tx, node, TEST_COALITION, KEY, SCHEME_V1)
+        v2 = await _current_index(tx, node, TEST_COALITION, KEY, SCHEME_V2)
     assert (v1.index.scheme, v2.index.scheme) == (SCHEME_V1, SCHEME_V2)
 
 
@@ -447,8 +465,7 @@ async def test_the_key_grant_names_its_scheme_and_old_grants_are_scheme_v1(
 
 async def test_the_creator_rotates_the_key_to_bring_a_new_scheme(api: RunningApi) -> None:
     node = api.node
-    async with node.store.transaction() as tx:
-        await tx.settings.set(COALITION_SETTING, {"room_id": "!coalition", "name": "c"})
+    await _join(node)
     await start_linkage_key(node, 100)
     member = await _querier(node)
     assert await distribute_linkage_key(node, 101)
@@ -456,7 +473,7 @@ async def test_the_creator_rotates_the_key_to_bring_a_new_scheme(api: RunningApi
     assert sent is not None and sent.scheme == SCHEME
     # As if the key had been sent by an older version of this software, in scheme v1.
     async with node.store.transaction() as tx:
-        await tx.settings.set(LINKAGE_SETTING, {**sent.model_dump(), "scheme": SCHEME_V1})
+        await _save_key(tx, TEST_COALITION, sent.model_copy(update={"scheme": SCHEME_V1}))
     assert await distribute_linkage_key(node, 102)
     rotated = await key_state(node)
     assert rotated is not None and rotated.key_id != sent.key_id

@@ -8,7 +8,7 @@ import dataclasses
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from sqlalchemy import func, select
@@ -24,37 +24,47 @@ from federation.linkage import (
     encode_case_features,
 )
 from federation.roster import member_entry
-from node.core.runtime import Node
+from federation.transport import MatrixTransport
+from node.core.registry import build_registry
+from node.core.runtime import CoalitionNotChosen, Node
 from node.core.sharing import in_session
 from node.core.store import Role
 from node.features.cases.casebook import add_case, amend_case, delete_case
+from node.features.dedup import DedupFeature
 from node.features.dedup.service import (
     HANDLE_PREFIX,
     KEY_SCHEME,
+    LINKAGE_SETTING,
     MAX_DEFENDERS,
     CaseDraft,
     DedupSettings,
     HandleState,
+    IndexHolder,
     KeyState,
     QueryRefused,
     RateLimiter,
     _compare,
     _current_index,
     _digest,
+    _load_key,
     _save_key,
     _take_key,
     decode_query,
     distribute_linkage_key,
+    distribute_linkage_keys,
     draft_features,
     encodings_of,
     key_state,
     matchable_cases,
     on_dedup_query,
     set_dedup_settings,
+    start_case_check,
     start_linkage_key,
+    warm_index,
 )
 from schemas.case import Case
 from schemas.payloads import OrgProfile
+from schemas.typology import ConsentLevel
 from sync.host import VerifiedRecord
 from sync.tables import OutboxItem
 from tests.support.api_harness import RunningApi, serve_node
@@ -479,3 +489,194 @@ async def test_the_creator_rotates_the_key_to_bring_a_new_scheme(api: RunningApi
     assert rotated is not None and rotated.key_id != sent.key_id
     assert (rotated.scheme, rotated.sent_to) == (SCHEME, [member])
     assert not await distribute_linkage_key(node, 103)
+
+
+# --- one key, one index and one set of queries per coalition (decision 0032) --------------------
+
+A, B = "!coalition-a:test", "!coalition-b:test"
+
+
+async def test_each_coalition_has_its_own_key_sent_to_its_own_members(api: RunningApi) -> None:
+    node = api.node
+    await _join(node, A)
+    await _join(node, B)
+    in_a, in_b = await _querier(node, A), await _querier(node, B)
+    key_a = await start_linkage_key(node, 100, A)
+    key_b = await start_linkage_key(node, 100, B)
+    assert key_a.key_id != key_b.key_id and key_a.secret != key_b.secret
+    with pytest.raises(CoalitionNotChosen):  # several coalitions: one must be named
+        await key_state(node)
+    assert await distribute_linkage_keys(node, 101)
+    sent_a, sent_b = await key_state(node, A), await key_state(node, B)
+    assert sent_a is not None and sent_b is not None
+    assert (sent_a.key_id, sent_a.sent_to) == (key_a.key_id, [in_a])
+    assert (sent_b.key_id, sent_b.sent_to) == (key_b.key_id, [in_b])
+    async with node.store.read() as tx:
+        sends = [e.details for e in await tx.audit.recent(limit=50)
+                 if e.action == "dedup.key.send"]
+    assert sorted((d["coalition"], tuple(d["members"])) for d in sends) == sorted(
+        [(A, (in_a,)), (B, (in_b,))])
+    # A new member of B alone rotates B's key only.
+    await _querier(node, B)
+    assert await distribute_linkage_keys(node, 102)
+    assert (await key_state(node, A)) == sent_a
+    rotated = await key_state(node, B)
+    assert rotated is not None and rotated.key_id != sent_b.key_id
+
+
+async def test_a_query_is_answered_only_with_the_key_of_its_coalition(api: RunningApi) -> None:
+    node = api.node
+    key_b = LinkageKey.generate()
+    await _hold_key(node, KEY, coalition_id=A)
+    await _hold_key(node, key_b, coalition_id=B)
+    querier = await _querier(node, A)
+    async with node.store.transaction() as tx:
+        await in_coalition(tx, querier, coalition_id=B)
+        await add_case(tx, issuer=node.org_id, case=Case.model_validate(
+            {**DEFENDER_CASE, "consent_coalitions": [A, B]}), author="t", issued_at=T0 + 1)
+
+    in_a = await _answer(node, _query(querier, _claims(_wire()), coalition_id=A))
+    assert in_a.possible_match and in_a.refused is None
+    # B's key asked through A, and A's key asked through B, are refused: not that coalition's.
+    crossed = await _answer(node, _query(querier, _claims(_wire(key=key_b), key_id=key_b.key_id),
+                                         coalition_id=A))
+    assert crossed.refused.startswith("linkage_key_id") and not crossed.possible_match
+    wrong = await _answer(node, _query(querier, _claims(_wire()), coalition_id=B))
+    assert wrong.refused.startswith("linkage_key_id") and not wrong.possible_match
+    in_b = await _answer(node, _query(querier, _claims(_wire(key=key_b), key_id=key_b.key_id),
+                                      coalition_id=B))
+    assert in_b.possible_match
+    async with node.store.read() as tx:
+        given = await tx.settings.get(HANDLE_PREFIX + _digest(in_b.handle))
+        index_a = await _current_index(tx, node, A, KEY)
+    assert HandleState.model_validate(given).coalition_id == B
+    assert (index_a.key_id, index_a.index.key_id) == (KEY.key_id, KEY.key_id)
+
+
+async def test_the_answer_goes_back_in_the_room_and_coalition_it_came_through(
+    api: RunningApi
+) -> None:
+    node = api.node
+    await _hold_key(node, KEY, coalition_id=A)
+    await _hold_key(node, LinkageKey.generate(), coalition_id=B)
+    querier = await _querier(node, A)
+    async with node.store.transaction() as tx:
+        await in_coalition(tx, querier, coalition_id=B)
+    query = _query(querier, _claims(_wire()), coalition_id=A)
+    async with node.store.transaction() as tx:
+        await tx.received.add(querier, query.record_id, 1, "dedup-query", query.claims,
+                              "verified")
+        await on_dedup_query(tx.session, node, query)
+        rooms = list(await tx.session.scalars(select(OutboxItem.room_id)))
+    assert rooms == [A]
+
+
+async def test_a_case_matches_only_in_the_coalitions_its_consent_covers(api: RunningApi) -> None:
+    node = api.node
+    key_b = LinkageKey.generate()
+    await _hold_key(node, KEY, coalition_id=A)  # A is the node's first coalition
+    await _hold_key(node, key_b, coalition_id=B)
+    async with node.store.transaction() as tx:
+        only_a = await add_case(tx, issuer=node.org_id, case=Case.model_validate(
+            {**DEFENDER_CASE, "consent_coalitions": [A]}), author="t", issued_at=T0 + 1)
+    async with node.store.read() as tx:
+        found_a = (await _current_index(tx, node, A, KEY)).best(
+            encodings_of(draft_features(DRAFT), KEY))
+        found_b = (await _current_index(tx, node, B, key_b)).best(
+            encodings_of(draft_features(DRAFT), key_b))
+    assert found_a is not None and found_a[0] == only_a.record_id and found_b is None
+
+    # A case recorded before consent was per coalition meant the node's first coalition.
+    async with node.store.transaction() as tx:
+        await amend_case(tx, only_a.record_id, {"consent_coalitions": None}, author="t",
+                         issued_at=T0 + 2)
+    async with node.store.read() as tx:
+        assert (await _current_index(tx, node, A, KEY)).best(
+            encodings_of(draft_features(DRAFT), KEY)) is not None
+        assert (await _current_index(tx, node, B, key_b)).best(
+            encodings_of(draft_features(DRAFT), key_b)) is None
+    # Public consent reaches everyone, in every coalition.
+    public = Case.model_validate({**DEFENDER_CASE, "consent_level": "public",
+                                  "consent_coalitions": []})
+    assert matchable_cases({"x": public}, key_b, coalition_id=B) != {}
+    within_a = public.model_copy(update={"consent_level": ConsentLevel.COALITION})
+    assert matchable_cases({"x": within_a}, key_b, coalition_id=B) == {}
+
+
+async def test_a_key_saved_before_coalitions_were_many_is_the_first_coalitions(
+    api: RunningApi
+) -> None:
+    node = api.node
+    await _join(node, A)
+    await _join(node, B)
+    async with node.store.transaction() as tx:
+        await tx.settings.set(LINKAGE_SETTING, _key_state(KEY, "someone").model_dump())
+    held = await key_state(node, A)
+    assert held is not None and held.key_id == KEY.key_id
+    assert await key_state(node, B) is None
+    async with node.store.transaction() as tx:  # once the first coalition's key is written,
+        await _save_key(tx, A, _key_state(LinkageKey.generate(), "someone"))
+        assert await tx.settings.get(LINKAGE_SETTING) is None  # the old setting is not read
+    held = await key_state(node, A)
+    assert held is not None and held.key_id != KEY.key_id
+
+
+async def test_leaving_a_coalition_drops_its_key_and_stops_answering_there(
+    api: RunningApi
+) -> None:
+    node = api.node
+    await _hold_key(node, KEY, coalition_id=A)
+    await _hold_key(node, LinkageKey.generate(), coalition_id=B)
+    querier = await _querier(node, A)
+    async with node.store.transaction() as tx:
+        await add_case(tx, issuer=node.org_id, case=Case.model_validate(
+            {**DEFENDER_CASE, "consent_coalitions": [A, B]}), author="t", issued_at=T0 + 1)
+    await warm_index(node)
+    assert {c for c, _ in node.part(IndexHolder).local} == {A, B}
+
+    registry = build_registry([DedupFeature()])
+    async with node.store.transaction() as tx:
+        await tx.coalitions.mark_left(A)
+        left = await tx.coalitions.get(A)
+    node.forget_coalitions()
+    await registry.after_coalition_left(node, cast(MatrixTransport, None), left)
+
+    async with node.store.read() as tx:
+        assert await _load_key(tx, A) is None
+        assert await _load_key(tx, B) is not None
+    assert {c for c, _ in node.part(IndexHolder).local} == {B}
+    with pytest.raises(CoalitionNotChosen):
+        await key_state(node, A)
+    query = _query(querier, _claims(_wire()), coalition_id=A)
+    async with node.store.transaction() as tx:
+        await on_dedup_query(tx.session, node, query)
+        queued = await tx.session.scalar(select(func.count()).select_from(OutboxItem))
+    assert queued == 0  # nothing answered there any more
+    with pytest.raises(CoalitionNotChosen):
+        await start_case_check(node, DRAFT, actor="t", now=T0, coalition_id=A)
+    async with node.store.read() as tx:
+        drops = [e for e in await tx.audit.recent(limit=50) if e.action == "dedup.key.drop"]
+    assert [e.details["coalition"] for e in drops] == [A]
+
+
+async def test_the_api_asks_for_the_coalition_when_the_node_is_in_several(
+    api: RunningApi
+) -> None:
+    node = api.node
+    await _hold_key(node, KEY, coalition_id=A)
+    await _hold_key(node, LinkageKey.generate(), coalition_id=B)
+    in_b = await _querier(node, B)
+    draft = {"victims": [{"name": "Maria Jose Quinones"}], "country": "CO"}
+    unnamed = await api.json("POST", "/dedup/checks", json={"kind": "case", "draft": draft},
+                             expect=422)
+    assert "body.coalition" in str(unnamed)
+    unknown = await api.json("POST", "/dedup/checks", expect=422, json={
+        "kind": "case", "draft": draft, "coalition": "!elsewhere:test"})
+    assert "body.coalition" in str(unknown)
+    made = await api.json("POST", "/dedup/checks", expect=201, json={
+        "kind": "case", "draft": draft, "coalition": B})
+    view = await api.json("GET", f"/dedup/checks/{made['check_id']}", Role.viewer)
+    assert (view["coalition"], view["asked"]) == (B, [in_b])
+    async with node.store.read() as tx:
+        rooms = list(await tx.session.scalars(select(OutboxItem.room_id)))
+    assert rooms == [B]

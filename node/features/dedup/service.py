@@ -575,10 +575,16 @@ async def _issuer_revoked(tx: StoreTransaction, issuer: str) -> bool:
 
 async def distribute_linkage_keys(node: Node, now: int) -> bool:
     """:func:`distribute_linkage_key` in every coalition this node is in; whether anything
-    was sent. One coalition failing does not keep the others' keys from going out."""
+    was sent. One coalition failing does not keep the others' keys from going out. The index
+    of a coalition this node is no longer in is dropped."""
     sent = False
     failed: Exception | None = None
-    for coalition in await node.coalitions():
+    active = await node.coalitions()
+    # A coalition left (``minga coalition leave`` runs in another process): its index goes too.
+    holder = node.part(IndexHolder)
+    holder.local = {k: v for k, v in holder.local.items()
+                    if k[0] in {c.coalition_id for c in active}}
+    for coalition in active:
         try:
             sent = await distribute_linkage_key(node, now, coalition.coalition_id) or sent
         except Exception as error:  # raised again once the others had their turn

@@ -659,6 +659,20 @@ async def test_leaving_a_coalition_drops_its_key_and_stops_answering_there(
     assert [e.details["coalition"] for e in drops] == [A]
 
 
+async def test_the_running_node_drops_the_index_of_a_coalition_left_elsewhere(
+    api: RunningApi
+) -> None:
+    node = api.node
+    await _hold_key(node, KEY, coalition_id=A)
+    await _hold_key(node, LinkageKey.generate(), coalition_id=B)
+    await warm_index(node)
+    async with node.store.transaction() as tx:  # as `minga coalition leave` does, elsewhere
+        await tx.coalitions.mark_left(A)
+    node.forget_coalitions()
+    await distribute_linkage_keys(node, T0)
+    assert {c for c, _ in node.part(IndexHolder).local} == {B}
+
+
 async def test_the_api_asks_for_the_coalition_when_the_node_is_in_several(
     api: RunningApi
 ) -> None:

@@ -16,6 +16,7 @@ from node.features.dedup.api import DedupEndpoints
 from node.features.dedup.service import (
     CheckState,
     DedupError,
+    drop_coalition,
     key_state,
     load_checks,
     matchable_cases,
@@ -47,7 +48,13 @@ async def _duties(node: Node, transport: MatrixTransport) -> None:
 
 async def _first_linkage_key(node: Node, coalition: Coalition, now: int) -> None:
     """The coalition's creator makes its first linkage key."""
-    await start_linkage_key(node, now)
+    await start_linkage_key(node, now, coalition.coalition_id)
+
+
+async def _coalition_left(node: Node, transport: MatrixTransport, coalition: Coalition) -> None:
+    """This node left ``coalition``: its linkage key and index go; nothing is asked or
+    answered there any more."""
+    await drop_coalition(node, coalition.coalition_id)
 
 
 class DedupFeature:
@@ -58,5 +65,6 @@ class DedupFeature:
         registry.handle_kinds(["dedup-answer"], on_dedup_answer)
         registry.duties.append(_duties)
         registry.coalition_created.append(_first_linkage_key)
+        registry.coalition_left.append(_coalition_left)
         registry.endpoints.append(_endpoints)
         registry.add_pages(pages.ROUTES, templates=Path(__file__).parent / "templates")

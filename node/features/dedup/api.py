@@ -1,8 +1,9 @@
 """De-duplication checks over HTTP (M6).
 
 - ``POST /dedup/checks`` with ``{"kind": "case"|"campaign", "draft": {...}}`` starts a check and
-  returns its id: a case check sends a query to every member (answers arrive later), a campaign
-  check is a local search, complete at once.
+  returns its id: a case check sends a query to every member of one coalition (``coalition``,
+  needed when the node is in several; answers arrive later), a campaign check is a local
+  search, complete at once.
 - ``GET /dedup/checks/{check_id}``: who was asked, who answered, the possible matches (and, for
   a campaign check, the overlapping campaigns and proposals with their reasons).
 - ``POST /dedup/checks/{check_id}/contact`` with a handle asks the matching member to connect.
@@ -41,6 +42,7 @@ from node.features.campaigns import CampaignDraft
 from node.features.dedup.service import (
     CaseDraft,
     CheckState,
+    CoalitionLeft,
     ContactRequest,
     DedupError,
     DedupSettings,
@@ -48,6 +50,8 @@ from node.features.dedup.service import (
     NoLinkageKey,
     UnknownCheck,
     UnknownContact,
+    check_coalition,
+    contact_coalition,
     contact_requests,
     decide_contact,
     dedup_settings,
@@ -57,7 +61,7 @@ from node.features.dedup.service import (
     start_campaign_check,
     start_case_check,
 )
-from schemas.common import Token
+from schemas.common import CoalitionId, Token
 
 TAGS = ("dedup",)
 T = TypeVar("T", bound=BaseModel)
@@ -69,6 +73,9 @@ class CheckRequest(BaseModel):
     kind: Literal["case", "campaign"]
     draft: dict[str, Any] = Field(description="the draft case (victims, incident_date, country, "
                                   "place) or campaign (title, targets, countries, themes)")
+    coalition: CoalitionId | None = Field(
+        default=None, description="the coalition a case check asks (its id); needed only when "
+        "this node is in several")
 
 
 class CheckCreated(BaseModel):
@@ -95,6 +102,7 @@ class CampaignMatchView(BaseModel):
 class CheckView(BaseModel):
     check_id: str
     kind: str
+    coalition: str | None = Field(description="the coalition asked (none for a campaign check)")
     status: str = Field(description="pending until every asked member answered, then complete")
     asked: list[str]
     answered: list[str]
@@ -126,6 +134,7 @@ class ContactRequestView(BaseModel):
     pair_room: str | None
     matched_case: str | None = Field(
         description="the record id of our case that matched (never sent to the asker)")
+    coalition: str | None = Field(description="the coalition the request came through")
     organisations: OrganisationNames = {}
 
 
@@ -133,7 +142,8 @@ class ContactRequestList(BaseModel):
     items: list[ContactRequestView]
 
 
-def check_view(check: CheckState, known: Mapping[str, str]) -> CheckView:
+def check_view(check: CheckState, known: Mapping[str, str],
+               coalition: str | None = None) -> CheckView:
     contacts = {c.handle: c for c in check.contacts}
     matches = []
     for answer in sorted(check.answers, key=lambda a: a.org_id):
@@ -148,7 +158,8 @@ def check_view(check: CheckState, known: Mapping[str, str]) -> CheckView:
         matches.append(MatchView(org_id=found.org_id, score_band=found.score_band,
                                  handle=found.record_id, contact=None, contact_status=None))
     return CheckView(
-        check_id=check.check_id, kind=check.kind, status=check.status, asked=check.asked,
+        check_id=check.check_id, kind=check.kind, coalition=coalition or check.coalition_id,
+        status=check.status, asked=check.asked,
         answered=check.answered, matches=matches,
         refused={a.org_id: a.refused for a in check.answers if a.refused},
         campaigns=[CampaignMatchView(org_id=c.org_id, record_id=c.record_id, kind=c.kind,
@@ -158,11 +169,13 @@ def check_view(check: CheckState, known: Mapping[str, str]) -> CheckView:
                              *(c.org_id for c in check.campaign_matches)], known))
 
 
-def contact_view(request: ContactRequest, known: Mapping[str, str]) -> ContactRequestView:
+def contact_view(request: ContactRequest, known: Mapping[str, str],
+                 coalition: str | None = None) -> ContactRequestView:
     return ContactRequestView(request_id=request.request_id, querier=request.querier,
                               score_band=request.score_band, status=request.status,
                               arrived_at=request.arrived_at, decided_by=request.decided_by,
                               pair_room=request.pair_room, matched_case=request.matched_case,
+                              coalition=coalition or request.coalition_id,
                               organisations=named([request.querier], known))
 
 
@@ -178,6 +191,9 @@ def dedup_answers() -> Iterator[None]:
             raise ApiError(409, "no_linkage_key", str(error)) from None
         except NoCoalition as error:
             raise ApiError(409, "no_coalition", str(error)) from None
+        except CoalitionLeft as error:
+            raise invalid([FieldProblem(field="body.coalition", problem=str(error))],
+                          str(error)) from None
         except DedupError as error:
             raise invalid([FieldProblem(field="body", problem=str(error))], str(error)) \
                 from None
@@ -199,34 +215,42 @@ class DedupEndpoints:
         with dedup_answers():
             if call.body.kind == "case":
                 check = await start_case_check(self._node, _draft(CaseDraft, call.body.draft),
-                                               actor=call.principal.user, now=now)
+                                               actor=call.principal.user, now=now,
+                                               coalition_id=call.body.coalition)
             else:
                 check = await start_campaign_check(
                     self._node, _draft(CampaignDraft, call.body.draft), now=now)
         return CheckCreated(check_id=check.check_id)
 
+    async def _check_view(self, check: CheckState) -> CheckView:
+        async with self._node.store.read() as tx:
+            coalition = await check_coalition(tx, check)
+        return check_view(check, await known_names(self._node), coalition)
+
     async def check_get(self, call: Call[NoBody, NoQuery]) -> CheckView:
         with dedup_answers():
-            return check_view(await get_check(self._node, call.path["check_id"]),
-                              await known_names(self._node))
+            check = await get_check(self._node, call.path["check_id"])
+        return await self._check_view(check)
 
     async def check_contact(self, call: Call[ContactBody, NoQuery]) -> CheckView:
         with dedup_answers():
             check = await request_contact(self._node, call.path["check_id"], call.body.handle,
                                           actor=call.principal.user, now=int(time.time()))
-        return check_view(check, await known_names(self._node))
+        return await self._check_view(check)
 
     async def contact_list(self, call: Call[NoBody, NoQuery]) -> ContactRequestList:
         known = await known_names(self._node)
-        return ContactRequestList(items=[contact_view(r, known)
-                                         for r in await contact_requests(self._node)])
+        return ContactRequestList(items=[
+            contact_view(r, known, await contact_coalition(self._node, r))
+            for r in await contact_requests(self._node)])
 
     async def contact_decide(self, call: Call[DecisionBody, NoQuery]) -> ContactRequestView:
         with dedup_answers():
             request = await decide_contact(self._node, call.path["request_id"],
                                            accept=call.body.accept, actor=call.principal.user,
                                            now=int(time.time()))
-        return contact_view(request, await known_names(self._node))
+        return contact_view(request, await known_names(self._node),
+                            await contact_coalition(self._node, request))
 
     def endpoints(self) -> list[Endpoint]:
         one = "/dedup/checks/{check_id}"

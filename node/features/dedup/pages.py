@@ -2,8 +2,11 @@
 arrive, asking a matching member to connect, and the contact requests other members sent us.
 
 The case form posts to ``/dedup/case-check`` (a second submit button), which reads only the
-identifying fields (names, date, country, place) and starts the check; the check page reloads
-itself every few seconds while answers are missing. Works without JavaScript. The campaign check
+identifying fields (names, date, country, place) and ``coalition``, and starts the check in that
+coalition; when the node is in several and none is named, a page asks which one (the form's
+fields go along, hidden). The check page reloads itself every few seconds while answers are
+missing. Checks and contact requests show the coalition they went through, "(left)" for one this
+node left (decision 0032). Works without JavaScript. The campaign check
 is on the proposal form (``node.features.campaigns.pages``).
 """
 
@@ -15,8 +18,11 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from node.core.rooms import PairRoomError
+from node.core.runtime import CoalitionNotChosen
 from node.core.store import Role
+from node.core.store.coalitions import Coalition
 from node.core.web.context import current_visit, form_data, render, see_other, staff_of, web_context
+from node.core.web.csrf import FIELD as CSRF_FIELD
 from node.core.web.i18n import N_, Formatter
 from node.core.web.presenters import member_names
 from node.core.web.routes import PageRoute
@@ -25,11 +31,14 @@ from node.features.dedup.service import (
     ACCEPTED,
     CaseDraft,
     CheckState,
+    CoalitionLeft,
     DedupError,
     NoCoalition,
     NoLinkageKey,
     UnknownCheck,
     UnknownContact,
+    check_coalition,
+    contact_coalition,
     contact_requests,
     decide_contact,
     get_check,
@@ -45,6 +54,7 @@ PROBLEMS: Final = {
     "key": N_("This node has not received the coalition's matching key yet. Try again in a"
               " minute."),
     "coalition": N_("This node is not in a coalition yet."),
+    "unknown": N_("This node is not in that coalition (any more). Choose another one."),
     "alone": N_("There is no other member to ask yet."),
 }
 CONTACT_STATES: Final = {
@@ -59,22 +69,37 @@ async def _names(request: web.Request) -> dict[str, str]:
         return member_names(await tx.orgs.members(verified_only=False))
 
 
+async def _coalitions(request: web.Request) -> dict[str, Coalition]:
+    """Every coalition this node is or was in, by id (the labels checks and requests show)."""
+    async with web_context(request).node.store.read() as tx:
+        return {c.coalition_id: c for c in await tx.coalitions.all(with_left=True)}
+
+
 def _problem(request: web.Request, key: str, status: int = 422) -> web.Response:
     return render(request, "dedup/check.html", status=status, check=None,
                   problem=current_visit(request).gettext(PROBLEMS[key]))
 
 
 async def case_check(request: web.Request) -> web.StreamResponse:
+    posted = await form_data(request)
     try:
-        draft = _draft(CaseForm.from_post(await form_data(request)), current_visit(request).fmt)
+        draft = _draft(CaseForm.from_post(posted), current_visit(request).fmt)
     except ValidationError:
         return _problem(request, "draft")
+    node = web_context(request).node
+    coalition = str(posted.get("coalition", "")).strip() or None
+    active = await node.coalitions()
+    if coalition is None and len(active) > 1:
+        # Which coalition to ask: the form's fields go along, hidden, with the choice.
+        kept = [(k, v) for k, v in posted.items() if k not in (CSRF_FIELD, "coalition")]
+        return render(request, "dedup/choose.html", coalitions=active, fields=kept)
     try:
-        check = await start_case_check(web_context(request).node, draft,
-                                       actor=staff_of(request).username,
-                                       now=web_context(request).now())
+        check = await start_case_check(node, draft, actor=staff_of(request).username,
+                                       now=web_context(request).now(), coalition_id=coalition)
     except NoCoalition:
         return _problem(request, "coalition", 409)
+    except (CoalitionNotChosen, CoalitionLeft):
+        return _problem(request, "unknown")
     except NoLinkageKey:
         return _problem(request, "key", 409)
     except DedupError as error:
@@ -97,8 +122,11 @@ async def check_page(request: web.Request) -> web.StreamResponse:
         check = await get_check(web_context(request).node, request.match_info["check_id"])
     except UnknownCheck:
         raise web.HTTPNotFound() from None
+    async with web_context(request).node.store.read() as tx:
+        coalition = await check_coalition(tx, check)
     return render(request, "dedup/check.html", check=check, rows=_rows(check),
                   names=await _names(request), problem=None,
+                  coalition=(await _coalitions(request)).get(coalition or ""),
                   refresh=REFRESH_SECONDS if check.status != "complete" else None,
                   bands=_bands(request),
                   none_label=current_visit(request).fmt.term(Vocabulary.SCORE_BAND, "none"),
@@ -135,8 +163,12 @@ async def ask_contact(request: web.Request) -> web.StreamResponse:
 
 
 async def contacts_page(request: web.Request) -> web.StreamResponse:
-    requests = await contact_requests(web_context(request).node)
-    return render(request, "dedup/contacts.html", requests=requests,
+    node = web_context(request).node
+    requests = await contact_requests(node)
+    known = await _coalitions(request)
+    through = {r.request_id: known.get(await contact_coalition(node, r) or "")
+               for r in requests}
+    return render(request, "dedup/contacts.html", requests=requests, through=through,
                   names=await _names(request), bands=_bands(request), accepted=ACCEPTED)
 
 

@@ -1,20 +1,27 @@
 """De-duplication before new work (M6, docs/architecture.md §12): the protocol on top of
 ``federation.linkage``.
 
+- **Per coalition** (decision 0032): each coalition this node is in has its own linkage key,
+  its own index of this node's cases under that key, and its own queries; a query goes to one
+  named coalition's room and is answered only with that coalition's key, in the room it came
+  in. A key saved before that decision (one setting) belongs to the node's first coalition.
+  Leaving a coalition drops its key and index (:func:`drop_coalition`).
 - **Linkage key**: the coalition's creator generates it (:func:`start_linkage_key`) and sends it
-  sealed to every verified member as a ``dedup-query`` record of scheme :data:`KEY_SCHEME`;
-  when the roster changes it issues a new key to the new roster (:func:`distribute_linkage_key`,
-  run by :func:`run_dedup_duties`). A member accepts keys only from the issuer of the first key
-  it accepted. Decision record: ``docs/decisions/0006-linkage-key.md``.
+  sealed to every verified member of that coalition as a ``dedup-query`` record of scheme
+  :data:`KEY_SCHEME`; when that coalition's roster changes it issues a new key to the new roster
+  (:func:`distribute_linkage_key`, run by :func:`run_dedup_duties`). A member accepts keys only
+  from the issuer of the first key it accepted in that coalition. Decision record:
+  ``docs/decisions/0006-linkage-key.md``.
 - **Schemes**: the key grant names the encoding scheme members query in (decision 0020); a
   creator running a newer scheme rotates the key to bring it, so every member switches at the
   same moment. A member answers a query in the scheme it was asked in, for every scheme in
   :data:`federation.linkage.SCHEMES`, so members not yet updated are still answered.
 - **Index**: each node holds an in-memory :class:`federation.linkage.EncodingIndex` of its own
-  cases per scheme asked about, under random handles mapped locally to record ids. Before every
-  use it is brought up to date with the store (every case written, amended or deleted since,
-  by whichever path), so it is current on every write without the writers knowing about it;
-  at start-up it is built by :func:`run_dedup_duties`.
+  cases per coalition and scheme asked about (only the cases whose consent lets a member of that
+  coalition learn of them: :func:`matchable_in`), under random handles mapped locally to record
+  ids. Before every use it is brought up to date with the store (every case written, amended
+  or deleted since, by whichever path), so it is current on every write without the writers
+  knowing about it; at start-up it is built by :func:`run_dedup_duties`.
 - **Case check**: :func:`start_case_check` encodes the draft's defenders and sends one query
   (scheme :data:`federation.linkage.SCHEME`) sealed to every member in the coalition room. Each
   member answers in its inbox transaction (:func:`on_dedup_query`), sealed to the querier: a
@@ -49,6 +56,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Integer, cast, false, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from federation.consent import Recipient, allowed_groups, with_consent_scope
 from federation.encoding import b64u_decode, b64u_encode
 from federation.linkage import (
     SCHEME,
@@ -70,6 +78,7 @@ from node.core.rooms import ensure_pair_room
 from node.core.runtime import Node
 from node.core.sharing import in_session, share_in_room
 from node.core.store import StoreTransaction
+from node.core.store.coalitions import Coalition
 from node.core.store.database import mark_wiped
 from node.core.store.tables import CaseRow, ReceivedRecordRow, StoreMeta
 from node.features.campaigns import CampaignDraft, check_against_node
@@ -85,11 +94,15 @@ from schemas.typology import ConsentLevel
 from sync.host import VerifiedRecord
 
 log = logging.getLogger("minga.dedup")
+_NOBODY: Final = ""
+"""No organisation: a coalition member who is not among a case's named partners."""
 M = TypeVar("M", bound=BaseModel)
 
 KEY_SCHEME: Final = "minga.linkage-key:1"
 CONTACT_SCHEME: Final = "minga.contact:1"
 LINKAGE_SETTING: Final = "dedup_linkage_key"
+"""Before decision 0032: the one linkage key, which belongs to the node's first coalition."""
+LINKAGE_PREFIX: Final = "dedup.key."
 SETTINGS_KEY: Final = "dedup_settings"
 CHECK_PREFIX: Final = "dedup.check."
 HANDLE_PREFIX: Final = "dedup.handle."
@@ -114,6 +127,11 @@ class NoLinkageKey(DedupError):
 class NoCoalition(DedupError):
     def __init__(self) -> None:
         super().__init__("this node is in no coalition yet")
+
+
+class CoalitionLeft(DedupError):
+    def __init__(self, coalition_id: str) -> None:
+        super().__init__(f"coalition: this node left coalition {coalition_id}")
 
 
 class UnknownCheck(DedupError):
@@ -190,6 +208,9 @@ class CheckState(BaseModel):
     check_id: str
     kind: Literal["case", "campaign", "overlap"]
     created_at: int
+    coalition_id: str | None = None
+    """The coalition asked (none for a campaign check, which is local; a check from before
+    decision 0032 asked the node's first coalition: :func:`check_coalition`)."""
     asked: list[str] = Field(default_factory=list)
     answers: list[Answer] = Field(default_factory=list)
     campaign_matches: list[CampaignMatch] = Field(default_factory=list)
@@ -216,6 +237,8 @@ class HandleState(BaseModel):
     query_id: str
     score_band: str
     at: int
+    coalition_id: str | None = None
+    """The coalition the query came through (absent on handles given before decision 0032)."""
 
 
 class ContactRequest(BaseModel):
@@ -227,6 +250,9 @@ class ContactRequest(BaseModel):
     score_band: str
     room_id: str
     arrived_at: int
+    coalition_id: str | None = None
+    """The coalition it came through (absent on requests from before decision 0032: the
+    node's first coalition)."""
     matched_case: str | None = None
     """Our case the answer was about (only ever shown to our staff); absent on requests stored
     before it was kept."""
@@ -271,9 +297,52 @@ async def set_dedup_settings(node: Node, settings: DedupSettings) -> None:
         await _save(tx, SETTINGS_KEY, settings)
 
 
-async def key_state(node: Node) -> KeyState | None:
+def _key_name(coalition_id: str) -> str:
+    return LINKAGE_PREFIX + _digest(coalition_id)
+
+
+async def first_coalition_id(tx: StoreTransaction) -> str | None:
+    """The node's first coalition (left ones included): what state saved before decision
+    0032 belongs to."""
+    known = await tx.coalitions.all(with_left=True)
+    return known[0].coalition_id if known else None
+
+
+async def _load_key(tx: StoreTransaction, coalition_id: str) -> KeyState | None:
+    """The linkage key this node holds in ``coalition_id`` (a key saved before decision 0032
+    is the first coalition's)."""
+    state = await _load(tx, KeyState, _key_name(coalition_id))
+    if state is None and coalition_id == await first_coalition_id(tx):
+        state = await _load(tx, KeyState, LINKAGE_SETTING)
+    return state
+
+
+async def _save_key(tx: StoreTransaction, coalition_id: str, state: KeyState | None) -> None:
+    """Keep (or, with None, drop) ``coalition_id``'s key; the pre-0032 setting, read as the
+    first coalition's, is cleared once that coalition's key is written."""
+    await tx.settings.set(_key_name(coalition_id),
+                          None if state is None else state.model_dump(mode="json"))
+    if coalition_id == await first_coalition_id(tx) \
+            and await tx.settings.get(LINKAGE_SETTING) is not None:
+        await tx.settings.set(LINKAGE_SETTING, None)
+
+
+async def key_state(node: Node, coalition_id: str | None = None) -> KeyState | None:
+    """The linkage key held in ``coalition_id`` (by default the node's only coalition; None
+    when it is in none). :class:`node.core.runtime.CoalitionNotChosen` for an unknown one, or
+    none named when the node is in several."""
+    if coalition_id is None and not await node.coalitions():
+        return None
+    coalition = await node.chosen_coalition(coalition_id)
     async with node.store.read() as tx:
-        return await _load(tx, KeyState, LINKAGE_SETTING)
+        return await _load_key(tx, coalition.coalition_id)
+
+
+async def check_coalition(tx: StoreTransaction, check: CheckState) -> str | None:
+    """The coalition a check asked (a check from before decision 0032: the first one)."""
+    if check.coalition_id is not None or check.kind == "campaign":
+        return check.coalition_id
+    return await first_coalition_id(tx)
 
 
 async def get_check(node: Node, check_id: str) -> CheckState:
@@ -328,10 +397,21 @@ def draft_features(draft: CaseDraft) -> list[CaseFeatures]:
     return _features(draft.victims, draft.incident_date, draft.place, draft.country)
 
 
-def case_features(case: Case) -> list[CaseFeatures]:
-    """What a stored case is matched on; nothing when the defender gave no consent (or withdrew
-    it): even a possible match would tell another member that the case exists."""
+def matchable_in(case: Case, coalition_id: str) -> bool:
+    """Whether a possible match with ``case`` may be told to members of ``coalition_id``:
+    consent lets a member of it (not a named partner) receive something of the case. Pass a
+    case whose consent scope is spelled out (:func:`federation.consent.with_consent_scope`);
+    one without (``consent_coalitions`` None) is read as every coalition, as before 0032."""
+    return bool(allowed_groups(case, Recipient.member(_NOBODY, coalition_id)))
+
+
+def case_features(case: Case, coalition_id: str | None = None) -> list[CaseFeatures]:
+    """What a stored case is matched on (in ``coalition_id``); nothing when the defender gave
+    no consent (or withdrew it), or none for that coalition: even a possible match would tell
+    another member that the case exists."""
     if case.consent_level is ConsentLevel.NONE:
+        return []
+    if coalition_id is not None and not matchable_in(case, coalition_id):
         return []
     victims = [DraftVictim.model_validate(v.model_dump()) for v in case.victims]
     return _features(victims, case.incident_date, case.place, case.country)
@@ -375,31 +455,35 @@ class LocalIndex:
 
 
 class IndexHolder:
-    """This node's local index per scheme and the lock that keeps one refresh at a time (a part
-    of the node). An old scheme's index is built only once a query in it arrives."""
+    """This node's local index per coalition and scheme, and the lock that keeps one refresh at
+    a time (a part of the node). An old scheme's index is built only once a query in it
+    arrives."""
 
     def __init__(self) -> None:
-        self.local: dict[str, LocalIndex] = {}
+        self.local: dict[tuple[str, str], LocalIndex] = {}
         self.lock = asyncio.Lock()
 
 
-def _forget_index(node: Node) -> None:
-    node.part(IndexHolder).local = {}
+def _forget_index(node: Node, coalition_id: str) -> None:
+    holder = node.part(IndexHolder)
+    holder.local = {k: v for k, v in holder.local.items() if k[0] != coalition_id}
 
 
-async def _current_index(tx: StoreTransaction, node: Node, key: LinkageKey,
+async def _current_index(tx: StoreTransaction, node: Node, coalition_id: str, key: LinkageKey,
                          scheme: str = SCHEME) -> LocalIndex:
-    """The index in ``scheme``, first brought up to date with every case in the store."""
+    """``coalition_id``'s index in ``scheme``, first brought up to date with every case in the
+    store."""
     holder = node.part(IndexHolder)
     async with holder.lock:
-        return await _refresh(tx, holder, key, scheme)
+        return await _refresh(tx, holder, coalition_id, key, scheme)
 
 
-async def _refresh(tx: StoreTransaction, holder: IndexHolder, key: LinkageKey,
-                   scheme: str) -> LocalIndex:
-    local = holder.local.get(scheme)
+async def _refresh(tx: StoreTransaction, holder: IndexHolder, coalition_id: str,
+                   key: LinkageKey, scheme: str) -> LocalIndex:
+    local = holder.local.get((coalition_id, scheme))
     if local is None or local.key_id != key.key_id:
-        local = holder.local[scheme] = LocalIndex(key.key_id, EncodingIndex(key.key_id, scheme))
+        local = holder.local[(coalition_id, scheme)] = LocalIndex(
+            key.key_id, EncodingIndex(key.key_id, scheme))
     # Every add, amend and delete changes one of these counts: an unchanged store costs one
     # aggregate query, not a read of every case's version.
     marker = tuple((await tx.session.execute(select(
@@ -410,6 +494,7 @@ async def _refresh(tx: StoreTransaction, holder: IndexHolder, key: LinkageKey,
     rows = await tx.session.execute(
         select(CaseRow.record_id, CaseRow.version).where(CaseRow.deleted == false()))
     current = {record_id: version for record_id, version in rows.all()}
+    first = await first_coalition_id(tx)
     for record_id in [r for r in local.versions if r not in current]:
         _, handle = local.versions.pop(record_id)
         local.index.remove(handle)
@@ -419,8 +504,9 @@ async def _refresh(tx: StoreTransaction, holder: IndexHolder, key: LinkageKey,
         if known is not None and known[0] == version:
             continue
         handle = known[1] if known is not None else secrets.token_urlsafe(12)
-        case = stored_record(await tx.cases.get(record_id)).payload
-        local.index.replace(handle, encodings_of(case_features(case), key, scheme))
+        case = with_consent_scope(stored_record(await tx.cases.get(record_id)), first).payload
+        local.index.replace(handle, encodings_of(case_features(case, coalition_id), key,
+                                                 scheme))
         local.versions[record_id] = (version, handle)
         local.record_of[handle] = record_id
     local.marker = marker
@@ -428,13 +514,18 @@ async def _refresh(tx: StoreTransaction, holder: IndexHolder, key: LinkageKey,
 
 
 async def warm_index(node: Node) -> int:
-    """Build (or bring up to date) the index now; how many cases it covers (0 without a key)."""
-    async with node.store.read() as tx:
-        state = await _load(tx, KeyState, LINKAGE_SETTING)
-        if state is None:
-            return 0
-        local = await _current_index(tx, node, state.key(), state.scheme)
-    return len(local.versions)
+    """Build (or bring up to date) every coalition's index now; how many cases they cover
+    (0 without a key)."""
+    covered = 0
+    for coalition in await node.coalitions():
+        async with node.store.read() as tx:
+            state = await _load_key(tx, coalition.coalition_id)
+            if state is None:
+                continue
+            local = await _current_index(tx, node, coalition.coalition_id, state.key(),
+                                         state.scheme)
+        covered += len(local.versions)
+    return covered
 
 
 # --- the linkage key ----------------------------------------------------------------------------
@@ -446,13 +537,29 @@ def _new_key_state(org_id: str, now: int) -> KeyState:
                     issued_at=now, scheme=SCHEME)
 
 
-async def start_linkage_key(node: Node, now: int) -> KeyState:
-    """Generate the coalition's first linkage key (on the node that creates the coalition)."""
+async def start_linkage_key(node: Node, now: int, coalition_id: str | None = None) -> KeyState:
+    """Generate a coalition's first linkage key (on the node that creates the coalition; by
+    default the node's only one)."""
+    coalition = await node.chosen_coalition(coalition_id)
     state = _new_key_state(node.org_id, now)
     async with node.store.transaction() as tx:
-        await _save(tx, LINKAGE_SETTING, state)
-        await tx.audit.append(AUTOMATIC, "dedup.key.create", details={"key_id": state.key_id})
+        await _save_key(tx, coalition.coalition_id, state)
+        await tx.audit.append(AUTOMATIC, "dedup.key.create",
+                              details={"key_id": state.key_id,
+                                       "coalition": coalition.coalition_id})
     return state
+
+
+async def drop_coalition(node: Node, coalition_id: str) -> None:
+    """This node left ``coalition_id``: forget its linkage key and index, so nothing is asked
+    or answered there any more (what was received stays)."""
+    async with node.store.transaction() as tx:
+        held = await _load_key(tx, coalition_id)
+        await _save_key(tx, coalition_id, None)
+        if held is not None:
+            await tx.audit.append(AUTOMATIC, "dedup.key.drop",
+                                  details={"key_id": held.key_id, "coalition": coalition_id})
+    _forget_index(node, coalition_id)
 
 
 def key_successor(member_ids: Iterable[str]) -> str:
@@ -466,16 +573,42 @@ async def _issuer_revoked(tx: StoreTransaction, issuer: str) -> bool:
                for m in await tx.orgs.members(verified_only=True, with_revoked=True))
 
 
-async def distribute_linkage_key(node: Node, now: int) -> bool:
-    """On the key's issuer: if the verified roster differs from the members the key was sent
-    to, or the key's scheme is not this software's, issue a new key (if it had been sent to
-    anyone, or for the new scheme) and send it to every member. Whether anything was sent.
+async def distribute_linkage_keys(node: Node, now: int) -> bool:
+    """:func:`distribute_linkage_key` in every coalition this node is in; whether anything
+    was sent. One coalition failing does not keep the others' keys from going out. The index
+    of a coalition this node is no longer in is dropped."""
+    sent = False
+    failed: Exception | None = None
+    active = await node.coalitions()
+    # A coalition left (``minga coalition leave`` runs in another process): its index goes too.
+    holder = node.part(IndexHolder)
+    holder.local = {k: v for k, v in holder.local.items()
+                    if k[0] in {c.coalition_id for c in active}}
+    for coalition in active:
+        try:
+            sent = await distribute_linkage_key(node, now, coalition.coalition_id) or sent
+        except Exception as error:  # raised again once the others had their turn
+            failed = error
+    if failed is not None:
+        raise failed
+    return sent
+
+
+async def distribute_linkage_key(node: Node, now: int, coalition_id: str | None = None) -> bool:
+    """On the issuer of ``coalition_id``'s key (by default the node's only coalition): if that
+    coalition's verified roster differs from the members the key was sent to, or the key's
+    scheme is not this software's, issue a new key (if it had been sent to anyone, or for the
+    new scheme) and send it to every member of that coalition. Whether anything was sent.
 
     If the issuer's keys were revoked (an expelled or seized member), :func:`key_successor`
-    takes over: it issues a new key, which the others accept from it (:func:`_take_key`)."""
+    among that coalition's members takes over: it issues a new key, which the others accept
+    from it (:func:`_take_key`)."""
+    coalition = await node.chosen_coalition(coalition_id)
+    cid = coalition.coalition_id
     async with node.store.read() as tx:
-        state = await _load(tx, KeyState, LINKAGE_SETTING)
-        members = sorted(m.org_id for m in await tx.orgs.members(verified_only=True)
+        state = await _load_key(tx, cid)
+        members = sorted(m.org_id for m in await tx.orgs.members(verified_only=True,
+                                                                 coalition_id=cid)
                          if m.org_id != node.org_id)
         successor = (state is not None and state.issuer != node.org_id
                      and await _issuer_revoked(tx, state.issuer)
@@ -483,11 +616,11 @@ async def distribute_linkage_key(node: Node, now: int) -> bool:
     if successor:
         state = _new_key_state(node.org_id, now)
         async with node.store.transaction() as tx:
-            await _save(tx, LINKAGE_SETTING, state)
+            await _save_key(tx, cid, state)
             await tx.audit.append(AUTOMATIC, "dedup.key.take-over",
-                                  details={"key_id": state.key_id})
-    room_id = await node.coalition_room()
-    if state is None or state.issuer != node.org_id or room_id is None or not members:
+                                  details={"key_id": state.key_id, "coalition": cid})
+    room_id = coalition.room_id
+    if state is None or state.issuer != node.org_id or not members:
         return False
     if members == sorted(state.sent_to) and state.scheme == SCHEME:
         return False
@@ -500,21 +633,30 @@ async def distribute_linkage_key(node: Node, now: int) -> bool:
     state.sent_to = members
 
     async def remember(tx: StoreTransaction) -> None:
-        await _save(tx, LINKAGE_SETTING, state)
+        await _save_key(tx, cid, state)
         await tx.audit.append(AUTOMATIC, "dedup.key.send",
-                              details={"key_id": state.key_id, "members": members})
+                              details={"key_id": state.key_id, "members": members,
+                                       "coalition": cid})
 
     await share_in_room(node, [record], members, room_id, actor=AUTOMATIC,
-                        issued_at=now, also=remember)
-    _forget_index(node)
+                        issued_at=now, also=remember, coalition_id=cid)
+    _forget_index(node, cid)
     return True
 
 
+def _record_coalition(record: VerifiedRecord) -> str:
+    """The coalition a record came through (the sync host always sets the claim)."""
+    return str(record.claims["coalition"])
+
+
 async def _take_key(tx: StoreTransaction, node: Node, record: VerifiedRecord) -> None:
-    current = await _load(tx, KeyState, LINKAGE_SETTING)
+    """A key grant: the key of the coalition it came through."""
+    cid = _record_coalition(record)
+    current = await _load_key(tx, cid)
     if current is not None and current.issuer != record.issuer and not (
             await _issuer_revoked(tx, current.issuer)
-            and record.issuer == key_successor({*await tx.orgs.verified_ids(), node.org_id})):
+            and record.issuer == key_successor({*await tx.orgs.verified_ids(cid),
+                                                node.org_id})):
         log.warning("linkage key from %s ignored: keys come from %s", record.issuer,
                     current.issuer)
         return
@@ -536,12 +678,12 @@ async def _take_key(tx: StoreTransaction, node: Node, record: VerifiedRecord) ->
         # A newer scheme than this software knows: keep querying in the one it knows best;
         # members on the newer one still answer it while both are live.
         scheme = SCHEME
-    await _save(tx, LINKAGE_SETTING, KeyState(key_id=key.key_id, secret=str(secret),
-                                              issuer=record.issuer,
-                                              issued_at=record.issued_at, scheme=scheme))
+    await _save_key(tx, cid, KeyState(key_id=key.key_id, secret=str(secret),
+                                      issuer=record.issuer, issued_at=record.issued_at,
+                                      scheme=scheme))
     await tx.audit.append(AUTOMATIC, "dedup.key.receive", target=record.issuer,
-                          details={"key_id": key.key_id})
-    _forget_index(node)
+                          details={"key_id": key.key_id, "coalition": cid})
+    _forget_index(node, cid)
 
 
 def _granted_scheme(encodings: object) -> str:
@@ -569,65 +711,74 @@ def _query(org_id: str, state: KeyState, encodings: Sequence[Encoding], now: int
     return build_record(org_id, query, record_id=new_record_id(), issued_at=now)
 
 
-async def _asking(node: Node) -> tuple[str, KeyState, list[str]]:
-    """The coalition room, the linkage key and the verified members to ask."""
-    room_id = await node.coalition_room()
-    async with node.store.read() as tx:
-        state = await _load(tx, KeyState, LINKAGE_SETTING)
-        members = sorted(m.org_id for m in await tx.orgs.members(verified_only=True)
-                         if m.org_id != node.org_id)
-    if room_id is None:
+async def _asking(node: Node, coalition_id: str | None) -> tuple[Coalition, KeyState, list[str]]:
+    """The coalition to ask (the one named, or the node's only one), its linkage key and its
+    verified members to ask."""
+    if coalition_id is None and not await node.coalitions():
         raise NoCoalition()
+    coalition = await node.chosen_coalition(coalition_id)
+    async with node.store.read() as tx:
+        state = await _load_key(tx, coalition.coalition_id)
+        members = sorted(m.org_id for m in await tx.orgs.members(
+            verified_only=True, coalition_id=coalition.coalition_id)
+            if m.org_id != node.org_id)
     if state is None:
         raise NoLinkageKey()
-    return room_id, state, members
+    return coalition, state, members
 
 
-async def _send_checks(node: Node, room_id: str, queries: Sequence[Any],
+async def _send_checks(node: Node, coalition: Coalition, queries: Sequence[Any],
                        checks: Sequence[CheckState], members: Sequence[str], *, actor: str,
                        now: int) -> None:
     async def remember(tx: StoreTransaction) -> None:
         for check in checks:
             await _save(tx, CHECK_PREFIX + _digest(check.check_id), check)
 
-    await share_in_room(node, queries, members, room_id, actor=actor,
-                        issued_at=now, also=remember)
+    await share_in_room(node, queries, members, coalition.room_id, actor=actor,
+                        issued_at=now, also=remember, coalition_id=coalition.coalition_id)
 
 
-async def start_case_check(node: Node, draft: CaseDraft, *, actor: str, now: int) -> CheckState:
-    """Send a query about ``draft`` to every verified member; the check, filled in later."""
-    room_id, state, members = await _asking(node)
+async def start_case_check(node: Node, draft: CaseDraft, *, actor: str, now: int,
+                           coalition_id: str | None = None) -> CheckState:
+    """Send a query about ``draft`` to every verified member of ``coalition_id`` (by default
+    the node's only coalition) under that coalition's key; the check, filled in later."""
+    coalition, state, members = await _asking(node, coalition_id)
     encodings = encodings_of(draft_features(draft), state.key(), state.scheme)
     if not encodings:
         raise DedupError("victims: no defender with a name to check")
     if not members:
         raise DedupError("the coalition has no other verified member to ask")
     record = _query(node.org_id, state, encodings, now)
-    check = CheckState(check_id=record.record_id, kind="case", created_at=now, asked=members)
-    await _send_checks(node, room_id, [record], [check], members, actor=actor, now=now)
+    check = CheckState(check_id=record.record_id, kind="case", created_at=now, asked=members,
+                       coalition_id=coalition.coalition_id)
+    await _send_checks(node, coalition, [record], [check], members, actor=actor, now=now)
     return check
 
 
-def matchable_cases(cases: Mapping[str, Case], key: LinkageKey,
-                    scheme: str = SCHEME) -> dict[str, list[Encoding]]:
+def matchable_cases(cases: Mapping[str, Case], key: LinkageKey, scheme: str = SCHEME,
+                    coalition_id: str | None = None) -> dict[str, list[Encoding]]:
     """The encodings in ``scheme`` of each case (by record id) that names at least one
-    defender and whose consent allows matching it at all."""
-    found = {record_id: encodings_of(case_features(case), key, scheme)
+    defender and whose consent allows matching it at all (in ``coalition_id``, when named:
+    see :func:`matchable_in`)."""
+    found = {record_id: encodings_of(case_features(case, coalition_id), key, scheme)
              for record_id, case in cases.items()}
     return {record_id: encodings for record_id, encodings in found.items() if encodings}
 
 
 async def start_overlap_checks(node: Node, cases: Sequence[Sequence[Encoding]],
-                               members: Sequence[str], *, now: int) -> list[str]:
-    """Ask ``members`` about each case of ``cases`` (its encodings, from
+                               members: Sequence[str], *, now: int,
+                               coalition_id: str | None = None) -> list[str]:
+    """Ask ``members`` of ``coalition_id`` (by default the node's only coalition) about each
+    case of ``cases`` (its encodings under that coalition's key, from
     :func:`matchable_cases`), as checks of kind ``overlap``; their ids, in the same order."""
     if not cases:
         return []
-    room_id, state, _ = await _asking(node)
+    coalition, state, _ = await _asking(node, coalition_id)
     queries = [_query(node.org_id, state, encodings, now) for encodings in cases]
     checks = [CheckState(check_id=q.record_id, kind="overlap", created_at=now,
-                         asked=sorted(members)) for q in queries]
-    await _send_checks(node, room_id, queries, checks, members, actor=AUTOMATIC, now=now)
+                         asked=sorted(members), coalition_id=coalition.coalition_id)
+              for q in queries]
+    await _send_checks(node, coalition, queries, checks, members, actor=AUTOMATIC, now=now)
     return [check.check_id for check in checks]
 
 
@@ -711,6 +862,12 @@ async def on_dedup_query(session: AsyncSession, node: Node, record: VerifiedReco
     """A key grant, a contact request or a query: keep, record, or answer it."""
     async with in_session(session, node) as tx:
         await _forget_received(tx, record)
+        cid = _record_coalition(record)
+        if cid not in {c.coalition_id for c in await node.coalitions()}:
+            # The sync host refuses these already; a coalition left meanwhile is not answered.
+            log.info("dedup record %s through a coalition this node is not in; ignored",
+                     record.record_id)
+            return
         scheme = record.claims.get("scheme")
         if scheme == KEY_SCHEME:
             await _take_key(tx, node, record)
@@ -719,7 +876,8 @@ async def on_dedup_query(session: AsyncSession, node: Node, record: VerifiedReco
         else:
             answer = await _compare(tx, node, record, int(time.time()))
             await share_in_room(node, [answer], [record.issuer], record.room_id, actor=AUTOMATIC,
-                                issued_at=int(time.time()), open_session=session)
+                                issued_at=int(time.time()), open_session=session,
+                                coalition_id=cid)
 
 
 async def _forget_received(tx: StoreTransaction, record: VerifiedRecord) -> None:
@@ -736,9 +894,12 @@ async def _forget_received(tx: StoreTransaction, record: VerifiedRecord) -> None
 
 
 async def _compare(tx: StoreTransaction, node: Node, record: VerifiedRecord, now: int) -> Any:
-    """Our answer record to a query (a band, maybe a handle; or a refusal), audit-logged."""
+    """Our answer record to a query (a band, maybe a handle; or a refusal), audit-logged: only
+    ever under the key of the coalition the query came through, against that coalition's
+    index."""
+    cid = _record_coalition(record)
     settings = await _settings(tx)
-    state = await _load(tx, KeyState, LINKAGE_SETTING)
+    state = await _load_key(tx, cid)
     refused: str | None = None
     best: tuple[str, int] | None = None
     try:
@@ -749,7 +910,7 @@ async def _compare(tx: StoreTransaction, node: Node, record: VerifiedRecord, now
         queries = decode_query(record.claims, None if state is None else state.key_id)
         assert state is not None
         scheme = queries[0].scheme
-        best = (await _current_index(tx, node, state.key(), scheme)).best(queries)
+        best = (await _current_index(tx, node, cid, state.key(), scheme)).best(queries)
     except QueryRefused as refusal:
         refused = str(refusal)
     band = "none" if best is None else _band(best[1])
@@ -758,9 +919,9 @@ async def _compare(tx: StoreTransaction, node: Node, record: VerifiedRecord, now
         handle = b64u_encode(secrets.token_bytes(16))
         await _save(tx, HANDLE_PREFIX + _digest(handle), HandleState(
             handle=handle, record_id=best[0], querier=record.issuer,
-            query_id=record.record_id, score_band=band, at=now))
+            query_id=record.record_id, score_band=band, at=now, coalition_id=cid))
     await tx.audit.append(AUTOMATIC, "dedup.answer", target=record.issuer,
-                          details={"query": record.record_id, "band": band,
+                          details={"query": record.record_id, "band": band, "coalition": cid,
                                    **({"refused": refused} if refused else {})})
     answer = DedupAnswer(query=RecordRef(issuer=record.issuer, record_id=record.record_id),
                          possible_match=best is not None, score_band=band, handle=handle,
@@ -784,7 +945,8 @@ async def on_dedup_answer(session: AsyncSession, node: Node, record: VerifiedRec
             await _take_decision(tx, record, query_id)
             return
         check = await _load(tx, CheckState, CHECK_PREFIX + _digest(query_id))
-        if check is None or record.issuer not in check.asked:
+        if check is None or record.issuer not in check.asked \
+                or record.claims.get("coalition") != await check_coalition(tx, check):
             return
         claims = record.claims
         check.answers = [a for a in check.answers if a.org_id != record.issuer] + [Answer(
@@ -804,13 +966,17 @@ async def request_contact(node: Node, check_id: str, handle: str, *, actor: str,
     answer = next((a for a in check.answers if a.handle == handle and handle), None)
     if answer is None:
         raise DedupError("handle: no answer of this check has that handle")
-    room_id = await node.coalition_room()
     async with node.store.read() as tx:
-        state = await _load(tx, KeyState, LINKAGE_SETTING)
-    if room_id is None:
+        cid = await check_coalition(tx, check)
+        state = None if cid is None else await _load_key(tx, cid)
+    if cid is None:
         raise NoCoalition()
+    active = {c.coalition_id: c for c in await node.coalitions()}
+    if cid not in active:
+        raise CoalitionLeft(cid)
     if state is None:
         raise NoLinkageKey()
+    room_id = active[cid].room_id
     ask = DedupQuery(scheme=CONTACT_SCHEME, linkage_key_id=state.key_id,
                      encodings={"handle": handle})
     record = build_record(node.org_id, ask, record_id=new_record_id(), issued_at=now)
@@ -822,7 +988,7 @@ async def request_contact(node: Node, check_id: str, handle: str, *, actor: str,
         await tx.settings.set(REQUEST_PREFIX + _digest(record.record_id), {"check": check_id})
 
     await share_in_room(node, [record], [answer.org_id], room_id, actor=actor,
-                        issued_at=now, also=remember)
+                        issued_at=now, also=remember, coalition_id=cid)
     return check
 
 
@@ -830,7 +996,9 @@ async def _take_contact_request(tx: StoreTransaction, record: VerifiedRecord) ->
     encodings = record.claims.get("encodings")
     handle = str(encodings.get("handle")) if isinstance(encodings, Mapping) else ""
     given = await _load(tx, HandleState, HANDLE_PREFIX + _digest(handle))
-    if given is None or given.querier != record.issuer:
+    cid = _record_coalition(record)
+    if given is None or given.querier != record.issuer \
+            or (given.coalition_id or await first_coalition_id(tx)) != cid:
         log.warning("contact request from %s names no handle given to it", record.issuer)
         return
     name = CONTACT_PREFIX + _digest(record.record_id)
@@ -839,7 +1007,7 @@ async def _take_contact_request(tx: StoreTransaction, record: VerifiedRecord) ->
     await _save(tx, name, ContactRequest(
         request_id=record.record_id, querier=record.issuer, handle=handle,
         score_band=given.score_band, room_id=record.room_id, arrived_at=int(time.time()),
-        matched_case=given.record_id))
+        coalition_id=cid, matched_case=given.record_id))
     await tx.audit.append(AUTOMATIC, "dedup.contact.request", target=record.issuer,
                           details={"request": record.record_id})
 
@@ -858,6 +1026,9 @@ async def decide_contact(node: Node, request_id: str, *, accept: bool, actor: st
     request = await get_contact_request(node, request_id)
     if request.status != "pending":
         raise DedupError(f"contact request {request_id} was already {request.status}")
+    cid = await contact_coalition(node, request)
+    if cid not in {c.coalition_id for c in await node.coalitions()}:
+        raise CoalitionLeft(str(cid))
     if accept:
         async with node.transport() as transport:
             request.pair_room = await ensure_pair_room(node, transport, request.querier)
@@ -876,8 +1047,16 @@ async def decide_contact(node: Node, request_id: str, *, accept: bool, actor: st
                               details={"request": request_id})
 
     await share_in_room(node, [record], [request.querier], request.room_id, actor=actor,
-                        issued_at=now, also=remember)
+                        issued_at=now, also=remember, coalition_id=cid)
     return request
+
+
+async def contact_coalition(node: Node, request: ContactRequest) -> str | None:
+    """The coalition a contact request came through (before decision 0032: the first)."""
+    if request.coalition_id is not None:
+        return request.coalition_id
+    async with node.store.read() as tx:
+        return await first_coalition_id(tx)
 
 
 async def _take_decision(tx: StoreTransaction, record: VerifiedRecord, request_id: str) -> None:
@@ -899,11 +1078,11 @@ async def _take_decision(tx: StoreTransaction, record: VerifiedRecord, request_i
 
 
 async def run_dedup_duties(node: Node, *, every_seconds: float = 1.0) -> None:
-    """Build the index at start-up, then send the linkage key whenever the roster changed,
-    until cancelled (run next to the sync engine)."""
+    """Build the indexes at start-up, then send each coalition's linkage key whenever its
+    roster changed, until cancelled (run next to the sync engine)."""
     try:
         await warm_index(node)
     except Exception as error:  # the index is built on first use otherwise
         log.warning("dedup index not built at start-up: %s", type(error).__name__)
-    await repeat(lambda now: distribute_linkage_key(node, now), every_seconds=every_seconds,
+    await repeat(lambda now: distribute_linkage_keys(node, now), every_seconds=every_seconds,
                  failure="linkage key not distributed", log=log)

@@ -15,14 +15,14 @@ from federation.encoding import b64u_encode
 from federation.identity import OrgKeys
 from federation.linkage import SCHEME, LinkageKey
 from federation.roster import member_entry
-from node.core.runtime import COALITION_SETTING, Node
+from node.core.runtime import Node
 from node.core.sharing import in_session
 from node.features.cases.casebook import add_case
 from node.features.dedup.service import (
     KEY_SCHEME,
-    LINKAGE_SETTING,
     KeyState,
     _compare,
+    _save_key,
     _take_key,
     case_features,
     distribute_linkage_key,
@@ -34,6 +34,7 @@ from schemas.case import Case
 from schemas.payloads import OrgProfile
 from sync.host import VerifiedRecord
 from tests.support.api_harness import SAMPLE_CASES, RunningApi, serve_node
+from tests.support.coalitions import TEST_COALITION, in_coalition
 from tests.support.offline_node import make_offline_node
 
 OLD_KEY = LinkageKey(bytes(range(32)))
@@ -46,8 +47,9 @@ async def api(tmp_path: Path) -> AsyncIterator[RunningApi]:
         yield running
 
 
-async def _member(node: Node, *, above: str | None = None, below: str | None = None) -> str:
-    """A verified member whose org id sorts above or below the given one."""
+async def _member(node: Node, *, above: str | None = None, below: str | None = None,
+                  coalition_id: str = TEST_COALITION) -> str:
+    """A verified member of ``coalition_id`` whose org id sorts above or below the given one."""
     while True:
         keys = OrgKeys.generate()
         if (above is None or keys.org_id > above) and (below is None or keys.org_id < below):
@@ -56,6 +58,8 @@ async def _member(node: Node, *, above: str | None = None, below: str | None = N
     async with node.store.transaction() as tx:
         await tx.orgs.save_member(keys.org_id, entry, verified=True, safety_code="0000",
                                   matrix_user_id="@m:example.org")
+        await in_coalition(tx, node.org_id, keys.org_id, coalition_id=coalition_id)
+    node.forget_coalitions()
     return keys.org_id
 
 
@@ -64,19 +68,21 @@ async def _expel(node: Node, org_id: str) -> None:
         assert await tx.orgs.mark_revoked(org_id, 1_700_000_000)
 
 
-async def _holding_key_of(node: Node, issuer: str) -> None:
+async def _holding_key_of(node: Node, issuer: str, coalition_id: str = TEST_COALITION) -> None:
     async with node.store.transaction() as tx:
-        await tx.settings.set(COALITION_SETTING, {"room_id": "!coalition", "name": "c"})
-        await tx.settings.set(LINKAGE_SETTING, KeyState(
+        await in_coalition(tx, node.org_id, coalition_id=coalition_id)
+        await _save_key(tx, coalition_id, KeyState(
             key_id=OLD_KEY.key_id, secret=b64u_encode(OLD_KEY.to_bytes()), issuer=issuer,
-            issued_at=100, sent_to=[]).model_dump())
+            issued_at=100, sent_to=[]))
+    node.forget_coalitions()
 
 
 def _record(issuer: str, claims: dict[str, Any], issued_at: int) -> VerifiedRecord:
+    claims = {**claims, "coalition": TEST_COALITION}
     return VerifiedRecord(issuer=issuer, record_id="0190a000-0000-7000-8000-000000000001",
                           version=1, kind="dedup-query", claims=claims,
                           disclosed_paths=frozenset(claims), issued_at=issued_at,
-                          room_id="!coalition", event_id="$e",
+                          room_id=TEST_COALITION, event_id="$e",
                           origin_server_ts=issued_at * 1000)
 
 
@@ -166,3 +172,18 @@ async def test_a_query_the_expelled_member_sends_with_the_old_key_matches_nothin
     assert not after.possible_match and after.handle is None and after.contact is None
     assert after.refused is not None and after.refused.startswith("linkage_key_id")
 
+
+
+async def test_the_successor_is_chosen_among_the_members_of_that_coalition_only(
+    api: RunningApi
+) -> None:
+    node = api.node
+    expelled = await _member(node)
+    other = await _member(node, above=node.org_id)
+    # A member of another coalition sorts first, but is not in this one: this node takes over.
+    await _member(node, below=node.org_id, coalition_id="!elsewhere:test")
+    await _holding_key_of(node, expelled)
+    await _expel(node, expelled)
+    assert await distribute_linkage_key(node, 201, TEST_COALITION)
+    taken = await key_state(node, TEST_COALITION)
+    assert taken is not None and taken.issuer == node.org_id and taken.sent_to == [other]

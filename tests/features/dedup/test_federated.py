@@ -120,18 +120,20 @@ async def completed(api: RunningApi, check_id: str) -> dict[str, Any]:
 async def _send_raw_query(a: RunningApi, to: str, encodings: dict[str, str]) -> str:
     """A query as a broken or hostile member would send it, bypassing the encoder."""
     node = a.node
-    key = await key_state(node)
-    room = await node.coalition_room()
-    assert key is not None and room is not None
+    (coalition,) = await node.coalitions()
+    key = await key_state(node, coalition.coalition_id)
+    assert key is not None
     query = DedupQuery(scheme=SCHEME, linkage_key_id=key.key_id, encodings=encodings)
     now = int(time.time())
     record = build_record(node.org_id, query, record_id=new_record_id(), issued_at=now)
-    check = CheckState(check_id=record.record_id, kind="case", created_at=now, asked=[to])
+    check = CheckState(check_id=record.record_id, kind="case", created_at=now, asked=[to],
+                       coalition_id=coalition.coalition_id)
 
     async def remember(tx: Any) -> None:
         await _save(tx, CHECK_PREFIX + _digest(check.check_id), check)
 
-    await share_in_room(node, [record], [to], room, actor="test", issued_at=now, also=remember)
+    await share_in_room(node, [record], [to], coalition.room_id, actor="test", issued_at=now,
+                        also=remember, coalition_id=coalition.coalition_id)
     return record.record_id
 
 
@@ -156,6 +158,8 @@ async def test_a_check_finds_the_same_defender_at_one_member_and_nothing_else(
 
         same = await completed(m.a, await start_check(m.a, "case", SAME_PERSON_DRAFT))
         assert same["asked"] == same["answered"] == sorted([b_org, c_org])
+        (coalition,) = await m.a.node.coalitions()
+        assert same["coalition"] == coalition.coalition_id
         assert [(x["org_id"], x["score_band"] != "none") for x in same["matches"]] == [
             (b_org, True)]
         assert same["refused"] == {}
@@ -178,6 +182,7 @@ async def test_a_check_finds_the_same_defender_at_one_member_and_nothing_else(
         (pending,) = await eventually(request_at_b, what="the contact request at B")
         assert pending["querier"] == m.a.node.org_id
         assert pending["matched_case"] == b_case["record_id"]  # B's staff see which case
+        assert pending["coalition"] == coalition.coalition_id
         decided = await m.b.json("POST", f"/dedup/contacts/{pending['request_id']}",
                                  json={"accept": True})
         assert decided["status"] == "accepted" and decided["pair_room"]
@@ -241,7 +246,8 @@ async def test_queries_over_the_rate_limit_and_malformed_queries_are_refused(
         answered = [e for e in audit if e.action == "dedup.answer"]
         assert [(e.target, e.details["band"]) for e in answered] == [(m.a.node.org_id, "none")] * 2
         assert [bool(e.details.get("refused")) for e in answered].count(True) == 1
-        assert all(set(e.details) <= {"query", "band", "refused"} for e in answered)
+        assert all(set(e.details) <= {"query", "band", "refused", "coalition"}
+                   for e in answered)
 
         good = (await m.a.json("GET", f"/dedup/checks/{first['check_id']}"))
         assert good["matches"]

@@ -1,5 +1,6 @@
 """De-duplication on one node, without a homeserver (M6): decoding and refusing queries, the rate
-limit, the index kept up to date with the store, answers, key grants, and the API."""
+limit, the index kept up to date with the store, answers, key grants, and the API; each
+coalition with its own key and index (decision 0032)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import dataclasses
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from sqlalchemy import func, select
@@ -23,10 +24,13 @@ from federation.linkage import (
     encode_case_features,
 )
 from federation.roster import member_entry
-from node.core.runtime import COALITION_SETTING, Node
+from federation.transport import MatrixTransport
+from node.core.registry import build_registry
+from node.core.runtime import CoalitionNotChosen, Node
 from node.core.sharing import in_session
 from node.core.store import Role
 from node.features.cases.casebook import add_case, amend_case, delete_case
+from node.features.dedup import DedupFeature
 from node.features.dedup.service import (
     HANDLE_PREFIX,
     KEY_SCHEME,
@@ -35,28 +39,36 @@ from node.features.dedup.service import (
     CaseDraft,
     DedupSettings,
     HandleState,
+    IndexHolder,
     KeyState,
     QueryRefused,
     RateLimiter,
     _compare,
     _current_index,
     _digest,
+    _load_key,
+    _save_key,
     _take_key,
     decode_query,
     distribute_linkage_key,
+    distribute_linkage_keys,
     draft_features,
     encodings_of,
     key_state,
     matchable_cases,
     on_dedup_query,
     set_dedup_settings,
+    start_case_check,
     start_linkage_key,
+    warm_index,
 )
 from schemas.case import Case
 from schemas.payloads import OrgProfile
+from schemas.typology import ConsentLevel
 from sync.host import VerifiedRecord
 from sync.tables import OutboxItem
 from tests.support.api_harness import RunningApi, serve_node
+from tests.support.coalitions import TEST_COALITION, in_coalition
 from tests.support.offline_node import make_offline_node
 
 T0 = 1_717_000_000  # 2024-05-29: the cases happened before
@@ -143,29 +155,46 @@ async def api(tmp_path: Path, store_location: Path | str) -> AsyncIterator[Runni
         yield running
 
 
-async def _querier(node: Node) -> str:
-    """A verified member that sends us queries."""
+async def _join(node: Node, coalition_id: str = TEST_COALITION, *org_ids: str) -> None:
+    """This node is in ``coalition_id`` (its room the same id), with ``org_ids`` as members."""
+    async with node.store.transaction() as tx:
+        await in_coalition(tx, node.org_id, *org_ids, coalition_id=coalition_id)
+    node.forget_coalitions()
+
+
+async def _querier(node: Node, coalition_id: str = TEST_COALITION) -> str:
+    """A verified member of ``coalition_id`` that sends us queries."""
     keys = OrgKeys.generate()
     entry = member_entry(keys, OrgProfile(name="Querying Org", country="KE"), "@q:example.org")
     async with node.store.transaction() as tx:
         await tx.orgs.save_member(keys.org_id, entry, verified=True, safety_code="0000",
                                   matrix_user_id="@q:example.org")
+        await in_coalition(tx, node.org_id, keys.org_id, coalition_id=coalition_id)
+    node.forget_coalitions()
     return keys.org_id
 
 
 def _query(issuer: str, claims: dict[str, Any], record_id: str = "0190a000-0000-7000-8000-"
-           "000000000001") -> VerifiedRecord:
+           "000000000001", coalition_id: str = TEST_COALITION) -> VerifiedRecord:
+    """A record as the sync host hands it over: it names the coalition it came through, in
+    that coalition's room."""
     now = int(time.time())
+    claims = {**claims, "coalition": coalition_id}
     return VerifiedRecord(issuer=issuer, record_id=record_id, version=1, kind="dedup-query",
                           claims=claims, disclosed_paths=frozenset(claims), issued_at=now,
-                          room_id="!coalition", event_id="$e", origin_server_ts=now * 1000)
+                          room_id=coalition_id, event_id="$e", origin_server_ts=now * 1000)
 
 
-async def _hold_key(node: Node, key: LinkageKey = KEY, issuer: str = "someone") -> None:
+def _key_state(key: LinkageKey, issuer: str, **more: Any) -> KeyState:
+    return KeyState(key_id=key.key_id, secret=b64u_encode(key.to_bytes()), issuer=issuer,
+                    issued_at=1, **more)
+
+
+async def _hold_key(node: Node, key: LinkageKey = KEY, issuer: str = "someone",
+                    coalition_id: str = TEST_COALITION) -> None:
+    await _join(node, coalition_id)
     async with node.store.transaction() as tx:
-        await tx.settings.set(LINKAGE_SETTING, KeyState(
-            key_id=key.key_id, secret=b64u_encode(key.to_bytes()), issuer=issuer,
-            issued_at=1).model_dump())
+        await _save_key(tx, coalition_id, _key_state(key, issuer))
 
 
 async def _answer(node: Node, record: VerifiedRecord) -> Any:
@@ -181,21 +210,21 @@ async def test_the_index_follows_every_write_to_the_store(api: RunningApi) -> No
         stored = await add_case(tx, issuer=node.org_id, case=Case.model_validate(DEFENDER_CASE),
                                 author="t", issued_at=T0 + 1)
     async with node.store.read() as tx:
-        found = (await _current_index(tx, node, KEY)).best(query)
+        found = (await _current_index(tx, node, TEST_COALITION, KEY)).best(query)
     assert found is not None and found[0] == stored.record_id
 
     async with node.store.transaction() as tx:
         await amend_case(tx, stored.record_id, {"victims": [
             {"kind": "individual", "name": "Pedro Pablo Restrepo"}]}, author="t", issued_at=T0 + 2)
     async with node.store.read() as tx:
-        assert (await _current_index(tx, node, KEY)).best(query) is None
+        assert (await _current_index(tx, node, TEST_COALITION, KEY)).best(query) is None
 
     async with node.store.transaction() as tx:
         again = await add_case(tx, issuer=node.org_id, case=Case.model_validate(DEFENDER_CASE),
                                author="t", issued_at=T0 + 3)
         await delete_case(tx, again.record_id, author="t")
     async with node.store.read() as tx:
-        local = await _current_index(tx, node, KEY)
+        local = await _current_index(tx, node, TEST_COALITION, KEY)
     assert local.best(query) is None and list(local.versions) == [stored.record_id]
 
 
@@ -213,7 +242,7 @@ async def test_a_case_whose_consent_was_withdrawn_stops_matching(api: RunningApi
                                                 "consent_partners": None},
                          author="t", issued_at=T0 + 2)
     async with node.store.read() as tx:
-        assert (await _current_index(tx, node, KEY)).best(query) is None
+        assert (await _current_index(tx, node, TEST_COALITION, KEY)).best(query) is None
     assert not (await _answer(node, _query(querier, _claims(_wire())))).possible_match
     withdrawn = Case.model_validate({**DEFENDER_CASE, "consent_level": "none",
                                      "consent_partners": []})
@@ -263,7 +292,8 @@ async def test_refusals_are_answers_and_every_answer_is_audited(api: RunningApi)
     async with node.store.read() as tx:
         audit = [e for e in await tx.audit.recent(limit=50) if e.action == "dedup.answer"]
     assert len(audit) == 4 and {e.target for e in audit} == {querier}
-    assert all(set(e.details) <= {"query", "band", "refused"} for e in audit)
+    assert all(set(e.details) <= {"query", "band", "refused", "coalition"} for e in audit)
+    assert {e.details["coalition"] for e in audit} == {TEST_COALITION}
 
 
 async def test_a_query_is_answered_in_the_inbox_transaction(api: RunningApi) -> None:
@@ -312,8 +342,7 @@ async def test_the_api_starts_checks_and_refuses_without_a_key(api: RunningApi) 
     alone = await api.json("POST", "/dedup/checks", json={"kind": "case", "draft": draft},
                            expect=409)
     assert alone["error"]["code"] == "no_coalition"
-    async with api.node.store.transaction() as tx:
-        await tx.settings.set(COALITION_SETTING, {"room_id": "!coalition", "name": "c"})
+    await _join(api.node)
     refused = await api.json("POST", "/dedup/checks", json={"kind": "case", "draft": draft},
                              expect=409)
     assert refused["error"]["code"] == "no_linkage_key"
@@ -346,8 +375,7 @@ async def test_the_creator_sends_the_key_and_rotates_it_when_the_roster_changes(
     api: RunningApi
 ) -> None:
     node = api.node
-    async with node.store.transaction() as tx:
-        await tx.settings.set(COALITION_SETTING, {"room_id": "!coalition", "name": "c"})
+    await _join(node)
     first = await start_linkage_key(node, 100)
     assert not await distribute_linkage_key(node, 101)  # nobody to send it to yet
     one = await _querier(node)
@@ -361,8 +389,8 @@ async def test_the_creator_sends_the_key_and_rotates_it_when_the_roster_changes(
         await add_case(tx, issuer=node.org_id, case=Case.model_validate(DEFENDER_CASE),
                        author="t", issued_at=T0 + 1)
     async with node.store.transaction() as tx:
-        await tx.settings.set(LINKAGE_SETTING, {**sent.model_dump(), "key_id": KEY.key_id,
-                                                "secret": b64u_encode(KEY.to_bytes())})
+        await _save_key(tx, TEST_COALITION, sent.model_copy(update={
+            "key_id": KEY.key_id, "secret": b64u_encode(KEY.to_bytes())}))
     two = await _querier(node)
     assert await distribute_linkage_key(node, 104)
     rotated = await key_state(node)
@@ -400,8 +428,8 @@ async def test_a_node_answers_each_query_in_the_scheme_it_was_asked_in(api: Runn
         assert not (await _answer(node, _query(querier, {**_claims(miss), "scheme": scheme}))
                     ).possible_match
     async with node.store.read() as tx:
-        v1 = await _current_index(tx, node, KEY, SCHEME_V1)
-        v2 = await _current_index(tx, node, KEY, SCHEME_V2)
+        v1 = await _current_index(tx, node, TEST_COALITION, KEY, SCHEME_V1)
+        v2 = await _current_index(tx, node, TEST_COALITION, KEY, SCHEME_V2)
     assert (v1.index.scheme, v2.index.scheme) == (SCHEME_V1, SCHEME_V2)
 
 
@@ -447,8 +475,7 @@ async def test_the_key_grant_names_its_scheme_and_old_grants_are_scheme_v1(
 
 async def test_the_creator_rotates_the_key_to_bring_a_new_scheme(api: RunningApi) -> None:
     node = api.node
-    async with node.store.transaction() as tx:
-        await tx.settings.set(COALITION_SETTING, {"room_id": "!coalition", "name": "c"})
+    await _join(node)
     await start_linkage_key(node, 100)
     member = await _querier(node)
     assert await distribute_linkage_key(node, 101)
@@ -456,9 +483,214 @@ async def test_the_creator_rotates_the_key_to_bring_a_new_scheme(api: RunningApi
     assert sent is not None and sent.scheme == SCHEME
     # As if the key had been sent by an older version of this software, in scheme v1.
     async with node.store.transaction() as tx:
-        await tx.settings.set(LINKAGE_SETTING, {**sent.model_dump(), "scheme": SCHEME_V1})
+        await _save_key(tx, TEST_COALITION, sent.model_copy(update={"scheme": SCHEME_V1}))
     assert await distribute_linkage_key(node, 102)
     rotated = await key_state(node)
     assert rotated is not None and rotated.key_id != sent.key_id
     assert (rotated.scheme, rotated.sent_to) == (SCHEME, [member])
     assert not await distribute_linkage_key(node, 103)
+
+
+# --- one key, one index and one set of queries per coalition (decision 0032) --------------------
+
+A, B = "!coalition-a:test", "!coalition-b:test"
+
+
+async def test_each_coalition_has_its_own_key_sent_to_its_own_members(api: RunningApi) -> None:
+    node = api.node
+    await _join(node, A)
+    await _join(node, B)
+    in_a, in_b = await _querier(node, A), await _querier(node, B)
+    key_a = await start_linkage_key(node, 100, A)
+    key_b = await start_linkage_key(node, 100, B)
+    assert key_a.key_id != key_b.key_id and key_a.secret != key_b.secret
+    with pytest.raises(CoalitionNotChosen):  # several coalitions: one must be named
+        await key_state(node)
+    assert await distribute_linkage_keys(node, 101)
+    sent_a, sent_b = await key_state(node, A), await key_state(node, B)
+    assert sent_a is not None and sent_b is not None
+    assert (sent_a.key_id, sent_a.sent_to) == (key_a.key_id, [in_a])
+    assert (sent_b.key_id, sent_b.sent_to) == (key_b.key_id, [in_b])
+    async with node.store.read() as tx:
+        sends = [e.details for e in await tx.audit.recent(limit=50)
+                 if e.action == "dedup.key.send"]
+    assert sorted((d["coalition"], tuple(d["members"])) for d in sends) == sorted(
+        [(A, (in_a,)), (B, (in_b,))])
+    # A new member of B alone rotates B's key only.
+    await _querier(node, B)
+    assert await distribute_linkage_keys(node, 102)
+    assert (await key_state(node, A)) == sent_a
+    rotated = await key_state(node, B)
+    assert rotated is not None and rotated.key_id != sent_b.key_id
+
+
+async def test_a_query_is_answered_only_with_the_key_of_its_coalition(api: RunningApi) -> None:
+    node = api.node
+    key_b = LinkageKey.generate()
+    await _hold_key(node, KEY, coalition_id=A)
+    await _hold_key(node, key_b, coalition_id=B)
+    querier = await _querier(node, A)
+    async with node.store.transaction() as tx:
+        await in_coalition(tx, querier, coalition_id=B)
+        await add_case(tx, issuer=node.org_id, case=Case.model_validate(
+            {**DEFENDER_CASE, "consent_coalitions": [A, B]}), author="t", issued_at=T0 + 1)
+
+    in_a = await _answer(node, _query(querier, _claims(_wire()), coalition_id=A))
+    assert in_a.possible_match and in_a.refused is None
+    # B's key asked through A, and A's key asked through B, are refused: not that coalition's.
+    crossed = await _answer(node, _query(querier, _claims(_wire(key=key_b), key_id=key_b.key_id),
+                                         coalition_id=A))
+    assert crossed.refused.startswith("linkage_key_id") and not crossed.possible_match
+    wrong = await _answer(node, _query(querier, _claims(_wire()), coalition_id=B))
+    assert wrong.refused.startswith("linkage_key_id") and not wrong.possible_match
+    in_b = await _answer(node, _query(querier, _claims(_wire(key=key_b), key_id=key_b.key_id),
+                                      coalition_id=B))
+    assert in_b.possible_match
+    async with node.store.read() as tx:
+        given = await tx.settings.get(HANDLE_PREFIX + _digest(in_b.handle))
+        index_a = await _current_index(tx, node, A, KEY)
+    assert HandleState.model_validate(given).coalition_id == B
+    assert (index_a.key_id, index_a.index.key_id) == (KEY.key_id, KEY.key_id)
+
+
+async def test_the_answer_goes_back_in_the_room_and_coalition_it_came_through(
+    api: RunningApi
+) -> None:
+    node = api.node
+    await _hold_key(node, KEY, coalition_id=A)
+    await _hold_key(node, LinkageKey.generate(), coalition_id=B)
+    querier = await _querier(node, A)
+    async with node.store.transaction() as tx:
+        await in_coalition(tx, querier, coalition_id=B)
+    query = _query(querier, _claims(_wire()), coalition_id=A)
+    async with node.store.transaction() as tx:
+        await tx.received.add(querier, query.record_id, 1, "dedup-query", query.claims,
+                              "verified")
+        await on_dedup_query(tx.session, node, query)
+        rooms = list(await tx.session.scalars(select(OutboxItem.room_id)))
+    assert rooms == [A]
+
+
+async def test_a_case_matches_only_in_the_coalitions_its_consent_covers(api: RunningApi) -> None:
+    node = api.node
+    key_b = LinkageKey.generate()
+    await _hold_key(node, KEY, coalition_id=A)  # A is the node's first coalition
+    await _hold_key(node, key_b, coalition_id=B)
+    async with node.store.transaction() as tx:
+        only_a = await add_case(tx, issuer=node.org_id, case=Case.model_validate(
+            {**DEFENDER_CASE, "consent_coalitions": [A]}), author="t", issued_at=T0 + 1)
+    async with node.store.read() as tx:
+        found_a = (await _current_index(tx, node, A, KEY)).best(
+            encodings_of(draft_features(DRAFT), KEY))
+        found_b = (await _current_index(tx, node, B, key_b)).best(
+            encodings_of(draft_features(DRAFT), key_b))
+    assert found_a is not None and found_a[0] == only_a.record_id and found_b is None
+
+    # A case recorded before consent was per coalition meant the node's first coalition.
+    async with node.store.transaction() as tx:
+        await amend_case(tx, only_a.record_id, {"consent_coalitions": None}, author="t",
+                         issued_at=T0 + 2)
+    async with node.store.read() as tx:
+        assert (await _current_index(tx, node, A, KEY)).best(
+            encodings_of(draft_features(DRAFT), KEY)) is not None
+        assert (await _current_index(tx, node, B, key_b)).best(
+            encodings_of(draft_features(DRAFT), key_b)) is None
+    # Public consent reaches everyone, in every coalition.
+    public = Case.model_validate({**DEFENDER_CASE, "consent_level": "public",
+                                  "consent_coalitions": []})
+    assert matchable_cases({"x": public}, key_b, coalition_id=B) != {}
+    within_a = public.model_copy(update={"consent_level": ConsentLevel.COALITION})
+    assert matchable_cases({"x": within_a}, key_b, coalition_id=B) == {}
+
+
+async def test_a_key_saved_before_coalitions_were_many_is_the_first_coalitions(
+    api: RunningApi
+) -> None:
+    node = api.node
+    await _join(node, A)
+    await _join(node, B)
+    async with node.store.transaction() as tx:
+        await tx.settings.set(LINKAGE_SETTING, _key_state(KEY, "someone").model_dump())
+    held = await key_state(node, A)
+    assert held is not None and held.key_id == KEY.key_id
+    assert await key_state(node, B) is None
+    async with node.store.transaction() as tx:  # once the first coalition's key is written,
+        await _save_key(tx, A, _key_state(LinkageKey.generate(), "someone"))
+        assert await tx.settings.get(LINKAGE_SETTING) is None  # the old setting is not read
+    held = await key_state(node, A)
+    assert held is not None and held.key_id != KEY.key_id
+
+
+async def test_leaving_a_coalition_drops_its_key_and_stops_answering_there(
+    api: RunningApi
+) -> None:
+    node = api.node
+    await _hold_key(node, KEY, coalition_id=A)
+    await _hold_key(node, LinkageKey.generate(), coalition_id=B)
+    querier = await _querier(node, A)
+    async with node.store.transaction() as tx:
+        await add_case(tx, issuer=node.org_id, case=Case.model_validate(
+            {**DEFENDER_CASE, "consent_coalitions": [A, B]}), author="t", issued_at=T0 + 1)
+    await warm_index(node)
+    assert {c for c, _ in node.part(IndexHolder).local} == {A, B}
+
+    registry = build_registry([DedupFeature()])
+    async with node.store.transaction() as tx:
+        await tx.coalitions.mark_left(A)
+        left = await tx.coalitions.get(A)
+    node.forget_coalitions()
+    await registry.after_coalition_left(node, cast(MatrixTransport, None), left)
+
+    async with node.store.read() as tx:
+        assert await _load_key(tx, A) is None
+        assert await _load_key(tx, B) is not None
+    assert {c for c, _ in node.part(IndexHolder).local} == {B}
+    with pytest.raises(CoalitionNotChosen):
+        await key_state(node, A)
+    query = _query(querier, _claims(_wire()), coalition_id=A)
+    async with node.store.transaction() as tx:
+        await on_dedup_query(tx.session, node, query)
+        queued = await tx.session.scalar(select(func.count()).select_from(OutboxItem))
+    assert queued == 0  # nothing answered there any more
+    with pytest.raises(CoalitionNotChosen):
+        await start_case_check(node, DRAFT, actor="t", now=T0, coalition_id=A)
+    async with node.store.read() as tx:
+        drops = [e for e in await tx.audit.recent(limit=50) if e.action == "dedup.key.drop"]
+    assert [e.details["coalition"] for e in drops] == [A]
+
+
+async def test_the_running_node_drops_the_index_of_a_coalition_left_elsewhere(
+    api: RunningApi
+) -> None:
+    node = api.node
+    await _hold_key(node, KEY, coalition_id=A)
+    await _hold_key(node, LinkageKey.generate(), coalition_id=B)
+    await warm_index(node)
+    async with node.store.transaction() as tx:  # as `minga coalition leave` does, elsewhere
+        await tx.coalitions.mark_left(A)
+    node.forget_coalitions()
+    await distribute_linkage_keys(node, T0)
+    assert {c for c, _ in node.part(IndexHolder).local} == {B}
+
+
+async def test_the_api_asks_for_the_coalition_when_the_node_is_in_several(
+    api: RunningApi
+) -> None:
+    node = api.node
+    await _hold_key(node, KEY, coalition_id=A)
+    await _hold_key(node, LinkageKey.generate(), coalition_id=B)
+    in_b = await _querier(node, B)
+    draft = {"victims": [{"name": "Maria Jose Quinones"}], "country": "CO"}
+    unnamed = await api.json("POST", "/dedup/checks", json={"kind": "case", "draft": draft},
+                             expect=422)
+    assert "body.coalition" in str(unnamed)
+    unknown = await api.json("POST", "/dedup/checks", expect=422, json={
+        "kind": "case", "draft": draft, "coalition": "!elsewhere:test"})
+    assert "body.coalition" in str(unknown)
+    made = await api.json("POST", "/dedup/checks", expect=201, json={
+        "kind": "case", "draft": draft, "coalition": B})
+    view = await api.json("GET", f"/dedup/checks/{made['check_id']}", Role.viewer)
+    assert (view["coalition"], view["asked"]) == (B, [in_b])
+    async with node.store.read() as tx:
+        rooms = list(await tx.session.scalars(select(OutboxItem.room_id)))
+    assert rooms == [B]

@@ -17,6 +17,7 @@ from node.features.alerts.service import (
     get_alert,
     save_state,
 )
+from tests.support.coalitions import TEST_COALITION, in_coalition
 from tests.support.offline_node import make_offline_node, passphrase_in_environment
 
 RECORD_ID = "0190a5c4-0000-7000-8000-0000000000aa"
@@ -31,13 +32,14 @@ async def _node_with_a_closed_alert(directory: Path) -> Path:
             await tx.orgs.save_member(member.org_id, sign_member_entry(member, {
                 "name": "Haki Ardhi Trust", "country": "KE"}), verified=True, safety_code="s",
                 matrix_user_id="@member:hs")
+            await in_coalition(tx, member.org_id)
             closing = {"seq": 1, "status": "closed", "at": ISSUED + 60, "by": node.org_id}
             await save_state(tx, AlertState(
                 issuer=node.org_id, record_id=RECORD_ID, version=2, own=True,
                 claims={"alert_type": "arrest", "urgency": "critical", "country": "CO",
                         "text": "Sntl detenida", "status": "closed", "updates": [closing]},
                 updates=[closing], issued_at=ISSUED, arrived_at=ISSUED, room_id="!r:x",
-                updated_at=ISSUED, fields=_fields([]),
+                coalition_id=TEST_COALITION, updated_at=ISSUED, fields=_fields([]),
                 recipients=[RecipientState(org_id=member.org_id, last_sent_at=ISSUED)]))
     return config
 

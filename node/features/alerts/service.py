@@ -184,6 +184,8 @@ class AlertState(BaseModel):
     coalition_id: str | None = None
     """The coalition it went through (decision 0032); read as the node's first coalition for
     state saved before, ``None`` only on a node in no coalition."""
+    coalition_left: bool = False
+    """This node left that coalition: the alert waits for nothing any more."""
     updated_at: int
     updates: list[AlertUpdate] = Field(default_factory=list)
     """Merged by order number; for ours, the same list as ``claims["updates"]``."""
@@ -218,7 +220,7 @@ class AlertState(BaseModel):
     @property
     def unacknowledged(self) -> bool:
         """Ours: a recipient has not acknowledged; received: our staff have not answered."""
-        if self.status == CLOSED:
+        if self.status == CLOSED or self.coalition_left:
             return False
         if self.own:
             return any(r.status == SENT for r in self.recipients)
@@ -827,9 +829,8 @@ async def drop_coalition_alerts(node: Node, coalition_id: str) -> list[str]:
     async with node.store.transaction() as tx:
         states = [s for s in await all_states(tx) if s.coalition_id == coalition_id]
         for state in states:
-            if state.ack_owed:
-                state.ack_owed = False
-                await save_state(tx, state)
+            state.ack_owed, state.coalition_left = False, True
+            await save_state(tx, state)
     theirs = sorted({s.room_id for s in states if not s.own})
     rooms = await forget_alert_rooms(node, coalition_id, also=theirs)
     bus_of(node).notify()

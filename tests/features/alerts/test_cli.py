@@ -72,3 +72,33 @@ async def test_reopening_from_the_command_line_needs_a_reason(
     [_, reopening] = state.updates
     assert (reopening.seq, reopening.reason, reopening.text) == (
         2, "detenida otra vez", "Sntl volvió a ser detenida")
+
+
+async def test_the_command_line_names_the_coalition_of_each_alert(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = await _node_with_a_closed_alert(tmp_path / "node")
+    with passphrase_in_environment():
+        async with open_node(config) as node, node.store.transaction() as tx:
+            await in_coalition(tx, coalition_id="!second:test")
+
+    def send(*arguments: str) -> int:
+        with passphrase_in_environment():
+            return main(["--config", str(config), "alert", "send", "--type", "arrest",
+                         "--country", "CO", "--text", "Sntl detenida", *arguments])
+
+    assert await asyncio.to_thread(send) == 2  # in two coalitions: which one?
+    assert "several coalitions" in capsys.readouterr().err
+    assert await asyncio.to_thread(send, "--coalition", "!second:test") == 2
+    assert "no other verified member" in capsys.readouterr().err
+
+    def listing() -> str:
+        with passphrase_in_environment():
+            assert main(["--config", str(config), "alert", "list"]) == 0
+        return capsys.readouterr().out
+
+    assert f"in {TEST_COALITION} [" in await asyncio.to_thread(listing)
+    with passphrase_in_environment():
+        async with open_node(config) as node, node.store.transaction() as tx:
+            await tx.coalitions.mark_left(TEST_COALITION)
+    assert f"in {TEST_COALITION} (left) [" in await asyncio.to_thread(listing)

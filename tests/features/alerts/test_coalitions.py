@@ -33,6 +33,7 @@ from node.features.alerts.service import (
     AlertState,
     drop_coalition_alerts,
     get_alert,
+    list_alerts,
     on_coalition_left,
     save_state,
     send_alert,
@@ -194,7 +195,9 @@ async def test_leaving_a_coalition_drops_its_alert_rooms_and_owed_answers(
     assert await drop_coalition_alerts(node, ANDES) == sorted([ROOM_ANDES, "!ana-andes:hs"])
 
     assert {room for room, _ in await _queued(node)} == {ROOM_SUR}
-    assert not (await get_alert(node, ana, received.record_id)).ack_owed
+    after = await get_alert(node, ana, received.record_id)
+    assert not after.ack_owed and not after.unacknowledged  # nothing waits for an answer
+    assert [s.coalition_id for s in await list_alerts(node) if s.unacknowledged] == [SUR]
     assert await send_owed_acks(node) == 0
     assert await saved_alert_room(node, ANDES) is None
     assert (await saved_alert_room(node, SUR) or {}).get("room_id") == ROOM_SUR

@@ -198,9 +198,13 @@ def usable(saved: dict[str, Any] | None) -> dict[str, Any] | None:
     return None if saved is None or saved.get("left") else saved
 
 
-async def saved_alert_room(node: Node, coalition_id: str) -> dict[str, Any] | None:
+async def saved_alert_room(node: Node, coalition_id: str | None = None
+                           ) -> dict[str, Any] | None:
+    """This node's alert room of ``coalition_id`` (the node's only coalition when None), if
+    it has one it still uses."""
+    cid = coalition_id or (await node.chosen_coalition(None)).coalition_id
     async with node.store.read() as tx:
-        return usable((await own_alert_rooms(tx)).get(coalition_id))
+        return usable((await own_alert_rooms(tx)).get(cid))
 
 
 async def _save_room(tx: StoreTransaction, coalition_id: str, saved: dict[str, Any]) -> None:
@@ -261,11 +265,12 @@ async def _invite_more(transport: MatrixTransport, room_id: str, users: dict[str
 
 
 async def ensure_alert_room(
-    node: Node, transport: MatrixTransport, coalition_id: str,
-    recipient_org_ids: Sequence[str],
+    node: Node, transport: MatrixTransport, recipient_org_ids: Sequence[str],
+    coalition_id: str | None = None,
 ) -> str:
-    """This node's alert room of ``coalition_id``, created if needed, with every recipient (a
-    verified member of that coalition) invited."""
+    """This node's alert room of ``coalition_id`` (the node's only coalition when None),
+    created if needed, with every recipient (a verified member of that coalition) invited."""
+    coalition_id = (await node.chosen_coalition(coalition_id)).coalition_id
     async with node.part(AlertRoomLock):
         saved = await saved_alert_room(node, coalition_id)
         invited = set(saved["invited"]) if saved else set()

@@ -430,8 +430,8 @@ async def send_alert(
         if room_id is not None:
             break
         async with node.transport() as transport:
-            prepared = await ensure_alert_room(node, transport, audience.coalition_id,
-                                               audience.recipients)
+            prepared = await ensure_alert_room(node, transport, audience.recipients,
+                                               audience.coalition_id)
     await run_follow_ups(follow_ups)
     _notice_after(node, state, item_ids)
     bus_of(node).notify()

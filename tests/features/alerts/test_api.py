@@ -171,6 +171,8 @@ async def test_updates_keep_the_alert_text_and_reopening_needs_a_reason(
         assert first["at"].endswith("Z") and not first["reopened"]
         assert released["issued_at"] == "2026-05-28T20:26:40Z"
         assert released["missing_updates"] == []
+        assert (released["coalition"], released["coalition_name"],
+                released["coalition_left"]) == (TEST_COALITION, "c", False)
 
         await api.json("POST", path, json={"status": "closed"})
         for body in ({"status": "active"}, {"status": "active", "reason": "   "},
@@ -185,6 +187,13 @@ async def test_updates_keep_the_alert_text_and_reopening_needs_a_reason(
         assert reopened["version"] == 4 and reopened["status"] == "active"
         listed = await api.json("GET", "/alerts", Role.viewer)
         assert listed["items"][0]["updates"] == reopened["updates"]
+        async with api.node.store.transaction() as tx:
+            await tx.coalitions.mark_left(TEST_COALITION)
+        api.node.forget_coalitions()
+        listed = await api.json("GET", "/alerts", Role.viewer)
+        assert listed["items"][0]["coalition_left"] is True
+        gone = await api.json("POST", path, json={"status": "closed"}, expect=422)
+        assert [f["field"] for f in gone["error"]["fields"]] == ["body.coalition"]
         await api.json("POST", path, json={"status": "closed", "when": "now"}, expect=422)
 
 

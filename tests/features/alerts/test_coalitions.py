@@ -232,10 +232,10 @@ async def test_each_coalition_gets_its_own_alert_room_with_only_its_members_invi
             await in_coalition(tx, coalition_id=SUR, name="Sur")
         node.forget_coalitions()
         async with node.transport() as transport:
-            andes_room = await ensure_alert_room(node, transport, ANDES, [ana])
-            sur_room = await ensure_alert_room(node, transport, SUR, [])
+            andes_room = await ensure_alert_room(node, transport, [ana], ANDES)
+            sur_room = await ensure_alert_room(node, transport, [], SUR)
             assert andes_room != sur_room
-            assert await ensure_alert_room(node, transport, ANDES, [ana]) == andes_room
+            assert await ensure_alert_room(node, transport, [ana], ANDES) == andes_room
             for room, coalition, invited in ((andes_room, ANDES, {other.matrix_user_id}),
                                              (sur_room, SUR, set())):
                 state = await transport.room_state(room)

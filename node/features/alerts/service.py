@@ -536,7 +536,7 @@ async def update_alert(
         u.model_dump(mode="json", exclude_none=True) for u in updates]})
     record = build_record(node.org_id, alert, record_id=record_id, issued_at=now,
                           version=state.version + 1)
-    recipients = [r.org_id for r in state.recipients]
+    recipients = await _still_members(node, coalition_id, [r.org_id for r in state.recipients])
     state.version, state.updated_at, state.updates = record.version, now, updates
     state.claims = dict(record_to_wire(record)["payload"])
     # Alerts sent before updates were kept did not disclose them yet.
@@ -566,9 +566,9 @@ async def escalate_due(node: Node, *, now: int, actor: str = "escalation") -> di
     for state in await list_alerts(node):
         if not state.own or state.status == CLOSED or state.coalition_id not in active:
             continue
-        silent = [r.org_id for r in state.recipients if r.status == SENT
-                  and r.resends < MAX_RESENDS
-                  and now - r.last_sent_at >= settings.escalate_after_seconds]
+        silent = await _still_members(node, state.coalition_id, [
+            r.org_id for r in state.recipients if r.status == SENT and r.resends < MAX_RESENDS
+            and now - r.last_sent_at >= settings.escalate_after_seconds])
         if silent:
             await _resend(node, state, silent, actor=actor, now=now)
             resent[state.record_id] = silent
@@ -603,6 +603,15 @@ async def run_escalation(node: Node, *, every_seconds: float = 30.0) -> None:
     """Escalate now and then until cancelled (``minga run``)."""
     await repeat(lambda now: escalate_due(node, now=now), every_seconds=every_seconds,
                  failure="alert escalation failed", log=log)
+
+
+async def _still_members(node: Node, coalition_id: str | None, org_ids: Sequence[str]
+                         ) -> list[str]:
+    """Those of ``org_ids`` still verified members of the coalition (one that left it, or was
+    expelled, is sent nothing more)."""
+    async with node.store.read() as tx:
+        verified = await tx.orgs.verified_ids(coalition_id) if coalition_id else frozenset()
+    return [org_id for org_id in org_ids if org_id in verified]
 
 
 async def _active_coalition(node: Node, state: AlertState) -> str:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from deploy.homeserver import Homeserver
 from federation.identity import OrgKeys, sign_member_entry
@@ -32,12 +32,14 @@ from node.features.alerts.room import (
 from node.features.alerts.service import (
     AlertState,
     drop_coalition_alerts,
+    escalate_due,
     get_alert,
     list_alerts,
     on_coalition_left,
     save_state,
     send_alert,
     send_owed_acks,
+    update_alert,
 )
 from node.features.alerts.watchers import alert_rooms
 from schemas.payloads import Alert
@@ -251,3 +253,17 @@ async def test_each_coalition_gets_its_own_alert_room_with_only_its_members_invi
             joined = set(await transport.joined_rooms())
         assert andes_room not in joined and sur_room in joined
         assert alert_room_state(node.org_id, SUR)[-1]["content"]["coalition"] == SUR
+
+
+async def test_a_member_no_longer_in_the_coalition_is_sent_no_more_of_its_alert(
+    two_coalitions: Any,
+) -> None:
+    node, ana, beto, _ = two_coalitions
+    sent = await send_alert(node, ALERT, coalition_id=ANDES, actor="t", now=NOW)
+    assert {r.org_id for r in sent.recipients} == {ana, beto}
+    async with node.store.transaction() as tx:
+        await tx.coalitions.set_members(ANDES, [ana])  # Beto left Andes (still in Sur)
+        await tx.session.execute(delete(OutboxItem))
+    assert await escalate_due(node, now=NOW + 3600) == {sent.record_id: [ana]}
+    await update_alert(node, sent.record_id, status="released", actor="t", now=NOW + 3601)
+    assert {org for _, recipients in await _queued(node) for org in recipients} == {ana}

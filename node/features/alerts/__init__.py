@@ -1,5 +1,5 @@
-"""Urgent alerts: sending, answering and escalating them, each member's alert room, the staff
-watchers that get a push, the live alert pages and ``minga alert``."""
+"""Urgent alerts: sending, answering and escalating them, each member's alert room per
+coalition, the staff watchers that get a push, the live alert pages and ``minga alert``."""
 
 from __future__ import annotations
 
@@ -14,12 +14,13 @@ from node.core.runtime import Node
 from node.core.web.routes import DashboardPanel
 from node.features.alerts import cli, pages
 from node.features.alerts.api import AlertEndpoints
-from node.features.alerts.room import alert_room_issuer, replace_alert_room
+from node.features.alerts.room import alert_room_issuer, knows_alert_room, replace_alert_room
 from node.features.alerts.service import (
     bus_of,
     list_alerts,
     on_alert,
     on_alert_ack,
+    on_coalition_left,
     run_acknowledgements,
     run_escalation,
 )
@@ -58,6 +59,8 @@ class AlertsFeature:
         registry.shutdown_hooks.append(_close_streams)
         registry.room_recognisers.append(alert_room_issuer)
         registry.room_replacers.append(replace_alert_room)
+        registry.room_owners.append(knows_alert_room)
+        registry.coalition_left.append(on_coalition_left)
         registry.endpoints.append(_endpoints)
         registry.add_pages(pages.ROUTES, templates=Path(__file__).parent / "templates")
         registry.web.static_dirs.append(Path(__file__).parent / "static")

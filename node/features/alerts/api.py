@@ -1,9 +1,11 @@
 """Urgent alerts over HTTP (M8).
 
-- ``POST /alerts`` sends a new alert to every verified member (or ``recipients``), withholding
+- ``POST /alerts`` sends a new alert to one coalition (``coalition``, needed when the node is
+  in several; decision 0032): to every verified member of it (or ``recipients``), withholding
   any of country, place and case link; ``GET /alerts`` lists this node's alerts and those it
   received, those still unacknowledged first; ``GET /alerts/{issuer}/{record_id}`` shows one,
-  per recipient delivered / seen / helping for our own.
+  per recipient delivered / seen / helping for our own. Each alert names its coalition (and
+  whether this node left it).
 - ``POST /alerts/{record_id}/status`` updates our alert ("released"), closes it, or reopens it
   (with a ``reason``); the alert keeps its text and gains one update in its ordered list.
 - ``POST /alerts/{issuer}/{record_id}/answer`` is our staff's answer: "seen" or "helping".
@@ -41,6 +43,7 @@ from node.core.api.framework import (
 from node.core.api.times import OptionalTime, Time
 from node.core.runtime import Node
 from node.core.store import Role
+from node.core.store.coalitions import Coalition
 from node.features.alerts.room import AlertRoomError
 from node.features.alerts.service import (
     WITHHOLDABLE,
@@ -86,6 +89,8 @@ class SendAlertRequest(BaseModel):
         default=None, description="org ids; default every verified member")
     withhold: list[Annotated[str, Field(max_length=16)]] = Field(
         default_factory=list, description=f"any of {', '.join(WITHHOLDABLE)}")
+    coalition: Annotated[str, Field(min_length=1, max_length=255)] | None = Field(
+        default=None, description="the coalition's id; needed when this node is in several")
 
 
 class StatusRequest(BaseModel):
@@ -142,6 +147,9 @@ class AlertView(BaseModel):
     record_id: str
     version: int
     own: bool
+    coalition: str | None = Field(description="the id of the coalition it went through")
+    coalition_name: str | None = Field(description="that coalition's name (or id)")
+    coalition_left: bool = Field(description="this node has left that coalition")
     status: str = Field(description="the latest update's status")
     text: str | None = Field(description="the alert's text as first sent")
     unacknowledged: bool
@@ -165,11 +173,15 @@ class AlertList(BaseModel):
     items: list[AlertView] = Field(description="unacknowledged first, then newest first")
 
 
-def alert_view(state: AlertState, names: dict[str, str]) -> AlertView:
+def alert_view(state: AlertState, names: dict[str, str],
+               coalitions: dict[str, Coalition] | None = None) -> AlertView:
     text = state.claims.get("text")
+    coalition = (coalitions or {}).get(state.coalition_id or "")
     return AlertView(
         issuer=state.issuer, issuer_name=names.get(state.issuer), record_id=state.record_id,
-        version=state.version, own=state.own, status=state.status,
+        version=state.version, own=state.own, coalition=state.coalition_id,
+        coalition_name=coalition.label if coalition else None,
+        coalition_left=coalition is not None and not coalition.active, status=state.status,
         text=text if isinstance(text, str) else None, unacknowledged=state.unacknowledged,
         late=state.late, issued_at=state.issued_at, arrived_at=state.arrived_at,
         updated_at=state.updated_at,
@@ -213,7 +225,8 @@ def alert_payload(body: SendAlertRequest) -> Alert:
     """The alert record's payload; ``ValidationError`` for rules the request does not check
     (an ask listed twice...)."""
     return Alert.model_validate(body.model_dump(mode="json",
-                                                exclude={"recipients", "withhold"},
+                                                exclude={"recipients", "withhold",
+                                                         "coalition"},
                                                 exclude_none=True))
 
 
@@ -221,26 +234,29 @@ class AlertEndpoints:
     def __init__(self, node: Node) -> None:
         self._node = node
 
-    async def _names(self) -> dict[str, str]:
+    async def _names(self) -> tuple[dict[str, str], dict[str, Coalition]]:
         async with self._node.store.read() as tx:
-            return await tx.orgs.names()
+            coalitions = {c.coalition_id: c for c in await tx.coalitions.all(with_left=True)}
+            return await tx.orgs.names(), coalitions
 
     async def _view(self, state: AlertState) -> AlertView:
-        return alert_view(state, await self._names())
+        return alert_view(state, *await self._names())
 
     async def alert_send(self, call: Call[SendAlertRequest, NoQuery]) -> AlertView:
         with alert_answers():
             payload = alert_payload(call.body)
             state = await send_alert(self._node, payload,
                                      recipients=call.body.recipients,
-                                     withhold=call.body.withhold, actor=call.principal.user,
+                                     withhold=call.body.withhold,
+                                     coalition_id=call.body.coalition,
+                                     actor=call.principal.user,
                                      now=int(time.time()))
         return await self._view(state)
 
     async def alert_list(self, call: Call[NoBody, NoQuery]) -> AlertList:
         states = await list_alerts(self._node)
-        names = await self._names()
-        return AlertList(items=[alert_view(s, names) for s in states])
+        names, coalitions = await self._names()
+        return AlertList(items=[alert_view(s, names, coalitions) for s in states])
 
     async def alert_get(self, call: Call[NoBody, NoQuery]) -> AlertView:
         with alert_answers():
@@ -267,7 +283,7 @@ class AlertEndpoints:
         node = self._node
         return [
             Endpoint("POST", "/alerts", self.alert_send,
-                     "Send an urgent alert to the coalition (or chosen members)", Role.editor,
+                     "Send an urgent alert to a coalition (or chosen members of it)", Role.editor,
                      body=SendAlertRequest, response=AlertView, status=201,
                      errors=(503,), tags=TAGS, links=(
                          Link("GetAlert", "GET", one, {"issuer": "issuer",

@@ -56,6 +56,9 @@ def add_alert_commands(commands: Any) -> None:
                       help="only these members (repeat); default every verified member")
     send.add_argument("--withhold", action="append", default=[], choices=WITHHOLDABLE,
                       help="a field members do not get (repeat)")
+    send.add_argument("--coalition", metavar="ID",
+                      help="the coalition to alert (`minga coalition list`); needed when this"
+                           " node is in several")
     send.set_defaults(handler=cmd_alert_send)
     listing = actions.add_parser("list", help="alerts sent and received, unanswered first")
     listing.set_defaults(handler=cmd_alert_list)
@@ -97,7 +100,8 @@ def cmd_alert_send(args: argparse.Namespace) -> int:
 async def _send(args: argparse.Namespace, alert: Alert) -> tuple[AlertState, bool]:
     async with open_node(args.config) as node:
         state = await send_alert(node, alert, recipients=args.to, withhold=args.withhold,
-                                 actor=CLI_ACTOR, now=int(time.time()))
+                                 coalition_id=args.coalition, actor=CLI_ACTOR,
+                                 now=int(time.time()))
         delivered = await deliver_queued(node)
         await notices_posted(node)
         return state, delivered
@@ -116,19 +120,23 @@ async def deliver_queued(node: Node) -> bool:
 
 
 def cmd_alert_list(args: argparse.Namespace) -> int:
-    for state in asyncio.run(_list(args)):
+    states, active = asyncio.run(_list(args))
+    for state in states:
         mark = "!" if state.unacknowledged else " "
         late = " late" if state.late else ""
         who = "ours" if state.own else state.issuer
         answers = ", ".join(f"{r.org_id}={r.status}" for r in state.recipients)
+        left = "" if state.coalition_id in active else " (left)"
         print(f"{mark} {state.record_id} {state.claims.get('alert_type', '?')} "
-              f"{state.status} from {who}{late}" + (f" [{answers}]" if answers else ""))
+              f"{state.status} from {who}{late} in {state.coalition_id}{left}"
+              + (f" [{answers}]" if answers else ""))
     return 0
 
 
-async def _list(args: argparse.Namespace) -> list[AlertState]:
+async def _list(args: argparse.Namespace) -> tuple[list[AlertState], set[str | None]]:
     async with open_node(args.config) as node:
-        return await list_alerts(node)
+        active: set[str | None] = {c.coalition_id for c in await node.coalitions()}
+        return await list_alerts(node), active
 
 
 @friendly(SharingError)

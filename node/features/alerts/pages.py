@@ -3,7 +3,9 @@
 An alert page shows the alert's text as first sent, then its updates in order (a reopening
 marked, with its reason), and every answer and offer with its time ("time unknown" where the node
 saved it before answers had times). Updating, closing and reopening are one form; reopening a
-closed alert without a reason is refused on the page, naming the field.
+closed alert without a reason is refused on the page, naming the field. An alert goes to one
+coalition (decision 0032): picked on the form when the node is in several; every alert shows
+the coalition it went through, "(left)" for one this node left.
 
 Every page works without JavaScript (plain links and forms). With JavaScript, the list and the
 alert pages follow ``/alerts/events`` (server-sent events): when an alert arrives or changes,
@@ -26,8 +28,10 @@ from typing import Any, Final
 from aiohttp import web
 from pydantic import ValidationError
 
+from node.core.runtime import CoalitionNotChosen
 from node.core.sharing import SharingError
 from node.core.store import Role
+from node.core.store.coalitions import Coalition
 from node.core.web.app import SECURITY_HEADERS
 from node.core.web.context import current_visit, form_data, render, see_other, staff_of, web_context
 from node.core.web.i18n import N_, Formatter
@@ -73,6 +77,8 @@ SEND_REFUSED: Final = N_("The alert was not sent: %(reason)s")
 REASON_NEEDED: Final = N_("Reason: a closed alert is reopened only with a reason.")
 UPDATE_REFUSED: Final = N_("The alert was not updated: %(reason)s")
 TIME_UNKNOWN: Final = N_("time unknown")
+IN_COALITION: Final = N_("In coalition %(coalition)s")
+IN_LEFT_COALITION: Final = N_("In coalition %(coalition)s (left)")
 
 
 @dataclass(frozen=True)
@@ -129,6 +135,8 @@ class AlertCard:
     answers: tuple[AnswerRow, ...]
     updates: tuple[UpdateRow, ...]
     missing_updates: tuple[int, ...]
+    coalition_text: str = ""
+    """Which coalition it went through ("(left)" for one this node left)."""
 
     @property
     def href(self) -> str:
@@ -164,7 +172,19 @@ def _updates(state: AlertState, names: dict[str, str], fmt: Formatter) -> tuple[
         for e in alert_timeline(state))
 
 
-def alert_card(state: AlertState, names: dict[str, str], fmt: Formatter) -> AlertCard:
+def coalition_text(fmt: Formatter, coalition_id: str | None,
+                   coalitions: dict[str, Coalition]) -> str:
+    """ "In coalition X", or "In coalition X (left)"; nothing on a node in no coalition."""
+    if coalition_id is None:
+        return ""
+    known = coalitions.get(coalition_id)
+    label = known.label if known else coalition_id
+    left = known is not None and not known.active
+    return fmt.gettext(IN_LEFT_COALITION if left else IN_COALITION) % {"coalition": label}
+
+
+def alert_card(state: AlertState, names: dict[str, str], fmt: Formatter,
+               coalitions: dict[str, Coalition] | None = None) -> AlertCard:
     claims = state.claims
     return AlertCard(
         issuer=state.issuer, record_id=state.record_id, own=state.own,
@@ -186,6 +206,7 @@ def alert_card(state: AlertState, names: dict[str, str], fmt: Formatter) -> Aler
             offers=_offers(fmt, r.offers), history=_history(fmt, r.answers),
             matches_ask=r.matches_ask, resends=r.resends) for r in state.recipients),
         updates=_updates(state, names, fmt), missing_updates=tuple(state.missing_updates),
+        coalition_text=coalition_text(fmt, state.coalition_id, coalitions or {}),
     )
 
 
@@ -194,15 +215,17 @@ def _live(response: web.StreamResponse) -> web.StreamResponse:
     return response
 
 
-async def _names(request: web.Request) -> dict[str, str]:
+async def _names(request: web.Request) -> tuple[dict[str, str], dict[str, Coalition]]:
     async with web_context(request).node.store.read() as tx:
-        return await tx.orgs.names()
+        coalitions = {c.coalition_id: c for c in await tx.coalitions.all(with_left=True)}
+        return await tx.orgs.names(), coalitions
 
 
 async def _cards(request: web.Request) -> list[AlertCard]:
     fmt = current_visit(request).fmt
-    names = await _names(request)
-    return [alert_card(s, names, fmt) for s in await list_alerts(web_context(request).node)]
+    names, coalitions = await _names(request)
+    return [alert_card(s, names, fmt, coalitions)
+            for s in await list_alerts(web_context(request).node)]
 
 
 async def waiting_alerts_panel(request: web.Request) -> dict[str, Any] | None:
@@ -227,15 +250,23 @@ async def _form(request: web.Request, *, values: dict[str, Any] | None = None,
                 problem: str | None = None, status: int = 200) -> web.Response:
     fmt = current_visit(request).fmt
     ctx = web_context(request)
+    coalitions = await ctx.node.coalitions()
     async with ctx.node.store.read() as tx:
         members = [m for m in await tx.orgs.members(verified_only=True)
                    if m.org_id != ctx.node.org_id]
+        memberships = await tx.coalitions.memberships()
+    names = member_names(members)
+    if len(coalitions) > 1:  # each member named with the coalitions it shares with this node
+        names = {org_id: f"{name} ({', '.join(shared)})" for org_id, name in names.items()
+                 if (shared := sorted(c.label for c in coalitions
+                                      if org_id in memberships.get(c.coalition_id, ())))}
     return render(
         request, "alerts/new.html", status=status, values=values or {}, problem=problem,
         types=_choices(fmt, Vocabulary.ALERT_TYPE), urgencies=_choices(fmt, Vocabulary.RISK_LEVEL),
         asks=_choices(fmt, Vocabulary.ALERT_ASK),
         withholdable=[(f, fmt.gettext(WITHHOLD_NAMES[f])) for f in WITHHOLDABLE],
-        members=sorted(member_names(members).items(), key=lambda item: item[1]))
+        members=sorted(names.items(), key=lambda item: item[1]),
+        coalitions=[(c.coalition_id, c.label) for c in coalitions])
 
 
 async def new_alert_page(request: web.Request) -> web.StreamResponse:
@@ -255,7 +286,8 @@ async def send_alert_form(request: web.Request) -> web.StreamResponse:
     visit = current_visit(request)
     recipients = form.getall("recipients", [])
     withhold = form.getall("withhold", [])
-    shown = {**values, "recipients": recipients, "withhold": withhold}
+    coalition = form.get("coalition", "").strip() or None
+    shown = {**values, "recipients": recipients, "withhold": withhold, "coalition": coalition}
     try:
         alert = Alert.model_validate(values)
     except ValidationError as error:
@@ -265,7 +297,11 @@ async def send_alert_form(request: web.Request) -> web.StreamResponse:
     node = web_context(request).node
     try:
         state = await send_alert(node, alert, recipients=recipients or None, withhold=withhold,
-                                 actor=staff_of(request).username, now=int(time.time()))
+                                 coalition_id=coalition, actor=staff_of(request).username,
+                                 now=int(time.time()))
+    except CoalitionNotChosen as error:
+        return await _form(request, values=shown, status=422,
+                           problem=visit.gettext(SEND_REFUSED, reason=str(error)))
     except (AlertError, AlertRoomError, SharingError) as error:
         return await _form(request, values=shown, status=409,
                            problem=visit.gettext(SEND_REFUSED, reason=str(error)))
@@ -288,7 +324,8 @@ async def _detail(request: web.Request, state: AlertState, *, problem: str | Non
                   values: dict[str, str] | None = None, status: int = 200
                   ) -> web.StreamResponse:
     fmt = current_visit(request).fmt
-    card = alert_card(state, await _names(request), fmt)
+    names, coalitions = await _names(request)
+    card = alert_card(state, names, fmt, coalitions)
     return _live(render(request, "alerts/detail.html", status=status, alert=card,
                         problem=problem, values=values or {},
                         statuses=_choices(fmt, Vocabulary.ALERT_STATUS),

@@ -1,15 +1,18 @@
 """Urgent alerts (M8): send, acknowledge, respond, update, close, escalate.
 
-- **Send**: an ``alert`` record (:class:`schemas.payloads.Alert`) goes through the one sharing
-  path (:func:`node.core.sharing.share_records`): one SD-JWT per recipient, sealed to it, queued in
-  this node's alert room (:mod:`node.features.alerts.room`), plus a content-free ``m.notice``.
+- **Send**: an ``alert`` record (:class:`schemas.payloads.Alert`) goes to one coalition
+  (decision 0032: chosen, or the node's only one) through the one sharing path
+  (:func:`node.core.sharing.share_records`): one SD-JWT per recipient (verified members of that
+  coalition only), sealed to it, queued in this node's alert room of that coalition
+  (:mod:`node.features.alerts.room`), plus a content-free ``m.notice``.
   Country,
   place and the case link may be withheld (``withhold``); type, urgency, asks, text and status
   are always disclosed.
 - **Acknowledge**: a member node that verifies an alert answers at once, in the same inbox
   transaction, with an ``alert-ack`` record ("delivered") sealed to the issuer, in the room the
-  alert came in. Staff then answer "seen" or "helping" (with what), as new versions of the same
-  ack record; the highest version is the member's answer. Offers accumulate.
+  alert came in, through the coalition the alert named. Staff then answer "seen" or "helping"
+  (with what), as new versions of the same ack record; the highest version is the member's
+  answer. Offers accumulate.
 - **Track**: the issuer keeps, per recipient, every answer with its time (delivered / seen /
   helping) and what is offered, each offer with its time; members whose directory capabilities
   match an ask are flagged ``matches_ask``.
@@ -22,10 +25,14 @@
 - **Late**: a received alert whose issue time is more than ``late_after_seconds`` before its
   arrival (a node that was offline catches up through the sync layer) is marked late.
 
+Leaving a coalition (:func:`on_coalition_left`) leaves its alert rooms; alerts of it are kept,
+shown as from a coalition this node left, and are no longer escalated or acknowledged.
+
 State lives in the store's encrypted settings, one entry per alert (``alert.`` and a digest of
 issuer and id): alerts are few, and this needs no table of its own. Entries saved before alerts
 kept updates and answer times are read as they are (:meth:`AlertState.from_older_shape`), their
-unknown times as ``None``. Nothing here logs alert content.
+unknown times as ``None``; those saved before decision 0032 as of the node's first coalition.
+Nothing here logs alert content.
 """
 
 from __future__ import annotations
@@ -44,12 +51,23 @@ from pydantic import BaseModel, Field, model_validator
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from federation.transport import MatrixTransport
 from node.core.duties import repeat
 from node.core.runtime import Node
 from node.core.sharing import checked_recipients, in_session, run_follow_ups, share_in_room
 from node.core.store import StoreTransaction
+from node.core.store.coalitions import Coalition
 from node.core.store.tables import StoreMeta
-from node.features.alerts.room import ALERT_ROOM_SETTING, ensure_alert_room, post_notice
+from node.features.alerts.room import (
+    ensure_alert_room,
+    first_coalition_id,
+    forget_alert_rooms,
+    joined_alert_room_coalition,
+    leave_rooms,
+    own_alert_rooms,
+    post_notice,
+    usable,
+)
 from node.features.alerts.timeline import (
     ACTIVE,
     CLOSED,
@@ -163,6 +181,11 @@ class AlertState(BaseModel):
     arrived_at: int
     late: bool = False
     room_id: str
+    coalition_id: str | None = None
+    """The coalition it went through (decision 0032); read as the node's first coalition for
+    state saved before, ``None`` only on a node in no coalition."""
+    coalition_left: bool = False
+    """This node left that coalition: the alert waits for nothing any more."""
     updated_at: int
     updates: list[AlertUpdate] = Field(default_factory=list)
     """Merged by order number; for ours, the same list as ``claims["updates"]``."""
@@ -197,7 +220,7 @@ class AlertState(BaseModel):
     @property
     def unacknowledged(self) -> bool:
         """Ours: a recipient has not acknowledged; received: our staff have not answered."""
-        if self.status == CLOSED:
+        if self.status == CLOSED or self.coalition_left:
             return False
         if self.own:
             return any(r.status == SENT for r in self.recipients)
@@ -240,14 +263,20 @@ def capability_matches(asks: Collection[str], capabilities: Collection[str]) -> 
 
 
 async def load_state(tx: StoreTransaction, issuer: str, record_id: str) -> AlertState | None:
-    saved = await tx.settings.get(state_key(issuer, record_id))
-    return None if saved is None else AlertState.model_validate(saved)
+    states = await _load_states(tx, [state_key(issuer, record_id)])
+    return states[0] if states else None
 
 
 async def _load_states(tx: StoreTransaction, keys: Collection[str]) -> list[AlertState]:
-    """The alert states stored under ``keys`` (one query; missing keys are left out)."""
-    saved = await tx.settings.get_many(*keys)
-    return [AlertState.model_validate(value) for value in saved if value is not None]
+    """The alert states stored under ``keys`` (one query; missing keys are left out); those
+    saved before decision 0032 are of the node's first coalition."""
+    saved = [AlertState.model_validate(value) for value in await tx.settings.get_many(*keys)
+             if value is not None]
+    if any(state.coalition_id is None for state in saved):
+        first = await first_coalition_id(tx)
+        for state in saved:
+            state.coalition_id = state.coalition_id or first
+    return saved
 
 
 async def save_state(tx: StoreTransaction, state: AlertState) -> None:
@@ -341,25 +370,28 @@ def member_capabilities(entry: dict[str, Any]) -> list[str]:
 
 @dataclass(frozen=True)
 class _Audience:
+    coalition_id: str
     recipients: list[str]
     verified: frozenset[str]
     capabilities: dict[str, list[str]]
     room: dict[str, Any] | None
 
 
-async def _audience(tx: StoreTransaction, node: Node, recipients: Sequence[str] | None
-                    ) -> _Audience:
-    """Who gets the alert (checked: verified members), what they can do, the alert room."""
-    members = await tx.orgs.members(verified_only=True)
+async def _audience(tx: StoreTransaction, node: Node, coalition: Coalition,
+                    recipients: Sequence[str] | None) -> _Audience:
+    """Who gets the alert (checked: verified members of ``coalition``), what they can do, this
+    node's alert room of that coalition."""
+    cid = coalition.coalition_id
+    members = await tx.orgs.members(verified_only=True, coalition_id=cid)
     to = (list(recipients) if recipients is not None
           else sorted(m.org_id for m in members if m.org_id != node.org_id))
     if not to:
         raise AlertError("the coalition has no other verified member to alert")
     verified = frozenset(m.org_id for m in members)
-    checked_recipients(node.org_id, to, verified)  # refuses before any room is made
-    room = await tx.settings.get(ALERT_ROOM_SETTING)
-    return _Audience(to, verified, {m.org_id: member_capabilities(m.entry) for m in members},
-                     room if isinstance(room, dict) else None)
+    checked_recipients(node.org_id, to, verified, cid)  # refuses before any room is made
+    room = usable((await own_alert_rooms(tx)).get(cid))
+    return _Audience(cid, to, verified,
+                     {m.org_id: member_capabilities(m.entry) for m in members}, room)
 
 
 async def send_alert(
@@ -368,20 +400,23 @@ async def send_alert(
     *,
     recipients: Sequence[str] | None = None,
     withhold: Collection[str] = (),
+    coalition_id: str | None = None,
     actor: str,
     now: int,
 ) -> AlertState:
-    """Send a new alert to ``recipients`` (default: every verified member); its state.
+    """Send a new alert in coalition ``coalition_id`` (the node's only one when None) to
+    ``recipients`` (default: every verified member of it); its state.
 
     Audience, alert state and share commit in one transaction; Matrix is called before it only
     when the alert room must be created or someone invited (the write lock is never held over
     the network), and then the audience is read again."""
     fields = _fields(withhold)
+    coalition = await node.chosen_coalition(coalition_id)
     record = build_record(node.org_id, alert, record_id=new_record_id(), issued_at=now)
     prepared: str | None = None
     while True:
         async with node.store.transaction() as tx:
-            audience = await _audience(tx, node, recipients)
+            audience = await _audience(tx, node, coalition, recipients)
             room_id = _ready_room(audience) or prepared
             if room_id is not None:
                 state = _sent_state(record, audience, fields, room_id, now)
@@ -389,12 +424,14 @@ async def send_alert(
                 item_ids = await share_in_room(
                     node, [record], audience.recipients, room_id, fields, actor=actor,
                     issued_at=now, open_session=tx.session, urgent=True,
-                    verified=audience.verified, new_records=True)
+                    verified=audience.verified, new_records=True,
+                    coalition_id=audience.coalition_id)
                 follow_ups = committed_actions(tx.session)
         if room_id is not None:
             break
         async with node.transport() as transport:
-            prepared = await ensure_alert_room(node, transport, audience.recipients)
+            prepared = await ensure_alert_room(node, transport, audience.recipients,
+                                               audience.coalition_id)
     await run_follow_ups(follow_ups)
     _notice_after(node, state, item_ids)
     bus_of(node).notify()
@@ -415,8 +452,8 @@ def _sent_state(record: Any, audience: _Audience, fields: Sequence[str], room_id
     asks = claims.get("asks", [])
     return AlertState(
         issuer=record.issuer, record_id=record.record_id, version=record.version, own=True,
-        claims=claims, issued_at=now, arrived_at=now, room_id=room_id, updated_at=now,
-        fields=list(fields),
+        claims=claims, issued_at=now, arrived_at=now, room_id=room_id,
+        coalition_id=audience.coalition_id, updated_at=now, fields=list(fields),
         recipients=[RecipientState(org_id=o, last_sent_at=now, matches_ask=capability_matches(
             asks, audience.capabilities.get(o, []))) for o in audience.recipients])
 
@@ -488,6 +525,7 @@ async def update_alert(
     state = await get_alert(node, node.org_id, record_id)
     if not state.own:
         raise AlertError(f"alert {record_id} is not this node's")
+    coalition_id = await _active_coalition(node, state)
     try:
         update = next_update(state.status, state.version, status=status, text=text,
                              reason=reason, by=node.org_id, at=now)
@@ -498,7 +536,7 @@ async def update_alert(
         u.model_dump(mode="json", exclude_none=True) for u in updates]})
     record = build_record(node.org_id, alert, record_id=record_id, issued_at=now,
                           version=state.version + 1)
-    recipients = [r.org_id for r in state.recipients]
+    recipients = await _still_members(node, coalition_id, [r.org_id for r in state.recipients])
     state.version, state.updated_at, state.updates = record.version, now, updates
     state.claims = dict(record_to_wire(record)["payload"])
     # Alerts sent before updates were kept did not disclose them yet.
@@ -514,7 +552,7 @@ async def update_alert(
         state.recipients = current.recipients
 
     await share_in_room(node, [record], recipients, state.room_id, state.fields, actor=actor,
-                        issued_at=now, also=remember, urgent=True)
+                        issued_at=now, also=remember, urgent=True, coalition_id=coalition_id)
     bus_of(node).notify()
     return state
 
@@ -523,13 +561,14 @@ async def escalate_due(node: Node, *, now: int, actor: str = "escalation") -> di
     """Re-send every active alert of ours to each recipient still silent after the configured
     time; per alert record id, who it was re-sent to."""
     settings = await alert_settings(node)
+    active = {c.coalition_id for c in await node.coalitions()}
     resent: dict[str, list[str]] = {}
     for state in await list_alerts(node):
-        if not state.own or state.status == CLOSED:
+        if not state.own or state.status == CLOSED or state.coalition_id not in active:
             continue
-        silent = [r.org_id for r in state.recipients if r.status == SENT
-                  and r.resends < MAX_RESENDS
-                  and now - r.last_sent_at >= settings.escalate_after_seconds]
+        silent = await _still_members(node, state.coalition_id, [
+            r.org_id for r in state.recipients if r.status == SENT and r.resends < MAX_RESENDS
+            and now - r.last_sent_at >= settings.escalate_after_seconds])
         if silent:
             await _resend(node, state, silent, actor=actor, now=now)
             resent[state.record_id] = silent
@@ -555,7 +594,8 @@ async def _resend(node: Node, state: AlertState, silent: Sequence[str], *, actor
         await save_state(tx, current)
 
     await share_in_room(node, [record], silent, state.room_id, state.fields, actor=actor,
-                        issued_at=now, also=remember, urgent=True)
+                        issued_at=now, also=remember, urgent=True,
+                        coalition_id=state.coalition_id)
     log.info("alert %s re-sent to %d silent member(s)", state.record_id, len(silent))
 
 
@@ -563,6 +603,24 @@ async def run_escalation(node: Node, *, every_seconds: float = 30.0) -> None:
     """Escalate now and then until cancelled (``minga run``)."""
     await repeat(lambda now: escalate_due(node, now=now), every_seconds=every_seconds,
                  failure="alert escalation failed", log=log)
+
+
+async def _still_members(node: Node, coalition_id: str | None, org_ids: Sequence[str]
+                         ) -> list[str]:
+    """Those of ``org_ids`` still verified members of the coalition (one that left it, or was
+    expelled, is sent nothing more)."""
+    async with node.store.read() as tx:
+        verified = await tx.orgs.verified_ids(coalition_id) if coalition_id else frozenset()
+    return [org_id for org_id in org_ids if org_id in verified]
+
+
+async def _active_coalition(node: Node, state: AlertState) -> str:
+    """The coalition the alert went through, if this node is still in it."""
+    active = {c.coalition_id for c in await node.coalitions()}
+    if state.coalition_id is None or state.coalition_id not in active:
+        raise AlertError(f"alert {state.record_id} went through coalition {state.coalition_id},"
+                         " which this node left", field="coalition")
+    return state.coalition_id
 
 
 # --- answering ----------------------------------------------------------------------------------
@@ -589,6 +647,7 @@ async def respond(
     state = await get_alert(node, issuer, record_id)
     if state.own:
         raise AlertError("an alert of this node cannot be answered by this node")
+    coalition_id = await _active_coalition(node, state)
     state.answer = answer
     state.answer_offers = accumulate_offers(
         state.answer_offers, [OfferEntry(capability=o, at=now) for o in offers])
@@ -603,7 +662,7 @@ async def respond(
         await save_state(tx, state)
 
     await share_in_room(node, [record], [issuer], state.room_id, actor=actor, issued_at=now,
-                        also=remember, urgent=True)
+                        also=remember, urgent=True, coalition_id=coalition_id)
     bus_of(node).notify()
     return state
 
@@ -612,9 +671,17 @@ async def respond(
 
 
 async def on_alert(session: AsyncSession, node: Node, record: VerifiedRecord) -> None:
-    """A verified alert: keep it (marked late if it arrived late) and acknowledge it."""
+    """A verified alert: keep it (marked late if it arrived late), with the coalition it names,
+    and acknowledge it. One naming another coalition than the alert room it came in is
+    ignored."""
     now = int(time.time())
+    coalition = record.claims.get("coalition")
     async with in_session(session, node) as tx:
+        room_coalition = await joined_alert_room_coalition(tx, record.room_id)
+        if room_coalition is not None and room_coalition != coalition:
+            log.warning("alert %s names another coalition than its alert room %s; ignored",
+                        record.record_id, record.room_id)
+            return
         saved, saved_settings = await tx.settings.get_many(
             state_key(record.issuer, record.record_id), SETTINGS_KEY)
         state = None if saved is None else AlertState.model_validate(saved)
@@ -625,7 +692,9 @@ async def on_alert(session: AsyncSession, node: Node, record: VerifiedRecord) ->
                 issuer=record.issuer, record_id=record.record_id, version=record.version,
                 own=False, claims=claims, issued_at=record.issued_at,
                 arrived_at=now, late=now - record.issued_at > settings.late_after_seconds,
-                room_id=record.room_id, updated_at=now, answer=DELIVERED,
+                room_id=record.room_id,
+                coalition_id=coalition if isinstance(coalition, str) else None,
+                updated_at=now, answer=DELIVERED,
                 answers=[AnswerEvent(version=1, status=DELIVERED, at=now)],
                 ack_record_id=new_record_id(), ack_version=1)
         state.updates = merge_updates(state.updates, _arriving_updates(record, claims, state))
@@ -663,7 +732,7 @@ def _header_time(record: VerifiedRecord) -> int:
 
 def _payload_claims(claims: dict[str, Any]) -> dict[str, Any]:
     header = {"issuer", "record_id", "version", "kind", "schema", "issued_at", "iss", "iat",
-              "aud", "cnf", "_sd_alg"}
+              "aud", "cnf", "_sd_alg", "coalition"}
     return {k: v for k, v in claims.items() if k not in header}
 
 
@@ -693,7 +762,8 @@ async def send_owed_acks(node: Node, keys: Collection[str] | None = None) -> int
     alert); how many were sent."""
     async with node.store.read() as tx:
         states = await (all_states(tx) if keys is None else _load_states(tx, keys))
-    owed = [s for s in states if not s.own and s.ack_owed]
+    active = {c.coalition_id for c in await node.coalitions()}
+    owed = [s for s in states if not s.own and s.ack_owed and s.coalition_id in active]
     for state in owed:
         await _send_ack(node, state, now=int(time.time()))
     return len(owed)
@@ -708,7 +778,7 @@ async def _send_ack(node: Node, state: AlertState, *, now: int) -> None:
 
     await share_in_room(node, [_ack_record(node.org_id, state, now=now)], [state.issuer],
                         state.room_id, actor="automatic acknowledgement", issued_at=now,
-                        also=settled, urgent=True)
+                        also=settled, urgent=True, coalition_id=state.coalition_id)
 
 
 async def run_acknowledgements(node: Node, *, sweep_seconds: float = 300.0) -> None:
@@ -742,7 +812,8 @@ async def on_alert_ack(session: AsyncSession, node: Node, record: VerifiedRecord
     async with in_session(session, node) as tx:
         state = await load_state(tx, node.org_id, str(target.get("record_id")))
         recipient = state.recipient(record.issuer) if state else None
-        if state is None or recipient is None:
+        if state is None or recipient is None or record.claims.get(
+                "coalition") != state.coalition_id:
             return
         answered_at = _header_time(record)
         status = str(record.claims.get("status", DELIVERED))
@@ -754,3 +825,30 @@ async def on_alert_ack(session: AsyncSession, node: Node, record: VerifiedRecord
         state.updated_at = int(time.time())
         await save_state(tx, state)
     after_commit(session, bus_of(node).notify)
+
+
+# --- leaving a coalition --------------------------------------------------------------------------
+
+
+async def drop_coalition_alerts(node: Node, coalition_id: str) -> list[str]:
+    """This node left ``coalition_id``: no acknowledgement is owed there any more and its
+    alert rooms (this node's own and the other members' it joined) are forgotten, what was
+    queued there dropped; the rooms to leave. Alerts of it are kept, shown as from a coalition
+    this node left."""
+    async with node.store.transaction() as tx:
+        states = [s for s in await all_states(tx) if s.coalition_id == coalition_id]
+        for state in states:
+            state.ack_owed, state.coalition_left = False, True
+            await save_state(tx, state)
+    theirs = sorted({s.room_id for s in states if not s.own})
+    rooms = await forget_alert_rooms(node, coalition_id, also=theirs)
+    bus_of(node).notify()
+    return rooms
+
+
+async def on_coalition_left(node: Node, transport: MatrixTransport, coalition: Coalition) -> None:
+    """The ``coalition_left`` hook (decision 0032): drop the coalition's alerting
+    (:func:`drop_coalition_alerts`) and leave its alert rooms."""
+    rooms = await drop_coalition_alerts(node, coalition.coalition_id)
+    await leave_rooms(transport, rooms)
+    log.info("left coalition %s: %d alert room(s) left", coalition.coalition_id, len(rooms))

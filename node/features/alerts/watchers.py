@@ -3,8 +3,8 @@ docs/architecture.md §6).
 
 An admin names the organisation's *watchers*: staff Matrix accounts (``@ana:example.org``) that
 should get a phone push when an alert arrives. The node invites each watcher into every alert room
-it is in: its own (:mod:`node.features.alerts.room`) and those of the members whose alerts reached
-it (every
+it is in, in every coalition it is in: its own (:mod:`node.features.alerts.room`) and those of
+the members whose alerts reached it (every
 member node may invite into an alert room). There a watcher sees the content-free ``m.notice``
 posted with each alert ("Urgent alert from <org> — open Minga"), and the sealed records, which it
 cannot read. Watchers sit at power 0: they cannot post anything into the room.
@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from federation.transport import MatrixTransport, TransportError
 from node.core.duties import repeat
 from node.core.runtime import Node
-from node.features.alerts.room import saved_alert_room
+from node.features.alerts.room import own_alert_rooms, usable
 from node.features.alerts.service import all_states
 from schemas.common import MatrixUserId
 
@@ -59,12 +59,15 @@ async def set_alert_watchers(node: Node, watchers: AlertWatchers, *, actor: str)
 
 
 async def alert_rooms(node: Node) -> list[str]:
-    """Every alert room this node is in: its own and those alerts arrived in."""
+    """Every alert room this node is in: its own and those alerts arrived in, of the
+    coalitions it is in (not those it left)."""
+    active = {c.coalition_id for c in await node.coalitions()}
     async with node.store.read() as tx:
-        rooms = {state.room_id for state in await all_states(tx)}
-    own = await saved_alert_room(node)
-    if own is not None:
-        rooms.add(str(own["room_id"]))
+        rooms = {state.room_id for state in await all_states(tx)
+                 if state.coalition_id in active}
+        own = await own_alert_rooms(tx)
+    rooms |= {str(saved["room_id"]) for cid, saved in own.items()
+              if cid in active and usable(saved) is not None}
     return sorted(rooms)
 
 

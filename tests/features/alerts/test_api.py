@@ -21,6 +21,7 @@ from node.features.alerts.service import (
 )
 from sync.host import VerifiedRecord, committed_actions, run_committed
 from tests.support.api_harness import running_api
+from tests.support.coalitions import TEST_COALITION, in_coalition
 
 GOOD = {"alert_type": "arrest", "country": "CO", "text": "Sntl detenida en Suba",
         "asks": ["legal_support"]}
@@ -42,6 +43,11 @@ async def test_alert_endpoints_validate_and_refuse_without_members(
                                json={**GOOD, "asks": ["legal_support", "legal_support"]},
                                expect=422)
         assert [f["field"] for f in twice["error"]["fields"]] == ["body.asks"]
+        nowhere = await api.json("POST", "/alerts", json=GOOD, expect=422)
+        assert [f["field"] for f in nowhere["error"]["fields"]] == ["body.coalition"]
+        async with api.node.store.transaction() as tx:
+            await in_coalition(tx)
+        api.node.forget_coalitions()
         alone = await api.json("POST", "/alerts", json=GOOD, expect=422)
         assert "no other verified member" in alone["error"]["message"]
         withheld = await api.json("POST", "/alerts", json={**GOOD, "withhold": ["text"]},
@@ -50,6 +56,9 @@ async def test_alert_endpoints_validate_and_refuse_without_members(
         stranger = await api.json("POST", "/alerts",
                                   json={**GOOD, "recipients": ["o" + "z" * 25]}, expect=422)
         assert stranger["error"]["fields"][0]["field"] == "body.recipients"
+        unknown = await api.json("POST", "/alerts", json={**GOOD, "coalition": "!other:hs"},
+                                 expect=422)
+        assert [f["field"] for f in unknown["error"]["fields"]] == ["body.coalition"]
         await api.json("POST", "/alerts", Role.viewer, json=GOOD, expect=403)
         assert await api.json("GET", "/alerts", Role.viewer) == {"items": []}
 
@@ -108,6 +117,8 @@ async def _add_member(node: Node) -> None:
         await tx.orgs.save_member(MEMBER, sign_member_entry(MEMBER_KEYS, {
             "name": "Haki Ardhi Trust", "country": "KE"}), verified=True, safety_code="s",
             matrix_user_id="@member:hs")
+        await in_coalition(tx, MEMBER)
+    node.forget_coalitions()
 
 
 async def _store_own_alert(node: Node) -> AlertState:
@@ -115,7 +126,8 @@ async def _store_own_alert(node: Node) -> AlertState:
     await _add_member(node)
     state = AlertState(issuer=node.org_id, record_id=ALERT_ID, version=1, own=True,
                        claims=_claims(), issued_at=ISSUED, arrived_at=ISSUED,
-                       room_id="!alerts:x", updated_at=ISSUED, fields=_fields([]),
+                       room_id="!alerts:x", coalition_id=TEST_COALITION, updated_at=ISSUED,
+                       fields=_fields([]),
                        recipients=[RecipientState(org_id=MEMBER, last_sent_at=ISSUED)])
     async with node.store.transaction() as tx:
         await save_state(tx, state)
@@ -127,7 +139,7 @@ def _record(issuer: str, record_id: str, version: int, kind: str, claims: dict[s
     return VerifiedRecord(
         issuer=issuer, record_id=record_id, version=version, kind=kind,
         claims={"issuer": issuer, "record_id": record_id, "version": version, "kind": kind,
-                "issued_at": issued_at, **claims},
+                "issued_at": issued_at, "coalition": TEST_COALITION, **claims},
         disclosed_paths=frozenset(), issued_at=issued_at, room_id="!alerts:x", event_id="$e",
         origin_server_ts=issued_at * 1000)
 
@@ -159,6 +171,8 @@ async def test_updates_keep_the_alert_text_and_reopening_needs_a_reason(
         assert first["at"].endswith("Z") and not first["reopened"]
         assert released["issued_at"] == "2026-05-28T20:26:40Z"
         assert released["missing_updates"] == []
+        assert (released["coalition"], released["coalition_name"],
+                released["coalition_left"]) == (TEST_COALITION, "c", False)
 
         await api.json("POST", path, json={"status": "closed"})
         for body in ({"status": "active"}, {"status": "active", "reason": "   "},
@@ -173,6 +187,13 @@ async def test_updates_keep_the_alert_text_and_reopening_needs_a_reason(
         assert reopened["version"] == 4 and reopened["status"] == "active"
         listed = await api.json("GET", "/alerts", Role.viewer)
         assert listed["items"][0]["updates"] == reopened["updates"]
+        async with api.node.store.transaction() as tx:
+            await tx.coalitions.mark_left(TEST_COALITION)
+        api.node.forget_coalitions()
+        listed = await api.json("GET", "/alerts", Role.viewer)
+        assert listed["items"][0]["coalition_left"] is True
+        gone = await api.json("POST", path, json={"status": "closed"}, expect=422)
+        assert [f["field"] for f in gone["error"]["fields"]] == ["body.coalition"]
         await api.json("POST", path, json={"status": "closed", "when": "now"}, expect=422)
 
 
@@ -181,6 +202,7 @@ async def test_received_updates_are_placed_in_order_and_answers_keep_their_times
 ) -> None:
     async with running_api(homeserver, tmp_path / "node") as api:
         node, me = api.node, api.node.org_id
+        await _add_member(node)
         received_id = "0190a5c4-0000-7000-8000-0000000000cc"
 
         def update(seq: int, status: str, at: int) -> dict[str, Any]:

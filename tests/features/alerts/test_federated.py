@@ -135,8 +135,7 @@ async def _statuses(node: Node, record_id: str, wanted: dict[str, str]) -> Alert
 
 async def _announce_capabilities(node: Node, capabilities: list[str]) -> None:
     """Publish this member's directory entry again, now with capabilities."""
-    room = await node.coalition_room()
-    assert room is not None
+    room = (await node.chosen_coalition(None)).room_id
     profile = OrgProfile(name=node.own.name, country=node.own.country,
                          capabilities=capabilities)
     async with node.transport() as transport:
@@ -145,8 +144,7 @@ async def _announce_capabilities(node: Node, capabilities: list[str]) -> None:
 
 
 async def _sees_capabilities(node: Node, org_id: str) -> bool:
-    room = await node.coalition_room()
-    assert room is not None
+    room = (await node.chosen_coalition(None)).room_id
     async with node.transport() as transport:
         await refresh_roster(node, transport, room)
     async with node.store.read() as tx:
@@ -224,7 +222,8 @@ async def test_an_alert_reaches_every_member_and_answers_flow_back(
         assert reopened.claims["text"] == SECRET_TEXT
 
         # The alert room carries, in clear, only the content-free notice.
-        room = await saved_alert_room(a)
+        assert sent.coalition_id == (await a.chosen_coalition(None)).coalition_id
+        room = await saved_alert_room(a, sent.coalition_id)
         assert room is not None
         async with a.transport() as transport:
             events, _ = await transport.messages(room["room_id"], None, limit=100)
@@ -346,7 +345,8 @@ async def test_staff_watchers_get_the_content_free_push_in_an_ordinary_matrix_cl
         first = await send_alert(a, _alert(), withhold=["case"], actor="ana",
                                  now=int(time.time()))
         await _arrived(b, a.org_id, first.record_id)
-        room = await saved_alert_room(a)
+        assert first.coalition_id is not None
+        room = await saved_alert_room(a, first.coalition_id)
         assert room is not None and room["room_id"] == first.room_id
 
         # A invites its own watcher; B, a member node of A's alert room, invites B's.

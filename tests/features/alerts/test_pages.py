@@ -25,6 +25,7 @@ from node.features.alerts.service import (
     state_key,
 )
 from sync.host import VerifiedRecord, committed_actions, run_committed
+from tests.support.coalitions import TEST_COALITION, in_coalition
 from tests.support.web import running_web
 
 OTHER_ORG = "o" + "q" * 25
@@ -39,7 +40,7 @@ async def _receive_alert(node: Node, text: str) -> AlertState:
                                "country": "CO", "asks": ["legal_support"], "text": text,
                                "status": "active"},
                        issued_at=now - 600, arrived_at=now, late=True, room_id="!r:x",
-                       updated_at=now, answer="delivered")
+                       coalition_id=TEST_COALITION, updated_at=now, answer="delivered")
     async with node.store.transaction() as tx:
         await save_state(tx, state)
     bus_of(node).notify()
@@ -67,6 +68,14 @@ async def test_alert_pages_work_without_javascript_and_refuse_clearly(
         assert page.status == 200 and "/alerts/new" in page.text
         form = await editor.get("/alerts/new")
         assert 'name="alert_type"' in form.text and 'name="withhold"' in form.text
+        nowhere = await editor.post("/alerts/new", {"alert_type": "arrest", "urgency": "high",
+                                                    "country": "CO", "text": "Sntl detenido"})
+        assert nowhere.status == 422 and "no coalition yet" in nowhere.text
+        async with site.node.store.transaction() as tx:
+            await in_coalition(tx)
+        site.node.forget_coalitions()
+        form = await editor.get("/alerts/new")  # one coalition: chosen without asking
+        assert f'type="hidden" name="coalition" value="{TEST_COALITION}"' in form.text
         incomplete = await editor.post("/alerts/new", {"alert_type": "arrest",
                                                        "urgency": "critical",
                                                        "country": "CO", "text": ""})
@@ -75,6 +84,22 @@ async def test_alert_pages_work_without_javascript_and_refuse_clearly(
                                                   "country": "CO", "text": "Sntl detenido"})
         assert alone.status == 409 and "no other verified member" in alone.text
         assert "Sntl detenido" in alone.text  # the form keeps what was typed
+
+        async with site.node.store.transaction() as tx:
+            await in_coalition(tx, coalition_id="!second:test", name="Red Sur")
+        site.node.forget_coalitions()
+        form = await editor.get("/alerts/new")  # several: staff pick one
+        assert '<select id="a-coalition" name="coalition" required>' in form.text
+        assert f'<option value="{TEST_COALITION}">c</option>' in form.text
+        assert '<option value="!second:test">Red Sur</option>' in form.text
+        unpicked = await editor.post("/alerts/new", {"alert_type": "arrest", "urgency": "high",
+                                                     "country": "CO", "text": "Sntl detenido"})
+        assert unpicked.status == 422 and "several coalitions" in unpicked.text
+        picked = await editor.post("/alerts/new", {
+            "alert_type": "arrest", "urgency": "high", "country": "CO", "text": "Sntl detenido",
+            "coalition": "!second:test"})
+        assert picked.status == 409 and "no other verified member" in picked.text
+        assert '<option value="!second:test" selected>Red Sur</option>' in picked.text
 
         viewer = await site.logged_in("chidi")
         assert (await viewer.get("/alerts/new")).status == 403
@@ -85,6 +110,9 @@ async def test_open_pages_learn_of_a_new_alert_by_server_sent_events(
     homeserver: Homeserver, tmp_path: Path
 ) -> None:
     async with running_web(homeserver, tmp_path / "node") as site:
+        async with site.node.store.transaction() as tx:
+            await in_coalition(tx, name="Red Andina")
+        site.node.forget_coalitions()
         viewer = await site.logged_in("chidi")
         async with viewer.session.get(site.base + "/alerts") as listing:
             policy = listing.headers["Content-Security-Policy"]
@@ -106,14 +134,21 @@ async def test_open_pages_learn_of_a_new_alert_by_server_sent_events(
         assert "Sntl desaparecida en Bogotá" in fragment.text
         listed = await viewer.get("/alerts")
         assert "Waiting for an answer" in listed.text and "Arrived late" in listed.text
+        assert "In coalition Red Andina" in listed.text and "(left)" not in listed.text
         detail = await viewer.get(f"/alerts/{OTHER_ORG}/{RECORD_ID}")
         assert detail.status == 200 and "Sntl desaparecida en Bogotá" in detail.text
+        assert "In coalition Red Andina" in detail.text
         assert 'value="helping"' not in detail.text  # viewers cannot answer
         editor = await site.logged_in("beatriz")
         editable = await editor.get(f"/alerts/{OTHER_ORG}/{RECORD_ID}")
         assert 'value="helping"' in editable.text and 'name="offers"' in editable.text
         assert (await viewer.get(f"/alerts/{OTHER_ORG}/{'0' * 8}-0000-7000-8000-"
                                  f"{'0' * 12}")).status == 404
+
+        async with site.node.store.transaction() as tx:
+            await tx.coalitions.mark_left(TEST_COALITION)
+        site.node.forget_coalitions()
+        assert "In coalition Red Andina (left)" in (await viewer.get("/alerts")).text
 
 
 async def test_a_received_alert_wakes_open_pages_once_it_has_committed(
@@ -127,7 +162,8 @@ async def test_a_received_alert_wakes_open_pages_once_it_has_committed(
         record = VerifiedRecord(
             issuer=OTHER_ORG, record_id=RECORD_ID, version=1, kind="alert",
             claims={"alert_type": "raid", "urgency": "high", "country": "CO",
-                    "text": "Sntl allanamiento", "status": "active"},
+                    "text": "Sntl allanamiento", "status": "active",
+                    "coalition": TEST_COALITION},
             disclosed_paths=frozenset(), issued_at=now, room_id="!r:x", event_id="$e",
             origin_server_ts=now * 1000)
         async with bus_of(node).listen() as changed:
@@ -153,13 +189,15 @@ async def test_an_alert_page_shows_updates_in_order_and_reopening_needs_a_reason
             await tx.orgs.save_member(member.org_id, sign_member_entry(member, {
                 "name": "Haki Ardhi Trust", "country": "KE"}), verified=True, safety_code="s",
                 matrix_user_id="@member:hs")
+            await in_coalition(tx, member.org_id)
             await save_state(tx, AlertState(
                 issuer=node.org_id, record_id=RECORD_ID, version=1, own=True,
                 claims={"alert_type": "arrest", "urgency": "critical", "country": "CO",
                         "text": "Sntl detenida en Suba", "status": "active", "updates": []},
-                issued_at=now, arrived_at=now, room_id="!r:x", updated_at=now,
-                fields=_fields([]),
+                issued_at=now, arrived_at=now, room_id="!r:x", coalition_id=TEST_COALITION,
+                updated_at=now, fields=_fields([]),
                 recipients=[RecipientState(org_id=member.org_id, last_sent_at=now)]))
+        node.forget_coalitions()
         page = f"/alerts/{node.org_id}/{RECORD_ID}"
         editor = await site.logged_in("beatriz")
         for status, text in (("released", "Sntl liberada esta tarde"), ("closed", "")):
@@ -200,6 +238,7 @@ async def test_answers_and_offers_show_their_times_or_that_they_are_unknown(
         node = site.node
         now = int(time.time())
         async with node.store.transaction() as tx:
+            await in_coalition(tx, OTHER_ORG)  # the state was saved before 0032: the first's
             await tx.settings.set(state_key(node.org_id, RECORD_ID), {
                 "issuer": node.org_id, "record_id": RECORD_ID, "version": 1, "own": True,
                 "claims": {"alert_type": "arrest", "urgency": "critical", "country": "CO",
@@ -214,7 +253,8 @@ async def test_answers_and_offers_show_their_times_or_that_they_are_unknown(
                 "issued_at": 1_780_000_300, "status": "helping",
                 "alert": {"issuer": node.org_id, "record_id": RECORD_ID},
                 "offers": ["legal_support", "relocation"],
-                "offered": [{"capability": "relocation", "at": 1_780_000_300}]},
+                "offered": [{"capability": "relocation", "at": 1_780_000_300}],
+                "coalition": TEST_COALITION},
             disclosed_paths=frozenset(), issued_at=1_780_000_300, room_id="!r:x",
             event_id="$e", origin_server_ts=now * 1000)
         async with node.store.transaction() as tx:

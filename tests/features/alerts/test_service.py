@@ -26,6 +26,7 @@ from node.features.alerts.service import (
 )
 
 ISSUER = "oabcdefghijklmnopqrstuvwxy"
+COALITION = "!coalition:hs1"
 
 
 def _state(record_id: str, issued_at: int, *, own: bool, statuses: tuple[str, ...] = (),
@@ -101,8 +102,8 @@ def test_member_nodes_may_post_sealed_events_in_the_alert_room() -> None:
     assert levels["users"] == {"@b:two.example": MEMBER_POWER, "@c:one.example": MEMBER_POWER}
     assert levels["events"][SEALED_EVENT_TYPE] == MEMBER_POWER
     assert levels["users_default"] < MEMBER_POWER
-    state = {e["type"]: e["content"] for e in alert_room_state(ISSUER)}
-    assert state["org.minga.alerts"] == {"issuer": ISSUER}
+    state = {e["type"]: e["content"] for e in alert_room_state(ISSUER, COALITION)}
+    assert state["org.minga.alerts"] == {"issuer": ISSUER, "coalition": COALITION}
     assert state["m.room.join_rules"] == {"join_rule": "invite"}
     assert state["m.room.history_visibility"] == {"history_visibility": "shared"}
 
@@ -111,14 +112,24 @@ def _room_state(events: list[dict[str, object]]) -> list[TimelineEvent]:
     return [TimelineEvent.from_source("!room", {"state_key": "", **event}) for event in events]
 
 
-def test_an_alert_room_is_known_by_its_marker_and_its_creator() -> None:
-    create = {"type": "m.room.create", "sender": "@node-a:hs1", "content": {}}
-    state = _room_state([create, *alert_room_state("oissuer")])
-    assert alert_room_maker(state) == ("oissuer", "@node-a:hs1")
+def test_an_alert_room_is_known_by_its_marker_its_creator_and_its_coalition() -> None:
+    create: dict[str, object] = {"type": "m.room.create", "sender": "@node-a:hs1",
+                                 "content": {}}
+    state = _room_state([create, *alert_room_state("oissuer", COALITION)])
+    assert alert_room_maker(state) == ("oissuer", "@node-a:hs1", COALITION)
     assert alert_room_maker(_room_state([create])) is None  # not an alert room
-    assert alert_room_maker(_room_state(alert_room_state("oissuer"))) is None  # no creator known
-    odd = {"type": "org.minga.alerts", "sender": "@x:hs", "content": {"issuer": 7}}
+    assert alert_room_maker(_room_state(alert_room_state("oissuer", COALITION))) is None
+    odd: dict[str, object] = {"type": "org.minga.alerts", "sender": "@x:hs",
+                              "content": {"issuer": 7}}
     assert alert_room_maker(_room_state([create, odd])) is None
+    # A room made before a node could be in several coalitions names none (the first's).
+    older: dict[str, object] = {"type": "org.minga.alerts", "sender": "@x:hs",
+                                "content": {"issuer": "oissuer"}}
+    assert alert_room_maker(_room_state([create, older])) == ("oissuer", "@node-a:hs1", None)
+    strange: dict[str, object] = {
+        "type": "org.minga.alerts", "sender": "@x:hs",
+        "content": {"issuer": "oissuer", "coalition": ["!a", "!b"]}}
+    assert alert_room_maker(_room_state([create, strange])) is None
 
 
 def test_member_nodes_may_invite_their_watchers_into_an_alert_room() -> None:

@@ -48,6 +48,8 @@ class Survey(BaseModel):
     population: int
     check_ids: list[str]
     publish_when_done: bool = False
+    publish_to: list[str] = []
+    """The coalitions to publish to once done (decision 0032; empty: the node's first)."""
 
 
 def _counts(checks: Sequence[CheckState]) -> tuple[int, int]:
@@ -88,16 +90,22 @@ async def latest_report(tx: StoreTransaction) -> OverlapReport | None:
 
 
 async def start_survey(node: Node, *, now: int, publish_when_done: bool,
-                       rng: random.Random | None = None) -> Survey | None:
+                       rng: random.Random | None = None,
+                       publish_to: str | None = None) -> Survey | None:
     """Start a survey, unless one is under way or the latest report is fresh.
 
     The new (or current) survey; one with no checks has finished already (its report is kept).
     ``None`` when none is needed or none can be made (no linkage key yet: the overlap stays
-    unknown until one arrives).
+    unknown until one arrives). ``publish_to``: a coalition to publish to once it is done
+    (added to the survey under way, if any).
     """
     async with node.store.read() as tx:
         running, report = await current_survey(tx), await latest_report(tx)
     if running is not None:
+        if publish_to is not None and publish_to not in running.publish_to:
+            running.publish_to.append(publish_to)
+            async with node.store.transaction() as tx:
+                await tx.settings.set(SURVEY_SETTING, running.model_dump(mode="json"))
         return running
     if report is not None and now - report.as_of < FRESH_SECONDS:
         return None
@@ -115,7 +123,8 @@ async def start_survey(node: Node, *, now: int, publish_when_done: bool,
     except DedupError:
         return None
     survey = Survey(started_at=now, with_members=asked, population=len(matchable),
-                    check_ids=check_ids, publish_when_done=publish_when_done)
+                    check_ids=check_ids, publish_when_done=publish_when_done,
+                    publish_to=[] if publish_to is None else [publish_to])
     async with node.store.transaction() as tx:
         if check_ids:
             await tx.settings.set(SURVEY_SETTING, survey.model_dump(mode="json"))

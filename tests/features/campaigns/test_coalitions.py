@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from federation.identity import OrgKeys, sign_member_entry
 from node.core.runtime import CoalitionNotChosen, Node, open_node
+from node.core.store import Role
 from node.features.campaigns.api import proposal_view
 from node.features.campaigns.letters import create_letter
 from node.features.campaigns.records import CampaignRecords
@@ -24,6 +25,7 @@ from node.features.campaigns.service import (
 )
 from schemas.payloads import Proposal
 from sync.tables import OutboxItem
+from tests.support.api_harness import RunningApi, serve_node
 from tests.support.coalitions import in_coalition
 from tests.support.offline_node import make_offline_node, passphrase_in_environment
 
@@ -32,23 +34,34 @@ ONLY_A, ONLY_B, BOTH = (OrgKeys.generate() for _ in range(3))
 T0 = 1_717_000_000
 
 
+async def two_coalitions(node: Node) -> None:
+    """A node in coalitions A (with ONLY_A and BOTH) and B (with ONLY_B and BOTH)."""
+    async with node.store.transaction() as tx:
+        for n, keys in enumerate((ONLY_A, ONLY_B, BOTH)):
+            await tx.orgs.save_member(keys.org_id, sign_member_entry(keys, {
+                "name": f"Member {n}", "country": "CO"}), verified=True,
+                safety_code="s", matrix_user_id=f"@member{n}:hs")
+        await in_coalition(tx, node.org_id, ONLY_A.org_id, BOTH.org_id, coalition_id=A,
+                           name="Red A")
+        await in_coalition(tx, node.org_id, ONLY_B.org_id, BOTH.org_id, coalition_id=B,
+                           name="Red B")
+    node.forget_coalitions()
+
+
 @pytest.fixture
 async def node(tmp_path: Path) -> AsyncIterator[Node]:
-    """A node in coalitions A (with ONLY_A and BOTH) and B (with ONLY_B and BOTH)."""
     path = await make_offline_node(tmp_path / "node")
     with passphrase_in_environment():
         async with open_node(path) as opened:
-            async with opened.store.transaction() as tx:
-                for n, keys in enumerate((ONLY_A, ONLY_B, BOTH)):
-                    await tx.orgs.save_member(keys.org_id, sign_member_entry(keys, {
-                        "name": f"Member {n}", "country": "CO"}), verified=True,
-                        safety_code="s", matrix_user_id=f"@member{n}:hs")
-                await in_coalition(tx, opened.org_id, ONLY_A.org_id, BOTH.org_id,
-                                   coalition_id=A, name="Red A")
-                await in_coalition(tx, opened.org_id, ONLY_B.org_id, BOTH.org_id,
-                                   coalition_id=B, name="Red B")
-            opened.forget_coalitions()
+            await two_coalitions(opened)
             yield opened
+
+
+@pytest.fixture
+async def api(tmp_path: Path) -> AsyncIterator[RunningApi]:
+    async with serve_node(await make_offline_node(tmp_path / "node")) as running:
+        await two_coalitions(running.node)
+        yield running
 
 
 async def queued(node: Node) -> list[tuple[str, list[str]]]:
@@ -125,3 +138,21 @@ async def test_a_record_kept_before_coalitions_were_named_belongs_to_the_first(
             BOTH.org_id, "0190a5c4-0000-7000-8000-0000000000c2", 1, "proposal", T0, claims)
     [state] = await all_proposals(node, T0)
     assert state.coalition_id == A
+
+
+async def test_the_api_takes_the_coalition_and_shows_it(api: RunningApi) -> None:
+    body = {**proposal().model_dump(mode="json"), "deadline": "2030-01-01T00:00:00Z"}
+    refused = await api.json("POST", "/proposals", Role.editor, json=body, expect=422)
+    assert [f["field"] for f in refused["error"]["fields"]] == ["body.coalition"]
+    unknown = await api.json("POST", "/proposals", Role.editor,
+                             json={**body, "coalition": "!elsewhere:test"}, expect=422)
+    assert [f["field"] for f in unknown["error"]["fields"]] == ["body.coalition"]
+    made = await api.json("POST", "/proposals", Role.editor, json={**body, "coalition": A},
+                          expect=201)
+    assert made["coalition"] == {"coalition_id": A, "label": "Red A", "left": False}
+    listed = await api.json("GET", "/proposals", Role.viewer)
+    assert [p["coalition"]["coalition_id"] for p in listed["items"]] == [A]
+    letter = await api.json("POST", "/letters", Role.editor, expect=201, json={
+        "title": "Carta", "text": "Texto.", "deadline": "2030-01-01T00:00:00Z",
+        "coalition": B})
+    assert letter["coalition"]["coalition_id"] == B

@@ -215,23 +215,25 @@ async def test_the_node_publishes_by_itself_when_the_schedule_says_so(
 ) -> None:
     async with running_web(homeserver, tmp_path / "node") as site:
         node = site.node
-        await create_coalition(node, "Minga de prueba", node_registry().after_coalition_created)
+        made = await create_coalition(node, "Minga de prueba",
+                                      node_registry().after_coalition_created)
         start = 1_800_000_000
         await publication_tick(node, start)
         async with node.store.read() as tx:
-            assert await own_published(tx) is None  # on demand only, by default
+            # on demand only, by default
+            assert await own_published(tx, made.coalition_id) is None
         await set_publication_schedule(node, PublicationSchedule(every_days=2), actor="amaru")
         await publication_tick(node, start)
         async with node.store.read() as tx:
-            first = await own_published(tx)
+            first = await own_published(tx, made.coalition_id)
         assert first is not None and first.as_of == start
         assert first.overlap is not None and first.overlap.with_members == []
         await publication_tick(node, start + 2 * 86_400 - 1)
         async with node.store.read() as tx:
-            assert (await own_published(tx)) == first
+            assert (await own_published(tx, made.coalition_id)) == first
         await publication_tick(node, start + 2 * 86_400)
         async with node.store.read() as tx:
-            again = await own_published(tx)
+            again = await own_published(tx, made.coalition_id)
             entries = await tx.audit.recent(limit=50)
         assert again is not None and again.as_of == start + 2 * 86_400
         published = [e for e in entries if e.action == "aggregates.publish"]
@@ -243,7 +245,8 @@ async def test_figures_published_before_the_linkage_key_arrived_are_published_ag
 ) -> None:
     async with running_web(homeserver, tmp_path / "node") as site:
         node = site.node
-        await create_coalition(node, "Minga de prueba", node_registry().after_coalition_created)
+        made = await create_coalition(node, "Minga de prueba",
+                                      node_registry().after_coalition_created)
         start = 1_800_000_000
         # What a publication made while the key was still on its way looks like.
         early = build_aggregate([], as_of=start, granularity=Granularity.YEAR, overlap=None)
@@ -251,11 +254,11 @@ async def test_figures_published_before_the_linkage_key_arrived_are_published_ag
             await tx.settings.set(PUBLISHED_SETTING, early.model_dump(mode="json"))
         await publication_tick(node, start + 10)
         async with node.store.read() as tx:
-            again = await own_published(tx)
+            again = await own_published(tx, made.coalition_id)
             entries = await tx.audit.recent(limit=10)
         assert again is not None and again.as_of == start + 10
         assert again.overlap is not None and again.overlap.with_members == []
         assert [e.actor for e in entries if e.action == "aggregates.publish"] == ["schedule"]
         await publication_tick(node, start + 20)  # complete now: nothing more is sent
         async with node.store.read() as tx:
-            assert await own_published(tx) == again
+            assert await own_published(tx, made.coalition_id) == again

@@ -28,6 +28,7 @@ from sync.tables import OutboxItem
 from tests.support.api_harness import RunningApi, serve_node
 from tests.support.coalitions import in_coalition
 from tests.support.offline_node import make_offline_node, passphrase_in_environment
+from tests.support.web import serve_web
 
 A, B = "!coalition-a:test", "!coalition-b:test"
 ONLY_A, ONLY_B, BOTH = (OrgKeys.generate() for _ in range(3))
@@ -156,3 +157,28 @@ async def test_the_api_takes_the_coalition_and_shows_it(api: RunningApi) -> None
         "title": "Carta", "text": "Texto.", "deadline": "2030-01-01T00:00:00Z",
         "coalition": B})
     assert letter["coalition"]["coalition_id"] == B
+
+
+async def test_the_pages_let_staff_pick_the_coalition_and_show_it(tmp_path: Path) -> None:
+    async with serve_web(await make_offline_node(tmp_path / "node")) as site:
+        await two_coalitions(site.node)
+        browser = await site.logged_in("beatriz")
+        form = await browser.get("/proposals/new")
+        assert '<select id="p-coalition" name="coalition" required>' in form.text
+        assert ">Red A</option>" in form.text and ">Red B</option>" in form.text
+        fields = [("title", "Liberen a Ligaya"), ("goal", "Su libertad."),
+                  ("target_name", "Fiscalía"), ("target_type", "government"),
+                  ("min_organisations", "2"), ("deadline", "2030-01-01"),
+                  ("action", "post")]
+        unchosen = await browser.post("/proposals/new", fields)
+        assert unchosen.status == 422 and "Choose one of this node" in unchosen.text
+        await browser.get("/proposals/new")
+        posted = await browser.post("/proposals/new", [*fields, ("coalition", B)])
+        assert posted.status == 200 and "in Red B" in posted.text
+        async with site.node.store.transaction() as tx:
+            await tx.coalitions.mark_left(B)
+        site.node.forget_coalitions()
+        listing = await browser.get("/proposals")
+        assert "in Red B (left)" in listing.text
+        letters = await browser.get("/letters")
+        assert 'name="coalition"' in letters.text and ">Red B</option>" not in letters.text

@@ -1,8 +1,8 @@
 """Aggregate figures across the coalition over HTTP (issue M9).
 
-- ``POST /aggregates/publish?coalition=ID`` — build this node's aggregate now and send it to
-  every member of that coalition (with the latest overlap estimate; a fresh one is gathered and
-  published after it).
+- ``POST /aggregates/publish`` (``{"coalition": ID}``, or ``{}``) — build this node's aggregate
+  now and send it to every member of that coalition (with the latest overlap estimate; a fresh
+  one is gathered and published after it).
 - ``GET|PUT /aggregates/schedule`` — how often the node publishes by itself (admins).
 - ``GET /coalition/aggregates`` — the sums of every member's latest aggregate, with bounds
   where members suppressed small cells, the contributing members and as of when.
@@ -10,10 +10,10 @@
 - ``GET /coalition/reports/sdg?country=CO`` — the SDG 16.10.1 report of every member together,
   made from the figures they published (ranges where members hid small counts).
 
-Figures are per coalition (decision 0032): each of these takes ``coalition`` in the query,
-needed only when the node is in several (a coalition it left may be read, not published to);
-an unknown one is a 422 naming ``query.coalition``. The figures of one coalition are made only
-from what came through it.
+Figures are per coalition (decision 0032): each of these takes ``coalition`` (in the body to
+publish, in the query to read), needed only when the node is in several (a coalition it left
+may be read, not published to); an unknown one is a 422 naming that field. The figures of one
+coalition are made only from what came through it.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from node.core.api.framework import (
     FieldProblem,
     FileAnswer,
     NoBody,
+    NoQuery,
     invalid,
     setting_endpoints,
 )
@@ -73,14 +74,19 @@ class CoalitionQuery(BaseModel):
     coalition: CoalitionId | None = _COALITION
 
 
+class PublishRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    coalition: CoalitionId | None = _COALITION
+
+
 @contextmanager
-def coalition_answers() -> Iterator[None]:
-    """A coalition not chosen, or not this node's, as a 422 naming the query field."""
+def coalition_answers(field: str = "query.coalition") -> Iterator[None]:
+    """A coalition not chosen, or not this node's, as a 422 naming ``field``."""
     try:
         yield
     except CoalitionNotChosen as error:
-        raise invalid([FieldProblem(field="query.coalition", problem=str(error))],
-                      str(error)) from None
+        raise invalid([FieldProblem(field=field, problem=str(error))], str(error)) from None
     except NotInCoalition as error:
         raise ApiError(409, "no_coalition", str(error)) from None
 
@@ -164,10 +170,10 @@ class CoalitionViewEndpoints:
         self._node = node
         self._now = now
 
-    async def publish(self, call: Call[NoBody, CoalitionQuery]) -> PublicationView:
-        with sharing_answers(), coalition_answers():
+    async def publish(self, call: Call[PublishRequest, NoQuery]) -> PublicationView:
+        with sharing_answers(), coalition_answers("body.coalition"):
             done = await publish_aggregate(self._node, actor=call.principal.user,
-                                           now=self._now(), coalition_id=call.query.coalition)
+                                           now=self._now(), coalition_id=call.body.coalition)
         return PublicationView(record_id=done.record_id, coalition=done.coalition_id,
                                recipients=list(done.recipients),
                                aggregate=AggregateView.of(done.aggregate),
@@ -205,7 +211,7 @@ class CoalitionViewEndpoints:
                 change="Change how often this node publishes its figures by itself", tags=TAGS),
             Endpoint("POST", "/aggregates/publish", self.publish,
                      "Publish this node's aggregate figures to every member of a coalition",
-                     Role.editor, query=CoalitionQuery, response=PublicationView,
+                     Role.editor, body=PublishRequest, response=PublicationView,
                      errors=(409, 422), tags=TAGS),
             Endpoint("GET", "/coalition/aggregates", self.figures,
                      "Sums of every member's latest aggregate figures in a coalition, with bounds",

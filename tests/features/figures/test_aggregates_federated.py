@@ -84,10 +84,10 @@ async def test_the_coalition_view_adds_up_every_members_latest_figures(
         for api, held in zip(apis, HELD, strict=True):
             for case in held:
                 await api.json("POST", "/cases", json=case, expect=201)
-        await a.json("POST", "/aggregates/publish", Role.viewer, expect=403)
+        await a.json("POST", "/aggregates/publish", Role.viewer, json={}, expect=403)
         as_of = {}
         for api in apis:
-            published = await api.json("POST", "/aggregates/publish")
+            published = await api.json("POST", "/aggregates/publish", json={})
             recipients = published["recipients"]
             assert sorted(recipients) == sorted(set(orgs) - {api.node.org_id})
             assert set(published["organisations"]) == set(recipients)  # names beside the ids
@@ -146,7 +146,7 @@ async def test_the_coalition_view_adds_up_every_members_latest_figures(
             await b.json("POST", "/cases", json=case, expect=201)
         # Later than any publication B's node made by itself (those carry the real time).
         b.clock.value = max(b.clock.value, int(time.time())) + 60
-        await b.json("POST", "/aggregates/publish")
+        await b.json("POST", "/aggregates/publish", json={})
 
         async def updated() -> dict[str, Any] | None:
             view: dict[str, Any] = await a.json("GET", "/coalition/aggregates", Role.viewer)

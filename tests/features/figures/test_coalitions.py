@@ -169,11 +169,12 @@ async def test_a_left_coalition_is_published_to_no_more_and_its_figures_stay(
 async def test_the_api_names_the_coalition_of_the_figures(api: RunningApi) -> None:
     refused = await api.json("GET", "/coalition/aggregates", Role.viewer, expect=422)
     assert [f["field"] for f in refused["error"]["fields"]] == ["query.coalition"]
-    unknown = await api.json("POST", "/aggregates/publish?coalition=%21elsewhere%3Atest",
-                             Role.editor, expect=422)
-    assert [f["field"] for f in unknown["error"]["fields"]] == ["query.coalition"]
-    done = await api.json("POST", "/aggregates/publish?coalition=%21coalition-b%3Atest",
-                          Role.editor)
+    unchosen = await api.json("POST", "/aggregates/publish", Role.editor, json={}, expect=422)
+    assert [f["field"] for f in unchosen["error"]["fields"]] == ["body.coalition"]
+    unknown = await api.json("POST", "/aggregates/publish", Role.editor,
+                             json={"coalition": "!elsewhere:test"}, expect=422)
+    assert [f["field"] for f in unknown["error"]["fields"]] == ["body.coalition"]
+    done = await api.json("POST", "/aggregates/publish", Role.editor, json={"coalition": B})
     assert done["coalition"] == B
     in_b = await api.json("GET", "/coalition/aggregates?coalition=%21coalition-b%3Atest",
                           Role.viewer)

@@ -119,7 +119,8 @@ async def figures_page(request: web.Request) -> web.StreamResponse:
     years = by_period(view)
     problem = PROBLEMS.get(request.query.get("problem", ""))
     async with node.store.read() as tx:
-        surveying = await current_survey(tx) is not None
+        surveying = coalition is not None and \
+            await current_survey(tx, coalition.coalition_id) is not None
     return render(
         request, "coalition/figures.html",
         contributors=[(names.get(c.org_id, c.org_id), fmt.date_span(c.period),

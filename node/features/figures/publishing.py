@@ -17,11 +17,10 @@ published whatever each case's consent; consent per coalition governs sharing ca
 
 Figures are published by year: members must use the same granularity for their sums to add up.
 
-Each aggregate carries the node's latest overlap estimate (``node.features.figures.overlap``,
-gathered by
-``node.features.figures.overlap_survey``). Publishing starts a fresh survey when the estimate is
-missing or stale
-and publishes again once it has finished. Besides on demand (web, API, ``minga aggregates
+Each aggregate carries the node's latest overlap estimate in that coalition
+(``node.features.figures.overlap``, gathered by ``node.features.figures.overlap_survey`` among
+that coalition's members). Publishing starts a fresh survey when the estimate is missing or
+stale and publishes again once it has finished. Besides on demand (web, API, ``minga aggregates
 publish``), the node publishes by itself every ``PublicationSchedule.every_days`` days (0, the
 default: never), from :func:`run_publication_duties` beside the sync engine. An overlap estimate
 goes only to a coalition whose members include every member it was made with (it names them).
@@ -47,8 +46,8 @@ from node.features.cases import own_case_records
 from node.features.figures.aggregates import Granularity, build_aggregate
 from node.features.figures.coalition_view import aggregate_from_claims, latest_per_member
 from node.features.figures.overlap_survey import (
-    SURVEY_SETTING,
     current_survey,
+    drop_survey,
     finish_survey,
     latest_report,
     start_survey,
@@ -109,7 +108,7 @@ async def publish_aggregate(node: Node, *, actor: str, now: int,
 async def _refresh_overlap(node: Node, now: int, coalition_id: str) -> bool:
     """Start a survey if one is needed (publishing to ``coalition_id`` when done); whether its
     answers are still awaited."""
-    survey = await start_survey(node, now=now, publish_when_done=True, publish_to=coalition_id)
+    survey = await start_survey(node, coalition_id, now=now, publish_when_done=True)
     return survey is not None and bool(survey.check_ids)
 
 
@@ -125,7 +124,7 @@ async def _publish(node: Node, coalition: Coalition, *, actor: str, now: int) ->
     members = await other_members(node, coalition.coalition_id)
     async with node.store.read() as tx:
         cases = [record.payload for record in await own_case_records(tx)]
-        overlap = fits(await latest_report(tx), frozenset(members))
+        overlap = fits(await latest_report(tx, coalition.coalition_id), frozenset(members))
     aggregate = build_aggregate(cases, as_of=now, granularity=Granularity.YEAR, overlap=overlap)
     record = build_record(node.org_id, aggregate, record_id=new_record_id(), issued_at=now)
     if members:
@@ -140,17 +139,13 @@ async def _publish(node: Node, coalition: Coalition, *, actor: str, now: int) ->
     return Publication(record.record_id, aggregate, tuple(members), coalition.coalition_id)
 
 
-async def publish_finished_survey(node: Node, now: int) -> bool:
-    """Keep a finished survey's report and, if it was asked for, publish with it to the
-    coalitions it was asked for (a survey from before decision 0032: the first one)."""
-    survey = await finish_survey(node, now)
+async def publish_finished_survey(node: Node, coalition: Coalition, now: int) -> bool:
+    """Keep a finished survey's report in ``coalition`` and, if it was asked for, publish
+    there with it."""
+    survey = await finish_survey(node, coalition.coalition_id, now)
     if survey is None or not survey.publish_when_done:
         return False
-    active = {c.coalition_id: c for c in await node.coalitions()}
-    wanted = survey.publish_to or list(active)[:1]
-    for coalition_id in wanted:
-        if coalition_id in active:
-            await _publish(node, active[coalition_id], actor=AUTOMATIC, now=now)
+    await _publish(node, coalition, actor=AUTOMATIC, now=now)
     return True
 
 
@@ -187,13 +182,13 @@ async def publication_tick(node: Node, now: int) -> None:
     """One round of the node's publishing duties: publish after a finished survey, and in each
     coalition complete a publication that went out without an overlap estimate, or start the
     scheduled publication when it is due (it goes out when its survey has finished)."""
-    await publish_finished_survey(node, now)
     for coalition in await node.coalitions():
+        await publish_finished_survey(node, coalition, now)
         async with node.store.read() as tx:
             last = await own_published(tx, coalition.coalition_id)
-            running = await current_survey(tx)
+            running = await current_survey(tx, coalition.coalition_id)
         if running is not None:
-            return
+            continue
         if last is not None and last.overlap is None:
             await _complete_estimate(node, coalition, now)
         elif is_due(await publication_schedule(node), last, now) \
@@ -207,14 +202,13 @@ async def _complete_estimate(node: Node, coalition: Coalition, now: int) -> None
     and publish again (nothing happens while there is still no key, nor when the estimate was
     made with members of another coalition)."""
     async with node.store.read() as tx:
-        ready = await latest_report(tx)
+        ready = await latest_report(tx, coalition.coalition_id)
     if ready is not None:
         members = frozenset(await other_members(node, coalition.coalition_id))
         if fits(ready, members) is not None:
             await _publish(node, coalition, actor=AUTOMATIC, now=now)
         return
-    survey = await start_survey(node, now=now, publish_when_done=True,
-                                publish_to=coalition.coalition_id)
+    survey = await start_survey(node, coalition.coalition_id, now=now, publish_when_done=True)
     if survey is not None and not survey.check_ids:  # nobody to ask: finished already
         await _publish(node, coalition, actor=AUTOMATIC, now=now)
 
@@ -296,9 +290,6 @@ async def coalition_aggregates(node: Node, coalition_id: str) -> dict[str, Aggre
 
 async def stop_publishing(node: Node, transport: MatrixTransport, coalition: Coalition) -> None:
     """The ``coalition_left`` hook: publish no more to the coalition this node left (the
-    schedule publishes to active coalitions only; a survey under way forgets it)."""
+    schedule publishes to active coalitions only; its survey under way is dropped)."""
     async with node.store.transaction() as tx:
-        survey = await current_survey(tx)
-        if survey is not None and coalition.coalition_id in survey.publish_to:
-            survey.publish_to = [c for c in survey.publish_to if c != coalition.coalition_id]
-            await tx.settings.set(SURVEY_SETTING, survey.model_dump(mode="json"))
+        await drop_survey(tx, coalition.coalition_id)

@@ -18,10 +18,13 @@ from node.core.store.received import Incoming
 from node.features.cases.casebook import add_case
 from node.features.figures.aggregates import build_aggregate
 from node.features.figures.coalition_sdg import coalition_sdg
+from node.features.figures.overlap import published_report
+from node.features.figures.overlap_survey import REPORT_SETTING, latest_report
 from node.features.figures.publishing import (
     PUBLISHED_SETTING,
     coalition_aggregates,
     figures_coalition,
+    fits,
     own_published,
     publication_tick,
     publish_aggregate,
@@ -186,3 +189,18 @@ async def test_the_api_names_the_coalition_of_the_figures(api: RunningApi) -> No
     report = await api.json(
         "GET", "/coalition/reports/sdg?country=CO&coalition=%21coalition-a%3Atest", Role.viewer)
     assert report["contributors"] == []
+
+
+async def test_an_overlap_estimate_is_per_coalition_and_names_no_outsider(node: Node) -> None:
+    made_in_a = published_report([ONLY_A.org_id], 6, 6, 0, as_of=T0)
+    async with node.store.transaction() as tx:  # kept before decision 0032: the first's
+        await tx.settings.set(REPORT_SETTING, made_in_a.model_dump(mode="json"))
+    async with node.store.read() as tx:
+        assert await latest_report(tx, A) == made_in_a
+        assert await latest_report(tx, B) is None
+    assert fits(made_in_a, frozenset({ONLY_A.org_id, BOTH.org_id})) == made_in_a
+    assert fits(made_in_a, frozenset({ONLY_B.org_id, BOTH.org_id})) is None
+    done = await publish_aggregate(node, actor="ana", now=T0 + 10, coalition_id=A)
+    assert done.aggregate.overlap == made_in_a
+    done = await publish_aggregate(node, actor="ana", now=T0 + 10, coalition_id=B)
+    assert done.aggregate.overlap is None

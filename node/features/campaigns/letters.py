@@ -156,6 +156,9 @@ def letter_state(items: Sequence[CampaignItem], now: int,
         return None
     letter = Letter.model_validate({k: v for k, v in head.claims.items()
                                     if k in Letter.model_fields})
+    coalition = coalition_of_claims(head.claims, first_coalition)
+    # A signature that came through another coalition is not one of this letter's.
+    items = [i for i in items if coalition_of_claims(i.claims, first_coalition) == coalition]
     ref = RecordRef(issuer=head.issuer, record_id=head.record_id)
     sha = letter_sha256(letter.title, letter.text)
     signatures, late = [], []
@@ -170,8 +173,7 @@ def letter_state(items: Sequence[CampaignItem], now: int,
             signatures.append(found)
     return LetterState(head.issuer, head.record_id, head.version, head.issued_at, letter, sha,
                        tuple(sorted(signatures, key=lambda s: (s.issued_at, s.org_id))),
-                       tuple(sorted(late)), now <= letter.deadline,
-                       coalition_of_claims(head.claims, first_coalition))
+                       tuple(sorted(late)), now <= letter.deadline, coalition)
 
 
 def signatory_line(number: int, said: Mapping[str, Any]) -> str:

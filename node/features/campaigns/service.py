@@ -222,6 +222,9 @@ def proposal_state(items: Sequence[CampaignItem], now: int,
     if head is None:
         return None
     proposal: Proposal = payload_of(head)
+    coalition = coalition_of_claims(head.claims, first_coalition)
+    # What came through another coalition is not part of this proposal's thread (decision 0032).
+    items = [i for i in items if coalition_of_claims(i.claims, first_coalition) == coalition]
     responses = _responses(proposal, head.issuer, items)
     joined = (head.issuer, *(r.org_id for r in responses if r.response == "join"))
     found = next((i for i in items if i.kind == "campaign" and i.issuer == head.issuer), None)
@@ -239,7 +242,7 @@ def proposal_state(items: Sequence[CampaignItem], now: int,
         joined=joined, campaign=campaign,
         campaign_record=None if found is None else (found.record_id, found.version),
         participants=participants, left=left, close_votes=votes, posts=posts,
-        coalition_id=coalition_of_claims(head.claims, first_coalition))
+        coalition_id=coalition)
 
 
 def campaign_payload(state: ProposalState, participants: Sequence[str], room_id: str,

@@ -166,8 +166,9 @@ async def test_the_figures_page_publishes_and_shows_the_coalition_figures(
         assert outside.status == 200 and "No member has published figures yet." in outside.text
         assert "/coalition/figures/publish" not in outside.text
         editor = await site.logged_in("beatriz")
-        page = await editor.get("/coalition/figures")
-        assert 'action="/coalition/figures/publish"' in page.text
+        page = await editor.get("/coalition/figures")  # nowhere to publish to yet
+        assert 'action="/coalition/figures/publish"' not in page.text
+        assert "This node is not in a coalition yet." in page.text
         refused = await editor.post("/coalition/figures/publish", {})
         assert "not in a coalition yet" in refused.text
 

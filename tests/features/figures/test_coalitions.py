@@ -35,6 +35,7 @@ from sync.tables import OutboxItem
 from tests.support.api_harness import RunningApi, serve_node
 from tests.support.coalitions import in_coalition
 from tests.support.offline_node import make_offline_node, passphrase_in_environment
+from tests.support.web import serve_web
 
 A, B = "!coalition-a:test", "!coalition-b:test"
 ONLY_A, ONLY_B, BOTH = (OrgKeys.generate() for _ in range(3))
@@ -204,3 +205,22 @@ async def test_an_overlap_estimate_is_per_coalition_and_names_no_outsider(node: 
     assert done.aggregate.overlap == made_in_a
     done = await publish_aggregate(node, actor="ana", now=T0 + 10, coalition_id=B)
     assert done.aggregate.overlap is None
+
+
+async def test_the_page_shows_one_coalitions_figures_and_publishes_there(tmp_path: Path) -> None:
+    async with serve_web(await make_offline_node(tmp_path / "node")) as site:
+        await two_coalitions(site.node)
+        await received(site.node, ONLY_A.org_id, "0190a5c4-0000-7000-8000-0000000000a2", A,
+                       [case("PE")] * 9)
+        editor = await site.logged_in("beatriz")
+        page = await editor.get("/coalition/figures")  # the first coalition by default
+        assert ">Red A</option>" in page.text and ">Red B</option>" in page.text
+        assert "Figures of the coalition Red A" in page.text and "Member 0" in page.text
+        other = await editor.get("/coalition/figures?coalition=%21coalition-b%3Atest")
+        assert "Figures of the coalition Red B" in other.text
+        assert "Member 0" not in other.text
+        assert f'name="coalition" value="{B}"' in other.text
+        done = await editor.post("/coalition/figures/publish", {"coalition": B})
+        assert "Your figures were published to the coalition." in done.text
+        assert "Figures of the coalition Red B" in done.text
+        assert {room for room, _ in await queued(site.node)} == {B}

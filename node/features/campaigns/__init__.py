@@ -16,6 +16,7 @@ from node.features.campaigns.check import CampaignDraft, check_against_node
 from node.features.campaigns.records import CAMPAIGN_KINDS, keep_received
 from node.features.campaigns.service import (
     campaign_room_of,
+    leave_coalition_campaigns,
     other_members,
     replace_campaign_rooms,
     replacing_campaign_room,
@@ -42,5 +43,6 @@ class CampaignsFeature:
         registry.room_recognisers.append(replacing_campaign_room)
         registry.room_replacers.append(replace_campaign_rooms)
         registry.room_owners.append(campaign_room_of)
+        registry.coalition_left.append(leave_coalition_campaigns)
         registry.endpoints.append(_endpoints)
         registry.add_pages(pages.ROUTES, templates=Path(__file__).parent / "templates")

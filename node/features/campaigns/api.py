@@ -2,7 +2,9 @@
 :mod:`node.features.campaigns.service`).
 
 - ``POST /proposals/check`` answers the campaign check (overlapping campaigns and proposals this
-  node knows) for a draft, before it is posted; ``POST /proposals`` posts it to the coalition.
+  node knows) for a draft, before it is posted; ``POST /proposals`` posts it to one coalition
+  (``coalition``: required when the node is in several, decision 0032). Every proposal and
+  letter shows its ``coalition`` (id, label, and whether this node left it).
 - ``GET /proposals`` and ``GET /proposals/{issuer}/{record_id}``: status (open, launching,
   expired, active, closed), tally and every response.
 - ``POST /proposals/{issuer}/{record_id}/responses``: join (roles, staff Matrix accounts to
@@ -11,7 +13,8 @@
 - ``GET /campaigns``, ``GET /campaigns/{issuer}/{record_id}`` (the proposal's ids): participants,
   updates, tasks, key messages, timeline. ``POST .../posts``, ``POST .../leave``,
   ``POST .../close`` (the proposer closes; another participant's call is its vote).
-- ``POST /letters`` (title, text, deadline, optional campaign), ``GET /letters``,
+- ``POST /letters`` (title, text, deadline, optional campaign, or else ``coalition``),
+  ``GET /letters``,
   ``GET /letters/{issuer}/{record_id}`` (signatories live), ``POST .../signatures`` (409 after the
   deadline), ``GET .../export?format=text|html|json`` (signatory list and verification appendix).
 """
@@ -29,17 +32,20 @@ from node.core.api.framework import (
     ApiError,
     Call,
     Endpoint,
+    FieldProblem,
     FileAnswer,
     Link,
     NoBody,
     NoQuery,
+    invalid,
 )
 from node.core.api.organisations import OrganisationNames, known_names, named
 from node.core.api.times import Time, TimeInput
 from node.core.rooms import PairRoomError
-from node.core.runtime import Node
+from node.core.runtime import CoalitionNotChosen, Node
 from node.core.sharing import SharingError
 from node.core.store import Role
+from node.core.store.coalitions import Coalition
 from node.features.campaigns.check import CampaignDraft, Overlap, check_against_node
 from node.features.campaigns.letters import (
     LateSignature,
@@ -73,6 +79,7 @@ from node.features.campaigns.service import (
 )
 from schemas.codes import CampaignPostTypeCode, CampaignRoleCode, ProposalResponseCode
 from schemas.common import (
+    CoalitionId,
     LongText,
     MatrixUserId,
     Name,
@@ -111,15 +118,45 @@ class PostRequest(BaseModel):
     targets: list[Name] = Field(default_factory=list, max_length=50)
 
 
+_COALITION_FIELD = Field(
+    default=None, description="the coalition it goes to (decision 0032); needed only when this "
+    "node is in several")
+
+
 class ProposalRequest(Proposal):
-    """A proposal as the API takes it: the deadline as an ISO 8601 time."""
+    """A proposal as the API takes it: the deadline as an ISO 8601 time, and the coalition."""
 
     model_config = ConfigDict(extra="forbid")
 
     deadline: TimeInput
+    coalition: CoalitionId | None = _COALITION_FIELD
 
     def proposal(self) -> Proposal:
-        return Proposal.model_validate(self.model_dump(mode="python"))
+        return Proposal.model_validate(self.model_dump(mode="python", exclude={"coalition"}))
+
+
+class CoalitionView(BaseModel):
+    """The coalition a proposal or letter went through."""
+
+    coalition_id: str
+    label: str
+    left: bool = Field(description="this node has left that coalition")
+
+
+def coalition_view(coalition_id: str | None, known: Mapping[str, Coalition]
+                   ) -> CoalitionView | None:
+    if coalition_id is None:
+        return None
+    found = known.get(coalition_id)
+    return CoalitionView(coalition_id=coalition_id,
+                         label=found.label if found else coalition_id,
+                         left=found is None or not found.active)
+
+
+async def known_coalitions(node: Node) -> dict[str, Coalition]:
+    """Every coalition this node is or was in, by id."""
+    async with node.store.read() as tx:
+        return {c.coalition_id: c for c in await tx.coalitions.all(with_left=True)}
 
 
 class ProposalShown(Proposal):
@@ -172,6 +209,7 @@ class ProposalView(BaseModel):
     close_votes: list[str]
     room_id: str | None
     posts: list[PostView] = Field(description="campaign room content, oldest first")
+    coalition: CoalitionView | None = None
     organisations: OrganisationNames = {}
 
 
@@ -206,7 +244,8 @@ def _proposal_orgs(state: ProposalState) -> Iterator[str]:
         yield from (item.issuer, *([item.owner] if item.owner else []))
 
 
-def proposal_view(state: ProposalState, known: Mapping[str, str]) -> ProposalView:
+def proposal_view(state: ProposalState, known: Mapping[str, str],
+                  coalitions: Mapping[str, Coalition] | None = None) -> ProposalView:
     tally = Tally(join=state.count("join"), endorse=state.count("endorse"),
                   decline=state.count("decline"), participants=len(state.joined),
                   minimum=state.proposal.min_organisations)
@@ -222,6 +261,7 @@ def proposal_view(state: ProposalState, known: Mapping[str, str]) -> ProposalVie
         close_votes=list(state.close_votes),
         room_id=state.campaign.room_id if state.campaign else None,
         posts=[_post_view(p) for p in state.posts],
+        coalition=coalition_view(state.coalition_id, coalitions or {}),
         organisations=named(_proposal_orgs(state), known))
 
 
@@ -235,6 +275,9 @@ def campaign_answers() -> Iterator[None]:
     """Campaign refusals as API errors (ids and rules only, never content)."""
     try:
         yield
+    except CoalitionNotChosen as error:
+        raise invalid([FieldProblem(field="body.coalition", problem=str(error))],
+                      str(error)) from None
     except LateSignature as error:
         raise ApiError(409, "deadline_passed", str(error)) from None
     except (CampaignNotFound, LetterNotFound) as error:
@@ -254,6 +297,10 @@ class CampaignEndpoints:
         self._node = node
         self._now = now
 
+    async def _view(self, state: ProposalState) -> ProposalView:
+        return proposal_view(state, await known_names(self._node),
+                             await known_coalitions(self._node))
+
     async def check(self, call: Call[CampaignDraft, NoQuery]) -> CheckResult:
         overlaps = await check_against_node(self._node, call.body, self._now())
         return CheckResult(overlaps=[_overlap_view(o) for o in overlaps])
@@ -261,19 +308,19 @@ class CampaignEndpoints:
     async def create(self, call: Call[ProposalRequest, NoQuery]) -> ProposalView:
         with campaign_answers():
             state = await propose(self._node, call.body.proposal(), actor=call.principal.user,
-                                  now=self._now())
-        return proposal_view(state, await known_names(self._node))
+                                  now=self._now(), coalition_id=call.body.coalition)
+        return await self._view(state)
 
     async def list_proposals(self, call: Call[NoBody, NoQuery]) -> ProposalList:
-        known = await known_names(self._node)
-        return ProposalList(items=[proposal_view(s, known)
+        known, coalitions = await known_names(self._node), await known_coalitions(self._node)
+        return ProposalList(items=[proposal_view(s, known, coalitions)
                                    for s in await all_proposals(self._node, self._now())])
 
     async def one(self, call: Call[NoBody, NoQuery]) -> ProposalView:
         with campaign_answers():
             state = await state_of(self._node, call.path["issuer"], call.path["record_id"],
                                    self._now())
-        return proposal_view(state, await known_names(self._node))
+        return await self._view(state)
 
     async def respond(self, call: Call[ResponseRequest, NoQuery]) -> ProposalView:
         body = call.body
@@ -282,17 +329,17 @@ class CampaignEndpoints:
                                   body.response, roles=body.roles, reason=body.reason,
                                   contacts=body.contacts, actor=call.principal.user,
                                   now=self._now())
-        return proposal_view(state, await known_names(self._node))
+        return await self._view(state)
 
     async def launch(self, call: Call[NoBody, NoQuery]) -> ProposalView:
         with campaign_answers():
             state = await launch(self._node, call.path["record_id"], now=self._now())
-        return proposal_view(state, await known_names(self._node))
+        return await self._view(state)
 
     async def list_campaigns(self, call: Call[NoBody, NoQuery]) -> ProposalList:
         states = await all_proposals(self._node, self._now())
-        known = await known_names(self._node)
-        return ProposalList(items=[proposal_view(s, known) for s in states
+        known, coalitions = await known_names(self._node), await known_coalitions(self._node)
+        return ProposalList(items=[proposal_view(s, known, coalitions) for s in states
                                    if s.campaign is not None])
 
     async def add_post(self, call: Call[PostRequest, NoQuery]) -> ProposalView:
@@ -302,19 +349,19 @@ class CampaignEndpoints:
                                body.post_type, title=body.title, text=body.text,
                                owner=body.owner, due=body.due, targets=body.targets,
                                actor=call.principal.user, now=self._now())
-        return proposal_view(state, await known_names(self._node))
+        return await self._view(state)
 
     async def leave(self, call: Call[NoBody, NoQuery]) -> ProposalView:
         with campaign_answers():
             state = await leave(self._node, call.path["issuer"], call.path["record_id"],
                                 actor=call.principal.user, now=self._now())
-        return proposal_view(state, await known_names(self._node))
+        return await self._view(state)
 
     async def close(self, call: Call[NoBody, NoQuery]) -> ProposalView:
         with campaign_answers():
             state = await close(self._node, call.path["issuer"], call.path["record_id"],
                                 actor=call.principal.user, now=self._now())
-        return proposal_view(state, await known_names(self._node))
+        return await self._view(state)
 
     def endpoints(self) -> list[Endpoint]:
         one = "/proposals/{issuer}/{record_id}"
@@ -325,8 +372,9 @@ class CampaignEndpoints:
                      "The campaign check: known campaigns and proposals that overlap a draft",
                      body=CampaignDraft, response=CheckResult, tags=TAGS),
             Endpoint("POST", "/proposals", self.create,
-                     "Post a joint campaign proposal to the coalition", Role.editor,
-                     body=ProposalRequest, response=ProposalView, status=201, errors=errors,
+                     "Post a joint campaign proposal to a coalition", Role.editor,
+                     body=ProposalRequest, response=ProposalView, status=201,
+                     errors=(*errors, 422),
                      tags=TAGS, links=(
                          Link("GetProposal", "GET", one, RECORD),
                          Link("Respond", "POST", one + "/responses", RECORD),
@@ -374,6 +422,9 @@ class LetterRequest(BaseModel):
     campaign: RecordRef | None = Field(
         default=None, description="the campaign (its proposal's ids) whose participants sign; "
         "none: the whole coalition")
+    coalition: CoalitionId | None = Field(
+        default=None, description="without a campaign: the coalition whose members sign "
+        "(decision 0032); needed only when this node is in several")
 
 
 class SignRequest(BaseModel):
@@ -409,6 +460,7 @@ class LetterView(BaseModel):
     sha256: str
     signatories: list[SignatoryView]
     late: list[str] = Field(description="organisations whose signature came after the deadline")
+    coalition: CoalitionView | None = None
     organisations: OrganisationNames = {}
 
 
@@ -423,7 +475,8 @@ _LETTER_FILES = {"text": ("text/plain; charset=utf-8", "txt"),
                  "json": ("application/json", "json")}
 
 
-def letter_view(state: LetterState, known: Mapping[str, str]) -> LetterView:
+def letter_view(state: LetterState, known: Mapping[str, str],
+                coalitions: Mapping[str, Coalition] | None = None) -> LetterView:
     return LetterView(
         issuer=state.issuer, record_id=state.record_id, version=state.version,
         title=state.letter.title, text=state.letter.text, deadline=state.letter.deadline,
@@ -434,6 +487,7 @@ def letter_view(state: LetterState, known: Mapping[str, str]) -> LetterView:
                                    signatory_role=s.statement.get("signatory_role"),
                                    signed_at=s.issued_at) for s in state.signatures],
         late=list(state.late),
+        coalition=coalition_view(state.coalition_id, coalitions or {}),
         organisations=named([state.issuer, *(s.org_id for s in state.signatures), *state.late],
                             known))
 
@@ -448,26 +502,29 @@ class LetterEndpoints:
         with campaign_answers():
             state = await create_letter(self._node, body.title, body.text, body.deadline,
                                         body.campaign, actor=call.principal.user,
-                                        now=self._now())
-        return letter_view(state, await known_names(self._node))
+                                        now=self._now(), coalition_id=body.coalition)
+        return letter_view(state, await known_names(self._node),
+                           await known_coalitions(self._node))
 
     async def list_letters(self, call: Call[NoBody, NoQuery]) -> LetterList:
-        known = await known_names(self._node)
-        return LetterList(items=[letter_view(s, known)
+        known, coalitions = await known_names(self._node), await known_coalitions(self._node)
+        return LetterList(items=[letter_view(s, known, coalitions)
                                  for s in await all_letters(self._node, self._now())])
 
     async def one(self, call: Call[NoBody, NoQuery]) -> LetterView:
         with campaign_answers():
             state = await letter_of(self._node, call.path["issuer"], call.path["record_id"],
                                     self._now())
-        return letter_view(state, await known_names(self._node))
+        return letter_view(state, await known_names(self._node),
+                           await known_coalitions(self._node))
 
     async def sign(self, call: Call[SignRequest, NoQuery]) -> LetterView:
         with campaign_answers():
             state = await sign_letter(self._node, call.path["issuer"], call.path["record_id"],
                                       call.body.signatory_name, call.body.signatory_role,
                                       actor=call.principal.user, now=self._now())
-        return letter_view(state, await known_names(self._node))
+        return letter_view(state, await known_names(self._node),
+                           await known_coalitions(self._node))
 
     async def export(self, call: Call[NoBody, ExportQuery]) -> FileAnswer:
         with campaign_answers():
@@ -491,9 +548,9 @@ class LetterEndpoints:
         errors = (404, 409, 503)
         return [
             Endpoint("POST", "/letters", self.create,
-                     "Post a sign-on letter to the coalition or a campaign's participants",
+                     "Post a sign-on letter to a coalition or a campaign's participants",
                      Role.editor, body=LetterRequest, response=LetterView, status=201,
-                     errors=errors, tags=tags, links=(
+                     errors=(*errors, 422), tags=tags, links=(
                          Link("GetLetter", "GET", one, RECORD),
                          Link("Sign", "POST", one + "/signatures", RECORD),
                          Link("Export", "GET", one + "/export", RECORD))),

@@ -1,8 +1,10 @@
 """Sign-on letters (M7): a letter text with a deadline and an audience, signed by organisations.
 
 - A **letter** is a ``letter`` record (``minga.letter/1``: title, text, deadline, and the campaign
-  whose participants are its audience, or none for the whole coalition). It travels like every
-  record: sealed to each member of the audience, in the coalition room or the campaign room.
+  whose participants are its audience, or none for a whole coalition). It travels like every
+  record: sealed to each member of the audience, in the coalition's room or the campaign room.
+  A letter belongs to one coalition (decision 0032): the one named when it is written, or its
+  campaign's; its signatures go through that coalition only.
 - A **signature** is a ``sign-on`` record from the signing organisation, sent to the same
   audience so every node shows the signatories live. It names the letter version and the
   SHA-256 of the letter (canonical JSON of title and text), and carries a *signatory statement*
@@ -34,20 +36,25 @@ from federation.canonical import canonical_json
 from federation.encoding import EncodingError, b64u_decode, b64u_encode
 from federation.identity import signing_kid
 from federation.keys import KeyNotTrusted
-from node.core.runtime import Node
+from node.core.runtime import CoalitionNotChosen, Node
 from node.core.sync_host import roster_trust
-from node.features.campaigns.records import CampaignItem, CampaignRecords
+from node.features.campaigns.records import (
+    CampaignItem,
+    CampaignRecords,
+    coalition_of_claims,
+    first_coalition_id,
+)
 from node.features.campaigns.service import (
     CLOSED,
     CampaignError,
     CampaignNotFound,
     NotAllowed,
     ProposalState,
+    coalition_of_state,
     issue,
     other_members,
     readable,
     state_of,
-    to_coalition,
 )
 from schemas.common import RecordRef
 from schemas.payloads import Letter, SignOn
@@ -116,6 +123,8 @@ class LetterState:
     signatures: tuple[Signature, ...]
     late: tuple[str, ...]  # org ids whose signature came after the deadline
     open: bool
+    coalition_id: str | None = None
+    """The coalition the letter went to (decision 0032)."""
 
     @property
     def ref(self) -> RecordRef:
@@ -137,13 +146,19 @@ def _signature(item: CampaignItem, letter: RecordRef, version: int, sha: str
     return Signature(item.issuer, said, sign_on.signature, item.issued_at)
 
 
-def letter_state(items: Sequence[CampaignItem], now: int) -> LetterState | None:
+def letter_state(items: Sequence[CampaignItem], now: int,
+                 first_coalition: str | None = None) -> LetterState | None:
+    """The letter whose thread ``items`` are; one naming no coalition went to
+    ``first_coalition`` (the node's first)."""
     items = readable(items)
     head = next((i for i in items if i.kind == "letter" and i.record_id == i.thread), None)
     if head is None:
         return None
     letter = Letter.model_validate({k: v for k, v in head.claims.items()
                                     if k in Letter.model_fields})
+    coalition = coalition_of_claims(head.claims, first_coalition)
+    # A signature that came through another coalition is not one of this letter's.
+    items = [i for i in items if coalition_of_claims(i.claims, first_coalition) == coalition]
     ref = RecordRef(issuer=head.issuer, record_id=head.record_id)
     sha = letter_sha256(letter.title, letter.text)
     signatures, late = [], []
@@ -158,7 +173,7 @@ def letter_state(items: Sequence[CampaignItem], now: int) -> LetterState | None:
             signatures.append(found)
     return LetterState(head.issuer, head.record_id, head.version, head.issued_at, letter, sha,
                        tuple(sorted(signatures, key=lambda s: (s.issued_at, s.org_id))),
-                       tuple(sorted(late)), now <= letter.deadline)
+                       tuple(sorted(late)), now <= letter.deadline, coalition)
 
 
 def signatory_line(number: int, said: Mapping[str, Any]) -> str:
@@ -317,7 +332,8 @@ def verify_letter_appendix(text_or_data: str | Mapping[str, Any]) -> AppendixVer
 async def letter_of(node: Node, issuer: str, record_id: str, now: int) -> LetterState:
     async with node.store.read() as tx:
         items = await CampaignRecords(tx.session, tx.cipher).latest(thread=record_id)
-    state = letter_state(items, now)
+        first = await first_coalition_id(tx)
+    state = letter_state(items, now, first)
     if state is None or state.issuer != issuer:
         raise LetterNotFound(f"no letter {issuer}/{record_id} on this node")
     return await _open_as_signing_is(node, state, now)
@@ -349,38 +365,47 @@ async def all_letters(node: Node, now: int) -> list[LetterState]:
         records = CampaignRecords(tx.session, tx.cipher)
         threads = [await records.latest(thread=head.record_id)
                    for head in await records.latest(kind="letter")]
+        first = await first_coalition_id(tx)
     states = [await _open_as_signing_is(node, state, now)
-              for state in (letter_state(items, now) for items in threads) if state is not None]
+              for state in (letter_state(items, now, first) for items in threads)
+              if state is not None]
     return sorted(states, key=lambda s: -s.issued_at)
 
 
-async def _audience(node: Node, campaign: RecordRef | None, now: int
-                    ) -> tuple[list[str], str]:
-    """(recipients, room): the campaign's other participants in its room, or the coalition."""
+async def _audience(node: Node, campaign: RecordRef | None, coalition_id: str | None, now: int
+                    ) -> tuple[list[str], str, str]:
+    """(recipients, room, coalition): the campaign's other participants in its room, or the
+    members of the coalition ``coalition_id`` in its room."""
     if campaign is None:
-        room = await node.coalition_room()
-        if room is None:
-            raise LetterError("this node is in no coalition yet")
-        return await other_members(node), room
+        try:
+            coalition = await node.chosen_coalition(coalition_id)
+        except CoalitionNotChosen:
+            if coalition_id is None:
+                raise
+            raise NotAllowed("this node left the coalition of this letter") from None
+        return (await other_members(node, coalition.coalition_id), coalition.room_id,
+                coalition.coalition_id)
     state = await state_of(node, campaign.issuer, campaign.record_id, now)
     room = open_signing_room(state)
     if room is None:
         raise NotAllowed("the campaign has no open room")
     if node.org_id not in state.participants:
         raise NotAllowed("this organisation does not take part in the campaign")
-    return [p for p in state.participants if p != node.org_id], room
+    coalition = await coalition_of_state(node, state)
+    return ([p for p in state.participants if p != node.org_id], room,
+            coalition.coalition_id)
 
 
 async def create_letter(node: Node, title: str, text: str, deadline: int,
-                        campaign: RecordRef | None, *, actor: str, now: int) -> LetterState:
+                        campaign: RecordRef | None, *, actor: str, now: int,
+                        coalition_id: str | None = None) -> LetterState:
+    """A letter to the coalition ``coalition_id`` (the node's only one when None), or to a
+    campaign's participants (the campaign's coalition)."""
     if deadline <= now:
         raise LateSignature("deadline: must be in the future")
     letter = Letter(title=title, text=text, deadline=deadline, campaign=campaign)
-    if campaign is None:
-        record = await to_coalition(node, letter, actor=actor, issued_at=now)
-    else:
-        recipients, room = await _audience(node, campaign, now)
-        record = await issue(node, letter, recipients, room, actor=actor, issued_at=now)
+    recipients, room, coalition = await _audience(node, campaign, coalition_id, now)
+    record = await issue(node, letter, recipients, room, coalition, actor=actor, issued_at=now)
     return await letter_of(node, node.org_id, record.record_id, now)
 
 
@@ -404,13 +429,16 @@ async def sign_letter(node: Node, issuer: str, record_id: str, signatory_name: s
                      signatory_name=signatory_name, signatory_role=signatory_role,
                      organisation_name=node.own.name, signing_kid=kid,
                      signature=b64u_encode(node.keys.signing.sign(canonical_json(said))))
-    recipients, room = await _audience(node, state.letter.campaign, now)
+    if state.letter.campaign is None and state.coalition_id is None:
+        raise LetterError("this node is in no coalition yet")
+    recipients, room, coalition = await _audience(node, state.letter.campaign,
+                                                  state.coalition_id, now)
     if issuer != node.org_id and issuer not in recipients:
         recipients.append(issuer)
     async with node.store.read() as tx:
         mine = [i for i in await CampaignRecords(tx.session, tx.cipher).latest(
             kind="sign-on", thread=record_id) if i.issuer == node.org_id]
-    await issue(node, sign_on, recipients, room, actor=actor, issued_at=now,
+    await issue(node, sign_on, recipients, room, coalition, actor=actor, issued_at=now,
                 record_id=mine[0].record_id if mine else None,
                 version=mine[0].version + 1 if mine else 1)
     return await letter_of(node, issuer, record_id, now)

@@ -21,6 +21,7 @@ from multidict import MultiDict
 from pydantic import ValidationError
 
 from node.core.rooms import PairRoomError
+from node.core.runtime import CoalitionNotChosen, Node
 from node.core.sharing import SharingError
 from node.core.store import Role
 from node.core.web.app import error_page
@@ -73,6 +74,9 @@ STATUS_NAMES: Final = {
 
 
 def _refused(request: web.Request, error: Exception) -> web.Response:
+    if isinstance(error, CoalitionNotChosen):
+        return error_page(request, 422, (N_("Not understood"), N_(
+            "Choose one of this node's coalitions.")))
     if isinstance(error, CampaignNotFound | LetterNotFound):
         return error_page(request, 404)
     if isinstance(error, SharingError | PairRoomError):
@@ -90,7 +94,7 @@ Action = Callable[[], Awaitable[object]]
 async def _act(request: web.Request, action: Action, back: str) -> web.Response:
     try:
         await action()
-    except (CampaignError, SharingError, PairRoomError) as error:
+    except (CampaignError, SharingError, PairRoomError, CoalitionNotChosen) as error:
         return _refused(request, error)
     return see_other(back)
 
@@ -125,6 +129,15 @@ def _proposal_data(form: MultiDict[str]) -> dict[str, Any]:
     }
 
 
+async def _coalitions(node: Node) -> dict[str, Any]:
+    """What the templates need to choose a coalition and to name one (decision 0032): the
+    node's active coalitions, and every coalition it is or was in by id."""
+    async with node.store.read() as tx:
+        known = await tx.coalitions.all(with_left=True)
+    return {"coalitions": [c for c in known if c.active],
+            "coalitions_known": {c.coalition_id: c for c in known}}
+
+
 # --- proposals and campaigns ------------------------------------------------------------------
 
 
@@ -132,7 +145,7 @@ async def proposals_page(request: web.Request) -> web.StreamResponse:
     ctx = web_context(request)
     states = await all_proposals(ctx.node, ctx.now())
     return render(request, "campaigns/list.html", proposals=states, status_names=STATUS_NAMES,
-                  names=await _names(request))
+                  names=await _names(request), **await _coalitions(ctx.node))
 
 
 async def _names(request: web.Request) -> dict[str, str]:
@@ -144,23 +157,26 @@ async def _names(request: web.Request) -> dict[str, str]:
     return names
 
 
-def _form_page(request: web.Request, values: dict[str, Any], **extra: Any) -> web.Response:
+async def _form_page(request: web.Request, values: dict[str, Any], **extra: Any
+                     ) -> web.Response:
     fmt = current_visit(request).fmt
     return render(request, "campaigns/new.html", values=values, rows=range(TARGET_ROWS),
                   target_types=fmt.choices(Vocabulary.CAMPAIGN_TARGET_TYPE),
-                  roles=fmt.choices(Vocabulary.CAMPAIGN_ROLE), **extra)
+                  roles=fmt.choices(Vocabulary.CAMPAIGN_ROLE),
+                  **await _coalitions(web_context(request).node), **extra)
 
 
 async def new_proposal_page(request: web.Request) -> web.StreamResponse:
-    return _form_page(request, {"min_organisations": 2})
+    return await _form_page(request, {"min_organisations": 2})
 
 
 async def new_proposal_post(request: web.Request) -> web.StreamResponse:
     ctx = web_context(request)
     form = await form_data(request)
     data = _proposal_data(form)
+    chosen = form.get("coalition") or None
     shown = {**data, "deadline": form.get("deadline", ""), "countries": form.get("countries", ""),
-             "themes": form.get("themes", "")}
+             "themes": form.get("themes", ""), "coalition": chosen}
     draft = CampaignDraft.model_construct(title=data["title"] or "-",
                                           targets=[DraftTarget.model_construct(name=t["name"])
                                                    for t in data["targets"]],
@@ -169,15 +185,15 @@ async def new_proposal_post(request: web.Request) -> web.StreamResponse:
     try:
         proposal = Proposal.model_validate(data)
     except ValidationError as error:
-        return _form_page(request, shown, overlaps=overlaps, checked=True,
+        return await _form_page(request, shown, overlaps=overlaps, checked=True,
                           problems=[p.path for p in validation_problems(error)], status=422)
     unseen_overlaps = bool(overlaps) and form.get("overlaps_seen") != "yes"
     if form.get("action") != "post" or unseen_overlaps:  # the proposer sees the check first
-        return _form_page(request, shown, overlaps=overlaps, checked=True)
+        return await _form_page(request, shown, overlaps=overlaps, checked=True)
     try:
         state = await propose(ctx.node, proposal, actor=staff_of(request).username,
-                              now=ctx.now())
-    except (CampaignError, SharingError, PairRoomError) as error:
+                              now=ctx.now(), coalition_id=chosen)
+    except (CampaignError, SharingError, PairRoomError, CoalitionNotChosen) as error:
         return _refused(request, error)
     return see_other(f"/proposals/{state.issuer}/{state.record_id}")
 
@@ -192,6 +208,7 @@ async def proposal_page(request: web.Request) -> web.StreamResponse:
     fmt = current_visit(request).fmt
     mine = next((r for r in state.responses if r.org_id == ctx.node.org_id), None)
     return render(request, "campaigns/detail.html", state=state, mine=mine,
+                  **await _coalitions(ctx.node),
                   own_org=ctx.node.org_id, names=await _names(request),
                   status_names=STATUS_NAMES, is_open=ctx.now() <= state.proposal.deadline,
                   roles=fmt.choices(Vocabulary.CAMPAIGN_ROLE),
@@ -265,7 +282,7 @@ async def letters_page(request: web.Request) -> web.StreamResponse:
     campaigns = [s for s in await all_proposals(ctx.node, ctx.now())
                  if s.status == "active" and ctx.node.org_id in s.participants]
     return render(request, "campaigns/letters.html", letters=letters, campaigns=campaigns,
-                  names=await _names(request), utc=_utc)
+                  names=await _names(request), utc=_utc, **await _coalitions(ctx.node))
 
 
 async def new_letter_post(request: web.Request) -> web.StreamResponse:
@@ -282,8 +299,10 @@ async def new_letter_post(request: web.Request) -> web.StreamResponse:
             "A letter needs a title, a text and a signing deadline (a date).")))
     try:
         state = await create_letter(ctx.node, title, text, deadline, campaign,
-                                    actor=staff_of(request).username, now=ctx.now())
-    except (CampaignError, SharingError, PairRoomError, ValidationError) as error:
+                                    actor=staff_of(request).username, now=ctx.now(),
+                                    coalition_id=form.get("coalition") or None)
+    except (CampaignError, SharingError, PairRoomError, ValidationError,
+            CoalitionNotChosen) as error:
         if isinstance(error, ValidationError):
             return error_page(request, 422, (N_("Not understood"), N_(
                 "A letter needs a title, a text and a signing deadline (a date).")))
@@ -300,7 +319,7 @@ async def letter_page(request: web.Request) -> web.StreamResponse:
         raise web.HTTPNotFound() from None
     signed = any(s.org_id == ctx.node.org_id for s in state.signatures)
     return render(request, "campaigns/letter.html", state=state, signed=signed,
-                  names=await _names(request), utc=_utc)
+                  names=await _names(request), utc=_utc, **await _coalitions(ctx.node))
 
 
 async def sign_post(request: web.Request) -> web.StreamResponse:

@@ -7,6 +7,10 @@ signatories are computed from one table (the sync host also keeps received ones 
 same triple again is a no-op. ``thread`` is the record id the record belongs to: the proposal for
 proposals, responses, campaigns and campaign posts; the letter for letters and sign-ons. Claims
 are encrypted; ids, kinds, versions and issue times are not content.
+
+Each record knows the coalition it went through (decision 0032): its ``coalition`` claim, kept
+with the claims (received records always carry it; this node adds it to its own). A record kept
+before that decision names none: it came through the node's first coalition.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from node.core.runtime import Node
 from node.core.store.cipher import Cell, ColumnCipher
 from node.core.store.ids import utc_now
+from node.core.store.store import StoreTransaction
 from node.core.store.tables import RECORD_ID, CampaignRecordRow, CampaignRoomRow
 from sync.host import VerifiedRecord
 
@@ -65,6 +70,19 @@ def thread_of(kind: str, record_id: str, claims: Mapping[str, Any]) -> str | Non
     ref = claims.get(name)
     target = ref.get("record_id") if isinstance(ref, Mapping) else None
     return target if isinstance(target, str) and len(target) <= RECORD_ID else None
+
+
+def coalition_of_claims(claims: Mapping[str, Any], first_coalition: str | None) -> str | None:
+    """The coalition a kept record went through: its ``coalition`` claim, else the node's
+    first coalition (a record kept before decision 0032)."""
+    named = claims.get("coalition")
+    return named if isinstance(named, str) else first_coalition
+
+
+async def first_coalition_id(tx: StoreTransaction) -> str | None:
+    """The node's first coalition, left or not: where records naming none came through."""
+    known = await tx.coalitions.all(with_left=True)
+    return known[0].coalition_id if known else None
 
 
 def _cell(issuer: str, record_id: str, version: int) -> Cell:

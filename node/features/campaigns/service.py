@@ -6,10 +6,16 @@ one SD-JWT per recipient, sealed) and kept in :mod:`node.features.campaigns.reco
 received
 alike, so every page is computed from that table by the pure functions below.
 
-- A **proposal** and every **response** (an ``endorsement`` record: join with roles, endorse only,
-  decline with a reason) go to every verified member through the coalition room, so everyone sees
-  the tally. A response is changed by issuing a new version of the same record; responses issued
-  after the deadline are refused here and ignored by every node's tally.
+- A **proposal** belongs to one coalition (decision 0032), named when it is posted (the node's
+  only one by default). It and every **response** (an ``endorsement`` record: join with roles,
+  endorse only, decline with a reason) go to every verified member of that coalition through its
+  room, so every member sees the tally; the campaign record and its closing go there too, and
+  the campaign room invites members of that coalition only. Each stored record knows its
+  coalition (its ``coalition`` claim; an older record without one came through the node's
+  first coalition). When this node leaves a coalition it leaves that coalition's campaign rooms
+  (:func:`leave_coalition_campaigns`) and keeps the records. A response is changed by issuing
+  a new version of the same record; responses issued after the deadline are refused here and
+  ignored by every node's tally.
 - The proposer counts as the first participant. When the participants reach the minimum, or the
   proposer launches early (before the deadline), the proposer's node creates the **campaign room**
   (invite only, room version 12, shared history; the participants' node accounts at member power,
@@ -51,8 +57,9 @@ from federation.transport import MatrixTransport, TimelineEvent, TransportError
 from node.core.coalition import MEMBER_POWER, coalition_power_levels, made_by_member
 from node.core.duties import repeat
 from node.core.rooms import note_room_replaced, read_replaces, replaces_state
-from node.core.runtime import Node
+from node.core.runtime import CoalitionNotChosen, Node
 from node.core.sharing import record_claims, share_in_room
+from node.core.store.coalitions import Coalition
 from node.features.campaigns.records import (
     ROOM_LAUNCH,
     ROOM_LEFT,
@@ -60,6 +67,8 @@ from node.features.campaigns.records import (
     CampaignItem,
     CampaignRecords,
     CampaignRoom,
+    coalition_of_claims,
+    first_coalition_id,
 )
 from schemas.common import RecordRef
 from schemas.fields import disclosable_paths
@@ -159,6 +168,8 @@ class ProposalState:
     left: tuple[str, ...]
     close_votes: tuple[str, ...]
     posts: tuple[Post, ...]
+    coalition_id: str | None = None
+    """The coalition the proposal went to (decision 0032)."""
 
     @property
     def ref(self) -> RecordRef:
@@ -202,13 +213,18 @@ def _status(proposal: Proposal, joined: Sequence[str], campaign: Campaign | None
     return EXPIRED if now > proposal.deadline else OPEN
 
 
-def proposal_state(items: Sequence[CampaignItem], now: int) -> ProposalState | None:
-    """The state of the proposal whose thread ``items`` are (None without the proposal)."""
+def proposal_state(items: Sequence[CampaignItem], now: int,
+                   first_coalition: str | None = None) -> ProposalState | None:
+    """The state of the proposal whose thread ``items`` are (None without the proposal); a
+    proposal naming no coalition went to ``first_coalition`` (the node's first)."""
     items = readable(items)
     head = next((i for i in items if i.kind == "proposal" and i.record_id == i.thread), None)
     if head is None:
         return None
     proposal: Proposal = payload_of(head)
+    coalition = coalition_of_claims(head.claims, first_coalition)
+    # What came through another coalition is not part of this proposal's thread (decision 0032).
+    items = [i for i in items if coalition_of_claims(i.claims, first_coalition) == coalition]
     responses = _responses(proposal, head.issuer, items)
     joined = (head.issuer, *(r.org_id for r in responses if r.response == "join"))
     found = next((i for i in items if i.kind == "campaign" and i.issuer == head.issuer), None)
@@ -225,7 +241,8 @@ def proposal_state(items: Sequence[CampaignItem], now: int) -> ProposalState | N
         status=_status(proposal, joined, campaign, participants, votes, now),
         joined=joined, campaign=campaign,
         campaign_record=None if found is None else (found.record_id, found.version),
-        participants=participants, left=left, close_votes=votes, posts=posts)
+        participants=participants, left=left, close_votes=votes, posts=posts,
+        coalition_id=coalition)
 
 
 def campaign_payload(state: ProposalState, participants: Sequence[str], room_id: str,
@@ -257,13 +274,16 @@ def campaign_room_state() -> list[dict[str, Any]]:
 # --- the shell: reading -----------------------------------------------------------------------
 
 
-async def thread_items(node: Node, thread: str) -> list[CampaignItem]:
+async def thread_items(node: Node, thread: str) -> tuple[list[CampaignItem], str | None]:
+    """The thread's records, and the node's first coalition (for records naming none)."""
     async with node.store.read() as tx:
-        return await CampaignRecords(tx.session, tx.cipher).latest(thread=thread)
+        return (await CampaignRecords(tx.session, tx.cipher).latest(thread=thread),
+                await first_coalition_id(tx))
 
 
 async def state_of(node: Node, issuer: str, record_id: str, now: int) -> ProposalState:
-    state = proposal_state(await thread_items(node, record_id), now)
+    items, first = await thread_items(node, record_id)
+    state = proposal_state(items, now, first)
     if state is None or state.issuer != issuer:
         raise CampaignNotFound(f"no proposal {issuer}/{record_id} on this node")
     return state
@@ -275,61 +295,76 @@ async def all_proposals(node: Node, now: int) -> list[ProposalState]:
         records = CampaignRecords(tx.session, tx.cipher)
         heads = await records.latest(kind="proposal")
         threads = [await records.latest(thread=head.record_id) for head in heads]
-    states = [proposal_state(items, now) for items in threads]
+        first = await first_coalition_id(tx)
+    states = [proposal_state(items, now, first) for items in threads]
     return sorted((s for s in states if s is not None), key=lambda s: -s.issued_at)
 
 
 # --- the shell: issuing -----------------------------------------------------------------------
 
 
-async def other_members(node: Node) -> list[str]:
+async def other_members(node: Node, coalition_id: str | None = None) -> list[str]:
+    """The other verified members of ``coalition_id`` (of any coalition when None)."""
     async with node.store.read() as tx:
-        members = await tx.orgs.members(verified_only=True)
+        members = await tx.orgs.members(verified_only=True, coalition_id=coalition_id)
     return sorted(m.org_id for m in members if m.org_id != node.org_id)
 
 
-async def coalition_room_id(node: Node) -> str:
-    room = await node.coalition_room()
-    if room is None:
+async def coalition_of_state(node: Node, state: ProposalState) -> Coalition:
+    """The coalition the proposal went to; :class:`NotAllowed` once this node left it."""
+    if state.coalition_id is None:
         raise CampaignError("this node is in no coalition yet")
-    return room
+    try:
+        return await node.coalition(state.coalition_id)
+    except CoalitionNotChosen:
+        raise NotAllowed("this node left the coalition of this proposal") from None
 
 
-async def keep_own(node: Node, record: RecordBase[Any]) -> None:
+async def keep_own(node: Node, record: RecordBase[Any], coalition_id: str) -> None:
     claims = record_claims(record, disclosable_paths(record.record_kind))
+    claims["coalition"] = coalition_id
     async with node.store.transaction() as tx:
         await CampaignRecords(tx.session, tx.cipher).add(
             record.issuer, record.record_id, record.version, record.kind, record.issued_at,
             claims)
 
 
-async def issue(node: Node, payload: Payload, recipients: Sequence[str], room_id: str, *,
-                actor: str, issued_at: int, record_id: str | None = None,
+async def issue(node: Node, payload: Payload, recipients: Sequence[str], room_id: str,
+                coalition_id: str, *, actor: str, issued_at: int, record_id: str | None = None,
                 version: int = 1) -> RecordBase[Any]:
-    """Sign ``payload`` as a record, send it to ``recipients`` in ``room_id``, keep it here."""
+    """Sign ``payload`` as a record, send it to ``recipients`` in ``room_id`` through the
+    coalition ``coalition_id`` (only its verified members receive it), keep it here."""
     record = build_record(node.org_id, payload, record_id=record_id or new_record_id(),
                           issued_at=issued_at, version=version)
-
+    members = set(await other_members(node, coalition_id))
+    recipients = [org for org in recipients if org in members]
     if recipients:
-        await share_in_room(node, [record], list(recipients), room_id, actor=actor,
-                            issued_at=issued_at)
-    await keep_own(node, record)
+        await share_in_room(node, [record], recipients, room_id, actor=actor,
+                            issued_at=issued_at, coalition_id=coalition_id)
+    await keep_own(node, record, coalition_id)
     return record
 
 
-async def to_coalition(node: Node, payload: Payload, *, actor: str, issued_at: int,
-                       record_id: str | None = None, version: int = 1) -> RecordBase[Any]:
-    return await issue(node, payload, await other_members(node), await coalition_room_id(node),
-                       actor=actor, issued_at=issued_at, record_id=record_id, version=version)
+async def to_coalition(node: Node, payload: Payload, coalition: Coalition, *, actor: str,
+                       issued_at: int, record_id: str | None = None,
+                       version: int = 1) -> RecordBase[Any]:
+    """Send ``payload`` to every other verified member of ``coalition``, in its room."""
+    return await issue(node, payload, await other_members(node, coalition.coalition_id),
+                       coalition.room_id, coalition.coalition_id, actor=actor,
+                       issued_at=issued_at, record_id=record_id, version=version)
 
 
 # --- proposals and responses ------------------------------------------------------------------
 
 
-async def propose(node: Node, proposal: Proposal, *, actor: str, now: int) -> ProposalState:
+async def propose(node: Node, proposal: Proposal, *, actor: str, now: int,
+                  coalition_id: str | None = None) -> ProposalState:
+    """Post ``proposal`` to the coalition ``coalition_id`` (the node's only one when None;
+    :class:`node.core.runtime.CoalitionNotChosen` when it must be named)."""
     if proposal.deadline <= now:
         raise ResponsesClosed("deadline: must be in the future")
-    record = await to_coalition(node, proposal, actor=actor, issued_at=now)
+    coalition = await node.chosen_coalition(coalition_id)
+    record = await to_coalition(node, proposal, coalition, actor=actor, issued_at=now)
     return await state_of(node, node.org_id, record.record_id, now)
 
 
@@ -344,12 +379,13 @@ async def respond(node: Node, issuer: str, record_id: str, response: str, *,
         raise ResponsesClosed(_closed_message(state.proposal.deadline))
     if state.status == CLOSED:
         raise NotAllowed("the campaign is closed")
+    coalition = await coalition_of_state(node, state)
     payload = Endorsement(proposal=state.ref, response=response, roles=list(roles),
                           reason=reason, contacts=list(contacts))
     async with node.store.read() as tx:
         mine = [i for i in await CampaignRecords(tx.session, tx.cipher).latest(
             kind="endorsement", thread=record_id) if i.issuer == node.org_id]
-    await to_coalition(node, payload, actor=actor, issued_at=now,
+    await to_coalition(node, payload, coalition, actor=actor, issued_at=now,
                        record_id=mine[0].record_id if mine else None,
                        version=mine[0].version + 1 if mine else 1)
     return await state_of(node, issuer, record_id, now)
@@ -395,8 +431,10 @@ async def post(node: Node, issuer: str, record_id: str, post_type: str, *,
         raise NotAllowed("owner: a task is owned by a participating organisation")
     payload = CampaignPost(campaign=state.ref, post_type=post_type, title=title, text=text,
                            owner=owner, due=due, targets=list(targets))
+    coalition = await coalition_of_state(node, state)
     others = [org for org in state.participants if org != node.org_id]
-    await issue(node, payload, others, room_id, actor=actor, issued_at=now)
+    await issue(node, payload, others, room_id, coalition.coalition_id, actor=actor,
+                issued_at=now)
     return await state_of(node, issuer, record_id, now)
 
 
@@ -423,16 +461,19 @@ async def _announce_closed(node: Node, state: ProposalState, *, actor: str, now:
     record_id, version = state.campaign_record
     payload = campaign_payload(state, state.participants, state.campaign.room_id or "",
                                status=CLOSED)
-    await to_coalition(node, payload, actor=actor, issued_at=now, record_id=record_id,
+    await to_coalition(node, payload, await coalition_of_state(node, state), actor=actor,
+                       issued_at=now, record_id=record_id,
                        version=version + 1)
 
 
 # --- duties: room work outside the inbox ------------------------------------------------------
 
 
-async def _node_users(node: Node, org_ids: Sequence[str]) -> dict[str, str]:
+async def _node_users(node: Node, org_ids: Sequence[str], coalition_id: str | None
+                      ) -> dict[str, str]:
+    """The node accounts of ``org_ids`` that are verified members of ``coalition_id``."""
     async with node.store.read() as tx:
-        members = await tx.orgs.members(verified_only=True)
+        members = await tx.orgs.members(verified_only=True, coalition_id=coalition_id)
     return {m.org_id: m.matrix_user_id for m in members
             if m.org_id in org_ids and m.matrix_user_id}
 
@@ -440,10 +481,12 @@ async def _node_users(node: Node, org_ids: Sequence[str]) -> dict[str, str]:
 async def _create_room(node: Node, transport: MatrixTransport, state: ProposalState,
                        known_room: str | None, now: int) -> None:
     """Create the room (unless an earlier attempt did) and announce the campaign."""
+    coalition = await coalition_of_state(node, state)
     participants = list(dict.fromkeys(state.joined))
     room_id = known_room
     if room_id is None:
-        users = await _node_users(node, [p for p in participants if p != node.org_id])
+        users = await _node_users(node, [p for p in participants if p != node.org_id],
+                                  coalition.coalition_id)
         room_id = await transport.create_room(
             name=CAMPAIGN_ROOM_NAME, invite=sorted(users.values()),
             initial_state=campaign_room_state(),
@@ -456,8 +499,8 @@ async def _create_room(node: Node, transport: MatrixTransport, state: ProposalSt
                                   details={"room_id": room_id, "participants": participants})
         log.info("created campaign room %s for %s", room_id, state.record_id)
         await _invite_staff(transport, room_id, state, participants)
-    await to_coalition(node, campaign_payload(state, participants, room_id), actor="federation",
-                       issued_at=now)
+    await to_coalition(node, campaign_payload(state, participants, room_id), coalition,
+                       actor="federation", issued_at=now)
 
 
 async def _invite_staff(transport: MatrixTransport, room_id: str, state: ProposalState,
@@ -484,7 +527,8 @@ async def _add_joiners(node: Node, transport: MatrixTransport, state: ProposalSt
     new = [o for o in state.joined if o not in state.campaign.participants and o not in state.left]
     if not new:  # responses issued after the deadline are not in the tally
         return
-    users = await _node_users(node, new)
+    coalition = await coalition_of_state(node, state)
+    users = await _node_users(node, new, coalition.coalition_id)
     room_id = await _current_room(node, room_id)
     levels = await transport.state_event(room_id, "m.room.power_levels")
     levels["users"] = {**levels.get("users", {}), **{u: MEMBER_POWER for u in users.values()}}
@@ -494,8 +538,9 @@ async def _add_joiners(node: Node, transport: MatrixTransport, state: ProposalSt
     await _invite_staff(transport, room_id, state, new)
     record_id, version = state.campaign_record
     participants = [*state.participants, *new]
-    await to_coalition(node, campaign_payload(state, participants, room_id), actor="federation",
-                       issued_at=now, record_id=record_id, version=version + 1)
+    await to_coalition(node, campaign_payload(state, participants, room_id), coalition,
+                       actor="federation", issued_at=now, record_id=record_id,
+                       version=version + 1)
 
 
 async def _leave_room(node: Node, transport: MatrixTransport, state: ProposalState) -> None:
@@ -538,10 +583,11 @@ async def campaign_duties(node: Node, transport: MatrixTransport, now: int) -> N
     async with node.store.read() as tx:
         rooms = {r.proposal_id: r for r in
                  await CampaignRecords(tx.session, tx.cipher).rooms()}
+    active = {c.coalition_id for c in await node.coalitions()}
     for state in await all_proposals(node, now):
         involved = state.issuer == node.org_id or node.org_id in (
             state.campaign.participants if state.campaign else ())
-        if not involved:
+        if not involved or state.coalition_id not in active:  # left: see the hook
             continue
         try:
             await _duty(node, transport, state, rooms.get(state.record_id), now)
@@ -603,8 +649,10 @@ async def replace_campaign_rooms(node: Node, transport: MatrixTransport,
         assert room.room_id is not None
         try:
             state = await state_of(node, node.org_id, room.proposal_id, int(time.time()))
+            if state.coalition_id not in {c.coalition_id for c in await node.coalitions()}:
+                continue  # a coalition this node left: its campaign rooms were left too
             others = [p for p in state.participants if p != node.org_id and p not in state.left]
-            users = await _node_users(node, others)
+            users = await _node_users(node, others, state.coalition_id)
             async with node.store.read() as tx:
                 held_up_to = {o: await received_up_to(tx.session, o, room.room_id)
                               for o in others}
@@ -626,6 +674,27 @@ async def replace_campaign_rooms(node: Node, transport: MatrixTransport,
         await _invite_staff(transport, new_room, state, others)
         replaced.add(room.room_id)
     return replaced & held
+
+
+async def leave_coalition_campaigns(node: Node, transport: MatrixTransport,
+                                    coalition: Coalition) -> None:
+    """The ``coalition_left`` hook: leave the campaign rooms of the coalition this node left
+    (decision 0032); the records stay, shown as from a coalition this node left."""
+    async with node.store.read() as tx:
+        rooms = {r.proposal_id: r for r in
+                 await CampaignRecords(tx.session, tx.cipher).rooms()}
+    for state in await all_proposals(node, int(time.time())):
+        room = rooms.get(state.record_id)
+        if state.coalition_id != coalition.coalition_id or (room and room.state == ROOM_LEFT):
+            continue
+        if state.campaign is None:
+            if room is not None:  # a launch asked for and never made: it will not be
+                async with node.store.transaction() as tx:
+                    await CampaignRecords(tx.session, tx.cipher).set_room(
+                        state.record_id, state.issuer, state=ROOM_LEFT)
+            continue
+        if state.issuer == node.org_id or node.org_id in state.campaign.participants:
+            await _leave_room(node, transport, state)
 
 
 async def run_campaign_duties(node: Node, *, interval: float = DUTY_INTERVAL_SECONDS) -> None:

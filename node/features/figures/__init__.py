@@ -1,5 +1,6 @@
 """Figures for advocacy: aggregates with small-cell suppression, the overlap estimate,
-publishing them to the coalition, the coalition view and its charts, the SDG 16.10.1 report."""
+publishing them to each coalition (decision 0032), the coalition view and its charts, the SDG
+16.10.1 report."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from node.core.runtime import Node
 from node.features.figures import cli, pages
 from node.features.figures.api import AdvocacyEndpoints
 from node.features.figures.coalition_api import CoalitionViewEndpoints
-from node.features.figures.publishing import run_publication_duties
+from node.features.figures.publishing import run_publication_duties, stop_publishing
 
 __all__ = ["FiguresFeature"]
 
@@ -32,6 +33,7 @@ class FiguresFeature:
 
     def register(self, registry: Registry) -> None:
         registry.duties.append(_duties)
+        registry.coalition_left.append(stop_publishing)
         registry.endpoints.append(_endpoints)
         registry.add_pages(pages.ROUTES, templates=Path(__file__).parent / "templates")
         registry.commands.append(cli.add_commands)

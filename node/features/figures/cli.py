@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from node.core.cli_support import CommandFailed, friendly, unix_now, write_output
-from node.core.runtime import open_node
+from node.core.runtime import CoalitionNotChosen, open_node
 from node.core.sharing import SharingError
 from node.features.cases import own_case_records
 from node.features.figures.aggregates import (
@@ -30,6 +30,7 @@ from node.features.figures.publishing import (
     Publication,
     PublicationSchedule,
     coalition_aggregates,
+    figures_coalition,
     publication_schedule,
     publish_aggregate,
     set_publication_schedule,
@@ -75,9 +76,15 @@ async def _cases_and_name(config: str | None) -> tuple[list[Case], str]:
         return [record.payload for record in records], node.own.name
 
 
-async def _coalition(config: str | None, country: str) -> tuple[CoalitionSdg, dict[str, str]]:
+async def _coalition(config: str | None, country: str, coalition_id: str | None
+                     ) -> tuple[CoalitionSdg, dict[str, str]]:
     async with open_node(config) as node:
-        aggregates = await coalition_aggregates(node)
+        try:
+            coalition = await figures_coalition(node, coalition_id)
+        except (NotInCoalition, CoalitionNotChosen) as error:
+            raise CommandFailed(f"--{error}" if isinstance(error, CoalitionNotChosen)
+                                else str(error)) from None
+        aggregates = await coalition_aggregates(node, coalition.coalition_id)
         async with node.store.read() as tx:
             names = await tx.orgs.names()
     return coalition_sdg(aggregates, country), names
@@ -101,7 +108,7 @@ def _coalition_rendering(args: argparse.Namespace, country: str,
     if args.from_year is not None or args.to_year is not None:
         raise CommandFailed("--from/--to: the coalition's report covers the periods members"
                             " published; leave them out")
-    found, names = asyncio.run(_coalition(args.config, country))
+    found, names = asyncio.run(_coalition(args.config, country, args.coalition))
     rendering = coalition_rendering(found, language, names)
     for note in rendering.notes[1:]:
         print(note, file=sys.stderr)
@@ -159,16 +166,19 @@ def cmd_aggregates_show(args: argparse.Namespace) -> int:
 
 @_friendly
 def cmd_aggregates_publish(args: argparse.Namespace) -> int:
-    publication = asyncio.run(_publish(args.config))
+    publication = asyncio.run(_publish(args.config, args.coalition))
     print(f"queued aggregate {publication.record_id} for {len(publication.recipients)} member(s);"
           " the node sends it while `minga run` is running")
     return 0
 
 
-async def _publish(config: str | None) -> Publication:
+async def _publish(config: str | None, coalition_id: str | None) -> Publication:
     async with open_node(config) as node:
         try:
-            return await publish_aggregate(node, actor=PUBLISH_AUTHOR, now=unix_now())
+            return await publish_aggregate(node, actor=PUBLISH_AUTHOR, now=unix_now(),
+                                           coalition_id=coalition_id)
+        except CoalitionNotChosen as error:
+            raise CommandFailed(f"--{error}") from None
         except (NotInCoalition, SharingError) as error:
             raise CommandFailed(str(error)) from None
 
@@ -215,6 +225,9 @@ def add_commands(commands: Any) -> None:
                      help="first year (this organisation's report)")
     sdg.add_argument("--to", dest="to_year", type=_year,
                      help="last year (this organisation's report)")
+    sdg.add_argument("--coalition", metavar="ID",
+                     help="with --scope coalition: the coalition whose members' figures to use"
+                          " (needed only when this node is in several)")
     sdg.add_argument("--format", choices=["csv", "html"], default="html")
     sdg.add_argument("--language", choices=["en", "es"], default="en")
     sdg.add_argument("--out", help="file to write (default: standard output)")
@@ -232,7 +245,10 @@ def add_commands(commands: Any) -> None:
     show.add_argument("--json", action="store_true", help="print the aggregate record")
     show.set_defaults(handler=cmd_aggregates_show)
     publish = aggregate_actions.add_parser(
-        "publish", help="send this node's figures to every member now")
+        "publish", help="send this node's figures to every member of a coalition now")
+    publish.add_argument("--coalition", metavar="ID",
+                         help="the coalition to publish to (needed only when this node is in"
+                              " several)")
     publish.set_defaults(handler=cmd_aggregates_publish)
     schedule = aggregate_actions.add_parser(
         "schedule", help="show or set how often the figures are published automatically")

@@ -10,7 +10,10 @@ member's rate limit, are then left out of the sample). A finished survey's repor
 goes into every aggregate published after it.
 
 State lives in the store's encrypted settings, as for the checks themselves: the survey in
-progress (:data:`SURVEY_SETTING`) and the latest report (:data:`REPORT_SETTING`).
+progress (:data:`SURVEY_SETTING`) and the latest report (:data:`REPORT_SETTING`), one of each per
+coalition (decision 0032: a survey asks the members of one coalition, and its report goes into
+that coalition's figures only). The settings kept before that decision are the node's first
+coalition's.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from collections.abc import Sequence
 
 from pydantic import BaseModel
 
-from node.core.runtime import Node
+from node.core.runtime import CoalitionNotChosen, Node
 from node.core.store.store import StoreTransaction
 from node.features.campaigns import other_members
 from node.features.cases import own_case_records
@@ -77,29 +80,90 @@ def is_finished(survey: Survey, checks: Sequence[CheckState], now: int) -> bool:
     return settled == len(survey.check_ids) or now >= survey.started_at + SURVEY_WAIT_SECONDS
 
 
-async def current_survey(tx: StoreTransaction) -> Survey | None:
-    saved = await tx.settings.get(SURVEY_SETTING)
+def _key(name: str, coalition_id: str) -> str:
+    return f"{name}.{coalition_id}"
+
+
+async def _saved(tx: StoreTransaction, name: str, coalition_id: str) -> object:
+    """The setting ``name`` of ``coalition_id``; the one kept before decision 0032 is the
+    node's first coalition's."""
+    saved = await tx.settings.get(_key(name, coalition_id))
+    if saved is None:
+        known = await tx.coalitions.all(with_left=True)
+        if known and known[0].coalition_id == coalition_id:
+            saved = await tx.settings.get(name)
+    return saved
+
+
+async def _save(tx: StoreTransaction, name: str, coalition_id: str, value: object) -> None:
+    await tx.settings.set(_key(name, coalition_id), value)
+    if await tx.settings.get(name) is not None:  # the old one is the first coalition's
+        known = await tx.coalitions.all(with_left=True)
+        if known and known[0].coalition_id == coalition_id:
+            await tx.settings.set(name, None)
+
+
+async def current_survey(tx: StoreTransaction, coalition_id: str) -> Survey | None:
+    saved = await _saved(tx, SURVEY_SETTING, coalition_id)
     return None if saved is None else Survey.model_validate(saved)
 
 
-async def latest_report(tx: StoreTransaction) -> OverlapReport | None:
-    saved = await tx.settings.get(REPORT_SETTING)
+async def latest_report(tx: StoreTransaction, coalition_id: str) -> OverlapReport | None:
+    saved = await _saved(tx, REPORT_SETTING, coalition_id)
     return None if saved is None else OverlapReport.model_validate(saved)
 
 
-async def start_survey(node: Node, *, now: int, publish_when_done: bool,
+async def drop_survey(tx: StoreTransaction, coalition_id: str) -> None:
+    """Forget the survey under way in ``coalition_id`` (this node left it)."""
+    await _save(tx, SURVEY_SETTING, coalition_id, None)
+
+
+async def start_survey(node: Node, coalition_id: str, *, now: int, publish_when_done: bool,
                        rng: random.Random | None = None) -> Survey | None:
     """Start a survey, unless one is under way or the latest report is fresh.
 
     The new (or current) survey; one with no checks has finished already (its report is kept).
     ``None`` when none is needed or none can be made (no linkage key yet: the overlap stays
-    unknown until one arrives).
+    unknown until one arrives). The survey asks the members of ``coalition_id`` only.
     """
     async with node.store.read() as tx:
-        running, report = await current_survey(tx), await latest_report(tx)
+        running = await current_survey(tx, coalition_id)
+        report = await latest_report(tx, coalition_id)
     if running is not None:
         return running
     if report is not None and now - report.as_of < FRESH_SECONDS:
+        return None
+    asked = earlier_members(node.org_id, await other_members(node, coalition_id))
+    try:
+        found = await _ask(node, coalition_id, asked, now, rng)
+    except (DedupError, CoalitionNotChosen):  # no key in this coalition (yet)
+        return None
+    if found is None:
+        return None
+    population, check_ids = found
+    survey = Survey(started_at=now, with_members=asked, population=population,
+                    check_ids=check_ids, publish_when_done=publish_when_done)
+    async with node.store.transaction() as tx:
+        if check_ids:
+            await _save(tx, SURVEY_SETTING, coalition_id, survey.model_dump(mode="json"))
+        else:  # nobody to ask, or nothing to ask about: finished already
+            await _save(tx, REPORT_SETTING, coalition_id,
+                        survey_report(survey, []).model_dump(mode="json"))
+    return survey
+
+
+async def _ask(node: Node, coalition_id: str, asked: list[str], now: int,
+               rng: random.Random | None) -> tuple[int, list[str]] | None:
+    """Ask ``asked`` about a sample of this node's matchable cases under the linkage key of
+    ``coalition_id``: (how many cases are matchable, the check ids); None without a key.
+
+    The linkage key, the matching and the checks are the de-duplication feature's; with a key
+    per coalition they are those of ``coalition_id`` (its key, its room, its consent)."""
+    active = [c.coalition_id for c in await node.coalitions()]
+    # While the de-duplication feature holds one linkage key (the first coalition's), only the
+    # first coalition can be surveyed. With a key per coalition, key_state, matchable_cases and
+    # start_overlap_checks take coalition_id and this guard asks only that it is active.
+    if not active or active[0] != coalition_id:
         return None
     state = await key_state(node)
     if state is None:
@@ -107,34 +171,23 @@ async def start_survey(node: Node, *, now: int, publish_when_done: bool,
     async with node.store.read() as tx:
         cases = {r.record_id: r.payload for r in await own_case_records(tx)}
     matchable = matchable_cases(cases, state.key(), state.scheme)
-    asked = earlier_members(node.org_id, await other_members(node))
     sample = draw_sample(sorted(matchable), rng or random.SystemRandom()) if asked else []
-    try:
-        check_ids = await start_overlap_checks(node, [matchable[i] for i in sample], asked,
-                                               now=now)
-    except DedupError:
-        return None
-    survey = Survey(started_at=now, with_members=asked, population=len(matchable),
-                    check_ids=check_ids, publish_when_done=publish_when_done)
-    async with node.store.transaction() as tx:
-        if check_ids:
-            await tx.settings.set(SURVEY_SETTING, survey.model_dump(mode="json"))
-        else:  # nobody to ask, or nothing to ask about: finished already
-            await tx.settings.set(REPORT_SETTING, survey_report(survey, []).model_dump(mode="json"))
-    return survey
+    check_ids = await start_overlap_checks(node, [matchable[i] for i in sample], asked, now=now)
+    return len(matchable), check_ids
 
 
-async def finish_survey(node: Node, now: int) -> Survey | None:
-    """Keep the report of the survey under way if it has finished; that survey, or ``None``."""
+async def finish_survey(node: Node, coalition_id: str, now: int) -> Survey | None:
+    """Keep the report of the survey under way in ``coalition_id`` if it has finished; that
+    survey, or ``None``."""
     async with node.store.read() as tx:
-        survey = await current_survey(tx)
+        survey = await current_survey(tx, coalition_id)
     if survey is None:
         return None
     checks = await load_checks(node, survey.check_ids)
     if not is_finished(survey, checks, now):
         return None
     async with node.store.transaction() as tx:
-        await tx.settings.set(REPORT_SETTING,
-                              survey_report(survey, checks).model_dump(mode="json"))
-        await tx.settings.set(SURVEY_SETTING, None)
+        await _save(tx, REPORT_SETTING, coalition_id,
+                    survey_report(survey, checks).model_dump(mode="json"))
+        await _save(tx, SURVEY_SETTING, coalition_id, None)
     return survey

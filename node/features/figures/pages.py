@@ -3,6 +3,11 @@ table of contributors and a CSV download; editors publish this node's own figure
 The SDG 16.10.1 report, this node's or the coalition's, is a page of its own (``/sdg``) with
 print-ready HTML and CSV downloads.
 
+Figures are per coalition (decision 0032): the page shows one coalition's (``?coalition=ID``, by
+default the node's first), made only from what came through it, with a choice of coalition when
+the node is or was in several; publishing goes to the coalition shown. The coalition's SDG report
+is made for the coalition chosen in its form.
+
 Charts are inline SVG rendered on the server (the pages run no scripts); every label in them is
 escaped by :mod:`node.features.figures.charts`.
 """
@@ -12,12 +17,15 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Final
+from urllib.parse import quote
 
 from aiohttp import web
 from markupsafe import Markup
 
+from node.core.runtime import CoalitionNotChosen, Node
 from node.core.sharing import SharingError
 from node.core.store import Role
+from node.core.store.coalitions import Coalition
 from node.core.web.context import (
     current_visit,
     form_data,
@@ -35,6 +43,7 @@ from node.features.figures.charts import bar_chart, time_series
 from node.features.figures.coalition_sdg import coalition_rendering, coalition_sdg
 from node.features.figures.coalition_view import (
     Bar,
+    CoalitionView,
     by_country,
     by_period,
     coalition_view,
@@ -68,6 +77,8 @@ PAGE: Final = "/coalition/figures"
 SDG_PAGE: Final = PAGE + "/sdg"
 PROBLEMS: Final = {
     "coalition": N_("This node is not in a coalition yet."),
+    "coalition_left": N_("This node left that coalition: its figures are no longer published"
+                         " there."),
     "refused": N_("The figures could not be sent. Try again later."),
     "every_days": N_("Every how many days: a whole number from 0 to 366."),
 }
@@ -78,10 +89,29 @@ def _country_bars(bars: list[Bar], fmt: Formatter) -> list[Bar]:
                     else fmt.country(bar.label)) for bar in bars]
 
 
+async def _known_coalitions(node: Node) -> list[Coalition]:
+    async with node.store.read() as tx:
+        return await tx.coalitions.all(with_left=True)
+
+
+def _shown_coalition(known: list[Coalition], asked: str | None) -> Coalition | None:
+    """The coalition whose figures are shown: the one asked for, else the first active one."""
+    found = next((c for c in known if c.coalition_id == asked), None)
+    return found or next((c for c in known if c.active), known[0] if known else None)
+
+
+async def _view_of(node: Node, coalition: Coalition | None) -> CoalitionView:
+    if coalition is None:
+        return coalition_view({})
+    return coalition_view(await coalition_aggregates(node, coalition.coalition_id))
+
+
 async def figures_page(request: web.Request) -> web.StreamResponse:
     node = web_context(request).node
     fmt = current_visit(request).fmt
-    view = coalition_view(await coalition_aggregates(node))
+    known = await _known_coalitions(node)
+    coalition = _shown_coalition(known, request.query.get("coalition"))
+    view = await _view_of(node, coalition)
     async with node.store.read() as tx:
         names = member_names(await tx.orgs.members(verified_only=False))
     names[node.org_id] = node.own.name
@@ -89,7 +119,8 @@ async def figures_page(request: web.Request) -> web.StreamResponse:
     years = by_period(view)
     problem = PROBLEMS.get(request.query.get("problem", ""))
     async with node.store.read() as tx:
-        surveying = await current_survey(tx) is not None
+        surveying = coalition is not None and \
+            await current_survey(tx, coalition.coalition_id) is not None
     return render(
         request, "coalition/figures.html",
         contributors=[(names.get(c.org_id, c.org_id), fmt.date_span(c.period),
@@ -102,6 +133,9 @@ async def figures_page(request: web.Request) -> web.StreamResponse:
         published=request.query.get("published") == "1",
         scheduled=request.query.get("scheduled") == "1",
         problem=fmt.gettext(problem) if problem else None,
+        coalitions=known, coalition=coalition,
+        coalition_query=f"?coalition={quote(coalition.coalition_id, safe='')}" if coalition
+        else "",
     )
 
 
@@ -126,7 +160,9 @@ def _when(as_of: int) -> datetime:
 
 
 async def figures_csv(request: web.Request) -> web.StreamResponse:
-    view = coalition_view(await coalition_aggregates(web_context(request).node))
+    node = web_context(request).node
+    coalition = _shown_coalition(await _known_coalitions(node), request.query.get("coalition"))
+    view = await _view_of(node, coalition)
     return web.Response(
         text=view_csv(view), content_type="text/csv", charset="utf-8",
         headers={"Content-Disposition": 'attachment; filename="minga-coalition-figures.csv"'})
@@ -134,13 +170,18 @@ async def figures_csv(request: web.Request) -> web.StreamResponse:
 
 async def publish(request: web.Request) -> web.StreamResponse:
     ctx = web_context(request)
+    chosen = (await form_data(request)).get("coalition") or None
+    back = {"coalition": chosen} if chosen else {}
     try:
-        await publish_aggregate(ctx.node, actor=staff_of(request).username, now=ctx.now())
+        await publish_aggregate(ctx.node, actor=staff_of(request).username, now=ctx.now(),
+                                coalition_id=chosen)
     except NotInCoalition:
         return see_other(PAGE, problem="coalition")
+    except CoalitionNotChosen:
+        return see_other(PAGE, problem="coalition_left", **back)
     except SharingError:
-        return see_other(PAGE, problem="refused")
-    return see_other(PAGE, published="1")
+        return see_other(PAGE, problem="refused", **back)
+    return see_other(PAGE, published="1", **back)
 
 
 async def schedule(request: web.Request) -> web.StreamResponse:
@@ -171,6 +212,7 @@ class SdgChoice:
     from_year: str
     to_year: str
     problem: str | None = None
+    coalition_id: str | None = None
 
     @property
     def coalition(self) -> bool:
@@ -178,7 +220,9 @@ class SdgChoice:
 
     def query(self) -> str:
         years = "" if self.coalition else f"&from={self.from_year}&to={self.to_year}"
-        return f"?scope={self.scope}&country={self.country}{years}"
+        coalition = f"&coalition={quote(self.coalition_id, safe='')}" if self.coalition and \
+            self.coalition_id else ""
+        return f"?scope={self.scope}&country={self.country}{years}{coalition}"
 
 
 def _sdg_choice(request: web.Request, this_year: int) -> SdgChoice:
@@ -192,7 +236,8 @@ def _sdg_choice(request: web.Request, this_year: int) -> SdgChoice:
         problem = "country"
     elif scope == "own" and not (_is_year(first) and _is_year(last) and first <= last):
         problem = "years"
-    return SdgChoice(scope, country, first, last, problem)
+    return SdgChoice(scope, country, first, last, problem,
+                     query.get("coalition", "").strip() or None)
 
 
 def _is_year(text: str) -> bool:
@@ -204,7 +249,10 @@ async def _sdg_rendering(request: web.Request, choice: SdgChoice) -> Rendering:
     fmt = current_visit(request).fmt
     language: Language = fmt.typology_language
     if choice.coalition:
-        found = coalition_sdg(await coalition_aggregates(node), choice.country)
+        coalition = _shown_coalition(await _known_coalitions(node), choice.coalition_id)
+        found = coalition_sdg({} if coalition is None else
+                              await coalition_aggregates(node, coalition.coalition_id),
+                              choice.country)
         async with node.store.read() as tx:
             names = await tx.orgs.names()
         return coalition_rendering(found, language, names,
@@ -226,6 +274,7 @@ async def sdg_page(request: web.Request) -> web.StreamResponse:
     this_year = _when(ctx.now()).year
     asked = "country" in request.query
     choice = _sdg_choice(request, this_year)
+    known = await _known_coalitions(ctx.node)
     problem = SDG_PROBLEMS.get(choice.problem or "") if asked else None
     rendering = None
     if asked and choice.problem is None:
@@ -240,6 +289,7 @@ async def sdg_page(request: web.Request) -> web.StreamResponse:
         problem=fmt.gettext(problem) if problem else None,
         report=None if rendering is None else layout(rendering, language),
         title=_title(choice, language), generated=None,
+        coalitions=known, coalition=_shown_coalition(known, choice.coalition_id),
     )
 
 
@@ -248,7 +298,8 @@ async def _sdg_download(request: web.Request, extension: str) -> web.StreamRespo
     choice = _sdg_choice(request, _when(ctx.now()).year)
     if choice.problem is not None:
         return see_other(SDG_PAGE, **{k: v for k, v in request.query.items()
-                                      if k in ("scope", "country", "from", "to")})
+                                      if k in ("scope", "country", "from", "to",
+                                               "coalition")})
     rendering = await _sdg_rendering(request, choice)
     language: Language = current_visit(request).fmt.typology_language
     name = f"minga-sdg-16-10-1-{choice.scope}-{choice.country}.{extension}"

@@ -177,3 +177,21 @@ def test_a_malformed_record_hides_only_itself() -> None:
     state = proposal_state([head, good, bad], T0 + 3)
     assert state is not None
     assert state.joined == (A, B) and [r.org_id for r in state.responses] == [B]
+
+
+def test_a_response_through_another_coalition_does_not_count() -> None:
+    """Decision 0032: a proposal's thread is what came through the proposal's coalition (a
+    record naming none came through the node's first)."""
+    head = item(A, proposal(2), T0)
+    head = CampaignItem(head.issuer, head.record_id, head.version, head.kind, head.thread,
+                        head.issued_at, {**head.claims, "coalition": "!b:test"})
+    through_b, through_a = (item(org, response(head, "join"), T0 + 1) for org in (B, C))
+    through_b.claims["coalition"] = "!b:test"
+    through_a.claims["coalition"] = "!a:test"
+    older = item(D, response(head, "join"), T0 + 2)  # no coalition: the first one's
+    state = proposal_state([head, through_b, through_a, older], T0 + 3, "!a:test")
+    assert state is not None and state.coalition_id == "!b:test"
+    assert [r.org_id for r in state.responses] == [B]
+    assert state.joined == (A, B)
+    first = proposal_state([head, through_b, through_a, older], T0 + 3, "!b:test")
+    assert first is not None and sorted(r.org_id for r in first.responses) == sorted([B, D])

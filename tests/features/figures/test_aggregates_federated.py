@@ -84,10 +84,10 @@ async def test_the_coalition_view_adds_up_every_members_latest_figures(
         for api, held in zip(apis, HELD, strict=True):
             for case in held:
                 await api.json("POST", "/cases", json=case, expect=201)
-        await a.json("POST", "/aggregates/publish", Role.viewer, expect=403)
+        await a.json("POST", "/aggregates/publish", Role.viewer, json={}, expect=403)
         as_of = {}
         for api in apis:
-            published = await api.json("POST", "/aggregates/publish")
+            published = await api.json("POST", "/aggregates/publish", json={})
             recipients = published["recipients"]
             assert sorted(recipients) == sorted(set(orgs) - {api.node.org_id})
             assert set(published["organisations"]) == set(recipients)  # names beside the ids
@@ -146,7 +146,7 @@ async def test_the_coalition_view_adds_up_every_members_latest_figures(
             await b.json("POST", "/cases", json=case, expect=201)
         # Later than any publication B's node made by itself (those carry the real time).
         b.clock.value = max(b.clock.value, int(time.time())) + 60
-        await b.json("POST", "/aggregates/publish")
+        await b.json("POST", "/aggregates/publish", json={})
 
         async def updated() -> dict[str, Any] | None:
             view: dict[str, Any] = await a.json("GET", "/coalition/aggregates", Role.viewer)
@@ -166,8 +166,9 @@ async def test_the_figures_page_publishes_and_shows_the_coalition_figures(
         assert outside.status == 200 and "No member has published figures yet." in outside.text
         assert "/coalition/figures/publish" not in outside.text
         editor = await site.logged_in("beatriz")
-        page = await editor.get("/coalition/figures")
-        assert 'action="/coalition/figures/publish"' in page.text
+        page = await editor.get("/coalition/figures")  # nowhere to publish to yet
+        assert 'action="/coalition/figures/publish"' not in page.text
+        assert "This node is not in a coalition yet." in page.text
         refused = await editor.post("/coalition/figures/publish", {})
         assert "not in a coalition yet" in refused.text
 
@@ -215,23 +216,25 @@ async def test_the_node_publishes_by_itself_when_the_schedule_says_so(
 ) -> None:
     async with running_web(homeserver, tmp_path / "node") as site:
         node = site.node
-        await create_coalition(node, "Minga de prueba", node_registry().after_coalition_created)
+        made = await create_coalition(node, "Minga de prueba",
+                                      node_registry().after_coalition_created)
         start = 1_800_000_000
         await publication_tick(node, start)
         async with node.store.read() as tx:
-            assert await own_published(tx) is None  # on demand only, by default
+            # on demand only, by default
+            assert await own_published(tx, made.coalition_id) is None
         await set_publication_schedule(node, PublicationSchedule(every_days=2), actor="amaru")
         await publication_tick(node, start)
         async with node.store.read() as tx:
-            first = await own_published(tx)
+            first = await own_published(tx, made.coalition_id)
         assert first is not None and first.as_of == start
         assert first.overlap is not None and first.overlap.with_members == []
         await publication_tick(node, start + 2 * 86_400 - 1)
         async with node.store.read() as tx:
-            assert (await own_published(tx)) == first
+            assert (await own_published(tx, made.coalition_id)) == first
         await publication_tick(node, start + 2 * 86_400)
         async with node.store.read() as tx:
-            again = await own_published(tx)
+            again = await own_published(tx, made.coalition_id)
             entries = await tx.audit.recent(limit=50)
         assert again is not None and again.as_of == start + 2 * 86_400
         published = [e for e in entries if e.action == "aggregates.publish"]
@@ -243,7 +246,8 @@ async def test_figures_published_before_the_linkage_key_arrived_are_published_ag
 ) -> None:
     async with running_web(homeserver, tmp_path / "node") as site:
         node = site.node
-        await create_coalition(node, "Minga de prueba", node_registry().after_coalition_created)
+        made = await create_coalition(node, "Minga de prueba",
+                                      node_registry().after_coalition_created)
         start = 1_800_000_000
         # What a publication made while the key was still on its way looks like.
         early = build_aggregate([], as_of=start, granularity=Granularity.YEAR, overlap=None)
@@ -251,11 +255,11 @@ async def test_figures_published_before_the_linkage_key_arrived_are_published_ag
             await tx.settings.set(PUBLISHED_SETTING, early.model_dump(mode="json"))
         await publication_tick(node, start + 10)
         async with node.store.read() as tx:
-            again = await own_published(tx)
+            again = await own_published(tx, made.coalition_id)
             entries = await tx.audit.recent(limit=10)
         assert again is not None and again.as_of == start + 10
         assert again.overlap is not None and again.overlap.with_members == []
         assert [e.actor for e in entries if e.action == "aggregates.publish"] == ["schedule"]
         await publication_tick(node, start + 20)  # complete now: nothing more is sent
         async with node.store.read() as tx:
-            assert await own_published(tx) == again
+            assert await own_published(tx, made.coalition_id) == again

@@ -70,7 +70,7 @@ async def test_a_case_documented_by_two_members_is_counted_once(
                 await api.json("POST", "/cases", json=held, expect=201)
         for api in apis:  # the nodes' publishing duties read the real clock: so must the API
             api.clock.value = int(time.time())
-            await api.json("POST", "/aggregates/publish")
+            await api.json("POST", "/aggregates/publish", json={})
 
         view = await view_with_estimates(apis[1], orgs)
         distinct = view["distinct_cases"]
@@ -83,8 +83,8 @@ async def test_a_case_documented_by_two_members_is_counted_once(
 
         # Each member's own latest publication carries its report: nobody before the first,
         # no shared case for the second, the shared one (as "<5") for the last.
-        reports = [(await api.json("POST", "/aggregates/publish"))["aggregate"]["overlap"]
-                   for api in apis]
+        published = [await api.json("POST", "/aggregates/publish", json={}) for api in apis]
+        reports = [p["aggregate"]["overlap"] for p in published]
         assert reports[0]["with_members"] == [] and reports[0]["high"] == 0
         assert reports[1]["with_members"] == orgs[:1] and reports[1]["high"] == 0
         assert reports[2]["with_members"] == orgs[:2]

@@ -19,6 +19,7 @@ from node.features.figures.aggregates import build_aggregate
 from node.features.figures.publishing import PUBLISHED_SETTING
 from schemas.case import Case
 from tests.support.api_harness import RunningApi, serve_node
+from tests.support.coalitions import in_coalition
 from tests.support.offline_node import make_offline_node, passphrase_in_environment
 from tests.support.web import WebNode, serve_web
 
@@ -48,6 +49,8 @@ async def config(tmp_path: Path) -> AsyncIterator[Path]:
                 await add_case(tx, issuer=node.org_id, case=held, author="beatriz",
                                issued_at=PUBLISHED_AT + index)
             aggregate = build_aggregate(CASES, as_of=PUBLISHED_AT)
+            # Published before decision 0032: to the node's first (here only) coalition.
+            await in_coalition(tx)
             await tx.settings.set(PUBLISHED_SETTING, aggregate.model_dump(mode="json"))
         yield path
 
@@ -165,7 +168,8 @@ async def site(config: Path) -> AsyncIterator[WebNode]:
 async def test_the_page_shows_both_reports_in_english_and_spanish(site: WebNode) -> None:
     browser = await site.logged_in("chidi")
     figures = await browser.get("/coalition/figures")
-    assert 'href="/coalition/figures/sdg?scope=coalition"' in figures.text
+    assert ('href="/coalition/figures/sdg?scope=coalition&amp;coalition=%21coalition%3Atest"'
+            in figures.text)
     empty = await browser.get("/coalition/figures/sdg?scope=coalition")
     assert empty.status == 200 and "Show the report" in empty.text
     own = await browser.get("/coalition/figures/sdg?scope=own&country=CO&from=2023&to=2023")

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 
 from pydantic import BaseModel
 
+from federation.consent import with_consent_scope
 from node.core.runtime import CoalitionNotChosen, Node
 from node.core.store.store import StoreTransaction
 from node.features.campaigns import other_members
@@ -159,20 +160,20 @@ async def _ask(node: Node, coalition_id: str, asked: list[str], now: int,
 
     The linkage key, the matching and the checks are the de-duplication feature's; with a key
     per coalition they are those of ``coalition_id`` (its key, its room, its consent)."""
-    active = [c.coalition_id for c in await node.coalitions()]
-    # While the de-duplication feature holds one linkage key (the first coalition's), only the
-    # first coalition can be surveyed. With a key per coalition, key_state, matchable_cases and
-    # start_overlap_checks take coalition_id and this guard asks only that it is active.
-    if not active or active[0] != coalition_id:
+    if coalition_id not in {c.coalition_id for c in await node.coalitions()}:
         return None
-    state = await key_state(node)
+    state = await key_state(node, coalition_id)
     if state is None:
         return None
     async with node.store.read() as tx:
-        cases = {r.record_id: r.payload for r in await own_case_records(tx)}
-    matchable = matchable_cases(cases, state.key(), state.scheme)
+        known = await tx.coalitions.all(with_left=True)
+        first = known[0].coalition_id if known else None
+        cases = {r.record_id: with_consent_scope(r, first).payload
+                 for r in await own_case_records(tx)}
+    matchable = matchable_cases(cases, state.key(), state.scheme, coalition_id)
     sample = draw_sample(sorted(matchable), rng or random.SystemRandom()) if asked else []
-    check_ids = await start_overlap_checks(node, [matchable[i] for i in sample], asked, now=now)
+    check_ids = await start_overlap_checks(node, [matchable[i] for i in sample], asked, now=now,
+                                           coalition_id=coalition_id)
     return len(matchable), check_ids
 
 

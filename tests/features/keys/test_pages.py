@@ -16,6 +16,7 @@ from node.core.coalition import (
 )
 from node.core.runtime import Node
 from schemas.payloads import OrgProfile
+from tests.support.coalitions import in_coalition
 from tests.support.offline_node import make_offline_node
 from tests.support.web import Browser, Page, csrf_of, serve_web
 
@@ -141,10 +142,12 @@ async def test_members_page_proposes_and_lists_expulsions(tmp_path: Path) -> Non
                                  {"org_id": other.org_id, "reason": "leaks our cases"})
         assert alone.status == 409 and "in no coalition" in alone.text
         async with node.store.transaction() as tx:
+            await in_coalition(tx, other.org_id)  # proposals saved before 0032: its first
             await tx.settings.set(EXPULSIONS_SETTING, [{
                 "key": f"{other.org_id}/0123456789abcdef", "target": other.org_id,
                 "reason": "leaks our cases", "proposer": "o" + "b" * 24,
                 "signers": ["o" + "b" * 24], "threshold": 2, "revoked_at": 1_790_000_000}])
+        node.forget_coalitions()
         listed = await admin.get("/members")
         assert "Expel Haki Ardhi Trust" in listed.text and "1 of 2 approvals" in listed.text
         assert "Approve the expulsion" in listed.text

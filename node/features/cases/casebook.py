@@ -83,7 +83,8 @@ def consent_scope(case: Case, active: Sequence[str], *, before: Case | None = No
     return case if scope is None else case.model_copy(update={CONSENT_COALITIONS: scope})
 
 
-async def _scoped(tx: StoreTransaction, case: Case, before: Case | None = None) -> Case:
+async def scoped_consent(tx: StoreTransaction, case: Case, before: Case | None = None) -> Case:
+    """:func:`consent_scope` with this node's coalitions."""
     every = await tx.coalitions.all(with_left=True)
     active = [c.coalition_id for c in every if c.active]
     return consent_scope(case, active, before=before,
@@ -135,7 +136,7 @@ async def add_case(
     """Store ``case`` as version 1 of a new record issued by ``issuer``; a case with an unknown
     field or a future incident date is refused (``RecordValidationError``)."""
     _refuse_problems(own_case_problems(case, utc_day(issued_at)))
-    case = await _scoped(tx, case)
+    case = await scoped_consent(tx, case)
     record = build_record(issuer, case, record_id=new_record_id(), issued_at=issued_at)
     stored = await tx.cases.add(record.record_id, record_to_wire(record), case_index(case), author)
     await tx.audit.append(author, CASE_CREATED, target=stored.record_id,
@@ -168,7 +169,7 @@ async def amend_case(
     merged = merge_patch(previous.payload.model_dump(mode="json", exclude_none=True), patch)
     case = cast(Case, parse_payload(RecordKind.CASE, merged))
     _refuse_problems(own_case_problems(case, utc_day(issued_at), known_before=previous.payload))
-    case = await _scoped(tx, case, previous.payload)
+    case = await scoped_consent(tx, case, previous.payload)
     record = build_record(previous.issuer, case, record_id=current.record_id,
                           issued_at=issued_at, version=current.version + 1)
     stored = await tx.cases.update(current.record_id, record_to_wire(record), case_index(case),

@@ -70,7 +70,13 @@ from node.core.store import (
     StoreTransaction,
 )
 from node.core.store.shares import ShareRepository
-from node.features.cases.casebook import amend_case, case_index, merge_patch, stored_record
+from node.features.cases.casebook import (
+    amend_case,
+    case_index,
+    merge_patch,
+    scoped_consent,
+    stored_record,
+)
 from schemas.case import Case
 from schemas.errors import RecordValidationError, describe_validation_error, quote_if_safe
 from schemas.ids import is_uuid7, new_record_id
@@ -964,10 +970,15 @@ async def _add_new_cases(
     for decision in decisions:
         if decision.status is RowStatus.NEW:
             planned = planned_by_row[decision.row]
-            record = build_record(issuer, planned.case, issued_at=issued_at,
+            try:  # the coalitions its consent covers, as for a case made by hand
+                case = await scoped_consent(tx, planned.case)
+            except RecordValidationError as error:
+                raise ImportRejected([RowProblem(decision.row, None, p.path, p.problem)
+                                      for p in error.problems]) from None
+            record = build_record(issuer, case, issued_at=issued_at,
                                   record_id=planned.record_id or new_record_id())
             batch.append(NewCase(record.record_id, record_to_wire(record),
-                                 case_index(planned.case), author))
+                                 case_index(case), author))
             decision = replace(decision, record_id=record.record_id)
         done.append(decision)
     await tx.cases.add_many(batch)

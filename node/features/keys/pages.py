@@ -110,9 +110,9 @@ async def propose_expulsion_page(request: web.Request) -> web.StreamResponse:
     except ExpulsionError as error:
         return render(request, "keys/expulsion.html", status=422, error=str(error))
     except CoalitionNotChosen as error:
-        # the coalition named is not this node's (422), or it is in none (409)
+        # the coalition is not named or not this node's (422), or it is in none (409)
         return render(request, "keys/expulsion.html",
-                      status=422 if form.get("coalition") else 409, error=str(error))
+                      status=422 if await ctx.node.coalitions() else 409, error=str(error))
     except (NodeNotReady, TransportError) as error:
         return render(request, "keys/expulsion.html", status=409, error=str(error))
     return see_other("/members", done="expulsion")

@@ -210,7 +210,7 @@ async def edit_case_page(request: web.Request) -> web.StreamResponse:
         stored = await _current(tx, request.match_info["record_id"])
     payload = stored.document.get("payload", {})
     form = CaseForm.from_payload(payload, stored.version)
-    if "consent_coalitions" not in payload:
+    if payload.get("consent_coalitions") is None:
         # From before decision 0032: its consent meant the node's first coalition.
         async with ctx.node.store.read() as tx:
             every = await tx.coalitions.all(with_left=True)

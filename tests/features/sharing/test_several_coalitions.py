@@ -217,3 +217,18 @@ async def test_the_received_list_and_members_page_show_coalitions(site: WebNode)
     assert "Through the coalition Bosque (left)" in (await browser.get("/received")).text
     detail = await browser.get(f"/received/{IN_B.org_id}/{case_id}")
     assert "Bosque (left)" in detail.text
+
+
+async def test_a_case_from_before_names_the_first_coalition_until_edited(tmp_path: Path) -> None:
+    async with serve_web(await make_offline_node(tmp_path / "node")) as site:
+        browser = await site.logged_in("beatriz")
+        record_id = await create(browser, CASE_FORM)  # in no coalition yet: none named
+        await _roster(site.node)
+        detail = await browser.get(f"/cases/{record_id}")
+        assert "the first coalition (Andes)" in detail.text
+        form = await browser.get(f"/cases/{record_id}/edit")
+        assert 'name="consent_coalitions" value="!andes:test" checked' in form.text
+        assert 'value="!bosque:test" checked' not in form.text
+        async with site.node.store.read() as tx:
+            assert (await tx.cases.get(record_id)).document["payload"].get(
+                "consent_coalitions") is None

@@ -213,6 +213,8 @@ async def _dialog(request: web.Request, record: CaseRecord, *, recipients: Seque
         members=sorted(members, key=lambda m: names[m.org_id].casefold()), names=names,
         offers=_offers(scoped, members, coalition, fmt), groups=field_groups(record, fmt),
         coalitions=await node.coalitions(), coalition=coalition,
+        uncovered=coalition is not None
+        and coalition.coalition_id not in (scoped.payload.consent_coalitions or ()),
         chosen_recipients=set(recipients), chosen_fields=set(fields), errors=errors or {},
         previews=previews, problem=problem, file_field=FILE_FIELD, picked=picked,
         attachments=await case_attachments(web_context(request).node, record.record_id),

@@ -177,6 +177,7 @@ async def test_the_dialog_picks_the_coalition_and_refuses_one_consent_does_not_c
         ("coalition", B), ("recipients", IN_B.org_id), ("fields", "country"),
         ("step", "preview"), ("version", "1")])
     assert page.status == 200 and "Consent does not allow this." in page.text
+    assert "did not consent to sharing within the coalition Bosque" in page.text
     assert "Send to" not in page.text
     sent = await browser.post(f"/cases/{record_id}/share", [
         ("coalition", B), ("recipients", IN_B.org_id), ("fields", "country"),
@@ -184,6 +185,7 @@ async def test_the_dialog_picks_the_coalition_and_refuses_one_consent_does_not_c
     assert sent.status == 409 and "Consent does not allow this." in sent.text
 
     text = await preview(browser, record_id, [IN_A.org_id], ["country"])
+    assert "did not consent to sharing within" not in text
     assert "Consent does not allow this." not in text and "Send to 1 organisation" in text
 
 

@@ -42,6 +42,11 @@ Several columns may feed one list (``violations`` from "Violation 1" and "Violat
 Values of typology fields are matched, after the column's ``values`` map, against each term's
 code, English and Spanish labels and synonyms, ignoring case and accents.
 
+``consent_coalitions`` (the coalitions the consent covers, decision 0032) is filled in as for a
+case made by hand: the node's only coalition; a node in several needs it from a column or from
+``[defaults]`` (``consent_coalitions = ["!room:example.org"]``) for rows whose consent shares
+with a coalition.
+
 Problems never quote cell contents (they may name people), only short codes.
 """
 
@@ -92,7 +97,7 @@ _SCALAR_FIELDS = frozenset({
     "verification_status", "independent_sources", "consent_level", "risk_level",
     "impact_story",
 })
-_LIST_FIELDS = frozenset({"violations", "consent_partners", "sources"})
+_LIST_FIELDS = frozenset({"violations", "consent_partners", "consent_coalitions", "sources"})
 _ELEMENT_FIELDS: Mapping[str, frozenset[str]] = {
     "victims": frozenset({"kind", "name", "native_name", "romanised_name", "groups", "gender",
                           "description"}),

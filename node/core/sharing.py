@@ -318,6 +318,19 @@ class ShareReceipt:
     rooms: Mapping[str, str]
 
 
+async def first_coalition_id(tx: StoreTransaction) -> str | None:
+    """The node's first coalition (left ones included): what the consent of a case recorded
+    before decision 0032 covers."""
+    known = await tx.coalitions.all(with_left=True)
+    return known[0].coalition_id if known else None
+
+
+async def consent_scoped(tx: StoreTransaction, record: CaseRecord) -> CaseRecord:
+    """``record`` with the coalitions its consent covers spelled out, as a share sees it
+    (:func:`federation.consent.with_consent_scope`): previews and offers use this."""
+    return with_consent_scope(record, await first_coalition_id(tx))
+
+
 async def verified_recipients(
     tx: StoreTransaction, own_org_id: str, org_ids: Sequence[str],
     coalition_id: str | None = None,
@@ -430,8 +443,7 @@ async def share_records(
         retracted = set() if new_records else await ShareRepository(
             tx.session, tx.cipher).retracted_among([record.record_id for record in records])
         if any(isinstance(record, CaseRecord) for record in records):
-            known = await tx.coalitions.all(with_left=True)
-            first = known[0].coalition_id if known else None
+            first = await first_coalition_id(tx)
             records = [with_consent_scope(record, first) if isinstance(record, CaseRecord)
                        else record for record in records]
     if retracted:

@@ -36,13 +36,15 @@ async def dashboard(request: web.Request) -> web.StreamResponse:
         received = await tx.received.list_latest(limit=RECENT)
         received_count = await tx.received.count()
         members = {m.org_id: m for m in await tx.orgs.members()}
+        coalitions = {c.coalition_id: c for c in await tx.coalitions.all(with_left=True)}
         sync = await read_status(tx.session)
     unverified = sum(1 for m in members.values() if not m.verified)
     return render(
         request, "dashboard.html",
         cases=[case_summary(stored, fmt) for stored in cases.items],
         case_count=case_count,
-        received=[received_card(r, members, fmt, disclosed_fields(r.claims)) for r in received],
+        received=[received_card(r, members, fmt, disclosed_fields(r.claims),
+                                coalitions=coalitions) for r in received],
         received_count=received_count,
         outbox_waiting=sync.queued_items + sync.unsent_frames,
         outbox_error=sync.outbox_error,

@@ -63,6 +63,7 @@ CASE_FIELD_NAMES: Final[Mapping[str, str]] = MappingProxyType({
     "sources": N_("Sources"),
     "consent_level": N_("Consent of the people concerned"),
     "consent_partners": N_("Partners named in the consent"),
+    "consent_coalitions": N_("Coalitions the consent covers"),
     "risk_level": N_("Risk level"),
     "impact_story": N_("Story of impact"),
 })

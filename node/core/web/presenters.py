@@ -12,6 +12,7 @@ from typing import Any
 
 from node.core.keys import signed_after_revocation
 from node.core.store import Member, ReceivedRecord, StoredCase
+from node.core.store.coalitions import Coalition
 from node.core.web.i18n import N_, Formatter
 from node.core.web.labels import (
     CASE_FIELD_NAMES,
@@ -22,8 +23,10 @@ from node.core.web.labels import (
 from schemas.typology import Vocabulary
 
 HEADER_FIELDS = frozenset({"issuer", "record_id", "version", "kind", "schema", "issued_at"})
-TOKEN_CLAIMS = frozenset({"iss", "iat", "aud", "cnf", "_sd_alg", "exp", "nbf", "sub", "jti", "vct"})
-"""SD-JWT and JWT claims of a received token: shown as issuer and dates, not as fields."""
+TOKEN_CLAIMS = frozenset({"iss", "iat", "aud", "cnf", "_sd_alg", "exp", "nbf", "sub", "jti", "vct",
+                          "coalition"})
+"""SD-JWT and JWT claims of a received token: shown as issuer, dates and coalition, not as
+fields."""
 VERIFIED = "verified"  # what the sync host stores for a record whose checks all passed
 
 
@@ -86,6 +89,8 @@ class ReceivedCard:
     signed_after_revocation: bool = False
     """The issuer's keys were revoked and this record says it was signed after that."""
     issuer_revoked_since: str | None = None
+    coalition: str | None = None
+    """The coalition it came through, by name; "(left)" once this node left it."""
 
 
 def case_heading(payload: Mapping[str, Any], fmt: Formatter) -> str:
@@ -213,8 +218,22 @@ def member_card(member: Member, fmt: Formatter) -> MemberCard:
     )
 
 
+def coalition_label(coalition_id: str | None, coalitions: Mapping[str, Coalition],
+                    fmt: Formatter) -> str | None:
+    """A coalition as staff see it: its name, with "(left)" once this node left it."""
+    if coalition_id is None:
+        return None
+    coalition = coalitions.get(coalition_id)
+    if coalition is None:
+        return coalition_id
+    if coalition.active:
+        return coalition.label
+    return fmt.gettext(N_("%(name)s (left)")) % {"name": coalition.label}
+
+
 def received_card(record: ReceivedRecord, members: Mapping[str, Member], fmt: Formatter,
-                  disclosed: Sequence[str], *, with_facts: bool = False) -> ReceivedCard:
+                  disclosed: Sequence[str], *, with_facts: bool = False,
+                  coalitions: Mapping[str, Coalition] | None = None) -> ReceivedCard:
     member = members.get(record.issuer)
     claims = record.claims or {}
     names = member_names([member]) if member is not None else {}
@@ -238,6 +257,7 @@ def received_card(record: ReceivedRecord, members: Mapping[str, Member], fmt: Fo
             record.claims, member.revoked_at if member is not None else None),
         issuer_revoked_since=fmt.datetime(datetime.fromtimestamp(member.revoked_at, UTC))
         if member is not None and member.revoked_at is not None else None,
+        coalition=coalition_label(record.coalition_id, coalitions or {}, fmt),
     )
 
 

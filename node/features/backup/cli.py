@@ -100,10 +100,14 @@ def cmd_new_account(args: argparse.Namespace) -> int:
     print(f"  keys rotated; new safety code: {done.safety_code}")
     print(f"  {done.held_rooms} room(s) held until the node is back in them (rooms the old"
           " account made are replaced by new ones once it is back in the coalition)")
-    print("Next: a member compares the new safety code with you out of band and runs")
+    several = len(done.coalition_rooms) > 1
+    print("Next: a member compares the new safety code with you out of band and runs"
+          + (" (a member of each of your coalitions)" if several else ""))
     print(f"  minga coalition invite {done.user_id}")
-    if done.coalition_room:
-        print(f"then here: minga --config {config_file} coalition join {done.coalition_room}")
+    if done.coalition_rooms:
+        print("then here" + (", for each coalition:" if several else ":"))
+    for room in done.coalition_rooms:
+        print(f"  minga --config {config_file} coalition join {room}")
     print(f"and: minga --config {config_file} run")
     return 0
 

@@ -57,7 +57,8 @@ class NewAccount:
     user_id: str
     held_rooms: int
     safety_code: str
-    coalition_room: str | None
+    coalition_rooms: tuple[str, ...]
+    """The room of every coalition the node is in, to join again (decision 0032)."""
 
 
 async def adopt_new_account(node: Node, config_file: Path, login: MatrixLogin,
@@ -78,7 +79,7 @@ async def adopt_new_account(node: Node, config_file: Path, login: MatrixLogin,
                            encoding="utf-8")
     rotated = await rotate_own_keys(node, now, actor=ACTOR, publish=False)
     return NewAccount(previous.user_id if previous else None, login.user_id, len(held),
-                      rotated.safety_code, await node.coalition_room())
+                      rotated.safety_code, tuple(c.room_id for c in await node.coalitions()))
 
 
 async def _has_login(node: Node) -> bool:

@@ -5,6 +5,10 @@ Conventions:
 
 - ``POST /cases`` takes a ``minga.case/1`` payload; ``PATCH /cases/{id}`` takes a JSON merge
   patch (RFC 7396) over the current payload. Both answer with the stored record.
+- ``consent_coalitions`` (decision 0032): the coalitions the consent covers. Omitted on a new
+  case, it is the node's only coalition; a node in several must name them for a consent that
+  shares with a coalition (422 naming the field), and only coalitions it is in. A ``PATCH``
+  keeps it (and writes the first coalition on a case from before the field existed).
 - Lost updates are avoided with the ``expected_version`` query parameter of ``PATCH``: when
   given and not the current version, the answer is 409 and nothing is written.
 - Unknown, malformed and deleted record ids are all 404 (codes ``not_found`` / ``deleted``).

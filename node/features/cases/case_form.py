@@ -85,6 +85,7 @@ class CaseForm:
     sources: str = ""
     consent_level: str = ""
     consent_partners: list[str] = field(default_factory=list)
+    consent_coalitions: list[str] = field(default_factory=list)
     risk_level: str = ""
     impact_story: str = ""
     expected_version: int | None = None
@@ -113,6 +114,7 @@ class CaseForm:
             sources="\n".join(str(s) for s in payload.get("sources", [])),
             consent_level=str(payload.get("consent_level", "")),
             consent_partners=list(payload.get("consent_partners", [])),
+            consent_coalitions=list(payload.get("consent_coalitions") or []),
             risk_level=str(payload.get("risk_level", "")),
             expected_version=version,
         )
@@ -156,6 +158,7 @@ class CaseForm:
             verification_status=text("verification_status"),
             independent_sources=text("independent_sources"), sources=text("sources"),
             consent_level=text("consent_level"), consent_partners=many("consent_partners"),
+            consent_coalitions=many("consent_coalitions"),
             risk_level=text("risk_level"),
             expected_version=int(version) if version.isdigit() else None,
         )
@@ -196,6 +199,7 @@ class CaseForm:
             "sources": [line.strip() for line in self.sources.splitlines() if line.strip()],
             "consent_level": self.consent_level,
             "consent_partners": self.consent_partners,
+            "consent_coalitions": self.consent_coalitions,
             "risk_level": self.risk_level,
         })
         try:

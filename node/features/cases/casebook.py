@@ -5,6 +5,9 @@ issuer, record id, version, kind, schema, issued_at, payload), so sharing later 
 but the stored document. The plaintext index (:class:`CaseIndex`) is derived from the payload
 here and nowhere else.
 
+Consent is per coalition (decision 0032): :func:`consent_scope` fills in or checks a case's
+``consent_coalitions`` against the coalitions this node is in, for every writer alike.
+
 These functions work inside a store transaction the caller opens; the HTTP API uses them, and so
 can anything else that writes cases (imports, the demo). Audit entries name the author and the
 record id, never content.
@@ -12,7 +15,7 @@ record id, never content.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import Any, cast
 
@@ -35,6 +38,57 @@ from schemas.typology import ConsentLevel
 CASE_CREATED = "case.create"
 CASE_UPDATED = "case.update"
 CASE_DELETED = "case.delete"
+SHARED_WITH_COALITIONS = frozenset({ConsentLevel.ANONYMISED, ConsentLevel.COALITION,
+                                    ConsentLevel.NAMED_PARTNERS})
+"""Consent levels that let a coalition's members see something (public lets everyone)."""
+CONSENT_COALITIONS = "consent_coalitions"
+
+
+def consent_scope(case: Case, active: Sequence[str], *, before: Case | None = None,
+                  first: str | None = None) -> Case:
+    """``case`` with the coalitions its consent covers, as this node records it.
+
+    ``active`` are the ids of the coalitions this node is in (oldest first), ``first`` its
+    first coalition, left ones included. A new case (``before`` None) without the field gets
+    the node's only coalition; when the node is in several, a level that shares with a
+    coalition must name them (``RecordValidationError`` on ``consent_coalitions``), while
+    ``none`` and ``public`` cover none in particular. A node in no coalition yet leaves the
+    field out: like a case from before decision 0032, its consent covers the first coalition.
+    An edit keeps the field, and writes it on a case that lacked it (the first coalition).
+    Coalitions named anew must be ones this node is in."""
+    named = case.consent_coalitions
+    if named is not None:
+        kept = set(before.consent_coalitions or ()) if before is not None else set()
+        unknown = [c for c in named if c not in active and c not in kept]
+        if unknown:
+            raise RecordValidationError([FieldProblem(
+                path=CONSENT_COALITIONS,
+                problem=f"not a coalition this node is in: {unknown[0]}")])
+        return case
+    if before is not None:
+        if before.consent_coalitions is not None:
+            scope: list[str] | None = list(before.consent_coalitions)
+        else:
+            scope = [first] if first is not None else None
+    elif not active:
+        scope = None
+    elif len(active) == 1:
+        scope = [active[0]]
+    elif case.consent_level in SHARED_WITH_COALITIONS:
+        raise RecordValidationError([FieldProblem(
+            path=CONSENT_COALITIONS,
+            problem="this node is in several coalitions: name those the consent covers")])
+    else:
+        scope = []
+    return case if scope is None else case.model_copy(update={CONSENT_COALITIONS: scope})
+
+
+async def scoped_consent(tx: StoreTransaction, case: Case, before: Case | None = None) -> Case:
+    """:func:`consent_scope` with this node's coalitions."""
+    every = await tx.coalitions.all(with_left=True)
+    active = [c.coalition_id for c in every if c.active]
+    return consent_scope(case, active, before=before,
+                         first=every[0].coalition_id if every else None)
 
 
 def case_index(case: Case) -> CaseIndex:
@@ -82,6 +136,7 @@ async def add_case(
     """Store ``case`` as version 1 of a new record issued by ``issuer``; a case with an unknown
     field or a future incident date is refused (``RecordValidationError``)."""
     _refuse_problems(own_case_problems(case, utc_day(issued_at)))
+    case = await scoped_consent(tx, case)
     record = build_record(issuer, case, record_id=new_record_id(), issued_at=issued_at)
     stored = await tx.cases.add(record.record_id, record_to_wire(record), case_index(case), author)
     await tx.audit.append(author, CASE_CREATED, target=stored.record_id,
@@ -114,6 +169,7 @@ async def amend_case(
     merged = merge_patch(previous.payload.model_dump(mode="json", exclude_none=True), patch)
     case = cast(Case, parse_payload(RecordKind.CASE, merged))
     _refuse_problems(own_case_problems(case, utc_day(issued_at), known_before=previous.payload))
+    case = await scoped_consent(tx, case, previous.payload)
     record = build_record(previous.issuer, case, record_id=current.record_id,
                           issued_at=issued_at, version=current.version + 1)
     stored = await tx.cases.update(current.record_id, record_to_wire(record), case_index(case),

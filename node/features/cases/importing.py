@@ -42,6 +42,11 @@ Several columns may feed one list (``violations`` from "Violation 1" and "Violat
 Values of typology fields are matched, after the column's ``values`` map, against each term's
 code, English and Spanish labels and synonyms, ignoring case and accents.
 
+``consent_coalitions`` (the coalitions the consent covers, decision 0032) is filled in as for a
+case made by hand: the node's only coalition; a node in several needs it from a column or from
+``[defaults]`` (``consent_coalitions = ["!room:example.org"]``) for rows whose consent shares
+with a coalition.
+
 Problems never quote cell contents (they may name people), only short codes.
 """
 
@@ -70,7 +75,13 @@ from node.core.store import (
     StoreTransaction,
 )
 from node.core.store.shares import ShareRepository
-from node.features.cases.casebook import amend_case, case_index, merge_patch, stored_record
+from node.features.cases.casebook import (
+    amend_case,
+    case_index,
+    merge_patch,
+    scoped_consent,
+    stored_record,
+)
 from schemas.case import Case
 from schemas.errors import RecordValidationError, describe_validation_error, quote_if_safe
 from schemas.ids import is_uuid7, new_record_id
@@ -86,7 +97,7 @@ _SCALAR_FIELDS = frozenset({
     "verification_status", "independent_sources", "consent_level", "risk_level",
     "impact_story",
 })
-_LIST_FIELDS = frozenset({"violations", "consent_partners", "sources"})
+_LIST_FIELDS = frozenset({"violations", "consent_partners", "consent_coalitions", "sources"})
 _ELEMENT_FIELDS: Mapping[str, frozenset[str]] = {
     "victims": frozenset({"kind", "name", "native_name", "romanised_name", "groups", "gender",
                           "description"}),
@@ -964,10 +975,15 @@ async def _add_new_cases(
     for decision in decisions:
         if decision.status is RowStatus.NEW:
             planned = planned_by_row[decision.row]
-            record = build_record(issuer, planned.case, issued_at=issued_at,
+            try:  # the coalitions its consent covers, as for a case made by hand
+                case = await scoped_consent(tx, planned.case)
+            except RecordValidationError as error:
+                raise ImportRejected([RowProblem(decision.row, None, p.path, p.problem)
+                                      for p in error.problems]) from None
+            record = build_record(issuer, case, issued_at=issued_at,
                                   record_id=planned.record_id or new_record_id())
             batch.append(NewCase(record.record_id, record_to_wire(record),
-                                 case_index(planned.case), author))
+                                 case_index(case), author))
             decision = replace(decision, record_id=record.record_id)
         done.append(decision)
     await tx.cases.add_many(batch)

@@ -25,6 +25,7 @@ from node.core.store import (
     StoreTransaction,
     VersionConflict,
 )
+from node.core.store.coalitions import Coalition
 from node.core.store.shares import ShareRepository
 from node.core.web.context import (
     Visit,
@@ -37,13 +38,21 @@ from node.core.web.context import (
 )
 from node.core.web.i18n import N_, Formatter
 from node.core.web.labels import CASE_FIELD_NAMES
-from node.core.web.presenters import case_heading, case_summary, member_names, payload_facts
+from node.core.web.presenters import (
+    case_heading,
+    case_summary,
+    coalition_label,
+    member_names,
+    payload_facts,
+)
 from node.core.web.routes import PageRoute
 from node.features.cases import import_pages
 from node.features.cases.api import CaseListQuery
 from node.features.cases.case_form import CaseForm, error_summary
 from node.features.cases.case_search import SCAN_LIMIT, search_cases
 from node.features.cases.casebook import (
+    CONSENT_COALITIONS,
+    SHARED_WITH_COALITIONS,
     add_case,
     amend_case,
     delete_case,
@@ -125,17 +134,35 @@ async def _form_page(request: web.Request, form: CaseForm, errors: dict[str, str
     names = member_names(members)
     partners = [(org_id, names[org_id]) for org_id in sorted(names, key=names.__getitem__)]
     partners += [(org_id, org_id) for org_id in form.consent_partners if org_id not in names]
+    async with ctx.node.store.read() as tx:
+        every = await tx.coalitions.all(with_left=True)
+    # The node's coalitions, and those it left that this case's consent still names.
+    coalitions = [(c.coalition_id, c.label if c.active else fmt.gettext(N_("%(name)s (left)"))
+                   % {"name": c.label})
+                  for c in every if c.active or c.coalition_id in form.consent_coalitions]
     return render(
         request, "cases/form.html", status=status, form=form, errors=errors,
         error_links=error_summary(errors, fmt),
-        record_id=record_id, focus=focus, partners=partners,
+        record_id=record_id, focus=focus, partners=partners, coalitions=coalitions,
         countries=fmt.countries(sorted(COUNTRY_CODES)), months=fmt.month_names(),
         choices={vocabulary.value: fmt.choices(vocabulary) for vocabulary in Vocabulary},
     )
 
 
 async def new_case_page(request: web.Request) -> web.StreamResponse:
-    return await _form_page(request, CaseForm(), {})
+    coalitions = await web_context(request).node.coalitions()
+    only = [coalitions[0].coalition_id] if len(coalitions) == 1 else []
+    return await _form_page(request, CaseForm(consent_coalitions=only), {})
+
+
+async def _coalitions_unticked(request: web.Request, form: CaseForm) -> dict[str, str]:
+    """The form's error when consent shares with a coalition and none is ticked while this
+    node is in one or more (decision 0032)."""
+    if (form.consent_coalitions or form.consent_level not in SHARED_WITH_COALITIONS
+            or not await web_context(request).node.coalitions()):
+        return {}
+    return {CONSENT_COALITIONS: current_visit(request).gettext(
+        N_("Tick the coalitions within which the people concerned agreed to sharing."))}
 
 
 def _focus_after(action: str, form: CaseForm) -> str | None:
@@ -163,7 +190,8 @@ async def create_case(request: web.Request) -> web.StreamResponse:
     if form.apply(action):
         return await _form_page(request, form, {}, focus=_focus_after(action, form))
     payload, errors = form.to_payload(visit.fmt)
-    if payload is None or (errors := _future_incident(payload, ctx.now(), visit)):
+    if payload is None or (errors := _future_incident(payload, ctx.now(), visit)
+                           | await _coalitions_unticked(request, form)):
         return await _form_page(request, form, errors, status=422)
     try:
         async with ctx.node.store.transaction() as tx:
@@ -181,8 +209,13 @@ async def edit_case_page(request: web.Request) -> web.StreamResponse:
     async with ctx.node.store.read() as tx:
         stored = await _current(tx, request.match_info["record_id"])
     payload = stored.document.get("payload", {})
-    return await _form_page(request, CaseForm.from_payload(payload, stored.version), {},
-                            record_id=stored.record_id)
+    form = CaseForm.from_payload(payload, stored.version)
+    if payload.get("consent_coalitions") is None:
+        # From before decision 0032: its consent meant the node's first coalition.
+        async with ctx.node.store.read() as tx:
+            every = await tx.coalitions.all(with_left=True)
+        form.consent_coalitions = [every[0].coalition_id] if every else []
+    return await _form_page(request, form, {}, record_id=stored.record_id)
 
 
 def replacement_patch(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
@@ -203,7 +236,8 @@ async def update_case(request: web.Request) -> web.StreamResponse:
         return await _form_page(request, form, {}, record_id=record_id,
                                 focus=_focus_after(action, form))
     payload, errors = form.to_payload(visit.fmt)
-    if payload is None or (errors := _future_incident(payload, ctx.now(), visit)):
+    if payload is None or (errors := _future_incident(payload, ctx.now(), visit)
+                           | await _coalitions_unticked(request, form)):
         return await _form_page(request, form, errors, record_id=record_id, status=422)
     try:
         async with ctx.node.store.transaction() as tx:
@@ -239,6 +273,7 @@ async def case_detail(request: web.Request) -> web.StreamResponse:
         versions = await tx.cases.versions(current.record_id)
         shares = await ShareRepository(tx.session, tx.cipher).history(current.record_id)
         names = member_names(await tx.orgs.members())
+        coalitions = await tx.coalitions.all(with_left=True)
     wanted = request.query.get("version", "")
     shown = next((v for v in versions if str(v.version) == wanted), None)
     document = shown.document if shown is not None else current.document
@@ -249,7 +284,8 @@ async def case_detail(request: web.Request) -> web.StreamResponse:
     record = stored_record(current)
     return render(
         request, "cases/detail.html", record_id=current.record_id, heading=case_heading(
-            payload, fmt), facts=payload_facts(payload, fmt), current=current,
+            payload, fmt), facts=payload_facts(consent_scope_shown(payload, coalitions, fmt),
+                                               fmt), current=current,
         shown_version=shown.version if shown is not None else current.version,
         versions=list(reversed(versions)), shares=list(reversed(shares)), names=names,
         summary=case_summary(current, fmt), issued_at=record.issued_at,
@@ -257,6 +293,22 @@ async def case_detail(request: web.Request) -> web.StreamResponse:
         reasons=fmt.choices(Vocabulary.RETRACTION_REASON),
         shareable=shareable_with_members(record.payload),
     )
+
+
+def consent_scope_shown(payload: dict[str, Any], coalitions: list[Coalition],
+                        fmt: Formatter) -> dict[str, Any]:
+    """``payload`` with the coalitions its consent covers by name ("(left)" for one this node
+    left); a case from before decision 0032 names none: its consent covers the first."""
+    if not coalitions:
+        return payload
+    by_id = {c.coalition_id: c for c in coalitions}
+    named = payload.get("consent_coalitions")
+    if not isinstance(named, list):
+        first = coalitions[0]
+        return {**payload, "consent_coalitions": [
+            fmt.gettext(N_("the first coalition (%(name)s)")) % {"name": first.label}]}
+    return {**payload, "consent_coalitions": [
+        coalition_label(c, by_id, fmt) or c for c in named if isinstance(c, str)]}
 
 
 # --- delete -----------------------------------------------------------------------------------

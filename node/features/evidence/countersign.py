@@ -19,6 +19,7 @@ from typing import Any, Final
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from federation.consent_decision import COALITION_CLAIM
 from federation.encoding import b64u_encode
 from federation.identity import IdentityError, read_member_entry, signing_kid
 from node.core.runtime import Node
@@ -52,12 +53,16 @@ ANSWER_KIND: Final = "countersignature"
 
 
 async def request_countersignature(node: Node, attachment_id: str, witness: str, *,
-                                   actor: str, now: int) -> str:
-    """Ask ``witness`` (a verified member) to countersign the file's existence now; the id of
+                                   actor: str, now: int, coalition_id: str | None = None) -> str:
+    """Ask ``witness`` (a verified member of ``coalition_id``; by default of the oldest
+    coalition this node shares with it) to countersign the file's existence now; the id of
     the request record (``AttachmentNotFound``, ``UnknownRecipient``)."""
     async with node.store.read() as tx:
         attachment = await AttachmentStore(tx.session, tx.cipher).get(attachment_id)
-        await verified_recipients(tx, node.org_id, [witness])
+        if coalition_id is None:
+            shared = await tx.coalitions.shared_with(witness)
+            coalition_id = shared[0].coalition_id if shared else None
+        await verified_recipients(tx, node.org_id, [witness], coalition_id)
     salt = os.urandom(SALT_BYTES)
     request = build_record(node.org_id, CountersignRequest(
         commitment=commitment(attachment.sha256, salt)), record_id=new_record_id(),
@@ -67,12 +72,14 @@ async def request_countersignature(node: Node, attachment_id: str, witness: str,
             "attachment": attachment_id, "witness": witness, "salt": b64u_encode(salt)})
         await tx.audit.append(actor, AUDIT_REQUEST, target=attachment.record_id,
                               details={"attachment": attachment_id, "witness": witness})
-    await share_from_node(node, request, [witness], actor=actor, issued_at=now)
+    await share_from_node(node, request, [witness], actor=actor, issued_at=now,
+                          coalition_id=coalition_id)
     return request.record_id
 
 
 async def on_request(session: AsyncSession, node: Node, record: VerifiedRecord) -> None:
-    """As the witness: sign what was asked, now, and answer in the room it came from."""
+    """As the witness: sign what was asked, now, and answer in the room it came from,
+    through the coalition it came through."""
     asked = record.claims.get("commitment")
     if not isinstance(asked, str):
         return
@@ -83,8 +90,10 @@ async def on_request(session: AsyncSession, node: Node, record: VerifiedRecord) 
         request=RecordRef(issuer=record.issuer, record_id=record.record_id),
         commitment=asked, attested_at=now, kid=statement["kid"],
         signature=statement["signature"]), record_id=new_record_id(), issued_at=now)
+    coalition = record.claims.get(COALITION_CLAIM)
     await share_in_room(node, [answer], [record.issuer], record.room_id, actor="node",
-                        issued_at=now, open_session=session, new_records=True)
+                        issued_at=now, open_session=session, new_records=True,
+                        coalition_id=coalition if isinstance(coalition, str) else None)
     async with in_session(session, node) as tx:
         await tx.audit.append("node", AUDIT_GIVEN, details={"holder": record.issuer,
                                                             "request": record.record_id})

@@ -1,9 +1,10 @@
 """Sharing a case with files, through the one sharing path (``node.core.sharing``).
 
 In order, so that nothing leaves unless everything may: the recipients are checked (verified
-members), the chosen files belong to the case (and a working copy exists where it was chosen),
-and the consent gate is asked for every recipient with files, the fields and
-:data:`federation.consent.ATTACHMENTS` together, *before* any byte is uploaded. Then each file
+members of the coalition the share goes through, decision 0032), the chosen files belong to
+the case (and a working copy exists where it was chosen), and the consent gate is asked for
+every recipient with files, the fields and :data:`federation.consent.ATTACHMENTS` together,
+*before* any byte is uploaded. Then each file
 is sealed under a fresh key per recipient and uploaded part by part (:mod:`.outgoing`, the
 last parts while the record travels), and :func:`node.core.sharing.share_from_node` shares
 the case with the files' descriptions in each recipient's signed record (the gate runs again
@@ -23,6 +24,7 @@ from node.core.sharing import (
     ShareReceipt,
     ShareRefused,
     UnknownRecipient,
+    consent_scoped,
     share_from_node,
     verified_recipients,
 )
@@ -67,12 +69,15 @@ def _check_choices(choices: FilesChosen, recipient_ids: Sequence[str],
 
 async def share_case_with_files(
     node: Node, record: CaseRecord, recipient_ids: Sequence[str], fields: Sequence[str],
-    choices: FilesChosen, *, actor: str, now: int,
+    choices: FilesChosen, *, actor: str, now: int, coalition_id: str | None = None,
 ) -> ShareReceipt:
-    """Share ``record`` with the chosen files (see the module docstring)."""
+    """Share ``record`` with the chosen files through ``coalition_id`` (the node's only
+    coalition when None; see the module docstring)."""
     choices = {org_id: chosen for org_id, chosen in choices.items() if chosen}
+    coalition_id = (await node.chosen_coalition(coalition_id)).coalition_id
     async with node.store.read() as tx:
-        recipients = await verified_recipients(tx, node.org_id, recipient_ids)
+        recipients = await verified_recipients(tx, node.org_id, recipient_ids, coalition_id)
+        scoped = await consent_scoped(tx, record)
         attachments = {a.attachment_id: a for a in
                        await AttachmentStore(tx.session, tx.cipher).of_case(record.record_id)}
     _check_choices(choices, recipient_ids, attachments)
@@ -80,7 +85,7 @@ async def share_case_with_files(
     for recipient in recipients:
         if recipient.org_id in choices:
             try:
-                check_consent(record.payload, [*fields, ATTACHMENTS], recipient)
+                check_consent(scoped.payload, [*fields, ATTACHMENTS], recipient)
             except ConsentRefused as refusal:
                 refusals[recipient.org_id] = refusal
     if refusals:
@@ -98,7 +103,7 @@ async def share_case_with_files(
 
     if not choices:
         return await share_from_node(node, record, recipient_ids, fields, actor=actor,
-                                     issued_at=now, files={})
+                                     issued_at=now, files={}, coalition_id=coalition_id)
     planned = [(org_id, attachments[c.attachment_id], c.copy)
                for org_id, chosen in choices.items() for c in chosen]
     counts = [part_count(copy_size(attachment, copy)) for _, attachment, copy in planned]
@@ -115,7 +120,8 @@ async def share_case_with_files(
             for org_id, outgoing in sent:
                 files[org_id].append(outgoing.description().wire())
             receipt = await share_from_node(node, record, recipient_ids, fields, actor=actor,
-                                            issued_at=now, files=files, alongside=custody)
+                                            issued_at=now, files=files, alongside=custody,
+                                            coalition_id=coalition_id)
             await uploads.finish()
             return receipt
         finally:

@@ -30,9 +30,9 @@ from node.core.expulsion import (
 )
 from node.core.keys import RevocationRefused, own_rotations, publish_revocation, rotate_own_keys
 from node.core.lock import lock_node
-from node.core.runtime import Node, NodeNotReady
+from node.core.runtime import CoalitionNotChosen, Node, NodeNotReady
 from node.core.store import Role
-from schemas.common import OrgId
+from schemas.common import CoalitionId, OrgId
 
 TAGS = ("keys",)
 
@@ -93,6 +93,9 @@ class ProposeExpulsion(BaseModel):
     reason: Annotated[str, Field(min_length=1, max_length=MAX_REASON)]
     since: TimeInput | None = Field(default=None, description="from when its keys are"
                                     " refused (default: now)")
+    coalition: CoalitionId | None = Field(
+        default=None, description="the coalition whose members decide; needed only when this"
+        " node is in several")
 
 
 class ApproveExpulsion(BaseModel):
@@ -193,9 +196,14 @@ class KeysEndpoints:
         try:
             pending = await propose_expulsion(
                 self._node, body.org_id, body.reason, now if body.since is None else body.since,
-                now, actor=call.principal.user)
+                now, actor=call.principal.user, coalition_id=body.coalition)
         except ExpulsionError as error:
             raise _expulsion_problem(error) from None
+        except CoalitionNotChosen as error:
+            if not await self._node.coalitions():
+                raise ApiError(409, "no_coalition", str(error)) from None
+            raise invalid([FieldProblem(field="body.coalition", problem=str(error))],
+                          str(error)) from None
         except NodeNotReady as error:
             raise ApiError(409, "no_coalition", str(error)) from None
         except TransportError as error:

@@ -20,7 +20,7 @@ from node.core.keys import (
     rotate_own_keys,
 )
 from node.core.lock import lock_node, passphrase_warning
-from node.core.runtime import NodeNotReady
+from node.core.runtime import CoalitionNotChosen, NodeNotReady
 from node.core.store import Role
 from node.core.web.context import (
     current_visit,
@@ -105,9 +105,14 @@ async def propose_expulsion_page(request: web.Request) -> web.StreamResponse:
     now = ctx.now()
     try:
         await propose_expulsion(ctx.node, form.get("org_id", ""), form.get("reason", ""), now,
-                                now, actor=staff_of(request).username)
+                                now, actor=staff_of(request).username,
+                                coalition_id=form.get("coalition") or None)
     except ExpulsionError as error:
         return render(request, "keys/expulsion.html", status=422, error=str(error))
+    except CoalitionNotChosen as error:
+        # the coalition is not named or not this node's (422), or it is in none (409)
+        return render(request, "keys/expulsion.html",
+                      status=422 if await ctx.node.coalitions() else 409, error=str(error))
     except (NodeNotReady, TransportError) as error:
         return render(request, "keys/expulsion.html", status=409, error=str(error))
     return see_other("/members", done="expulsion")

@@ -1,8 +1,10 @@
 """Sharing over HTTP: share, preview, history and retraction of cases; received records;
 quarantined envelopes (M4).
 
-- ``POST /cases/{id}/share`` takes ``{"recipients": [org_id], "fields": [path]}``. Every
-  recipient must be a verified member (422 naming the bad one); the consent gate decides per
+- ``POST /cases/{id}/share`` takes ``{"recipients": [org_id], "fields": [path]}`` and the
+  ``coalition`` it goes through (needed only when the node is in several; 422 naming the field
+  otherwise). Every recipient must be a verified member of that coalition (422 naming the bad
+  one); the case's consent must cover that coalition (decision 0032); the consent gate decides per
   recipient and one refusal refuses the whole share (409 naming each refused field and for whom).
   Nothing is sent to anyone unless everything can be sent. The current version is shared; after
   a ``PATCH``, sharing again sends the new version.
@@ -13,7 +15,8 @@ quarantined envelopes (M4).
   or the refusal.
 - ``POST /cases/{id}/retract`` sends a signed retraction to everyone who was sent any version.
 - ``GET /received`` and ``GET /received/{issuer}/{record_id}``: what other members shared with
-  this node; a retracted record shows only its tombstone.
+  this node; a retracted record shows only its tombstone. Each names the coalition it came
+  through (``coalition_id``, its label, and whether this node left it).
 - ``GET /quarantine`` (admins): envelopes that failed verification, with the reason.
 """
 
@@ -44,12 +47,14 @@ from node.core.keys import signed_after_revocation
 from node.core.runtime import Node
 from node.core.sharing import (
     ShareReceipt,
+    consent_scoped,
     disclosed_fields,
     preview_share,
     share_from_node,
     verified_recipients,
 )
 from node.core.store import InvalidRecordId, Role, StoreTransaction
+from node.core.store.coalitions import Coalition
 from node.core.store.received import MAX_PAGE as RECEIVED_MAX_PAGE
 from node.core.store.received import ReceivedRecord
 from node.core.store.shares import ShareRepository
@@ -62,9 +67,10 @@ from node.features.evidence import (
     public_claims,
     share_case_with_files,
 )
+from node.features.sharing.directory import known_coalitions
 from node.features.sharing.retraction import retract_case
 from schemas.codes import RetractionReasonCode
-from schemas.common import OrgId, ShortText
+from schemas.common import CoalitionId, OrgId, ShortText
 from schemas.records import CaseRecord
 from sync.quarantine import list_quarantined
 
@@ -88,8 +94,12 @@ class ShareRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     recipients: Annotated[list[OrgId], Field(min_length=1, max_length=MAX_RECIPIENTS)] = Field(
-        description="org ids of verified coalition members"
+        description="org ids of verified members of the coalition"
     )
+    coalition: CoalitionId | None = Field(
+        default=None,
+        description="the coalition the share goes through; needed only when this node is in"
+                    " several (by default its only one)")
     fields: Annotated[list[Annotated[str, Field(max_length=64)]],
                       Field(min_length=1, max_length=MAX_FIELDS)] = Field(
         description="case field paths to disclose, e.g. country, victims.groups"
@@ -187,6 +197,11 @@ class ReceivedSummary(BaseModel):
     verification: str
     retracted: bool
     received_at: datetime
+    coalition_id: str | None = Field(default=None,
+                                     description="the coalition the record came through")
+    coalition: str | None = Field(default=None, description="that coalition's name (or id)")
+    coalition_left: bool = Field(default=False,
+                                 description="this node has left that coalition since")
     signed_after_revocation: bool = Field(
         default=False, description="the issuer's keys were revoked (a seized node) and this"
         " record says it was signed at or after that time: treat it as suspect")
@@ -227,13 +242,17 @@ class QuarantineList(BaseModel):
     items: list[QuarantinedEvent]
 
 
-def _summary(record: ReceivedRecord, revoked: Mapping[str, int]) -> dict[str, Any]:
+def _summary(record: ReceivedRecord, revoked: Mapping[str, int],
+             coalitions: Mapping[str, Coalition]) -> dict[str, Any]:
     revoked_at = revoked.get(record.issuer)
+    coalition = coalitions.get(record.coalition_id or "")
     return {
         "issuer": record.issuer, "record_id": record.record_id, "version": record.version,
         "kind": record.kind, "disclosed_fields": disclosed_fields(record.claims),
         "verification": record.verification, "retracted": record.retracted,
-        "received_at": record.received_at,
+        "received_at": record.received_at, "coalition_id": record.coalition_id,
+        "coalition": None if coalition is None else coalition.label,
+        "coalition_left": coalition is not None and not coalition.active,
         "signed_after_revocation": signed_after_revocation(record.claims, revoked_at),
         "issuer_revoked_at": revoked_at,
     }
@@ -271,19 +290,24 @@ class SharingEndpoints:
             if call.body.attachments:
                 receipt = await share_case_with_files(
                     self._node, record, call.body.recipients, call.body.fields,
-                    call.body.choices(), actor=call.principal.user, now=self._now())
+                    call.body.choices(), actor=call.principal.user, now=self._now(),
+                    coalition_id=call.body.coalition)
             else:
                 receipt = await share_from_node(self._node, record, call.body.recipients,
                                                 call.body.fields, actor=call.principal.user,
-                                                issued_at=self._now())
+                                                issued_at=self._now(),
+                                                coalition_id=call.body.coalition)
         return await _share_result(self._node, receipt)
 
     async def preview_case_share(self, call: Call[ShareRequest, NoQuery]) -> PreviewResult:
         record = await self._case(call.path["record_id"])
         with sharing_answers():
+            coalition = await self._node.chosen_coalition(call.body.coalition)
             async with self._node.store.read() as tx:
                 recipients = await verified_recipients(tx, self._node.org_id,
-                                                       call.body.recipients)
+                                                       call.body.recipients,
+                                                       coalition.coalition_id)
+                record = await consent_scoped(tx, record)
             answers = {}
             for recipient in recipients:
                 answers.update(preview_share(record, [recipient],
@@ -320,9 +344,11 @@ class SharingEndpoints:
             records = await tx.received.list_latest(kind=query.kind, issuer=query.issuer,
                                                     limit=query.limit + 1, offset=query.offset)
             revoked = await _revoked(tx)
+            coalitions = await known_coalitions(tx)
         page = records[: query.limit]
         more = len(records) > query.limit
-        return ReceivedList(items=[ReceivedSummary(**_summary(r, revoked)) for r in page],
+        return ReceivedList(items=[ReceivedSummary(**_summary(r, revoked, coalitions))
+                                   for r in page],
                             next_offset=query.offset + query.limit if more else None,
                             organisations=named((r.issuer for r in page),
                                                 await known_names(self._node)))
@@ -333,12 +359,14 @@ class SharingEndpoints:
             async with self._node.store.read() as tx:
                 versions = await tx.received.versions(issuer, record_id)
                 revoked = await _revoked(tx)
+                coalitions = await known_coalitions(tx)
         except InvalidRecordId:
-            versions, revoked = [], {}
+            versions, revoked, coalitions = [], {}, {}
         if not versions:
             raise ApiError(404, "not_found", "no record with this issuer and id was received")
         latest = versions[-1]
-        return ReceivedView(**_summary(latest, revoked), claims=public_claims(latest.claims),
+        return ReceivedView(**_summary(latest, revoked, coalitions),
+                            claims=public_claims(latest.claims),
                             versions=[v.version for v in versions],
                             organisations=named([issuer], await known_names(self._node)))
 

@@ -11,9 +11,9 @@ from aiohttp import web
 from federation.consent import ATTACHMENTS
 from node.core.coalition import safety_code_changes, safety_code_compared
 from node.core.expulsion import pending_expulsions
-from node.core.runtime import COALITION_SETTING
 from node.core.sharing import disclosed_fields
-from node.core.store import InvalidRecordId, Role
+from node.core.store import InvalidRecordId, Role, StoreTransaction
+from node.core.store.coalitions import Coalition
 from node.core.store.received import MAX_PAGE, ReceivedRecord
 from node.core.web.context import current_visit, render, see_other, staff_of, web_context
 from node.core.web.i18n import Formatter
@@ -28,6 +28,11 @@ RECEIVED_VIEWED: Final = "received.view"
 PAGE_SIZE: Final = 20
 DEFAULT_KIND: Final = "case"
 """What the received list shows first: cases, not the protocol records around them."""
+
+
+async def known_coalitions(tx: StoreTransaction) -> dict[str, Coalition]:
+    """Every coalition this node is or was in, by id: received records name theirs."""
+    return {c.coalition_id: c for c in await tx.coalitions.all(with_left=True)}
 
 
 def _offset(request: web.Request) -> int:
@@ -47,11 +52,13 @@ async def received_list(request: web.Request) -> web.StreamResponse:
         records = await tx.received.list_latest(kind=kind, limit=min(PAGE_SIZE + 1, MAX_PAGE),
                                                 offset=offset)
         members = {m.org_id: m for m in await tx.orgs.members()}
+        coalitions = await known_coalitions(tx)
     page = records[:PAGE_SIZE]
     kind_names = {code: fmt.gettext(name) for code, name in KIND_NAMES.items()}
     return render(
         request, "received/list.html",
-        received=[received_card(r, members, fmt, disclosed_fields(r.claims)) for r in page],
+        received=[received_card(r, members, fmt, disclosed_fields(r.claims),
+                                coalitions=coalitions) for r in page],
         kind=kind, kinds=sorted(kind_names.items(), key=lambda pair: pair[1]),
         kind_names=kind_names, offset=offset,
         next_offset=offset + PAGE_SIZE if len(records) > PAGE_SIZE else None,
@@ -67,6 +74,7 @@ async def received_detail(request: web.Request) -> web.StreamResponse:
         async with ctx.node.store.read() as tx:
             versions = await tx.received.versions(issuer, record_id)
             members = {m.org_id: m for m in await tx.orgs.members()}
+            coalitions = await known_coalitions(tx)
             retraction = (await tx.received.retraction_of(issuer, record_id)
                           if versions and versions[-1].retracted else None)
     except InvalidRecordId:
@@ -83,7 +91,7 @@ async def received_detail(request: web.Request) -> web.StreamResponse:
     return render(
         request, "received/detail.html",
         item=received_card(shown, members, fmt, disclosed_fields(latest.claims),
-                           with_facts=True),
+                           with_facts=True, coalitions=coalitions),
         files=await received_files_of(ctx.node, issuer, latest.record_id),
         human_size=human_size,
         versions=[(v.version, fmt.datetime(v.received_at)) for v in reversed(versions)],
@@ -131,12 +139,19 @@ async def members_page(request: web.Request) -> web.StreamResponse:
                    "signed_here": ctx.node.org_id in p.signers,
                    "against_us": p.target == ctx.node.org_id}
                   for p in await pending_expulsions(ctx.node)]
+    coalitions = await ctx.node.coalitions()
     async with ctx.node.store.read() as tx:
-        coalition = await tx.settings.get(COALITION_SETTING)
-    moved = ({"room": coalition.get("room_id"), "from": coalition["moved_from"]}
-             if isinstance(coalition, dict) and coalition.get("moved_from") else None)
+        memberships = await tx.coalitions.memberships()
+    # This node's view only: which of its own coalitions each member is verified in.
+    member_coalitions = {card.org_id: [c for c in coalitions
+                                       if card.org_id in memberships.get(c.coalition_id, ())]
+                         for card in cards}
+    # A coalition's id is the room it was made in: another room means it moved (0025).
+    moved = [{"name": c.label, "room": c.room_id, "from": c.coalition_id}
+             for c in coalitions if c.room_id != c.coalition_id]
     return render(request, "members.html", members=cards, changes=changes,
-                  expulsions=expulsions, moved=moved,
+                  expulsions=expulsions, moved=moved, coalitions=coalitions,
+                  member_coalitions=member_coalitions,
                   own_safety_code=ctx.node.keys.public().safety_code(),
                   own_country=fmt.country(ctx.node.own.country),
                   done=request.query.get("done"),

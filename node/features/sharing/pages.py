@@ -6,6 +6,11 @@ one more field for the gate (``federation.consent.ATTACHMENTS``), refused where 
 are; they are sent by :func:`node.features.evidence.share_case_with_files`, which uploads them
 only after every check passed and then calls the same sharing path.
 
+A share goes through one coalition (decision 0032): staff pick it when the node is in several
+(the form's ``coalition``; "Show its members" lists that coalition's verified members), the
+recipients must be its members and the gate counts them as coalition members only if the
+case's consent covers that coalition, else the preview shows the refusal.
+
 Nothing is sent from the first form: "Preview" shows, per recipient, the claims that recipient
 would verify (the consent gate's own :func:`federation.consent.preview`, the code path a real
 send takes) or the gate's refusal naming each refused field. Only a preview with no refusal
@@ -32,16 +37,19 @@ from federation.consent import (
 )
 from federation.transport import TransportError
 from node.core.rooms import PairRoomError
+from node.core.runtime import CoalitionNotChosen
 from node.core.sharing import (
     AlreadyRetracted,
     NothingToRetract,
     ShareRefused,
     UnknownRecipient,
+    consent_scoped,
     preview_share,
     share_from_node,
     verified_recipients,
 )
 from node.core.store import InvalidRecordId, Member, RecordNotFound, Role
+from node.core.store.coalitions import Coalition
 from node.core.web.context import current_visit, form_data, render, see_other, staff_of, web_context
 from node.core.web.i18n import N_, Formatter
 from node.core.web.labels import FIELD_GROUP_NAMES
@@ -125,10 +133,29 @@ async def _record(request: web.Request) -> CaseRecord:
         raise web.HTTPNotFound() from None
 
 
-async def _members(request: web.Request) -> list[Member]:
+async def _members(request: web.Request, coalition: Coalition | None) -> list[Member]:
+    """The verified members of ``coalition`` (none when the node is in no coalition)."""
+    if coalition is None:
+        return []
     ctx = web_context(request)
     async with ctx.node.store.read() as tx:
-        return [m for m in await tx.orgs.members(verified_only=True) if m.org_id != ctx.node.org_id]
+        return [m for m in await tx.orgs.members(verified_only=True,
+                                                 coalition_id=coalition.coalition_id)
+                if m.org_id != ctx.node.org_id]
+
+
+async def _coalition(request: web.Request, record: CaseRecord,
+                     named: str | None) -> Coalition | None:
+    """The coalition the dialog shares through: the one named in the form, else the node's
+    only one, else (several, none named yet) the first its consent covers. None when the
+    node is in no coalition; :class:`CoalitionNotChosen` when the one named is unknown."""
+    node = web_context(request).node
+    if named:
+        return await node.coalition(named)
+    coalitions = await node.coalitions()
+    covered = record.payload.consent_coalitions or ()
+    return next((c for c in coalitions if c.coalition_id in covered),
+                coalitions[0] if coalitions else None)
 
 
 def _has_value(payload: Mapping[str, Any], path: str) -> bool:
@@ -150,12 +177,14 @@ def field_groups(record: CaseRecord, fmt: Formatter) -> list[tuple[str, list[Fie
     return groups
 
 
-def _offers(record: CaseRecord, members: Sequence[Member],
+def _offers(record: CaseRecord, members: Sequence[Member], coalition: Coalition | None,
             fmt: Formatter) -> dict[str, str]:
-    """Per member, which field groups consent lets it receive, in words."""
+    """Per member, which field groups consent lets it receive through ``coalition``, in
+    words (``record`` with its consent scope spelled out)."""
     offers = {}
+    coalition_id = None if coalition is None else coalition.coalition_id
     for member in members:
-        allowed = allowed_fields(record.payload, Recipient.member(member.org_id))
+        allowed = allowed_fields(record.payload, Recipient.member(member.org_id, coalition_id))
         groups = [FIELD_GROUP_NAMES[g] for g in FieldGroup
                   if any(CASE_FIELD_GROUPS[p] == g for p in allowed)]
         offers[member.org_id] = (", ".join(fmt.gettext(g) for g in groups)
@@ -166,9 +195,15 @@ def _offers(record: CaseRecord, members: Sequence[Member],
 async def _dialog(request: web.Request, record: CaseRecord, *, recipients: Sequence[str] = (),
                   fields: Sequence[str] = (), errors: Mapping[str, str] | None = None,
                   previews: Sequence[RecipientPreview] = (), status: int = 200,
-                  problem: str | None = None, files: Chosen | None = None) -> web.Response:
+                  problem: str | None = None, files: Chosen | None = None,
+                  coalition: Coalition | None = None) -> web.Response:
     fmt = current_visit(request).fmt
-    members = await _members(request)
+    node = web_context(request).node
+    if coalition is None:
+        coalition = await _coalition(request, record, None)
+    members = await _members(request, coalition)
+    async with node.store.read() as tx:
+        scoped = await consent_scoped(tx, record)
     names = member_names(members)
     picked = {f"{org_id}:{c.attachment_id}": c.copy.value
               for org_id, chosen in (files or {}).items() for c in chosen}
@@ -176,7 +211,10 @@ async def _dialog(request: web.Request, record: CaseRecord, *, recipients: Seque
         request, "cases/share.html", status=status, record=record,
         heading=case_heading(record.payload.model_dump(mode="json"), fmt),
         members=sorted(members, key=lambda m: names[m.org_id].casefold()), names=names,
-        offers=_offers(record, members, fmt), groups=field_groups(record, fmt),
+        offers=_offers(scoped, members, coalition, fmt), groups=field_groups(record, fmt),
+        coalitions=await node.coalitions(), coalition=coalition,
+        uncovered=coalition is not None
+        and coalition.coalition_id not in (scoped.payload.consent_coalitions or ()),
         chosen_recipients=set(recipients), chosen_fields=set(fields), errors=errors or {},
         previews=previews, problem=problem, file_field=FILE_FIELD, picked=picked,
         attachments=await case_attachments(web_context(request).node, record.record_id),
@@ -188,7 +226,12 @@ async def _dialog(request: web.Request, record: CaseRecord, *, recipients: Seque
 
 
 async def share_page(request: web.Request) -> web.StreamResponse:
-    return await _dialog(request, await _record(request))
+    record = await _record(request)
+    try:
+        coalition = await _coalition(request, record, request.query.get("coalition"))
+    except CoalitionNotChosen:
+        raise web.HTTPNotFound() from None
+    return await _dialog(request, record, coalition=coalition)
 
 
 def refusal_text(refusal: Refusal, record: CaseRecord, fmt: Formatter) -> str:
@@ -250,6 +293,17 @@ async def share(request: web.Request) -> web.StreamResponse:
     fields = list(dict.fromkeys(posted.getall("fields", [])))
     attachments = await case_attachments(ctx.node, record.record_id)
     files = chosen_files(posted, recipients, attachments)
+    try:
+        coalition = await _coalition(request, record, posted.get("coalition") or None)
+    except CoalitionNotChosen:
+        return await _dialog(request, record, recipients=recipients, fields=fields, status=422,
+                             files=files, errors={"coalition": visit.gettext(
+                                 N_("Choose one of this node's coalitions."))})
+    if posted.get("step") == "coalition":
+        # Another coalition was picked: its members, nothing chosen from the former one.
+        return await _dialog(request, record, fields=fields, coalition=coalition)
+    if coalition is None:
+        return await _dialog(request, record, status=409)
     errors = {}
     if not recipients:
         errors["recipients"] = visit.gettext(N_("Choose at least one organisation."))
@@ -257,58 +311,65 @@ async def share(request: web.Request) -> web.StreamResponse:
         errors["fields"] = visit.gettext(N_("Choose at least one field."))
     if errors:
         return await _dialog(request, record, recipients=recipients, fields=fields,
-                             errors=errors, status=422, files=files)
+                             errors=errors, status=422, files=files, coalition=coalition)
     stale = posted.get("version") not in (None, str(record.version))
     if posted.get("step") == "send" and not stale:
-        return await _send(request, record, recipients, fields, files)
+        return await _send(request, record, recipients, fields, files, coalition)
     try:
         async with ctx.node.store.read() as tx:
-            chosen = await verified_recipients(tx, ctx.node.org_id, recipients)
+            chosen = await verified_recipients(tx, ctx.node.org_id, recipients,
+                                               coalition.coalition_id)
             members = {m.org_id: m for m in await tx.orgs.members()}
+            scoped = await consent_scoped(tx, record)
         answers: dict[str, dict[str, Any] | ConsentRefused] = {}
         for recipient in chosen:
             wanted = [*fields, ATTACHMENTS] if files.get(recipient.org_id) else fields
-            answers.update(preview_share(record, [recipient], wanted, issued_at=ctx.now()))
-    except (UnknownRecipient, UnknownFieldPath):
+            answers.update(preview_share(scoped, [recipient], wanted, issued_at=ctx.now()))
+    except UnknownRecipient:
+        return await _dialog(request, record, fields=fields, status=422, files=files,
+                             coalition=coalition, errors={"recipients": visit.gettext(
+                                 N_("Choose only verified members of this coalition."))})
+    except UnknownFieldPath:
         raise web.HTTPBadRequest() from None
     problem = (visit.gettext(N_("The case changed since the preview; check the new preview."))
                if stale else None)
     return await _dialog(request, record, recipients=recipients, fields=fields,
                          previews=previews_of(record, answers, members, visit.fmt, files,
                                               attachments),
-                         problem=problem, files=files)
+                         problem=problem, files=files, coalition=coalition)
 
 
 async def _send(request: web.Request, record: CaseRecord, recipients: Sequence[str],
-                fields: Sequence[str], files: Chosen) -> web.StreamResponse:
+                fields: Sequence[str], files: Chosen, coalition: Coalition) -> web.StreamResponse:
     ctx = web_context(request)
     visit = current_visit(request)
     actor = staff_of(request).username
     try:
         if files:
             await share_case_with_files(ctx.node, record, recipients, fields, files,
-                                        actor=actor, now=ctx.now())
+                                        actor=actor, now=ctx.now(),
+                                        coalition_id=coalition.coalition_id)
         else:
             await share_from_node(ctx.node, record, recipients, fields, actor=actor,
-                                  issued_at=ctx.now())
+                                  issued_at=ctx.now(), coalition_id=coalition.coalition_id)
     except ShareRefused as refused:
         async with ctx.node.store.read() as tx:
             members = {m.org_id: m for m in await tx.orgs.members()}
         answers: dict[str, dict[str, Any] | ConsentRefused] = dict(refused.refusals)
         return await _dialog(request, record, recipients=recipients, fields=fields,
                              previews=previews_of(record, answers, members, visit.fmt),
-                             status=409, files=files)
+                             status=409, files=files, coalition=coalition)
     except (UnknownRecipient, UnknownFieldPath, FileNotShareable):
         raise web.HTTPBadRequest() from None
     except EvidenceDamaged:
         return await _dialog(request, record, recipients=recipients, fields=fields, status=409,
-                             files=files, problem=visit.gettext(N_(
+                             files=files, coalition=coalition, problem=visit.gettext(N_(
                                  "A stored file no longer matches its fingerprint, so it was"
                                  " not sent. Nothing was sent; check the file's evidence"
                                  " package.")))
     except TransportError:
         return await _dialog(request, record, recipients=recipients, fields=fields, status=503,
-                             files=files, problem=visit.gettext(N_(
+                             files=files, coalition=coalition, problem=visit.gettext(N_(
                                  "The homeserver did not take the files. Nothing was sent;"
                                  " try again later.")))
     except AlreadyRetracted:
@@ -316,7 +377,7 @@ async def _send(request: web.Request, record: CaseRecord, recipients: Sequence[s
             N_("This case was retracted; it is not shared again.")))
     except PairRoomError:
         return await _dialog(request, record, recipients=recipients, fields=fields, status=503,
-                             problem=visit.gettext(N_(
+                             coalition=coalition, problem=visit.gettext(N_(
                                  "The homeserver cannot be reached to set up the room with"
                                  " this organisation. Nothing was sent; try again later.")))
     return see_other(f"/cases/{record.record_id}", done="shared")

@@ -29,6 +29,7 @@ from node.features.cases.exporting import own_case_records
 from schemas.case import Case
 from tests.support import DATA
 from tests.support.api_harness import PASSPHRASE, SAMPLE_CASES
+from tests.support.coalitions import in_coalition
 from tests.support.offline_node import make_offline_node, passphrase_in_environment
 from tests.support.postgres import PostgresServer
 
@@ -53,7 +54,7 @@ async def _fill(node: Node) -> None:
                            author="beatriz", issued_at=1_717_000_000 + index)
         await tx.orgs.save_member(MEMBER, {"name": "Red Andina"}, verified=True,
                                   safety_code="12345 67890", matrix_user_id="@red:example.org")
-        await tx.settings.set("coalition", {"room_id": "!coalition:example.org"})
+        await in_coalition(tx, MEMBER, coalition_id="!coalition:example.org")
         await tx.tokens.create("amaru", Role.admin)
         await _queue_something(tx.session)
 
@@ -115,7 +116,9 @@ async def test_a_restored_node_is_identical(config: Path, tmp_path: Path) -> Non
         async with before.store.read() as old, after.store.read() as new:
             assert await own_case_records(new) == await own_case_records(old)
             assert await new.orgs.members() == await old.orgs.members()
-            assert await new.settings.get("coalition") == await old.settings.get("coalition")
+            assert await new.coalitions.all() == await old.coalitions.all()
+            assert len(await new.coalitions.all()) == 1
+            assert await new.coalitions.memberships() == await old.coalitions.memberships()
         assert await after.matrix_login() == await before.matrix_login()
 
 

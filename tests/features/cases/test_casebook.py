@@ -10,7 +10,13 @@ from typing import Any
 import pytest
 
 from node.core.store import DataKey, Store, open_store
-from node.features.cases.casebook import add_case, amend_case, case_index, merge_patch
+from node.features.cases.casebook import (
+    add_case,
+    amend_case,
+    case_index,
+    consent_scope,
+    merge_patch,
+)
 from schemas.case import Case
 from schemas.errors import RecordValidationError
 from schemas.records import build_record, record_to_wire
@@ -93,3 +99,38 @@ async def test_an_incident_date_after_today_is_refused(
                 await add_case(tx, issuer=ORG, case=case, author="a", issued_at=NOW)
         else:
             await add_case(tx, issuer=ORG, case=case, author="a", issued_at=NOW)
+
+
+# --- the coalitions consent covers (decision 0032) --------------------------------------------
+
+A, B = "!a:test", "!b:test"
+
+
+def _case(**changes: Any) -> Case:
+    return Case.model_validate({**SAMPLE_CASES["nairobi"], **changes})
+
+
+def test_a_new_case_gets_the_only_coalition_or_must_name_one_of_several() -> None:
+    assert consent_scope(_case(), [A]).consent_coalitions == [A]
+    with pytest.raises(RecordValidationError) as several:
+        consent_scope(_case(), [A, B])
+    assert [p.path for p in several.value.problems] == ["consent_coalitions"]
+    for level in ("none", "public"):  # these share with no coalition in particular
+        assert consent_scope(_case(consent_level=level), [A, B]).consent_coalitions == []
+    # a node in no coalition yet: the case means its first, like a case from before 0032
+    assert consent_scope(_case(), []).consent_coalitions is None
+    assert consent_scope(_case(consent_coalitions=[B]), [A, B]).consent_coalitions == [B]
+    with pytest.raises(RecordValidationError, match="!c:test"):
+        consent_scope(_case(consent_coalitions=["!c:test"]), [A, B])
+
+
+def test_an_edit_keeps_the_coalitions_or_writes_the_first_on_an_old_case() -> None:
+    before = _case(consent_coalitions=[B])
+    assert consent_scope(_case(), [A, B], before=before, first=A).consent_coalitions == [B]
+    old = _case()
+    assert consent_scope(_case(), [A, B], before=old, first=A).consent_coalitions == [A]
+    # a coalition this node left may stay named, not be named anew
+    assert consent_scope(_case(consent_coalitions=[B, A]), [A], before=before,
+                         first=A).consent_coalitions == [B, A]
+    with pytest.raises(RecordValidationError):
+        consent_scope(_case(consent_coalitions=[B]), [A], before=old, first=A)

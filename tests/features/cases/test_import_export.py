@@ -49,6 +49,7 @@ from schemas.ids import new_record_id
 from schemas.records import CaseRecord, RecordKind, build_record, parse_record
 from tests.support import DATA
 from tests.support.api_harness import SAMPLE_CASES
+from tests.support.coalitions import in_coalition
 
 ORG = "o" + "q" * 26
 TODAY = date.today()
@@ -415,3 +416,34 @@ def test_problems_read_well() -> None:
     problem = RowProblem(4, "Fecha", "incident_date", "must be YYYY, YYYY-MM or YYYY-MM-DD")
     assert str(problem) == ("row 4, column 'Fecha': incident_date:"
                             " must be YYYY, YYYY-MM or YYYY-MM-DD")
+
+
+async def test_an_import_names_the_coalitions_as_the_form_does(
+    store: Store, second_store: Store
+) -> None:
+    plan = plan_import(read_spreadsheet(DATA / "casos.csv", mapping()), mapping(), today=TODAY)
+    async with store.transaction() as tx:
+        await in_coalition(tx, coalition_id="!one:test")
+        await in_coalition(tx, coalition_id="!two:test")
+    with pytest.raises(ImportRejected) as rejected:
+        async with store.transaction() as tx:
+            await commit_import(tx, plan, issuer=ORG, author="beatriz", issued_at=7)
+    assert {p.field for p in rejected.value.problems} == {"consent_coalitions"}
+    assert await count(store) == 0
+
+    named = mapping().model_copy(update={"defaults": {
+        **mapping().defaults, "consent_coalitions": ["!two:test"]}})
+    plan_named = plan_import(read_spreadsheet(DATA / "casos.csv", named), named, today=TODAY)
+    assert plan_named.ok, [str(p) for p in plan_named.problems]
+    async with store.transaction() as tx:
+        await commit_import(tx, plan_named, issuer=ORG, author="beatriz", issued_at=7)
+    async with store.read() as tx:
+        assert {tuple(r.payload.consent_coalitions or ())
+                for r in await own_case_records(tx)} == {("!two:test",)}
+
+    async with second_store.transaction() as tx:  # in one coalition: that one
+        await in_coalition(tx, coalition_id="!one:test")
+        await commit_import(tx, plan, issuer=ORG, author="beatriz", issued_at=7)
+    async with second_store.read() as tx:
+        assert {tuple(r.payload.consent_coalitions or ())
+                for r in await own_case_records(tx)} == {("!one:test",)}

@@ -55,7 +55,11 @@ def with_fields(base: list[tuple[str, str]], **changes: str) -> list[tuple[str, 
 
 
 async def create(browser: Browser, data: list[tuple[str, str]]) -> str:
-    await browser.get("/cases/new")
+    form = await browser.get("/cases/new")
+    if not any(name == "consent_coalitions" for name, _ in data):
+        # as a browser does: the coalitions the new form ticked already
+        data = [*data, *(("consent_coalitions", value) for value in re.findall(
+            r'name="consent_coalitions" value="([^"]+)" checked', form.text))]
     page = await browser.post("/cases/new", [*data, ("action", "save")])
     assert page.status == 200, page.text[:3000]
     match = re.fullmatch(r"/cases/([0-9a-f-]{36})", page.path)

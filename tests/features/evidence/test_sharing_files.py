@@ -55,6 +55,7 @@ from sync.engine import read_status
 from sync.host import VerifiedRecord, committed_actions
 from tests.features.evidence.samples import jpeg_with_gps
 from tests.support.api_harness import SAMPLE_CASES
+from tests.support.coalitions import in_coalition
 from tests.support.offline_node import make_offline_node
 from tests.support.web import Browser, WebNode, serve_web
 
@@ -68,6 +69,8 @@ async def _site(directory: Path, store_at: Path | str | None = None) -> AsyncIte
             entry = sign_member_entry(MEMBER, {"name": "Haki Ardhi", "country": "KE"})
             await tx.orgs.save_member(MEMBER.org_id, entry, verified=True, safety_code="s",
                                       matrix_user_id="@member:hs")
+            await in_coalition(tx, MEMBER.org_id)
+        web_node.node.forget_coalitions()
         yield web_node
 
 

@@ -106,8 +106,8 @@ async def test_a_quorum_expels_an_infiltrated_member_and_not_before(
         assert not await _received(b, x_org, after)
 
         # Its node account is out of the coalition room (A, the creator, removed it).
-        room = await a.node.coalition_room()
-        assert room is not None
+        (coalition,) = await a.node.coalitions()
+        room = coalition.room_id
 
         async def removed() -> bool:
             async with a.node.transport() as transport:

@@ -16,6 +16,7 @@ from node.core.coalition import (
 )
 from node.core.runtime import Node
 from schemas.payloads import OrgProfile
+from tests.support.coalitions import in_coalition
 from tests.support.offline_node import make_offline_node
 from tests.support.web import Browser, Page, csrf_of, serve_web
 
@@ -141,12 +142,36 @@ async def test_members_page_proposes_and_lists_expulsions(tmp_path: Path) -> Non
                                  {"org_id": other.org_id, "reason": "leaks our cases"})
         assert alone.status == 409 and "in no coalition" in alone.text
         async with node.store.transaction() as tx:
+            await in_coalition(tx, other.org_id)  # proposals saved before 0032: its first
             await tx.settings.set(EXPULSIONS_SETTING, [{
                 "key": f"{other.org_id}/0123456789abcdef", "target": other.org_id,
                 "reason": "leaks our cases", "proposer": "o" + "b" * 24,
                 "signers": ["o" + "b" * 24], "threshold": 2, "revoked_at": 1_790_000_000}])
+        node.forget_coalitions()
         listed = await admin.get("/members")
         assert "Expel Haki Ardhi Trust" in listed.text and "1 of 2 approvals" in listed.text
         assert "Approve the expulsion" in listed.text
         viewer = await web_node.logged_in("chidi")
         assert "Approve the expulsion" not in (await viewer.get("/members")).text
+
+
+async def test_an_expulsion_is_proposed_in_a_coalition_the_member_is_in(tmp_path: Path) -> None:
+    config = await make_offline_node(tmp_path / "node")
+    other = OrgKeys.generate()
+    async with serve_web(config) as web_node:
+        node = web_node.node
+        await _verified_member(node, other)
+        async with node.store.transaction() as tx:
+            await in_coalition(tx, other.org_id, coalition_id="!uno:test", name="Uno")
+            await in_coalition(tx, coalition_id="!dos:test", name="Dos")
+        node.forget_coalitions()
+        admin = await web_node.logged_in("amaru")
+        page = await admin.get("/members")
+        form = page.text.split("Propose expelling this member")[1]
+        assert '<option value="!uno:test">Uno</option>' in form and "!dos:test" not in form
+        unknown = await admin.post("/members/expulsions", {
+            "org_id": other.org_id, "reason": "leaks our cases", "coalition": "!tres:test"})
+        assert unknown.status == 422 and "!tres:test" in unknown.text
+        unnamed = await admin.post("/members/expulsions",
+                                   {"org_id": other.org_id, "reason": "leaks our cases"})
+        assert unnamed.status == 422 and "several coalitions" in unnamed.text

@@ -20,6 +20,7 @@ from sync.engine import read_status
 from sync.host import Quarantined, VerifiedRecord
 from sync.quarantine import quarantine
 from tests.support.api_harness import SAMPLE_CASES, RunningApi, running_api
+from tests.support.coalitions import in_coalition
 
 MEMBER, STRANGER = OrgKeys.generate(), OrgKeys.generate()
 
@@ -31,6 +32,8 @@ async def api(homeserver: Homeserver, tmp_path: Path) -> AsyncIterator[RunningAp
             entry = sign_member_entry(MEMBER, {"name": "Haki", "country": "KE"})
             await tx.orgs.save_member(MEMBER.org_id, entry, verified=True, safety_code="s",
                                       matrix_user_id="@member:hs")
+            await in_coalition(tx, MEMBER.org_id)
+        running.node.forget_coalitions()
         yield running
 
 

@@ -15,9 +15,9 @@ import pytest
 
 from deploy.homeserver import Homeserver
 from federation.identity import OrgKeys, sign_member_entry
-from node.core.runtime import COALITION_SETTING
 from schemas.ids import new_record_id
 from tests.features.cases.test_pages import CASE_FORM, create, with_fields
+from tests.support.coalitions import TEST_COALITION, in_coalition
 from tests.support.web import Browser, WebNode, running_web
 
 PARTNER = OrgKeys.generate()
@@ -38,6 +38,8 @@ async def site(homeserver: Homeserver, tmp_path: Path) -> AsyncIterator[WebNode]
                 entry = sign_member_entry(keys, PROFILES[keys.org_id])
                 await tx.orgs.save_member(keys.org_id, entry, verified=True,
                                           safety_code="12345 67890", matrix_user_id=None)
+            await in_coalition(tx, PARTNER.org_id, OTHER.org_id)
+        web_node.node.forget_coalitions()
         yield web_node
 
 
@@ -198,10 +200,10 @@ async def test_the_members_page_says_the_coalition_moved_rooms(site: WebNode) ->
     browser = await site.logged_in("chidi")
     assert "moved to a new room" not in (await browser.get("/members")).text
     async with site.node.store.transaction() as tx:
-        await tx.settings.set(COALITION_SETTING, {"room_id": "!new-room", "name": "c",
-                                                  "moved_from": "!old-room"})
+        await tx.coalitions.move_room(TEST_COALITION, "!new-room")
+    site.node.forget_coalitions()
     page = await browser.get("/members")
     assert "The coalition moved to a new room" in page.text
-    assert "!old-room" in page.text and "!new-room" in page.text
+    assert TEST_COALITION in page.text and "!new-room" in page.text
     await browser.post("/language", {"language": "es", "next": "/members"})
     assert "La coalición pasó a una sala nueva" in (await browser.get("/members")).text

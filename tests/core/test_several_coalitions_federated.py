@@ -92,8 +92,8 @@ async def test_one_organisation_in_two_coalitions(federation: Federation, tmp_pa
             "recipients": [p_id, q_id], "fields": FIELDS, "coalition": coalition_a})
         at_p, at_q = await _holds(p, x.node.org_id, record_id), \
             await _holds(q, x.node.org_id, record_id)
-        assert at_p["coalition"]["id"] == at_q["coalition"]["id"] == coalition_a
-        assert at_p["coalition"]["name"] == "Coalición A" and at_p["coalition"]["left"] is False
+        assert at_p["coalition_id"] == at_q["coalition_id"] == coalition_a
+        assert at_p["coalition"] == "Coalición A" and at_p["coalition_left"] is False
 
         # A case consented for both goes to P through B: still the one pair room they share.
         both = (await x.json("POST", "/cases", json={
@@ -101,7 +101,7 @@ async def test_one_organisation_in_two_coalitions(federation: Federation, tmp_pa
             expect=201))["record_id"]
         await x.json("POST", f"/cases/{both}/share", json={
             "recipients": [p_id], "fields": FIELDS, "coalition": coalition_b})
-        assert (await _holds(p, x.node.org_id, both))["coalition"]["id"] == coalition_b
+        assert (await _holds(p, x.node.org_id, both))["coalition_id"] == coalition_b
         for node, other in ((x.node, p_id), (p.node, x.node.org_id)):
             async with node.store.read() as tx:
                 rooms = [pair for pair in await PairRoomRepository(tx.session).all()
@@ -114,7 +114,7 @@ async def test_one_organisation_in_two_coalitions(federation: Federation, tmp_pa
         await r.json("POST", f"/cases/{r_case}/share", json={
             "recipients": [x.node.org_id], "fields": FIELDS})
         from_r = await _holds(x, r_id, r_case)
-        assert from_r["coalition"]["id"] == coalition_b
+        assert from_r["coalition_id"] == coalition_b
 
         # An alert to A reaches P and Q and is acknowledged by both; R never holds it.
         to_a = (await x.json("POST", "/alerts", json={
@@ -163,7 +163,7 @@ async def test_one_organisation_in_two_coalitions(federation: Federation, tmp_pa
             "recipients": [x.node.org_id], "fields": FIELDS}, expect=422)
         assert x.node.org_id in again["message"]
         kept = await _holds(x, r_id, r_case)
-        assert kept["coalition"]["id"] == coalition_b and kept["coalition"]["left"] is True
+        assert kept["coalition_id"] == coalition_b and kept["coalition_left"] is True
         async with x.node.transport() as transport:
             joined = set(await transport.joined_rooms())
         assert coalition_b not in joined
@@ -182,7 +182,7 @@ async def test_one_organisation_in_two_coalitions(federation: Federation, tmp_pa
             expect=201))["record_id"]
         await x.json("POST", f"/cases/{second}/share", json={
             "recipients": [q_id], "fields": FIELDS})
-        assert (await _holds(q, x.node.org_id, second))["coalition"]["id"] == coalition_a
+        assert (await _holds(q, x.node.org_id, second))["coalition_id"] == coalition_a
         after = (await x.json("POST", "/alerts", json=_alert("Nueva detención"),
                               expect=201))["record_id"]
         await _acknowledged_by(x, after, {p_id, q_id})

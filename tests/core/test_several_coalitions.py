@@ -13,13 +13,16 @@ from typing import Any, cast
 import pytest
 
 from federation.identity import OrgKeys, sign_member_entry
+from federation.roster import MEMBER_EVENT_TYPE, member_entry
 from federation.secretbox import FAST_TEST_PARAMS
+from federation.transport import MatrixTransport, TimelineEvent
 from node.cli import main
-from node.core.coalition import EXPULSIONS_SETTING
+from node.core.coalition import EXPULSIONS_SETTING, refresh_roster, roster_rejections
 from node.core.expulsion import approve_expulsion, pending_by_room, pending_expulsions
 from node.core.runtime import CoalitionNotChosen, Node, NodeNotReady, open_node
 from node.core.status import node_status, render_status
 from node.core.store import create_data_key, open_store, unlock_data_key
+from schemas.payloads import OrgProfile
 from tests.support.api_harness import PASSPHRASE
 from tests.support.coalitions import in_coalition
 from tests.support.offline_node import make_offline_node, passphrase_in_environment
@@ -236,3 +239,58 @@ async def test_status_lists_each_coalition_with_its_members_or_when_it_was_left(
     assert second == f"               (unnamed) (1 members) id {SECOND} room {SECOND}"
     assert left.startswith("               Antigua (left 20") and f"id {LEFT}" in left
     assert lines[start + 3].startswith("Cases")
+
+
+# --- each coalition room's roster ------------------------------------------------------------
+
+
+class _Rooms:
+    """Room state as the homeserver would give it; nothing else is asked of it here."""
+
+    def __init__(self, states: dict[str, list[TimelineEvent]]) -> None:
+        self.states = states
+
+    async def room_state(self, room_id: str) -> list[TimelineEvent]:
+        return self.states[room_id]
+
+
+def _entry_event(room: str, keys: OrgKeys, user: str, content: dict[str, Any] | None = None
+                 ) -> TimelineEvent:
+    entry = member_entry(keys, OrgProfile(name="n", country="KE"), user) \
+        if content is None else content
+    return TimelineEvent(room, f"${keys.org_id[:6]}", user, MEMBER_EVENT_TYPE, entry, 1,
+                         keys.org_id)
+
+
+async def test_each_coalition_room_has_its_roster_and_its_ignored_entries(
+        store_location: Path | str, tmp_path: Path) -> None:
+    own, member, forger = OrgKeys.generate(), OrgKeys.generate(), OrgKeys.generate()
+    forged = member_entry(forger, OrgProfile(name="Falsa", country="CO"), "@f:hs")
+    forged["profile"]["name"] = "Falsa pero otra"
+    rooms = _Rooms({
+        "!a:hs": [_entry_event("!a:hs", own, "@own:hs"), _entry_event("!a:hs", member, "@m:hs"),
+                  _entry_event("!a:hs", forger, "@f:hs", forged)],
+        "!b:hs": [_entry_event("!b:hs", own, "@own:hs"),
+                  _entry_event("!b:hs", member, "@m:hs", {})],  # withdrawn: it left B
+    })
+    store = await open_store(store_location, create_data_key(tmp_path, "pass", FAST_TEST_PARAMS))
+    node = Node(config=cast(Any, None), store=store, keys=own, own=cast(Any, None))
+    try:
+        async with store.transaction() as tx:
+            await in_coalition(tx, coalition_id="!a:hs")
+            await in_coalition(tx, coalition_id="!b:hs")
+        transport = cast(MatrixTransport, rooms)
+        for room in ("!a:hs", "!b:hs", "!a:hs"):
+            await refresh_roster(node, transport, room)
+        async with store.read() as tx:
+            memberships = await tx.coalitions.memberships()
+            audited = [e for e in await tx.audit.recent() if e.action == "roster.reject"]
+        assert memberships == {"!a:hs": {own.org_id, member.org_id}, "!b:hs": {own.org_id}}
+        assert [e.target for e in audited] == [forger.org_id]  # said once, not per room read
+        assert [r["state_key"] for r in await roster_rejections(node)] == [forger.org_id]
+        async with store.transaction() as tx:
+            await tx.coalitions.mark_left("!a:hs")
+        node.forget_coalitions()
+        assert await roster_rejections(node) == []  # only the coalitions it is in
+    finally:
+        await store.close()

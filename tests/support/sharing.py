@@ -105,7 +105,8 @@ async def form_coalition(configs: Sequence[Path], name: str = "Minga de prueba")
     with passphrase_env():
         async with AsyncExitStack() as stack:
             nodes = [await stack.enter_async_context(open_node(c)) for c in configs]
-            room = await create_coalition(nodes[0], name, node_registry().after_coalition_created)
+            room = (await create_coalition(nodes[0], name,
+                                           node_registry().after_coalition_created)).room_id
             for other in nodes[1:]:
                 await invite_member(nodes[0], (await other.matrix_login()).user_id)
                 await join_coalition(other, room, wait_seconds=60)

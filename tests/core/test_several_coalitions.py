@@ -17,7 +17,10 @@ from federation.roster import MEMBER_EVENT_TYPE, member_entry
 from federation.secretbox import FAST_TEST_PARAMS
 from federation.transport import MatrixTransport, TimelineEvent
 from node.cli import main
+from node.core.api.answers import sharing_answers
+from node.core.api.framework import ApiError
 from node.core.coalition import EXPULSIONS_SETTING, refresh_roster, roster_rejections
+from node.core.coalition_move import _roster
 from node.core.expulsion import approve_expulsion, pending_by_room, pending_expulsions
 from node.core.runtime import CoalitionNotChosen, Node, NodeNotReady, open_node
 from node.core.status import node_status, render_status
@@ -294,3 +297,35 @@ async def test_each_coalition_room_has_its_roster_and_its_ignored_entries(
         assert await roster_rejections(node) == []  # only the coalitions it is in
     finally:
         await store.close()
+
+
+def test_an_unchosen_coalition_is_an_answer_naming_the_field() -> None:
+    with pytest.raises(ApiError) as answer, sharing_answers():
+        raise CoalitionNotChosen("coalition: this node is in several coalitions; name one")
+    assert (answer.value.status, answer.value.code) == (422, "invalid")
+    assert [(f.field, f.problem) for f in answer.value.fields] == [
+        ("body.coalition", "coalition: this node is in several coalitions; name one")]
+
+
+async def test_a_coalitions_roster_for_a_move_counts_revocations_from_anywhere(
+        store_location: Path | str, tmp_path: Path) -> None:
+    """An expelled creator's entry no longer counts in the room's roster; its room must still
+    be left: the move sees it revoked (keys are one per organisation)."""
+    own, member, elsewhere, expelled = (OrgKeys.generate() for _ in range(4))
+    store = await open_store(store_location, create_data_key(tmp_path, "pass", FAST_TEST_PARAMS))
+    node = Node(config=cast(Any, None), store=store, keys=own, own=cast(Any, None))
+    try:
+        async with store.transaction() as tx:
+            for keys in (own, member, elsewhere, expelled):
+                await tx.orgs.save_member(
+                    keys.org_id, sign_member_entry(keys, {"name": "n", "country": "KE"}),
+                    verified=True, safety_code="s", matrix_user_id=f"@{keys.org_id[:6]}:hs")
+            await in_coalition(tx, own.org_id, member.org_id, coalition_id=FIRST)
+            await in_coalition(tx, own.org_id, elsewhere.org_id, coalition_id=SECOND)
+            assert await tx.orgs.mark_revoked(expelled.org_id, 1_700_000_000)
+        _, members, accounts, revoked = await _roster(node, "@own-now:hs", FIRST)
+    finally:
+        await store.close()
+    assert members == sorted([own.org_id, member.org_id])
+    assert accounts == {own.org_id: "@own-now:hs", member.org_id: f"@{member.org_id[:6]}:hs"}
+    assert revoked == {expelled.org_id}

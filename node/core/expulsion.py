@@ -52,15 +52,15 @@ async def propose_expulsion(node: Node, target: str, reason: str, since: int, no
         raise ExpulsionError("org_id: an organisation cannot propose to expel itself")
     if since > now:
         raise ExpulsionError("since: must not be in the future")
-    coalition = await node.chosen_coalition(coalition_id)
     keyring = (await roster_trust(node)).keyring
     if target not in keyring or keyring.is_revoked(target):
         raise ExpulsionError("org_id: not a member whose keys are in use")
+    content = propose(target, keyring.first_signing_kid(target), since, now, node.keys, reason)
+    coalition = await node.chosen_coalition(coalition_id)
     async with node.store.read() as tx:
         in_coalition = target in await tx.coalitions.member_ids(coalition.coalition_id)
     if not in_coalition:  # its members there would not count the proposal (decision 0032)
         raise ExpulsionError(f"org_id: not a member of coalition {coalition.coalition_id}")
-    content = propose(target, keyring.first_signing_kid(target), since, now, node.keys, reason)
     key = f"{target}/{request_hash(content['statement'])[:16]}"
     room_id = coalition.room_id
     async with node.transport() as transport:

@@ -295,7 +295,11 @@ async def refresh_roster(node: Node, transport: MatrixTransport, room_id: str) -
             await tx.settings.set(MOVED_ACCOUNTS_SETTING, write_moves(noted_moves(
                 read_moves(await tx.settings.get(MOVED_ACCOUNTS_SETTING)), moved,
                 int(time.time() * 1000))))
-        previous = await tx.settings.get(ROSTER_REJECTIONS_SETTING) or []
+        # Per coalition room (decision 0032); a list saved before was the one room's.
+        saved_rejections = await tx.settings.get(ROSTER_REJECTIONS_SETTING)
+        rejections = dict(saved_rejections) if isinstance(saved_rejections, dict) else {}
+        previous = rejections.get(room_id, saved_rejections
+                                  if isinstance(saved_rejections, list) else [])
         for member in accepted:
             await tx.orgs.save_member(
                 member.org_id, entries[member.org_id], verified=True,
@@ -310,7 +314,8 @@ async def refresh_roster(node: Node, transport: MatrixTransport, room_id: str) -
         for entry in new:
             await tx.audit.append("federation", "roster.reject", target=entry.state_key,
                                   details={"reason": entry.reason, "sender": entry.sender})
-        await tx.settings.set(ROSTER_REJECTIONS_SETTING, [_rejection_wire(r) for r in rejected])
+        await tx.settings.set(ROSTER_REJECTIONS_SETTING, {
+            **rejections, room_id: [_rejection_wire(r) for r in rejected]})
     for entry in new:
         log.warning("ignored roster entry %s from %s: %s", entry.state_key, entry.sender,
                     entry.reason)
@@ -546,9 +551,15 @@ def _rejection_wire(rejected: RejectedEntry) -> dict[str, str]:
 
 
 async def roster_rejections(node: Node) -> list[dict[str, str]]:
+    """The roster entries ignored in the rooms of the coalitions this node is in."""
     async with node.store.read() as tx:
         saved = await tx.settings.get(ROSTER_REJECTIONS_SETTING)
-    return list(saved) if isinstance(saved, list) else []
+    if isinstance(saved, list):  # saved before decision 0032: the one coalition's
+        return list(saved)
+    if not isinstance(saved, dict):
+        return []
+    return [entry for coalition in await node.coalitions()
+            for entry in saved.get(coalition.room_id, [])]
 
 
 async def member_node_accounts(node: Node) -> set[str]:

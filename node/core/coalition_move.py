@@ -112,10 +112,12 @@ async def _roster(node: Node, user_id: str, coalition_id: str
                   ) -> tuple[KeyRing, list[str], dict[str, str], set[str]]:
     """One coalition's verified roster as this node keeps it: key ring (revocations applied),
     the non-revoked members (this node included unless revoked), their accounts now (this
-    node's: ``user_id``), the revoked ones."""
+    node's: ``user_id``), the revoked ones. Keys are one per organisation, so the revoked
+    ones are those of any coalition: a revoked member's entry no longer counts in the
+    coalition's roster, yet the room it made must still be left (decision 0032)."""
     async with node.store.read() as tx:
-        known = await tx.orgs.members(verified_only=True, with_revoked=True,
-                                      coalition_id=coalition_id)
+        known = await tx.orgs.members(verified_only=True, with_revoked=True)
+        in_coalition = await tx.coalitions.member_ids(coalition_id)
         applied = await tx.orgs.revocations()
     keyring = KeyRing()
     for member in known:
@@ -126,11 +128,10 @@ async def _roster(node: Node, user_id: str, coalition_id: str
     apply_stored_revocations(keyring, applied)
     revoked = {m.org_id for m in known if m.revoked_at is not None or
                (m.org_id in keyring and keyring.is_revoked(m.org_id))}
-    accounts = {m.org_id: m.matrix_user_id for m in known
-                if m.matrix_user_id and m.org_id not in revoked}
+    current = [m for m in known if m.org_id in in_coalition and m.org_id not in revoked]
+    accounts = {m.org_id: m.matrix_user_id for m in current if m.matrix_user_id}
     accounts[node.org_id] = user_id
-    members = sorted({m.org_id for m in known if m.org_id not in revoked}
-                     | ({node.org_id} - revoked))
+    members = sorted({m.org_id for m in current} | ({node.org_id} - revoked))
     return keyring, members, accounts, revoked
 
 

@@ -77,6 +77,16 @@ class Answer(_Facts):
         return self.status == 200
 
 
+class CoalitionFacts(_Facts):
+    coalition_id: str
+    room: str
+    members: Answer
+    """``GET /rooms/<coalition room>/joined_members``."""
+    member_servers: dict[str, Answer] = Field(default_factory=dict)
+    """Each other member's server: the profile of one of its accounts, fetched by our
+    homeserver over federation."""
+
+
 class HomeserverFacts(_Facts):
     url: str
     versions: Answer
@@ -90,12 +100,8 @@ class HomeserverFacts(_Facts):
     capabilities: Answer | None = None
     rate_limit: Answer | None = None
     """``GET /_synapse/admin/v1/users/<node>/override_ratelimit``."""
-    coalition_room: str | None = None
-    members: Answer | None = None
-    """``GET /rooms/<coalition>/joined_members``."""
-    member_servers: dict[str, Answer] = Field(default_factory=dict)
-    """Each other member's server: the profile of one of its accounts, fetched by our
-    homeserver over federation."""
+    coalitions: list[CoalitionFacts] = Field(default_factory=list)
+    """Each coalition the node is in (decision 0032), oldest first."""
 
 
 class DeploymentFacts(_Facts):
@@ -273,16 +279,22 @@ def check_rate_limit(hs: HomeserverFacts) -> list[Finding]:
                     rate_limit_fix(user))]
 
 
+def _why(answer: Answer) -> str | int | None:
+    return answer.errcode or answer.status or answer.error
+
+
 def check_federation(hs: HomeserverFacts) -> list[Finding]:
-    if hs.coalition_room is None or not _logged_in(hs):
+    """Every coalition room's members listed, every member's server reached (each server
+    named once, whichever coalitions it serves)."""
+    if not _logged_in(hs):
         return []
-    members = hs.members
-    if members is not None and not members.ok:
-        return [problem("federation", f"cannot list the coalition room's members"
-                        f" ({members.errcode or members.status or members.error})",
-                        "check that the node is still in the coalition room (`minga status`)")]
-    findings = []
-    for server, answer in sorted(hs.member_servers.items()):
+    findings = [problem("federation", f"cannot list the members of coalition"
+                        f" {coalition.coalition_id}'s room ({_why(coalition.members)})",
+                        "check that the node is still in the coalition room (`minga status`)")
+                for coalition in hs.coalitions if not coalition.members.ok]
+    servers = {server: answer for coalition in hs.coalitions
+               for server, answer in coalition.member_servers.items()}
+    for server, answer in sorted(servers.items()):
         reachable = answer.ok or answer.errcode == "M_NOT_FOUND" or (
             answer.status == 403 and FEDERATION_DENIED not in (answer.error or ""))
         if reachable:

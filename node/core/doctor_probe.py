@@ -18,7 +18,14 @@ from urllib.parse import quote
 import aiohttp
 
 from node.core.config import ConfigError, NodeConfig, load_config
-from node.core.doctor import Answer, DeploymentFacts, Finding, HomeserverFacts, judge
+from node.core.doctor import (
+    Answer,
+    CoalitionFacts,
+    DeploymentFacts,
+    Finding,
+    HomeserverFacts,
+    judge,
+)
 from node.core.runtime import Node, NodeNotReady, config_path, open_node
 
 REQUEST_TIMEOUT = 20.0
@@ -78,8 +85,10 @@ def _unix(date_header: str | None) -> float | None:
 
 
 async def gather_homeserver(url: str, configured_user: str | None, token: str | None,
-                            coalition_room: str | None,
+                            coalition_rooms: Sequence[tuple[str, str]] = (),
                             clock: Callable[[], float] = time.time) -> HomeserverFacts:
+    """The facts about the homeserver at ``url``, and about each coalition room
+    ``coalition_rooms`` names (coalition id, room id) when logged in with ``token``."""
     timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT)
     async with aiohttp.ClientSession(timeout=timeout) as session:
         server = _Homeserver(session, url, token)
@@ -97,32 +106,42 @@ async def gather_homeserver(url: str, configured_user: str | None, token: str | 
         facts["capabilities"], facts["rate_limit"] = await asyncio.gather(
             server.answer(CAPABILITIES),
             server.answer(OVERRIDE_RATELIMIT.format(user=quote(user, safe=""))))
-        if coalition_room is not None:
-            facts["coalition_room"] = coalition_room
-            facts["members"] = members = await server.answer(
-                JOINED_MEMBERS.format(room=quote(coalition_room, safe="")))
-            facts["member_servers"] = await _member_servers(server, members, user)
+        probed: dict[str, Answer] = {}  # a server in several coalitions is asked once
+        facts["coalitions"] = [await _coalition_facts(server, coalition_id, room, user, probed)
+                               for coalition_id, room in coalition_rooms]
         return HomeserverFacts(**facts)
 
 
-async def _member_servers(server: _Homeserver, members: Answer, own: str) -> dict[str, Answer]:
+async def _coalition_facts(server: _Homeserver, coalition_id: str, room: str, own: str,
+                           probed: dict[str, Answer]) -> CoalitionFacts:
+    members = await server.answer(JOINED_MEMBERS.format(room=quote(room, safe="")))
+    return CoalitionFacts(coalition_id=coalition_id, room=room, members=members,
+                          member_servers=await _member_servers(server, members, own, probed))
+
+
+async def _member_servers(server: _Homeserver, members: Answer, own: str,
+                          probed: dict[str, Answer]) -> dict[str, Answer]:
     """One account per other server in the coalition room, its profile fetched by our
-    homeserver over federation (Synapse asks the member's server every time)."""
+    homeserver over federation (Synapse asks the member's server every time); servers in
+    ``probed`` were asked already (for another coalition)."""
     joined = members.body.get("joined") if members.ok else None
     by_server: dict[str, str] = {}
     for user in sorted(joined if isinstance(joined, dict) else {}):
         name = _server_name(user)
         if name and name != _server_name(own):
             by_server.setdefault(name, user)
-    answers = await asyncio.gather(*(server.answer(PROFILE.format(user=quote(user, safe="")))
-                                     for user in by_server.values()))
-    return dict(zip(by_server, answers, strict=True))
+    asked = [name for name in by_server if name not in probed]
+    answers = await asyncio.gather(*(server.answer(PROFILE.format(
+        user=quote(by_server[name], safe=""))) for name in asked))
+    probed.update(zip(asked, answers, strict=True))
+    return {name: probed[name] for name in by_server}
 
 
 async def _node_facts(node: Node, clock: Callable[[], float] = time.time) -> HomeserverFacts:
     login = await node.matrix_login()
+    rooms = [(c.coalition_id, c.room_id) for c in await node.coalitions()]
     return await gather_homeserver(login.homeserver_url, node.config.homeserver.user_id,
-                                   login.access_token, await node.coalition_room(), clock)
+                                   login.access_token, rooms, clock)
 
 
 async def homeserver_findings(node: Node) -> list[Finding]:
@@ -146,7 +165,7 @@ async def run_doctor(config: str | Path | None, checks: Sequence[DoctorCheck],
     except NodeNotReady as error:
         store_error = str(error)
         homeserver = await gather_homeserver(
-            str(node_config.homeserver.url), node_config.homeserver.user_id, None, None, clock)
+            str(node_config.homeserver.url), node_config.homeserver.user_id, None, (), clock)
     findings = judge(DeploymentFacts(config_file=str(path), store_error=store_error,
                                      homeserver=homeserver))
     for check in checks:

@@ -44,10 +44,6 @@ def pending_by_room(saved: object, first_room: str | None) -> dict[str, list[dic
     return {room: list(items) for room, items in saved.items()} if isinstance(saved, dict) else {}
 
 
-async def _room(node: Node, coalition_id: str | None) -> str:
-    return (await node.chosen_coalition(coalition_id)).room_id
-
-
 async def propose_expulsion(node: Node, target: str, reason: str, since: int, now: int, *,
                             actor: str, coalition_id: str | None = None
                             ) -> PendingExpulsion | None:
@@ -60,8 +56,13 @@ async def propose_expulsion(node: Node, target: str, reason: str, since: int, no
     if target not in keyring or keyring.is_revoked(target):
         raise ExpulsionError("org_id: not a member whose keys are in use")
     content = propose(target, keyring.first_signing_kid(target), since, now, node.keys, reason)
+    coalition = await node.chosen_coalition(coalition_id)
+    async with node.store.read() as tx:
+        in_coalition = target in await tx.coalitions.member_ids(coalition.coalition_id)
+    if not in_coalition:  # its members there would not count the proposal (decision 0032)
+        raise ExpulsionError(f"org_id: not a member of coalition {coalition.coalition_id}")
     key = f"{target}/{request_hash(content['statement'])[:16]}"
-    room_id = await _room(node, coalition_id)
+    room_id = coalition.room_id
     async with node.transport() as transport:
         await transport.put_state(room_id, EXPULSION_EVENT_TYPE, key, content)
         async with node.store.transaction() as tx:
@@ -99,8 +100,9 @@ async def pending_expulsions(node: Node) -> list[PendingExpulsion]:
     """The proposals below their threshold, as the roster was last read."""
     async with node.store.read() as tx:
         saved = await tx.settings.get(EXPULSIONS_SETTING)
+        known = await tx.coalitions.all(with_left=True)  # a list saved before 0032: the first's
     rooms = {c.room_id for c in await node.coalitions()}
-    by_room = pending_by_room(saved, await node.coalition_room())
+    by_room = pending_by_room(saved, known[0].room_id if known else None)
     return [PendingExpulsion(i["key"], i["target"], i["reason"], i["proposer"],
                              list(i["signers"]), i["threshold"], i["revoked_at"], room_id)
             for room_id, items in sorted(by_room.items()) if room_id in rooms for i in items]

@@ -473,11 +473,13 @@ async def share_record(
     pair_room_for: PairRoomFor,
     enqueue: Enqueue,
     issued_at: int,
+    coalition_id: str | None = None,
 ) -> ShareReceipt:
-    """Share one record: :func:`share_records` with a single record."""
+    """Share one record through ``coalition_id``: :func:`share_records` with a single
+    record."""
     (receipt,) = await share_records(tx_factory, keys, [record], recipient_org_ids, fields,
                                      actor=actor, pair_room_for=pair_room_for, enqueue=enqueue,
-                                     issued_at=issued_at)
+                                     issued_at=issued_at, coalition_id=coalition_id)
     return receipt
 
 

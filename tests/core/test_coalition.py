@@ -43,8 +43,8 @@ async def test_three_nodes_form_a_coalition_and_reject_a_forged_entry(
         for i, (name, country, server) in enumerate(ORGS)
     ]
     async with opened(*configs) as (a, b, c):
-        room = await create_coalition(a, "Minga Andes–África–Asia",
-                                      node_registry().after_coalition_created)
+        room = (await create_coalition(a, "Minga Andes–África–Asia",
+                                       node_registry().after_coalition_created)).room_id
         for other in (b, c):
             await invite_member(a, (await other.matrix_login()).user_id)
             await join_coalition(other, room, wait_seconds=30)
@@ -101,7 +101,8 @@ async def test_running_loop_learns_of_a_member_that_joins_later(
     config_a = await create_node(federation[0], tmp_path / "a", "Defensoras del Río", "CO")
     config_b = await create_node(federation[1], tmp_path / "b", "Sauti ya Pwani", "KE")
     async with opened(config_a, config_b) as (a, b):
-        room = await create_coalition(a, "Coalición", node_registry().after_coalition_created)
+        room = (await create_coalition(a, "Coalición",
+                                       node_registry().after_coalition_created)).room_id
         async with a.transport() as transport:
             loop = asyncio.create_task(run_federation(a, transport, node_registry()))
             try:

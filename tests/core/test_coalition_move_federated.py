@@ -67,9 +67,16 @@ def _membership(state: list[TimelineEvent], user: str) -> str | None:
                  if e.type == "m.room.member" and e.state_key == user), None)
 
 
+async def _room_of(node: Node) -> str | None:
+    """The room of the node's one coalition (every node here is in one), None if none."""
+    coalitions = await node.coalitions()
+    assert len(coalitions) <= 1
+    return coalitions[0].room_id if coalitions else None
+
+
 async def _share_in_coalition_room(sender: RunningApi, to: str) -> tuple[str, str]:
     """A record shared in the sender's coalition room: (record id, room)."""
-    room = await sender.node.coalition_room()
+    room = await _room_of(sender.node)
     assert room is not None
     case = Case.model_validate(SAMPLE_CASES["cauca"])
     record = build_record(sender.node.org_id, case, record_id=new_record_id(),
@@ -80,7 +87,7 @@ async def _share_in_coalition_room(sender: RunningApi, to: str) -> tuple[str, st
 
 
 async def _moved_to(api: RunningApi, old_room: str) -> str | None:
-    room = await api.node.coalition_room()
+    room = await _room_of(api.node)
     return room if room not in (None, old_room) else None
 
 
@@ -132,7 +139,9 @@ async def test_an_expelled_creator_leaves_the_coalition_behind_in_its_old_room(
             [(mover.node.org_id, new_room)]
         status = await other.json("GET", "/status", Role.viewer)
         assert status["coalition_room_id"] == new_room
-        assert status["coalition_moved_from"] == old_room
+        # the coalition keeps its id, the room it was made in (decision 0032)
+        assert [(c["coalition_id"], c["room_id"]) for c in status["coalitions"]] == [
+            (old_room, new_room)]
 
         # The new room: both members' entries, posted by their own accounts; not X.
         new_state = await _state(mover.node, new_room)
@@ -191,7 +200,7 @@ async def test_an_expelled_creator_leaves_the_coalition_behind_in_its_old_room(
         record_id, _ = await _share_in_coalition_room(other, mover.node.org_id)
         await arrives_verified(mover, other.node.org_id, record_id)
         for api in (mover, other):
-            assert await api.node.coalition_room() == new_room
+            assert await _room_of(api.node) == new_room
             async with api.node.transport() as transport:
                 assert trap not in await transport.joined_rooms()
 
@@ -250,7 +259,7 @@ async def test_forged_moves_are_refused_and_a_seized_creator_comes_back_through_
                 for api in (other, creator):
                     await _refusal(api, "malformed move statement")
             for api in (mover, other, creator):
-                assert await api.node.coalition_room() == old_room
+                assert await _room_of(api.node) == old_room
                 assert await _audited(api, MOVED) == []
             refusals_before = len(await _audited(other, MOVE_REFUSED))
         # The creator's machine is seized; the other member's node is offline a while. The
@@ -263,7 +272,7 @@ async def test_forged_moves_are_refused_and_a_seized_creator_comes_back_through_
         assert new_room.startswith("!") and new_room != old_room
 
         async def mover_switched() -> bool:  # the running node, in another Node than the CLI's
-            return await mover.node.coalition_room() == new_room
+            return await _room_of(mover.node) == new_room
 
         await eventually(mover_switched, what="the running designated node in the new room")
         # Whoever holds the old creator account overwrites the statement in the old room: the
@@ -274,7 +283,7 @@ async def test_forged_moves_are_refused_and_a_seized_creator_comes_back_through_
         other = await stack.enter_async_context(member_running(other_cfg, clock=WallClock()))
 
         async def followed() -> bool:
-            return await other.node.coalition_room() == new_room
+            return await _room_of(other.node) == new_room
 
         await eventually(followed, what="the other member in the new room")
         assert len(await _audited(other, MOVE_REFUSED)) == refusals_before + 1  # the junk
@@ -290,11 +299,12 @@ async def test_forged_moves_are_refused_and_a_seized_creator_comes_back_through_
         with passphrase_env():
             async with open_node(restored.config_file) as node:
                 await join_coalition_room(node, new_room)
-                assert await node.coalition_room() == new_room
+                assert await _room_of(node) == new_room
                 status = await node_status(node)
                 assert status["sync"]["held_rooms"] == []  # the old room is no longer held
-                assert status["coalition"]["moved_from"] == old_room
-                assert "moved from" in render_status(status)
+                assert (status["coalition"]["coalition_id"],
+                        status["coalition"]["room_id"]) == (old_room, new_room)
+                assert f"id {old_room} room {new_room}" in render_status(status)
 
         back = await stack.enter_async_context(member_running(restored.config_file,
                                                               clock=WallClock()))

@@ -8,6 +8,7 @@ import pytest
 
 from node.core.doctor import (
     Answer,
+    CoalitionFacts,
     DeploymentFacts,
     Finding,
     HomeserverFacts,
@@ -40,11 +41,23 @@ def healthy(**changes: Any) -> HomeserverFacts:
         "capabilities": Answer(status=200, body={"capabilities": {"m.room_versions": {
             "default": "12", "available": {"10": "stable", "11": "stable", "12": "stable"}}}}),
         "rate_limit": Answer(status=200, body={"messages_per_second": 0, "burst_count": 0}),
-        "coalition_room": "!room:hs.example.org",
+        "coalitions": [coalition()],
+    }
+    return HomeserverFacts(**(facts | changes))
+
+
+def coalition(coalition_id: str = "!room:hs.example.org", **changes: Any) -> CoalitionFacts:
+    facts: dict[str, Any] = {
+        "coalition_id": coalition_id,
+        "room": coalition_id,
         "members": Answer(status=200, body={"joined": {USER: {}, "@b:hs-b.org": {}}}),
         "member_servers": {"hs-b.org": Answer(status=200, body={"displayname": "B"})},
     }
-    return HomeserverFacts(**(facts | changes))
+    return CoalitionFacts(**(facts | changes))
+
+
+def servers(member_servers: dict[str, Answer]) -> HomeserverFacts:
+    return healthy(coalitions=[coalition(member_servers=member_servers)])
 
 
 def only(findings: list[Finding]) -> Finding:
@@ -198,11 +211,11 @@ def test_an_exempt_account_passes_the_rate_limit_check() -> None:
     Answer(status=403, errcode="M_FORBIDDEN", error="You do not share a room"),
 ])
 def test_a_member_server_that_answers_is_reachable(answer: Answer) -> None:
-    assert check_federation(healthy(member_servers={"hs-b.org": answer})) == []
+    assert check_federation(servers({"hs-b.org": answer})) == []
 
 
 def test_an_unreachable_member_server_is_named() -> None:
-    facts = healthy(member_servers={
+    facts = servers({
         "hs-b.org": Answer(status=502, errcode="M_UNKNOWN", error="Failed to fetch profile"),
         "hs-c.org": Answer(status=200)})
     finding = only(check_federation(facts))
@@ -211,7 +224,7 @@ def test_an_unreachable_member_server_is_named() -> None:
 
 
 def test_a_whitelist_that_shuts_a_member_out_is_named() -> None:
-    facts = healthy(member_servers={"hs-c.org": Answer(
+    facts = servers({"hs-c.org": Answer(
         status=403, errcode="M_FORBIDDEN", error="Federation denied with hs-c.org.")})
     finding = only(check_federation(facts))
     assert "refuses to federate with hs-c.org" in finding.message
@@ -219,11 +232,29 @@ def test_a_whitelist_that_shuts_a_member_out_is_named() -> None:
 
 
 def test_no_coalition_means_no_federation_check_and_a_lost_room_is_said() -> None:
-    assert check_federation(healthy(coalition_room=None, member_servers={
-        "x.org": Answer(error="boom")})) == []
-    finding = only(check_federation(healthy(members=Answer(status=403, errcode="M_FORBIDDEN"),
-                                            member_servers={})))
-    assert "M_FORBIDDEN" in finding.message
+    assert check_federation(healthy(coalitions=[])) == []
+    finding = only(check_federation(healthy(coalitions=[coalition(
+        members=Answer(status=403, errcode="M_FORBIDDEN"), member_servers={})])))
+    assert "M_FORBIDDEN" in finding.message and "!room:hs.example.org" in finding.message
+
+
+def test_every_coalition_is_checked_and_a_server_named_once() -> None:
+    """A node in several coalitions (decision 0032): each room's members are listed, and a
+    server that serves members in two coalitions is one finding."""
+    down = Answer(status=502, errcode="M_UNKNOWN", error="Failed to fetch profile")
+    facts = healthy(coalitions=[
+        coalition("!first:hs.example.org", member_servers={"hs-b.org": down}),
+        coalition("!second:hs.example.org", members=Answer(error="TimeoutError"),
+                  member_servers={}),
+        coalition("!third:hs.example.org", member_servers={
+            "hs-b.org": down, "hs-c.org": Answer(status=200)}),
+    ])
+    lost, unreachable = check_federation(facts)
+    assert "!second:hs.example.org" in lost.message and "TimeoutError" in lost.message
+    assert "!first" not in lost.message
+    assert "cannot reach hs-b.org" in unreachable.message
+    assert check_federation(healthy(coalitions=[
+        coalition("!first:hs.example.org"), coalition("!second:hs.example.org")])) == []
 
 
 def test_warnings_alone_exit_zero_and_are_explained() -> None:

@@ -32,9 +32,13 @@ async def test_doctor_names_a_member_server_its_homeserver_cannot_reach(
     config_a = await create_node(own_federation[0], tmp_path / "a", "Colectivo Norte", "CO")
     config_b = await create_node(own_federation[1], tmp_path / "b", "Haki Ardhi", "KE")
     async with opened(config_a, config_b) as (a, b):
-        room = await create_coalition(a, "Minga", node_registry().after_coalition_created)
+        first = await create_coalition(a, "Minga", node_registry().after_coalition_created)
         await invite_member(a, (await b.matrix_login()).user_id)
-        await join_coalition(b, room, wait_seconds=30)
+        await join_coalition(b, first.room_id, wait_seconds=30)
+        # a second coalition, made on the member's server (decision 0032)
+        second = await create_coalition(b, "Red Sur", node_registry().after_coalition_created)
+        await invite_member(b, (await a.matrix_login()).user_id, second.coalition_id)
+        await join_coalition(a, second.room_id, wait_seconds=30)
         # the start-up check: the node account is no admin, so only the rate limit is unknown
         assert [(f.check, f.level) for f in await homeserver_findings(a)] \
             == [("rate limit", Level.warning)]
@@ -60,3 +64,11 @@ async def test_doctor_names_a_member_server_its_homeserver_cannot_reach(
     [denied] = [f for f in findings if f.check == "federation"]
     assert f"refuses to federate with {member_server}" in denied.message
     assert "federation_domain_whitelist" in denied.fix
+
+    # this node's account left the second coalition's room behind the store's back: doctor
+    # checks each coalition, and says which room it cannot read
+    async with opened(config_a) as (a,), a.transport() as transport:
+        await transport.leave(second.room_id)
+    findings = await run_doctor(config_a, [])
+    lost = [f for f in findings if f.check == "federation" and "cannot list" in f.message]
+    assert [second.coalition_id in f.message for f in lost] == [True]

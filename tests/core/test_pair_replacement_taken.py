@@ -14,10 +14,11 @@ import pytest
 from federation.identity import OrgKeys
 from federation.secretbox import FAST_TEST_PARAMS
 from node.core.rooms import _pair_room_of_org
-from node.core.runtime import COALITION_SETTING, SYNC_MIGRATIONS, Node
+from node.core.runtime import SYNC_MIGRATIONS, Node
 from node.core.store import create_data_key, open_store
 from node.core.store.pair_rooms import PairRoomRepository
 from sync.tables import Chain
+from tests.support.coalitions import in_coalition
 
 OWN, PEER, THIRD = OrgKeys.generate(), OrgKeys.generate(), OrgKeys.generate()
 
@@ -41,7 +42,8 @@ async def test_a_replacement_is_taken_for_an_unknown_room_or_a_pair_room_with_th
         await pairs.remember(PEER.org_id, "!ours:hs", created_by_us=True, at=at)
         await pairs.remember(PEER.org_id, "!peers:hs", created_by_us=False, at=at)
         await pairs.remember(THIRD.org_id, "!third:hs", created_by_us=False, at=at)
-        await tx.settings.set(COALITION_SETTING, {"room_id": "!coalition:hs"})
+        await in_coalition(tx, coalition_id="!coalition:hs")
+        await in_coalition(tx, coalition_id="!second:hs", room_id="!second-room:hs")
         tx.session.add_all([
             Chain(issuer=PEER.org_id, room_id="!replaced:hs", top=2, missing="[]"),
             Chain(issuer=OWN.org_id, room_id="!replaced:hs", top=1, missing="[]"),
@@ -53,4 +55,5 @@ async def test_a_replacement_is_taken_for_an_unknown_room_or_a_pair_room_with_th
     assert await taken(node, "!replaced:hs")  # this node replaced it too; the later one wins
     assert not await taken(node, "!third:hs")  # another member's pair room
     assert not await taken(node, "!coalition:hs")
+    assert not await taken(node, "!second-room:hs")  # nor the room of any other coalition
     assert not await taken(node, "!campaign:hs")  # other members' chains there

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any, cast
 
 import pytest
 
-from federation.transport import TimelineEvent
+from federation.transport import MatrixTransport, TimelineEvent
 from node.assembly import FEATURES, node_registry
 from node.core.registry import Registry, build_registry
 from node.core.runtime import Node
+from node.core.store.coalitions import Coalition
 from node.features.campaigns.records import CAMPAIGN_KINDS
+
+_COALITION = Coalition("!a:test", "!a:test", "A", datetime(2026, 1, 1, tzinfo=UTC))
 
 
 def _node() -> Node:
@@ -90,19 +94,35 @@ async def test_the_first_recogniser_that_knows_a_room_names_its_member() -> None
     assert await Registry().recognise_room(_node(), []) is None
 
 
-async def test_coalition_created_hooks_run_in_order_with_the_time() -> None:
+async def test_coalition_created_hooks_run_in_order_with_the_coalition_and_the_time() -> None:
     registry = Registry()
-    calls: list[tuple[str, int]] = []
+    calls: list[tuple[str, str, int]] = []
 
-    async def first(node: Node, now: int) -> None:
-        calls.append(("first", now))
+    async def first(node: Node, coalition: Coalition, now: int) -> None:
+        calls.append(("first", coalition.coalition_id, now))
 
-    async def second(node: Node, now: int) -> None:
-        calls.append(("second", now))
+    async def second(node: Node, coalition: Coalition, now: int) -> None:
+        calls.append(("second", coalition.coalition_id, now))
 
     registry.coalition_created.extend([first, second])
-    await registry.after_coalition_created(_node(), 1_700_000_000)
-    assert calls == [("first", 1_700_000_000), ("second", 1_700_000_000)]
+    await registry.after_coalition_created(_node(), _COALITION, 1_700_000_000)
+    assert calls == [("first", "!a:test", 1_700_000_000), ("second", "!a:test", 1_700_000_000)]
+
+
+async def test_coalition_left_hooks_run_in_order_with_the_transport_and_the_coalition() -> None:
+    registry = Registry()
+    calls: list[tuple[str, object, str]] = []
+    transport = cast(MatrixTransport, object())
+
+    async def first(node: Node, given: MatrixTransport, coalition: Coalition) -> None:
+        calls.append(("first", given, coalition.coalition_id))
+
+    async def second(node: Node, given: MatrixTransport, coalition: Coalition) -> None:
+        calls.append(("second", given, coalition.coalition_id))
+
+    registry.coalition_left.extend([first, second])
+    await registry.after_coalition_left(_node(), transport, _COALITION)
+    assert calls == [("first", transport, "!a:test"), ("second", transport, "!a:test")]
 
 
 def test_a_part_is_made_once_per_node_and_never_shared() -> None:

@@ -36,12 +36,14 @@ from schemas.case import Case
 from schemas.ids import new_record_id
 from schemas.payloads import Campaign
 from schemas.records import CaseRecord, RecordKind, build_record, parse_payload
+from tests.support.coalitions import in_coalition
 
 T0 = 1_760_000_000
 ISSUER_KEYS = OrgKeys.generate()
 B_KEYS = OrgKeys.generate()
 C_KEYS = OrgKeys.generate()
 B, C = B_KEYS.org_id, C_KEYS.org_id
+COALITION, OTHER = "!first:hs", "!second:hs"  # C is a member of the first only
 
 CASE: dict[str, Any] = {
     "title": "Sntl-title-amenazas",
@@ -167,6 +169,8 @@ async def store(store_location: Path | str, tmp_path: Path) -> Store:
             entry = sign_member_entry(keys, {"name": "x", "country": "CO"})
             await tx.orgs.save_member(keys.org_id, entry, verified=True, safety_code="s",
                                       matrix_user_id=f"@{keys.org_id}:hs")
+        await in_coalition(tx, ISSUER_KEYS.org_id, B, C, coalition_id=COALITION)
+        await in_coalition(tx, ISSUER_KEYS.org_id, B, coalition_id=OTHER)
     yield store  # type: ignore[misc]
     await store.close()
 
@@ -193,7 +197,7 @@ async def _history(store: Store, record_id: str) -> list[tuple[str, str, int, tu
 async def test_share_queues_per_recipient_and_records_history_and_audit(store: Store) -> None:
     outbox, record = Outbox(), _case()
     receipt = await share_record(store.transaction, ISSUER_KEYS, record, [B, C],
-                                 ["country", "violations"], actor="beatriz",
+                                 ["country", "violations"], coalition_id=COALITION, actor="beatriz",
                                  pair_room_for=_room_for, enqueue=outbox.enqueue,
                                  issued_at=T0 + 10)
     assert [(room, to) for room, to, _ in outbox.queued] == [
@@ -216,13 +220,14 @@ async def test_refused_or_unknown_recipient_queues_nothing(store: Store) -> None
     record = _case(consent_level="named_partners", consent_partners=[B])
     with pytest.raises(ShareRefused):
         await share_record(store.transaction, ISSUER_KEYS, record, [B, C], ["narrative"],
-                           actor="a", pair_room_for=_room_for, enqueue=outbox.enqueue,
-                           issued_at=T0)
+                           coalition_id=COALITION, actor="a", pair_room_for=_room_for,
+                           enqueue=outbox.enqueue, issued_at=T0)
     stranger = OrgKeys.generate().org_id
     for recipients in ([B, stranger], [ISSUER_KEYS.org_id], [B, B]):
         with pytest.raises(UnknownRecipient):
             await share_record(store.transaction, ISSUER_KEYS, record, recipients,
-                               ["country"], actor="a", pair_room_for=_room_for,
+                               ["country"],
+                               coalition_id=COALITION, actor="a", pair_room_for=_room_for,
                                enqueue=outbox.enqueue, issued_at=T0)
     assert outbox.queued == []
     assert await _history(store, record.record_id) == []
@@ -236,10 +241,12 @@ async def test_member_ids_already_read_are_checked_like_the_store(store: Store) 
                                  ([B, B], {B})):
         with pytest.raises(UnknownRecipient):
             await share_records(store.transaction, ISSUER_KEYS, [record], recipients,
-                                ["country"], actor="a", pair_room_for=_room_for,
+                                ["country"],
+                                coalition_id=COALITION, actor="a", pair_room_for=_room_for,
                                 enqueue=outbox.enqueue, issued_at=T0, verified=verified)
     assert outbox.queued == []
-    await share_records(store.transaction, ISSUER_KEYS, [record], [B], ["country"], actor="a",
+    await share_records(store.transaction, ISSUER_KEYS, [record], [B], ["country"],
+                        coalition_id=COALITION, actor="a",
                         pair_room_for=_room_for, enqueue=outbox.enqueue, issued_at=T0,
                         verified={B, C}, new_records=True)
     assert [to for _, to, _ in outbox.queued] == [[B]]
@@ -254,9 +261,11 @@ async def test_retraction_goes_to_every_past_recipient_in_clear_and_blocks_resha
         await retract_record(store.transaction, ISSUER_KEYS, record, reason="error", note=None,
                              retraction_id=new_record_id(), actor="a",
                              pair_room_for=_room_for, enqueue=outbox.enqueue, issued_at=T0)
-    await share_record(store.transaction, ISSUER_KEYS, record, [B], ["country"], actor="a",
+    await share_record(store.transaction, ISSUER_KEYS, record, [B], ["country"],
+                       coalition_id=COALITION, actor="a",
                        pair_room_for=_room_for, enqueue=outbox.enqueue, issued_at=T0 + 1)
-    await share_record(store.transaction, ISSUER_KEYS, record, [C], ["violations"], actor="a",
+    await share_record(store.transaction, ISSUER_KEYS, record, [C], ["violations"],
+                       coalition_id=COALITION, actor="a",
                        pair_room_for=_room_for, enqueue=outbox.enqueue, issued_at=T0 + 2)
     outbox.queued.clear()
     await retract_record(store.transaction, ISSUER_KEYS, record, reason="consent_withdrawn",
@@ -273,7 +282,8 @@ async def test_retraction_goes_to_every_past_recipient_in_clear_and_blocks_resha
     assert [h[0] for h in await _history(store, record.record_id)] == [
         SHARE, SHARE, RETRACT, RETRACT]
     with pytest.raises(AlreadyRetracted):
-        await share_record(store.transaction, ISSUER_KEYS, record, [B], ["country"], actor="a",
+        await share_record(store.transaction, ISSUER_KEYS, record, [B], ["country"],
+                           coalition_id=COALITION, actor="a",
                            pair_room_for=_room_for, enqueue=outbox.enqueue, issued_at=T0 + 4)
 
 
@@ -283,11 +293,12 @@ async def test_bulk_share_is_one_transaction_all_or_nothing(store: Store) -> Non
     refused = [*records, _case(consent_level="none")]
     with pytest.raises(ShareRefused):
         await share_records(store.transaction, ISSUER_KEYS, refused, [B], ["country"],
-                            actor="a", pair_room_for=_room_for, enqueue=outbox.enqueue,
-                            issued_at=T0)
+                            coalition_id=COALITION, actor="a", pair_room_for=_room_for,
+                            enqueue=outbox.enqueue, issued_at=T0)
     assert outbox.queued == []
     receipts = await share_records(store.transaction, ISSUER_KEYS, records, [B, C],
-                                   ["country"], actor="a", pair_room_for=_room_for,
+                                   ["country"],
+                                   coalition_id=COALITION, actor="a", pair_room_for=_room_for,
                                    enqueue=outbox.enqueue, issued_at=T0)
     assert [r.record_id for r in receipts] == [r.record_id for r in records]
     assert len(outbox.queued) == 6
@@ -301,3 +312,56 @@ async def test_bulk_share_is_one_transaction_all_or_nothing(store: Store) -> Non
     async with store.read() as tx:
         (entry,) = await tx.audit.recent(limit=1)
     assert [d["record"] for d in entry.details["records"]] == [r.record_id for r in records]
+
+
+# --- one share goes through one coalition (decision 0032) --------------------------------------
+
+
+async def test_every_token_names_the_coalition_and_recipients_must_be_verified_in_it(
+        store: Store) -> None:
+    outbox = Outbox()
+    record = _case(consent_coalitions=[COALITION, OTHER])
+    await share_record(store.transaction, ISSUER_KEYS, record, [B], ["country"],
+                       coalition_id=OTHER, actor="a", pair_room_for=_room_for,
+                       enqueue=outbox.enqueue, issued_at=T0)
+    ((_room, _to, token),) = outbox.queued
+    assert verify(token, _keyring(), expected_audience=B).claims["coalition"] == OTHER
+    with pytest.raises(UnknownRecipient, match="not a verified member of the coalition"):
+        await share_record(store.transaction, ISSUER_KEYS, record, [C], ["country"],
+                           coalition_id=OTHER, actor="a", pair_room_for=_room_for,
+                           enqueue=outbox.enqueue, issued_at=T0 + 1)
+    assert len(outbox.queued) == 1
+
+
+async def test_consent_covers_only_the_coalitions_it_names(store: Store) -> None:
+    """A case's consent is per coalition; a case from before that decision was consented for
+    the node's first coalition only."""
+    outbox = Outbox()
+    for record, through in ((_case(consent_coalitions=[COALITION]), OTHER),
+                            (_case(), OTHER)):  # no consent_coalitions: the first coalition's
+        with pytest.raises(ShareRefused) as refused:
+            await share_record(store.transaction, ISSUER_KEYS, record, [B], ["country"],
+                               coalition_id=through, actor="a", pair_room_for=_room_for,
+                               enqueue=outbox.enqueue, issued_at=T0)
+        assert list(refused.value.refusals) == [B]
+    assert outbox.queued == []
+    await share_record(store.transaction, ISSUER_KEYS, _case(), [B], ["country"],
+                       coalition_id=COALITION, actor="a", pair_room_for=_room_for,
+                       enqueue=outbox.enqueue, issued_at=T0)
+    partner = _case(consent_level="named_partners", consent_partners=[B],
+                    consent_coalitions=[])  # a named partner needs no coalition consent
+    await share_record(store.transaction, ISSUER_KEYS, partner, [B], ["narrative"],
+                       coalition_id=OTHER, actor="a", pair_room_for=_room_for,
+                       enqueue=outbox.enqueue, issued_at=T0)
+    assert len(outbox.queued) == 2
+
+
+def test_one_share_may_not_go_through_two_coalitions() -> None:
+    campaign = build_record(ISSUER_KEYS.org_id, Campaign(title="t", goal="g", countries=["CO"]),
+                            record_id=new_record_id(), issued_at=T0)
+    with pytest.raises(ValueError, match="one coalition"):
+        outgoing(campaign, [Recipient.member(B, COALITION), Recipient.member(C, OTHER)],
+                 ["title"], keys=ISSUER_KEYS, issued_at=T0)
+    (sent,) = outgoing(campaign, [Recipient.member(B, OTHER)], ["title"], keys=ISSUER_KEYS,
+                       issued_at=T0)
+    assert verify(sent.token, _keyring(), expected_audience=B).claims["coalition"] == OTHER

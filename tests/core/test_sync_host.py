@@ -20,9 +20,10 @@ from node.core.runtime import Node
 from node.core.store import create_data_key, open_store
 from node.core.store.pair_rooms import PairRoomRepository
 from node.core.store.received import Incoming
-from node.core.sync_host import NodeSyncHost
+from node.core.sync_host import NodeSyncHost, coalition_problem
 from schemas.ids import new_record_id
 from sync.host import Quarantined, VerifiedRecord
+from tests.support.coalitions import TEST_COALITION, in_coalition
 
 OWN, ISSUER, STRANGER = OrgKeys.generate(), OrgKeys.generate(), OrgKeys.generate()
 RECORD_ID = new_record_id()
@@ -36,6 +37,7 @@ async def host(store_location: Path | str, tmp_path: Path) -> AsyncIterator[Node
             entry = sign_member_entry(keys, {"name": "x", "country": "KE"})
             await tx.orgs.save_member(keys.org_id, entry, verified=True, safety_code="s",
                                       matrix_user_id=f"@{keys.org_id[:8]}:hs")
+        await in_coalition(tx, OWN.org_id, ISSUER.org_id)
     node = Node(config=cast(Any, None), store=store, keys=OWN, own=cast(Any, None))
     try:
         yield await NodeSyncHost.open(node, node_registry())
@@ -44,11 +46,12 @@ async def host(store_location: Path | str, tmp_path: Path) -> AsyncIterator[Node
 
 
 def _record(version: int, claims: dict[str, Any], *, kind: str = "case",
-            record_id: str = RECORD_ID, issuer: str = ISSUER.org_id) -> VerifiedRecord:
+            record_id: str = RECORD_ID, issuer: str = ISSUER.org_id,
+            room_id: str = "!r:hs") -> VerifiedRecord:
     return VerifiedRecord(
         issuer=issuer, record_id=record_id, version=version, kind=kind,
         claims={"record_id": record_id, "version": version, "kind": kind, **claims},
-        disclosed_paths=frozenset(claims), issued_at=1, room_id="!r:hs", event_id=f"$e{version}",
+        disclosed_paths=frozenset(claims), issued_at=1, room_id=room_id, event_id=f"$e{version}",
         origin_server_ts=1,
     )
 
@@ -109,7 +112,7 @@ async def test_a_retraction_of_another_issuers_record_is_ignored(host: NodeSyncH
     await _deliver(host, _retraction(issuer=STRANGER.org_id))
     latest = await _latest(host)
     assert latest.claims == {"record_id": RECORD_ID, "version": 1, "kind": "case",
-                             "narrative": "kept"}
+                             "narrative": "kept", "coalition": TEST_COALITION}
 
 
 async def _envelope(host: NodeSyncHost, *records: VerifiedRecord) -> None:
@@ -323,3 +326,82 @@ async def test_what_a_revoked_members_account_still_posts_is_audited(host: NodeS
         audited = [e for e in await tx.audit.recent() if e.action == "revoked-member.post"]
     assert [(e.target, e.details) for e in audited] == [
         (ISSUER.org_id, {"room_id": "!r:hs", "event_id": "$before", "reason": "untrusted-key"})]
+
+
+# --- the coalition each record came through (decision 0032) ------------------------------------
+
+SECOND, WITHOUT_ISSUER, LEFT = "!second:hs", "!without-issuer:hs", "!left:hs"
+
+
+async def test_each_record_is_stored_with_its_coalition_or_refused_and_audited(
+    host: NodeSyncHost,
+) -> None:
+    async with host.node.store.transaction() as tx:
+        await in_coalition(tx, OWN.org_id, ISSUER.org_id, coalition_id=SECOND,
+                           room_id="!second-room:hs")
+        await in_coalition(tx, OWN.org_id, coalition_id=WITHOUT_ISSUER)
+        await in_coalition(tx, OWN.org_id, ISSUER.org_id, coalition_id=LEFT)
+        await tx.coalitions.mark_left(LEFT)
+    host.node.forget_coalitions()
+    named, in_room, first = new_record_id(), new_record_id(), new_record_id()
+    await _envelope(
+        host,
+        _record(1, {"coalition": SECOND}, record_id=named),  # named: through a pair room
+        _record(1, {}, record_id=in_room, room_id="!second-room:hs"),  # older issuer: its room
+        _record(1, {}, record_id=first),  # older issuer in a pair room: the first coalition
+        _record(1, {"coalition": "!unknown:hs"}, record_id=new_record_id()),
+        _record(1, {"coalition": LEFT}, record_id=new_record_id()),
+        _record(1, {"coalition": TEST_COALITION}, record_id=new_record_id(),
+                room_id="!second-room:hs"),
+        _record(1, {"coalition": WITHOUT_ISSUER}, record_id=new_record_id()),
+    )
+    async with host.node.store.read() as tx:
+        assert await tx.received.count() == 3
+        stored = {record_id: (await tx.received.latest(ISSUER.org_id, record_id))
+                  for record_id in (named, in_room, first)}
+        refused = [e for e in await tx.audit.recent() if e.action == "record.refused"]
+    assert {record_id: (r.coalition_id, r.claims["coalition"])
+            for record_id, r in stored.items()} == {
+        named: (SECOND, SECOND), in_room: (SECOND, SECOND),
+        first: (TEST_COALITION, TEST_COALITION)}
+    assert sorted(e.details["reason"] for e in refused) == [
+        "issuer-not-in-coalition", "not-in-coalition", "not-in-coalition",
+        "wrong-coalition-room"]
+    assert all(e.target == ISSUER.org_id for e in refused)
+
+
+async def test_a_retraction_without_a_coalition_reaches_its_target_wherever_it_came(
+    host: NodeSyncHost,
+) -> None:
+    async with host.node.store.transaction() as tx:
+        await in_coalition(tx, OWN.org_id, ISSUER.org_id, coalition_id=SECOND)
+    host.node.forget_coalitions()
+    await _deliver(host, _record(1, {"narrative": "held", "coalition": SECOND}), _retraction())
+    latest = await _latest(host)
+    assert (latest.coalition_id, latest.claims, latest.retracted) == (SECOND, None, True)
+
+
+async def test_a_node_in_no_coalition_refuses_every_record(host: NodeSyncHost) -> None:
+    async with host.node.store.transaction() as tx:
+        await tx.coalitions.mark_left(TEST_COALITION)
+    host.node.forget_coalitions()
+    await _deliver(host, _record(1, {"country": "KE"}), _record(2, {"coalition": TEST_COALITION}))
+    assert await _latest(host) is None
+
+
+def test_coalition_problem_names_the_first_reason_to_refuse() -> None:
+    members = frozenset({ISSUER.org_id})
+    active = {TEST_COALITION, SECOND}
+    assert coalition_problem(TEST_COALITION, None, active, members, ISSUER.org_id) is None
+    assert coalition_problem(TEST_COALITION, TEST_COALITION, active, members,
+                             ISSUER.org_id) is None
+    assert coalition_problem(None, None, active, members, ISSUER.org_id) == "not-in-coalition"
+    assert coalition_problem(LEFT, None, active, members, ISSUER.org_id) == "not-in-coalition"
+    assert coalition_problem(LEFT, SECOND, active, frozenset(),
+                             ISSUER.org_id) == "not-in-coalition"
+    assert coalition_problem(TEST_COALITION, SECOND, active, members,
+                             ISSUER.org_id) == "wrong-coalition-room"
+    assert coalition_problem(TEST_COALITION, SECOND, active, frozenset(),
+                             ISSUER.org_id) == "wrong-coalition-room"
+    assert coalition_problem(SECOND, None, active, frozenset({OWN.org_id}),
+                             ISSUER.org_id) == "issuer-not-in-coalition"

@@ -17,6 +17,7 @@ from federation.consent import (
     ConsentDecision,
     ConsentRefused,
     Recipient,
+    Relation,
     UnknownFieldPath,
     allowed_fields,
     attachments_allowed,
@@ -25,6 +26,8 @@ from federation.consent import (
     decide,
     disclose_case,
     preview,
+    relation,
+    with_consent_scope,
 )
 from federation.disclosure import ConsentRequired, InvalidClaims, issue, verify
 from federation.encoding import b64u_decode
@@ -540,3 +543,88 @@ def test_files_cannot_be_slipped_past_the_decision() -> None:
     claims = {**case_claims(record, ["country"]), ATTACHMENTS: [FILE]}
     with pytest.raises(ConsentRequired):
         decision.authorise(claims, MEMBER)
+
+
+# --- consent per coalition (decision 0032) ----------------------------------------------------
+
+COALITION_A, COALITION_B = "!coalition-a:hs", "!coalition-b:hs"
+
+
+def scoped_record(consent: ConsentLevel, coalitions: list[str] | None) -> CaseRecord:
+    payload = parse_payload(RecordKind.CASE, {**case_payload(consent),
+                                              "consent_coalitions": coalitions})
+    record = build_record(ISSUER, payload, record_id=new_record_id(T0 * 1000, bytes(10)),
+                          issued_at=T0)
+    assert isinstance(record, CaseRecord)
+    return record
+
+
+def test_a_member_of_a_coalition_outside_the_consent_is_an_outsider() -> None:
+    in_a, in_b = Recipient.member(MEMBER, COALITION_A), Recipient.member(MEMBER, COALITION_B)
+    for consent in ConsentLevel:
+        record = scoped_record(consent, [COALITION_A])
+        assert relation(record.payload, in_a) is Relation.MEMBER
+        assert relation(record.payload, in_b) is Relation.OUTSIDER
+        assert relation(record.payload, Recipient.member(MEMBER)) is Relation.OUTSIDER
+        assert allowed_fields(record.payload, in_b) == allowed_fields(
+            record.payload, RECIPIENTS[OUTSIDER])
+    nowhere = scoped_record(ConsentLevel.COALITION, [])
+    assert relation(nowhere.payload, in_a) is Relation.OUTSIDER
+    with pytest.raises(ConsentRefused, match="outside the coalition"):
+        check_consent(nowhere.payload, {"country"}, in_a)
+    # A case not yet read with its node's first coalition counts any member (the gate's
+    # callers resolve it first: with_consent_scope).
+    assert relation(scoped_record(ConsentLevel.COALITION, None).payload, in_b) is Relation.MEMBER
+
+
+def test_a_named_partner_or_public_consent_does_not_depend_on_the_coalition() -> None:
+    named = scoped_record(ConsentLevel.NAMED_PARTNERS, [])
+    partner = Recipient.member(PARTNER, COALITION_B)
+    assert relation(named.payload, partner) is Relation.NAMED_PARTNER
+    assert check_consent(named.payload, {"narrative"}, partner) == {"narrative"}
+    public = scoped_record(ConsentLevel.PUBLIC, [COALITION_A])
+    in_b = Recipient.member(MEMBER, COALITION_B)
+    assert check_consent(public.payload, {"narrative"}, in_b) == {"narrative"}
+
+
+def test_a_case_from_before_consent_per_coalition_means_the_first_coalition() -> None:
+    old = scoped_record(ConsentLevel.COALITION, None)
+    read = with_consent_scope(old, COALITION_A)
+    assert read.payload.consent_coalitions == [COALITION_A]
+    assert read.payload.model_copy(update={"consent_coalitions": None}) == old.payload
+    assert old.payload.consent_coalitions is None  # the stored version is not rewritten
+    assert with_consent_scope(old, None).payload.consent_coalitions == []
+    named = scoped_record(ConsentLevel.COALITION, [COALITION_B])
+    assert with_consent_scope(named, COALITION_A) is named
+    chosen_none = scoped_record(ConsentLevel.COALITION, [])
+    assert with_consent_scope(chosen_none, COALITION_A) is chosen_none
+    assert relation(read.payload, Recipient.member(MEMBER, COALITION_B)) is Relation.OUTSIDER
+
+
+def test_every_token_names_its_coalition_in_clear_and_never_the_consent_scope() -> None:
+    record = scoped_record(ConsentLevel.COALITION, [COALITION_A, COALITION_B])
+    token = send(record, {"country", "narrative"}, Recipient.member(MEMBER, COALITION_B))
+    payload = jwt_payload(token)
+    assert payload["coalition"] == COALITION_B
+    assert COALITION_A not in decoded_text(token)  # the other coalitions consented to
+    verified = verify(token, RESOLVER, expected_audience=MEMBER)
+    assert verified.claims["coalition"] == COALITION_B
+
+
+def test_a_decision_for_one_coalition_refuses_a_token_naming_another() -> None:
+    record = scoped_record(ConsentLevel.COALITION, [COALITION_A, COALITION_B])
+    decision = decide(record, {"country"}, Recipient.member(MEMBER, COALITION_A))
+    assert decision.coalition == COALITION_A
+    claims = case_claims(record, {"country"}, coalition=COALITION_A)
+    assert generic_issue(claims, audience=MEMBER, consent=decision)
+    for other in (COALITION_B, None):
+        with pytest.raises(ConsentRequired, match="another coalition"):
+            generic_issue(case_claims(record, {"country"}, coalition=other), audience=MEMBER,
+                          consent=decision)
+    public = scoped_record(ConsentLevel.PUBLIC, [])
+    unnamed = decide(public, {"country"}, Recipient.member(PARTNER))  # no coalition named
+    assert unnamed.coalition is None
+    assert generic_issue(case_claims(public, {"country"}), audience=PARTNER, consent=unnamed)
+    with pytest.raises(ConsentRequired, match="another coalition"):
+        generic_issue(case_claims(public, {"country"}, coalition=COALITION_A), audience=PARTNER,
+                      consent=unnamed)

@@ -32,6 +32,7 @@ from sync.outbox import (
     ITEM_CONTEXT,
     Outbox,
     OutboxError,
+    abandon_room,
     enqueue_many,
     item_states,
     outbox_counts,
@@ -467,3 +468,30 @@ async def test_a_replacing_room_asks_from_the_first_gap_of_each_chain(outbox: Ou
         assert await received_up_to(session, "org-b", ROOM) == 2
         assert await received_up_to(session, "org-c", ROOM) == 6
         assert await received_up_to(session, "org-d", ROOM) == 0
+
+
+async def test_an_abandoned_room_drops_only_what_was_never_posted_there(outbox: Outbox) -> None:
+    """A node that leaves a coalition leaves pair rooms for good (decision 0032): what was
+    queued or sealed for them and not posted is dropped and counted; what was posted, and
+    other rooms' queues, stay."""
+    await _queue(outbox, [record_token(A) for _ in range(2)])
+    await outbox.bundle_queued()
+    sender, _ = _posting(outbox)
+    assert await sender.send_due() == 1
+    await _queue(outbox, [record_token(A) for _ in range(2)])
+    await outbox.bundle_queued()  # sealed, not posted
+    await _queue(outbox, [record_token(A)])  # queued, not sealed
+    kept = [record_token(A) for _ in range(2)]
+    await _queue(outbox, kept, room=OTHER_ROOM)
+    sent, _unsent = await _frames(outbox)
+    async with outbox.host.transaction() as session:
+        assert await abandon_room(session, ROOM) == 3
+    async with outbox.host.transaction() as session:
+        assert await abandon_room(session, ROOM) == 0  # nothing left to drop
+        left = list(await session.scalars(select(OutboxItem.room_id).order_by(OutboxItem.id)))
+    assert [frame.id for frame in await _frames(outbox)] == [sent.id]
+    assert left == [ROOM, ROOM, OTHER_ROOM, OTHER_ROOM]  # the posted items and the other room
+    await outbox.bundle_queued()
+    frames = await _frames(outbox)
+    assert [(frame.room_id, frame.seq) for frame in frames] == [(ROOM, 1), (OTHER_ROOM, 1)]
+    assert _tokens_in(frames[1]) == kept

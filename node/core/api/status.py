@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from node.core.api.framework import ApiError, Call, Endpoint, NoBody, NoQuery
-from node.core.api.times import OptionalTime
+from node.core.api.times import OptionalTime, Time
 from node.core.coalition import SafetyCodeChange, safety_code_changes, safety_code_compared
 from node.core.runtime import Node
 from node.core.status import node_status
@@ -41,6 +41,16 @@ class SyncCounters(BaseModel):
                     " longer listed); nothing is sent there until then")
 
 
+class CoalitionView(BaseModel):
+    coalition_id: str = Field(description="the id the coalition's members all name it by")
+    room_id: str
+    name: str | None
+    joined_at: Time
+    left_at: OptionalTime = Field(
+        default=None, description="when this node left the coalition; null while a member")
+    member_count: int = Field(description="its verified members, this node included")
+
+
 class NodeStatus(BaseModel):
     org_id: str
     org_name: str
@@ -51,11 +61,15 @@ class NodeStatus(BaseModel):
                     " should not: `minga keys export-revocation` moves it offline)")
     homeserver: str
     matrix_user_id: str
-    coalition_room_id: str | None
-    coalition_name: str | None
+    coalition_room_id: str | None = Field(
+        description="the room of this node's first coalition (see coalitions)")
+    coalition_name: str | None = Field(description="the name of this node's first coalition")
     coalition_moved_from: str | None = Field(
-        default=None, description="the room the coalition left for this one, when its room's"
-        " creator was no longer a trusted member's account (decision 0025)")
+        default=None, description="no longer known (always null): the coalitions' ids stay"
+        " the same when their rooms move (decision 0032)")
+    coalitions: list[CoalitionView] = Field(
+        default_factory=list, description="every coalition this node is or was in, oldest"
+        " first (decision 0032)")
     member_count: int
     case_count: int
     received_record_count: int
@@ -113,6 +127,10 @@ def member_view(member: Member, change: SafetyCodeChange | None = None) -> Membe
     )
 
 
+def _unix(iso: str) -> int:
+    return int(datetime.fromisoformat(iso).timestamp())
+
+
 def _text_or_none(value: object) -> str | None:
     return value if isinstance(value, str) else None
 
@@ -134,7 +152,11 @@ class NodeEndpoints:
             matrix_user_id=status["matrix_user_id"],
             coalition_room_id=coalition.get("room_id"),
             coalition_name=coalition.get("name"),
-            coalition_moved_from=coalition.get("moved_from"),
+            coalitions=[CoalitionView(
+                coalition_id=c["coalition_id"], room_id=c["room_id"], name=c["name"],
+                joined_at=_unix(c["joined_at"]), left_at=_unix(c["left_at"]) if c["left_at"]
+                else None, member_count=c["members"])
+                for c in status["coalitions"]],
             member_count=len(status["members"]),
             case_count=status["cases"],
             received_record_count=status["received_records"],

@@ -30,6 +30,7 @@ async def test_status_reports_the_node_and_its_counters(
             "coalition_room_id": None,
             "coalition_name": None,
             "coalition_moved_from": None,
+            "coalitions": [],
             "member_count": 0,
             "case_count": 0,
             "received_record_count": 0,
@@ -51,8 +52,9 @@ async def test_members_lists_the_roster_with_safety_codes(
 ) -> None:
     async with running_api(homeserver, tmp_path / "node", "Karapatan sa Timog", "PH") as api:
         assert await api.json("GET", "/members", Role.viewer) == {"members": []}
-        room_id = await create_coalition(api.node, "Red Sur-Sur de Defensoras",
-                                         node_registry().after_coalition_created)
+        coalition = await create_coalition(api.node, "Red Sur-Sur de Defensoras",
+                                           node_registry().after_coalition_created)
+        room_id = coalition.room_id
         partner = OrgKeys.generate()
         profile = OrgProfile(name="Comité Andino de Derechos", country="CO",
                              capabilities=["legal_support", "relocation"])
@@ -76,4 +78,9 @@ async def test_members_lists_the_roster_with_safety_codes(
         assert (status["coalition_room_id"], status["coalition_name"]) == (
             room_id, "Red Sur-Sur de Defensoras")
         assert status["member_count"] == 2
+        (listed,) = status["coalitions"]
+        assert (listed["coalition_id"], listed["room_id"], listed["name"], listed["left_at"],
+                listed["member_count"]) == (room_id, room_id, "Red Sur-Sur de Defensoras", None,
+                                            1)  # the partner is not verified
+        assert listed["joined_at"].endswith("Z")
         assert (await api.call("GET", "/members", None)).status == 401

@@ -27,6 +27,7 @@ from sync.host import VerifiedRecord
 from sync.inbox import _claim
 from sync.outbox import Outbox
 from sync.tables import Frame, OutboxItem, ProcessedEvent
+from tests.support.coalitions import in_coalition
 from tests.support.sync import record_token
 
 OWN, PEER = OrgKeys.generate(), OrgKeys.generate()
@@ -49,6 +50,7 @@ async def hosts(store_location: Path | str, tmp_path: Path) -> AsyncIterator[lis
                 entry = sign_member_entry(keys, {"name": "x", "country": "KE"})
                 await tx.orgs.save_member(keys.org_id, entry, verified=True, safety_code="s",
                                           matrix_user_id=f"@{keys.org_id[:8]}:hs")
+            await in_coalition(tx, OWN.org_id, PEER.org_id)  # records from others are refused
         nodes = [Node(config=cast(Any, None), store=store, keys=OWN, own=cast(Any, None))
                  for store in stores]
         yield [await NodeSyncHost.open(node, node_registry()) for node in nodes]

@@ -30,6 +30,8 @@ STORE_TABLES = {
     "store_meta",
     "own_org",
     "members",
+    "coalitions",
+    "coalition_members",
     "cases",
     "case_versions",
     "case_violations",
@@ -49,7 +51,7 @@ STORE_TABLES = {
     "key_revocations",
     "received_files",
 }
-STORE_HEAD = "0011_case_indexes"
+STORE_HEAD = "0012_coalitions"
 RECORD_ID = "0190a5c4-0000-7000-8000-0000000000aa"
 
 

@@ -543,9 +543,10 @@ class NodeSyncHost:
                 continue
             coalition = named if isinstance(named, str) else (
                 room_coalition or (coalitions[0].coalition_id if coalitions else None))
-            problem = coalition_problem(coalition, room_coalition, active,
-                                        memberships.get(coalition or "", frozenset()),
-                                        record.issuer)
+            problem = "malformed-coalition" if named is not None and not isinstance(
+                named, str) else coalition_problem(coalition, room_coalition, active,
+                                                   memberships.get(coalition or "", frozenset()),
+                                                   record.issuer)
             if problem is not None:
                 log.warning("refused record %s from %s: %s", record.record_id, record.issuer,
                             problem)

@@ -82,12 +82,12 @@ async def test_one_organisation_in_two_coalitions(federation: Federation, tmp_pa
         share = f"/cases/{record_id}/share"
         refused = await x.json("POST", share, json={
             "recipients": [r_id], "fields": FIELDS, "coalition": coalition_b}, expect=409)
-        assert refused["error"] == "consent_refused"
+        assert refused["error"]["code"] == "consent_refused"
         await x.json("POST", share, json={  # P is in B too, but consent is for A only
             "recipients": [p_id], "fields": FIELDS, "coalition": coalition_b}, expect=409)
         not_member = await x.json("POST", share, json={
             "recipients": [r_id], "fields": FIELDS, "coalition": coalition_a}, expect=422)
-        assert r_id in not_member["message"]
+        assert r_id in not_member["error"]["message"]
         await x.json("POST", share, json={
             "recipients": [p_id, q_id], "fields": FIELDS, "coalition": coalition_a})
         at_p, at_q = await _holds(p, x.node.org_id, record_id), \
@@ -161,7 +161,7 @@ async def test_one_organisation_in_two_coalitions(federation: Federation, tmp_pa
         await eventually(r_no_longer_counts_x, what="X gone from B's roster at R")
         again = await r.json("POST", f"/cases/{r_case}/share", json={
             "recipients": [x.node.org_id], "fields": FIELDS}, expect=422)
-        assert x.node.org_id in again["message"]
+        assert x.node.org_id in again["error"]["message"]
         kept = await _holds(x, r_id, r_case)
         assert kept["coalition_id"] == coalition_b and kept["coalition_left"] is True
         async with x.node.transport() as transport:

@@ -354,6 +354,7 @@ async def test_each_record_is_stored_with_its_coalition_or_refused_and_audited(
         _record(1, {"coalition": TEST_COALITION}, record_id=new_record_id(),
                 room_id="!second-room:hs"),
         _record(1, {"coalition": WITHOUT_ISSUER}, record_id=new_record_id()),
+        _record(1, {"coalition": ["!second:hs"]}, record_id=new_record_id()),
     )
     async with host.node.store.read() as tx:
         assert await tx.received.count() == 3
@@ -365,8 +366,8 @@ async def test_each_record_is_stored_with_its_coalition_or_refused_and_audited(
         named: (SECOND, SECOND), in_room: (SECOND, SECOND),
         first: (TEST_COALITION, TEST_COALITION)}
     assert sorted(e.details["reason"] for e in refused) == [
-        "issuer-not-in-coalition", "not-in-coalition", "not-in-coalition",
-        "wrong-coalition-room"]
+        "issuer-not-in-coalition", "malformed-coalition", "not-in-coalition",
+        "not-in-coalition", "wrong-coalition-room"]
     assert all(e.target == ISSUER.org_id for e in refused)
 
 

@@ -4,14 +4,11 @@ knows its coalition, and leaving a coalition keeps its records but stops acting 
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
 
-from federation.identity import OrgKeys, sign_member_entry
 from node.core.runtime import CoalitionNotChosen, Node, open_node
 from node.core.store import Role
 from node.features.campaigns.api import proposal_view
@@ -24,29 +21,20 @@ from node.features.campaigns.service import (
     respond,
 )
 from schemas.payloads import Proposal
-from sync.tables import OutboxItem
 from tests.support.api_harness import RunningApi, serve_node
-from tests.support.coalitions import in_coalition
+from tests.support.coalitions import (
+    BOTH,
+    ONLY_A,
+    ONLY_B,
+    in_two_coalitions,
+    queued,
+)
+from tests.support.coalitions import COALITION_A as A
+from tests.support.coalitions import COALITION_B as B
 from tests.support.offline_node import make_offline_node, passphrase_in_environment
 from tests.support.web import serve_web
 
-A, B = "!coalition-a:test", "!coalition-b:test"
-ONLY_A, ONLY_B, BOTH = (OrgKeys.generate() for _ in range(3))
 T0 = 1_717_000_000
-
-
-async def two_coalitions(node: Node) -> None:
-    """A node in coalitions A (with ONLY_A and BOTH) and B (with ONLY_B and BOTH)."""
-    async with node.store.transaction() as tx:
-        for n, keys in enumerate((ONLY_A, ONLY_B, BOTH)):
-            await tx.orgs.save_member(keys.org_id, sign_member_entry(keys, {
-                "name": f"Member {n}", "country": "CO"}), verified=True,
-                safety_code="s", matrix_user_id=f"@member{n}:hs")
-        await in_coalition(tx, node.org_id, ONLY_A.org_id, BOTH.org_id, coalition_id=A,
-                           name="Red A")
-        await in_coalition(tx, node.org_id, ONLY_B.org_id, BOTH.org_id, coalition_id=B,
-                           name="Red B")
-    node.forget_coalitions()
 
 
 @pytest.fixture
@@ -54,22 +42,15 @@ async def node(tmp_path: Path) -> AsyncIterator[Node]:
     path = await make_offline_node(tmp_path / "node")
     with passphrase_in_environment():
         async with open_node(path) as opened:
-            await two_coalitions(opened)
+            await in_two_coalitions(opened)
             yield opened
 
 
 @pytest.fixture
 async def api(tmp_path: Path) -> AsyncIterator[RunningApi]:
     async with serve_node(await make_offline_node(tmp_path / "node")) as running:
-        await two_coalitions(running.node)
+        await in_two_coalitions(running.node)
         yield running
-
-
-async def queued(node: Node) -> list[tuple[str, list[str]]]:
-    """(room, recipients) of every item in the outbox, oldest first."""
-    async with node.store.read() as tx:
-        rows = await tx.session.scalars(select(OutboxItem).order_by(OutboxItem.id))
-        return [(row.room_id, json.loads(row.recipients)) for row in rows]
 
 
 def proposal() -> Proposal:
@@ -161,7 +142,7 @@ async def test_the_api_takes_the_coalition_and_shows_it(api: RunningApi) -> None
 
 async def test_the_pages_let_staff_pick_the_coalition_and_show_it(tmp_path: Path) -> None:
     async with serve_web(await make_offline_node(tmp_path / "node")) as site:
-        await two_coalitions(site.node)
+        await in_two_coalitions(site.node)
         browser = await site.logged_in("beatriz")
         form = await browser.get("/proposals/new")
         assert '<select id="p-coalition" name="coalition" required>' in form.text

@@ -4,14 +4,11 @@ through it."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
 
-from federation.identity import OrgKeys, sign_member_entry
 from node.core.runtime import CoalitionNotChosen, Node, open_node
 from node.core.store import Role
 from node.core.store.received import Incoming
@@ -31,14 +28,19 @@ from node.features.figures.publishing import (
     stop_publishing,
 )
 from schemas.case import Case
-from sync.tables import OutboxItem
 from tests.support.api_harness import RunningApi, serve_node
-from tests.support.coalitions import in_coalition
+from tests.support.coalitions import (
+    BOTH,
+    ONLY_A,
+    ONLY_B,
+    in_two_coalitions,
+    queued,
+)
+from tests.support.coalitions import COALITION_A as A
+from tests.support.coalitions import COALITION_B as B
 from tests.support.offline_node import make_offline_node, passphrase_in_environment
 from tests.support.web import serve_web
 
-A, B = "!coalition-a:test", "!coalition-b:test"
-ONLY_A, ONLY_B, BOTH = (OrgKeys.generate() for _ in range(3))
 T0 = 1_717_000_000
 
 
@@ -46,6 +48,7 @@ def case(country: str) -> Case:
     return Case.model_validate({
         "incident_date": "2023-04", "country": country, "narrative": "Relato reservado",
         "violations": ["killing"], "consent_level": "coalition", "risk_level": "high",
+        "consent_coalitions": [A, B],
         "independent_sources": 2,
         "victims": [{"kind": "individual", "name": "Nombre Reservado", "gender": "woman",
                      "groups": ["journalist"]}],
@@ -53,21 +56,13 @@ def case(country: str) -> Case:
 
 
 async def two_coalitions(node: Node) -> None:
-    """A node in coalitions A (with ONLY_A and BOTH) and B (with ONLY_B and BOTH), holding
-    six cases in Colombia."""
+    """A node in coalitions A and B (tests.support.coalitions), holding six cases in
+    Colombia."""
+    await in_two_coalitions(node)
     async with node.store.transaction() as tx:
-        for n, keys in enumerate((ONLY_A, ONLY_B, BOTH)):
-            await tx.orgs.save_member(keys.org_id, sign_member_entry(keys, {
-                "name": f"Member {n}", "country": "CO"}), verified=True,
-                safety_code="s", matrix_user_id=f"@member{n}:hs")
-        await in_coalition(tx, node.org_id, ONLY_A.org_id, BOTH.org_id, coalition_id=A,
-                           name="Red A")
-        await in_coalition(tx, node.org_id, ONLY_B.org_id, BOTH.org_id, coalition_id=B,
-                           name="Red B")
         for index in range(6):
             await add_case(tx, issuer=node.org_id, case=case("CO"), author="ana",
                            issued_at=T0 + index)
-    node.forget_coalitions()
 
 
 @pytest.fixture
@@ -94,12 +89,6 @@ async def received(node: Node, issuer: str, record_id: str, coalition_id: str,
         await tx.received.add_many([Incoming(issuer, record_id, 1, "aggregate",
                                              {**claims, "coalition": coalition_id},
                                              coalition_id)], "verified")
-
-
-async def queued(node: Node) -> list[tuple[str, list[str]]]:
-    async with node.store.read() as tx:
-        rows = await tx.session.scalars(select(OutboxItem).order_by(OutboxItem.id))
-        return [(row.room_id, json.loads(row.recipients)) for row in rows]
 
 
 async def test_figures_are_published_to_the_coalition_chosen_only(node: Node) -> None:

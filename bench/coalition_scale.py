@@ -1,0 +1,719 @@
+"""A coalition of 50 members over 5 federated homeservers on this machine (M15, scale).
+
+Usage: .venv/bin/python bench/coalition_scale.py [--members N] [--homeservers H] [--runs R]
+       [--dir DIR]
+
+Try it small first (``--members 6 --homeservers 2 --runs 3``); the defaults are 50 members over
+5 homeservers (Synapse, federating over TLS on loopback, rate limits off as in the tests), members
+spread round-robin, so 10 per homeserver. Method, in the order of the run:
+
+1. **Formation** (timed): ``minga init`` of every member (not timed), then with every node open
+   in this process as ``minga coalition create/invite/join`` do it: the first member creates
+   the coalition room and invites the others one after the other (each invite also raises the
+   invitee's power level, a read-modify-write of the power levels, so invites cannot overlap);
+   the invited members join concurrently (at most 10 at once) and publish their roster entry;
+   done when every member's roster verifies all N entries.
+2. Every member then runs as a real ``minga run`` process. Warm-ups (not timed): member 1's
+   first alert creates its alert room and invites the others; one alert is sent every few
+   seconds until every member holds one. The linkage key reaches every member (a check is
+   asked until every member answers without refusal). The first case shared with everyone
+   creates the N-1 pair rooms; it is timed separately ("first share").
+3. **Node RSS at rest** of every ``minga run`` process and **homeserver RSS** of every
+   Synapse, read from ``/proc`` after the warm-ups and 10 s of quiet.
+4. ``--runs`` times each, with a few seconds of quiet between:
+
+   - **alert**: member 1's ``POST /api/v1/alerts`` (to every verified member) until every other
+     member's database holds it (the alert's row in ``store_meta``, looked for by a read-only
+     SQLite connection per member every 20 ms; its name is a digest of issuer and id, nothing is
+     decrypted), and until member 1's API shows every recipient's automatic acknowledgement
+     ("delivered"; ``GET /alerts/{issuer}/{id}`` every 100 ms);
+   - **dedup**: member 1's ``POST /dedup/checks`` (a case draft; every member holds a few
+     cases) until ``GET /dedup/checks/{id}`` says complete (every member answered; every
+     50 ms);
+   - **share**: one case at member 1 shared with all others in one ``POST /cases/{id}/share``
+     until the last recipient's ``received_records`` has it (read-only SQLite, every 20 ms).
+
+   **Where the time goes** (alerts): one plain matrix-nio account per homeserver is named an
+   alert *watcher* of member 1, so member 1's node invites it into the alert room; its sync
+   loop notes when member 1's sealed events reach that homeserver. Per alert: API call answered;
+   first sealed event at member 1's own homeserver (node work: sign, seal, post); the last
+   homeserver to see a sealed event (federation); the median and last member to have stored the
+   alert (the node's sync, verification and store). CPU seconds used by homeservers, nodes and
+   this bench during the alert runs are read from ``/proc`` (2 cores: the wall time of a
+   phase times 2 is all the CPU there is).
+
+Prints a table of every figure and last, exactly,
+``members=<N> alert_all_s=<N> acks_all_s=<N> dedup_all_s=<N>`` with the medians over the runs.
+Targets: every member holds the alert within 10 s, every acknowledgement is back within 20 s,
+every de-duplication answer is in within 15 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import shutil
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import nio
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from deploy.homeserver import (
+    PID_FILE,
+    Federation,
+    Homeserver,
+    PortInUseError,
+    _configure_federation,
+)
+from deploy.tls import ThrowawayCA
+from node.assembly import node_registry
+from node.core.coalition import create_coalition, invite_member, join_coalition, refresh_roster
+from node.core.runtime import Node, open_node
+from node.core.store import Role
+from node.core.store.database import DATABASE_FILE_NAME
+from node.features.alerts.service import state_key
+from node.features.cases.casebook import add_case
+from schemas.case import Case
+from sync.frame import SEALED_EVENT_TYPE
+from tests.support.api_harness import SAMPLE_CASES
+from tests.support.sharing import NodeProcess, new_member, passphrase_env
+
+ORG_COUNTRIES = ["CO", "KE", "PH", "GT", "BR", "UG", "IN", "MX", "PE", "HN"]
+JOINS_AT_ONCE = 10
+STORE_POLL_SECONDS = 0.02
+API_POLL_SECONDS = 0.1
+CHECK_POLL_SECONDS = 0.05
+QUIET_SECONDS = 3.0
+RUN_TIMEOUT_SECONDS = 120.0
+CASES_PER_MEMBER = 5
+DEDUP_DRAFT = {"victims": [{"name": "María Fernanda Yatacué Pito"}],
+               "incident_date": "2023-05", "country": "CO"}
+TARGETS = {"alert_all": 10.0, "acks_all": 20.0, "dedup_all": 15.0}
+
+
+def _alert(run: int) -> dict[str, Any]:
+    return {"alert_type": "arrest", "urgency": "critical", "country": "CO",
+            "place": "bench place", "asks": ["legal_support"], "text": f"bench alert {run}"}
+
+
+def _case(member: int, number: int) -> Case:
+    return Case.model_validate({
+        "incident_date": f"2024-{1 + number % 12:02d}-{1 + member % 28:02d}", "country": "CO",
+        "place": "Municipio inventado", "narrative": "bench narrative",
+        "violations": ["death_threat"], "consent_level": "coalition", "risk_level": "high",
+        "victims": [{"kind": "individual", "name": f"Persona{member} Número{number}"}]})
+
+
+def _p95(values: Sequence[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+
+
+# --- homeservers -------------------------------------------------------------------------------
+
+
+def start_homeservers(directory: Path, count: int, attempts: int = 3) -> Federation:
+    """``count`` homeservers federating only with each other (``start_federation`` stops at
+    three, for the tests; the configuration it writes works for any number)."""
+    for attempt in range(attempts):
+        servers = _configure_federation(directory, count)
+        try:
+            for server in servers:
+                server.spawn()
+            for server in servers:
+                server.wait_ready(timeout=180)
+        except PortInUseError:
+            for server in servers:
+                server.stop()
+            if attempt == attempts - 1:
+                raise
+            shutil.rmtree(directory, ignore_errors=True)
+            continue
+        except BaseException:
+            for server in servers:
+                server.stop()
+            raise
+        return Federation(directory, servers, ThrowawayCA(directory / "ca"))
+    raise AssertionError("unreachable")
+
+
+def homeserver_pid(server: Homeserver) -> int:
+    return int((server.directory / PID_FILE).read_text().strip())
+
+
+# --- /proc -------------------------------------------------------------------------------------
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU of a process and its waited-for children, in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = sum(int(f) for f in fields[11:15])  # utime stime cutime cstime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine since boot."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]
+    tick = os.sysconf("SC_CLK_TCK")
+    return (sum(values) - idle) / tick, sum(values) / tick
+
+
+@dataclass
+class CpuSample:
+    homeservers: float
+    nodes: float
+    bench: float
+    busy: float
+    total: float
+
+    @classmethod
+    def take(cls, servers: Sequence[int], nodes: Sequence[int]) -> CpuSample:
+        times = os.times()
+        busy, total = machine_busy()
+        return cls(sum(cpu_seconds(p) for p in servers), sum(cpu_seconds(p) for p in nodes),
+                   times.user + times.system, busy, total)
+
+    def since(self, before: CpuSample) -> CpuSample:
+        return CpuSample(self.homeservers - before.homeservers, self.nodes - before.nodes,
+                         self.bench - before.bench, self.busy - before.busy,
+                         self.total - before.total)
+
+
+# --- members -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Member:
+    index: int
+    config: Path
+    org_id: str
+    user_id: str
+    home: int
+    token: str = ""
+    process: NodeProcess | None = None
+    db: sqlite3.Connection | None = None
+
+    @property
+    def database(self) -> Path:
+        return self.config.parent / DATABASE_FILE_NAME
+
+    def holds(self, query: str, params: tuple[str, ...]) -> bool:
+        if self.db is None:
+            self.db = sqlite3.connect(f"file:{self.database}?mode=ro", uri=True,
+                                      check_same_thread=False)
+        try:
+            return self.db.execute(query, params).fetchone() is not None
+        except sqlite3.OperationalError:  # briefly locked
+            return False
+
+
+ALERT_HELD = "SELECT 1 FROM store_meta WHERE name = ?"
+CASE_HELD = "SELECT 1 FROM received_records WHERE issuer = ? AND record_id = ?"
+
+
+async def until_held(members: Sequence[Member], query: str,
+                     params: Callable[[Member], tuple[str, ...]], started: float,
+                     timeout: float = RUN_TIMEOUT_SECONDS) -> dict[int, float]:
+    """Seconds from ``started`` until each member's store answers ``query``."""
+    pending, seen = list(members), {}
+    while pending:
+        now = time.perf_counter()
+        for member in [m for m in pending if m.holds(query, params(m))]:
+            seen[member.index] = now - started
+            pending.remove(member)
+        if pending and now - started > timeout:
+            raise TimeoutError(f"{len(pending)} of {len(members)} members still lack it, "
+                               f"e.g. member {pending[0].index + 1}")
+        if pending:
+            await asyncio.sleep(STORE_POLL_SECONDS)
+    return seen
+
+
+class Api:
+    def __init__(self, http: aiohttp.ClientSession) -> None:
+        self.http = http
+
+    async def call(self, member: Member, method: str, path: str, *, expect: int = 200,
+                   **kwargs: Any) -> Any:
+        assert member.process is not None
+        headers = {"Authorization": f"Bearer {member.token}"}
+        async with self.http.request(method, member.process.api_url + path, headers=headers,
+                                     **kwargs) as answer:
+            text = await answer.text()
+            if answer.status != expect:
+                raise RuntimeError(f"member {member.index + 1} {method} {path}: "
+                                   f"{answer.status} {text[:300]}")
+            return await answer.json(content_type=None) if text else None
+
+
+# --- formation ---------------------------------------------------------------------------------
+
+
+async def init_members(federation: Federation, scratch: Path, count: int) -> list[Path]:
+    configs = []
+    for i in range(count):
+        server = federation[i % len(federation)]
+        configs.append(await new_member(server, scratch / f"m{i + 1:02d}", f"Bench Org {i + 1}",
+                                        ORG_COUNTRIES[i % len(ORG_COUNTRIES)]))
+    return configs
+
+
+async def form(nodes: Sequence[Node]) -> dict[str, float]:
+    """Create, invite, join, until all verify all; seconds of each step."""
+    steps: dict[str, float] = {}
+    started = time.perf_counter()
+    room = await create_coalition(nodes[0], "Minga de escala",
+                                  node_registry().after_coalition_created)
+    steps["create"] = time.perf_counter() - started
+    mark = time.perf_counter()
+    for other in nodes[1:]:
+        await invite_member(nodes[0], (await other.matrix_login()).user_id)
+    steps["invite"] = time.perf_counter() - mark
+    mark = time.perf_counter()
+    gate = asyncio.Semaphore(JOINS_AT_ONCE)
+
+    async def join(node: Node) -> None:
+        async with gate:
+            await join_coalition(node, room, wait_seconds=120)
+
+    await asyncio.gather(*(join(n) for n in nodes[1:]))
+    steps["join"] = time.perf_counter() - mark
+    mark = time.perf_counter()
+    everyone = {n.org_id for n in nodes}
+    await asyncio.gather(*(sees_everyone(n, room, everyone) for n in nodes))
+    steps["verify"] = time.perf_counter() - mark
+    steps["total"] = time.perf_counter() - started
+    return steps
+
+
+async def sees_everyone(node: Node, room: str, everyone: set[str], timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    async with node.transport() as transport:
+        while True:
+            report = await refresh_roster(node, transport, room)
+            if {m.org_id for m in report.members} == everyone:
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{node.org_id} verifies {len(report.members)} members")
+            await asyncio.sleep(0.5)
+
+
+async def prepare(configs: Sequence[Path], homes: Sequence[int]
+                  ) -> tuple[list[Member], dict[str, float]]:
+    """Form the coalition (timed), give every member a few cases and an admin token."""
+    members: list[Member] = []
+    with passphrase_env():
+        async with AsyncExitStack() as stack:
+            nodes = [await stack.enter_async_context(open_node(c)) for c in configs]
+            steps = await form(nodes)
+            for i, (node, config) in enumerate(zip(nodes, configs, strict=True)):
+                async with node.store.transaction() as tx:
+                    for n in range(CASES_PER_MEMBER):
+                        await add_case(tx, issuer=node.org_id, case=_case(i, n), author="bench",
+                                       issued_at=int(time.time()))
+                    token = await tx.tokens.create("bench", Role.admin)
+                members.append(Member(i, config, node.org_id,
+                                      (await node.matrix_login()).user_id, homes[i], token))
+    return members, steps
+
+
+def start_processes(members: Sequence[Member], scratch: Path) -> None:
+    import tomllib
+
+    for member in members:
+        http = tomllib.loads(member.config.read_text())["http"]
+        url = f"http://{http.get('host', '127.0.0.1')}:{http['port']}/api/v1"
+        member.process = NodeProcess(member.config, url, scratch / f"m{member.index + 1:02d}.log")
+        member.process.start()
+
+
+def stop_all(members: Sequence[Member]) -> None:
+    for member in members:
+        if member.db is not None:
+            member.db.close()
+        if member.process is not None:
+            member.process.stop()
+
+
+# --- the homeserver watchers -------------------------------------------------------------------
+
+
+@dataclass
+class Watcher:
+    """A plain sync loop of one account per homeserver, in member 1's alert room."""
+
+    home: int
+    client: nio.AsyncClient
+    sealer: str
+    sealed: list[float] = field(default_factory=list)
+    joined: set[str] = field(default_factory=set)
+
+    async def run(self) -> None:
+        since: str | None = None
+        while True:
+            response = await self.client.sync(timeout=30_000, since=since,
+                                              sync_filter={"room": {"timeline": {"limit": 50}}})
+            if not isinstance(response, nio.SyncResponse):
+                await asyncio.sleep(0.2)
+                continue
+            now = time.perf_counter()
+            for room_id in response.rooms.invite:
+                if isinstance(await self.client.join(room_id), nio.JoinResponse):
+                    self.joined.add(room_id)
+            for room_id, room in response.rooms.join.items():
+                self.joined.add(room_id)
+                if since is None:
+                    continue
+                self.sealed += [now for e in room.timeline.events
+                                if e.source.get("type") == SEALED_EVENT_TYPE
+                                and e.source.get("sender") == self.sealer]
+            since = response.next_batch
+
+    def first_after(self, started: float) -> float | None:
+        return next((t - started for t in self.sealed if t >= started), None)
+
+
+async def start_watchers(federation: Federation, api: Api, issuer: Member
+                         ) -> tuple[list[Watcher], list[asyncio.Task[None]]]:
+    watchers = []
+    for home, server in enumerate(federation):
+        account = server.create_account("watch")
+        client = nio.AsyncClient(account.homeserver_url, account.user_id)
+        client.restore_login(account.user_id, account.device_id, account.access_token)
+        watchers.append(Watcher(home, client, issuer.user_id))
+    await api.call(issuer, "PUT", "/alerts/watchers",
+                   json={"users": [w.client.user_id for w in watchers]})
+    tasks = [asyncio.create_task(w.run()) for w in watchers]
+    deadline = time.monotonic() + 120
+    while not all(w.joined for w in watchers):
+        if time.monotonic() > deadline:
+            raise TimeoutError("the watchers were not invited into the alert room")
+        await asyncio.sleep(0.5)
+    return watchers, tasks
+
+
+# --- the measurements --------------------------------------------------------------------------
+
+
+@dataclass
+class AlertRun:
+    api: float
+    held: dict[int, float]
+    acks: dict[int, float]
+    homes: dict[int, float | None]
+
+
+async def send_alert(api: Api, issuer: Member, others: Sequence[Member], run: int,
+                     watchers: Sequence[Watcher]) -> AlertRun:
+    started = time.perf_counter()
+    sent = await api.call(issuer, "POST", "/alerts", json=_alert(run), expect=201)
+    answered = time.perf_counter() - started
+    name = "setting." + state_key(issuer.org_id, sent["record_id"])
+    held_task = asyncio.create_task(until_held(others, ALERT_HELD, lambda _m: (name,), started))
+    acks = await acknowledged(api, issuer, sent["record_id"], others, started)
+    held = await held_task
+    return AlertRun(answered, held, acks, {w.home: w.first_after(started) for w in watchers})
+
+
+async def acknowledged(api: Api, issuer: Member, record_id: str, others: Sequence[Member],
+                       started: float) -> dict[int, float]:
+    index = {m.org_id: m.index for m in others}
+    acks: dict[int, float] = {}
+    while len(acks) < len(others):
+        state = await api.call(issuer, "GET", f"/alerts/{issuer.org_id}/{record_id}")
+        now = time.perf_counter() - started
+        for recipient in state["recipients"]:
+            if recipient["status"] != "sent" and recipient["org_id"] in index:
+                acks.setdefault(index[recipient["org_id"]], now)
+        if now > RUN_TIMEOUT_SECONDS:
+            raise TimeoutError(f"{len(acks)} of {len(others)} acknowledgements back")
+        await asyncio.sleep(API_POLL_SECONDS)
+    return acks
+
+
+async def warm_up_alerts(api: Api, issuer: Member, others: Sequence[Member]) -> float:
+    """Alerts until one reaches every member (the room is made and joined meanwhile)."""
+    started = time.perf_counter()
+    names = []
+    for run in range(-1, -21, -1):
+        sent = await api.call(issuer, "POST", "/alerts", json=_alert(run), expect=201)
+        names.append("setting." + state_key(issuer.org_id, sent["record_id"]))
+        with contextlib.suppress(TimeoutError):
+            await until_held(others, ALERT_HELD, lambda _m: (names[-1],), time.perf_counter(),
+                             timeout=15)
+            return time.perf_counter() - started
+    raise RuntimeError("no warm-up alert reached every member")
+
+
+async def dedup_check(api: Api, issuer: Member, others: Sequence[Member]
+                      ) -> tuple[float, dict[str, str], int]:
+    """Seconds until the check is complete, the refusals, and how many answered."""
+    started = time.perf_counter()
+    made = await api.call(issuer, "POST", "/dedup/checks",
+                          json={"kind": "case", "draft": DEDUP_DRAFT}, expect=201)
+    while True:
+        state = await api.call(issuer, "GET", f"/dedup/checks/{made['check_id']}")
+        elapsed = time.perf_counter() - started
+        if state["status"] == "complete":
+            return elapsed, state["refused"], len(state["answered"])
+        if elapsed > RUN_TIMEOUT_SECONDS:
+            raise TimeoutError(f"{len(state['answered'])} of {len(others)} answers in")
+        await asyncio.sleep(CHECK_POLL_SECONDS)
+
+
+async def warm_up_dedup(api: Api, issuer: Member, others: Sequence[Member]) -> float:
+    """Checks until every member answers without refusal (the linkage key is everywhere)."""
+    started = time.perf_counter()
+    for _ in range(30):
+        try:
+            await api.call(issuer, "POST", "/dedup/checks",
+                           json={"kind": "case", "draft": DEDUP_DRAFT}, expect=201)
+        except RuntimeError as error:
+            if "no_linkage_key" not in str(error):
+                raise
+            await asyncio.sleep(2)
+            continue
+        with contextlib.suppress(TimeoutError):
+            _, refused, answered = await dedup_check(api, issuer, others)
+            if not refused and answered == len(others):
+                return time.perf_counter() - started
+        await asyncio.sleep(2)
+    raise RuntimeError("the linkage key did not reach every member")
+
+
+async def share_case(api: Api, issuer: Member, others: Sequence[Member]) -> float:
+    made = await api.call(issuer, "POST", "/cases", json=SAMPLE_CASES["cauca"], expect=201)
+    started = time.perf_counter()
+    await api.call(issuer, "POST", f"/cases/{made['record_id']}/share",
+                   json={"recipients": [m.org_id for m in others], "fields": ["country"]})
+    held = await until_held(others, CASE_HELD, lambda _m: (issuer.org_id, made["record_id"]),
+                            started, timeout=600)
+    return max(held.values())
+
+
+# --- the run -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Results:
+    members: int
+    homeservers: int
+    setup_s: float = 0.0
+    formation: dict[str, float] = field(default_factory=dict)
+    start_s: float = 0.0
+    warm_alert_s: float = 0.0
+    warm_dedup_s: float = 0.0
+    first_share_s: float = 0.0
+    node_rss: list[float] = field(default_factory=list)
+    server_rss: list[float] = field(default_factory=list)
+    alerts: list[AlertRun] = field(default_factory=list)
+    dedups: list[float] = field(default_factory=list)
+    shares: list[float] = field(default_factory=list)
+    alert_cpu: CpuSample | None = None
+    alert_wall: float = 0.0
+    load: tuple[float, float, float] = (0.0, 0.0, 0.0)
+
+
+async def bench(scratch: Path, count: int, servers: int, runs: int) -> Results:
+    results = Results(count, servers)
+    started = time.perf_counter()
+    federation = start_homeservers(scratch / "servers", servers)
+    try:
+        configs = await init_members(federation, scratch, count)
+        results.setup_s = time.perf_counter() - started
+        print(f"{count} members initialised on {servers} homeservers in "
+              f"{results.setup_s:.0f} s", flush=True)
+        homes = [i % servers for i in range(count)]
+        members, results.formation = await prepare(configs, homes)
+        print(f"coalition formed in {results.formation['total']:.1f} s", flush=True)
+        async with AsyncExitStack() as stack:
+            stack.callback(stop_all, members)
+            mark = time.perf_counter()
+            start_processes(members, scratch)
+            await asyncio.gather(*(m.process.ready(m.token) for m in members if m.process))
+            results.start_s = time.perf_counter() - mark
+            print(f"{count} nodes running in {results.start_s:.1f} s", flush=True)
+            http = await stack.enter_async_context(aiohttp.ClientSession())
+            await measure(results, Api(http), federation, members, runs)
+    finally:
+        federation.stop()
+    return results
+
+
+async def measure(results: Results, api: Api, federation: Federation,
+                  members: Sequence[Member], runs: int) -> None:
+    issuer, others = members[0], members[1:]
+    results.warm_alert_s = await warm_up_alerts(api, issuer, others)
+    print(f"warm-up: an alert reached everyone after {results.warm_alert_s:.1f} s", flush=True)
+    watchers, tasks = await start_watchers(federation, api, issuer)
+    try:
+        results.warm_dedup_s = await warm_up_dedup(api, issuer, others)
+        print(f"warm-up: linkage key everywhere after {results.warm_dedup_s:.1f} s", flush=True)
+        results.first_share_s = await share_case(api, issuer, others)
+        print(f"first share (makes {len(others)} pair rooms): {results.first_share_s:.1f} s",
+              flush=True)
+        await asyncio.sleep(10)
+        node_pids = [m.process.process.pid for m in members
+                     if m.process and m.process.process]
+        server_pids = [homeserver_pid(s) for s in federation]
+        results.node_rss = [rss_mb(p) for p in node_pids]
+        results.server_rss = [rss_mb(p) for p in server_pids]
+
+        before, wall = CpuSample.take(server_pids, node_pids), time.perf_counter()
+        for run in range(runs):
+            outcome = await send_alert(api, issuer, others, run, watchers)
+            results.alerts.append(outcome)
+            print(f"alert {run + 1}: all held {max(outcome.held.values()):.2f} s, "
+                  f"all acks {max(outcome.acks.values()):.2f} s", flush=True)
+            await asyncio.sleep(QUIET_SECONDS)
+        results.alert_wall = time.perf_counter() - wall
+        results.alert_cpu = CpuSample.take(server_pids, node_pids).since(before)
+        results.load = os.getloadavg()
+
+        for run in range(runs):
+            elapsed, refused, answered = await dedup_check(api, issuer, others)
+            results.dedups.append(elapsed)
+            print(f"dedup {run + 1}: {answered} answers in {elapsed:.2f} s"
+                  + (f", {len(refused)} refused" if refused else ""), flush=True)
+            await asyncio.sleep(QUIET_SECONDS)
+        for run in range(runs):
+            results.shares.append(await share_case(api, issuer, others))
+            print(f"share {run + 1}: last recipient holds it after {results.shares[-1]:.2f} s",
+                  flush=True)
+            await asyncio.sleep(QUIET_SECONDS)
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for watcher in watchers:
+            await watcher.client.close()
+
+
+# --- the report --------------------------------------------------------------------------------
+
+
+def _row(label: str, values: Sequence[float], unit: str = "s") -> str:
+    if not values:
+        return f"{label:<58} (none)"
+    return (f"{label:<58}{statistics.median(values):>9.2f}{_p95(values):>9.2f}"
+            f"{max(values):>9.2f} {unit}")
+
+
+def report(r: Results) -> str:
+    lines = [f"coalition of {r.members} members over {r.homeservers} homeservers, "
+             f"{len(r.alerts)} runs each", "",
+             f"{'':<58}{'median':>9}{'p95':>9}{'worst':>9}"]
+    f = r.formation
+    lines += [
+        f"{'setup: homeservers started, members initialised':<58}{r.setup_s:>9.1f} s",
+        f"{'formation: create':<58}{f['create']:>9.1f} s",
+        f"{'formation: invite all, one after the other':<58}{f['invite']:>9.1f} s",
+        f"{'formation: all join and publish (10 at once)':<58}{f['join']:>9.1f} s",
+        f"{'formation: every member verifies every entry':<58}{f['verify']:>9.1f} s",
+        f"{'formation: total':<58}{f['total']:>9.1f} s",
+        f"{'all minga run processes answering':<58}{r.start_s:>9.1f} s",
+        f"{'warm-up: alert room made, first alert everywhere':<58}{r.warm_alert_s:>9.1f} s",
+        f"{'warm-up: linkage key everywhere (after the above)':<58}{r.warm_dedup_s:>9.1f} s",
+        f"{'first share with all (makes the pair rooms)':<58}{r.first_share_s:>9.1f} s",
+    ]
+    alerts = r.alerts
+    homes_first: dict[int, list[float]] = {}
+    for a in alerts:
+        for home, seen in a.homes.items():
+            if seen is not None:
+                homes_first.setdefault(home, []).append(seen)
+    issuer_home = [a.homes.get(0) for a in alerts]
+    slowest_home = [max(v for v in a.homes.values() if v is not None) for a in alerts
+                    if any(v is not None for v in a.homes.values())]
+    lines += [
+        _row("alert: API answered at the issuer", [a.api for a in alerts]),
+        _row("alert: sealed event at the issuer's homeserver",
+             [v for v in issuer_home if v is not None]),
+        *(_row(f"alert: sealed event at homeserver {h + 1}", homes_first[h])
+          for h in sorted(homes_first) if h != 0),
+        _row("alert: sealed event at the last homeserver", slowest_home),
+        _row("alert: first member holds it", [min(a.held.values()) for a in alerts]),
+        _row("alert: half the members hold it",
+             [statistics.median(a.held.values()) for a in alerts]),
+        _row("alert: ALL members hold it", [max(a.held.values()) for a in alerts]),
+        _row("alert: half the acknowledgements back",
+             [statistics.median(a.acks.values()) for a in alerts]),
+        _row("alert: ALL acknowledgements back", [max(a.acks.values()) for a in alerts]),
+        _row("dedup: ALL answers in", r.dedups),
+        _row("share: the last of all recipients holds the case", r.shares),
+        _row("node RSS at rest (every node)", r.node_rss, "MB"),
+        _row("homeserver RSS (every homeserver)", r.server_rss, "MB"),
+        f"{'node RSS at rest, all nodes together':<58}{sum(r.node_rss):>9.0f} MB",
+        f"{'homeserver RSS, all together':<58}{sum(r.server_rss):>9.0f} MB",
+    ]
+    if r.alert_cpu is not None and r.alert_wall:
+        cpu, wall = r.alert_cpu, r.alert_wall
+        lines += [
+            "",
+            f"alert phase: {wall:.0f} s wall; machine CPU busy "
+            f"{100 * cpu.busy / cpu.total:.0f}% of {os.cpu_count()} cores; CPU seconds: "
+            f"homeservers {cpu.homeservers:.0f}, nodes {cpu.nodes:.0f}, bench {cpu.bench:.0f}; "
+            f"load average {r.load[0]:.1f}",
+        ]
+    for label, values in (("alert_all", [max(a.held.values()) for a in alerts]),
+                          ("acks_all", [max(a.acks.values()) for a in alerts]),
+                          ("dedup_all", r.dedups)):
+        if values:
+            met = sum(v <= TARGETS[label] for v in values)
+            lines.append(f"target {label} <= {TARGETS[label]:.0f} s: met in {met} of "
+                         f"{len(values)} runs")
+    lines += ["", (f"members={r.members} alert_all_s={_median(alerts, 'held'):.2f} "
+                   f"acks_all_s={_median(alerts, 'acks'):.2f} "
+                   f"dedup_all_s={statistics.median(r.dedups):.2f}")]
+    return "\n".join(lines)
+
+
+def _median(alerts: Sequence[AlertRun], which: str) -> float:
+    values: list[float] = [max(getattr(a, which).values()) for a in alerts]
+    return statistics.median(values)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--members", type=int, default=50)
+    parser.add_argument("--homeservers", type=int, default=5)
+    parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--dir", type=Path, help="scratch directory (default: a temporary one)")
+    args = parser.parse_args(argv)
+    if not 2 <= args.homeservers <= args.members or args.members > 51:
+        parser.error("needs 2 <= homeservers <= members <= 51 (a share names at most 50)")
+    logging.basicConfig(level=logging.ERROR)
+    with contextlib.ExitStack() as stack:
+        scratch = args.dir or Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        results = asyncio.run(bench(scratch, args.members, args.homeservers, args.runs))
+    print()
+    print(report(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

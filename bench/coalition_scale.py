@@ -98,7 +98,7 @@ STORE_POLL_SECONDS = 0.02
 API_POLL_SECONDS = 0.1
 CHECK_POLL_SECONDS = 0.05
 QUIET_SECONDS = 3.0
-RUN_TIMEOUT_SECONDS = 120.0
+RUN_TIMEOUT_SECONDS = 300.0
 CASES_PER_MEMBER = 5
 DEDUP_DRAFT = {"victims": [{"name": "María Fernanda Yatacué Pito"}],
                "incident_date": "2023-05", "country": "CO"}
@@ -391,8 +391,9 @@ class Watcher:
                                 and e.source.get("sender") == self.sealer]
             since = response.next_batch
 
-    def first_after(self, started: float) -> float | None:
-        return next((t - started for t in self.sealed if t >= started), None)
+    def between(self, started: float, until: float) -> list[float]:
+        """Seconds after ``started`` at which the issuer's sealed events arrived, to ``until``."""
+        return [t - started for t in self.sealed if started <= t <= until]
 
 
 async def start_watchers(federation: Federation, api: Api, issuer: Member
@@ -422,7 +423,7 @@ class AlertRun:
     api: float
     held: dict[int, float]
     acks: dict[int, float]
-    homes: dict[int, float | None]
+    homes: dict[int, list[float]]  # per homeserver, the issuer's sealed events seen
 
 
 async def send_alert(api: Api, issuer: Member, others: Sequence[Member], run: int,
@@ -434,7 +435,8 @@ async def send_alert(api: Api, issuer: Member, others: Sequence[Member], run: in
     held_task = asyncio.create_task(until_held(others, ALERT_HELD, lambda _m: (name,), started))
     acks = await acknowledged(api, issuer, sent["record_id"], others, started)
     held = await held_task
-    return AlertRun(answered, held, acks, {w.home: w.first_after(started) for w in watchers})
+    until = started + max(held.values())
+    return AlertRun(answered, held, acks, {w.home: w.between(started, until) for w in watchers})
 
 
 async def acknowledged(api: Api, issuer: Member, record_id: str, others: Sequence[Member],
@@ -457,12 +459,12 @@ async def warm_up_alerts(api: Api, issuer: Member, others: Sequence[Member]) -> 
     """Alerts until one reaches every member (the room is made and joined meanwhile)."""
     started = time.perf_counter()
     names = []
-    for run in range(-1, -21, -1):
+    for run in range(-1, -11, -1):
         sent = await api.call(issuer, "POST", "/alerts", json=_alert(run), expect=201)
         names.append("setting." + state_key(issuer.org_id, sent["record_id"]))
         with contextlib.suppress(TimeoutError):
             await until_held(others, ALERT_HELD, lambda _m: (names[-1],), time.perf_counter(),
-                             timeout=15)
+                             timeout=90)
             return time.perf_counter() - started
     raise RuntimeError("no warm-up alert reached every member")
 
@@ -641,21 +643,29 @@ def report(r: Results) -> str:
         f"{'first share with all (makes the pair rooms)':<58}{r.first_share_s:>9.1f} s",
     ]
     alerts = r.alerts
-    homes_first: dict[int, list[float]] = {}
+    first: dict[int, list[float]] = {}
     for a in alerts:
         for home, seen in a.homes.items():
-            if seen is not None:
-                homes_first.setdefault(home, []).append(seen)
-    issuer_home = [a.homes.get(0) for a in alerts]
-    slowest_home = [max(v for v in a.homes.values() if v is not None) for a in alerts
-                    if any(v is not None for v in a.homes.values())]
+            if seen:
+                first.setdefault(home, []).append(seen[0])
+    last: dict[int, list[float]] = {}
+    for a in alerts:
+        for home, seen in a.homes.items():
+            if seen:
+                last.setdefault(home, []).append(seen[-1])
+    last_home = [max(seen[-1] for seen in a.homes.values() if seen) for a in alerts
+                 if any(a.homes.values())]
+    events = [float(len(seen)) for a in alerts for seen in a.homes.values() if seen]
     lines += [
         _row("alert: API answered at the issuer", [a.api for a in alerts]),
-        _row("alert: sealed event at the issuer's homeserver",
-             [v for v in issuer_home if v is not None]),
-        *(_row(f"alert: sealed event at homeserver {h + 1}", homes_first[h])
-          for h in sorted(homes_first) if h != 0),
-        _row("alert: sealed event at the last homeserver", slowest_home),
+        _row("alert: first sealed event at the issuer's homeserver", first.get(0, [])),
+        *(_row(f"alert: first sealed event at homeserver {h + 1}", first[h])
+          for h in sorted(first) if h != 0),
+        _row("alert: last sealed event at the issuer's homeserver", last.get(0, [])),
+        *(_row(f"alert: last sealed event at homeserver {h + 1}", last[h])
+          for h in sorted(last) if h != 0),
+        _row("alert: last sealed event at the last homeserver", last_home),
+        _row("alert: sealed events per homeserver (count)", events, "events"),
         _row("alert: first member holds it", [min(a.held.values()) for a in alerts]),
         _row("alert: half the members hold it",
              [statistics.median(a.held.values()) for a in alerts]),

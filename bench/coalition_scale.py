@@ -78,6 +78,7 @@ from deploy.homeserver import (
     Homeserver,
     PortInUseError,
     _configure_federation,
+    free_port,
 )
 from deploy.tls import ThrowawayCA
 from node.assembly import node_registry
@@ -273,11 +274,18 @@ class Api:
 
 
 async def init_members(federation: Federation, scratch: Path, count: int) -> list[Path]:
-    configs = []
+    """``minga init`` of each member, each on its own HTTP port (``free_port`` alone gave two
+    of fifty members the same one)."""
+    configs: list[Path] = []
+    taken = {p for s in federation for p in (s.state.client_port, s.state.federation_port)}
     for i in range(count):
+        port = free_port()
+        while port in taken:
+            port = free_port()
+        taken.add(port)
         server = federation[i % len(federation)]
         configs.append(await new_member(server, scratch / f"m{i + 1:02d}", f"Bench Org {i + 1}",
-                                        ORG_COUNTRIES[i % len(ORG_COUNTRIES)]))
+                                        ORG_COUNTRIES[i % len(ORG_COUNTRIES)], http_port=port))
     return configs
 
 
@@ -364,8 +372,12 @@ async def answering(api: Api, member: Member, timeout: float = 300) -> None:
             await api.call(member, "GET", "/status")
             return
         except (aiohttp.ClientError, RuntimeError):
-            if time.monotonic() > deadline:
-                raise
+            process = member.process.process if member.process else None
+            if time.monotonic() > deadline or (process is not None
+                                                and process.poll() is not None):
+                raise RuntimeError(f"member {member.index + 1}'s node did not start; see "
+                                   f"{member.process.log_path if member.process else ''}"
+                                   ) from None
         await asyncio.sleep(0.5)
 
 

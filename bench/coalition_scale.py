@@ -48,6 +48,30 @@ Prints a table of every figure and last, exactly,
 ``members=<N> alert_all_s=<N> acks_all_s=<N> dedup_all_s=<N>`` with the medians over the runs.
 Targets: every member holds the alert within 10 s, every acknowledgement is back within 20 s,
 every de-duplication answer is in within 15 s.
+
+Where the time went (2 shared cores, 23 GB; other work was running on the machine too):
+
+- 20 members over 5 homeservers, 3 runs: every member held the alert after 11.3 s (median;
+  8.4 to 12.0), every acknowledgement back after 13.7 s, every dedup answer after 11.3 s, a
+  case shared with all 19 held by all after 1.1 s. The alert's 19 sealed events (one per
+  recipient, each its own SD-JWT) reached the first homeserver 0.8 to 1.0 s after the API call,
+  the last one the last homeserver after 11.2 s: the time is in posting and federating 19
+  events (and then 19 acknowledgements) in one room that every member is in, not in the nodes
+  (the first member held it after 1.1 s). The share, 19 events in 19 pair rooms, took 1.1 s.
+  CPU was saturated: 45 CPU s in the homeservers and 41 in the nodes in 51 s of alert runs.
+- 50 members over 5 homeservers: formation 49 to 122 s (varies with the machine's other
+  load); all 50 ``minga run`` processes answering after 150 to 180 s; 50 idle-ish nodes took
+  about 60 % of the machine's CPU, the homeservers about 25 %. Alerts did not reach the members
+  on the other four homeservers: 9 of 49 (those on the issuer's homeserver) held the third
+  warm-up alert within 90 s. Those homeservers were busy with the alert room's DAG
+  ("missing prev_events", state requests answered 404, "failed history check"), and the nodes'
+  ``/messages`` paging to fill limited timelines (about 450 calls per homeserver, 7 s each on
+  average) made Synapse backfill over federation. Each alert is 49 events plus 49
+  acknowledgements in one room of 50 members, and every node receives and checks all of them:
+  the work grows with the square of the coalition. The first alert, which creates the alert
+  room with 49 invites, took Synapse 115 to 200 s while the nodes ran; the node's transport
+  gives up after 30 s and retries three times (four rooms), and the API answered 500
+  (``TimeoutError``). Hence :func:`make_alert_room`.
 """
 
 from __future__ import annotations

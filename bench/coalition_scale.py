@@ -329,12 +329,12 @@ async def form(nodes: Sequence[Node]) -> dict[str, float]:
     """Create, invite, join, until all verify all; seconds of each step."""
     steps: dict[str, float] = {}
     started = time.perf_counter()
-    room = await create_coalition(nodes[0], "Minga de escala",
-                                  node_registry().after_coalition_created)
+    room = (await create_coalition(nodes[0], "Minga de escala",
+                                   node_registry().after_coalition_created)).room_id
     steps["create"] = time.perf_counter() - started
     mark = time.perf_counter()
     for other in nodes[1:]:
-        await invite_member(nodes[0], (await other.matrix_login()).user_id)
+        await invite_member(nodes[0], (await other.matrix_login()).user_id, room)
     steps["invite"] = time.perf_counter() - mark
     mark = time.perf_counter()
     gate = asyncio.Semaphore(JOINS_AT_ONCE)

@@ -212,13 +212,25 @@ class MatrixTransport:
         initial_state: list[dict[str, Any]] | None = None,
         power_levels: dict[str, Any] | None = None,
     ) -> str:
-        response = await self._client.room_create(
-            name=name,
-            room_version=ROOM_VERSION,
-            invite=invite or [],
-            initial_state=initial_state or [],
-            power_level_override=power_levels,
-        )
+        """A new room. Asked once, never retried: creating a room is not idempotent, and a
+        homeserver slow to invite many members would otherwise make a room per retry. A
+        homeserver that does not answer in time is a :class:`TransportError`."""
+        once = nio.AsyncClient(self.login.homeserver_url, self.login.user_id,
+                               config=nio.AsyncClientConfig(
+                                   max_timeouts=0, request_timeout=self._request_timeout))
+        once.restore_login(self.login.user_id, self.login.device_id, self.login.access_token)
+        try:
+            response = await once.room_create(
+                name=name,
+                room_version=ROOM_VERSION,
+                invite=invite or [],
+                initial_state=initial_state or [],
+                power_level_override=power_levels,
+            )
+        except (TimeoutError, aiohttp.ClientError) as error:
+            raise TransportError("create room", f"no answer ({type(error).__name__})") from None
+        finally:
+            await once.close()
         if not isinstance(response, nio.RoomCreateResponse):
             raise _fail("create room", response)
         return str(response.room_id)

@@ -494,7 +494,7 @@ def _publish_figures(org: DemoOrg, entry: DemoOrgEntry) -> None:
     """Publish the node's aggregate figures now, so the coalition's figures page and its
     charts have every member's numbers from the first visit."""
     try:
-        http_json(entry.api, "POST", "/aggregates/publish", None, access_token=entry.token)
+        http_json(entry.api, "POST", "/aggregates/publish", {}, access_token=entry.token)
     except (HomeserverError, OSError) as error:
         raise DemoError(f"the node of {org.name} could not publish its figures: {error}") \
             from None

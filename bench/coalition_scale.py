@@ -84,7 +84,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import shutil
 import sqlite3
 import statistics
 import sys
@@ -101,15 +100,7 @@ import nio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from deploy.homeserver import (
-    PID_FILE,
-    Federation,
-    Homeserver,
-    PortInUseError,
-    _configure_federation,
-    free_port,
-)
-from deploy.tls import ThrowawayCA
+from deploy.homeserver import PID_FILE, Federation, Homeserver, free_port, start_federation
 from federation.transport import MatrixTransport
 from node.assembly import node_registry
 from node.core.coalition import create_coalition, invite_member, join_coalition, refresh_roster
@@ -162,31 +153,6 @@ def _p95(values: Sequence[float]) -> float:
 
 
 # --- homeservers -------------------------------------------------------------------------------
-
-
-def start_homeservers(directory: Path, count: int, attempts: int = 3) -> Federation:
-    """``count`` homeservers federating only with each other (``start_federation`` stops at
-    three, for the tests; the configuration it writes works for any number)."""
-    for attempt in range(attempts):
-        servers = _configure_federation(directory, count)
-        try:
-            for server in servers:
-                server.spawn()
-            for server in servers:
-                server.wait_ready(timeout=180)
-        except PortInUseError:
-            for server in servers:
-                server.stop()
-            if attempt == attempts - 1:
-                raise
-            shutil.rmtree(directory, ignore_errors=True)
-            continue
-        except BaseException:
-            for server in servers:
-                server.stop()
-            raise
-        return Federation(directory, servers, ThrowawayCA(directory / "ca"))
-    raise AssertionError("unreachable")
 
 
 def homeserver_pid(server: Homeserver) -> int:
@@ -633,7 +599,8 @@ class Results:
 async def bench(scratch: Path, count: int, servers: int, runs: int) -> Results:
     results = Results(count, servers)
     started = time.perf_counter()
-    federation = start_homeservers(scratch / "servers", servers)
+    # Synapse starts slowly on a busy machine: three minutes each.
+    federation = start_federation(scratch / "servers", servers, ready_timeout=180)
     try:
         configs = await init_members(federation, scratch, count)
         results.setup_s = time.perf_counter() - started

@@ -3,7 +3,7 @@
 Used by the demo and the tests, and by ``minga homeserver start``. One class, :class:`Homeserver`,
 owns one Synapse in one directory: it writes the configuration, starts the process in its own
 process group, waits until the server answers *as itself*, registers accounts through the
-shared-secret admin API, and stops it. :func:`start_federation` starts two or three of them that
+shared-secret admin API, and stops it. :func:`start_federation` starts two or more of them that
 federate with each other over TLS with certificate checks on.
 
 No Synapse is left behind: the process runs in its own process group, a pid file in the directory
@@ -522,17 +522,19 @@ class Federation:
             server.stop()
 
 
-def start_federation(directory: Path, count: int = 2, *, attempts: int = 3) -> Federation:
-    """Start ``count`` (2 or 3) homeservers that federate only with each other."""
-    if not 2 <= count <= 3:
-        raise ValueError("a test federation has two or three homeservers")
+def start_federation(directory: Path, count: int = 2, *, attempts: int = 3,
+                     ready_timeout: float = 90.0) -> Federation:
+    """Start ``count`` (at least 2; the tests use 2 or 3, bench/coalition_scale.py 5)
+    homeservers that federate only with each other, each ready within ``ready_timeout``."""
+    if count < 2:
+        raise ValueError("a federation has at least two homeservers")
     for attempt in range(attempts):
         servers = _configure_federation(directory, count)
         try:
             for server in servers:
                 server.spawn()
             for server in servers:
-                server.wait_ready()
+                server.wait_ready(timeout=ready_timeout)
         except PortInUseError:
             for server in servers:
                 server.stop()

@@ -103,7 +103,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from deploy.homeserver import PID_FILE, Federation, Homeserver, free_port, start_federation
 from federation.transport import MatrixTransport
 from node.assembly import node_registry
-from node.core.coalition import create_coalition, invite_member, join_coalition, refresh_roster
+from node.core.coalition import (
+    create_coalition,
+    invite_member,
+    join_coalition,
+    nudge,
+    refresh_roster,
+)
 from node.core.runtime import Node, open_node
 from node.core.store import Role
 from node.core.store.database import DATABASE_FILE_NAME
@@ -322,6 +328,9 @@ async def form(nodes: Sequence[Node]) -> dict[str, float]:
 async def sees_everyone(node: Node, room: str, everyone: set[str], timeout: float = 300) -> None:
     deadline = time.monotonic() + timeout
     async with node.transport() as transport:
+        # What `minga run` does when it first reads a coalition room (node/core/roster_nudge.py):
+        # members that joined at the same moment otherwise miss each other's entries for good.
+        await nudge(transport, room)
         while True:
             report = await refresh_roster(node, transport, room)
             if {m.org_id for m in report.members} == everyone:

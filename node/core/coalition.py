@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ from node.core.peer_replacement import (
     read_moves,
     write_moves,
 )
+from node.core.roster_nudge import NUDGE_EVENT_TYPE
 from node.core.runtime import Node, NodeNotReady
 from node.core.store import StoreTransaction
 from node.core.store.coalitions import Coalition
@@ -63,7 +65,7 @@ MEMBER_POWER = 50
 # Matrix power levels name event types one by one; these are every org.minga.* type in use.
 MINGA_EVENT_TYPES = (MEMBER_EVENT_TYPE, COALITION_EVENT_TYPE, SEALED_EVENT_TYPE, "org.minga.resend",
                      REVOCATION_EVENT_TYPE, EXPULSION_EVENT_TYPE, EXPULSION_APPROVAL_EVENT_TYPE,
-                     MOVE_EVENT_TYPE)
+                     MOVE_EVENT_TYPE, NUDGE_EVENT_TYPE)
 ROSTER_REJECTIONS_SETTING = "roster_rejections"
 SAFETY_CODE_CHANGES_SETTING = "safety_code_changes"
 
@@ -244,6 +246,8 @@ async def join_when_invited(transport: MatrixTransport, room_id: str, wait: floa
 class RosterReport:
     members: list[Member]
     rejected: list[RejectedEntry]
+    joined: frozenset[str] = frozenset()
+    """The accounts the room state says are joined."""
 
 
 async def refresh_roster(node: Node, transport: MatrixTransport, room_id: str) -> RosterReport:
@@ -325,7 +329,15 @@ async def refresh_roster(node: Node, transport: MatrixTransport, room_id: str) -
     for summary, _, reason in expelled:
         if summary.org_id in reverse:
             await remove_everywhere(transport, reverse[summary.org_id], reason or "expelled")
-    return RosterReport(accepted, rejected)
+    joined = frozenset(e.state_key for e in state if e.type == "m.room.member" and e.state_key
+                       and e.content.get("membership") == "join")
+    return RosterReport(accepted, rejected, joined)
+
+
+async def nudge(transport: MatrixTransport, room_id: str) -> None:
+    """One content-free event in a coalition room, so that every server in it fetches what
+    this node's homeserver holds (:mod:`node.core.roster_nudge` says when)."""
+    await transport.send(room_id, NUDGE_EVENT_TYPE, {}, f"nudge-{secrets.token_hex(12)}")
 
 
 def apply_stored_revocations(keyring: KeyRing, applied: Iterable[KeyRevocation]) -> None:

@@ -56,6 +56,7 @@ from node.core.coalition import (
     REVOCATION_EVENT_TYPE,
     apply_stored_revocations,
     give_up_pair_room,
+    nudge,
     refresh_roster,
 )
 from node.core.coalition_move import Outcome, check_coalition_room
@@ -68,6 +69,7 @@ from node.core.peer_replacement import (
     write_moves,
 )
 from node.core.rooms import InviteHandler, PairRoomError, replace_pair_room
+from node.core.roster_nudge import RoomNudges, server_of
 from node.core.runtime import Node, NodeNotReady
 from node.core.store.audit import AuditLog
 from node.core.store.cipher import Cell, ColumnCipher
@@ -213,6 +215,7 @@ class NodeSyncHost:
         self._invites = InviteHandler(node, features.recognise_room, self, features.owns_room)
         self._roster_read = False
         self._rosters_read: set[str] = set()  # coalition rooms whose roster was read
+        self._nudges = RoomNudges(server_of(transport.user_id) if transport else "")
         self._check_room = True  # whether to look for (or make) a coalition move next batch
         self._check_after = 0.0
         self._column_cipher = cipher
@@ -312,11 +315,15 @@ class NodeSyncHost:
             self._roster_read = True
         for coalition in await self._node.coalitions():
             update = batch.rooms.get(coalition.room_id)
+            if update is not None:
+                self._nudges.saw(coalition.room_id, update.state + update.events)
             if coalition.room_id not in self._rosters_read or (update and touches_roster(update)):
-                await refresh_roster(self._node, self._transport, coalition.room_id)
+                report = await refresh_roster(self._node, self._transport, coalition.room_id)
+                self._nudges.read(coalition.room_id, report.joined)
                 self._rosters_read.add(coalition.room_id)
                 self._check_room = True
                 self._moves = None  # the roster may have noted a member's move
+        await self._nudge_coalition_rooms(self._transport)
         await self._invites.handle(self._transport, batch.invites)
         await self._leave_pair_rooms_peers_left(self._transport, batch)
         await self._check_coalition_room(self._transport, batch)
@@ -324,6 +331,15 @@ class NodeSyncHost:
         await self._replace_rooms_a_moved_member_made(self._transport)
         await self._resume_held_chains(self._transport, batch)
         # No refresh here: the inbox asks for trust() (which refreshes) before it checks events.
+
+    async def _nudge_coalition_rooms(self, transport: MatrixTransport) -> None:
+        """Send the nudges due (:mod:`node.core.roster_nudge`): content-free, best effort."""
+        for room_id in self._nudges.due(time.monotonic()):
+            try:
+                await nudge(transport, room_id)
+            except TransportError as error:
+                self._nudges.failed(room_id)
+                log.warning("could not nudge coalition room %s: %s", room_id, error)
 
     async def _leave_pair_rooms_peers_left(self, transport: MatrixTransport,
                                            batch: SyncBatch) -> None:

@@ -72,6 +72,8 @@ CLEAR_KINDS: Final = frozenset({RecordKind.RETRACTION})
 
 SHARE_ACTION: Final = "record.share"
 RETRACT_ACTION: Final = "record.retract"
+PAIR_ROOMS_AT_ONCE: Final = 8
+"""Pair rooms made at the same time for one share (each is a createRoom with an invite)."""
 
 
 # --- errors -----------------------------------------------------------------------------------
@@ -406,6 +408,24 @@ async def _queue(
             "records": [_audit_details(plan, action) for plan in planned]})
 
 
+async def rooms_of(org_ids: Sequence[str], pair_room_for: PairRoomFor) -> dict[str, str]:
+    """Each member's pair room, up to :data:`PAIR_ROOMS_AT_ONCE` made at the same time (a
+    first share with fifty members made fifty rooms one after the other). Every room is
+    finished, made or not, before the first failure is raised: one half made and forgotten
+    would leave the member a room nobody posts in."""
+    gate = asyncio.Semaphore(PAIR_ROOMS_AT_ONCE)
+
+    async def one(org_id: str) -> str:
+        async with gate:
+            return await pair_room_for(org_id)
+
+    found = await asyncio.gather(*(one(org_id) for org_id in org_ids), return_exceptions=True)
+    for outcome in found:
+        if isinstance(outcome, BaseException):
+            raise outcome
+    return {org_id: str(room) for org_id, room in zip(org_ids, found, strict=True)}
+
+
 async def share_records(
     tx_factory: Callable[[], Any],
     keys: OrgKeys,
@@ -450,7 +470,7 @@ async def share_records(
         raise AlreadyRetracted(f"record {sorted(retracted)[0]} was retracted")
     batches = [outgoing(record, recipients, fields, keys=keys, issued_at=issued_at, files=files)
                for record in records]
-    rooms = {r.org_id: await pair_room_for(r.org_id) for r in recipients}
+    rooms = await rooms_of([r.org_id for r in recipients], pair_room_for)
     at = datetime.fromtimestamp(issued_at, UTC)
     async with tx_factory() as tx:
         await _queue(tx, [_Planned(record, sent) for record, sent in zip(records, batches,
@@ -506,7 +526,7 @@ async def retract_record(
                                record_id=retraction_id, issued_at=issued_at)
     recipients = [Recipient.member(org_id) for org_id in recipient_ids]
     sent = outgoing(record, recipients, None, keys=keys, issued_at=issued_at)
-    rooms = {org_id: await pair_room_for(org_id) for org_id in recipient_ids}
+    rooms = await rooms_of(recipient_ids, pair_room_for)
     at = datetime.fromtimestamp(issued_at, UTC)
     async with tx_factory() as tx:
         await _queue(tx, [_Planned(target, sent)], rooms, enqueue, action=RETRACT, actor=actor,
@@ -523,13 +543,15 @@ class _PairRooms:
     def __init__(self, node: Node, stack: AsyncExitStack) -> None:
         self._node, self._stack = node, stack
         self._transport: MatrixTransport | None = None
+        self._opening = asyncio.Lock()
 
     async def room_for(self, org_id: str) -> str:
         existing = await pair_room_of(self._node, org_id)
         if existing is not None:
             return existing
-        if self._transport is None:
-            self._transport = await self._stack.enter_async_context(self._node.transport())
+        async with self._opening:
+            if self._transport is None:
+                self._transport = await self._stack.enter_async_context(self._node.transport())
         return await ensure_pair_room(self._node, self._transport, org_id)
 
 

@@ -9,12 +9,15 @@ content is never logged here.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit
 
 import aiohttp
 import nio
+
+R = TypeVar("R")
 
 DEFAULT_REQUEST_TIMEOUT = 30.0
 ROOM_VERSION = "12"
@@ -197,10 +200,20 @@ class MatrixTransport:
             await client.close()
 
     async def whoami(self) -> str:
-        response = await self._client.whoami()
+        response = await self._asked("whoami", self._client.whoami())
         if not isinstance(response, nio.WhoamiResponse):
             raise _fail("whoami", response)
         return str(response.user_id)
+
+    @staticmethod
+    async def _asked(operation: str, request: Awaitable[R]) -> R:
+        """A homeserver that does not answer (nio gave up retrying, or the connection failed)
+        is a :class:`TransportError` without a status, like every other failure here (the sync
+        loop reads that as "unreachable, wait and try again", :func:`sync.retry.is_unreachable`)."""
+        try:
+            return await request
+        except (TimeoutError, aiohttp.ClientError, ConnectionError) as error:
+            raise TransportError(operation, f"no answer ({type(error).__name__})") from None
 
     # ----- rooms --------------------------------------------------------------------------
 
@@ -236,28 +249,28 @@ class MatrixTransport:
         return str(response.room_id)
 
     async def invite(self, room_id: str, user_id: str) -> None:
-        response = await self._client.room_invite(room_id, user_id)
+        response = await self._asked("invite", self._client.room_invite(room_id, user_id))
         if not isinstance(response, nio.RoomInviteResponse):
             raise _fail("invite", response)
 
     async def join(self, room_id: str) -> str:
-        response = await self._client.join(room_id)
+        response = await self._asked("join", self._client.join(room_id))
         if not isinstance(response, nio.JoinResponse):
             raise _fail("join", response)
         return str(response.room_id)
 
     async def kick(self, room_id: str, user_id: str, reason: str | None = None) -> None:
-        response = await self._client.room_kick(room_id, user_id, reason)
+        response = await self._asked("kick", self._client.room_kick(room_id, user_id, reason))
         if not isinstance(response, nio.RoomKickResponse):
             raise _fail("kick", response)
 
     async def leave(self, room_id: str) -> None:
-        response = await self._client.room_leave(room_id)
+        response = await self._asked("leave", self._client.room_leave(room_id))
         if not isinstance(response, nio.RoomLeaveResponse):
             raise _fail("leave", response)
 
     async def joined_rooms(self) -> list[str]:
-        response = await self._client.joined_rooms()
+        response = await self._asked("joined rooms", self._client.joined_rooms())
         if not isinstance(response, nio.JoinedRoomsResponse):
             raise _fail("joined rooms", response)
         return list(response.rooms)
@@ -268,7 +281,8 @@ class MatrixTransport:
         self, room_id: str, event_type: str, content: dict[str, Any], txn_id: str
     ) -> str:
         """Send a timeline event; the same ``txn_id`` never produces a second event."""
-        response = await self._client.room_send(room_id, event_type, content, tx_id=txn_id)
+        response = await self._asked(
+            "send", self._client.room_send(room_id, event_type, content, tx_id=txn_id))
         if not isinstance(response, nio.RoomSendResponse):
             raise _fail(f"send {event_type}", response)
         return str(response.event_id)
@@ -276,13 +290,14 @@ class MatrixTransport:
     async def put_state(
         self, room_id: str, event_type: str, state_key: str, content: dict[str, Any]
     ) -> str:
-        response = await self._client.room_put_state(room_id, event_type, content, state_key)
+        response = await self._asked(
+            "put state", self._client.room_put_state(room_id, event_type, content, state_key))
         if not isinstance(response, nio.RoomPutStateResponse):
             raise _fail(f"put state {event_type}", response)
         return str(response.event_id)
 
     async def room_state(self, room_id: str) -> list[TimelineEvent]:
-        response = await self._client.room_get_state(room_id)
+        response = await self._asked("get room state", self._client.room_get_state(room_id))
         if not isinstance(response, nio.RoomGetStateResponse):
             raise _fail("get room state", response)
         return [TimelineEvent.from_source(room_id, event) for event in response.events]
@@ -290,7 +305,9 @@ class MatrixTransport:
     async def state_event(
         self, room_id: str, event_type: str, state_key: str = ""
     ) -> dict[str, Any]:
-        response = await self._client.room_get_state_event(room_id, event_type, state_key)
+        response = await self._asked(
+            "get state event",
+            self._client.room_get_state_event(room_id, event_type, state_key))
         if not isinstance(response, nio.RoomGetStateEventResponse):
             raise _fail(f"get state {event_type}", response)
         content: dict[str, Any] = response.content
@@ -301,9 +318,9 @@ class MatrixTransport:
     ) -> tuple[list[TimelineEvent], str | None]:
         """One page of a room's timeline from ``start``, oldest event first, and the next token."""
         direction = nio.MessageDirection.back if backwards else nio.MessageDirection.front
-        response = await self._client.room_messages(
+        response = await self._asked("messages", self._client.room_messages(
             room_id, start=start, direction=direction, limit=limit
-        )
+        ))
         if not isinstance(response, nio.RoomMessagesResponse):
             raise _fail("messages", response)
         events = [TimelineEvent.from_source(room_id, event.source) for event in response.chunk]
@@ -322,9 +339,9 @@ class MatrixTransport:
         if since is None:
             self._client.next_batch = ""
             self._client.loaded_sync_token = ""
-        response = await self._client.sync(
+        response = await self._asked("sync", self._client.sync(
             timeout=timeout_ms, since=since, sync_filter=_sync_filter(timeline_limit)
-        )
+        ))
         if not isinstance(response, nio.SyncResponse):
             raise _fail("sync", response)
         batch = SyncBatch(next_batch=response.next_batch)

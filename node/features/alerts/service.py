@@ -2,8 +2,9 @@
 
 - **Send**: an ``alert`` record (:class:`schemas.payloads.Alert`) goes to one coalition
   (decision 0032: chosen, or the node's only one) through the one sharing path
-  (:func:`node.core.sharing.share_records`): one SD-JWT per recipient (verified members of that
-  coalition only), sealed to it, queued in this node's alert room of that coalition
+  (:func:`node.core.sharing.share_records`), alike (decision 0033): one SD-JWT whose ``aud``
+  lists every recipient (verified members of that coalition only), sealed in one envelope to
+  all of them, queued in this node's alert room of that coalition
   (:mod:`node.features.alerts.room`), plus a content-free ``m.notice``.
   Country,
   place and the case link may be withheld (``withhold``); type, urgency, asks, text and status
@@ -17,11 +18,13 @@
   helping) and what is offered, each offer with its time; members whose directory capabilities
   match an ask are flagged ``matches_ask``.
 - **Escalate**: a recipient that has not acknowledged after ``escalate_after_seconds`` is sent
-  the alert again (a fresh SD-JWT of the same version) and marked ``resends``.
+  the alert again (a fresh SD-JWT of the same version, addressed to it alone) and marked
+  ``resends``.
 - **Update / close / reopen**: a new version with another status ("released", "closed") and one
-  more signed update in its ordered list, to the same recipients with the same disclosure; the
-  alert's text stays as first sent. Reopening a closed alert needs a reason
-  (:mod:`node.features.alerts.timeline` holds these rules).
+  more signed update in its ordered list, to the same recipients with the same disclosure (one
+  token and one envelope for all, like the alert); the alert's text stays as first sent.
+  Reopening a closed alert needs a reason (:mod:`node.features.alerts.timeline` holds these
+  rules).
 - **Late**: a received alert whose issue time is more than ``late_after_seconds`` before its
   arrival (a node that was offline catches up through the sync layer) is marked late.
 
@@ -425,7 +428,7 @@ async def send_alert(
                     node, [record], audience.recipients, room_id, fields, actor=actor,
                     issued_at=now, open_session=tx.session, urgent=True,
                     verified=audience.verified, new_records=True,
-                    coalition_id=audience.coalition_id)
+                    coalition_id=audience.coalition_id, alike=True)
                 follow_ups = committed_actions(tx.session)
         if room_id is not None:
             break
@@ -552,7 +555,8 @@ async def update_alert(
         state.recipients = current.recipients
 
     await share_in_room(node, [record], recipients, state.room_id, state.fields, actor=actor,
-                        issued_at=now, also=remember, urgent=True, coalition_id=coalition_id)
+                        issued_at=now, also=remember, urgent=True, coalition_id=coalition_id,
+                        alike=True)
     bus_of(node).notify()
     return state
 

@@ -43,6 +43,8 @@ from node.features.alerts.service import (
 )
 from node.features.alerts.watchers import AlertWatchers, invite_watchers, set_alert_watchers
 from schemas.payloads import Alert, OrgProfile
+from sync.frame import SEALED_EVENT_TYPE
+from sync.outbox import RESEND_MARK
 from tests.support.api_harness import RunningApi
 from tests.support.matrix_client import events_of_type, logged_in, wait_for_invite
 from tests.support.sharing import (
@@ -133,6 +135,17 @@ async def _statuses(node: Node, record_id: str, wanted: dict[str, str]) -> Alert
     return await eventually(probe, what=f"statuses {wanted}")
 
 
+async def _sealed_envelopes_of(node: Node, room_id: str) -> list[dict[str, object]]:
+    """The sealed envelopes ``node`` posted in ``room_id``, as the homeserver has them, less
+    answered resends (the same envelope again, for a member that joined after it was posted:
+    ``node.core.rooms.ask_for_backlog``)."""
+    async with node.transport() as transport:
+        events, _ = await transport.messages(room_id, None, limit=100)
+        me = transport.user_id
+    return [e.content["envelope"] for e in events
+            if e.type == SEALED_EVENT_TYPE and e.sender == me and RESEND_MARK not in e.content]
+
+
 async def _announce_capabilities(node: Node, capabilities: list[str]) -> None:
     """Publish this member's directory entry again, now with capabilities."""
     room = (await node.chosen_coalition(None)).room_id
@@ -176,6 +189,10 @@ async def test_an_alert_reaches_every_member_and_answers_flow_back(
             assert state.claims["alert_type"] == "arrest" and not state.late
             assert state.unacknowledged  # staff have not answered yet
         await _statuses(a, sent.record_id, {b.org_id: DELIVERED, c.org_id: DELIVERED})
+        # One token, one envelope for both (decision 0033): A posted ONE sealed event in its
+        # alert room, sealed to B and C, which both opened and acknowledged.
+        (envelope,) = await _sealed_envelopes_of(a, sent.room_id)
+        assert isinstance(envelope["recipients"], list) and len(envelope["recipients"]) == 2
 
         await respond(b, a.org_id, sent.record_id, answer=HELPING, offers=["legal_support"],
                       actor="beto", now=int(time.time()))
@@ -216,6 +233,9 @@ async def test_an_alert_reaches_every_member_and_answers_flow_back(
         await update_alert(a, sent.record_id, status="active", reason="Sntl detenida otra vez",
                            actor="ana", now=int(time.time()))
         reopened = await _arrived(c, a.org_id, sent.record_id, version=4)
+        await _arrived(b, a.org_id, sent.record_id, version=4)
+        # The alert and its three updates: one sealed event each, whoever they go to.
+        assert len(await _sealed_envelopes_of(a, sent.room_id)) == 4
         assert [(e.update.seq, e.update.status, e.reopened)
                 for e in alert_timeline(reopened)] == [
             (1, "released", False), (2, "closed", False), (3, "active", True)]

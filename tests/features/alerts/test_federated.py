@@ -1,7 +1,8 @@
 """Urgent alerts between member nodes on two federated homeservers (M8).
 
-A (homeserver 1) alerts B (homeserver 2) and C (homeserver 1). Acknowledgements come back on
-their own; staff answers follow; a node that was offline catches up, in order, marked late; a
+A (homeserver 1) alerts B (homeserver 2) and C (homeserver 1): one sealed event for both.
+Acknowledgements come back on their own (B's in its pair room with A, C's in the alert room);
+staff answers follow; a node that was offline catches up, in order, marked late; a
 silent member is sent the alert again. No homeserver file holds any alert text.
 """
 
@@ -19,6 +20,7 @@ from deploy.homeserver import Federation
 from federation.roster import MEMBER_EVENT_TYPE, member_entry
 from node.cli import main as cli_main
 from node.core.coalition import refresh_roster
+from node.core.rooms import ensure_pair_room, pair_room_of
 from node.core.runtime import Node, open_node
 from node.features.alerts.room import NOTICE_TEMPLATE, saved_alert_room
 from node.features.alerts.service import (
@@ -173,6 +175,14 @@ async def test_an_alert_reaches_every_member_and_answers_flow_back(
         a, b, c = group.node(0), group.node(1), group.node(2)
         await _announce_capabilities(b, ["legal_support", "documentation"])
         await eventually(lambda: _sees_capabilities(a, b.org_id), what="B's capabilities")
+        # B already has a pair room with A (C has none): B answers there, C in the alert room.
+        async with b.transport() as transport:
+            pair_room = await ensure_pair_room(b, transport, a.org_id)
+
+        async def a_knows_the_pair_room() -> bool:
+            return await pair_room_of(a, b.org_id) == pair_room
+
+        await eventually(a_knows_the_pair_room, what="the A-B pair room at A")
 
         sent = await send_alert(a, _alert(), withhold=["case"], actor="ana",
                                 now=int(time.time()))
@@ -193,6 +203,10 @@ async def test_an_alert_reaches_every_member_and_answers_flow_back(
         # alert room, sealed to B and C, which both opened and acknowledged.
         (envelope,) = await _sealed_envelopes_of(a, sent.room_id)
         assert isinstance(envelope["recipients"], list) and len(envelope["recipients"]) == 2
+        # B's acknowledgement went to A in their pair room, C's (no pair room) in the alert room.
+        assert await _sealed_envelopes_of(b, sent.room_id) == []
+        assert len(await _sealed_envelopes_of(b, pair_room)) == 1
+        assert len(await _sealed_envelopes_of(c, sent.room_id)) == 1
 
         await respond(b, a.org_id, sent.record_id, answer=HELPING, offers=["legal_support"],
                       actor="beto", now=int(time.time()))
@@ -218,6 +232,10 @@ async def test_an_alert_reaches_every_member_and_answers_flow_back(
         assert all(o.at is not None for o in offered.offers)
         assert [e.status for e in offered.answers] == [DELIVERED, HELPING, HELPING]
         assert all(e.at is not None for e in offered.answers)
+        # Staff answers take the same way as the acknowledgement.
+        assert await _sealed_envelopes_of(b, sent.room_id) == []
+        assert len(await _sealed_envelopes_of(b, pair_room)) == 3
+        assert len(await _sealed_envelopes_of(c, sent.room_id)) == 2
 
         # Updated ("released"), closed, then reopened with a reason: every member sees the
         # alert's text as sent and every update in order.

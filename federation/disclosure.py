@@ -16,7 +16,10 @@ Choices other parts rely on:
   ``+sd-jwt`` structured suffix of RFC 9901 §12.3 (explicit typing, §9.11), so a Minga record
   can never be mistaken for another kind of JWT and vice versa.
 * ``iss`` (issuer org id) and ``iat`` (issue time) are always in clear: the verifier needs them to
-  find the issuer key that was valid at issue time. ``aud`` is in clear when given.
+  find the issuer key that was valid at issue time. ``aud`` is in clear when given: one org id,
+  or (RFC 7519 §4.1.3) a sorted list of distinct org ids for a record every one of them gets
+  alike (decision 0033). A verifier expecting audience X accepts a list only if X is in it; a
+  token whose ``aud`` is neither a string nor such a list is malformed.
 * Every object at a level that has withholdable keys gets an ``_sd`` array of a fixed size:
   real digests plus decoys, sorted. The size defaults to the number of withholdable keys declared
   at that level and may be raised per level (``sd_sizes``, keyed by the level's path, ``""`` for
@@ -24,7 +27,8 @@ Choices other parts rely on:
   Pass the paths declared for the record's kind (``schemas.fields``), not the fields this record
   happens to have, or the sizes would vary from record to record.
 * Each call to :func:`issue` draws fresh salts and decoys, so copies made for different recipient
-  audiences share no salt and no digest and cannot be correlated through them.
+  audiences share no salt and no digest and cannot be correlated through them. A token issued
+  to a list of audiences is, by design, the same token for all of them.
 * A presentation reveals exactly the paths asked for, plus the containers above them (asking
   for ``victims.name`` shows the ``victims`` array, holding only the names). Anything not
   declared withholdable is in clear wherever it is, so callers leave out of ``claims`` whatever
@@ -32,14 +36,15 @@ Choices other parts rely on:
 * Claims of kind ``case`` (``kind: "case"`` or a ``minga.case/...`` schema) are refused unless
   :func:`issue` is given the :class:`federation.consent.ConsentDecision` that allows exactly
   them; only the consent gate makes one, so ``federation.consent.disclose_case`` is the one way
-  to build a disclosure of a case.
+  to build a disclosure of a case. Consent is decided per recipient, so a case is never issued
+  to a list of audiences.
 """
 
 from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Final
@@ -217,8 +222,53 @@ def _is_case(claims: Mapping[str, Any]) -> bool:
     )
 
 
+Audience = str | Sequence[str]
+"""One recipient org id, or several that get the same token (decision 0033)."""
+
+
+class InvalidAudience(DisclosureError):
+    """An ``aud`` that is neither one org id nor a non-empty list of distinct org ids."""
+
+
+def audience_claim(audience: Audience) -> str | list[str]:
+    """The ``aud`` claim for ``audience``: a string as it is; a list sorted, after checking it
+    is non-empty and holds distinct non-empty strings (:class:`InvalidAudience` otherwise)."""
+    if isinstance(audience, str):
+        return audience
+    if not isinstance(audience, Sequence):
+        raise InvalidAudience("aud: must be an org id or a list of org ids")
+    if not audience:
+        raise InvalidAudience("aud: a list of audiences must not be empty")
+    if not all(isinstance(org_id, str) and org_id for org_id in audience):
+        raise InvalidAudience("aud: every audience in the list must be a non-empty string")
+    if len(set(audience)) != len(audience):
+        raise InvalidAudience("aud: an audience is listed twice")
+    return sorted(audience)
+
+
+def audiences_of(claims: Mapping[str, Any]) -> tuple[str, ...] | None:
+    """The audiences a token's claims name (``None``: no ``aud``, addressed to nobody in
+    particular); :class:`InvalidAudience` for an ``aud`` of another shape."""
+    if "aud" not in claims:
+        return None
+    aud = claims["aud"]
+    if isinstance(aud, str):
+        return (aud,)
+    if not isinstance(aud, list):
+        raise InvalidAudience("aud: must be an org id or a list of org ids")
+    return tuple(audience_claim(aud))
+
+
+def addressed_to(claims: Mapping[str, Any], org_id: str) -> bool:
+    """Whether verified ``claims`` may be read by ``org_id``: no ``aud``, ``aud`` equal to it,
+    or a list of audiences holding it."""
+    audiences = audiences_of(claims)
+    return audiences is None or org_id in audiences
+
+
 def _require_consent(
-    claims: Mapping[str, Any], audience: str | None, consent: ConsentDecision | None
+    claims: Mapping[str, Any], audience: str | list[str] | None,
+    consent: ConsentDecision | None,
 ) -> None:
     if not _is_case(claims):
         if consent is not None:
@@ -226,6 +276,9 @@ def _require_consent(
         return
     if not isinstance(consent, ConsentDecision):
         raise ConsentRequired("a case is disclosed only through federation.consent.disclose_case")
+    if isinstance(audience, list):
+        raise ConsentRequired("a case is disclosed to one audience at a time: consent is "
+                              "decided per recipient")
     consent.authorise(claims, audience)
 
 
@@ -238,7 +291,7 @@ def issue(
     issued_at: int,
     withholdable: Collection[str],
     sd_sizes: Mapping[str, int] | None = None,
-    audience: str | None = None,
+    audience: Audience | None = None,
     random_bytes: RandomBytes = os.urandom,
     consent: ConsentDecision | None = None,
 ) -> str:
@@ -246,10 +299,14 @@ def issue(
 
     Returns the compact SD-JWT with all its disclosures (``<jwt>~<d1>~...~``), for
     :func:`present`. Call once per recipient audience: salts and decoys are fresh every time.
+    ``audience`` may be a list of org ids that all get this one token alike (decision 0033;
+    ``aud`` is then the sorted list; :class:`InvalidAudience` if it is empty or repeats one).
     ``random_bytes`` is only for tests that need reproducible output. Case claims need the
-    ``consent`` decision of ``federation.consent`` (raises :class:`ConsentRequired` otherwise).
+    ``consent`` decision of ``federation.consent`` (raises :class:`ConsentRequired` otherwise)
+    and go to one audience.
     """
-    _require_consent(claims, audience, consent)
+    aud = None if audience is None else audience_claim(audience)
+    _require_consent(claims, aud, consent)
     for name in claims:
         if name in ISSUER_CLAIMS:
             raise InvalidClaims(f"{name!r} is set by issue(), not passed in the claims")
@@ -257,8 +314,8 @@ def issue(
     concealer = _Concealer(plan, random_bytes)
     payload = concealer.conceal_object(claims, "")
     payload.update(iss=issuer, iat=issued_at)
-    if audience is not None:
-        payload["aud"] = audience
+    if aud is not None:
+        payload["aud"] = aud
     payload[SD_ALG] = SHA_256
     header = {"typ": MINGA_SD_JWT_TYP, "kid": kid}
     try:
@@ -293,7 +350,9 @@ def verify(
     *,
     expected_audience: str | None = None,
 ) -> VerifiedSdJwt:
-    """Verify a Minga record presentation: EdDSA, typ ``minga+sd-jwt``, a ``kid``, RFC 9901 rules.
+    """Verify a Minga record presentation: EdDSA, typ ``minga+sd-jwt``, a ``kid``, RFC 9901 rules,
+    an ``aud`` (if any) that is one org id or a non-empty list of distinct ones, holding
+    ``expected_audience`` when that is given.
 
     Raises a :class:`federation.sdjwt.SdJwtError` subclass (``.reason`` is a stable code).
     """
@@ -306,4 +365,8 @@ def verify(
     )
     if not result.kid:
         raise MalformedSdJwt("a Minga record names its signing key in the header kid")
+    try:
+        audiences_of(result.claims)
+    except InvalidAudience as problem:
+        raise MalformedSdJwt(str(problem)) from None
     return result

@@ -26,8 +26,9 @@ For each ``org.minga.sealed`` event, in order (the first failure quarantines it)
 5. not addressed to this node: fine in shared rooms, ``not-a-recipient`` where the host expects
    every envelope to be addressed to it (pair rooms);
 6. open, unbundle, and verify each record: SD-JWT checks, issuer = envelope sender
-   (``issuer-mismatch``), audience if present = this org (``audience-mismatch``). The valid
-   records go to ``host.deliver`` in one call; a bad one is quarantined alone.
+   (``issuer-mismatch``), audience if present = this org or a list holding it
+   (``audience-mismatch``). The valid records go to ``host.deliver`` in one call; a bad one
+   is quarantined alone.
 
 Gaps in a chain that persist for ``resend_grace_seconds`` are asked for with an
 ``org.minga.resend`` event (ids and numbers only), at most every ``resend_interval_seconds``
@@ -51,7 +52,7 @@ from typing import Any
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from federation.disclosure import verify
+from federation.disclosure import addressed_to, verify
 from federation.sdjwt import SdJwtError
 from federation.sealing import Envelope, SealingError, open_verified, verify_envelope
 from federation.transport import (
@@ -500,11 +501,7 @@ class Inbox:
         if verified.issuer != sender:
             raise Rejected("issuer-mismatch", "the record's issuer is not the envelope's sender")
         claims = verified.claims
-        me = self.host.keys.org_id
-        audience = claims.get("aud")
-        if audience is not None and audience != me and not (
-            isinstance(audience, list) and me in audience
-        ):
+        if not addressed_to(claims, self.host.keys.org_id):  # verify() checked aud's shape
             raise Rejected("audience-mismatch", "the record is addressed to another org")
         kind, record_id = claims.get("kind"), claims.get("record_id")
         version = claims.get("version")

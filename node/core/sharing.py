@@ -11,6 +11,12 @@ all in one store transaction: either every recipient is queued, or nobody is.
   of its kind withholdable (so ``_sd`` sizes are fixed per kind), and presented with the chosen
   fields only. Kinds in :data:`CLEAR_KINDS` (retractions) travel wholly in clear inside the
   sealed envelope: there is nothing in them to withhold.
+- **Alike** (``alike=True``, decision 0033): a record that every recipient gets with the same
+  disclosures, in one room they all share (an alert and its updates), is issued ONCE with the
+  sorted list of recipients as its ``aud`` (up to ``federation.sealing.MAX_RECIPIENTS`` per
+  token; more are split in chunks of that size) and queued once for all of them, so the outbox
+  seals one envelope to all. History and audit stay per recipient. Never for a case: consent is
+  decided per recipient.
 
 Later features (proposals, alerts, dedup, aggregates) call :func:`share_record` too. The pure part
 (:func:`outgoing`, :func:`preview_share`) has no I/O; :func:`share_record` and
@@ -43,6 +49,7 @@ from federation.consent import (
 from federation.consent_decision import COALITION_CLAIM, HEADER_CLAIMS
 from federation.disclosure import issue, present
 from federation.identity import OrgKeys
+from federation.sealing import MAX_RECIPIENTS
 from federation.transport import MatrixTransport
 from node.core.rooms import ensure_pair_room, pair_room_of
 from node.core.runtime import Node
@@ -115,6 +122,11 @@ class ShareRefused(SharingError):
         return tuple(sorted({path for r in self.refusals.values() for path in r.paths}))
 
 
+class NotAlike(SharingError):
+    """An alike share (one token for every recipient) was asked for a record that each
+    recipient must get on its own: a case."""
+
+
 class NothingToRetract(SharingError):
     """The record was never shared with anyone, so there is nobody to send a retraction to."""
 
@@ -128,7 +140,8 @@ class AlreadyRetracted(SharingError):
 
 @dataclass(frozen=True)
 class Outgoing:
-    """One record disclosed for one recipient: the SD-JWT and the paths it discloses."""
+    """One record disclosed for one recipient: the SD-JWT and the paths it discloses (in an
+    alike share, the same token for every recipient of its audience list)."""
 
     recipient: str
     token: str = field(repr=False)
@@ -201,6 +214,14 @@ def _case_fields(
     return allowed
 
 
+def audience_chunks(org_ids: Collection[str]) -> list[list[str]]:
+    """``org_ids`` sorted and cut into lists of at most ``MAX_RECIPIENTS``: one token and one
+    envelope each in an alike share (the outbox seals to that many at most)."""
+    ordered = sorted(org_ids)
+    return [ordered[start:start + MAX_RECIPIENTS]
+            for start in range(0, len(ordered), MAX_RECIPIENTS)]
+
+
 def outgoing(
     record: RecordBase[Any],
     recipients: Sequence[Recipient],
@@ -209,14 +230,19 @@ def outgoing(
     keys: OrgKeys,
     issued_at: int,
     files: FilesFor | None = None,
+    alike: bool = False,
 ) -> list[Outgoing]:
     """One SD-JWT per recipient, or an exception before any is built.
 
     ``fields=None`` discloses every path the kind allows (for a case: every path consent allows
-    to that recipient). ``files`` adds shared files to a case's recipients. Raises
+    to that recipient). ``files`` adds shared files to a case's recipients. ``alike`` issues
+    one SD-JWT for all recipients (per :func:`audience_chunks`), its ``aud`` their list, and
+    returns it for each of them; refused for a case (:class:`NotAlike`). Raises
     :class:`ShareRefused`, ``federation.consent.UnknownFieldPath`` (cases) or
     :class:`NotDisclosable` (other kinds).
     """
+    if alike and isinstance(record, CaseRecord):
+        raise NotAlike("a case goes to each recipient as consent decides for it, never alike")
     if isinstance(record, CaseRecord):
         chosen = _case_fields(record, recipients, fields, files)
         return [
@@ -239,13 +265,16 @@ def outgoing(
         raise ValueError("one share goes through one coalition")
     if coalitions and (coalition := next(iter(coalitions))) is not None:
         claims[COALITION_CLAIM] = coalition
-    result = []
-    for recipient in recipients:
+    audiences: list[list[str]] = (audience_chunks([r.org_id for r in recipients]) if alike
+                                  else [[r.org_id] for r in recipients])
+    token_for: dict[str, str] = {}
+    for audience in audiences:
         issued = issue(claims, issuer=record.issuer, kid=keys.signing_kid,
-                       signing_key=keys.signing, issued_at=issued_at,
-                       withholdable=withholdable, audience=recipient.org_id)
-        result.append(Outgoing(recipient.org_id, present(issued, paths), tuple(paths)))
-    return result
+                       signing_key=keys.signing, issued_at=issued_at, withholdable=withholdable,
+                       audience=audience if alike else audience[0])
+        token = present(issued, paths)
+        token_for.update((org_id, token) for org_id in audience)
+    return [Outgoing(r.org_id, token_for[r.org_id], tuple(paths)) for r in recipients]
 
 
 def preview_share(
@@ -384,13 +413,17 @@ async def _queue(
     actor: str,
     at: datetime,
 ) -> None:
-    """Queue every copy (one outbox call per recipient), file the history, write the audit."""
+    """Queue every copy (one outbox call per room and set of identical tokens: per recipient,
+    or once for an alike audience), file the history, write the audit."""
     tokens: dict[str, list[str]] = {}
     for plan in planned:
         for item in plan.sent:
             tokens.setdefault(item.recipient, []).append(item.token)
+    together: dict[tuple[str, tuple[str, ...]], list[str]] = {}
     for recipient, queued in tokens.items():
-        await enqueue(tx.session, rooms[recipient], [recipient], queued)
+        together.setdefault((rooms[recipient], tuple(queued)), []).append(recipient)
+    for (room_id, queued_tokens), recipients in together.items():
+        await enqueue(tx.session, room_id, recipients, list(queued_tokens))
     await ShareRepository(tx.session, tx.cipher).add_many([
         NewShare(record_id=plan.target.record_id, version=plan.target.version,
                  kind=plan.target.kind, action=action, recipient=item.recipient,
@@ -442,6 +475,7 @@ async def share_records(
     files: FilesFor | None = None,
     alongside: Alongside | None = None,
     coalition_id: str | None = None,
+    alike: bool = False,
 ) -> list[ShareReceipt]:
     """Share each of ``records`` with each recipient (see the module docstring); all or nothing.
 
@@ -453,7 +487,8 @@ async def share_records(
     been retracted. ``alongside`` runs in the transaction that queues the share, before it
     commits: what must be recorded with the share or not at all (a file's custody entry).
     Recipients must be verified members of ``coalition_id``, which every token names; a
-    case's consent must cover that coalition (decision 0032).
+    case's consent must cover that coalition (decision 0032). ``alike``: one token per record
+    for all recipients (see the module docstring), for records they all get in one room.
     """
     async with tx_factory() as tx:
         recipients = (checked_recipients(keys.org_id, recipient_org_ids, verified, coalition_id)
@@ -468,7 +503,8 @@ async def share_records(
                        else record for record in records]
     if retracted:
         raise AlreadyRetracted(f"record {sorted(retracted)[0]} was retracted")
-    batches = [outgoing(record, recipients, fields, keys=keys, issued_at=issued_at, files=files)
+    batches = [outgoing(record, recipients, fields, keys=keys, issued_at=issued_at, files=files,
+                        alike=alike)
                for record in records]
     rooms = await rooms_of([r.org_id for r in recipients], pair_room_for)
     at = datetime.fromtimestamp(issued_at, UTC)
@@ -591,6 +627,7 @@ async def share_in_room(
     verified: Collection[str] | None = None,
     new_records: bool = False,
     coalition_id: str | None = None,
+    alike: bool = False,
 ) -> list[int]:
     """:func:`share_records` into one room (the coalition room, an alert room) instead of pair
     rooms, in one transaction; the outbox item ids. The records go through ``coalition_id``:
@@ -602,7 +639,8 @@ async def share_in_room(
     has committed. ``urgent`` records (alerts) are sealed in the transaction that queues them
     and posted as soon as it commits, when this process runs the sync engine; inside an
     ``open_session`` the post is a :func:`sync.host.after_commit` action, for whoever commits
-    it to run. ``verified`` and ``new_records`` are passed to :func:`share_records`.
+    it to run. ``verified``, ``new_records`` and ``alike`` (one token and one envelope for all
+    the recipients, decision 0033) are passed to :func:`share_records`.
     """
     queue = await node_enqueue(node)
     pending = [also] if also is not None else []
@@ -628,7 +666,7 @@ async def share_in_room(
         await share_records(lambda: in_session(session, node), node.keys, records,
                             recipient_org_ids, fields, actor=actor, pair_room_for=the_room,
                             enqueue=enqueue, issued_at=issued_at, verified=verified,
-                            new_records=new_records, coalition_id=coalition_id)
+                            new_records=new_records, coalition_id=coalition_id, alike=alike)
         if outbox is not None:
             sealed = await outbox.bundle_in(session, item_ids)
             if sealed:

@@ -16,13 +16,16 @@ from federation.disclosure import verify
 from federation.encoding import b64u_decode
 from federation.identity import KeyRing, OrgKeys, sign_member_entry
 from federation.sdjwt import split_compact
+from federation.sealing import MAX_RECIPIENTS
 from federation.secretbox import FAST_TEST_PARAMS
 from node.core.sharing import (
     AlreadyRetracted,
+    NotAlike,
     NotDisclosable,
     NothingToRetract,
     ShareRefused,
     UnknownRecipient,
+    audience_chunks,
     disclosed_fields,
     outgoing,
     preview_share,
@@ -365,3 +368,65 @@ def test_one_share_may_not_go_through_two_coalitions() -> None:
     (sent,) = outgoing(campaign, [Recipient.member(B, OTHER)], ["title"], keys=ISSUER_KEYS,
                        issued_at=T0)
     assert verify(sent.token, _keyring(), expected_audience=B).claims["coalition"] == OTHER
+
+
+# --- alike: one token and one queue entry for every recipient (decision 0033) ------------------
+
+
+def _campaign() -> Any:
+    return build_record(ISSUER_KEYS.org_id, Campaign(
+        title="t", goal="Sntl-goal", countries=["CO"]), record_id=new_record_id(), issued_at=T0)
+
+
+def test_an_alike_share_is_one_token_whose_audience_lists_every_recipient() -> None:
+    sent = outgoing(_campaign(), [Recipient.member(C, COALITION), Recipient.member(B, COALITION)],
+                    ["title"], keys=ISSUER_KEYS, issued_at=T0, alike=True)
+    assert [item.recipient for item in sent] == [C, B]
+    assert sent[0].token == sent[1].token
+    ring = _keyring()
+    for item in sent:
+        claims = verify(item.token, ring, expected_audience=item.recipient).claims
+        assert claims["aud"] == sorted([B, C])
+        assert claims["title"] == "t" and "goal" not in claims
+        assert claims["coalition"] == COALITION
+    # Without alike: a token per recipient, each with its own aud and fresh salts.
+    apart = outgoing(_campaign(), [Recipient.member(B), Recipient.member(C)], ["title"],
+                     keys=ISSUER_KEYS, issued_at=T0)
+    assert apart[0].token != apart[1].token
+    assert [verify(i.token, ring).claims["aud"] for i in apart] == [B, C]
+
+
+def test_a_case_is_never_shared_alike() -> None:
+    with pytest.raises(NotAlike):
+        outgoing(_case(), [Recipient.member(B), Recipient.member(C)], ["country"],
+                 keys=ISSUER_KEYS, issued_at=T0, alike=True)
+
+
+def test_audiences_above_what_one_envelope_seals_to_are_split() -> None:
+    many = [f"org-{n:04d}" for n in range(MAX_RECIPIENTS * 2 + 3)]
+    chunks = audience_chunks(list(reversed(many)))
+    assert [len(c) for c in chunks] == [MAX_RECIPIENTS, MAX_RECIPIENTS, 3]
+    assert [org for chunk in chunks for org in chunk] == many
+    assert audience_chunks([C, B]) == [sorted([B, C])]
+
+
+async def test_an_alike_share_is_queued_once_for_all_and_recorded_per_recipient(
+        store: Store) -> None:
+    outbox, record = Outbox(), _campaign()
+
+    async def the_room(_org_id: str) -> str:
+        return "!alerts:hs"
+
+    (receipt,) = await share_records(store.transaction, ISSUER_KEYS, [record], [B, C], ["title"],
+                                     coalition_id=COALITION, actor="a", pair_room_for=the_room,
+                                     enqueue=outbox.enqueue, issued_at=T0, alike=True)
+    ((room, to, token),) = outbox.queued
+    assert (room, sorted(to)) == ("!alerts:hs", sorted([B, C]))
+    assert {item.token for item in receipt.recipients} == {token}
+    assert await _history(store, record.record_id) == [
+        (SHARE, B, 1, ("title",)), (SHARE, C, 1, ("title",))]
+    with pytest.raises(NotAlike):
+        await share_records(store.transaction, ISSUER_KEYS, [_case()], [B, C], ["country"],
+                            coalition_id=COALITION, actor="a", pair_room_for=the_room,
+                            enqueue=outbox.enqueue, issued_at=T0, alike=True)
+    assert len(outbox.queued) == 1

@@ -15,9 +15,12 @@ from hypothesis import strategies as st
 
 from federation.disclosure import (
     MINGA_SD_JWT_TYP,
+    ConsentRequired,
+    InvalidAudience,
     InvalidClaims,
     InvalidPath,
     SdArrayTooSmall,
+    addressed_to,
     issue,
     present,
     verify,
@@ -42,6 +45,7 @@ from federation.sdjwt import (
     object_disclosure,
     sign_jws,
     split_compact,
+    unverified_payload,
     verify_sd_jwt_with,
 )
 
@@ -515,6 +519,59 @@ def test_audience_is_checked_when_expected() -> None:
     assert verify(token, ROSTER, expected_audience="org-kenya").claims["aud"] == "org-kenya"
     with pytest.raises(AudienceMismatch):
         verify(token, ROSTER, expected_audience="org-philippines")
+
+
+def test_a_list_audience_is_accepted_for_each_member_of_it_only() -> None:
+    token = issue_case({"narrative": "x"}, {"narrative"},
+                       audience=["org-philippines", "org-kenya"])
+    assert unverified_payload(split_compact(token).jwt)["aud"] == ["org-kenya", "org-philippines"]
+    for member in ("org-kenya", "org-philippines"):
+        verified = verify(token, ROSTER, expected_audience=member)
+        assert addressed_to(verified.claims, member)
+    assert not addressed_to(verify(token, ROSTER).claims, "org-mexico")
+    with pytest.raises(AudienceMismatch):
+        verify(token, ROSTER, expected_audience="org-mexico")
+
+
+def test_a_string_audience_is_unchanged() -> None:
+    token = issue_case({"narrative": "x"}, {"narrative"}, audience="org-kenya")
+    assert unverified_payload(split_compact(token).jwt)["aud"] == "org-kenya"
+    claims = verify(token, ROSTER).claims
+    assert addressed_to(claims, "org-kenya") and not addressed_to(claims, "org-kenya-2")
+    assert addressed_to(verify(issue_case({"narrative": "x"}, {"narrative"}), ROSTER).claims,
+                        "org-anyone")  # no aud: addressed to nobody in particular
+
+
+@pytest.mark.parametrize(("audience", "message"), [
+    ([], "must not be empty"),
+    (("org-kenya", "org-kenya"), "listed twice"),
+    (["org-kenya", 7], "non-empty string"),
+    (["org-kenya", ""], "non-empty string"),
+    (7, "an org id or a list"),
+])
+def test_a_bad_audience_list_is_refused_at_issue(audience: Any, message: str) -> None:
+    with pytest.raises(InvalidAudience, match=message) as refused:
+        issue_case({"narrative": "x"}, {"narrative"}, audience=audience)
+    assert str(refused.value).startswith("aud:")
+
+
+@pytest.mark.parametrize("aud", [[], ["org-kenya", "org-kenya"], ["org-kenya", 7], {"a": 1}])
+def test_a_token_with_a_bad_audience_list_is_malformed(aud: Any) -> None:
+    token = crafted({"aud": aud, "narrative": "x"}, [])
+    with pytest.raises(MalformedSdJwt, match="aud:"):
+        verify(token, ROSTER)
+
+
+def test_a_case_is_never_issued_to_a_list_of_audiences() -> None:
+    from federation.consent_decision import HEADER_CLAIMS, grant
+
+    claims = {"kind": "case", "narrative": "x",
+              **{name: 1 if name == "version" else "h" for name in HEADER_CLAIMS
+                 if name != "kind"}}
+    decision = grant(header=claims, audience="org-kenya", fields=frozenset({"narrative"}))
+    assert issue_case(claims, {"narrative"}, audience="org-kenya", consent=decision)
+    with pytest.raises(ConsentRequired, match="one audience at a time"):
+        issue_case(claims, {"narrative"}, audience=["org-kenya"], consent=decision)
 
 
 MINGA_HEADER = {"typ": MINGA_SD_JWT_TYP, "kid": KID}

@@ -263,7 +263,7 @@ async def shared_room(owner: Member, *others: Member, timeout: float = 30) -> st
 
 def record_token(
     issuer: OrgKeys, *, body_size: int = 200, version: int = 1, record_id: str | None = None,
-    audience: str | None = None,
+    audience: str | list[str] | None = None,
 ) -> str:
     claims = {
         "kind": "alert",

@@ -89,18 +89,21 @@ async def test_injected_envelopes_are_quarantined_and_good_ones_still_arrive(
         for name, (poster, event_type, content) in injected.items():
             event_id = await poster.transport.send(room, event_type, content, f"inject-{name}")
             expected[event_id] = _reason(name)
-        # Through A's own outbox: a bundle with records A may not pass on, and an envelope for
-        # C in the pair room with B (where every envelope must be for B).
+        # Through A's own outbox: a bundle with records A may not pass on (C's; one for C, one
+        # for a list of audiences without B), one for a list with B, and an envelope for C in
+        # the pair room with B (where every envelope must be for B).
         tokens = [record_token(a.keys), record_token(c.keys),
-                  record_token(a.keys, audience=c.org_id), record_token(a.keys)]
+                  record_token(a.keys, audience=c.org_id),
+                  record_token(a.keys, audience=[c.org_id, a.org_id]),
+                  record_token(a.keys, audience=[c.org_id, b.org_id]), record_token(a.keys)]
         await a.share(room, tokens, [b.org_id])
         await a.share(pair, [record_token(a.keys)], [c.org_id])
         async with running(a.engine, b.engine):
-            await eventually(lambda: _quarantine_size(b, len(expected) + 3),
+            await eventually(lambda: _quarantine_size(b, len(expected) + 4),
                              what="every bad event quarantined")
             await a.share(pair, [record_token(a.keys) for _ in range(3)], [b.org_id])
             await a.share(room, [record_token(a.keys) for _ in range(3)], [b.org_id])
-            await eventually(lambda: _received(b, 1 + 2 + 6), what="the good records at B")
+            await eventually(lambda: _received(b, 1 + 3 + 6), what="the good records at B")
         quarantined = await b.host.quarantined()
         by_event: dict[str, list[str]] = {}
         for event_id, reason in quarantined:
@@ -108,9 +111,9 @@ async def test_injected_envelopes_are_quarantined_and_good_ones_still_arrive(
         for event_id, reason in expected.items():
             assert by_event.pop(event_id) == [reason]
         assert sorted(reason for reasons in by_event.values() for reason in reasons) == [
-            "audience-mismatch", "issuer-mismatch", "not-a-recipient"
+            "audience-mismatch", "audience-mismatch", "issuer-mismatch", "not-a-recipient"
         ]
-        assert len(await b.host.received()) == 9 and b.host.deliveries == 9
+        assert len(await b.host.received()) == 10 and b.host.deliveries == 10
         async with b.host.transaction() as session:
             listed = await list_quarantined(session, limit=100)
             assert await count_quarantined(session) == len(listed) == len(quarantined)

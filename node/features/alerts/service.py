@@ -2,26 +2,31 @@
 
 - **Send**: an ``alert`` record (:class:`schemas.payloads.Alert`) goes to one coalition
   (decision 0032: chosen, or the node's only one) through the one sharing path
-  (:func:`node.core.sharing.share_records`): one SD-JWT per recipient (verified members of that
-  coalition only), sealed to it, queued in this node's alert room of that coalition
+  (:func:`node.core.sharing.share_records`), alike (decision 0033): one SD-JWT whose ``aud``
+  lists every recipient (verified members of that coalition only), sealed in one envelope to
+  all of them, queued in this node's alert room of that coalition
   (:mod:`node.features.alerts.room`), plus a content-free ``m.notice``.
   Country,
   place and the case link may be withheld (``withhold``); type, urgency, asks, text and status
   are always disclosed.
 - **Acknowledge**: a member node that verifies an alert answers at once, in the same inbox
-  transaction, with an ``alert-ack`` record ("delivered") sealed to the issuer, in the room the
-  alert came in, through the coalition the alert named. Staff then answer "seen" or "helping"
+  transaction, with an ``alert-ack`` record ("delivered") sealed to the issuer, through the
+  coalition the alert named: in the pair room with the issuer when this node has one (none is
+  made for it), else in the room the alert came in, where every other member would see it too
+  (decision 0033). Staff then answer "seen" or "helping"
   (with what), as new versions of the same ack record; the highest version is the member's
   answer. Offers accumulate.
 - **Track**: the issuer keeps, per recipient, every answer with its time (delivered / seen /
   helping) and what is offered, each offer with its time; members whose directory capabilities
   match an ask are flagged ``matches_ask``.
 - **Escalate**: a recipient that has not acknowledged after ``escalate_after_seconds`` is sent
-  the alert again (a fresh SD-JWT of the same version) and marked ``resends``.
+  the alert again (a fresh SD-JWT of the same version, addressed to it alone) and marked
+  ``resends``.
 - **Update / close / reopen**: a new version with another status ("released", "closed") and one
-  more signed update in its ordered list, to the same recipients with the same disclosure; the
-  alert's text stays as first sent. Reopening a closed alert needs a reason
-  (:mod:`node.features.alerts.timeline` holds these rules).
+  more signed update in its ordered list, to the same recipients with the same disclosure (one
+  token and one envelope for all, like the alert); the alert's text stays as first sent.
+  Reopening a closed alert needs a reason (:mod:`node.features.alerts.timeline` holds these
+  rules).
 - **Late**: a received alert whose issue time is more than ``late_after_seconds`` before its
   arrival (a node that was offline catches up through the sync layer) is marked late.
 
@@ -53,6 +58,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from federation.transport import MatrixTransport
 from node.core.duties import repeat
+from node.core.rooms import pair_room_of
 from node.core.runtime import Node
 from node.core.sharing import checked_recipients, in_session, run_follow_ups, share_in_room
 from node.core.store import StoreTransaction
@@ -425,7 +431,7 @@ async def send_alert(
                     node, [record], audience.recipients, room_id, fields, actor=actor,
                     issued_at=now, open_session=tx.session, urgent=True,
                     verified=audience.verified, new_records=True,
-                    coalition_id=audience.coalition_id)
+                    coalition_id=audience.coalition_id, alike=True)
                 follow_ups = committed_actions(tx.session)
         if room_id is not None:
             break
@@ -552,7 +558,8 @@ async def update_alert(
         state.recipients = current.recipients
 
     await share_in_room(node, [record], recipients, state.room_id, state.fields, actor=actor,
-                        issued_at=now, also=remember, urgent=True, coalition_id=coalition_id)
+                        issued_at=now, also=remember, urgent=True, coalition_id=coalition_id,
+                        alike=True)
     bus_of(node).notify()
     return state
 
@@ -661,8 +668,8 @@ async def respond(
     async def remember(tx: StoreTransaction) -> None:
         await save_state(tx, state)
 
-    await share_in_room(node, [record], [issuer], state.room_id, actor=actor, issued_at=now,
-                        also=remember, urgent=True, coalition_id=coalition_id)
+    await share_in_room(node, [record], [issuer], await _answer_room(node, state), actor=actor,
+                        issued_at=now, also=remember, urgent=True, coalition_id=coalition_id)
     bus_of(node).notify()
     return state
 
@@ -777,8 +784,18 @@ async def _send_ack(node: Node, state: AlertState, *, now: int) -> None:
             await save_state(tx, current)
 
     await share_in_room(node, [_ack_record(node.org_id, state, now=now)], [state.issuer],
-                        state.room_id, actor="automatic acknowledgement", issued_at=now,
-                        also=settled, urgent=True, coalition_id=state.coalition_id)
+                        await _answer_room(node, state), actor="automatic acknowledgement",
+                        issued_at=now, also=settled, urgent=True,
+                        coalition_id=state.coalition_id)
+
+
+async def _answer_room(node: Node, state: AlertState) -> str:
+    """Where our answers to a received alert go: the pair room with its issuer when this node
+    has one, so the other members of the alert room do not each receive and examine every
+    member's answer (decision 0033); else the alert room. No pair room is made for an answer:
+    making one takes longer than the answer may wait. The issuer finds the alert by issuer,
+    record id and coalition, whatever room the answer came in."""
+    return await pair_room_of(node, state.issuer) or state.room_id
 
 
 async def run_acknowledgements(node: Node, *, sweep_seconds: float = 300.0) -> None:

@@ -1,7 +1,8 @@
 """Urgent alerts between member nodes on two federated homeservers (M8).
 
-A (homeserver 1) alerts B (homeserver 2) and C (homeserver 1). Acknowledgements come back on
-their own; staff answers follow; a node that was offline catches up, in order, marked late; a
+A (homeserver 1) alerts B (homeserver 2) and C (homeserver 1): one sealed event for both.
+Acknowledgements come back on their own (B's in its pair room with A, C's in the alert room);
+staff answers follow; a node that was offline catches up, in order, marked late; a
 silent member is sent the alert again. No homeserver file holds any alert text.
 """
 
@@ -19,6 +20,7 @@ from deploy.homeserver import Federation
 from federation.roster import MEMBER_EVENT_TYPE, member_entry
 from node.cli import main as cli_main
 from node.core.coalition import refresh_roster
+from node.core.rooms import ensure_pair_room, pair_room_of
 from node.core.runtime import Node, open_node
 from node.features.alerts.room import NOTICE_TEMPLATE, saved_alert_room
 from node.features.alerts.service import (
@@ -43,6 +45,8 @@ from node.features.alerts.service import (
 )
 from node.features.alerts.watchers import AlertWatchers, invite_watchers, set_alert_watchers
 from schemas.payloads import Alert, OrgProfile
+from sync.frame import SEALED_EVENT_TYPE
+from sync.outbox import RESEND_MARK
 from tests.support.api_harness import RunningApi
 from tests.support.matrix_client import events_of_type, logged_in, wait_for_invite
 from tests.support.sharing import (
@@ -133,6 +137,17 @@ async def _statuses(node: Node, record_id: str, wanted: dict[str, str]) -> Alert
     return await eventually(probe, what=f"statuses {wanted}")
 
 
+async def _sealed_envelopes_of(node: Node, room_id: str) -> list[dict[str, object]]:
+    """The sealed envelopes ``node`` posted in ``room_id``, as the homeserver has them, less
+    answered resends (the same envelope again, for a member that joined after it was posted:
+    ``node.core.rooms.ask_for_backlog``)."""
+    async with node.transport() as transport:
+        events, _ = await transport.messages(room_id, None, limit=100)
+        me = transport.user_id
+    return [e.content["envelope"] for e in events
+            if e.type == SEALED_EVENT_TYPE and e.sender == me and RESEND_MARK not in e.content]
+
+
 async def _announce_capabilities(node: Node, capabilities: list[str]) -> None:
     """Publish this member's directory entry again, now with capabilities."""
     room = (await node.chosen_coalition(None)).room_id
@@ -160,6 +175,14 @@ async def test_an_alert_reaches_every_member_and_answers_flow_back(
         a, b, c = group.node(0), group.node(1), group.node(2)
         await _announce_capabilities(b, ["legal_support", "documentation"])
         await eventually(lambda: _sees_capabilities(a, b.org_id), what="B's capabilities")
+        # B already has a pair room with A (C has none): B answers there, C in the alert room.
+        async with b.transport() as transport:
+            pair_room = await ensure_pair_room(b, transport, a.org_id)
+
+        async def a_knows_the_pair_room() -> bool:
+            return await pair_room_of(a, b.org_id) == pair_room
+
+        await eventually(a_knows_the_pair_room, what="the A-B pair room at A")
 
         sent = await send_alert(a, _alert(), withhold=["case"], actor="ana",
                                 now=int(time.time()))
@@ -176,6 +199,14 @@ async def test_an_alert_reaches_every_member_and_answers_flow_back(
             assert state.claims["alert_type"] == "arrest" and not state.late
             assert state.unacknowledged  # staff have not answered yet
         await _statuses(a, sent.record_id, {b.org_id: DELIVERED, c.org_id: DELIVERED})
+        # One token, one envelope for both (decision 0033): A posted ONE sealed event in its
+        # alert room, sealed to B and C, which both opened and acknowledged.
+        (envelope,) = await _sealed_envelopes_of(a, sent.room_id)
+        assert isinstance(envelope["recipients"], list) and len(envelope["recipients"]) == 2
+        # B's acknowledgement went to A in their pair room, C's (no pair room) in the alert room.
+        assert await _sealed_envelopes_of(b, sent.room_id) == []
+        assert len(await _sealed_envelopes_of(b, pair_room)) == 1
+        assert len(await _sealed_envelopes_of(c, sent.room_id)) == 1
 
         await respond(b, a.org_id, sent.record_id, answer=HELPING, offers=["legal_support"],
                       actor="beto", now=int(time.time()))
@@ -201,6 +232,10 @@ async def test_an_alert_reaches_every_member_and_answers_flow_back(
         assert all(o.at is not None for o in offered.offers)
         assert [e.status for e in offered.answers] == [DELIVERED, HELPING, HELPING]
         assert all(e.at is not None for e in offered.answers)
+        # Staff answers take the same way as the acknowledgement.
+        assert await _sealed_envelopes_of(b, sent.room_id) == []
+        assert len(await _sealed_envelopes_of(b, pair_room)) == 3
+        assert len(await _sealed_envelopes_of(c, sent.room_id)) == 2
 
         # Updated ("released"), closed, then reopened with a reason: every member sees the
         # alert's text as sent and every update in order.
@@ -216,6 +251,9 @@ async def test_an_alert_reaches_every_member_and_answers_flow_back(
         await update_alert(a, sent.record_id, status="active", reason="Sntl detenida otra vez",
                            actor="ana", now=int(time.time()))
         reopened = await _arrived(c, a.org_id, sent.record_id, version=4)
+        await _arrived(b, a.org_id, sent.record_id, version=4)
+        # The alert and its three updates: one sealed event each, whoever they go to.
+        assert len(await _sealed_envelopes_of(a, sent.room_id)) == 4
         assert [(e.update.seq, e.update.status, e.reopened)
                 for e in alert_timeline(reopened)] == [
             (1, "released", False), (2, "closed", False), (3, "active", True)]

@@ -176,9 +176,10 @@ async def test_a_pair_room_the_seized_account_made_is_replaced_and_nothing_is_lo
         async with b.node.store.read() as tx:
             taken = [e.details for e in await tx.audit.recent() if e.action == ROOM_REPLACED]
         # B re-posted in the new rooms what it had posted after what A's backup held: two
-        # shares in the pair room, its answer in the alert room.
+        # shares and its answer to A's alert, all in the pair room (B answers an alert there,
+        # decision 0033), nothing in the alert room.
         assert sorted((d["old_room"], d["room_id"], d["resent"]) for d in taken) == \
-            sorted([(old_room, new_room, 2), (old_alert_room, new_alert_room, 1)])
+            sorted([(old_room, new_room, 3), (old_alert_room, new_alert_room, 0)])
 
         third = await share_case(a2, "addis", [b_org, c_org])
         await arrives_verified(b, a_org, third)

@@ -639,7 +639,7 @@ async def distribute_linkage_key(node: Node, now: int, coalition_id: str | None 
                                        "coalition": cid})
 
     await share_in_room(node, [record], members, room_id, actor=AUTOMATIC,
-                        issued_at=now, also=remember, coalition_id=cid)
+                        issued_at=now, also=remember, coalition_id=cid, alike=True)
     _forget_index(node, cid)
     return True
 
@@ -735,7 +735,8 @@ async def _send_checks(node: Node, coalition: Coalition, queries: Sequence[Any],
             await _save(tx, CHECK_PREFIX + _digest(check.check_id), check)
 
     await share_in_room(node, queries, members, coalition.room_id, actor=actor,
-                        issued_at=now, also=remember, coalition_id=coalition.coalition_id)
+                        issued_at=now, also=remember, coalition_id=coalition.coalition_id,
+                        alike=True)
 
 
 async def start_case_check(node: Node, draft: CaseDraft, *, actor: str, now: int,

@@ -18,7 +18,8 @@ spread round-robin, so 10 per homeserver. Method, in the order of the run:
    ``minga run`` process (five started at once). Warm-ups (not timed): one alert is sent,
    again if need be, until every member holds one (they join the alert room meanwhile). The
    linkage key reaches every member (a check is asked until every member answers without
-   refusal).
+   refusal). A first case shared with all makes the N-1 pair rooms in its API call (timed on
+   its own): a coalition at work has them, and members acknowledge alerts there.
 3. **Node RSS at rest** of every ``minga run`` process and **homeserver RSS** of every
    Synapse, read from ``/proc`` after the warm-ups and 10 s of quiet.
 4. ``--runs`` times each, with a few seconds of quiet between:
@@ -31,8 +32,7 @@ spread round-robin, so 10 per homeserver. Method, in the order of the run:
    - **dedup**: member 1's ``POST /dedup/checks`` (a case draft; every member holds a few
      cases) until ``GET /dedup/checks/{id}`` says complete (every member answered; every
      50 ms);
-   - **share** (last, after a first share that makes the N-1 pair rooms in its API call, timed
-     on its own): one case at member 1 shared with all others in one
+   - **share**: one case at member 1 shared with all others in one
      ``POST /cases/{id}/share`` until the last recipient's ``received_records`` has it
      (read-only SQLite, every 20 ms).
 
@@ -50,31 +50,35 @@ Prints a table of every figure and last, exactly,
 Targets: every member holds the alert within 10 s, every acknowledgement is back within 20 s,
 every de-duplication answer is in within 15 s.
 
-Where the time went (2 shared cores, 23 GB; other work was running on the machine too):
+Where the time went (2 shared cores, 23 GB), most recent first:
 
-- 20 members over 5 homeservers, 3 runs: every member held the alert after 11.3 s (median;
-  8.4 to 12.0), every acknowledgement back after 13.7 s, every dedup answer after 11.3 s, a
-  case shared with all 19 held by all after 1.1 s. The alert's 19 sealed events (one per
-  recipient, each its own SD-JWT) reached the first homeserver 0.8 to 1.0 s after the API call,
-  the last one the last homeserver after 11.2 s: the time is in posting and federating 19
-  events (and then 19 acknowledgements) in one room that every member is in, not in the nodes
-  (the first member held it after 1.1 s). The share, 19 events in 19 pair rooms, took 1.1 s.
-  CPU was saturated: 45 CPU s in the homeservers and 41 in the nodes in 51 s of alert runs.
-- 50 members over 5 homeservers: formation 49 to 122 s (varies with the machine's other
-  load); all 50 ``minga run`` processes answering after 150 to 180 s; 50 idle-ish nodes took
-  about 60 % of the machine's CPU, the homeservers about 25 %. Alerts did not reach the members
-  on the other four homeservers: 9 of 49 (those on the issuer's homeserver) held the third
-  warm-up alert within 90 s. Those homeservers were busy with the alert room's DAG
-  ("missing prev_events", state requests answered 404, "failed history check"), and the nodes'
-  ``/messages`` paging to fill limited timelines (about 450 calls per homeserver, 7 s each on
-  average) made Synapse backfill over federation. Each alert is 49 events plus 49
-  acknowledgements in one room of 50 members, and every node receives and checks all of them:
-  the work grows with the square of the coalition. The first alert, which creates the alert
-  room with 49 invites, took Synapse 115 to 200 s while the nodes ran; the node's transport
-  gives up after 30 s and retries three times (four rooms), and the API answered 500
-  (``TimeoutError``). Hence :func:`make_alert_room`. The first share with all 49 makes the
-  49 pair rooms one after the other inside its API call, 6 to 20 s each under that load: the
-  call outlasted aiohttp's 5-minute default, which ended that run before the measured alerts.
+- 50 members over 5 homeservers, after decisions 0033 (an alert is one token in one envelope
+  for all recipients) and 0034 (coalition room nudges), with the first share still after the
+  alerts: formation 94 s; all 50 nodes answering after 750 s (50 stale nodes of a killed run
+  were still loading the machine then); every member held the last warm-up alert (before,
+  only the 9 on the issuer's homeserver did). Each alert was ONE sealed event per homeserver
+  (19 to 27 at 20 members before), but the nodes took 425 of the 560 CPU seconds of the
+  280 s alert phase (the homeservers 117): the issuer's sealed event reached its own
+  homeserver 5.6 s after the API call (1.0 s at 20 members) and homeservers 3 to 5 after
+  46 to 49 s (median). All 49 held the first alert after 14.2 s, then 19 and 27 of 49 within
+  90 s; dedup checks and the first share did not complete within the run's 90 s. Why the
+  nodes were busy: every node verifies, chain-links and gap-tracks every envelope in a room
+  it is in (:mod:`sync.inbox`), also those addressed to others, so the 49 acknowledgements
+  of an alert in the alert room were 2,450 envelope checks and chain writes across the
+  coalition, and a gap seen in any member's chain there was a resend request every member
+  received; and every node runs its duties (linkage key, publication, watchers) every 1 to
+  2 s. Hence the first share now comes before the alerts (acknowledgements go in pair rooms).
+- 20 members over 5 homeservers, before 0033 (main at f42c04d): every member held the alert
+  after 14.3 s (median), every acknowledgement back after 20.2 s, every dedup answer after
+  12.3 s; 19 to 27 sealed events per alert per homeserver; 58 CPU s in the homeservers and
+  62 in the nodes in 64 s of alert runs.
+- 50 members before 0033/0034: alerts did not reach the members on the other four
+  homeservers (the alert room's history: "missing prev_events", state requests answered 404,
+  "failed history check"), the nodes' ``/messages`` paging to fill limited timelines made
+  Synapse backfill over federation, and the first alert's room creation with 49 invites took
+  Synapse 115 to 200 s while the nodes ran (hence :func:`make_alert_room`; creating a room is
+  now asked once, never retried). A 4-member coalition on 3 homeservers never finished
+  forming: members joining at once never received each other's roster entries (decision 0034).
 """
 
 from __future__ import annotations
@@ -644,6 +648,12 @@ async def measure(results: Results, api: Api, federation: Federation,
     try:
         results.warm_dedup_s = await warm_up_dedup(api, issuer, others)
         print(f"warm-up: linkage key everywhere after {results.warm_dedup_s:.1f} s", flush=True)
+        # A coalition at work has pair rooms: the first share's API call makes them (eight at a
+        # time), and from then on members acknowledge alerts there, not in the alert room
+        # (decision 0033).
+        results.first_share_s = await share_case(api, issuer, others)
+        print(f"first share (makes {len(others)} pair rooms): {results.first_share_s:.1f} s",
+              flush=True)
         await asyncio.sleep(10)
         node_pids = [m.process.process.pid for m in members
                      if m.process and m.process.process]
@@ -668,11 +678,6 @@ async def measure(results: Results, api: Api, federation: Federation,
             print(f"dedup {run + 1}: {answered} answers in {elapsed:.2f} s"
                   + (f", {len(refused)} refused" if refused else ""), flush=True)
             await asyncio.sleep(QUIET_SECONDS)
-        # Last: the API call of the first share makes the pair rooms, one after the other (at
-        # 50 members under load, 6 to 20 s each).
-        results.first_share_s = await share_case(api, issuer, others)
-        print(f"first share (makes {len(others)} pair rooms): {results.first_share_s:.1f} s",
-              flush=True)
         for run in range(runs):
             results.shares.append(await share_case(api, issuer, others))
             print(f"share {run + 1}: last recipient holds it after {results.shares[-1]:.2f} s",

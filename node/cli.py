@@ -570,6 +570,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (UserError, ConfigError, HomeserverError, NodeNotReady) as error:
         print(f"minga: {error}", file=sys.stderr)
         return 2
+    except TransportError as error:  # the homeserver refused or did not answer
+        print(f"minga: the homeserver: {error}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
@@ -29,6 +30,7 @@ from node.core.registry import build_registry
 from node.core.runtime import CoalitionNotChosen, Node
 from node.core.sharing import in_session
 from node.core.store import Role
+from node.core.store.pair_rooms import PairRoomRepository
 from node.features.cases.casebook import add_case, amend_case, delete_case
 from node.features.dedup import DedupFeature
 from node.features.dedup.service import (
@@ -310,6 +312,30 @@ async def test_a_query_is_answered_in_the_inbox_transaction(api: RunningApi) -> 
     async with node.store.read() as tx:
         kept = await tx.received.latest(querier, query.record_id)
     assert kept is not None and kept.claims is None  # the encodings are not kept
+
+
+async def test_an_answer_goes_in_the_pair_room_with_the_querier_when_there_is_one(
+        api: RunningApi) -> None:
+    """Not in the coalition room, where every other member would receive and examine it
+    (decision 0033); without a pair room, in the room the query came in."""
+    node = api.node
+    await _hold_key(node)
+    querier = await _querier(node)
+    rooms = []
+    for number, pair in enumerate((None, "!pair-with-querier:example.org"), 1):
+        if pair is not None:
+            async with node.store.transaction() as tx:
+                await PairRoomRepository(tx.session).remember(
+                    querier, pair, created_by_us=False, at=datetime.now(UTC))
+        query = _query(querier, _claims(_wire()), record_id=f"0190a000-0000-7000-8000-"
+                       f"00000000000{number}")
+        async with node.store.transaction() as tx:
+            await tx.received.add(querier, query.record_id, 1, "dedup-query", query.claims,
+                                  "verified")
+            await on_dedup_query(tx.session, node, query)
+            rooms = list(await tx.session.scalars(select(OutboxItem.room_id)
+                                                  .order_by(OutboxItem.id)))
+    assert rooms == [TEST_COALITION, "!pair-with-querier:example.org"]
 
 
 async def test_key_grants_come_only_from_the_first_issuer_and_never_go_back(

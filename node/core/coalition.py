@@ -45,7 +45,6 @@ from node.core.store.orgs import KeyRevocation
 from node.core.store.pair_rooms import PairRoomRepository
 from schemas.payloads import OrgProfile
 from sync.outbox import abandon_room
-from sync.retry import is_unreachable
 
 log = logging.getLogger("minga.coalition")
 
@@ -239,7 +238,7 @@ async def join_when_invited(transport: MatrixTransport, room_id: str, wait: floa
             return
         except TransportError as error:
             if time.monotonic() >= deadline:
-                if is_unreachable(error):
+                if error.status is None:
                     raise  # the homeserver did not answer: not a missing invite
                 raise NodeNotReady(f"could not join {room_id}: {error}") from None
         await asyncio.sleep(0.5)

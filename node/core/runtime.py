@@ -134,10 +134,13 @@ class Node:
         """The coalitions this node is in, oldest first (decision 0032)."""
         # Asked on every sync batch and by every duty; they change only when this node
         # creates, joins, leaves or follows a move (forget_coalitions), so they are cached.
-        if self._coalitions is None:
+        # A local: another task may forget them while this one awaits the read.
+        found = self._coalitions
+        if found is None:
             async with self.store.read() as tx:
-                self._coalitions = await tx.coalitions.all()
-        return list(self._coalitions)
+                found = await tx.coalitions.all()
+            self._coalitions = found
+        return list(found)
 
     async def coalition(self, coalition_id: str) -> Coalition:
         """The coalition ``coalition_id`` this node is in; :class:`NodeNotReady` if none."""

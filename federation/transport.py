@@ -233,15 +233,13 @@ class MatrixTransport:
                                    max_timeouts=0, request_timeout=self._request_timeout))
         once.restore_login(self.login.user_id, self.login.device_id, self.login.access_token)
         try:
-            response = await once.room_create(
+            response = await self._asked("create room", once.room_create(
                 name=name,
                 room_version=ROOM_VERSION,
                 invite=invite or [],
                 initial_state=initial_state or [],
                 power_level_override=power_levels,
-            )
-        except (TimeoutError, aiohttp.ClientError) as error:
-            raise TransportError("create room", f"no answer ({type(error).__name__})") from None
+            ))
         finally:
             await once.close()
         if not isinstance(response, nio.RoomCreateResponse):

@@ -37,7 +37,7 @@ from node.core.peer_replacement import (
     read_moves,
     write_moves,
 )
-from node.core.roster_nudge import NUDGE_EVENT_TYPE
+from node.core.roster_nudge import NUDGE_EVENT_TYPE, joined_users
 from node.core.runtime import Node, NodeNotReady
 from node.core.store import StoreTransaction
 from node.core.store.coalitions import Coalition
@@ -331,9 +331,7 @@ async def refresh_roster(node: Node, transport: MatrixTransport, room_id: str) -
     for summary, _, reason in expelled:
         if summary.org_id in reverse:
             await remove_everywhere(transport, reverse[summary.org_id], reason or "expelled")
-    joined = frozenset(e.state_key for e in state if e.type == "m.room.member" and e.state_key
-                       and e.content.get("membership") == "join")
-    return RosterReport(accepted, rejected, joined)
+    return RosterReport(accepted, rejected, joined_users(state))
 
 
 async def nudge(transport: MatrixTransport, room_id: str) -> None:

@@ -35,11 +35,16 @@ def server_of(user_id: str) -> str:
     return user_id.partition(":")[2]
 
 
+def joined_users(events: Iterable[TimelineEvent]) -> frozenset[str]:
+    """The accounts whose membership events in ``events`` say joined."""
+    return frozenset(e.state_key for e in events
+                     if e.type == "m.room.member" and e.state_key
+                     and e.content.get("membership") == "join")
+
+
 def joined_servers(events: Iterable[TimelineEvent]) -> set[str]:
     """The servers of the accounts whose membership events in ``events`` say joined."""
-    return {server_of(e.state_key) for e in events
-            if e.type == "m.room.member" and e.state_key
-            and e.content.get("membership") == "join"}
+    return {server_of(user) for user in joined_users(events)}
 
 
 @dataclass

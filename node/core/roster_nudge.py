@@ -98,5 +98,9 @@ class RoomNudges:
         if room_id in self._rooms:
             self._rooms[room_id].due = True
 
-    def forget(self, room_id: str) -> None:
-        self._rooms.pop(room_id, None)
+    def keep_only(self, room_ids: Iterable[str]) -> None:
+        """The coalition rooms this node is in now: the others (a coalition it left, a room
+        its coalition moved from) are never nudged again."""
+        keep = set(room_ids)
+        for room_id in [r for r in self._rooms if r not in keep]:
+            del self._rooms[room_id]

@@ -313,7 +313,9 @@ class NodeSyncHost:
         if not self._roster_read:
             self._rosters_read.clear()
             self._roster_read = True
-        for coalition in await self._node.coalitions():
+        coalitions = await self._node.coalitions()
+        self._nudges.keep_only(c.room_id for c in coalitions)
+        for coalition in coalitions:
             update = batch.rooms.get(coalition.room_id)
             if update is not None:
                 self._nudges.saw(coalition.room_id, update.state + update.events)

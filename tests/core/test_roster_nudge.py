@@ -79,8 +79,13 @@ def test_a_failed_nudge_is_due_again_after_the_interval() -> None:
     assert nudges.due(111.0) == [ROOM]
 
 
-def test_a_forgotten_room_is_never_due() -> None:
+def test_a_room_no_longer_kept_is_never_due() -> None:
+    """A coalition the node left, or a room its coalition moved from."""
+    other = "!other:hs1.example"
     nudges = RoomNudges("one", interval=10)
     nudges.read(ROOM, ["@me:one", "@b:two"])
-    nudges.forget(ROOM)
-    assert nudges.due(100.0) == []
+    nudges.read(other, ["@me:one", "@c:three"])
+    nudges.keep_only([other])
+    assert nudges.due(100.0) == [other]
+    nudges.saw(ROOM, [member("@d:four")])
+    assert nudges.due(200.0) == []

@@ -120,6 +120,15 @@ async def pair_room_of(node: Node, org_id: str) -> str | None:
     return None if found is None else found.room_id
 
 
+async def answer_room(tx: StoreTransaction, org_id: str, asked_in: str) -> str:
+    """Where this node's answer to a record ``org_id`` sent to many goes (an alert, a
+    de-duplication query; decision 0033): the pair room with ``org_id`` when this node has one,
+    so the others in ``asked_in`` do not each receive and examine every member's answer; else
+    ``asked_in``. None is made for an answer: making one takes longer than it may wait."""
+    found = await PairRoomRepository(tx.session).for_org(org_id)
+    return asked_in if found is None else found.room_id
+
+
 async def ensure_pair_room(
     node: Node, transport: MatrixTransport, org_id: str,
     listener: PairRoomListener | None = None,

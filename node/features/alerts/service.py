@@ -58,7 +58,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from federation.transport import MatrixTransport
 from node.core.duties import repeat
-from node.core.rooms import pair_room_of
+from node.core.rooms import answer_room
 from node.core.runtime import Node
 from node.core.sharing import checked_recipients, in_session, run_follow_ups, share_in_room
 from node.core.store import StoreTransaction
@@ -790,12 +790,10 @@ async def _send_ack(node: Node, state: AlertState, *, now: int) -> None:
 
 
 async def _answer_room(node: Node, state: AlertState) -> str:
-    """Where our answers to a received alert go: the pair room with its issuer when this node
-    has one, so the other members of the alert room do not each receive and examine every
-    member's answer (decision 0033); else the alert room. No pair room is made for an answer:
-    making one takes longer than the answer may wait. The issuer finds the alert by issuer,
-    record id and coalition, whatever room the answer came in."""
-    return await pair_room_of(node, state.issuer) or state.room_id
+    """Where our answers to a received alert go (:func:`node.core.rooms.answer_room`). The
+    issuer finds the alert by issuer, record id and coalition, whatever room they came in."""
+    async with node.store.read() as tx:
+        return await answer_room(tx, state.issuer, state.room_id)
 
 
 async def run_acknowledgements(node: Node, *, sweep_seconds: float = 300.0) -> None:

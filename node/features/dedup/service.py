@@ -74,13 +74,12 @@ from federation.linkage import (
 )
 from federation.linkage.encoding import MAX_NAMES
 from node.core.duties import repeat
-from node.core.rooms import ensure_pair_room
+from node.core.rooms import answer_room, ensure_pair_room
 from node.core.runtime import Node
 from node.core.sharing import in_session, share_in_room
 from node.core.store import StoreTransaction
 from node.core.store.coalitions import Coalition
 from node.core.store.database import mark_wiped
-from node.core.store.pair_rooms import PairRoomRepository
 from node.core.store.tables import CaseRow, ReceivedRecordRow, StoreMeta
 from node.features.campaigns import CampaignDraft, check_against_node
 from node.features.cases import stored_record
@@ -877,19 +876,13 @@ async def on_dedup_query(session: AsyncSession, node: Node, record: VerifiedReco
             await _take_contact_request(tx, record)
         else:
             answer = await _compare(tx, node, record, int(time.time()))
+            # The querier finds its check by the query's id, whatever room the answer came in.
             await share_in_room(node, [answer], [record.issuer],
-                                await _answer_room(tx, record), actor=AUTOMATIC,
+                                await answer_room(tx, record.issuer, record.room_id),
+                                actor=AUTOMATIC,
                                 issued_at=int(time.time()), open_session=session,
                                 coalition_id=cid)
 
-
-async def _answer_room(tx: StoreTransaction, record: VerifiedRecord) -> str:
-    """Where an answer to a query goes: the pair room with the querier when this node has one,
-    so the coalition's other members do not each receive and examine every member's answer
-    (decision 0033); else the room the query came in. None is made for an answer. The querier
-    finds its check by the query's id, whatever room the answer came in."""
-    pair = await PairRoomRepository(tx.session).for_org(record.issuer)
-    return record.room_id if pair is None else pair.room_id
 
 
 async def _forget_received(tx: StoreTransaction, record: VerifiedRecord) -> None:

@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from federation.consent_decision import HEADER_CLAIMS, grant
 from federation.disclosure import (
     MINGA_SD_JWT_TYP,
     ConsentRequired,
@@ -563,8 +564,6 @@ def test_a_token_with_a_bad_audience_list_is_malformed(aud: Any) -> None:
 
 
 def test_a_case_is_never_issued_to_a_list_of_audiences() -> None:
-    from federation.consent_decision import HEADER_CLAIMS, grant
-
     claims = {"kind": "case", "narrative": "x",
               **{name: 1 if name == "version" else "h" for name in HEADER_CLAIMS
                  if name != "kind"}}

@@ -36,7 +36,12 @@ from node.features.dedup import (
     matchable_cases,
     start_overlap_checks,
 )
-from node.features.figures.overlap import draw_sample, earlier_members, published_report
+from node.features.figures.overlap import (
+    asked_the_members_before,
+    draw_sample,
+    earlier_members,
+    published_report,
+)
 from schemas.payloads import OverlapReport
 
 SURVEY_SETTING = "aggregates.overlap_survey"
@@ -121,7 +126,8 @@ async def drop_survey(tx: StoreTransaction, coalition_id: str) -> None:
 
 async def start_survey(node: Node, coalition_id: str, *, now: int, publish_when_done: bool,
                        rng: random.Random | None = None) -> Survey | None:
-    """Start a survey, unless one is under way or the latest report is fresh.
+    """Start a survey, unless one is under way or the latest report is fresh and asked the
+    members now before this node.
 
     The new (or current) survey; one with no checks has finished already (its report is kept).
     ``None`` when none is needed or none can be made (no linkage key yet: the overlap stays
@@ -132,9 +138,11 @@ async def start_survey(node: Node, coalition_id: str, *, now: int, publish_when_
         report = await latest_report(tx, coalition_id)
     if running is not None:
         return running
-    if report is not None and now - report.as_of < FRESH_SECONDS:
+    members = await other_members(node, coalition_id)
+    if report is not None and now - report.as_of < FRESH_SECONDS \
+            and asked_the_members_before(report, node.org_id, members):
         return None
-    asked = earlier_members(node.org_id, await other_members(node, coalition_id))
+    asked = earlier_members(node.org_id, members)
     try:
         found = await _ask(node, coalition_id, asked, now, rng)
     except (DedupError, CoalitionNotChosen):  # no key in this coalition (yet)

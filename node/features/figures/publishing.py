@@ -45,6 +45,7 @@ from node.features.campaigns import other_members
 from node.features.cases import own_case_records
 from node.features.figures.aggregates import Granularity, build_aggregate
 from node.features.figures.coalition_view import aggregate_from_claims, latest_per_member
+from node.features.figures.overlap import asked_the_members_before
 from node.features.figures.overlap_survey import (
     current_survey,
     drop_survey,
@@ -189,24 +190,30 @@ async def publication_tick(node: Node, now: int) -> None:
             running = await current_survey(tx, coalition.coalition_id)
         if running is not None:
             continue
-        if last is not None and last.overlap is None:
+        if last is not None and not await _estimate_current(node, coalition, last.overlap):
             await _complete_estimate(node, coalition, now)
         elif is_due(await publication_schedule(node), last, now) \
                 and not await _refresh_overlap(node, now, coalition.coalition_id):
             await _publish(node, coalition, actor=AUTOMATIC, now=now)
 
 
+async def _estimate_current(node: Node, coalition: Coalition,
+                            overlap: OverlapReport | None) -> bool:
+    """Whether a published overlap estimate asked the members now before this node."""
+    members = await other_members(node, coalition.coalition_id)
+    return overlap is not None and asked_the_members_before(overlap, node.org_id, members)
+
+
 async def _complete_estimate(node: Node, coalition: Coalition, now: int) -> None:
-    """Figures published before the linkage key arrived carry no overlap estimate, and the
-    coalition's distinct-case count stays a wide range: once an estimate can be made, make it
-    and publish again (nothing happens while there is still no key, nor when the estimate was
-    made with members of another coalition)."""
+    """Figures published before the linkage key arrived carry no overlap estimate, and those
+    published while the roster was still arriving (or before a member joined or left) one that
+    the others read as unknown; either way the coalition's distinct-case count stays a wide
+    range. Once a current estimate can be made, make it and publish again (nothing happens
+    while there is still no key)."""
     async with node.store.read() as tx:
         ready = await latest_report(tx, coalition.coalition_id)
-    if ready is not None:
-        members = frozenset(await other_members(node, coalition.coalition_id))
-        if fits(ready, members) is not None:
-            await _publish(node, coalition, actor=AUTOMATIC, now=now)
+    if ready is not None and await _estimate_current(node, coalition, ready):
+        await _publish(node, coalition, actor=AUTOMATIC, now=now)
         return
     survey = await start_survey(node, coalition.coalition_id, now=now, publish_when_done=True)
     if survey is not None and not survey.check_ids:  # nobody to ask: finished already

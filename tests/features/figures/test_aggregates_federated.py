@@ -21,6 +21,8 @@ from node.assembly import node_registry
 from node.core.coalition import create_coalition
 from node.core.store import Role
 from node.features.figures.aggregates import Granularity, build_aggregate
+from node.features.figures.overlap import published_report
+from node.features.figures.overlap_survey import REPORT_SETTING
 from node.features.figures.publishing import (
     PUBLISHED_SETTING,
     PublicationSchedule,
@@ -261,5 +263,31 @@ async def test_figures_published_before_the_linkage_key_arrived_are_published_ag
         assert again.overlap is not None and again.overlap.with_members == []
         assert [e.actor for e in entries if e.action == "aggregates.publish"] == ["schedule"]
         await publication_tick(node, start + 20)  # complete now: nothing more is sent
+        async with node.store.read() as tx:
+            assert await own_published(tx, made.coalition_id) == again
+
+
+async def test_an_estimate_that_asked_other_members_than_those_now_before_is_made_again(
+    homeserver: Homeserver, tmp_path: Path
+) -> None:
+    async with running_web(homeserver, tmp_path / "node") as site:
+        node = site.node
+        made = await create_coalition(node, "Minga de prueba",
+                                      node_registry().after_coalition_created)
+        start = 1_800_000_000
+        # Made and published while the roster still held a member that is no longer before
+        # this node (or, alike, before one that now is had arrived): fresh, but the others
+        # read it as unknown.
+        stale = published_report(["o" + "a" * 26], 6, 6, 0, as_of=start)
+        early = build_aggregate([], as_of=start, granularity=Granularity.YEAR, overlap=stale)
+        async with node.store.transaction() as tx:
+            await tx.settings.set(PUBLISHED_SETTING, early.model_dump(mode="json"))
+            await tx.settings.set(REPORT_SETTING, stale.model_dump(mode="json"))
+        await publication_tick(node, start + 10)
+        async with node.store.read() as tx:
+            again = await own_published(tx, made.coalition_id)
+        assert again is not None and again.as_of == start + 10
+        assert again.overlap is not None and again.overlap.with_members == []
+        await publication_tick(node, start + 20)  # current now: nothing more is sent
         async with node.store.read() as tx:
             assert await own_published(tx, made.coalition_id) == again

@@ -14,6 +14,7 @@ from node.features.dedup.service import Answer, CheckState
 from node.features.figures.aggregates import TABLE, CoalitionFigure, build_aggregate, coalition_sums
 from node.features.figures.overlap import (
     SAMPLE_SIZE,
+    asked_the_members_before,
     case_count_figure,
     distinct_cases,
     draw_sample,
@@ -32,6 +33,15 @@ def test_a_member_asks_only_the_members_before_it() -> None:
     assert earlier_members(C, [B, A, C, B]) == [A, B]
     assert earlier_members(B, [A, C]) == [A]
     assert earlier_members(A, [B, C]) == []
+
+
+def test_a_report_is_current_only_while_it_asked_exactly_the_members_now_before() -> None:
+    report = published_report([A], 6, 6, 0, as_of=0)
+    assert asked_the_members_before(report, C, [A])
+    assert asked_the_members_before(report, C, [A, C, "o" + "d" * 26])  # after C: not asked
+    assert not asked_the_members_before(report, C, [A, B])  # B arrived since
+    assert not asked_the_members_before(report, C, [B])  # A left
+    assert asked_the_members_before(published_report([], 0, 0, 0, as_of=0), A, [B, C])
 
 
 def test_the_sample_is_every_case_when_few_and_a_random_subset_otherwise() -> None:

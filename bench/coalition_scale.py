@@ -85,6 +85,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import contextlib
 import logging
 import os
@@ -556,20 +557,29 @@ async def dedup_check(api: Api, issuer: Member, others: Sequence[Member]
         await asyncio.sleep(CHECK_POLL_SECONDS)
 
 
+def refusal_reasons(refused: dict[str, str]) -> str:
+    """How many members refused, by reason (reasons name fields and limits, never content)."""
+    counted = collections.Counter(refused.values())
+    return "; ".join(f"{count} × {reason}" for reason, count in counted.most_common())
+
+
 async def warm_up_dedup(api: Api, issuer: Member, others: Sequence[Member]) -> float:
     """Checks until every member answers without refusal (the linkage key is everywhere),
-    three at most; infinite if none did."""
+    three at most; infinite if none did. Each try prints who answered and why members
+    refused."""
     started = time.perf_counter()
-    for _ in range(3):
+    for attempt in range(1, 4):
         try:
-            await api.call(issuer, "POST", "/dedup/checks",
-                           json={"kind": "case", "draft": DEDUP_DRAFT}, expect=201)
+            elapsed, refused, answered = await dedup_check(api, issuer, others)
         except RuntimeError as error:
             if "no_linkage_key" not in str(error):
                 raise
+            print(f"warm-up check {attempt}: the issuer holds no linkage key yet", flush=True)
             await asyncio.sleep(2)
             continue
-        _, refused, answered = await dedup_check(api, issuer, others)
+        print(f"warm-up check {attempt}: {answered} of {len(others)} answered in "
+              f"{elapsed:.1f} s" + (f"; refused: {refusal_reasons(refused)}" if refused else ""),
+              flush=True)
         if not refused and answered == len(others):
             return time.perf_counter() - started
         await asyncio.sleep(2)
@@ -676,7 +686,7 @@ async def measure(results: Results, api: Api, federation: Federation,
             elapsed, refused, answered = await dedup_check(api, issuer, others)
             results.dedups.append(elapsed)
             print(f"dedup {run + 1}: {answered} answers in {elapsed:.2f} s"
-                  + (f", {len(refused)} refused" if refused else ""), flush=True)
+                  + (f"; refused: {refusal_reasons(refused)}" if refused else ""), flush=True)
             await asyncio.sleep(QUIET_SECONDS)
         for run in range(runs):
             results.shares.append(await share_case(api, issuer, others))

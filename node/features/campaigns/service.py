@@ -333,14 +333,15 @@ async def issue(node: Node, payload: Payload, recipients: Sequence[str], room_id
                 coalition_id: str, *, actor: str, issued_at: int, record_id: str | None = None,
                 version: int = 1) -> RecordBase[Any]:
     """Sign ``payload`` as a record, send it to ``recipients`` in ``room_id`` through the
-    coalition ``coalition_id`` (only its verified members receive it), keep it here."""
+    coalition ``coalition_id`` (only its verified members receive it), keep it here. Every
+    recipient gets the same record: one token and one envelope for all (decision 0033)."""
     record = build_record(node.org_id, payload, record_id=record_id or new_record_id(),
                           issued_at=issued_at, version=version)
     members = set(await other_members(node, coalition_id))
     recipients = [org for org in recipients if org in members]
     if recipients:
         await share_in_room(node, [record], recipients, room_id, actor=actor,
-                            issued_at=issued_at, coalition_id=coalition_id)
+                            issued_at=issued_at, coalition_id=coalition_id, alike=True)
     await keep_own(node, record, coalition_id)
     return record
 

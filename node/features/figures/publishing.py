@@ -130,7 +130,7 @@ async def _publish(node: Node, coalition: Coalition, *, actor: str, now: int) ->
     record = build_record(node.org_id, aggregate, record_id=new_record_id(), issued_at=now)
     if members:
         await share_in_room(node, [record], members, coalition.room_id, actor=actor,
-                            issued_at=now, coalition_id=coalition.coalition_id)
+                            issued_at=now, coalition_id=coalition.coalition_id, alike=True)
     async with node.store.transaction() as tx:
         await tx.settings.set(published_setting(coalition.coalition_id),
                               aggregate.model_dump(mode="json"))

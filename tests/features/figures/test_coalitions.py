@@ -97,8 +97,8 @@ async def test_figures_are_published_to_the_coalition_chosen_only(node: Node) ->
     done = await publish_aggregate(node, actor="ana", now=T0, coalition_id=B)
     assert done.coalition_id == B
     assert sorted(done.recipients) == sorted([ONLY_B.org_id, BOTH.org_id])
-    sent = await queued(node)
-    assert {room for room, _ in sent} == {B}
+    # One envelope for every member (decision 0033): each gets the same figures.
+    assert await queued(node) == [(B, sorted([ONLY_B.org_id, BOTH.org_id]))]
     async with node.store.read() as tx:
         assert await own_published(tx, B) is not None
         assert await own_published(tx, A) is None

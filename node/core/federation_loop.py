@@ -38,6 +38,7 @@ async def run_federation(
     try:
         await engine.run()
     finally:
+        await host.close()
         node.wake_sync, node.outbox = _no_engine, None
         node.part(RunningSync).engine = None
         for duty in duties:

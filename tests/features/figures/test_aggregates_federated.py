@@ -16,6 +16,8 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from deploy.homeserver import Federation, Homeserver
 from node.assembly import node_registry
 from node.core.coalition import create_coalition
@@ -31,6 +33,7 @@ from node.features.figures.publishing import (
     publication_tick,
     set_publication_schedule,
 )
+from schemas.payloads import OverlapReport
 from tests.features.figures.test_aggregates import make_case
 from tests.support.api_harness import RunningApi
 from tests.support.sharing import ORGS, eventually, form_coalition, member_running, new_member
@@ -243,18 +246,27 @@ async def test_the_node_publishes_by_itself_when_the_schedule_says_so(
         assert [e.actor for e in published] == ["schedule", "schedule"]
 
 
-async def test_figures_published_before_the_linkage_key_arrived_are_published_again_with_it(
-    homeserver: Homeserver, tmp_path: Path
+STALE = published_report(["o" + "a" * 26], 6, 6, 0, as_of=1_800_000_000)
+"""An estimate made while the roster still held a member that is no longer before this node (or,
+alike, before one that now is had arrived): fresh, but the others read it as unknown."""
+
+
+@pytest.mark.parametrize("overlap", [None, STALE], ids=["before-the-key", "other-members"])
+async def test_figures_without_a_current_estimate_are_published_again_with_one(
+    homeserver: Homeserver, tmp_path: Path, overlap: OverlapReport | None
 ) -> None:
     async with running_web(homeserver, tmp_path / "node") as site:
         node = site.node
         made = await create_coalition(node, "Minga de prueba",
                                       node_registry().after_coalition_created)
         start = 1_800_000_000
-        # What a publication made while the key was still on its way looks like.
-        early = build_aggregate([], as_of=start, granularity=Granularity.YEAR, overlap=None)
+        # What a publication made while the key was still on its way, or while the roster
+        # was, looks like.
+        early = build_aggregate([], as_of=start, granularity=Granularity.YEAR, overlap=overlap)
         async with node.store.transaction() as tx:
             await tx.settings.set(PUBLISHED_SETTING, early.model_dump(mode="json"))
+            if overlap is not None:
+                await tx.settings.set(REPORT_SETTING, overlap.model_dump(mode="json"))
         await publication_tick(node, start + 10)
         async with node.store.read() as tx:
             again = await own_published(tx, made.coalition_id)
@@ -263,31 +275,5 @@ async def test_figures_published_before_the_linkage_key_arrived_are_published_ag
         assert again.overlap is not None and again.overlap.with_members == []
         assert [e.actor for e in entries if e.action == "aggregates.publish"] == ["schedule"]
         await publication_tick(node, start + 20)  # complete now: nothing more is sent
-        async with node.store.read() as tx:
-            assert await own_published(tx, made.coalition_id) == again
-
-
-async def test_an_estimate_that_asked_other_members_than_those_now_before_is_made_again(
-    homeserver: Homeserver, tmp_path: Path
-) -> None:
-    async with running_web(homeserver, tmp_path / "node") as site:
-        node = site.node
-        made = await create_coalition(node, "Minga de prueba",
-                                      node_registry().after_coalition_created)
-        start = 1_800_000_000
-        # Made and published while the roster still held a member that is no longer before
-        # this node (or, alike, before one that now is had arrived): fresh, but the others
-        # read it as unknown.
-        stale = published_report(["o" + "a" * 26], 6, 6, 0, as_of=start)
-        early = build_aggregate([], as_of=start, granularity=Granularity.YEAR, overlap=stale)
-        async with node.store.transaction() as tx:
-            await tx.settings.set(PUBLISHED_SETTING, early.model_dump(mode="json"))
-            await tx.settings.set(REPORT_SETTING, stale.model_dump(mode="json"))
-        await publication_tick(node, start + 10)
-        async with node.store.read() as tx:
-            again = await own_published(tx, made.coalition_id)
-        assert again is not None and again.as_of == start + 10
-        assert again.overlap is not None and again.overlap.with_members == []
-        await publication_tick(node, start + 20)  # current now: nothing more is sent
         async with node.store.read() as tx:
             assert await own_published(tx, made.coalition_id) == again

@@ -38,7 +38,6 @@ async def run_federation(
     try:
         await engine.run()
     finally:
-        await host.close()
         node.wake_sync, node.outbox = _no_engine, None
         node.part(RunningSync).engine = None
         for duty in duties:

@@ -1,8 +1,7 @@
 """Pair rooms: one private room per pair of member organisations, for direct sharing
 (docs/architecture.md §6).
 
-The node that shares first with another member creates the room (or the node a member had to
-answer in a shared room, :mod:`node.core.pair_room_wishes`): private (invite only), room
+The node that shares first with another member creates the room: private (invite only), room
 version 12, shared history (so the other node can backfill what was posted before it joined),
 guests forbidden, the power levels of the coalition room with the other node at member power,
 so that only the two nodes may post ``org.minga.*`` events. A state event
@@ -76,11 +75,6 @@ ROOM_REPLACED: Final = "room.replaced"
 RECHECK_SECONDS: Final = 30.0
 MAX_RECHECKS: Final = 10
 MAX_JOIN_ATTEMPTS: Final = 20
-PAIR_ROOMS_AT_ONCE: Final = 8
-"""Pair rooms made at the same time (each is a createRoom with an invite)."""
-
-PairRoomFor = Callable[[str], Awaitable[str]]
-"""The pair room to reach one organisation through, created if needed."""
 
 
 class PairRoomError(Exception):
@@ -133,24 +127,6 @@ async def answer_room(tx: StoreTransaction, org_id: str, asked_in: str) -> str:
     ``asked_in``. None is made for an answer: making one takes longer than it may wait."""
     found = await PairRoomRepository(tx.session).for_org(org_id)
     return asked_in if found is None else found.room_id
-
-
-async def rooms_of(org_ids: Sequence[str], pair_room_for: PairRoomFor) -> dict[str, str]:
-    """Each member's pair room, up to :data:`PAIR_ROOMS_AT_ONCE` made at the same time (a
-    first share with fifty members made fifty rooms one after the other). Every room is
-    finished, made or not, before the first failure is raised: one half made and forgotten
-    would leave the member a room nobody posts in."""
-    gate = asyncio.Semaphore(PAIR_ROOMS_AT_ONCE)
-
-    async def one(org_id: str) -> str:
-        async with gate:
-            return await pair_room_for(org_id)
-
-    found = await asyncio.gather(*(one(org_id) for org_id in org_ids), return_exceptions=True)
-    for outcome in found:
-        if isinstance(outcome, BaseException):
-            raise outcome
-    return {org_id: str(room) for org_id, room in zip(org_ids, found, strict=True)}
 
 
 async def ensure_pair_room(

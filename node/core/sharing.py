@@ -51,7 +51,7 @@ from federation.disclosure import issue, present
 from federation.identity import OrgKeys
 from federation.sealing import MAX_RECIPIENTS
 from federation.transport import MatrixTransport
-from node.core.rooms import PairRoomFor, ensure_pair_room, pair_room_of, rooms_of
+from node.core.rooms import ensure_pair_room, pair_room_of
 from node.core.runtime import Node
 from node.core.store import StoreTransaction
 from node.core.store.ids import utc_now
@@ -79,6 +79,8 @@ CLEAR_KINDS: Final = frozenset({RecordKind.RETRACTION})
 
 SHARE_ACTION: Final = "record.share"
 RETRACT_ACTION: Final = "record.retract"
+PAIR_ROOMS_AT_ONCE: Final = 8
+"""Pair rooms made at the same time for one share (each is a createRoom with an invite)."""
 
 
 # --- errors -----------------------------------------------------------------------------------
@@ -332,6 +334,8 @@ class Enqueue(Protocol):
     ) -> Awaitable[Any]: ...
 
 
+PairRoomFor = Callable[[str], Awaitable[str]]
+"""The pair room to reach one organisation through, created if needed (node.rooms)."""
 Alongside = Callable[[StoreTransaction], Awaitable[None]]
 """More to write in the transaction that records a share (see :func:`share_records`)."""
 
@@ -435,6 +439,24 @@ async def _queue(
     else:  # a bulk share: one entry naming every record
         await tx.audit.append(actor, name, details={
             "records": [_audit_details(plan, action) for plan in planned]})
+
+
+async def rooms_of(org_ids: Sequence[str], pair_room_for: PairRoomFor) -> dict[str, str]:
+    """Each member's pair room, up to :data:`PAIR_ROOMS_AT_ONCE` made at the same time (a
+    first share with fifty members made fifty rooms one after the other). Every room is
+    finished, made or not, before the first failure is raised: one half made and forgotten
+    would leave the member a room nobody posts in."""
+    gate = asyncio.Semaphore(PAIR_ROOMS_AT_ONCE)
+
+    async def one(org_id: str) -> str:
+        async with gate:
+            return await pair_room_for(org_id)
+
+    found = await asyncio.gather(*(one(org_id) for org_id in org_ids), return_exceptions=True)
+    for outcome in found:
+        if isinstance(outcome, BaseException):
+            raise outcome
+    return {org_id: str(room) for org_id, room in zip(org_ids, found, strict=True)}
 
 
 async def share_records(

@@ -25,8 +25,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
@@ -62,7 +60,6 @@ from node.core.coalition import (
     refresh_roster,
 )
 from node.core.coalition_move import Outcome, check_coalition_room
-from node.core.pair_room_wishes import PairRoomWishes, answered_in_a_shared_room
 from node.core.peer_replacement import (
     MOVED_ACCOUNTS_SETTING,
     MovedAccount,
@@ -71,13 +68,7 @@ from node.core.peer_replacement import (
     replace_as_peer,
     write_moves,
 )
-from node.core.rooms import (
-    InviteHandler,
-    PairRoomError,
-    ensure_pair_room,
-    replace_pair_room,
-    rooms_of,
-)
+from node.core.rooms import InviteHandler, PairRoomError, replace_pair_room
 from node.core.roster_nudge import RoomNudges, server_of
 from node.core.runtime import Node, NodeNotReady
 from node.core.store.audit import AuditLog
@@ -225,8 +216,6 @@ class NodeSyncHost:
         self._roster_read = False
         self._rosters_read: set[str] = set()  # coalition rooms whose roster was read
         self._nudges = RoomNudges(server_of(transport.user_id) if transport else "")
-        self._pair_wishes = PairRoomWishes()
-        self._making_pair_rooms: asyncio.Task[None] | None = None
         self._check_room = True  # whether to look for (or make) a coalition move next batch
         self._check_after = 0.0
         self._column_cipher = cipher
@@ -337,7 +326,6 @@ class NodeSyncHost:
                 self._check_room = True
                 self._moves = None  # the roster may have noted a member's move
         await self._nudge_coalition_rooms(self._transport)
-        self._make_wished_pair_rooms(self._transport)
         await self._invites.handle(self._transport, batch.invites)
         await self._leave_pair_rooms_peers_left(self._transport, batch)
         await self._check_coalition_room(self._transport, batch)
@@ -354,36 +342,6 @@ class NodeSyncHost:
             except TransportError as error:
                 self._nudges.failed(room_id)
                 log.warning("could not nudge coalition room %s: %s", room_id, error)
-
-    def _make_wished_pair_rooms(self, transport: MatrixTransport) -> None:
-        """Make, in the background, the pair rooms with members that answered this node in a
-        shared room (:mod:`node.core.pair_room_wishes`); one round at a time."""
-        if self._making_pair_rooms is not None and not self._making_pair_rooms.done():
-            return
-        due = self._pair_wishes.take(time.monotonic())
-        self._making_pair_rooms = asyncio.create_task(
-            self._make_pair_rooms(transport, due)) if due else None
-
-    async def _make_pair_rooms(self, transport: MatrixTransport, org_ids: list[str]) -> None:
-        async def make(org_id: str) -> str:
-            try:
-                room_id = await ensure_pair_room(self._node, transport, org_id, self)
-            except (PairRoomError, TransportError) as error:
-                self._pair_wishes.failed(org_id, time.monotonic())
-                log.warning("could not make a pair room with %s: %s", org_id, error)
-                return ""
-            self._pair_wishes.made(org_id)
-            return room_id
-
-        await rooms_of(org_ids, make)
-
-    async def close(self) -> None:
-        """Stop what this host runs in the background (pair rooms being made)."""
-        task, self._making_pair_rooms = self._making_pair_rooms, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
 
     async def _leave_pair_rooms_peers_left(self, transport: MatrixTransport,
                                            batch: SyncBatch) -> None:
@@ -572,10 +530,6 @@ class NodeSyncHost:
     async def deliver(self, session: AsyncSession, records: Sequence[VerifiedRecord]) -> None:
         received = ReceivedRepository(session, self._column_cipher, utc_now)
         records = await self._through_coalitions(session, records)
-        for record in records:
-            if answered_in_a_shared_room(record.claims, record.room_id, self._node.org_id,
-                                         self._pair_rooms):
-                self._pair_wishes.note(record.issuer)
         await received.add_many([Incoming(r.issuer, r.record_id, r.version, r.kind,
                                           dict(r.claims), r.claims.get(COALITION_CLAIM))
                                  for r in records], VERIFIED)

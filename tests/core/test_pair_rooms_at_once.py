@@ -1,5 +1,5 @@
 """A first share with many members makes their pair rooms a few at a time, and a failure is
-raised only once every room under way is finished (node/core/rooms.py: rooms_of)."""
+raised only once every room under way is finished (node/core/sharing.py: rooms_of)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import asyncio
 
 import pytest
 
-from node.core.rooms import PAIR_ROOMS_AT_ONCE, PairRoomError, rooms_of
+from node.core.rooms import PairRoomError
+from node.core.sharing import PAIR_ROOMS_AT_ONCE, rooms_of
 
 
 class Maker:

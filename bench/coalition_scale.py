@@ -64,7 +64,12 @@ Where the time went (2 shared cores, 23 GB), most recent first:
   node RSS 159 MB each (8.0 GB for 50), homeserver RSS 153 MB each. Before the pair rooms
   exist the answers go in the shared rooms: the warm-up (right after the nodes started, with
   the acknowledgements of three warm-up alerts in the alert room) had 32 of 49 answers after
-  90 s for its first check and all 49 after 74 s for its second.
+  90 s for its first check and all 49 after 74 s for its second. A second run at fea7ea3: 2.91,
+  9.37 and 6.77 s (nodes 51 CPU s in the alert phase). Two runs with the issuer making a pair
+  room with each member that answered it in a shared room (8ceb2c0, reverted): the warm-up
+  was faster (linkage key everywhere after 86 and 157 s instead of 166 and 272 s) but the
+  alert phase slower (alerts 5.16 and 4.43 s, acknowledgements 12.87 and 11.83 s, dedup 8.13
+  and 12.04 s; nodes 82 and 67 CPU s), for a reason not yet found.
 - 50 members over 5 homeservers, after decisions 0033 (an alert is one token in one envelope
   for all recipients) and 0034 (coalition room nudges), with the first share still after the
   alerts: formation 94 s; all 50 nodes answering after 750 s (50 stale nodes of a killed run

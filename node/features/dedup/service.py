@@ -884,7 +884,6 @@ async def on_dedup_query(session: AsyncSession, node: Node, record: VerifiedReco
                                 coalition_id=cid)
 
 
-
 async def _forget_received(tx: StoreTransaction, record: VerifiedRecord) -> None:
     """Wipe the stored copy's claims: a key grant holds the linkage key, a query encodings;
     neither belongs in the received records that staff can list."""

@@ -49,12 +49,13 @@ def earlier_members(own_org_id: str, members: Iterable[str]) -> list[str]:
     return sorted(member for member in set(members) if member < own_org_id)
 
 
-def asked_the_members_before(report: OverlapReport, own_org_id: str,
+def asked_the_members_before(report: OverlapReport | None, own_org_id: str,
                              members: Iterable[str]) -> bool:
-    """Whether ``report`` asked exactly the members now before ``own_org_id``. One made while
-    the roster was still arriving, or before a member joined or left, is read by the others as
-    unknown (:func:`shared_bounds`): it has to be made again, however fresh."""
-    return sorted(report.with_members) == earlier_members(own_org_id, members)
+    """Whether ``report`` asked exactly the members now before ``own_org_id`` (no report: no).
+    One made while the roster was still arriving, or before a member joined or left, is read by
+    the others as unknown (:func:`shared_bounds`): it has to be made again, however fresh."""
+    return report is not None and \
+        sorted(report.with_members) == earlier_members(own_org_id, members)
 
 
 def draw_sample(case_ids: Sequence[str], rng: random.Random,

@@ -181,8 +181,8 @@ def is_due(schedule: PublicationSchedule, last: Aggregate | None, now: int) -> b
 
 async def publication_tick(node: Node, now: int) -> None:
     """One round of the node's publishing duties: publish after a finished survey, and in each
-    coalition complete a publication that went out without an overlap estimate, or start the
-    scheduled publication when it is due (it goes out when its survey has finished)."""
+    coalition complete a publication that went out without a current overlap estimate, or start
+    the scheduled publication when it is due (it goes out when its survey has finished)."""
     for coalition in await node.coalitions():
         await publish_finished_survey(node, coalition, now)
         async with node.store.read() as tx:
@@ -190,29 +190,26 @@ async def publication_tick(node: Node, now: int) -> None:
             running = await current_survey(tx, coalition.coalition_id)
         if running is not None:
             continue
-        if last is not None and not await _estimate_current(node, coalition, last.overlap):
-            await _complete_estimate(node, coalition, now)
-        elif is_due(await publication_schedule(node), last, now) \
+        if last is not None:
+            members = await other_members(node, coalition.coalition_id)
+            if not asked_the_members_before(last.overlap, node.org_id, members):
+                await _complete_estimate(node, coalition, members, now)
+                continue
+        if is_due(await publication_schedule(node), last, now) \
                 and not await _refresh_overlap(node, now, coalition.coalition_id):
             await _publish(node, coalition, actor=AUTOMATIC, now=now)
 
 
-async def _estimate_current(node: Node, coalition: Coalition,
-                            overlap: OverlapReport | None) -> bool:
-    """Whether a published overlap estimate asked the members now before this node."""
-    members = await other_members(node, coalition.coalition_id)
-    return overlap is not None and asked_the_members_before(overlap, node.org_id, members)
-
-
-async def _complete_estimate(node: Node, coalition: Coalition, now: int) -> None:
+async def _complete_estimate(node: Node, coalition: Coalition, members: list[str],
+                             now: int) -> None:
     """Figures published before the linkage key arrived carry no overlap estimate, and those
     published while the roster was still arriving (or before a member joined or left) one that
     the others read as unknown; either way the coalition's distinct-case count stays a wide
-    range. Once a current estimate can be made, make it and publish again (nothing happens
-    while there is still no key)."""
+    range. Once a current estimate can be made (``members``: the coalition's other verified
+    members), make it and publish again (nothing happens while there is still no key)."""
     async with node.store.read() as tx:
         ready = await latest_report(tx, coalition.coalition_id)
-    if ready is not None and await _estimate_current(node, coalition, ready):
+    if asked_the_members_before(ready, node.org_id, members):
         await _publish(node, coalition, actor=AUTOMATIC, now=now)
         return
     survey = await start_survey(node, coalition.coalition_id, now=now, publish_when_done=True)

@@ -42,6 +42,7 @@ def test_a_report_is_current_only_while_it_asked_exactly_the_members_now_before(
     assert not asked_the_members_before(report, C, [A, B])  # B arrived since
     assert not asked_the_members_before(report, C, [B])  # A left
     assert asked_the_members_before(published_report([], 0, 0, 0, as_of=0), A, [B, C])
+    assert not asked_the_members_before(None, A, [B, C])  # none made yet
 
 
 def test_the_sample_is_every_case_when_few_and_a_random_subset_otherwise() -> None:
